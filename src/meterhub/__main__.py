@@ -1,0 +1,5 @@
+"""python -m meterhub"""
+
+from meterhub.cli import app
+
+app(prog_name="meterhub")

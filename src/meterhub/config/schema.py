@@ -1,0 +1,303 @@
+"""The site file schema (pydantic v2).
+
+A site file is YAML: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
+for storage, web, energy and simulation. Unknown keys are errors (a typo must not be silently ignored).
+See ``examples/demo-site.yaml`` for a complete, commented example.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from meterhub.energy.config import EnergyConfig
+from meterhub.metering.ct_table import CTTable
+from meterhub.model.topology import PHASES_OF_WIRING, Phase, Purpose, Wiring
+
+__all__ = [
+    "Bus",
+    "BusKind",
+    "CTKind",
+    "CTSpec",
+    "Circuit",
+    "Device",
+    "LoadSpec",
+    "Panel",
+    "Ratio",
+    "SiteConfig",
+    "SiteInfo",
+    "Simulation",
+    "StorageConfig",
+    "WebConfig",
+]
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
+_RATIO = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, use_enum_values=False)
+
+
+class Ratio(_Strict):
+    """A transformer ratio primary/secondary, written ``"800/5"`` or as a plain number."""
+
+    primary: float = Field(gt=0)
+    secondary: float = Field(gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return {"primary": float(value), "secondary": 1.0}
+        if isinstance(value, str):
+            m = _RATIO.match(value)
+            if not m:
+                raise ValueError(f"ratio {value!r} is not of the form PRIMARY/SECONDARY, e.g. '800/5'")
+            return {"primary": float(m.group(1)), "secondary": float(m.group(2))}
+        return value
+
+    @property
+    def value(self) -> float:
+        """primary / secondary [-]"""
+        return self.primary / self.secondary
+
+    def __str__(self) -> str:
+        return f"{self.primary:g}/{self.secondary:g}"
+
+
+class CTKind(StrEnum):
+    """Current sensor kinds (seed 000 §4.6, seed 001 meter setup)."""
+
+    CURRENT_OUTPUT = "current-output"  # mA secondary into a burden resistor
+    VOLTAGE_OUTPUT = "voltage-output"  # 333 mV at rated primary current
+    ROGOWSKI = "rogowski"  # di/dt coil, integrated
+    ADAPTER_5A = "adapter-5a"  # a 5 A (or 1 A) adapter behind a primary CT, e.g. 800/5
+    BUILT_IN = "built-in"  # CT inside the module (M10…M40)
+    DIRECT = "direct"  # direct connection, no CT
+
+
+class CTSpec(_Strict):
+    """The current sensor of a circuit."""
+
+    kind: CTKind = CTKind.BUILT_IN
+    ratio: Ratio = Field(default_factory=lambda: Ratio(primary=1, secondary=1))
+    burden: float | None = Field(default=None, gt=0, description="burden resistor [Ω] (current-output)")
+    rated_current: float | None = Field(default=None, gt=0, description="rated primary current [A]")
+    phase_error: float = Field(default=0.0, ge=-10, le=10, description="phase error at rated current [°]")
+    table: CTTable | None = Field(default=None, description="phase/ratio error against current")
+
+
+class Panel(_Strict):
+    id: Identifier
+    name: str = ""
+    parent: Identifier | None = None
+
+
+class BusKind(StrEnum):
+    """How devices are reached."""
+
+    MODBUS_TCP = "modbus-tcp"
+    MODBUS_RTU = "modbus-rtu"  # RS485 through a local serial port
+    MODBUS_RTU_OVER_TCP = "modbus-rtu-over-tcp"  # RS485-to-Ethernet converter in transparent mode
+    WAVEFORM = "waveform"  # an ADC board streaming sampled V and I (seed 001)
+    MQTT = "mqtt"
+    IEC62056_21 = "iec62056-21"
+    DLMS = "dlms"
+    IO = "io"  # local pulse / digital / analog / 1-wire inputs
+
+
+class Bus(_Strict):
+    """A line or endpoint that carries one or more devices; one master at a time per bus."""
+
+    id: Identifier
+    kind: BusKind
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65535)
+    serial: str | None = None
+    baud: int = Field(default=9600, ge=300, le=921600)
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    timeout: float = Field(default=1.0, gt=0, le=60, description="response timeout [s]")
+    retries: int = Field(default=2, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> Bus:
+        needs_port = {BusKind.MODBUS_TCP, BusKind.MODBUS_RTU_OVER_TCP}
+        if self.kind in needs_port and self.port is None:
+            raise ValueError(f"a {self.kind.value} bus needs 'port'")
+        if self.kind is BusKind.MODBUS_RTU and not self.serial:
+            raise ValueError("a modbus-rtu bus needs 'serial' (e.g. /dev/ttyUSB0)")
+        return self
+
+
+class Device(_Strict):
+    """A thing with an address on a bus."""
+
+    id: Identifier
+    name: str = ""
+    panel: Identifier | None = None
+    bus: Identifier
+    unit: int | None = Field(default=None, ge=0, le=247, description="Modbus unit id / bus address")
+    profile: str
+    poll_interval: float = Field(default=1.0, gt=0, le=86400, description="[s]")
+    priority: int = Field(default=0, ge=0, le=9)
+    enabled: bool = True
+
+
+class Circuit(_Strict):
+    """A metering point."""
+
+    id: Identifier
+    name: str = ""
+    device: Identifier
+    channels: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=4)
+    wiring: Wiring = Wiring.P1W2
+    phases: list[Phase] | None = Field(
+        default=None, description="supply phase of each current channel (default L1, L2, L3 in order)"
+    )
+    ct: CTSpec = Field(default_factory=CTSpec)
+    vt_ratio: Ratio = Field(default_factory=lambda: Ratio(primary=1, secondary=1))
+    reversed: list[bool] | bool = Field(default=False, description="CT polarity reversed (per channel)")
+    purpose: Purpose = Purpose.CONSUMABLE
+    zone: str | None = None
+    panel: Identifier | None = None
+    voltage_reference: Identifier | None = Field(
+        default=None, description="device id of the voltage unit this circuit takes its voltage from"
+    )
+    tariff: str | None = None
+
+    @field_validator("phases")
+    @classmethod
+    def _no_neutral(cls, v: list[Phase] | None) -> list[Phase] | None:
+        if v is not None and any(p in (Phase.N, Phase.TOTAL) for p in v):
+            raise ValueError("phases may only be L1, L2 or L3")
+        return v
+
+    @model_validator(mode="after")
+    def _channels_match_wiring(self) -> Circuit:
+        need = len(PHASES_OF_WIRING[self.wiring])
+        if self.wiring is Wiring.P3W3 and len(self.channels) in (2, 3):
+            pass  # Aron connection uses two current channels; three is allowed too
+        elif len(self.channels) != need:
+            raise ValueError(f"wiring {self.wiring.value} needs {need} channel(s), got {len(self.channels)}")
+        if self.phases is not None and len(self.phases) != len(self.channels):
+            raise ValueError("'phases' must name one supply phase per channel")
+        return self
+
+    @property
+    def supply_phases(self) -> tuple[Phase, ...]:
+        """The supply phase of each current channel."""
+        if self.phases is not None:
+            return tuple(self.phases)
+        return PHASES_OF_WIRING[self.wiring][: len(self.channels)]
+
+
+class StorageConfig(_Strict):
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    dsn: str | None = Field(default=None, description="PostgreSQL connection string")
+    raw_retention_days: float = Field(default=30, gt=0, description="how long raw values are kept [d]")
+    flush_interval: float = Field(default=5.0, gt=0, le=3600, description="[s] at most this is lost")
+    raw_retention_by_quantity: dict[str, Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict, description="raw retention per quantity id [d], overriding raw_retention_days"
+    )
+    minute_rollup_retention_days: float | None = Field(
+        default=None, gt=0, description="how long 1-minute rollups are kept [d]; unset keeps them"
+    )
+
+    @field_validator("raw_retention_by_quantity")
+    @classmethod
+    def _known_quantities(cls, v: dict[str, float]) -> dict[str, float]:
+        from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
+
+        for name in v:
+            if name not in CATALOGUE:
+                raise ValueError(str(UnknownQuantityError(name)))
+        return v
+
+    @model_validator(mode="after")
+    def _dsn_for_postgres(self) -> StorageConfig:
+        if self.backend == "postgres" and not self.dsn:
+            raise ValueError("backend 'postgres' needs 'dsn', e.g. 'host=127.0.0.1 user=meterhub dbname=meterhub'")
+        return self
+
+
+class WebConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    public_live: bool = False
+    title: str | None = None
+
+
+class LoadSpec(_Strict):
+    """A simulated load behind a circuit (used by ``meterhub demo`` / ``meterhub simulate``)."""
+
+    model: Literal["constant", "lighting", "hvac", "ev", "pv", "it", "motor", "heater", "kitchen", "supply"]
+    rated_power: float = Field(gt=0, description="[W] per circuit (all phases together)")
+    power_factor: float = Field(default=0.95, ge=-1, le=1)
+    period: float = Field(default=600, gt=0, description="cycle period for cycling loads [s]")
+    seed: int = 0
+
+
+class Simulation(_Strict):
+    """What ``meterhub demo`` simulates: the supply and a load model per circuit."""
+
+    voltage: float = Field(default=230.0, gt=0, description="nominal phase-to-neutral voltage [V]")
+    voltage_variation: float = Field(default=0.01, ge=0, le=0.2, description="relative, slow [-]")
+    frequency: float = Field(default=50.0, gt=0)
+    time_scale: float = Field(default=1.0, gt=0, le=10000, description="simulated s per real s (day curves)")
+    start_hour: float | None = Field(
+        default=None, ge=0, lt=24, description="simulated local hour at start [h]; default: the site's clock"
+    )
+    loads: dict[str, LoadSpec] = Field(default_factory=dict)
+
+
+class SiteInfo(_Strict):
+    name: str
+    timezone: str = "UTC"
+    nominal_voltage: float = Field(default=230.0, ge=50, le=1000, description="phase-to-neutral [V]")
+    nominal_frequency: Literal[50, 60] = 50
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+    co2_factor: float = Field(default=0.0, ge=0, le=5, description="[kg/kWh]")
+    language: Literal["en", "de"] = "en"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'Europe/Berlin'") from None
+        return v
+
+
+class SiteConfig(_Strict):
+    """A whole site file."""
+
+    site: SiteInfo
+    panels: list[Panel] = Field(default_factory=list)
+    buses: list[Bus] = Field(default_factory=list)
+    devices: list[Device] = Field(default_factory=list)
+    circuits: list[Circuit] = Field(default_factory=list)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    simulation: Simulation | None = None
+    # Sections owned by other capabilities are validated by their own models (kept as plain data
+    # here so this schema does not import every subsystem).
+    energy: EnergyConfig | None = None
+    alarms: dict[str, Any] | None = None
+    publish: dict[str, Any] | None = None
+    io: dict[str, Any] | None = None  # validated by meterhub.drivers.io.config (IOSection, check_io)
+
+    def bus(self, bus_id: str) -> Bus:
+        return next(b for b in self.buses if b.id == bus_id)
+
+    def device(self, device_id: str) -> Device:
+        return next(d for d in self.devices if d.id == device_id)
+
+    def circuit(self, circuit_id: str) -> Circuit:
+        return next(c for c in self.circuits if c.id == circuit_id)

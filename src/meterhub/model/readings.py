@@ -1,0 +1,67 @@
+"""Readings: what every source yields and every sink consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import IntEnum
+from typing import NamedTuple
+
+from meterhub.model.topology import Phase
+
+__all__ = ["Quality", "Reading", "SeriesKey", "iso_utc"]
+
+
+class Quality(IntEnum):
+    """Quality of a value (ordered: higher is worse)."""
+
+    GOOD = 0
+    ESTIMATED = 1  # filled from a cumulative counter across a gap, or interpolated
+    FLAGGED = 2  # IEC 61000-4-30 flag: the window overlapped a dip, swell or interruption
+    INVALID = 3  # out of range, decoding failed; kept for diagnosis, never aggregated
+
+
+class SeriesKey(NamedTuple):
+    """Identity of a stored series: (circuit or point id, quantity id, phase or None)."""
+
+    circuit: str
+    quantity: str
+    phase: Phase | None
+
+    def __str__(self) -> str:
+        return f"{self.circuit}/{self.quantity}/{self.phase.value if self.phase else '-'}"
+
+    @classmethod
+    def parse(cls, text: str) -> SeriesKey:
+        """Inverse of ``str()``: ``"main/voltage/L1"`` → SeriesKey."""
+        circuit, quantity, phase = text.rsplit("/", 2)
+        return cls(circuit, quantity, None if phase == "-" else Phase(phase))
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One value of one series at one time.
+
+    ts : time of the value, seconds since the Unix epoch, UTC. [s]
+    circuit : circuit id (or the id of a device-level point such as a DIO input).
+    quantity : catalogue id (``meterhub.model.quantities``).
+    phase : phase of the series, or None for quantities without a phase dimension.
+    value : in the catalogue unit of ``quantity``.
+    quality : :class:`Quality`.
+    """
+
+    ts: float
+    circuit: str
+    quantity: str
+    phase: Phase | None
+    value: float
+    quality: Quality = Quality.GOOD
+
+    @property
+    def key(self) -> SeriesKey:
+        return SeriesKey(self.circuit, self.quantity, self.phase)
+
+
+def iso_utc(ts: float) -> str:
+    """ISO 8601 UTC text with millisecond precision, e.g. ``2026-11-22T04:10:00.123Z``."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

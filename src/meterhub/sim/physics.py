@@ -1,0 +1,434 @@
+"""The physical model of a simulated site: a 3P4W supply and the loads of its circuits.
+
+Every simulator (Modbus devices, the ADC board) takes its values from one :class:`SiteModel`, so what
+the gateway reads over different protocols is one consistent installation:
+
+* per phase, ``S = U·I``, ``PF = P/S``, ``N = √(S² − P²)``, ``cos φ1 = P/√(P² + Q1²)`` and
+  ``I = I1·√(1 + THDi²)`` with ``I1 = √(P² + Q1²)/U`` (IEEE 1459 quantities for a sinusoidal voltage);
+* circuit totals: ``P = ΣP``, ``Q = ΣQ``, ``S = ΣS`` (arithmetic, as the simulated meters report it);
+* the ``supply`` load model (the grid incomer) carries the phase-wise sum of all other circuits;
+* energy registers (float64) integrate the circuit's total P and Q piecewise-exactly: between two
+  ``advance`` steps (≤ ``MAX_STEP`` s apart) the power is the value at the step's start, and the registers
+  grow by exactly ``P·dt``. They are saved to ``state_file`` and continue after a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from meterhub.config.schema import Circuit, LoadSpec, Simulation, SiteConfig
+from meterhub.model.quantities import FOUR_QUADRANT_ENERGY
+from meterhub.model.topology import Phase, Wiring
+from meterhub.sim.loads import LoadModel, make_load
+
+__all__ = ["MAX_STEP", "REGISTERS", "ChannelState", "SiteModel", "SupplyState"]
+
+MAX_STEP = 0.1  # [s] integration step of the energy registers
+FRESH = 0.05  # [s] age after which a query recomputes the state
+REGISTERS = FOUR_QUADRANT_ENERGY
+_PHASES = (Phase.L1, Phase.L2, Phase.L3)
+_V_HARMONICS = {3: 0.006, 5: 0.022, 7: 0.012, 11: 0.005, 13: 0.003}  # typical LV network, THDu ≈ 2.6 %
+
+
+@dataclass
+class SupplyState:
+    """The 3P4W supply at one instant."""
+
+    voltage: np.ndarray  # phase-to-neutral RMS, L1..L3 [V]
+    voltage_line: np.ndarray  # L1-L2, L2-L3, L3-L1 RMS [V]
+    angle_voltage: np.ndarray  # fundamental angles referenced to U L1 [°]
+    frequency: float  # [Hz]
+    thd_voltage: np.ndarray  # [%]
+    harmonics_voltage: np.ndarray  # shape (3, 51), fractions of the fundamental [-]
+
+
+@dataclass
+class ChannelState:
+    """One current channel (one phase of one circuit) at one instant."""
+
+    phase: Phase
+    voltage: float  # [V]
+    current: float  # [A]
+    active_power: float  # [W]
+    reactive_power: float  # fundamental Q1 [var]
+    apparent_power: float  # [VA]
+    power_factor: float  # [-]
+    displacement_power_factor: float  # [-]
+    thd_current: float  # [%]
+    angle_current: float  # fundamental current angle referenced to U L1 [°]
+    harmonics_current: np.ndarray  # 0…50, fractions of the fundamental [-]
+    energy: dict[str, float] = field(default_factory=dict)  # float64 registers of this phase
+
+
+def _phase_state(
+    phase: Phase, u: float, u_angle: float, p: float, q: float, harmonics: np.ndarray
+) -> ChannelState:
+    thd = float(np.sqrt(np.sum(harmonics[2:] ** 2)))
+    s1 = math.hypot(p, q)
+    i1 = s1 / u if u > 0 else 0.0
+    i = i1 * math.sqrt(1.0 + thd * thd)
+    s = u * i
+    pf = p / s if s > 0 else 1.0
+    dpf = p / s1 if s1 > 0 else 1.0
+    # current angle: voltage angle minus φ1 (φ1 > 0 when the current lags, i.e. Q > 0)
+    phi = math.degrees(math.atan2(q, p))
+    ang = (u_angle - phi + 180.0) % 360.0 - 180.0
+    return ChannelState(phase, float(u), i, p, q, s, pf, dpf, thd * 100.0, ang, harmonics)
+
+
+class SiteModel:
+    """The simulated installation of a :class:`SiteConfig`; see the module docstring."""
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        clock: Callable[[], float] = time.time,
+        state_file: Path | None = None,
+    ) -> None:
+        self.config = config
+        self.sim: Simulation = config.simulation or Simulation()
+        self.clock = clock
+        self.state_file = state_file
+        self._lock = threading.Lock()
+        self._tz = ZoneInfo(config.site.timezone)
+        self._t0 = clock()
+        self._circuits: dict[str, Circuit] = {c.id: c for c in config.circuits}
+        self._loads: dict[str, LoadModel] = {}
+        for i, c in enumerate(config.circuits):
+            spec = self.sim.loads.get(c.id) or LoadSpec(model="constant", rated_power=500.0)
+            self._loads[c.id] = make_load(spec, len(c.supply_phases), seed=i + 1)
+        self._supply_circuits = [cid for cid in self._loads if self._loads[cid].spec.model == "supply"]
+        # (device, channel) → (circuit id, index of the phase in the circuit)
+        self._channels: dict[tuple[str, int], tuple[str, int]] = {}
+        for c in config.circuits:
+            for k, ch in enumerate(c.channels):
+                self._channels[(c.device, ch)] = (c.id, k)
+        self._registers: dict[str, np.ndarray] = {
+            cid: np.zeros((len(c.supply_phases) + 1, len(REGISTERS)), dtype=np.float64)
+            for cid, c in self._circuits.items()
+        }  # rows: phases of the circuit, then total
+        self._t_last = self._t0
+        self._cache_t = -1.0
+        self._cache: dict[str, list[ChannelState]] = {}
+        self._cache_supply: SupplyState | None = None
+        if state_file is not None and state_file.exists():
+            self._load(state_file)
+
+    # -- construction helpers ------------------------------------------------------------------
+    @classmethod
+    def single_meter(
+        cls,
+        device_id: str = "meter",
+        wiring: Wiring = Wiring.P3W4,
+        rated_power: float = 10_000.0,
+        *,
+        clock: Callable[[], float] = time.time,
+        model: str = "kitchen",
+    ) -> SiteModel:
+        """A site of one meter measuring one circuit (for ``meterhub simulate PROFILE``)."""
+        from meterhub.config.schema import Bus, BusKind, Device, SiteInfo
+
+        n = {Wiring.P1W2: 1, Wiring.P1W3: 2, Wiring.DC: 1}.get(wiring, 3)
+        cfg = SiteConfig(
+            site=SiteInfo(name="single meter"),
+            buses=[Bus(id="bus", kind=BusKind.MODBUS_TCP, port=502)],
+            devices=[Device(id=device_id, bus="bus", unit=1, profile="any")],
+            circuits=[Circuit(id=device_id, device=device_id, channels=list(range(1, n + 1)), wiring=wiring)],
+            simulation=Simulation(loads={device_id: LoadSpec(model=model, rated_power=rated_power)}),
+        )
+        return cls(cfg, clock=clock)
+
+    # -- time ----------------------------------------------------------------------------------
+    def local_hour(self, t: float) -> float:
+        """Simulated local hour of the site at real time t [h]."""
+        if self.sim.start_hour is None:
+            dt = datetime.fromtimestamp(t, self._tz)
+            return dt.hour + dt.minute / 60 + dt.second / 3600
+        elapsed = (t - self._t0) * self.sim.time_scale
+        return (self.sim.start_hour + elapsed / 3600.0) % 24.0
+
+    # -- physics -------------------------------------------------------------------------------
+    def _supply_at(self, t: float) -> SupplyState:
+        sim = self.sim
+        var = sim.voltage_variation
+        slow = [
+            math.sin(2 * math.pi * t / 97.0 + k * 2.1) * 0.6 + math.sin(2 * math.pi * t / 13.0 + k) * 0.4
+            for k in range(3)
+        ]
+        u = np.array([sim.voltage * (1.0 + var * (0.3 * (k - 1) + s)) for k, s in enumerate(slow)])
+        ang = np.array([0.0, -120.0 + 0.3 * slow[1], 120.0 + 0.3 * slow[2]])
+        ph = np.exp(1j * np.radians(ang)) * u
+        ul = np.abs(np.array([ph[0] - ph[1], ph[1] - ph[2], ph[2] - ph[0]]))
+        f = (
+            sim.frequency
+            + 0.02 * math.sin(2 * math.pi * t / 300.0)
+            + 0.005 * math.sin(2 * math.pi * t / 17.0)
+        )
+        hv = np.zeros((3, 51))
+        hv[:, 1] = 1.0
+        for order, frac in _V_HARMONICS.items():
+            hv[:, order] = frac * (1.0 + 0.1 * np.array(slow))
+        thd = np.sqrt(np.sum(hv[:, 2:] ** 2, axis=1)) * 100.0
+        return SupplyState(u, ul, ang, f, thd, hv)
+
+    def _states_at(self, t: float) -> tuple[SupplyState, dict[str, list[ChannelState]]]:
+        supply = self._supply_at(t)
+        hour = self.local_hour(t)
+        states: dict[str, list[ChannelState]] = {}
+        per_phase_p = np.zeros(3)
+        per_phase_q = np.zeros(3)
+        per_phase_h = np.zeros((3, 51))
+        for cid, load in self._loads.items():
+            if load.spec.model == "supply":
+                continue
+            c = self._circuits[cid]
+            out = []
+            for k, pt in enumerate(load.points(t, hour)):
+                ph = c.supply_phases[k]
+                i = _PHASES.index(ph)
+                out.append(
+                    _phase_state(ph, supply.voltage[i], supply.angle_voltage[i], pt.p, pt.q, pt.harmonics)
+                )
+                per_phase_p[i] += pt.p
+                per_phase_q[i] += pt.q
+                per_phase_h[i] += pt.harmonics * out[-1].current / math.sqrt(1 + (pt.thd_i**2))
+            states[cid] = out
+        for cid in self._supply_circuits:
+            c = self._circuits[cid]
+            out = []
+            for ph in c.supply_phases:
+                i = _PHASES.index(ph)
+                h = per_phase_h[i] / per_phase_h[i, 1] if per_phase_h[i, 1] > 0 else np.eye(51)[1]
+                h[1] = 1.0
+                out.append(
+                    _phase_state(
+                        ph, supply.voltage[i], supply.angle_voltage[i], per_phase_p[i], per_phase_q[i], h
+                    )
+                )
+            states[cid] = out
+        return supply, states
+
+    def _refresh(self, t: float) -> None:
+        if t != self._cache_t:
+            self._cache_supply, self._cache = self._states_at(t)
+            self._cache_t = t
+
+    def advance(self, now: float | None = None) -> None:
+        """Integrate the energy registers up to ``now`` [s] in steps of at most ``MAX_STEP``."""
+        now = self.clock() if now is None else now
+        with self._lock:
+            t = self._t_last
+            if now <= t:
+                return
+            steps = max(1, math.ceil((now - t) / MAX_STEP - 1e-9))
+            if steps > 36000:  # a long stall (suspended host): integrate the last hour only
+                t = now - 3600.0
+                steps = 36000
+            dt = (now - t) / steps
+            for k in range(steps):
+                _, states = self._states_at(t + k * dt)
+                for cid, chans in states.items():
+                    self._accumulate(self._registers[cid], chans, dt)
+            self._t_last = now
+            self._refresh(now)
+
+    @staticmethod
+    def _accumulate(reg: np.ndarray, chans: list[ChannelState], dt: float) -> None:
+        h = dt / 3600.0
+        rows = [(c.active_power, c.reactive_power, c.apparent_power) for c in chans]
+        rows.append(tuple(sum(x) for x in zip(*rows, strict=True)))  # total: phases netted
+        for r, (p, q, s) in enumerate(rows):
+            if p >= 0:
+                reg[r, 0] += p * h
+            else:
+                reg[r, 1] += -p * h
+            # quadrant columns: 2 = QI (P+, Q+), 3 = QII (P−, Q+), 4 = QIII (P−, Q−), 5 = QIV (P+, Q−)
+            col = (2 if q >= 0 else 5) if p >= 0 else (3 if q >= 0 else 4)
+            reg[r, col] += abs(q) * h
+            reg[r, 6] += s * h
+
+    # -- queries -------------------------------------------------------------------------------
+    def _fresh(self) -> None:
+        # Values are recomputed at most every FRESH seconds so a request for many registers is cheap.
+        if self.clock() - self._t_last >= FRESH or self._cache_supply is None:
+            self.advance()
+            self._refresh(self._t_last)
+
+    def supply(self) -> SupplyState:
+        self._fresh()
+        if self._cache_supply is None:  # pragma: no cover - _fresh always fills it
+            raise RuntimeError("supply state not computed")
+        return self._cache_supply
+
+    def circuit(self, circuit_id: str) -> list[ChannelState]:
+        """States of every phase of a circuit, with their energy registers."""
+        self._fresh()
+        chans = self._cache[circuit_id]
+        reg = self._registers[circuit_id]
+        for k, ch in enumerate(chans):
+            ch.energy = {name: float(reg[k, j]) for j, name in enumerate(REGISTERS)}
+        return chans
+
+    def circuit_energy(self, circuit_id: str) -> dict[str, float]:
+        """Total (netted) energy registers of a circuit [Wh, varh, VAh]."""
+        self._fresh()
+        reg = self._registers[circuit_id]
+        return {name: float(reg[-1, j]) for j, name in enumerate(REGISTERS)}
+
+    def channel(self, device_id: str, channel: int) -> ChannelState:
+        try:
+            cid, k = self._channels[(device_id, channel)]
+        except KeyError:
+            raise KeyError(f"device {device_id!r} has no simulated channel {channel}") from None
+        return self.circuit(cid)[k]
+
+    def value(
+        self, device_id: str, quantity: str, phase: Phase | None, channel: int | None = None
+    ) -> float | None:
+        """The value a register of ``device_id`` shows for a catalogue quantity, or None."""
+        supply = self.supply()
+        if quantity in _SUPPLY_QUANTITIES:
+            return _supply_value(supply, quantity, phase)
+        if channel is not None:
+            if (device_id, channel) not in self._channels:
+                return None
+            ch = self.channel(device_id, channel)
+            if quantity == "voltage":
+                return ch.voltage
+            if quantity in ch.energy:
+                return ch.energy[quantity]
+            return _channel_value(ch, quantity)
+        circuits = [c for c in self.config.circuits if c.device == device_id]
+        if not circuits and quantity == "voltage":  # a voltage unit: the supply itself
+            if phase in _PHASES:
+                return float(supply.voltage[_PHASES.index(phase)])
+            return float(np.mean(supply.voltage))
+        if len(circuits) != 1:
+            return None
+        c = circuits[0]
+        chans = self.circuit(c.id)
+        if quantity == "current" and phase is Phase.N:
+            return _neutral_current(chans)
+        if phase is None or phase is Phase.TOTAL:
+            return _total_value(chans, quantity, self.circuit_energy(c.id))
+        if phase not in c.supply_phases:
+            return None
+        ch = chans[c.supply_phases.index(phase)]
+        if quantity in ch.energy:
+            return ch.energy[quantity]
+        return _channel_value(ch, quantity)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: Path | None = None) -> None:
+        """Write the energy registers atomically (JSON)."""
+        path = path or self.state_file
+        if path is None:
+            return
+        self.advance()
+        data = {"t": self._t_last, "registers": {cid: reg.tolist() for cid, reg in self._registers.items()}}
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+
+    def _load(self, path: Path) -> None:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        for cid, rows in data.get("registers", {}).items():
+            arr = np.asarray(rows, dtype=np.float64)
+            if cid in self._registers and arr.shape == self._registers[cid].shape:
+                self._registers[cid] = arr
+
+
+_SUPPLY_QUANTITIES = {
+    "voltage_line",
+    "frequency",
+    "thd_voltage",
+    "angle_voltage",
+    "voltage_unbalance_negative",
+    "voltage_unbalance_zero",
+    "voltage_zero_sequence",
+}
+
+
+def _sequence(u: np.ndarray, ang: np.ndarray) -> tuple[float, float, float]:
+    a = np.exp(2j * math.pi / 3)
+    ph = u * np.exp(1j * np.radians(ang))
+    zero = abs(ph.sum()) / 3
+    pos = abs(ph[0] + a * ph[1] + a * a * ph[2]) / 3
+    neg = abs(ph[0] + a * a * ph[1] + a * ph[2]) / 3
+    return float(pos), float(neg), float(zero)
+
+
+def _supply_value(s: SupplyState, quantity: str, phase: Phase | None) -> float | None:
+    idx = _PHASES.index(phase) if phase in _PHASES else None
+    if quantity == "frequency":
+        return s.frequency
+    if quantity in ("voltage_unbalance_negative", "voltage_unbalance_zero", "voltage_zero_sequence"):
+        pos, neg, zero = _sequence(s.voltage, s.angle_voltage)
+        return {
+            "voltage_unbalance_negative": 100 * neg / pos,
+            "voltage_unbalance_zero": 100 * zero / pos,
+            "voltage_zero_sequence": zero,
+        }[quantity]
+    arr = {"voltage_line": s.voltage_line, "thd_voltage": s.thd_voltage, "angle_voltage": s.angle_voltage}[
+        quantity
+    ]
+    if idx is not None:
+        return float(arr[idx])
+    return float(np.mean(arr)) if quantity == "voltage_line" else None
+
+
+def _channel_value(ch: ChannelState, quantity: str) -> float | None:
+    if quantity == "nonactive_power":
+        return math.sqrt(max(ch.apparent_power**2 - ch.active_power**2, 0.0))
+    if quantity == "thd_current":
+        return ch.thd_current
+    if quantity == "angle_voltage_current":
+        return math.degrees(math.atan2(ch.reactive_power, ch.active_power))
+    v = getattr(ch, quantity, None)
+    return float(v) if isinstance(v, int | float) else None
+
+
+def _neutral_current(chans: list[ChannelState]) -> float:
+    """Neutral current: vector sum of the fundamentals plus the in-phase sum of triplen harmonics [A]."""
+    if len(chans) == 1:
+        return chans[0].current
+    fund = sum(
+        (c.current / math.sqrt(1 + (c.thd_current / 100) ** 2)) * np.exp(1j * math.radians(c.angle_current))
+        for c in chans
+    )
+    i1 = [c.current / math.sqrt(1 + (c.thd_current / 100) ** 2) for c in chans]
+    triplen = sum(
+        sum(i * c.harmonics_current[h] for i, c in zip(i1, chans, strict=True)) ** 2 for h in range(3, 51, 3)
+    )
+    return float(math.sqrt(abs(fund) ** 2 + triplen))
+
+
+def _total_value(chans: list[ChannelState], quantity: str, energy: dict[str, float]) -> float | None:
+    if quantity in energy:
+        return energy[quantity]
+    p = sum(c.active_power for c in chans)
+    q = sum(c.reactive_power for c in chans)
+    s = sum(c.apparent_power for c in chans)
+    totals = {
+        "active_power": p,
+        "reactive_power": q,
+        "apparent_power": s,
+        "nonactive_power": math.sqrt(max(s * s - p * p, 0.0)),
+        "power_factor": p / s if s > 0 else 1.0,
+        "displacement_power_factor": p / math.hypot(p, q) if (p or q) else 1.0,
+        "voltage": sum(c.voltage for c in chans) / len(chans),
+        "current": sum(c.current for c in chans) / len(chans),
+    }
+    return totals.get(quantity)

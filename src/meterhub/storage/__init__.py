@@ -1,0 +1,70 @@
+"""meterhub.storage — time series of readings with rollups, retention and persisted registers.
+
+:func:`open_storage` picks the backend named by the site's ``storage.backend``:
+
+- ``sqlite`` (default): ``DATA_DIR/meterhub.db`` in WAL mode (:mod:`meterhub.storage.sqlite`);
+- ``postgres``: ``storage.dsn``, monthly range partitions, TimescaleDB hypertables when the
+  extension is available (:mod:`meterhub.storage.postgres`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from meterhub.config.schema import StorageConfig
+from meterhub.storage.base import HistoryPoint, Resolution, Storage, StorageError
+from meterhub.storage.rollup import RESOLUTIONS, auto_resolution
+
+__all__ = [
+    "BACKENDS",
+    "HistoryPoint",
+    "RESOLUTIONS",
+    "Resolution",
+    "Storage",
+    "StorageError",
+    "auto_resolution",
+    "open_storage",
+]
+
+Opener = Callable[[StorageConfig, Path, str | None], Storage]
+
+
+def _open_sqlite(config: StorageConfig, data_dir: Path, timezone: str | None) -> Storage:
+    from meterhub.storage.sqlite import DB_FILE, SqliteStorage
+
+    storage = SqliteStorage(config, data_dir / DB_FILE, timezone=timezone)
+    storage.data_dir = data_dir
+    return storage
+
+
+def _open_postgres(config: StorageConfig, data_dir: Path, timezone: str | None) -> Storage:
+    from meterhub.storage.postgres import PostgresStorage
+
+    if not config.dsn:
+        raise StorageError("storage.backend is 'postgres' but storage.dsn is not set")
+    storage = PostgresStorage(config, config.dsn, timezone=timezone)
+    storage.data_dir = data_dir
+    return storage
+
+
+#: Backend name (``storage.backend``) → opener.
+BACKENDS: dict[str, Opener] = {"sqlite": _open_sqlite, "postgres": _open_postgres}
+
+
+def open_storage(config: StorageConfig, data_dir: Path, *, timezone: str | None = None) -> Storage:
+    """Open (creating if needed) the storage a site's ``storage`` section describes.
+
+    config : the ``storage`` section.
+    data_dir : the data folder (SQLite puts ``meterhub.db`` there).
+    timezone : the site's IANA time zone (``site.timezone``); day rollups follow its local days.
+        None keeps the zone the database was last opened with (UTC for a new one); a different
+        zone rebuilds the day rollups from the 15-minute ones.
+    """
+    try:
+        opener = BACKENDS[config.backend]
+    except KeyError:
+        raise StorageError(
+            f"unknown storage backend {config.backend!r}; use one of {', '.join(BACKENDS)}"
+        ) from None
+    return opener(config, Path(data_dir), timezone)

@@ -1,0 +1,74 @@
+"""The storage interface the runtime and the API use (SQLite by default, PostgreSQL for scale-out)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from meterhub.model.readings import Reading, SeriesKey
+
+__all__ = ["HistoryPoint", "Resolution", "Storage", "StorageError"]
+
+#: Resolutions a history query may ask for; "raw" returns stored values unaggregated.
+Resolution = str  # "raw" | "1min" | "15min" | "1h" | "1d"
+
+
+class StorageError(Exception):
+    """A storage backend failed (connection lost, disk full, schema mismatch)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryPoint:
+    """One point of a history answer; for raw data min = max = mean = last and count = 1."""
+
+    ts: float  # start of the bucket (or the raw timestamp) [s since epoch, UTC]
+    mean: float
+    min: float
+    max: float
+    last: float
+    count: int
+    quality: int = 0  # worst Quality of the values aggregated (meterhub.model.readings.Quality)
+    delta: float | None = None  # cumulative quantities: increase within the bucket, never negative
+
+
+class Storage(abc.ABC):
+    """A time-series store keyed by (series, timestamp)."""
+
+    @abc.abstractmethod
+    def write(self, readings: Sequence[Reading]) -> None:
+        """Buffer readings; they are durable after the next :meth:`flush`."""
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Write buffered readings in one transaction (and maintain rollups)."""
+
+    @abc.abstractmethod
+    def history(
+        self, key: SeriesKey, start: float, end: float, resolution: Resolution = "raw"
+    ) -> list[HistoryPoint]:
+        """Points of one series with start ≤ ts < end [s], at the given resolution."""
+
+    @abc.abstractmethod
+    def series(self) -> list[SeriesKey]:
+        """Every series stored."""
+
+    @abc.abstractmethod
+    def load_registers(self) -> dict[SeriesKey, float]:
+        """Persisted cumulative registers (energy, pulses) as last flushed."""
+
+    @abc.abstractmethod
+    def save_registers(self, registers: dict[SeriesKey, float]) -> None:
+        """Persist cumulative registers (part of the next flush's transaction where possible)."""
+
+    @abc.abstractmethod
+    def apply_retention(self, now: float) -> int:
+        """Delete raw values older than the configured retention; return how many were removed."""
+
+    def value_at(self, key: SeriesKey, ts: float) -> tuple[float, float] | None:
+        """The last valid value at or before ``ts`` [s] as (its timestamp [s], value), or None."""
+        raise NotImplementedError
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Flush and release the backend."""
