@@ -1,0 +1,123 @@
+"""Four-quadrant energy from window powers (IEC 62053-23 quadrant convention, seed 002).
+
+Quadrants of the (P, Q) plane, P positive for import, Q positive inductive:
+
+* QI: P ≥ 0, Q ≥ 0 · QII: P < 0, Q ≥ 0 · QIII: P < 0, Q < 0 · QIV: P ≥ 0, Q < 0.
+
+Per window of duration T: ``A+ = max(P, 0)·T``, ``A− = max(−P, 0)·T``, reactive ``|Q|·T`` into the
+register of the window's quadrant, apparent ``S·T`` (for the total: Se). Values in Wh, varh, VAh.
+
+Whether the phases are netted before the sign split is configurable: netted (the default, as a
+three-phase meter's total registers) splits ΣP and ΣQ; not netted sums each phase's split registers,
+so import on L1 and export on L2 in the same window both count.
+
+Registers are float64 accumulated with Neumaier compensation, so adding a 1 mWh window to a
+1 GWh register is not lost, and they never decrease (every increment is ≥ 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["ENERGY_IDS", "CompensatedSum", "EnergyRegisters", "window_energy"]
+
+F64 = NDArray[np.float64]
+
+ENERGY_IDS = (
+    "energy_active_import",
+    "energy_active_export",
+    "energy_reactive_q1",
+    "energy_reactive_q2",
+    "energy_reactive_q3",
+    "energy_reactive_q4",
+    "energy_apparent",
+)
+
+
+def window_energy(p: F64, q: F64, s: F64, duration: F64) -> dict[str, F64]:
+    """Energy increments of each window [Wh, varh, VAh].
+
+    p : active power [W]; q : reactive power Q1 [var]; s : apparent power [VA]; duration : [s].
+    Arrays broadcast; the result has their common shape.
+    """
+    h = duration / 3600.0
+    imp = p >= 0
+    qpos = q >= 0
+    return {
+        "energy_active_import": np.where(imp, p, 0.0) * h,
+        "energy_active_export": np.where(imp, 0.0, -p) * h,
+        "energy_reactive_q1": np.where(imp & qpos, q, 0.0) * h,
+        "energy_reactive_q2": np.where(~imp & qpos, q, 0.0) * h,
+        "energy_reactive_q3": np.where(~imp & ~qpos, -q, 0.0) * h,
+        "energy_reactive_q4": np.where(imp & ~qpos, -q, 0.0) * h,
+        "energy_apparent": np.abs(s) * h,
+    }
+
+
+@dataclass
+class CompensatedSum:
+    """A float64 running sum with Neumaier compensation."""
+
+    total: float = 0.0
+    comp: float = 0.0
+
+    def add(self, x: float) -> None:
+        t = self.total + x
+        if abs(self.total) >= abs(x):
+            self.comp += (self.total - t) + x
+        else:
+            self.comp += (x - t) + self.total
+        self.total = t
+
+    @property
+    def value(self) -> float:
+        return self.total + self.comp
+
+
+@dataclass
+class EnergyRegisters:
+    """Energy registers of one circuit: group ("L1" … "total") → the seven :data:`ENERGY_IDS`.
+
+    Each group holds a float64 sum and its Neumaier compensation as arrays of seven, updated together.
+    """
+
+    sums: dict[str, F64] = field(default_factory=dict)
+    comps: dict[str, F64] = field(default_factory=dict)
+
+    def _group(self, group: str) -> tuple[F64, F64]:
+        if group not in self.sums:
+            self.sums[group] = np.zeros(len(ENERGY_IDS))
+            self.comps[group] = np.zeros(len(ENERGY_IDS))
+        return self.sums[group], self.comps[group]
+
+    def add_totals(self, group: str, x: F64) -> None:
+        """Add one increment per register (seven values, in :data:`ENERGY_IDS` order) [Wh …]."""
+        s, c = self._group(group)
+        t = s + x
+        c += np.where(np.abs(s) >= np.abs(x), (s - t) + x, (x - t) + s)
+        s[:] = t
+
+    def add(self, increments: dict[str, dict[str, F64]]) -> None:
+        """Add per-window increments (group → energy id → array of window energies) [Wh …].
+
+        Pairwise summation inside the block, compensated across blocks.
+        """
+        for group, vals in increments.items():
+            self.add_totals(
+                group, np.array([float(np.sum(vals[k])) if k in vals else 0.0 for k in ENERGY_IDS])
+            )
+
+    def preset(self, group: str, energy_id: str, value: float) -> None:
+        """Start a register at ``value`` (e.g. restored from storage) [Wh …]."""
+        s, c = self._group(group)
+        k = ENERGY_IDS.index(energy_id)
+        s[k], c[k] = float(value), 0.0
+
+    def values(self) -> dict[str, dict[str, float]]:
+        """Current register values [Wh, varh, VAh]."""
+        return {
+            g: dict(zip(ENERGY_IDS, (s + self.comps[g]).tolist(), strict=True)) for g, s in self.sums.items()
+        }

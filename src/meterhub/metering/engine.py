@@ -1,0 +1,466 @@
+"""The metering engine: sampled voltages and currents in, per-window quantities, energy and events out.
+
+One :class:`Analyzer` serves one voltage unit (up to three voltage channels) and any number of circuits
+whose current channels are measured against it. :meth:`Analyzer.feed` takes sample blocks of any size;
+state (synchronisation, partial window, open events, energy registers) is kept between calls so that a
+stream cut into blocks gives exactly the windows of the uncut record (gapless, IEC 61000-4-30 §4.4).
+
+Pure numpy; no I/O. All windows of a block and all channels are processed with array operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from meterhub.metering.energy import ENERGY_IDS, EnergyRegisters, window_energy
+from meterhub.metering.events import Event, EventDetector, EventThresholds, urms_half
+from meterhub.metering.power import Quantities, circuit_quantities, dc_quantities
+from meterhub.metering.sensors import Sensor
+from meterhub.metering.sync import ZeroCrossingTracker, cycles_per_window
+from meterhub.metering.windows import ChannelWindows, concat, empty_windows, measure, rms_only
+from meterhub.model.topology import PHASES_OF_WIRING, Wiring
+
+__all__ = ["Analyzer", "Batch", "CircuitSpec", "EngineConfig", "VoltageInput"]
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+class VoltageInput(StrEnum):
+    """What the voltage channels measure."""
+
+    LN = "LN"  # phase-to-neutral
+    LL = "LL"  # line-to-line L1-L2, L2-L3, L3-L1 (3P3W without neutral)
+
+
+@dataclass(frozen=True, slots=True)
+class CircuitSpec:
+    """One circuit's channels in the analyser's arrays.
+
+    id : circuit id
+    wiring : wiring system
+    currents : index of each conductor's current channel in the current array (L1, L2, L3 order;
+        a 3P3W Aron circuit may give two: L1 and L3, L2 is then −(L1 + L3))
+    voltages : voltage channel (0, 1, 2 = L1, L2, L3 phase-to-neutral) of each current channel
+    labels : phase label of each conductor ("L1" …)
+    neutral : index of a measured neutral current channel, or None
+    """
+
+    id: str
+    wiring: Wiring
+    currents: tuple[int, ...]
+    voltages: tuple[int, ...]
+    labels: tuple[str, ...] = ()
+    neutral: int | None = None
+
+    def phase_labels(self) -> tuple[str, ...]:
+        if self.labels:
+            return self.labels
+        return tuple(p.value for p in PHASES_OF_WIRING[self.wiring])
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Analyser settings.
+
+    fs : sampling rate [Hz]
+    f_nominal : nominal frequency, 50 or 60 [Hz]
+    declared_voltage : declared phase-to-neutral voltage Udin [V] (events, synchronisation threshold)
+    voltage_input : whether the voltage channels are L-N or L-L
+    voltage_channels : number of voltage channels (1, 2 or 3)
+    dip, swell, interruption, hysteresis : event thresholds [% of declared]
+    net_phases : split the total energy by the sign of ΣP (True) or sum per-phase splits (False)
+    dc : DC system (fixed windows of the nominal length, no synchronisation or spectra)
+    """
+
+    fs: float
+    f_nominal: float = 50.0
+    declared_voltage: float = 230.0
+    voltage_input: VoltageInput = VoltageInput.LN
+    voltage_channels: int = 3
+    dip: float = 90.0
+    swell: float = 110.0
+    interruption: float = 5.0
+    hysteresis: float = 2.0
+    net_phases: bool = True
+    dc: bool = False
+
+
+@dataclass
+class Batch:
+    """What one :meth:`Analyzer.feed` produced (W complete windows).
+
+    t : start of each window [s since the first sample]
+    duration : [s]
+    frequency : fundamental frequency per window [Hz] (NaN for DC)
+    flagged : window overlaps a dip, swell or interruption (IEC 61000-4-30 §4.7)
+    circuits : circuit id → group → quantity → (W,) or (W, 51)
+    energy : circuit id → group → energy id → register value after these windows [Wh, varh, VAh]
+    increments : circuit id → group → energy id → (W,) energy of each window [Wh, varh, VAh]
+    events : events that ended in this block (start in s since the first sample)
+    """
+
+    t: F64
+    duration: F64
+    frequency: F64
+    flagged: NDArray[np.bool_]
+    circuits: dict[str, Quantities] = field(default_factory=dict)
+    energy: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    increments: dict[str, dict[str, dict[str, F64]]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def windows(self) -> int:
+        return int(self.t.size)
+
+
+class Analyzer:
+    """Streaming analyser for one voltage unit and its circuits (see module docstring)."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        circuits: list[CircuitSpec],
+        *,
+        current_channels: int,
+        sensors: Mapping[int, Sensor] | None = None,
+    ) -> None:
+        """``sensors`` maps a current channel index to its sensor model; those channels are fed in the
+        sensor's terminal unit and converted (:mod:`meterhub.metering.sensors`), others are amps."""
+        self.config = config
+        self.sensors = dict(sensors or {})
+        self.circuits = list(circuits)
+        self.cycles = cycles_per_window(config.f_nominal)
+        self.n_i = int(current_channels)
+        nv = config.voltage_channels
+        if nv not in (1, 2, 3):
+            raise ValueError(f"voltage_channels must be 1, 2 or 3, got {nv}")
+        if config.voltage_input is VoltageInput.LL and nv != 3:
+            raise ValueError("line-to-line voltage input needs three channels (L1-L2, L2-L3, L3-L1)")
+        for c in self.circuits:
+            for idx in (*c.currents, *(() if c.neutral is None else (c.neutral,))):
+                if not 0 <= idx < self.n_i:
+                    raise ValueError(f"circuit {c.id}: current channel {idx} outside 0…{self.n_i - 1}")
+            for vi in c.voltages:
+                if not 0 <= vi < nv:
+                    raise ValueError(f"circuit {c.id}: voltage channel {vi} outside 0…{nv - 1}")
+        bad = [k for k in self.sensors if not 0 <= k < self.n_i]
+        if bad:
+            raise ValueError(f"sensors given for current channel(s) {bad} outside 0…{self.n_i - 1}")
+        self._derive_rows, self._layout = self._plan()
+        # the derived rows as (input row, weight) terms: a sparse signed sum instead of a dense product
+        nz = [np.flatnonzero(r) for r in self._derive_rows]
+        width = max((len(z) for z in nz), default=1)
+        self._derive_idx = np.zeros((len(nz), width), dtype=np.int64)
+        self._derive_w = np.zeros((len(nz), width))
+        for k, z in enumerate(nz):
+            self._derive_idx[k, : len(z)] = z
+            self._derive_w[k, : len(z)] = self._derive_rows[k, z]
+        # circuits computed together: same wiring, phases and neutral arrangement (vectorised over circuits)
+        groups: dict[tuple[object, ...], list[CircuitSpec]] = {}
+        for c in self.circuits:
+            lay = self._layout[c.id]
+            key = (c.wiring, lay["labels"], c.neutral is None, lay["n_calc"] is None)
+            groups.setdefault(key, []).append(c)
+        self._groups = list(groups.values())
+        self._v_of_i = np.full(self.n_i + self._derive_rows.shape[0], -1, dtype=np.int64)
+        for lay in self._layout.values():
+            for ci, vi in zip(lay["currents"], lay["voltages"], strict=True):  # type: ignore[call-overload]
+                self._v_of_i[ci] = vi
+        amp = np.sqrt(2.0) * config.declared_voltage
+        self.tracker = ZeroCrossingTracker(fs=config.fs, f_nominal=config.f_nominal, amplitude=amp)
+        ev_declared = config.declared_voltage * (np.sqrt(3.0) if self._events_on_line() else 1.0)
+        self.detector = EventDetector(
+            EventThresholds(ev_declared, config.dip, config.swell, config.interruption, config.hysteresis)
+        )
+        self.registers = {c.id: EnergyRegisters() for c in self.circuits}
+        self._v = np.zeros((nv, 0))
+        self._i = np.zeros((self.n_i, 0))
+        self._start = 0  # absolute index of the first buffered sample
+        self._next = 0  # absolute index of the next sample to arrive
+        self._pending = np.zeros(0)  # crossings from the current window start on (absolute)
+
+    # -- layout -------------------------------------------------------------------------------
+    def _events_on_line(self) -> bool:
+        c = self.config
+        return c.voltage_input is VoltageInput.LL or (
+            bool(self.circuits) and all(x.wiring is Wiring.P3W3 for x in self.circuits)
+        )
+
+    def _plan(self) -> tuple[F64, dict[str, dict[str, object]]]:
+        """Derived current rows (matrix over the input currents) and each circuit's channel indices."""
+        rows: list[F64] = []
+        self._spectral_rows: list[int] = []
+        layout: dict[str, dict[str, object]] = {}
+        for c in self.circuits:
+            cur = list(c.currents)
+            volt = list(c.voltages)
+            labels = list(c.phase_labels())
+            n_calc: int | None = None
+            if c.wiring is Wiring.P3W3 and len(cur) == 2:
+                r = np.zeros(self.n_i)
+                r[cur[0]] = r[cur[1]] = -1.0
+                rows.append(r)
+                self._spectral_rows.append(len(rows) - 1)  # L2 of an Aron circuit: a full channel
+                cur = [cur[0], self.n_i + len(rows) - 1, cur[1]]
+                volt = [volt[0], 1, volt[1]] if len(volt) == 2 else volt
+                labels = ["L1", "L2", "L3"]
+            if c.wiring in (Wiring.P3W4, Wiring.P1W3) and len(cur) >= 2:
+                r = np.zeros(self.n_i)
+                r[list(c.currents)] = 1.0
+                rows.append(r)
+                n_calc = self.n_i + len(rows) - 1
+            layout[c.id] = {"currents": cur, "voltages": volt, "labels": tuple(labels), "n_calc": n_calc}
+        derive = np.array(rows) if rows else np.zeros((0, self.n_i))
+        return derive, layout
+
+    # -- public -------------------------------------------------------------------------------
+    def feed(self, v: F64, i: F64) -> Batch:
+        """Add a block of samples and analyse every window it completes.
+
+        v : (voltage channels, n) [V] as configured (L-N or L-L)
+        i : (current channels, n) [A]
+        """
+        v = np.atleast_2d(np.asarray(v, dtype=np.float64))
+        i = np.atleast_2d(np.asarray(i, dtype=np.float64)) if self.n_i else np.zeros((0, v.shape[1]))
+        if v.shape[0] != self.config.voltage_channels or i.shape[0] != self.n_i or v.shape[1] != i.shape[1]:
+            raise ValueError(
+                f"expected ({self.config.voltage_channels}, n) voltages and ({self.n_i}, n) currents, "
+                f"got {v.shape} and {i.shape}"
+            )
+        if self.config.voltage_input is VoltageInput.LL:
+            u12, u23, u31 = v
+            v = np.vstack(((u12 - u31) / 3.0, (u23 - u12) / 3.0, (u31 - u23) / 3.0))
+        if self.sensors:
+            i = i.copy()
+            for idx, sensor in self.sensors.items():
+                i[idx] = sensor.convert(i[idx])
+        first = self._next
+        self._v = np.concatenate((self._v, v), axis=1) if self._v.shape[1] else v
+        self._i = np.concatenate((self._i, i), axis=1) if self._i.shape[1] else i
+        self._next += v.shape[1]
+        if self.config.dc:
+            return self._feed_dc()
+        zc = self.tracker.feed(v[0], first)
+        self._pending = np.concatenate((self._pending, zc))
+        n = self.cycles
+        w = (self._pending.size - 2) // n
+        if w <= 0:
+            self._trim(self._start)
+            return self._empty()
+        bnd = self._pending[: w * n + 1 : n]
+        sb = np.round(bnd).astype(np.int64)
+        c = self._pending[: w * n + 2]
+        mids = 0.5 * (c[:-1] + c[1:])
+        hb = np.empty(2 * (w * n + 1))
+        hb[0::2] = c[: w * n + 1]
+        hb[1::2] = mids[: w * n + 1]
+        hbi = np.round(hb).astype(np.int64) - self._start
+        fs = self.config.fs
+        batch = self._analyse(sb - self._start, sb, fs * n / np.diff(bnd), n / np.diff(bnd))
+        ev_v = self._event_channels()
+        urms = urms_half(ev_v, hbi)
+        t_half = 0.5 * (hb[:-2] + hb[2:]) / fs
+        events, active = self.detector.process(urms, t_half)
+        batch.events = events
+        batch.flagged = np.asarray(active.reshape(w, 2 * n).any(axis=1), dtype=bool)
+        self._pending = self._pending[w * n :]
+        self._trim(int(sb[-1]))
+        return batch
+
+    def energy(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Energy register values of every circuit [Wh, varh, VAh]."""
+        return {cid: r.values() for cid, r in self.registers.items()}
+
+    # -- internals ----------------------------------------------------------------------------
+    def _empty(self) -> Batch:
+        z = np.zeros(0)
+        return Batch(t=z, duration=z, frequency=z, flagged=np.zeros(0, dtype=bool), energy=self.energy())
+
+    def _trim(self, keep_from: int) -> None:
+        """Drop buffered samples before ``keep_from``; keep the rest in arrays of our own (the caller
+        may reuse the blocks it passed)."""
+        cut = max(0, keep_from - self._start)
+        self._v = self._v[:, cut:].copy()
+        self._i = self._i[:, cut:].copy()
+        self._start += cut
+
+    def _voltages(self) -> tuple[F64, F64 | None]:
+        """Buffered L-N voltages and line-to-line voltages (None for single phase)."""
+        v = self._v
+        if v.shape[0] == 3:
+            return v, np.vstack((v[0] - v[1], v[1] - v[2], v[2] - v[0]))
+        if v.shape[0] == 2:
+            return v, (v[0] - v[1])[None, :]
+        return v, None
+
+    def _event_channels(self) -> F64:
+        v, ll = self._voltages()
+        if self._events_on_line() and ll is not None:
+            return ll
+        return v
+
+    def _analyse(self, lb: I64, sb_abs: I64, freq: F64, cps: F64 | None = None) -> Batch:
+        """Quantities of the windows with local bounds ``lb`` (absolute ``sb_abs``)."""
+        fs = self.config.fs
+        n = self.cycles
+        v, ll = self._voltages()
+        ll_rms = rms_only(ll, lb) if ll is not None else None
+        nv = v.shape[0]
+        spectrum = not self.config.dc
+        uw, iw, p = measure(
+            v, self._i, self._v_of_i[: self.n_i], lb, n, spectrum=spectrum, cycles_per_sample=cps
+        )
+        if self._derive_rows.shape[0]:
+            iw, p = self._derived(v, lb, iw, p, spectrum, cps)
+        self._correct_sensors(uw, iw, p, freq)
+        duration = np.diff(sb_abs) / fs
+        batch = Batch(
+            t=sb_abs[:-1] / fs, duration=duration, frequency=freq, flagged=np.zeros(duration.size, bool)
+        )
+        u_line = ll_rms if (ll_rms is not None and nv == 3) else None
+        for members in self._groups:
+            lays = [self._layout[c.id] for c in members]
+            ci = np.array([lay["currents"] for lay in lays], dtype=np.int64)  # (C, k)
+            vi = np.array([lay["voltages"] for lay in lays], dtype=np.int64)
+            c0 = members[0]
+            labels: tuple[str, ...] = lays[0]["labels"]  # type: ignore[assignment]
+            if self.config.dc:
+                q = dc_quantities(
+                    u_dc=uw.dc[vi[:, 0]],
+                    i_dc=iw.dc[ci[:, 0]],
+                    p=p[ci[:, 0]],
+                    u_rms=uw.rms[vi[:, 0]],
+                    i_rms=iw.rms[ci[:, 0]],
+                )
+            else:
+                neutral = [c.neutral for c in members]
+                n_calc = [lay["n_calc"] for lay in lays]
+                q = circuit_quantities(
+                    wiring=c0.wiring,
+                    labels=labels,
+                    u=_take(uw, vi),
+                    u_line_rms=u_line,
+                    i=_take(iw, ci),
+                    p=p[ci],
+                    i_n_rms=iw.rms[np.array(neutral)] if neutral[0] is not None else None,
+                    i_n_calc_rms=iw.rms[np.array(n_calc)] if n_calc[0] is not None else None,
+                    u_ref=uw.fundamental[0],
+                )
+            inc = self._energy_increments(q, labels, duration)
+            # per group: (C, 7) sums over the windows, one compensated update per circuit and group
+            totals = {g: np.stack([d[k].sum(axis=-1) for k in ENERGY_IDS], axis=-1) for g, d in inc.items()}
+            for k, c in enumerate(members):
+                batch.circuits[c.id] = {g: {name: x[k] for name, x in d.items()} for g, d in q.items()}
+                batch.increments[c.id] = {g: {name: x[k] for name, x in d.items()} for g, d in inc.items()}
+                for g, tot in totals.items():
+                    self.registers[c.id].add_totals(g, tot[k])
+        batch.energy = self.energy()
+        return batch
+
+    def _derive(self, end: int) -> F64:
+        """Samples of the derived current rows up to ``end``: a signed sum of ≤ 3 input rows each."""
+        src = self._i[:, :end]
+        out = self._derive_w[:, 0, None] * src[self._derive_idx[:, 0]]
+        for j in range(1, self._derive_idx.shape[1]):  # over the ≤ 3 terms, not over samples
+            out += self._derive_w[:, j, None] * src[self._derive_idx[:, j]]
+        return np.asarray(out, dtype=np.float64)
+
+    def _derived(
+        self, v: F64, lb: I64, iw: ChannelWindows, p: F64, spectrum: bool, cps: F64 | None
+    ) -> tuple[ChannelWindows, F64]:
+        """Append the derived current channels: Aron L2 measured fully, calculated neutrals RMS only."""
+        n = self.cycles
+        derived = self._derive(int(lb[-1]) + 1)
+        nd = derived.shape[0]
+        dw = empty_windows(nd, lb.size - 1)
+        dp = np.zeros((nd, lb.size - 1))
+        full = np.zeros(nd, dtype=bool)
+        full[self._spectral_rows] = True
+        if full.any():
+            rows = np.flatnonzero(full)
+            _, fw, fp = measure(
+                v, derived[rows], self._v_of_i[self.n_i + rows], lb, n, spectrum=spectrum, cycles_per_sample=cps,
+                voltages=False,
+            )  # fmt: skip
+            for k in ("rms", "peak", "dc", "fundamental", "harmonics", "groups"):
+                getattr(dw, k)[rows] = getattr(fw, k)
+            dp[rows] = fp
+        if (~full).any():
+            dw.rms[~full] = rms_only(derived[~full], lb)
+        return concat(iw, dw), np.concatenate((p, dp), axis=0)
+
+    def _correct_sensors(self, uw: ChannelWindows, iw: ChannelWindows, p: F64, freq: F64) -> None:
+        """Apply each sensor's per-window correction (:meth:`Sensor.correction`) to its channel."""
+        for idx, sensor in self.sensors.items():
+            corr = sensor.correction(freq, iw.rms[idx])
+            if corr is None:
+                continue
+            f1, fh = corr
+            old1 = iw.fundamental[idx].copy()
+            new1 = old1 * f1
+            h_old = iw.harmonics[idx]
+            h_new = h_old * fh
+            d2 = (
+                np.nansum(h_new[:, 2:] ** 2 - h_old[:, 2:] ** 2, axis=1)
+                + np.abs(new1) ** 2
+                - np.abs(old1) ** 2
+            )
+            iw.rms[idx] = np.sqrt(np.maximum(iw.rms[idx] ** 2 + d2, 0.0))
+            iw.harmonics[idx] = h_new
+            iw.groups[idx] = iw.groups[idx] * fh
+            iw.fundamental[idx] = new1
+            vi = int(self._v_of_i[idx])
+            if vi >= 0:
+                p[idx] += np.real(uw.fundamental[vi] * np.conj(new1 - old1))
+
+    def _energy_increments(
+        self, q: Quantities, labels: tuple[str, ...], duration: F64
+    ) -> dict[str, dict[str, F64]]:
+        inc = {
+            lab: window_energy(
+                q[lab]["active_power"], q[lab]["reactive_power"], q[lab]["apparent_power"], duration
+            )
+            for lab in labels
+        }
+        tot = q["total"]
+        if self.config.net_phases or len(labels) == 1:
+            inc["total"] = window_energy(
+                tot["active_power"], tot["reactive_power"], tot["apparent_power"], duration
+            )
+        else:
+            summed = {k: np.sum([inc[lab][k] for lab in labels], axis=0) for k in inc[labels[0]]}
+            summed["energy_apparent"] = np.abs(tot["apparent_power"]) * duration / 3600.0
+            inc["total"] = summed
+        return inc
+
+    def _feed_dc(self) -> Batch:
+        fs = self.config.fs
+        length = int(round(fs * self.cycles / self.config.f_nominal))
+        avail = self._next - self._start
+        w = avail // length
+        if w <= 0:
+            self._trim(self._start)
+            return self._empty()
+        lb = np.arange(w + 1, dtype=np.int64) * length
+        sb = lb + self._start
+        batch = self._analyse(lb, sb, np.full(w, np.nan))
+        self._trim(int(sb[-1]))
+        return batch
+
+
+def _take(cw: ChannelWindows, idx: I64) -> ChannelWindows:
+    """The channels ``idx`` of ``cw``."""
+    return ChannelWindows(
+        rms=cw.rms[idx],
+        peak=cw.peak[idx],
+        dc=cw.dc[idx],
+        fundamental=cw.fundamental[idx],
+        harmonics=cw.harmonics[idx],
+        groups=cw.groups[idx],
+    )
