@@ -1,0 +1,461 @@
+"""CLI commands of the acquisition area (mbmd-like): ``profiles list|show``, ``read``, ``scan``, ``simulate``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import meterhub.drivers.modbus  # noqa: F401 - registers the Modbus source and the module-bus checks
+from meterhub.cli._app import app
+
+__all__ = ["profiles_app"]
+
+console = Console(stderr=True)
+out = Console(highlight=False, soft_wrap=True)
+log = logging.getLogger("meterhub.cli")
+
+profiles_app = typer.Typer(
+    help="Device profiles (register maps) shipped with meterhub.", no_args_is_help=True
+)
+app.add_typer(profiles_app, name="profiles")
+
+TcpOpt = Annotated[str | None, typer.Option("--tcp", help="Modbus TCP endpoint HOST:PORT.")]
+RtuTcpOpt = Annotated[
+    str | None,
+    typer.Option("--rtu-over-tcp", help="RTU frames over TCP (RS485-Ethernet converter) HOST:PORT."),
+]
+SerialOpt = Annotated[
+    str | None, typer.Option("--serial", help="Serial device for Modbus RTU, e.g. /dev/ttyUSB0.")
+]
+BaudOpt = Annotated[int, typer.Option("--baud", help="Serial baud rate [bit/s].")]
+ParityOpt = Annotated[str, typer.Option("--parity", help="Serial parity N, E or O.")]
+StopOpt = Annotated[int, typer.Option("--stopbits", help="Serial stop bits 1 or 2.")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Response timeout [s].")]
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=code)
+
+
+def _host_port(text: str, option: str) -> tuple[str, int]:
+    host, sep, port_s = text.rpartition(":")
+    if not sep or not host:
+        raise _fail(f"{option} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:502")
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise _fail(f"{option} {text!r}: port {port_s!r} is not a number") from None
+    if not 0 <= port <= 65535:
+        raise _fail(f"{option} {text!r}: port must be 0…65535")
+    return host, port
+
+
+def _endpoint(tcp: str | None, rtu_tcp: str | None, serial: str | None, *, required: bool = True) -> Any:
+    from meterhub.drivers.modbus.transport import TransportKind
+
+    given = [(k, v) for k, v in (("tcp", tcp), ("rtu-over-tcp", rtu_tcp), ("serial", serial)) if v]
+    if len(given) > 1:
+        raise _fail("give only one of --tcp, --rtu-over-tcp, --serial")
+    if not given:
+        if required:
+            raise _fail("give one of --tcp HOST:PORT, --rtu-over-tcp HOST:PORT or --serial DEV")
+        return None
+    kind, value = given[0]
+    if kind == "serial":
+        return TransportKind.RTU, "", 0, value
+    host, port = _host_port(value, f"--{kind}")
+    return (TransportKind.TCP if kind == "tcp" else TransportKind.RTU_OVER_TCP), host, port, None
+
+
+def _profile_or_exit(profile_id: str) -> Any:
+    from meterhub.profiles import ProfileError, get_profile
+
+    try:
+        return get_profile(profile_id)
+    except ProfileError as exc:
+        raise _fail(str(exc)) from None
+
+
+# -- profiles -------------------------------------------------------------------------------------
+@profiles_app.command("list")
+def profiles_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+    """List every profile with its vendor, model and the reads a full poll needs."""
+    from meterhub.drivers.modbus.planner import plan_reads
+    from meterhub.profiles import ProfileError, get_profile, profile_ids
+
+    rows: list[dict[str, Any]] = []
+    bad: list[str] = []
+    for pid in profile_ids():
+        try:
+            p = get_profile(pid)
+        except ProfileError as exc:
+            bad.append(str(exc))
+            continue
+        pts = p.points()
+        blocks = plan_reads(pts, max_block=p.defaults.max_block, max_gap=p.defaults.max_gap)
+        rows.append(
+            {
+                "id": p.id,
+                "vendor": p.vendor,
+                "model": p.model,
+                "kind": p.kind.value,
+                "values": len(pts),
+                "requests": len(blocks),
+                "source": p.source,
+            }
+        )
+    if as_json:
+        out.print(json.dumps({"profiles": rows, "errors": bad}, indent=2, ensure_ascii=False))
+    else:
+        t = Table("vendor", "model", "kind", "values", "reads")
+        t.add_column("id", no_wrap=True)
+        for r in rows:
+            t.add_row(r["vendor"], r["model"], r["kind"], str(r["values"]), str(r["requests"]), r["id"])
+        out.print(t)
+        for b in bad:
+            console.print(f"[red]{b}[/]", highlight=False)
+    if bad:
+        raise typer.Exit(code=1)
+
+
+@profiles_app.command("show")
+def profiles_show(
+    profile_id: Annotated[str, typer.Argument(help="Profile id, e.g. eastron-sdm630.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
+) -> None:
+    """Show a profile: its source document, protocol defaults, register map and read plan."""
+    from meterhub.drivers.modbus.planner import plan_reads
+
+    p = _profile_or_exit(profile_id)
+    blocks = plan_reads(p.points(), max_block=p.defaults.max_block, max_gap=p.defaults.max_gap)
+    if as_json:
+        data = p.model_dump(mode="json", exclude_defaults=False)
+        data["read_plan"] = [
+            {"function": b.function.value, "start": b.start, "count": b.count} for b in blocks
+        ]
+        out.print(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    d = p.defaults
+    out.print(f"[bold]{p.id}[/]  {p.vendor} {p.model}  ({p.kind.value})")
+    out.print(f"source: {p.source}")
+    if p.description:
+        out.print(p.description)
+    out.print(
+        f"defaults: unit {d.unit}, {d.baud} {d.parity}{8}{d.stopbits}, {d.function.value} {d.type.value}, "
+        f"word {d.word_order.value}, byte {d.byte_order.value}, ≤{d.max_block} registers/read"
+    )
+    t = Table("quantity", "phase", "ch", "table", "address", "hex", "type", "unit", "scale")
+    for pt in p.points():
+        e = p.registers[pt.index]
+        if pt.order is not None and pt.order != e.order_start:
+            continue
+        t.add_row(
+            pt.quantity + (f" ×{e.count}" if e.count > 1 else ""),
+            pt.phase.value if pt.phase else "",
+            str(pt.channel or ""),
+            pt.function.value,
+            str(pt.address),
+            f"0x{pt.address:04X}",
+            "bit" if pt.function.is_bit else pt.dtype.value,
+            e.unit or "",
+            f"{pt.factor:g}",
+        )
+    out.print(t)
+    out.print(f"read plan: {len(blocks)} request(s): " + ", ".join(str(b) for b in blocks))
+
+
+# -- read -----------------------------------------------------------------------------------------
+@app.command("read")
+def read_command(
+    profile_id: Annotated[str, typer.Argument(help="Profile id, e.g. eastron-sdm630.")],
+    tcp: TcpOpt = None,
+    rtu_over_tcp: RtuTcpOpt = None,
+    serial: SerialOpt = None,
+    unit: Annotated[
+        int | None, typer.Option("--unit", help="Modbus unit id [default: the profile's].")
+    ] = None,
+    baud: BaudOpt = 9600,
+    parity: ParityOpt = "N",
+    stopbits: StopOpt = 1,
+    timeout: TimeoutOpt = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    stats: Annotated[bool, typer.Option("--stats", help="Print requests and bytes on the wire.")] = False,
+) -> None:
+    """Read every quantity of a profile once from a device and print it."""
+    from meterhub.drivers.modbus.reader import DeviceReader
+    from meterhub.drivers.modbus.transport import ModbusLink
+    from meterhub.model import quantities
+
+    p = _profile_or_exit(profile_id)
+    kind, host, port, dev = _endpoint(tcp, rtu_over_tcp, serial)
+    u = unit if unit is not None else p.defaults.unit
+    if not 0 <= u <= 247:
+        raise _fail(f"--unit {u}: must be 0…247")
+    link = ModbusLink(
+        kind,
+        host=host,
+        port=port,
+        serial=dev,
+        baud=baud,
+        parity=parity.upper(),
+        stopbits=stopbits,
+        timeout=timeout,
+    )
+    reader = DeviceReader(p.id, p, u)
+
+    async def go() -> Any:
+        try:
+            return await reader.read(link, stop_on_timeout=True)
+        finally:
+            await link.close()
+
+    try:
+        result = asyncio.run(go())
+    except (
+        Exception
+    ) as exc:  # the link's own errors are typed; anything else is still reported, not a traceback
+        raise _fail(f"{link.endpoint}: {exc}", 1) from None
+    for e in result.errors:
+        console.print(f"[yellow]{e}[/]", highlight=False, soft_wrap=True)
+    rows = []
+    for pt, v in sorted(result.values.items(), key=lambda kv: (kv[0].function.read_code, kv[0].address)):
+        r: dict[str, Any] = {
+            "quantity": pt.quantity,
+            "phase": pt.phase.value if pt.phase else None,
+            "value": v,
+            "unit": quantities.CATALOGUE[pt.quantity].unit,
+        }
+        if pt.channel is not None:
+            r["channel"] = pt.channel
+        if pt.order is not None:
+            r["order"] = pt.order
+        rows.append(r)
+    st = {"requests": link.stats.requests, "bytes": link.stats.bytes}
+    if not rows and not as_json:
+        raise _fail(f"no values read from unit {u} at {link.endpoint}", 1)
+    if as_json:
+        doc: dict[str, Any] = {"readings": rows, "stats": st}
+        if result.errors:
+            doc["errors"] = result.errors
+        out.print(json.dumps(doc, indent=2))
+    else:
+        t = Table("quantity", "phase", "ch", "value", "unit")
+        for r in rows:
+            if "order" in r and r["order"] > 1:
+                continue
+            name = r["quantity"] + (" (h1…)" if "order" in r else "")
+            t.add_row(name, r["phase"] or "", str(r.get("channel", "")), f"{r['value']:.6g}", r["unit"])
+        out.print(t)
+        if stats:
+            out.print(f"{st['requests']} request(s), {st['bytes']} bytes on the wire")
+    if not result.values:
+        raise typer.Exit(code=1)
+
+
+# -- scan -----------------------------------------------------------------------------------------
+@app.command("scan")
+def scan_command(
+    tcp: TcpOpt = None,
+    rtu_over_tcp: RtuTcpOpt = None,
+    serial: SerialOpt = None,
+    units: Annotated[
+        str, typer.Option("--units", help="Unit ids to probe, e.g. 1-247 or 1-10,20.")
+    ] = "1-247",
+    baud: BaudOpt = 9600,
+    parity: ParityOpt = "N",
+    stopbits: StopOpt = 1,
+    timeout: TimeoutOpt = 0.3,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Find the devices on a line, identify their profiles and flag duplicate addresses."""
+    from meterhub.drivers.modbus.scan import parse_units, scan_line
+    from meterhub.drivers.modbus.transport import ModbusError, ModbusLink
+    from meterhub.profiles import all_profiles
+
+    try:
+        unit_list = parse_units(units)
+    except ValueError as exc:
+        raise _fail(f"--units: {exc}") from None
+    kind, host, port, dev = _endpoint(tcp, rtu_over_tcp, serial)
+    link = ModbusLink(
+        kind,
+        host=host,
+        port=port,
+        serial=dev,
+        baud=baud,
+        parity=parity.upper(),
+        stopbits=stopbits,
+        timeout=timeout,
+    )
+
+    async def go() -> Any:
+        try:
+            return await scan_line(link, unit_list, all_profiles())
+        finally:
+            await link.close()
+
+    try:
+        result = asyncio.run(go())
+    except ModbusError as exc:
+        raise _fail(str(exc), 1) from None
+    if as_json:
+        out.print(
+            json.dumps(
+                {
+                    "devices": [h.as_dict() for h in result.hits],
+                    "silent": result.silent,
+                    "duplicates": result.duplicate_units(),
+                    "module_bus": result.module_bus,
+                    "stats": link.stats.as_dict(),
+                },
+                indent=2,
+            )
+        )
+        return
+    t = Table("unit", "profile", "info", "note")
+    for h in result.hits:
+        prof = ", ".join(h.profiles) or "unknown device"
+        if h.likely and not h.sure and len(h.likely) > 1:
+            prof = "one of: " + prof
+        info = ", ".join(f"{k}={v:.0f}" if v == int(v) else f"{k}={v:g}" for k, v in h.info.items())
+        t.add_row(str(h.unit), prof, info, f"[red]{h.duplicate}[/]" if h.duplicate else "")
+    out.print(t)
+    for vu, table in result.module_bus.items():
+        out.print(
+            f"module bus of unit {vu}: {table['modules']} module(s), {table['consumption_w']:.2f} W of "
+            f"{table['supply_w']:.2f} W supply"
+        )
+    for a in result.bus_duplicates:
+        out.print(f"[red]address {a} is used by two modules on the module bus[/]")
+    out.print(
+        f"{len(result.hits)} device(s), {result.silent} silent unit id(s), "
+        f"{len(result.duplicate_units())} probable duplicate address(es), {link.stats.requests} requests"
+    )
+
+
+# -- simulate -------------------------------------------------------------------------------------
+@app.command("simulate")
+def simulate_command(
+    target: Annotated[str, typer.Argument(help="A profile id, or a site file (SITE.yaml) to simulate.")],
+    tcp: TcpOpt = None,
+    rtu_over_tcp: RtuTcpOpt = None,
+    serial: SerialOpt = None,
+    unit: Annotated[
+        int | None, typer.Option("--unit", help="Unit id of a single profile [default: the profile's].")
+    ] = None,
+    baud: BaudOpt = 9600,
+    parity: ParityOpt = "N",
+    stopbits: StopOpt = 1,
+    duration: Annotated[
+        float | None, typer.Option("--duration", help="Stop after this many seconds.")
+    ] = None,
+) -> None:
+    """Serve simulated devices over Modbus (values from the physical load model) until Ctrl-C.
+
+    A profile id serves one device; a site file serves each Modbus bus where it points, or — with
+    --tcp/--rtu-over-tcp/--serial — all its Modbus devices on that one endpoint.
+    """
+    from meterhub.sim.base import SimServer
+    from meterhub.sim.modbus_server import ProfileDevice, serve_devices, wiring_for
+    from meterhub.sim.physics import SiteModel
+
+    ep = _endpoint(tcp, rtu_over_tcp, serial, required=False)
+    is_site = target.endswith((".yaml", ".yml")) or Path(target).is_file()
+
+    async def serve() -> None:
+        servers: list[SimServer] = []
+        if is_site:
+            from meterhub.config.loader import ConfigError, load_config
+
+            try:
+                cfg = load_config(target)
+            except ConfigError as exc:
+                raise _fail("\n".join(str(i) for i in exc.issues)) from None
+            model = SiteModel(cfg)
+            modbus = [b for b in cfg.buses if b.kind.value.startswith("modbus")]
+            if not modbus:
+                raise _fail(f"{target}: the site has no Modbus bus")
+            if ep is not None:
+                from meterhub.profiles import get_profile
+
+                devices: dict[int, ProfileDevice] = {}
+                for d in cfg.devices:
+                    if d.bus not in {b.id for b in modbus}:
+                        continue
+                    p = get_profile(d.profile)
+                    u = d.unit if d.unit is not None else p.defaults.unit
+                    if u in devices:
+                        raise _fail(
+                            f"devices {devices[u].device_id} and {d.id} both use unit {u}; "
+                            "serve the buses separately (omit --tcp)"
+                        )
+                    devices[u] = ProfileDevice(d.id, p, model)
+                kind, host, port, dev = ep
+                servers.append(
+                    await serve_devices(
+                        devices,
+                        kind=kind,
+                        host=host,
+                        port=port,
+                        serial=dev,
+                        baud=baud,
+                        parity=parity.upper(),
+                        stopbits=stopbits,
+                    )
+                )
+            else:
+                from meterhub.sim.base import SimContext
+                from meterhub.sim.modbus_server import modbus_simulator
+
+                for b in modbus:
+                    devs = [d for d in cfg.devices if d.bus == b.id]
+                    servers.append(await modbus_simulator(SimContext(cfg, b, devs, model)))
+        else:
+            p = _profile_or_exit(target)
+            if ep is None:
+                raise _fail("give one of --tcp HOST:PORT, --rtu-over-tcp HOST:PORT or --serial DEV")
+            model = SiteModel.single_meter(device_id="meter", wiring=wiring_for(p))
+            u = unit if unit is not None else p.defaults.unit
+            kind, host, port, dev = ep
+            servers.append(
+                await serve_devices(
+                    {u: ProfileDevice("meter", p, model)},
+                    kind=kind,
+                    host=host,
+                    port=port,
+                    serial=dev,
+                    baud=baud,
+                    parity=parity.upper(),
+                    stopbits=stopbits,
+                )
+            )
+        for s in servers:
+            out.print(f"simulating on {s.endpoint}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            if duration is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), duration)
+            else:
+                await stop.wait()
+        finally:
+            for s in servers:
+                await s.close()
+
+    asyncio.run(serve())

@@ -1,0 +1,42 @@
+"""Modbus acquisition: profiles, codec, block planner, transports, per-line scheduler, scan.
+
+Importing this package registers the Modbus source factory for the bus kinds ``modbus-tcp``,
+``modbus-rtu`` and ``modbus-rtu-over-tcp`` (an explicit registry, STYLE.md §6).
+
+Layers (STYLE.md §4): :mod:`.transport` (pymodbus clients, typed errors) → :mod:`.planner` (block reads)
+→ :mod:`.codec` (registers ⇄ numbers) → :mod:`.profile` (the device's register map as data) →
+:mod:`.reader` / :mod:`.scheduler` / :mod:`.mapping` (circuits) → :mod:`.source`.
+"""
+
+from __future__ import annotations
+
+import meterhub.drivers.modbus.budget  # noqa: F401 - registers the module-bus checks
+from meterhub.config.schema import BusKind
+from meterhub.drivers.base import register_source
+from meterhub.drivers.modbus.codec import ByteOrder, DataType, WordOrder, decode, encode
+from meterhub.drivers.modbus.planner import Block, plan_reads
+from meterhub.drivers.modbus.profile import Function, Point, Profile, ProfileError, ProfileKind
+from meterhub.drivers.modbus.source import ModbusSource, modbus_sources
+from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+
+__all__ = [
+    "Block",
+    "ByteOrder",
+    "DataType",
+    "Function",
+    "ModbusLink",
+    "ModbusSource",
+    "Point",
+    "Profile",
+    "ProfileError",
+    "ProfileKind",
+    "TransportKind",
+    "WordOrder",
+    "decode",
+    "encode",
+    "modbus_sources",
+    "plan_reads",
+]
+
+for _kind in (BusKind.MODBUS_TCP, BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP):
+    register_source(_kind, modbus_sources)

@@ -1,0 +1,278 @@
+"""From device registers to circuit readings (pure).
+
+The runtime never sees device channels (drivers/base.py): this module turns the decoded values of
+one device into readings keyed by *circuit*:
+
+* a circuit's ``channels`` select the device's current channels (for a complete meter, channel k is
+  its phase Lk) and ``supply_phases`` names the phase each one is on;
+* a current-only module (seed 000 M/E series) has no voltage input: its circuits take voltage,
+  frequency and voltage quality from the voltage unit named by ``voltage_reference`` (seed 000 §3.1.1);
+* totals the device does not give are computed from the circuit's phases: sums for powers and
+  energies, means for voltage and current (catalogue ``Total``), the total apparent power as the
+  arithmetic sum ΣS and the total power factor as ΣP/ΣS — the arithmetic definitions the seed 000
+  modules use (IEEE 1459 §3.2.2 lists them among the non-preferred but common ones);
+* a device total (e.g. an SDM630's "total system power") is used only when the circuit uses every
+  channel of the device.
+
+Energy registers per phase and total are emitted for every circuit that has them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import cast
+
+from meterhub.config.schema import Circuit
+from meterhub.drivers.modbus.profile import Point, ProfileKind
+from meterhub.model import quantities
+from meterhub.model.quantities import Total
+from meterhub.model.readings import Reading
+from meterhub.model.topology import Phase
+
+__all__ = ["SUPPLY_QUANTITIES", "DeviceValues", "circuit_readings", "device_readings"]
+
+_PHASES = (Phase.L1, Phase.L2, Phase.L3)
+
+#: Quantities that describe the supply (the voltage system), not a current channel.
+SUPPLY_QUANTITIES = frozenset(
+    {
+        "voltage",
+        "voltage_line",
+        "voltage_max",
+        "voltage_min",
+        "voltage_line_max",
+        "voltage_line_min",
+        "voltage_zero_sequence",
+        "voltage_unbalance_negative",
+        "voltage_unbalance_zero",
+        "frequency",
+        "angle_voltage",
+        "thd_voltage",
+        "tohd_voltage",
+        "tehd_voltage",
+        "crest_factor_voltage",
+    }
+)
+#: Supply quantities a circuit shows per supply phase (the others are system values or line-to-line).
+_PER_SUPPLY_PHASE = frozenset(
+    {"voltage", "voltage_max", "voltage_min", "angle_voltage", "thd_voltage", "tohd_voltage", "tehd_voltage"}
+)
+
+
+@dataclass
+class DeviceValues:
+    """Decoded values of one device, arranged for mapping.
+
+    channels : channel → quantity → value (a meter's phase Lk is channel k).
+    system : (quantity, phase) → value for totals, neutral and supply quantities.
+    spectra : (quantity, phase or None, channel or None) → {order: value}.
+    """
+
+    kind: ProfileKind
+    ts: float
+    channels: dict[int, dict[str, float]] = field(default_factory=dict)
+    system: dict[tuple[str, Phase | None], float] = field(default_factory=dict)
+    spectra: dict[tuple[str, Phase | None, int | None], dict[int, float]] = field(default_factory=dict)
+    all_channels: frozenset[int] = frozenset()
+
+    @classmethod
+    def from_points(
+        cls, kind: ProfileKind, ts: float, values: dict[Point, float], all_channels: Iterable[int] = ()
+    ) -> DeviceValues:
+        dv = cls(kind, ts, all_channels=frozenset(all_channels))
+        channels, system = dv.channels, dv.system
+        for p, v in values.items():
+            place = _PLACE.get((kind, p))
+            if place is None:
+                place = _PLACE[(kind, p)] = _placement(kind, p)
+            where, key = place
+            if where == 0:
+                ch, q = cast(tuple[int, str], key)
+                vals = channels.get(ch)
+                if vals is None:
+                    vals = channels[ch] = {}
+                vals[q] = v
+                if q == "voltage" and ch <= 3:  # a meter's own phase voltage is also the supply's
+                    system[("voltage", _PHASES[ch - 1])] = v
+            elif where == 1:
+                system[cast(tuple[str, Phase | None], key)] = v
+            else:
+                dv.spectra.setdefault((p.quantity, p.phase, p.channel), {})[p.order or 0] = v
+        if not dv.all_channels:
+            dv.all_channels = frozenset(dv.channels)
+        return dv
+
+    def has_voltage(self) -> bool:
+        return any(q == "voltage" for q, _ in self.system) or any(
+            "voltage" in c for c in self.channels.values()
+        )
+
+
+#: A current transformer mounted the wrong way round measures −i: P, Q and the power factors change
+#: sign, the current angle turns by 180°, and import and export registers (and quadrants I↔III,
+#: II↔IV) trade places. The gateway undoes it for channels the circuit marks ``reversed``.
+REVERSED_NEGATE = frozenset({"active_power", "reactive_power", "power_factor", "displacement_power_factor"})
+REVERSED_SWAP = {
+    "energy_active_import": "energy_active_export",
+    "energy_active_export": "energy_active_import",
+    "energy_reactive_import": "energy_reactive_export",
+    "energy_reactive_export": "energy_reactive_import",
+    "energy_reactive_q1": "energy_reactive_q3",
+    "energy_reactive_q3": "energy_reactive_q1",
+    "energy_reactive_q2": "energy_reactive_q4",
+    "energy_reactive_q4": "energy_reactive_q2",
+    "active_power_import": "active_power_export",
+    "active_power_export": "active_power_import",
+}
+
+
+def reversed_channels(circuit: Circuit) -> set[int]:
+    """The device channels of ``circuit`` whose CT is marked reversed."""
+    flags = circuit.reversed
+    if isinstance(flags, bool):
+        return set(circuit.channels) if flags else set()
+    return {ch for ch, f in zip(circuit.channels, flags, strict=False) if f}
+
+
+def unreverse(values: dict[str, float]) -> dict[str, float]:
+    """Channel values as a correctly mounted CT would show them (see ``REVERSED_NEGATE``)."""
+    out: dict[str, float] = {}
+    for q, v in values.items():
+        if q in REVERSED_NEGATE:
+            out[q] = -v
+        elif q in REVERSED_SWAP:
+            out[REVERSED_SWAP[q]] = v
+        elif q == "angle_current":
+            out[q] = (v + 360.0) % 360.0 - 180.0
+        else:
+            out[q] = v
+    return out
+
+
+_PLACE: dict[tuple[ProfileKind, Point], tuple[int, object]] = {}
+
+
+def _placement(kind: ProfileKind, p: Point) -> tuple[int, object]:
+    """Where a point's value goes: (0, (channel, quantity)), (1, (quantity, phase)) or (2, spectrum)."""
+    if p.order is not None:
+        return 2, None
+    if p.channel is not None:
+        return 0, (p.channel, p.quantity)
+    if (
+        kind is ProfileKind.METER
+        and p.phase in _PHASES
+        and (p.quantity not in SUPPLY_QUANTITIES or p.quantity == "voltage")
+    ):
+        return 0, (_PHASES.index(p.phase) + 1, p.quantity)
+    return 1, (p.quantity, p.phase)
+
+
+def _total(q: str, vals: list[float]) -> float | None:
+    spec = quantities.CATALOGUE[q]
+    if spec.total is Total.SUM or q == "apparent_power":
+        return math.fsum(vals)
+    if spec.total is Total.MEAN:
+        return math.fsum(vals) / len(vals)
+    return None
+
+
+def circuit_readings(
+    ts: float, circuit: Circuit, dv: DeviceValues, vref: DeviceValues | None = None
+) -> list[Reading]:
+    """Readings of one circuit from its device's values and (for current modules) the voltage unit's."""
+    out: dict[tuple[str, Phase | None], float] = {}
+    pairs = list(zip(circuit.channels, circuit.supply_phases, strict=True))
+    rev = reversed_channels(circuit) if circuit.reversed else set()
+    chan = dv.channels
+    if rev:
+        chan = {ch: (unreverse(v) if ch in rev else v) for ch, v in dv.channels.items()}
+    # the device's own totals include the reversed channels the wrong way round: not used then
+    covers_all = bool(dv.all_channels) and set(circuit.channels) >= set(dv.all_channels) and not rev
+    names: list[str] = []
+    for ch, ph in pairs:
+        for q, v in chan.get(ch, {}).items():
+            if ph in quantities.CATALOGUE[q].phases:
+                out[(q, ph)] = v
+            if q not in names:
+                names.append(q)
+    # totals: the device's own when the circuit is the whole device, else computed from the phases
+    for q in names:
+        if q == "voltage" and dv.kind is not ProfileKind.METER:
+            continue
+        if covers_all and (q, Phase.TOTAL) in dv.system:
+            out[(q, Phase.TOTAL)] = dv.system[(q, Phase.TOTAL)]
+            continue
+        vals = [chan.get(ch, {}).get(q) for ch in circuit.channels]
+        if any(v is None for v in vals) or Phase.TOTAL not in quantities.CATALOGUE[q].phases:
+            continue
+        t = _total(q, [v for v in vals if v is not None])
+        if t is not None:
+            out[(q, Phase.TOTAL)] = t
+    p_tot, q_tot, s_tot = (
+        out.get((n, Phase.TOTAL)) for n in ("active_power", "reactive_power", "apparent_power")
+    )
+    if (("power_factor", Phase.TOTAL) not in out) and p_tot is not None and s_tot:
+        out[("power_factor", Phase.TOTAL)] = p_tot / s_tot
+    if (
+        ("displacement_power_factor", Phase.TOTAL) not in out
+        and "displacement_power_factor" in names
+        and p_tot is not None
+        and q_tot is not None
+        and (p_tot or q_tot)
+    ):
+        out[("displacement_power_factor", Phase.TOTAL)] = p_tot / math.hypot(p_tot, q_tot)
+    if covers_all or (rev and set(circuit.channels) >= set(dv.all_channels)):
+        # device-level values that belong to the whole circuit (neutral, demand, unbalance)
+        for (qs, sph), v in dv.system.items():
+            if qs in SUPPLY_QUANTITIES:
+                continue
+            if rev and (qs in REVERSED_NEGATE or qs in REVERSED_SWAP or "demand" in qs):
+                continue  # signed by the reversed CT: only the corrected phase values count
+            out.setdefault((qs, sph), v)
+    # the supply: the meter's own voltage inputs, or the voltage unit of a current-only module
+    supply = dv if dv.kind is ProfileKind.METER and dv.has_voltage() else vref
+    if supply is not None:
+        out.update(_supply_readings(circuit, supply, own=supply is dv, covers_all=covers_all))
+    return [Reading(ts, circuit.id, q, ph, v) for (q, ph), v in out.items()]
+
+
+def _supply_readings(
+    circuit: Circuit, sv: DeviceValues, *, own: bool, covers_all: bool
+) -> dict[tuple[str, Phase | None], float]:
+    phases = circuit.supply_phases
+    three = set(phases) == set(_PHASES)
+    out: dict[tuple[str, Phase | None], float] = {}
+    for (q, ph), v in sv.system.items():
+        if q not in SUPPLY_QUANTITIES:
+            continue
+        if q in _PER_SUPPLY_PHASE:
+            if ph in phases:
+                out[(q, ph)] = v
+            elif ph is Phase.TOTAL and (three or (own and covers_all)):
+                out[(q, ph)] = v
+        elif ph in (Phase.TOTAL, None) and q in ("frequency",):
+            out[(q, ph)] = v
+        elif three:  # line-to-line and sequence quantities need all three phases
+            out[(q, ph)] = v
+    if ("voltage", Phase.TOTAL) not in out:
+        vs = [out[("voltage", ph)] for ph in phases if ("voltage", ph) in out]
+        if vs and len(vs) == len(phases):
+            out[("voltage", Phase.TOTAL)] = math.fsum(vs) / len(vs)
+    return out
+
+
+def device_readings(ts: float, device_id: str, dv: DeviceValues) -> list[Reading]:
+    """Device-level readings keyed by the device id (voltage unit, or a meter without circuits)."""
+    out: list[Reading] = []
+    for (q, ph), v in dv.system.items():
+        out.append(Reading(ts, device_id, q, ph, v))
+    if dv.kind is ProfileKind.METER:
+        for ch, vals in dv.channels.items():
+            if 1 <= ch <= 3:
+                for q, v in vals.items():
+                    if q == "voltage":
+                        continue  # already in system
+                    out.append(Reading(ts, device_id, q, _PHASES[ch - 1], v))
+    return out

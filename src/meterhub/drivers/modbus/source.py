@@ -1,0 +1,210 @@
+"""The Modbus :class:`~meterhub.drivers.base.Source`: one per bus (one line, one scheduler).
+
+Poll once, fan out (STYLE.md §7): each device read becomes readings for every circuit on that
+device (:mod:`.mapping`), plus device-level readings for voltage units and for meters that no
+circuit uses. Cumulative registers never go backwards on the way out: a smaller value within the
+register's resolution is held at the last value; a real drop (meter replaced or reset) is passed on
+with quality INVALID and logged, so the energy pipeline can decide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from meterhub.config.schema import BusKind, Circuit, Device
+from meterhub.drivers.base import Emit, Source, SourceContext
+from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings
+from meterhub.drivers.modbus.profile import ProfileError, ProfileKind
+from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
+from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
+from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.model import quantities
+from meterhub.model.quantities import Kind
+from meterhub.model.readings import Quality, Reading, SeriesKey
+
+__all__ = ["ModbusSource", "link_for_bus", "modbus_sources"]
+
+log = logging.getLogger("meterhub.modbus")
+
+_CUMULATIVE = frozenset(q.id for q in quantities.CATALOGUE.values() if q.kind is Kind.CUMULATIVE)
+
+_TRANSPORT = {
+    BusKind.MODBUS_TCP: TransportKind.TCP,
+    BusKind.MODBUS_RTU: TransportKind.RTU,
+    BusKind.MODBUS_RTU_OVER_TCP: TransportKind.RTU_OVER_TCP,
+}
+
+
+def link_for_bus(
+    bus_kind: BusKind,
+    *,
+    host: str,
+    port: int | None,
+    serial: str | None,
+    baud: int,
+    parity: str,
+    stopbits: int,
+    timeout: float,
+) -> ModbusLink:
+    return ModbusLink(
+        _TRANSPORT[bus_kind],
+        host=host,
+        port=port or 502,
+        serial=serial,
+        baud=baud,
+        parity=parity,
+        stopbits=stopbits,
+        timeout=timeout,
+    )
+
+
+class ModbusSource(Source):
+    """Reads every enabled device of one Modbus bus."""
+
+    def __init__(self, ctx: SourceContext, *, wall: Callable[[], float] = time.time) -> None:
+        bus = ctx.bus
+        self.name = f"modbus:{bus.id}"
+        self.ctx = ctx
+        self.link = link_for_bus(
+            bus.kind,
+            host=bus.host,
+            port=bus.port,
+            serial=bus.serial,
+            baud=bus.baud,
+            parity=bus.parity,
+            stopbits=bus.stopbits,
+            timeout=bus.timeout,
+        )
+        self.polled: list[PolledDevice] = []
+        self.circuits: dict[str, list[Circuit]] = {}
+        self.latest: dict[str, DeviceValues] = {}
+        self._last_cum: dict[SeriesKey, float] = {}
+        self._devices: dict[str, Device] = {d.id: d for d in ctx.devices}
+        self._emit: Emit | None = None
+        self._queue: asyncio.Queue[tuple[PolledDevice, DeviceRead, float]] | None = None
+        from meterhub.profiles import get_profile
+
+        for d in ctx.devices:
+            if not d.enabled:
+                continue
+            status = ctx.status.get(d.id)
+            try:
+                profile = get_profile(d.profile)
+            except ProfileError as exc:
+                log.error("device %s: %s; it stays offline", d.id, exc)
+                if status is not None:
+                    status.last_error = str(exc)
+                continue
+            if status is None:
+                from meterhub.drivers.base import DeviceStatus
+
+                status = DeviceStatus(d.id, d.name or d.id, d.profile, bus.id)
+                ctx.status[d.id] = status
+            reader = DeviceReader(d.id, profile, d.unit if d.unit is not None else profile.defaults.unit)
+            self.polled.append(PolledDevice(reader, status, d.poll_interval, d.priority))
+            self.circuits[d.id] = [c for c in ctx.config.circuits if c.device == d.id]
+        self._vu_on_bus = [p.id for p in self.polled if p.reader.profile.kind is ProfileKind.VOLTAGE_UNIT]
+        self.scheduler = LineScheduler(
+            self.link, self.polled, retries=bus.retries, on_result=self._on_result, wall=wall
+        )
+
+    # -- fan out ------------------------------------------------------------------------------
+    def _vref(self, circuit: Circuit, now: float) -> DeviceValues | None:
+        ref = circuit.voltage_reference
+        if ref is None and len(self._vu_on_bus) == 1:
+            ref = self._vu_on_bus[0]
+        if ref is None:
+            return None
+        dv = self.latest.get(ref)
+        if dv is None:
+            return None
+        interval = self._devices[ref].poll_interval if ref in self._devices else 1.0
+        if now - dv.ts > max(3 * interval, 5.0):
+            return None  # stale: better no voltage than an old one
+        return dv
+
+    def readings_for(self, dev: PolledDevice, result: DeviceRead, ts: float) -> list[Reading]:
+        profile = dev.reader.profile
+        channels = range(1, profile.channels + 1) if profile.channels else profile.point_channels()
+        dv = DeviceValues.from_points(profile.kind, ts, result.values, channels)
+        if profile.kind is ProfileKind.METER and not dv.all_channels:
+            dv.all_channels = frozenset({1, 2, 3} & set(dv.channels))
+        self.latest[dev.id] = dv
+        out: list[Reading] = []
+        circuits = self.circuits.get(dev.id, [])
+        for c in circuits:
+            out.extend(circuit_readings(ts, c, dv, self._vref(c, ts)))
+        if profile.kind is ProfileKind.VOLTAGE_UNIT or (profile.kind is ProfileKind.METER and not circuits):
+            out.extend(device_readings(ts, dev.id, dv))
+        return self._guard(out)
+
+    def _guard(self, readings: list[Reading]) -> list[Reading]:
+        out = []
+        for r in readings:
+            if r.quantity in _CUMULATIVE:
+                last = self._last_cum.get(r.key)
+                if last is not None and r.value < last:
+                    if last - r.value <= max(1e-6 * abs(last), 1e-9):
+                        r = Reading(r.ts, r.circuit, r.quantity, r.phase, last, r.quality)
+                    else:
+                        log.warning(
+                            "%s went backwards: %.6g → %.6g (reset or replaced meter?)", r.key, last, r.value
+                        )
+                        # flagged once; the new value is the baseline from now on (a replaced meter
+                        # keeps counting from its own zero; the energy pipeline bridges the step)
+                        self._last_cum[r.key] = r.value
+                        out.append(Reading(r.ts, r.circuit, r.quantity, r.phase, r.value, Quality.INVALID))
+                        continue
+                self._last_cum[r.key] = r.value
+            out.append(r)
+        return out
+
+    def _fan_out(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
+        if not result.any_ok:
+            return
+        try:
+            readings = self.readings_for(dev, result, ts)
+        except Exception:  # a bug in mapping must not stop the line
+            log.exception("device %s: cannot turn its values into readings", dev.id)
+            return
+        if readings and self._emit is not None:
+            self._emit(readings)
+
+    def _on_result(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
+        # decoding and fan-out run in the worker while the line carries the next request
+        if self._queue is None or self._queue.full():
+            self._fan_out(dev, result, ts)
+        else:
+            self._queue.put_nowait((dev, result, ts))
+
+    async def _worker(self) -> None:
+        assert self._queue is not None
+        while True:
+            dev, result, ts = await self._queue.get()
+            self._fan_out(dev, result, ts)
+
+    # -- Source -------------------------------------------------------------------------------
+    async def run(self, emit: Emit) -> None:
+        self._emit = emit
+        if not self.polled:
+            log.warning("bus %s has no readable device", self.ctx.bus.id)
+        self._queue = asyncio.Queue(maxsize=256)
+        worker = asyncio.create_task(self._worker(), name=f"{self.name}:fan-out")
+        try:
+            await self.scheduler.run_forever()
+        finally:
+            worker.cancel()
+            while not self._queue.empty():  # what was read is not lost
+                self._fan_out(*self._queue.get_nowait())
+            self._queue = None
+
+    async def close(self) -> None:
+        await self.link.close()
+
+
+def modbus_sources(ctx: SourceContext) -> Sequence[Source]:
+    """Source factory for the Modbus bus kinds: one source (one scheduler) per bus."""
+    return [ModbusSource(ctx)]
