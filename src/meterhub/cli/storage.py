@@ -1,0 +1,131 @@
+"""CLI commands of the storage area: ``meterhub import FILE.csv --data DIR``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+from meterhub.cli._app import app
+from meterhub.config.loader import ConfigError, load_config
+from meterhub.config.schema import StorageConfig
+from meterhub.model.readings import iso_utc
+from meterhub.storage import StorageError, open_storage
+from meterhub.storage.importer import ImportFileError, import_csv
+
+__all__ = ["import_command"]
+
+#: Bad rows printed on the console; all of them go to ``--errors FILE`` when given.
+SHOWN_ERRORS = 20
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[Path, typer.Argument(help="CSV with columns timestamp,circuit,quantity,phase,value.")],
+    data: Annotated[Path, typer.Option("--data", help="Data folder (SQLite database).")] = Path("data"),
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Site file: use its storage section (e.g. PostgreSQL) and time zone."),
+    ] = None,
+    timezone: Annotated[
+        str | None,
+        typer.Option(
+            "--timezone", help="IANA zone for timestamps without a UTC offset [default: site's, or UTC]."
+        ),
+    ] = None,
+    errors: Annotated[Path | None, typer.Option("--errors", help="Write every bad row to this file.")] = None,
+) -> None:
+    """Backfill readings from a CSV file (ISO 8601 timestamps; unknown circuits are created).
+
+    Bad rows are reported with their line number and skipped; every good row is stored. Importing
+    the same file again changes nothing. Exit code 0: all rows imported; 1: some rows skipped;
+    2: nothing imported (unreadable file, bad header, storage unavailable).
+    """
+    console = Console(stderr=True, soft_wrap=True, highlight=False)
+    out = Console(soft_wrap=True, highlight=False)
+    storage_cfg = StorageConfig()
+    site_tz: str | None = None  # without a site file the database keeps its own day zone
+    site_circuits: set[str] | None = None
+    if config is not None:
+        try:
+            site = load_config(config)
+        except ConfigError as exc:
+            console.print(f"[bold red]configuration error[/] ({len(exc.issues)} problem(s)):")
+            for issue in exc.issues:
+                console.print(f"  [red]{issue}[/]", highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        storage_cfg, site_tz = site.storage, site.site.timezone
+        site_circuits = {c.id for c in site.circuits}
+    if timezone is not None:
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            console.print(
+                f"[bold red]error[/] --timezone {timezone!r} is not an IANA zone such as Europe/Berlin"
+            )
+            raise typer.Exit(code=2) from None
+    if not file.is_file():
+        console.print(f"[bold red]error[/] {file}: no such file")
+        raise typer.Exit(code=2)
+    try:
+        storage = open_storage(storage_cfg, data, timezone=site_tz)
+    except StorageError as exc:
+        console.print(f"[bold red]storage error[/] {exc}")
+        raise typer.Exit(code=2) from None
+    size = file.stat().st_size
+    try:
+        with Progress(
+            TextColumn("[bold]importing[/] {task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task(file.name, total=size or None)
+            result = import_csv(
+                file,
+                storage,
+                timezone=timezone or site_tz or "UTC",
+                progress=lambda n: bar.update(task, completed=n),
+            )
+    except ImportFileError as exc:
+        console.print(f"[bold red]error[/] {file}: {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    except (StorageError, UnicodeDecodeError, OSError) as exc:
+        console.print(f"[bold red]import failed[/] {file}: {exc}", highlight=False)
+        raise typer.Exit(code=2) from None
+    finally:
+        storage.close()
+
+    span = ""
+    if result.first_ts is not None and result.last_ts is not None:
+        span = f" from {iso_utc(result.first_ts)} to {iso_utc(result.last_ts)}"
+    out.print(
+        f"[green]imported[/] {result.imported} of {result.rows} rows into {len(result.series)} series{span}",
+        highlight=False,
+    )
+    if result.new_circuits:
+        out.print(f"new circuits: {', '.join(sorted(result.new_circuits))}", highlight=False)
+    if site_circuits is not None:
+        foreign = sorted({k.circuit for k in result.series} - site_circuits)
+        if foreign:
+            out.print(f"not circuits of {config}: {', '.join(foreign)}", highlight=False)
+    if result.errors:
+        console.print(f"[yellow]skipped {len(result.errors)} bad row(s)[/]:")
+        for e in result.errors[:SHOWN_ERRORS]:
+            console.print(f"  {file}:{e.line}: {e.message}", highlight=False, soft_wrap=True)
+        if len(result.errors) > SHOWN_ERRORS:
+            console.print(
+                f"  … and {len(result.errors) - SHOWN_ERRORS} more" + ("" if errors else " (see --errors)")
+            )
+        if errors is not None:
+            errors.write_text(
+                "".join(f"{file}:{e.line}: {e.message}\n" for e in result.errors), encoding="utf-8"
+            )
+            console.print(f"  all bad rows written to {errors}")
+        raise typer.Exit(code=1)

@@ -1,0 +1,314 @@
+"""The SQL implementation shared by the SQLite and PostgreSQL backends.
+
+Tables (same names and columns in both backends):
+
+``series``     id ↔ (circuit, quantity, phase); phase ``''`` for series without a phase dimension.
+``raw``        (series, ts [ms since epoch UTC], value, quality), primary key (series, ts): writing the
+               same (series, ts) again replaces the value (idempotent re-import).
+``r_1min`` ``r_15min`` ``r_1h`` ``r_1d``
+               rollups (series, bucket [s], n, vsum, vmin, vmax, vlast, last_ts [ms], quality, delta),
+               see :mod:`meterhub.storage.rollup`; maintained on every flush.
+``registers``  persisted cumulative registers (series, value, ts), written in the flush transaction.
+``meta``       key/value: schema version, time zone of the day buckets, retention horizons.
+
+:meth:`SqlStorage.write` only buffers; :meth:`SqlStorage.flush` writes the buffer and the registers
+in one transaction (:mod:`meterhub.storage.ingest`). Retention deletes raw values (monthly partitions
+at once on PostgreSQL) and optionally 1-minute rollups; the coarser rollups are kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+
+from meterhub.model.quantities import CATALOGUE, Kind
+from meterhub.model.readings import Reading, SeriesKey
+from meterhub.model.topology import Phase
+from meterhub.storage.base import HistoryPoint, Resolution, StorageError
+from meterhub.storage.ingest import INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES, SqlIngest
+from meterhub.storage.rollup import DayCalendar, aggregates_from_rows, auto_resolution, merge_aggregates
+
+__all__ = ["ROLLUP_COLUMNS", "ROLLUP_TABLES", "SCHEMA_VERSION", "SqlStorage", "is_cumulative"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+#: Readings kept in memory while the database is unavailable; older ones are dropped beyond this.
+MAX_BUFFER = 2_000_000
+
+
+def _key_of(circuit: str, quantity: str, phase: str) -> SeriesKey:
+    return SeriesKey(circuit, quantity, Phase(phase) if phase else None)
+
+
+def is_cumulative(quantity: str) -> bool:
+    """True for catalogue registers that only grow (energy, pulse counts, volumes)."""
+    q = CATALOGUE.get(quantity)
+    return q is not None and q.kind is Kind.CUMULATIVE
+
+
+class SqlStorage(SqlIngest):
+    """Storage on a DB-API connection; subclasses supply the connection and dialect details."""
+
+    # ----------------------------------------------------------------- setup
+    def _check_meta(self) -> None:
+        """Record schema version and day time zone; rebuild day rollups if the zone changed."""
+        meta = dict(self._execute("SELECT key, value FROM meta"))
+        if self._requested_tz is None:
+            self.calendar = DayCalendar(meta.get("timezone", "UTC"))
+        self._minute_horizon = int(meta.get("minute_horizon", 0))
+        for key, value in meta.items():
+            if key == "raw_horizon" or key.startswith("raw_horizon:"):
+                self._raw_horizon[key.partition(":")[2] or "*"] = int(value)
+        version = meta.get("schema_version")
+        if version is not None and version != SCHEMA_VERSION:
+            raise StorageError(
+                f"database schema version {version} is not supported (this meterhub uses {SCHEMA_VERSION})"
+            )
+        self._begin()
+        try:
+            for key, value in (("schema_version", SCHEMA_VERSION), ("timezone", self.calendar.timezone)):
+                self._execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+            old = meta.get("timezone")
+            if old is not None and old != self.calendar.timezone:
+                log.info(
+                    "day rollups move from time zone %s to %s; rebuilding them", old, self.calendar.timezone
+                )
+                self._rebuild_days()
+            self._commit()
+        except Exception:
+            self._rollback()
+            raise
+
+    def _rebuild_days(self) -> None:
+        self._execute("DELETE FROM r_1d")
+        for (sid,) in self._execute("SELECT id FROM series"):
+            rows = aggregates_from_rows(
+                self._execute(
+                    f"SELECT {ROLLUP_COLUMNS} FROM r_15min WHERE series = ? ORDER BY bucket", (sid,)
+                )
+            )
+            self._insert_rollups("1d", merge_aggregates(rows, "1d", self.calendar))
+
+    # ----------------------------------------------------------------- Storage API
+    def write(self, readings: Sequence[Reading]) -> None:
+        """Buffer readings; they are durable after the next :meth:`flush`."""
+        with self._lock:
+            self._buffer.extend(readings)
+            over = len(self._buffer) - MAX_BUFFER
+            if over > 0:
+                del self._buffer[:over]
+                self.dropped += over
+                log.warning("storage buffer full: dropped %d oldest readings", over)
+
+    @property
+    def buffered(self) -> int:
+        """Readings written but not yet flushed."""
+        return len(self._buffer)
+
+    def flush(self) -> None:
+        """Write buffered readings and registers in one transaction and maintain the rollups.
+
+        Raises :class:`StorageError` when the database fails; the readings stay buffered for the
+        next attempt.
+        """
+        with self._lock:
+            if not self._buffer and not self._pending_registers:
+                return
+            batch, self._buffer = self._buffer, []
+            registers, self._pending_registers = self._pending_registers, {}
+            try:
+                self._begin()
+                try:
+                    self._flush_batch(batch)
+                    self._flush_registers(registers)
+                    self._commit()
+                except BaseException:
+                    self._rollback()
+                    raise
+            except Exception as exc:
+                # Ids and tails learned inside the failed transaction are not trustworthy.
+                self._series_ids.clear()
+                self._tails.clear()
+                self._buffer[:0] = batch
+                for k, v in registers.items():
+                    self._pending_registers.setdefault(k, v)
+                if isinstance(exc, StorageError):
+                    raise
+                raise StorageError(f"flush of {len(batch)} readings failed: {exc}") from exc
+
+    def history(
+        self, key: SeriesKey, start: float, end: float, resolution: Resolution = "raw"
+    ) -> list[HistoryPoint]:
+        """Points of one series with start ≤ ts < end [s] at ``resolution``.
+
+        resolution : "raw", "1min", "15min", "1h", "1d" or "auto" (:func:`auto_resolution`).
+        For rollups ``ts`` is the bucket start and, for cumulative quantities, ``delta`` the energy
+        (increase) in the bucket; ``quality`` is the worst quality of the values aggregated.
+        """
+        if resolution == "auto":
+            resolution = auto_resolution(start, end)
+        if resolution != "raw" and resolution not in ROLLUP_TABLES:
+            raise ValueError(
+                f"unknown resolution {resolution!r}; use one of raw, {', '.join(ROLLUP_TABLES)}, auto"
+            )
+        with self._lock:
+            sid = self._lookup_series(key)
+            if sid is None:
+                return []
+            if resolution == "raw":
+                rows = self._execute(
+                    "SELECT ts, value, quality FROM raw WHERE series = ? AND ts >= ? AND ts < ? "
+                    "AND quality < ? ORDER BY ts",
+                    (sid, math.ceil(start * 1000), math.ceil(end * 1000), INVALID),
+                )
+                return [HistoryPoint(t / 1000, v, v, v, v, 1, quality=q) for t, v, q in rows]
+            rows = self._execute(
+                f"SELECT bucket, n, vsum, vmin, vmax, vlast, quality, delta FROM {ROLLUP_TABLES[resolution]} "
+                "WHERE series = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+                (sid, math.ceil(start), math.ceil(end)),
+            )
+        cumulative = is_cumulative(key.quantity)
+        return [
+            HistoryPoint(float(b), s / n, lo, hi, last, n, quality=q, delta=(d if cumulative else None))
+            for b, n, s, lo, hi, last, q, d in rows
+        ]
+
+    def value_at(self, key: SeriesKey, ts: float) -> tuple[float, float] | None:
+        """The last valid value at or before ``ts`` [s] as (its timestamp [s], value), or None.
+
+        Reads raw values, and the 1-minute rollups where retention already removed the raw ones.
+        """
+        with self._lock:
+            sid = self._lookup_series(key)
+            if sid is None:
+                return None
+            limit = math.floor(ts * 1000)
+            raw = self._execute(
+                "SELECT ts, value FROM raw WHERE series = ? AND ts <= ? AND quality < ? ORDER BY ts DESC LIMIT 1",
+                (sid, limit, INVALID),
+            )
+            # Minutes that end at or before ``ts`` (a primary-key range, however old ``ts`` is).
+            minute = math.floor(ts) - math.floor(ts) % 60
+            roll = self._execute(
+                "SELECT last_ts, vlast FROM r_1min WHERE series = ? AND bucket < ? ORDER BY bucket DESC LIMIT 1",
+                (sid, minute),
+            )
+        best = max(raw + roll, default=None, key=lambda r: r[0])
+        return None if best is None else (best[0] / 1000, best[1])
+
+    def series(self) -> list[SeriesKey]:
+        """Every series stored, ordered by circuit, quantity and phase."""
+        with self._lock:
+            rows = self._execute("SELECT circuit, quantity, phase FROM series")
+        return [_key_of(c, q, p) for c, q, p in sorted(rows)]  # code-point order in every backend
+
+    def load_registers(self) -> dict[SeriesKey, float]:
+        """Persisted cumulative registers as of the last flush (plus any saved since)."""
+        with self._lock:
+            rows = self._execute(
+                "SELECT s.circuit, s.quantity, s.phase, r.value FROM registers r JOIN series s ON s.id = r.series"
+            )
+            out = {_key_of(c, q, p): float(v) for c, q, p, v in rows}
+            self._register_floor.update(out)
+            out.update(self._pending_registers)
+        return out
+
+    def save_registers(self, registers: dict[SeriesKey, float]) -> None:
+        """Persist registers [unit of each quantity, float64] in the next flush's transaction.
+
+        Registers never go backwards: a value below the one already persisted is not stored (and
+        logged once per register); repairing resets is the register guard's job upstream.
+        """
+        with self._lock:
+            for key, value in registers.items():
+                if not math.isfinite(value):
+                    log.warning("register %s = %r not saved (not a finite number)", key, value)
+                    continue
+                floor = self._register_floor.get(key)
+                if floor is not None and value < floor:
+                    if key not in self._register_warned:
+                        self._register_warned.add(key)
+                        log.warning(
+                            "register %s = %r is below the persisted %r; keeping %r", key, value, floor, floor
+                        )
+                    continue
+                self._pending_registers[key] = float(value)
+
+    def retention_days(self, quantity: str) -> float:
+        """Raw retention of a quantity's series [d] (per-quantity override or the default)."""
+        overrides = self.config.raw_retention_by_quantity
+        return float(overrides.get(quantity, self.config.raw_retention_days))
+
+    def apply_retention(self, now: float) -> int:
+        """Delete raw values older than their retention before ``now`` [s] and, when
+        ``minute_rollup_retention_days`` is set, older 1-minute rollups (15-min, hourly and daily
+        rollups are kept). Returns the number of raw values removed."""
+        overrides: dict[str, float] = dict(self.config.raw_retention_by_quantity)
+        default_cut = int((now - self.config.raw_retention_days * 86400) * 1000)
+        oldest_cut = min([default_cut] + [int((now - d * 86400) * 1000) for d in overrides.values()])
+        with self._lock:
+            self._begin()
+            try:
+                removed = self._drop_expired(oldest_cut)
+                if overrides:
+                    removed += self._delete_raw_before(default_cut, list(overrides), exclude=True)
+                    for quantity, days in overrides.items():
+                        removed += self._delete_raw_before(
+                            int((now - days * 86400) * 1000), [quantity], False
+                        )
+                else:
+                    removed += self._delete_raw_before(default_cut, None, False)
+                self._set_raw_horizon("*", default_cut)
+                for quantity, days in overrides.items():
+                    self._set_raw_horizon(quantity, int((now - days * 86400) * 1000))
+                minute_days = self.config.minute_rollup_retention_days
+                if minute_days is not None:
+                    horizon = int(now - minute_days * 86400)
+                    horizon -= horizon % 60
+                    if horizon > self._minute_horizon:
+                        gone = len(
+                            self._execute("DELETE FROM r_1min WHERE bucket < ? RETURNING 1", (horizon,))
+                        )
+                        self._execute(
+                            "INSERT INTO meta (key, value) VALUES ('minute_horizon', ?) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            (str(horizon),),
+                        )
+                        self._minute_horizon = horizon
+                        if gone:
+                            log.info("retention removed %d 1-minute rollups", gone)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        if removed:
+            log.info("retention removed %d raw values", removed)
+        return removed
+
+    def _set_raw_horizon(self, quantity: str, cut_ms: int) -> None:
+        if cut_ms <= self._raw_horizon.get(quantity, 0):
+            return
+        self._raw_horizon[quantity] = cut_ms
+        self._execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ("raw_horizon" if quantity == "*" else f"raw_horizon:{quantity}", str(cut_ms)),
+        )
+
+    def _drop_expired(self, cutoff_ms: int) -> int:
+        """Backend fast path: drop whole stretches of raw rows older than cutoff_ms (every series);
+        return how many rows went. PostgreSQL drops monthly partitions."""
+        return 0
+
+    def close(self) -> None:
+        """Flush and release the backend."""
+        with self._lock:
+            try:
+                self.flush()
+            finally:
+                self._close_connection()
