@@ -1,0 +1,115 @@
+"""CLI commands of the energy area: ``meterhub report``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from meterhub.cli._app import app
+from meterhub.config.loader import ConfigError, load_config
+from meterhub.energy.config import install_checks
+from meterhub.energy.timeutil import Interval, parse_date, zone
+
+install_checks()
+
+SITE_IN_DATA = "site.yaml"
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _site(config: Path | None, data: Path) -> Any:
+    """The site file given, or DATA/site.yaml when present, or None (no tariffs, zones or CO2)."""
+    path = config if config is not None else (data / SITE_IN_DATA if (data / SITE_IN_DATA).exists() else None)
+    if path is None:
+        return None
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        _fail(f"configuration error ({len(exc.issues)} problem(s)):\n{exc}")
+    return None  # pragma: no cover - _fail raised
+
+
+@app.command("report")
+def report_command(
+    data: Annotated[Path, typer.Option("--data", help="Data folder (SQLite database).")] = Path("data"),
+    circuit: Annotated[str | None, typer.Option("--circuit", help="Circuit id (metered or virtual).")] = None,
+    zone_: Annotated[str | None, typer.Option("--zone", help="Zone name (sum of its circuits).")] = None,
+    from_: Annotated[str, typer.Option("--from", help="First local day, YYYY-MM-DD.")] = "",
+    to: Annotated[
+        str, typer.Option("--to", help="Local day after the last one (exclusive), YYYY-MM-DD.")
+    ] = "",
+    interval: Annotated[str, typer.Option("--interval", help="15min | hour | day | month.")] = "day",
+    timezone: Annotated[
+        str | None, typer.Option("--timezone", help="IANA zone of the days (default: the site's, or UTC).")
+    ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="Site file: tariffs, zones, CO2, storage (default: DATA/site.yaml)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default).")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
+) -> None:
+    """Energy, energy per tariff, cost, CO2 and maximum demand per interval of a circuit or zone."""
+    from meterhub.energy.reports import ReportError, energy_report, to_csv
+    from meterhub.storage import StorageError, open_storage
+
+    if as_json and as_csv:
+        _fail("choose --json or --csv, not both")
+    if (circuit is None) == (zone_ is None):
+        _fail("give --circuit ID or --zone NAME (one of them)")
+    if not from_ or not to:
+        _fail("give --from YYYY-MM-DD and --to YYYY-MM-DD (exclusive)")
+    try:
+        start, end = parse_date(from_), parse_date(to)
+        kind = Interval(interval)
+        if timezone is not None:
+            zone(timezone)
+    except ValueError as exc:
+        _fail(str(exc) if "interval" not in str(exc).lower() else f"{exc}; use 15min, hour, day or month")
+        return
+    except Exception:
+        _fail(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin")
+        return
+    if end <= start:
+        _fail(f"--to {end} must be after --from {start}")
+    site = _site(config, data)
+    from meterhub.config.schema import StorageConfig
+
+    storage_cfg = site.storage if site is not None else StorageConfig()
+    if storage_cfg.backend == "sqlite" and not (data / "meterhub.db").exists():
+        _fail(f"no data in {data} (no meterhub.db); run the gateway or 'meterhub import' first")
+    tz = timezone or (site.site.timezone if site is not None else "UTC")
+    try:
+        storage = open_storage(storage_cfg, data, timezone=tz)
+    except StorageError as exc:
+        _fail(str(exc))
+        return
+    try:
+        bases = [config.parent if config is not None else None, data]
+        report = energy_report(
+            storage,
+            site,
+            start=start,
+            end=end,
+            interval=kind,
+            circuit=circuit,
+            zone=zone_,
+            timezone=tz,
+            base_dirs=bases,
+        )
+    except (ReportError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    finally:
+        storage.close()
+    if as_csv:
+        sys.stdout.write(to_csv(report))
+    else:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")

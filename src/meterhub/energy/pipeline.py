@@ -1,0 +1,533 @@
+"""The energy stage of the gateway: every batch of readings passes through :class:`EnergyPipeline`.
+
+* cumulative readings (catalogue kind CUMULATIVE) are replaced by guarded continuous registers
+  (:mod:`meterhub.energy.registers`), restored at start from ``storage.load_registers()`` so a restart
+  continues them and they never go backwards;
+* when a demand window closes, derived readings are appended: ``demand_*`` and ``max_demand_*``
+  (:mod:`meterhub.energy.demand`), ``cost`` and ``co2`` of the closed (sub)interval
+  (:mod:`meterhub.energy.tariffs`), with ``ts`` = the end of the window;
+* ``demand_active_import_predicted`` follows every import-register update;
+* virtual circuits (:mod:`meterhub.energy.virtual`) get ``active_power`` and demand from their members;
+* monthly billing closes automatically at its time (:mod:`meterhub.energy.billing`), or on command.
+
+Nothing here raises on bad data: a bad value is logged with its series and skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from meterhub.energy.billing import BillingBook, BillingReason, BillingSnapshot
+from meterhub.energy.config import EnergyConfig, energy_of
+from meterhub.energy.demand import AverageMeter, DemandMeter, DemandValue, MaxDemand
+from meterhub.energy.registers import MeterChange, RegisterGuard
+from meterhub.energy.tariffs import Co2Factor, TariffSchedule
+from meterhub.energy.timeutil import parse_time, utc_iso
+from meterhub.energy.virtual import FormulaError, expand
+from meterhub.model.quantities import CATALOGUE, Kind
+from meterhub.model.readings import Quality, Reading, SeriesKey
+from meterhub.model.topology import Phase
+
+__all__ = ["DEMAND_OF", "EnergyPipeline"]
+
+log = logging.getLogger(__name__)
+
+#: register → (demand quantity, maximum-demand quantity or None)
+DEMAND_OF: dict[str, tuple[str, str | None]] = {
+    "energy_active_import": ("demand_active_import", "max_demand_active_import"),
+    "energy_active_export": ("demand_active_export", "max_demand_active_export"),
+    "energy_reactive_import": ("demand_reactive_import", None),
+    "energy_apparent": ("demand_apparent", "max_demand_apparent"),
+}
+_TOTAL_PHASES = (None, Phase.TOTAL)
+_AVERAGED_PHASES = (Phase.L1, Phase.L2, Phase.L3, Phase.N)
+#: cumulative readings stamped further ahead of the clock than this are dropped [s]
+MAX_FUTURE = 600.0
+_NONE = CATALOGUE["voltage"]  # stands in for an unknown quantity (not cumulative)
+#: predicted demand is emitted at most this often per circuit [s] (a live value, not a series to keep at 1 Hz)
+PREDICTED_EVERY = 5.0
+
+
+class EnergyPipeline:
+    """Registers, demand, tariffs, billing and virtual circuits for one site.
+
+    Parameters
+    ----------
+    config : the site configuration (``config.energy`` is the :class:`EnergyConfig`).
+    storage : the site's :class:`~meterhub.storage.base.Storage` (registers are restored from it).
+    clock : time source [s since the epoch, UTC] (injected for tests).
+    state_file : where demand and billing state and the raw register baselines are kept between
+        runs (JSON); default ``<storage.data_dir>/energy-state.json`` when the storage has a data dir.
+    """
+
+    def __init__(
+        self,
+        config: Any,
+        storage: Any,
+        clock: Callable[[], float] = time.time,
+        *,
+        state_file: Path | None = None,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self._lock = threading.RLock()
+        if state_file is None:
+            data_dir = getattr(storage, "data_dir", None)
+            state_file = Path(data_dir) / "energy-state.json" if data_dir is not None else None
+        self.state_file = state_file
+        self._switch_state: tuple[float, float] | None = None
+        self._power: dict[str, tuple[float, float]] = {}  # circuit → (ts, active_power total)
+        self._billing_written: float | None = None  # next_ts as last written to the billing file
+        self._predicted_at: dict[str, float] = {}  # circuit → ts of the last predicted demand
+        # (virtual id, window end) → member → {"demand_active_import": W, "demand_active_export": W}
+        self._virtual_demand: dict[tuple[str, float], dict[str, dict[str, float]]] = {}
+        self.demand: dict[SeriesKey, DemandMeter] = {}
+        self.averages: dict[SeriesKey, AverageMeter] = {}  # (circuit, "current", phase) → max average current
+        self._apply_config(config)
+        try:
+            restored = storage.load_registers() if storage is not None else {}
+        except Exception:
+            log.exception("cannot load persisted registers; registers start from the next readings")
+            restored = {}
+        state = self._read_state_file()
+        raw = {SeriesKey.parse(k): float(v) for k, v in state.get("raw", {}).items()}
+        self.guard.restore(restored, raw)
+        self.load_state(state)
+
+    # -- configuration ------------------------------------------------------------------------
+    def _apply_config(self, config: Any) -> None:
+        self.config = config
+        self.energy: EnergyConfig = energy_of(config)
+        tz = config.site.timezone
+        self.tz = tz
+        self.schedule = TariffSchedule(self.energy.tariffs, tz)
+        try:
+            data_dir = getattr(self.storage, "data_dir", None)
+            self.co2 = Co2Factor.from_settings(self.energy.co2, config.site.co2_factor, [data_dir])
+        except (OSError, ValueError) as exc:
+            log.error("energy.co2: %s; using the constant factor", exc)
+            self.co2 = Co2Factor(self.energy.co2.factor or config.site.co2_factor)
+        self.circuits = {c.id: c for c in config.circuits}
+        formulas = {v.id: v.formula for v in self.energy.virtual}
+        self.virtual: dict[str, dict[str, int]] = {}
+        for vid in formulas:
+            try:
+                self.virtual[vid] = expand(vid, formulas)
+            except FormulaError as exc:
+                log.error("virtual circuit %s: %s", vid, exc)
+        changes: dict[SeriesKey, list[MeterChange]] = {}
+        for ch in self.energy.meter_changes:
+            key = SeriesKey(ch.circuit, ch.quantity, Phase(ch.phase) if ch.phase else None)
+            try:
+                ts = parse_time(ch.time, tz)
+            except ValueError as exc:
+                log.error("energy.meter_changes %s: %s", key, exc)
+                continue
+            changes.setdefault(key, []).append(MeterChange(ts, ch.old_final, ch.new_initial))
+        moduli = {
+            SeriesKey(r.circuit, r.quantity, Phase(r.phase) if r.phase else None): r.modulus
+            for r in self.energy.registers
+        }
+        old = getattr(self, "guard", None)
+        self.guard = RegisterGuard(
+            gap=self.energy.gap, max_power=self.energy.max_power, moduli=moduli, changes=changes
+        )
+        if old is not None:
+            self.guard.adopt(old)  # keep the registers across a reconfiguration
+        d = self.energy.demand
+        subs = d.subintervals if d.method == "sliding" else 1
+        for meter in self.demand.values():
+            if (meter.interval, meter.subintervals, meter.method) != (d.interval * 60.0, subs, d.method):
+                self.demand.clear()  # a new demand definition starts new windows
+                break
+        if any(a.interval != d.interval * 60.0 for a in getattr(self, "averages", {}).values()):
+            self.averages.clear()
+        book = getattr(self, "billing", None)
+        self.billing = BillingBook(self.energy.billing, tz)
+        if book is not None:
+            self.billing.count, self.billing.last_ts = book.count, book.last_ts
+            self.billing.history, self.billing.cumulative = book.history, book.cumulative
+
+    def reconfigure(self, config: Any) -> None:
+        """Apply a changed site configuration; registers, maxima and billing history are kept."""
+        with self._lock:
+            self._apply_config(config)
+
+    # -- the data path ------------------------------------------------------------------------
+    def process(self, batch: list[Reading]) -> list[Reading]:
+        """Guard registers and append derived readings; never raises on bad data."""
+        with self._lock:
+            out: list[Reading] = []
+            derived: list[Reading] = []
+            book = self.billing
+            now = self.clock()
+            book.due(now)  # starts the schedule on the first batch
+            for r in batch:
+                try:
+                    if r.ts > now + MAX_FUTURE and CATALOGUE.get(r.quantity, _NONE).kind is Kind.CUMULATIVE:
+                        # one reading from a device with a wrong clock would hold the register (and the
+                        # billing schedule) until that time; it is dropped instead
+                        log.warning(
+                            "register %s: reading at %r is %.0f s in the future; skipped",
+                            r.key,
+                            r.ts,
+                            r.ts - now,
+                        )
+                        continue
+                    if book.settings.automatic and book.next_ts is not None and r.ts > book.next_ts:
+                        self.bill(BillingReason.AUTOMATIC, ts=book.next_ts)  # readings up to then are in
+                    self._one(r, out, derived)
+                except Exception:
+                    log.exception(
+                        "energy: reading %s at %r skipped", getattr(r, "key", r), getattr(r, "ts", None)
+                    )
+            try:
+                self._check_billing()
+            except Exception:
+                log.exception("automatic billing failed")
+            if self._virtual_demand or self.virtual:
+                try:
+                    derived += self._virtual_power(batch)
+                except Exception:
+                    log.exception("energy: virtual circuits failed on this batch")
+            return out + derived
+
+    def _one(self, r: Reading, out: list[Reading], derived: list[Reading]) -> None:
+        q = CATALOGUE.get(r.quantity)
+        if q is None or q.kind is not Kind.CUMULATIVE:
+            out.append(r)
+            if r.quantity == "active_power" and r.phase in _TOTAL_PHASES and _finite(r.value):
+                self._power[r.circuit] = (r.ts, r.value)
+            elif r.quantity == "current" and r.phase in _AVERAGED_PHASES and _finite(r.value):
+                derived += self._feed_average(r)
+            sw = self.energy.tariffs.switch
+            if (
+                sw is not None
+                and r.circuit == sw.input
+                and r.quantity == "digital_input"
+                and _finite(r.value)
+            ):
+                self._switch_state = (r.ts, r.value)
+            return
+        if r.circuit not in self.circuits:
+            log.debug("register %s: circuit not in the site file; guarded all the same", r.key)
+        res = self.guard.update(r.key, float(r.ts), float(r.value))
+        if res is None:
+            return
+        out.append(Reading(r.ts, r.circuit, r.quantity, r.phase, res.value, max(r.quality, res.quality)))
+        if (
+            r.phase in _TOTAL_PHASES
+            and r.quantity in DEMAND_OF
+            and r.quantity in self.energy.demand.quantities
+        ):
+            derived += self._feed_demand(r, res.value)
+
+    def _average(self, key: SeriesKey) -> AverageMeter:
+        m = self.averages.get(key)
+        if m is None:
+            m = AverageMeter(interval=self.energy.demand.interval * 60.0, gap=self.energy.gap)
+            self.averages[key] = m
+        return m
+
+    def _feed_average(self, r: Reading) -> list[Reading]:
+        """Average current over each demand interval and its maximum since reset (seed 003)."""
+        meter = self._average(r.key)
+        out: list[Reading] = []
+        for end, mean in meter.feed(float(r.ts), float(r.value)):
+            out.append(Reading(end, r.circuit, "demand_current", r.phase, mean))
+            out.append(Reading(end, r.circuit, "max_demand_current", r.phase, meter.maximum.value))
+        return out
+
+    def _meter(self, key: SeriesKey) -> DemandMeter:
+        m = self.demand.get(key)
+        if m is None:
+            d = self.energy.demand
+            m = DemandMeter(
+                interval=d.interval * 60.0,
+                subintervals=d.subintervals if d.method == "sliding" else 1,
+                method=d.method,
+                gap=self.energy.gap,
+            )
+            self.demand[key] = m
+        return m
+
+    def rate_at(self, ts: float) -> int:
+        """Index of the tariff rate in force at ``ts`` [s]."""
+        sw = None
+        if self._switch_state is not None:
+            sw = (np.array([self._switch_state[0]]), np.array([self._switch_state[1]]))
+        return int(self.schedule.rate_index(np.array([ts]), sw)[0])
+
+    def _feed_demand(self, r: Reading, value: float) -> list[Reading]:
+        key = SeriesKey(r.circuit, r.quantity, Phase.TOTAL)
+        meter = self._meter(key)
+        closed = meter.feed(float(r.ts), value, self.rate_at)
+        demand_q, max_q = DEMAND_OF[r.quantity]
+        out: list[Reading] = []
+        for w in closed:
+            if not math.isfinite(w.demand):
+                continue
+            quality = Quality.ESTIMATED if w.estimated else Quality.GOOD
+            out.append(Reading(w.end, r.circuit, demand_q, Phase.TOTAL, w.demand, quality))
+            if max_q is not None:
+                best = max(meter.maxima.values(), key=lambda m: m.value)
+                out.append(Reading(w.end, r.circuit, max_q, Phase.TOTAL, best.value, quality))
+            self._collect_virtual_demand(r.circuit, demand_q, w)
+        if r.quantity == "energy_active_import":
+            out += self._cost_and_co2(r.circuit, meter, closed)
+            last = self._predicted_at.get(r.circuit)
+            if last is None or r.ts - last >= PREDICTED_EVERY or r.ts < last:
+                p = meter.predicted()
+                if p is not None and math.isfinite(p):
+                    out.append(Reading(r.ts, r.circuit, "demand_active_import_predicted", Phase.TOTAL, p))
+                    self._predicted_at[r.circuit] = r.ts
+        return out
+
+    def _cost_and_co2(self, circuit: str, meter: DemandMeter, closed: list[DemandValue]) -> list[Reading]:
+        """Energy cost [currency] and CO2 [kg] of each closed subinterval, at its rate and factor."""
+        out: list[Reading] = []
+        for w in closed:
+            quality = Quality.ESTIMATED if w.estimated else Quality.GOOD
+            start = w.end - meter.sub_len
+            price = float(self.schedule.prices[w.rate]) if self.schedule.n_rates else 0.0
+            out.append(Reading(w.end, circuit, "cost", Phase.TOTAL, w.energy / 1000.0 * price, quality))
+            factor = float(self.co2.at(np.array([start]))[0])
+            out.append(Reading(w.end, circuit, "co2", Phase.TOTAL, w.energy / 1000.0 * factor, quality))
+        return out
+
+    def _collect_virtual_demand(self, circuit: str, quantity: str, w: DemandValue) -> None:
+        if quantity not in ("demand_active_import", "demand_active_export"):
+            return
+        for vid, coef in self.virtual.items():
+            if circuit in coef:
+                self._virtual_demand.setdefault((vid, w.end), {}).setdefault(circuit, {})[quantity] = w.demand
+
+    def _virtual_power(self, batch: list[Reading]) -> list[Reading]:
+        out: list[Reading] = []
+        touched = {r.circuit for r in batch if r.quantity == "active_power"}
+        for vid, coef in self.virtual.items():
+            if not touched & set(coef):
+                continue
+            vals = [self._power.get(c) for c in coef]
+            if any(v is None for v in vals):
+                continue
+            ts = max(v[0] for v in vals if v is not None)
+            if min(v[0] for v in vals if v is not None) < ts - self.energy.gap:
+                continue  # a member is silent: its old power would make the sum wrong
+            total = sum(c * v[1] for c, v in zip(coef.values(), vals, strict=True) if v is not None)
+            out.append(Reading(ts, vid, "active_power", Phase.TOTAL, total))
+        for (vid, end), members in list(self._virtual_demand.items()):
+            vcoef = self.virtual.get(vid)
+            if vcoef is None:
+                del self._virtual_demand[(vid, end)]
+                continue
+            if all("demand_active_import" in members.get(m, {}) for m in vcoef):
+                out += self._virtual_window(vid, end, vcoef, members)
+                del self._virtual_demand[(vid, end)]
+            elif end < self.clock() - 2 * self.energy.gap - self.energy.demand.interval * 60:
+                del self._virtual_demand[(vid, end)]
+        return out
+
+    @staticmethod
+    def _virtual_window(
+        vid: str, end: float, coef: dict[str, int], members: dict[str, dict[str, float]]
+    ) -> list[Reading]:
+        """Demand of a virtual circuit for one window [W]. A sum adds import and export demands
+        separately; a difference works on net demand (import − export) and splits it again, so a
+        PV sub-circuit's export lowers the unmetered rest. A member without an export register
+        counts 0 export."""
+        imp = {m: members[m]["demand_active_import"] for m in coef}
+        exp = {m: members[m].get("demand_active_export", 0.0) for m in coef}
+        if all(c > 0 for c in coef.values()):
+            d_imp = sum(c * imp[m] for m, c in coef.items())
+            d_exp = sum(c * exp[m] for m, c in coef.items())
+        else:
+            net = sum(c * (imp[m] - exp[m]) for m, c in coef.items())
+            d_imp, d_exp = max(net, 0.0), max(-net, 0.0)
+        return [
+            Reading(end, vid, "demand_active_import", Phase.TOTAL, d_imp),
+            Reading(end, vid, "demand_active_export", Phase.TOTAL, d_exp),
+        ]
+
+    # -- registers, maxima, billing ------------------------------------------------------------
+    def registers(self) -> dict[SeriesKey, float]:
+        """Continuous registers to persist (the runtime calls this at every flush)."""
+        with self._lock:
+            regs = self.guard.registers()
+            self._write_state_file()
+            return regs
+
+    def max_demand(self) -> dict[str, dict[str, list[float | None]]]:
+        """``"circuit/quantity"`` → {rate id: [maximum demand [W], window end [s]]}."""
+        with self._lock:
+            return self._max_demand()
+
+    def _max_demand(self) -> dict[str, dict[str, list[float | None]]]:
+        ids = self.schedule.rate_ids or ["total"]
+        out: dict[str, dict[str, list[float | None]]] = {}
+        for key, meter in self.demand.items():
+            q, _ = DEMAND_OF[key.quantity]
+            out[f"{key.circuit}/{q}"] = {
+                ids[i] if i < len(ids) else str(i): [m.value, m.ts] for i, m in sorted(meter.maxima.items())
+            }
+        for key, avg in self.averages.items():
+            if avg.maximum.ts is not None and key.phase is not None:
+                out[f"{key.circuit}/demand_current/{key.phase.value}"] = {
+                    "total": [avg.maximum.value, avg.maximum.ts]
+                }
+        return out
+
+    def predicted(self) -> dict[str, float]:
+        """Predicted import demand of the running window per circuit [W] (seed 003 predictive power)."""
+        with self._lock:
+            out: dict[str, float] = {}
+            for key, meter in self.demand.items():
+                if key.quantity == "energy_active_import":
+                    p = meter.predicted()
+                    if p is not None and math.isfinite(p):
+                        out[key.circuit] = p
+            return out
+
+    def reset_max_demand(self, circuit: str | None = None) -> dict[str, dict[str, list[float | None]]]:
+        """Reset maximum demands (all circuits, or one); return the values before the reset."""
+        with self._lock:
+            before = self.max_demand()
+            for key, meter in self.demand.items():
+                if circuit is None or key.circuit == circuit:
+                    meter.reset_maxima()
+            for key, avg in self.averages.items():
+                if circuit is None or key.circuit == circuit:
+                    avg.maximum = MaxDemand()
+            if circuit is not None:
+                before = {k: v for k, v in before.items() if k.split("/")[0] == circuit}
+            self._write_state_file()
+            return before
+
+    def bill(self, reason: BillingReason = BillingReason.MANUAL, ts: float | None = None) -> BillingSnapshot:
+        """Close a billing period now: snapshot registers and maximum demands, then reset the maxima."""
+        with self._lock:
+            when = self.clock() if ts is None else ts
+            regs = {str(k): v for k, v in self.guard.registers().items()}
+            snap = self.billing.close(when, reason, regs, self.max_demand())
+            if self.energy.billing.reset_max_demand:
+                for meter in self.demand.values():
+                    meter.reset_maxima()
+                for avg in self.averages.values():
+                    avg.maximum = MaxDemand()
+            log.info("billing period %d closed (%s)", snap.count, reason.value)
+            self._write_state_file(billing=True)
+            return snap
+
+    def billing_status(self) -> dict[str, Any]:
+        """Billing count, schedule and past periods (newest first), JSON-ready."""
+        with self._lock:
+            book = self.billing
+            return {
+                "count": book.count,
+                "day": book.settings.day,
+                "hour": book.settings.hour,
+                "automatic": book.settings.automatic,
+                "next": utc_iso(book.next_ts) if book.next_ts is not None else None,
+                "history": [s.as_json() for s in reversed(book.history)],
+            }
+
+    def _check_billing(self) -> None:
+        now = self.clock()
+        if self.billing.due(now) and self.billing.next_ts is not None:
+            self.bill(BillingReason.AUTOMATIC, ts=self.billing.next_ts)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "version": 1,
+                "raw": {str(k): v for k, v in self.guard.raw_baselines().items()},
+                "demand": {str(k): m.state_dict() for k, m in self.demand.items()},
+                "average": {str(k): m.state_dict() for k, m in self.averages.items()},
+                "billing": self.billing.state_dict(),
+            }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        with self._lock:
+            for k, s in state.get("demand", {}).items():
+                try:
+                    self._meter(SeriesKey.parse(k)).load_state(s)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("energy state: demand %s not restored: %s", k, exc)
+            for k, s in state.get("average", {}).items():
+                try:
+                    self._average(SeriesKey.parse(k)).load_state(s)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("energy state: average %s not restored: %s", k, exc)
+            if "billing" in state:
+                try:
+                    self.billing.load_state(state["billing"])
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("energy state: billing not restored: %s", exc)
+
+    @property
+    def billing_file(self) -> Path | None:
+        """Billing count and history, written only when a period closes (the state file is written
+        at every flush and stays small)."""
+        return (
+            None
+            if self.state_file is None
+            else self.state_file.with_name(self.state_file.stem + "-billing.json")
+        )
+
+    def _read_state_file(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for path in (self.state_file, self.billing_file):
+            if path is None or not path.exists():
+                continue
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                log.error("%s: cannot read the energy state (%s); it starts afresh", path, exc)
+                continue
+            if isinstance(data, dict):
+                state.update(data)
+        return state
+
+    def _write_state_file(self, *, billing: bool = False) -> None:
+        if self.state_file is None:
+            return
+        state = self.state_dict()
+        book = state.pop("billing")
+        _write_json(self.state_file, state)
+        path = self.billing_file
+        if path is not None and (billing or book["next_ts"] != self._billing_written or not path.exists()):
+            _write_json(path, {"billing": book})
+            self._billing_written = book["next_ts"]
+
+    def close(self) -> None:
+        """Persist demand and billing state (the runtime saves the registers itself)."""
+        self._write_state_file(billing=True)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Replace ``path`` atomically with ``data`` as JSON; a failure is logged, not raised."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.error("%s: cannot write the energy state: %s", path, exc)
+
+
+def _finite(v: float) -> bool:
+    try:
+        return math.isfinite(v)
+    except TypeError:
+        return False
