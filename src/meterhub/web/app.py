@@ -1,0 +1,153 @@
+"""The FastAPI application: ``create_app(gateway)``.
+
+It serves the public REST API under ``/api/v1`` (this package's modules plus every router module in
+:mod:`meterhub.web.routers`, which other capabilities contribute), the WebSocket stream, the OpenAPI
+document at ``/openapi.json``, the single-page UI from ``static/`` and ECharts from the npm install in
+``web/node_modules`` (``make web-assets``) — nothing is fetched from the internet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
+
+import meterhub
+import meterhub.web.routers
+from meterhub.runtime import Gateway
+from meterhub.storage.base import StorageError
+from meterhub.web import auth, auth_api, config_api, live_api, site_api, stream
+from meterhub.web.auth import AuthState
+from meterhub.web.stream import StreamHub
+
+__all__ = ["STATIC_DIR", "create_app", "echarts_path"]
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent
+STATIC_DIR = WEB_DIR / "static"
+
+#: Security headers for every answer. ECharts sets inline styles on its canvas wrappers.
+_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'self'; base-uri 'self'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def echarts_path() -> Path:
+    """Where ``npm install`` puts the ECharts bundle."""
+    return WEB_DIR / "node_modules" / "echarts" / "dist" / "echarts.min.js"
+
+
+def contributed_routers() -> list[tuple[str, APIRouter]]:
+    """``router`` of every module in :mod:`meterhub.web.routers` (a broken module is logged, skipped)."""
+    out = []
+    for info in sorted(pkgutil.iter_modules(meterhub.web.routers.__path__), key=lambda m: m.name):
+        name = f"meterhub.web.routers.{info.name}"
+        try:
+            mod = importlib.import_module(name)
+        except Exception:
+            log.exception("cannot import web router module %s; its API is not served", name)
+            continue
+        router = getattr(mod, "router", None)
+        if isinstance(router, APIRouter):
+            out.append((name, router))
+        else:
+            log.error("web router module %s has no 'router' (fastapi.APIRouter); skipped", name)
+    return out
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    """The web application serving ``gateway`` (see the module docstring)."""
+    hub = StreamHub()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        hub.start(gateway)
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="meterhub API",
+        version=meterhub.__version__,
+        description=(
+            "Live values, history, devices, circuits, configuration, users and reports of a meterhub "
+            "gateway. Sign in with `POST /api/v1/auth/login` (session cookie + `X-CSRF-Token` header "
+            "for changes) or send `Authorization: Bearer <API token>`. Live readings are also pushed over "
+            "the WebSocket `/api/v1/stream` (a `snapshot` message, then `readings` messages, each reading "
+            "shaped as in `GET /api/v1/live`; `?circuit=ID` filters)."
+        ),
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.gateway = gateway
+    app.state.hub = hub
+    app.state.auth = AuthState.for_data_dir(gateway.data_dir)
+    if not echarts_path().exists():
+        log.warning("ECharts is not installed (run `make web-assets`); the UI shows no charts")
+    token = auth.ensure_setup_token(gateway.data_dir)
+    if token is not None:
+        log.warning(
+            "no admin account yet; create one in the web UI with the setup token in %s", gateway.data_dir
+        )
+
+    @app.exception_handler(StorageError)
+    async def storage_unavailable(request: Request, exc: StorageError) -> Response:
+        log.error("storage error while serving %s: %s", request.url.path, exc)
+        return JSONResponse({"detail": f"storage unavailable: {exc}"}, status_code=503)
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        for k, v in _HEADERS.items():
+            response.headers.setdefault(k, v)
+        if request.url.path.startswith("/api/"):
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    for module in (live_api, stream, site_api, config_api, auth_api):
+        app.include_router(module.router)
+    for _name, router in contributed_routers():
+        app.include_router(router)
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/vendor/echarts.min.js", include_in_schema=False)
+    def echarts() -> Response:
+        path = echarts_path()
+        if not path.exists():  # the UI works without charts and says so; the console says why
+            return PlainTextResponse(
+                'console.warn("ECharts is not installed: run `make web-assets` (npm install in src/meterhub/web)");',
+                media_type="text/javascript",
+            )
+        return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/display", include_in_schema=False)
+    def display() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:
+        return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
+
+    return app

@@ -1,0 +1,329 @@
+"""Sign-in, first-run setup, users and API tokens under ``/api/v1`` (issue 6 "Users and roles").
+
+Users are never public: listing and changing them needs the admin role; a signed-in user may change
+their own password and manage their own tokens.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from meterhub.model.readings import iso_utc
+from meterhub.web.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    ApiToken,
+    AuthError,
+    Principal,
+    Role,
+    User,
+    auth_state,
+    consume_setup_token,
+    describe,
+    live_allowed,
+    principal_of,
+    require_admin,
+    require_reader,
+    validate_password,
+    validate_username,
+)
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["users"])
+
+READER = Annotated[Principal, Depends(require_reader)]
+ADMIN = Annotated[Principal, Depends(require_admin)]
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SetupIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    token: str = Field(min_length=1, max_length=200, description="the one-time setup token printed at start")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+
+
+class MeOut(BaseModel):
+    authenticated: bool
+    username: str | None
+    role: Literal["admin", "reader"] | None
+    via: str | None
+    setup_required: bool
+    public_live: bool
+    csrf: str | None = Field(default=None, description="send as X-CSRF-Token with changes (session only)")
+    title: str = Field(default="meterhub", description="header title for the sign-in page")
+    language: Literal["en", "de"] = "en"
+
+
+class UserOut(BaseModel):
+    username: str
+    role: Literal["admin", "reader"]
+    created: str
+
+
+class UserIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=8, max_length=1024)
+    role: Literal["admin", "reader"] = "reader"
+
+
+class UserPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    role: Literal["admin", "reader"] | None = None
+
+
+class TokenIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["admin", "reader"] | None = Field(default=None, description="default: the user's role")
+
+
+class TokenOut(BaseModel):
+    id: str
+    name: str
+    username: str
+    role: Literal["admin", "reader"]
+    created: str
+    last_used: str | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="the secret; shown only once")
+
+
+def _user_out(u: User) -> UserOut:
+    return UserOut(username=u.username, role=u.role.value, created=iso_utc(u.created))
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _branding(request: Request) -> dict[str, str]:
+    cfg = request.app.state.gateway.config
+    return {"title": cfg.web.title or cfg.site.name, "language": cfg.site.language}
+
+
+def _start_session(request: Request, response: Response, username: str) -> str:
+    st = auth_state(request)
+    session = st.sessions.create(username)
+    age = int(st.sessions.ttl)
+    secure = request.url.scheme == "https"  # behind a TLS proxy the cookies never travel in clear
+    response.set_cookie(
+        SESSION_COOKIE, session.id, max_age=age, path="/", httponly=True, samesite="strict", secure=secure
+    )
+    response.set_cookie(
+        CSRF_COOKIE, session.csrf, max_age=age, path="/", httponly=False, samesite="strict", secure=secure
+    )
+    return session.csrf
+
+
+@router.get("/auth/me", response_model=MeOut, summary="Who am I (and does the gateway need set-up)")
+def me(request: Request) -> MeOut:
+    st = auth_state(request)
+    p = principal_of(request, check_csrf=False)
+    info = describe(p if p is not None else live_allowed(request))
+    csrf = None
+    if p is not None and p.via == "session":
+        session = st.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        csrf = session.csrf if session else None
+    return MeOut(
+        **info,
+        setup_required=not st.store.users(),
+        public_live=request.app.state.gateway.config.web.public_live,
+        csrf=csrf,
+        **_branding(request),
+    )
+
+
+@router.post(
+    "/auth/login",
+    response_model=MeOut,
+    summary="Sign in (sets an HttpOnly session cookie)",
+    responses={
+        401: {"description": "wrong user name or password"},
+        429: {"description": "too many failures"},
+    },
+)
+def login(body: LoginIn, request: Request, response: Response) -> MeOut:
+    st = auth_state(request)
+    keys = (f"ip:{_client(request)}", f"user:{body.username}")
+    wait = st.limiter.retry_after(*keys)
+    if wait > 0:
+        raise HTTPException(
+            429,
+            f"too many failed sign-ins; try again in {wait:.0f} s",
+            headers={"Retry-After": str(int(wait) + 1)},
+        )
+    user = st.store.verify(body.username, body.password)
+    if user is None:
+        st.limiter.failed(*keys)
+        raise HTTPException(401, "wrong user name or password")
+    st.limiter.succeeded(*keys)
+    csrf = _start_session(request, response, user.username)
+    return MeOut(
+        authenticated=True,
+        username=user.username,
+        role=user.role.value,
+        via="session",
+        setup_required=False,
+        public_live=request.app.state.gateway.config.web.public_live,
+        csrf=csrf,
+        **_branding(request),
+    )
+
+
+@router.post("/auth/logout", status_code=204, summary="Sign out")
+def logout(request: Request, response: Response) -> Response:
+    st = auth_state(request)
+    sid = request.cookies.get(SESSION_COOKIE)
+    if sid:
+        st.sessions.end(sid)
+    out = Response(status_code=204)
+    out.delete_cookie(SESSION_COOKIE, path="/")
+    out.delete_cookie(CSRF_COOKIE, path="/")
+    return out
+
+
+@router.post(
+    "/setup",
+    response_model=MeOut,
+    summary="First run: create the admin account with the one-time setup token",
+    responses={403: {"description": "wrong setup token"}, 409: {"description": "already set up"}},
+)
+def setup(body: SetupIn, request: Request, response: Response) -> MeOut:
+    st = auth_state(request)
+    if st.store.users():
+        raise HTTPException(409, "the gateway is already set up; sign in instead")
+    keys = (f"ip:{_client(request)}", "setup")
+    wait = st.limiter.retry_after(*keys)
+    if wait > 0:
+        raise HTTPException(429, f"too many wrong setup tokens; try again in {wait:.0f} s")
+    try:
+        validate_username(body.username)
+        validate_password(body.password)
+    except AuthError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if not consume_setup_token(st.data_dir, body.token):
+        st.limiter.failed(*keys)
+        raise HTTPException(403, "wrong setup token (see the gateway's console or DATA/setup-token)")
+    user = st.store.add(body.username, body.password, Role.ADMIN)
+    csrf = _start_session(request, response, user.username)
+    return MeOut(
+        authenticated=True,
+        username=user.username,
+        role="admin",
+        via="session",
+        setup_required=False,
+        public_live=request.app.state.gateway.config.web.public_live,
+        csrf=csrf,
+        **_branding(request),
+    )
+
+
+# -- users -------------------------------------------------------------------------------------------
+@router.get("/users", response_model=list[UserOut], summary="List users (admin)")
+def list_users(request: Request, _: ADMIN) -> list[UserOut]:
+    return [_user_out(u) for u in auth_state(request).store.users()]
+
+
+@router.post("/users", response_model=UserOut, status_code=201, summary="Add a user (admin)")
+def add_user(body: UserIn, request: Request, _: ADMIN) -> UserOut:
+    try:
+        return _user_out(auth_state(request).store.add(body.username, body.password, body.role))
+    except AuthError as exc:
+        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from None
+
+
+@router.patch(
+    "/users/{username}",
+    response_model=UserOut,
+    summary="Change a user's password or role (admin; anyone for their own password)",
+)
+def patch_user(username: str, body: UserPatch, request: Request, who: READER) -> UserOut:
+    st = auth_state(request)
+    if not who.is_admin and (username != who.username or body.role is not None):
+        raise HTTPException(403, "this needs the admin role")
+    try:
+        user = st.store.update(username, password=body.password, role=body.role)
+    except KeyError:
+        raise HTTPException(404, f"unknown user {username!r}") from None
+    except AuthError as exc:
+        raise HTTPException(422, str(exc)) from None
+    if body.password is not None or body.role is not None:
+        # other sessions of that user end; the caller's own session stays
+        own = request.cookies.get(SESSION_COOKIE) if username == who.username else None
+        st.sessions.end_user(username, keep=own)
+    return _user_out(user)
+
+
+@router.delete("/users/{username}", status_code=204, summary="Remove a user (admin)")
+def delete_user(username: str, request: Request, _: ADMIN) -> Response:
+    st = auth_state(request)
+    try:
+        st.store.remove(username)
+    except KeyError:
+        raise HTTPException(404, f"unknown user {username!r}") from None
+    except AuthError as exc:
+        raise HTTPException(409, str(exc)) from None
+    st.sessions.end_user(username)
+    return Response(status_code=204)
+
+
+# -- API tokens -------------------------------------------------------------------------------------
+def _token_out(t: ApiToken) -> TokenOut:
+    return TokenOut(
+        id=t.id,
+        name=t.name,
+        username=t.username,
+        role=t.role.value,
+        created=iso_utc(t.created),
+        last_used=iso_utc(t.last_used) if t.last_used else None,
+    )
+
+
+@router.get("/tokens", response_model=list[TokenOut], summary="API tokens (admin: all; others: own)")
+def list_tokens(request: Request, who: READER) -> list[TokenOut]:
+    store = auth_state(request).store
+    return [_token_out(t) for t in store.tokens(None if who.is_admin else who.username)]
+
+
+@router.post(
+    "/tokens", response_model=TokenCreated, status_code=201, summary="Create an API token for yourself"
+)
+def create_token(body: TokenIn, request: Request, who: READER) -> TokenCreated:
+    if who.username is None:  # pragma: no cover - require_reader guarantees a user
+        raise HTTPException(401, "sign in first")
+    try:
+        tok, secret = auth_state(request).store.create_token(who.username, body.name, body.role)
+    except AuthError as exc:
+        raise HTTPException(403 if "reader" in str(exc) else 422, str(exc)) from None
+    except KeyError:
+        raise HTTPException(404, f"unknown user {who.username!r}") from None
+    return TokenCreated(**_token_out(tok).model_dump(), token=secret)
+
+
+@router.delete("/tokens/{token_id}", status_code=204, summary="Revoke an API token")
+def revoke_token(token_id: str, request: Request, who: READER) -> Response:
+    store = auth_state(request).store
+    mine = {t.id for t in store.tokens(None if who.is_admin else who.username)}
+    if token_id not in mine:
+        raise HTTPException(404, f"unknown token {token_id!r}")
+    store.revoke_token(token_id)
+    return Response(status_code=204)

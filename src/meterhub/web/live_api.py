@@ -1,0 +1,395 @@
+"""Read API of the live display: health, devices, circuits, live values and history (issue 2 item 7).
+
+These are readable by every signed-in user and, when ``web.public_live`` is on, by anyone (a lobby
+screen). Times are ISO 8601 UTC in answers; inputs accept ISO 8601 or Unix seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from pydantic import BaseModel, Field
+
+import meterhub
+from meterhub.model import quantities
+from meterhub.model.readings import SeriesKey, iso_utc
+from meterhub.model.topology import Phase
+from meterhub.runtime import Gateway
+from meterhub.storage.rollup import auto_resolution
+from meterhub.web.auth import Principal, require_live
+from meterhub.web.deps import bad_param, get_gateway, parse_time, reading_json
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["live"])
+
+MAX_POINTS = 20_000
+
+
+class Health(BaseModel):
+    status: Literal["ok", "degraded"]
+    version: str
+    site: str
+    demo: bool
+    uptime: float = Field(description="seconds since the gateway started [s]")
+    devices: int
+    devices_online: int
+    circuits: int
+    series_live: int
+    time: str = Field(description="server time, ISO 8601 UTC")
+
+
+class DeviceOut(BaseModel):
+    id: str
+    name: str
+    profile: str
+    bus: str
+    unit: int | None
+    poll_interval: float = Field(description="[s]")
+    enabled: bool
+    status: Literal["online", "offline"]
+    last_seen: str | None = Field(description="last good response, ISO 8601 UTC")
+    requests: int
+    errors: int
+    timeouts: int
+    last_error: str | None
+
+
+class CircuitOut(BaseModel):
+    id: str
+    name: str
+    device: str
+    channels: list[int]
+    wiring: str
+    phases: list[str]
+    purpose: str
+    zone: str | None
+    panel: str | None
+    ct_kind: str
+    ct_ratio: str
+    vt_ratio: str
+    tariff: str | None
+    voltage_reference: str | None
+
+
+class ReadingOut(BaseModel):
+    circuit: str
+    quantity: str
+    phase: Literal["L1", "L2", "L3", "N", "total"] | None
+    value: float | None
+    unit: str
+    ts: str
+
+
+class LiveOut(BaseModel):
+    readings: list[ReadingOut]
+
+
+class HistoryPointOut(BaseModel):
+    ts: str = Field(description="bucket start (or the raw timestamp), ISO 8601 UTC")
+    mean: float
+    min: float
+    max: float
+    last: float
+    count: int
+    quality: int = Field(description="worst quality aggregated: 0 good, 1 estimated, 2 flagged")
+    delta: float | None = Field(description="cumulative quantities: increase within the bucket")
+
+
+class HistoryOut(BaseModel):
+    circuit: str
+    quantity: str
+    phase: str | None
+    unit: str
+    resolution: str
+    start: str
+    end: str
+    points: list[HistoryPointOut]
+
+
+class QuantityOut(BaseModel):
+    id: str
+    unit: str
+    kind: str
+    description: str
+    phases: list[str]
+    obis: str | None
+
+
+def device_out(gw: Gateway, device_id: str) -> DeviceOut:
+    d = gw.config.device(device_id)
+    st = gw.status.get(d.id)
+    online = bool(st and st.online)
+    return DeviceOut(
+        id=d.id,
+        name=d.name or d.id,
+        profile=d.profile,
+        bus=d.bus,
+        unit=d.unit,
+        poll_interval=d.poll_interval,
+        enabled=d.enabled,
+        status="online" if online else "offline",
+        last_seen=iso_utc(st.last_seen) if st and st.last_seen is not None else None,
+        requests=st.requests if st else 0,
+        errors=st.errors if st else 0,
+        timeouts=st.timeouts if st else 0,
+        last_error=st.last_error if st else None,
+    )
+
+
+def circuit_out(gw: Gateway, circuit_id: str) -> CircuitOut:
+    c = gw.config.circuit(circuit_id)
+    return CircuitOut(
+        id=c.id,
+        name=c.name or c.id,
+        device=c.device,
+        channels=list(c.channels),
+        wiring=c.wiring.value,
+        phases=[p.value for p in c.supply_phases],
+        purpose=c.purpose.value,
+        zone=c.zone,
+        panel=c.panel,
+        ct_kind=c.ct.kind.value,
+        ct_ratio=str(c.ct.ratio),
+        vt_ratio=str(c.vt_ratio),
+        tariff=c.tariff,
+        voltage_reference=c.voltage_reference,
+    )
+
+
+def series_ids(gw: Gateway) -> set[str]:
+    """Ids that series are keyed by: circuits, virtual circuits (energy section) and devices
+    (device-level values such as a voltage unit's)."""
+    ids = {c.id for c in gw.config.circuits} | {d.id for d in gw.config.devices}
+    if gw.config.energy is not None:
+        ids |= {v.id for v in gw.config.energy.virtual}
+    return ids
+
+
+def known_circuit(gw: Gateway, circuit_id: str, *, series: bool = False) -> None:
+    """404 unless ``circuit_id`` is a circuit (or, with ``series``, any id series are keyed by)."""
+    if any(c.id == circuit_id for c in gw.config.circuits):
+        return
+    if series and circuit_id in series_ids(gw):
+        return
+    raise HTTPException(404, f"unknown circuit {circuit_id!r}")
+
+
+GW = Annotated[Gateway, Depends(get_gateway)]
+LIVE = Annotated[Principal, Depends(require_live)]
+
+
+@router.get("/health", response_model=Health, summary="Gateway health")
+def health(gw: GW) -> Health:
+    now = time.time()
+    online = sum(1 for st in gw.status.values() if st.online)
+    enabled = sum(1 for d in gw.config.devices if d.enabled)
+    return Health(
+        status="ok" if online >= enabled else "degraded",
+        version=meterhub.__version__,
+        site=gw.config.site.name,
+        demo=gw.demo,
+        uptime=max(0.0, gw.clock() - gw.started_at),
+        devices=len(gw.config.devices),
+        devices_online=online,
+        circuits=len(gw.config.circuits),
+        series_live=len(gw.live),
+        time=iso_utc(now),
+    )
+
+
+@router.get("/devices", response_model=list[DeviceOut], summary="Devices and their status")
+def devices(gw: GW, _: LIVE) -> list[DeviceOut]:
+    return [device_out(gw, d.id) for d in gw.config.devices]
+
+
+@router.get("/circuits", response_model=list[CircuitOut], summary="Circuits (metering points)")
+def circuits(gw: GW, _: LIVE) -> list[CircuitOut]:
+    return [circuit_out(gw, c.id) for c in gw.config.circuits]
+
+
+@router.get("/circuits/{circuit_id}", response_model=CircuitOut, summary="One circuit")
+def circuit(circuit_id: str, gw: GW, _: LIVE) -> CircuitOut:
+    known_circuit(gw, circuit_id)
+    return circuit_out(gw, circuit_id)
+
+
+@router.get("/quantities", response_model=list[QuantityOut], summary="The quantity catalogue")
+def catalogue(_: LIVE) -> list[QuantityOut]:
+    return [
+        QuantityOut(
+            id=q.id,
+            unit=q.unit,
+            kind=q.kind.value,
+            description=q.description,
+            phases=[p.value for p in q.phases],
+            obis=q.obis,
+        )
+        for q in quantities.CATALOGUE.values()
+    ]
+
+
+@router.get("/live", response_model=LiveOut, summary="Latest value of every series")
+def live(
+    gw: GW,
+    _: LIVE,
+    circuit: Annotated[str | None, Query(description="only this circuit", max_length=64)] = None,
+) -> LiveOut:
+    if circuit is not None:
+        known_circuit(gw, circuit, series=True)
+    rows = sorted(gw.live.readings(circuit), key=lambda r: (r.circuit, r.quantity, r.phase or ""))
+    return LiveOut(readings=[ReadingOut(**reading_json(r)) for r in rows])
+
+
+def _phase_param(quantity: quantities.Quantity, phase: str | None) -> Phase | None:
+    if phase is None or phase == "":
+        return Phase.TOTAL if Phase.TOTAL in quantity.phases else quantity.phases[0]
+    if phase.lower() in ("none", "null", "-"):
+        return None
+    try:
+        p = Phase("total" if phase.lower() == "total" else phase.upper())
+    except ValueError:
+        raise bad_param("query", "phase", f"{phase!r} is not one of L1, L2, L3, N, total, none") from None
+    if p not in quantity.phases:
+        allowed = ", ".join(x.value for x in quantity.phases)
+        raise bad_param("query", "phase", f"{quantity.id} has no phase {p.value}; it has {allowed}")
+    return p
+
+
+@router.get(
+    "/circuits/{circuit_id}/history",
+    response_model=HistoryOut,
+    summary="History of one series",
+    responses={404: {"description": "unknown circuit"}, 422: {"description": "a parameter is not usable"}},
+)
+def history(
+    circuit_id: str,
+    gw: GW,
+    _: LIVE,
+    quantity: Annotated[str, Query(description="catalogue id", max_length=64)] = "active_power",
+    phase: Annotated[
+        str | None, Query(description="L1, L2, L3, N, total or none (default: total)", max_length=8)
+    ] = None,
+    start: Annotated[str | None, Query(description="ISO 8601 or Unix seconds (default end − 1 h)")] = None,
+    end: Annotated[str | None, Query(description="ISO 8601 or Unix seconds (default now)")] = None,
+    resolution: Annotated[
+        Literal["auto", "raw", "1min", "15min", "1h", "1d"], Query(description="bucket size")
+    ] = "auto",
+) -> HistoryOut:
+    """``circuit_id`` may also be a virtual circuit of the energy section or a device id (device-level
+    values such as a voltage unit's)."""
+    known_circuit(gw, circuit_id, series=True)
+    q = quantities.CATALOGUE.get(quantity)
+    if q is None:
+        raise bad_param("query", "quantity", str(quantities.UnknownQuantityError(quantity)))
+    ph = _phase_param(q, phase)
+    t_end = parse_time(end, "end") if end is not None else gw.clock()
+    t_start = parse_time(start, "start") if start is not None else t_end - 3600
+    if t_start >= t_end:
+        raise bad_param("query", "start", "start must be before end")
+    res = auto_resolution(t_start, t_end) if resolution == "auto" else resolution
+    if res == "raw" and t_end - t_start > 31 * 86400:
+        raise bad_param(
+            "query", "resolution", "raw data is limited to 31 days per request; use 1min or coarser"
+        )
+    try:
+        points = gw.storage.history(SeriesKey(circuit_id, q.id, ph), t_start, t_end, res)
+    except ValueError as exc:
+        raise bad_param("query", "resolution", str(exc)) from None
+    if len(points) > MAX_POINTS:  # keep answers bounded: thin evenly, always keeping the last point
+        step = -(-len(points) // MAX_POINTS)
+        points = points[::step] if (len(points) - 1) % step == 0 else [*points[::step], points[-1]]
+    return HistoryOut(
+        circuit=circuit_id,
+        quantity=q.id,
+        phase=ph.value if ph else None,
+        unit=q.unit,
+        resolution=res,
+        start=iso_utc(t_start),
+        end=iso_utc(t_end),
+        points=[
+            HistoryPointOut(
+                ts=iso_utc(p.ts),
+                mean=p.mean,
+                min=p.min,
+                max=p.max,
+                last=p.last,
+                count=p.count,
+                quality=p.quality,
+                delta=p.delta,
+            )
+            for p in points
+        ],
+    )
+
+
+class SpectrumOut(BaseModel):
+    circuit: str
+    available: bool = Field(description="false when the device reports no spectrum (the lists are empty)")
+    quantity: str | None
+    phase: str
+    unit: str | None
+    orders: list[int]
+    values: list[float | None]
+    ts: str | None
+
+
+SPECTRUM_QUANTITIES = (
+    "harmonics_current_percent",
+    "harmonics_current",
+    "harmonics_voltage_percent",
+    "harmonics_voltage",
+)
+
+
+@router.get(
+    "/circuits/{circuit_id}/harmonics",
+    response_model=SpectrumOut,
+    summary="Latest harmonic spectrum of one phase (orders 0…50), when the device reports one",
+    responses={404: {"description": "unknown circuit"}},
+)
+def harmonics(
+    circuit_id: str,
+    gw: GW,
+    _: LIVE,
+    phase: Annotated[Literal["L1", "L2", "L3", "N"], Query(description="phase")] = "L1",
+    quantity: Annotated[
+        Literal[
+            "harmonics_current_percent", "harmonics_current", "harmonics_voltage_percent", "harmonics_voltage"
+        ]
+        | None,
+        Query(description="default: the first reported of current %, current, voltage %, voltage"),
+    ] = None,
+) -> SpectrumOut:
+    """Spectra are vectors, not single readings: sources that measure them keep the latest in the live
+    cache's spectrum store (``LiveCache.spectrum(circuit, quantity, phase) -> (ts, values) | None``,
+    ``values[k]`` the harmonic group of order k = 0…50 as in the catalogue, IEC 61000-4-7 §5.6)."""
+    known_circuit(gw, circuit_id)
+    lookup = getattr(gw.live, "spectrum", None)
+    if lookup is not None:
+        for q in (quantity,) if quantity else SPECTRUM_QUANTITIES:
+            found = lookup(circuit_id, q, Phase(phase))
+            if found:
+                ts, values = found
+                return SpectrumOut(
+                    circuit=circuit_id,
+                    available=True,
+                    quantity=q,
+                    phase=phase,
+                    unit=quantities.get(q).unit,
+                    orders=list(range(len(values))),
+                    values=[float(v) if v == v else None for v in values],
+                    ts=iso_utc(ts),
+                )
+    return SpectrumOut(
+        circuit=circuit_id,
+        available=False,
+        quantity=None,
+        phase=phase,
+        unit=None,
+        orders=[],
+        values=[],
+        ts=None,
+    )

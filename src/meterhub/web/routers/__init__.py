@@ -1,0 +1,1 @@
+"""API routers contributed by capabilities (included by meterhub.web.app)."""

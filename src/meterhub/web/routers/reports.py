@@ -1,0 +1,255 @@
+"""Energy reports and energy commands over HTTP.
+
+* ``GET /api/v1/reports/energy`` — the report of ``meterhub report`` (JSON, or CSV with
+  ``format=csv``); ``GET /api/v1/reports/balance`` — site balance per interval;
+  ``GET /api/v1/reports/capacity`` — monthly 15-min peaks and their rolling 12-month mean;
+  ``GET /api/v1/reports/profile`` — load profile of a circuit.
+* ``GET /api/v1/energy/demand`` — maximum demand per circuit and rate since the last reset;
+  ``POST /api/v1/energy/demand/reset`` (admin) — reset them (seed 002: "all maximum demand can be reset").
+* ``GET /api/v1/energy/billing`` — billing count, next automatic billing, history;
+  ``POST /api/v1/energy/billing`` (admin) — close a billing period now (seed 002 "communication").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from meterhub.energy.balance import site_balance_report
+from meterhub.energy.billing import BillingReason
+from meterhub.energy.capacity import capacity_report
+from meterhub.energy.config import energy_of, install_checks
+from meterhub.energy.reports import ReportError, energy_report, to_csv
+from meterhub.energy.timeutil import Interval, parse_date, utc_iso
+from meterhub.storage.base import StorageError
+from meterhub.web.auth import Principal, require_admin, require_reader
+
+router = APIRouter(prefix="/api/v1", tags=["reports"])
+install_checks()  # configuration changes through the API are cross-checked too
+
+READER = Annotated[Principal, Depends(require_reader)]
+ADMIN = Annotated[Principal, Depends(require_admin)]
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """A failing database (PostgreSQL away, disk full) is a 503 the client may retry, not a 500."""
+    try:
+        yield
+    except StorageError as exc:
+        raise HTTPException(503, f"storage unavailable: {exc}") from None
+
+
+def _bases(gw: Any) -> list[Any]:
+    """Folders a relative CO2 series file is looked up in: the site file's, then the data folder."""
+    path = getattr(gw, "config_path", None)
+    return [path.parent if path is not None else None, getattr(gw, "data_dir", None)]
+
+
+def _gateway(request: Request) -> Any:
+    return request.app.state.gateway
+
+
+def _dates(start: str, end: str) -> tuple[date, date]:
+    try:
+        a = parse_date(start)
+    except ValueError as exc:
+        raise _bad("from", str(exc)) from None
+    try:
+        b = parse_date(end)
+    except ValueError as exc:
+        raise _bad("to", str(exc)) from None
+    if b <= a:
+        raise _bad("to", f"'to' ({b}) must be after 'from' ({a}); 'to' is exclusive")
+    return a, b
+
+
+def _bad(name: str, message: str) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["query", name], "msg": message, "type": "value_error"}])
+
+
+def _interval(text: str) -> Interval:
+    offered = (Interval.MIN15, Interval.HOUR, Interval.DAY, Interval.MONTH)
+    for kind in offered:
+        if kind.value == text:
+            return kind
+    raise _bad("interval", f"{text!r} is not one of {', '.join(k.value for k in offered)}")
+
+
+def _timezone(text: str | None) -> str | None:
+    if text is None:
+        return None
+    from meterhub.energy.timeutil import zone
+
+    try:
+        zone(text)
+    except Exception:
+        raise _bad(
+            "timezone", f"unknown time zone {text!r}; use an IANA name such as Europe/Berlin"
+        ) from None
+    return text
+
+
+@router.get("/reports/energy", summary="Energy, per-tariff energy, cost, CO2 and maximum demand per interval")
+def report_energy(
+    request: Request,
+    _: READER,
+    start: Annotated[str, Query(alias="from", description="first local day YYYY-MM-DD")],
+    end: Annotated[str, Query(alias="to", description="local day after the last one (exclusive)")],
+    circuit: str | None = None,
+    zone: str | None = None,
+    interval: str = "day",
+    timezone: str | None = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Any:
+    gw = _gateway(request)
+    a, b = _dates(start, end)
+    kind = _interval(interval)
+    if (circuit is None) == (zone is None):
+        raise _bad("circuit", "give exactly one of 'circuit' or 'zone'")
+    try:
+        with _storage_errors():
+            rep = energy_report(
+                gw.storage,
+                gw.config,
+                start=a,
+                end=b,
+                interval=kind,
+                circuit=circuit,
+                zone=zone,
+                timezone=_timezone(timezone),
+                base_dirs=_bases(gw),
+            )
+    except ReportError as exc:
+        raise HTTPException(
+            404 if "unknown" in str(exc) or "no circuit" in str(exc) else 422, str(exc)
+        ) from None
+    if format == "csv":
+        name = f"{circuit or zone}_{a}_{b}_{kind.value}.csv"
+        return Response(
+            to_csv(rep),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+    return rep
+
+
+@router.get(
+    "/reports/balance", summary="Site balance: import, export, generation, consumption, self-consumption"
+)
+def report_balance(
+    request: Request,
+    _: READER,
+    start: Annotated[str, Query(alias="from")],
+    end: Annotated[str, Query(alias="to")],
+    interval: str = "day",
+    timezone: str | None = None,
+) -> dict[str, Any]:
+    gw = _gateway(request)
+    a, b = _dates(start, end)
+    with _storage_errors():
+        return site_balance_report(
+            gw.storage, gw.config, start=a, end=b, interval=_interval(interval), timezone=_timezone(timezone)
+        )
+
+
+@router.get(
+    "/reports/capacity", summary="Capacity tariff: monthly 15-min peaks and the rolling 12-month mean"
+)
+def report_capacity(
+    request: Request,
+    _: READER,
+    start: Annotated[str, Query(alias="from")],
+    end: Annotated[str, Query(alias="to")],
+    circuit: str,
+) -> dict[str, Any]:
+    gw = _gateway(request)
+    a, b = _dates(start, end)
+    try:
+        with _storage_errors():
+            return capacity_report(gw.storage, gw.config, circuit=circuit, start=a, end=b)
+    except ReportError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/reports/profile", summary="Load profile: captured quantities per interval (seed 002)")
+def report_profile(
+    request: Request,
+    _: READER,
+    start: Annotated[str, Query(alias="from")],
+    end: Annotated[str, Query(alias="to")],
+    circuit: str,
+    interval: Annotated[int | None, Query(description="capture interval [min]")] = None,
+    quantities: Annotated[str | None, Query(description="comma-separated catalogue ids")] = None,
+) -> dict[str, Any]:
+    from meterhub.energy.profiles import load_profile
+
+    gw = _gateway(request)
+    a, b = _dates(start, end)
+    if interval is not None and interval not in (1, 5, 10, 15, 30, 60):
+        raise _bad("interval", f"{interval} is not one of 1, 5, 10, 15, 30, 60 [min]")
+    if circuit not in {c.id for c in gw.config.circuits} | {v.id for v in energy_of(gw.config).virtual}:
+        raise HTTPException(404, f"unknown circuit {circuit!r}")
+    names = [q.strip() for q in quantities.split(",") if q.strip()] if quantities else None
+    try:
+        with _storage_errors():
+            return load_profile(
+                gw.storage, gw.config, circuit=circuit, start=a, end=b, interval=interval, quantities=names
+            )
+    except ValueError as exc:
+        raise _bad("quantities", str(exc)) from None
+
+
+def _pipeline(request: Request) -> Any:
+    energy = getattr(_gateway(request), "energy", None)
+    if energy is None:
+        raise HTTPException(503, "the energy pipeline is not running")
+    return energy
+
+
+class ResetIn(BaseModel):
+    circuit: str | None = None
+
+
+@router.get("/energy/demand", summary="Maximum demand per circuit and tariff rate since the last reset")
+def demand(request: Request, _: READER) -> dict[str, Any]:
+    energy = _pipeline(request)
+    return {"max_demand": _md_json(energy.max_demand()), "predicted": energy.predicted()}
+
+
+@router.post("/energy/demand/reset", summary="Reset maximum demands (admin)")
+def demand_reset(request: Request, _: ADMIN, body: ResetIn | None = None) -> dict[str, Any]:
+    energy = _pipeline(request)
+    circuit = body.circuit if body is not None else None
+    if circuit is not None and circuit not in {c.id for c in _gateway(request).config.circuits}:
+        raise HTTPException(404, f"unknown circuit {circuit!r}")
+    return {"before": _md_json(energy.reset_max_demand(circuit))}
+
+
+@router.get("/energy/billing", summary="Billing count, next automatic billing and past periods")
+def billing(request: Request, _: READER) -> dict[str, Any]:
+    status: dict[str, Any] = _pipeline(request).billing_status()
+    return status
+
+
+@router.post("/energy/billing", summary="Close a billing period now (admin)")
+def billing_close(request: Request, _: ADMIN) -> dict[str, Any]:
+    snap = _pipeline(request).bill(BillingReason.API)
+    out: dict[str, Any] = snap.as_json()
+    return out
+
+
+def _md_json(md: dict[str, dict[str, list[float | None]]]) -> dict[str, Any]:
+    return {
+        key: {
+            rate: {"value": v, "time": utc_iso(t) if t is not None else None}
+            for rate, (v, t) in rates.items()
+        }
+        for key, rates in md.items()
+    }

@@ -1,0 +1,294 @@
+"""Site and interface options: title, logo, time zone, language, currency, CO2 factor; today's figures.
+
+Reading them is part of the live display (public when ``web.public_live`` is on); changing them needs
+the admin role and goes through :meth:`Gateway.update_config`, so the site file is rewritten and checked
+like any other configuration change.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, HTTPException, UploadFile
+from fastapi.responses import FileResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from meterhub.config.loader import ConfigError
+from meterhub.config.schema import SiteConfig
+from meterhub.model.readings import SeriesKey, iso_utc
+from meterhub.model.topology import Phase, Purpose
+from meterhub.runtime import Gateway
+from meterhub.web.auth import Principal, require_admin, require_live
+from meterhub.web.deps import get_gateway
+
+__all__ = ["LOGO_TYPES", "DisplaySettings", "router"]
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["site"])
+GW = Annotated[Gateway, Depends(get_gateway)]
+LIVE = Annotated[Principal, Depends(require_live)]
+ADMIN = Annotated[Principal, Depends(require_admin)]
+
+#: Accepted logo formats (content type → file suffix) and the largest accepted upload [bytes].
+LOGO_TYPES = {"image/png": ".png", "image/jpeg": ".jpg", "image/svg+xml": ".svg", "image/webp": ".webp"}
+LOGO_MAX = 512 * 1024
+_MAGIC = {".png": b"\x89PNG", ".jpg": b"\xff\xd8\xff", ".webp": b"RIFF"}
+
+
+class SiteOut(BaseModel):
+    name: str
+    title: str | None
+    timezone: str
+    language: Literal["en", "de"]
+    currency: str
+    co2_factor: float = Field(description="[kg/kWh]")
+    nominal_voltage: float = Field(description="phase-to-neutral [V]")
+    nominal_frequency: int = Field(description="[Hz]")
+    logo: str | None = Field(description="URL of the uploaded logo, or null")
+    demo: bool
+    public_live: bool
+
+
+class SitePatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    title: str | None = Field(
+        default=None, max_length=200, description="shown in the header; empty = site name"
+    )
+    timezone: str | None = Field(default=None, max_length=64)
+    language: Literal["en", "de"] | None = None
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    co2_factor: float | None = Field(default=None, ge=0, le=5, description="[kg/kWh]")
+    public_live: bool | None = None
+
+
+class TodayOut(BaseModel):
+    start: str = Field(description="local midnight, ISO 8601 UTC")
+    energy_consumed: float | None = Field(description="energy drawn by consumption since midnight [Wh]")
+    energy_generated: float | None = Field(description="renewable energy since midnight [Wh]")
+    cost: float | None = Field(
+        description="energy cost since midnight in `currency` (energy pipeline intervals)"
+    )
+    currency: str
+    co2: float | None = Field(description="CO2-equivalent since midnight [kg]")
+
+
+def _logo_file(gw: Gateway) -> tuple[str, str] | None:
+    for ctype, suffix in LOGO_TYPES.items():
+        if (gw.data_dir / f"logo{suffix}").exists():
+            return str(gw.data_dir / f"logo{suffix}"), ctype
+    return None
+
+
+def site_out(gw: Gateway) -> SiteOut:
+    s = gw.config.site
+    logo = _logo_file(gw)
+    return SiteOut(
+        name=s.name,
+        title=gw.config.web.title,
+        timezone=s.timezone,
+        language=s.language,
+        currency=s.currency,
+        co2_factor=s.co2_factor,
+        nominal_voltage=s.nominal_voltage,
+        nominal_frequency=s.nominal_frequency,
+        logo=f"/api/v1/site/logo?v={int(os.stat(logo[0]).st_mtime)}" if logo else None,
+        demo=gw.demo,
+        public_live=gw.config.web.public_live,
+    )
+
+
+async def apply_config(gw: Gateway, new_config: SiteConfig) -> None:
+    """Validate and apply a changed configuration; problems become a 422 naming the field."""
+    try:
+        await gw.update_config(new_config)
+    except ConfigError as exc:
+        raise HTTPException(
+            422,
+            [
+                {"loc": ["body", *[str(p) for p in i.loc]], "msg": i.message, "type": "value_error"}
+                for i in exc.issues
+            ],
+        ) from None
+
+
+@router.get("/site", response_model=SiteOut, summary="Site and interface options")
+def get_site(gw: GW, _: LIVE) -> SiteOut:
+    return site_out(gw)
+
+
+@router.patch("/site", response_model=SiteOut, summary="Change interface options (admin)")
+async def patch_site(body: SitePatch, gw: GW, _: ADMIN) -> SiteOut:
+    cfg = gw.config.model_copy(deep=True)
+    changes = body.model_dump(exclude_unset=True)
+    for key in ("name", "timezone", "language", "currency", "co2_factor"):
+        if key in changes and changes[key] is not None:
+            setattr(cfg.site, key, changes[key])
+    if "title" in changes:
+        cfg.web.title = changes["title"] or None
+    if changes.get("public_live") is not None:
+        cfg.web.public_live = changes["public_live"]
+    await apply_config(gw, cfg)
+    return site_out(gw)
+
+
+@router.get("/site/logo", summary="The uploaded logo", responses={404: {"description": "no logo uploaded"}})
+def get_logo(gw: GW) -> Response:
+    logo = _logo_file(gw)
+    if logo is None:
+        raise HTTPException(404, "no logo uploaded")
+    return FileResponse(
+        logo[0], media_type=logo[1], headers={"Content-Security-Policy": "default-src 'none'"}
+    )
+
+
+@router.put(
+    "/site/logo", response_model=SiteOut, summary="Upload the logo (PNG, JPEG, SVG or WebP ≤ 512 KiB; admin)"
+)
+async def put_logo(file: UploadFile, gw: GW, _: ADMIN) -> SiteOut:
+    suffix = LOGO_TYPES.get(file.content_type or "")
+    if suffix is None:
+        raise HTTPException(415, f"logo type {file.content_type!r} not accepted; use {', '.join(LOGO_TYPES)}")
+    data = await file.read(LOGO_MAX + 1)
+    if len(data) > LOGO_MAX:
+        raise HTTPException(413, f"the logo is larger than {LOGO_MAX // 1024} KiB")
+    magic = _MAGIC.get(suffix)
+    if (magic and not data.startswith(magic)) or (suffix == ".svg" and b"<svg" not in data[:4096]):
+        raise HTTPException(415, f"the file content is not {file.content_type}")
+    for other in LOGO_TYPES.values():
+        (gw.data_dir / f"logo{other}").unlink(missing_ok=True)
+    tmp = gw.data_dir / f"logo{suffix}.tmp"
+    tmp.write_bytes(data)
+    tmp.replace(gw.data_dir / f"logo{suffix}")
+    return site_out(gw)
+
+
+@router.delete("/site/logo", response_model=SiteOut, summary="Remove the logo (admin)")
+def delete_logo(gw: GW, _: ADMIN) -> SiteOut:
+    for other in LOGO_TYPES.values():
+        (gw.data_dir / f"logo{other}").unlink(missing_ok=True)
+    return site_out(gw)
+
+
+def _register_delta(gw: Gateway, circuit: str, quantity: str, start: float, now: float) -> float | None:
+    """Growth of a cumulative register (total phase) from ``start`` to ``now`` [Wh]."""
+    key = SeriesKey(circuit, quantity, Phase.TOTAL)
+    latest = gw.live.get(key)
+    try:
+        at_end = gw.storage.value_at(key, now)
+        end_value = latest.value if latest is not None else (at_end[1] if at_end else None)
+        if end_value is None:
+            return None
+        at_start = gw.storage.value_at(key, start)
+        if at_start is None:  # the register started after midnight: count from its first value
+            points = gw.storage.history(key, start, now + 1, "1min")
+            if not points:  # nothing stored yet today (before the first flush): unknown, not 0
+                return None
+            start_value = points[0].min
+        else:
+            start_value = at_start[1]
+    except (NotImplementedError, ValueError):
+        return None
+    return max(0.0, end_value - start_value)
+
+
+def _interval_sum(gw: Gateway, circuit: str, quantity: str, start: float, now: float) -> float | None:
+    """Sum of an interval quantity (cost, co2) stored by the energy pipeline since ``start``."""
+    try:
+        points = gw.storage.history(SeriesKey(circuit, quantity, Phase.TOTAL), start, now + 1, "raw")
+    except ValueError:
+        return None
+    return sum(p.last for p in points) if points else None
+
+
+def _sum(values: list[float | None]) -> float | None:
+    got = [v for v in values if v is not None]
+    return sum(got) if got else None
+
+
+@router.get("/site/today", response_model=TodayOut, summary="Energy, cost and CO2 since local midnight")
+def today(gw: GW, _: LIVE) -> TodayOut:
+    tz = ZoneInfo(gw.config.site.timezone)
+    now = gw.clock()
+    local = datetime.fromtimestamp(now, tz)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
+    start = midnight.timestamp()
+    by_purpose = {p: [c.id for c in gw.config.circuits if c.purpose is p] for p in Purpose}
+    consumers = by_purpose[Purpose.CONSUMABLE] or by_purpose[Purpose.GRID]
+    consumed = _sum([_register_delta(gw, c, "energy_active_import", start, now) for c in consumers])
+    generated = _sum(
+        [_register_delta(gw, c, "energy_active_export", start, now) for c in by_purpose[Purpose.RENEWABLE]]
+    )
+    cost = _sum([_interval_sum(gw, c, "cost", start, now) for c in consumers])
+    co2 = _sum([_interval_sum(gw, c, "co2", start, now) for c in consumers])
+    if co2 is None and consumed is not None:  # no CO2 intervals from the energy pipeline yet
+        co2 = consumed / 1000.0 * gw.config.site.co2_factor
+    return TodayOut(
+        start=iso_utc(start),
+        energy_consumed=consumed,
+        energy_generated=generated,
+        cost=cost,
+        currency=gw.config.site.currency,
+        co2=co2,
+    )
+
+
+# -- display mode -------------------------------------------------------------------------------------
+DISPLAY_FILE = "display.json"
+
+
+class DisplaySettings(BaseModel):
+    """The full-screen lobby display (seed 001 real-time display, seed 000 D10 display)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["realtime", "renewable", "rotate"] = Field(
+        default="realtime", description="real-time site values, the renewable display, or both in turn"
+    )
+    rotate_every: float = Field(default=30, ge=5, le=3600, description="rotate: seconds per view [s]")
+    message: str = Field(default="", max_length=500, description="custom message; empty = none")
+    message_after: float = Field(default=60, ge=0, le=86400, description="show the message after [s]")
+    message_for: float = Field(default=10, gt=0, le=3600, description="… for this long, then repeat [s]")
+    circuits: list[str] = Field(default_factory=list, description="circuits listed (empty = all)")
+
+
+def load_display(gw: Gateway) -> DisplaySettings:
+    path = gw.data_dir / DISPLAY_FILE
+    if not path.exists():
+        return DisplaySettings()
+    try:
+        return DisplaySettings.model_validate_json(path.read_text(encoding="utf-8"))
+    except ValueError:  # a hand-edited file that no longer validates: defaults, and say so
+        log.warning("%s is not valid; the display uses defaults", path)
+        return DisplaySettings()
+
+
+@router.get("/display", response_model=DisplaySettings, summary="Display-mode settings")
+def get_display(gw: GW, _: LIVE) -> DisplaySettings:
+    return load_display(gw)
+
+
+@router.put("/display", response_model=DisplaySettings, summary="Change the display mode (admin)")
+def put_display(body: DisplaySettings, gw: GW, _: ADMIN) -> DisplaySettings:
+    unknown = [c for c in body.circuits if not any(x.id == c for x in gw.config.circuits)]
+    if unknown:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "circuits"],
+                    "msg": f"unknown circuit(s) {', '.join(unknown)}",
+                    "type": "value_error",
+                }
+            ],
+        )
+    tmp = gw.data_dir / (DISPLAY_FILE + ".tmp")
+    tmp.write_text(body.model_dump_json(indent=1), encoding="utf-8")
+    tmp.replace(gw.data_dir / DISPLAY_FILE)
+    return body

@@ -1,0 +1,123 @@
+// ECharts helpers. ECharts comes from npm (served at /vendor/echarts.min.js); without it the pages
+// still work and show a note instead of charts.
+
+export function chartsAvailable() {
+  return typeof window.echarts !== "undefined";
+}
+
+function init(el) {
+  const chart = window.echarts.init(el, null, { renderer: "canvas" });
+  const ro = new ResizeObserver(() => chart.resize());
+  ro.observe(el);
+  return {
+    chart,
+    dispose() {
+      ro.disconnect();
+      chart.dispose();
+    },
+  };
+}
+
+const COLORS = ["#ea580c", "#16a34a", "#2563eb", "#7c3aed", "#0891b2", "#be123c", "#65a30d", "#a16207"];
+
+/** A rolling live line chart; push(tsMs, [values]) appends one point per series, keeps `keep` seconds. */
+export function lineChart(el, names, unit, { keep = 300, dark = false } = {}) {
+  const { chart, dispose } = init(el);
+  const data = names.map(() => []);
+  chart.setOption({
+    color: COLORS,
+    animation: false,
+    grid: { left: 50, right: 16, top: 30, bottom: 30 },
+    tooltip: { trigger: "axis" },
+    xAxis: { type: "time", splitNumber: 4, axisLabel: { hideOverlap: true, ...(dark ? { color: "#9fb9c4" } : {}) } },
+    yAxis: {
+      type: "value",
+      name: unit,
+      scale: true,
+      axisLabel: dark ? { color: "#9fb9c4" } : {},
+      splitLine: dark ? { lineStyle: { color: "#1f4a59" } } : {},
+    },
+    textStyle: dark ? { color: "#e8f1f5" } : {},
+    legend: { top: 0, textStyle: dark ? { color: "#e8f1f5" } : {} },
+    series: names.map((name, i) => ({ name, type: "line", symbolSize: 3, data: data[i] })),
+  });
+  return {
+    push(ts, values) {
+      values.forEach((v, i) => {
+        data[i].push([ts, v]);
+        while (data[i].length && data[i][0][0] < ts - keep * 1000) data[i].shift();
+      });
+      // the axis shows at least the last minute, so the first points do not stretch over days
+      const first = data[0].length ? data[0][0][0] : ts;
+      chart.setOption({ xAxis: { min: Math.min(first, ts - 60000), max: ts }, series: data.map((d) => ({ data: d })) });
+    },
+    dispose,
+    chart,
+  };
+}
+
+/** A gauge that rescales to a round maximum above the largest value seen. */
+export function gauge(el, name, unit, { max = null, min = 0, digits = 1 } = {}) {
+  const { chart, dispose } = init(el);
+  let top = max ?? 1;
+  let bottom = min;
+  const fixed = max !== null;
+  const nice = (v) => {
+    const p = 10 ** Math.floor(Math.log10(Math.max(v, 1e-9)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  };
+  const option = (v) => ({
+    series: [
+      {
+        type: "gauge",
+        min: bottom,
+        max: top,
+        progress: { show: true, width: 10 },
+        axisLine: { lineStyle: { width: 10 } },
+        splitNumber: 5,
+        axisTick: { distance: -10, length: 4 },
+        splitLine: { distance: -10, length: 10 },
+        axisLabel: { distance: 14, fontSize: 10 },
+        pointer: { width: 4 },
+        detail: { valueAnimation: false, formatter: (x) => `${Number(x).toFixed(digits)} ${unit}`, fontSize: 18, offsetCenter: [0, "75%"] },
+        title: { offsetCenter: [0, "100%"], fontSize: 12 },
+        data: [{ value: v ?? 0, name }],
+      },
+    ],
+  });
+  chart.setOption(option(null));
+  return {
+    set(v) {
+      if (!fixed && v !== null && Math.abs(v) > top) top = nice(Math.abs(v) * 1.2);
+      if (!fixed && v !== null && v < bottom) bottom = -top; // e.g. export: the scale becomes symmetric
+      if (!fixed && bottom < 0) bottom = -top;
+      chart.setOption(option(v === null ? null : Number(v.toFixed(digits + 1))));
+    },
+    dispose,
+    chart,
+  };
+}
+
+/** A bar chart; set(categories, values). */
+export function barChart(el, name, unit, { color = "#2563eb" } = {}) {
+  const { chart, dispose } = init(el);
+  chart.setOption({
+    color: [color],
+    animation: false,
+    grid: { left: 50, right: 16, top: 30, bottom: 30 },
+    tooltip: { trigger: "axis" },
+    xAxis: { type: "category", data: [] },
+    yAxis: { type: "value", name: unit },
+    series: [{ name, type: "bar", data: [] }],
+  });
+  return {
+    set(categories, values) {
+      chart.setOption({ xAxis: { data: categories }, series: [{ data: values }] });
+    },
+    dispose,
+    chart,
+  };
+}
+
+export { COLORS, init };

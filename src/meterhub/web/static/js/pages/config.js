@@ -1,0 +1,356 @@
+// Configuration (admin): devices with profile picker and bus scan; circuits with wiring, CT picker,
+// CT and VT ratio, purpose, zone; tariffs; interface options; display mode. Everything goes through
+// the public REST API (PATCH /circuits/{id}, PATCH /devices/{id}, PUT /config/tariffs, PATCH /site …).
+
+import { ApiError, api, del, get, patch, post, put } from "../api.js";
+import { esc } from "../format.js";
+import { LANGUAGES, t } from "../i18n.js";
+
+const TABS = ["circuits", "devices", "tariffs", "interface", "display"];
+const WIRINGS = ["1P2W", "1P3W", "3P4W", "3P3W", "DC"];
+const CT_KINDS = ["built-in", "direct", "current-output", "voltage-output", "rogowski", "adapter-5a"];
+const PURPOSES = ["grid", "consumable", "renewable"];
+
+const opt = (values, selected, label = (v) => v) =>
+  values.map((v) => `<option value="${esc(v)}" ${v === selected ? "selected" : ""}>${esc(label(v))}</option>`).join("");
+
+function field(id, label, input) {
+  return `<div><label for="${id}">${esc(label)}</label>${input}</div>`;
+}
+
+export async function render(root, ctx) {
+  const tab = TABS.includes(ctx.args[0]) ? ctx.args[0] : "circuits";
+  root.innerHTML = `<h1>${esc(t("nav.config"))}</h1>
+    <nav class="tabs">${TABS.map((x) => `<a href="#/config/${x}" class="${x === tab ? "active" : ""}" data-tab="${x}">${esc(t(`config.${x}`))}</a>`).join("")}</nav>
+    <div id="cfg"></div>`;
+  const body = root.querySelector("#cfg");
+  const renderers = { circuits, devices, tariffs, interfaceTab, display };
+  await renderers[tab === "interface" ? "interfaceTab" : tab](body, ctx);
+}
+
+function showError(el, e) {
+  if (!(e instanceof ApiError)) throw e;
+  el.textContent = e.message;
+  el.className = "error";
+}
+
+// -- circuits -------------------------------------------------------------------------------------
+async function circuits(root, { args, app }) {
+  const [list, presets] = await Promise.all([get("/circuits"), get("/config/ct-presets")]);
+  root.innerHTML = `<div class="table-wrap panel"><table id="circuit-table"><thead><tr>
+      <th>${esc(t("common.id"))}</th><th class="l">${esc(t("common.name"))}</th><th class="l">${esc(t("common.device"))}</th><th class="l">${esc(t("config.wiring"))}</th>
+      <th class="l">CT</th><th>${esc(t("config.ct_ratio"))}</th><th>${esc(t("config.vt_ratio"))}</th><th class="l">${esc(t("common.purpose"))}</th><th></th></tr></thead>
+      <tbody>${list
+        .map(
+          (c) => `<tr data-circuit="${esc(c.id)}"><td>${esc(c.id)}</td><td class="l">${esc(c.name)}</td><td class="l">${esc(c.device)}</td><td class="l">${esc(c.wiring)}</td>
+          <td class="l">${esc(c.ct_kind)}</td><td data-ct="${esc(c.id)}">${esc(c.ct_ratio)}</td><td>${esc(c.vt_ratio)}</td>
+          <td class="l"><span class="badge ${esc(c.purpose)}">${esc(t(`purpose.${c.purpose}`))}</span> ${esc(c.zone || "")}</td>
+          <td><a href="#/config/circuits/${encodeURIComponent(c.id)}" data-edit="${esc(c.id)}">${esc(t("config.edit"))}</a></td></tr>`,
+        )
+        .join("")}</tbody></table></div><div id="circuit-form"></div>`;
+  const id = args[1];
+  const c = list.find((x) => x.id === id);
+  if (!c) return;
+  const form = root.querySelector("#circuit-form");
+  form.innerHTML = `<form class="panel" id="edit-circuit"><h2>${esc(t("config.edit"))}: ${esc(c.name)} <span class="muted">(${esc(c.id)})</span></h2>
+    <div class="form-grid">
+      ${field("c-name", t("common.name"), `<input id="c-name" value="${esc(c.name)}">`)}
+      ${field("c-wiring", t("config.wiring"), `<select id="c-wiring">${opt(WIRINGS, c.wiring)}</select>`)}
+      ${field("c-preset", t("config.ct_picker"), `<select id="c-preset"><option value="">${esc(t("config.ct_custom"))}</option>${presets
+        .map((p) => `<option value="${esc(p.id)}" ${p.kind === c.ct_kind && p.ratio === c.ct_ratio ? "selected" : ""}>${esc(p.label)}</option>`)
+        .join("")}</select>`)}
+      ${field("c-ct-kind", t("config.ct_kind"), `<select id="c-ct-kind">${opt(CT_KINDS, c.ct_kind)}</select>`)}
+      ${field("c-ct-ratio", t("config.ct_ratio"), `<input id="c-ct-ratio" value="${esc(c.ct_ratio)}" placeholder="800/5">`)}
+      ${field("c-vt-ratio", t("config.vt_ratio"), `<input id="c-vt-ratio" value="${esc(c.vt_ratio)}" placeholder="1/1">`)}
+      ${field("c-purpose", t("config.purpose"), `<select id="c-purpose">${opt(PURPOSES, c.purpose, (p) => t(`purpose.${p}`))}</select>`)}
+      ${field("c-zone", t("circuit.zone"), `<input id="c-zone" value="${esc(c.zone || "")}">`)}
+    </div>
+    <div class="actions"><button type="submit" id="c-save">${esc(t("common.save"))}</button>
+      <a href="#/config/circuits">${esc(t("common.cancel"))}</a><span id="c-msg"></span></div></form>`;
+  const $ = (s) => form.querySelector(s);
+  $("#c-preset").onchange = () => {
+    const p = presets.find((x) => x.id === $("#c-preset").value);
+    if (!p) return;
+    $("#c-ct-kind").value = p.kind;
+    $("#c-ct-ratio").value = p.ratio;
+  };
+  $("#edit-circuit").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const msg = $("#c-msg");
+    msg.textContent = "";
+    const changes = {};
+    if ($("#c-name").value !== c.name) changes.name = $("#c-name").value;
+    if ($("#c-wiring").value !== c.wiring) changes.wiring = $("#c-wiring").value;
+    const ct = {};
+    if ($("#c-ct-kind").value !== c.ct_kind) ct.kind = $("#c-ct-kind").value;
+    if ($("#c-ct-ratio").value.trim() !== c.ct_ratio) ct.ratio = $("#c-ct-ratio").value.trim();
+    const preset = presets.find((x) => x.id === $("#c-preset").value);
+    if (preset && preset.rated_current) ct.rated_current = preset.rated_current;
+    if (Object.keys(ct).length) changes.ct = ct;
+    if ($("#c-vt-ratio").value.trim() !== c.vt_ratio) changes.vt_ratio = $("#c-vt-ratio").value.trim();
+    if ($("#c-purpose").value !== c.purpose) changes.purpose = $("#c-purpose").value;
+    const zone = $("#c-zone").value.trim() || null;
+    if (zone !== (c.zone || null)) changes.zone = zone;
+    try {
+      const updated = await patch(`/circuits/${encodeURIComponent(c.id)}`, changes);
+      app.toast(t("config.applied"));
+      root.querySelector(`[data-ct="${CSS.escape(c.id)}"]`).textContent = updated.ct_ratio;
+      Object.assign(c, updated);
+      msg.className = "";
+      msg.textContent = t("config.applied");
+    } catch (e) {
+      showError(msg, e);
+    }
+  };
+}
+
+// -- devices --------------------------------------------------------------------------------------
+async function devices(root, { args, app }) {
+  const [list, profiles, buses] = await Promise.all([get("/devices"), get("/config/profiles"), get("/config/buses")]);
+  const profileIds = profiles.map((p) => p.id);
+  const profileLabel = (id) => {
+    const p = profiles.find((x) => x.id === id);
+    return p && p.vendor ? `${p.vendor} ${p.model} (${id})` : id;
+  };
+  root.innerHTML = `<div class="table-wrap panel"><table><thead><tr><th>${esc(t("common.id"))}</th><th class="l">${esc(t("common.name"))}</th>
+      <th class="l">${esc(t("common.profile"))}</th><th class="l">${esc(t("common.bus"))}</th><th>${esc(t("common.unit"))}</th><th>${esc(t("common.poll"))}</th>
+      <th>${esc(t("common.status"))}</th><th></th></tr></thead><tbody>${list
+        .map(
+          (d) => `<tr><td>${esc(d.id)}</td><td class="l">${esc(d.name)}</td><td class="l">${esc(d.profile)}</td><td class="l">${esc(d.bus)}</td>
+          <td>${d.unit ?? ""}</td><td>${d.poll_interval}</td><td><span class="badge ${d.status}">${esc(t(`common.${d.status}`))}</span>${d.enabled ? "" : ` <span class="muted">(${esc(t("config.disabled"))})</span>`}</td>
+          <td><a href="#/config/devices/${encodeURIComponent(d.id)}">${esc(t("config.edit"))}</a></td></tr>`,
+        )
+        .join("")}</tbody></table></div>
+    <div id="device-form"></div>
+    <div class="panel"><h2>${esc(t("config.scan"))}</h2>
+      <form class="toolbar" id="scan-form">
+        ${field("s-bus", t("common.bus"), `<select id="s-bus">${buses.filter((b) => b.kind.startsWith("modbus")).map((b) => `<option value="${esc(b.id)}">${esc(b.id)} (${esc(b.kind)} ${esc(b.serial || `${b.host}:${b.port}`)})</option>`).join("")}</select>`)}
+        ${field("s-units", t("config.units"), `<input id="s-units" value="1-16" size="10">`)}
+        <div><button type="submit" id="s-go">${esc(t("config.scan_go"))}</button></div><span id="s-msg"></span>
+      </form><div id="scan-result"></div></div>
+    <form class="panel" id="add-device"><h2>${esc(t("config.add_device"))}</h2><div class="form-grid">
+      ${field("a-id", t("common.id"), `<input id="a-id" required pattern="[a-z0-9][a-z0-9_.\\-]*">`)}
+      ${field("a-name", t("common.name"), `<input id="a-name">`)}
+      ${field("a-bus", t("common.bus"), `<select id="a-bus">${opt(buses.map((b) => b.id), buses[0]?.id)}</select>`)}
+      ${field("a-unit", t("common.unit"), `<input id="a-unit" type="number" min="1" max="247">`)}
+      ${field("a-profile", t("common.profile"), `<select id="a-profile">${opt(profileIds, profileIds[0], profileLabel)}</select>`)}
+    </div><div class="actions"><button type="submit">${esc(t("common.add"))}</button><span id="a-msg"></span></div></form>`;
+  const $ = (s) => root.querySelector(s);
+  $("#add-device").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      const unit = $("#a-unit").value ? Number($("#a-unit").value) : null;
+      await post("/devices", { id: $("#a-id").value.trim(), name: $("#a-name").value, bus: $("#a-bus").value, unit, profile: $("#a-profile").value });
+      app.toast(t("config.applied"));
+      await devices(root, { args: [], app });
+    } catch (e) {
+      showError($("#a-msg"), e);
+    }
+  };
+  $("#scan-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    $("#s-msg").textContent = t("config.scanning");
+    $("#s-msg").className = "muted";
+    try {
+      const res = await post(`/config/buses/${encodeURIComponent($("#s-bus").value)}/scan`, { units: $("#s-units").value });
+      $("#s-msg").textContent = t("config.scan_done", { n: res.devices.length, silent: res.silent });
+      $("#scan-result").innerHTML = `<table><thead><tr><th>${esc(t("common.unit"))}</th><th class="l">${esc(t("common.profile"))}</th><th class="l">${esc(t("config.configured"))}</th><th class="l"></th></tr></thead><tbody>
+        ${res.devices.map((d) => `<tr><td>${d.unit}</td><td class="l">${esc(d.candidates.join(", ") || "?")}${d.sure ? "" : " ?"}</td><td class="l">${esc(d.configured || "–")}</td><td class="l error">${esc(d.duplicate || "")}</td></tr>`).join("")}</tbody></table>`;
+    } catch (e) {
+      showError($("#s-msg"), e);
+    }
+  };
+  const id = args[1];
+  const d = list.find((x) => x.id === id);
+  if (!d) return;
+  $("#device-form").innerHTML = `<form class="panel" id="edit-device"><h2>${esc(t("config.edit"))}: ${esc(d.name)} <span class="muted">(${esc(d.id)})</span></h2><div class="form-grid">
+      ${field("d-name", t("common.name"), `<input id="d-name" value="${esc(d.name)}">`)}
+      ${field("d-profile", t("common.profile"), `<select id="d-profile">${opt(profileIds.includes(d.profile) ? profileIds : [d.profile, ...profileIds], d.profile, profileLabel)}</select>`)}
+      ${field("d-unit", t("common.unit"), `<input id="d-unit" type="number" min="1" max="247" value="${d.unit ?? ""}">`)}
+      ${field("d-poll", t("common.poll"), `<input id="d-poll" type="number" step="0.1" min="0.1" value="${d.poll_interval}">`)}
+      ${field("d-enabled", t("common.enabled"), `<input id="d-enabled" type="checkbox" ${d.enabled ? "checked" : ""}>`)}
+    </div><div class="actions"><button type="submit">${esc(t("common.save"))}</button>
+      <button type="button" class="danger" id="d-delete">${esc(t("common.delete"))}</button>
+      <a href="#/config/devices">${esc(t("common.cancel"))}</a><span id="d-msg"></span></div></form>`;
+  $("#edit-device").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const changes = {};
+    if ($("#d-name").value !== d.name) changes.name = $("#d-name").value;
+    if ($("#d-profile").value !== d.profile) changes.profile = $("#d-profile").value;
+    const unit = $("#d-unit").value === "" ? null : Number($("#d-unit").value);
+    if (unit !== d.unit) changes.unit = unit;
+    if (Number($("#d-poll").value) !== d.poll_interval) changes.poll_interval = Number($("#d-poll").value);
+    if ($("#d-enabled").checked !== d.enabled) changes.enabled = $("#d-enabled").checked;
+    try {
+      await patch(`/devices/${encodeURIComponent(d.id)}`, changes);
+      app.toast(t("config.applied"));
+      location.hash = "#/config/devices";
+    } catch (e) {
+      showError($("#d-msg"), e);
+    }
+  };
+  $("#d-delete").onclick = async () => {
+    if (!confirm(t("config.confirm_delete", { id: d.id }))) return;
+    try {
+      await del(`/devices/${encodeURIComponent(d.id)}`);
+      location.hash = "#/config/devices";
+    } catch (e) {
+      showError($("#d-msg"), e);
+    }
+  };
+}
+
+// -- tariffs --------------------------------------------------------------------------------------
+async function tariffs(root, { app }) {
+  const tar = await get("/config/tariffs");
+  const rateRow = (r = { id: "", name: "", price: 0, export_price: 0 }) => `<tr>
+      <td><input class="r-id" value="${esc(r.id)}" size="10"></td><td><input class="r-name" value="${esc(r.name || "")}"></td>
+      <td><input class="r-price" type="number" step="0.0001" min="0" value="${r.price}"></td>
+      <td><input class="r-export" type="number" step="0.0001" min="0" value="${r.export_price || 0}"></td>
+      <td><button type="button" class="secondary r-del">×</button></td></tr>`;
+  root.innerHTML = `<form class="panel" id="tariff-form">
+    <h2>${esc(t("config.rates"))}</h2>
+    <table><thead><tr><th class="l">${esc(t("common.id"))}</th><th class="l">${esc(t("common.name"))}</th><th class="l">${esc(t("config.price"))} [/kWh]</th><th class="l">${esc(t("config.export_price"))} [/kWh]</th><th></th></tr></thead>
+      <tbody id="rates">${(tar.rates.length ? tar.rates : [undefined]).map(rateRow).join("")}</tbody></table>
+    <div class="actions"><button type="button" class="secondary" id="add-rate">${esc(t("config.add_rate"))}</button></div>
+    <div class="form-grid">
+      ${field("t-standing", t("config.standing"), `<input id="t-standing" type="number" step="0.01" min="0" value="${tar.standing_charge}">`)}
+      ${field("t-demand", t("config.demand_charge"), `<input id="t-demand" type="number" step="0.01" min="0" value="${tar.demand_charge}">`)}
+      ${field("t-currency", t("config.currency"), `<input id="t-currency" value="${esc(tar.currency || "")}" placeholder="${esc(app.site?.currency || "EUR")}" maxlength="3">`)}
+    </div>
+    <label for="t-seasons">${esc(t("config.seasons"))}</label>
+    <textarea id="t-seasons" rows="8" style="width:100%;font-family:monospace">${esc(JSON.stringify(tar.seasons || [], null, 1))}</textarea>
+    <label for="t-holidays">${esc(t("config.holidays"))}</label>
+    <input id="t-holidays" style="width:100%" value="${esc((tar.holidays || []).join(", "))}" placeholder="2026-12-25, 2026-12-26">
+    <div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="t-msg"></span></div></form>`;
+  const $ = (s) => root.querySelector(s);
+  $("#add-rate").onclick = () => $("#rates").insertAdjacentHTML("beforeend", rateRow());
+  $("#rates").onclick = (ev) => {
+    if (ev.target.classList.contains("r-del")) ev.target.closest("tr").remove();
+  };
+  $("#tariff-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const msg = $("#t-msg");
+    let seasons;
+    try {
+      seasons = JSON.parse($("#t-seasons").value || "[]");
+    } catch (e) {
+      msg.className = "error";
+      msg.textContent = `${t("config.seasons")}: ${e.message}`;
+      return;
+    }
+    const rates = [...$("#rates").querySelectorAll("tr")]
+      .map((tr) => ({ id: tr.querySelector(".r-id").value.trim(), name: tr.querySelector(".r-name").value, price: Number(tr.querySelector(".r-price").value), export_price: Number(tr.querySelector(".r-export").value) }))
+      .filter((r) => r.id);
+    const body = {
+      rates,
+      seasons,
+      standing_charge: Number($("#t-standing").value),
+      demand_charge: Number($("#t-demand").value),
+      holidays: $("#t-holidays").value.split(/[ ,;]+/).filter(Boolean),
+    };
+    if ($("#t-currency").value.trim()) body.currency = $("#t-currency").value.trim().toUpperCase();
+    if (tar.switch) body.switch = tar.switch;
+    try {
+      await put("/config/tariffs", body);
+      msg.className = "";
+      msg.textContent = t("config.applied");
+    } catch (e) {
+      showError(msg, e);
+    }
+  };
+}
+
+// -- interface options ----------------------------------------------------------------------------
+async function interfaceTab(root, { app }) {
+  const s = await get("/site");
+  root.innerHTML = `<form class="panel" id="site-form"><div class="form-grid">
+      ${field("i-title", t("config.title"), `<input id="i-title" value="${esc(s.title || "")}" placeholder="${esc(s.name)}">`)}
+      ${field("i-name", t("config.site_name"), `<input id="i-name" value="${esc(s.name)}">`)}
+      ${field("i-tz", t("config.timezone"), `<input id="i-tz" value="${esc(s.timezone)}" list="tz-list"><datalist id="tz-list">${(Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : []).map((z) => `<option value="${esc(z)}">`).join("")}</datalist>`)}
+      ${field("i-lang", t("config.language"), `<select id="i-lang">${opt(Object.keys(LANGUAGES), s.language, (l) => LANGUAGES[l])}</select>`)}
+      ${field("i-currency", t("config.currency"), `<input id="i-currency" value="${esc(s.currency)}" maxlength="3">`)}
+      ${field("i-co2", t("config.co2"), `<input id="i-co2" type="number" step="0.001" min="0" max="5" value="${s.co2_factor}">`)}
+      ${field("i-public", t("config.public_live"), `<input id="i-public" type="checkbox" ${s.public_live ? "checked" : ""}>`)}
+    </div><div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="i-msg"></span></div></form>
+    <form class="panel" id="logo-form"><h2>${esc(t("config.logo"))}</h2>
+      ${s.logo ? `<img src="${esc(s.logo)}" alt="logo" style="max-height:60px">` : `<p class="muted">${esc(t("config.no_logo"))}</p>`}
+      <input type="file" id="logo-file" accept="image/png,image/jpeg,image/svg+xml,image/webp">
+      <div class="actions"><button type="submit">${esc(t("config.upload"))}</button>${s.logo ? `<button type="button" class="secondary" id="logo-remove">${esc(t("common.delete"))}</button>` : ""}<span id="l-msg"></span></div></form>`;
+  const $ = (x) => root.querySelector(x);
+  $("#site-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const body = {
+      title: $("#i-title").value.trim() || null,
+      name: $("#i-name").value.trim(),
+      timezone: $("#i-tz").value.trim(),
+      language: $("#i-lang").value,
+      currency: $("#i-currency").value.trim().toUpperCase(),
+      co2_factor: Number($("#i-co2").value),
+      public_live: $("#i-public").checked,
+    };
+    try {
+      await patch("/site", body);
+      localStorage.removeItem("meterhub.lang");
+      await app.refreshMe();
+      await render(root.parentElement, { args: ["interface"], app });
+      app.toast(t("config.applied"));
+    } catch (e) {
+      showError($("#i-msg"), e);
+    }
+  };
+  $("#logo-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = $("#logo-file").files[0];
+    if (!f) return;
+    const fd = new FormData();
+    fd.append("file", f);
+    try {
+      await api("PUT", "/site/logo", fd);
+      await app.refreshMe();
+      await interfaceTab(root, { app });
+    } catch (e) {
+      showError($("#l-msg"), e);
+    }
+  };
+  const rm = $("#logo-remove");
+  if (rm)
+    rm.onclick = async () => {
+      await del("/site/logo");
+      await app.refreshMe();
+      await interfaceTab(root, { app });
+    };
+}
+
+// -- display mode ---------------------------------------------------------------------------------
+async function display(root, { app }) {
+  const [d, list] = await Promise.all([get("/display"), get("/circuits")]);
+  root.innerHTML = `<form class="panel" id="display-form"><div class="form-grid">
+      ${field("x-mode", t("config.display_mode"), `<select id="x-mode">${opt(["realtime", "renewable", "rotate"], d.mode, (m) => t(`display.${m}`))}</select>`)}
+      ${field("x-rotate", t("config.rotate_every"), `<input id="x-rotate" type="number" min="5" value="${d.rotate_every}">`)}
+      ${field("x-after", t("config.message_after"), `<input id="x-after" type="number" min="0" value="${d.message_after}">`)}
+      ${field("x-for", t("config.message_for"), `<input id="x-for" type="number" min="1" value="${d.message_for}">`)}
+    </div>
+    <label for="x-message">${esc(t("config.message"))}</label><textarea id="x-message" rows="3" style="width:100%" maxlength="500">${esc(d.message)}</textarea>
+    <label for="x-circuits">${esc(t("config.display_circuits"))}</label>
+    <select id="x-circuits" multiple size="6">${list.map((c) => `<option value="${esc(c.id)}" ${d.circuits.includes(c.id) ? "selected" : ""}>${esc(c.name)}</option>`).join("")}</select>
+    <div class="actions"><button type="submit">${esc(t("common.save"))}</button><a href="/display" target="_blank">${esc(t("config.open_display"))}</a><span id="x-msg"></span></div></form>`;
+  const $ = (x) => root.querySelector(x);
+  $("#display-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    try {
+      await put("/display", {
+        mode: $("#x-mode").value,
+        rotate_every: Number($("#x-rotate").value),
+        message: $("#x-message").value,
+        message_after: Number($("#x-after").value),
+        message_for: Number($("#x-for").value),
+        circuits: [...$("#x-circuits").selectedOptions].map((o) => o.value),
+      });
+      $("#x-msg").className = "";
+      $("#x-msg").textContent = t("config.applied");
+    } catch (e) {
+      showError($("#x-msg"), e);
+    }
+  };
+}

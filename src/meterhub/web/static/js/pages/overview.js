@@ -1,0 +1,88 @@
+// Site overview: consumption/generation/grid now, power gauge, live power chart, today's energy,
+// cost and CO2, and every circuit's live values.
+
+import { get } from "../api.js";
+import { esc, kw, withUnit } from "../format.js";
+import { t } from "../i18n.js";
+import { bindLive, siteTotals } from "../livebind.js";
+import { gauge, lineChart, chartsAvailable } from "../charts.js";
+
+const COLUMNS = [
+  ["active_power", "total", "W"],
+  ["reactive_power", "total", "var"],
+  ["apparent_power", "total", "VA"],
+  ["voltage", "total", "V"],
+  ["current", "total", "A"],
+  ["power_factor", "total", ""],
+  ["energy_active_import", "total", "Wh"],
+];
+
+export async function render(root, { live, app }) {
+  const circuits = await get("/circuits");
+  root.innerHTML = `
+    <h1>${esc(t("overview.title"))}</h1>
+    <div class="cards">
+      <div class="card grid"><div class="label">${esc(t("overview.grid"))}</div><div class="big" id="ov-grid">–</div></div>
+      <div class="card consumable"><div class="label">${esc(t("overview.consumption"))}</div><div class="big" id="ov-cons">–</div></div>
+      <div class="card renewable"><div class="label">${esc(t("overview.generation"))}</div><div class="big" id="ov-gen">–</div></div>
+      <div class="card"><div class="label">${esc(t("overview.today_energy"))}</div><div class="big" id="ov-energy">–</div></div>
+      <div class="card"><div class="label">${esc(t("overview.today_cost"))}</div><div class="big" id="ov-cost">–</div></div>
+      <div class="card"><div class="label">${esc(t("overview.today_co2"))}</div><div class="big" id="ov-co2">–</div></div>
+    </div>
+    <div class="row2">
+      <div class="panel"><h2>${esc(t("overview.gauge"))}</h2><div class="chart" id="ov-gauge"></div></div>
+      <div class="panel"><h2>${esc(t("overview.chart"))}</h2><div class="chart" id="ov-chart"></div></div>
+    </div>
+    <div class="panel">
+      <h2>${esc(t("overview.circuits"))}</h2>
+      <div class="table-wrap"><table id="ov-table">
+        <thead><tr><th>${esc(t("common.circuit"))}</th><th class="l">${esc(t("common.purpose"))}</th>
+        ${COLUMNS.map(([q]) => `<th>${esc(t(`q.${q}`))}</th>`).join("")}</tr></thead>
+        <tbody>${circuits
+          .map(
+            (c) => `<tr data-circuit="${esc(c.id)}"><td><a href="#/circuit/${encodeURIComponent(c.id)}">${esc(c.name)}</a></td>
+            <td class="l"><span class="badge ${esc(c.purpose)}">${esc(t(`purpose.${c.purpose}`))}</span> <span class="muted">${esc(c.zone || "")}</span></td>
+            ${COLUMNS.map(([q, p, u]) => `<td data-live="${esc(c.id)}/${q}/${p}" data-unit="${u}">–</td>`).join("")}</tr>`,
+          )
+          .join("")}</tbody>
+      </table></div>
+    </div>`;
+
+  const unbind = bindLive(root, live);
+  const chart = chartsAvailable() ? lineChart(root.querySelector("#ov-chart"), [t("overview.consumption"), t("overview.generation"), t("overview.grid")], "kW") : null;
+  const g = chartsAvailable() ? gauge(root.querySelector("#ov-gauge"), t("overview.consumption"), "kW") : null;
+  if (!chartsAvailable()) root.querySelector("#ov-gauge").innerHTML = `<p class="muted">${esc(t("charts.missing"))}</p>`;
+
+  function update() {
+    const tot = siteTotals(circuits, live);
+    root.querySelector("#ov-grid").textContent = kw(tot.grid);
+    root.querySelector("#ov-cons").textContent = kw(tot.consumption);
+    root.querySelector("#ov-gen").textContent = kw(tot.generation);
+    const now = Date.now();
+    chart?.push(now, [tot.consumption, tot.generation, tot.grid].map((w) => (w === null ? null : w / 1000)));
+    g?.set(tot.consumption === null ? null : tot.consumption / 1000);
+  }
+  const timer = setInterval(update, 1000);
+  update();
+  loadToday(root, app, circuits);
+  const todayTimer = setInterval(() => loadToday(root, app, circuits), 60000);
+  return () => {
+    unbind();
+    clearInterval(timer);
+    clearInterval(todayTimer);
+    chart?.dispose();
+    g?.dispose();
+  };
+}
+
+async function loadToday(root, app, circuits) {
+  try {
+    const s = await get("/site/today");
+    root.querySelector("#ov-energy").textContent = withUnit(s.energy_consumed, "Wh", 1);
+    root.querySelector("#ov-cost").textContent =
+      s.cost === null ? "–" : `${s.cost.toLocaleString(undefined, { maximumFractionDigits: 2 })} ${s.currency}`;
+    root.querySelector("#ov-co2").textContent = s.co2 === null ? "–" : withUnit(s.co2, "kg", 1);
+  } catch {
+    // today's figures need history; leave the dashes
+  }
+}
