@@ -222,7 +222,9 @@ class StorageConfig(_Strict):
     @model_validator(mode="after")
     def _dsn_for_postgres(self) -> StorageConfig:
         if self.backend == "postgres" and not self.dsn:
-            raise ValueError("backend 'postgres' needs 'dsn', e.g. 'host=127.0.0.1 user=meterhub dbname=meterhub'")
+            raise ValueError(
+                "backend 'postgres' needs 'dsn', e.g. 'host=127.0.0.1 user=meterhub dbname=meterhub'"
+            )
         return self
 
 

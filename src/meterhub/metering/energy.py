@@ -22,19 +22,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from meterhub.model.quantities import FOUR_QUADRANT_ENERGY
+
 __all__ = ["ENERGY_IDS", "CompensatedSum", "EnergyRegisters", "window_energy"]
 
 F64 = NDArray[np.float64]
 
-ENERGY_IDS = (
-    "energy_active_import",
-    "energy_active_export",
-    "energy_reactive_q1",
-    "energy_reactive_q2",
-    "energy_reactive_q3",
-    "energy_reactive_q4",
-    "energy_apparent",
-)
+ENERGY_IDS = FOUR_QUADRANT_ENERGY
+"""The seven registers in catalogue order (:data:`meterhub.model.quantities.FOUR_QUADRANT_ENERGY`)."""
 
 
 def window_energy(p: F64, q: F64, s: F64, duration: F64) -> dict[str, F64]:
