@@ -23,7 +23,7 @@ from meterhub.config.loader import parse_config
 from meterhub.config.schema import SiteConfig
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.live import LiveCache
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Reading, Spectrum
 from meterhub.storage.base import Storage
 
 __all__ = ["DRIVER_MODULES", "Gateway", "load_plugins", "supervise"]
@@ -147,6 +147,10 @@ class Gateway:
         self.live.update(readings)
         self.bus.publish(readings)
 
+    def emit_spectra(self, batch: Sequence[Spectrum]) -> None:
+        """Entry point for harmonic spectra: the live cache only (not stored, not on the bus)."""
+        self.live.update_spectra(batch)
+
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         missing = load_plugins(DRIVER_MODULES)
@@ -177,7 +181,9 @@ class Gateway:
             if factory is None:
                 log.error("no driver for bus %r of kind %s; its devices stay offline", bus.id, bus.kind.value)
                 continue
-            ctx = SourceContext(self.config, bus, devices, self.status, self.data_dir)
+            ctx = SourceContext(
+                self.config, bus, devices, self.status, self.data_dir, publish_spectra=self.emit_spectra
+            )
             try:
                 sources = list(factory(ctx))
             except Exception:
@@ -254,6 +260,7 @@ class Gateway:
         await self._stop_sources()
         self.config = validated
         self._reset_status()
+        self.live.clear_spectra()  # a circuit may have moved to a device that measures none
         if self.energy is not None and hasattr(self.energy, "reconfigure"):
             self.energy.reconfigure(validated)
         self._start_sources()

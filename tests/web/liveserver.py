@@ -7,6 +7,7 @@ loopback) and the gateway reads them through its Modbus driver — values change
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import threading
 from pathlib import Path
@@ -37,10 +38,16 @@ def free_port() -> int:
 class LiveServer:
     """``with LiveServer(tmp) as srv: srv.url`` — gateway, simulators and uvicorn in one event loop."""
 
-    def __init__(self, tmp: Path, *, simulate: bool = True, public_live: bool = False) -> None:
+    def __init__(
+        self, tmp: Path, *, simulate: bool = True, public_live: bool = False, site_yaml: str | None = None
+    ) -> None:
+        """``site_yaml`` replaces the test site (with its own ``simulation`` section); every bus
+        ``port: 159xx`` in it moves to a free loopback port."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        text = SITE_YAML.replace("port: 15999", f"port: {free_port()}") + (SIM_LOADS if simulate else "")
+        if site_yaml is None:
+            site_yaml = SITE_YAML + (SIM_LOADS if simulate else "")
+        text = re.sub(r"\bport: 159\d\d\b", lambda _: f"port: {free_port()}", site_yaml)
         self.config_path = tmp / "site.yaml"
         self.config_path.write_text(text, encoding="utf-8")
         cfg = parse_config(text, str(self.config_path))

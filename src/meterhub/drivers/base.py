@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from meterhub.config.schema import Bus, BusKind, Device, SiteConfig
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Reading, Spectrum
 
 __all__ = [
     "DeviceStatus",
@@ -22,11 +22,14 @@ __all__ = [
     "Source",
     "SourceContext",
     "SourceFactory",
+    "SpectrumEmit",
     "register_source",
     "source_factory",
 ]
 
 Emit = Callable[[Sequence[Reading]], None]
+#: Where a source that measures harmonic spectra hands them (the live cache; never the bus or storage).
+SpectrumEmit = Callable[[Sequence[Spectrum]], None]
 
 
 @dataclass
@@ -57,7 +60,10 @@ class DeviceStatus:
 
 @dataclass
 class SourceContext:
-    """What a source factory gets: the whole site, its bus, the bus's devices and their status."""
+    """What a source factory gets: the whole site, its bus, the bus's devices and their status.
+
+    ``publish_spectra`` takes the harmonic spectra a source measures (None: nobody wants them).
+    """
 
     config: SiteConfig
     bus: Bus
@@ -65,6 +71,7 @@ class SourceContext:
     status: dict[str, DeviceStatus]
     data_dir: Path
     extra: dict[str, object] = field(default_factory=dict)
+    publish_spectra: SpectrumEmit | None = None
 
 
 class Source(abc.ABC):

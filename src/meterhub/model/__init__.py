@@ -1,7 +1,7 @@
 """Domain model: the quantity catalogue, topology enums and readings."""
 
 from meterhub.model.quantities import CATALOGUE, Kind, Quantity, Total, UnknownQuantityError, get, obis_code
-from meterhub.model.readings import Quality, Reading, SeriesKey, iso_utc
+from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum, iso_utc
 from meterhub.model.topology import PHASES_OF_WIRING, Phase, Purpose, Wiring
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "Quantity",
     "Reading",
     "SeriesKey",
+    "Spectrum",
     "Total",
     "UnknownQuantityError",
     "Wiring",

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 from meterhub.model.topology import Phase
 
-__all__ = ["Quality", "Reading", "SeriesKey", "iso_utc"]
+__all__ = ["Quality", "Reading", "SeriesKey", "Spectrum", "iso_utc"]
 
 
 class Quality(IntEnum):
@@ -60,6 +60,40 @@ class Reading:
     @property
     def key(self) -> SeriesKey:
         return SeriesKey(self.circuit, self.quantity, self.phase)
+
+
+@dataclass(frozen=True, slots=True)
+class Spectrum:
+    """One harmonic spectrum of one series at one time: a value per harmonic order 0…50.
+
+    Spectra are vectors, so they do not travel as :class:`Reading` batches (51 series per phase each
+    second would swamp storage); sources that measure them hand them to the live cache only
+    (:attr:`meterhub.drivers.base.SourceContext.publish_spectra`).
+
+    ts : end of the interval the spectrum was aggregated over, seconds since the Unix epoch, UTC. [s]
+    circuit : circuit id.
+    quantity : catalogue id of kind ``spectrum`` (``harmonics_voltage``, ``harmonics_current_percent`` …).
+    phase : phase of the series.
+    values : ``values[h]`` is order h = 0…50 (0 = DC), in the catalogue unit of ``quantity``; NaN where
+        the order was not measured.
+    quality : :class:`Quality`.
+    """
+
+    ts: float
+    circuit: str
+    quantity: str
+    phase: Phase
+    values: tuple[float, ...]
+    quality: Quality = Quality.GOOD
+
+    @property
+    def key(self) -> SeriesKey:
+        return SeriesKey(self.circuit, self.quantity, self.phase)
+
+    @property
+    def orders(self) -> range:
+        """The harmonic order of each value: 0, 1, … len(values) − 1. [-]"""
+        return range(len(self.values))
 
 
 def iso_utc(ts: float) -> str:

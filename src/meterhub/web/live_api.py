@@ -6,13 +6,17 @@ screen). Times are ISO 8601 UTC in answers; inputs accept ISO 8601 or Unix secon
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 import meterhub
+from meterhub.config.schema import BusKind
+from meterhub.metering.harmonics import thd as harmonic_thd
 from meterhub.model import quantities
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
@@ -72,6 +76,9 @@ class CircuitOut(BaseModel):
     vt_ratio: str
     tariff: str | None
     voltage_reference: str | None
+    spectrum: bool = Field(
+        default=False, description="its source measures harmonic spectra: GET /circuits/{id}/spectrum"
+    )
 
 
 class ReadingOut(BaseModel):
@@ -156,6 +163,7 @@ def circuit_out(gw: Gateway, circuit_id: str) -> CircuitOut:
         vt_ratio=str(c.vt_ratio),
         tariff=c.tariff,
         voltage_reference=c.voltage_reference,
+        spectrum=spectrum_source(gw, circuit_id),
     )
 
 
@@ -363,26 +371,23 @@ def harmonics(
         Query(description="default: the first reported of current %, current, voltage %, voltage"),
     ] = None,
 ) -> SpectrumOut:
-    """Spectra are vectors, not single readings: sources that measure them keep the latest in the live
-    cache's spectrum store (``LiveCache.spectrum(circuit, quantity, phase) -> (ts, values) | None``,
-    ``values[k]`` the harmonic group of order k = 0…50 as in the catalogue, IEC 61000-4-7 §5.6)."""
+    """One catalogue spectrum series as stored in the live cache (``values[k]`` is order k = 0…50, the
+    harmonic subgroup of IEC 61000-4-7 §3.2.3); ``available`` is false when there is none.
+    ``GET /circuits/{id}/spectrum`` gives RMS, percent and THD together."""
     known_circuit(gw, circuit_id)
-    lookup = getattr(gw.live, "spectrum", None)
-    if lookup is not None:
-        for q in (quantity,) if quantity else SPECTRUM_QUANTITIES:
-            found = lookup(circuit_id, q, Phase(phase))
-            if found:
-                ts, values = found
-                return SpectrumOut(
-                    circuit=circuit_id,
-                    available=True,
-                    quantity=q,
-                    phase=phase,
-                    unit=quantities.get(q).unit,
-                    orders=list(range(len(values))),
-                    values=[float(v) if v == v else None for v in values],
-                    ts=iso_utc(ts),
-                )
+    for q in (quantity,) if quantity else SPECTRUM_QUANTITIES:
+        found = gw.live.spectrum(circuit_id, q, Phase(phase))
+        if found is not None:
+            return SpectrumOut(
+                circuit=circuit_id,
+                available=True,
+                quantity=q,
+                phase=phase,
+                unit=quantities.get(q).unit,
+                orders=list(found.orders),
+                values=_finite(found.values),
+                ts=iso_utc(found.ts),
+            )
     return SpectrumOut(
         circuit=circuit_id,
         available=False,
@@ -392,4 +397,124 @@ def harmonics(
         orders=[],
         values=[],
         ts=None,
+    )
+
+
+# -- harmonic spectrum of one phase ------------------------------------------------------------
+
+#: Bus kinds whose sources measure harmonic spectra: the waveform source publishes voltage and current
+#: spectra of every circuit and phase each second. A circuit elsewhere has a spectrum only when its
+#: source publishes one (the live cache has it).
+SPECTRUM_BUSES = frozenset({BusKind.WAVEFORM})
+
+#: ``?quantity=`` → catalogue ids of its RMS spectrum and its spectrum in % of the fundamental
+SPECTRUM_IDS: dict[str, tuple[str, str]] = {
+    "voltage": ("harmonics_voltage", "harmonics_voltage_percent"),
+    "current": ("harmonics_current", "harmonics_current_percent"),
+}
+
+
+class HarmonicSpectrumOut(BaseModel):
+    circuit: str
+    quantity: Literal["voltage", "current"]
+    phase: Literal["L1", "L2", "L3"]
+    unit: str = Field(description="unit of `rms`: V or A")
+    ts: str = Field(description="end of the interval the spectrum was aggregated over, ISO 8601 UTC")
+    orders: list[int] = Field(description="harmonic order of each value: 0 (DC), 1 (fundamental) … 50")
+    rms: list[float | None] = Field(
+        description="RMS of each order, the harmonic subgroup of IEC 61000-4-7 §3.2.3 [V or A]; "
+        "null where not measured"
+    )
+    percent_of_fundamental: list[float | None] = Field(
+        description="each order in % of order 1 [%]; null when order 1 is zero"
+    )
+    thd: float | None = Field(
+        description="THD of this spectrum: √Σ(h=2…50) rms² / rms of order 1 (IEC 61000-4-7 §3.3.2) [%]; "
+        "null when order 1 is zero"
+    )
+
+
+def spectrum_source(gw: Gateway, circuit_id: str) -> bool:
+    """True when the circuit's source measures harmonic spectra (see :data:`SPECTRUM_BUSES`)."""
+    if gw.live.has_spectra(circuit_id):
+        return True
+    c = gw.config.circuit(circuit_id)
+    device = next((d for d in gw.config.devices if d.id == c.device), None)
+    bus = next((b for b in gw.config.buses if device is not None and b.id == device.bus), None)
+    return device is not None and device.enabled and bus is not None and bus.kind in SPECTRUM_BUSES
+
+
+def _finite(values: tuple[float, ...] | list[float]) -> list[float | None]:
+    return [v if math.isfinite(v) else None for v in values]
+
+
+@router.get(
+    "/circuits/{circuit_id}/spectrum",
+    response_model=HarmonicSpectrumOut,
+    summary="Latest harmonic spectrum (orders 0…50) of the voltage or current of one phase",
+    responses={
+        404: {"description": "unknown circuit, or its device measures no harmonic spectrum"},
+        422: {"description": "a bad quantity or phase, or a phase the circuit does not have"},
+        503: {"description": "the circuit's source measures spectra but has sent none yet"},
+    },
+)
+def spectrum(
+    circuit_id: str,
+    gw: GW,
+    _: LIVE,
+    quantity: Annotated[Literal["voltage", "current"], Query(description="voltage or current")] = "current",
+    phase: Annotated[
+        Literal["L1", "L2", "L3"] | None,
+        Query(description="supply phase (default: the circuit's first phase)"),
+    ] = None,
+) -> HarmonicSpectrumOut:
+    """The latest spectrum the circuit's source measured (the simulated or real ADC board: every second,
+    aggregated over that second by IEC 61000-4-30 §4.5), with each order in % of the fundamental and the
+    spectrum's THD. Spectra live in the live cache only; they have no history."""
+    known_circuit(gw, circuit_id)
+    circuit = gw.config.circuit(circuit_id)
+    own = [p.value for p in circuit.supply_phases]
+    if phase is not None and phase not in own:
+        raise bad_param(
+            "query", "phase", f"circuit {circuit_id!r} has no phase {phase}; it has {', '.join(own)}"
+        )
+    ph = Phase(phase) if phase is not None else circuit.supply_phases[0]
+    if not spectrum_source(gw, circuit_id):
+        d = next((x for x in gw.config.devices if x.id == circuit.device), None)
+        if d is not None and not d.enabled:
+            why = f"its device {d.id!r} is disabled"
+        else:
+            what = f" ({d.profile} on bus {d.bus!r})" if d is not None else ""
+            why = f"its device {circuit.device!r}{what} does not report harmonic spectra"
+        raise HTTPException(
+            404,
+            f"no harmonic spectrum source for circuit {circuit_id!r}: {why} "
+            "(its THD, where reported, is in GET /api/v1/live as thd_voltage and thd_current)",
+        )
+    rms_id, pct_id = SPECTRUM_IDS[quantity]
+    rms = gw.live.spectrum(circuit_id, rms_id, ph)
+    if rms is None:
+        raise HTTPException(
+            503,
+            f"no {quantity} spectrum of circuit {circuit_id!r} phase {ph.value} measured yet; retry shortly",
+            headers={"Retry-After": "2"},
+        )
+    h = np.asarray(rms.values, dtype=np.float64)
+    h1 = float(h[1]) if h.size > 1 else math.nan
+    pct = gw.live.spectrum(circuit_id, pct_id, ph)
+    if pct is not None and pct.ts == rms.ts and len(pct.values) == h.size:
+        percent = _finite(pct.values)
+    else:  # a source that publishes RMS only: the same definition, from the same spectrum
+        percent = _finite((100.0 * h / h1).tolist()) if h1 > 0 else [None] * h.size
+    thd = float(harmonic_thd(h)) if h1 > 0 else None
+    return HarmonicSpectrumOut(
+        circuit=circuit_id,
+        quantity=quantity,
+        phase=cast(Literal["L1", "L2", "L3"], ph.value),
+        unit=quantities.get(rms_id).unit,
+        ts=iso_utc(rms.ts),
+        orders=list(rms.orders),
+        rms=_finite(rms.values),
+        percent_of_fundamental=percent,
+        thd=thd,
     )

@@ -30,7 +30,7 @@ from meterhub.drivers.waveform.protocol import (
     encode_frame,
 )
 from meterhub.drivers.waveform.source import WaveformSource, waveform_sources
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
 from meterhub.model.topology import Phase
 from meterhub.sim.adc import start_adc_simulator
 from meterhub.sim.base import SimContext
@@ -85,15 +85,23 @@ def latest(readings: list[Reading], circuit: str, quantity: str, phase: Phase) -
 
 
 async def _run_board(
-    tmp_path: Path, seconds_of_readings: int
+    tmp_path: Path, seconds_of_readings: int, spectra: list[Spectrum] | None = None
 ) -> tuple[list[Reading], SiteModel, WaveformSource]:
+    """Readings of the simulated board (and its spectra into ``spectra``, when given)."""
     cfg = site()
     model = SiteModel(cfg)
     server = await start_adc_simulator(SimContext(cfg, cfg.buses[0], cfg.devices, model))
     try:
         port = int(server.endpoint.rsplit(":", 1)[1])
         cfg2 = site(port)
-        ctx = SourceContext(cfg2, cfg2.buses[0], cfg2.devices, {}, tmp_path)
+        ctx = SourceContext(
+            cfg2,
+            cfg2.buses[0],
+            cfg2.devices,
+            {},
+            tmp_path,
+            publish_spectra=None if spectra is None else spectra.extend,
+        )
         (src,) = waveform_sources(ctx)
         assert isinstance(src, WaveformSource)
         batches: list[list[Reading]] = []
@@ -139,6 +147,46 @@ def test_adc_board_readings_match_the_physical_model(tmp_path: Path) -> None:
         assert imp[-1].value > 0
     assert latest(readings, "press", "frequency", Phase.TOTAL) == pytest.approx(supply.frequency, abs=0.05)
     assert (tmp_path / "waveform-adc.json").exists()
+
+
+def test_harmonic_spectra_of_each_phase_reach_the_live_side_with_the_readings(tmp_path: Path) -> None:
+    spectra: list[Spectrum] = []
+    readings, model, _ = asyncio.run(_run_board(tmp_path, 3, spectra))
+    assert spectra, "the source published no spectra"
+    supply = model.supply()
+    last_ts = max(r.ts for r in readings)
+    latest = {s.key: s for s in spectra if s.ts == last_ts}
+    kinds = (
+        "harmonics_voltage",
+        "harmonics_voltage_percent",
+        "harmonics_current",
+        "harmonics_current_percent",
+    )
+    for cid, dev_channels, phases in (("press", (1, 2, 3), (Phase.L1, Phase.L2, Phase.L3)),
+                                      ("desk", (7,), (Phase.L2,))):  # fmt: skip
+        assert {(k.quantity, k.phase) for k in latest if k.circuit == cid} == {
+            (q, ph) for q in kinds for ph in phases
+        }
+        for ch, ph in zip(dev_channels, phases, strict=True):
+            u = latest[SeriesKey(cid, "harmonics_voltage", ph)]
+            i = latest[SeriesKey(cid, "harmonics_current", ph)]
+            i_pct = latest[SeriesKey(cid, "harmonics_current_percent", ph)]
+            u_pct = latest[SeriesKey(cid, "harmonics_voltage_percent", ph)]
+            assert list(u.orders) == list(range(51)) and len(i.values) == 51
+            assert u.quality in (Quality.GOOD, Quality.FLAGGED)
+            assert i_pct.values[1] == pytest.approx(100.0) and u_pct.values[1] == pytest.approx(100.0)
+            # the model's supply: 5th harmonic 2.2 % × (1 ± 10 %); the motor's current: 5th 4 %, 7th 2 %
+            k = int(ph.value[1]) - 1
+            assert u_pct.values[5] == pytest.approx(100 * supply.harmonics_voltage[k][5], abs=0.05)
+            st = model.channel("board", ch)
+            assert i_pct.values[5] == pytest.approx(100 * st.harmonics_current[5], abs=0.1)
+            assert i_pct.values[7] == pytest.approx(100 * st.harmonics_current[7], abs=0.1)
+            # the RMS of all orders is the channel's RMS, as the readings of the same interval say
+            rms = np.sqrt(np.nansum(np.square(i.values)))
+            current = [r for r in readings if r.key == SeriesKey(cid, "current", ph) and r.ts == last_ts]
+            assert rms == pytest.approx(current[0].value, rel=5e-3)
+            u_rms = [r for r in readings if r.key == SeriesKey(cid, "voltage", ph) and r.ts == last_ts]
+            assert np.sqrt(np.nansum(np.square(u.values))) == pytest.approx(u_rms[0].value, rel=2e-3)
 
 
 def test_energy_registers_continue_after_a_restart(tmp_path: Path) -> None:

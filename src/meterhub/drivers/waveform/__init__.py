@@ -8,7 +8,7 @@ registers the source for :data:`~meterhub.config.BusKind.WAVEFORM`.
 from __future__ import annotations
 
 from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader, decode_frame, encode_frame
-from meterhub.drivers.waveform.source import WaveformSource, readings_of, waveform_sources
+from meterhub.drivers.waveform.source import WaveformSource, interval_values, readings_of, waveform_sources
 
 __all__ = [
     "Frame",
@@ -17,6 +17,7 @@ __all__ = [
     "WaveformSource",
     "decode_frame",
     "encode_frame",
+    "interval_values",
     "readings_of",
     "waveform_sources",
 ]

@@ -11,6 +11,9 @@ Every ~``emit_interval`` (1 s = five 10/12-cycle windows) the windows since the 
 aggregated (IEC 61000-4-30 rules) and emitted as readings keyed by circuit: per phase and total, with
 catalogue ids, time-stamped at the end of the last window, ``Quality.FLAGGED`` when a window overlapped a
 dip, swell or interruption; and the four-quadrant energy registers (float64, per phase and total).
+The harmonic spectra of the same interval (voltage and current per phase, RMS of the subgroups of
+orders 0…50 per IEC 61000-4-7, and the same in % of the fundamental) go to the live cache only, through
+``SourceContext.publish_spectra``: 51 values per phase each second are not worth storing.
 Registers are also saved to ``DATA_DIR/waveform-<bus>.json`` every ``save_interval`` so they continue
 after a restart and never go backwards.
 
@@ -39,10 +42,18 @@ from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
 from meterhub.model.quantities import CATALOGUE, Kind
-from meterhub.model.readings import Quality, Reading
+from meterhub.model.readings import Quality, Reading, Spectrum
 from meterhub.model.topology import Phase, Wiring
 
-__all__ = ["CT_INPUTS", "VOLTAGE_INPUTS", "WaveformSource", "circuit_layout", "waveform_sources"]
+__all__ = [
+    "CT_INPUTS",
+    "VOLTAGE_INPUTS",
+    "WaveformSource",
+    "circuit_layout",
+    "interval_values",
+    "readings_of",
+    "waveform_sources",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +62,17 @@ VOLTAGE_INPUTS = 3
 _GROUP_PHASE = {"L1": Phase.L1, "L2": Phase.L2, "L3": Phase.L3, "N": Phase.N, "total": Phase.TOTAL}
 _PHASE_INDEX = {Phase.L1: 0, Phase.L2: 1, Phase.L3: 2}
 _SKIP = {"voltage_max", "voltage_min", "voltage_line_max", "voltage_line_min", "current_max"}
+#: spectrum (RMS per order) → the same spectrum in % of the fundamental; both catalogue ids
+_PERCENT_OF = {
+    "harmonics_voltage": "harmonics_voltage_percent",
+    "harmonics_current": "harmonics_current_percent",
+}
+if any(
+    CATALOGUE.get(k) is None or CATALOGUE[k].kind is not Kind.SPECTRUM
+    for kv in _PERCENT_OF.items()
+    for k in kv
+):
+    raise RuntimeError("the spectrum ids of the waveform source are not in the catalogue")  # pragma: no cover
 
 
 def circuit_layout(
@@ -239,7 +261,10 @@ class WaveformSource(Source):
             self._pending, self._pending_s = [], 0.0
             return
         batches, self._pending, self._pending_s = self._pending, [], 0.0
-        readings = readings_of(batches, self._t_base)
+        readings, spectra = interval_values(batches, self._t_base)
+        publish = self.ctx.publish_spectra
+        if spectra and publish is not None:
+            publish(spectra)
         if readings:
             emit(readings)
 
@@ -308,9 +333,24 @@ class WaveformSource(Source):
 
 def readings_of(batches: list[Batch], t_base: float) -> list[Reading]:
     """Readings of the windows of ``batches``, aggregated into one interval (see module docstring)."""
+    return interval_values(batches, t_base)[0]
+
+
+def interval_values(batches: list[Batch], t_base: float) -> tuple[list[Reading], list[Spectrum]]:
+    """Readings and harmonic spectra of the windows of ``batches``, aggregated into one interval.
+
+    batches : engine output of consecutive windows
+    t_base : Unix time of the analyser's sample 0 [s]
+
+    Every value is aggregated over the interval by the IEC 61000-4-30 §4.5 rules
+    (:func:`meterhub.metering.aggregation.aggregate`; a harmonic order is the RMS of its window values)
+    and time-stamped at the end of the last window. Spectra are ``harmonics_voltage`` [V] and
+    ``harmonics_current`` [A] (subgroups of orders 0…50, IEC 61000-4-7 §3.2.3) per phase, each also as
+    ``…_percent`` [% of order 1 of the aggregated spectrum; NaN when order 1 is 0].
+    """
     batches = [b for b in batches if b.windows]
     if not batches:
-        return []
+        return [], []
     dur = np.concatenate([b.duration for b in batches])
     flagged = bool(np.concatenate([b.flagged for b in batches]).any())
     freq = np.concatenate([b.frequency for b in batches])
@@ -318,6 +358,7 @@ def readings_of(batches: list[Batch], t_base: float) -> list[Reading]:
     quality = Quality.FLAGGED if flagged else Quality.GOOD
     starts = np.array([0], dtype=np.int64)
     out: list[Reading] = []
+    spectra: list[Spectrum] = []
     for cid in batches[-1].circuits:
         q: Quantities = {
             g: {k: np.concatenate([b.circuits[cid][g][k] for b in batches]) for k in d}
@@ -331,7 +372,10 @@ def readings_of(batches: list[Batch], t_base: float) -> list[Reading]:
                 continue
             for name, arr in vals.items():
                 meta = CATALOGUE.get(name)
-                if meta is None or name in _SKIP or meta.kind is Kind.SPECTRUM or phase not in meta.phases:
+                if meta is None or name in _SKIP or phase not in meta.phases:
+                    continue
+                if meta.kind is Kind.SPECTRUM:
+                    spectra.extend(_spectra(t_end, cid, name, phase, arr[0], quality))
                     continue
                 value = float(arr[0])
                 if np.isfinite(value):
@@ -344,6 +388,19 @@ def readings_of(batches: list[Batch], t_base: float) -> list[Reading]:
                 meta = CATALOGUE.get(name)
                 if meta is not None and phase in meta.phases:
                     out.append(Reading(t_end, cid, name, phase, float(value), Quality.GOOD))
+    return out, spectra
+
+
+def _spectra(
+    ts: float, circuit: str, name: str, phase: Phase, h: np.ndarray, quality: Quality
+) -> list[Spectrum]:
+    """The spectrum ``h`` (RMS of orders 0…50 [V or A]) and, when ``name`` has one, its percent form."""
+    out = [Spectrum(ts, circuit, name, phase, tuple(h.tolist()), quality)]
+    percent = _PERCENT_OF.get(name)
+    if percent is not None:
+        h1 = float(h[1])
+        rel = 100.0 * h / h1 if h1 > 0 else np.full(h.shape, np.nan)
+        out.append(Spectrum(ts, circuit, percent, phase, tuple(rel.tolist()), quality))
     return out
 
 

@@ -120,4 +120,64 @@ export function barChart(el, name, unit, { color = "#2563eb" } = {}) {
   };
 }
 
+/**
+ * Harmonic spectrum bars (GET /api/v1/circuits/{id}/spectrum): orders 0…50 in % of the fundamental.
+ * The value axis is scaled to the harmonics, so order 1 (100 %) runs off the top and is labelled; the
+ * tooltip gives each order's RMS as well. set(spectrum) draws one answer, set(null) clears.
+ */
+export function spectrumChart(el, { orderName = "h", color = "#7c3aed", fundamentalColor = "#94a3b8" } = {}) {
+  const { chart, dispose } = init(el);
+  let current = null;
+  const nice = (v) => {
+    const p = 10 ** Math.floor(Math.log10(Math.max(v, 1e-9)));
+    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    return 10 * p;
+  };
+  const fmt = (v, d) => (v === null || v === undefined ? "–" : Number(v).toFixed(d));
+  chart.setOption({
+    animation: false,
+    grid: { left: 50, right: 16, top: 30, bottom: 40 },
+    tooltip: {
+      trigger: "axis",
+      axisPointer: { type: "shadow" },
+      formatter: (params) => {
+        const k = params[0]?.dataIndex;
+        if (current === null || k === undefined) return "";
+        return `${orderName} ${current.orders[k]}<br>${fmt(current.rms[k], 3)} ${current.unit} · ${fmt(current.percent_of_fundamental[k], 2)} %`;
+      },
+    },
+    xAxis: { type: "category", data: [], name: orderName, nameLocation: "middle", nameGap: 26, axisLabel: { interval: 4 } },
+    yAxis: { type: "value", name: "%", min: 0 },
+    series: [{ name: "%", type: "bar", barCategoryGap: "25%", data: [] }],
+  });
+  return {
+    set(s) {
+      current = s;
+      if (s === null) {
+        chart.setOption({ xAxis: { data: [] }, series: [{ data: [] }] });
+        return;
+      }
+      const pct = s.percent_of_fundamental;
+      const others = pct.filter((v, k) => v !== null && s.orders[k] !== 1);
+      const top = nice(Math.max(1, ...others) * 1.25);
+      chart.setOption({
+        xAxis: { data: s.orders.map(String) },
+        yAxis: { max: top },
+        series: [
+          {
+            data: pct.map((v, k) =>
+              // order 1 is 100 % by definition: drawn to the top of the axis and labelled, not to scale
+              s.orders[k] === 1 && v !== null
+                ? { value: top, itemStyle: { color: fundamentalColor }, label: { show: true, position: "top", formatter: "100 %", fontSize: 10 } }
+                : { value: v, itemStyle: { color } },
+            ),
+          },
+        ],
+      });
+    },
+    dispose,
+    chart,
+  };
+}
+
 export { COLORS, init };

@@ -5,7 +5,7 @@ import { ApiError, get } from "../api.js";
 import { esc, num, time, withUnit } from "../format.js";
 import { t } from "../i18n.js";
 import { bindLive } from "../livebind.js";
-import { barChart, chartsAvailable, gauge, lineChart } from "../charts.js";
+import { chartsAvailable, gauge, lineChart, spectrumChart } from "../charts.js";
 import { phasorDiagram } from "../phasor.js";
 
 const ENERGY = [
@@ -47,6 +47,7 @@ export async function render(root, { args, live, app }) {
     list
       .map(([q, u]) => `<tr data-row><td>${esc(t(`q.${q}`))}</td>${only.map((p) => `<td data-live="${esc(c.id)}/${q}/${p}" data-unit="${u}">–</td>`).join("")}</tr>`)
       .join("");
+  const spectrumLabels = { voltage: t("circuit.h_voltage"), current: t("circuit.h_current") };
   const energyRows = tableRows(ENERGY);
   const demandRows = tableRows(DEMAND, ["total"]);
   root.innerHTML = `
@@ -60,14 +61,15 @@ export async function render(root, { args, live, app }) {
     </div>
     <div class="panel">
       <div class="toolbar"><h2 style="margin:0;flex:1">${esc(t("circuit.live_chart"))}</h2>
-        <div class="tabs" id="chart-q">${Object.keys(CHART_Q).map((q, i) => `<a href="javascript:void 0" data-q="${q}" class="${i ? "" : "active"}">${esc(t(`q.${q}`))}</a>`).join("")}</div></div>
+        <div class="tabs" id="chart-q">${Object.keys(CHART_Q).map((q, i) => `<a role="button" tabindex="0" data-q="${q}" class="${i ? "" : "active"}">${esc(t(`q.${q}`))}</a>`).join("")}</div></div>
       <div class="chart" id="live-chart"></div>
     </div>
     <div class="row2">
       <div class="panel"><h2>${esc(t("circuit.phasors"))}</h2><div id="phasor"></div><p class="muted" id="phasor-note"></p></div>
-      <div class="panel"><h2>${esc(t("circuit.harmonics"))}</h2>
-        <div class="tabs" id="h-phase">${phases.map((p, i) => `<a href="javascript:void 0" data-p="${p}" class="${i ? "" : "active"}">${p}</a>`).join("")}</div>
-        <div class="chart small" id="harmonics"></div><p class="muted" id="harmonics-note"></p></div>
+      <div class="panel" id="harmonics-panel"><h2>${esc(t("circuit.harmonics"))}</h2>
+        ${c.spectrum ? `<div class="toolbar"><div class="tabs" id="h-quantity">${Object.entries(spectrumLabels).map(([q, label]) => `<a role="button" tabindex="0" data-q="${q}" class="${q === "current" ? "active" : ""}">${esc(label)}</a>`).join("")}</div>
+        <div class="tabs" id="h-phase">${phases.map((p, i) => `<a role="button" tabindex="0" data-p="${p}" class="${i ? "" : "active"}">${p}</a>`).join("")}</div></div>
+        <div class="chart small" id="harmonics"></div>` : ""}<p class="muted" id="harmonics-note"></p></div>
     </div>
     <div class="panel"><h2>${esc(t("circuit.quality"))}</h2>
       <div class="table-wrap"><table><thead><tr><th></th>${cols.map((p) => `<th>${p === "total" ? esc(t("common.total")) : p}</th>`).join("")}</tr></thead><tbody>
@@ -83,6 +85,15 @@ export async function render(root, { args, live, app }) {
         <div id="max-demand"></div></div>
     </div>`;
 
+  // tabs are links without a URL (a javascript: URL would break the CSP): Enter and Space click them
+  for (const tabs of root.querySelectorAll(".tabs")) {
+    tabs.onkeydown = (ev) => {
+      if ((ev.key === "Enter" || ev.key === " ") && ev.target.dataset) {
+        ev.preventDefault();
+        ev.target.click();
+      }
+    };
+  }
   const unbind = bindLive(root, live);
   // rows of quantities this device does not report stay hidden
   const hideEmpty = () => {
@@ -178,46 +189,59 @@ export async function render(root, { args, live, app }) {
   const phTimer = setInterval(drawPhasors, 1000);
   cleanups.push(() => clearInterval(phTimer));
 
-  // harmonic spectrum (when the device reports one)
-  let hPhase = phases[0];
-  const bars = chartsAvailable() ? barChart(root.querySelector("#harmonics"), t("circuit.harmonics"), "%", { color: "#7c3aed" }) : null;
-  const loadSpectrum = async () => {
-    const s = await get(`/circuits/${encodeURIComponent(c.id)}/harmonics?phase=${hPhase}`);
-    const thd = `THD I ${hPhase}: ${withUnit(live.value(c.id, "thd_current", hPhase), "%")} · THD U: ${withUnit(live.value(c.id, "thd_voltage", hPhase), "%")}`;
-    if (!s.available) {
-      // no spectrum from this device: show the distortion it does report (THD per phase) instead
-      const cats = [];
-      const vals = [];
-      for (const [q, label] of [["thd_voltage", "THD U"], ["thd_current", "THD I"]]) {
-        for (const p of phases) {
-          const v = live.value(c.id, q, p);
-          if (v !== null) {
-            cats.push(`${label} ${p}`);
-            vals.push(Number(v.toFixed(2)));
-          }
-        }
+  // harmonic spectrum: orders 0…50 of U or I of one phase, from sources that measure it (the ADC board)
+  const hNote = root.querySelector("#harmonics-note");
+  if (!c.spectrum) {
+    hNote.textContent = t("circuit.no_spectrum");
+  } else if (!chartsAvailable()) {
+    hNote.textContent = t("charts.missing");
+  } else {
+    let hQ = "current";
+    let hPhase = phases[0];
+    let seq = 0;
+    let closed = false;
+    const bars = spectrumChart(root.querySelector("#harmonics"), { orderName: t("circuit.order") });
+    const loadSpectrum = async () => {
+      const mine = ++seq; // a later request (another tab) wins over a slow earlier one
+      let s = null;
+      let failed = null;
+      try {
+        s = await get(`/circuits/${encodeURIComponent(c.id)}/spectrum?quantity=${hQ}&phase=${hPhase}`);
+      } catch (e) {
+        failed = e;
       }
-      bars?.set(cats, vals);
-      root.querySelector("#harmonics-note").textContent = t("circuit.no_spectrum");
-      return;
-    }
-    const k0 = Math.max(0, s.orders.indexOf(1)); // order 0 (DC) is not drawn
-    bars?.set(s.orders.slice(k0).map(String), s.values.slice(k0).map((v) => (v === null ? null : Number(v.toFixed(2)))));
-    root.querySelector("#harmonics-note").textContent = `${t(`q.${s.quantity}`)} · ${thd}`;
-  };
-  root.querySelector("#h-phase").onclick = (ev) => {
-    const p = ev.target.dataset?.p;
-    if (!p) return;
-    hPhase = p;
-    root.querySelectorAll("#h-phase a").forEach((a) => a.classList.toggle("active", a.dataset.p === p));
+      if (closed || mine !== seq) return;
+      if (s === null) {
+        bars.set(null);
+        hNote.textContent = failed instanceof ApiError && failed.status === 503 ? t("circuit.spectrum_waiting") : t("circuit.no_spectrum");
+        return;
+      }
+      bars.set(s);
+      hNote.textContent = t("circuit.spectrum_note", {
+        quantity: spectrumLabels[s.quantity] ?? s.quantity,
+        phase: s.phase,
+        thd: withUnit(s.thd, "%", 2),
+        h1: withUnit(s.rms[1], s.unit, s.unit === "V" ? 1 : 3),
+        time: time(s.ts),
+      });
+    };
+    const pick = (sel, attr, set) => (ev) => {
+      const v = ev.target.dataset?.[attr];
+      if (!v) return;
+      set(v);
+      root.querySelectorAll(`${sel} a`).forEach((a) => a.classList.toggle("active", a.dataset[attr] === v));
+      loadSpectrum();
+    };
+    root.querySelector("#h-quantity").onclick = pick("#h-quantity", "q", (v) => (hQ = v));
+    root.querySelector("#h-phase").onclick = pick("#h-phase", "p", (v) => (hPhase = v));
     loadSpectrum();
-  };
-  loadSpectrum();
-  const hTimer = setInterval(loadSpectrum, 5000);
-  cleanups.push(() => {
-    clearInterval(hTimer);
-    bars?.dispose();
-  });
+    const hTimer = setInterval(loadSpectrum, 3000);
+    cleanups.push(() => {
+      closed = true;
+      clearInterval(hTimer);
+      bars.dispose();
+    });
+  }
 
   // maximum demand since the last reset (energy pipeline), when available
   if (app.signedIn) {
