@@ -14,6 +14,12 @@
    ``Storage.history`` (target ≤ 0.2 s) vs a plain scan of the raw table grouping by day. The rollup answer
    is checked against totals computed directly from the generated values.
 
+4. ``report`` — the energy report (:func:`meterhub.energy.reports.energy_report`) of one circuit whose
+   register was read once a minute for a year, ingested through ``write()`` / ``flush()``: the year by
+   day and one month by 15 min, with every raw value kept and again after a 30-day raw retention (the
+   older part then comes from the 1-minute rollups). ``history_objects_s`` is the time only to build
+   the ``HistoryPoint`` objects of the same raw range, the cost the array path avoids.
+
 Usage: ``.venv/bin/python bench/storage.py [--circuits 100] [--days 365] [--postgres DSN]``
 (``--postgres`` adds the ingest figures of the PostgreSQL backend on a throw-away schema).
 """
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sqlite3
 import statistics
@@ -181,6 +188,59 @@ def bench_year(path: Path, n_circuits: int, days: int) -> dict[str, float | int 
     }
 
 
+def bench_report(path: Path) -> dict[str, float | int]:
+    from datetime import date
+
+    from meterhub.config import parse_config
+    from meterhub.energy.reports import energy_report
+
+    cfg = parse_config("site: {name: bench, timezone: UTC}\n")
+    storage = open_storage(StorageConfig(raw_retention_days=30), path, timezone="UTC")
+    assert isinstance(storage, SqliteStorage)
+    n = 366 * 1440
+    k = np.arange(n)
+    ts = (T0 - 86400 + 60 * k).astype(np.float64).tolist()
+    val = register(k, 2.5).tolist()
+    t = time.perf_counter()
+    for a in range(0, n, 20_000):
+        storage.write(
+            [
+                Reading(ts[i], "main", "energy_active_import", Phase.TOTAL, val[i])
+                for i in range(a, min(a + 20_000, n))
+            ]
+        )
+        storage.flush()
+    ingest_s = time.perf_counter() - t
+    key = SeriesKey("main", "energy_active_import", Phase.TOTAL)
+
+    def timed(start: date, end: date, interval: str) -> tuple[float, int]:
+        best = math.inf
+        rows = 0
+        for _ in range(3):
+            t = time.perf_counter()
+            rows = len(
+                energy_report(storage, cfg, start=start, end=end, interval=interval, circuit="main")[
+                    "intervals"
+                ]
+            )
+            best = min(best, time.perf_counter() - t)
+        return best, rows
+
+    year = (date(2026, 1, 1), date(2027, 1, 1))
+    month = (date(2026, 12, 1), date(2027, 1, 1))
+    out: dict[str, float | int] = {"raw_points": n, "ingest_s": round(ingest_s, 2)}
+    t = time.perf_counter()
+    storage.history(key, T0 - 86400, T0 + 366 * 86400, "raw")
+    out["history_objects_s"] = round(time.perf_counter() - t, 3)
+    out["year_by_day_s"], out["year_by_day_rows"] = timed(*year, "day")
+    out["month_by_15min_s"], out["month_by_15min_rows"] = timed(*month, "15min")
+    storage.apply_retention(T0 + 365 * 86400)
+    out["year_by_day_after_retention_s"], _ = timed(*year, "day")
+    out["month_by_15min_after_retention_s"], _ = timed(*month, "15min")
+    storage.close()
+    return {k: round(v, 3) if isinstance(v, float) else v for k, v in out.items()}
+
+
 def bench_postgres(dsn: str, flush_rows: int) -> dict[str, float]:
     import psycopg
 
@@ -216,7 +276,17 @@ def main() -> None:
         metavar="DSN",
         help="also measure PostgreSQL ingest (e.g. 'host=127.0.0.1 user=postgres dbname=test')",
     )
+    ap.add_argument("--skip-year", action="store_true", help="leave out the 100-circuit year test")
+    ap.add_argument("--only-report", action="store_true", help="run only the report test")
     args = ap.parse_args()
+    if args.only_report:
+        work = Path(tempfile.mkdtemp(prefix="meterhub-bench-"))
+        try:
+            json.dump({"bench": "storage", "report": bench_report(work / "report")}, sys.stdout, indent=2)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        print()
+        return
     work = Path(tempfile.mkdtemp(prefix="meterhub-bench-"))
     result: dict[str, object] = {"bench": "storage", "sqlite": sqlite3.sqlite_version}
     try:
@@ -232,7 +302,9 @@ def main() -> None:
         result["ingest_sqlite"] = curve
         if args.postgres:
             result["ingest_postgres"] = [bench_postgres(args.postgres, rows) for rows in args.flush_rows]
-        result["year"] = bench_year(work / "year", args.circuits, args.days)
+        result["report"] = bench_report(work / "report")
+        if not args.skip_year:
+            result["year"] = bench_year(work / "year", args.circuits, args.days)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     json.dump(result, sys.stdout, indent=2)

@@ -219,21 +219,32 @@ class Gateway:
         last_retention = 0.0
         while True:
             await asyncio.sleep(interval)
-            self.flush()
+            await self.flush_async()
             now = self.clock()
             if now - last_retention > 3600:
-                self.storage.apply_retention(now)
+                await asyncio.to_thread(self.storage.apply_retention, now)
                 last_retention = now
 
-    def flush(self) -> None:
-        """Write everything queued for storage and persist the registers (one transaction)."""
+    def _stage_flush(self) -> None:
+        """Hand what is queued for storage and the registers to the storage buffer (on the event loop,
+        where the energy state lives; no database work)."""
         if self._storage_sub is not None:
             pending = self._storage_sub.drain()
             if pending:
                 self.storage.write(pending)
         if self.energy is not None:
             self.storage.save_registers(self.energy.registers())
+
+    def flush(self) -> None:
+        """Write everything queued for storage and persist the registers (one transaction)."""
+        self._stage_flush()
         self.storage.flush()
+
+    async def flush_async(self) -> None:
+        """:meth:`flush` with the database transaction in a worker thread, so that the event loop keeps
+        acquiring and serving while it is written (storage.write never waits for a flush)."""
+        self._stage_flush()
+        await asyncio.to_thread(self.storage.flush)
 
     async def stop(self) -> None:
         """Graceful shutdown: stop sources, flush what is buffered, persist registers, close storage."""
@@ -242,11 +253,13 @@ class Gateway:
             t.cancel()
         await asyncio.gather(*self._sink_tasks, return_exceptions=True)
         try:
-            self.flush()
+            # A flush the cancelled flusher left running in its thread finishes first (flushes are
+            # serialised); this one then writes everything staged since.
+            await self.flush_async()
         finally:
             if self.energy is not None and hasattr(self.energy, "close"):
                 self.energy.close()
-            self.storage.close()
+            await asyncio.to_thread(self.storage.close)
         log.info("gateway stopped; data flushed to %s", self.data_dir)
 
     async def update_config(self, new_config: SiteConfig) -> None:

@@ -257,8 +257,12 @@ def test_report_csv_has_the_json_keys_as_columns(storage_backend: Any, tmp_path:
     assert row.startswith("2026-06-02T00:00:00+02:00,2026-06-03T00:00:00+02:00,24000.0,")
 
 
-def test_reports_are_unchanged_after_retention_removes_raw_values(storage_spec: Any, tmp_path: Path) -> None:
-    storage = storage_spec.open(timezone="Europe/Berlin")
+@pytest.mark.parametrize("minute_days", [None, 1.0], ids=["minute-rollups-kept", "minute-rollups-removed"])
+def test_reports_are_unchanged_after_retention_removes_raw_values(
+    storage_spec: Any, tmp_path: Path, minute_days: float | None
+) -> None:
+    """Raw values gone, the 1-minute rollups stand in; 1-minute rollups gone too, the 15-minute ones."""
+    storage = storage_spec.open(timezone="Europe/Berlin", minute_rollup_retention_days=minute_days)
     t0 = utc("2026-06-01T22:00:00")  # local 06-02 00:00; three days, power varying by hour, a reset on day 2
     samples, e = [], 0.0
     for k in range(3 * 96 + 1):

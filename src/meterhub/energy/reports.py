@@ -9,8 +9,9 @@ The report of a circuit (metered or virtual) or a zone over local days ``from`` 
    subinterval when shorter) — exact when the meter was read on the edge, an even spread of the
    counter's increase across an outage otherwise (flagged ``estimated``);
 3. slots are summed into report intervals (local days of 23/25 h on DST changes), split by the
-   tariff rate in force at each slot's start, priced, multiplied by the CO2 factor; demand windows
-   (block or sliding) are formed from slots and their maximum taken per interval.
+   tariff rate in force at each slot's start, priced, multiplied by the CO2 factor; demand by the
+   configured method (block or sliding windows, or the thermal response) is formed from slots and
+   its maximum taken per interval and per rate, with the time it occurred.
 
 Where raw values were already removed by retention, the 1-minute rollups stand in for them (see
 :func:`fetch_slots`). An interval without any data on either side is ``None``.
@@ -128,24 +129,24 @@ def fetch_slots(
     """Slots of one register series from storage; ``tz`` reads naive meter-change times.
 
     Raw values are used where kept. Before the oldest raw value (removed by retention) the 1-minute
-    rollups stand in: each bucket's ``last`` is placed where the last of ``count`` evenly spaced
-    samples of that minute falls, b + 60·(count − 1)/count — exact for periodic readings aligned to
-    the clock (one reading a minute, or every second).
+    rollups stand in, and before those (``minute_rollup_retention_days``) the 15-minute ones: each
+    bucket's ``last`` at the time it was read (``last_ts``) — exact on the slot edges for meters read
+    on them, within the bucket's spread otherwise. Both are read as
+    columns (:meth:`~meterhub.storage.base.Storage.history_columns`), not as a point object per value.
     """
     t0, t1 = float(edges[0]), float(edges[-1])
     pad = max(energy.gap, 3600.0)
-    points = storage.history(key, t0 - pad, t1 + pad, "raw")
-    ts = np.array([p.ts for p in points], dtype=np.float64)
-    vals = np.array([p.last for p in points], dtype=np.float64)
-    qual = np.array([int(getattr(p, "quality", 0)) for p in points], dtype=np.int64)
-    first = float(ts[0]) if ts.size else t1 + pad
-    if first > t0 - pad + 60.0:
-        older = [b for b in storage.history(key, t0 - pad, first, "1min") if b.count > 0]
-        b_ts = np.array([b.ts + 60.0 * (b.count - 1) / b.count for b in older], dtype=np.float64)
-        keep = b_ts < first
-        ts = np.concatenate([b_ts[keep], ts])
-        vals = np.concatenate([np.array([b.last for b in older], dtype=np.float64)[keep], vals])
-        qual = np.concatenate([np.array([int(b.quality) for b in older], dtype=np.int64)[keep], qual])
+    raw = storage.history_columns(key, t0 - pad, t1 + pad, "raw")
+    ts, vals, qual = raw.ts, raw.last, raw.quality
+    for resolution, width in (("1min", 60.0), ("15min", 900.0)):
+        first = float(ts[0]) if ts.size else t1 + pad
+        if first <= t0 - pad + width:
+            break
+        older = storage.history_columns(key, t0 - pad, first, resolution)
+        keep = (older.count > 0) & (older.last_ts < first)
+        ts = np.concatenate([older.last_ts[keep], ts])
+        vals = np.concatenate([older.last[keep], vals])
+        qual = np.concatenate([older.quality[keep], qual])
     if ts.size == 0 or ts[0] > t0:
         before = _value_before(storage, key, t0 - pad if ts.size == 0 else float(ts[0]) - 1e-3)
         if before is not None and (ts.size == 0 or before[0] < ts[0]):
@@ -349,13 +350,36 @@ def _num(x: float) -> float:
 def _max_demand(
     imp: Slots, report_edges: np.ndarray, energy: EnergyConfig, slot_rate: np.ndarray, n_rates: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Maximum demand per report interval: overall and per tariff rate.
+    """Maximum demand per report interval: overall and per tariff rate, by the configured method.
 
-    Windows are block or sliding (thermal demand is reported as block demand); a window's rate is the
-    one in force during its last subinterval, as the live meter does. Returns ``(value [W], end [s])``
-    arrays of shape (1 + n_rates, n_intervals): row 0 over all rates, row 1 + r for rate r; NaN where
-    no complete window ended in the interval.
+    block / sliding: windows of the demand interval T ending on (sub)interval boundaries; thermal: the
+    exponential response at every slot end (:func:`_thermal_windows`). A value's rate is the one in
+    force during its last slot (the window's last subinterval), as the live meter does. Returns
+    ``(value [W], end [s])`` arrays of shape (1 + n_rates, n_intervals): row 0 over all rates, row
+    1 + r for rate r; NaN where no complete window ended in the interval.
     """
+    if energy.demand.method == "thermal":
+        demand, t_end, rate = _thermal_windows(imp, energy.demand.interval * 60.0, slot_rate)
+    else:
+        demand, t_end, rate = _block_windows(imp, energy, slot_rate)
+    n_int = len(report_edges) - 1
+    md = np.full((1 + n_rates, n_int), np.nan)
+    md_t = np.full((1 + n_rates, n_int), np.nan)
+    grp = np.searchsorted(report_edges, t_end, side="left") - 1  # a window ending on an edge is the earlier's
+    for j in range(demand.size):  # in time order, so the first of equal maxima keeps its time
+        gi = int(grp[j])
+        if not 0 <= gi < n_int:
+            continue
+        for row in (0, 1 + int(rate[j])):
+            if not (md[row, gi] >= demand[j]):
+                md[row, gi], md_t[row, gi] = demand[j], t_end[j]
+    return md, md_t
+
+
+def _block_windows(
+    imp: Slots, energy: EnergyConfig, slot_rate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Block or sliding demand [W] of every complete window, its end [s] and rate index."""
     d = energy.demand
     T = d.interval * 60.0
     step = T / d.subintervals if d.method == "sliding" else T
@@ -367,25 +391,46 @@ def _max_demand(
     slot = float(edges[1] - edges[0]) if len(edges) > 1 else 900.0
     k = int(round(T / slot))
     ends_idx = ends_idx[ends_idx >= k]
-    n_int = len(report_edges) - 1
-    md = np.full((1 + n_rates, n_int), np.nan)
-    md_t = np.full((1 + n_rates, n_int), np.nan)
-    if ends_idx.size == 0:
-        return md, md_t
-    complete = (bad[ends_idx] - bad[ends_idx - k]) == 0
-    ends_idx = ends_idx[complete]
+    ends_idx = ends_idx[(bad[ends_idx] - bad[ends_idx - k]) == 0]
     demand = (cum[ends_idx] - cum[ends_idx - k]) * 3600.0 / T
-    t_end = edges[ends_idx]
-    rate = slot_rate[ends_idx - 1]
-    grp = np.searchsorted(report_edges, t_end, side="left") - 1  # a window ending on an edge is the earlier's
-    for j in range(demand.size):  # in time order, so the first of equal maxima keeps its time
-        gi = int(grp[j])
-        if not 0 <= gi < n_int:
+    return demand, edges[ends_idx], slot_rate[ends_idx - 1]
+
+
+def _thermal_windows(
+    imp: Slots, interval: float, slot_rate: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thermal demand [W] at every slot end [s] with the rate of that slot.
+
+    The response of a thermal (lagged) demand meter, a first-order lag that reaches 90 % of a step in
+    the demand interval T [s] — the convention of thermal demand meters in ANSI C12.1 (the demand
+    interval is the time to indicate 90 % of a constant load suddenly applied), τ = T / ln 10. Power is the slot's mean power, held
+    over the slot, so the recursion over a slot of length h is exact:
+    D_j = D_{j−1} + (P_j − D_{j−1}) · (1 − 10^(−h/T)). A response rises or falls monotonically within
+    a slot, so its maximum lies on a slot end. The lag starts from rest (0 W) at the first slot with
+    data and after a slot without data; a value counts once the last T of slots all have data (as a
+    block window needs its whole interval). The report looks back 3 T (:func:`_slot_grid`), so what
+    came before the look-back weighs 10⁻³ at the report start.
+    """
+    edges = imp.edges
+    if len(edges) < 2:
+        empty = np.empty(0)
+        return empty, empty, np.empty(0, dtype=np.int64)
+    h = float(edges[1] - edges[0])
+    a = 1.0 - 10.0 ** (-h / interval)
+    k = max(int(round(interval / h)), 1)
+    power = (imp.energy * 3600.0 / h).tolist()
+    out = np.full(len(power), np.nan)
+    d, run = 0.0, 0
+    for j, p in enumerate(power):  # a first-order recursion: each value depends on the previous one
+        if p != p:  # NaN: no data in this slot
+            d, run = 0.0, 0
             continue
-        for row in (0, 1 + int(rate[j])):
-            if not (md[row, gi] >= demand[j]):
-                md[row, gi], md_t[row, gi] = demand[j], t_end[j]
-    return md, md_t
+        d += (p - d) * a
+        run += 1
+        if run >= k:
+            out[j] = d
+    ok = np.flatnonzero(np.isfinite(out))
+    return out[ok], edges[1:][ok], slot_rate[ok]
 
 
 def energy_report(
@@ -425,8 +470,8 @@ def energy_report(
     switch = None
     if energy.tariffs.switch is not None:
         key = SeriesKey(energy.tariffs.switch.input, "digital_input", Phase.TOTAL)
-        pts = storage.history(key, t0 - 86400.0 * 31, float(slot_edges[-1]), "raw")
-        switch = (np.array([p.ts for p in pts]), np.array([p.last for p in pts]))
+        cols = storage.history_columns(key, t0 - 86400.0 * 31, float(slot_edges[-1]), "raw")
+        switch = (cols.ts, cols.last)
     from meterhub.model.topology import Purpose
 
     grid = {c.id for c in config.circuits if c.purpose is Purpose.GRID} if config is not None else set()
@@ -447,9 +492,11 @@ def energy_report(
 
 
 def _slot_grid(report_edges: np.ndarray, energy: EnergyConfig) -> np.ndarray:
-    """Slot edges covering the report plus one demand interval of look-back [s]."""
+    """Slot edges covering the report plus a look-back [s]: one demand interval (block, sliding),
+    three for the thermal lag to settle to 0.1 %."""
     slot = slot_length(energy)
-    t0 = float(report_edges[0]) - energy.demand.interval * 60.0
+    look_back = 3 if energy.demand.method == "thermal" else 1
+    t0 = float(report_edges[0]) - look_back * energy.demand.interval * 60.0
     t0 -= t0 % slot
     n_slots = int(math.ceil((float(report_edges[-1]) - t0) / slot))
     return t0 + slot * np.arange(n_slots + 1, dtype=np.float64)

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from meterhub.config.schema import StorageConfig
-from meterhub.storage.base import HistoryPoint, Resolution, Storage, StorageError
+from meterhub.storage.base import HistoryColumns, HistoryPoint, Resolution, Storage, StorageError
 from meterhub.storage.rollup import RESOLUTIONS, auto_resolution
 
 __all__ = [
     "BACKENDS",
+    "HistoryColumns",
     "HistoryPoint",
     "RESOLUTIONS",
     "Resolution",

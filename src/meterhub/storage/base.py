@@ -6,9 +6,12 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from meterhub.model.readings import Reading, SeriesKey
 
-__all__ = ["HistoryPoint", "Resolution", "Storage", "StorageError"]
+__all__ = ["HistoryColumns", "HistoryPoint", "Resolution", "Storage", "StorageError"]
 
 #: Resolutions a history query may ask for; "raw" returns stored values unaggregated.
 Resolution = str  # "raw" | "1min" | "15min" | "1h" | "1d"
@@ -30,6 +33,40 @@ class HistoryPoint:
     count: int
     quality: int = 0  # worst Quality of the values aggregated (meterhub.model.readings.Quality)
     delta: float | None = None  # cumulative quantities: increase within the bucket, never negative
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryColumns:
+    """A history answer as columns, one entry per point, for bulk readers (reports) that would
+    otherwise build a :class:`HistoryPoint` per point (a year of minutes is 525 600 of them).
+
+    ts : raw timestamp or bucket start [s]. last : the (last) value [unit]. last_ts : when ``last``
+    was read [s] (= ts for raw values). count : values aggregated (1 for raw). quality : worst
+    :class:`~meterhub.model.readings.Quality` of the values.
+    """
+
+    ts: npt.NDArray[np.float64]
+    last: npt.NDArray[np.float64]
+    last_ts: npt.NDArray[np.float64]
+    count: npt.NDArray[np.int64]
+    quality: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    @classmethod
+    def from_points(cls, points: Sequence[HistoryPoint], width: float = 0.0) -> HistoryColumns:
+        """Columns of points; without a stored read time, ``last`` is placed where the last of
+        ``count`` evenly spaced values in a bucket of ``width`` [s] falls (0 for raw values)."""
+        ts = np.array([p.ts for p in points], dtype=np.float64)
+        count = np.array([p.count for p in points], dtype=np.int64)
+        return cls(
+            ts,
+            np.array([p.last for p in points], dtype=np.float64),
+            ts + width * (count - 1) / np.maximum(count, 1),
+            count,
+            np.array([p.quality for p in points], dtype=np.int64),
+        )
 
 
 class Storage(abc.ABC):
@@ -64,6 +101,16 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     def apply_retention(self, now: float) -> int:
         """Delete raw values older than the configured retention; return how many were removed."""
+
+    def history_columns(
+        self, key: SeriesKey, start: float, end: float, resolution: Resolution = "raw"
+    ) -> HistoryColumns:
+        """:meth:`history` as columns (see :class:`HistoryColumns`); backends answer it without
+        building a point object per value."""
+        from meterhub.storage.rollup import RESOLUTIONS
+
+        width = 0.0 if resolution == "raw" else float(RESOLUTIONS.get(resolution, 0))
+        return HistoryColumns.from_points(self.history(key, start, end, resolution), width)
 
     def value_at(self, key: SeriesKey, ts: float) -> tuple[float, float] | None:
         """The last valid value at or before ``ts`` [s] as (its timestamp [s], value), or None."""

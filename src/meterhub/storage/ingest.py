@@ -74,7 +74,12 @@ class SqlIngest(Storage):
         self.data_dir: Path | None = None  # the data folder the storage was opened for (state files)
         self._requested_tz = timezone
         self.calendar = DayCalendar(timezone or "UTC")  # settled by _check_meta
+        # Two locks, so that writers never wait for the database (see SqlStorage.flush):
+        # ``_lock`` serialises use of the connection (one transaction or query at a time, whichever
+        # thread runs it); ``_buf_lock`` guards only the in-memory buffer and registers and is held
+        # for microseconds. Lock order: ``_lock`` before ``_buf_lock``.
         self._lock = threading.RLock()
+        self._buf_lock = threading.Lock()
         self._buffer: list[Reading] = []
         self._pending_registers: dict[SeriesKey, float] = {}
         self._register_floor: dict[SeriesKey, float] = {}  # persisted values (registers never decrease)
@@ -363,7 +368,9 @@ class SqlIngest(Storage):
             f"SET value = {self.greatest}(registers.value, excluded.value)",
             rows,
         )
-        self._register_floor.update(registers)
+        with self._buf_lock:
+            for k, v in registers.items():
+                self._register_floor[k] = max(v, self._register_floor.get(k, v))
 
 
 def _select(agg: Aggregates, mask: np.ndarray) -> Aggregates:
