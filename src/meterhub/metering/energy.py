@@ -24,7 +24,7 @@ from numpy.typing import NDArray
 
 from meterhub.model.quantities import FOUR_QUADRANT_ENERGY
 
-__all__ = ["ENERGY_IDS", "CompensatedSum", "EnergyRegisters", "window_energy"]
+__all__ = ["ENERGY_IDS", "CompensatedSum", "EnergyRegisters", "add_compensated", "window_energy"]
 
 F64 = NDArray[np.float64]
 
@@ -50,6 +50,14 @@ def window_energy(p: F64, q: F64, s: F64, duration: F64) -> dict[str, F64]:
         "energy_reactive_q4": np.where(imp & ~qpos, -q, 0.0) * h,
         "energy_apparent": np.abs(s) * h,
     }
+
+
+def add_compensated(sums: F64, comps: F64, x: F64) -> None:
+    """Add ``x`` to the float64 running sums ``sums`` with Neumaier compensation in ``comps`` (in place;
+    arrays of any equal shape, e.g. the (circuits, groups, 7) registers of a group of circuits)."""
+    t = sums + x
+    comps += np.where(np.abs(sums) >= np.abs(x), (sums - t) + x, (x - t) + sums)
+    sums[...] = t
 
 
 @dataclass
@@ -90,10 +98,7 @@ class EnergyRegisters:
 
     def add_totals(self, group: str, x: F64) -> None:
         """Add one increment per register (seven values, in :data:`ENERGY_IDS` order) [Wh …]."""
-        s, c = self._group(group)
-        t = s + x
-        c += np.where(np.abs(s) >= np.abs(x), (s - t) + x, (x - t) + s)
-        s[:] = t
+        add_compensated(*self._group(group), x)
 
     def add(self, increments: dict[str, dict[str, F64]]) -> None:
         """Add per-window increments (group → energy id → array of window energies) [Wh …].

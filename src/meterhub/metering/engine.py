@@ -17,12 +17,12 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from meterhub.metering.energy import ENERGY_IDS, EnergyRegisters, window_energy
+from meterhub.metering.energy import ENERGY_IDS, EnergyRegisters, add_compensated, window_energy
 from meterhub.metering.events import Event, EventDetector, EventThresholds, urms_half
 from meterhub.metering.power import Quantities, circuit_quantities, dc_quantities
 from meterhub.metering.sensors import Sensor
 from meterhub.metering.sync import ZeroCrossingTracker, cycles_per_window
-from meterhub.metering.windows import ChannelWindows, concat, empty_windows, measure, rms_only
+from meterhub.metering.windows import ChannelWindows, RowSums, concat, empty_windows, measure, measure_all
 from meterhub.model.topology import PHASES_OF_WIRING, Wiring
 
 __all__ = ["Analyzer", "Batch", "CircuitSpec", "EngineConfig", "VoltageInput"]
@@ -168,6 +168,10 @@ class Analyzer:
             key = (c.wiring, lay["labels"], c.neutral is None, lay["n_calc"] is None)
             groups.setdefault(key, []).append(c)
         self._groups = list(groups.values())
+        rms_only = np.ones(self._derive_rows.shape[0], dtype=bool)
+        rms_only[self._spectral_rows] = False
+        rr = np.flatnonzero(rms_only)  # derived rows measured by RMS only, with the input channels
+        self._rms_sums = RowSums(self._derive_idx[rr], self._derive_w[rr]) if rr.size else None
         self._v_of_i = np.full(self.n_i + self._derive_rows.shape[0], -1, dtype=np.int64)
         for lay in self._layout.values():
             for ci, vi in zip(lay["currents"], lay["voltages"], strict=True):  # type: ignore[call-overload]
@@ -178,9 +182,28 @@ class Analyzer:
         self.detector = EventDetector(
             EventThresholds(ev_declared, config.dip, config.swell, config.interruption, config.hysteresis)
         )
-        self.registers = {c.id: EnergyRegisters() for c in self.circuits}
-        self._v = np.zeros((nv, 0))
-        self._i = np.zeros((self.n_i, 0))
+        # registers of a group of circuits live in one (C, groups, 7) array pair, updated at once;
+        # each circuit's EnergyRegisters holds views of its rows
+        self.registers: dict[str, EnergyRegisters] = {}
+        self._stores: list[tuple[F64, F64]] = []
+        self._store_names: list[tuple[str, ...]] = []
+        for members in self._groups:
+            names = (*self._layout[members[0].id]["labels"], "total")  # type: ignore[misc]
+            self._store_names.append(names)
+            sums = np.zeros((len(members), len(names), len(ENERGY_IDS)))
+            comps = np.zeros_like(sums)
+            self._stores.append((sums, comps))
+            for k, c in enumerate(members):
+                self.registers[c.id] = EnergyRegisters(
+                    sums={g: sums[k, j] for j, g in enumerate(names)},
+                    comps={g: comps[k, j] for j, g in enumerate(names)},
+                )
+        self.registers = {c.id: self.registers[c.id] for c in self.circuits}  # circuit order
+        # buffered samples: views of the start of buffers that are reused (no allocation per block)
+        self._vbuf = np.zeros((nv, 0))
+        self._v = self._vbuf[:, :0]
+        self._ibuf = np.zeros((self.n_i, 0))
+        self._i = self._ibuf[:, :0]
         self._start = 0  # absolute index of the first buffered sample
         self._next = 0  # absolute index of the next sample to arrive
         self._pending = np.zeros(0)  # crossings from the current window start on (absolute)
@@ -241,8 +264,8 @@ class Analyzer:
             for idx, sensor in self.sensors.items():
                 i[idx] = sensor.convert(i[idx])
         first = self._next
-        self._v = np.concatenate((self._v, v), axis=1) if self._v.shape[1] else v
-        self._i = np.concatenate((self._i, i), axis=1) if self._i.shape[1] else i
+        self._vbuf, self._v = _append(self._vbuf, self._v.shape[1], v)
+        self._ibuf, self._i = _append(self._ibuf, self._i.shape[1], i)
         self._next += v.shape[1]
         if self.config.dc:
             return self._feed_dc()
@@ -275,7 +298,18 @@ class Analyzer:
 
     def energy(self) -> dict[str, dict[str, dict[str, float]]]:
         """Energy register values of every circuit [Wh, varh, VAh]."""
-        return {cid: r.values() for cid, r in self.registers.items()}
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for members, (sums, comps), names in zip(self._groups, self._stores, self._store_names, strict=True):
+            vals = (sums + comps).tolist()  # one conversion per group of circuits
+            for k, c in enumerate(members):
+                reg = self.registers[c.id]
+                if len(reg.sums) == len(names):
+                    out[c.id] = {
+                        g: dict(zip(ENERGY_IDS, vals[k][j], strict=True)) for j, g in enumerate(names)
+                    }
+                else:  # a group preset from outside the store
+                    out[c.id] = reg.values()
+        return {cid: out[cid] for cid in self.registers}
 
     # -- internals ----------------------------------------------------------------------------
     def _empty(self) -> Batch:
@@ -286,8 +320,12 @@ class Analyzer:
         """Drop buffered samples before ``keep_from``; keep the rest in arrays of our own (the caller
         may reuse the blocks it passed)."""
         cut = max(0, keep_from - self._start)
-        self._v = self._v[:, cut:].copy()
-        self._i = self._i[:, cut:].copy()
+        rest = self._v.shape[1] - cut
+        if cut:
+            self._vbuf[:, :rest] = self._vbuf[:, cut : cut + rest]
+            self._ibuf[:, :rest] = self._ibuf[:, cut : cut + rest]
+        self._v = self._vbuf[:, :rest]
+        self._i = self._ibuf[:, :rest]
         self._start += cut
 
     def _voltages(self) -> tuple[F64, F64 | None]:
@@ -309,22 +347,25 @@ class Analyzer:
         """Quantities of the windows with local bounds ``lb`` (absolute ``sb_abs``)."""
         fs = self.config.fs
         n = self.cycles
-        v, ll = self._voltages()
-        ll_rms = rms_only(ll, lb) if ll is not None else None
+        v = self._v
         nv = v.shape[0]
         spectrum = not self.config.dc
-        uw, iw, p = measure(
-            v, self._i, self._v_of_i[: self.n_i], lb, n, spectrum=spectrum, cycles_per_sample=cps
-        )
+        mw = measure_all(
+            v, self._i, self._v_of_i[: self.n_i], lb, n, spectrum=spectrum, cycles_per_sample=cps,
+            u_sums=_LINE_PAIRS.get(nv),
+            i_sums=self._rms_sums,
+        )  # fmt: skip
+        uw, iw, p = mw.u, mw.i, mw.p
+        ll_rms = mw.u_sums if nv > 1 else None
         if self._derive_rows.shape[0]:
-            iw, p = self._derived(v, lb, iw, p, spectrum, cps)
+            iw, p = self._derived(v, lb, iw, p, spectrum, cps, mw.i_sums)
         self._correct_sensors(uw, iw, p, freq)
         duration = np.diff(sb_abs) / fs
         batch = Batch(
             t=sb_abs[:-1] / fs, duration=duration, frequency=freq, flagged=np.zeros(duration.size, bool)
         )
         u_line = ll_rms if (ll_rms is not None and nv == 3) else None
-        for members in self._groups:
+        for members, store in zip(self._groups, self._stores, strict=True):
             lays = [self._layout[c.id] for c in members]
             ci = np.array([lay["currents"] for lay in lays], dtype=np.int64)  # (C, k)
             vi = np.array([lay["voltages"] for lay in lays], dtype=np.int64)
@@ -353,46 +394,52 @@ class Analyzer:
                     u_ref=uw.fundamental[0],
                 )
             inc = self._energy_increments(q, labels, duration)
-            # per group: (C, 7) sums over the windows, one compensated update per circuit and group
-            totals = {g: np.stack([d[k].sum(axis=-1) for k in ENERGY_IDS], axis=-1) for g, d in inc.items()}
+            # (C, groups, 7) sums over the windows: one compensated update of the group's registers
+            totals = np.stack(
+                [np.stack([inc[g][k] for k in ENERGY_IDS], axis=-1).sum(axis=-2) for g in (*labels, "total")],
+                axis=1,
+            )
+            add_compensated(store[0], store[1], totals)
+            q_rows = _per_circuit(q, len(members))
+            inc_rows = _per_circuit(inc, len(members))
             for k, c in enumerate(members):
-                batch.circuits[c.id] = {g: {name: x[k] for name, x in d.items()} for g, d in q.items()}
-                batch.increments[c.id] = {g: {name: x[k] for name, x in d.items()} for g, d in inc.items()}
-                for g, tot in totals.items():
-                    self.registers[c.id].add_totals(g, tot[k])
+                batch.circuits[c.id] = q_rows[k]
+                batch.increments[c.id] = inc_rows[k]
         batch.energy = self.energy()
         return batch
 
-    def _derive(self, end: int) -> F64:
-        """Samples of the derived current rows up to ``end``: a signed sum of ≤ 3 input rows each."""
+    def _derive(self, end: int, rows: I64) -> F64:
+        """Samples of the derived current ``rows`` up to ``end``: a signed sum of ≤ 3 input rows each."""
         src = self._i[:, :end]
-        out = self._derive_w[:, 0, None] * src[self._derive_idx[:, 0]]
-        for j in range(1, self._derive_idx.shape[1]):  # over the ≤ 3 terms, not over samples
-            out += self._derive_w[:, j, None] * src[self._derive_idx[:, j]]
+        idx, w = self._derive_idx[rows], self._derive_w[rows]
+        out = w[:, 0, None] * src[idx[:, 0]]
+        for j in range(1, idx.shape[1]):  # over the ≤ 3 terms, not over samples
+            out += w[:, j, None] * src[idx[:, j]]
         return np.asarray(out, dtype=np.float64)
 
     def _derived(
-        self, v: F64, lb: I64, iw: ChannelWindows, p: F64, spectrum: bool, cps: F64 | None
+        self, v: F64, lb: I64, iw: ChannelWindows, p: F64, spectrum: bool, cps: F64 | None, rms: F64
     ) -> tuple[ChannelWindows, F64]:
-        """Append the derived current channels: Aron L2 measured fully, calculated neutrals RMS only."""
+        """Append the derived current channels: Aron L2 measured fully, calculated neutrals RMS only
+        (``rms``, measured with the input channels)."""
         n = self.cycles
-        derived = self._derive(int(lb[-1]) + 1)
-        nd = derived.shape[0]
+        nd = self._derive_rows.shape[0]
         dw = empty_windows(nd, lb.size - 1)
         dp = np.zeros((nd, lb.size - 1))
         full = np.zeros(nd, dtype=bool)
         full[self._spectral_rows] = True
         if full.any():
             rows = np.flatnonzero(full)
+            derived = self._derive(self._i.shape[1], rows)
             _, fw, fp = measure(
-                v, derived[rows], self._v_of_i[self.n_i + rows], lb, n, spectrum=spectrum, cycles_per_sample=cps,
+                v, derived, self._v_of_i[self.n_i + rows], lb, n, spectrum=spectrum, cycles_per_sample=cps,
                 voltages=False,
             )  # fmt: skip
             for k in ("rms", "peak", "dc", "fundamental", "harmonics", "groups"):
                 getattr(dw, k)[rows] = getattr(fw, k)
             dp[rows] = fp
         if (~full).any():
-            dw.rms[~full] = rms_only(derived[~full], lb)
+            dw.rms[~full] = rms
         return concat(iw, dw), np.concatenate((p, dp), axis=0)
 
     def _correct_sensors(self, uw: ChannelWindows, iw: ChannelWindows, p: F64, freq: F64) -> None:
@@ -452,6 +499,36 @@ class Analyzer:
         batch = self._analyse(lb, sb, np.full(w, np.nan))
         self._trim(int(sb[-1]))
         return batch
+
+
+_LINE_PAIRS = {
+    2: RowSums(np.array([[0, 1]]), np.array([[1.0, -1.0]])),
+    3: RowSums(np.array([[0, 1], [1, 2], [2, 0]]), np.array([[1.0, -1.0]] * 3)),
+}
+"""Line-to-line voltages (L1-L2, L2-L3, L3-L1) as sums of L-N channels, by number of voltage channels."""
+
+
+def _append(buf: F64, n: int, x: F64) -> tuple[F64, F64]:
+    """Copy ``x`` after the ``n`` valid columns of ``buf`` (grown when too small); returns the buffer
+    and the view of its valid part."""
+    need = n + x.shape[1]
+    if buf.shape[1] < need:  # room for two blocks, so a steady stream allocates once
+        grown = np.empty((buf.shape[0], max(need, 2 * buf.shape[1], 2 * x.shape[1])))
+        grown[:, :n] = buf[:, :n]
+        buf = grown
+    buf[:, n:need] = x
+    return buf, buf[:, :need]
+
+
+def _per_circuit(q: dict[str, dict[str, F64]], n: int) -> list[dict[str, dict[str, F64]]]:
+    """Split group → name → (C, …) arrays into C dictionaries of (…) rows (views)."""
+    out: list[dict[str, dict[str, F64]]] = [{} for _ in range(n)]
+    for g, d in q.items():
+        names = list(d)
+        rows = zip(*(list(x) for x in d.values()), strict=True)  # list(x): the C row views
+        for k, r in enumerate(rows):
+            out[k][g] = dict(zip(names, r, strict=True))
+    return out
 
 
 def _take(cw: ChannelWindows, idx: I64) -> ChannelWindows:

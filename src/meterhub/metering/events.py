@@ -62,9 +62,11 @@ def urms_half(x: F64, half_bounds: NDArray[np.int64]) -> F64:
     half_bounds : sample indices of successive half-cycle boundaries (first one a positive zero
         crossing); value k covers ``[half_bounds[k], half_bounds[k+2])``. Returns (channels, len−2).
     """
-    c = np.zeros((x.shape[0], x.shape[1] + 1))
-    np.cumsum(x * x, axis=1, out=c[:, 1:])
     hb = half_bounds
+    end = int(hb[-1]) if hb.size else 0
+    seg = x[:, :end]
+    c = np.zeros((x.shape[0], end + 1))
+    np.cumsum(seg * seg, axis=1, out=c[:, 1:])
     n = (hb[2:] - hb[:-2]).astype(np.float64)
     return np.sqrt(np.maximum(c[:, hb[2:]] - c[:, hb[:-2]], 0.0) / n)
 

@@ -22,10 +22,12 @@ from numpy.typing import NDArray
 
 __all__ = [
     "MAX_ORDER",
+    "distortion",
     "factor_k",
     "group_weights",
     "harmonic_table",
     "k_factor",
+    "load_factors",
     "spectral_power_rms",
     "thd",
 ]
@@ -84,6 +86,54 @@ def harmonic_table(c2: F64, cycles: int, kind: str = "subgroup", max_order: int 
     beyond = centres + offs[-1] >= nb
     out[..., beyond] = np.nan
     return out
+
+
+def distortion(h: F64) -> tuple[F64, F64, F64]:
+    """THD, TOHD and TEHD together (see :func:`thd`), from one pass over the orders [%].
+
+    h : ndarray (..., 51) RMS by order 0…50 (groups or subgroups) [unit]
+    """
+    h2 = _squares(h[..., 2:])
+    even = h2[..., 0::2].sum(axis=-1)
+    odd = h2[..., 1::2].sum(axis=-1)
+    h1 = h[..., 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(h1 > 0, 100.0 / h1, 0.0)
+    return np.sqrt(even + odd) * inv, np.sqrt(odd) * inv, np.sqrt(even) * inv
+
+
+def load_factors(h: F64, e: float = 0.1, q: float = 1.7) -> tuple[F64, F64]:
+    """UL 1561 K-factor and BS 7821 factor K together (see :func:`k_factor`, :func:`factor_k`) [-].
+
+    h : ndarray (..., 51) RMS by order 0…50 [unit]
+    """
+    h2 = _squares(h[..., 1:])
+    w_k, w_q = _order_weights(h2.shape[-1], q)
+    den = h2.sum(axis=-1)
+    num = h2 @ w_k
+    s = h2 @ w_q
+    i1 = h2[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kf = np.where(den > 0, num / den, 1.0)
+        fk = np.where((i1 > 0) & (den > 0), np.sqrt(1.0 + e / (1.0 + e) * s / den), 1.0)
+    return kf, fk
+
+
+def _squares(h: F64) -> F64:
+    """``h²`` with NaN (orders beyond the spectrum) as 0."""
+    h2 = h * h
+    if np.isnan(h2.sum()):  # one reduction to test, the masking only when needed
+        h2[np.isnan(h2)] = 0.0
+    return h2
+
+
+@lru_cache(maxsize=8)
+def _order_weights(n: int, q: float) -> tuple[F64, F64]:
+    """h² and h^q (0 for h = 1) over orders h = 1…n."""
+    orders = np.arange(1, n + 1, dtype=np.float64)
+    wq = orders**q
+    wq[0] = 0.0
+    return orders * orders, wq
 
 
 def thd(h: F64, orders: str = "all") -> F64:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from meterhub.metering.harmonics import factor_k, k_factor, thd
+from meterhub.metering.harmonics import distortion, load_factors
 from meterhub.metering.sequence import sequence_components, unbalance
 from meterhub.metering.windows import ChannelWindows
 from meterhub.model.topology import Wiring
@@ -80,8 +80,15 @@ def circuit_quantities(
     ref = np.where(np.abs(u_ref) > 0, u_ref / np.where(np.abs(u_ref) > 0, np.abs(u_ref), 1.0), 1.0)
     ang_u = wrap_degrees(np.degrees(np.angle(u.fundamental * np.conj(ref))))
     ang_i = wrap_degrees(np.degrees(np.angle(i.fundamental * np.conj(ref))))
-    thd_u = thd(u.harmonics)
-    thd_i = thd(i.harmonics)
+    thd_u, tohd_u, tehd_u = distortion(u.harmonics)
+    thd_i, tohd_i, tehd_i = distortion(i.harmonics)
+    kf, fk = load_factors(i.harmonics)
+    n_act = np.sqrt(np.maximum(s * s - p * p, 0.0))
+    pf = _safe_div(p, s)
+    dpf = _safe_div(p1, np.abs(s1))
+    cf_u = _safe_div(u.peak, u.rms)
+    cf_i = _safe_div(i.peak, i.rms)
+    ang_ui = wrap_degrees(ang_u - ang_i)
     out: Quantities = {}
     for k, lab in enumerate(labels):
         out[lab] = {
@@ -90,22 +97,22 @@ def circuit_quantities(
             "active_power": p[..., k, :],
             "reactive_power": q1[..., k, :],
             "apparent_power": s[..., k, :],
-            "nonactive_power": np.sqrt(np.maximum(s[..., k, :] ** 2 - p[..., k, :] ** 2, 0.0)),
-            "power_factor": _safe_div(p[..., k, :], s[..., k, :]),
-            "displacement_power_factor": _safe_div(p1[..., k, :], np.abs(s1[..., k, :])),
+            "nonactive_power": n_act[..., k, :],
+            "power_factor": pf[..., k, :],
+            "displacement_power_factor": dpf[..., k, :],
             "thd_voltage": thd_u[..., k, :],
             "thd_current": thd_i[..., k, :],
-            "tohd_voltage": thd(u.harmonics[..., k, :, :], "odd"),
-            "tehd_voltage": thd(u.harmonics[..., k, :, :], "even"),
-            "tohd_current": thd(i.harmonics[..., k, :, :], "odd"),
-            "tehd_current": thd(i.harmonics[..., k, :, :], "even"),
-            "crest_factor_voltage": _safe_div(u.peak[..., k, :], u.rms[..., k, :]),
-            "crest_factor_current": _safe_div(i.peak[..., k, :], i.rms[..., k, :]),
-            "k_factor": k_factor(i.harmonics[..., k, :, :]),
-            "factor_k": factor_k(i.harmonics[..., k, :, :]),
+            "tohd_voltage": tohd_u[..., k, :],
+            "tehd_voltage": tehd_u[..., k, :],
+            "tohd_current": tohd_i[..., k, :],
+            "tehd_current": tehd_i[..., k, :],
+            "crest_factor_voltage": cf_u[..., k, :],
+            "crest_factor_current": cf_i[..., k, :],
+            "k_factor": kf[..., k, :],
+            "factor_k": fk[..., k, :],
             "angle_voltage": ang_u[..., k, :],
             "angle_current": ang_i[..., k, :],
-            "angle_voltage_current": wrap_degrees(ang_u[..., k, :] - ang_i[..., k, :]),
+            "angle_voltage_current": ang_ui[..., k, :],
             "harmonics_voltage": u.harmonics[..., k, :, :],
             "harmonics_current": i.harmonics[..., k, :, :],
             "_groups_voltage": u.groups[..., k, :, :],
