@@ -7,12 +7,13 @@
     the figure is the Modbus path, not the load model). Interleaved rounds of: the raw pymodbus client
     reading the same blocks in a tight loop (baseline); meterhub's polling path (scheduler, one request
     in flight, block read, decode); meterhub's full path (the Source: polling plus fan-out into circuit
-    readings and the energy guard). Medians of the rounds. Target: ≥ 80 % of the raw rate.
+    readings and the energy guard). Medians of the rounds, and the ratio of each round's pair (raw and
+    ours measured back to back, so a busy machine slows both alike). Target: ≥ 80 % of the raw rate.
 (c) ``rtu_9600`` — 10 SDM630 meters on a simulated 9600-baud RS485 line (RTU over TCP; every exchange
     takes its wire time: both frames at 10 bits/char plus 3.5-char silences). The share of the elapsed
     time the line is busy is the efficiency of the scheduler. Target: ≥ 90 %.
 
-Usage: ``.venv/bin/python bench/acquisition.py [--seconds 5]``
+Usage: ``.venv/bin/python bench/acquisition.py [--seconds 3] [--rounds 5]``
 """
 
 from __future__ import annotations
@@ -103,17 +104,20 @@ async def _ours(port: int, n: int, seconds: float) -> dict[str, float]:
         nonlocal readings
         readings += len(batch)
 
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     try:
         await asyncio.wait_for(src.run(emit), seconds)
     except TimeoutError:
         pass
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     await src.close()
     return {
         "requests": src.link.stats.requests,
         "seconds": elapsed,
         "requests_per_s": src.link.stats.requests / elapsed,
+        "cpu_us_per_request": cpu / src.link.stats.requests * 1e6,
         "readings_per_s": readings / elapsed,
         "errors": sum(s.errors for s in src.ctx.status.values()),
     }
@@ -123,6 +127,7 @@ async def _raw(port: int, n: int, seconds: float) -> dict[str, float]:
     client = AsyncModbusTcpClient("127.0.0.1", port=port, timeout=2.0, retries=0)
     await client.connect()
     count = 0
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     end = t0 + seconds
     p = get_profile(PROFILE)
@@ -134,8 +139,14 @@ async def _raw(port: int, n: int, seconds: float) -> dict[str, float]:
         count += 1
         unit = (unit + 1) % n
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     client.close()
-    return {"requests": count, "seconds": elapsed, "requests_per_s": count / elapsed}
+    return {
+        "requests": count,
+        "seconds": elapsed,
+        "requests_per_s": count / elapsed,
+        "cpu_us_per_request": cpu / count * 1e6,
+    }
 
 
 async def _poll_only(port: int, n: int, seconds: float) -> dict[str, float]:
@@ -153,22 +164,25 @@ async def _poll_only(port: int, n: int, seconds: float) -> dict[str, float]:
         decoded += len(result.values)
 
     sched = LineScheduler(link, polled, on_result=count)
+    cpu0 = time.process_time()
     t0 = time.perf_counter()
     try:
         await asyncio.wait_for(sched.run_forever(), seconds)
     except TimeoutError:
         pass
     elapsed = time.perf_counter() - t0
+    cpu = time.process_time() - cpu0
     await link.close()
     return {
         "requests": link.stats.requests,
         "seconds": elapsed,
         "requests_per_s": link.stats.requests / elapsed,
+        "cpu_us_per_request": cpu / link.stats.requests * 1e6,
         "values_per_s": decoded / elapsed,
     }
 
 
-def tcp_200(seconds: float, rounds: int = 3) -> dict[str, object]:
+def tcp_200(seconds: float, rounds: int = 5) -> dict[str, object]:
     """Interleaved rounds (raw, polling path, full path) so a busy machine affects all three alike."""
     port = _free_port()
     ctx = mp.get_context("spawn")
@@ -190,6 +204,8 @@ def tcp_200(seconds: float, rounds: int = 3) -> dict[str, object]:
     def med(runs: list[dict[str, float]]) -> float:
         return statistics.median(r["requests_per_s"] for r in runs)
 
+    paired = [f["requests_per_s"] / r["requests_per_s"] for r, f in zip(raw, full, strict=True)]
+
     return {
         "devices": N_DEVICES,
         "profile": PROFILE,
@@ -200,6 +216,14 @@ def tcp_200(seconds: float, rounds: int = 3) -> dict[str, object]:
         "full_path_readings_per_s": statistics.median(r["readings_per_s"] for r in full),
         "ratio_polling": med(poll) / med(raw),
         "ratio_full_path": med(full) / med(raw),
+        "ratio_full_path_per_round": paired,
+        "ratio_full_path_median_of_rounds": statistics.median(paired),
+        # gateway-process CPU per request (the simulator runs in its own process): what the path costs,
+        # independent of how the OS schedules it next to the simulator and other load
+        "cpu_us_per_request": {
+            name: statistics.median(r["cpu_us_per_request"] for r in runs)
+            for name, runs in (("raw", raw), ("polling", poll), ("full", full))
+        },
         "target": 0.8,
         "runs": {"raw": raw, "polling": poll, "full": full},
     }
@@ -239,10 +263,11 @@ async def _rtu_line(seconds: float) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=3.0, help="per measurement run [s]")
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the TCP comparison")
     args = ap.parse_args()
     result = {
         "requests_per_read": requests_per_read(),
-        "tcp_200": tcp_200(args.seconds),
+        "tcp_200": tcp_200(args.seconds, args.rounds),
         "rtu_9600": asyncio.run(_rtu_line(args.seconds)),
     }
     print(json.dumps(result, indent=2))

@@ -24,7 +24,7 @@ from bisect import bisect_left
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
@@ -41,10 +41,14 @@ from meterhub.model.topology import Phase, Wiring
 from meterhub.sim.base import SimContext, SimServer, register_simulator
 from meterhub.sim.physics import SiteModel
 
+if TYPE_CHECKING:
+    from meterhub.config.schema import SiteConfig
+
 __all__ = [
     "ModbusSimServer",
     "ProfileDevice",
     "SimBusContext",
+    "ValueModel",
     "model_value",
     "modbus_simulator",
     "serve_devices",
@@ -78,10 +82,23 @@ def wiring_for(profile: Profile) -> Wiring:
     return {1: Wiring.P1W2, 2: Wiring.P1W3}.get(n, Wiring.P3W4)
 
 
-def model_value(model: SiteModel, device_id: str, p: Point) -> float | None:
+class ValueModel(Protocol):
+    """Where a simulated device takes its values: the site's :class:`SiteModel`, or for IO modules
+    :class:`meterhub.drivers.io.simulate.IOSimulation` (pulse counters, contacts, analog signals)."""
+
+    config: SiteConfig
+
+    def value(
+        self, device_id: str, quantity: str, phase: Phase | None, channel: int | None = None
+    ) -> float | None: ...
+
+
+def model_value(model: SiteModel | ValueModel, device_id: str, p: Point) -> float | None:
     """The value the physical model gives for one profile point, in catalogue units."""
     q, ph, ch = p.quantity, p.phase, p.channel
     if p.order is not None:  # spectra: harmonics in % of the fundamental or in A / V
+        if not isinstance(model, SiteModel):
+            return None
         if q.startswith("harmonics_voltage"):
             sup = model.supply()
             idx = _PHASES.index(ph) if ph in _PHASES else 0
@@ -116,7 +133,7 @@ class ProfileDevice:
 
     device_id: str
     profile: Profile
-    model: SiteModel | None
+    model: SiteModel | ValueModel | None
     ident_overrides: dict[str, float] = field(default_factory=dict)
     alive: bool = True  # False: the device stops answering (tests of dead-device isolation)
     reject_holes: bool = False  # True: a read over an unmapped register gets exception 02, as some meters do
@@ -458,10 +475,16 @@ def table_for(ctx: SimContext) -> DeviceTable:
 
 
 def devices_for(ctx: SimContext) -> dict[int, ProfileDevice]:
-    """The simulated devices of a configured bus (profiles that cannot load are skipped, logged)."""
+    """The simulated devices of a configured bus (profiles that cannot load are skipped, logged).
+
+    Meters and metering modules take their values from the site model; IO modules and pulse
+    concentrators from :class:`~meterhub.drivers.io.simulate.IOSimulation` of the site's ``io``
+    section, on the same clock (so their counters grow and their contacts change).
+    """
     from meterhub.profiles import ProfileError, get_profile
 
     out: dict[int, ProfileDevice] = {}
+    io_sim: ValueModel | None = None
     for d in ctx.devices:
         try:
             profile = get_profile(d.profile)
@@ -472,8 +495,23 @@ def devices_for(ctx: SimContext) -> dict[int, ProfileDevice]:
         if unit in out:
             log.error("simulator: device %s: unit %d is already used by %s", d.id, unit, out[unit].device_id)
             continue
-        out[unit] = ProfileDevice(d.id, profile, ctx.model)
+        model: SiteModel | ValueModel = ctx.model
+        if profile.kind in (ProfileKind.IO, ProfileKind.CONCENTRATOR):
+            if io_sim is None:
+                io_sim = _io_simulation(ctx)
+            model = io_sim
+        out[unit] = ProfileDevice(d.id, profile, model)
     return out
+
+
+def _io_simulation(ctx: SimContext) -> ValueModel:
+    from meterhub.drivers.io.simulate import IOSimulation
+
+    try:
+        return IOSimulation(ctx.config, clock=ctx.model.clock)
+    except ValueError as exc:  # an invalid io section (pydantic): the site check reports where
+        log.error("simulator: the io section is invalid; IO modules serve no inputs: %s", exc)
+        return IOSimulation(ctx.config.model_copy(update={"io": None}), clock=ctx.model.clock)
 
 
 async def modbus_simulator(ctx: SimContext) -> SimServer:

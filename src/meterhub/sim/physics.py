@@ -105,6 +105,10 @@ class SiteModel:
         self._tz = ZoneInfo(config.site.timezone)
         self._t0 = clock()
         self._circuits: dict[str, Circuit] = {c.id: c for c in config.circuits}
+        # device → its circuits: value() is asked for every register of every simulated request
+        self._device_circuits: dict[str, list[Circuit]] = {}
+        for c in config.circuits:
+            self._device_circuits.setdefault(c.device, []).append(c)
         self._loads: dict[str, LoadModel] = {}
         for i, c in enumerate(config.circuits):
             spec = self.sim.loads.get(c.id) or LoadSpec(model="constant", rated_power=500.0)
@@ -310,7 +314,7 @@ class SiteModel:
             if quantity in ch.energy:
                 return ch.energy[quantity]
             return _channel_value(ch, quantity)
-        circuits = [c for c in self.config.circuits if c.device == device_id]
+        circuits = self._device_circuits.get(device_id, [])
         if not circuits and quantity == "voltage":  # a voltage unit: the supply itself
             if phase in _PHASES:
                 return float(supply.voltage[_PHASES.index(phase)])

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,11 +263,19 @@ class IODevice:
         self.save()
 
 
-def io_devices(config: SiteConfig, data_dir: str | Path | None = None) -> dict[str, IODevice]:
-    """An :class:`IODevice` for every device that has Modbus IO points in the site's ``io`` section."""
+def io_devices(
+    config: SiteConfig, data_dir: str | Path | None = None, *, devices: Collection[str] | None = None
+) -> dict[str, IODevice]:
+    """An :class:`IODevice` for every device that has Modbus IO points in the site's ``io`` section.
+
+    ``devices`` limits it to those device ids (one bus's source): only one :class:`IODevice` may own a
+    device's state file, or a second one would overwrite the totals with stale ones on close.
+    """
     section = io_section(config)
     out: dict[str, IODevice] = {}
     for device in config.devices:
+        if devices is not None and device.id not in devices:
+            continue
         points = [p for p in section.on_device(device.id) if not isinstance(p, TemperaturePoint)]
         if points:
             path = state_path(data_dir, device.id) if data_dir is not None else None

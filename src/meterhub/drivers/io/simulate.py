@@ -10,9 +10,11 @@ reads the same folder (``io.w1_root``). It refuses to write under ``/sys``.
 **IO modules.** :class:`IOSimulation` gives the raw register values a DIO-4/2, AIO-2/2 or pulse
 concentrator shows for the site's configured points, as deterministic functions of time: pulse
 counters that integrate a daily-varying consumption exactly (and roll over at their width), contact
-states of breakers, doors and run feedback, and analog signals. A Modbus simulator asks it through
-:meth:`IOSimulation.value` (same shape as ``SiteModel.value``); relay and analog outputs are not
-simulated here — a simulator serves what was written to them.
+states of breakers, doors and run feedback, and analog signals. The Modbus simulator
+(:func:`meterhub.sim.modbus_server.devices_for`) asks it through :meth:`IOSimulation.value` (same shape
+as ``SiteModel.value``) for every IO module and pulse concentrator of a simulated site. Outputs are
+not simulated here — a simulator serves what was written to them; before the first write an analog
+output shows the low end of its signal (4 mA or 0 V), as a module does after power-up.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from meterhub.config.schema import BusKind, SiteConfig
 from meterhub.drivers.io.analog import output_signal
 from meterhub.drivers.io.config import (
     AnalogInPoint,
+    AnalogOutPoint,
     Contact,
     DigitalFunction,
     DigitalPoint,
@@ -140,7 +143,7 @@ class W1Simulator(SimServer):
 
 
 #: Raw module quantities :class:`IOSimulation` answers for.
-IO_QUANTITIES = frozenset({"pulse_count", "digital_input", "analog_input"})
+IO_QUANTITIES = frozenset({"pulse_count", "digital_input", "analog_input", "analog_output"})
 _DAY = 86400.0
 _EPOCH = 1_700_000_000.0  # counters count from here, so they agree across restarts [s]
 #: Mean consumption rate per medium: [W] for electricity, [m³/h] for volumes.
@@ -159,9 +162,14 @@ class IOSimulation:
         self.config = config  # the site, as SiteModel has it (a simulator may look at its circuits)
         self.clock = clock
         self._points: dict[tuple[str, str, int], IOPoint] = {}
-        raw_of = {"pulse": "pulse_count", "digital": "digital_input", "analog-in": "analog_input"}
+        raw_of = {
+            "pulse": "pulse_count",
+            "digital": "digital_input",
+            "analog-in": "analog_input",
+            "analog-out": "analog_output",
+        }
         for p in io_section(config).points:
-            if isinstance(p, PulsePoint | DigitalPoint | AnalogInPoint):
+            if isinstance(p, PulsePoint | DigitalPoint | AnalogInPoint | AnalogOutPoint):
                 self._points[(p.device, raw_of[p.kind], p.channel)] = p
 
     def value(
@@ -178,6 +186,8 @@ class IOSimulation:
             return float(self.contact_closed(p, now))
         if isinstance(p, AnalogInPoint):
             return self.analog_signal(p, now)
+        if isinstance(p, AnalogOutPoint):  # not written yet: the module drives its minimum
+            return float(output_signal(p.range[0], p.signal, p.range[0], p.range[1]))
         return None
 
     @staticmethod

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from meterhub.config.schema import Circuit
 from meterhub.drivers.modbus.profile import Point, ProfileKind
@@ -83,21 +83,23 @@ class DeviceValues:
     ) -> DeviceValues:
         dv = cls(kind, ts, all_channels=frozenset(all_channels))
         channels, system = dv.channels, dv.system
+        places = _PLACE.get(kind)
+        if places is None:
+            places = _PLACE[kind] = {}
         for p, v in values.items():
-            place = _PLACE.get((kind, p))
+            place = places.get(p)
             if place is None:
-                place = _PLACE[(kind, p)] = _placement(kind, p)
-            where, key = place
-            if where == 0:
-                ch, q = cast(tuple[int, str], key)
-                vals = channels.get(ch)
+                place = places[p] = _placement(kind, p)
+            where, a, b = place
+            if where == 0:  # a: channel, b: quantity
+                vals = channels.get(a)
                 if vals is None:
-                    vals = channels[ch] = {}
-                vals[q] = v
-                if q == "voltage" and ch <= 3:  # a meter's own phase voltage is also the supply's
-                    system[("voltage", _PHASES[ch - 1])] = v
-            elif where == 1:
-                system[cast(tuple[str, Phase | None], key)] = v
+                    vals = channels[a] = {}
+                vals[b] = v
+                if b == "voltage" and a <= 3:  # a meter's own phase voltage is also the supply's
+                    system[("voltage", _PHASES[a - 1])] = v
+            elif where == 1:  # a: quantity, b: phase
+                system[(a, b)] = v
             else:
                 dv.spectra.setdefault((p.quantity, p.phase, p.channel), {})[p.order or 0] = v
         if not dv.all_channels:
@@ -151,22 +153,28 @@ def unreverse(values: dict[str, float]) -> dict[str, float]:
     return out
 
 
-_PLACE: dict[tuple[ProfileKind, Point], tuple[int, object]] = {}
+#: Where a point's value goes: (0, channel, quantity), (1, quantity, phase) or (2, None, None) for a
+#: spectrum line; per profile kind, keyed by point (profiles share their point objects, so the lookup
+#: on every poll is by identity).
+_Place = tuple[int, Any, Any]
+_PLACE: dict[ProfileKind, dict[Point, _Place]] = {}
 
 
-def _placement(kind: ProfileKind, p: Point) -> tuple[int, object]:
-    """Where a point's value goes: (0, (channel, quantity)), (1, (quantity, phase)) or (2, spectrum)."""
+def _placement(kind: ProfileKind, p: Point) -> _Place:
     if p.order is not None:
-        return 2, None
+        return 2, None, None
     if p.channel is not None:
-        return 0, (p.channel, p.quantity)
+        return 0, p.channel, p.quantity
     if (
         kind is ProfileKind.METER
         and p.phase in _PHASES
         and (p.quantity not in SUPPLY_QUANTITIES or p.quantity == "voltage")
     ):
-        return 0, (_PHASES.index(p.phase) + 1, p.quantity)
-    return 1, (p.quantity, p.phase)
+        return 0, _PHASES.index(p.phase) + 1, p.quantity
+    return 1, p.quantity, p.phase
+
+
+_NO_VALUES: dict[str, float] = {}
 
 
 def _total(q: str, vals: list[float]) -> float | None:
@@ -183,31 +191,36 @@ def circuit_readings(
 ) -> list[Reading]:
     """Readings of one circuit from its device's values and (for current modules) the voltage unit's."""
     out: dict[tuple[str, Phase | None], float] = {}
-    pairs = list(zip(circuit.channels, circuit.supply_phases, strict=True))
+    supply_phases = circuit.supply_phases
+    pairs = list(zip(circuit.channels, supply_phases, strict=True))
     rev = reversed_channels(circuit) if circuit.reversed else set()
     chan = dv.channels
     if rev:
         chan = {ch: (unreverse(v) if ch in rev else v) for ch, v in dv.channels.items()}
     # the device's own totals include the reversed channels the wrong way round: not used then
     covers_all = bool(dv.all_channels) and set(circuit.channels) >= set(dv.all_channels) and not rev
-    names: list[str] = []
-    for ch, ph in pairs:
-        for q, v in chan.get(ch, {}).items():
-            if ph in quantities.CATALOGUE[q].phases:
+    catalogue = quantities.CATALOGUE
+    names: dict[str, None] = {}  # quantities of the circuit's channels, in order (an ordered set)
+    per_channel = [chan.get(ch) or _NO_VALUES for ch in circuit.channels]
+    for vals, (_, ph) in zip(per_channel, pairs, strict=True):
+        for q, v in vals.items():
+            if ph in catalogue[q].phases:
                 out[(q, ph)] = v
-            if q not in names:
-                names.append(q)
+            names[q] = None
     # totals: the device's own when the circuit is the whole device, else computed from the phases
+    system = dv.system
     for q in names:
         if q == "voltage" and dv.kind is not ProfileKind.METER:
             continue
-        if covers_all and (q, Phase.TOTAL) in dv.system:
-            out[(q, Phase.TOTAL)] = dv.system[(q, Phase.TOTAL)]
+        if covers_all and (q, Phase.TOTAL) in system:
+            out[(q, Phase.TOTAL)] = system[(q, Phase.TOTAL)]
             continue
-        vals = [chan.get(ch, {}).get(q) for ch in circuit.channels]
-        if any(v is None for v in vals) or Phase.TOTAL not in quantities.CATALOGUE[q].phases:
+        if Phase.TOTAL not in catalogue[q].phases:
             continue
-        t = _total(q, [v for v in vals if v is not None])
+        phase_values = [vals.get(q) for vals in per_channel]
+        if None in phase_values:
+            continue
+        t = _total(q, cast(list[float], phase_values))
         if t is not None:
             out[(q, Phase.TOTAL)] = t
     p_tot, q_tot, s_tot = (
@@ -234,14 +247,13 @@ def circuit_readings(
     # the supply: the meter's own voltage inputs, or the voltage unit of a current-only module
     supply = dv if dv.kind is ProfileKind.METER and dv.has_voltage() else vref
     if supply is not None:
-        out.update(_supply_readings(circuit, supply, own=supply is dv, covers_all=covers_all))
+        out.update(_supply_readings(supply_phases, supply, own=supply is dv, covers_all=covers_all))
     return [Reading(ts, circuit.id, q, ph, v) for (q, ph), v in out.items()]
 
 
 def _supply_readings(
-    circuit: Circuit, sv: DeviceValues, *, own: bool, covers_all: bool
+    phases: tuple[Phase, ...], sv: DeviceValues, *, own: bool, covers_all: bool
 ) -> dict[tuple[str, Phase | None], float]:
-    phases = circuit.supply_phases
     three = set(phases) == set(_PHASES)
     out: dict[tuple[str, Phase | None], float] = {}
     for (q, ph), v in sv.system.items():

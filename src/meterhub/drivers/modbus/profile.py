@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from meterhub.drivers.modbus.codec import ByteOrder, DataType, WordOrder, register_count
 from meterhub.model import quantities
@@ -181,6 +181,8 @@ class Profile(_Strict):
     identification: list[IdentEntry] = Field(default_factory=list)
     registers: list[RegisterEntry] = Field(default_factory=list)
     writable: list[WritableEntry] = Field(default_factory=list)
+    # (registers, defaults, points): the resolved points, valid while those two are the same objects
+    _points: tuple[object, object, tuple[Point, ...]] | None = PrivateAttr(default=None)
 
     @model_validator(mode="after")
     def _channels(self) -> Profile:
@@ -189,7 +191,19 @@ class Profile(_Strict):
         return self
 
     def points(self) -> list[Point]:
-        """Every register entry resolved against the defaults (spectra expanded per order)."""
+        """Every register entry resolved against the defaults (spectra expanded per order).
+
+        Resolved once per profile: every reader of the profile shares the same (frozen) point objects,
+        so the per-poll dictionaries keyed by points hit by identity instead of comparing fields.
+        """
+        cached = self._points
+        if cached is not None and cached[0] is self.registers and cached[1] is self.defaults:
+            return list(cached[2])
+        out = self._resolve_points()
+        self._points = (self.registers, self.defaults, tuple(out))
+        return out
+
+    def _resolve_points(self) -> list[Point]:
         out: list[Point] = []
         d = self.defaults
         for i, e in enumerate(self.registers):

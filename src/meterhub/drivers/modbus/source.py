@@ -2,7 +2,10 @@
 
 Poll once, fan out (STYLE.md §7): each device read becomes readings for every circuit on that
 device (:mod:`.mapping`), plus device-level readings for voltage units and for meters that no
-circuit uses. Cumulative registers never go backwards on the way out: a smaller value within the
+circuit uses. An IO module or pulse concentrator with points in the site's ``io:`` section gets its
+meaning from :class:`meterhub.drivers.io.processor.IODevice` instead (pulse weight and unit, NO/NC
+and function of inputs, analog ranges); its readings are keyed by point id, and its pulse totals are
+persisted under the data folder on close. Cumulative registers never go backwards on the way out: a smaller value within the
 register's resolution is held at the last value; a real drop (meter replaced or reset) is passed on
 with quality INVALID and logged, so the energy pipeline can decide.
 """
@@ -12,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from meterhub.config.schema import BusKind, Circuit, Device
 from meterhub.drivers.base import Emit, Source, SourceContext
+from meterhub.drivers.io.processor import IODevice, io_devices
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings
 from meterhub.drivers.modbus.profile import ProfileError, ProfileKind
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
@@ -23,7 +28,8 @@ from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.model import quantities
 from meterhub.model.quantities import Kind
-from meterhub.model.readings import Quality, Reading, SeriesKey
+from meterhub.model.readings import Quality, Reading
+from meterhub.model.topology import Phase
 
 __all__ = ["ModbusSource", "link_for_bus", "modbus_sources"]
 
@@ -81,10 +87,11 @@ class ModbusSource(Source):
         self.polled: list[PolledDevice] = []
         self.circuits: dict[str, list[Circuit]] = {}
         self.latest: dict[str, DeviceValues] = {}
-        self._last_cum: dict[SeriesKey, float] = {}
+        self._last_cum: dict[tuple[str, str, Phase | None], float] = {}  # (circuit, quantity, phase)
+        self._channels: dict[str, tuple[int, ...]] = {}  # device id → its channels
         self._devices: dict[str, Device] = {d.id: d for d in ctx.devices}
         self._emit: Emit | None = None
-        self._queue: asyncio.Queue[tuple[PolledDevice, DeviceRead, float]] | None = None
+        self._pending: deque[tuple[PolledDevice, DeviceRead, float]] | None = None  # results to fan out
         from meterhub.profiles import get_profile
 
         for d in ctx.devices:
@@ -106,6 +113,7 @@ class ModbusSource(Source):
             reader = DeviceReader(d.id, profile, d.unit if d.unit is not None else profile.defaults.unit)
             self.polled.append(PolledDevice(reader, status, d.poll_interval, d.priority))
             self.circuits[d.id] = [c for c in ctx.config.circuits if c.device == d.id]
+        self.io = _io_devices(ctx, [p.id for p in self.polled])
         self._vu_on_bus = [p.id for p in self.polled if p.reader.profile.kind is ProfileKind.VOLTAGE_UNIT]
         self.scheduler = LineScheduler(
             self.link, self.polled, retries=bus.retries, on_result=self._on_result, wall=wall
@@ -127,8 +135,15 @@ class ModbusSource(Source):
         return dv
 
     def readings_for(self, dev: PolledDevice, result: DeviceRead, ts: float) -> list[Reading]:
+        io = self.io.get(dev.id)
+        if io is not None:  # an IO module: the io section gives its raw values their meaning
+            return self._guard(io.process_points(ts, result.values).readings)
         profile = dev.reader.profile
-        channels = range(1, profile.channels + 1) if profile.channels else profile.point_channels()
+        channels = self._channels.get(dev.id)
+        if channels is None:
+            channels = self._channels[dev.id] = tuple(
+                range(1, profile.channels + 1) if profile.channels else profile.point_channels()
+            )
         dv = DeviceValues.from_points(profile.kind, ts, result.values, channels)
         if profile.kind is ProfileKind.METER and not dv.all_channels:
             dv.all_channels = frozenset({1, 2, 3} & set(dv.channels))
@@ -145,7 +160,8 @@ class ModbusSource(Source):
         out = []
         for r in readings:
             if r.quantity in _CUMULATIVE:
-                last = self._last_cum.get(r.key)
+                key = (r.circuit, r.quantity, r.phase)
+                last = self._last_cum.get(key)
                 if last is not None and r.value < last:
                     if last - r.value <= max(1e-6 * abs(last), 1e-9):
                         r = Reading(r.ts, r.circuit, r.quantity, r.phase, last, r.quality)
@@ -155,10 +171,10 @@ class ModbusSource(Source):
                         )
                         # flagged once; the new value is the baseline from now on (a replaced meter
                         # keeps counting from its own zero; the energy pipeline bridges the step)
-                        self._last_cum[r.key] = r.value
+                        self._last_cum[key] = r.value
                         out.append(Reading(r.ts, r.circuit, r.quantity, r.phase, r.value, Quality.INVALID))
                         continue
-                self._last_cum[r.key] = r.value
+                self._last_cum[key] = r.value
             out.append(r)
         return out
 
@@ -174,35 +190,48 @@ class ModbusSource(Source):
             self._emit(readings)
 
     def _on_result(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
-        # decoding and fan-out run in the worker while the line carries the next request
-        if self._queue is None or self._queue.full():
+        # Decoding and fan-out run as a loop callback, i.e. while the line carries the next request.
+        # A plain callback, not a queue and a worker task: no future and no task step per result. The
+        # backlog stays short: the poller needs another loop iteration for its next answer, and every
+        # iteration runs the callback that drains it.
+        pending = self._pending
+        if pending is None:  # not running (tests call the scheduler directly): fan out now
             self._fan_out(dev, result, ts)
-        else:
-            self._queue.put_nowait((dev, result, ts))
+            return
+        pending.append((dev, result, ts))
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_soon(self._drain)
 
-    async def _worker(self) -> None:
-        assert self._queue is not None
-        while True:
-            dev, result, ts = await self._queue.get()
-            self._fan_out(dev, result, ts)
+    def _drain(self) -> None:
+        pending = self._pending
+        while pending:
+            self._fan_out(*pending.popleft())
 
     # -- Source -------------------------------------------------------------------------------
     async def run(self, emit: Emit) -> None:
         self._emit = emit
         if not self.polled:
             log.warning("bus %s has no readable device", self.ctx.bus.id)
-        self._queue = asyncio.Queue(maxsize=256)
-        worker = asyncio.create_task(self._worker(), name=f"{self.name}:fan-out")
+        self._pending = deque()
         try:
             await self.scheduler.run_forever()
         finally:
-            worker.cancel()
-            while not self._queue.empty():  # what was read is not lost
-                self._fan_out(*self._queue.get_nowait())
-            self._queue = None
+            self._drain()  # what was read is not lost
+            self._pending = None
 
     async def close(self) -> None:
+        for io in self.io.values():
+            io.close()  # persist pulse totals and run hours
         await self.link.close()
+
+
+def _io_devices(ctx: SourceContext, device_ids: list[str]) -> dict[str, IODevice]:
+    """The IO processors of this bus's devices (none when the ``io`` section cannot be used)."""
+    try:
+        return io_devices(ctx.config, ctx.data_dir, devices=device_ids)
+    except ValueError as exc:  # pydantic's ValidationError; the site loader reports it with file:line
+        log.error("bus %s: the io section is invalid, IO points are not read: %s", ctx.bus.id, exc)
+        return {}
 
 
 def modbus_sources(ctx: SourceContext) -> Sequence[Source]:

@@ -1,0 +1,196 @@
+"""Relay and analog outputs of IO modules over HTTP (seed 000 §3.4.5 "Remote Logic Control").
+
+* ``GET /api/v1/devices/{device_id}/outputs`` — the output points of a device (the ``io:`` section) and
+  their last known state: what the poller last read, or the last confirmed command.
+* ``POST /api/v1/devices/{device_id}/outputs/{point}`` (admin) — body ``{"state": true|false}`` latches
+  a relay on or off. The command goes through :class:`meterhub.drivers.io.control.OutputControl` on the
+  Modbus line that already polls the device, and is done only when reading the coil back gives the
+  commanded state; the answer says so (``confirmed``). Errors name the device and point: 404 for an
+  unknown device or point, 409 for a point that cannot be switched this way (a pulse-mode relay, an
+  analog output), 503 when the device's bus is not running, 504 when the device does not answer,
+  502 when it answers but does not hold the commanded state (or refuses the write).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field
+
+from meterhub.drivers.io.config import AnalogOutPoint, RelayMode, RelayPoint, io_section
+from meterhub.drivers.io.control import OutputControl
+from meterhub.drivers.io.errors import IOPointError, OutputWriteError, ReadbackMismatch
+from meterhub.drivers.modbus.transport import ModbusExceptionResponse, ModbusTimeout
+from meterhub.model.readings import SeriesKey, iso_utc
+from meterhub.model.topology import Phase
+from meterhub.runtime import Gateway
+from meterhub.web.auth import Principal, require_admin, require_reader
+from meterhub.web.deps import get_gateway
+
+__all__ = ["router"]
+
+log = logging.getLogger("meterhub.web.outputs")
+
+router = APIRouter(prefix="/api/v1", tags=["outputs"])
+
+GW = Annotated[Gateway, Depends(get_gateway)]
+READER = Annotated[Principal, Depends(require_reader)]
+ADMIN = Annotated[Principal, Depends(require_admin)]
+
+_GATEWAY_TIMEOUT = 0x0B  # Modbus exception 0B: a TCP gateway's target device did not answer
+
+
+class OutputOut(BaseModel):
+    """One output point of a device and its last known state."""
+
+    point: str = Field(description="point id from the io section")
+    name: str
+    kind: str = Field(description="'relay' or 'analog-out'")
+    channel: int = Field(description="1-based output number on the device")
+    mode: str | None = Field(None, description="relay mode: 'latched' or 'pulse'")
+    state: bool | None = Field(None, description="relay energised; null when not known yet")
+    value: float | None = Field(None, description="analog output value [its engineering unit]")
+    unit: str | None = Field(None, description="engineering unit of an analog output")
+    ts: str | None = Field(None, description="when the state was read or confirmed (UTC)")
+
+
+class OutputsOut(BaseModel):
+    device: str
+    online: bool = Field(description="the device answered its last poll")
+    outputs: list[OutputOut]
+
+
+class SwitchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    state: bool = Field(description="true: energise the relay, false: release it")
+
+
+class SwitchOut(BaseModel):
+    device: str
+    point: str
+    state: bool = Field(description="the state the device holds after the command")
+    confirmed: bool = Field(description="the state was read back from the device")
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not signed in"},
+    403: {"description": "needs the admin role"},
+    404: {"description": "unknown device or output point"},
+}
+
+
+def _outputs_of(gw: Gateway, device_id: str) -> list[RelayPoint | AnalogOutPoint]:
+    if not any(d.id == device_id for d in gw.config.devices):
+        raise HTTPException(404, f"unknown device {device_id!r}")
+    try:
+        points = io_section(gw.config).points
+    except ValueError:  # an invalid io section: the site check reports where
+        points = []
+    return [p for p in points if p.device == device_id and isinstance(p, RelayPoint | AnalogOutPoint)]
+
+
+def _output_out(gw: Gateway, p: RelayPoint | AnalogOutPoint) -> OutputOut:
+    if isinstance(p, RelayPoint):
+        r = gw.live.get(SeriesKey(p.id, "relay_output", Phase.TOTAL))
+        return OutputOut(
+            point=p.id,
+            name=p.name or p.id,
+            kind=p.kind,
+            channel=p.channel,
+            mode=p.mode.value,
+            state=bool(r.value) if r is not None else None,
+            ts=iso_utc(r.ts) if r is not None else None,
+        )
+    r = gw.live.get(SeriesKey(p.id, "analog_output", Phase.TOTAL))
+    return OutputOut(
+        point=p.id,
+        name=p.name or p.id,
+        kind=p.kind,
+        channel=p.channel,
+        value=r.value if r is not None else None,
+        unit=p.unit,
+        ts=iso_utc(r.ts) if r is not None else None,
+    )
+
+
+@router.get(
+    "/devices/{device_id}/outputs",
+    response_model=OutputsOut,
+    summary="Relay and analog outputs of a device and their states",
+    responses={k: v for k, v in _ERRORS.items() if k != 403},
+)
+def list_outputs(device_id: str, gw: GW, _: READER) -> OutputsOut:
+    points = _outputs_of(gw, device_id)
+    status = gw.status.get(device_id)
+    return OutputsOut(
+        device=device_id,
+        online=bool(status is not None and status.online),
+        outputs=[_output_out(gw, p) for p in points],
+    )
+
+
+def _lock(request: Request, point: str) -> asyncio.Lock:
+    """One command per output at a time: a write and its read-back must not interleave with another's."""
+    locks: dict[str, asyncio.Lock] | None = getattr(request.app.state, "output_locks", None)
+    if locks is None:
+        locks = request.app.state.output_locks = {}
+    return locks.setdefault(point, asyncio.Lock())
+
+
+def _write_failed(device_id: str, point: str, exc: OutputWriteError) -> HTTPException:
+    where = f"device {device_id!r} output {point!r}"
+    if isinstance(exc, ReadbackMismatch):
+        return HTTPException(502, f"{where}: write not confirmed: {exc}")
+    cause = exc.__cause__
+    if isinstance(cause, ModbusTimeout) or (
+        isinstance(cause, ModbusExceptionResponse) and cause.code == _GATEWAY_TIMEOUT
+    ):
+        return HTTPException(504, f"{where}: the device did not answer (offline?): {exc}")
+    return HTTPException(502, f"{where}: the write did not reach the device: {exc}")
+
+
+@router.post(
+    "/devices/{device_id}/outputs/{point}",
+    response_model=SwitchOut,
+    summary="Switch a relay output (admin); confirmed by reading it back",
+    responses={
+        **_ERRORS,
+        409: {"description": "the point is not a latched relay (pulse-mode relay or analog output)"},
+        502: {"description": "the device refused the write or holds another state after it"},
+        503: {"description": "the device's bus is not running"},
+        504: {"description": "the device did not answer"},
+    },
+)
+async def switch_output(
+    device_id: str, point: str, body: SwitchIn, request: Request, gw: GW, who: ADMIN
+) -> SwitchOut:
+    outputs = {p.id: p for p in _outputs_of(gw, device_id)}
+    p = outputs.get(point)
+    if p is None:
+        known = ", ".join(outputs) or "none configured"
+        raise HTTPException(404, f"device {device_id!r} has no output point {point!r}; its outputs: {known}")
+    if not isinstance(p, RelayPoint):
+        raise HTTPException(409, f"output {point!r} is an analog output; only relays take a state")
+    if p.mode is RelayMode.PULSE:
+        raise HTTPException(409, f"relay {point!r} is a pulse-mode output; it cannot be latched on or off")
+    control = OutputControl.for_gateway(gw)
+    async with _lock(request, point):
+        try:
+            change = await control.switch(point, body.state)
+        except OutputWriteError as exc:
+            log.warning("%s: switching %s to %s failed: %s", who.username, point, body.state, exc)
+            raise _write_failed(device_id, point, exc) from None
+        except IOPointError as exc:  # the bus is not running, the profile cannot load
+            raise HTTPException(503, f"device {device_id!r} output {point!r}: {exc}") from None
+    log.info(
+        "%s switched %s of %s %s (confirmed)",
+        who.username,
+        point,
+        device_id,
+        "on" if change.energised else "off",
+    )
+    return SwitchOut(device=device_id, point=point, state=change.energised, confirmed=True)
