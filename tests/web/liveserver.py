@@ -82,7 +82,7 @@ class LiveServer:
                 factory = simulator_factory(bus.kind)
                 if factory is not None:
                     devices = [d for d in gw.config.devices if d.bus == bus.id]
-                    self._sims.append(await factory(SimContext(gw.config, bus, devices, model)))
+                    self._sims.append(await factory(SimContext(gw.config, bus, devices, model, self.data)))
             await gw.start()
         config = uvicorn.Config(
             create_app(gw),

@@ -140,7 +140,7 @@ async def _start_simulators(cfg: SiteConfig, data_dir: Path) -> tuple[list[SimSe
             log.error("no simulator for bus %r (%s)", bus.id, bus.kind.value)
             continue
         devices = [d for d in cfg.devices if d.bus == bus.id]
-        servers.append(await factory(SimContext(cfg, bus, devices, model)))
+        servers.append(await factory(SimContext(cfg, bus, devices, model, data_dir)))
     return servers, model
 
 

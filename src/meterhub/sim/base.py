@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from meterhub.config.schema import Bus, BusKind, Device, SiteConfig
@@ -27,6 +28,7 @@ class SimContext:
     bus: Bus
     devices: list[Device]
     model: SiteModel
+    data_dir: Path | None = None  # the gateway's data folder (relative paths of simulators resolve here)
 
 
 class SimServer(abc.ABC):

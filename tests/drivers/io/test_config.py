@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -139,3 +140,19 @@ def test_the_documented_example_is_a_valid_io_section():
     )
     points = io_section(parse_config(text)).points
     assert [p.kind for p in points] == ["pulse", "pulse", "digital", "relay", "analog-in", "temperature"]
+
+
+def test_a_relative_w1_root_lies_in_the_data_folder(tmp_path) -> None:
+    absolute = io_section(
+        parse_config(site("- {id: t, kind: temperature, device: w1, sensor: 28-0316a2795bff}"))
+    )
+    assert absolute.w1_folder(tmp_path) == Path("/tmp/w1")
+    relative = io_section(
+        parse_config(
+            site("- {id: t, kind: temperature, device: w1, sensor: 28-0316a2795bff}").replace(
+                "w1_root: /tmp/w1", "w1_root: w1"
+            )
+        )
+    )
+    assert relative.w1_folder(tmp_path) == tmp_path / "w1"
+    assert relative.w1_folder(None) == Path("w1")

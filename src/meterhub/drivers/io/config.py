@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -245,8 +246,17 @@ IOPoint = Annotated[
 class IOSection(_Strict):
     """The ``io:`` section of a site file."""
 
-    w1_root: str = Field(default=DEFAULT_W1_ROOT, description="Linux 1-wire sysfs devices folder")
+    w1_root: str = Field(
+        default=DEFAULT_W1_ROOT,
+        description="Linux 1-wire sysfs devices folder; a relative path is inside the data folder",
+    )
     points: list[IOPoint] = Field(default_factory=list)
+
+    def w1_folder(self, data_dir: Path | None) -> Path:
+        """``w1_root`` as a path: absolute as given, relative ones inside ``data_dir`` (a simulated bus
+        in the demo's data folder), or the current folder when there is none."""
+        root = Path(self.w1_root)
+        return root if root.is_absolute() or data_dir is None else Path(data_dir) / root
 
     def on_device(self, device_id: str) -> list[IOPoint]:
         return [p for p in self.points if p.device == device_id]

@@ -238,7 +238,7 @@ async def w1_simulator(ctx: SimContext) -> SimServer:
     section = io_section(ctx.config)
     ids = {d.id for d in ctx.devices}
     sensors = [p.sensor for p in section.points if isinstance(p, TemperaturePoint) and p.device in ids]
-    sim = W1Simulator(section.w1_root, sensors)
+    sim = W1Simulator(section.w1_folder(ctx.data_dir), sensors)
     sim.start()
     log.info("simulating %d 1-wire probe(s) in %s", len(sensors), sim.root)
     return sim

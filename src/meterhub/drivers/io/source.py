@@ -45,7 +45,7 @@ def io_sources(ctx: SourceContext) -> Sequence[Source]:
             OneWireSource(
                 device=device.id,
                 points=points,
-                root=section.w1_root,
+                root=section.w1_folder(ctx.data_dir),
                 interval=device.poll_interval,
                 status=ctx.status.get(device.id),
             )
