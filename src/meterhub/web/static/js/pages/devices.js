@@ -1,7 +1,9 @@
-// Device readings table: per device its status and, per circuit, the system and each phase.
+// Device readings table: per device its status and, per circuit, the system and each phase; under an
+// IO module its points (pulse meters, inputs, relays, analog sensors) in their engineering units, from
+// GET /api/v1/io, with an on/off switch for admins on latched relays (POST .../outputs/{point}).
 
-import { get } from "../api.js";
-import { esc, time } from "../format.js";
+import { get, post } from "../api.js";
+import { esc, num, time, withUnit } from "../format.js";
 import { t } from "../i18n.js";
 import { bindLive } from "../livebind.js";
 
@@ -16,6 +18,72 @@ const COLS = [
   ["pulse_count", "", 0],
 ];
 
+// Functions whose active state needs attention (red badge); others show active in green.
+const ALARMING = new Set(["breaker-sd", "door", "fault"]);
+
+/** Decimal places that show a single pulse of ``weight`` (0.01 → 2), at most 3. */
+function pulseDigits(weight) {
+  return Math.min(3, Math.max(0, Math.ceil(-Math.log10(weight) - 1e-9)));
+}
+
+function kindText(p) {
+  const kind = t(`io.kind_${p.kind.replace("-", "_")}`);
+  const where = p.channel !== null ? t("io.channel", { n: p.channel }) : p.sensor;
+  const extra = p.kind === "pulse" ? t(`io.medium_${p.medium}`) : p.kind === "digital" ? t(`io.fn_${p.function.replace("-", "_")}`) : "";
+  return [kind, extra, where].filter(Boolean).join(" · ");
+}
+
+function valueText(p) {
+  if (p.kind === "pulse") return withUnit(p.total, p.unit, pulseDigits(p.weight));
+  if (p.kind === "digital" || p.kind === "relay") return "";
+  return withUnit(p.value, p.unit, 2);
+}
+
+function detailText(p) {
+  if (p.kind === "pulse") {
+    const count = p.count === null ? "–" : t("io.pulses", { n: num(p.count, 0) });
+    return p.rate === null ? count : `${count} · ${withUnit(p.rate, p.rate_unit, p.rate_unit === "W" ? undefined : 3)}`;
+  }
+  if (p.kind === "analog-in" || p.kind === "analog-out") return `${p.signal} → ${num(p.range[0], 1)} … ${num(p.range[1], 1)}${p.unit ? ` ${p.unit}` : ""}`;
+  if (p.kind === "digital") return p.contact;
+  if (p.kind === "relay" && p.mode === "pulse") return t("io.pulse_mode");
+  return "";
+}
+
+function stateBadge(p) {
+  if (p.state === null) return `<span class="muted">${esc(t("io.no_value"))}</span>`;
+  const tone = !p.state ? "io-inactive" : p.kind === "digital" && ALARMING.has(p.function) ? "io-alarm" : "io-active";
+  return `<span class="badge ${tone}" data-state="${p.state}">${esc(t(`io.label_${p.label}`))}</span>`;
+}
+
+function switchHtml(p) {
+  return `<button type="button" class="switch" role="switch" data-switch="${esc(p.id)}" data-device="${esc(p.device)}" data-name="${esc(p.name)}"
+    aria-checked="${p.state === true}" aria-label="${esc(t("io.switch_label", { name: p.name }))}"${p.state === null ? " disabled" : ""}><span class="knob"></span></button>`;
+}
+
+function ioRows(points, canSwitch) {
+  return points
+    .map((p) => {
+      const switchable = canSwitch && p.kind === "relay" && p.mode === "latched";
+      const state = p.kind === "digital" || p.kind === "relay" ? `<span class="io-badge">${stateBadge(p)}</span>` : "";
+      return `<tr data-io="${esc(p.id)}"><td>${esc(p.name)} <span class="muted">${esc(p.id)}</span></td>
+        <td class="l">${esc(kindText(p))}</td>
+        <td class="io-value">${esc(valueText(p))}</td>
+        <td class="l io-state">${switchable ? switchHtml(p) : ""}${state}</td>
+        <td class="l"><span class="io-detail muted">${esc(detailText(p))}</span><span class="io-msg" role="status"></span></td>
+        <td class="io-ts">${p.ts ? esc(time(p.ts)) : "–"}</td></tr>`;
+    })
+    .join("");
+}
+
+function ioTable(points, canSwitch) {
+  const head = ["io.point", "io.type", "io.value", "io.state", "io.detail", "io.updated"]
+    .map((k, i) => `<th${i === 1 || i === 3 || i === 4 ? ' class="l"' : ""}>${esc(t(k))}</th>`)
+    .join("");
+  return `<h3>${esc(t("devices.io_points"))}</h3>
+    <div class="table-wrap"><table class="io-table"><thead><tr>${head}</tr></thead><tbody>${ioRows(points, canSwitch)}</tbody></table></div>`;
+}
+
 function rows(seriesId, label, phases, cls = "") {
   return phases
     .map(
@@ -26,7 +94,9 @@ function rows(seriesId, label, phases, cls = "") {
 }
 
 export async function render(root, { live, app }) {
-  const [devices, circuits] = await Promise.all([get("/devices"), get("/circuits")]);
+  const [devices, circuits, io] = await Promise.all([get("/devices"), get("/circuits"), get("/io")]);
+  const canSwitch = app.isAdmin;
+  const pending = new Set(); // relays with a command on its way: refreshes leave their switch alone
   const head = `<tr><th>${esc(t("common.circuit"))}</th>${COLS.map(([q]) => `<th>${esc(t(`q.${q}`))}</th>`).join("")}</tr>`;
   const deviceIds = new Set(devices.map((d) => d.id));
   const devicePoints = new Set([...live.all()].map((r) => r.circuit).filter((c) => deviceIds.has(c)));
@@ -34,6 +104,7 @@ export async function render(root, { live, app }) {
     ${devices
       .map((d) => {
         const mine = circuits.filter((c) => c.device === d.id);
+        const points = io.points.filter((p) => p.device === d.id);
         const own = devicePoints.has(d.id) ? rows(d.id, `<em>${esc(t("devices.device_values"))}</em>`, ["total", "L1", "L2", "L3"]) : "";
         return `<section class="panel" data-device="${esc(d.id)}">
           <h2>${esc(d.name)} <span class="badge ${d.status}" data-status="${esc(d.id)}">${esc(t(`common.${d.status}`))}</span></h2>
@@ -41,12 +112,73 @@ export async function render(root, { live, app }) {
            · ${esc(t("common.last_seen"))}: <span data-seen="${esc(d.id)}">${d.last_seen ? esc(time(d.last_seen)) : esc(t("common.never"))}</span></p>
           ${mine.length || own ? `<div class="table-wrap"><table><thead>${head}</thead><tbody>${own}${mine
             .map((c) => rows(c.id, `<a href="#/circuit/${encodeURIComponent(c.id)}">${esc(c.name)}</a>`, ["total", ...c.phases]))
-            .join("")}</tbody></table></div>` : `<p class="muted">${esc(t("devices.no_circuits"))}</p>`}
+            .join("")}</tbody></table></div>` : points.length ? "" : `<p class="muted">${esc(t("devices.no_circuits"))}</p>`}
+          ${points.length ? ioTable(points, canSwitch) : ""}
         </section>`;
       })
       .join("")}`;
   const unbind = bindLive(root, live);
+
+  const setSwitch = (btn, state) => {
+    btn.setAttribute("aria-checked", String(state === true));
+    btn.disabled = state === null;
+  };
+  const paintPoint = (p) => {
+    const row = root.querySelector(`tr[data-io="${CSS.escape(p.id)}"]`);
+    if (!row) return;
+    const value = row.querySelector(".io-value");
+    const text = valueText(p);
+    if (value.textContent !== text) value.textContent = text;
+    row.querySelector(".io-detail").textContent = detailText(p);
+    row.querySelector(".io-ts").textContent = p.ts ? time(p.ts) : "–";
+    if (pending.has(p.id)) return;
+    const badge = row.querySelector(".io-badge");
+    if (badge) badge.innerHTML = stateBadge(p);
+    const btn = row.querySelector("button[data-switch]");
+    if (btn) setSwitch(btn, p.state);
+  };
+
+  const onClick = async (ev) => {
+    const btn = ev.target.closest("button[data-switch]");
+    if (!btn || btn.disabled) return;
+    const point = btn.dataset.switch;
+    const row = btn.closest("tr");
+    const msg = row.querySelector(".io-msg");
+    const name = btn.dataset.name;
+    const want = btn.getAttribute("aria-checked") !== "true";
+    pending.add(point);
+    btn.disabled = true;
+    btn.setAttribute("aria-busy", "true");
+    msg.className = "io-msg muted";
+    msg.textContent = t("io.switching");
+    try {
+      const res = await post(`/devices/${encodeURIComponent(btn.dataset.device)}/outputs/${encodeURIComponent(point)}`, { state: want });
+      const label = res.state ? "on" : "off";
+      setSwitch(btn, res.state);
+      row.querySelector(".io-badge").innerHTML = stateBadge({ kind: "relay", state: res.state, label });
+      msg.className = "io-msg ok";
+      msg.setAttribute("role", "status");
+      msg.textContent = t("io.confirmed", { state: t(`io.label_${label}`), time: time(new Date().toISOString()) });
+    } catch (e) {
+      const text = t("io.switch_failed", { name, error: e.message });
+      msg.className = "io-msg error";
+      msg.setAttribute("role", "alert");
+      msg.textContent = text;
+      app.toast(text, true);
+      btn.disabled = false;
+    } finally {
+      btn.removeAttribute("aria-busy");
+      pending.delete(point);
+    }
+  };
+  root.addEventListener("click", onClick);
+
   const timer = setInterval(async () => {
+    if (io.points.length) {
+      get("/io")
+        .then((now) => now.points.forEach(paintPoint))
+        .catch(() => {}); // keep the last values; the next tick retries
+    }
     try {
       for (const d of await get("/devices")) {
         const badge = root.querySelector(`[data-status="${CSS.escape(d.id)}"]`);
@@ -60,9 +192,10 @@ export async function render(root, { live, app }) {
     } catch {
       // keep the last known status; the next tick retries
     }
-  }, 3000);
+  }, 2000);
   return () => {
     unbind();
     clearInterval(timer);
+    root.removeEventListener("click", onClick);
   };
 }
