@@ -129,6 +129,7 @@ def test_spectrum_of_an_adc_circuit_matches_its_live_values(
         assert s["percent_of_fundamental"][h] == pytest.approx(100 * s["rms"][h] / s["rms"][1], rel=1e-9)
     assert s["thd"] == pytest.approx(thd_of(s["rms"]), abs=0.1)
     assert s["thd"] == pytest.approx(live[f"thd_{quantity}"], abs=0.1)  # the THD reading of the interval
+    assert s["stale"] is False  # the board is online
 
 
 def test_a_distorted_current_has_the_models_harmonics(adc_server: tuple[LiveServer, dict[str, str]]) -> None:
@@ -262,6 +263,7 @@ def test_percent_and_thd_come_from_the_published_spectrum(
     assert s["rms"][:2] == [0.1, 10.0] and s["rms"][5] == 3.0 and s["rms"][50] is None
     assert s["percent_of_fundamental"][1] == 100.0 and s["percent_of_fundamental"][7] == 40.0
     assert s["thd"] == pytest.approx(50.0)
+    assert s["stale"] is True  # no source runs in this gateway: its board is offline, this is its last one
     # an older spectrum arriving late does not replace the newer one
     adc_gateway.emit_spectra([_spectrum(T0 - 1, "harmonics_current", [1.0] * 51)])
     assert adc_client.get("/api/v1/circuits/press/spectrum").json()["rms"][1] == 10.0
@@ -310,6 +312,7 @@ def test_spectrum_follows_the_live_read_rules(tmp_path: Path) -> None:
         "rms",
         "percent_of_fundamental",
         "thd",
+        "stale",
     } == set(body)
 
 

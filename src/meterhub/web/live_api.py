@@ -432,6 +432,10 @@ class HarmonicSpectrumOut(BaseModel):
         description="THD of this spectrum: √Σ(h=2…50) rms² / rms of order 1 (IEC 61000-4-7 §3.3.2) [%]; "
         "null when order 1 is zero"
     )
+    stale: bool = Field(
+        default=False,
+        description="true when the circuit's device is offline now: this is its last spectrum (see `ts`)",
+    )
 
 
 def spectrum_source(gw: Gateway, circuit_id: str) -> bool:
@@ -507,6 +511,7 @@ def spectrum(
     else:  # a source that publishes RMS only: the same definition, from the same spectrum
         percent = _finite((100.0 * h / h1).tolist()) if h1 > 0 else [None] * h.size
     thd = float(harmonic_thd(h)) if h1 > 0 else None
+    st = gw.status.get(circuit.device)
     return HarmonicSpectrumOut(
         circuit=circuit_id,
         quantity=quantity,
@@ -517,4 +522,5 @@ def spectrum(
         rms=_finite(rms.values),
         percent_of_fundamental=percent,
         thd=thd,
+        stale=not (st is not None and st.online),
     )

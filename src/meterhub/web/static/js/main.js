@@ -159,7 +159,14 @@ async function route() {
     const mod = await import(PAGES[name].module);
     if (seq !== renderSeq) return;
     view.innerHTML = "";
-    cleanup = (await mod.render(view, { app, args, live })) || null;
+    const done = (await mod.render(view, { app, args, live })) || null;
+    if (seq !== renderSeq) {
+      // another route started while this page was rendering: stop this page's timers now, or they
+      // would run on the next page's elements (and never be cleaned up)
+      if (done) done();
+      return;
+    }
+    cleanup = done;
   } catch (e) {
     if (seq !== renderSeq) return;
     if (e instanceof ApiError && e.status === 401) {

@@ -224,6 +224,7 @@ export async function render(root, { args, live, app }) {
         h1: withUnit(s.rms[1], s.unit, s.unit === "V" ? 1 : 3),
         time: time(s.ts),
       });
+      if (s.stale) hNote.textContent = `${t("circuit.spectrum_stale", { time: time(s.ts) })} ${hNote.textContent}`;
     };
     const pick = (sel, attr, set) => (ev) => {
       const v = ev.target.dataset?.[attr];
