@@ -225,3 +225,14 @@ def test_io_is_documented_with_its_response_model(reader: httpx.Client) -> None:
     assert ref.endswith("/IOPointsOut")
     fields = spec["components"]["schemas"]["IOPointOut"]["properties"]
     assert {"unit", "value", "count", "total", "rate", "state", "label", "ts"} <= set(fields)
+
+
+def test_a_points_live_values_and_history_are_found_by_its_id(reader: httpx.Client) -> None:
+    rows = wait_for(
+        lambda: reader.get("/api/v1/live", params={"circuit": "gas-main"}).json()["readings"] or None
+    )
+    assert {r["circuit"] for r in rows} == {"gas-main"}
+    assert {"pulse_count", "volume_gas"} <= {r["quantity"] for r in rows}
+    h = reader.get("/api/v1/circuits/gas-main/history", params={"quantity": "volume_gas"})
+    assert h.status_code == 200 and h.json()["unit"] == "m³"
+    assert reader.get("/api/v1/live", params={"circuit": "no-such-point"}).status_code == 404

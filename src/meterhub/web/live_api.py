@@ -168,11 +168,14 @@ def circuit_out(gw: Gateway, circuit_id: str) -> CircuitOut:
 
 
 def series_ids(gw: Gateway) -> set[str]:
-    """Ids that series are keyed by: circuits, virtual circuits (energy section) and devices
-    (device-level values such as a voltage unit's)."""
+    """Ids that series are keyed by: circuits, virtual circuits (energy section), devices
+    (device-level values such as a voltage unit's) and IO points (pulse meters, inputs, probes)."""
     ids = {c.id for c in gw.config.circuits} | {d.id for d in gw.config.devices}
     if gw.config.energy is not None:
         ids |= {v.id for v in gw.config.energy.virtual}
+    io = getattr(gw.config, "io", None)
+    if isinstance(io, dict):  # the io section stays plain data in the schema (validated by drivers.io)
+        ids |= {str(p["id"]) for p in io.get("points") or () if isinstance(p, dict) and "id" in p}
     return ids
 
 
