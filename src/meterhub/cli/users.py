@@ -97,7 +97,7 @@ def passwd(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
 ) -> None:
-    """Set a user's password."""
+    """Set a user's password (signs them out of the web UI everywhere)."""
     store = _store(data)
     if store.get(username) is None:
         raise _fail(f"unknown user {username!r}")
@@ -122,7 +122,7 @@ def set_role(username: str, role: Role, data: DataOpt = DEFAULT_DATA) -> None:
 
 @user_app.command("remove")
 def remove(username: str, data: DataOpt = DEFAULT_DATA) -> None:
-    """Remove a user and their API tokens."""
+    """Remove a user, their API tokens and their web sessions."""
     try:
         _store(data).remove(username)
     except KeyError:

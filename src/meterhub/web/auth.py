@@ -12,8 +12,10 @@ first admin and deletes the token.
   256-bit random, so a fast hash is enough.
 * Failed logins are rate-limited per client address and per user name.
 
-Users and tokens live in ``DATA/users.json`` (written atomically); sessions live in memory and end
-when the gateway restarts.
+Users and tokens live in ``DATA/users.json`` (written atomically); sessions live in
+``DATA/sessions.sqlite`` (:mod:`meterhub.web.sessions`: only the SHA-256 of a session id is stored),
+so they survive a restart and are shared by processes using the same data folder. Removing a user or
+changing their password ends their sessions.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
+from meterhub.web.sessions import DEFAULT_IDLE, DEFAULT_LIFETIME, Session, Sessions, revoke_user_sessions
+
 __all__ = [
     "AuthError",
     "AuthState",
@@ -45,6 +49,7 @@ __all__ = [
     "Role",
     "SESSION_COOKIE",
     "CSRF_COOKIE",
+    "Session",
     "Sessions",
     "User",
     "UserStore",
@@ -225,7 +230,16 @@ class UserStore:
     def _admins(self) -> int:
         return sum(1 for u in self._users.values() if u.role is Role.ADMIN)
 
-    def update(self, username: str, *, password: str | None = None, role: Role | str | None = None) -> User:
+    def update(
+        self,
+        username: str,
+        *,
+        password: str | None = None,
+        role: Role | str | None = None,
+        keep_session: str | None = None,
+    ) -> User:
+        """Change a role (effective on the next request) or a password (ends the user's sessions but
+        ``keep_session``, the cookie value of the session making the change)."""
         with self._lock:
             self._refresh()
             user = self._users.get(username)
@@ -242,7 +256,9 @@ class UserStore:
             if password is not None:
                 user.password_hash = _hasher.hash(validate_password(password))
             self._save()
-            return user
+        if password is not None:
+            revoke_user_sessions(self.path.parent, username, keep=keep_session)
+        return user
 
     def remove(self, username: str) -> None:
         with self._lock:
@@ -255,6 +271,7 @@ class UserStore:
             del self._users[username]
             self._tokens = {k: t for k, t in self._tokens.items() if t.username != username}
             self._save()
+        revoke_user_sessions(self.path.parent, username)
 
     def verify(self, username: str, password: str) -> User | None:
         """The user if the password matches, else None (also for unknown users, in similar time)."""
@@ -371,51 +388,7 @@ def consume_setup_token(data_dir: Path, token: str) -> bool:
     return True
 
 
-# -- sessions and rate limiting ------------------------------------------------------------------------
-@dataclass
-class Session:
-    id: str
-    username: str
-    csrf: str
-    expires: float
-
-
-class Sessions:
-    """Browser sessions in memory (they end when the gateway restarts)."""
-
-    def __init__(self, *, ttl: float = 12 * 3600, clock: Callable[[], float] = time.time) -> None:
-        self.ttl = ttl
-        self.clock = clock
-        self._by_id: dict[str, Session] = {}
-
-    def create(self, username: str) -> Session:
-        self._expire()
-        s = Session(secrets.token_urlsafe(32), username, secrets.token_urlsafe(24), self.clock() + self.ttl)
-        self._by_id[s.id] = s
-        return s
-
-    def get(self, sid: str) -> Session | None:
-        s = self._by_id.get(sid)
-        if s is None:
-            return None
-        if s.expires < self.clock():
-            del self._by_id[sid]
-            return None
-        s.expires = self.clock() + self.ttl  # sliding expiry
-        return s
-
-    def end(self, sid: str) -> None:
-        self._by_id.pop(sid, None)
-
-    def end_user(self, username: str, *, keep: str | None = None) -> None:
-        """End every session of ``username`` except the one with id ``keep``."""
-        self._by_id = {k: s for k, s in self._by_id.items() if s.username != username or k == keep}
-
-    def _expire(self) -> None:
-        now = self.clock()
-        self._by_id = {k: s for k, s in self._by_id.items() if s.expires >= now}
-
-
+# -- rate limiting ----------------------------------------------------------------------------------
 @dataclass
 class LoginLimiter:
     """At most ``limit`` failed attempts per key within ``window`` seconds; then refuse until they age out.
@@ -466,9 +439,20 @@ class AuthState:
     limiter: LoginLimiter
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path, *, clock: Callable[[], float] = time.time) -> AuthState:
+    def for_data_dir(
+        cls,
+        data_dir: Path,
+        *,
+        session_idle: float = DEFAULT_IDLE,
+        session_lifetime: float = DEFAULT_LIFETIME,
+        clock: Callable[[], float] = time.time,
+    ) -> AuthState:
+        """Auth of ``data_dir``; sessions end after ``session_idle`` idle or ``session_lifetime`` [s]."""
         return cls(
-            Path(data_dir), UserStore(data_dir, clock=clock), Sessions(clock=clock), LoginLimiter(clock=clock)
+            Path(data_dir),
+            UserStore(data_dir, clock=clock),
+            Sessions(data_dir, idle=session_idle, lifetime=session_lifetime, clock=clock),
+            LoginLimiter(clock=clock),
         )
 
 

@@ -1,7 +1,7 @@
-"""Sign-in, first-run setup, users and API tokens under ``/api/v1`` (issue 6 "Users and roles").
+"""Sign-in, first-run setup, sessions, users and API tokens under ``/api/v1`` (issue 6 "Users and roles").
 
 Users are never public: listing and changing them needs the admin role; a signed-in user may change
-their own password and manage their own tokens.
+their own password, manage their own tokens, list their sessions and sign out everywhere.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from meterhub.web.auth import (
     validate_password,
     validate_username,
 )
+from meterhub.web.sessions import hash_session_id
 
 __all__ = ["router"]
 
@@ -107,6 +108,13 @@ class TokenCreated(TokenOut):
     token: str = Field(description="the secret; shown only once")
 
 
+class SessionOut(BaseModel):
+    created: str
+    last_seen: str
+    expires: str = Field(description="when the session ends unless used again (idle or absolute limit)")
+    current: bool = Field(description="the session making this request")
+
+
 def _user_out(u: User) -> UserOut:
     return UserOut(username=u.username, role=u.role.value, created=iso_utc(u.created))
 
@@ -123,7 +131,7 @@ def _branding(request: Request) -> dict[str, str]:
 def _start_session(request: Request, response: Response, username: str) -> str:
     st = auth_state(request)
     session = st.sessions.create(username)
-    age = int(st.sessions.ttl)
+    age = int(st.sessions.lifetime)  # the server ends idle sessions sooner
     secure = request.url.scheme == "https"  # behind a TLS proxy the cookies never travel in clear
     response.set_cookie(
         SESSION_COOKIE, session.id, max_age=age, path="/", httponly=True, samesite="strict", secure=secure
@@ -201,6 +209,38 @@ def logout(request: Request, response: Response) -> Response:
     return out
 
 
+@router.post("/auth/logout-all", status_code=204, summary="Sign out everywhere (every session of yours)")
+def logout_all(request: Request, who: READER) -> Response:
+    if who.username is None:  # pragma: no cover - require_reader guarantees a user
+        raise HTTPException(401, "sign in first")
+    auth_state(request).sessions.end_user(who.username)
+    out = Response(status_code=204)
+    out.delete_cookie(SESSION_COOKIE, path="/")
+    out.delete_cookie(CSRF_COOKIE, path="/")
+    return out
+
+
+@router.get(
+    "/auth/sessions",
+    response_model=list[SessionOut],
+    summary="Your signed-in sessions (never their ids), most recently seen first",
+)
+def list_sessions(request: Request, who: READER) -> list[SessionOut]:
+    if who.username is None:  # pragma: no cover - require_reader guarantees a user
+        raise HTTPException(401, "sign in first")
+    sid = request.cookies.get(SESSION_COOKIE, "") if who.via == "session" else ""
+    own = hash_session_id(sid) if sid else None
+    return [
+        SessionOut(
+            created=iso_utc(s.created),
+            last_seen=iso_utc(s.last_seen),
+            expires=iso_utc(s.expires),
+            current=s.id_hash == own,
+        )
+        for s in auth_state(request).sessions.of_user(who.username)
+    ]
+
+
 @router.post(
     "/setup",
     response_model=MeOut,
@@ -260,16 +300,14 @@ def patch_user(username: str, body: UserPatch, request: Request, who: READER) ->
     st = auth_state(request)
     if not who.is_admin and (username != who.username or body.role is not None):
         raise HTTPException(403, "this needs the admin role")
+    # a new password ends the user's other sessions; the caller's own session stays
+    own = request.cookies.get(SESSION_COOKIE) if username == who.username and who.via == "session" else None
     try:
-        user = st.store.update(username, password=body.password, role=body.role)
+        user = st.store.update(username, password=body.password, role=body.role, keep_session=own)
     except KeyError:
         raise HTTPException(404, f"unknown user {username!r}") from None
     except AuthError as exc:
         raise HTTPException(422, str(exc)) from None
-    if body.password is not None or body.role is not None:
-        # other sessions of that user end; the caller's own session stays
-        own = request.cookies.get(SESSION_COOKIE) if username == who.username else None
-        st.sessions.end_user(username, keep=own)
     return _user_out(user)
 
 
@@ -282,6 +320,19 @@ def delete_user(username: str, request: Request, _: ADMIN) -> Response:
         raise HTTPException(404, f"unknown user {username!r}") from None
     except AuthError as exc:
         raise HTTPException(409, str(exc)) from None
+    return Response(status_code=204)  # the store ended the user's sessions
+
+
+@router.delete(
+    "/users/{username}/sessions",
+    status_code=204,
+    summary="Sign a user out everywhere (admin)",
+    responses={404: {"description": "unknown user"}},
+)
+def revoke_user_sessions(username: str, request: Request, _: ADMIN) -> Response:
+    st = auth_state(request)
+    if st.store.get(username) is None:
+        raise HTTPException(404, f"unknown user {username!r}")
     st.sessions.end_user(username)
     return Response(status_code=204)
 
