@@ -95,3 +95,10 @@ def test_yaml_syntax_error_has_a_line():
 def test_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_web_session_timeouts_default_and_must_nest():
+    web = parse_config(BASE, "site.yaml").web
+    assert (web.session_idle, web.session_lifetime) == (12 * 3600, 7 * 86400)
+    i = issue(BASE + "web: {session_idle: 86400, session_lifetime: 3600}\n")
+    assert i.field.startswith("web") and "session_idle must not exceed session_lifetime" in i.message

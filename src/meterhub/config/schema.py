@@ -233,6 +233,18 @@ class WebConfig(_Strict):
     port: int = Field(default=8080, ge=1, le=65535)
     public_live: bool = False
     title: str | None = None
+    session_idle: float = Field(
+        default=12 * 3600, ge=60, le=30 * 86400, description="a web session ends after this long idle [s]"
+    )
+    session_lifetime: float = Field(
+        default=7 * 86400, ge=60, le=365 * 86400, description="a web session ends this long after sign-in [s]"
+    )
+
+    @model_validator(mode="after")
+    def _idle_within_lifetime(self) -> WebConfig:
+        if self.session_idle > self.session_lifetime:
+            raise ValueError("session_idle must not exceed session_lifetime")
+        return self
 
 
 class LoadSpec(_Strict):

@@ -96,7 +96,10 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     app.state.hub = hub
-    app.state.auth = AuthState.for_data_dir(gateway.data_dir)
+    web = gateway.config.web
+    app.state.auth = AuthState.for_data_dir(
+        gateway.data_dir, session_idle=web.session_idle, session_lifetime=web.session_lifetime
+    )
     if not echarts_path().exists():
         log.warning("ECharts is not installed (run `make web-assets`); the UI shows no charts")
     token = auth.ensure_setup_token(gateway.data_dir)
