@@ -321,3 +321,22 @@ def test_admin_sets_title_and_site_language_in_interface_options(
     page.request.patch(f"{server.url}/api/v1/site", data={"title": "", "language": "en"}, headers=h)
     assert console.errors == []
     ctx.close()
+
+
+def test_account_lists_sessions_and_signs_out_everywhere(browser: Browser, server: LiveServer) -> None:
+    UserStore(server.data).add("sam", "sams password 1", "reader")
+    ctx1, page1, console = new_page(browser)
+    ctx2, page2, _ = new_page(browser)
+    sign_in(page1, server.url, "sam", "sams password 1")
+    sign_in(page2, server.url, "sam", "sams password 1")
+    page1.goto(f"{server.url}/#/account")
+    expect(page1.locator("#sessions tbody tr")).to_have_count(2)
+    expect(page1.locator("#sessions tr[data-current]")).to_have_count(1)
+    expect(page1.locator("#sessions tr[data-current]")).to_contain_text("this browser")
+    page1.click("#logout-all")
+    expect(page1.locator("#view")).to_have_attribute("data-page", "login")
+    # the other browser's session ended too
+    assert page2.request.get(f"{server.url}/api/v1/auth/sessions").status == 401
+    assert console.errors == []
+    ctx1.close()
+    ctx2.close()
