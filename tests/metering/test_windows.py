@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from meterhub.metering.engine import Analyzer, CircuitSpec, EngineConfig
+from meterhub.metering.leakage import MAX_STRONG, strong_orders
 from meterhub.metering.windows import RowSums, dft_lengths, measure, measure_all
 from meterhub.model.topology import Wiring
 from meterhub.sim.waveform import Tone, channel, record_3p4w, theta
@@ -45,6 +46,47 @@ def test_pure_sine_subgroups_stay_below_1e_5_of_the_fundamental(fs: float, f: fl
     assert np.all(np.abs(h[:, 1] - 230.0) < 230.0 * 1e-5)
     assert np.nanmax(h[:, 2:]) < 230.0 * 1e-5
     assert np.allclose(np.abs(u.fundamental[0]), 230.0, rtol=1e-5)
+
+
+RECTIFIER = {3: (0.3, 10.0), 5: (0.2, 200.0), 7: (0.1, 45.0), 9: (0.05, 0.0), 11: (0.05, 70.0)}
+
+
+@pytest.mark.parametrize(("fs", "f"), [(6400.0, 57.5), (6400.0, 42.5), (12800.0, 50.41), (10000.0, 56.0)])
+def test_leakage_of_strong_harmonics_is_removed_in_every_window(fs: float, f: float) -> None:
+    # 6.4 kHz at 57.5 Hz: the DFT is 0.6 sample off 10 cycles; the 30 % third harmonic alone would put
+    # ~1.4e-3 of the fundamental into orders 2 and 4
+    th = theta(int(fs * 1.2), fs, f, 0.3)
+    i = np.vstack(
+        (channel(th, 10.0, -20.0, RECTIFIER), 1e-4 * np.random.default_rng(1).standard_normal(th.size))
+    )
+    v = channel(th, 230.0, 0.0)[None, :]
+    b, cps = _bounds(10 * fs / f, windows=5)
+    _, w, _ = measure(v, i, np.zeros(2, dtype=np.int64), b, 10, cycles_per_sample=cps)
+    expected = np.zeros(51)
+    expected[1] = 10.0
+    for order, (frac, _) in RECTIFIER.items():
+        expected[order] = 10.0 * frac
+    assert np.nanmax(np.abs(w.harmonics[0] - expected)) < 10.0 * 1e-4
+    assert np.allclose(np.abs(w.fundamental[0]), 10.0, rtol=1e-5)
+
+
+def test_strong_orders_are_those_leaking_enough_and_ignore_an_idle_channel() -> None:
+    spec = np.zeros((2, 3, 520), dtype=np.complex64)
+    spec[:, 0, 10] = 1000.0  # fundamental of a loaded channel
+    for order, amp in {2: 10.0, 3: 300.0, 5: 200.0, 7: 100.0, 25: 3.0, 40: 1.0}.items():
+        spec[:, 0, 10 * order] = amp  # h·|C_h|/|C_1| = 0.02, 0.9, 1.0, 0.7, 0.075, 0.04
+    spec[:, 1, 10] = 0.5  # an idle channel (below 1e-3 of the loaded one): noise everywhere
+    spec[:, 1, 20:] = 0.5
+    nb = np.full(2, 520)
+    assert strong_orders(spec, 10, nb, [3]).tolist() == [1, 3, 5, 7, 25]
+    # a channel of another source (a voltage) counts against its own largest fundamental
+    spec[:, 2, 10] = 1.0
+    spec[:, 2, 400] = 0.01  # 40th at 1 % of it: 0.4
+    assert strong_orders(spec, 10, nb, [2, 1]).tolist() == [1, 3, 5, 7, 25, 40]
+    # at most MAX_STRONG harmonic orders, the strongest leakage first
+    spec[:, 0, 110:501:10] = 5.0  # orders 11…50 at 0.5 %: 0.055…0.25
+    got = strong_orders(spec, 10, nb, [3]).tolist()
+    assert MAX_STRONG == 12 and got == [1, 3, 5, 7, 40, *range(43, 51)]  # 40: the voltage's
 
 
 def test_row_sums_are_the_rms_of_the_summed_channels() -> None:

@@ -5,6 +5,7 @@ powers, IEC 61000-4-7 harmonics, unbalance, Urms(½) events, four-quadrant energ
 150/180-cycle, 1-min and 10-min values; CT/VT sensor models; record readers for CSV, NPZ, COMTRADE.
 
 Modules: :mod:`.sync` (zero crossings, windows), :mod:`.windows` (per-window measurement),
+:mod:`.leakage` (DFT leakage of the fundamental and strong harmonics removed),
 :mod:`.harmonics`, :mod:`.power`, :mod:`.sequence`, :mod:`.events`, :mod:`.energy`, :mod:`.sensors`,
 :mod:`.ct_table` (site-file CT calibration tables), :mod:`.aggregation`, :mod:`.engine` (the streaming
 :class:`Analyzer`), :mod:`.readers` and :mod:`.record` (``meterhub analyze``).
