@@ -1,8 +1,9 @@
 """Storage benchmark: prints one JSON object.
 
 1. ``ingest`` — readings through the real ``write()`` / ``flush()`` path of the SQLite backend
-   (raw upsert + all four rollups maintained on ingest), in flushes of ``--flush-rows`` readings, against
-   the baseline of one reading per transaction measured in the same run. Target ≥ 200 000 points/s.
+   (raw upsert + 1-minute rollups on every flush, the coarser rollups stored as their buckets close),
+   in flushes of ``--flush-rows`` readings, against the baseline of one reading per transaction
+   measured in the same run. Target ≥ 200 000 points/s.
 2. ``bytes_per_point`` — database size (file + WAL after a checkpoint) per stored raw point, with and
    without the rollup tables (SQLite ``dbstat`` when compiled in).
 3. ``year`` — one year × ``--circuits`` cumulative registers at 1-minute resolution (525 600 values per

@@ -3,11 +3,24 @@
 :meth:`SqlIngest._flush_batch` sorts and de-duplicates a batch (of repeated (series, ts) the reading
 written last wins), upserts the raw rows, and for each series whose new values all lie after the
 last value already aggregated (the live case) merges numpy-computed aggregates
-(:mod:`meterhub.storage.rollup`) into the four rollup tables incrementally. A series that received
-late or repeated timestamps has the touched 1-minute buckets recomputed from its raw values and the
-coarser buckets covering them recomputed from the 1-minute rollups — except where retention already
-removed the raw values (or the 1-minute rollups) those buckets would be rebuilt from. INVALID values
-are stored raw for diagnosis but never aggregated.
+(:mod:`meterhub.storage.rollup`) into the 1-minute rollups incrementally.
+
+The coarse rollups (15 min, 1 h, 1 day; :data:`COARSE`) are written when a bucket *closes*: when a
+series' newest aggregated value (its tail) moves past the bucket. A flush then stores the buckets
+lying wholly in the batch from the batch's aggregates and rebuilds the bucket that was open before
+it from the finer rollups (15 min from 1 min; hours and days from the then complete 15-minute
+rollups). The bucket holding the tail stays open and unstored — or stale, if a recomputation
+wrote it — and queries compute it from the stored 15-minute rollups before its open 15-minute
+bucket plus the 1-minute rollups from there on (:meth:`SqlIngest._open_rollup`), so answers equal
+those of rollups maintained on every flush and nothing needs rebuilding after a restart or crash.
+This saves three upserts per series and flush (about half of the flush time at a few readings per
+series). Buckets before the 1-minute rollup retention cannot be computed that way: retention stores
+the open buckets it reaches first, and such buckets are merged incrementally as before.
+
+A series that received late or repeated timestamps has the touched 1-minute buckets recomputed
+from its raw values and the coarser buckets covering them recomputed from the 1-minute rollups —
+except where retention already removed the raw values (or the 1-minute rollups) those buckets
+would be rebuilt from. INVALID values are stored raw for diagnosis but never aggregated.
 """
 
 from __future__ import annotations
@@ -39,11 +52,13 @@ from meterhub.storage.rollup import (
     steps,
 )
 
-__all__ = ["INVALID", "ROLLUP_COLUMNS", "ROLLUP_TABLES", "SqlIngest"]
+__all__ = ["COARSE", "INVALID", "ROLLUP_COLUMNS", "ROLLUP_TABLES", "SqlIngest"]
 
 log = logging.getLogger(__name__)
 
 ROLLUP_TABLES: dict[str, str] = {"1min": "r_1min", "15min": "r_15min", "1h": "r_1h", "1d": "r_1d"}
+#: Rollups written when a bucket closes (not on every flush); the open bucket is computed on read.
+COARSE = ("15min", "1h", "1d")
 ROLLUP_COLUMNS = "series, bucket, n, vsum, vmin, vmax, vlast, last_ts, quality, delta"
 INVALID = int(Quality.INVALID)
 
@@ -51,6 +66,7 @@ _KEY_OF_READING = operator.attrgetter("circuit", "quantity", "phase")
 _TS_OF_READING = operator.attrgetter("ts")
 _VALUE_OF_READING = operator.attrgetter("value")
 _QUALITY_OF_READING = operator.attrgetter("quality")
+_SERIES_BUCKET = operator.itemgetter(0, 1)
 
 
 def _phase_text(phase: Phase | None) -> str:
@@ -178,10 +194,11 @@ class SqlIngest(Storage):
         n = len(batch)
         # A plain (circuit, quantity, phase) tuple hashes and compares equal to its SeriesKey.
         known = self._series_ids
-        sid_list = []
-        for key in map(_KEY_OF_READING, batch):
-            sid = known.get(key)  # type: ignore[call-overload]
-            sid_list.append(sid if sid is not None else self._series_id(SeriesKey(*key)))
+        sid_list = list(map(known.get, map(_KEY_OF_READING, batch)))  # type: ignore[arg-type]
+        if None in sid_list:
+            for i, key in enumerate(map(_KEY_OF_READING, batch)):
+                if sid_list[i] is None:
+                    sid_list[i] = self._series_id(SeriesKey(*key))
         sid_a = np.asarray(sid_list, dtype=np.int64)
         ts_f = np.fromiter(map(_TS_OF_READING, batch), dtype=np.float64, count=n)
         val = np.fromiter(map(_VALUE_OF_READING, batch), dtype=np.float64, count=n)
@@ -211,46 +228,55 @@ class SqlIngest(Storage):
             return
         self._prepare_raw_range(ts_ms)
         finite = np.isfinite(val)
+        values: list[float | None] = val.tolist()
+        if not finite.all():
+            values = [v if f else None for v, f in zip(values, finite.tolist(), strict=True)]
         self._insert_rows(
             "raw",
             "series, ts, value, quality",
-            list(
-                zip(
-                    sid.tolist(),
-                    ts_ms.tolist(),
-                    [v if f else None for v, f in zip(val.tolist(), finite.tolist(), strict=True)],
-                    qual.tolist(),
-                    strict=True,
-                )
-            ),
+            list(zip(sid.tolist(), ts_ms.tolist(), values, qual.tolist(), strict=True)),
             "ON CONFLICT (series, ts) DO UPDATE SET value = excluded.value, quality = excluded.quality",
         )
         # Which series get all their new values after the last stored one (incremental merge)?
         starts = np.flatnonzero(np.r_[True, sid[1:] != sid[:-1]])
         ends = np.r_[starts[1:], len(sid)]
-        incremental = np.zeros(len(sid), dtype=bool)
-        prev = np.full(len(sid), np.nan)
-        late: list[tuple[int, int, int]] = []
-        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-            s = int(sid[a])
-            tail = self._tail(s)
-            if tail is None or int(ts_ms[a]) > tail[0]:
-                incremental[a:b] = True
-                if tail is not None:
-                    prev[a] = tail[1]
-            else:
-                late.append((s, int(ts_ms[a]), int(ts_ms[b - 1])))
-        use = incremental & (qual < INVALID)
+        first_sid = sid[starts]
+        first_ts = ts_ms[starts].tolist()
+        tails = [self._tail(s) for s in first_sid.tolist()]
+        # Per series: (read time [ms], value) of its tail before this batch; -1 and NaN for none.
+        tail_ts = np.array([-1 if t is None else t[0] for t in tails], dtype=np.int64)
+        tail_v = np.array([math.nan if t is None else t[1] for t in tails], dtype=np.float64)
+        inc = np.array([t is None or f > t[0] for t, f in zip(tails, first_ts, strict=True)], dtype=bool)
+        late = [
+            (s, f, h)
+            for s, f, h, i in zip(
+                first_sid.tolist(), first_ts, ts_ms[ends - 1].tolist(), inc.tolist(), strict=True
+            )
+            if not i
+        ]
+        use = np.repeat(inc, ends - starts) & (qual < INVALID)
         if use.any():
-            s_u, t_u, v_u, q_u, p_u = sid[use], ts_ms[use], val[use], qual[use], prev[use]
-            # ``prev`` is set on the first row of each series; the first *valid* row needs it.
+            s_u, t_u, v_u, q_u = sid[use], ts_ms[use], val[use], qual[use]
             first = np.r_[True, s_u[1:] != s_u[:-1]]
-            carry = {int(sid[a]): prev[a] for a in starts.tolist()}
-            p_u[first] = [carry[int(x)] for x in s_u[first].tolist()]
+            series_u = s_u[first]
+            at = np.searchsorted(first_sid, series_u)
+            # The value before each series' first valid new value: its tail.
+            p_u = np.full(len(s_u), math.nan)
+            p_u[first] = tail_v[at]
             step = steps(s_u, v_u, p_u)
-            for res in ROLLUP_TABLES:
-                self._merge_rollups(res, aggregate_raw(s_u, t_u, v_u, q_u, step, res, self.calendar))
+            self._merge_rollups("1min", aggregate_raw(s_u, t_u, v_u, q_u, step, "1min", self.calendar))
             lasts = np.r_[first[1:], True]
+            old_tail = tail_ts[at]
+            # Each series' new values lie between its old tail (or first new value) and its new tail.
+            lo_s, hi_s = np.where(old_tail >= 0, old_tail, t_u[first]) // 1000, t_u[lasts] // 1000
+            for res in COARSE:
+                newest = bucket_starts(res, hi_s, self.calendar)
+                if (bucket_starts(res, lo_s, self.calendar) == newest).all() and (
+                    newest.min() >= self._minute_horizon
+                ):
+                    continue  # every new value lies in its series' open bucket: nothing to write
+                agg = aggregate_raw(s_u, t_u, v_u, q_u, step, res, self.calendar)
+                self._write_coarse(res, agg, series_u, old_tail, t_u[lasts])
             for s, t, v in zip(s_u[lasts].tolist(), t_u[lasts].tolist(), v_u[lasts].tolist(), strict=True):
                 self._tails[s] = (t, v)
         for s, lo, hi in late:
@@ -269,6 +295,93 @@ class SqlIngest(Storage):
             f"vmax = {self.greatest}({t}.vmax, excluded.vmax), vlast = excluded.vlast, "
             f"last_ts = excluded.last_ts, quality = {self.greatest}({t}.quality, excluded.quality), "
             f"delta = {t}.delta + excluded.delta",
+        )
+
+    def _write_coarse(
+        self, res: str, agg: Aggregates, series: np.ndarray, old_tail_ms: np.ndarray, new_tail_ms: np.ndarray
+    ) -> None:
+        """Write the coarse buckets of ``res`` that this batch closed (see the module doc).
+
+        agg : aggregates of the batch's new values at ``res``. series, old_tail_ms, new_tail_ms : per
+        series of ``agg``, the read time [ms] of its newest aggregated value before the batch (-1 for
+        none) and after it.
+        """
+        horizon = self._minute_horizon
+        old_b = bucket_starts(res, np.maximum(old_tail_ms, 0) // 1000, self.calendar)
+        new_b = bucket_starts(res, new_tail_ms // 1000, self.calendar)
+        # Buckets whose 1-minute rollups retention removed are merged incrementally, as stored.
+        below = agg.bucket < horizon
+        newest = np.r_[agg.series[1:] != agg.series[:-1], True]
+        at = np.searchsorted(series, agg.series)
+        fresh = ~below & ~newest & ((old_tail_ms[at] < 0) | (agg.bucket != old_b[at]))
+        self._merge_rollups(res, _select(agg, below))
+        self._replace_rollups(res, _select(agg, fresh))
+        # The bucket open before this batch closed: rebuild it from the finer rollups.
+        closed = (old_tail_ms >= 0) & (old_b != new_b) & (old_b >= horizon)
+        if closed.any():
+            self._replace_rollups(res, self._rollup_from_finer(res, series[closed], old_b[closed]))
+
+    def _rollup_from_finer(self, res: str, series: np.ndarray, buckets: np.ndarray) -> Aggregates:
+        """Closed coarse buckets (``res``, start [s] per series) from the finer rollups: 15 min from
+        the 1-minute rollups; hours and days from the 15-minute ones (all closed, hence stored)."""
+        table = "r_1min" if res == "15min" else "r_15min"
+        rows: list[tuple] = []
+        groups: dict[int, list[int]] = {}
+        for s, b in zip(series.tolist(), buckets.tolist(), strict=True):
+            groups.setdefault(b, []).append(s)
+        for b, sids in groups.items():
+            end = bucket_end(res, b, self.calendar)
+            for k in range(0, len(sids), 500):
+                part = sids[k : k + 500]
+                marks = ", ".join("?" for _ in part)
+                rows += self._execute(
+                    f"SELECT {ROLLUP_COLUMNS} FROM {table} WHERE series IN ({marks}) "
+                    "AND bucket >= ? AND bucket < ?",
+                    (*part, b, end),
+                )
+        rows.sort(key=_SERIES_BUCKET)
+        return merge_aggregates(aggregates_from_rows(rows), res, self.calendar)
+
+    def _open_rollup(self, sid: int, res: str) -> tuple | None:
+        """The row (``ROLLUP_COLUMNS``) of the open ``res`` bucket of a series — the one holding its
+        newest aggregated value, not stored until it closes — computed from the stored 15-minute
+        rollups before the open 15-minute bucket and the 1-minute rollups from there on. None when
+        the series has no 1-minute rollups or the bucket began before the 1-minute retention (then
+        the stored row is kept up to date instead)."""
+        last = self._execute("SELECT MAX(bucket) FROM r_1min WHERE series = ?", (sid,))
+        if not last or last[0][0] is None:
+            return None
+        minute = int(last[0][0])
+        b = int(bucket_starts(res, np.asarray([minute], dtype=np.int64), self.calendar)[0])
+        if b < self._minute_horizon:
+            return None
+        quarter = minute - minute % 900
+        rows = []
+        if quarter > b:
+            rows = self._execute(
+                f"SELECT {ROLLUP_COLUMNS} FROM r_15min WHERE series = ? AND bucket >= ? AND bucket < ? "
+                "ORDER BY bucket",
+                (sid, b, quarter),
+            )
+        rows += self._execute(
+            f"SELECT {ROLLUP_COLUMNS} FROM r_1min WHERE series = ? AND bucket >= ? AND bucket < ? "
+            "ORDER BY bucket",
+            (sid, quarter, quarter + 900),
+        )
+        agg = merge_aggregates(aggregates_from_rows(rows), res, self.calendar)
+        return agg.rows()[0] if len(agg) else None
+
+    def _replace_rollups(self, res: str, agg: Aggregates) -> None:
+        """Insert rollup rows, replacing stored rows of the same buckets."""
+        if not len(agg):
+            return
+        self._insert_rows(
+            ROLLUP_TABLES[res],
+            ROLLUP_COLUMNS,
+            agg.rows(),
+            "ON CONFLICT (series, bucket) DO UPDATE SET n = excluded.n, vsum = excluded.vsum, "
+            "vmin = excluded.vmin, vmax = excluded.vmax, vlast = excluded.vlast, "
+            "last_ts = excluded.last_ts, quality = excluded.quality, delta = excluded.delta",
         )
 
     def _insert_rollups(self, res: str, agg: Aggregates) -> None:

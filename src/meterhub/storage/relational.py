@@ -7,7 +7,9 @@ Tables (same names and columns in both backends):
                same (series, ts) again replaces the value (idempotent re-import).
 ``r_1min`` ``r_15min`` ``r_1h`` ``r_1d``
                rollups (series, bucket [s], n, vsum, vmin, vmax, vlast, last_ts [ms], quality, delta),
-               see :mod:`meterhub.storage.rollup`; maintained on every flush.
+               see :mod:`meterhub.storage.rollup`; 1-minute rollups maintained on every flush, the
+               coarser ones stored when their bucket closes, the open bucket computed on read
+               (:mod:`meterhub.storage.ingest`).
 ``registers``  persisted cumulative registers (series, value, ts), written in the flush transaction.
 ``meta``       key/value: schema version, time zone of the day buckets, retention horizons.
 
@@ -18,10 +20,12 @@ at once on PostgreSQL) and optionally 1-minute rollups; the coarser rollups are 
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -29,7 +33,7 @@ from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Reading, SeriesKey
 from meterhub.model.topology import Phase
 from meterhub.storage.base import HistoryColumns, HistoryPoint, Resolution, StorageError
-from meterhub.storage.ingest import INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES, SqlIngest
+from meterhub.storage.ingest import COARSE, INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES, SqlIngest
 from meterhub.storage.rollup import DayCalendar, aggregates_from_rows, auto_resolution, merge_aggregates
 
 __all__ = ["ROLLUP_COLUMNS", "ROLLUP_TABLES", "SCHEMA_VERSION", "SqlStorage", "is_cumulative"]
@@ -39,6 +43,11 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = "1"
 #: Readings kept in memory while the database is unavailable; older ones are dropped beyond this.
 MAX_BUFFER = 2_000_000
+
+_FIRST = operator.itemgetter(0)
+# ``ROLLUP_COLUMNS`` row → the columns history() and history_columns() select.
+_HISTORY = operator.itemgetter(1, 2, 3, 4, 5, 6, 8, 9)
+_COLUMNS = operator.itemgetter(1, 6, 7, 2, 8)
 
 
 def _key_of(circuit: str, quantity: str, phase: str) -> SeriesKey:
@@ -184,10 +193,8 @@ class SqlStorage(SqlIngest):
                     (sid, math.ceil(start * 1000), math.ceil(end * 1000), INVALID),
                 )
                 return [HistoryPoint(t / 1000, v, v, v, v, 1, quality=q) for t, v, q in rows]
-            rows = self._execute(
-                f"SELECT bucket, n, vsum, vmin, vmax, vlast, quality, delta FROM {ROLLUP_TABLES[resolution]} "
-                "WHERE series = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
-                (sid, math.ceil(start), math.ceil(end)),
+            rows = self._rollup_rows(
+                sid, resolution, start, end, "bucket, n, vsum, vmin, vmax, vlast, quality, delta", _HISTORY
             )
         cumulative = is_cumulative(key.quantity)
         return [
@@ -221,10 +228,8 @@ class SqlStorage(SqlIngest):
                     span,
                 )
             else:
-                rows = self._execute(
-                    f"SELECT bucket, vlast, last_ts, n, quality FROM {ROLLUP_TABLES[resolution]} "
-                    "WHERE series = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
-                    (sid, math.ceil(start), math.ceil(end)),
+                rows = self._rollup_rows(
+                    sid, resolution, start, end, "bucket, vlast, last_ts, n, quality", _COLUMNS
                 )
         width = 2 if resolution == "raw" else 5
         flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.float64, count=len(rows) * width)
@@ -239,6 +244,31 @@ class SqlStorage(SqlIngest):
         return HistoryColumns(
             cols[0], cols[1], cols[2] / 1000.0, cols[3].astype(np.int64), cols[4].astype(np.int64)
         )
+
+    def _rollup_rows(
+        self,
+        sid: int,
+        resolution: str,
+        start: float,
+        end: float,
+        columns: str,
+        pick: Callable[[tuple], tuple],
+    ) -> list[tuple]:
+        """Rollup rows (``columns``) of one series with start ≤ bucket < end [s], ordered by bucket;
+        a coarse resolution's open bucket is computed from the finer rollups (its stored row, if
+        any, is stale), ``pick`` taking those columns from a ``ROLLUP_COLUMNS`` row."""
+        lo, hi = math.ceil(start), math.ceil(end)
+        rows = self._execute(
+            f"SELECT {columns} FROM {ROLLUP_TABLES[resolution]} "
+            "WHERE series = ? AND bucket >= ? AND bucket < ? ORDER BY bucket",
+            (sid, lo, hi),
+        )
+        if resolution in COARSE:
+            open_row = self._open_rollup(sid, resolution)
+            if open_row is not None and lo <= open_row[1] < hi:
+                at = bisect.bisect_left(rows, open_row[1], key=_FIRST)
+                rows[at : at + (at < len(rows) and rows[at][0] == open_row[1])] = [pick(open_row)]
+        return rows
 
     def value_at(self, key: SeriesKey, ts: float) -> tuple[float, float] | None:
         """The last valid value at or before ``ts`` [s] as (its timestamp [s], value), or None.
@@ -334,6 +364,7 @@ class SqlStorage(SqlIngest):
                     horizon = int(now - minute_days * 86400)
                     horizon -= horizon % 60
                     if horizon > self._minute_horizon:
+                        self._store_open_rollups(horizon)
                         gone = len(
                             self._execute("DELETE FROM r_1min WHERE bucket < ? RETURNING 1", (horizon,))
                         )
@@ -352,6 +383,22 @@ class SqlStorage(SqlIngest):
         if removed:
             log.info("retention removed %d raw values", removed)
         return removed
+
+    def _store_open_rollups(self, horizon: int) -> None:
+        """Store the open coarse buckets that begin before ``horizon`` [s], before the 1-minute
+        rollups they are computed from go; from then on they are maintained incrementally."""
+        for (sid,) in self._execute("SELECT id FROM series"):
+            last = self._execute("SELECT MAX(bucket) FROM r_1min WHERE series = ?", (sid,))
+            if not last or last[0][0] is None:
+                continue
+            minute = int(last[0][0])
+            # Hours are UTC, days local: either may begin first (a day at 18:30 UTC in +05:30).
+            if min(minute - minute % 3600, self.calendar.day_start(minute)) >= horizon:
+                continue  # all its open buckets begin after the horizon
+            for res in COARSE:
+                row = self._open_rollup(int(sid), res)
+                if row is not None and row[1] < horizon:
+                    self._replace_rollups(res, aggregates_from_rows([row]))
 
     def _set_raw_horizon(self, quantity: str, cut_ms: int) -> None:
         if cut_ms <= self._raw_horizon.get(quantity, 0):
