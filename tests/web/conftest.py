@@ -121,3 +121,28 @@ def admin(client: TestClient) -> dict[str, str]:
 def reader(client: TestClient) -> dict[str, str]:
     add_user(client, "rita", "reader")
     return {"X-CSRF-Token": login(client, "rita")}
+
+
+#: Debian's chromium, started as the machine's notes say: no sandbox as root, no background traffic
+#: (the network is loopback only).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Playwright driving Debian chromium, one per test module (skipped where chromium is missing)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (make sysdeps)")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()

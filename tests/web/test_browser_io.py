@@ -12,34 +12,23 @@ import json
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
-from playwright.sync_api import Browser, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Route, expect
 
 from meterhub.drivers.modbus.profile import Function
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.web.auth import UserStore
 
 from .liveserver import LiveServer
-from .test_browser import ARGS, CHROMIUM, SHOTS, new_page, sign_in
+from .test_browser import SHOTS, new_page, sign_in
 from .test_io_api import ADMIN_PW, IO_SITE, READER_PW
 
 pytestmark = pytest.mark.browser
 
 DIO_UNIT = 13  # Modbus unit of the DIO-4/2 in IO_SITE
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (make sysdeps)")
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
