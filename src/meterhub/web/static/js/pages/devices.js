@@ -41,7 +41,7 @@ function valueText(p) {
 
 function detailText(p) {
   if (p.kind === "pulse") {
-    const count = p.count === null ? "–" : t("io.pulses", { n: num(p.count, 0) });
+    const count = p.count === null ? "–" : t(p.count === 1 ? "io.pulse_one" : "io.pulses", { n: num(p.count, 0) });
     return p.rate === null ? count : `${count} · ${withUnit(p.rate, p.rate_unit, p.rate_unit === "W" ? undefined : 3)}`;
   }
   if (p.kind === "analog-in" || p.kind === "analog-out") return `${p.signal} → ${num(p.range[0], 1)} … ${num(p.range[1], 1)}${p.unit ? ` ${p.unit}` : ""}`;
