@@ -100,14 +100,19 @@ def remove_leakage(spec: C64, nu: F64, cycles: int, length: I64, orders: I64) ->
     at = cycles * orders
     m = length.astype(np.float64)
     # A[w, r, 2s + (0|1)] = Re|Im of row r's response at bin N·h_s;  X_r = coef @ A  →  coef = X_r A⁻¹
-    d1 = _kernel(x[:, :, None] - at, m[:, None, None])  # (W, S, S): line → line bins
-    d2 = _kernel(-x[:, :, None] - at, m[:, None, None])
+    xx = x[:, :, None]
+    d1, d2 = _kernel(np.stack((xx, -xx)) - at, m[:, None, None])  # (2, W, S, S): ±line → line bins
     a = np.stack((d1 + d2, 1j * (d1 - d2)), axis=2).reshape(nw, 2 * orders.size, orders.size)
     a_r = np.ascontiguousarray(a).view(np.float64)  # (W, 2S, 2S)
     xr = np.ascontiguousarray(spec[..., at], dtype=np.complex128).view(np.float64)  # (W, C, 2S)
     coef = np.linalg.solve(a_r.transpose(0, 2, 1), xr.transpose(0, 2, 1)).transpose(0, 2, 1)
     flat = spec.view(np.float32)  # (W, C, 2K): re, im interleaved
-    flat -= coef.astype(np.float32) @ _basis(x, bins, length, at)
+    basis = _basis(x, bins, length, at)
+    c32 = coef.astype(np.float32)
+    part = np.empty(flat.shape[1:], dtype=np.float32)  # one window's leakage: stays in cache
+    for w in range(nw):  # no (W, C, 2K) temporary (fresh pages of a large array cost more than the product)
+        np.matmul(c32[w], basis[w], out=part)
+        flat[w] -= part
     lines = np.ascontiguousarray(coef).view(np.complex128)  # (W, C, S): a_h
     spec[..., at] = (lines * m[:, None, None]).astype(np.complex64)  # the solve left ≈ 0 there
     return spec

@@ -157,6 +157,10 @@ def _chunks(bounds: I64, channels: int) -> Iterator[tuple[int, int, int]]:
 
 def _view(x: F64, start: int, count: int, step: int, length: int) -> F64:
     """(channels, count, length) strided view of ``x[:, start + k·step : start + k·step + length]``."""
+    if length <= step and start + count * step <= x.shape[1]:  # a reshape: much cheaper than as_strided
+        out = x[:, start : start + count * step].reshape(x.shape[0], count, step)[..., :length]
+        out.flags.writeable = False
+        return out
     return np.lib.stride_tricks.as_strided(
         x[:, start:],
         shape=(x.shape[0], count, length),
@@ -185,14 +189,18 @@ class _Spectra:
         need = cycles * (MAX_ORDER + 1) + cycles // 2 + 1
         self.bins = int(min(need, int(dft_len.max()) // 2 + 1)) if dft_len.size else 0
         self.spec = np.zeros((dft_len.size, self.channels, self.bins), dtype=np.complex64)
+        self._bufs: dict[tuple[int, int], F32] = {}  # float32 DFT input per (windows, length), reused
 
     def add(self, w0: int, w1: int, start: int, step: int) -> None:
         """DFT of the windows w0…w1−1, the first starting at sample ``start``, ``step`` apart."""
         if not self.channels:
             return
-        for length in np.unique(self.dft_len[w0:w1]).tolist():
-            sel = np.flatnonzero(self.dft_len[w0:w1] == length)
-            buf = np.empty((sel.size, self.channels, length), dtype=np.float32)
+        lens = self.dft_len[w0:w1]
+        for length in sorted(set(lens.tolist())):  # usually one (np.unique costs more on a few windows)
+            sel = np.flatnonzero(lens == length)
+            buf = self._bufs.get((sel.size, length))
+            if buf is None:  # the chunks of a block mostly share one shape: fresh pages cost more
+                buf = self._bufs[sel.size, length] = np.empty((sel.size, self.channels, length), np.float32)
             row = 0
             for x in self.sources:
                 if x.shape[1] - start - int(sel[-1]) * step < length:
@@ -221,8 +229,9 @@ class _Spectra:
         nyq = np.flatnonzero((length % 2 == 0) & (nb == length // 2 + 1))
         if nyq.size:  # the Nyquist bin of an even length counts once: C² = |X|²/M²
             spec[nyq, :, nb[nyq] - 1] *= np.float32(np.sqrt(0.5))
-        c2 = spec.real * spec.real
-        c2 += spec.imag * spec.imag  # |X_k|²; C_k² = 2|X_k|²/M² (IEC 61000-4-7 §3.2.1)
+        sq = spec.view(np.float32)  # the spectra are not needed any more: squared in place
+        np.square(sq, out=sq)
+        c2 = sq[..., 0::2] + sq[..., 1::2]  # |X_k|²; C_k² = 2|X_k|²/M² (IEC 61000-4-7 §3.2.1)
         g = np.sqrt(_tables(c2, n).astype(np.float64) * (2.0 / (m * m))[:, None, None, None])
         beyond = _reach(n)[None, :, :] >= nb[:, None, None]  # (W, 2, 51)
         if beyond.any():
