@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -9,7 +10,7 @@ from typing import NamedTuple
 
 from meterhub.model.topology import Phase
 
-__all__ = ["Quality", "Reading", "SeriesKey", "Spectrum", "iso_utc"]
+__all__ = ["Quality", "Reading", "SeriesKey", "Spectrum", "good_readings", "iso_utc"]
 
 
 class Quality(IntEnum):
@@ -94,6 +95,35 @@ class Spectrum:
     def orders(self) -> range:
         """The harmonic order of each value: 0, 1, … len(values) − 1. [-]"""
         return range(len(self.values))
+
+
+_new = object.__new__
+_set_ts, _set_circuit, _set_quantity, _set_phase, _set_value, _set_quality = (
+    Reading.__dict__[
+        name
+    ].__set__  # the slots' own setters: what the frozen __init__ does, minus its overhead
+    for name in ("ts", "circuit", "quantity", "phase", "value", "quality")
+)
+
+
+def good_readings(
+    ts: float, circuit: str, values: Iterable[tuple[tuple[str, Phase | None], float]]
+) -> list[Reading]:
+    """``[Reading(ts, circuit, q, ph, v) for (q, ph), v in values]``, built several times faster (hot
+    paths build tens of thousands of readings per second); the readings are identical."""
+    out: list[Reading] = []
+    good = Quality.GOOD
+    append = out.append
+    for (q, ph), v in values:
+        r = _new(Reading)
+        _set_ts(r, ts)
+        _set_circuit(r, circuit)
+        _set_quantity(r, q)
+        _set_phase(r, ph)
+        _set_value(r, v)
+        _set_quality(r, good)
+        append(r)
+    return out
 
 
 def iso_utc(ts: float) -> str:

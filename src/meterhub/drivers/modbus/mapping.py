@@ -19,8 +19,9 @@ Energy registers per phase and total are emitted for every circuit that has them
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -28,7 +29,7 @@ from meterhub.config.schema import Circuit
 from meterhub.drivers.modbus.profile import Point, ProfileKind
 from meterhub.model import quantities
 from meterhub.model.quantities import Total
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Reading, good_readings
 from meterhub.model.topology import Phase
 
 __all__ = ["SUPPLY_QUANTITIES", "DeviceValues", "circuit_readings", "device_readings"]
@@ -81,16 +82,30 @@ class DeviceValues:
     def from_points(
         cls, kind: ProfileKind, ts: float, values: dict[Point, float], all_channels: Iterable[int] = ()
     ) -> DeviceValues:
-        dv = cls(kind, ts, all_channels=frozenset(all_channels))
-        channels, system = dv.channels, dv.system
         places = _PLACE.get(kind)
         if places is None:
             places = _PLACE[kind] = {}
+        placed = []
         for p, v in values.items():
             place = places.get(p)
             if place is None:
                 place = places[p] = _placement(kind, p)
-            where, a, b = place
+            placed.append((place, p, v))
+        return cls.from_placed(kind, ts, placed, all_channels)
+
+    @classmethod
+    def from_placed(
+        cls,
+        kind: ProfileKind,
+        ts: float,
+        placed: Iterable[tuple[_Place, Point, float]],
+        all_channels: Iterable[int] = (),
+    ) -> DeviceValues:
+        """Like :meth:`from_points`, from (placement, point, value) triples whose placement was
+        computed by :func:`placer` ``(kind)`` (e.g. once per point by the reader's plan)."""
+        dv = cls(kind, ts, all_channels=frozenset(all_channels))
+        channels, system = dv.channels, dv.system
+        for (where, a, b), p, v in placed:
             if where == 0:  # a: channel, b: quantity
                 vals = channels.get(a)
                 if vals is None:
@@ -107,9 +122,10 @@ class DeviceValues:
         return dv
 
     def has_voltage(self) -> bool:
-        return any(q == "voltage" for q, _ in self.system) or any(
-            "voltage" in c for c in self.channels.values()
-        )
+        for q, _ in self.system:
+            if q == "voltage":
+                return True
+        return any("voltage" in c for c in self.channels.values())
 
 
 #: A current transformer mounted the wrong way round measures −i: P, Q and the power factors change
@@ -160,6 +176,17 @@ _Place = tuple[int, Any, Any]
 _PLACE: dict[ProfileKind, dict[Point, _Place]] = {}
 
 
+def placer(kind: ProfileKind) -> Callable[[Point], _Place]:
+    """Where the values of ``kind`` go (the same function object for a kind, so callers can cache by it)."""
+    f = _PLACERS.get(kind)
+    if f is None:
+        f = _PLACERS[kind] = functools.partial(_placement, kind)
+    return f
+
+
+_PLACERS: dict[ProfileKind, Callable[[Point], _Place]] = {}
+
+
 def _placement(kind: ProfileKind, p: Point) -> _Place:
     if p.order is not None:
         return 2, None, None
@@ -176,14 +203,33 @@ def _placement(kind: ProfileKind, p: Point) -> _Place:
 
 _NO_VALUES: dict[str, float] = {}
 
+#: (quantity, phase) → whether a series of the quantity may carry the phase (the catalogue, cached).
+_PHASE_OK: dict[tuple[str, Phase | None], bool] = {}
+
+
+def _phase_ok(q: str, ph: Phase | None) -> bool:
+    ok = _PHASE_OK[(q, ph)] = ph in quantities.CATALOGUE[q].phases
+    return ok
+
 
 def _total(q: str, vals: list[float]) -> float | None:
-    spec = quantities.CATALOGUE[q]
-    if spec.total is Total.SUM or q == "apparent_power":
+    how = _TOTAL_OF.get(q)
+    if how is None:
+        spec = quantities.CATALOGUE[q]
+        how = _TOTAL_OF[q] = (
+            1 if spec.total is Total.SUM or q == "apparent_power" else 2 if spec.total is Total.MEAN else 0
+        )
+    if how == 1:
         return math.fsum(vals)
-    if spec.total is Total.MEAN:
+    if how == 2:
         return math.fsum(vals) / len(vals)
     return None
+
+
+#: quantity → how its total is formed from the phases: 1 sum, 2 mean, 0 not at all (cached).
+_TOTAL_OF: dict[str, int] = {}
+_TOTAL = Phase.TOTAL
+_METER = ProfileKind.METER
 
 
 def circuit_readings(
@@ -199,35 +245,42 @@ def circuit_readings(
         chan = {ch: (unreverse(v) if ch in rev else v) for ch, v in dv.channels.items()}
     # the device's own totals include the reversed channels the wrong way round: not used then
     covers_all = bool(dv.all_channels) and set(circuit.channels) >= set(dv.all_channels) and not rev
-    catalogue = quantities.CATALOGUE
     names: dict[str, None] = {}  # quantities of the circuit's channels, in order (an ordered set)
     per_channel = [chan.get(ch) or _NO_VALUES for ch in circuit.channels]
+    phase_ok = _PHASE_OK
     for vals, (_, ph) in zip(per_channel, pairs, strict=True):
         for q, v in vals.items():
-            if ph in catalogue[q].phases:
-                out[(q, ph)] = v
+            key = (q, ph)
+            ok = phase_ok.get(key)
+            if ok is None:
+                ok = _phase_ok(q, ph)
+            if ok:
+                out[key] = v
             names[q] = None
     # totals: the device's own when the circuit is the whole device, else computed from the phases
     system = dv.system
+    meter = dv.kind is _METER
     for q in names:
-        if q == "voltage" and dv.kind is not ProfileKind.METER:
+        if q == "voltage" and not meter:
             continue
-        if covers_all and (q, Phase.TOTAL) in system:
-            out[(q, Phase.TOTAL)] = system[(q, Phase.TOTAL)]
+        tk = (q, _TOTAL)
+        if covers_all and tk in system:
+            out[tk] = system[tk]
             continue
-        if Phase.TOTAL not in catalogue[q].phases:
+        ok = phase_ok.get(tk)
+        if not (_phase_ok(q, _TOTAL) if ok is None else ok):
             continue
         phase_values = [vals.get(q) for vals in per_channel]
         if None in phase_values:
             continue
         t = _total(q, cast(list[float], phase_values))
         if t is not None:
-            out[(q, Phase.TOTAL)] = t
-    p_tot, q_tot, s_tot = (
-        out.get((n, Phase.TOTAL)) for n in ("active_power", "reactive_power", "apparent_power")
-    )
-    if (("power_factor", Phase.TOTAL) not in out) and p_tot is not None and s_tot:
-        out[("power_factor", Phase.TOTAL)] = p_tot / s_tot
+            out[tk] = t
+    p_tot = out.get(("active_power", _TOTAL))
+    q_tot = out.get(("reactive_power", _TOTAL))
+    s_tot = out.get(("apparent_power", _TOTAL))
+    if (("power_factor", _TOTAL) not in out) and p_tot is not None and s_tot:
+        out[("power_factor", _TOTAL)] = p_tot / s_tot
     if (
         ("displacement_power_factor", Phase.TOTAL) not in out
         and "displacement_power_factor" in names
@@ -245,10 +298,10 @@ def circuit_readings(
                 continue  # signed by the reversed CT: only the corrected phase values count
             out.setdefault((qs, sph), v)
     # the supply: the meter's own voltage inputs, or the voltage unit of a current-only module
-    supply = dv if dv.kind is ProfileKind.METER and dv.has_voltage() else vref
+    supply = dv if meter and dv.has_voltage() else vref
     if supply is not None:
         out.update(_supply_readings(supply_phases, supply, own=supply is dv, covers_all=covers_all))
-    return [Reading(ts, circuit.id, q, ph, v) for (q, ph), v in out.items()]
+    return good_readings(ts, circuit.id, out.items())
 
 
 def _supply_readings(
@@ -277,14 +330,13 @@ def _supply_readings(
 
 def device_readings(ts: float, device_id: str, dv: DeviceValues) -> list[Reading]:
     """Device-level readings keyed by the device id (voltage unit, or a meter without circuits)."""
-    out: list[Reading] = []
-    for (q, ph), v in dv.system.items():
-        out.append(Reading(ts, device_id, q, ph, v))
+    out = good_readings(ts, device_id, dv.system.items())
     if dv.kind is ProfileKind.METER:
         for ch, vals in dv.channels.items():
             if 1 <= ch <= 3:
-                for q, v in vals.items():
-                    if q == "voltage":
-                        continue  # already in system
-                    out.append(Reading(ts, device_id, q, _PHASES[ch - 1], v))
+                ph = _PHASES[ch - 1]
+                # the voltage is already in system
+                out.extend(
+                    good_readings(ts, device_id, [((q, ph), v) for q, v in vals.items() if q != "voltage"])
+                )
     return out

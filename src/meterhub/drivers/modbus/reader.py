@@ -10,7 +10,10 @@ from __future__ import annotations
 import logging
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import mul
+from typing import Any, TypeVar
 
 from meterhub.drivers.modbus.codec import ByteOrder, CodecError, DataType, WordOrder, decode
 from meterhub.drivers.modbus.planner import Block, plan_reads
@@ -43,6 +46,7 @@ class DeviceRead:
     raw: list[tuple[Block, list[int]]] = field(default_factory=list)
     reader: DeviceReader | None = None
     _values: dict[Point, float] | None = None
+    _tagged: tuple[Any, list[tuple[Any, Point, float]]] | None = None  # DeviceReader.tagged_items
 
     @property
     def any_ok(self) -> bool:
@@ -52,6 +56,9 @@ class DeviceRead:
     def values(self) -> dict[Point, float]:
         """Decoded values in catalogue units; NaN registers ("not available") are left out."""
         if self._values is None:
+            if self._tagged is not None:  # decoded already (and its errors noted): not twice
+                self._values = {p: v for _, p, v in self._tagged[1]}
+                return self._values
             self._values = {}
             if self.reader is not None:
                 for block, regs in self.raw:
@@ -71,7 +78,8 @@ class DeviceReader:
         self.points = points if points is not None else profile.points()
         d = profile.defaults
         self.blocks: list[Block] = plan_reads(self.points, max_block=d.max_block, max_gap=d.max_gap)
-        self._plans: dict[int, list[tuple[Point, str | None, int]]] = {}
+        self._plans: dict[int, _BlockPlan] = {}  # by id(block): blocks live as long as the reader
+        self._tags: dict[int, tuple[Any, Block, list[Any]]] = {}
 
     def _where(self, block: Block) -> str:
         return (
@@ -117,26 +125,63 @@ class DeviceReader:
             i += 1
         return out
 
-    def _plan(self, block: Block) -> list[tuple[Point, str | None, int]]:
+    def _plan(self, block: Block) -> _BlockPlan:
         """Per point of a block: its struct format when it can be unpacked straight from the block's
-        big-endian bytes (None: bits, or swapped word/byte order), and its byte offset."""
+        big-endian bytes (None: bits, or swapped word/byte order), and its byte offset; plus one struct
+        that unpacks every point of the block in a single call when all of them are direct and none
+        overlap (the common case)."""
         plan = self._plans.get(id(block))
-        if plan is None:
-            plan = []
+        if plan is None or plan[4] is not block:  # (a split plan frees blocks, and ids are reused)
+            entries: list[tuple[Point, str | None, int]] = []
             for p in block.points:
                 direct = (
                     not p.function.is_bit and p.word_order is WordOrder.BIG and p.byte_order is ByteOrder.BIG
                 )
-                plan.append((p, _FMT[p.dtype] if direct else None, 2 * (p.address - block.start)))
-            self._plans[id(block)] = plan
+                entries.append((p, _FMT[p.dtype] if direct else None, 2 * (p.address - block.start)))
+            whole: struct.Struct | None = None
+            if entries and all(fmt is not None for _, fmt, _ in entries):
+                parts, pos = [">"], 0
+                for _p, fmt, offset in entries:
+                    if fmt is None or offset < pos:
+                        break  # overlapping or unsorted points: one unpack per point
+                    parts.append(f"{offset - pos}x{fmt[1:]}" if offset > pos else fmt[1:])
+                    pos = offset + struct.calcsize(fmt)
+                else:
+                    if pos <= 2 * block.count:
+                        whole = struct.Struct("".join(parts))
+            factors = [p.factor for p, _, _ in entries]
+            plan = self._plans[id(block)] = (
+                entries,
+                whole,
+                factors,
+                struct.Struct(f">{block.count}H"),
+                block,
+                [p for p, _, _ in entries],
+            )
         return plan
 
     def decode_block(self, block: Block, regs: list[int], out: DeviceRead) -> None:
         values = out.values if out._values is None else out._values
+        for p, value in self.decode_items(block, regs, out.errors):
+            values[p] = value
+
+    def decode_items(self, block: Block, regs: list[int], errors: list[str]) -> list[tuple[Point, float]]:
+        """(point, value) of every point of a block that decodes to a finite value, in block order;
+        a point that cannot be decoded adds a message to ``errors``."""
+        entries, whole, factors, words, _, points = self._plan(block)
         is_bit = block.function.is_bit
-        buf = b"" if is_bit else struct.pack(f">{len(regs)}H", *regs)
         isfinite = math.isfinite
-        for p, fmt, offset in self._plan(block):
+        items: list[tuple[Point, float]] = []
+        if whole is not None and len(regs) == block.count:
+            values = list(map(mul, whole.unpack_from(words.pack(*regs)), factors))
+            if isfinite(sum(values)):  # every value is finite (a NaN or inf would make the sum one)
+                return list(zip(points, values, strict=True))
+            for p, value in zip(points, values, strict=True):
+                if isfinite(value):  # NaN is how float registers say "not available"
+                    items.append((p, value))
+            return items
+        buf = b"" if is_bit else struct.pack(f">{len(regs)}H", *regs)
+        for p, fmt, offset in entries:
             try:
                 if fmt is not None:
                     value = struct.unpack_from(fmt, buf, offset)[0] * p.factor
@@ -146,11 +191,46 @@ class DeviceReader:
                     raw = block.slice(regs, p)
                     value = decode(raw, p.dtype, word_order=p.word_order, byte_order=p.byte_order) * p.factor
             except (CodecError, struct.error) as exc:
-                out.errors.append(f"device {self.device_id} {p.label()}: {exc}")
+                errors.append(f"device {self.device_id} {p.label()}: {exc}")
                 continue
             if isfinite(value):  # NaN is how float registers say "not available"
-                values[p] = value
+                items.append((p, value))
+        return items
 
+    def tagged_items(
+        self, result: DeviceRead, tag: Callable[[Point], _T]
+    ) -> list[tuple[_T, Point, float]] | None:
+        """The decoded values of ``result`` as (tag, point, value), in :attr:`DeviceRead.values` order,
+        with ``tag(point)`` computed once per point of the plan (the mapping's placement), so a caller
+        can arrange the values without a dict keyed by point. None when ``result`` was not read by
+        this reader or its values were already decoded (use :attr:`DeviceRead.values` then)."""
+        if result.reader is not self or result._values is not None:
+            return None
+        if result._tagged is not None:  # decoded already: once only (errors are noted once)
+            return result._tagged[1] if result._tagged[0] is tag else None
+        out: list[tuple[_T, Point, float]] = []
+        isfinite = math.isfinite
+        for block, regs in result.raw:
+            _, whole, factors, words, _, points = self._plan(block)
+            key = id(block)
+            tags = self._tags.get(key)
+            if tags is None or tags[0] is not tag or tags[1] is not block:
+                tags = self._tags[key] = (tag, block, [tag(p) for p in points])
+            if whole is not None and len(regs) == block.count:  # decode_items' fast case, inline
+                values = list(map(mul, whole.unpack_from(words.pack(*regs)), factors))
+                if isfinite(sum(values)):  # every value is finite (a NaN or inf would make the sum one)
+                    out.extend(zip(tags[2], points, values, strict=True))
+                    continue
+            by_id = dict(zip(map(id, points), tags[2], strict=True))
+            out.extend([(by_id[id(p)], p, v) for p, v in self.decode_items(block, regs, result.errors)])
+        result._tagged = (tag, out)
+        return out
+
+
+_T = TypeVar("_T")
+_BlockPlan = tuple[
+    list[tuple[Point, str | None, int]], struct.Struct | None, list[float], struct.Struct, Block, list[Point]
+]
 
 _FMT = {
     DataType.INT16: ">h",

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from meterhub.config.schema import BusKind, Circuit, Device
 from meterhub.drivers.base import Emit, Source, SourceContext
 from meterhub.drivers.io.processor import IODevice, io_devices
-from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings
+from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings, placer
 from meterhub.drivers.modbus.profile import ProfileError, ProfileKind
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
@@ -144,7 +144,11 @@ class ModbusSource(Source):
             channels = self._channels[dev.id] = tuple(
                 range(1, profile.channels + 1) if profile.channels else profile.point_channels()
             )
-        dv = DeviceValues.from_points(profile.kind, ts, result.values, channels)
+        placed = dev.reader.tagged_items(result, placer(profile.kind))
+        if placed is not None:  # straight from the registers, without the dict keyed by point
+            dv = DeviceValues.from_placed(profile.kind, ts, placed, channels)
+        else:
+            dv = DeviceValues.from_points(profile.kind, ts, result.values, channels)
         if profile.kind is ProfileKind.METER and not dv.all_channels:
             dv.all_channels = frozenset({1, 2, 3} & set(dv.channels))
         self.latest[dev.id] = dv
@@ -157,11 +161,14 @@ class ModbusSource(Source):
         return self._guard(out)
 
     def _guard(self, readings: list[Reading]) -> list[Reading]:
-        out = []
+        out: list[Reading] = []
+        append = out.append
+        last_cum = self._last_cum
+        cumulative = _CUMULATIVE
         for r in readings:
-            if r.quantity in _CUMULATIVE:
+            if r.quantity in cumulative:
                 key = (r.circuit, r.quantity, r.phase)
-                last = self._last_cum.get(key)
+                last = last_cum.get(key)
                 if last is not None and r.value < last:
                     if last - r.value <= max(1e-6 * abs(last), 1e-9):
                         r = Reading(r.ts, r.circuit, r.quantity, r.phase, last, r.quality)
@@ -171,11 +178,11 @@ class ModbusSource(Source):
                         )
                         # flagged once; the new value is the baseline from now on (a replaced meter
                         # keeps counting from its own zero; the energy pipeline bridges the step)
-                        self._last_cum[key] = r.value
-                        out.append(Reading(r.ts, r.circuit, r.quantity, r.phase, r.value, Quality.INVALID))
+                        last_cum[key] = r.value
+                        append(Reading(r.ts, r.circuit, r.quantity, r.phase, r.value, Quality.INVALID))
                         continue
-                self._last_cum[key] = r.value
-            out.append(r)
+                last_cum[key] = r.value
+            append(r)
         return out
 
     def _fan_out(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
