@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from meterhub.config.schema import Circuit, Device, SiteConfig
 from meterhub.energy.config import EnergyConfig, TariffSettings
+from meterhub.model.topology import PHASES_OF_WIRING, Wiring
 from meterhub.runtime import Gateway
 from meterhub.web.auth import Principal, require_admin
 from meterhub.web.deps import get_gateway
@@ -417,7 +418,7 @@ async def patch_circuit(circuit_id: str, body: CircuitPatch, gw: GW, _: ADMIN) -
     if changes.get("ct") is not None:
         changes["ct"] = {k: v for k, v in changes["ct"].items() if v is not None}
     if "wiring" in changes and "channels" not in changes:
-        n = {"1P2W": 1, "1P3W": 2, "3P4W": 3, "3P3W": 3, "DC": 1}[changes["wiring"]]
+        n = len(PHASES_OF_WIRING[Wiring(changes["wiring"])])
         first = current["channels"][0]
         changes["channels"] = [first + k for k in range(n)]
         changes.setdefault("phases", None)
