@@ -61,3 +61,36 @@ def test_unknown_quantity_error_suggests_close_names():
     with pytest.raises(UnknownQuantityError) as err:
         get("voltage_phase")
     assert "voltage" in str(err.value)
+
+
+def test_q_symbols_name_exactly_the_catalogue_ids_in_order():
+    from meterhub.model.quantities import CATALOGUE, Q
+
+    assert [q.value for q in Q] == list(CATALOGUE)
+    assert Q.ENERGY_ACTIVE_IMPORT == "energy_active_import"
+
+
+def test_reversed_ct_rules_are_catalogue_attributes():
+    from meterhub.model.quantities import CATALOGUE, Q, Reversal
+
+    assert CATALOGUE[Q.ACTIVE_POWER].reversal is Reversal.NEGATE
+    assert CATALOGUE[Q.ANGLE_CURRENT].reversal is Reversal.ROTATE
+    assert CATALOGUE[Q.VOLTAGE].reversal is Reversal.NONE
+    # import ↔ export and quadrants I ↔ III, II ↔ IV (IEC 62053-23 quadrant definitions)
+    pairs = {q.id: q.counterpart for q in CATALOGUE.values() if q.reversal is Reversal.SWAP}
+    assert pairs[Q.ENERGY_ACTIVE_IMPORT] == Q.ENERGY_ACTIVE_EXPORT
+    assert pairs[Q.ENERGY_REACTIVE_Q2] == Q.ENERGY_REACTIVE_Q4
+    assert all(pairs[b] == a for a, b in pairs.items())
+
+
+def test_supply_demand_and_spectrum_sets_come_from_the_catalogue():
+    from meterhub.model.quantities import DEMAND_OF, SPECTRUM_QUANTITIES, SUPPLY_QUANTITIES, Q
+
+    assert Q.FREQUENCY in SUPPLY_QUANTITIES and Q.CURRENT not in SUPPLY_QUANTITIES
+    assert DEMAND_OF[Q.ENERGY_ACTIVE_IMPORT] == (Q.DEMAND_ACTIVE_IMPORT, Q.MAX_DEMAND_ACTIVE_IMPORT)
+    assert set(SPECTRUM_QUANTITIES) == {
+        Q.HARMONICS_VOLTAGE,
+        Q.HARMONICS_CURRENT,
+        Q.HARMONICS_VOLTAGE_PERCENT,
+        Q.HARMONICS_CURRENT_PERCENT,
+    }

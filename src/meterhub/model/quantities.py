@@ -11,13 +11,18 @@ the tariff (0 = total, 1…5 = tariff rate registers), see :func:`obis_code`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from meterhub.model.topology import Phase
 
 __all__ = [
     "CATALOGUE",
+    "DEMAND_OF",
+    "SPECTRUM_QUANTITIES",
+    "SUPPLY_QUANTITIES",
+    "Q",
+    "Reversal",
     "FOUR_QUADRANT_ENERGY",
     "Kind",
     "Quantity",
@@ -46,6 +51,101 @@ class Total(StrEnum):
     NONE = "none"  # the quantity has no total
 
 
+class Q(StrEnum):
+    """Quantity ids as symbols: write ``Q.ACTIVE_POWER``, never the bare string ``"active_power"``.
+
+    A test checks that the members and :data:`CATALOGUE` name the same ids, in the same order.
+    """
+
+    VOLTAGE = "voltage"
+    VOLTAGE_LINE = "voltage_line"
+    VOLTAGE_MAX = "voltage_max"
+    VOLTAGE_MIN = "voltage_min"
+    VOLTAGE_LINE_MAX = "voltage_line_max"
+    VOLTAGE_LINE_MIN = "voltage_line_min"
+    VOLTAGE_ZERO_SEQUENCE = "voltage_zero_sequence"
+    VOLTAGE_UNBALANCE_NEGATIVE = "voltage_unbalance_negative"
+    VOLTAGE_UNBALANCE_ZERO = "voltage_unbalance_zero"
+    CURRENT = "current"
+    CURRENT_NEUTRAL_CALCULATED = "current_neutral_calculated"
+    CURRENT_MAX = "current_max"
+    CURRENT_UNBALANCE_NEGATIVE = "current_unbalance_negative"
+    CURRENT_UNBALANCE_ZERO = "current_unbalance_zero"
+    ACTIVE_POWER = "active_power"
+    ACTIVE_POWER_IMPORT = "active_power_import"
+    ACTIVE_POWER_EXPORT = "active_power_export"
+    REACTIVE_POWER = "reactive_power"
+    NONACTIVE_POWER = "nonactive_power"
+    APPARENT_POWER = "apparent_power"
+    APPARENT_POWER_ARITHMETIC = "apparent_power_arithmetic"
+    APPARENT_POWER_VECTOR = "apparent_power_vector"
+    POWER_FACTOR = "power_factor"
+    DISPLACEMENT_POWER_FACTOR = "displacement_power_factor"
+    POWER_PREDICTED = "power_predicted"
+    FREQUENCY = "frequency"
+    ANGLE_VOLTAGE = "angle_voltage"
+    ANGLE_CURRENT = "angle_current"
+    ANGLE_VOLTAGE_CURRENT = "angle_voltage_current"
+    THD_VOLTAGE = "thd_voltage"
+    THD_CURRENT = "thd_current"
+    TOHD_VOLTAGE = "tohd_voltage"
+    TEHD_VOLTAGE = "tehd_voltage"
+    TOHD_CURRENT = "tohd_current"
+    TEHD_CURRENT = "tehd_current"
+    HARMONICS_VOLTAGE = "harmonics_voltage"
+    HARMONICS_CURRENT = "harmonics_current"
+    HARMONICS_VOLTAGE_PERCENT = "harmonics_voltage_percent"
+    HARMONICS_CURRENT_PERCENT = "harmonics_current_percent"
+    CREST_FACTOR_VOLTAGE = "crest_factor_voltage"
+    CREST_FACTOR_CURRENT = "crest_factor_current"
+    K_FACTOR = "k_factor"
+    FACTOR_K = "factor_k"
+    ENERGY_ACTIVE_IMPORT = "energy_active_import"
+    ENERGY_ACTIVE_EXPORT = "energy_active_export"
+    ENERGY_ACTIVE_NET = "energy_active_net"
+    ENERGY_ACTIVE_ABSOLUTE = "energy_active_absolute"
+    ENERGY_REACTIVE_IMPORT = "energy_reactive_import"
+    ENERGY_REACTIVE_EXPORT = "energy_reactive_export"
+    ENERGY_REACTIVE_Q1 = "energy_reactive_q1"
+    ENERGY_REACTIVE_Q2 = "energy_reactive_q2"
+    ENERGY_REACTIVE_Q3 = "energy_reactive_q3"
+    ENERGY_REACTIVE_Q4 = "energy_reactive_q4"
+    ENERGY_APPARENT = "energy_apparent"
+    ENERGY_APPARENT_EXPORT = "energy_apparent_export"
+    DEMAND_ACTIVE_IMPORT = "demand_active_import"
+    DEMAND_ACTIVE_EXPORT = "demand_active_export"
+    DEMAND_REACTIVE_IMPORT = "demand_reactive_import"
+    DEMAND_APPARENT = "demand_apparent"
+    DEMAND_CURRENT = "demand_current"
+    MAX_DEMAND_ACTIVE_IMPORT = "max_demand_active_import"
+    MAX_DEMAND_ACTIVE_EXPORT = "max_demand_active_export"
+    MAX_DEMAND_APPARENT = "max_demand_apparent"
+    MAX_DEMAND_CURRENT = "max_demand_current"
+    DEMAND_ACTIVE_IMPORT_PREDICTED = "demand_active_import_predicted"
+    COST = "cost"
+    CO2 = "co2"
+    PULSE_COUNT = "pulse_count"
+    VOLUME_GAS = "volume_gas"
+    VOLUME_WATER = "volume_water"
+    VOLUME_OIL = "volume_oil"
+    VOLUME_FLOW = "volume_flow"
+    OPERATING_HOURS = "operating_hours"
+    TEMPERATURE = "temperature"
+    DIGITAL_INPUT = "digital_input"
+    RELAY_OUTPUT = "relay_output"
+    ANALOG_INPUT = "analog_input"
+    ANALOG_OUTPUT = "analog_output"
+
+
+class Reversal(StrEnum):
+    """What a current transformer mounted the wrong way round (it measures −i) does to a quantity."""
+
+    NONE = "none"  # unaffected: voltages, magnitudes, THD
+    NEGATE = "negate"  # the sign flips: P, Q, PF
+    SWAP = "swap"  # trades places with its counterpart: import ↔ export, Q1 ↔ Q3, Q2 ↔ Q4
+    ROTATE = "rotate"  # an angle turns by 180°
+
+
 PER_PHASE = (Phase.L1, Phase.L2, Phase.L3)
 ALL = (Phase.L1, Phase.L2, Phase.L3, Phase.TOTAL)
 WITH_N = (Phase.L1, Phase.L2, Phase.L3, Phase.N, Phase.TOTAL)
@@ -66,6 +166,10 @@ class Quantity:
     obis_c, obis_d : OBIS value groups C and D of the *total* code, if the standard has one.
     description : one line for people (UI tooltips, docs).
     signed : True when the value carries a sign convention (stated in the description).
+    supply : True when the quantity describes the supply (the voltage system), not a current channel.
+    reversal : what a reversed CT does to it; ``counterpart`` names the quantity it swaps with.
+    demand, max_demand : for a register, the demand quantity computed from it and the maximum-demand
+        quantity that keeps its peak (``None``: none).
     """
 
     id: str
@@ -79,6 +183,11 @@ class Quantity:
     signed: bool = False
     per_phase_obis: bool = True
     extra_obis: dict[Phase, str] = field(default_factory=dict)
+    supply: bool = False
+    reversal: Reversal = Reversal.NONE
+    counterpart: str | None = None
+    demand: str | None = None
+    max_demand: str | None = None
 
     @property
     def obis(self) -> str | None:
@@ -134,7 +243,7 @@ _SPEC = Kind.SPECTRUM
 _ENTRIES: tuple[Quantity, ...] = (
     # --- voltage -----------------------------------------------------------------------------
     Quantity(
-        "voltage",
+        Q.VOLTAGE,
         "V",
         _INST,
         "Phase-to-neutral RMS voltage; total is the average of the phases",
@@ -144,14 +253,14 @@ _ENTRIES: tuple[Quantity, ...] = (
         extra_obis={Phase.L1: "1.0.32.7.0", Phase.L2: "1.0.52.7.0", Phase.L3: "1.0.72.7.0"},
     ),
     Quantity(
-        "voltage_line",
+        Q.VOLTAGE_LINE,
         "V",
         _INST,
         "Line-to-line RMS voltage (L1 = L1–L2, L2 = L2–L3, L3 = L3–L1); total is the average",
         total=Total.MEAN,
     ),
     Quantity(
-        "voltage_max",
+        Q.VOLTAGE_MAX,
         "V",
         _INST,
         "Maximum phase-to-neutral RMS voltage since reset",
@@ -159,7 +268,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         phases=PER_PHASE,
     ),
     Quantity(
-        "voltage_min",
+        Q.VOLTAGE_MIN,
         "V",
         _INST,
         "Minimum phase-to-neutral RMS voltage since reset",
@@ -167,7 +276,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         phases=PER_PHASE,
     ),
     Quantity(
-        "voltage_line_max",
+        Q.VOLTAGE_LINE_MAX,
         "V",
         _INST,
         "Maximum line-to-line RMS voltage since reset",
@@ -175,7 +284,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         phases=PER_PHASE,
     ),
     Quantity(
-        "voltage_line_min",
+        Q.VOLTAGE_LINE_MIN,
         "V",
         _INST,
         "Minimum line-to-line RMS voltage since reset",
@@ -183,7 +292,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         phases=PER_PHASE,
     ),
     Quantity(
-        "voltage_zero_sequence",
+        Q.VOLTAGE_ZERO_SEQUENCE,
         "V",
         _INST,
         "Zero-sequence voltage U0 = |U1+U2+U3|/3 (fundamental)",
@@ -191,7 +300,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.SYSTEM,
     ),
     Quantity(
-        "voltage_unbalance_negative",
+        Q.VOLTAGE_UNBALANCE_NEGATIVE,
         "%",
         _INST,
         "Negative-sequence voltage unbalance u2 = |U-|/|U+| (IEC 61000-4-30 §5.7)",
@@ -199,7 +308,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.SYSTEM,
     ),
     Quantity(
-        "voltage_unbalance_zero",
+        Q.VOLTAGE_UNBALANCE_ZERO,
         "%",
         _INST,
         "Zero-sequence voltage unbalance u0 = |U0|/|U+|",
@@ -208,7 +317,7 @@ _ENTRIES: tuple[Quantity, ...] = (
     ),
     # --- current -----------------------------------------------------------------------------
     Quantity(
-        "current",
+        Q.CURRENT,
         "A",
         _INST,
         "RMS current; N is the neutral (measured, or the vector sum of the phases); total is the average",
@@ -224,16 +333,16 @@ _ENTRIES: tuple[Quantity, ...] = (
         },
     ),
     Quantity(
-        "current_neutral_calculated",
+        Q.CURRENT_NEUTRAL_CALCULATED,
         "A",
         _INST,
         "Neutral current calculated as the vector sum of the phase currents",
         phases=(Phase.N,),
         total=Total.NONE,
     ),
-    Quantity("current_max", "A", _INST, "Maximum RMS current since reset", phases=WITH_N, total=Total.NONE),
+    Quantity(Q.CURRENT_MAX, "A", _INST, "Maximum RMS current since reset", phases=WITH_N, total=Total.NONE),
     Quantity(
-        "current_unbalance_negative",
+        Q.CURRENT_UNBALANCE_NEGATIVE,
         "%",
         _INST,
         "Negative-sequence current unbalance i2 = |I-|/|I+|",
@@ -241,7 +350,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.SYSTEM,
     ),
     Quantity(
-        "current_unbalance_zero",
+        Q.CURRENT_UNBALANCE_ZERO,
         "%",
         _INST,
         "Zero-sequence current unbalance i0 = |I0|/|I+|",
@@ -250,7 +359,7 @@ _ENTRIES: tuple[Quantity, ...] = (
     ),
     # --- power -------------------------------------------------------------------------------
     Quantity(
-        "active_power",
+        Q.ACTIVE_POWER,
         "W",
         _INST,
         "Active power P; positive = import (consumption), negative = export",
@@ -258,18 +367,18 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=7,
         signed=True,
     ),
-    Quantity("active_power_import", "W", _INST, "Active power import P+ (QI + QIV)", obis_c=1, obis_d=7),
-    Quantity("active_power_export", "W", _INST, "Active power export P− (QII + QIII)", obis_c=2, obis_d=7),
+    Quantity(Q.ACTIVE_POWER_IMPORT, "W", _INST, "Active power import P+ (QI + QIV)", obis_c=1, obis_d=7),
+    Quantity(Q.ACTIVE_POWER_EXPORT, "W", _INST, "Active power export P− (QII + QIII)", obis_c=2, obis_d=7),
     Quantity(
-        "reactive_power",
+        Q.REACTIVE_POWER,
         "var",
         _INST,
         "Fundamental reactive power Q1 (IEEE 1459 §3.1.2.4); positive = inductive (QI, QII)",
         signed=True,
     ),
-    Quantity("nonactive_power", "var", _INST, "Nonactive power N = √(S² − P²) (IEEE 1459 §3.1.2.9)"),
+    Quantity(Q.NONACTIVE_POWER, "var", _INST, "Nonactive power N = √(S² − P²) (IEEE 1459 §3.1.2.9)"),
     Quantity(
-        "apparent_power",
+        Q.APPARENT_POWER,
         "VA",
         _INST,
         "Apparent power S = U·I per phase; total is the effective apparent power Se (IEEE 1459 §3.2.2.7)",
@@ -278,7 +387,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=7,
     ),
     Quantity(
-        "apparent_power_arithmetic",
+        Q.APPARENT_POWER_ARITHMETIC,
         "VA",
         _INST,
         "Arithmetic apparent power ΣS of the phases",
@@ -286,7 +395,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.SYSTEM,
     ),
     Quantity(
-        "apparent_power_vector",
+        Q.APPARENT_POWER_VECTOR,
         "VA",
         _INST,
         "Vector apparent power |ΣP + jΣQ|",
@@ -294,7 +403,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.SYSTEM,
     ),
     Quantity(
-        "power_factor",
+        Q.POWER_FACTOR,
         "",
         _INST,
         "Power factor λ = P/S per phase; total = P/Se (effective, IEEE 1459); signed as P",
@@ -304,7 +413,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         signed=True,
     ),
     Quantity(
-        "displacement_power_factor",
+        Q.DISPLACEMENT_POWER_FACTOR,
         "",
         _INST,
         "Displacement power factor cos φ1 = P1/S1 of the fundamental",
@@ -312,7 +421,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         signed=True,
     ),
     Quantity(
-        "power_predicted",
+        Q.POWER_PREDICTED,
         "W",
         _INST,
         "Predicted average active power at the end of the current demand interval (seed 003)",
@@ -320,7 +429,7 @@ _ENTRIES: tuple[Quantity, ...] = (
     ),
     # --- frequency and angles ----------------------------------------------------------------
     Quantity(
-        "frequency",
+        Q.FREQUENCY,
         "Hz",
         _INST,
         "Supply frequency",
@@ -330,7 +439,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=7,
     ),
     Quantity(
-        "angle_voltage",
+        Q.ANGLE_VOLTAGE,
         "°",
         _INST,
         "Phase angle of the fundamental voltage of each phase, referenced to U L1 (0°)",
@@ -339,7 +448,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         extra_obis={Phase.L2: "1.0.81.7.1", Phase.L3: "1.0.81.7.2"},
     ),
     Quantity(
-        "angle_current",
+        Q.ANGLE_CURRENT,
         "°",
         _INST,
         "Phase angle of the fundamental current of each phase, referenced to U L1 (0°)",
@@ -347,7 +456,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "angle_voltage_current",
+        Q.ANGLE_VOLTAGE_CURRENT,
         "°",
         _INST,
         "Angle from the phase's fundamental voltage to its current (φ1; positive = current lags)",
@@ -357,7 +466,7 @@ _ENTRIES: tuple[Quantity, ...] = (
     ),
     # --- distortion --------------------------------------------------------------------------
     Quantity(
-        "thd_voltage",
+        Q.THD_VOLTAGE,
         "%",
         _INST,
         "Voltage THD to the 50th order, of the fundamental (IEC 61000-4-7)",
@@ -365,7 +474,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "thd_current",
+        Q.THD_CURRENT,
         "%",
         _INST,
         "Current THD to the 50th order, of the fundamental (IEC 61000-4-7)",
@@ -373,7 +482,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "tohd_voltage",
+        Q.TOHD_VOLTAGE,
         "%",
         _INST,
         "Voltage total odd harmonic distortion (orders 3, 5 … 49)",
@@ -381,7 +490,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "tehd_voltage",
+        Q.TEHD_VOLTAGE,
         "%",
         _INST,
         "Voltage total even harmonic distortion (orders 2, 4 … 50)",
@@ -389,7 +498,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "tohd_current",
+        Q.TOHD_CURRENT,
         "%",
         _INST,
         "Current total odd harmonic distortion",
@@ -397,7 +506,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "tehd_current",
+        Q.TEHD_CURRENT,
         "%",
         _INST,
         "Current total even harmonic distortion",
@@ -405,7 +514,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "harmonics_voltage",
+        Q.HARMONICS_VOLTAGE,
         "V",
         _SPEC,
         "RMS voltage of harmonic subgroups 0…50 (IEC 61000-4-7 §5.6, as IEC 61000-4-30 class A uses)",
@@ -413,7 +522,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "harmonics_current",
+        Q.HARMONICS_CURRENT,
         "A",
         _SPEC,
         "RMS current of harmonic subgroups 0…50 (IEC 61000-4-7 §5.6, as IEC 61000-4-30 class A uses)",
@@ -421,7 +530,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "harmonics_voltage_percent",
+        Q.HARMONICS_VOLTAGE_PERCENT,
         "%",
         _SPEC,
         "Voltage harmonic subgroups 0…50 in % of the fundamental",
@@ -429,7 +538,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "harmonics_current_percent",
+        Q.HARMONICS_CURRENT_PERCENT,
         "%",
         _SPEC,
         "Current harmonic subgroups 0…50 in % of the fundamental",
@@ -437,13 +546,13 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "crest_factor_voltage", "", _INST, "Voltage crest factor peak/RMS", phases=PER_PHASE, total=Total.NONE
+        Q.CREST_FACTOR_VOLTAGE, "", _INST, "Voltage crest factor peak/RMS", phases=PER_PHASE, total=Total.NONE
     ),
     Quantity(
-        "crest_factor_current", "", _INST, "Current crest factor peak/RMS", phases=PER_PHASE, total=Total.NONE
+        Q.CREST_FACTOR_CURRENT, "", _INST, "Current crest factor peak/RMS", phases=PER_PHASE, total=Total.NONE
     ),
     Quantity(
-        "k_factor",
+        Q.K_FACTOR,
         "",
         _INST,
         "Transformer K-factor Σ(Ih/I)²·h² (UL 1561)",
@@ -451,7 +560,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "factor_k",
+        Q.FACTOR_K,
         "",
         _INST,
         "Transformer derating factor K (BS 7821 / IEC 61378-1 Annex)",
@@ -459,10 +568,10 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     # --- energy registers (cumulative, float64, never decrease) -------------------------------
-    Quantity("energy_active_import", "Wh", _CUM, "Active energy import A+ (QI + QIV)", obis_c=1, obis_d=8),
-    Quantity("energy_active_export", "Wh", _CUM, "Active energy export A− (QII + QIII)", obis_c=2, obis_d=8),
+    Quantity(Q.ENERGY_ACTIVE_IMPORT, "Wh", _CUM, "Active energy import A+ (QI + QIV)", obis_c=1, obis_d=8),
+    Quantity(Q.ENERGY_ACTIVE_EXPORT, "Wh", _CUM, "Active energy export A− (QII + QIII)", obis_c=2, obis_d=8),
     Quantity(
-        "energy_active_net",
+        Q.ENERGY_ACTIVE_NET,
         "Wh",
         _INST,
         "Net active energy A+ − A− (may decrease)",
@@ -470,15 +579,15 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=8,
         signed=True,
     ),
-    Quantity("energy_active_absolute", "Wh", _CUM, "Absolute active energy |A+| + |A−|", obis_c=15, obis_d=8),
+    Quantity(Q.ENERGY_ACTIVE_ABSOLUTE, "Wh", _CUM, "Absolute active energy |A+| + |A−|", obis_c=15, obis_d=8),
     Quantity(
-        "energy_reactive_import", "varh", _CUM, "Reactive energy import R+ (QI + QII)", obis_c=3, obis_d=8
+        Q.ENERGY_REACTIVE_IMPORT, "varh", _CUM, "Reactive energy import R+ (QI + QII)", obis_c=3, obis_d=8
     ),
     Quantity(
-        "energy_reactive_export", "varh", _CUM, "Reactive energy export R− (QIII + QIV)", obis_c=4, obis_d=8
+        Q.ENERGY_REACTIVE_EXPORT, "varh", _CUM, "Reactive energy export R− (QIII + QIV)", obis_c=4, obis_d=8
     ),
     Quantity(
-        "energy_reactive_q1",
+        Q.ENERGY_REACTIVE_Q1,
         "varh",
         _CUM,
         "Reactive energy in quadrant I (import, inductive)",
@@ -486,7 +595,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=8,
     ),
     Quantity(
-        "energy_reactive_q2",
+        Q.ENERGY_REACTIVE_Q2,
         "varh",
         _CUM,
         "Reactive energy in quadrant II (export, capacitive)",
@@ -494,7 +603,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=8,
     ),
     Quantity(
-        "energy_reactive_q3",
+        Q.ENERGY_REACTIVE_Q3,
         "varh",
         _CUM,
         "Reactive energy in quadrant III (export, inductive)",
@@ -502,18 +611,18 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=8,
     ),
     Quantity(
-        "energy_reactive_q4",
+        Q.ENERGY_REACTIVE_Q4,
         "varh",
         _CUM,
         "Reactive energy in quadrant IV (import, capacitive)",
         obis_c=8,
         obis_d=8,
     ),
-    Quantity("energy_apparent", "VAh", _CUM, "Apparent energy (import)", obis_c=9, obis_d=8),
-    Quantity("energy_apparent_export", "VAh", _CUM, "Apparent energy (export)", obis_c=10, obis_d=8),
+    Quantity(Q.ENERGY_APPARENT, "VAh", _CUM, "Apparent energy (import)", obis_c=9, obis_d=8),
+    Quantity(Q.ENERGY_APPARENT_EXPORT, "VAh", _CUM, "Apparent energy (export)", obis_c=10, obis_d=8),
     # --- demand (interval) -------------------------------------------------------------------
     Quantity(
-        "demand_active_import",
+        Q.DEMAND_ACTIVE_IMPORT,
         "W",
         _INT,
         "Active import demand: mean P+ over the demand interval",
@@ -522,7 +631,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=4,
     ),
     Quantity(
-        "demand_active_export",
+        Q.DEMAND_ACTIVE_EXPORT,
         "W",
         _INT,
         "Active export demand: mean P− over the demand interval",
@@ -531,7 +640,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=4,
     ),
     Quantity(
-        "demand_reactive_import",
+        Q.DEMAND_REACTIVE_IMPORT,
         "var",
         _INT,
         "Reactive import demand",
@@ -539,9 +648,9 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_c=3,
         obis_d=4,
     ),
-    Quantity("demand_apparent", "VA", _INT, "Apparent demand", phases=SYSTEM_ONLY, obis_c=9, obis_d=4),
+    Quantity(Q.DEMAND_APPARENT, "VA", _INT, "Apparent demand", phases=SYSTEM_ONLY, obis_c=9, obis_d=4),
     Quantity(
-        "demand_current",
+        Q.DEMAND_CURRENT,
         "A",
         _INT,
         "Average current over the demand interval (max average current)",
@@ -549,7 +658,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.MEAN,
     ),
     Quantity(
-        "max_demand_active_import",
+        Q.MAX_DEMAND_ACTIVE_IMPORT,
         "W",
         _INT,
         "Maximum active import demand since reset",
@@ -558,7 +667,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=6,
     ),
     Quantity(
-        "max_demand_active_export",
+        Q.MAX_DEMAND_ACTIVE_EXPORT,
         "W",
         _INT,
         "Maximum active export demand since reset",
@@ -567,7 +676,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=6,
     ),
     Quantity(
-        "max_demand_apparent",
+        Q.MAX_DEMAND_APPARENT,
         "VA",
         _INT,
         "Maximum apparent demand since reset",
@@ -576,7 +685,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=6,
     ),
     Quantity(
-        "max_demand_current",
+        Q.MAX_DEMAND_CURRENT,
         "A",
         _INT,
         "Maximum average current since reset",
@@ -584,7 +693,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.NONE,
     ),
     Quantity(
-        "demand_active_import_predicted",
+        Q.DEMAND_ACTIVE_IMPORT_PREDICTED,
         "W",
         _INT,
         "Predicted active import demand at the end of the running interval",
@@ -592,24 +701,24 @@ _ENTRIES: tuple[Quantity, ...] = (
     ),
     # --- cost and emissions (interval) -------------------------------------------------------
     Quantity(
-        "cost", "currency", _INT, "Energy cost in the site currency over an interval", phases=SYSTEM_ONLY
+        Q.COST, "currency", _INT, "Energy cost in the site currency over an interval", phases=SYSTEM_ONLY
     ),
-    Quantity("co2", "kg", _INT, "CO2-equivalent emissions over an interval", phases=SYSTEM_ONLY),
+    Quantity(Q.CO2, "kg", _INT, "CO2-equivalent emissions over an interval", phases=SYSTEM_ONLY),
     # --- other inputs ------------------------------------------------------------------------
-    Quantity("pulse_count", "", _CUM, "Raw S0 pulse count", phases=SYSTEM_ONLY),
-    Quantity("volume_gas", "m³", _CUM, "Gas volume from a pulse meter", phases=SYSTEM_ONLY),
-    Quantity("volume_water", "m³", _CUM, "Water volume from a pulse meter", phases=SYSTEM_ONLY),
-    Quantity("volume_oil", "m³", _CUM, "Oil volume from a pulse meter", phases=SYSTEM_ONLY),
-    Quantity("volume_flow", "m³/h", _INST, "Volume flow rate from a pulse meter", phases=SYSTEM_ONLY),
+    Quantity(Q.PULSE_COUNT, "", _CUM, "Raw S0 pulse count", phases=SYSTEM_ONLY),
+    Quantity(Q.VOLUME_GAS, "m³", _CUM, "Gas volume from a pulse meter", phases=SYSTEM_ONLY),
+    Quantity(Q.VOLUME_WATER, "m³", _CUM, "Water volume from a pulse meter", phases=SYSTEM_ONLY),
+    Quantity(Q.VOLUME_OIL, "m³", _CUM, "Oil volume from a pulse meter", phases=SYSTEM_ONLY),
+    Quantity(Q.VOLUME_FLOW, "m³/h", _INST, "Volume flow rate from a pulse meter", phases=SYSTEM_ONLY),
     Quantity(
-        "operating_hours",
+        Q.OPERATING_HOURS,
         "h",
         _CUM,
         "Hour counter: time with load above threshold (seed 003)",
         phases=SYSTEM_ONLY,
     ),
     Quantity(
-        "temperature",
+        Q.TEMPERATURE,
         "°C",
         _INST,
         "Temperature (e.g. DS18B20 probe, device internal)",
@@ -617,16 +726,16 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.SYSTEM,
     ),
     Quantity(
-        "digital_input",
+        Q.DIGITAL_INPUT,
         "",
         _INST,
         "Digital input state 0/1 (breaker OF/SD, door, run/fault)",
         phases=SYSTEM_ONLY,
         total=Total.SYSTEM,
     ),
-    Quantity("relay_output", "", _INST, "Relay output state 0/1", phases=SYSTEM_ONLY, total=Total.SYSTEM),
+    Quantity(Q.RELAY_OUTPUT, "", _INST, "Relay output state 0/1", phases=SYSTEM_ONLY, total=Total.SYSTEM),
     Quantity(
-        "analog_input",
+        Q.ANALOG_INPUT,
         "",
         _INST,
         "Analog input scaled to its configured engineering unit",
@@ -634,7 +743,7 @@ _ENTRIES: tuple[Quantity, ...] = (
         total=Total.SYSTEM,
     ),
     Quantity(
-        "analog_output",
+        Q.ANALOG_OUTPUT,
         "",
         _INST,
         "Analog output value in its configured engineering unit",
@@ -643,22 +752,95 @@ _ENTRIES: tuple[Quantity, ...] = (
     ),
 )
 
+
+# --- attributes that other layers read from the catalogue instead of keeping their own tables -----
+
+#: Quantities that describe the supply (the voltage system), not a current channel.
+_SUPPLY = (
+    Q.VOLTAGE,
+    Q.VOLTAGE_LINE,
+    Q.VOLTAGE_MAX,
+    Q.VOLTAGE_MIN,
+    Q.VOLTAGE_LINE_MAX,
+    Q.VOLTAGE_LINE_MIN,
+    Q.VOLTAGE_ZERO_SEQUENCE,
+    Q.VOLTAGE_UNBALANCE_NEGATIVE,
+    Q.VOLTAGE_UNBALANCE_ZERO,
+    Q.FREQUENCY,
+    Q.ANGLE_VOLTAGE,
+    Q.THD_VOLTAGE,
+    Q.TOHD_VOLTAGE,
+    Q.TEHD_VOLTAGE,
+    Q.CREST_FACTOR_VOLTAGE,
+)
+#: A CT mounted the wrong way round measures −i: P, Q and the power factors change sign ...
+_NEGATED = (Q.ACTIVE_POWER, Q.REACTIVE_POWER, Q.POWER_FACTOR, Q.DISPLACEMENT_POWER_FACTOR)
+#: ... the current angle turns by 180° ...
+_ROTATED = (Q.ANGLE_CURRENT,)
+#: ... and import and export registers (and quadrants I↔III, II↔IV) trade places.
+_SWAPPED = (
+    (Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT),
+    (Q.ENERGY_REACTIVE_IMPORT, Q.ENERGY_REACTIVE_EXPORT),
+    (Q.ENERGY_REACTIVE_Q1, Q.ENERGY_REACTIVE_Q3),
+    (Q.ENERGY_REACTIVE_Q2, Q.ENERGY_REACTIVE_Q4),
+    (Q.ACTIVE_POWER_IMPORT, Q.ACTIVE_POWER_EXPORT),
+)
+#: register → (demand quantity, maximum-demand quantity or None) (seed 002 demand registers).
+_DEMAND: dict[Q, tuple[Q, Q | None]] = {
+    Q.ENERGY_ACTIVE_IMPORT: (Q.DEMAND_ACTIVE_IMPORT, Q.MAX_DEMAND_ACTIVE_IMPORT),
+    Q.ENERGY_ACTIVE_EXPORT: (Q.DEMAND_ACTIVE_EXPORT, Q.MAX_DEMAND_ACTIVE_EXPORT),
+    Q.ENERGY_REACTIVE_IMPORT: (Q.DEMAND_REACTIVE_IMPORT, None),
+    Q.ENERGY_APPARENT: (Q.DEMAND_APPARENT, Q.MAX_DEMAND_APPARENT),
+}
+
+
+def _attributes(q: Quantity) -> Quantity:
+    changes: dict[str, object] = {}
+    if q.id in _SUPPLY:
+        changes["supply"] = True
+    if q.id in _NEGATED:
+        changes["reversal"] = Reversal.NEGATE
+    elif q.id in _ROTATED:
+        changes["reversal"] = Reversal.ROTATE
+    for a, b in _SWAPPED:
+        if q.id in (a, b):
+            changes["reversal"], changes["counterpart"] = Reversal.SWAP, b if q.id == a else a
+    if q.id in _DEMAND:
+        changes["demand"], changes["max_demand"] = _DEMAND[Q(q.id)]
+    return replace(q, **changes) if changes else q  # type: ignore[arg-type]
+
+
+_ENTRIES = tuple(_attributes(q) for q in _ENTRIES)
+
 #: The seven four-quadrant energy registers a meter accumulates (seed 002 §energy; IEC 62053-23 quadrants),
 #: in the order the metering engine and the simulators store them.
 FOUR_QUADRANT_ENERGY = (
-    "energy_active_import",
-    "energy_active_export",
-    "energy_reactive_q1",
-    "energy_reactive_q2",
-    "energy_reactive_q3",
-    "energy_reactive_q4",
-    "energy_apparent",
+    Q.ENERGY_ACTIVE_IMPORT,
+    Q.ENERGY_ACTIVE_EXPORT,
+    Q.ENERGY_REACTIVE_Q1,
+    Q.ENERGY_REACTIVE_Q2,
+    Q.ENERGY_REACTIVE_Q3,
+    Q.ENERGY_REACTIVE_Q4,
+    Q.ENERGY_APPARENT,
 )
 
 #: id → Quantity. The only table of quantity names in meterhub.
 CATALOGUE: dict[str, Quantity] = {q.id: q for q in _ENTRIES}
 if len(CATALOGUE) != len(_ENTRIES):  # pragma: no cover - guards edits to the table above
     raise RuntimeError("duplicate quantity id in the catalogue")
+
+
+if [q.value for q in Q] != list(CATALOGUE):  # pragma: no cover - guards edits to the table above
+    raise RuntimeError("the Q symbols and the catalogue name different ids")
+
+#: Quantities that describe the supply (voltage system) rather than a current channel.
+SUPPLY_QUANTITIES: frozenset[str] = frozenset(q.id for q in _ENTRIES if q.supply)
+#: Spectrum quantities (vectors over harmonic order 0…50), in catalogue order.
+SPECTRUM_QUANTITIES: tuple[str, ...] = tuple(q.id for q in _ENTRIES if q.kind is Kind.SPECTRUM)
+#: register → (demand quantity, maximum-demand quantity or None), for every register that has a demand.
+DEMAND_OF: dict[str, tuple[str, str | None]] = {
+    q.id: (q.demand, q.max_demand) for q in _ENTRIES if q.demand is not None
+}
 
 
 def get(name: str) -> Quantity:
