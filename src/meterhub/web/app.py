@@ -1,33 +1,30 @@
 """The FastAPI application: ``create_app(gateway)``.
 
-It serves the public REST API under ``/api/v1`` (this package's modules plus every router module in
-:mod:`meterhub.web.routers`, which other capabilities contribute), the WebSocket stream, the OpenAPI
-document at ``/openapi.json``, the single-page UI from ``static/`` and ECharts from the npm install in
-``web/node_modules`` (``make web-assets``) — nothing is fetched from the internet.
+It serves the public REST API under ``/api/v1`` (the routers listed in :data:`ROUTERS`), the WebSocket
+stream, the OpenAPI document at ``/openapi.json``, the single-page UI from ``static/`` and ECharts from the
+npm install in ``web/node_modules`` (``make web-assets``) — nothing is fetched from the internet. Errors
+of meterhub raised by a route are answered by :mod:`meterhub.web.errors`.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
-import pkgutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.responses import FileResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 
 import meterhub
-import meterhub.web.routers
 from meterhub.runtime import Gateway
-from meterhub.storage.base import StorageError
-from meterhub.web import auth, auth_api, config_api, live_api, site_api, stream
+from meterhub.web import auth, auth_api, config_api, deps, errors, live_api, site_api, stream
 from meterhub.web.auth import AuthState
+from meterhub.web.routers import io_points, outputs, reports
 from meterhub.web.stream import StreamHub
 
-__all__ = ["STATIC_DIR", "create_app", "echarts_path"]
+__all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
 
 log = logging.getLogger(__name__)
 
@@ -50,22 +47,18 @@ def echarts_path() -> Path:
     return WEB_DIR / "node_modules" / "echarts" / "dist" / "echarts.min.js"
 
 
-def contributed_routers() -> list[tuple[str, APIRouter]]:
-    """``router`` of every module in :mod:`meterhub.web.routers` (a broken module is logged, skipped)."""
-    out = []
-    for info in sorted(pkgutil.iter_modules(meterhub.web.routers.__path__), key=lambda m: m.name):
-        name = f"meterhub.web.routers.{info.name}"
-        try:
-            mod = importlib.import_module(name)
-        except Exception:
-            log.exception("cannot import web router module %s; its API is not served", name)
-            continue
-        router = getattr(mod, "router", None)
-        if isinstance(router, APIRouter):
-            out.append((name, router))
-        else:
-            log.error("web router module %s has no 'router' (fastapi.APIRouter); skipped", name)
-    return out
+#: Every API router the app serves, in the order of the OpenAPI document. A new router is added here;
+#: a module that fails to import fails the app's start, never silently drops its API.
+ROUTERS: tuple[APIRouter, ...] = (
+    live_api.router,
+    stream.router,
+    site_api.router,
+    config_api.router,
+    auth_api.router,
+    io_points.router,
+    outputs.router,
+    reports.router,
+)
 
 
 def create_app(gateway: Gateway) -> FastAPI:
@@ -74,7 +67,7 @@ def create_app(gateway: Gateway) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        hub.start(gateway)
+        hub.start(gateway.bus)
         try:
             yield
         finally:
@@ -94,7 +87,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.gateway = gateway
+    deps.attach(app, gateway)
     app.state.hub = hub
     web = gateway.config.web
     app.state.auth = AuthState.for_data_dir(
@@ -108,10 +101,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             "no admin account yet; create one in the web UI with the setup token in %s", gateway.data_dir
         )
 
-    @app.exception_handler(StorageError)
-    async def storage_unavailable(request: Request, exc: StorageError) -> Response:
-        log.error("storage error while serving %s: %s", request.url.path, exc)
-        return JSONResponse({"detail": f"storage unavailable: {exc}"}, status_code=503)
+    errors.install(app)
 
     @app.middleware("http")
     async def security_headers(
@@ -124,9 +114,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (live_api, stream, site_api, config_api, auth_api):
-        app.include_router(module.router)
-    for _name, router in contributed_routers():
+    for router in ROUTERS:
         app.include_router(router)
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,13 +1,14 @@
 """Configuration through the public API (admin only, never public): devices, circuits, tariffs.
 
-Every change builds a new :class:`~meterhub.config.schema.SiteConfig`, validates it with the same
-schema and cross-reference checks as the site file, and applies it with
-:meth:`meterhub.runtime.Gateway.update_config`, which writes the site file back and restarts
-acquisition (so a changed CT ratio takes effect at the next poll). Errors are 422 answers whose
-``loc`` names the field.
+Routes here translate HTTP only. Every change is a pure edit of :mod:`meterhub.config.edit` (a new
+:class:`~meterhub.config.schema.SiteConfig`, each item checked by the schema), put into force by the
+configuration's ``apply`` (:class:`meterhub.web.deps.ConfigView`: the same cross-reference checks as the
+site file, the file written back, acquisition restarted, so a changed CT ratio takes effect at the next
+poll). Refusals are answered by :mod:`meterhub.web.errors`: 404 for an unknown item, 409 for a conflict,
+422 whose ``loc`` names the field.
 
-The CT picker offers the current sensors of seed 000 §4.6 (Enertrek CTO, CTOV, CTF and the 5 A
-adapter) with their ratio and phase error, plus plain 5 A secondaries for conventional CTs.
+The CT picker offers the current sensors of :mod:`meterhub.metering.ct_presets` (seed 000 §4.6: Enertrek
+CTO, CTOV, CTF and the 5 A adapter, with their ratio and phase error), plus plain 5 A secondaries.
 """
 
 from __future__ import annotations
@@ -17,22 +18,22 @@ import re
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from meterhub.config.schema import Circuit, Device, SiteConfig
-from meterhub.energy.config import EnergyConfig, TariffSettings
-from meterhub.model.topology import PHASES_OF_WIRING, Wiring
-from meterhub.runtime import Gateway
+from meterhub.config import edit
+from meterhub.drivers.modbus.scan import parse_units
+from meterhub.drivers.modbus.transport import ModbusError
+from meterhub.energy.config import Rate, TariffSettings
+from meterhub.metering.ct_presets import ct_presets
+from meterhub.profiles import get_profile, profile_ids
 from meterhub.web.auth import Principal, require_admin
-from meterhub.web.deps import get_gateway
+from meterhub.web.deps import Config, Controls, Live, Status
 from meterhub.web.live_api import CircuitOut, DeviceOut, circuit_out, device_out
-from meterhub.web.site_api import apply_config
 
-__all__ = ["CT_PRESETS", "router"]
+__all__ = ["router"]
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["configuration"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 ADMIN = Annotated[Principal, Depends(require_admin)]
 
 
@@ -44,88 +45,6 @@ class CTPreset(BaseModel):
     rated_current: float | None = Field(description="[A]")
     phase_error: float = Field(description="phase error at rated current [°]")
     source: str
-
-
-def _preset(
-    pid: str, label: str, kind: str, ratio: str, rated: float | None, phase_min: float, src: str
-) -> CTPreset:
-    return CTPreset(
-        id=pid,
-        label=label,
-        kind=kind,
-        ratio=ratio,
-        rated_current=rated,
-        phase_error=round(phase_min / 60.0, 3),
-        source=src,
-    )
-
-
-_SEED = "seed 000 §4.6"
-#: Current sensors for the CT picker (phase error given in the datasheet in arc minutes).
-CT_PRESETS: list[CTPreset] = [
-    _preset("built-in", "Built-in CT (M10…M40 modules)", "built-in", "1/1", None, 0, "seed 000 §4.1"),
-    _preset("direct", "Direct connection (no CT)", "direct", "1/1", None, 0, "-"),
-    _preset(
-        "cto-100", "Enertrek CTO-100 split-core, 100 A / 25 mA", "current-output", "100/0.025", 100, 50, _SEED
-    ),
-    _preset(
-        "cto-200", "Enertrek CTO-200 split-core, 200 A / 25 mA", "current-output", "200/0.025", 200, 30, _SEED
-    ),
-    _preset(
-        "cto-400", "Enertrek CTO-400 split-core, 400 A / 100 mA", "current-output", "400/0.1", 400, 30, _SEED
-    ),
-    _preset(
-        "cto-600", "Enertrek CTO-600 split-core, 600 A / 100 mA", "current-output", "600/0.1", 600, 30, _SEED
-    ),
-    _preset(
-        "ctov-100",
-        "Enertrek CTOV-100 split-core, 100 A / 333 mV",
-        "voltage-output",
-        "100/0.333",
-        100,
-        50,
-        _SEED,
-    ),
-    _preset(
-        "ctov-200",
-        "Enertrek CTOV-200 split-core, 200 A / 333 mV",
-        "voltage-output",
-        "200/0.333",
-        200,
-        30,
-        _SEED,
-    ),
-    _preset(
-        "ctov-400",
-        "Enertrek CTOV-400 split-core, 400 A / 333 mV",
-        "voltage-output",
-        "400/0.333",
-        400,
-        30,
-        _SEED,
-    ),
-    _preset(
-        "ctov-600",
-        "Enertrek CTOV-600 split-core, 600 A / 333 mV",
-        "voltage-output",
-        "600/0.333",
-        600,
-        30,
-        _SEED,
-    ),
-    *[
-        _preset(
-            f"ctf-{a}", f"Enertrek CTF Rogowski coil, {a} A / 100 mV", "rogowski", f"{a}/0.1", a, 0, _SEED
-        )
-        for a in (800, 1000, 2000, 3000, 6300, 10000)
-    ],
-    *[
-        _preset(
-            f"cta-{a}", f"Conventional CT {a}/5 A via CTA 5 A adapter", "adapter-5a", f"{a}/5", a, 0, _SEED
-        )
-        for a in (50, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1250, 1600, 2000, 2500, 3000, 4000)
-    ],
-]
 
 
 class CTPatch(BaseModel):
@@ -200,77 +119,10 @@ class BusOut(BaseModel):
     devices: list[str]
 
 
-# -- helpers ------------------------------------------------------------------------------------------
-def _invalid(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> HTTPException:
-    return HTTPException(
-        422,
-        [
-            {
-                "loc": [*prefix, *[str(p) for p in e["loc"]]],
-                "msg": e["msg"].removeprefix("Value error, "),
-                "type": e["type"],
-            }
-            for e in exc.errors(include_url=False)
-        ],
-    )
-
-
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for k, v in changes.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _merge(out[k], v)
-        else:
-            out[k] = v
-    return out
-
-
-def _known_profile(profile: str) -> None:
-    """422 when the profile does not exist (when the profiles package is installed)."""
-    try:
-        from meterhub.profiles import profile_ids
-    except ImportError:  # acquisition profiles not installed: the gateway reports it at start
-        return
-    ids = profile_ids()
-    if ids and profile not in ids:
-        raise HTTPException(
-            422,
-            [
-                {
-                    "loc": ["body", "profile"],
-                    "msg": f"unknown profile {profile!r}; known: {', '.join(ids)}",
-                    "type": "value_error",
-                }
-            ],
-        )
-
-
-def _replace(cfg: SiteConfig, section: str, index: int, item: dict[str, Any], model: type[Any]) -> SiteConfig:
-    try:
-        validated = model.model_validate(item)
-    except ValidationError as exc:
-        raise _invalid(exc) from None
-    new = cfg.model_copy(deep=True)
-    items = list(getattr(new, section))
-    if index < 0:
-        items.append(validated)
-    else:
-        items[index] = validated
-    setattr(new, section, items)
-    return new
-
-
-def _index(items: list[Any], item_id: str, what: str) -> int:
-    for i, item in enumerate(items):
-        if item.id == item_id:
-            return i
-    raise HTTPException(404, f"unknown {what} {item_id!r}")
-
-
 # -- whole configuration ------------------------------------------------------------------------------
 @router.get("/config", summary="The whole site configuration (admin)")
-def get_config(gw: GW, _: ADMIN) -> dict[str, Any]:
-    data: dict[str, Any] = gw.config.model_dump(mode="json", exclude_none=True)
+def get_config(cfg: Config, _: ADMIN) -> dict[str, Any]:
+    data: dict[str, Any] = cfg.config.model_dump(mode="json", exclude_none=True)
     dsn = data.get("storage", {}).get("dsn")
     if dsn:  # never echo a database password
         data["storage"]["dsn"] = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", dsn)
@@ -279,18 +131,25 @@ def get_config(gw: GW, _: ADMIN) -> dict[str, Any]:
 
 
 @router.get("/config/ct-presets", response_model=list[CTPreset], summary="Current sensors for the CT picker")
-def ct_presets(_: ADMIN) -> list[CTPreset]:
-    return CT_PRESETS
+def get_ct_presets(_: ADMIN) -> list[CTPreset]:
+    return [
+        CTPreset(
+            id=p.id,
+            label=p.label,
+            kind=p.kind.value,
+            ratio=p.ratio,
+            rated_current=p.rated_current,
+            phase_error=round(p.phase_error, 3),
+            source=p.source,
+        )
+        for p in ct_presets()
+    ]
 
 
 @router.get(
     "/config/profiles", response_model=list[ProfileOut], summary="Device profiles for the profile picker"
 )
 def profiles(_: ADMIN) -> list[ProfileOut]:
-    try:
-        from meterhub.profiles import get_profile, profile_ids
-    except ImportError:
-        return []
     out = []
     for pid in profile_ids():
         try:
@@ -310,7 +169,8 @@ def profiles(_: ADMIN) -> list[ProfileOut]:
 
 
 @router.get("/config/buses", response_model=list[BusOut], summary="Buses and their devices")
-def buses(gw: GW, _: ADMIN) -> list[BusOut]:
+def buses(cfg: Config, _: ADMIN) -> list[BusOut]:
+    config = cfg.config
     return [
         BusOut(
             id=b.id,
@@ -318,9 +178,9 @@ def buses(gw: GW, _: ADMIN) -> list[BusOut]:
             host=b.host,
             port=b.port,
             serial=b.serial,
-            devices=[d.id for d in gw.config.devices if d.bus == b.id],
+            devices=[d.id for d in config.devices if d.bus == b.id],
         )
-        for b in gw.config.buses
+        for b in config.buses
     ]
 
 
@@ -350,53 +210,30 @@ class ScanOut(BaseModel):
     duplicates: list[int] = Field(description="unit ids probably used twice")
 
 
-_TRANSPORT = {"modbus-tcp": "tcp", "modbus-rtu": "rtu", "modbus-rtu-over-tcp": "rtu-over-tcp"}
-
-
 @router.post(
     "/config/buses/{bus_id}/scan",
     response_model=ScanOut,
     summary="Scan a Modbus bus: which unit ids answer and which profile each is (admin)",
-    responses={404: {"description": "unknown bus"}, 409: {"description": "not a Modbus bus"}},
+    responses={
+        404: {"description": "unknown bus"},
+        409: {"description": "not a Modbus bus"},
+        503: {"description": "the bus's line cannot be opened"},
+    },
 )
-async def scan_bus(bus_id: str, body: ScanIn, gw: GW, _: ADMIN) -> ScanOut:
-    bus = next((b for b in gw.config.buses if b.id == bus_id), None)
-    if bus is None:
-        raise HTTPException(404, f"unknown bus {bus_id!r}")
-    kind = _TRANSPORT.get(bus.kind.value)
-    if kind is None:
-        raise HTTPException(409, f"bus {bus_id!r} is {bus.kind.value}; only Modbus buses can be scanned")
-    try:
-        from meterhub.drivers.modbus.scan import parse_units, scan_line
-        from meterhub.drivers.modbus.transport import ModbusError, ModbusLink, TransportKind
-        from meterhub.profiles import all_profiles
-    except ImportError as exc:  # pragma: no cover - the Modbus driver ships with meterhub
-        raise HTTPException(503, f"the Modbus driver is not available: {exc}") from None
+async def scan_bus(bus_id: str, body: ScanIn, cfg: Config, control: Controls, _: ADMIN) -> ScanOut:
     try:
         units = parse_units(body.units)
     except ValueError as exc:
         raise HTTPException(
             422, [{"loc": ["body", "units"], "msg": str(exc), "type": "value_error"}]
         ) from None
-    link = ModbusLink(
-        TransportKind(kind),
-        host=bus.host,
-        port=bus.port or 502,
-        serial=bus.serial,
-        baud=bus.baud,
-        parity=bus.parity,
-        stopbits=bus.stopbits,
-        timeout=body.timeout,
-    )
     try:
-        result = await scan_line(link, units, all_profiles())
-    except ModbusError as exc:
-        raise HTTPException(503, f"cannot scan bus {bus_id!r} ({link.endpoint}): {exc}") from None
-    finally:
-        await link.close()
-    by_unit = {d.unit: d.id for d in gw.config.devices if d.bus == bus_id}
+        bus, result = await control.scan(bus_id, units, timeout=body.timeout)
+    except ModbusError as exc:  # the line itself is unusable (no route, no serial port): retry later
+        raise HTTPException(503, f"cannot scan bus {bus_id!r}: {exc}") from None
+    by_unit = {d.unit: d.id for d in cfg.config.devices if d.bus == bus.id}
     return ScanOut(
-        bus=bus_id,
+        bus=bus.id,
         devices=[ScanDevice(**h.as_dict(), configured=by_unit.get(h.unit)) for h in result.hits],
         silent=result.silent,
         duplicates=result.duplicate_units(),
@@ -410,43 +247,22 @@ async def scan_bus(bus_id: str, body: ScanIn, gw: GW, _: ADMIN) -> ScanOut:
     summary="Change a circuit: wiring, CT kind and ratio, VT ratio, purpose, zone … (admin)",
     responses={404: {"description": "unknown circuit"}, 422: {"description": "invalid value"}},
 )
-async def patch_circuit(circuit_id: str, body: CircuitPatch, gw: GW, _: ADMIN) -> CircuitOut:
-    cfg = gw.config
-    i = _index(cfg.circuits, circuit_id, "circuit")
-    current = cfg.circuits[i].model_dump(mode="json")
+async def patch_circuit(circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, _: ADMIN) -> CircuitOut:
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("ct") is not None:
-        changes["ct"] = {k: v for k, v in changes["ct"].items() if v is not None}
-    if "wiring" in changes and "channels" not in changes:
-        n = len(PHASES_OF_WIRING[Wiring(changes["wiring"])])
-        first = current["channels"][0]
-        changes["channels"] = [first + k for k in range(n)]
-        changes.setdefault("phases", None)
-    merged = _merge(current, changes)
-    await apply_config(gw, _replace(cfg, "circuits", i, merged, Circuit))
+    now = await cfg.apply(edit.patch_circuit(cfg.config, circuit_id, changes))
     log.info("circuit %s changed: %s", circuit_id, ", ".join(changes))
-    return circuit_out(gw, circuit_id)
+    return circuit_out(now, live, circuit_id)
 
 
 @router.post("/circuits", response_model=CircuitOut, status_code=201, summary="Add a circuit (admin)")
-async def add_circuit(body: CircuitIn, gw: GW, _: ADMIN) -> CircuitOut:
-    if any(c.id == body.id for c in gw.config.circuits):
-        raise HTTPException(409, f"circuit {body.id!r} exists")
-    item = body.model_dump(exclude_none=True)
-    if item.get("ct") is not None:
-        item["ct"] = {k: v for k, v in item["ct"].items() if v is not None}
-    await apply_config(gw, _replace(gw.config, "circuits", -1, item, Circuit))
-    return circuit_out(gw, body.id)
+async def add_circuit(body: CircuitIn, cfg: Config, live: Live, _: ADMIN) -> CircuitOut:
+    now = await cfg.apply(edit.add_circuit(cfg.config, body.model_dump(exclude_none=True)))
+    return circuit_out(now, live, body.id)
 
 
 @router.delete("/circuits/{circuit_id}", status_code=204, summary="Remove a circuit (admin)")
-async def delete_circuit(circuit_id: str, gw: GW, _: ADMIN) -> None:
-    i = _index(gw.config.circuits, circuit_id, "circuit")
-    new = gw.config.model_copy(deep=True)
-    del new.circuits[i]
-    if new.simulation is not None:
-        new.simulation.loads.pop(circuit_id, None)
-    await apply_config(gw, new)
+async def delete_circuit(circuit_id: str, cfg: Config, _: ADMIN) -> None:
+    await cfg.apply(edit.remove_circuit(cfg.config, circuit_id))
 
 
 # -- devices ------------------------------------------------------------------------------------------
@@ -456,24 +272,20 @@ async def delete_circuit(circuit_id: str, gw: GW, _: ADMIN) -> None:
     summary="Change a device: name, profile, address, poll interval, enabled (admin)",
     responses={404: {"description": "unknown device"}, 422: {"description": "invalid value"}},
 )
-async def patch_device(device_id: str, body: DevicePatch, gw: GW, _: ADMIN) -> DeviceOut:
-    cfg = gw.config
-    i = _index(cfg.devices, device_id, "device")
-    changes = body.model_dump(exclude_unset=True)
-    if changes.get("profile") is not None:
-        _known_profile(changes["profile"])
-    merged = _merge(cfg.devices[i].model_dump(mode="json"), changes)
-    await apply_config(gw, _replace(cfg, "devices", i, merged, Device))
-    return device_out(gw, device_id)
+async def patch_device(device_id: str, body: DevicePatch, cfg: Config, status: Status, _: ADMIN) -> DeviceOut:
+    new = edit.patch_device(
+        cfg.config, device_id, body.model_dump(exclude_unset=True), profiles=profile_ids()
+    )
+    now = await cfg.apply(new)
+    return device_out(now, status, device_id)
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201, summary="Add a device (admin)")
-async def add_device(body: DeviceIn, gw: GW, _: ADMIN) -> DeviceOut:
-    if any(d.id == body.id for d in gw.config.devices):
-        raise HTTPException(409, f"device {body.id!r} exists")
-    _known_profile(body.profile)
-    await apply_config(gw, _replace(gw.config, "devices", -1, body.model_dump(exclude_none=True), Device))
-    return device_out(gw, body.id)
+async def add_device(body: DeviceIn, cfg: Config, status: Status, _: ADMIN) -> DeviceOut:
+    now = await cfg.apply(
+        edit.add_device(cfg.config, body.model_dump(exclude_none=True), profiles=profile_ids())
+    )
+    return device_out(now, status, body.id)
 
 
 @router.delete(
@@ -482,30 +294,33 @@ async def add_device(body: DeviceIn, gw: GW, _: ADMIN) -> DeviceOut:
     summary="Remove a device (admin)",
     responses={409: {"description": "circuits still use the device"}},
 )
-async def delete_device(device_id: str, gw: GW, _: ADMIN) -> None:
-    i = _index(gw.config.devices, device_id, "device")
-    users = [c.id for c in gw.config.circuits if device_id in (c.device, c.voltage_reference)]
-    if users:
-        raise HTTPException(409, f"circuits {', '.join(users)} use device {device_id!r}; change them first")
-    new = gw.config.model_copy(deep=True)
-    del new.devices[i]
-    await apply_config(gw, new)
+async def delete_device(device_id: str, cfg: Config, _: ADMIN) -> None:
+    await cfg.apply(edit.remove_device(cfg.config, device_id))
 
 
 # -- tariffs ------------------------------------------------------------------------------------------
+class TariffsIn(TariffSettings):
+    """The whole new ``energy.tariffs`` section. ``rates`` must be given: a body without it (``{}``) is
+    refused rather than read as "no rates", which would delete every rate; send ``"rates": []`` to
+    remove them on purpose. Unknown keys are refused."""
+
+    rates: list[Rate] = Field(max_length=5, description="the time-of-use rates (required; [] for none)")
+
+
 @router.get(
     "/config/tariffs", response_model=TariffSettings, summary="Tariffs: rates, time of use, charges (admin)"
 )
-def get_tariffs(gw: GW, _: ADMIN) -> TariffSettings:
-    energy = gw.config.energy
+def get_tariffs(cfg: Config, _: ADMIN) -> TariffSettings:
+    energy = cfg.config.energy
     return energy.tariffs if energy is not None else TariffSettings()
 
 
-@router.put("/config/tariffs", response_model=TariffSettings, summary="Replace the tariffs (admin)")
-async def put_tariffs(body: TariffSettings, gw: GW, _: ADMIN) -> TariffSettings:
-    new = gw.config.model_copy(deep=True)
-    energy = new.energy.model_copy(deep=True) if new.energy is not None else EnergyConfig()
-    energy.tariffs = body
-    new.energy = energy
-    await apply_config(gw, new)
-    return body
+@router.put(
+    "/config/tariffs",
+    response_model=TariffSettings,
+    summary="Replace the tariffs (admin; `rates` is required)",
+    responses={422: {"description": "invalid tariffs, or `rates` missing"}},
+)
+async def put_tariffs(body: TariffsIn, cfg: Config, _: ADMIN) -> TariffSettings:
+    now = await cfg.apply(edit.replace_tariffs(cfg.config, body.model_dump(mode="json", exclude_unset=True)))
+    return now.energy.tariffs if now.energy is not None else TariffSettings()

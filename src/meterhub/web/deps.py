@@ -1,32 +1,226 @@
-"""Request-scoped helpers shared by the API modules: the gateway, time parsing, JSON shapes."""
+"""Typed FastAPI dependencies: what a route may use of the running gateway, and nothing more.
+
+This is the only web module that touches the :class:`~meterhub.runtime.Gateway` object. Routes declare
+what they need as annotated parameters and get typed views:
+
+=================  ============================================================  =============================
+parameter type     what                                                          from the gateway
+=================  ============================================================  =============================
+:data:`Config`     :class:`ConfigView`: the site configuration, its file, and     ``config``, ``config_path``,
+                   ``apply(new)`` to validate, write and put a changed one        ``update_config``
+                   into force
+:data:`Runtime`    :class:`RuntimeInfo`: data folder, demo flag, clock, start     ``data_dir``, ``demo``,
+                                                                                  ``clock``, ``started_at``
+:data:`Live`       :class:`~meterhub.live.LiveCache`: latest readings, spectra    ``live``
+:data:`Store`      :class:`~meterhub.storage.base.Storage`: history, registers    ``storage``
+:data:`Energy`     :class:`~meterhub.energy.pipeline.EnergyPipeline` or None      ``energy``
+:data:`Pipeline`   the pipeline, or 503 when it is not running                    ``energy``
+:data:`Status`     device id → :class:`~meterhub.drivers.base.DeviceStatus`       ``status``
+:data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
+=================  ============================================================  =============================
+
+Every dependency takes an :class:`~starlette.requests.HTTPConnection`, so WebSocket routes use them too.
+The helpers below them (:func:`parse_time`, :func:`reading_json`, :func:`bad_param`) are shared request
+parsing and answer shapes.
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.config.schema import Bus, BusKind, SiteConfig
+from meterhub.drivers.base import DeviceStatus
+from meterhub.drivers.io.control import OutputControl
+from meterhub.drivers.modbus.scan import ScanResult, scan_line
+from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.energy.pipeline import EnergyPipeline
+from meterhub.errors import ConflictError, NotFoundError
+from meterhub.live import LiveCache
 from meterhub.model import quantities
 from meterhub.model.readings import Reading, iso_utc
+from meterhub.profiles import all_profiles
 from meterhub.runtime import Gateway
+from meterhub.storage.base import Storage
 
-__all__ = ["bad_param", "gateway_of", "get_gateway", "parse_time", "reading_json"]
+__all__ = [
+    "Config",
+    "ConfigView",
+    "Control",
+    "Controls",
+    "Energy",
+    "Live",
+    "Pipeline",
+    "Runtime",
+    "RuntimeInfo",
+    "Status",
+    "Store",
+    "attach",
+    "bad_param",
+    "parse_time",
+    "reading_json",
+]
 
 
-def gateway_of(conn: HTTPConnection) -> Gateway:
-    """The :class:`Gateway` the app serves (set by :func:`meterhub.web.app.create_app`)."""
+def attach(app: FastAPI, gateway: Gateway) -> None:
+    """Make ``gateway`` the one the app's dependencies serve (called by :func:`meterhub.web.app.create_app`)."""
+    app.state.gateway = gateway
+
+
+def _gateway(conn: HTTPConnection) -> Gateway:
     gw: Gateway = conn.app.state.gateway
     return gw
 
 
-def get_gateway(request: Request) -> Gateway:
-    """FastAPI dependency form of :func:`gateway_of`."""
-    return gateway_of(request)
+# -- configuration ------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ConfigView:
+    """The site configuration as a route sees it.
+
+    Attributes
+    ----------
+    config : the configuration in force when the request started.
+    path : the site file it was read from (None: none, e.g. a test or an in-memory demo).
+    apply : ``await apply(new)`` validates ``new`` with every cross-reference check, writes the site file
+        and restarts acquisition with it; returns the configuration now in force. Refusals are
+        :class:`~meterhub.config.loader.ConfigError` naming each field.
+    """
+
+    config: SiteConfig
+    path: Path | None
+    apply: Callable[[SiteConfig], Awaitable[SiteConfig]]
 
 
+def get_config(conn: HTTPConnection) -> ConfigView:
+    gw = _gateway(conn)
+
+    async def apply(new: SiteConfig) -> SiteConfig:
+        await gw.update_config(new)
+        return gw.config
+
+    return ConfigView(config=gw.config, path=gw.config_path, apply=apply)
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeInfo:
+    """Facts of the running process.
+
+    Attributes
+    ----------
+    data_dir : the data folder (database, users, logo, display settings).
+    demo : True when the gateway runs against simulated devices.
+    clock : the gateway's clock, Unix time [s] (injected in tests).
+    started_at : when the gateway started, Unix time [s].
+    """
+
+    data_dir: Path
+    demo: bool
+    clock: Callable[[], float]
+    started_at: float
+
+
+def get_runtime(conn: HTTPConnection) -> RuntimeInfo:
+    gw = _gateway(conn)
+    return RuntimeInfo(data_dir=gw.data_dir, demo=gw.demo, clock=gw.clock, started_at=gw.started_at)
+
+
+# -- data ---------------------------------------------------------------------------------------------
+def get_live(conn: HTTPConnection) -> LiveCache:
+    return _gateway(conn).live
+
+
+def get_storage(conn: HTTPConnection) -> Storage:
+    return _gateway(conn).storage
+
+
+def get_energy(conn: HTTPConnection) -> EnergyPipeline | None:
+    energy: EnergyPipeline | None = _gateway(conn).energy
+    return energy
+
+
+def require_energy(conn: HTTPConnection) -> EnergyPipeline:
+    energy = get_energy(conn)
+    if energy is None:
+        raise HTTPException(503, "the energy pipeline is not running")
+    return energy
+
+
+def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
+    return _gateway(conn).status
+
+
+# -- control ------------------------------------------------------------------------------------------
+#: Bus kinds a scan can probe, and the Modbus transport of each.
+SCAN_TRANSPORT: dict[BusKind, TransportKind] = {
+    BusKind.MODBUS_TCP: TransportKind.TCP,
+    BusKind.MODBUS_RTU: TransportKind.RTU,
+    BusKind.MODBUS_RTU_OVER_TCP: TransportKind.RTU_OVER_TCP,
+}
+
+
+class Control:
+    """What acts on devices: relay and analog outputs, and scans of a Modbus bus."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def outputs(self) -> OutputControl:
+        """The outputs of the site, written through the Modbus lines its running sources poll."""
+        return OutputControl.for_gateway(self._gateway)
+
+    async def scan(self, bus_id: str, units: list[int], *, timeout: float) -> tuple[Bus, ScanResult]:
+        """Probe ``units`` on bus ``bus_id`` over a link of its own (``timeout`` per request [s]).
+
+        Raises :class:`~meterhub.errors.NotFoundError` for an unknown bus,
+        :class:`~meterhub.errors.ConflictError` for a bus that is not Modbus, and
+        :class:`~meterhub.drivers.modbus.transport.ModbusError` when the line cannot be used.
+        """
+        config = self._gateway.config
+        bus = next((b for b in config.buses if b.id == bus_id), None)
+        if bus is None:
+            raise NotFoundError(f"unknown bus {bus_id!r}")
+        transport = SCAN_TRANSPORT.get(bus.kind)
+        if transport is None:
+            raise ConflictError(f"bus {bus_id!r} is {bus.kind.value}; only Modbus buses can be scanned")
+        link = ModbusLink(
+            transport,
+            host=bus.host,
+            port=bus.port or 502,
+            serial=bus.serial,
+            baud=bus.baud,
+            parity=bus.parity,
+            stopbits=bus.stopbits,
+            timeout=timeout,
+        )
+        try:
+            result = await scan_line(link, units, all_profiles())
+        finally:
+            await link.close()
+        return bus, result
+
+
+def get_control(conn: HTTPConnection) -> Control:
+    return Control(_gateway(conn))
+
+
+Config = Annotated[ConfigView, Depends(get_config)]
+Runtime = Annotated[RuntimeInfo, Depends(get_runtime)]
+Live = Annotated[LiveCache, Depends(get_live)]
+Store = Annotated[Storage, Depends(get_storage)]
+Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
+Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
+Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+Controls = Annotated[Control, Depends(get_control)]
+
+
+# -- request parsing and answer shapes ----------------------------------------------------------------
 def bad_param(where: str, name: str, message: str, status: int = 422) -> HTTPException:
     """An error in FastAPI's validation shape, so clients see one format for every bad parameter."""
     return HTTPException(
@@ -62,6 +256,7 @@ def parse_time(text: str, name: str) -> float:
 
 
 def unit_of(quantity: str) -> str:
+    """The catalogue unit of ``quantity`` ("" for an id the catalogue does not know)."""
     q = quantities.CATALOGUE.get(quantity)
     return q.unit if q is not None else ""
 

@@ -8,22 +8,28 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Annotated, Literal, cast
 
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 import meterhub
-from meterhub.config.schema import BusKind
-from meterhub.metering.harmonics import thd as harmonic_thd
+from meterhub.config.schema import BusKind, SiteConfig
+from meterhub.drivers.base import DeviceStatus
+from meterhub.drivers.io.config import io_section
+from meterhub.errors import NotFoundError
+from meterhub.live import LiveCache
+from meterhub.metering.spectrum import percent_of_fundamental, spectrum_thd
 from meterhub.model import quantities
+from meterhub.model.quantities import SPECTRUM_QUANTITIES, Q
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
-from meterhub.runtime import Gateway
 from meterhub.storage.rollup import auto_resolution
 from meterhub.web.auth import Principal, require_live
-from meterhub.web.deps import bad_param, get_gateway, parse_time, reading_json
+from meterhub.web.deps import Config, Live, Runtime, Status, Store, bad_param, parse_time, reading_json
 
 __all__ = ["router"]
 
@@ -125,9 +131,10 @@ class QuantityOut(BaseModel):
     obis: str | None
 
 
-def device_out(gw: Gateway, device_id: str) -> DeviceOut:
-    d = gw.config.device(device_id)
-    st = gw.status.get(d.id)
+def device_out(config: SiteConfig, status: Mapping[str, DeviceStatus], device_id: str) -> DeviceOut:
+    """The public shape of device ``device_id`` (which exists in ``config``) and its status."""
+    d = config.device(device_id)
+    st = status.get(d.id)
     online = bool(st and st.online)
     return DeviceOut(
         id=d.id,
@@ -146,8 +153,9 @@ def device_out(gw: Gateway, device_id: str) -> DeviceOut:
     )
 
 
-def circuit_out(gw: Gateway, circuit_id: str) -> CircuitOut:
-    c = gw.config.circuit(circuit_id)
+def circuit_out(config: SiteConfig, live: LiveCache, circuit_id: str) -> CircuitOut:
+    """The public shape of circuit ``circuit_id`` (which exists in ``config``)."""
+    c = config.circuit(circuit_id)
     return CircuitOut(
         id=c.id,
         name=c.name or c.id,
@@ -163,68 +171,70 @@ def circuit_out(gw: Gateway, circuit_id: str) -> CircuitOut:
         vt_ratio=str(c.vt_ratio),
         tariff=c.tariff,
         voltage_reference=c.voltage_reference,
-        spectrum=spectrum_source(gw, circuit_id),
+        spectrum=spectrum_source(config, live, circuit_id),
     )
 
 
-def series_ids(gw: Gateway) -> set[str]:
+def series_ids(config: SiteConfig) -> set[str]:
     """Ids that series are keyed by: circuits, virtual circuits (energy section), devices
     (device-level values such as a voltage unit's) and IO points (pulse meters, inputs, probes)."""
-    ids = {c.id for c in gw.config.circuits} | {d.id for d in gw.config.devices}
-    if gw.config.energy is not None:
-        ids |= {v.id for v in gw.config.energy.virtual}
-    io = getattr(gw.config, "io", None)
-    if isinstance(io, dict):  # the io section stays plain data in the schema (validated by drivers.io)
-        ids |= {str(p["id"]) for p in io.get("points") or () if isinstance(p, dict) and "id" in p}
+    ids = {c.id for c in config.circuits} | {d.id for d in config.devices}
+    if config.energy is not None:
+        ids |= {v.id for v in config.energy.virtual}
+    try:
+        ids |= {p.id for p in io_section(config).points}
+    except ValidationError:  # an invalid io section: the site check reports where; it keys no series
+        pass
     return ids
 
 
-def known_circuit(gw: Gateway, circuit_id: str, *, series: bool = False) -> None:
-    """404 unless ``circuit_id`` is a circuit (or, with ``series``, any id series are keyed by)."""
-    if any(c.id == circuit_id for c in gw.config.circuits):
+def known_circuit(config: SiteConfig, circuit_id: str, *, series: bool = False) -> None:
+    """:class:`NotFoundError` unless ``circuit_id`` is a circuit (or, with ``series``, any id series are
+    keyed by)."""
+    if any(c.id == circuit_id for c in config.circuits):
         return
-    if series and circuit_id in series_ids(gw):
+    if series and circuit_id in series_ids(config):
         return
-    raise HTTPException(404, f"unknown circuit {circuit_id!r}")
+    raise NotFoundError(f"unknown circuit {circuit_id!r}")
 
 
-GW = Annotated[Gateway, Depends(get_gateway)]
 LIVE = Annotated[Principal, Depends(require_live)]
 
 
 @router.get("/health", response_model=Health, summary="Gateway health")
-def health(gw: GW) -> Health:
+def health(cfg: Config, rt: Runtime, live: Live, status: Status) -> Health:
     now = time.time()
-    online = sum(1 for st in gw.status.values() if st.online)
-    enabled = sum(1 for d in gw.config.devices if d.enabled)
+    config = cfg.config
+    online = sum(1 for st in status.values() if st.online)
+    enabled = sum(1 for d in config.devices if d.enabled)
     return Health(
         status="ok" if online >= enabled else "degraded",
         version=meterhub.__version__,
-        site=gw.config.site.name,
-        demo=gw.demo,
-        uptime=max(0.0, gw.clock() - gw.started_at),
-        devices=len(gw.config.devices),
+        site=config.site.name,
+        demo=rt.demo,
+        uptime=max(0.0, rt.clock() - rt.started_at),
+        devices=len(config.devices),
         devices_online=online,
-        circuits=len(gw.config.circuits),
-        series_live=len(gw.live),
+        circuits=len(config.circuits),
+        series_live=len(live),
         time=iso_utc(now),
     )
 
 
 @router.get("/devices", response_model=list[DeviceOut], summary="Devices and their status")
-def devices(gw: GW, _: LIVE) -> list[DeviceOut]:
-    return [device_out(gw, d.id) for d in gw.config.devices]
+def devices(cfg: Config, status: Status, _: LIVE) -> list[DeviceOut]:
+    return [device_out(cfg.config, status, d.id) for d in cfg.config.devices]
 
 
 @router.get("/circuits", response_model=list[CircuitOut], summary="Circuits (metering points)")
-def circuits(gw: GW, _: LIVE) -> list[CircuitOut]:
-    return [circuit_out(gw, c.id) for c in gw.config.circuits]
+def circuits(cfg: Config, live: Live, _: LIVE) -> list[CircuitOut]:
+    return [circuit_out(cfg.config, live, c.id) for c in cfg.config.circuits]
 
 
 @router.get("/circuits/{circuit_id}", response_model=CircuitOut, summary="One circuit")
-def circuit(circuit_id: str, gw: GW, _: LIVE) -> CircuitOut:
-    known_circuit(gw, circuit_id)
-    return circuit_out(gw, circuit_id)
+def circuit(circuit_id: str, cfg: Config, live: Live, _: LIVE) -> CircuitOut:
+    known_circuit(cfg.config, circuit_id)
+    return circuit_out(cfg.config, live, circuit_id)
 
 
 @router.get("/quantities", response_model=list[QuantityOut], summary="The quantity catalogue")
@@ -244,13 +254,14 @@ def catalogue(_: LIVE) -> list[QuantityOut]:
 
 @router.get("/live", response_model=LiveOut, summary="Latest value of every series")
 def live(
-    gw: GW,
+    cfg: Config,
+    cache: Live,
     _: LIVE,
     circuit: Annotated[str | None, Query(description="only this circuit", max_length=64)] = None,
 ) -> LiveOut:
     if circuit is not None:
-        known_circuit(gw, circuit, series=True)
-    rows = sorted(gw.live.readings(circuit), key=lambda r: (r.circuit, r.quantity, r.phase or ""))
+        known_circuit(cfg.config, circuit, series=True)
+    rows = sorted(cache.readings(circuit), key=lambda r: (r.circuit, r.quantity, r.phase or ""))
     return LiveOut(readings=[ReadingOut(**reading_json(r)) for r in rows])
 
 
@@ -277,9 +288,11 @@ def _phase_param(quantity: quantities.Quantity, phase: str | None) -> Phase | No
 )
 def history(
     circuit_id: str,
-    gw: GW,
+    cfg: Config,
+    rt: Runtime,
+    storage: Store,
     _: LIVE,
-    quantity: Annotated[str, Query(description="catalogue id", max_length=64)] = "active_power",
+    quantity: Annotated[str, Query(description="catalogue id", max_length=64)] = Q.ACTIVE_POWER,
     phase: Annotated[
         str | None, Query(description="L1, L2, L3, N, total or none (default: total)", max_length=8)
     ] = None,
@@ -291,12 +304,12 @@ def history(
 ) -> HistoryOut:
     """``circuit_id`` may also be a virtual circuit of the energy section or a device id (device-level
     values such as a voltage unit's)."""
-    known_circuit(gw, circuit_id, series=True)
+    known_circuit(cfg.config, circuit_id, series=True)
     q = quantities.CATALOGUE.get(quantity)
     if q is None:
         raise bad_param("query", "quantity", str(quantities.UnknownQuantityError(quantity)))
     ph = _phase_param(q, phase)
-    t_end = parse_time(end, "end") if end is not None else gw.clock()
+    t_end = parse_time(end, "end") if end is not None else rt.clock()
     t_start = parse_time(start, "start") if start is not None else t_end - 3600
     if t_start >= t_end:
         raise bad_param("query", "start", "start must be before end")
@@ -306,7 +319,7 @@ def history(
             "query", "resolution", "raw data is limited to 31 days per request; use 1min or coarser"
         )
     try:
-        points = gw.storage.history(SeriesKey(circuit_id, q.id, ph), t_start, t_end, res)
+        points = storage.history(SeriesKey(circuit_id, q.id, ph), t_start, t_end, res)
     except ValueError as exc:
         raise bad_param("query", "resolution", str(exc)) from None
     if len(points) > MAX_POINTS:  # keep answers bounded: thin evenly, always keeping the last point
@@ -347,11 +360,19 @@ class SpectrumOut(BaseModel):
     ts: str | None
 
 
-SPECTRUM_QUANTITIES = (
-    "harmonics_current_percent",
-    "harmonics_current",
-    "harmonics_voltage_percent",
-    "harmonics_voltage",
+#: ``?quantity=`` of ``/harmonics``: the catalogue's spectrum quantities (an enum, so the OpenAPI
+#: document lists them).
+SpectrumQuantity = StrEnum(  # type: ignore[misc]
+    "SpectrumQuantity", {q.upper(): q for q in SPECTRUM_QUANTITIES}
+)
+
+#: The spectrum ``/harmonics`` answers with when none is asked for: the first the live cache has, current
+#: before voltage and % of the fundamental before RMS.
+HARMONICS_PREFERENCE: tuple[str, ...] = (
+    Q.HARMONICS_CURRENT_PERCENT,
+    Q.HARMONICS_CURRENT,
+    Q.HARMONICS_VOLTAGE_PERCENT,
+    Q.HARMONICS_VOLTAGE,
 )
 
 
@@ -363,23 +384,21 @@ SPECTRUM_QUANTITIES = (
 )
 def harmonics(
     circuit_id: str,
-    gw: GW,
+    cfg: Config,
+    live: Live,
     _: LIVE,
     phase: Annotated[Literal["L1", "L2", "L3", "N"], Query(description="phase")] = "L1",
     quantity: Annotated[
-        Literal[
-            "harmonics_current_percent", "harmonics_current", "harmonics_voltage_percent", "harmonics_voltage"
-        ]
-        | None,
+        SpectrumQuantity | None,
         Query(description="default: the first reported of current %, current, voltage %, voltage"),
     ] = None,
 ) -> SpectrumOut:
     """One catalogue spectrum series as stored in the live cache (``values[k]`` is order k = 0…50, the
     harmonic subgroup of IEC 61000-4-7 §3.2.3); ``available`` is false when there is none.
     ``GET /circuits/{id}/spectrum`` gives RMS, percent and THD together."""
-    known_circuit(gw, circuit_id)
-    for q in (quantity,) if quantity else SPECTRUM_QUANTITIES:
-        found = gw.live.spectrum(circuit_id, q, Phase(phase))
+    known_circuit(cfg.config, circuit_id)
+    for q in (str(quantity.value),) if quantity is not None else HARMONICS_PREFERENCE:
+        found = live.spectrum(circuit_id, q, Phase(phase))
         if found is not None:
             return SpectrumOut(
                 circuit=circuit_id,
@@ -412,8 +431,8 @@ SPECTRUM_BUSES = frozenset({BusKind.WAVEFORM})
 
 #: ``?quantity=`` → catalogue ids of its RMS spectrum and its spectrum in % of the fundamental
 SPECTRUM_IDS: dict[str, tuple[str, str]] = {
-    "voltage": ("harmonics_voltage", "harmonics_voltage_percent"),
-    "current": ("harmonics_current", "harmonics_current_percent"),
+    "voltage": (Q.HARMONICS_VOLTAGE, Q.HARMONICS_VOLTAGE_PERCENT),
+    "current": (Q.HARMONICS_CURRENT, Q.HARMONICS_CURRENT_PERCENT),
 }
 
 
@@ -441,18 +460,32 @@ class HarmonicSpectrumOut(BaseModel):
     )
 
 
-def spectrum_source(gw: Gateway, circuit_id: str) -> bool:
+def spectrum_source(config: SiteConfig, live: LiveCache, circuit_id: str) -> bool:
     """True when the circuit's source measures harmonic spectra (see :data:`SPECTRUM_BUSES`)."""
-    if gw.live.has_spectra(circuit_id):
+    if live.has_spectra(circuit_id):
         return True
-    c = gw.config.circuit(circuit_id)
-    device = next((d for d in gw.config.devices if d.id == c.device), None)
-    bus = next((b for b in gw.config.buses if device is not None and b.id == device.bus), None)
+    c = config.circuit(circuit_id)
+    device = next((d for d in config.devices if d.id == c.device), None)
+    bus = next((b for b in config.buses if device is not None and b.id == device.bus), None)
     return device is not None and device.enabled and bus is not None and bus.kind in SPECTRUM_BUSES
 
 
-def _finite(values: tuple[float, ...] | list[float]) -> list[float | None]:
-    return [v if math.isfinite(v) else None for v in values]
+def _finite(values: Sequence[float] | np.ndarray) -> list[float | None]:
+    return [float(v) if math.isfinite(v) else None for v in values]
+
+
+def _no_source(config: SiteConfig, circuit_id: str) -> NotFoundError:
+    circuit = config.circuit(circuit_id)
+    d = next((x for x in config.devices if x.id == circuit.device), None)
+    if d is not None and not d.enabled:
+        why = f"its device {d.id!r} is disabled"
+    else:
+        what = f" ({d.profile} on bus {d.bus!r})" if d is not None else ""
+        why = f"its device {circuit.device!r}{what} does not report harmonic spectra"
+    return NotFoundError(
+        f"no harmonic spectrum source for circuit {circuit_id!r}: {why} "
+        "(its THD, where reported, is in GET /api/v1/live as thd_voltage and thd_current)"
+    )
 
 
 @router.get(
@@ -467,7 +500,9 @@ def _finite(values: tuple[float, ...] | list[float]) -> list[float | None]:
 )
 def spectrum(
     circuit_id: str,
-    gw: GW,
+    cfg: Config,
+    live: Live,
+    status: Status,
     _: LIVE,
     quantity: Annotated[Literal["voltage", "current"], Query(description="voltage or current")] = "current",
     phase: Annotated[
@@ -477,29 +512,21 @@ def spectrum(
 ) -> HarmonicSpectrumOut:
     """The latest spectrum the circuit's source measured (the simulated or real ADC board: every second,
     aggregated over that second by IEC 61000-4-30 §4.5), with each order in % of the fundamental and the
-    spectrum's THD. Spectra live in the live cache only; they have no history."""
-    known_circuit(gw, circuit_id)
-    circuit = gw.config.circuit(circuit_id)
+    spectrum's THD (:mod:`meterhub.metering.spectrum`). Spectra live in the live cache only; they have no
+    history."""
+    config = cfg.config
+    known_circuit(config, circuit_id)
+    circuit = config.circuit(circuit_id)
     own = [p.value for p in circuit.supply_phases]
     if phase is not None and phase not in own:
         raise bad_param(
             "query", "phase", f"circuit {circuit_id!r} has no phase {phase}; it has {', '.join(own)}"
         )
     ph = Phase(phase) if phase is not None else circuit.supply_phases[0]
-    if not spectrum_source(gw, circuit_id):
-        d = next((x for x in gw.config.devices if x.id == circuit.device), None)
-        if d is not None and not d.enabled:
-            why = f"its device {d.id!r} is disabled"
-        else:
-            what = f" ({d.profile} on bus {d.bus!r})" if d is not None else ""
-            why = f"its device {circuit.device!r}{what} does not report harmonic spectra"
-        raise HTTPException(
-            404,
-            f"no harmonic spectrum source for circuit {circuit_id!r}: {why} "
-            "(its THD, where reported, is in GET /api/v1/live as thd_voltage and thd_current)",
-        )
+    if not spectrum_source(config, live, circuit_id):
+        raise _no_source(config, circuit_id)
     rms_id, pct_id = SPECTRUM_IDS[quantity]
-    rms = gw.live.spectrum(circuit_id, rms_id, ph)
+    rms = live.spectrum(circuit_id, rms_id, ph)
     if rms is None:
         raise HTTPException(
             503,
@@ -507,14 +534,13 @@ def spectrum(
             headers={"Retry-After": "2"},
         )
     h = np.asarray(rms.values, dtype=np.float64)
-    h1 = float(h[1]) if h.size > 1 else math.nan
-    pct = gw.live.spectrum(circuit_id, pct_id, ph)
+    pct = live.spectrum(circuit_id, pct_id, ph)
     if pct is not None and pct.ts == rms.ts and len(pct.values) == h.size:
-        percent = _finite(pct.values)
+        percent = _finite(pct.values)  # the source's own, of the same spectrum
     else:  # a source that publishes RMS only: the same definition, from the same spectrum
-        percent = _finite((100.0 * h / h1).tolist()) if h1 > 0 else [None] * h.size
-    thd = float(harmonic_thd(h)) if h1 > 0 else None
-    st = gw.status.get(circuit.device)
+        percent = _finite(percent_of_fundamental(h))
+    thd = float(spectrum_thd(h))
+    st = status.get(circuit.device)
     return HarmonicSpectrumOut(
         circuit=circuit_id,
         quantity=quantity,
@@ -524,6 +550,6 @@ def spectrum(
         orders=list(rms.orders),
         rms=_finite(rms.values),
         percent_of_fundamental=percent,
-        thd=thd,
+        thd=thd if math.isfinite(thd) else None,
         stale=not (st is not None and st.online),
     )

@@ -1,8 +1,9 @@
 """Site and interface options: title, logo, time zone, language, currency, CO2 factor; today's figures.
 
 Reading them is part of the live display (public when ``web.public_live`` is on); changing them needs
-the admin role and goes through :meth:`Gateway.update_config`, so the site file is rewritten and checked
-like any other configuration change.
+the admin role and goes through :func:`meterhub.config.edit.patch_site` and the configuration's ``apply``
+(:class:`meterhub.web.deps.ConfigView`), so the site file is rewritten and checked like any other
+configuration change.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
@@ -17,20 +19,22 @@ from fastapi import APIRouter, Depends, HTTPException, UploadFile
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from meterhub.config.loader import ConfigError
+from meterhub.config import edit
 from meterhub.config.schema import SiteConfig
+from meterhub.errors import NotFoundError
+from meterhub.live import LiveCache
+from meterhub.model.quantities import Q
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase, Purpose
-from meterhub.runtime import Gateway
+from meterhub.storage.base import Storage
 from meterhub.web.auth import Principal, require_admin, require_live
-from meterhub.web.deps import get_gateway
+from meterhub.web.deps import Config, Live, Runtime, Store
 
 __all__ = ["LOGO_TYPES", "DisplaySettings", "router"]
 
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["site"])
-GW = Annotated[Gateway, Depends(get_gateway)]
 LIVE = Annotated[Principal, Depends(require_live)]
 ADMIN = Annotated[Principal, Depends(require_admin)]
 
@@ -79,19 +83,19 @@ class TodayOut(BaseModel):
     co2: float | None = Field(description="CO2-equivalent since midnight [kg]")
 
 
-def _logo_file(gw: Gateway) -> tuple[str, str] | None:
+def _logo_file(data_dir: Path) -> tuple[str, str] | None:
     for ctype, suffix in LOGO_TYPES.items():
-        if (gw.data_dir / f"logo{suffix}").exists():
-            return str(gw.data_dir / f"logo{suffix}"), ctype
+        if (data_dir / f"logo{suffix}").exists():
+            return str(data_dir / f"logo{suffix}"), ctype
     return None
 
 
-def site_out(gw: Gateway) -> SiteOut:
-    s = gw.config.site
-    logo = _logo_file(gw)
+def site_out(config: SiteConfig, data_dir: Path, demo: bool) -> SiteOut:
+    s = config.site
+    logo = _logo_file(data_dir)
     return SiteOut(
         name=s.name,
-        title=gw.config.web.title,
+        title=config.web.title,
         timezone=s.timezone,
         language=s.language,
         currency=s.currency,
@@ -99,50 +103,27 @@ def site_out(gw: Gateway) -> SiteOut:
         nominal_voltage=s.nominal_voltage,
         nominal_frequency=s.nominal_frequency,
         logo=f"/api/v1/site/logo?v={int(os.stat(logo[0]).st_mtime)}" if logo else None,
-        demo=gw.demo,
-        public_live=gw.config.web.public_live,
+        demo=demo,
+        public_live=config.web.public_live,
     )
 
 
-async def apply_config(gw: Gateway, new_config: SiteConfig) -> None:
-    """Validate and apply a changed configuration; problems become a 422 naming the field."""
-    try:
-        await gw.update_config(new_config)
-    except ConfigError as exc:
-        raise HTTPException(
-            422,
-            [
-                {"loc": ["body", *[str(p) for p in i.loc]], "msg": i.message, "type": "value_error"}
-                for i in exc.issues
-            ],
-        ) from None
-
-
 @router.get("/site", response_model=SiteOut, summary="Site and interface options")
-def get_site(gw: GW, _: LIVE) -> SiteOut:
-    return site_out(gw)
+def get_site(cfg: Config, rt: Runtime, _: LIVE) -> SiteOut:
+    return site_out(cfg.config, rt.data_dir, rt.demo)
 
 
 @router.patch("/site", response_model=SiteOut, summary="Change interface options (admin)")
-async def patch_site(body: SitePatch, gw: GW, _: ADMIN) -> SiteOut:
-    cfg = gw.config.model_copy(deep=True)
-    changes = body.model_dump(exclude_unset=True)
-    for key in ("name", "timezone", "language", "currency", "co2_factor"):
-        if key in changes and changes[key] is not None:
-            setattr(cfg.site, key, changes[key])
-    if "title" in changes:
-        cfg.web.title = changes["title"] or None
-    if changes.get("public_live") is not None:
-        cfg.web.public_live = changes["public_live"]
-    await apply_config(gw, cfg)
-    return site_out(gw)
+async def patch_site(body: SitePatch, cfg: Config, rt: Runtime, _: ADMIN) -> SiteOut:
+    now = await cfg.apply(edit.patch_site(cfg.config, body.model_dump(exclude_unset=True)))
+    return site_out(now, rt.data_dir, rt.demo)
 
 
 @router.get("/site/logo", summary="The uploaded logo", responses={404: {"description": "no logo uploaded"}})
-def get_logo(gw: GW) -> Response:
-    logo = _logo_file(gw)
+def get_logo(rt: Runtime) -> Response:
+    logo = _logo_file(rt.data_dir)
     if logo is None:
-        raise HTTPException(404, "no logo uploaded")
+        raise NotFoundError("no logo uploaded")
     return FileResponse(
         logo[0], media_type=logo[1], headers={"Content-Security-Policy": "default-src 'none'"}
     )
@@ -151,7 +132,7 @@ def get_logo(gw: GW) -> Response:
 @router.put(
     "/site/logo", response_model=SiteOut, summary="Upload the logo (PNG, JPEG, SVG or WebP ≤ 512 KiB; admin)"
 )
-async def put_logo(file: UploadFile, gw: GW, _: ADMIN) -> SiteOut:
+async def put_logo(file: UploadFile, cfg: Config, rt: Runtime, _: ADMIN) -> SiteOut:
     suffix = LOGO_TYPES.get(file.content_type or "")
     if suffix is None:
         raise HTTPException(415, f"logo type {file.content_type!r} not accepted; use {', '.join(LOGO_TYPES)}")
@@ -162,32 +143,34 @@ async def put_logo(file: UploadFile, gw: GW, _: ADMIN) -> SiteOut:
     if (magic and not data.startswith(magic)) or (suffix == ".svg" and b"<svg" not in data[:4096]):
         raise HTTPException(415, f"the file content is not {file.content_type}")
     for other in LOGO_TYPES.values():
-        (gw.data_dir / f"logo{other}").unlink(missing_ok=True)
-    tmp = gw.data_dir / f"logo{suffix}.tmp"
+        (rt.data_dir / f"logo{other}").unlink(missing_ok=True)
+    tmp = rt.data_dir / f"logo{suffix}.tmp"
     tmp.write_bytes(data)
-    tmp.replace(gw.data_dir / f"logo{suffix}")
-    return site_out(gw)
+    tmp.replace(rt.data_dir / f"logo{suffix}")
+    return site_out(cfg.config, rt.data_dir, rt.demo)
 
 
 @router.delete("/site/logo", response_model=SiteOut, summary="Remove the logo (admin)")
-def delete_logo(gw: GW, _: ADMIN) -> SiteOut:
+def delete_logo(cfg: Config, rt: Runtime, _: ADMIN) -> SiteOut:
     for other in LOGO_TYPES.values():
-        (gw.data_dir / f"logo{other}").unlink(missing_ok=True)
-    return site_out(gw)
+        (rt.data_dir / f"logo{other}").unlink(missing_ok=True)
+    return site_out(cfg.config, rt.data_dir, rt.demo)
 
 
-def _register_delta(gw: Gateway, circuit: str, quantity: str, start: float, now: float) -> float | None:
+def _register_delta(
+    live: LiveCache, storage: Storage, circuit: str, quantity: str, start: float, now: float
+) -> float | None:
     """Growth of a cumulative register (total phase) from ``start`` to ``now`` [Wh]."""
     key = SeriesKey(circuit, quantity, Phase.TOTAL)
-    latest = gw.live.get(key)
+    latest = live.get(key)
     try:
-        at_end = gw.storage.value_at(key, now)
+        at_end = storage.value_at(key, now)
         end_value = latest.value if latest is not None else (at_end[1] if at_end else None)
         if end_value is None:
             return None
-        at_start = gw.storage.value_at(key, start)
+        at_start = storage.value_at(key, start)
         if at_start is None:  # the register started after midnight: count from its first value
-            points = gw.storage.history(key, start, now + 1, "1min")
+            points = storage.history(key, start, now + 1, "1min")
             if not points:  # nothing stored yet today (before the first flush): unknown, not 0
                 return None
             start_value = points[0].min
@@ -198,10 +181,10 @@ def _register_delta(gw: Gateway, circuit: str, quantity: str, start: float, now:
     return max(0.0, end_value - start_value)
 
 
-def _interval_sum(gw: Gateway, circuit: str, quantity: str, start: float, now: float) -> float | None:
+def _interval_sum(storage: Storage, circuit: str, quantity: str, start: float, now: float) -> float | None:
     """Sum of an interval quantity (cost, co2) stored by the energy pipeline since ``start``."""
     try:
-        points = gw.storage.history(SeriesKey(circuit, quantity, Phase.TOTAL), start, now + 1, "raw")
+        points = storage.history(SeriesKey(circuit, quantity, Phase.TOTAL), start, now + 1, "raw")
     except ValueError:
         return None
     return sum(p.last for p in points) if points else None
@@ -213,28 +196,32 @@ def _sum(values: list[float | None]) -> float | None:
 
 
 @router.get("/site/today", response_model=TodayOut, summary="Energy, cost and CO2 since local midnight")
-def today(gw: GW, _: LIVE) -> TodayOut:
-    tz = ZoneInfo(gw.config.site.timezone)
-    now = gw.clock()
+def today(cfg: Config, rt: Runtime, live: Live, storage: Store, _: LIVE) -> TodayOut:
+    config = cfg.config
+    tz = ZoneInfo(config.site.timezone)
+    now = rt.clock()
     local = datetime.fromtimestamp(now, tz)
     midnight = datetime(local.year, local.month, local.day, tzinfo=tz)
     start = midnight.timestamp()
-    by_purpose = {p: [c.id for c in gw.config.circuits if c.purpose is p] for p in Purpose}
+    by_purpose = {p: [c.id for c in config.circuits if c.purpose is p] for p in Purpose}
     consumers = by_purpose[Purpose.CONSUMABLE] or by_purpose[Purpose.GRID]
-    consumed = _sum([_register_delta(gw, c, "energy_active_import", start, now) for c in consumers])
-    generated = _sum(
-        [_register_delta(gw, c, "energy_active_export", start, now) for c in by_purpose[Purpose.RENEWABLE]]
+    renewables = by_purpose[Purpose.RENEWABLE]
+    consumed = _sum(
+        [_register_delta(live, storage, c, Q.ENERGY_ACTIVE_IMPORT, start, now) for c in consumers]
     )
-    cost = _sum([_interval_sum(gw, c, "cost", start, now) for c in consumers])
-    co2 = _sum([_interval_sum(gw, c, "co2", start, now) for c in consumers])
+    generated = _sum(
+        [_register_delta(live, storage, c, Q.ENERGY_ACTIVE_EXPORT, start, now) for c in renewables]
+    )
+    cost = _sum([_interval_sum(storage, c, Q.COST, start, now) for c in consumers])
+    co2 = _sum([_interval_sum(storage, c, Q.CO2, start, now) for c in consumers])
     if co2 is None and consumed is not None:  # no CO2 intervals from the energy pipeline yet
-        co2 = consumed / 1000.0 * gw.config.site.co2_factor
+        co2 = consumed / 1000.0 * config.site.co2_factor
     return TodayOut(
         start=iso_utc(start),
         energy_consumed=consumed,
         energy_generated=generated,
         cost=cost,
-        currency=gw.config.site.currency,
+        currency=config.site.currency,
         co2=co2,
     )
 
@@ -258,8 +245,8 @@ class DisplaySettings(BaseModel):
     circuits: list[str] = Field(default_factory=list, description="circuits listed (empty = all)")
 
 
-def load_display(gw: Gateway) -> DisplaySettings:
-    path = gw.data_dir / DISPLAY_FILE
+def load_display(data_dir: Path) -> DisplaySettings:
+    path = data_dir / DISPLAY_FILE
     if not path.exists():
         return DisplaySettings()
     try:
@@ -270,13 +257,13 @@ def load_display(gw: Gateway) -> DisplaySettings:
 
 
 @router.get("/display", response_model=DisplaySettings, summary="Display-mode settings")
-def get_display(gw: GW, _: LIVE) -> DisplaySettings:
-    return load_display(gw)
+def get_display(rt: Runtime, _: LIVE) -> DisplaySettings:
+    return load_display(rt.data_dir)
 
 
 @router.put("/display", response_model=DisplaySettings, summary="Change the display mode (admin)")
-def put_display(body: DisplaySettings, gw: GW, _: ADMIN) -> DisplaySettings:
-    unknown = [c for c in body.circuits if not any(x.id == c for x in gw.config.circuits)]
+def put_display(body: DisplaySettings, cfg: Config, rt: Runtime, _: ADMIN) -> DisplaySettings:
+    unknown = [c for c in body.circuits if not any(x.id == c for x in cfg.config.circuits)]
     if unknown:
         raise HTTPException(
             422,
@@ -288,7 +275,7 @@ def put_display(body: DisplaySettings, gw: GW, _: ADMIN) -> DisplaySettings:
                 }
             ],
         )
-    tmp = gw.data_dir / (DISPLAY_FILE + ".tmp")
+    tmp = rt.data_dir / (DISPLAY_FILE + ".tmp")
     tmp.write_text(body.model_dump_json(indent=1), encoding="utf-8")
-    tmp.replace(gw.data_dir / DISPLAY_FILE)
+    tmp.replace(rt.data_dir / DISPLAY_FILE)
     return body

@@ -20,15 +20,14 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from meterhub.bus import Overflow, Subscription
+from meterhub.bus import Bus, Overflow, Subscription
 from meterhub.model.readings import Reading
 from meterhub.web.auth import live_allowed
-from meterhub.web.deps import gateway_of, reading_json
+from meterhub.web.deps import Live, reading_json
 
 __all__ = ["StreamHub", "router"]
 
@@ -65,12 +64,14 @@ class StreamHub:
     def __init__(self, *, client_queue: int = 64) -> None:
         self.client_queue = client_queue
         self.clients: set[_Client] = set()
+        self._bus: Bus | None = None
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self, gateway: Any) -> None:
-        self._bus = gateway.bus
-        self._sub = gateway.bus.subscribe("web", maxsize=256, overflow=Overflow.DROP_OLDEST)
+    def start(self, bus: Bus) -> None:
+        """Subscribe to ``bus`` and start fanning its batches out to the connected clients."""
+        self._bus = bus
+        self._sub = bus.subscribe("web", maxsize=256, overflow=Overflow.DROP_OLDEST)
         self._task = asyncio.create_task(self._pump(self._sub), name="web:stream")
 
     async def stop(self) -> None:
@@ -78,7 +79,7 @@ class StreamHub:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._sub is not None:
+        if self._sub is not None and self._bus is not None:
             self._bus.unsubscribe(self._sub)
         self._task, self._sub = None, None
 
@@ -102,7 +103,7 @@ def _dump(kind: str, readings: list[Reading]) -> str:
 
 
 @router.websocket("/stream")
-async def stream(websocket: WebSocket) -> None:
+async def stream(websocket: WebSocket, live: Live) -> None:
     """Push live readings (see the module docstring for the message format)."""
     origin = websocket.headers.get("origin")
     if origin and urlsplit(origin).netloc != websocket.headers.get("host"):
@@ -112,13 +113,12 @@ async def stream(websocket: WebSocket) -> None:
     if live_allowed(websocket) is None:
         await websocket.close(code=4401, reason="sign in or send an API token")
         return
-    gw = gateway_of(websocket)
     hub: StreamHub = websocket.app.state.hub
     wanted = set(websocket.query_params.getlist("circuit")) or None
     await websocket.accept()
     client = hub.connect(wanted)
     try:
-        snapshot = [r for r in gw.live.readings() if wanted is None or r.circuit in wanted]
+        snapshot = [r for r in live.readings() if wanted is None or r.circuit in wanted]
         await websocket.send_text(_dump("snapshot", snapshot))
         receiver = asyncio.create_task(_drain_incoming(websocket))
         try:

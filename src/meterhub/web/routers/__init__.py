@@ -1,1 +1,1 @@
-"""API routers contributed by capabilities (included by meterhub.web.app)."""
+"""API routers of capabilities beyond the live display (listed in meterhub.web.app.ROUTERS)."""

@@ -25,37 +25,37 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field, ValidationError
 
+from meterhub.config.schema import SiteConfig
 from meterhub.drivers.io.config import (
     AnalogInPoint,
     AnalogOutPoint,
     DigitalPoint,
     IOPoint,
     PulsePoint,
-    PulseUnit,
     RelayPoint,
     io_section,
 )
 from meterhub.drivers.io.digital import STATE_LABELS
-from meterhub.drivers.io.pulse import INDEX_QUANTITY, RATE_QUANTITY, UNIT_FACTOR
+from meterhub.drivers.io.pulse import INDEX_QUANTITY, RATE_QUANTITY
+from meterhub.drivers.io.units import index_in_pulse_unit, pulse_unit_text
+from meterhub.errors import NotFoundError
+from meterhub.live import LiveCache
 from meterhub.model import quantities
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading, SeriesKey, iso_utc
 from meterhub.model.topology import Phase
-from meterhub.runtime import Gateway
 from meterhub.web.auth import Principal, require_live
-from meterhub.web.deps import get_gateway
+from meterhub.web.deps import Config, Live
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["io"])
 
-GW = Annotated[Gateway, Depends(get_gateway)]
 LIVE = Annotated[Principal, Depends(require_live)]
 
-#: How a pulse weight's unit is written for people (the catalogue writes volumes as m³).
-_PULSE_UNIT_TEXT = {PulseUnit.KWH: "kWh", PulseUnit.WH: "Wh", PulseUnit.M3: "m³", PulseUnit.L: "l"}
 _RELAY_LABELS = ("off", "on")
 
 
@@ -98,8 +98,8 @@ class IOPointsOut(BaseModel):
     points: list[IOPointOut]
 
 
-def _live(gw: Gateway, point: str, quantity: str) -> Reading | None:
-    return gw.live.get(SeriesKey(point, quantity, Phase.TOTAL))
+def _live(live: LiveCache, point: str, quantity: str) -> Reading | None:
+    return live.get(SeriesKey(point, quantity, Phase.TOTAL))
 
 
 def _newest(*rs: Reading | None) -> Reading | None:
@@ -113,21 +113,21 @@ def _stamp(out: IOPointOut, r: Reading | None) -> IOPointOut:
     return out
 
 
-def point_out(gw: Gateway, p: IOPoint) -> IOPointOut:
+def point_out(live: LiveCache, p: IOPoint) -> IOPointOut:
     """The public shape of ``p`` with its values from the live cache."""
     base = IOPointOut(id=p.id, name=p.name or p.id, kind=p.kind, device=p.device, unit="")
     if isinstance(p, PulsePoint):
-        count = _live(gw, p.id, "pulse_count")
-        index = _live(gw, p.id, INDEX_QUANTITY[p.medium])
-        rate = _live(gw, p.id, RATE_QUANTITY[p.medium])
-        total = index.value / UNIT_FACTOR[p.unit] if index is not None else None
+        count = _live(live, p.id, Q.PULSE_COUNT)
+        index = _live(live, p.id, INDEX_QUANTITY[p.medium])
+        rate = _live(live, p.id, RATE_QUANTITY[p.medium])
+        total = index_in_pulse_unit(index.value, p.unit) if index is not None else None
         out = base.model_copy(
             update={
                 "channel": p.channel,
                 "medium": p.medium.value,
                 "weight": p.weight,
                 "contact": p.contact.value,
-                "unit": _PULSE_UNIT_TEXT[p.unit],
+                "unit": pulse_unit_text(p.unit),
                 "count": round(count.value) if count is not None else None,
                 "total": total,
                 "value": total,
@@ -137,7 +137,7 @@ def point_out(gw: Gateway, p: IOPoint) -> IOPointOut:
         )
         return _stamp(out, _newest(count, index, rate))
     if isinstance(p, DigitalPoint):
-        r = _live(gw, p.id, "digital_input")
+        r = _live(live, p.id, Q.DIGITAL_INPUT)
         labels = STATE_LABELS[p.function]
         state = bool(r.value >= 0.5) if r is not None else None
         out = base.model_copy(
@@ -152,7 +152,7 @@ def point_out(gw: Gateway, p: IOPoint) -> IOPointOut:
         )
         return _stamp(out, r)
     if isinstance(p, RelayPoint):
-        r = _live(gw, p.id, "relay_output")
+        r = _live(live, p.id, Q.RELAY_OUTPUT)
         state = bool(r.value >= 0.5) if r is not None else None
         out = base.model_copy(
             update={
@@ -165,7 +165,7 @@ def point_out(gw: Gateway, p: IOPoint) -> IOPointOut:
         )
         return _stamp(out, r)
     if isinstance(p, AnalogInPoint | AnalogOutPoint):
-        r = _live(gw, p.id, "analog_input" if isinstance(p, AnalogInPoint) else "analog_output")
+        r = _live(live, p.id, Q.ANALOG_INPUT if isinstance(p, AnalogInPoint) else Q.ANALOG_OUTPUT)
         out = base.model_copy(
             update={
                 "channel": p.channel,
@@ -176,20 +176,20 @@ def point_out(gw: Gateway, p: IOPoint) -> IOPointOut:
             }
         )
         return _stamp(out, r)
-    r = _live(gw, p.id, "temperature")  # a TemperaturePoint (1-wire probe)
+    r = _live(live, p.id, Q.TEMPERATURE)  # a TemperaturePoint (1-wire probe)
     out = base.model_copy(
         update={
             "sensor": p.sensor,
-            "unit": quantities.CATALOGUE["temperature"].unit,
+            "unit": quantities.CATALOGUE[Q.TEMPERATURE].unit,
             "value": r.value if r is not None else None,
         }
     )
     return _stamp(out, r)
 
 
-def _points(gw: Gateway) -> list[IOPoint]:
+def _points(config: SiteConfig) -> list[IOPoint]:
     try:
-        return list(io_section(gw.config).points)
+        return list(io_section(config).points)
     except ValidationError:  # an invalid io section: the site check reports where
         return []
 
@@ -204,13 +204,14 @@ def _points(gw: Gateway) -> list[IOPoint]:
     },
 )
 def io_points(
-    gw: GW,
+    cfg: Config,
+    live: Live,
     _: LIVE,
     device: Annotated[str | None, Query(description="only the points of this device", max_length=64)] = None,
 ) -> IOPointsOut:
-    points = _points(gw)
+    points = _points(cfg.config)
     if device is not None:
-        if not any(d.id == device for d in gw.config.devices):
-            raise HTTPException(404, f"unknown device {device!r}")
+        if not any(d.id == device for d in cfg.config.devices):
+            raise NotFoundError(f"unknown device {device!r}")
         points = [p for p in points if p.device == device]
-    return IOPointsOut(points=[point_out(gw, p) for p in points])
+    return IOPointsOut(points=[point_out(live, p) for p in points])

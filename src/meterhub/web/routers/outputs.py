@@ -20,15 +20,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from meterhub.config.schema import SiteConfig
 from meterhub.drivers.io.config import AnalogOutPoint, RelayMode, RelayPoint, io_section
-from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.io.errors import IOPointError, OutputWriteError, ReadbackMismatch
 from meterhub.drivers.modbus.transport import ModbusExceptionResponse, ModbusTimeout
+from meterhub.errors import ConflictError, NotFoundError
+from meterhub.live import LiveCache
+from meterhub.model.quantities import Q
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
-from meterhub.runtime import Gateway
 from meterhub.web.auth import Principal, require_admin, require_reader
-from meterhub.web.deps import get_gateway
+from meterhub.web.deps import Config, Controls, Live, Status
 
 __all__ = ["router"]
 
@@ -36,7 +38,6 @@ log = logging.getLogger("meterhub.web.outputs")
 
 router = APIRouter(prefix="/api/v1", tags=["outputs"])
 
-GW = Annotated[Gateway, Depends(get_gateway)]
 READER = Annotated[Principal, Depends(require_reader)]
 ADMIN = Annotated[Principal, Depends(require_admin)]
 
@@ -83,19 +84,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _outputs_of(gw: Gateway, device_id: str) -> list[RelayPoint | AnalogOutPoint]:
-    if not any(d.id == device_id for d in gw.config.devices):
-        raise HTTPException(404, f"unknown device {device_id!r}")
+def _outputs_of(config: SiteConfig, device_id: str) -> list[RelayPoint | AnalogOutPoint]:
+    if not any(d.id == device_id for d in config.devices):
+        raise NotFoundError(f"unknown device {device_id!r}")
     try:
-        points = io_section(gw.config).points
+        points = io_section(config).points
     except ValueError:  # an invalid io section: the site check reports where
         points = []
     return [p for p in points if p.device == device_id and isinstance(p, RelayPoint | AnalogOutPoint)]
 
 
-def _output_out(gw: Gateway, p: RelayPoint | AnalogOutPoint) -> OutputOut:
+def _output_out(live: LiveCache, p: RelayPoint | AnalogOutPoint) -> OutputOut:
     if isinstance(p, RelayPoint):
-        r = gw.live.get(SeriesKey(p.id, "relay_output", Phase.TOTAL))
+        r = live.get(SeriesKey(p.id, Q.RELAY_OUTPUT, Phase.TOTAL))
         return OutputOut(
             point=p.id,
             name=p.name or p.id,
@@ -105,7 +106,7 @@ def _output_out(gw: Gateway, p: RelayPoint | AnalogOutPoint) -> OutputOut:
             state=bool(r.value) if r is not None else None,
             ts=iso_utc(r.ts) if r is not None else None,
         )
-    r = gw.live.get(SeriesKey(p.id, "analog_output", Phase.TOTAL))
+    r = live.get(SeriesKey(p.id, Q.ANALOG_OUTPUT, Phase.TOTAL))
     return OutputOut(
         point=p.id,
         name=p.name or p.id,
@@ -123,13 +124,13 @@ def _output_out(gw: Gateway, p: RelayPoint | AnalogOutPoint) -> OutputOut:
     summary="Relay and analog outputs of a device and their states",
     responses={k: v for k, v in _ERRORS.items() if k != 403},
 )
-def list_outputs(device_id: str, gw: GW, _: READER) -> OutputsOut:
-    points = _outputs_of(gw, device_id)
-    status = gw.status.get(device_id)
+def list_outputs(device_id: str, cfg: Config, live: Live, status: Status, _: READER) -> OutputsOut:
+    points = _outputs_of(cfg.config, device_id)
+    st = status.get(device_id)
     return OutputsOut(
         device=device_id,
-        online=bool(status is not None and status.online),
-        outputs=[_output_out(gw, p) for p in points],
+        online=bool(st is not None and st.online),
+        outputs=[_output_out(live, p) for p in points],
     )
 
 
@@ -166,21 +167,20 @@ def _write_failed(device_id: str, point: str, exc: OutputWriteError) -> HTTPExce
     },
 )
 async def switch_output(
-    device_id: str, point: str, body: SwitchIn, request: Request, gw: GW, who: ADMIN
+    device_id: str, point: str, body: SwitchIn, request: Request, cfg: Config, control: Controls, who: ADMIN
 ) -> SwitchOut:
-    outputs = {p.id: p for p in _outputs_of(gw, device_id)}
+    outputs = {p.id: p for p in _outputs_of(cfg.config, device_id)}
     p = outputs.get(point)
     if p is None:
         known = ", ".join(outputs) or "none configured"
-        raise HTTPException(404, f"device {device_id!r} has no output point {point!r}; its outputs: {known}")
+        raise NotFoundError(f"device {device_id!r} has no output point {point!r}; its outputs: {known}")
     if not isinstance(p, RelayPoint):
-        raise HTTPException(409, f"output {point!r} is an analog output; only relays take a state")
+        raise ConflictError(f"output {point!r} is an analog output; only relays take a state")
     if p.mode is RelayMode.PULSE:
-        raise HTTPException(409, f"relay {point!r} is a pulse-mode output; it cannot be latched on or off")
-    control = OutputControl.for_gateway(gw)
+        raise ConflictError(f"relay {point!r} is a pulse-mode output; it cannot be latched on or off")
     async with _lock(request, point):
         try:
-            change = await control.switch(point, body.state)
+            change = await control.outputs().switch(point, body.state)
         except OutputWriteError as exc:
             log.warning("%s: switching %s to %s failed: %s", who.username, point, body.state, exc)
             raise _write_failed(device_id, point, exc) from None

@@ -12,23 +12,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from meterhub.energy.balance import site_balance_report
 from meterhub.energy.billing import BillingReason
 from meterhub.energy.capacity import capacity_report
 from meterhub.energy.config import energy_of, install_checks
+from meterhub.energy.profiles import load_profile
 from meterhub.energy.reports import ReportError, energy_report, to_csv
 from meterhub.energy.timeutil import Interval, parse_date, utc_iso
-from meterhub.storage.base import StorageError
+from meterhub.energy.timeutil import zone as time_zone
+from meterhub.errors import NotFoundError
 from meterhub.web.auth import Principal, require_admin, require_reader
+from meterhub.web.deps import Config, Pipeline, Runtime, Store
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
 install_checks()  # configuration changes through the API are cross-checked too
@@ -37,23 +39,9 @@ READER = Annotated[Principal, Depends(require_reader)]
 ADMIN = Annotated[Principal, Depends(require_admin)]
 
 
-@contextmanager
-def _storage_errors() -> Iterator[None]:
-    """A failing database (PostgreSQL away, disk full) is a 503 the client may retry, not a 500."""
-    try:
-        yield
-    except StorageError as exc:
-        raise HTTPException(503, f"storage unavailable: {exc}") from None
-
-
-def _bases(gw: Any) -> list[Any]:
+def _bases(site_file: Path | None, data_dir: Path) -> list[Path]:
     """Folders a relative CO2 series file is looked up in: the site file's, then the data folder."""
-    path = getattr(gw, "config_path", None)
-    return [path.parent if path is not None else None, getattr(gw, "data_dir", None)]
-
-
-def _gateway(request: Request) -> Any:
-    return request.app.state.gateway
+    return [*([site_file.parent] if site_file is not None else []), data_dir]
 
 
 def _dates(start: str, end: str) -> tuple[date, date]:
@@ -85,10 +73,8 @@ def _interval(text: str) -> Interval:
 def _timezone(text: str | None) -> str | None:
     if text is None:
         return None
-    from meterhub.energy.timeutil import zone
-
     try:
-        zone(text)
+        time_zone(text)
     except Exception:
         raise _bad(
             "timezone", f"unknown time zone {text!r}; use an IANA name such as Europe/Berlin"
@@ -98,7 +84,9 @@ def _timezone(text: str | None) -> str | None:
 
 @router.get("/reports/energy", summary="Energy, per-tariff energy, cost, CO2 and maximum demand per interval")
 def report_energy(
-    request: Request,
+    cfg: Config,
+    rt: Runtime,
+    storage: Store,
     _: READER,
     start: Annotated[str, Query(alias="from", description="first local day YYYY-MM-DD")],
     end: Annotated[str, Query(alias="to", description="local day after the last one (exclusive)")],
@@ -108,24 +96,22 @@ def report_energy(
     timezone: str | None = None,
     format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
 ) -> Any:
-    gw = _gateway(request)
     a, b = _dates(start, end)
     kind = _interval(interval)
     if (circuit is None) == (zone is None):
         raise _bad("circuit", "give exactly one of 'circuit' or 'zone'")
     try:
-        with _storage_errors():
-            rep = energy_report(
-                gw.storage,
-                gw.config,
-                start=a,
-                end=b,
-                interval=kind,
-                circuit=circuit,
-                zone=zone,
-                timezone=_timezone(timezone),
-                base_dirs=_bases(gw),
-            )
+        rep = energy_report(
+            storage,
+            cfg.config,
+            start=a,
+            end=b,
+            interval=kind,
+            circuit=circuit,
+            zone=zone,
+            timezone=_timezone(timezone),
+            base_dirs=_bases(cfg.path, rt.data_dir),
+        )
     except ReportError as exc:
         raise HTTPException(
             404 if "unknown" in str(exc) or "no circuit" in str(exc) else 422, str(exc)
@@ -144,43 +130,42 @@ def report_energy(
     "/reports/balance", summary="Site balance: import, export, generation, consumption, self-consumption"
 )
 def report_balance(
-    request: Request,
+    cfg: Config,
+    storage: Store,
     _: READER,
     start: Annotated[str, Query(alias="from")],
     end: Annotated[str, Query(alias="to")],
     interval: str = "day",
     timezone: str | None = None,
 ) -> dict[str, Any]:
-    gw = _gateway(request)
     a, b = _dates(start, end)
-    with _storage_errors():
-        return site_balance_report(
-            gw.storage, gw.config, start=a, end=b, interval=_interval(interval), timezone=_timezone(timezone)
-        )
+    return site_balance_report(
+        storage, cfg.config, start=a, end=b, interval=_interval(interval), timezone=_timezone(timezone)
+    )
 
 
 @router.get(
     "/reports/capacity", summary="Capacity tariff: monthly 15-min peaks and the rolling 12-month mean"
 )
 def report_capacity(
-    request: Request,
+    cfg: Config,
+    storage: Store,
     _: READER,
     start: Annotated[str, Query(alias="from")],
     end: Annotated[str, Query(alias="to")],
     circuit: str,
 ) -> dict[str, Any]:
-    gw = _gateway(request)
     a, b = _dates(start, end)
     try:
-        with _storage_errors():
-            return capacity_report(gw.storage, gw.config, circuit=circuit, start=a, end=b)
+        return capacity_report(storage, cfg.config, circuit=circuit, start=a, end=b)
     except ReportError as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise NotFoundError(str(exc)) from None
 
 
 @router.get("/reports/profile", summary="Load profile: captured quantities per interval (seed 002)")
 def report_profile(
-    request: Request,
+    cfg: Config,
+    storage: Store,
     _: READER,
     start: Annotated[str, Query(alias="from")],
     end: Annotated[str, Query(alias="to")],
@@ -188,59 +173,56 @@ def report_profile(
     interval: Annotated[int | None, Query(description="capture interval [min]")] = None,
     quantities: Annotated[str | None, Query(description="comma-separated catalogue ids")] = None,
 ) -> dict[str, Any]:
-    from meterhub.energy.profiles import load_profile
-
-    gw = _gateway(request)
+    config = cfg.config
     a, b = _dates(start, end)
     if interval is not None and interval not in (1, 5, 10, 15, 30, 60):
         raise _bad("interval", f"{interval} is not one of 1, 5, 10, 15, 30, 60 [min]")
-    if circuit not in {c.id for c in gw.config.circuits} | {v.id for v in energy_of(gw.config).virtual}:
-        raise HTTPException(404, f"unknown circuit {circuit!r}")
+    if circuit not in {c.id for c in config.circuits} | {v.id for v in energy_of(config).virtual}:
+        raise NotFoundError(f"unknown circuit {circuit!r}")
     names = [q.strip() for q in quantities.split(",") if q.strip()] if quantities else None
     try:
-        with _storage_errors():
-            return load_profile(
-                gw.storage, gw.config, circuit=circuit, start=a, end=b, interval=interval, quantities=names
-            )
+        return load_profile(
+            storage, config, circuit=circuit, start=a, end=b, interval=interval, quantities=names
+        )
     except ValueError as exc:
         raise _bad("quantities", str(exc)) from None
 
 
-def _pipeline(request: Request) -> Any:
-    energy = getattr(_gateway(request), "energy", None)
-    if energy is None:
-        raise HTTPException(503, "the energy pipeline is not running")
-    return energy
-
-
 class ResetIn(BaseModel):
-    circuit: str | None = None
+    """Which maximum demands to reset. Unknown keys are refused: a misspelt ``circuit`` must not widen
+    the reset to every circuit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    circuit: str | None = Field(default=None, description="only this circuit; null or no body: every circuit")
 
 
 @router.get("/energy/demand", summary="Maximum demand per circuit and tariff rate since the last reset")
-def demand(request: Request, _: READER) -> dict[str, Any]:
-    energy = _pipeline(request)
+def demand(energy: Pipeline, _: READER) -> dict[str, Any]:
     return {"max_demand": _md_json(energy.max_demand()), "predicted": energy.predicted()}
 
 
-@router.post("/energy/demand/reset", summary="Reset maximum demands (admin)")
-def demand_reset(request: Request, _: ADMIN, body: ResetIn | None = None) -> dict[str, Any]:
-    energy = _pipeline(request)
+@router.post(
+    "/energy/demand/reset",
+    summary="Reset maximum demands (admin)",
+    responses={404: {"description": "unknown circuit"}, 422: {"description": "an unknown key in the body"}},
+)
+def demand_reset(energy: Pipeline, cfg: Config, _: ADMIN, body: ResetIn | None = None) -> dict[str, Any]:
     circuit = body.circuit if body is not None else None
-    if circuit is not None and circuit not in {c.id for c in _gateway(request).config.circuits}:
-        raise HTTPException(404, f"unknown circuit {circuit!r}")
+    if circuit is not None and circuit not in {c.id for c in cfg.config.circuits}:
+        raise NotFoundError(f"unknown circuit {circuit!r}")
     return {"before": _md_json(energy.reset_max_demand(circuit))}
 
 
 @router.get("/energy/billing", summary="Billing count, next automatic billing and past periods")
-def billing(request: Request, _: READER) -> dict[str, Any]:
-    status: dict[str, Any] = _pipeline(request).billing_status()
+def billing(energy: Pipeline, _: READER) -> dict[str, Any]:
+    status: dict[str, Any] = energy.billing_status()
     return status
 
 
 @router.post("/energy/billing", summary="Close a billing period now (admin)")
-def billing_close(request: Request, _: ADMIN) -> dict[str, Any]:
-    snap = _pipeline(request).bill(BillingReason.API)
+def billing_close(energy: Pipeline, _: ADMIN) -> dict[str, Any]:
+    snap = energy.bill(BillingReason.API)
     out: dict[str, Any] = snap.as_json()
     return out
 

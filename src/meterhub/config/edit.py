@@ -1,0 +1,257 @@
+"""Edits of a site configuration as pure functions: a :class:`SiteConfig` in, a new one out.
+
+The web API (and any other editor) changes a site through these; they never modify the configuration
+they are given, do no I/O and know nothing of HTTP. What they refuse is a typed error of
+:mod:`meterhub.errors`:
+
+* :class:`~meterhub.errors.NotFoundError` — the circuit or device named does not exist;
+* :class:`~meterhub.errors.ConflictError` — an id that exists already, a device that circuits still use;
+* :class:`InvalidEdit` (a :class:`~meterhub.errors.ConfigurationError`) — a value the schema refuses, with
+  the location of each problem inside the edited item (``("ct", "ratio")``).
+
+The result is checked by the schema item by item; cross-references between sections (a circuit's device,
+a bus's power budget …) are checked when the caller applies the new configuration
+(:meth:`meterhub.runtime.Gateway.update_config`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from meterhub.config.loader import ConfigIssue, Loc
+from meterhub.config.schema import Circuit, Device, EnergyConfig, SiteConfig, SiteInfo
+from meterhub.errors import ConfigurationError, ConflictError, NotFoundError
+from meterhub.model.topology import PHASES_OF_WIRING, Wiring
+
+__all__ = [
+    "SITE_OPTIONS",
+    "InvalidEdit",
+    "add_circuit",
+    "add_device",
+    "deep_merge",
+    "index_of",
+    "patch_circuit",
+    "patch_device",
+    "patch_site",
+    "remove_circuit",
+    "remove_device",
+    "replace_tariffs",
+]
+
+#: Where the problems of an edit are reported (ConfigIssue.file): not a file, an edit.
+EDIT = "<edit>"
+
+#: Options of the ``site:`` section that :func:`patch_site` changes (``None`` leaves one as it is).
+SITE_OPTIONS = ("name", "timezone", "language", "currency", "co2_factor")
+
+
+class InvalidEdit(ConfigurationError):
+    """An edit the schema refuses. ``issues`` locates each problem inside the edited item."""
+
+    def __init__(self, issues: Sequence[ConfigIssue]) -> None:
+        super().__init__("; ".join(f"{i.field}: {i.message}" for i in issues))
+        self.issues = list(issues)
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+def _issue(loc: Loc, message: str) -> ConfigIssue:
+    return ConfigIssue(file=EDIT, line=None, loc=loc, message=message)
+
+
+def _invalid(exc: ValidationError) -> InvalidEdit:
+    return InvalidEdit(
+        [
+            _issue(tuple(e["loc"]), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors(include_url=False)
+        ]
+    )
+
+
+def deep_merge(base: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``changes`` applied: nested mappings merge key by key, anything else replaces.
+
+    A ``None`` in ``changes`` replaces (clears) the value; a key missing from ``changes`` keeps it.
+    """
+    out = dict(base)
+    for k, v in changes.items():
+        old = out.get(k)
+        if isinstance(v, Mapping) and isinstance(old, Mapping):
+            out[k] = deep_merge(old, v)
+        else:
+            out[k] = v
+    return out
+
+
+def index_of(items: Sequence[_HasId], item_id: str, what: str) -> int:
+    """Position of the item with ``item_id``; :class:`NotFoundError` ("unknown circuit 'x'") when none."""
+    for i, item in enumerate(items):
+        if item.id == item_id:
+            return i
+    raise NotFoundError(f"unknown {what} {item_id!r}")
+
+
+_Section = Literal["circuits", "devices"]
+_MODELS: dict[_Section, type[BaseModel]] = {"circuits": Circuit, "devices": Device}
+
+
+def _put(cfg: SiteConfig, section: _Section, index: int | None, item: Mapping[str, Any]) -> SiteConfig:
+    """A copy of ``cfg`` with ``item`` validated into ``section`` at ``index`` (None: appended)."""
+    try:
+        validated = _MODELS[section].model_validate(dict(item))
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    new = cfg.model_copy(deep=True)
+    items: list[Any] = list(getattr(new, section))
+    if index is None:
+        items.append(validated)
+    else:
+        items[index] = validated
+    setattr(new, section, items)
+    return new
+
+
+def _ct(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """A CT patch: the fields given, without those left ``None`` (a CT always has a kind and ratio)."""
+    return {k: v for k, v in changes.items() if v is not None}
+
+
+# -- circuits -----------------------------------------------------------------------------------------
+def patch_circuit(cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any]) -> SiteConfig:
+    """Change fields of a circuit; omitted fields stay, ``None`` clears an optional one.
+
+    A changed ``wiring`` without ``channels`` takes as many consecutive channels from the circuit's first
+    one as the wiring has phases (:data:`~meterhub.model.topology.PHASES_OF_WIRING`: 3P4W → 3) and drops
+    an explicit ``phases`` list. A ``ct`` patch merges into the circuit's CT.
+    """
+    i = index_of(cfg.circuits, circuit_id, "circuit")
+    current = cfg.circuits[i].model_dump(mode="json")
+    edit = dict(changes)
+    if edit.get("ct") is not None:
+        edit["ct"] = _ct(edit["ct"])
+    if "wiring" in edit and "channels" not in edit:
+        try:
+            n = len(PHASES_OF_WIRING[Wiring(edit["wiring"])])
+        except ValueError:
+            raise InvalidEdit([_issue(("wiring",), f"unknown wiring {edit['wiring']!r}")]) from None
+        first = current["channels"][0]
+        edit["channels"] = [first + k for k in range(n)]
+        edit.setdefault("phases", None)
+    return _put(cfg, "circuits", i, deep_merge(current, edit))
+
+
+def add_circuit(cfg: SiteConfig, item: Mapping[str, Any]) -> SiteConfig:
+    """Append a circuit; :class:`ConflictError` when its id exists."""
+    circuit_id = item.get("id")
+    if any(c.id == circuit_id for c in cfg.circuits):
+        raise ConflictError(f"circuit {circuit_id!r} exists")
+    new = {k: v for k, v in item.items() if v is not None}
+    if isinstance(new.get("ct"), Mapping):
+        new["ct"] = _ct(new["ct"])
+    return _put(cfg, "circuits", None, new)
+
+
+def remove_circuit(cfg: SiteConfig, circuit_id: str) -> SiteConfig:
+    """Remove a circuit (and the simulated load of it, in a demo site)."""
+    i = index_of(cfg.circuits, circuit_id, "circuit")
+    new = cfg.model_copy(deep=True)
+    del new.circuits[i]
+    if new.simulation is not None:
+        new.simulation.loads.pop(circuit_id, None)
+    return new
+
+
+# -- devices ------------------------------------------------------------------------------------------
+def _known_profile(profile: Any, profiles: Collection[str]) -> None:
+    """:class:`InvalidEdit` at ``profile`` unless it is one of ``profiles`` (empty: not checked)."""
+    if profiles and profile not in profiles:
+        known = ", ".join(sorted(profiles))
+        raise InvalidEdit([_issue(("profile",), f"unknown profile {profile!r}; known: {known}")])
+
+
+def patch_device(
+    cfg: SiteConfig, device_id: str, changes: Mapping[str, Any], *, profiles: Collection[str] = ()
+) -> SiteConfig:
+    """Change fields of a device; a new ``profile`` must be one of ``profiles`` (when given)."""
+    i = index_of(cfg.devices, device_id, "device")
+    if changes.get("profile") is not None:
+        _known_profile(changes["profile"], profiles)
+    return _put(cfg, "devices", i, deep_merge(cfg.devices[i].model_dump(mode="json"), changes))
+
+
+def add_device(cfg: SiteConfig, item: Mapping[str, Any], *, profiles: Collection[str] = ()) -> SiteConfig:
+    """Append a device; :class:`ConflictError` when its id exists."""
+    device_id = item.get("id")
+    if any(d.id == device_id for d in cfg.devices):
+        raise ConflictError(f"device {device_id!r} exists")
+    _known_profile(item.get("profile"), profiles)
+    return _put(cfg, "devices", None, {k: v for k, v in item.items() if v is not None})
+
+
+def remove_device(cfg: SiteConfig, device_id: str) -> SiteConfig:
+    """Remove a device; :class:`ConflictError` naming the circuits that still measure with it."""
+    i = index_of(cfg.devices, device_id, "device")
+    users = [c.id for c in cfg.circuits if device_id in (c.device, c.voltage_reference)]
+    if users:
+        raise ConflictError(f"circuits {', '.join(users)} use device {device_id!r}; change them first")
+    new = cfg.model_copy(deep=True)
+    del new.devices[i]
+    return new
+
+
+# -- site options and tariffs -------------------------------------------------------------------------
+def patch_site(cfg: SiteConfig, changes: Mapping[str, Any]) -> SiteConfig:
+    """Change the site's interface options.
+
+    ``name``, ``timezone``, ``language``, ``currency`` and ``co2_factor`` [kg/kWh] of the ``site:``
+    section (``None`` leaves one as it is), ``title`` of the ``web:`` section (empty or ``None`` clears
+    it: the header shows the site name) and ``public_live`` (``None`` leaves it).
+    """
+    unknown = set(changes) - {*SITE_OPTIONS, "title", "public_live"}
+    if unknown:
+        raise InvalidEdit([_issue((k,), "not a site option") for k in sorted(unknown)])
+    site = cfg.site.model_dump()
+    site.update({k: changes[k] for k in SITE_OPTIONS if changes.get(k) is not None})
+    new = cfg.model_copy(deep=True)
+    try:
+        new.site = SiteInfo.model_validate(site)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    if "title" in changes:
+        new.web.title = changes["title"] or None
+    if changes.get("public_live") is not None:
+        new.web.public_live = bool(changes["public_live"])
+    return new
+
+
+def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any]) -> SiteConfig:
+    """A copy of ``cfg`` whose ``energy.tariffs`` are ``tariffs`` (an energy section is added when absent).
+
+    ``tariffs`` is the whole new ``energy.tariffs`` section as data; the schema of the energy section
+    validates it, and what it refuses is an :class:`InvalidEdit` located inside the tariffs
+    (``("rates", 0, "price")``).
+    """
+    energy = cfg.energy.model_dump() if cfg.energy is not None else {}
+    energy["tariffs"] = dict(tariffs)
+    try:
+        validated = EnergyConfig.model_validate(energy)
+    except ValidationError as exc:
+        raise InvalidEdit(
+            [
+                _issue(_inside_tariffs(tuple(e["loc"])), e["msg"].removeprefix("Value error, "))
+                for e in exc.errors(include_url=False)
+            ]
+        ) from None
+    new = cfg.model_copy(deep=True)
+    new.energy = validated
+    return new
+
+
+def _inside_tariffs(loc: Loc) -> Loc:
+    return loc[1:] if loc[:1] == ("tariffs",) else loc
