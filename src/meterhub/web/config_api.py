@@ -160,9 +160,9 @@ def profiles(_: ADMIN) -> list[ProfileOut]:
         out.append(
             ProfileOut(
                 id=pid,
-                vendor=getattr(p, "vendor", None),
-                model=getattr(p, "model", None),
-                description=getattr(p, "description", None),
+                vendor=p.vendor,
+                model=p.model,
+                description=p.description or None,
             )
         )
     return out
