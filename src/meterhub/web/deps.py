@@ -27,7 +27,7 @@ parsing and answer shapes.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,8 +152,25 @@ def require_energy(conn: HTTPConnection) -> EnergyPipeline:
     return energy
 
 
+class _StatusView(Mapping[str, DeviceStatus]):
+    """Device id → status, read through to the gateway: a configuration applied during the request
+    replaces the gateway's table, and the answer must show the new one."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def __getitem__(self, device_id: str) -> DeviceStatus:
+        return self._gateway.status[device_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._gateway.status)
+
+    def __len__(self) -> int:
+        return len(self._gateway.status)
+
+
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
-    return _gateway(conn).status
+    return _StatusView(_gateway(conn))
 
 
 # -- control ------------------------------------------------------------------------------------------
