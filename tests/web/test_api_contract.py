@@ -83,6 +83,12 @@ def test_a_misspelt_demand_reset_key_is_refused_and_resets_nothing(
         client.post("/api/v1/energy/demand/reset", json={"circuit": "nope"}, headers=admin).status_code == 404
     )
     assert calls == ["hvac"]
+    # an empty body resets nothing either: every circuit only when asked for in so many words
+    for empty in ({}, {"circuit": None}, {"circuit": "hvac", "all": True}):
+        assert client.post("/api/v1/energy/demand/reset", json=empty, headers=admin).status_code == 422, empty
+    assert client.post("/api/v1/energy/demand/reset", headers=admin).status_code == 422  # no body at all
+    assert client.post("/api/v1/energy/demand/reset", json={"all": True}, headers=admin).status_code == 200
+    assert calls == ["hvac", None]
 
 
 def test_an_empty_tariff_body_is_refused_and_keeps_every_rate(

@@ -5,7 +5,8 @@
   ``GET /api/v1/reports/capacity`` — monthly 15-min peaks and their rolling 12-month mean;
   ``GET /api/v1/reports/profile`` — load profile of a circuit.
 * ``GET /api/v1/energy/demand`` — maximum demand per circuit and rate since the last reset;
-  ``POST /api/v1/energy/demand/reset`` (admin) — reset them (seed 002: "all maximum demand can be reset").
+  ``POST /api/v1/energy/demand/reset`` (admin) — reset them, ``{"circuit": "<id>"}`` or ``{"all": true}``
+  (seed 002: "all maximum demand can be reset"); a body naming neither is refused.
 * ``GET /api/v1/energy/billing`` — billing count, next automatic billing, history;
   ``POST /api/v1/energy/billing`` (admin) — close a billing period now (seed 002 "communication").
 """
@@ -18,7 +19,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meterhub.energy.balance import site_balance_report
 from meterhub.energy.billing import BillingReason
@@ -189,12 +190,21 @@ def report_profile(
 
 
 class ResetIn(BaseModel):
-    """Which maximum demands to reset. Unknown keys are refused: a misspelt ``circuit`` must not widen
-    the reset to every circuit."""
+    """Which maximum demands to reset: one circuit, or every circuit when asked for in so many words.
+
+    Unknown keys are refused (a misspelt ``circuit`` must not widen the reset to every circuit), and so
+    is a body that names neither (an empty body must not reset everything)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    circuit: str | None = Field(default=None, description="only this circuit; null or no body: every circuit")
+    circuit: str | None = Field(default=None, description="reset the maximum demands of this circuit")
+    all: bool = Field(default=False, description="true: reset the maximum demands of every circuit")
+
+    @model_validator(mode="after")
+    def _one_choice(self) -> ResetIn:
+        if (self.circuit is not None) == self.all:
+            raise ValueError('give either "circuit": "<id>" or "all": true')
+        return self
 
 
 @router.get("/energy/demand", summary="Maximum demand per circuit and tariff rate since the last reset")
@@ -204,14 +214,16 @@ def demand(energy: Pipeline, _: READER) -> dict[str, Any]:
 
 @router.post(
     "/energy/demand/reset",
-    summary="Reset maximum demands (admin)",
-    responses={404: {"description": "unknown circuit"}, 422: {"description": "an unknown key in the body"}},
+    summary='Reset maximum demands (admin): {"circuit": "<id>"} or {"all": true}',
+    responses={
+        404: {"description": "unknown circuit"},
+        422: {"description": "neither or both, or an unknown key"},
+    },
 )
-def demand_reset(energy: Pipeline, cfg: Config, _: ADMIN, body: ResetIn | None = None) -> dict[str, Any]:
-    circuit = body.circuit if body is not None else None
-    if circuit is not None and circuit not in {c.id for c in cfg.config.circuits}:
-        raise NotFoundError(f"unknown circuit {circuit!r}")
-    return {"before": _md_json(energy.reset_max_demand(circuit))}
+def demand_reset(body: ResetIn, energy: Pipeline, cfg: Config, _: ADMIN) -> dict[str, Any]:
+    if body.circuit is not None and body.circuit not in {c.id for c in cfg.config.circuits}:
+        raise NotFoundError(f"unknown circuit {body.circuit!r}")
+    return {"before": _md_json(energy.reset_max_demand(body.circuit))}
 
 
 @router.get("/energy/billing", summary="Billing count, next automatic billing and past periods")
