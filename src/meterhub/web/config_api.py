@@ -37,7 +37,9 @@ router = APIRouter(prefix="/api/v1", tags=["configuration"])
 ADMIN = Annotated[Principal, Depends(require_admin)]
 
 
-class CTPreset(BaseModel):
+class CTPresetOut(BaseModel):
+    """One current sensor of the CT picker (:mod:`meterhub.metering.ct_presets`)."""
+
     id: str
     label: str
     kind: str
@@ -130,10 +132,12 @@ def get_config(cfg: Config, _: ADMIN) -> dict[str, Any]:
     return data
 
 
-@router.get("/config/ct-presets", response_model=list[CTPreset], summary="Current sensors for the CT picker")
-def get_ct_presets(_: ADMIN) -> list[CTPreset]:
+@router.get(
+    "/config/ct-presets", response_model=list[CTPresetOut], summary="Current sensors for the CT picker"
+)
+def get_ct_presets(_: ADMIN) -> list[CTPresetOut]:
     return [
-        CTPreset(
+        CTPresetOut(
             id=p.id,
             label=p.label,
             kind=p.kind.value,
