@@ -17,9 +17,9 @@ a bus's power budget …) are checked when the caller applies the new configurat
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from meterhub.config.loader import ConfigIssue, Loc
 from meterhub.config.schema import Circuit, Device, EnergyConfig, SiteConfig, SiteInfo
@@ -97,23 +97,38 @@ def index_of(items: Sequence[_HasId], item_id: str, what: str) -> int:
     raise NotFoundError(f"unknown {what} {item_id!r}")
 
 
-_Section = Literal["circuits", "devices"]
-_MODELS: dict[_Section, type[BaseModel]] = {"circuits": Circuit, "devices": Device}
+_Item = TypeVar("_Item", Circuit, Device)
 
 
-def _put(cfg: SiteConfig, section: _Section, index: int | None, item: Mapping[str, Any]) -> SiteConfig:
-    """A copy of ``cfg`` with ``item`` validated into ``section`` at ``index`` (None: appended)."""
+def _validated(model: type[_Item], item: Mapping[str, Any]) -> _Item:
+    """``item`` checked by the schema of ``model``; :class:`InvalidEdit` locates what it refuses."""
     try:
-        validated = _MODELS[section].model_validate(dict(item))
+        return model.model_validate(dict(item))
     except ValidationError as exc:
         raise _invalid(exc) from None
-    new = cfg.model_copy(deep=True)
-    items: list[Any] = list(getattr(new, section))
+
+
+def _placed(items: Sequence[_Item], index: int | None, item: _Item) -> list[_Item]:
+    """A new list: ``items`` with ``item`` at ``index`` (None: appended)."""
+    out = list(items)
     if index is None:
-        items.append(validated)
+        out.append(item)
     else:
-        items[index] = validated
-    setattr(new, section, items)
+        out[index] = item
+    return out
+
+
+def _with_circuit(cfg: SiteConfig, index: int | None, item: Mapping[str, Any]) -> SiteConfig:
+    circuit = _validated(Circuit, item)
+    new = cfg.model_copy(deep=True)
+    new.circuits = _placed(new.circuits, index, circuit)
+    return new
+
+
+def _with_device(cfg: SiteConfig, index: int | None, item: Mapping[str, Any]) -> SiteConfig:
+    device = _validated(Device, item)
+    new = cfg.model_copy(deep=True)
+    new.devices = _placed(new.devices, index, device)
     return new
 
 
@@ -143,7 +158,7 @@ def patch_circuit(cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any]) 
         first = current["channels"][0]
         edit["channels"] = [first + k for k in range(n)]
         edit.setdefault("phases", None)
-    return _put(cfg, "circuits", i, deep_merge(current, edit))
+    return _with_circuit(cfg, i, deep_merge(current, edit))
 
 
 def add_circuit(cfg: SiteConfig, item: Mapping[str, Any]) -> SiteConfig:
@@ -154,7 +169,7 @@ def add_circuit(cfg: SiteConfig, item: Mapping[str, Any]) -> SiteConfig:
     new = {k: v for k, v in item.items() if v is not None}
     if isinstance(new.get("ct"), Mapping):
         new["ct"] = _ct(new["ct"])
-    return _put(cfg, "circuits", None, new)
+    return _with_circuit(cfg, None, new)
 
 
 def remove_circuit(cfg: SiteConfig, circuit_id: str) -> SiteConfig:
@@ -182,7 +197,7 @@ def patch_device(
     i = index_of(cfg.devices, device_id, "device")
     if changes.get("profile") is not None:
         _known_profile(changes["profile"], profiles)
-    return _put(cfg, "devices", i, deep_merge(cfg.devices[i].model_dump(mode="json"), changes))
+    return _with_device(cfg, i, deep_merge(cfg.devices[i].model_dump(mode="json"), changes))
 
 
 def add_device(cfg: SiteConfig, item: Mapping[str, Any], *, profiles: Collection[str] = ()) -> SiteConfig:
@@ -191,7 +206,7 @@ def add_device(cfg: SiteConfig, item: Mapping[str, Any], *, profiles: Collection
     if any(d.id == device_id for d in cfg.devices):
         raise ConflictError(f"device {device_id!r} exists")
     _known_profile(item.get("profile"), profiles)
-    return _put(cfg, "devices", None, {k: v for k, v in item.items() if v is not None})
+    return _with_device(cfg, None, {k: v for k, v in item.items() if v is not None})
 
 
 def remove_device(cfg: SiteConfig, device_id: str) -> SiteConfig:
