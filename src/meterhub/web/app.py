@@ -25,6 +25,7 @@ from meterhub.runtime import Gateway
 from meterhub.storage.base import StorageError
 from meterhub.web import auth, auth_api, config_api, live_api, site_api, stream
 from meterhub.web.auth import AuthState
+from meterhub.web.limits import BodyLimit, ForwardedClient
 from meterhub.web.stream import StreamHub
 
 __all__ = ["STATIC_DIR", "create_app", "echarts_path"]
@@ -123,6 +124,11 @@ def create_app(gateway: Gateway) -> FastAPI:
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    # Outermost: who the client is (proxy headers from web.trusted_proxies only), then body limits
+    # refused before anything reads the body.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(ForwardedClient, trusted=lambda: gateway.config.web.trusted_proxies)
 
     for module in (live_api, stream, site_api, config_api, auth_api):
         app.include_router(module.router)
