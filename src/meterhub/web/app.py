@@ -23,7 +23,7 @@ import meterhub
 import meterhub.web.routers
 from meterhub.runtime import Gateway
 from meterhub.storage.base import StorageError
-from meterhub.web import auth, auth_api, config_api, live_api, site_api, stream
+from meterhub.web import auth, auth_api, config_api, docs, live_api, site_api, stream
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
 from meterhub.web.stream import StreamHub
@@ -92,7 +92,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             "shaped as in `GET /api/v1/live`; `?circuit=ID` filters)."
         ),
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # Swagger UI and ReDoc are served from the package by meterhub.web.docs
         redoc_url=None,
     )
     app.state.gateway = gateway
@@ -126,9 +126,10 @@ def create_app(gateway: Gateway) -> FastAPI:
         return response
 
     # Outermost: who the client is (proxy headers from web.trusted_proxies only), then body limits
-    # refused before anything reads the body.
+    # refused before anything reads the body; self-hosted API docs under the same CSP.
     app.add_middleware(BodyLimit)
     app.add_middleware(ForwardedClient, trusted=lambda: gateway.config.web.trusted_proxies)
+    app.include_router(docs.router)
 
     for module in (live_api, stream, site_api, config_api, auth_api):
         app.include_router(module.router)
