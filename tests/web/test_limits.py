@@ -21,7 +21,7 @@ from starlette.types import Message, Scope
 from meterhub.config.loader import ConfigError, parse_config
 from meterhub.runtime import Gateway
 from meterhub.web.app import create_app
-from meterhub.web.auth import UserStore
+from meterhub.web.auth import LoginLimiter, UserStore
 from meterhub.web.limits import (
     BODY_MAX,
     LOGO_BODY_MAX,
@@ -121,6 +121,7 @@ def test_trusted_proxies_entries_must_be_addresses_or_networks() -> None:
 def throttled_app(gateway: Gateway, trusted: list[str]) -> TestClient:
     gateway.config.web = gateway.config.web.model_copy(update={"trusted_proxies": trusted})
     app = create_app(gateway)
+    app.state.auth.limiter = LoginLimiter(clock=lambda: 1e6)  # frozen: argon2 is slow on a busy machine
     app.state.auth.store.add("alice", "correct horse", "admin")
     return TestClient(app, client=(PROXY if trusted else "127.0.0.1", 50000))
 

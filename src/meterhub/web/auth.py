@@ -56,6 +56,8 @@ __all__ = [
     "Sessions",
     "User",
     "UserStore",
+    "address_key",
+    "backoff",
     "consume_setup_token",
     "ensure_setup_token",
     "require_admin",
@@ -501,11 +503,11 @@ class LoginLimiter:
     forget: float = FORGET_AFTER
     clock: Callable[[], float] = time.time
     size: int = TABLE_SIZE
-    _pairs: _Counters = field(init=False)
-    _addresses: _Counters = field(init=False)
-    _spread: dict[str, OrderedDict[str, float]] = field(init=False, default_factory=dict)
-    _known: dict[str, OrderedDict[str, None]] = field(init=False, default_factory=dict)
-    _lock: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _pairs: _Counters = field(init=False, repr=False)
+    _addresses: _Counters = field(init=False, repr=False)
+    _spread: dict[str, OrderedDict[str, float]] = field(init=False, repr=False, default_factory=dict)
+    _known: dict[str, OrderedDict[str, None]] = field(init=False, repr=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._pairs = _Counters(self.size)
@@ -558,6 +560,7 @@ class LoginLimiter:
                 failing.move_to_end(addr)
                 while len(failing) > self.spread * 4:  # enough to measure the spread
                     failing.popitem(last=False)
+                self._spread.pop(account, None)  # re-inserted last: the most recently failing account
                 self._spread[account] = failing
                 while len(self._spread) > self.size:
                     del self._spread[next(iter(self._spread))]
@@ -575,7 +578,8 @@ class LoginLimiter:
             failing = self._spread.get(account)
             if failing is not None:
                 failing.pop(addr, None)
-            known = self._known.setdefault(account, OrderedDict())
+            known = self._known.pop(account, OrderedDict())
+            self._known[account] = known  # last: the most recently signed-in account
             known[addr] = None
             known.move_to_end(addr)
             while len(known) > KNOWN_PER_ACCOUNT:
