@@ -98,6 +98,8 @@ def test_reader_views_but_cannot_configure_or_manage_users(
     )
     assert client.patch("/api/v1/site", json={"title": "x"}, headers=reader).status_code == 403
     assert client.patch("/api/v1/users/rita", json={"role": "admin"}, headers=reader).status_code == 403
+    r = client.post("/api/v1/tokens", json={"name": "x", "role": "admin"}, headers=reader)
+    assert r.status_code == 403 and r.json()["detail"] == "a reader cannot create an admin token"
     own = {"password": "new password", "current_password": "correct horse"}
     assert client.patch("/api/v1/users/rita", json=own, headers=reader).status_code == 200
 
@@ -123,6 +125,9 @@ def test_admin_manages_users_and_the_last_admin_stays(client: TestClient, admin:
     )
     assert [u["username"] for u in client.get("/api/v1/users").json()] == ["alice", "bob"]
     assert client.delete("/api/v1/users/alice", headers=admin).status_code == 409  # last admin
+    demote = client.patch("/api/v1/users/alice", json={"role": "reader"}, headers=admin)
+    assert demote.status_code == 409
+    assert demote.json()["detail"] == "'alice' is the last admin; make another user admin first"
     assert client.delete("/api/v1/users/bob", headers=admin).status_code == 204
     assert client.delete("/api/v1/users/bob", headers=admin).status_code == 404
 

@@ -42,19 +42,23 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
+from meterhub.errors import ConflictError, InputError, PermissionDeniedError
 from meterhub.web.sessions import DEFAULT_IDLE, DEFAULT_LIFETIME, Session, Sessions, revoke_user_sessions
 
 __all__ = [
     "AuthError",
     "AuthState",
+    "LastAdminError",
     "LoginLimiter",
     "Principal",
     "Role",
+    "RoleError",
     "SESSION_COOKIE",
     "CSRF_COOKIE",
     "Session",
     "Sessions",
     "User",
+    "UserExistsError",
     "UserStore",
     "address_key",
     "backoff",
@@ -79,8 +83,27 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _hasher = PasswordHasher()
 
 
-class AuthError(ValueError):
-    """A user or token operation that cannot be done (message says why)."""
+class AuthError(InputError, ValueError):
+    """A user or token operation that cannot be done (message says why): a bad name, password or
+    user file (422); its subclasses below are conflicts and permission refusals."""
+
+
+class UserExistsError(AuthError, ConflictError):
+    """A new user whose name is taken."""
+
+    http_status = ConflictError.http_status
+
+
+class LastAdminError(AuthError, ConflictError):
+    """Removing or demoting the only admin."""
+
+    http_status = ConflictError.http_status
+
+
+class RoleError(AuthError, PermissionDeniedError):
+    """A reader asking for an admin token."""
+
+    http_status = PermissionDeniedError.http_status
 
 
 class Role(StrEnum):
@@ -226,7 +249,7 @@ class UserStore:
         with self._lock:
             self._refresh()
             if username in self._users:
-                raise AuthError(f"user {username!r} already exists")
+                raise UserExistsError(f"user {username!r} already exists")
             user = User(username, role, _hasher.hash(password), self.clock())
             self._users[username] = user
             self._save()
@@ -253,7 +276,7 @@ class UserStore:
             if role is not None:
                 new_role = Role(role)
                 if user.role is Role.ADMIN and new_role is not Role.ADMIN and self._admins() == 1:
-                    raise AuthError(f"{username!r} is the last admin; make another user admin first")
+                    raise LastAdminError(f"{username!r} is the last admin; make another user admin first")
                 user.role = new_role
                 for t in self._tokens.values():  # a token never has more rights than its user
                     if t.username == username and new_role is Role.READER:
@@ -272,7 +295,7 @@ class UserStore:
             if user is None:
                 raise KeyError(username)
             if user.role is Role.ADMIN and self._admins() == 1:
-                raise AuthError(f"{username!r} is the last admin and cannot be removed")
+                raise LastAdminError(f"{username!r} is the last admin and cannot be removed")
             del self._users[username]
             self._tokens = {k: t for k, t in self._tokens.items() if t.username != username}
             self._save()
@@ -312,7 +335,7 @@ class UserStore:
                 raise KeyError(username)
             token_role = Role(role) if role is not None else user.role
             if token_role is Role.ADMIN and user.role is not Role.ADMIN:
-                raise AuthError("a reader cannot create an admin token")
+                raise RoleError("a reader cannot create an admin token")
             if not name.strip() or len(name) > 100:
                 raise AuthError("a token needs a name of 1–100 characters")
             secret = TOKEN_PREFIX + secrets.token_urlsafe(32)

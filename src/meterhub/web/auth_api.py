@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from meterhub.errors import http_status_of
 from meterhub.model.readings import iso_utc
 from meterhub.web.auth import (
     CSRF_COOKIE,
@@ -297,7 +298,7 @@ def add_user(body: UserIn, request: Request, _: ADMIN) -> UserOut:
     try:
         return _user_out(auth_state(request).store.add(body.username, body.password, body.role))
     except AuthError as exc:
-        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
 
 
 @router.patch(
@@ -322,7 +323,7 @@ def patch_user(username: str, body: UserPatch, request: Request, who: READER) ->
     except KeyError:
         raise HTTPException(404, f"unknown user {username!r}") from None
     except AuthError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
     return _user_out(user)
 
 
@@ -351,7 +352,7 @@ def delete_user(username: str, request: Request, _: ADMIN) -> Response:
     except KeyError:
         raise HTTPException(404, f"unknown user {username!r}") from None
     except AuthError as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
     return Response(status_code=204)  # the store ended the user's sessions
 
 
@@ -396,7 +397,7 @@ def create_token(body: TokenIn, request: Request, who: READER) -> TokenCreated:
     try:
         tok, secret = auth_state(request).store.create_token(who.username, body.name, body.role)
     except AuthError as exc:
-        raise HTTPException(403 if "reader" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
     except KeyError:
         raise HTTPException(404, f"unknown user {who.username!r}") from None
     return TokenCreated(**_token_out(tok).model_dump(), token=secret)
