@@ -95,6 +95,7 @@ def test_rfc7239_forwarded_header_is_understood() -> None:
         "192.0.2.60"
     )
     assert seen_client({"Forwarded": "for=_hidden"}, PROXY, trusted)[0] == PROXY  # obfuscated: no client
+    assert seen_client({"Forwarded": f'for="{ATTACKER}";proto=https'}, PROXY, trusted) == (ATTACKER, "https")
 
 
 def test_disagreeing_forwarded_headers_leave_the_proxy_as_the_client() -> None:

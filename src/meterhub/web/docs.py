@@ -89,11 +89,11 @@ def _missing(what: str, package: str, spec: str) -> str:
     )
 
 
-def _page(title: str, head: str, body: str) -> HTMLResponse:
+def _page(root: str, title: str, head: str, body: str) -> HTMLResponse:
     return HTMLResponse(
         "<!doctype html>\n<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><link rel='icon' href='/favicon.ico'>{head}</head>"
+        f"<title>{html.escape(title)}</title><link rel='icon' href='{root}/favicon.ico'>{head}</head>"
         f"<body>{body}</body></html>",
         headers={"Cache-Control": "no-cache"},
     )
@@ -110,14 +110,14 @@ def swagger_ui(request: Request) -> HTMLResponse:
     root, spec = _urls(request)
     title = f"{request.app.title} — Swagger UI"
     if asset_path("swagger-ui-bundle.js") is None or asset_path("swagger-ui.css") is None:
-        return _page(title, "", _missing("Swagger UI", "swagger-ui-dist", spec))
+        return _page(root, title, "", _missing("Swagger UI", "swagger-ui-dist", spec))
     head = f"<link rel='stylesheet' href='{root}/docs/assets/swagger-ui.css'>"
     body = (
         f"<div id='swagger-ui' data-spec='{html.escape(spec)}'></div>"
         f"<script src='{root}/docs/assets/swagger-ui-bundle.js'></script>"
         f"<script src='{root}/docs/init.js'></script>"
     )
-    return _page(title, head, body)
+    return _page(root, title, head, body)
 
 
 @router.get("/redoc")
@@ -125,12 +125,12 @@ def redoc(request: Request) -> HTMLResponse:
     root, spec = _urls(request)
     title = f"{request.app.title} — ReDoc"
     if asset_path("redoc.standalone.js") is None:
-        return _page(title, "", _missing("ReDoc", "redoc", spec))
+        return _page(root, title, "", _missing("ReDoc", "redoc", spec))
     body = (
         f"<redoc spec-url='{html.escape(spec)}' disable-search></redoc>"
         f"<script src='{root}/docs/assets/redoc.standalone.js'></script>"
     )
-    return _page(title, "", body)
+    return _page(root, title, "", body)
 
 
 @router.get("/docs/init.js")

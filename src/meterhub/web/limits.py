@@ -104,16 +104,17 @@ def client_from_chain(chain: Sequence[str], peer: Address, networks: Sequence[Ne
     return client
 
 
-def _forwarded_for(value: str) -> list[str]:
-    """The ``for=`` node of each element of a ``Forwarded`` header (RFC 7239 §4), in order."""
+def _forwarded(value: str, param: str) -> list[str]:
+    """The ``param`` (``for``, ``proto``) of each element of a ``Forwarded`` header (RFC 7239 §4), in
+    order; "" for an element without it (a ``for`` chain cannot be followed past such an element)."""
     out = []
     for element in value.split(","):
         for pair in element.split(";"):
             name, _, node = pair.partition("=")
-            if name.strip().lower() == "for":
-                out.append(node)
+            if name.strip().lower() == param:
+                out.append(node.strip().strip('"'))
                 break
-        else:  # an element without for= names no client: the chain cannot be followed past it
+        else:
             out.append("")
     return out
 
@@ -160,13 +161,15 @@ class ForwardedClient:
         xff = _header_values(scope, b"x-forwarded-for")
         if xff:
             candidates.append(client_from_chain(_split(xff), peer, networks))
-        fwd = _header_values(scope, b"forwarded")
+        fwd = ",".join(_header_values(scope, b"forwarded"))
         if fwd:
-            candidates.append(client_from_chain(_forwarded_for(",".join(fwd)), peer, networks))
+            candidates.append(client_from_chain(_forwarded(fwd, "for"), peer, networks))
         if candidates:
             client = candidates[0] if all(c == candidates[0] for c in candidates) else peer
             scope["client"] = (str(client), 0)
-        proto = _split(_header_values(scope, b"x-forwarded-proto"))
+        proto = _split(_header_values(scope, b"x-forwarded-proto")) or (
+            _forwarded(fwd, "proto") if fwd else []
+        )
         scheme = proto[-1].strip().lower() if proto else ""  # the value set by the proxy nearest to us
         if scheme in ("http", "https"):
             scope["scheme"] = scheme.replace("http", "ws") if scope["type"] == "websocket" else scheme
