@@ -91,6 +91,7 @@ class LiveServer:
             log_config=None,
             access_log=False,
             ws="websockets-sansio",
+            proxy_headers=False,  # as in production: only web.trusted_proxies decides (web/limits.py)
         )
         self._server = uvicorn.Server(config)
         serve = asyncio.create_task(self._server.serve())

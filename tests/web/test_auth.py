@@ -1,4 +1,5 @@
-"""Users and roles: first-run setup token, sessions with CSRF, API tokens, rate limiting, role rules."""
+"""Users and roles: first-run setup token, sessions with CSRF, API tokens, sign-in throttling per account
+and address, password changes, role rules."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from meterhub.runtime import Gateway
-from meterhub.web.auth import LoginLimiter, UserStore, setup_banner
+from meterhub.web.app import create_app
+from meterhub.web.auth import LoginLimiter, UserStore, address_key, backoff, setup_banner
 
 from .conftest import add_user, login
 
@@ -96,10 +98,10 @@ def test_reader_views_but_cannot_configure_or_manage_users(
     )
     assert client.patch("/api/v1/site", json={"title": "x"}, headers=reader).status_code == 403
     assert client.patch("/api/v1/users/rita", json={"role": "admin"}, headers=reader).status_code == 403
-    assert (
-        client.patch("/api/v1/users/rita", json={"password": "new password"}, headers=reader).status_code
-        == 200
-    )
+    r = client.post("/api/v1/tokens", json={"name": "x", "role": "admin"}, headers=reader)
+    assert r.status_code == 403 and r.json()["detail"] == "a reader cannot create an admin token"
+    own = {"password": "new password", "current_password": "correct horse"}
+    assert client.patch("/api/v1/users/rita", json=own, headers=reader).status_code == 200
 
 
 def test_admin_manages_users_and_the_last_admin_stays(client: TestClient, admin: dict[str, str]) -> None:
@@ -123,6 +125,9 @@ def test_admin_manages_users_and_the_last_admin_stays(client: TestClient, admin:
     )
     assert [u["username"] for u in client.get("/api/v1/users").json()] == ["alice", "bob"]
     assert client.delete("/api/v1/users/alice", headers=admin).status_code == 409  # last admin
+    demote = client.patch("/api/v1/users/alice", json={"role": "reader"}, headers=admin)
+    assert demote.status_code == 409
+    assert demote.json()["detail"] == "'alice' is the last admin; make another user admin first"
     assert client.delete("/api/v1/users/bob", headers=admin).status_code == 204
     assert client.delete("/api/v1/users/bob", headers=admin).status_code == 404
 
@@ -147,27 +152,207 @@ def test_api_token_authenticates_machines_and_can_be_revoked(
     assert client.get("/api/v1/live", headers=bearer).status_code == 401
 
 
-def test_failed_logins_are_rate_limited(client: TestClient) -> None:
-    add_user(client, "alice", "admin")
+# -- sign-in throttling ---------------------------------------------------------------------------------
+ATTACKER = "203.0.113.9"  # RFC 5737 documentation addresses
+USER_AT_HOME = "198.51.100.7"
+
+
+class Clock:
+    def __init__(self, t: float = 1_000_000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def fail(lim: LoginLimiter, address: str, account: str | None, times: int) -> None:
+    """``times`` wrong passwords, each allowed (no wait) when it was made."""
+    for _ in range(times):
+        assert lim.attempt(address, account) == 0.0
+
+
+def test_five_wrong_passwords_hold_back_only_that_address_for_that_account() -> None:
+    lim = LoginLimiter(clock=Clock())
+    fail(lim, ATTACKER, "alice", 5)
+    assert lim.attempt(ATTACKER, "alice") == pytest.approx(1.0)  # the 6th waits base = 1 s
+    assert lim.attempt(USER_AT_HOME, "alice") == 0.0  # the real user elsewhere is not locked out
+    lim.succeeded(USER_AT_HOME, "alice")
+    assert lim.attempt(ATTACKER, "bob") == 0.0  # nor another account from the same address
+
+
+def test_backoff_doubles_with_each_further_failure_up_to_the_cap() -> None:
+    clock = Clock()
+    lim = LoginLimiter(clock=clock)
+    fail(lim, ATTACKER, "alice", 5)
+    waits = []
+    for _ in range(12):
+        wait = lim.attempt(ATTACKER, "alice")
+        waits.append(wait)
+        clock.t += wait  # wait it out exactly, then guess (wrong) again
+        assert lim.attempt(ATTACKER, "alice") == 0.0
+    # failure n ≥ 5 waits 2^(n-5) s, never more than 900 s
+    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert backoff(4, 5) == 0.0 and backoff(5, 5) == 1.0 and backoff(10_000, 5) == 900.0
+
+
+def test_a_success_clears_the_accounts_counter_for_that_address() -> None:
+    lim = LoginLimiter(clock=Clock())
+    fail(lim, USER_AT_HOME, "alice", 4)  # four typos …
+    assert lim.attempt(USER_AT_HOME, "alice") == 0.0
+    lim.succeeded(USER_AT_HOME, "alice")  # … then the right password
+    fail(lim, USER_AT_HOME, "alice", 5)  # five fresh tries again before any delay
+    assert lim.attempt(USER_AT_HOME, "alice") == pytest.approx(1.0)
+
+
+def test_one_address_trying_many_accounts_backs_off_after_twenty_failures() -> None:
+    lim = LoginLimiter(clock=Clock())
+    for i in range(20):
+        fail(lim, ATTACKER, f"user{i}", 1)
+    assert lim.attempt(ATTACKER, "user20") == pytest.approx(1.0)
+    assert lim.attempt(USER_AT_HOME, "user20") == 0.0
+
+
+def test_guessing_from_many_addresses_holds_back_only_addresses_that_never_signed_in() -> None:
+    clock = Clock()
+    lim = LoginLimiter(clock=clock)
+    assert lim.attempt(USER_AT_HOME, "alice") == 0.0
+    lim.succeeded(USER_AT_HOME, "alice")  # alice signed in from home last week
+    clock.t += 7 * 86400
+    for i in range(10):  # a botnet: one guess from each of ten addresses
+        fail(lim, f"192.0.2.{i + 1}", "alice", 1)
+    assert lim.attempt("192.0.2.200", "alice") == pytest.approx(1.0)  # a new address waits
+    assert lim.attempt(USER_AT_HOME, "alice") == 0.0  # home does not
+    assert lim.attempt("192.0.2.201", "bob") == 0.0  # other accounts are not affected
+
+
+def test_one_stranger_cannot_trigger_the_many_addresses_rule() -> None:
+    clock = Clock()
+    lim = LoginLimiter(clock=clock)
+    for _ in range(40):  # one address, patiently waiting out every delay
+        clock.t += lim.retry_after(ATTACKER, "alice")
+        fail(lim, ATTACKER, "alice", 1)
+    assert lim.attempt("192.0.2.77", "alice") == 0.0  # a fresh address of the real user
+
+
+def test_counters_start_again_after_a_quiet_day() -> None:
+    clock = Clock()
+    lim = LoginLimiter(clock=clock)
+    for _ in range(8):  # waiting out each delay
+        clock.t += lim.retry_after(ATTACKER, "alice")
+        fail(lim, ATTACKER, "alice", 1)
+    assert lim.attempt(ATTACKER, "alice") == pytest.approx(8.0)  # 2^(8-5) s
+    clock.t += 24 * 3600
+    fail(lim, ATTACKER, "alice", 5)
+
+
+def test_parallel_guesses_count_before_their_passwords_are_checked() -> None:
+    lim = LoginLimiter(clock=Clock())
+    allowed = [lim.attempt(ATTACKER, "alice") == 0.0 for _ in range(10)]  # none answered yet
+    assert allowed == [True] * 5 + [False] * 5
+
+
+def test_ipv6_addresses_of_one_64_share_their_counters() -> None:
+    lim = LoginLimiter(clock=Clock())
+    for i in range(5):  # one host rotating through its /64
+        fail(lim, f"2001:db8:1:2::{i + 1:x}", "alice", 1)
+    assert lim.attempt("2001:db8:1:2:ffff::9", "alice") == pytest.approx(1.0)
+    assert lim.attempt("2001:db8:1:3::1", "alice") == 0.0
+    assert address_key("::ffff:192.0.2.1") == "192.0.2.1"
+    assert address_key("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+
+
+def test_the_limiter_keeps_a_bounded_number_of_counters() -> None:
+    lim = LoginLimiter(clock=Clock(), size=100)
+    for i in range(1000):
+        lim.attempt(f"10.0.{i // 250}.{i % 250}", f"user{i}")
+    assert len(lim._pairs._items) == 100 and len(lim._addresses._items) == 100
+    assert len(lim._spread) == 100
+
+
+def test_stranger_is_throttled_while_the_real_user_signs_in_from_elsewhere(gateway: Gateway) -> None:
+    app = create_app(gateway)
+    app.state.auth.limiter = LoginLimiter(clock=Clock())  # still: argon2 takes long on a busy machine
+    app.state.auth.store.add("alice", "correct horse", "admin")
+    attacker = TestClient(app, client=(ATTACKER, 40000))
     for _ in range(5):
-        assert (
-            client.post("/api/v1/auth/login", json={"username": "alice", "password": "nope"}).status_code
-            == 401
-        )
-    r = client.post("/api/v1/auth/login", json={"username": "alice", "password": "correct horse"})
-    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+        r = attacker.post("/api/v1/auth/login", json={"username": "alice", "password": "guess"})
+        assert r.status_code == 401 and r.json()["detail"] == "wrong user name or password"
+    r = attacker.post("/api/v1/auth/login", json={"username": "alice", "password": "correct horse"})
+    assert r.status_code == 429 and r.headers["Retry-After"] == "1"
+    assert r.json()["detail"] == (
+        "too many failed sign-ins for this account from your address; try again in 1 s"
+    )
+    home = TestClient(app, client=(USER_AT_HOME, 40001))
+    ok = home.post("/api/v1/auth/login", json={"username": "alice", "password": "correct horse"})
+    assert ok.status_code == 200 and ok.json()["username"] == "alice"
 
 
-def test_limiter_window_ages_out() -> None:
-    now = [1000.0]
-    lim = LoginLimiter(limit=3, window=60.0, clock=lambda: now[0])
-    for _ in range(3):
-        lim.failed("ip:a")
-    assert lim.retry_after("ip:a") == pytest.approx(60.0)
-    now[0] += 45
-    assert lim.retry_after("ip:a") == pytest.approx(15.0)
-    now[0] += 15
-    assert lim.retry_after("ip:a") == 0.0
+def test_wrong_setup_tokens_are_throttled_per_address(gateway: Gateway) -> None:
+    app = create_app(gateway)
+    app.state.auth.limiter = LoginLimiter(clock=Clock())
+    attacker = TestClient(app, client=(ATTACKER, 40000))
+    body = {"token": "guess", "username": "admin", "password": "secret123"}
+    for _ in range(20):
+        assert attacker.post("/api/v1/setup", json=body).status_code == 403
+    assert attacker.post("/api/v1/setup", json=body).status_code == 429
+    token = (gateway.data_dir / "setup-token").read_text().strip()
+    home = TestClient(app, client=(USER_AT_HOME, 40001))
+    assert home.post("/api/v1/setup", json={**body, "token": token}).status_code == 200
+
+
+# -- password change -------------------------------------------------------------------------------------
+def test_changing_your_own_password_needs_the_current_one(client: TestClient, reader: dict[str, str]) -> None:
+    url = "/api/v1/users/rita"
+    r = client.patch(url, json={"password": "new password"}, headers=reader)
+    assert r.status_code == 422
+    assert r.json()["detail"] == "to change your own password, send your current password as current_password"
+    r = client.patch(
+        url, json={"password": "new password", "current_password": "wrong horse"}, headers=reader
+    )
+    assert r.status_code == 403 and r.json()["detail"] == "the current password is wrong"
+    store = client.app.state.auth.store  # type: ignore[attr-defined]
+    assert store.verify("rita", "correct horse") is not None  # unchanged
+    r = client.patch(
+        url, json={"password": "new password", "current_password": "correct horse"}, headers=reader
+    )
+    assert r.status_code == 200
+    assert store.verify("rita", "new password") is not None and store.verify("rita", "correct horse") is None
+
+
+def test_an_api_token_alone_cannot_change_its_users_password(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    secret = client.post("/api/v1/tokens", json={"name": "scada"}, headers=admin).json()["token"]
+    client.cookies.clear()
+    bearer = {"Authorization": f"Bearer {secret}"}
+    r = client.patch("/api/v1/users/alice", json={"password": "taken over!"}, headers=bearer)
+    assert r.status_code == 422
+    r = client.patch(
+        "/api/v1/users/alice", json={"password": "taken over!", "current_password": "guess"}, headers=bearer
+    )
+    assert r.status_code == 403
+
+
+def test_wrong_current_passwords_are_throttled_like_sign_ins(
+    client: TestClient, reader: dict[str, str]
+) -> None:
+    client.app.state.auth.limiter = LoginLimiter(clock=Clock())  # type: ignore[attr-defined]
+    wrong = {"password": "new password", "current_password": "guess"}
+    for _ in range(5):
+        assert client.patch("/api/v1/users/rita", json=wrong, headers=reader).status_code == 403
+    r = client.patch(
+        "/api/v1/users/rita", json={**wrong, "current_password": "correct horse"}, headers=reader
+    )
+    assert r.status_code == 429 and "too many wrong current passwords" in r.json()["detail"]
+
+
+def test_an_admin_resets_another_users_password_without_theirs(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    add_user(client, "rita", "reader")
+    r = client.patch("/api/v1/users/rita", json={"password": "reset password"}, headers=admin)
+    assert r.status_code == 200
+    assert client.app.state.auth.store.verify("rita", "reset password") is not None  # type: ignore[attr-defined]
 
 
 def test_passwords_are_argon2_hashed(tmp_path) -> None:

@@ -161,7 +161,11 @@ def test_password_change_ends_other_sessions_but_keeps_the_callers(client: TestC
     add_user(client, "rita", "reader")
     laptop, _ = sign_in(client, "rita")
     phone, csrf = sign_in(client, "rita")
-    r = client.patch("/api/v1/users/rita", json={"password": "new password"}, headers={"X-CSRF-Token": csrf})
+    r = client.patch(
+        "/api/v1/users/rita",
+        json={"password": "new password", "current_password": "correct horse"},
+        headers={"X-CSRF-Token": csrf},
+    )
     assert r.status_code == 200
     assert whoami(client) == "rita"  # the phone made the change and stays signed in
     use(client, laptop)

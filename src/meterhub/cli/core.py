@@ -190,7 +190,12 @@ async def _serve(
         log.error("the web package is not available; serving no API")
     if create_app is not None:
         uv = uvicorn.Config(
-            create_app(gateway), log_config=None, access_log=False, lifespan="on", ws="websockets-sansio"
+            create_app(gateway),
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            ws="websockets-sansio",
+            proxy_headers=False,  # only meterhub.web.limits reads proxy headers, from web.trusted_proxies
         )
         server = _EmbeddedServer(uv)
         web_task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -7,6 +7,7 @@ See ``examples/demo-site.yaml`` for a complete, commented example.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -239,6 +240,23 @@ class WebConfig(_Strict):
     session_lifetime: float = Field(
         default=7 * 86400, ge=60, le=365 * 86400, description="a web session ends this long after sign-in [s]"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="reverse proxies (IP addresses or CIDR networks) whose X-Forwarded-For / Forwarded "
+        "headers name the client; from any other peer these headers are ignored",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{entry!r} is not an IP address or a CIDR network (e.g. 10.0.0.5, 10.0.0.0/24)"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _idle_within_lifetime(self) -> WebConfig:

@@ -19,8 +19,9 @@ from fastapi.staticfiles import StaticFiles
 
 import meterhub
 from meterhub.runtime import Gateway
-from meterhub.web import auth, auth_api, config_api, deps, errors, live_api, site_api, stream
+from meterhub.web import auth, auth_api, config_api, deps, docs, errors, live_api, site_api, stream
 from meterhub.web.auth import AuthState
+from meterhub.web.limits import BodyLimit, ForwardedClient
 from meterhub.web.routers import io_points, outputs, reports
 from meterhub.web.stream import StreamHub
 
@@ -58,6 +59,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     io_points.router,
     outputs.router,
     reports.router,
+    docs.router,  # self-hosted Swagger UI and ReDoc under the same CSP (not in the OpenAPI document)
 )
 
 
@@ -84,7 +86,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             "shaped as in `GET /api/v1/live`; `?circuit=ID` filters)."
         ),
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # Swagger UI and ReDoc are served from the package by meterhub.web.docs
         redoc_url=None,
     )
     deps.attach(app, gateway)
@@ -113,6 +115,11 @@ def create_app(gateway: Gateway) -> FastAPI:
         if request.url.path.startswith("/api/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+    # Outermost: who the client is (proxy headers from web.trusted_proxies only), then body limits
+    # refused before anything reads the body.
+    app.add_middleware(BodyLimit)
+    app.add_middleware(ForwardedClient, trusted=lambda: gateway.config.web.trusted_proxies)
 
     for router in ROUTERS:
         app.include_router(router)

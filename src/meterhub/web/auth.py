@@ -10,7 +10,8 @@ first admin and deletes the token.
   session's CSRF token in ``X-CSRF-Token`` (it is also readable by scripts in the ``mh_csrf`` cookie).
 * Machines use API tokens (``Authorization: Bearer mh_…``); only their SHA-256 is stored — they are
   256-bit random, so a fast hash is enough.
-* Failed logins are rate-limited per client address and per user name.
+* Wrong passwords are throttled per account and address with bounded exponential backoff
+  (:class:`LoginLimiter`), so a stranger cannot lock the real user out from elsewhere.
 
 Users and tokens live in ``DATA/users.json`` (written atomically); sessions live in
 ``DATA/sessions.sqlite`` (:mod:`meterhub.web.sessions`: only the SHA-256 of a session id is stored),
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import os
 import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -39,20 +42,26 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import HTTPException, Request
 from starlette.requests import HTTPConnection
 
+from meterhub.errors import ConflictError, InputError, PermissionDeniedError
 from meterhub.web.sessions import DEFAULT_IDLE, DEFAULT_LIFETIME, Session, Sessions, revoke_user_sessions
 
 __all__ = [
     "AuthError",
     "AuthState",
+    "LastAdminError",
     "LoginLimiter",
     "Principal",
     "Role",
+    "RoleError",
     "SESSION_COOKIE",
     "CSRF_COOKIE",
     "Session",
     "Sessions",
     "User",
+    "UserExistsError",
     "UserStore",
+    "address_key",
+    "backoff",
     "consume_setup_token",
     "ensure_setup_token",
     "require_admin",
@@ -74,8 +83,27 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _hasher = PasswordHasher()
 
 
-class AuthError(ValueError):
-    """A user or token operation that cannot be done (message says why)."""
+class AuthError(InputError, ValueError):
+    """A user or token operation that cannot be done (message says why): a bad name, password or
+    user file (422); its subclasses below are conflicts and permission refusals."""
+
+
+class UserExistsError(AuthError, ConflictError):
+    """A new user whose name is taken."""
+
+    http_status = ConflictError.http_status
+
+
+class LastAdminError(AuthError, ConflictError):
+    """Removing or demoting the only admin."""
+
+    http_status = ConflictError.http_status
+
+
+class RoleError(AuthError, PermissionDeniedError):
+    """A reader asking for an admin token."""
+
+    http_status = PermissionDeniedError.http_status
 
 
 class Role(StrEnum):
@@ -221,7 +249,7 @@ class UserStore:
         with self._lock:
             self._refresh()
             if username in self._users:
-                raise AuthError(f"user {username!r} already exists")
+                raise UserExistsError(f"user {username!r} already exists")
             user = User(username, role, _hasher.hash(password), self.clock())
             self._users[username] = user
             self._save()
@@ -248,7 +276,7 @@ class UserStore:
             if role is not None:
                 new_role = Role(role)
                 if user.role is Role.ADMIN and new_role is not Role.ADMIN and self._admins() == 1:
-                    raise AuthError(f"{username!r} is the last admin; make another user admin first")
+                    raise LastAdminError(f"{username!r} is the last admin; make another user admin first")
                 user.role = new_role
                 for t in self._tokens.values():  # a token never has more rights than its user
                     if t.username == username and new_role is Role.READER:
@@ -267,7 +295,7 @@ class UserStore:
             if user is None:
                 raise KeyError(username)
             if user.role is Role.ADMIN and self._admins() == 1:
-                raise AuthError(f"{username!r} is the last admin and cannot be removed")
+                raise LastAdminError(f"{username!r} is the last admin and cannot be removed")
             del self._users[username]
             self._tokens = {k: t for k, t in self._tokens.items() if t.username != username}
             self._save()
@@ -307,7 +335,7 @@ class UserStore:
                 raise KeyError(username)
             token_role = Role(role) if role is not None else user.role
             if token_role is Role.ADMIN and user.role is not Role.ADMIN:
-                raise AuthError("a reader cannot create an admin token")
+                raise RoleError("a reader cannot create an admin token")
             if not name.strip() or len(name) > 100:
                 raise AuthError("a token needs a name of 1–100 characters")
             secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -388,45 +416,199 @@ def consume_setup_token(data_dir: Path, token: str) -> bool:
     return True
 
 
-# -- rate limiting ----------------------------------------------------------------------------------
+# -- sign-in throttling -----------------------------------------------------------------------------
+#: Sign-in throttle defaults (see :class:`LoginLimiter`).
+FREE_PER_PAIR = 5  # wrong passwords for one account from one address before it backs off
+FREE_PER_ADDRESS = 20  # wrong passwords from one address (any accounts) before it backs off
+SPREAD_ADDRESSES = 10  # addresses failing on one account before unknown addresses back off for it
+BACKOFF_BASE = 1.0  # first delay [s]; each further failure doubles it
+BACKOFF_CAP = 900.0  # longest delay [s]
+FORGET_AFTER = 24 * 3600.0  # a counter with no failure for this long starts again [s]
+KNOWN_PER_ACCOUNT = 16  # addresses remembered per account as having signed in
+TABLE_SIZE = 50_000  # most counters kept per table; the least recently failing are dropped first
+
+
+def backoff(failures: int, free: int, *, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Delay after ``failures`` failures when ``free`` are allowed without one [s].
+
+    0 below ``free``; then ``base``, 2·``base``, 4·``base`` … up to ``cap``.
+    """
+    if failures < free:
+        return 0.0
+    return min(base * 2.0 ** min(failures - free, 60), cap)
+
+
+def address_key(address: str) -> str:
+    """The throttle key of a client address: the address itself, or its /64 for IPv6 (one host
+    usually holds a whole /64, so per-address counting would not hold it back)."""
+    try:
+        addr = ipaddress.ip_address(address)
+    except ValueError:
+        return address  # "testclient", "unknown": counted as they are
+    if isinstance(addr, ipaddress.IPv6Address):
+        if addr.ipv4_mapped is not None:
+            return str(addr.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{addr}/64", strict=False))
+    return str(addr)
+
+
+def _pair(account: str, addr: str) -> str:
+    return f"{account}\0{addr}"  # NUL: in neither a user name nor an address
+
+
+@dataclass
+class _Count:
+    failures: int
+    last: float  # time of the last failure [s]
+
+
+class _Counters:
+    """Failure counters by key, bounded in number (least recently failing dropped first)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, _Count] = OrderedDict()
+
+    def get(self, key: str, now: float, forget: float) -> _Count | None:
+        count = self._items.get(key)
+        if count is not None and now - count.last >= forget:
+            del self._items[key]
+            return None
+        return count
+
+    def add(self, key: str, now: float, forget: float) -> None:
+        count = self.get(key, now, forget)
+        if count is None:
+            self._items[key] = _Count(1, now)
+        else:
+            count.failures += 1
+            count.last = now
+            self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def undo(self, key: str) -> None:
+        count = self._items.get(key)
+        if count is not None:
+            count.failures -= 1
+            if count.failures <= 0:
+                del self._items[key]
+
+    def clear(self, key: str) -> None:
+        self._items.pop(key, None)
+
+
 @dataclass
 class LoginLimiter:
-    """At most ``limit`` failed attempts per key within ``window`` seconds; then refuse until they age out.
+    """Throttles password guessing per account *and* address, with bounded exponential backoff.
 
-    Keys are ``"ip:<address>"`` and ``"user:<name>"`` so neither many names from one address nor one
-    name from many addresses can be guessed quickly.
+    Wrong passwords are counted three ways, each delay running from that counter's last failure:
+
+    * per (account, address): after ``free_pair`` failures this address waits ``backoff`` before it may
+      try this account again (1 s, 2 s, 4 s … ``cap``). Others, from elsewhere, are not held back, so a
+      stranger cannot lock the real user out; a success clears this counter.
+    * per address, whatever the account: after ``free_address`` failures, so one address cannot try a
+      few passwords on every account.
+    * per account, over addresses: once ``spread`` different addresses have failed on it (a guessing
+      botnet), addresses that never signed in to it wait ``backoff`` of the surplus; addresses that did
+      sign in to it before are not held back.
+
+    A counter with no failure for ``forget`` seconds starts again. :meth:`attempt` counts the attempt
+    as a failure at once (so parallel guesses cannot all slip through one free slot) and
+    :meth:`succeeded` takes it back. Thread-safe. Counters are kept in memory: a restart forgets them.
     """
 
-    limit: int = 5
-    window: float = 300.0
+    free_pair: int = FREE_PER_PAIR
+    free_address: int = FREE_PER_ADDRESS
+    spread: int = SPREAD_ADDRESSES
+    base: float = BACKOFF_BASE
+    cap: float = BACKOFF_CAP
+    forget: float = FORGET_AFTER
     clock: Callable[[], float] = time.time
-    _failures: dict[str, list[float]] = field(default_factory=dict)
+    size: int = TABLE_SIZE
+    _pairs: _Counters = field(init=False, repr=False)
+    _addresses: _Counters = field(init=False, repr=False)
+    _spread: dict[str, OrderedDict[str, float]] = field(init=False, repr=False, default_factory=dict)
+    _known: dict[str, OrderedDict[str, None]] = field(init=False, repr=False, default_factory=dict)
+    _lock: threading.Lock = field(init=False, repr=False, default_factory=threading.Lock)
 
-    def _recent(self, key: str) -> list[float]:
-        now = self.clock()
-        times = [t for t in self._failures.get(key, []) if now - t < self.window]
-        if times:
-            self._failures[key] = times
-        else:
-            self._failures.pop(key, None)
-        return times
+    def __post_init__(self) -> None:
+        self._pairs = _Counters(self.size)
+        self._addresses = _Counters(self.size)
 
-    def retry_after(self, *keys: str) -> float:
-        """Seconds until another attempt is allowed (0 if allowed now) [s]."""
-        wait = 0.0
-        for key in keys:
-            times = self._recent(key)
-            if len(times) >= self.limit:
-                wait = max(wait, times[-self.limit] + self.window - self.clock())
-        return max(wait, 0.0)
+    def _wait(self, count: _Count | None, free: int, now: float) -> float:
+        if count is None:
+            return 0.0
+        return max(count.last + backoff(count.failures, free, base=self.base, cap=self.cap) - now, 0.0)
 
-    def failed(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.setdefault(key, []).append(self.clock())
+    def _spread_of(self, account: str, now: float) -> OrderedDict[str, float]:
+        failing = self._spread.get(account, OrderedDict())
+        for addr in [a for a, t in failing.items() if now - t >= self.forget]:
+            del failing[addr]
+        return failing
 
-    def succeeded(self, *keys: str) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
+    def retry_after(self, address: str, account: str | None = None) -> float:
+        """Seconds before ``address`` may try ``account`` again (0: now) [s]; counts nothing."""
+        with self._lock:
+            return self._retry_after(address_key(address), account, self.clock())
+
+    def _retry_after(self, addr: str, account: str | None, now: float) -> float:
+        wait = self._wait(self._addresses.get(addr, now, self.forget), self.free_address, now)
+        if account is None:
+            return wait
+        wait = max(
+            wait, self._wait(self._pairs.get(_pair(account, addr), now, self.forget), self.free_pair, now)
+        )
+        failing = self._spread_of(account, now)
+        if len(failing) >= self.spread and addr not in self._known.get(account, {}):
+            surplus = _Count(len(failing) - self.spread + 1, max(failing.values()))
+            wait = max(wait, self._wait(surplus, 1, now))
+        return wait
+
+    def attempt(self, address: str, account: str | None = None) -> float:
+        """Seconds to wait before this attempt is allowed [s]; 0 means go ahead, and then the attempt
+        already counts as failed until :meth:`succeeded` says otherwise. ``account`` None counts the
+        address only (the setup token)."""
+        addr = address_key(address)
+        with self._lock:
+            now = self.clock()
+            wait = self._retry_after(addr, account, now)
+            if wait > 0:
+                return wait
+            self._addresses.add(addr, now, self.forget)
+            if account is not None:
+                self._pairs.add(_pair(account, addr), now, self.forget)
+                failing = self._spread_of(account, now)
+                failing[addr] = now
+                failing.move_to_end(addr)
+                while len(failing) > self.spread * 4:  # enough to measure the spread
+                    failing.popitem(last=False)
+                self._spread.pop(account, None)  # re-inserted last: the most recently failing account
+                self._spread[account] = failing
+                while len(self._spread) > self.size:
+                    del self._spread[next(iter(self._spread))]
+            return 0.0
+
+    def succeeded(self, address: str, account: str | None = None) -> None:
+        """The attempt just allowed by :meth:`attempt` was right: take its failure back, clear the
+        (account, address) counter and remember the address as one that signs in to ``account``."""
+        addr = address_key(address)
+        with self._lock:
+            self._addresses.undo(addr)
+            if account is None:
+                return
+            self._pairs.clear(_pair(account, addr))
+            failing = self._spread.get(account)
+            if failing is not None:
+                failing.pop(addr, None)
+            known = self._known.pop(account, OrderedDict())
+            self._known[account] = known  # last: the most recently signed-in account
+            known[addr] = None
+            known.move_to_end(addr)
+            while len(known) > KNOWN_PER_ACCOUNT:
+                known.popitem(last=False)
+            while len(self._known) > self.size:
+                del self._known[next(iter(self._known))]
 
 
 @dataclass

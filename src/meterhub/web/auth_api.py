@@ -6,11 +6,13 @@ their own password, manage their own tokens, list their sessions and sign out ev
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from meterhub.errors import http_status_of
 from meterhub.model.readings import iso_utc
 from meterhub.web.auth import (
     CSRF_COOKIE,
@@ -84,7 +86,14 @@ class UserIn(BaseModel):
 class UserPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    password: str | None = Field(default=None, min_length=8, max_length=1024)
+    password: str | None = Field(default=None, min_length=8, max_length=1024, description="the new password")
+    current_password: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1024,
+        description="your current password: needed to change your own password (an admin resetting "
+        "another user's password does not send it)",
+    )
     role: Literal["admin", "reader"] | None = None
 
 
@@ -121,6 +130,12 @@ def _user_out(u: User) -> UserOut:
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _throttled(wait: float, why: str) -> HTTPException:
+    """429 telling when to try again; ``wait`` [s]."""
+    seconds = max(int(math.ceil(wait)), 1)
+    return HTTPException(429, f"{why}; try again in {seconds} s", headers={"Retry-After": str(seconds)})
 
 
 def _branding(request: Request) -> dict[str, str]:
@@ -171,19 +186,14 @@ def me(request: Request) -> MeOut:
 )
 def login(body: LoginIn, request: Request, response: Response) -> MeOut:
     st = auth_state(request)
-    keys = (f"ip:{_client(request)}", f"user:{body.username}")
-    wait = st.limiter.retry_after(*keys)
+    address = _client(request)
+    wait = st.limiter.attempt(address, body.username)
     if wait > 0:
-        raise HTTPException(
-            429,
-            f"too many failed sign-ins; try again in {wait:.0f} s",
-            headers={"Retry-After": str(int(wait) + 1)},
-        )
+        raise _throttled(wait, "too many failed sign-ins for this account from your address")
     user = st.store.verify(body.username, body.password)
     if user is None:
-        st.limiter.failed(*keys)
         raise HTTPException(401, "wrong user name or password")
-    st.limiter.succeeded(*keys)
+    st.limiter.succeeded(address, body.username)
     csrf = _start_session(request, response, user.username)
     return MeOut(
         authenticated=True,
@@ -251,18 +261,18 @@ def setup(body: SetupIn, request: Request, response: Response) -> MeOut:
     st = auth_state(request)
     if st.store.users():
         raise HTTPException(409, "the gateway is already set up; sign in instead")
-    keys = (f"ip:{_client(request)}", "setup")
-    wait = st.limiter.retry_after(*keys)
-    if wait > 0:
-        raise HTTPException(429, f"too many wrong setup tokens; try again in {wait:.0f} s")
     try:
         validate_username(body.username)
         validate_password(body.password)
     except AuthError as exc:
         raise HTTPException(422, str(exc)) from None
+    address = _client(request)
+    wait = st.limiter.attempt(address)
+    if wait > 0:
+        raise _throttled(wait, "too many wrong setup tokens from your address")
     if not consume_setup_token(st.data_dir, body.token):
-        st.limiter.failed(*keys)
         raise HTTPException(403, "wrong setup token (see the gateway's console or DATA/setup-token)")
+    st.limiter.succeeded(address)
     user = st.store.add(body.username, body.password, Role.ADMIN)
     csrf = _start_session(request, response, user.username)
     return MeOut(
@@ -288,18 +298,24 @@ def add_user(body: UserIn, request: Request, _: ADMIN) -> UserOut:
     try:
         return _user_out(auth_state(request).store.add(body.username, body.password, body.role))
     except AuthError as exc:
-        raise HTTPException(409 if "exists" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
 
 
 @router.patch(
     "/users/{username}",
     response_model=UserOut,
-    summary="Change a user's password or role (admin; anyone for their own password)",
+    summary="Change a user's password or role (admin; anyone for their own password, with the current one)",
+    responses={
+        403: {"description": "not allowed, or the current password is wrong"},
+        429: {"description": "too many wrong current passwords"},
+    },
 )
 def patch_user(username: str, body: UserPatch, request: Request, who: READER) -> UserOut:
     st = auth_state(request)
     if not who.is_admin and (username != who.username or body.role is not None):
         raise HTTPException(403, "this needs the admin role")
+    if body.password is not None and username == who.username:
+        _check_current_password(request, username, body.current_password)
     # a new password ends the user's other sessions; the caller's own session stays
     own = request.cookies.get(SESSION_COOKIE) if username == who.username and who.via == "session" else None
     try:
@@ -307,8 +323,25 @@ def patch_user(username: str, body: UserPatch, request: Request, who: READER) ->
     except KeyError:
         raise HTTPException(404, f"unknown user {username!r}") from None
     except AuthError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
     return _user_out(user)
+
+
+def _check_current_password(request: Request, username: str, current: str | None) -> None:
+    """A user changing their own password proves they know the current one (a stolen session or API
+    token alone must not take the account over); wrong guesses are throttled like sign-ins."""
+    if current is None:
+        raise HTTPException(
+            422, "to change your own password, send your current password as current_password"
+        )
+    st = auth_state(request)
+    address = _client(request)
+    wait = st.limiter.attempt(address, username)
+    if wait > 0:
+        raise _throttled(wait, "too many wrong current passwords from your address")
+    if st.store.verify(username, current) is None:
+        raise HTTPException(403, "the current password is wrong")
+    st.limiter.succeeded(address, username)
 
 
 @router.delete("/users/{username}", status_code=204, summary="Remove a user (admin)")
@@ -319,7 +352,7 @@ def delete_user(username: str, request: Request, _: ADMIN) -> Response:
     except KeyError:
         raise HTTPException(404, f"unknown user {username!r}") from None
     except AuthError as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
     return Response(status_code=204)  # the store ended the user's sessions
 
 
@@ -364,7 +397,7 @@ def create_token(body: TokenIn, request: Request, who: READER) -> TokenCreated:
     try:
         tok, secret = auth_state(request).store.create_token(who.username, body.name, body.role)
     except AuthError as exc:
-        raise HTTPException(403 if "reader" in str(exc) else 422, str(exc)) from None
+        raise HTTPException(http_status_of(exc), str(exc)) from None
     except KeyError:
         raise HTTPException(404, f"unknown user {who.username!r}") from None
     return TokenCreated(**_token_out(tok).model_dump(), token=secret)

@@ -9,6 +9,7 @@ export async function render(root, { app }) {
   const sessions = await get("/auth/sessions");
   root.innerHTML = `<h1>${esc(t("nav.account"))}: ${esc(app.me.username)} <span class="muted">(${esc(t(`role.${app.me.role}`))})</span></h1>
     <form class="panel form" id="pw-form"><h2>${esc(t("users.set_password"))}</h2>
+      <label for="pw0">${esc(t("auth.current_password"))}</label><input id="pw0" type="password" required autocomplete="current-password">
       <label for="pw1">${esc(t("auth.password"))}</label><input id="pw1" type="password" minlength="8" required autocomplete="new-password">
       <label for="pw2">${esc(t("auth.password_again"))}</label><input id="pw2" type="password" minlength="8" required autocomplete="new-password">
       <div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="pw-msg"></span></div></form>
@@ -31,7 +32,7 @@ export async function render(root, { app }) {
       return;
     }
     try {
-      await patch(`/users/${encodeURIComponent(app.me.username)}`, { password: $("#pw1").value });
+      await patch(`/users/${encodeURIComponent(app.me.username)}`, { password: $("#pw1").value, current_password: $("#pw0").value });
       out.className = "";
       out.textContent = t("common.saved");
     } catch (e) {
