@@ -173,9 +173,8 @@ def series_ids(gw: Gateway) -> set[str]:
     ids = {c.id for c in gw.config.circuits} | {d.id for d in gw.config.devices}
     if gw.config.energy is not None:
         ids |= {v.id for v in gw.config.energy.virtual}
-    io = getattr(gw.config, "io", None)
-    if isinstance(io, dict):  # the io section stays plain data in the schema (validated by drivers.io)
-        ids |= {str(p["id"]) for p in io.get("points") or () if isinstance(p, dict) and "id" in p}
+    if gw.config.io is not None:
+        ids |= {p.id for p in gw.config.io.points}
     return ids
 
 
