@@ -45,7 +45,7 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}"
+        return f"{where}: {self.field}: {self.message}" if self.loc else f"{where}: {self.message}"
 
 
 class ConfigError(ConfigurationError):

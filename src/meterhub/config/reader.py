@@ -262,6 +262,15 @@ class _Builder:
         if self.count > MAX_VALUES:
             raise ReadError(line, f"more than {MAX_VALUES} values (with aliases expanded) in one site file")
 
+    def _next_path(self) -> Loc:
+        """The path the next value will take (for messages about it)."""
+        if not self.stack:
+            return ()
+        top = self.stack[-1]
+        if isinstance(top.container, list):
+            return (*top.path, len(top.container))
+        return (*top.path, top.key) if top.key is not None else top.path
+
     def _place(self, value: Any, line: int, what: str) -> Loc:
         """Put ``value`` into the open collection (or make it the root); return its path."""
         if not self.stack:
@@ -305,7 +314,7 @@ class _Builder:
         if ev.tag is not None and ev.tag not in ("!", expected):
             raise ReadError(line, f"the tag {_tag_name(ev.tag)} is not supported; write a plain value")
         if len(self.stack) >= MAX_DEPTH:
-            raise ReadError(line, f"nesting deeper than {MAX_DEPTH} levels")
+            raise ReadError(line, f"nesting deeper than {MAX_DEPTH} levels", self._next_path()[:3])
         self._counted(1, line)
         container: dict[str, Any] | list[Any] = {} if mapping else []
         path = self._place(container, line, "a mapping" if mapping else "a list")
@@ -340,7 +349,11 @@ class _Builder:
                 self._key(ev, line)
                 return
             self._counted(1, line)
-            value = _scalar(ev, line)
+            try:
+                value = _scalar(ev, line)
+            except ReadError as exc:
+                exc.loc = self._next_path()
+                raise
             if ev.anchor is not None:
                 self.anchors[ev.anchor] = (value, 1)
             self._place(value, line, "a value")
