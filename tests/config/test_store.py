@@ -173,3 +173,24 @@ def test_backup_names_are_utc_and_never_overwrite(tmp_path: Path) -> None:
     path = tmp_path / "site.yaml"
     local = datetime(2026, 12, 6, 12, 30, 5).astimezone()
     assert backup_path(path, local).name == f"site.yaml.{local.astimezone(UTC):%Y%m%dT%H%M%S}.bak"
+
+
+def test_the_demo_site_is_rewritten_byte_for_byte_when_nothing_changed(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml"
+    path = tmp_path / "site.yaml"
+    path.write_bytes(demo.read_bytes())
+    write_site_file(path, load_site(path), checks=SITE_CHECKS, now=NOW)
+    assert path.read_bytes() == demo.read_bytes()
+
+
+def test_a_ct_ratio_edit_of_the_demo_site_changes_one_line(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml"
+    path = tmp_path / "site.yaml"
+    path.write_bytes(demo.read_bytes())
+    write_site_file(path, _with_ratio(path, "600/5"), checks=SITE_CHECKS, now=NOW)
+    before = demo.read_text(encoding="utf-8").splitlines()
+    after = path.read_text(encoding="utf-8").splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert changed == [
+        ("    ct: {kind: adapter-5a, ratio: 400/5}", "    ct: {kind: adapter-5a, ratio: 600/5}")
+    ]
