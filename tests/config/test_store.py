@@ -194,3 +194,16 @@ def test_a_ct_ratio_edit_of_the_demo_site_changes_one_line(tmp_path: Path) -> No
     assert changed == [
         ("    ct: {kind: adapter-5a, ratio: 400/5}", "    ct: {kind: adapter-5a, ratio: 600/5}")
     ]
+
+
+@pytest.mark.parametrize(
+    "name", [": a", "a, b", "#x", "[a]", "yes", "1e5", "0o17", "07:30", "null", " lead", "°C"]
+)
+def test_text_that_yaml_would_misread_is_quoted_and_reads_back(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text("site: {name: x}\npanels: [{id: p}]\n", encoding="utf-8")
+    cfg = load_site(path)
+    write_site_file(
+        path, cfg.model_copy(update={"panels": [cfg.panels[0].model_copy(update={"name": name})]})
+    )
+    assert load_site(path).panels[0].name == name

@@ -29,6 +29,7 @@ from typing import Any
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 from ruamel.yaml.util import load_yaml_guess_indent
 
 from meterhub.config.loader import ConfigError, ConfigIssue, CrossCheck, parse_config
@@ -36,6 +37,8 @@ from meterhub.config.schema import SiteConfig
 
 __all__ = ["SiteFileWrite", "backup_path", "render_site_file", "write_site_file"]
 
+#: Text written plainly; anything else is double-quoted (ruamel still quotes what reads as a number).
+_SAFE_PLAIN = re.compile(r"^[\w(][\w ./()+@°%-]*(?<! )$")
 _KEY_LINE = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
 
 
@@ -85,9 +88,13 @@ def _is_ratio(value: Any) -> bool:
 
 
 def _node(value: Any, *, flow: bool = False) -> Any:
-    """Plain dumped data → ruamel nodes: ratios as ``"800/5"``, lists of scalars in flow style."""
+    """Plain dumped data → ruamel nodes: ratios as ``"800/5"``, lists of scalars in flow style, text that
+    is not plainly safe (``: a``, ``#x``, brackets, commas) double-quoted."""
     if _is_ratio(value):
         return f"{value['primary']:g}/{value['secondary']:g}"
+    if isinstance(value, str) and not _SAFE_PLAIN.match(value):
+        # ruamel writes ": a" unquoted inside a flow mapping, which does not read back
+        return DoubleQuotedScalarString(value)
     if isinstance(value, dict):
         cm = CommentedMap((k, _node(v)) for k, v in value.items())
         if flow:
