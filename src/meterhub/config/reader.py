@@ -43,10 +43,12 @@ __all__ = ["MAX_BYTES", "MAX_DEPTH", "MAX_VALUES", "Loc", "ReadError", "decode",
 
 Loc = tuple[str | int, ...]
 
-#: A site file larger than this is refused (the largest real ones are a few hundred KiB) [byte].
-MAX_BYTES = 1 << 20
-#: Deepest nesting of mappings and sequences accepted (a site file needs about 6).
-MAX_DEPTH = 64
+#: A site file larger than this is refused [byte]: a site of 1,000 circuits is about 150 KiB, and the
+#: pure-Python parser needs seconds per 100 KiB of hostile input.
+MAX_BYTES = 512 << 10
+#: Deepest nesting of mappings and sequences accepted (a site file needs about 6; the scanner's time
+#: grows with depth × size).
+MAX_DEPTH = 32
 #: Most values (scalars and collections, aliases expanded) accepted in one file.
 MAX_VALUES = 200_000
 #: Integers are at most 64-bit signed.
