@@ -1,14 +1,18 @@
-"""Bounded fuzzing of the site-file loader: whatever the bytes, the only error that escapes is a
-ConfigError whose every issue names the file (issue 10: never a traceback on any byte sequence)."""
+"""Bounded fuzzing of the site-file loader and ``meterhub check-config``: whatever the bytes, the only error
+that escapes is a ConfigError whose every issue names the file, and the command exits 0 or 2 (issue 10:
+never a traceback on any byte sequence)."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from typer.testing import CliRunner
 
 from meterhub.checks import SITE_CHECKS
+from meterhub.cli import app
 from meterhub.config import ConfigError, SiteConfig, parse_config
 
 DEMO = (Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml").read_bytes()
@@ -79,3 +83,15 @@ def test_a_mangled_demo_site_gives_a_config_or_a_config_error(edits: list[tuple[
         else:
             del data[pos : pos + len(chunk)]  # delete
     _loads_or_config_error(bytes(data), checks=True)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.binary(max_size=600), yamlish.map(lambda t: t.encode("utf-8", "surrogatepass"))))
+def test_check_config_on_any_bytes_exits_0_or_2_without_a_traceback(data: bytes) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "site.yaml"
+        path.write_bytes(data)
+        res = CliRunner().invoke(app, ["check-config", str(path)])
+    assert res.exit_code in (0, 2), res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit), res.exception
+    assert "Traceback" not in res.output
