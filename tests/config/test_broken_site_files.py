@@ -269,3 +269,16 @@ def test_check_config_accepts_the_demo_site() -> None:
     res = CliRunner().invoke(app, ["check-config", str(demo)])
     assert res.exit_code == 0, res.output
     assert "is valid" in res.output
+
+
+def test_a_ratio_of_400000_digits_is_refused_naming_its_start() -> None:
+    # The ratio pattern matches in linear time; a backtracking one would take hours here.
+    issue = only_issue(SITE.replace("ratio: 800/5", "ratio: '" + "1" * 400_000 + "x'"))
+    assert issue.line == 11 and issue.message.startswith("ratio '" + "1" * 40 + "…' is not of the form")
+
+
+def test_a_formula_with_a_long_run_of_blanks_is_refused_at_its_character() -> None:
+    text = SITE + "energy:\n  virtual: [{id: rest, formula: 'c1 " + " " * 8000 + "!'}]\n"
+    issue = only_issue(text)
+    assert issue.field == "energy.virtual[0].formula" and "at character 8004:" in issue.message
+    assert len(issue.message) < 200  # the formula is shortened in the message

@@ -56,7 +56,8 @@ _MMDD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 _ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
 
 
-_TOKEN = re.compile(r"\s*([+-])?\s*([a-z0-9][a-z0-9_.-]{0,63})\s*")
+# Whitespace before a sign is taken by the first \s* only, so a long run of blanks costs linear time.
+_TOKEN = re.compile(r"\s*(?:([+-])\s*)?([a-z0-9][a-z0-9_.-]{0,63})\s*")
 #: Demand and load-profile intervals of seed 002 [min].
 #: Largest register value a site file may name: 10¹⁵ Wh = 1 PWh, beyond any meter's display.
 MAX_REGISTER = 1e15
@@ -81,8 +82,9 @@ def parse_formula(text: str) -> list[tuple[int, str]]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos or (out and m.group(1) is None):
+            shown = text if len(text) <= 80 else text[:77] + "…"
             raise FormulaError(
-                f"cannot read the formula {text!r} at character {pos + 1}: "
+                f"cannot read the formula {shown!r} at character {pos + 1}: "
                 "write circuit ids joined by + and -, e.g. 'main - lighting - hvac'"
             )
         out.append((-1 if m.group(1) == "-" else 1, m.group(2)))
@@ -288,7 +290,7 @@ class VirtualCircuit(StrictModel):
 
     id: str = Field(pattern=_ID)
     name: str = ""
-    formula: str
+    formula: str = Field(max_length=8192)
     zone: str | None = None
 
     @field_validator("formula")

@@ -39,7 +39,6 @@ __all__ = ["SiteFileWrite", "backup_path", "render_site_file", "write_site_file"
 
 #: Text written plainly; anything else is double-quoted (ruamel still quotes what reads as a number).
 _SAFE_PLAIN = re.compile(r"^[\w(][\w ./()+@°%-]*(?<! )$")
-_KEY_LINE = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
 
 
 @dataclass(frozen=True)
@@ -52,15 +51,14 @@ class SiteFileWrite:
 
 
 def _map_indent(text: str) -> int:
-    """Indentation of a nested mapping in ``text`` [characters] (2 when the file has none)."""
+    """Indentation of a nested mapping in ``text`` [characters] (2 when the file has none): the step from
+    a line ``key:`` (opening a block) to the key on the next line."""
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     for a, b in zip(lines, lines[1:], strict=False):
-        m = _KEY_LINE.match(a)
-        if not m or a.lstrip().startswith("- "):
-            continue
+        opens = a.split(" #", 1)[0].rstrip().endswith(":") and not a.lstrip().startswith("- ")
         inner = len(b) - len(b.lstrip(" "))
-        outer = len(m.group(1))
-        if inner > outer and not b.lstrip().startswith("- "):
+        outer = len(a) - len(a.lstrip(" "))
+        if opens and inner > outer and not b.lstrip().startswith("- "):
             return inner - outer
     return 2
 

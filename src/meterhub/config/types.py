@@ -42,9 +42,10 @@ NoBool = BeforeValidator(_no_bool)
 #: Lower-case id used for panels, buses, devices, circuits and points (also a MQTT topic level).
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
 
-_RATIO = re.compile(
-    r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[/:]\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*$"
-)
+_NUMBER = r"(\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"  # one way to match each: linear time
+_RATIO = re.compile(rf"^\s*{_NUMBER}\s*[/:]\s*{_NUMBER}\s*$")
+#: Longest ratio text read (``"0.000001/1000000"`` is 16 characters).
+_RATIO_TEXT = 40
 #: Largest primary or secondary of a ratio: 1 MV or 1 MA is beyond any transformer a gateway meters.
 MAX_RATIO_SIDE = 1e6
 #: Smallest side: 1 µA or 1 µV; below that a ratio is a typo, not a sensor.
@@ -67,9 +68,10 @@ class Ratio(StrictModel):
         if isinstance(value, int | float):
             return {"primary": value, "secondary": 1.0}
         if isinstance(value, str):
-            m = _RATIO.match(value)
+            m = _RATIO.match(value) if len(value) <= _RATIO_TEXT else None
             if not m:
-                raise ValueError(f"ratio {value!r} is not of the form PRIMARY/SECONDARY, e.g. '800/5'")
+                shown = value if len(value) <= _RATIO_TEXT else value[:_RATIO_TEXT] + "…"
+                raise ValueError(f"ratio {shown!r} is not of the form PRIMARY/SECONDARY, e.g. '800/5'")
             primary, secondary = float(m.group(1)), float(m.group(2))
             if not (math.isfinite(primary) and math.isfinite(secondary)):
                 raise ValueError(f"ratio {value!r} is not a finite number")
