@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from meterhub.bus import Bus, Overflow, Subscription
-from meterhub.config.loader import parse_config
+from meterhub.checks import parse_site
 from meterhub.config.schema import SiteConfig
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.live import LiveCache
@@ -265,7 +265,7 @@ class Gateway:
     async def update_config(self, new_config: SiteConfig) -> None:
         """Apply a changed configuration: validate it, write the site file back, restart acquisition."""
         text = yaml.safe_dump(new_config.model_dump(mode="json", exclude_none=True), sort_keys=False)
-        validated = parse_config(text, str(self.config_path or "<api>"))  # cross-reference checks too
+        validated = parse_site(text, str(self.config_path or "<api>"))  # cross-reference checks too
         if self.config_path is not None:
             tmp = self.config_path.with_suffix(self.config_path.suffix + ".tmp")
             tmp.write_text(text, encoding="utf-8")

@@ -46,7 +46,7 @@ def test_a_new_wiring_takes_as_many_channels_as_it_has_phases_from_the_first_one
 
 def test_an_invalid_value_is_located_inside_the_edited_item(cfg: SiteConfig) -> None:
     with pytest.raises(edit.InvalidEdit) as err:
-        edit.patch_circuit(cfg, "grid", {"ct": {"ratio": "800:5"}})
+        edit.patch_circuit(cfg, "grid", {"ct": {"ratio": "800 to 5"}})
     assert isinstance(err.value, ConfigurationError) and err.value.http_status == 422
     assert err.value.issues[0].loc[:2] == ("ct", "ratio")
 

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pytest
 
-from meterhub.config import ConfigError, parse_config
-from meterhub.energy.config import TariffSettings, install_checks
+from meterhub.checks import parse_site
+from meterhub.config import ConfigError
+from meterhub.energy.config import TariffSettings
 from meterhub.energy.demand import block_demand, sliding_demand, thermal_demand
 from meterhub.energy.tariffs import Co2Factor, TariffSchedule, load_co2_series
 from meterhub.energy.timeutil import Interval, interval_edges, local_iso
@@ -110,10 +111,9 @@ def test_virtual_formulas_nest_and_reject_cycles() -> None:
 
 
 def test_energy_section_errors_name_file_line_and_what_is_known() -> None:
-    install_checks()
     text = SITE.format(tz=TZ, energy='  virtual: [{id: rest, formula: "main - boiler"}]')
     with pytest.raises(ConfigError) as err:
-        parse_config(text, "site.yaml")
+        parse_site(text, "site.yaml")
     msg = str(err.value)
     assert "site.yaml:" in msg and "energy.virtual[0].formula: unknown circuit 'boiler'" in msg
     assert "known circuits: light, main, pv, rest" in msg

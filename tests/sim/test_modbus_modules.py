@@ -7,7 +7,8 @@ import socket
 
 import pytest
 
-from meterhub.config.loader import ConfigError, parse_config
+from meterhub.checks import parse_site
+from meterhub.config.loader import ConfigError
 from meterhub.drivers.modbus.profile import Function, parse_profile
 from meterhub.drivers.modbus.scan import scan_line
 from meterhub.drivers.modbus.transport import ModbusExceptionResponse, ModbusLink, TransportKind
@@ -160,7 +161,7 @@ def test_check_config_reports_an_overloaded_module_bus(tmp_path):
     (tmp_path / "test-heavy-module.yaml").write_text(HEAVY)
     add_profile_dir(tmp_path)
     with pytest.raises(ConfigError) as exc:
-        parse_config(_site(5, "test-heavy-module"), "site.yaml")
+        parse_site(_site(5, "test-heavy-module"), "site.yaml")
     assert (
         "site.yaml:3: buses[0]: module bus 'panel': modules draw 15.80 W but the supply (vu) is only 15.00 W"
     ) in str(exc.value)
@@ -168,5 +169,5 @@ def test_check_config_reports_an_overloaded_module_bus(tmp_path):
 
 def test_check_config_reports_more_than_20_circuits_per_voltage_unit():
     with pytest.raises(ConfigError, match=r"voltage unit 'vu' serves 21 circuits; at most 20"):
-        parse_config(_site(21, "enertrek-m10"), "site.yaml")
-    parse_config(_site(20, "enertrek-m10"), "site.yaml")  # 20 is fine
+        parse_site(_site(21, "enertrek-m10"), "site.yaml")
+    parse_site(_site(20, "enertrek-m10"), "site.yaml")  # 20 is fine

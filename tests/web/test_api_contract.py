@@ -116,7 +116,7 @@ def test_domain_errors_are_answered_with_their_family_status_and_one_shape(
     in_use = client.delete("/api/v1/devices/meter", headers=admin)
     assert in_use.status_code == 409
     assert in_use.json() == {"detail": "circuits grid use device 'meter'; change them first"}
-    invalid = client.patch("/api/v1/circuits/grid", json={"ct": {"ratio": "800:5"}}, headers=admin)
+    invalid = client.patch("/api/v1/circuits/grid", json={"ct": {"ratio": "800 to 5"}}, headers=admin)
     assert invalid.status_code == 422
     assert invalid.json()["detail"][0]["loc"][:3] == ["body", "ct", "ratio"]
     assert set(invalid.json()["detail"][0]) == {"loc", "msg", "type"}

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-import meterhub.drivers.modbus  # noqa: F401 - registers the Modbus source and the module-bus checks
+import meterhub.drivers.modbus  # noqa: F401 - registers the Modbus source
 from meterhub.cli._app import app
 
 __all__ = ["profiles_app"]
@@ -381,7 +382,7 @@ def simulate_command(
             try:
                 cfg = load_config(target)
             except ConfigError as exc:
-                raise _fail("\n".join(str(i) for i in exc.issues)) from None
+                raise _fail(escape("\n".join(str(i) for i in exc.issues))) from None
             model = SiteModel(cfg)
             modbus = [b for b in cfg.buses if b.kind.value.startswith("modbus")]
             if not modbus:

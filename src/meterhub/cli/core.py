@@ -15,11 +15,13 @@ from typing import Annotated
 import typer
 import uvicorn
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from meterhub import __version__
+from meterhub.checks import load_site
 from meterhub.cli._app import app
-from meterhub.config.loader import ConfigError, load_config
+from meterhub.config.loader import ConfigError
 from meterhub.config.schema import SiteConfig
 from meterhub.logs import setup_logging
 from meterhub.runtime import SIMULATOR_MODULES, Gateway, load_plugins
@@ -50,11 +52,11 @@ def main(
 
 def _load_or_exit(path: Path) -> SiteConfig:
     try:
-        return load_config(path)
+        return load_site(path)
     except ConfigError as exc:
         console.print(f"[bold red]configuration error[/] ({len(exc.issues)} problem(s)):")
         for issue in exc.issues:
-            console.print(f"  [red]{issue}[/]", highlight=False, soft_wrap=True)
+            console.print(f"  {issue}", style="red", markup=False, highlight=False, soft_wrap=True)
         console.print("nothing was started.")
         raise typer.Exit(code=2) from None
 
@@ -62,18 +64,17 @@ def _load_or_exit(path: Path) -> SiteConfig:
 @app.command("check-config")
 def check_config(file: Annotated[Path, typer.Argument(help="Site file (YAML).")]) -> None:
     """Validate a site file; print a summary, or every problem as FILE:LINE: FIELD: MESSAGE (exit 2)."""
-    load_plugins(SIMULATOR_MODULES)  # registers subsystem checks (e.g. the module bus power budget)
     cfg = _load_or_exit(file)
-    t = Table(title=f"{cfg.site.name} — {file}", show_header=True)
+    t = Table(title=escape(f"{cfg.site.name} — {file}"), show_header=True)
     t.add_column("section")
     t.add_column("count", justify="right")
     t.add_column("ids")
     for section in ("panels", "buses", "devices", "circuits"):
         items = getattr(cfg, section)
         ids = ", ".join(i.id for i in items)
-        t.add_row(section, str(len(items)), ids if len(ids) < 90 else ids[:87] + "…")
+        t.add_row(section, str(len(items)), escape(ids if len(ids) < 90 else ids[:87] + "…"))
     Console().print(t)
-    Console().print(f"[green]OK[/] {file} is valid.")
+    Console().print(f"[green]OK[/] {escape(str(file))} is valid.")
 
 
 # -- serving ---------------------------------------------------------------------------------------

@@ -9,12 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
+from meterhub.checks import load_site
 from meterhub.cli._app import app
-from meterhub.config.loader import ConfigError, load_config
-from meterhub.energy.config import install_checks
+from meterhub.config.loader import ConfigError
 from meterhub.energy.timeutil import Interval, parse_date, zone
-
-install_checks()
 
 SITE_IN_DATA = "site.yaml"
 
@@ -30,7 +28,7 @@ def _site(config: Path | None, data: Path) -> Any:
     if path is None:
         return None
     try:
-        return load_config(path)
+        return load_site(path)
     except ConfigError as exc:
         _fail(f"configuration error ({len(exc.issues)} problem(s)):\n{exc}")
     return None  # pragma: no cover - _fail raised

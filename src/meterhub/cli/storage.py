@@ -56,7 +56,7 @@ def import_command(
         except ConfigError as exc:
             console.print(f"[bold red]configuration error[/] ({len(exc.issues)} problem(s)):")
             for issue in exc.issues:
-                console.print(f"  [red]{issue}[/]", highlight=False, soft_wrap=True)
+                console.print(f"  {issue}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
         storage_cfg, site_tz = site.storage, site.site.timezone
         site_circuits = {c.id for c in site.circuits}

@@ -1,34 +1,51 @@
-"""Site configuration: pydantic schema and YAML loading with file:line errors."""
+"""Site configuration: the typed schema of every section and YAML 1.2 loading with file:line errors.
 
-from meterhub.config.loader import ConfigError, ConfigIssue, load_config, parse_config, register_check
+``meterhub.config`` is a leaf of the layer contract: it imports only :mod:`meterhub.model` and
+:mod:`meterhub.errors`. Checks that need a subsystem are passed to :func:`parse_config` /
+:func:`load_config` by the caller; :mod:`meterhub.checks` holds the full set for a site.
+"""
+
+from meterhub.config.ct import CTCalibrationPoint, CTKind, CTSpec, CTTable
+from meterhub.config.energy import EnergyConfig
+from meterhub.config.io import IOSection
+from meterhub.config.loader import ConfigError, ConfigIssue, CrossCheck, Loc, load_config, parse_config
+from meterhub.config.pending import AlarmsConfig, FleetConfig, ModbusServerConfig, PublishConfig
 from meterhub.config.schema import (
     Bus,
     BusKind,
     Circuit,
-    CTKind,
-    CTSpec,
     Device,
     LoadSpec,
     Panel,
-    Ratio,
     Simulation,
     SiteConfig,
     SiteInfo,
     StorageConfig,
     WebConfig,
 )
+from meterhub.config.types import Ratio
 
 __all__ = [
+    "AlarmsConfig",
     "Bus",
     "BusKind",
+    "CTCalibrationPoint",
     "CTKind",
     "CTSpec",
+    "CTTable",
     "Circuit",
     "ConfigError",
     "ConfigIssue",
+    "CrossCheck",
     "Device",
+    "EnergyConfig",
+    "FleetConfig",
+    "IOSection",
     "LoadSpec",
+    "Loc",
+    "ModbusServerConfig",
     "Panel",
+    "PublishConfig",
     "Ratio",
     "Simulation",
     "SiteConfig",
@@ -37,5 +54,4 @@ __all__ = [
     "WebConfig",
     "load_config",
     "parse_config",
-    "register_check",
 ]

@@ -1,21 +1,30 @@
-"""Load a site file: YAML → pydantic, with errors that name file:line, field and what is allowed."""
+"""Load a site file: YAML 1.2 → pydantic, with errors that name file:line, field and what is allowed.
+
+:func:`parse_config` and :func:`load_config` check the schema and the cross-references every site file
+must satisfy (ids unique, references known, panels without cycles). Checks that need a subsystem (the
+module-bus power budget, IO points against device profiles, the energy section against circuits) are
+typed callables the caller passes in as ``checks``; :mod:`meterhub.checks` holds the full set and
+``meterhub.checks.load_site`` runs them all.
+"""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from meterhub.config.schema import SiteConfig
+from meterhub.config.reader import MAX_BYTES, Loc, ReadError, read_yaml
+from meterhub.config.schema import BusKind, SiteConfig
+from meterhub.errors import ConfigurationError
 
-__all__ = ["ConfigError", "ConfigIssue", "CrossCheck", "load_config", "parse_config", "register_check"]
+__all__ = ["ConfigError", "ConfigIssue", "CrossCheck", "Loc", "load_config", "parse_config"]
 
-Loc = tuple[str | int, ...]
+#: A cross-reference check run after schema validation: ``check(config)`` yields ``(loc, message)`` for
+#: each problem, ``loc`` being the path of the offending value (``("devices", 3, "unit")``).
+CrossCheck = Callable[[SiteConfig], Iterable[tuple[Loc, str]]]
 
 
 @dataclass(frozen=True)
@@ -36,10 +45,10 @@ class ConfigIssue:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}"
+        return f"{where}: {self.field}: {self.message}" if self.loc else f"{where}: {self.message}"
 
 
-class ConfigError(Exception):
+class ConfigError(ConfigurationError):
     """A site file that cannot be used. ``issues`` lists every problem found."""
 
     def __init__(self, issues: list[ConfigIssue]) -> None:
@@ -47,40 +56,8 @@ class ConfigError(Exception):
         self.issues = issues
 
 
-#: Cross-reference checks run after schema validation: ``check(config) -> [(loc, message)]``.
-#: Subsystems register theirs (e.g. the bus power budget of seed 000 §7) with :func:`register_check`.
-CrossCheck = Callable[[SiteConfig], Iterable[tuple[Loc, str]]]
-_CHECKS: list[CrossCheck] = []
-#: Modules that register checks; imported before every validation so the result never depends on
-#: which subsystems happen to be imported already.
-CHECK_MODULES = (
-    "meterhub.drivers.modbus.budget",
-    "meterhub.drivers.io.config",
-    "meterhub.energy.config",
-)
-
-
-def register_check(check: CrossCheck) -> CrossCheck:
-    """Add a cross-reference check (usable as a decorator)."""
-    _CHECKS.append(check)
-    return check
-
-
-def _line_map(node: yaml.Node, path: Loc, out: dict[Loc, int]) -> None:
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _line_map(value_node, (*path, key), out)
-            out[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_map(item, (*path, i), out)
-
-
 def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
-    # pydantic may add a tag (e.g. 'function-after[...]') to the loc; walk up until a known path.
+    # A check may name a value the file does not spell out (a default): walk up to the nearest one it does.
     parts = list(loc)
     while parts:
         if tuple(parts) in lines:
@@ -89,46 +66,85 @@ def _line_of(lines: dict[Loc, int], loc: Loc) -> int | None:
     return lines.get(())
 
 
-def _clean_loc(loc: Iterable[Any]) -> Loc:
-    return tuple(p for p in loc if isinstance(p, int) or not (isinstance(p, str) and "[" in p))
+def _data_loc(loc: Iterable[Any], data: Any, *, missing: bool = False) -> Loc:
+    """A pydantic error location as a path into the file's data.
+
+    pydantic inserts tags that are not in the data (``function-after[...]``, the tag of a discriminated
+    union such as ``pulse``); they are dropped by walking the data along the location. For a ``missing``
+    field the last part is kept although the data lacks it: it is the name of the field."""
+    parts = list(loc)
+    out: list[str | int] = []
+    node = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, dict) and isinstance(part, str) and part in node:
+            out.append(part)
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            out.append(part)
+            node = node[part]
+        elif missing and last and isinstance(part, str) and isinstance(node, dict):
+            out.append(part)
+    return tuple(out)
 
 
-def parse_config(text: str, filename: str = "<string>") -> SiteConfig:
-    """Validate YAML text as a site file; raise :class:`ConfigError` on any problem."""
+def _message(err: Any) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see examples/demo-site.yaml)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        field = str(ctx.get("discriminator", "'kind'")).strip("'")
+        tags = ", ".join(sorted(t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")))
+        if kind == "union_tag_not_found" or not tags:
+            return f"'{field}' is missing" + (f"; use one of {tags}" if tags else "")
+        return f"unknown {field} {ctx.get('tag')!r}; use one of {tags}"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if kind in ("int_type", "float_type", "bool_type", "string_type") and "input" in err:
+        msg += f", not {_describe(err['input'])}"
+    return msg
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "empty (null)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"text {value!r}" if len(value) <= 40 else f"text {value[:37]!r}…"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def parse_config(
+    text: str | bytes, filename: str = "<string>", *, checks: Sequence[CrossCheck] = ()
+) -> SiteConfig:
+    """Validate a site file's text (or its raw bytes) and run the reference checks and ``checks``;
+    raise :class:`ConfigError` on any problem, naming file:line and field."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        line = mark.line + 1 if mark else None
-        raise ConfigError([ConfigIssue(filename, line, (), f"YAML syntax: {exc.problem}")]) from None
-    if not isinstance(data, dict) or node is None:
+        data, lines = read_yaml(text)
+    except ReadError as exc:
+        raise ConfigError([ConfigIssue(filename, exc.line, exc.loc, exc.message)]) from None
+    if not isinstance(data, dict):
         raise ConfigError(
             [ConfigIssue(filename, 1, (), "a site file is a YAML mapping with a 'site' section")]
         )
-    lines: dict[Loc, int] = {}
-    _line_map(node, (), lines)
     try:
         config = SiteConfig.model_validate(data)
     except ValidationError as exc:
         issues = []
         for err in exc.errors(include_url=False):
-            loc = _clean_loc(err["loc"])
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown field (check the spelling; see examples/demo-site.yaml)"
-            elif err["type"] == "missing":
-                msg = "required field is missing"
-            issues.append(ConfigIssue(filename, _line_of(lines, loc), loc, msg))
+            loc = _data_loc(err["loc"], data, missing=err["type"] == "missing")
+            issues.append(ConfigIssue(filename, _line_of(lines, loc), loc, _message(err)))
         raise ConfigError(issues) from None
-    for name in CHECK_MODULES:
-        module = importlib.import_module(name)
-        install = getattr(module, "install_checks", None)  # modules the schema imports register lazily
-        if install is not None:
-            install()
     issues = [
         ConfigIssue(filename, _line_of(lines, loc), loc, msg)
-        for check in (_check_references, *_CHECKS)
+        for check in (check_references, *checks)
         for loc, msg in check(config)
     ]
     if issues:
@@ -136,27 +152,60 @@ def parse_config(text: str, filename: str = "<string>") -> SiteConfig:
     return config
 
 
-def load_config(path: str | Path) -> SiteConfig:
-    """Read and validate a site file."""
+def load_config(path: str | Path, *, checks: Sequence[CrossCheck] = ()) -> SiteConfig:
+    """Read and validate a site file (see :func:`parse_config`)."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        if p.stat().st_size > MAX_BYTES:
+            raise ConfigError(
+                [
+                    ConfigIssue(
+                        str(p), None, (), f"the file is larger than {MAX_BYTES} bytes; is it a site file?"
+                    )
+                ]
+            )
+        data = p.read_bytes()
     except OSError as exc:
         raise ConfigError([ConfigIssue(str(p), None, (), f"cannot read: {exc.strerror}")]) from None
-    return parse_config(text, str(p))
+    return parse_config(data, str(p), checks=checks)
 
 
 def _duplicates(items: list[Any], section: str) -> Iterable[tuple[Loc, str]]:
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
     for i, item in enumerate(items):
         if item.id in seen:
-            yield (section, i, "id"), f"duplicate id {item.id!r}"
-        seen.add(item.id)
+            yield (section, i, "id"), f"duplicate id {item.id!r} (also {section}[{seen[item.id]}])"
+        seen.setdefault(item.id, i)
 
 
-def _check_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
-    from meterhub.config.schema import BusKind
+def _panel_cycles(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
+    parent = {p.id: p.parent for p in cfg.panels}
+    index = {p.id: i for i, p in enumerate(cfg.panels)}
+    reported: set[str] = set()
+    for start in parent:
+        chain = [start]
+        node = parent[start]
+        while node is not None and node in parent and node not in chain:
+            chain.append(node)
+            node = parent[node]
+        if node is None or node not in chain:
+            continue
+        cycle = chain[chain.index(node) :]
+        if reported.intersection(cycle):
+            continue
+        reported.update(cycle)
+        first = min(cycle, key=index.__getitem__)
+        k = cycle.index(first)
+        ordered = [*cycle[k:], *cycle[:k], first]
+        yield (
+            ("panels", index[first], "parent"),
+            f"panel parents form a cycle: {' → '.join(ordered)}; a panel cannot feed itself",
+        )
 
+
+def check_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
+    """Checks every site file gets: unique ids, known panels, buses, devices and circuits, one Modbus unit
+    per bus address, panel parents without cycles."""
     for section in ("panels", "buses", "devices", "circuits"):
         yield from _duplicates(getattr(cfg, section), section)
     panels = {p.id for p in cfg.panels}
@@ -170,6 +219,7 @@ def _check_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
     for i, p in enumerate(cfg.panels):
         if p.parent is not None and p.parent not in panels:
             yield ("panels", i, "parent"), f"unknown panel {p.parent!r}" + known("panels", panels)
+    yield from _panel_cycles(cfg)
     units: dict[tuple[str, int], str] = {}
     for i, d in enumerate(cfg.devices):
         if d.bus not in buses:

@@ -1,33 +1,54 @@
 """The site file schema (pydantic v2).
 
-A site file is YAML: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
-for storage, web, energy and simulation. Unknown keys are errors (a typo must not be silently ignored).
-See ``examples/demo-site.yaml`` for a complete, commented example.
+A site file is YAML 1.2: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
+for storage, web, energy, io and simulation; ``alarms``, ``publish``, ``modbus_server`` and ``fleet`` are
+typed placeholders that refuse content until their issue lands (:mod:`meterhub.config.pending`). Unknown
+keys are errors (a typo must not be silently ignored), values are typed strictly
+(:class:`~meterhub.config.types.StrictModel`). Every section's model lives in ``meterhub.config``, which
+imports nothing of the subsystems that use it. See ``examples/demo-site.yaml`` for a complete, commented
+example.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import re
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from meterhub.energy.config import EnergyConfig
-from meterhub.metering.ct_table import CTTable
+from meterhub.config.ct import CTKind, CTSpec
+from meterhub.config.energy import EnergyConfig
+from meterhub.config.io import IOSection
+from meterhub.config.pending import (
+    PENDING_BUS_ISSUES,
+    AlarmsConfig,
+    FleetConfig,
+    ModbusServerConfig,
+    PublishConfig,
+    not_implemented,
+)
+from meterhub.config.types import LAX, Identifier, NoBool, Ratio, StrictModel
+from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
 from meterhub.model.topology import PHASES_OF_WIRING, Phase, Purpose, Wiring
 
 __all__ = [
+    "AlarmsConfig",
     "Bus",
     "BusKind",
     "CTKind",
     "CTSpec",
     "Circuit",
     "Device",
+    "EnergyConfig",
+    "FleetConfig",
+    "IOSection",
+    "Identifier",
+    "ModbusServerConfig",
     "LoadSpec",
     "Panel",
+    "PublishConfig",
     "Ratio",
     "SiteConfig",
     "SiteInfo",
@@ -36,64 +57,8 @@ __all__ = [
     "WebConfig",
 ]
 
-Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-_RATIO = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*/\s*([0-9]*\.?[0-9]+)\s*$")
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, use_enum_values=False)
-
-
-class Ratio(_Strict):
-    """A transformer ratio primary/secondary, written ``"800/5"`` or as a plain number."""
-
-    primary: float = Field(gt=0)
-    secondary: float = Field(gt=0)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, value: Any) -> Any:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return {"primary": float(value), "secondary": 1.0}
-        if isinstance(value, str):
-            m = _RATIO.match(value)
-            if not m:
-                raise ValueError(f"ratio {value!r} is not of the form PRIMARY/SECONDARY, e.g. '800/5'")
-            return {"primary": float(m.group(1)), "secondary": float(m.group(2))}
-        return value
-
-    @property
-    def value(self) -> float:
-        """primary / secondary [-]"""
-        return self.primary / self.secondary
-
-    def __str__(self) -> str:
-        return f"{self.primary:g}/{self.secondary:g}"
-
-
-class CTKind(StrEnum):
-    """Current sensor kinds (seed 000 §4.6, seed 001 meter setup)."""
-
-    CURRENT_OUTPUT = "current-output"  # mA secondary into a burden resistor
-    VOLTAGE_OUTPUT = "voltage-output"  # 333 mV at rated primary current
-    ROGOWSKI = "rogowski"  # di/dt coil, integrated
-    ADAPTER_5A = "adapter-5a"  # a 5 A (or 1 A) adapter behind a primary CT, e.g. 800/5
-    BUILT_IN = "built-in"  # CT inside the module (M10…M40)
-    DIRECT = "direct"  # direct connection, no CT
-
-
-class CTSpec(_Strict):
-    """The current sensor of a circuit."""
-
-    kind: CTKind = CTKind.BUILT_IN
-    ratio: Ratio = Field(default_factory=lambda: Ratio(primary=1, secondary=1))
-    burden: float | None = Field(default=None, gt=0, description="burden resistor [Ω] (current-output)")
-    rated_current: float | None = Field(default=None, gt=0, description="rated primary current [A]")
-    phase_error: float = Field(default=0.0, ge=-10, le=10, description="phase error at rated current [°]")
-    table: CTTable | None = Field(default=None, description="phase/ratio error against current")
-
-
-class Panel(_Strict):
+class Panel(StrictModel):
     id: Identifier
     name: str = ""
     parent: Identifier | None = None
@@ -112,19 +77,27 @@ class BusKind(StrEnum):
     IO = "io"  # local pulse / digital / analog / 1-wire inputs
 
 
-class Bus(_Strict):
+class Bus(StrictModel):
     """A line or endpoint that carries one or more devices; one master at a time per bus."""
 
     id: Identifier
-    kind: BusKind
-    host: str = "127.0.0.1"
+    kind: Annotated[BusKind, LAX]
+    host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     port: int | None = Field(default=None, ge=1, le=65535)
-    serial: str | None = None
-    baud: int = Field(default=9600, ge=300, le=921600)
+    serial: str | None = Field(default=None, min_length=1, max_length=4096)
+    baud: int = Field(default=9600, ge=300, le=921600, description="[bit/s]")
     parity: Literal["N", "E", "O"] = "N"
-    stopbits: Literal[1, 2] = 1
-    timeout: float = Field(default=1.0, gt=0, le=60, description="response timeout [s]")
+    stopbits: Annotated[Literal[1, 2], NoBool] = 1
+    timeout: float = Field(default=1.0, ge=0.01, le=60, description="response timeout [s]")
     retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("kind")
+    @classmethod
+    def _has_driver(cls, v: BusKind) -> BusKind:
+        issue = PENDING_BUS_ISSUES.get(v.value)
+        if issue is not None:
+            raise ValueError(f"bus kind {v.value!r}: {not_implemented(issue)}")
+        return v
 
     @model_validator(mode="after")
     def _endpoint(self) -> Bus:
@@ -136,7 +109,7 @@ class Bus(_Strict):
         return self
 
 
-class Device(_Strict):
+class Device(StrictModel):
     """A thing with an address on a bus."""
 
     id: Identifier
@@ -144,27 +117,29 @@ class Device(_Strict):
     panel: Identifier | None = None
     bus: Identifier
     unit: int | None = Field(default=None, ge=0, le=247, description="Modbus unit id / bus address")
-    profile: str
-    poll_interval: float = Field(default=1.0, gt=0, le=86400, description="[s]")
+    profile: str = Field(min_length=1, max_length=128)
+    poll_interval: float = Field(default=1.0, ge=0.001, le=86400, description="[s]")
     priority: int = Field(default=0, ge=0, le=9)
     enabled: bool = True
 
 
-class Circuit(_Strict):
+class Circuit(StrictModel):
     """A metering point."""
 
     id: Identifier
     name: str = ""
     device: Identifier
-    channels: list[int] = Field(default_factory=lambda: [1], min_length=1, max_length=4)
-    wiring: Wiring = Wiring.P1W2
-    phases: list[Phase] | None = Field(
+    channels: list[Annotated[int, Field(ge=1, le=64)]] = Field(
+        default_factory=lambda: [1], min_length=1, max_length=4, description="1-based current inputs"
+    )
+    wiring: Annotated[Wiring, LAX] = Wiring.P1W2
+    phases: list[Annotated[Phase, LAX]] | None = Field(
         default=None, description="supply phase of each current channel (default L1, L2, L3 in order)"
     )
     ct: CTSpec = Field(default_factory=CTSpec)
     vt_ratio: Ratio = Field(default_factory=lambda: Ratio(primary=1, secondary=1))
     reversed: list[bool] | bool = Field(default=False, description="CT polarity reversed (per channel)")
-    purpose: Purpose = Purpose.CONSUMABLE
+    purpose: Annotated[Purpose, LAX] = Purpose.CONSUMABLE
     zone: str | None = None
     panel: Identifier | None = None
     voltage_reference: Identifier | None = Field(
@@ -198,23 +173,23 @@ class Circuit(_Strict):
         return PHASES_OF_WIRING[self.wiring][: len(self.channels)]
 
 
-class StorageConfig(_Strict):
+class StorageConfig(StrictModel):
     backend: Literal["sqlite", "postgres"] = "sqlite"
     dsn: str | None = Field(default=None, description="PostgreSQL connection string")
-    raw_retention_days: float = Field(default=30, gt=0, description="how long raw values are kept [d]")
-    flush_interval: float = Field(default=5.0, gt=0, le=3600, description="[s] at most this is lost")
-    raw_retention_by_quantity: dict[str, Annotated[float, Field(gt=0)]] = Field(
+    raw_retention_days: float = Field(
+        default=30, gt=0, le=36500, description="how long raw values are kept [d]"
+    )
+    flush_interval: float = Field(default=5.0, ge=0.1, le=3600, description="[s] at most this is lost")
+    raw_retention_by_quantity: dict[str, Annotated[float, Field(gt=0, le=36500)]] = Field(
         default_factory=dict, description="raw retention per quantity id [d], overriding raw_retention_days"
     )
     minute_rollup_retention_days: float | None = Field(
-        default=None, gt=0, description="how long 1-minute rollups are kept [d]; unset keeps them"
+        default=None, gt=0, le=36500, description="how long 1-minute rollups are kept [d]; unset keeps them"
     )
 
     @field_validator("raw_retention_by_quantity")
     @classmethod
     def _known_quantities(cls, v: dict[str, float]) -> dict[str, float]:
-        from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
-
         for name in v:
             if name not in CATALOGUE:
                 raise ValueError(str(UnknownQuantityError(name)))
@@ -229,7 +204,7 @@ class StorageConfig(_Strict):
         return self
 
 
-class WebConfig(_Strict):
+class WebConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     public_live: bool = False
@@ -265,34 +240,36 @@ class WebConfig(_Strict):
         return self
 
 
-class LoadSpec(_Strict):
+class LoadSpec(StrictModel):
     """A simulated load behind a circuit (used by ``meterhub demo`` / ``meterhub simulate``)."""
 
     model: Literal["constant", "lighting", "hvac", "ev", "pv", "it", "motor", "heater", "kitchen", "supply"]
-    rated_power: float = Field(gt=0, description="[W] per circuit (all phases together)")
+    rated_power: float = Field(gt=0, le=1e9, description="[W] per circuit (all phases together)")
     power_factor: float = Field(default=0.95, ge=-1, le=1)
-    period: float = Field(default=600, gt=0, description="cycle period for cycling loads [s]")
-    seed: int = 0
+    period: float = Field(default=600, ge=1, le=86400 * 366, description="cycle period for cycling loads [s]")
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
 
 
-class Simulation(_Strict):
+class Simulation(StrictModel):
     """What ``meterhub demo`` simulates: the supply and a load model per circuit."""
 
-    voltage: float = Field(default=230.0, gt=0, description="nominal phase-to-neutral voltage [V]")
+    voltage: float = Field(default=230.0, ge=50, le=1000, description="nominal phase-to-neutral voltage [V]")
     voltage_variation: float = Field(default=0.01, ge=0, le=0.2, description="relative, slow [-]")
-    frequency: float = Field(default=50.0, gt=0)
-    time_scale: float = Field(default=1.0, gt=0, le=10000, description="simulated s per real s (day curves)")
+    frequency: float = Field(default=50.0, ge=40, le=70, description="[Hz]")
+    time_scale: float = Field(
+        default=1.0, ge=0.001, le=10000, description="simulated s per real s (day curves)"
+    )
     start_hour: float | None = Field(
         default=None, ge=0, lt=24, description="simulated local hour at start [h]; default: the site's clock"
     )
     loads: dict[str, LoadSpec] = Field(default_factory=dict)
 
 
-class SiteInfo(_Strict):
+class SiteInfo(StrictModel):
     name: str
     timezone: str = "UTC"
     nominal_voltage: float = Field(default=230.0, ge=50, le=1000, description="phase-to-neutral [V]")
-    nominal_frequency: Literal[50, 60] = 50
+    nominal_frequency: Annotated[Literal[50, 60], NoBool] = 50
     currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
     co2_factor: float = Field(default=0.0, ge=0, le=5, description="[kg/kWh]")
     language: Literal["en", "de"] = "en"
@@ -307,7 +284,7 @@ class SiteInfo(_Strict):
         return v
 
 
-class SiteConfig(_Strict):
+class SiteConfig(StrictModel):
     """A whole site file."""
 
     site: SiteInfo
@@ -318,12 +295,12 @@ class SiteConfig(_Strict):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     simulation: Simulation | None = None
-    # Sections owned by other capabilities are validated by their own models (kept as plain data
-    # here so this schema does not import every subsystem).
     energy: EnergyConfig | None = None
-    alarms: dict[str, Any] | None = None
-    publish: dict[str, Any] | None = None
-    io: dict[str, Any] | None = None  # validated by meterhub.drivers.io.config (IOSection, check_io)
+    io: IOSection | None = None
+    alarms: AlarmsConfig | None = None
+    publish: PublishConfig | None = None
+    modbus_server: ModbusServerConfig | None = None
+    fleet: FleetConfig | None = None
 
     def bus(self, bus_id: str) -> Bus:
         return next(b for b in self.buses if b.id == bus_id)

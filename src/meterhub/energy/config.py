@@ -1,34 +1,33 @@
-"""The site file's ``energy:`` section (typed; unknown keys are errors).
+"""The site file's ``energy:`` section as the energy package sees it.
 
-Example::
-
-    energy:
-      demand: {interval: 15, method: sliding, subintervals: 3}
-      tariffs:
-        standing_charge: 0.45          # per day, site currency
-        demand_charge: 8.5             # per kW of the month's maximum demand
-        rates:
-          - {id: peak, price: 0.34}
-          - {id: offpeak, price: 0.22}
-        seasons:
-          - start: "01-01"
-            weekday: [{from: "00:00", rate: offpeak}, {from: "07:00", rate: peak}, {from: "20:00", rate: offpeak}]
-            weekend: [{from: "00:00", rate: offpeak}]
-        holidays: ["12-25", "12-26", "2026-04-06"]   # MM-DD every year, or one date
-      co2: {factor: 0.38}              # kg/kWh, or {file: co2.csv} with timestamp,factor rows
-      billing: {day: 28, hour: 23}
-      virtual:
-        - {id: unmetered, formula: "main - lighting - hvac"}
+The models live in :mod:`meterhub.config.energy` (the schema is a leaf and imports no subsystem); they are
+re-exported here for the energy modules. :func:`check_energy_references` is the section's cross-check
+against the site's circuits; :data:`meterhub.checks.SITE_CHECKS` runs it with every site file loaded.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from datetime import date
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from meterhub.config.energy import (
+    Band,
+    BillingSettings,
+    Co2Settings,
+    DemandSettings,
+    EnergyConfig,
+    MeterChangeSpec,
+    ProfileSpec,
+    Rate,
+    RegisterSpec,
+    Season,
+    TariffSettings,
+    TariffSwitch,
+    VirtualCircuit,
+    parse_formula,
+)
+from meterhub.config.loader import Loc
+from meterhub.config.schema import SiteConfig
 
 __all__ = [
     "Band",
@@ -44,262 +43,9 @@ __all__ = [
     "TariffSettings",
     "TariffSwitch",
     "VirtualCircuit",
+    "check_energy_references",
+    "energy_of",
 ]
-
-_HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_MMDD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
-_ID = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-def _minutes(value: Any) -> Any:
-    """``"07:30"`` → "07:30"; YAML 1.1 reads an unquoted 07:30 as the base-60 integer 450 (= minutes)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not 0 <= value < 1440:
-            raise ValueError(f'time of day {value} is out of range; write it as "HH:MM"')
-        return f"{value // 60:02d}:{value % 60:02d}"
-    if isinstance(value, str):
-        m = _HHMM.match(value.strip())
-        if not m:
-            raise ValueError(f'time of day {value!r} is not of the form "HH:MM" (00:00 … 23:59)')
-        return f"{int(m.group(1)):02d}:{m.group(2)}"
-    raise ValueError(f'time of day {value!r} is not of the form "HH:MM"')
-
-
-class DemandSettings(_Strict):
-    """Demand measurement (seed 002: interval 1–60 min, sliding number configurable)."""
-
-    interval: Literal[1, 5, 10, 15, 30, 60] = Field(default=15, description="demand interval [min]")
-    method: Literal["block", "sliding", "thermal"] = "block"
-    subintervals: int = Field(default=1, ge=1, le=60, description="sliding: subintervals per interval")
-    quantities: list[str] = Field(
-        default_factory=lambda: ["energy_active_import", "energy_active_export"],
-        description="registers whose demand is measured",
-    )
-
-    @model_validator(mode="after")
-    def _sliding(self) -> DemandSettings:
-        if self.method == "sliding" and (self.interval * 60) % self.subintervals:
-            raise ValueError(
-                f"a {self.interval}-min interval cannot be split into {self.subintervals} whole-second subintervals"
-            )
-        return self
-
-    @field_validator("quantities")
-    @classmethod
-    def _registers(cls, v: list[str]) -> list[str]:
-        from meterhub.model.quantities import CATALOGUE, Kind
-
-        for q in v:
-            if q not in CATALOGUE or CATALOGUE[q].kind is not Kind.CUMULATIVE:
-                regs = sorted(k for k, e in CATALOGUE.items() if e.kind is Kind.CUMULATIVE)
-                raise ValueError(f"{q!r} is not a cumulative register; known: {', '.join(regs)}")
-        return v
-
-
-class Rate(_Strict):
-    """One time-of-use tariff rate (register 1…5 in OBIS value group E, in the order listed)."""
-
-    id: str = Field(pattern=_ID)
-    name: str = ""
-    price: float = Field(default=0.0, ge=0, description="energy price [currency/kWh]")
-    export_price: float = Field(default=0.0, ge=0, description="feed-in price [currency/kWh]")
-
-
-class Band(_Strict):
-    """From ``from`` (local time of day) until the next band's start, ``rate`` applies."""
-
-    start: str = Field(alias="from")
-    rate: str
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, serialize_by_alias=True)
-
-    @field_validator("start", mode="before")
-    @classmethod
-    def _norm(cls, v: Any) -> Any:
-        return _minutes(v)
-
-    @property
-    def minute(self) -> int:
-        """Minute of the day [min]."""
-        h, m = self.start.split(":")
-        return int(h) * 60 + int(m)
-
-
-class Season(_Strict):
-    """Bands per day type from ``start`` (MM-DD) until the next season's start (cyclic over the year)."""
-
-    name: str = ""
-    start: str = "01-01"
-    weekday: list[Band] = Field(min_length=1)
-    saturday: list[Band] | None = None  # default: the weekend bands
-    weekend: list[Band] | None = None  # default: the weekday bands
-    holiday: list[Band] | None = None  # default: the Sunday (weekend) bands
-
-    @field_validator("start")
-    @classmethod
-    def _mmdd(cls, v: str) -> str:
-        if not _MMDD.match(v):
-            raise ValueError(f'season start {v!r} is not of the form "MM-DD"')
-        return v
-
-
-class TariffSwitch(_Strict):
-    """A tariff chosen by a digital input (dual-tariff meter, seed 003 'trf' mode)."""
-
-    input: str = Field(description="circuit / point id whose digital_input series switches the tariff")
-    closed: str = Field(description="rate while the contact is closed (1)")
-    open: str = Field(description="rate while the contact is open (0)")
-
-
-class TariffSettings(_Strict):
-    """Up to 5 time-of-use rates, chosen by a seasonal schedule or by a digital input."""
-
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$", description="default: site currency")
-    standing_charge: float = Field(default=0.0, ge=0, description="[currency/day]")
-    demand_charge: float = Field(default=0.0, ge=0, description="[currency/kW] of the monthly maximum demand")
-    rates: list[Rate] = Field(default_factory=list, max_length=5)
-    seasons: list[Season] = Field(default_factory=list)
-    holidays: list[str] = Field(
-        default_factory=list, description="public holidays: YYYY-MM-DD, or MM-DD for every year"
-    )
-    switch: TariffSwitch | None = None
-
-    @field_validator("holidays", mode="before")
-    @classmethod
-    def _dates(cls, v: Any) -> Any:
-        if not isinstance(v, list):
-            return v
-        out = []
-        for item in v:
-            text = item.isoformat() if isinstance(item, date) else str(item).strip()
-            if _MMDD.match(text):
-                out.append(text)
-                continue
-            try:
-                out.append(date.fromisoformat(text).isoformat())
-            except ValueError:
-                raise ValueError(f"holiday {item!r} is neither YYYY-MM-DD nor MM-DD (every year)") from None
-        return out
-
-    @model_validator(mode="after")
-    def _references(self) -> TariffSettings:
-        ids = [r.id for r in self.rates]
-        if len(set(ids)) != len(ids):
-            raise ValueError("rate ids must be unique")
-        if self.rates and not self.seasons and self.switch is None and len(self.rates) > 1:
-            raise ValueError("with more than one rate, give 'seasons' (time of use) or a 'switch' input")
-        if self.seasons and self.switch is not None:
-            raise ValueError("choose either 'seasons' (time of use) or 'switch' (digital input), not both")
-        known = set(ids)
-        used: list[str] = []
-        for s in self.seasons:
-            for bands in (s.weekday, s.saturday, s.weekend, s.holiday):
-                used += [b.rate for b in bands or ()]
-        if self.switch is not None:
-            used += [self.switch.closed, self.switch.open]
-        for r in used:
-            if r not in known:
-                raise ValueError(f"unknown rate {r!r}; known rates: {', '.join(ids) or '(none)'}")
-        starts = [s.start for s in self.seasons]
-        if len(set(starts)) != len(starts):
-            raise ValueError("two seasons start on the same day")
-        return self
-
-
-class Co2Settings(_Strict):
-    """CO2 factor of grid energy: a constant or a time series file (``timestamp,factor`` rows)."""
-
-    factor: float | None = Field(default=None, ge=0, le=5, description="[kg/kWh]; default: site.co2_factor")
-    file: str | None = Field(default=None, description="CSV with ISO timestamp,factor [kg/kWh] rows")
-
-
-class BillingSettings(_Strict):
-    """Monthly billing (seed 002 appendix 4: date 1–28, time 00:00–23:00; manual, command, automatic)."""
-
-    day: int = Field(default=1, ge=1, le=28)
-    hour: int = Field(default=0, ge=0, le=23)
-    automatic: bool = True
-    reset_max_demand: bool = True
-    history: int = Field(default=24, ge=1, le=240, description="billing periods kept")
-
-
-class ProfileSpec(_Strict):
-    """A load profile (seed 002 appendix 5): interval and captured quantities of one circuit."""
-
-    circuit: str
-    interval: Literal[1, 5, 10, 15, 30, 60] = Field(default=15, description="[min]")
-    quantities: list[str] = Field(
-        default_factory=lambda: ["energy_active_import", "energy_active_export", "active_power"]
-    )
-
-    @field_validator("quantities")
-    @classmethod
-    def _known(cls, v: list[str]) -> list[str]:
-        from meterhub.model.quantities import CATALOGUE
-
-        bad = [q for q in v if q not in CATALOGUE]
-        if bad:
-            raise ValueError(f"unknown quantity {bad[0]!r} (see meterhub.model.quantities)")
-        return v
-
-
-class VirtualCircuit(_Strict):
-    """A circuit computed from others: ``formula`` is a sum/difference of circuit ids."""
-
-    id: str = Field(pattern=_ID)
-    name: str = ""
-    formula: str
-    zone: str | None = None
-
-    @field_validator("formula")
-    @classmethod
-    def _parse(cls, v: str) -> str:
-        from meterhub.energy.virtual import parse_formula
-
-        parse_formula(v)
-        return v
-
-
-class MeterChangeSpec(_Strict):
-    """An announced meter replacement: the old meter's last and the new meter's first reading."""
-
-    circuit: str
-    quantity: str = "energy_active_import"
-    phase: Literal["L1", "L2", "L3", "total"] | None = "total"
-    time: str = Field(description="ISO 8601 date-time of the change")
-    old_final: float = Field(ge=0)
-    new_initial: float = Field(ge=0)
-
-
-class RegisterSpec(_Strict):
-    """Rollover value of a device's register (e.g. 99999.9 kWh display → modulus 1e8 Wh)."""
-
-    circuit: str
-    quantity: str = "energy_active_import"
-    phase: Literal["L1", "L2", "L3", "total"] | None = "total"
-    modulus: float = Field(gt=0)
-
-
-class EnergyConfig(_Strict):
-    """The ``energy:`` section of a site file."""
-
-    demand: DemandSettings = Field(default_factory=DemandSettings)
-    tariffs: TariffSettings = Field(default_factory=TariffSettings)
-    co2: Co2Settings = Field(default_factory=Co2Settings)
-    billing: BillingSettings = Field(default_factory=BillingSettings)
-    profiles: list[ProfileSpec] = Field(default_factory=list)
-    virtual: list[VirtualCircuit] = Field(default_factory=list)
-    meter_changes: list[MeterChangeSpec] = Field(default_factory=list)
-    registers: list[RegisterSpec] = Field(default_factory=list)
-    gap: float = Field(default=900.0, gt=0, le=86400 * 7, description="longer silences are estimated [s]")
-    max_power: float = Field(default=1e8, gt=0, description="largest plausible power of a circuit [W]")
-    capacity_minimum: float = Field(
-        default=0.0, ge=0, description="floor of each monthly peak in the capacity-tariff mean [W]"
-    )
 
 
 def energy_of(config: Any) -> EnergyConfig:
@@ -312,17 +58,16 @@ def energy_of(config: Any) -> EnergyConfig:
     return EnergyConfig.model_validate(section)
 
 
-def check_energy_references(cfg: Any) -> Iterable[tuple[tuple[str | int, ...], str]]:
-    """Cross-reference check of the energy section against the site's circuits (see ``register_check``)."""
-    energy = getattr(cfg, "energy", None)
-    if not isinstance(energy, EnergyConfig):
+def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
+    """Cross-reference check of the energy section against the site's circuits: virtual-circuit formulas,
+    load profiles, meter changes and register rollovers must name circuits that exist."""
+    energy = cfg.energy
+    if energy is None:
         return
     circuits = {c.id for c in cfg.circuits}
     virtual = [v.id for v in energy.virtual]
     every = circuits | set(virtual)
     hint = f"; known circuits: {', '.join(sorted(every))}" if every else "; no circuits are defined"
-    from meterhub.energy.virtual import parse_formula
-
     for i, v in enumerate(energy.virtual):
         if v.id in circuits:
             yield ("energy", "virtual", i, "id"), f"{v.id!r} is already a metered circuit"
@@ -339,16 +84,3 @@ def check_energy_references(cfg: Any) -> Iterable[tuple[tuple[str | int, ...], s
     for section, i, circuit in changes:
         if circuit not in circuits:
             yield ("energy", section, i, "circuit"), f"unknown circuit {circuit!r}" + hint
-
-
-_installed: list[bool] = []
-
-
-def install_checks() -> None:
-    """Register :func:`check_energy_references` with the site-file loader (once). Called by the CLI and
-    the web API at import; kept out of this module's import because the schema imports this module."""
-    if not _installed:
-        from meterhub.config.loader import register_check
-
-        register_check(check_energy_references)
-        _installed.append(True)

@@ -12,12 +12,14 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from meterhub.config.energy import FormulaError, parse_formula
+from meterhub.energy.config import energy_of
 
 __all__ = [
     "FormulaError",
@@ -28,34 +30,6 @@ __all__ = [
     "site_balance",
     "zone_members",
 ]
-
-_TOKEN = re.compile(r"\s*([+-])?\s*([a-z0-9][a-z0-9_.-]{0,63})\s*")
-
-
-class FormulaError(ValueError):
-    """A virtual-circuit formula that cannot be read."""
-
-
-def parse_formula(text: str) -> list[tuple[int, str]]:
-    """``"main - a - b"`` → ``[(+1, "main"), (-1, "a"), (-1, "b")]``.
-
-    Circuit ids are lower-case like every id in the site file; only ``+`` and ``-`` are allowed.
-    """
-    out: list[tuple[int, str]] = []
-    pos = 0
-    text = text.strip()
-    if not text:
-        raise FormulaError("the formula is empty; write e.g. 'main - lighting - hvac'")
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos or (out and m.group(1) is None):
-            raise FormulaError(
-                f"cannot read the formula {text!r} at character {pos + 1}: "
-                "write circuit ids joined by + and -, e.g. 'main - lighting - hvac'"
-            )
-        out.append((-1 if m.group(1) == "-" else 1, m.group(2)))
-        pos = m.end()
-    return out
 
 
 def expand(name: str, formulas: Mapping[str, str], _seen: tuple[str, ...] = ()) -> dict[str, int]:
@@ -85,8 +59,6 @@ def evaluate(coefficients: Mapping[str, int], values: Mapping[str, np.ndarray]) 
 
 def zone_members(config: Any, zone: str) -> list[str]:
     """Circuit ids (metered and virtual) whose zone is ``zone``."""
-    from meterhub.energy.config import energy_of
-
     members = [c.id for c in config.circuits if c.zone == zone]
     members += [v.id for v in energy_of(config).virtual if v.zone == zone]
     return members

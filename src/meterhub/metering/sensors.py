@@ -1,6 +1,6 @@
 """Current sensor models: what a CT input measures and how it becomes primary amps.
 
-Kinds (:class:`meterhub.config.schema.CTKind`, seed 000 §4.6, seed 001 meter setup):
+Kinds (:class:`meterhub.config.ct.CTKind`, seed 000 §4.6, seed 001 meter setup):
 
 * ``current-output``: a CT with mA secondary into a burden resistor R; the ADC sees ``u = R·I/ratio``
   [V]; primary ``I = u·ratio/R``.
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from meterhub.config.schema import CTKind, CTSpec
+from meterhub.config.ct import CTKind, CTSpec
 
 __all__ = ["PhaseTable", "Sensor", "sensor_for"]
 

@@ -150,7 +150,9 @@ class SiteModel:
             buses=[Bus(id="bus", kind=BusKind.MODBUS_TCP, port=502)],
             devices=[Device(id=device_id, bus="bus", unit=1, profile="any")],
             circuits=[Circuit(id=device_id, device=device_id, channels=list(range(1, n + 1)), wiring=wiring)],
-            simulation=Simulation(loads={device_id: LoadSpec(model=model, rated_power=rated_power)}),
+            simulation=Simulation(
+                loads={device_id: LoadSpec.model_validate({"model": model, "rated_power": rated_power})}
+            ),
         )
         return cls(cfg, clock=clock)
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import meterhub.drivers.io  # noqa: F401  (registers check_io with the loader)
-from meterhub.config.loader import ConfigError, parse_config
+from meterhub.checks import parse_site
+from meterhub.config.loader import ConfigError
 from meterhub.drivers.io.config import (
     AnalogInPoint,
     Medium,
@@ -41,12 +41,12 @@ def site(points: str) -> str:
 
 def issues(text: str) -> list[str]:
     with pytest.raises(ConfigError) as info:
-        parse_config(text, "site.yaml")
+        parse_site(text, "site.yaml")
     return [str(i) for i in info.value.issues]
 
 
 def test_points_parse_into_typed_models():
-    cfg = parse_config(
+    cfg = parse_site(
         site(
             """\
             - {id: gas, kind: pulse, device: conc1, channel: 1, medium: gas, unit: m³, weight: 0.01}
@@ -66,7 +66,7 @@ def test_points_parse_into_typed_models():
 
 
 def test_no_io_section_is_an_empty_section():
-    cfg = parse_config("site: {name: x}\n")
+    cfg = parse_site("site: {name: x}\n")
     assert io_section(cfg).points == []
 
 
@@ -85,7 +85,7 @@ def test_unit_must_fit_the_medium():
 def test_unknown_kind_lists_the_kinds():
     (found,) = issues(site("- {id: x, kind: counter, device: conc1, channel: 1}\n"))
     assert found.startswith(
-        "site.yaml:14: io.points[0]: unknown point kind; use one of analog-in, analog-out"
+        "site.yaml:14: io.points[0]: unknown kind 'counter'; use one of analog-in, analog-out"
     )
 
 
@@ -124,10 +124,10 @@ def test_cross_references_devices_channels_ids_and_probes():
 
 
 def test_the_documented_example_is_a_valid_io_section():
-    import meterhub.drivers.io.config as module
+    import meterhub.config.io as module
 
     doc = module.__doc__ or ""
-    example = doc.split("::\n\n", 1)[1].split("\n\nThe site schema", 1)[0]
+    example = doc.split("::\n\n", 1)[1].split("\n\nThe schema validates", 1)[0]
     text = (
         "site: {name: doc}\n"
         "buses: [{id: rs485, kind: modbus-rtu, serial: /dev/ttyUSB0}, {id: local, kind: io}]\n"
@@ -138,17 +138,17 @@ def test_the_documented_example_is_a_valid_io_section():
         "  - {id: aio1, bus: rs485, unit: 4, profile: enertrek-aio-2-2}\n"
         "  - {id: w1, bus: local, profile: linux-w1}\n" + textwrap.dedent(example) + "\n"
     )
-    points = io_section(parse_config(text)).points
+    points = io_section(parse_site(text)).points
     assert [p.kind for p in points] == ["pulse", "pulse", "digital", "relay", "analog-in", "temperature"]
 
 
 def test_a_relative_w1_root_lies_in_the_data_folder(tmp_path) -> None:
     absolute = io_section(
-        parse_config(site("- {id: t, kind: temperature, device: w1, sensor: 28-0316a2795bff}"))
+        parse_site(site("- {id: t, kind: temperature, device: w1, sensor: 28-0316a2795bff}"))
     )
     assert absolute.w1_folder(tmp_path) == Path("/tmp/w1")
     relative = io_section(
-        parse_config(
+        parse_site(
             site("- {id: t, kind: temperature, device: w1, sensor: 28-0316a2795bff}").replace(
                 "w1_root: /tmp/w1", "w1_root: w1"
             )

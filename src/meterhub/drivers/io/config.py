@@ -1,49 +1,44 @@
-"""Typed configuration of IO points: pulse (S0) inputs, digital inputs, relay and analog outputs,
-analog inputs and DS18B20 1-wire probes.
+"""Cross-checks of the site file's ``io:`` section against devices, buses and profiles.
 
-Where it lives in the site file
--------------------------------
-IO points are an ``io:`` section of the site file, next to ``circuits:``. Each point names the
-device that carries it (a DIO-4/2 or AIO-2/2 module, a pulse concentrator, or the local 1-wire
-master on a bus of kind ``io``) and, for module inputs/outputs, its 1-based channel. A point id is
-used as the ``circuit`` of its readings, so point ids must not clash with circuit ids. With devices
-``conc1`` (``pulse-concentrator-7``), ``dio1`` (``enertrek-dio-4-2``), ``aio1`` (``enertrek-aio-2-2``)
-on a Modbus bus and ``w1`` (profile ``linux-w1``) on a bus of kind ``io``::
-
-    io:
-      w1_root: /sys/bus/w1/devices          # Linux 1-wire sysfs (injectable for tests)
-      points:
-        - {id: gas-main, kind: pulse, device: conc1, channel: 1, medium: gas, unit: m3, weight: 0.01}
-        - {id: pv-meter, kind: pulse, device: conc1, channel: 2, medium: electricity, unit: Wh,
-           weight: 1, contact: NC}
-        - {id: mcb-q1, kind: digital, device: dio1, channel: 1, function: breaker-sd}
-        - {id: fan, kind: relay, device: dio1, channel: 1, mode: latched}
-        - {id: tank, kind: analog-in, device: aio1, channel: 1, signal: 4-20mA, range: [0, 10],
-           unit: bar}
-        - {id: boiler, kind: temperature, device: w1, sensor: 28-0316a2795bff}
-
-The site schema keeps ``io`` as plain data (like ``alarms`` and ``publish``) because importing this
-package from the schema module would be circular (this package registers a source, and the source
-contract imports the schema). :func:`check_io` validates it with :class:`IOSection` and checks each
-point against its device and profile; it is registered with :func:`meterhub.config.loader.register_check`
-(the loader imports this module before every validation), so errors come back as
-``file:line: io.points[2].weight: …``.
+The section's models live in :mod:`meterhub.config.io` (the schema is a leaf) and are re-exported here
+for the IO drivers. :func:`check_io` is one of :data:`meterhub.checks.SITE_CHECKS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from meterhub.config.io import (
+    DEFAULT_W1_ROOT,
+    AnalogInPoint,
+    AnalogOutPoint,
+    AnalogSignal,
+    Contact,
+    DigitalFunction,
+    DigitalPoint,
+    IOPoint,
+    IOSection,
+    Medium,
+    PulsePoint,
+    PulseUnit,
+    RelayMode,
+    RelayPoint,
+    TemperaturePoint,
+)
+from meterhub.config.loader import Loc
+from meterhub.config.schema import BusKind, SiteConfig
+from meterhub.model.quantities import Q
 
-from meterhub.config.loader import Loc, register_check
-from meterhub.config.schema import SiteConfig
+if TYPE_CHECKING:  # for the annotation only: the Modbus package imports this one
+    from meterhub.drivers.modbus.profile import Profile
+
+#: Looks up a device profile by id; None when it is unknown or invalid (the Modbus checks report that).
+ProfileLookup = Callable[[str], "Profile | None"]
 
 __all__ = [
     "DEFAULT_W1_ROOT",
+    "RAW_QUANTITY",
     "AnalogInPoint",
     "AnalogOutPoint",
     "AnalogSignal",
@@ -53,7 +48,7 @@ __all__ = [
     "IOPoint",
     "IOSection",
     "Medium",
-    "RAW_QUANTITY",
+    "ProfileLookup",
     "PulsePoint",
     "PulseUnit",
     "RelayMode",
@@ -63,223 +58,24 @@ __all__ = [
     "io_section",
 ]
 
-#: Where the Linux w1 subsystem lists slave devices (Documentation/w1/w1-generic.rst).
-DEFAULT_W1_ROOT = "/sys/bus/w1/devices"
-
-Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")]
-Channel = Annotated[int, Field(ge=1, le=64, description="1-based input/output number on the device")]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Contact(StrEnum):
-    """Contact type of an input (seed 003 concentrator "contact type (NO, NC)")."""
-
-    NO = "NO"  # normally open: a closed contact is the active state (a pulse, an alarm)
-    NC = "NC"  # normally closed: an open contact is the active state
-
-
-class Medium(StrEnum):
-    """What a pulse meter measures (seed 003: electricity, gas, water, oil meters)."""
-
-    ELECTRICITY = "electricity"
-    GAS = "gas"
-    WATER = "water"
-    OIL = "oil"
-
-
-class PulseUnit(StrEnum):
-    """Unit of the pulse weight (seed 003 "unit (kWh, m³, etc)")."""
-
-    KWH = "kWh"
-    WH = "Wh"
-    M3 = "m3"
-    L = "l"
-
-
-class DigitalFunction(StrEnum):
-    """What a digital input reports (seed 000 §3.4.5 DIO-4/2, seed 004 digital inputs)."""
-
-    BREAKER_OF = "breaker-of"  # OF auxiliary contact: follows the main contacts (active = closed)
-    BREAKER_SD = "breaker-sd"  # SD trip-indication contact: active = tripped on a fault
-    DOOR = "door"  # door / tamper switch: active = open
-    RUN = "run"  # equipment run feedback: active = running
-    FAULT = "fault"  # equipment fault contact: active = fault
-    GENERIC = "generic"  # active = on
-
-
-class RelayMode(StrEnum):
-    LATCHED = "latched"  # stays in the commanded state
-    PULSE = "pulse"  # energised for ``pulse_duration`` then released (e.g. a breaker shunt trip)
-
-
-class AnalogSignal(StrEnum):
-    """Electrical range of an analog input or output (seed 000 AIO-2/2, seed 004 0–30 V input)."""
-
-    MA_4_20 = "4-20mA"
-    MA_0_20 = "0-20mA"
-    V_0_10 = "0-10V"
-    V_0_30 = "0-30V"
-
-
-#: Catalogue quantity of the register a pulse input drives, per medium.
-_UNITS_OF_MEDIUM: dict[Medium, tuple[PulseUnit, ...]] = {
-    Medium.ELECTRICITY: (PulseUnit.KWH, PulseUnit.WH),
-    Medium.GAS: (PulseUnit.M3, PulseUnit.L),
-    Medium.WATER: (PulseUnit.M3, PulseUnit.L),
-    Medium.OIL: (PulseUnit.M3, PulseUnit.L),
-}
-
-
-class _Point(_Strict):
-    id: Identifier
-    name: str = ""
-    device: Identifier
-
-
-class PulsePoint(_Point):
-    """An S0 pulse input (IEC 62053-31) counting the pulses of an electricity, gas, water or oil meter."""
-
-    kind: Literal["pulse"]
-    channel: Channel
-    medium: Medium = Medium.ELECTRICITY
-    unit: PulseUnit = PulseUnit.KWH
-    weight: float = Field(gt=0, le=1e6, description="meter quantity per pulse [unit/pulse]")
-    contact: Contact = Field(
-        default=Contact.NO,
-        description="for edge counting; a concentrator or DIO module counts with its own NO/NC setting",
-    )
-    debounce: float = Field(
-        default=0.1, ge=0.1, le=10, description="minimum pulse and gap duration [s] (seed 001: 100 ms)"
-    )
-    counter_bits: Literal[16, 32, 64] = Field(
-        default=32, description="width of the device's pulse counter register, for wrap-around [bit]"
-    )
-    initial: float = Field(default=0.0, ge=0, description="meter index when counting started [unit]")
-    rate_timeout: float = Field(
-        default=3600.0, gt=0, le=86400, description="no pulse for this long means zero rate [s]"
-    )
-
-    @field_validator("unit", mode="before")
-    @classmethod
-    def _unit_alias(cls, v: Any) -> Any:
-        aliases = {"m³": "m3", "L": "l", "kwh": "kWh", "wh": "Wh"}
-        return aliases.get(v, v) if isinstance(v, str) else v
-
-    @model_validator(mode="after")
-    def _unit_fits_medium(self) -> PulsePoint:
-        allowed = _UNITS_OF_MEDIUM[self.medium]
-        if self.unit not in allowed:
-            names = " or ".join(u.value for u in allowed)
-            raise ValueError(f"a {self.medium.value} pulse meter counts in {names}, not {self.unit.value}")
-        return self
-
-
-class DigitalPoint(_Point):
-    """A dry-contact digital input (seed 000 DIO-4/2: breaker OF/SD or equipment status)."""
-
-    kind: Literal["digital"]
-    channel: Channel
-    function: DigitalFunction = DigitalFunction.GENERIC
-    contact: Contact = Contact.NO
-    debounce: float = Field(default=0.0, ge=0, le=60, description="a new state must hold this long [s]")
-
-
-class RelayPoint(_Point):
-    """A relay output (seed 000 DIO-4/2: two passive relay outputs, 48 VDC/50 mA)."""
-
-    kind: Literal["relay"]
-    channel: Channel
-    mode: RelayMode = RelayMode.LATCHED
-    pulse_duration: float = Field(default=1.0, gt=0, le=3600, description="on-time in pulse mode [s]")
-    inverted: bool = Field(default=False, description="coil value 0 means energised (fail-safe wiring)")
-
-
-class _Analog(_Point):
-    channel: Channel
-    signal: AnalogSignal = AnalogSignal.MA_4_20
-    range: tuple[float, float] = Field(description="engineering value at the low and high signal end")
-    unit: str = Field(default="", max_length=16, description="engineering unit shown to people, e.g. bar")
-
-    @model_validator(mode="after")
-    def _span(self) -> _Analog:
-        if self.range[0] == self.range[1]:
-            raise ValueError("range must span a non-zero interval, e.g. [0, 10]")
-        return self
-
-
-class AnalogInPoint(_Analog):
-    """An analog input scaled to engineering units (seed 000 AIO-2/2, seed 004 0–30 V input)."""
-
-    kind: Literal["analog-in"]
-    clamp: bool = Field(default=True, description="clip to the range inside the signal tolerance")
-
-
-class AnalogOutPoint(_Analog):
-    """An analog output driven from an engineering value (seed 000 AIO-2/2 4–20 mA / 0–10 V)."""
-
-    kind: Literal["analog-out"]
-
-
-class TemperaturePoint(_Point):
-    """A DS18B20 (or DS18S20/DS1822) probe on the Linux 1-wire bus, found by its unique id."""
-
-    kind: Literal["temperature"]
-    sensor: str = Field(
-        pattern=r"^(10|22|28|3b)-[0-9a-f]{12}$",
-        description="w1 slave name: family code '28' (DS18B20) '-' 48-bit serial in hex",
-    )
-    offset: float = Field(default=0.0, ge=-10, le=10, description="calibration offset added [K]")
-    poll_interval: float | None = Field(
-        default=None, gt=0, le=86400, description="[s]; default: the device's poll_interval"
-    )
-
-
-IOPoint = Annotated[
-    PulsePoint | DigitalPoint | RelayPoint | AnalogInPoint | AnalogOutPoint | TemperaturePoint,
-    Field(discriminator="kind"),
-]
-
-
-class IOSection(_Strict):
-    """The ``io:`` section of a site file."""
-
-    w1_root: str = Field(
-        default=DEFAULT_W1_ROOT,
-        description="Linux 1-wire sysfs devices folder; a relative path is inside the data folder",
-    )
-    points: list[IOPoint] = Field(default_factory=list)
-
-    def w1_folder(self, data_dir: Path | None) -> Path:
-        """``w1_root`` as a path: absolute as given, relative ones inside ``data_dir`` (a simulated bus
-        in the demo's data folder), or the current folder when there is none."""
-        root = Path(self.w1_root)
-        return root if root.is_absolute() or data_dir is None else Path(data_dir) / root
-
-    def on_device(self, device_id: str) -> list[IOPoint]:
-        return [p for p in self.points if p.device == device_id]
-
 
 def io_section(config: SiteConfig) -> IOSection:
-    """The validated ``io`` section of a site (empty when absent); raises ``ValidationError``."""
-    data = getattr(config, "io", None)
-    return IOSection.model_validate(data or {})
+    """The ``io`` section of a site (empty when absent)."""
+    return config.io if config.io is not None else IOSection()
 
 
 #: The raw profile quantity each point kind reads (its channel space on the device). An input may
 #: carry one digital point (its state) and one pulse point (its counter) at the same time.
-RAW_QUANTITY = {
-    "pulse": "pulse_count",
-    "digital": "digital_input",
-    "relay": "relay_output",
-    "analog-in": "analog_input",
-    "analog-out": "analog_output",
+RAW_QUANTITY: dict[str, str] = {
+    "pulse": Q.PULSE_COUNT,
+    "digital": Q.DIGITAL_INPUT,
+    "relay": Q.RELAY_OUTPUT,
+    "analog-in": Q.ANALOG_INPUT,
+    "analog-out": Q.ANALOG_OUTPUT,
 }
 
 
-def _profile_issue(profile_id: str, kind: str, channel: int) -> str | None:
+def _profile_issue(profile_of: ProfileLookup, profile_id: str, kind: str, channel: int) -> str | None:
     """Why a device with ``profile_id`` cannot carry a ``kind`` point on ``channel``, or None.
 
     Unknown or invalid profiles are left to the Modbus profile checks (None here)."""
@@ -287,11 +83,8 @@ def _profile_issue(profile_id: str, kind: str, channel: int) -> str | None:
         return (
             f"a {kind} point needs an IO module (DIO-4/2, AIO-2/2, pulse concentrator), not the 1-wire master"
         )
-    try:
-        from meterhub.profiles import get_profile
-
-        profile = get_profile(profile_id)
-    except Exception:  # unknown/invalid profile, or the Modbus driver is not installed
+    profile = profile_of(profile_id)
+    if profile is None:
         return None
     raw = RAW_QUANTITY[kind]
     channels = sorted({e.channel for e in profile.registers if e.quantity == raw and e.channel is not None})
@@ -305,36 +98,14 @@ def _profile_issue(profile_id: str, kind: str, channel: int) -> str | None:
     return None
 
 
-_KINDS = {"pulse", "digital", "relay", "analog-in", "analog-out", "temperature"}
+def check_io(config: SiteConfig, profile_of: ProfileLookup) -> Iterable[tuple[Loc, str]]:
+    """Cross-check the ``io`` section against the site: known devices on fitting buses and profiles,
+    unique point ids (also against circuit ids), each input or output channel used once.
 
-
-def _validation_issues(exc: ValidationError) -> Iterable[tuple[Loc, str]]:
-    for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if isinstance(p, int) or "[" not in str(p) and p not in _KINDS)
-        msg = err["msg"].removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            msg = "unknown field (see meterhub.drivers.io.config for the IO point fields)"
-        elif err["type"] == "missing":
-            msg = "required field is missing"
-        elif err["type"] == "union_tag_invalid":
-            msg = f"unknown point kind; use one of {', '.join(sorted(_KINDS))}"
-        elif err["type"] == "union_tag_not_found":
-            msg = f"a point needs 'kind': one of {', '.join(sorted(_KINDS))}"
-        yield ("io", *loc), msg
-
-
-def check_io(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
-    """Cross-check the ``io`` section: schema, known devices, unique ids and channels."""
-    data = getattr(config, "io", None)
-    if data is None:
+    ``profile_of`` finds a device's profile (injected: the profile registry sits above this module)."""
+    section = config.io
+    if section is None:
         return
-    try:
-        section = IOSection.model_validate(data)
-    except ValidationError as exc:
-        yield from _validation_issues(exc)
-        return
-    from meterhub.config.schema import BusKind
-
     devices = {d.id: d for d in config.devices}
     buses = {b.id: b for b in config.buses}
     circuits = {c.id for c in config.circuits}
@@ -365,7 +136,7 @@ def check_io(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
                 yield (*where, "sensor"), f"probe {p.sensor} is already used by point {sensors[p.sensor]!r}"
             sensors.setdefault(p.sensor, p.id)
             continue
-        problem = _profile_issue(dev.profile, p.kind, p.channel)
+        problem = _profile_issue(profile_of, dev.profile, p.kind, p.channel)
         if problem is not None:
             yield (*where, "channel"), f"device {dev.id!r}: {problem}"
             continue
@@ -377,6 +148,3 @@ def check_io(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
                 f"point {used[key]!r}",
             )
         used.setdefault(key, p.id)
-
-
-register_check(check_io)

@@ -10,7 +10,6 @@ Layers (STYLE.md §4): :mod:`.transport` (pymodbus clients, typed errors) → :m
 
 from __future__ import annotations
 
-import meterhub.drivers.modbus.budget  # noqa: F401 - registers the module-bus checks
 from meterhub.config.schema import BusKind
 from meterhub.drivers.base import register_source
 from meterhub.drivers.modbus.codec import ByteOrder, DataType, WordOrder, decode, encode

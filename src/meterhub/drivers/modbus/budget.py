@@ -1,4 +1,4 @@
-"""Module-bus checks for the seed-000 family, run by the site loader (``meterhub check-config``).
+"""Module-bus checks for the seed-000 family, one of :data:`meterhub.checks.SITE_CHECKS`.
 
 * **Power budget** (seed 000 §7.2.1): the sum of the consumption of every module on an Enertrek bus
   must not exceed the power the voltage unit supplies (V10: 15 W). Figures per module come from the
@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meterhub.config.loader import Loc, register_check
+from meterhub.config.loader import Loc
 from meterhub.config.schema import SiteConfig
 from meterhub.drivers.modbus.profile import Profile, ProfileError, ProfileKind
+from meterhub.profiles import get_profile
 
 __all__ = ["MAX_CIRCUITS_PER_VOLTAGE_UNIT", "bus_power", "check_module_buses"]
 
@@ -32,10 +33,9 @@ def bus_power(profiles: Iterable[Profile]) -> tuple[float, float]:
     return provided, consumed
 
 
-@register_check
 def check_module_buses(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
-    from meterhub.profiles import get_profile
-
+    """Every module bus within its supply's power budget, every voltage unit within its circuit count,
+    every device on a Modbus bus with a known profile."""
     for bi, bus in enumerate(cfg.buses):
         devices = [(i, d) for i, d in enumerate(cfg.devices) if d.bus == bus.id]
         profiles: dict[str, Profile] = {}

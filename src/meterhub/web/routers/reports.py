@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from meterhub.energy.balance import site_balance_report
 from meterhub.energy.billing import BillingReason
 from meterhub.energy.capacity import capacity_report
-from meterhub.energy.config import energy_of, install_checks
+from meterhub.energy.config import energy_of
 from meterhub.energy.profiles import load_profile
 from meterhub.energy.reports import ReportError, energy_report, to_csv
 from meterhub.energy.timeutil import Interval, parse_date, utc_iso
@@ -34,7 +34,6 @@ from meterhub.web.auth import Principal, require_admin, require_reader
 from meterhub.web.deps import Config, Pipeline, Runtime, Store
 
 router = APIRouter(prefix="/api/v1", tags=["reports"])
-install_checks()  # configuration changes through the API are cross-checked too
 
 READER = Annotated[Principal, Depends(require_reader)]
 ADMIN = Annotated[Principal, Depends(require_admin)]

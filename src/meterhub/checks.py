@@ -1,0 +1,52 @@
+"""The full set of site-file checks, and loading a site with all of them.
+
+:mod:`meterhub.config` checks what a site file says on its own (schema, ids, references). Some rules need
+a subsystem: the power budget of a module bus needs the device profiles (seed 000 §7.2), IO points need
+their device's channels, the energy section needs the circuits' ids. Each subsystem owns its check as a
+typed callable; this module lists them in :data:`SITE_CHECKS` and is what every entry point uses to load
+a site file (``meterhub check-config``, ``run``, ``demo``, configuration edits through the API).
+
+It sits above drivers and energy in the layer contract (next to ``bus``), so the config package stays a
+leaf and no check is found by module name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
+from meterhub.config.schema import SiteConfig
+from meterhub.drivers.io.config import check_io
+from meterhub.drivers.modbus.budget import check_module_buses
+from meterhub.drivers.modbus.profile import Profile, ProfileError
+from meterhub.energy.config import check_energy_references
+from meterhub.profiles import get_profile
+
+__all__ = ["SITE_CHECKS", "check_io_points", "load_site", "parse_site"]
+
+
+def _known_profile(profile_id: str) -> Profile | None:
+    try:
+        return get_profile(profile_id)
+    except ProfileError:  # reported by check_module_buses for Modbus devices
+        return None
+
+
+def check_io_points(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
+    """:func:`meterhub.drivers.io.config.check_io` against the installed device profiles."""
+    return check_io(config, _known_profile)
+
+
+#: Every cross-check of a site, in the order their messages are reported.
+SITE_CHECKS: tuple[CrossCheck, ...] = (check_module_buses, check_io_points, check_energy_references)
+
+
+def parse_site(text: str | bytes, filename: str = "<string>") -> SiteConfig:
+    """Validate a site file's text with every check; raise :class:`meterhub.config.ConfigError`."""
+    return parse_config(text, filename, checks=SITE_CHECKS)
+
+
+def load_site(path: str | Path) -> SiteConfig:
+    """Read a site file and validate it with every check; raise :class:`meterhub.config.ConfigError`."""
+    return load_config(path, checks=SITE_CHECKS)

@@ -1,0 +1,69 @@
+"""Sections of the site file whose implementation has not landed yet.
+
+``alarms``, ``publish``, ``modbus_server`` and ``fleet`` are typed now so that the schema is complete and a
+site file written for a later version is refused instead of being silently ignored: each section accepts
+nothing (absent, empty or ``null``) until the issue that implements it replaces its model here. The same
+holds for bus kinds without a driver (:data:`PENDING_BUS_KINDS`, checked in :mod:`meterhub.config.schema`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import model_validator
+
+from meterhub.config.types import StrictModel
+
+__all__ = [
+    "PENDING_BUS_ISSUES",
+    "AlarmsConfig",
+    "FleetConfig",
+    "ModbusServerConfig",
+    "PublishConfig",
+    "not_implemented",
+]
+
+#: Bus kinds (their ``BusKind`` values) with no driver yet → the issue that adds one.
+PENDING_BUS_ISSUES: dict[str, int] = {"mqtt": 12, "iec62056-21": 14, "dlms": 14}
+
+
+def not_implemented(issue: int) -> str:
+    """The message for a configured feature whose issue has not landed."""
+    return f"not implemented yet (issue {issue})"
+
+
+class _Pending(StrictModel):
+    """A section that accepts no content yet (``issue``: the issue that implements it)."""
+
+    issue: ClassVar[int]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse(cls, value: Any) -> Any:
+        if value is None or value == {}:
+            return {}
+        raise ValueError(not_implemented(cls.issue))
+
+
+class AlarmsConfig(_Pending):
+    """``alarms:`` — limits, events, notifications and control (issue 11)."""
+
+    issue = 11
+
+
+class PublishConfig(_Pending):
+    """``publish:`` — MQTT publish, HTTP upload and metrics (issue 12)."""
+
+    issue = 12
+
+
+class ModbusServerConfig(_Pending):
+    """``modbus_server:`` — the Modbus TCP/RTU server for BMS and SCADA (issue 13)."""
+
+    issue = 13
+
+
+class FleetConfig(_Pending):
+    """``fleet:`` — reporting to a central fleet service (issue 15)."""
+
+    issue = 15
