@@ -13,7 +13,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 from meterhub.config.schema import StorageConfig
-from meterhub.storage.base import HistoryColumns, HistoryPoint, Resolution, Storage, StorageError
+from meterhub.storage.base import (
+    HistoryColumns,
+    HistoryPoint,
+    Resolution,
+    Storage,
+    StorageError,
+    StorageHealth,
+    StorageState,
+    StorageUnavailableError,
+)
 from meterhub.storage.rollup import RESOLUTIONS, auto_resolution
 
 __all__ = [
@@ -24,6 +33,9 @@ __all__ = [
     "Resolution",
     "Storage",
     "StorageError",
+    "StorageHealth",
+    "StorageState",
+    "StorageUnavailableError",
     "auto_resolution",
     "open_storage",
 ]
@@ -44,9 +56,7 @@ def _open_postgres(config: StorageConfig, data_dir: Path, timezone: str | None) 
 
     if not config.dsn:
         raise StorageError("storage.backend is 'postgres' but storage.dsn is not set")
-    storage = PostgresStorage(config, config.dsn, timezone=timezone)
-    storage.data_dir = data_dir
-    return storage
+    return PostgresStorage(config, config.dsn, timezone=timezone, data_dir=data_dir)
 
 
 #: Backend name (``storage.backend``) → opener.
@@ -57,10 +67,14 @@ def open_storage(config: StorageConfig, data_dir: Path, *, timezone: str | None 
     """Open (creating if needed) the storage a site's ``storage`` section describes.
 
     config : the ``storage`` section.
-    data_dir : the data folder (SQLite puts ``meterhub.db`` there).
+    data_dir : the data folder (SQLite puts ``meterhub.db`` there; PostgreSQL its outage spool,
+        :mod:`meterhub.storage.spool`).
     timezone : the site's IANA time zone (``site.timezone``); day rollups follow its local days.
         None keeps the zone the database was last opened with (UTC for a new one); a different
         zone rebuilds the day rollups from the 15-minute ones.
+
+    A PostgreSQL server that cannot be reached does not make this fail: the storage starts spooling
+    (see :class:`~meterhub.storage.postgres.PostgresStorage`) and connects when the server is back.
     """
     try:
         opener = BACKENDS[config.backend]

@@ -106,6 +106,9 @@ class SqlIngest(Storage):
         self._raw_horizon: dict[str, int] = {}  # quantity ("*": default) → raw values before [ms] removed
         self.dropped = 0  # readings dropped because the buffer overflowed
         self.rejected = 0  # readings with an unusable timestamp
+        self._failing = False  # the last flush failed
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None  # [s]
 
     # ----------------------------------------------------------------- backend hooks
     @abc.abstractmethod

@@ -25,6 +25,7 @@ import itertools
 import logging
 import math
 import operator
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -32,7 +33,14 @@ import numpy as np
 from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Reading, SeriesKey
 from meterhub.model.topology import Phase
-from meterhub.storage.base import HistoryColumns, HistoryPoint, Resolution, StorageError
+from meterhub.storage.base import (
+    HistoryColumns,
+    HistoryPoint,
+    Resolution,
+    StorageError,
+    StorageHealth,
+    StorageState,
+)
 from meterhub.storage.ingest import COARSE, INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES, SqlIngest
 from meterhub.storage.rollup import DayCalendar, aggregates_from_rows, auto_resolution, merge_aggregates
 
@@ -146,26 +154,60 @@ class SqlStorage(SqlIngest):
                 batch, self._buffer = self._buffer, []
                 registers, self._pending_registers = self._pending_registers, {}
             try:
-                self._begin()
-                try:
-                    self._flush_batch(batch)
-                    self._flush_registers(registers)
-                    self._commit()
-                except BaseException:
-                    self._rollback()
-                    raise
-            except Exception as exc:
-                # Ids and tails learned inside the failed transaction are not trustworthy.
-                self._series_ids.clear()
-                self._tails.clear()
-                with self._buf_lock:
-                    self._buffer[:0] = batch
-                    for k, v in registers.items():
-                        # A value saved since the swap is newer (and not lower: save_registers).
-                        self._pending_registers.setdefault(k, v)
-                if isinstance(exc, StorageError):
-                    raise
-                raise StorageError(f"flush of {len(batch)} readings failed: {exc}") from exc
+                self._transaction(batch, registers)
+            except StorageError as exc:
+                self._note_error(exc)
+                self._requeue(batch, registers)
+                raise
+            self._failing = False
+
+    def _transaction(self, batch: list[Reading], registers: dict[SeriesKey, float]) -> None:
+        """Write readings and the registers they carry in one transaction (all or nothing).
+
+        Raises :class:`StorageError` (the transaction rolled back) when the database fails.
+        """
+        try:
+            self._begin()
+            try:
+                self._flush_batch(batch)
+                self._flush_registers(registers)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        except Exception as exc:
+            # Ids and tails learned inside the failed transaction are not trustworthy.
+            self._series_ids.clear()
+            self._tails.clear()
+            if isinstance(exc, StorageError):
+                raise
+            raise StorageError(f"flush of {len(batch)} readings failed: {exc}") from exc
+
+    def _requeue(self, batch: list[Reading], registers: dict[SeriesKey, float]) -> None:
+        """Put a batch that could not be written back at the front of the buffer (before anything
+        written since) for the next flush."""
+        with self._buf_lock:
+            self._buffer[:0] = batch
+            for k, v in registers.items():
+                # A value saved since the swap is newer (and not lower: save_registers).
+                self._pending_registers.setdefault(k, v)
+
+    def _note_error(self, exc: BaseException) -> None:
+        """Remember the last failure for :meth:`health`."""
+        self._failing = True
+        self._last_error = str(exc)
+        self._last_error_at = time.time()
+
+    def health(self) -> StorageHealth:
+        """Connected unless the last flush failed (the readings then wait in memory for the next)."""
+        return StorageHealth(
+            state=StorageState.DOWN if self._failing else StorageState.CONNECTED,
+            backend=self.config.backend,
+            buffered=len(self._buffer),
+            dropped_rows=self.dropped,
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+        )
 
     def history(
         self, key: SeriesKey, start: float, end: float, resolution: Resolution = "raw"
