@@ -166,6 +166,16 @@ class Storage(abc.ABC):
         """The last valid value at or before ``ts`` [s] as (its timestamp [s], value), or None."""
         raise NotImplementedError
 
+    @property
+    def timezone(self) -> str:
+        """IANA zone of the day rollups: the site's, as stored with the data."""
+        return "UTC"
+
+    def discard(self) -> int:
+        """Drop readings and registers written but not yet flushed (an import that stops after a
+        failed flush must not commit them later); return how many readings were dropped."""
+        return 0
+
     @abc.abstractmethod
     def health(self) -> StorageHealth:
         """Where readings go now, what waits in the spool and the last error (never raises, never

@@ -85,6 +85,8 @@ class PostgresStorage(SqlStorage):
         that only read) disables spooling: a flush that cannot reach the database then raises.
     spool_max_bytes : bound of the spool [B] (default :data:`~meterhub.storage.spool.DEFAULT_MAX_BYTES`).
     retry_interval : pause between reconnection attempts while the database is away [s].
+    read_only : read existing data only: every transaction of the session is READ ONLY, no table
+        is created and the stored time zone is used (``meterhub report``).
 
     Outages: when the server cannot be reached at start or a flush loses the connection, each flush
     goes to the spool (fsynced) and returns normally; a background thread tries to reconnect every
@@ -106,8 +108,9 @@ class PostgresStorage(SqlStorage):
         data_dir: Path | None = None,
         spool_max_bytes: int = DEFAULT_MAX_BYTES,
         retry_interval: float = RETRY_INTERVAL,
+        read_only: bool = False,
     ) -> None:
-        super().__init__(config, timezone=timezone)
+        super().__init__(config, timezone=timezone, read_only=read_only)
         self.dsn = dsn
         self.data_dir = data_dir
         self.retry_interval = retry_interval
@@ -165,8 +168,10 @@ class PostgresStorage(SqlStorage):
         self._series_ids.clear()
         self._tails.clear()
         try:
+            if self.read_only:
+                self._execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
             if not self._ready:
-                self.layout = self._create_schema()
+                self.layout = self._read_layout() if self.read_only else self._create_schema()
                 self._check_meta()
                 self._ready = True
             self._partitions = set()
@@ -217,6 +222,16 @@ class PostgresStorage(SqlStorage):
         )
         log.info("PostgreSQL storage: raw values in a %s table", layout)
         return layout
+
+    def _read_layout(self) -> str:
+        """The raw layout of existing data; StorageError when the database holds no meterhub data."""
+        try:
+            rows = self._execute("SELECT value FROM meta WHERE key = 'raw_layout'")
+        except StorageUnavailableError:
+            raise
+        except StorageError as exc:
+            raise StorageError(f"PostgreSQL ({_safe(self.dsn)}) holds no meterhub data: {exc}") from exc
+        return str(rows[0][0]) if rows else "partitioned"
 
     def _lost(self, exc: BaseException) -> None:
         """The database became unreachable: drop the connection, spool until it is back."""

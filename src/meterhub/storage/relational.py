@@ -77,6 +77,14 @@ class SqlStorage(SqlIngest):
         meta = dict(self._execute("SELECT key, value FROM meta"))
         if self._requested_tz is None:
             self.calendar = DayCalendar(meta.get("timezone", "UTC"))
+        if self.read_only:
+            self._minute_horizon = int(meta.get("minute_horizon", 0))
+            version = meta.get("schema_version")
+            if version is not None and version != SCHEMA_VERSION:
+                raise StorageError(
+                    f"database schema version {version} is not supported (this meterhub uses {SCHEMA_VERSION})"
+                )
+            return
         self._minute_horizon = int(meta.get("minute_horizon", 0))
         for key, value in meta.items():
             if key == "raw_horizon" or key.startswith("raw_horizon:"):
@@ -122,6 +130,8 @@ class SqlStorage(SqlIngest):
         Never waits for the database: a flush running in another thread holds the connection lock,
         not the buffer lock, so the event loop keeps buffering while a transaction is written.
         """
+        if self.read_only:
+            raise StorageError("the storage was opened read-only; nothing can be written")
         with self._buf_lock:
             self._buffer.extend(readings)
             over = len(self._buffer) - MAX_BUFFER
@@ -135,6 +145,14 @@ class SqlStorage(SqlIngest):
     def buffered(self) -> int:
         """Readings written but not yet flushed."""
         return len(self._buffer)
+
+    def discard(self) -> int:
+        """Drop what was written or saved since the last flush; return the readings dropped."""
+        with self._buf_lock:
+            n = len(self._buffer)
+            self._buffer = []
+            self._pending_registers = {}
+        return n
 
     def flush(self) -> None:
         """Write buffered readings and registers in one transaction and maintain the rollups.
@@ -197,6 +215,11 @@ class SqlStorage(SqlIngest):
         self._failing = True
         self._last_error = str(exc)
         self._last_error_at = time.time()
+
+    @property
+    def timezone(self) -> str:
+        """IANA zone of the day rollups: the site's, as stored with the data."""
+        return self.calendar.timezone
 
     def health(self) -> StorageHealth:
         """Connected unless the last flush failed (the readings then wait in memory for the next)."""
@@ -359,6 +382,8 @@ class SqlStorage(SqlIngest):
         Registers never go backwards: a value below the one already persisted is not stored (and
         logged once per register); repairing resets is the register guard's job upstream.
         """
+        if self.read_only:
+            raise StorageError("the storage was opened read-only; registers cannot be saved")
         with self._buf_lock:  # not the connection lock: this runs on the event loop
             for key, value in registers.items():
                 if not math.isfinite(value):
@@ -383,6 +408,8 @@ class SqlStorage(SqlIngest):
         """Delete raw values older than their retention before ``now`` [s] and, when
         ``minute_rollup_retention_days`` is set, older 1-minute rollups (15-min, hourly and daily
         rollups are kept). Returns the number of raw values removed."""
+        if self.read_only:
+            raise StorageError("the storage was opened read-only; retention cannot delete anything")
         overrides: dict[str, float] = dict(self.config.raw_retention_by_quantity)
         default_cut = int((now - self.config.raw_retention_days * 86400) * 1000)
         oldest_cut = min([default_cut] + [int((now - d * 86400) * 1000) for d in overrides.values()])
