@@ -11,8 +11,11 @@ import typer
 
 from meterhub.cli._app import app
 from meterhub.config.loader import ConfigError, load_config
+from meterhub.config.schema import StorageConfig
 from meterhub.energy.config import install_checks
+from meterhub.energy.reports import ReportError, energy_report, to_csv
 from meterhub.energy.timeutil import Interval, parse_date, zone
+from meterhub.storage import StorageError, open_storage
 
 install_checks()
 
@@ -56,10 +59,11 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default).")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
-    """Energy, energy per tariff, cost, CO2 and maximum demand per interval of a circuit or zone."""
-    from meterhub.energy.reports import ReportError, energy_report, to_csv
-    from meterhub.storage import StorageError, open_storage
+    """Energy, energy per tariff, cost, CO2 and maximum demand per interval of a circuit or zone.
 
+    The data is opened read-only (a running gateway's database is never written), and the days are
+    those of --timezone, else of the site file, else of the zone stored with the data.
+    """
     if as_json and as_csv:
         _fail("choose --json or --csv, not both")
     if (circuit is None) == (zone_ is None):
@@ -80,17 +84,15 @@ def report_command(
     if end <= start:
         _fail(f"--to {end} must be after --from {start}")
     site = _site(config, data)
-    from meterhub.config.schema import StorageConfig
-
     storage_cfg = site.storage if site is not None else StorageConfig()
     if storage_cfg.backend == "sqlite" and not (data / "meterhub.db").exists():
         _fail(f"no data in {data} (no meterhub.db); run the gateway or 'meterhub import' first")
-    tz = timezone or (site.site.timezone if site is not None else "UTC")
     try:
-        storage = open_storage(storage_cfg, data, timezone=tz)
+        storage = open_storage(storage_cfg, data, read_only=True)
     except StorageError as exc:
         _fail(str(exc))
         return
+    tz = timezone or (site.site.timezone if site is not None else storage.timezone)
     try:
         bases = [config.parent if config is not None else None, data]
         report = energy_report(
