@@ -200,6 +200,8 @@ def test_report_reads_the_days_of_the_zone_stored_with_the_data_and_writes_nothi
         (day,) = json.loads(res.stdout)["intervals"]
         assert (day["start"], day["end"]) == ("2026-03-28T00:00:00+01:00", "2026-03-29T00:00:00+01:00")
         assert day["energy_active_import"] == 24000.0  # 24 h of 1 kW
+        assert (day["cost"], day["co2"]) == (None, None)  # no tariffs known: unknown, not 0
+        assert "no site file" in res.stderr
         assert _digest(data) == before  # not a byte written
         assert gateway.timezone == "Europe/Berlin"
         assert dict(gateway._execute("SELECT key, value FROM meta"))["timezone"] == "Europe/Berlin"  # type: ignore[attr-defined]

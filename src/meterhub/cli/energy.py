@@ -111,6 +111,14 @@ def report_command(
         return
     finally:
         storage.close()
+    if site is None:
+        # Without a site file there are no tariffs or CO2 factors: cost and CO2 are unknown, not 0.
+        typer.echo(
+            f"note: no site file (--config, or {data / SITE_IN_DATA}): cost and CO2 are not computed",
+            err=True,
+        )
+        for row in report["intervals"]:
+            row["cost"] = row["co2"] = None
     if as_csv:
         sys.stdout.write(to_csv(report))
     else:
