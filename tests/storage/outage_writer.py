@@ -38,7 +38,6 @@ def main() -> int:
     written = 0
     i = 0
     last_flush = time.monotonic()
-    first = True
     while not stop:
         storage.write([Reading(T0 + i, f"c{c}", "voltage", Phase.L1, 230.0 + c) for c in range(5)])
         written += 5
@@ -46,9 +45,7 @@ def main() -> int:
         if time.monotonic() - last_flush >= 0.2:
             storage.flush()
             last_flush = time.monotonic()
-            if first:
-                print("flushed", flush=True)
-                first = False
+            print(f"flushed {written}", flush=True)
         time.sleep(0.02)
     storage.close()
     report.write_text(json.dumps({"written": written, "health": storage.health().state.value}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 
 import pytest
 
@@ -123,3 +124,38 @@ def test_health_of_a_working_storage(storage_spec) -> None:
         0,
         None,
     )
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_default_bound_holds_24_hours_at_the_measured_rate(tmp_path, monkeypatch, caplog) -> None:
+    from collections import namedtuple
+
+    from meterhub.storage import spool as spool_module
+
+    usage = namedtuple("usage", "total used free")
+    free = {"bytes": 100 * 1024**3}
+    monkeypatch.setattr(spool_module.shutil, "disk_usage", lambda _p: usage(0, 0, free["bytes"]))
+    clock = _Clock()
+    spool = Spool(tmp_path / "s.db", clock=clock)
+    rng = random.Random(7)
+    for k in range(120):  # a site of 1000 noisy readings/s, flushed every second for 2 min
+        spool.append(
+            [Reading(T0 + k, f"c{i}", "voltage", Phase.L1, 230 + rng.random()) for i in range(1000)], {}
+        )
+        clock.now += 1.0
+    rate = spool.bytes / (clock.now - 1.0 - 1_800_000_000.0)  # [B/s] between first and last flush
+    assert 5_000 < rate < 14_000  # 5–14 B a reading
+    assert spool.limit() == pytest.approx(1.25 * 86_400 * rate, rel=0.02)
+    assert spool.limit() / rate >= 86_400  # ≥ 24 h at this rate
+    assert spool.limit() >= spool_module.MIN_BYTES
+    free["bytes"] = 2 * 1024**3  # a small disk: half its free space, and a warning
+    with caplog.at_level(logging.WARNING, logger="meterhub.storage.spool"):
+        assert spool.limit() == pytest.approx(max(spool.bytes + 1024**3, spool_module.MIN_BYTES))
+    assert "an outage longer than" in caplog.text

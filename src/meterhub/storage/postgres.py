@@ -29,7 +29,7 @@ from meterhub.config.schema import StorageConfig
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.storage.base import StorageError, StorageHealth, StorageState, StorageUnavailableError
 from meterhub.storage.relational import ROLLUP_TABLES, SqlStorage
-from meterhub.storage.spool import DEFAULT_MAX_BYTES, SPOOL_FILE, Spool
+from meterhub.storage.spool import SPOOL_FILE, Spool
 
 __all__ = ["PostgresStorage"]
 
@@ -83,7 +83,8 @@ class PostgresStorage(SqlStorage):
     timezone : IANA zone of the site's days (day rollups); None keeps the database's (UTC if new).
     data_dir : the data folder; holds the outage spool (:mod:`meterhub.storage.spool`). None (tools
         that only read) disables spooling: a flush that cannot reach the database then raises.
-    spool_max_bytes : bound of the spool [B] (default :data:`~meterhub.storage.spool.DEFAULT_MAX_BYTES`).
+    spool_max_bytes : bound of the spool [B]; None (default) sizes it for 24 h at the measured rate
+        (:mod:`meterhub.storage.spool`).
     retry_interval : pause between reconnection attempts while the database is away [s].
     read_only : read existing data only: every transaction of the session is READ ONLY, no table
         is created and the stored time zone is used (``meterhub report``).
@@ -106,7 +107,7 @@ class PostgresStorage(SqlStorage):
         *,
         timezone: str | None = None,
         data_dir: Path | None = None,
-        spool_max_bytes: int = DEFAULT_MAX_BYTES,
+        spool_max_bytes: int | None = None,
         retry_interval: float = RETRY_INTERVAL,
         read_only: bool = False,
     ) -> None:
@@ -136,9 +137,7 @@ class PostgresStorage(SqlStorage):
                 raise
             self._lost(exc)
             log.warning(
-                "PostgreSQL (%s) is unreachable at start: %s; readings are spooled to %s "
-                "and delivered when it is back",
-                _safe(self.dsn),
+                "%s; readings are spooled to %s and delivered when it is back",
                 exc,
                 self._spool.path,
             )

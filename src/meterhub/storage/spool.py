@@ -13,24 +13,28 @@ The spool also keeps the newest value of every register it has seen (:meth:`Spoo
 a gateway that starts while the database is away restores its registers from the data folder
 instead of starting them from zero.
 
-Bound: at most ``max_bytes`` of packed chunks (default :data:`DEFAULT_MAX_BYTES`, 2 GiB: about
-26 h at 1 000 readings/s, about 11 days at a 100-reading/s site). When a new chunk would pass the
-bound the *oldest* chunks are dropped, loudly (an ERROR log line naming the readings and the span
-lost, and the count in :attr:`Spool.dropped_rows`): the newest data is what the live view, alarms
-and bills of the current period need, and energy is not lost with the old raw values because the
-cumulative registers after the gap still carry it (the rollups attribute the increase to the first
-bucket after the gap).
+Bound: by default (``max_bytes=None``) the packed chunks may take 24 hours of spooling at the rate
+measured in this run plus 25 %, at least :data:`MIN_BYTES` (256 MiB) and at most half the disk space
+free when the bound is checked — so the default holds ≥ 24 h at the site's rate unless the disk is
+too small for it, which is then logged. A reading packs to 8–12 bytes (1 000 readings of 200 noisy
+series: 8.5 B; white-noise values: 12 B), so 256 MiB alone hold 24 h at 260–360 readings/s. ``max_bytes`` sets a fixed
+bound instead. When a new chunk would pass the bound the *oldest* chunks are dropped, loudly (an ERROR
+log line naming the readings and the span lost, and the count in :attr:`Spool.dropped_rows`): the
+newest data is what the live view, alarms and bills of the current period need, and energy is not
+lost with the old raw values because the cumulative registers after the gap still carry it (the
+rollups attribute the increase to the first bucket after the gap).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
 import sqlite3
 import struct
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,13 +44,15 @@ from meterhub.model.readings import Quality, Reading, SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.storage.base import StorageError
 
-__all__ = ["DEFAULT_MAX_BYTES", "SPOOL_FILE", "Chunk", "Spool"]
+__all__ = ["HOLD_FOR", "MIN_BYTES", "SPOOL_FILE", "Chunk", "Spool"]
 
 log = logging.getLogger(__name__)
 
 SPOOL_FILE = "storage-spool.db"
-#: Default bound of the packed chunks [B].
-DEFAULT_MAX_BYTES = 2 * 1024**3
+#: Smallest automatic bound of the packed chunks [B].
+MIN_BYTES = 256 * 1024**2
+#: Spooling time the automatic bound is sized for [s], and its margin.
+HOLD_FOR, MARGIN = 86_400.0, 1.25
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS chunk (
@@ -134,12 +140,20 @@ class Spool:
     """The spool file of one data folder (see the module doc). Not thread-safe: the owner serialises.
 
     path : the SQLite file (``DATA_DIR/storage-spool.db``).
-    max_bytes : bound of the packed chunks [B]; the oldest chunks are dropped beyond it.
+    max_bytes : bound of the packed chunks [B], beyond which the oldest are dropped; None sizes it
+        for 24 h at the measured rate (see the module doc).
+    clock : time source [s since the epoch] (injected in tests).
     """
 
-    def __init__(self, path: Path, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    def __init__(
+        self, path: Path, *, max_bytes: int | None = None, clock: Callable[[], float] = time.time
+    ) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.clock = clock
+        self._since: float | None = None  # first append of this run [s]
+        self._appended = 0  # bytes appended in this run
+        self._warned_small = False
         self.dropped_rows = 0  # readings dropped because the spool was full (this process)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,12 +186,16 @@ class Spool:
             return
         blob = encode(readings, registers)
         first = min((r.ts for r in readings), default=None)
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+        self._appended += len(blob)
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
                     "INSERT INTO chunk (spooled, n, first_ts, bytes, payload) VALUES (?, ?, ?, ?, ?)",
-                    (time.time(), len(readings), first, len(blob), blob),
+                    (now, len(readings), first, len(blob), blob),
                 )
                 self._save_registers(registers)
                 dropped = self._make_room()
@@ -194,9 +212,9 @@ class Spool:
             self.dropped_rows += dropped[1]
             self._refresh_oldest()
             log.error(
-                "storage spool full (%d MiB): dropped the %d oldest spooled readings (%s to %s); "
+                "storage spool full (%.0f MiB): dropped the %d oldest spooled readings (%s to %s); "
                 "the database has been away too long",
-                self.max_bytes // 1024**2,
+                self.limit() / 1024**2,
                 dropped[1],
                 iso_utc(dropped[3]) if dropped[3] is not None else "?",
                 iso_utc(dropped[4]) if dropped[4] is not None else "?",
@@ -204,11 +222,34 @@ class Spool:
         elif first is not None and (self._oldest is None or first < self._oldest):
             self._oldest = first
 
+    def limit(self) -> float:
+        """The bound of the packed chunks now [B] (see the module doc)."""
+        if self.max_bytes is not None:
+            return float(self.max_bytes)
+        elapsed = self.clock() - self._since if self._since is not None else 0.0
+        # Rate over at least a minute, so that the first flushes do not size the bound.
+        need = MARGIN * HOLD_FOR * self._appended / max(elapsed, 60.0)
+        try:
+            room = self.bytes + shutil.disk_usage(self.path.parent).free / 2
+        except OSError:
+            room = need
+        if need > room and not self._warned_small:
+            self._warned_small = True
+            log.warning(
+                "the storage spool can take %.0f MiB on this disk, less than the %.0f MiB that 24 h at "
+                "the current rate need; an outage longer than %.1f h loses the oldest readings",
+                room / 1024**2,
+                need / 1024**2,
+                HOLD_FOR * MARGIN * room / need / 3600,
+            )
+        return max(float(MIN_BYTES), min(need, room))
+
     def _make_room(self) -> tuple[int, int, int, float | None, float | None]:
-        """Delete the oldest chunks until the packed chunks fit ``max_bytes`` (the newest is kept).
+        """Delete the oldest chunks until the packed chunks fit :meth:`limit` (the newest is kept).
         Returns (chunks, readings, bytes, first ts, last first-ts) of what was deleted."""
         total = int(self._db.execute("SELECT coalesce(sum(bytes), 0) FROM chunk").fetchone()[0])
-        if total <= self.max_bytes:
+        limit = self.limit()
+        if total <= limit:
             return 0, 0, 0, None, None
         gone = [0, 0, 0]
         span: list[float] = []
@@ -216,7 +257,7 @@ class Spool:
         for cid, n, size, first in self._db.execute(
             "SELECT id, n, bytes, first_ts FROM chunk WHERE id < ? ORDER BY id", (newest,)
         ).fetchall():
-            if total <= self.max_bytes:
+            if total <= limit:
                 break
             self._db.execute("DELETE FROM chunk WHERE id = ?", (cid,))
             total -= size
