@@ -273,3 +273,48 @@ def test_kill_9_during_an_outage_loses_at_most_the_readings_since_the_last_flush
     assert flushed <= delivered <= flushed + 60
     assert own_db.count("SELECT count(DISTINCT (series, ts)) FROM raw") == delivered
     storage.close()
+
+
+def test_without_a_spool_a_flush_raises_while_away_and_the_next_one_reconnects(own_db, tmp_path) -> None:
+    # ``meterhub import`` opens the storage this way: it reports what reached the database.
+    storage = open_storage(StorageConfig(backend="postgres", dsn=own_db.dsn), tmp_path, spool=False)
+    storage.write(_energy(0, 10))
+    storage.flush()
+    own_db.away()
+    storage.write(_energy(10, 10))
+    with pytest.raises(StorageUnavailableError):
+        storage.flush()
+    assert storage.health().buffered == 10  # kept for the next attempt, not spooled
+    assert not (tmp_path / SPOOL_FILE).exists()
+    own_db.back()
+    storage.flush()
+    assert own_db.count() == 20
+    storage.close()
+
+
+def test_an_import_while_the_database_is_away_stops_with_what_was_committed(own_db, tmp_path) -> None:
+    from meterhub.storage.importer import import_csv
+
+    f = tmp_path / "in.csv"
+    f.write_text(
+        "timestamp,circuit,quantity,phase,value\n"
+        + "".join(f"2027-01-01T00:00:{s:02d}Z,main,voltage,L1,230\n" for s in range(30)),
+        encoding="utf-8",
+    )
+    storage = open_storage(StorageConfig(backend="postgres", dsn=own_db.dsn), tmp_path, spool=False)
+    real = storage.flush
+    calls = {"n": 0}
+
+    def flush_then_lose_the_database() -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            own_db.away()
+        real()
+
+    storage.flush = flush_then_lose_the_database  # type: ignore[method-assign]
+    res = import_csv(f, storage, chunk=10)
+    assert (res.imported, res.exit_code, res.stopped is not None and res.stopped.line) == (10, 1, 12)
+    assert "terminating connection due to administrator command" in str(res.stopped)
+    own_db.back()
+    storage.close()
+    assert own_db.count() == 10  # the count printed is the count stored

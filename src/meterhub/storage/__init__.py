@@ -64,7 +64,8 @@ def _open_postgres(
         config,
         config.dsn,
         timezone=timezone,
-        data_dir=data_dir if spool and not read_only else None,
+        data_dir=data_dir,
+        spool=spool,
         read_only=read_only,
     )
 

@@ -81,8 +81,9 @@ class PostgresStorage(SqlStorage):
     config : the site's ``storage`` section.
     dsn : libpq connection string (``storage.dsn``).
     timezone : IANA zone of the site's days (day rollups); None keeps the database's (UTC if new).
-    data_dir : the data folder; holds the outage spool (:mod:`meterhub.storage.spool`). None (tools
-        that only read) disables spooling: a flush that cannot reach the database then raises.
+    data_dir : the data folder; holds the outage spool (:mod:`meterhub.storage.spool`).
+    spool : spool while the database is away (the gateway). False (``meterhub import``, reports), or
+        no ``data_dir``: a flush that cannot reach the database raises, and the next one reconnects.
     spool_max_bytes : bound of the spool [B]; None (default) sizes it for 24 h at the measured rate
         (:mod:`meterhub.storage.spool`).
     retry_interval : pause between reconnection attempts while the database is away [s].
@@ -107,6 +108,7 @@ class PostgresStorage(SqlStorage):
         *,
         timezone: str | None = None,
         data_dir: Path | None = None,
+        spool: bool = True,
         spool_max_bytes: int | None = None,
         retry_interval: float = RETRY_INTERVAL,
         read_only: bool = False,
@@ -126,7 +128,9 @@ class PostgresStorage(SqlStorage):
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._spool = (
-            Spool(data_dir / SPOOL_FILE, max_bytes=spool_max_bytes) if data_dir is not None else None
+            Spool(data_dir / SPOOL_FILE, max_bytes=spool_max_bytes)
+            if spool and data_dir is not None and not read_only
+            else None
         )
         try:
             conn = self._connect()
@@ -533,6 +537,8 @@ class PostgresStorage(SqlStorage):
     def _begin(self) -> None:
         if self._db is not None and (self._db.broken or self._db.closed):
             self._lost(StorageUnavailableError("PostgreSQL connection lost"))
+        if self._db is None and self._spool is None:
+            self._attach(self._connect())  # no spool, no delivery thread: reconnect here
         self._execute("BEGIN")
 
     def _commit(self) -> None:
