@@ -25,7 +25,8 @@ E = SeriesKey("main", "energy_active_import", Phase.TOTAL)
 
 
 def _errors(text: str) -> list[str]:
-    return [str(r) for r in parse_rows(iter(text.splitlines(keepends=True))) if isinstance(r, RowError)]
+    rows = parse_rows(iter(text.splitlines(keepends=True)))
+    return [str(r) for r in sorted((r for r in rows if isinstance(r, RowError)), key=lambda e: e.line)]
 
 
 def _raw_count(data: Path) -> int:
@@ -66,19 +67,47 @@ def test_implausible_values_are_refused() -> None:
     ]
 
 
-def test_energy_registers_that_decrease_or_jump_are_refused() -> None:
+def test_energy_register_outliers_are_refused() -> None:
     text = HEADER + (
         "2026-01-01T00:00:00Z,main,energy_active_import,total,1000\n"
         "2026-01-01T00:01:00Z,main,energy_active_import,total,1010\n"
-        "2026-01-01T00:02:00Z,main,energy_active_import,total,990\n"  # goes back
+        "2026-01-01T00:02:00Z,main,energy_active_import,total,990\n"  # goes back …
         "2026-01-01T00:03:00Z,main,energy_active_import,total,5000000\n"  # +5 MWh in 2 min = 150 MW
-        "2026-01-01T00:04:00Z,main,energy_active_import,total,1030\n"
+        "2026-01-01T00:04:00Z,main,energy_active_import,total,1030\n"  # … and on from 1010: outliers
         "2026-01-01T00:00:30Z,main,energy_active_import,total,1020\n"  # late: above the later 1010
     )
     assert _errors(text) == [
-        "line 4: register value 990 Wh is below the earlier 1010 Wh of line 3",
+        "line 4: register value 990 Wh is below the earlier 1010 Wh of line 3, "
+        "and line 6 goes on from before it (an outlier, not a reset)",
         "line 5: register rises 4.99899e+06 Wh in 120 s after line 3 (1.5e+08 Wh/h; at most 1e+08 Wh/h is plausible)",
         "line 7: register value 1020 Wh is above the later 1010 Wh of line 3",
+    ]
+
+
+def test_a_register_wrap_or_replacement_confirmed_by_three_rows_is_imported() -> None:
+    text = HEADER + (
+        "2026-01-01T00:00:00Z,main,energy_active_import,total,999500\n"
+        "2026-01-01T00:15:00Z,main,energy_active_import,total,999750\n"
+        "2026-01-01T00:30:00Z,main,energy_active_import,total,0\n"  # a 6-digit register wraps
+        "2026-01-01T00:45:00Z,main,energy_active_import,total,250\n"
+        "2026-01-01T01:00:00Z,main,energy_active_import,total,500\n"
+        "2026-01-01T00:00:00Z,pump,energy_active_import,total,7000\n"
+        "2026-01-01T00:15:00Z,pump,energy_active_import,total,5\n"  # the file ends: not confirmed
+        "2026-01-01T00:30:00Z,pump,energy_active_import,total,10\n"
+    )
+    rows = list(parse_rows(iter(text.splitlines(keepends=True))))
+    assert sorted(r.value for r in rows if not isinstance(r, RowError) and r.circuit == "main") == [
+        0.0,
+        250.0,
+        500.0,
+        999500.0,
+        999750.0,
+    ]
+    assert _errors(text) == [
+        "line 8: register value 5 Wh is below the earlier 7000 Wh of line 7, "
+        "and the file ends before 3 rows confirm a reset or replacement",
+        "line 9: register value 10 Wh is below the earlier 7000 Wh of line 7, "
+        "and the file ends before 3 rows confirm a reset or replacement",
     ]
 
 
@@ -95,7 +124,8 @@ def test_a_register_below_the_stored_value_is_refused(tmp_path: Path) -> None:
     f.write_text(HEADER + "2026-01-01T01:00:00Z,main,energy_active_import,total,4000\n", encoding="utf-8")
     res = import_csv(f, storage)
     assert [str(e) for e in res.errors] == [
-        "line 2: register value 4000 Wh is below the earlier 5000 Wh of the value stored before the import"
+        "line 2: register value 4000 Wh is below the earlier 5000 Wh stored before the import, "
+        "and the file ends before 3 rows confirm a reset or replacement"
     ]
     storage.close()
 

@@ -20,9 +20,12 @@ Columns (a header line naming them is required; order is free, an optional ``qua
 ``value``      a finite number in the catalogue unit of the quantity, |value| ≤ 1e12.
 
 Refused as well: a line that is not UTF-8 or not CSV, a line longer than 64 KiB, a row repeating the
-series and time of an earlier row, and for cumulative registers (energy, pulse counts) a value below
-an earlier one of the same series (in the file, or stored before it) or rising faster than
-``max_rate`` (default 1e8 per hour: 100 MW for an energy register in Wh). The rows kept to check
+series and time of an earlier row, and for cumulative registers (energy, pulse counts) an outlier: a
+value below the newest one before it (in the file, or stored before it) or rising faster than
+``max_rate`` (default 1e8 per hour: 100 MW for an energy register in Wh) after which the series goes
+on from its old level. A new level that holds for :data:`CONFIRM_ROWS` rows is a reset, counter wrap
+or meter replacement and is imported (the energy reports account for it, with ``energy.registers``
+and ``energy.meter_changes``); one the file ends before confirming is refused. The rows kept to check
 repeats and registers take memory in proportion to the rows imported (about 100 B a row).
 """
 
@@ -31,6 +34,7 @@ from __future__ import annotations
 import bisect
 import csv
 import math
+import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,6 +49,7 @@ from meterhub.model.topology import Phase
 from meterhub.storage.base import Storage, StorageError
 
 __all__ = [
+    "CONFIRM_ROWS",
     "MAX_ABS_VALUE",
     "MAX_LINE_BYTES",
     "MAX_RATE",
@@ -57,6 +62,8 @@ __all__ = [
 ]
 
 REQUIRED_COLUMNS = ("timestamp", "circuit", "quantity", "phase", "value")
+#: Rows in a row at a new level that confirm a register reset, wrap or replacement.
+CONFIRM_ROWS = 3
 #: Longest line read [B]; a longer one is refused (and skipped without reading it into memory).
 MAX_LINE_BYTES = 64 * 1024
 #: Largest magnitude of a stored value [unit of the quantity]; beyond it a value is implausible
@@ -163,16 +170,25 @@ def _phase(text: str, quantity: str) -> Phase:
 
 
 class _Registers:
-    """Accepted values of the cumulative series of one import, to refuse decreases and jumps."""
+    """The cumulative series of one import: refuses outliers, accepts confirmed resets.
+
+    A row that falls below the series' newest accepted value, or rises from it faster than
+    ``max_rate``, is held. If the next row goes on from the old level, the held rows were outliers
+    and are refused; if :data:`CONFIRM_ROWS` rows in a row go on from the new level, the change is a
+    confirmed reset, counter wrap or meter replacement (the energy reports handle those) and they
+    are accepted. A late row (older than the newest accepted one) must lie between its neighbours.
+    """
 
     def __init__(self, storage: Storage | None, max_rate: float) -> None:
         self.storage = storage
         self.max_rate = max_rate
         # series → (sorted ts [s], values, line of each; line 0 = stored before the import)
         self.seen: dict[SeriesKey, tuple[list[float], list[float], list[int]]] = {}
+        self.held: dict[SeriesKey, list[tuple[int, Reading, str]]] = {}  # (line, row, why held)
 
-    def check(self, r: Reading) -> str | None:
-        """Why ``r`` is implausible after the series' neighbours in time, or None."""
+    def feed(self, r: Reading, line: int) -> list[tuple[int, Reading | RowError]]:
+        """What to yield now for row ``r`` on ``line``: readings accepted, rows refused (possibly
+        earlier held ones), or nothing while ``r`` is held."""
         key = r.key
         track = self.seen.get(key)
         if track is None:
@@ -183,24 +199,71 @@ class _Registers:
                 track[1].append(before[1])
                 track[2].append(0)
         ts, vals, lines = track
-        at = bisect.bisect_left(ts, r.ts)
         unit = CATALOGUE[r.quantity].unit
+        held = self.held.get(key)
+        if ts and r.ts < ts[-1]:
+            return [self._late(r, line, track, unit)]
+        why = self._step(ts[-1], vals[-1], r.ts, r.value, unit, lines[-1], "after") if ts else ""
+        if not held:
+            if not why:
+                return [self._accept(r, line)]
+            self.held[key] = [(line, r, why)]
+            return []
+        last_line, last, _ = held[-1]
+        if not why:  # the series goes on from the old level: the held rows were outliers
+            del self.held[key]
+            refused: list[tuple[int, Reading | RowError]] = [
+                (n, RowError(n, f"{w}, and line {line} goes on from before it (an outlier, not a reset)"))
+                for n, _r, w in held
+            ]
+            return [*refused, self._accept(r, line)]
+        if r.ts > last.ts and not self._step(last.ts, last.value, r.ts, r.value, unit, last_line, "after"):
+            held.append((line, r, why))
+            if len(held) < CONFIRM_ROWS:
+                return []
+            del self.held[key]  # the new level held for CONFIRM_ROWS rows: a reset or replacement
+            return [self._accept(h, n) for n, h, _w in held]
+        return [(line, RowError(line, why))]
+
+    def finish(self) -> list[tuple[int, Reading | RowError]]:
+        """Rows still held at the end of the file: refused, their change not confirmed."""
+        out: list[tuple[int, Reading | RowError]] = []
+        for held in self.held.values():
+            out += [
+                (
+                    n,
+                    RowError(
+                        n,
+                        f"{w}, and the file ends before {CONFIRM_ROWS} rows confirm a reset or replacement",
+                    ),
+                )
+                for n, _r, w in held
+            ]
+        self.held.clear()
+        return sorted(out, key=operator.itemgetter(0))
+
+    def _late(
+        self, r: Reading, line: int, track: tuple[list[float], list[float], list[int]], unit: str
+    ) -> tuple[int, Reading | RowError]:
+        ts, vals, lines = track
+        at = bisect.bisect_left(ts, r.ts)
         if at > 0:
             why = self._step(ts[at - 1], vals[at - 1], r.ts, r.value, unit, lines[at - 1], "after")
             if why:
-                return why
+                return line, RowError(line, why)
         if at < len(ts) and ts[at] > r.ts:
             why = self._step(r.ts, r.value, ts[at], vals[at], unit, lines[at], "before")
             if why:
-                return why
-        return None
+                return line, RowError(line, why)
+        return self._accept(r, line)
 
-    def accept(self, r: Reading, line: int) -> None:
+    def _accept(self, r: Reading, line: int) -> tuple[int, Reading | RowError]:
         ts, vals, lines = self.seen[r.key]
         at = bisect.bisect_left(ts, r.ts)
         ts.insert(at, r.ts)
         vals.insert(at, r.value)
         lines.insert(at, line)
+        return line, r
 
     def _stored(self, key: SeriesKey, ts: float) -> tuple[float, float] | None:
         if self.storage is None:
@@ -217,10 +280,11 @@ class _Registers:
         """Why the step from (t0 [s], v0) to (t1, v1) is implausible, or "". ``where``: the row is
         the later point ("after" its neighbour on ``line``) or the earlier one ("before")."""
         other = f"line {line}" if line else "the value stored before the import"
+        of = f"of line {line}" if line else "stored before the import"
         if v1 < v0:
             if where == "after":
-                return f"register value {v1:.10g} {unit} is below the earlier {v0:.10g} {unit} of {other}"
-            return f"register value {v0:.10g} {unit} is above the later {v1:.10g} {unit} of {other}"
+                return f"register value {v1:.10g} {unit} is below the earlier {v0:.10g} {unit} {of}"
+            return f"register value {v0:.10g} {unit} is above the later {v1:.10g} {unit} {of}"
         rate = (v1 - v0) / ((t1 - t0) / 3600.0)
         if rate > self.max_rate:
             return (
@@ -315,19 +379,21 @@ def _parse(
             earlier = seen.setdefault(reading.key, {}).get(reading.ts)
             if earlier is not None:
                 raise ValueError(f"repeats the series and time of line {earlier}")
-            if CATALOGUE[reading.quantity].kind is Kind.CUMULATIVE and reading.quality < Quality.INVALID:
-                why = registers.check(reading)
-                if why:
-                    raise ValueError(why)
-                registers.accept(reading, line)
         except ValueError as exc:
             yield line, RowError(line, str(exc))
             continue
-        seen[reading.key][reading.ts] = line
-        yield line, reading
+        if CATALOGUE[reading.quantity].kind is Kind.CUMULATIVE and reading.quality < Quality.INVALID:
+            out = registers.feed(reading, line)
+        else:
+            out = [(line, reading)]
+        for n, item in out:
+            if isinstance(item, Reading):
+                seen[item.key][item.ts] = n
+            yield n, item
     while pending:
         e = pending.pop(0)
         yield e.line, e
+    yield from registers.finish()
 
 
 def _csv_row(text: str) -> list[str]:
@@ -442,8 +508,7 @@ def import_csv(
             if isinstance(item, RowError):
                 result.errors.append(item)
                 continue
-            if not batch:
-                first_line = line
+            first_line = line if not batch else min(first_line, line)  # held rows come later
             batch.append(item)
             if len(batch) >= chunk and not commit():
                 break
@@ -451,4 +516,5 @@ def import_csv(
             commit()
         if progress is not None:
             progress(raw.tell())
+    result.errors.sort(key=lambda e: e.line)
     return result
