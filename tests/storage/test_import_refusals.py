@@ -261,3 +261,31 @@ def test_fuzzed_files_never_raise_and_counts_match_the_database(tmp_path_factory
     finally:
         storage.close()
     assert _raw_count(d) == res.imported
+
+
+def test_a_read_error_mid_file_keeps_the_committed_rows_and_says_where_it_stopped(
+    tmp_path, monkeypatch
+) -> None:
+    from meterhub.storage import importer
+
+    f = tmp_path / "a.csv"
+    f.write_text(
+        HEADER + "".join(f"2026-01-01T00:00:{s:02d}Z,a,voltage,L1,230\n" for s in range(25)), encoding="utf-8"
+    )
+    real = importer._lines
+
+    def failing(raw, bad):  # type: ignore[no-untyped-def]
+        for n, text in enumerate(real(raw, bad), 1):
+            if n == 17:
+                raise OSError(5, "Input/output error")
+            yield text
+
+    monkeypatch.setattr(importer, "_lines", failing)
+    storage = open_storage(StorageConfig(), tmp_path)
+    res = import_csv(f, storage, chunk=10)
+    storage.close()
+    assert (res.imported, res.exit_code) == (10, 1)
+    assert str(res.stopped) == (
+        "line 12: [Errno 5] Input/output error; this row and those after it were not imported"
+    )
+    assert _raw_count(tmp_path) == 10

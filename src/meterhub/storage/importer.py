@@ -32,6 +32,7 @@ repeats and registers take memory in proportion to the rows imported (about 100 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import math
 import operator
@@ -498,23 +499,32 @@ def import_csv(
         return True
 
     bad: list[RowError] = []
+    last_line = 1
     with path.open("rb") as raw:
-        for n, (line, item) in enumerate(
-            _parse(_lines(raw, bad), timezone=timezone, bad=bad, max_rate=max_rate, storage=storage), 1
-        ):
-            if progress is not None and n % 4096 == 0:
-                progress(raw.tell())
-            result.rows += 1
-            if isinstance(item, RowError):
-                result.errors.append(item)
-                continue
-            first_line = line if not batch else min(first_line, line)  # held rows come later
-            batch.append(item)
-            if len(batch) >= chunk and not commit():
-                break
-        else:
-            commit()
+        rows = _parse(_lines(raw, bad), timezone=timezone, bad=bad, max_rate=max_rate, storage=storage)
+        try:
+            for n, (line, item) in enumerate(rows, 1):
+                if progress is not None and n % 4096 == 0:
+                    progress(raw.tell())
+                result.rows += 1
+                last_line = max(last_line, line)
+                if isinstance(item, RowError):
+                    result.errors.append(item)
+                    continue
+                first_line = line if not batch else min(first_line, line)  # held rows come later
+                batch.append(item)
+                if len(batch) >= chunk and not commit():
+                    break
+            else:
+                commit()
+        except (OSError, StorageError) as exc:
+            # Reading the file (or a stored value to check against) failed part-way: what was
+            # committed stays and is counted; the rest is not imported.
+            storage.discard()
+            at = first_line if batch else last_line + 1
+            result.stopped = RowError(at, f"{exc}; this row and those after it were not imported")
         if progress is not None:
-            progress(raw.tell())
+            with contextlib.suppress(OSError):
+                progress(raw.tell())
     result.errors.sort(key=lambda e: e.line)
     return result
