@@ -112,8 +112,15 @@ def test_a_register_wrap_or_replacement_confirmed_by_three_rows_is_imported() ->
 
 
 def test_a_row_repeating_series_and_time_is_refused() -> None:
-    text = HEADER + "2026-01-01T00:00:00Z,a,voltage,L1,230\n2026-01-01T01:00:00+01:00,a,voltage,L1,231\n"
-    assert _errors(text) == ["line 3: repeats the series and time of line 2"]
+    text = HEADER + (
+        "2026-01-01T00:00:00Z,a,voltage,L1,230\n"
+        "2026-01-01T01:00:00+01:00,a,voltage,L1,231\n"
+        "2026-01-01T00:00:00.0002Z,a,voltage,L1,232\n"  # the same stored millisecond
+    )
+    assert _errors(text) == [
+        "line 3: repeats the series and time of line 2",
+        "line 4: repeats the series and time of line 2",
+    ]
 
 
 def test_a_register_below_the_stored_value_is_refused(tmp_path: Path) -> None:

@@ -360,7 +360,8 @@ def _parse(
     col = {name: header.index(name) for name in (*REQUIRED_COLUMNS, "quality") if name in header}
     width = max(col.values()) + 1
     registers = _Registers(storage, max_rate)
-    seen: dict[SeriesKey, dict[float, int]] = {}  # series → ts → line, to refuse repeats
+    # series → stored time [ms] → line, to refuse repeats (storage keys rows on whole milliseconds)
+    seen: dict[SeriesKey, dict[int, int]] = {}
     for line, text in numbered:
         while pending:
             e = pending.pop(0)
@@ -377,7 +378,7 @@ def _parse(
             continue
         try:
             reading = _reading(row, col, tz)
-            earlier = seen.setdefault(reading.key, {}).get(reading.ts)
+            earlier = seen.setdefault(reading.key, {}).get(round(reading.ts * 1000))
             if earlier is not None:
                 raise ValueError(f"repeats the series and time of line {earlier}")
         except ValueError as exc:
@@ -389,7 +390,7 @@ def _parse(
             out = [(line, reading)]
         for n, item in out:
             if isinstance(item, Reading):
-                seen[item.key][item.ts] = n
+                seen[item.key][round(item.ts * 1000)] = n
             yield n, item
     while pending:
         e = pending.pop(0)
