@@ -376,13 +376,14 @@ class PostgresStorage(SqlStorage):
     def load_registers(self) -> dict[SeriesKey, float]:
         """Persisted registers: the greater of the database's and the spool's copy of each (the
         spool's alone while the database is away)."""
-        out = self._spool.registers() if self._spool is not None else {}
-        if self._db is not None:
-            try:
-                for k, v in super().load_registers().items():
-                    out[k] = max(v, out.get(k, v))
-            except StorageUnavailableError:
-                pass
+        with self._lock:  # the spool's connection is also used by the delivery thread
+            out = self._spool.registers() if self._spool is not None else {}
+            if self._db is not None:
+                try:
+                    for k, v in super().load_registers().items():
+                        out[k] = max(v, out.get(k, v))
+                except StorageUnavailableError:
+                    pass
         with self._buf_lock:
             for k, v in out.items():
                 self._register_floor[k] = max(v, self._register_floor.get(k, v))
