@@ -154,3 +154,78 @@ def test_report_co2_from_a_series_file_next_to_the_site_file(data_dir: Path, tmp
     (conf / "co2.csv").write_text("timestamp,factor\nyesterday,0.5\n", encoding="utf-8")
     bad = CliRunner().invoke(app, [*args, "--from", "2026-03-28", "--to", "2026-03-29"])
     assert bad.exit_code == 2 and "co2.csv:2: bad CO2 row" in bad.stderr
+
+
+def _digest(data: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(data.iterdir()) if p.is_file()}
+
+
+def test_report_reads_the_days_of_the_zone_stored_with_the_data_and_writes_nothing(tmp_path: Path) -> None:
+    # A running gateway of a Berlin site (its site file elsewhere): the report, without --config,
+    # must use Berlin days and leave the database as it is (it used to rewrite the zone to UTC).
+    data = tmp_path / "data"
+    rows = ["timestamp,circuit,quantity,phase,value"]
+    t0 = utc("2026-03-27T23:00:00")  # 2026-03-28 00:00 CET
+    rows += [
+        f"{datetime.fromtimestamp(t0 + 3600 * k, UTC).isoformat()},main,energy_active_import,total,{1000.0 * k}"
+        for k in range(48)
+    ]
+    (tmp_path / "regs.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    (tmp_path / "site.yaml").write_text(SITE.format(tz="Europe/Berlin", energy="  {}"), encoding="utf-8")
+    imported = CliRunner().invoke(
+        app,
+        ["import", str(tmp_path / "regs.csv"), "--data", str(data), "--config", str(tmp_path / "site.yaml")],
+    )
+    assert imported.exit_code == 0, imported.output
+    gateway = open_storage(StorageConfig(), data, timezone="Europe/Berlin")  # the running gateway
+    try:
+        before = _digest(data)
+        res = CliRunner().invoke(
+            app,
+            [
+                "report",
+                "--data",
+                str(data),
+                "--circuit",
+                "main",
+                "--from",
+                "2026-03-28",
+                "--to",
+                "2026-03-29",
+            ],
+        )
+        assert res.exit_code == 0, res.output
+        (day,) = json.loads(res.stdout)["intervals"]
+        assert (day["start"], day["end"]) == ("2026-03-28T00:00:00+01:00", "2026-03-29T00:00:00+01:00")
+        assert day["energy_active_import"] == 24000.0  # 24 h of 1 kW
+        assert (day["cost"], day["co2"]) == (None, None)  # no tariffs known: unknown, not 0
+        assert "no site file" in res.stderr
+        assert _digest(data) == before  # not a byte written
+        assert gateway.timezone == "Europe/Berlin"
+        assert dict(gateway._execute("SELECT key, value FROM meta"))["timezone"] == "Europe/Berlin"  # type: ignore[attr-defined]
+    finally:
+        gateway.close()
+
+
+def test_a_read_only_storage_refuses_every_write(storage_spec) -> None:
+    from meterhub.model.readings import SeriesKey
+    from meterhub.storage import StorageError
+
+    writer = storage_spec.open(timezone="Asia/Kolkata")
+    writer.write([Reading(1_798_761_600.0, "main", "voltage", Phase.L1, 230.0)])
+    writer.close()
+    reader = open_storage(storage_spec.config(), storage_spec.data_dir, read_only=True)
+    storage_spec.opened.append(reader)
+    assert reader.timezone == "Asia/Kolkata"
+    assert [p.mean for p in reader.history(SeriesKey("main", "voltage", Phase.L1), 0, 2e9)] == [230.0]
+    with pytest.raises(StorageError, match="read-only"):
+        reader.write([Reading(1_798_761_601.0, "main", "voltage", Phase.L1, 231.0)])
+    with pytest.raises(StorageError, match="read-only"):
+        reader.save_registers({SeriesKey("main", "energy_active_import", Phase.TOTAL): 1.0})
+    with pytest.raises(StorageError, match="read-only"):
+        reader.apply_retention(2e9)
+    with pytest.raises(StorageError, match="read-only|readonly"):
+        reader._execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")  # type: ignore[attr-defined]
+    reader.close()

@@ -114,7 +114,8 @@ def test_cli_import_reports_bad_lines_and_exit_code(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 1, result.output
-    assert "imported 4 of 12 rows into 2 series" in result.output
+    assert "imported 4 of 12 rows read into 2 series" in result.output
+    assert "refused 8" in result.output
     assert f"{f}:9: phase 'L4' is not one of L1, L2, L3, N, total" in errs.read_text()
     storage = open_storage(StorageConfig(), tmp_path / "d")
     try:

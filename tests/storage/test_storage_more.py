@@ -180,10 +180,12 @@ def test_shuffled_late_batches_give_the_same_rollups_as_one_ordered_batch(storag
 
 
 @pytest.mark.postgres
-def test_postgres_connection_loss_keeps_the_batch_for_the_next_flush(postgres_spec) -> None:
+def test_postgres_connection_loss_spools_the_batch_and_delivers_it_after_reconnecting(postgres_spec) -> None:
+    import time
+
     import psycopg
 
-    from meterhub.storage.base import StorageError
+    from meterhub.storage import StorageState
 
     storage = postgres_spec.open()
     storage.write(readings(V, [(T0, 1.0)]))
@@ -192,9 +194,11 @@ def test_postgres_connection_loss_keeps_the_batch_for_the_next_flush(postgres_sp
     with psycopg.connect(postgres_spec.dsn, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     storage.write(readings(V, [(T0 + 1, 2.0)]))
-    with pytest.raises(StorageError, match="PostgreSQL"):
-        storage.flush()
-    storage.flush()  # reconnects and writes the kept batch
+    storage.flush()  # the connection is gone: spooled, not raised
+    deadline = time.monotonic() + 10
+    while storage.health().spooled_rows and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert storage.health().state is StorageState.CONNECTED
     assert [p.mean for p in storage.history(V, T0, T0 + 10)] == [1.0, 2.0]
 
 

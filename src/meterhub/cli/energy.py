@@ -12,7 +12,10 @@ import typer
 from meterhub.checks import load_site
 from meterhub.cli._app import app
 from meterhub.config.loader import ConfigError
+from meterhub.config.schema import StorageConfig
+from meterhub.energy.reports import ReportError, energy_report, to_csv
 from meterhub.energy.timeutil import Interval, parse_date, zone
+from meterhub.storage import StorageError, open_storage
 
 SITE_IN_DATA = "site.yaml"
 
@@ -54,10 +57,11 @@ def report_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (the default).")] = False,
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
-    """Energy, energy per tariff, cost, CO2 and maximum demand per interval of a circuit or zone."""
-    from meterhub.energy.reports import ReportError, energy_report, to_csv
-    from meterhub.storage import StorageError, open_storage
+    """Energy, energy per tariff, cost, CO2 and maximum demand per interval of a circuit or zone.
 
+    The data is opened read-only (a running gateway's database is never written), and the days are
+    those of --timezone, else of the site file, else of the zone stored with the data.
+    """
     if as_json and as_csv:
         _fail("choose --json or --csv, not both")
     if (circuit is None) == (zone_ is None):
@@ -78,17 +82,15 @@ def report_command(
     if end <= start:
         _fail(f"--to {end} must be after --from {start}")
     site = _site(config, data)
-    from meterhub.config.schema import StorageConfig
-
     storage_cfg = site.storage if site is not None else StorageConfig()
     if storage_cfg.backend == "sqlite" and not (data / "meterhub.db").exists():
         _fail(f"no data in {data} (no meterhub.db); run the gateway or 'meterhub import' first")
-    tz = timezone or (site.site.timezone if site is not None else "UTC")
     try:
-        storage = open_storage(storage_cfg, data, timezone=tz)
+        storage = open_storage(storage_cfg, data, read_only=True)
     except StorageError as exc:
         _fail(str(exc))
         return
+    tz = timezone or (site.site.timezone if site is not None else storage.timezone)
     try:
         bases = [config.parent if config is not None else None, data]
         report = energy_report(
@@ -107,6 +109,14 @@ def report_command(
         return
     finally:
         storage.close()
+    if site is None:
+        # Without a site file there are no tariffs or CO2 factors: cost and CO2 are unknown, not 0.
+        typer.echo(
+            f"note: no site file (--config, or {data / SITE_IN_DATA}): cost and CO2 are not computed",
+            err=True,
+        )
+        for row in report["intervals"]:
+            row["cost"] = row["co2"] = None
     if as_csv:
         sys.stdout.write(to_csv(report))
     else:

@@ -8,13 +8,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from meterhub.cli._app import app
 from meterhub.config.loader import ConfigError, load_config
 from meterhub.config.schema import StorageConfig
-from meterhub.model.readings import iso_utc
-from meterhub.storage import StorageError, open_storage
+from meterhub.storage import Storage, StorageError, open_storage
 from meterhub.storage.importer import ImportFileError, import_csv
 
 __all__ = ["import_command"]
@@ -41,12 +41,13 @@ def import_command(
 ) -> None:
     """Backfill readings from a CSV file (ISO 8601 timestamps; unknown circuits are created).
 
-    Bad rows are reported with their line number and skipped; every good row is stored. Importing
-    the same file again changes nothing. Exit code 0: all rows imported; 1: some rows skipped;
-    2: nothing imported (unreadable file, bad header, storage unavailable).
+    Refused rows are reported with their line number and reason; every good row is stored, in
+    transactions of 50 000 rows. Importing the same file again changes nothing. Exit code 0: all
+    rows imported; 1: some imported, some refused (or the storage failed part-way); 2: nothing
+    imported (unreadable file, bad header, storage unavailable, every row refused).
     """
-    console = Console(stderr=True, soft_wrap=True, highlight=False)
-    out = Console(soft_wrap=True, highlight=False)
+    console = Console(stderr=True, soft_wrap=True, highlight=False, markup=False)
+    out = Console(soft_wrap=True, highlight=False, markup=False)
     storage_cfg = StorageConfig()
     site_tz: str | None = None  # without a site file the database keeps its own day zone
     site_circuits: set[str] | None = None
@@ -54,7 +55,7 @@ def import_command(
         try:
             site = load_config(config)
         except ConfigError as exc:
-            console.print(f"[bold red]configuration error[/] ({len(exc.issues)} problem(s)):")
+            console.print(f"configuration error ({len(exc.issues)} problem(s)):")
             for issue in exc.issues:
                 console.print(f"  {issue}", markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
@@ -64,17 +65,16 @@ def import_command(
         try:
             ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            console.print(
-                f"[bold red]error[/] --timezone {timezone!r} is not an IANA zone such as Europe/Berlin"
-            )
+            console.print(f"error: --timezone {timezone!r} is not an IANA zone such as Europe/Berlin")
             raise typer.Exit(code=2) from None
     if not file.is_file():
-        console.print(f"[bold red]error[/] {file}: no such file")
+        console.print(f"error: {file}: no such file")
         raise typer.Exit(code=2)
     try:
-        storage = open_storage(storage_cfg, data, timezone=site_tz)
+        # No outage spool: an import reports what reached the database, not what might later.
+        storage = open_storage(storage_cfg, data, timezone=site_tz, spool=False)
     except StorageError as exc:
-        console.print(f"[bold red]storage error[/] {exc}")
+        console.print(f"storage error: {exc}")
         raise typer.Exit(code=2) from None
     size = file.stat().st_size
     try:
@@ -86,7 +86,7 @@ def import_command(
             console=console,
             transient=False,
         ) as bar:
-            task = bar.add_task(file.name, total=size or None)
+            task = bar.add_task(escape(file.name), total=size or None)
             result = import_csv(
                 file,
                 storage,
@@ -94,38 +94,51 @@ def import_command(
                 progress=lambda n: bar.update(task, completed=n),
             )
     except ImportFileError as exc:
-        console.print(f"[bold red]error[/] {file}: {exc}", highlight=False)
+        console.print(f"error: {file}: {exc}")
+        _close(storage, console)
         raise typer.Exit(code=2) from None
-    except (StorageError, UnicodeDecodeError, OSError) as exc:
-        console.print(f"[bold red]import failed[/] {file}: {exc}", highlight=False)
+    except (StorageError, OSError) as exc:
+        console.print(f"import failed: {file}: {exc}; nothing imported")
+        _close(storage, console)
         raise typer.Exit(code=2) from None
-    finally:
-        storage.close()
+    _close(storage, console)
 
-    span = ""
-    if result.first_ts is not None and result.last_ts is not None:
-        span = f" from {iso_utc(result.first_ts)} to {iso_utc(result.last_ts)}"
-    out.print(
-        f"[green]imported[/] {result.imported} of {result.rows} rows into {len(result.series)} series{span}",
-        highlight=False,
-    )
+    out.print(result.summary())
     if result.new_circuits:
-        out.print(f"new circuits: {', '.join(sorted(result.new_circuits))}", highlight=False)
+        out.print(f"new circuits: {', '.join(sorted(result.new_circuits))}")
     if site_circuits is not None:
         foreign = sorted({k.circuit for k in result.series} - site_circuits)
         if foreign:
-            out.print(f"not circuits of {config}: {', '.join(foreign)}", highlight=False)
+            out.print(f"not circuits of {config}: {', '.join(foreign)}")
     if result.errors:
-        console.print(f"[yellow]skipped {len(result.errors)} bad row(s)[/]:")
+        console.print(f"refused {len(result.errors)} row(s):")
         for e in result.errors[:SHOWN_ERRORS]:
-            console.print(f"  {file}:{e.line}: {e.message}", highlight=False, soft_wrap=True)
+            console.print(f"  {file}:{e.line}: {e.message}")
         if len(result.errors) > SHOWN_ERRORS:
             console.print(
-                f"  … and {len(result.errors) - SHOWN_ERRORS} more" + ("" if errors else " (see --errors)")
+                f"  … and {len(result.errors) - SHOWN_ERRORS} more"
+                + ("" if errors else " (see --errors FILE)")
             )
-        if errors is not None:
+    if errors is not None and (result.errors or result.stopped):
+        try:
             errors.write_text(
-                "".join(f"{file}:{e.line}: {e.message}\n" for e in result.errors), encoding="utf-8"
+                "".join(f"{file}:{e.line}: {e.message}\n" for e in result.errors)
+                + (f"{file}:{result.stopped.line}: {result.stopped.message}\n" if result.stopped else ""),
+                encoding="utf-8",
             )
-            console.print(f"  all bad rows written to {errors}")
-        raise typer.Exit(code=1)
+            console.print(f"  all refused rows written to {errors}")
+        except OSError as exc:
+            console.print(f"error: cannot write {errors}: {exc}")
+    if result.stopped is not None:
+        console.print(f"stopped at {file}:{result.stopped.line}: {result.stopped.message}")
+    if result.rows == 0:
+        console.print(f"{file}: no data rows after the header")
+    raise typer.Exit(code=result.exit_code)
+
+
+def _close(storage: Storage, console: Console) -> None:
+    """Close the storage; a failure to write the last chunk is reported, not raised."""
+    try:
+        storage.close()
+    except StorageError as exc:
+        console.print(f"storage error while closing: {exc}")

@@ -3,22 +3,72 @@
 from __future__ import annotations
 
 import abc
+import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
+from meterhub import errors
 from meterhub.model.readings import Reading, SeriesKey
 
-__all__ = ["HistoryColumns", "HistoryPoint", "Resolution", "Storage", "StorageError"]
+__all__ = [
+    "HistoryColumns",
+    "HistoryPoint",
+    "Resolution",
+    "Storage",
+    "StorageError",
+    "StorageHealth",
+    "StorageState",
+    "StorageUnavailableError",
+]
 
 #: Resolutions a history query may ask for; "raw" returns stored values unaggregated.
 Resolution = str  # "raw" | "1min" | "15min" | "1h" | "1d"
 
 
-class StorageError(Exception):
+class StorageError(errors.StorageError):
     """A storage backend failed (connection lost, disk full, schema mismatch)."""
+
+
+class StorageUnavailableError(StorageError):
+    """The database cannot be reached now (refused, connection lost); a later attempt may work."""
+
+
+class StorageState(enum.StrEnum):
+    """Where flushed readings go now."""
+
+    CONNECTED = "connected"  # into the database (a spooled backlog may still be being delivered)
+    SPOOLING = "spooling"  # the database is away: into the on-disk spool, delivered when it is back
+    DOWN = "down"  # neither the database nor the spool takes them: held in memory, lost on exit
+
+
+@dataclass(frozen=True, slots=True)
+class StorageHealth:
+    """What :meth:`Storage.health` reports (the web UI and ``/metrics`` show it).
+
+    state : see :class:`StorageState`.
+    backend : ``sqlite`` or ``postgres``.
+    buffered : readings in memory, not yet flushed.
+    spooled_rows : readings in the on-disk spool waiting for the database.
+    spool_bytes : size of the packed spooled readings [B].
+    oldest_spooled : time of the oldest spooled reading [s since epoch, UTC], or None.
+    dropped_rows : readings lost since start (spool or memory buffer full) — 0 unless an outage
+        outlasted the spool.
+    last_error : the last failure (connection refused, disk full …), or None since start.
+    last_error_at : when it happened [s since epoch, UTC].
+    """
+
+    state: StorageState
+    backend: str
+    buffered: int = 0
+    spooled_rows: int = 0
+    spool_bytes: int = 0
+    oldest_spooled: float | None = None
+    dropped_rows: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +165,21 @@ class Storage(abc.ABC):
     def value_at(self, key: SeriesKey, ts: float) -> tuple[float, float] | None:
         """The last valid value at or before ``ts`` [s] as (its timestamp [s], value), or None."""
         raise NotImplementedError
+
+    @property
+    def timezone(self) -> str:
+        """IANA zone of the day rollups: the site's, as stored with the data."""
+        return "UTC"
+
+    def discard(self) -> int:
+        """Drop readings and registers written but not yet flushed (an import that stops after a
+        failed flush must not commit them later); return how many readings were dropped."""
+        return 0
+
+    @abc.abstractmethod
+    def health(self) -> StorageHealth:
+        """Where readings go now, what waits in the spool and the last error (never raises, never
+        waits for the database)."""
 
     @abc.abstractmethod
     def close(self) -> None:

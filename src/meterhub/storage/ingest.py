@@ -85,8 +85,11 @@ class SqlIngest(Storage):
     least = "MIN"
     greatest = "MAX"
 
-    def __init__(self, config: StorageConfig, *, timezone: str | None = None) -> None:
+    def __init__(
+        self, config: StorageConfig, *, timezone: str | None = None, read_only: bool = False
+    ) -> None:
         self.config = config
+        self.read_only = read_only  # opened for reading only: writes raise StorageError
         self.data_dir: Path | None = None  # the data folder the storage was opened for (state files)
         self._requested_tz = timezone
         self.calendar = DayCalendar(timezone or "UTC")  # settled by _check_meta
@@ -106,6 +109,9 @@ class SqlIngest(Storage):
         self._raw_horizon: dict[str, int] = {}  # quantity ("*": default) → raw values before [ms] removed
         self.dropped = 0  # readings dropped because the buffer overflowed
         self.rejected = 0  # readings with an unusable timestamp
+        self._failing = False  # the last flush failed
+        self._last_error: str | None = None
+        self._last_error_at: float | None = None  # [s]
 
     # ----------------------------------------------------------------- backend hooks
     @abc.abstractmethod

@@ -13,17 +13,23 @@ Tables are created in the first schema of the connection's ``search_path`` (set 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 
 from meterhub.config.schema import StorageConfig
-from meterhub.storage.base import StorageError
+from meterhub.model.readings import SeriesKey, iso_utc
+from meterhub.storage.base import StorageError, StorageHealth, StorageState, StorageUnavailableError
 from meterhub.storage.relational import ROLLUP_TABLES, SqlStorage
+from meterhub.storage.spool import SPOOL_FILE, Spool
 
 __all__ = ["PostgresStorage"]
 
@@ -47,6 +53,10 @@ _DDL_COMMON = [
 ]
 _RAW_COLUMNS = "series BIGINT NOT NULL, ts BIGINT NOT NULL, value DOUBLE PRECISION, quality SMALLINT NOT NULL"
 _CHUNK_MS = 30 * 86400 * 1000
+#: Pause between reconnection attempts while the database is away [s] (it is back within this).
+RETRY_INTERVAL = 1.0
+#: libpq connect_timeout [s].
+CONNECT_TIMEOUT = 3
 #: Column types for array parameters (every other column is float8).
 _PG_TYPES = {
     "series": "int8",
@@ -66,38 +76,134 @@ def _month_bounds(year: int, month: int) -> tuple[int, int]:
 
 
 class PostgresStorage(SqlStorage):
-    """The scale-out backend.
+    """The scale-out backend, which survives database outages.
 
     config : the site's ``storage`` section.
     dsn : libpq connection string (``storage.dsn``).
     timezone : IANA zone of the site's days (day rollups); None keeps the database's (UTC if new).
+    data_dir : the data folder; holds the outage spool (:mod:`meterhub.storage.spool`).
+    spool : spool while the database is away (the gateway). False (``meterhub import``, reports), or
+        no ``data_dir``: a flush that cannot reach the database raises, and the next one reconnects.
+    spool_max_bytes : bound of the spool [B]; None (default) sizes it for 24 h at the measured rate
+        (:mod:`meterhub.storage.spool`).
+    retry_interval : pause between reconnection attempts while the database is away [s].
+    read_only : read existing data only: every transaction of the session is READ ONLY, no table
+        is created and the stored time zone is used (``meterhub report``).
+
+    Outages: when the server cannot be reached at start or a flush loses the connection, each flush
+    goes to the spool (fsynced) and returns normally; a background thread tries to reconnect every
+    ``retry_interval`` and, once connected, delivers the spooled flushes oldest first, each in one
+    transaction with its registers. New flushes keep going to the spool until it is empty, so
+    readings reach the database in the order they were flushed. Queries raise
+    :class:`StorageUnavailableError` while the server is away; :meth:`health` says what is going on.
     """
 
     least = "LEAST"
     greatest = "GREATEST"
 
-    def __init__(self, config: StorageConfig, dsn: str, *, timezone: str | None = None) -> None:
-        super().__init__(config, timezone=timezone)
+    def __init__(
+        self,
+        config: StorageConfig,
+        dsn: str,
+        *,
+        timezone: str | None = None,
+        data_dir: Path | None = None,
+        spool: bool = True,
+        spool_max_bytes: int | None = None,
+        retry_interval: float = RETRY_INTERVAL,
+        read_only: bool = False,
+    ) -> None:
+        super().__init__(config, timezone=timezone, read_only=read_only)
         self.dsn = dsn
-        self._db = self._connect()
-        self.layout = self._create_schema()
+        self.data_dir = data_dir
+        self.retry_interval = retry_interval
+        self._db: psycopg.Connection | None = None
+        self._staging: set[str] = set()  # temporary COPY tables of the current connection
+        self.layout = ""
         self._partitions: set[str] = set()
-        if self.layout == "partitioned":
-            self._partitions = {
-                r[0]
-                for r in self._execute(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'raw'::regclass"
-                )
-            }
-        self._check_meta()
-
-    def _connect(self) -> psycopg.Connection:
-        self._staging: set[str] = set()  # temporary COPY tables of this connection
+        self._ready = False  # schema created and meta checked (on the first connection)
+        self._away_since: float | None = None  # [s] the database became unreachable
+        self._spool_failing = False
+        self._attempts: dict[int, int] = {}  # spool chunk → failed deliveries with a healthy connection
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._spool = (
+            Spool(data_dir / SPOOL_FILE, max_bytes=spool_max_bytes)
+            if spool and data_dir is not None and not read_only
+            else None
+        )
         try:
-            return psycopg.connect(self.dsn, autocommit=True, connect_timeout=10)
-        except psycopg.Error as exc:
+            conn = self._connect()
+            with self._lock:
+                self._attach(conn)
+        except StorageUnavailableError as exc:
+            if self._spool is None:
+                raise
+            self._lost(exc)
+            log.warning(
+                "%s; readings are spooled to %s and delivered when it is back",
+                exc,
+                self._spool.path,
+            )
+        except BaseException:
+            if self._spool is not None:
+                self._spool.close()
+            raise
+        if self._spool is not None and self._spool.chunks:
+            log.info("%d readings spooled by an earlier run wait for delivery", self._spool.rows)
+            self._start_worker()
+
+    # ----------------------------------------------------------------- connection state
+    def _connect(self) -> psycopg.Connection:
+        try:
+            # TCP keepalives: a server that vanishes without closing the connection (network cut)
+            # is noticed in about 11 s instead of the kernel's two hours.
+            return psycopg.connect(
+                self.dsn,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT,
+                keepalives=1,
+                keepalives_idle=5,
+                keepalives_interval=2,
+                keepalives_count=3,
+            )
+        except psycopg.OperationalError as exc:
+            raise StorageUnavailableError(
+                f"cannot connect to PostgreSQL ({_safe(self.dsn)}): {str(exc).strip()}"
+            ) from exc
+        except psycopg.Error as exc:  # e.g. a malformed DSN: retrying cannot help
             raise StorageError(f"cannot connect to PostgreSQL ({_safe(self.dsn)}): {exc}") from exc
+
+    def _attach(self, conn: psycopg.Connection) -> None:
+        """Use a new connection: create the schema on the first one, re-read the partitions."""
+        self._db = conn
+        self._staging = set()
+        self._series_ids.clear()
+        self._tails.clear()
+        try:
+            if self.read_only:
+                self._execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+            if not self._ready:
+                self.layout = self._read_layout() if self.read_only else self._create_schema()
+                self._check_meta()
+                self._ready = True
+            self._partitions = set()
+            if self.layout == "partitioned":
+                self._partitions = {
+                    r[0]
+                    for r in self._execute(
+                        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                        "WHERE i.inhparent = 'raw'::regclass"
+                    )
+                }
+        except BaseException:
+            self._db = None
+            with contextlib.suppress(Exception):
+                conn.close()
+            raise
+        if self._away_since is not None:
+            log.info("PostgreSQL is back after %.1f s away", time.time() - self._away_since)
+        self._away_since = None
 
     def _create_schema(self) -> str:
         """Create the tables if missing; return the raw layout ("partitioned" or "hypertable")."""
@@ -130,20 +236,242 @@ class PostgresStorage(SqlStorage):
         log.info("PostgreSQL storage: raw values in a %s table", layout)
         return layout
 
-    # ----------------------------------------------------------------- hooks
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def _read_layout(self) -> str:
+        """The raw layout of existing data; StorageError when the database holds no meterhub data."""
         try:
-            cur = self._db.execute(sql.replace("?", "%s"), tuple(params))
+            rows = self._execute("SELECT value FROM meta WHERE key = 'raw_layout'")
+        except StorageUnavailableError:
+            raise
+        except StorageError as exc:
+            raise StorageError(f"PostgreSQL ({_safe(self.dsn)}) holds no meterhub data: {exc}") from exc
+        return str(rows[0][0]) if rows else "partitioned"
+
+    def _lost(self, exc: BaseException) -> None:
+        """The database became unreachable: drop the connection, spool until it is back."""
+        self._note_error(exc)
+        if self._away_since is None:
+            self._away_since = time.time()
+            if self._db is not None:
+                log.warning("PostgreSQL connection lost (%s); spooling readings until it is back", exc)
+        db, self._db = self._db, None
+        if db is not None:
+            with contextlib.suppress(Exception):
+                db.close()
+        self._series_ids.clear()
+        self._tails.clear()
+        if self._spool is not None:
+            self._start_worker()
+
+    def _start_worker(self) -> None:
+        if self._worker is None and not self._stop.is_set():
+            self._worker = threading.Thread(target=self._deliver, name="storage-spool", daemon=True)
+            self._worker.start()
+
+    def _deliver(self) -> None:
+        """Background thread: reconnect while the database is away, then deliver the spool."""
+        while not self._stop.is_set():
+            try:
+                if not self._deliver_one():
+                    return
+            except Exception as exc:  # e.g. the spool file became unreadable: keep trying, say why
+                self._note_error(exc)
+                log.error("delivering the storage spool failed: %s", exc)
+                self._stop.wait(self.retry_interval)
+
+    def _deliver_one(self) -> bool:
+        """Connect if needed and deliver the oldest spooled flush; False when there is nothing left."""
+        spool = self._spool
+        if spool is None:
+            return False
+        if self._db is None:
+            try:
+                conn = self._connect()
+                with self._lock:
+                    self._attach(conn)
+            except StorageError as exc:
+                if not isinstance(exc, StorageUnavailableError) and str(exc) != self._last_error:
+                    log.error("PostgreSQL answers but cannot be used: %s; retrying", exc)
+                self._note_error(exc)
+                self._stop.wait(self.retry_interval)
+                return True
+        with self._lock:
+            if self._stop.is_set() or self._db is None:
+                return True
+            chunk = spool.first()
+            if chunk is None:
+                self._worker = None  # under the lock: the next flush that spools starts another
+                return False
+            try:
+                self._transaction(chunk.readings, chunk.registers)
+            except StorageUnavailableError as exc:
+                self._lost(exc)
+                return True
+            except StorageError as exc:
+                self._refused(spool, chunk.id, exc)
+                return True
+            spool.remove(chunk.id)
+            self._failing = False
+            if not spool.chunks:
+                log.info("storage spool delivered; writing to PostgreSQL directly again")
+        return True
+
+    def _refused(self, spool: Spool, chunk_id: int, exc: StorageError) -> None:
+        """A spooled flush the (reachable) database refused: retry twice, then set it aside."""
+        self._note_error(exc)
+        self._attempts[chunk_id] = self._attempts.get(chunk_id, 0) + 1
+        if self._attempts[chunk_id] >= 3:
+            spool.refuse(chunk_id, str(exc))
+            log.error(
+                "spooled flush %d refused by PostgreSQL three times (%s); set aside in %s (table refused)",
+                chunk_id,
+                exc,
+                spool.path,
+            )
+        else:
+            self._stop.wait(self.retry_interval)
+
+    # ----------------------------------------------------------------- Storage API
+    def flush(self) -> None:
+        """Write buffered readings and registers in one transaction, or spool them durably when the
+        database is away (or a spooled backlog is still being delivered).
+
+        Returns normally during an outage; raises :class:`StorageError` only when neither the
+        database nor the spool can take the readings (they then stay buffered in memory), or, without
+        a spool, when the database fails.
+        """
+        if self._spool is None:
+            super().flush()
+            return
+        with self._lock:
+            with self._buf_lock:
+                if not self._buffer and not self._pending_registers:
+                    return
+                batch, self._buffer = self._buffer, []
+                registers, self._pending_registers = self._pending_registers, {}
+            try:
+                # Written ahead of the database, so the copy in the data folder is never behind it.
+                self._spool.remember_registers(registers)
+            except StorageError as exc:
+                log.warning("%s", exc)
+            if self._db is not None and not self._spool.chunks:
+                try:
+                    self._transaction(batch, registers)
+                    self._failing = False
+                    return
+                except StorageUnavailableError as exc:
+                    self._lost(exc)
+                except StorageError as exc:  # refused, not unreachable: the spool retries it
+                    self._note_error(exc)
+                    log.error("PostgreSQL refused a flush of %d readings (%s); spooled", len(batch), exc)
+            try:
+                self._spool.append(batch, registers)
+            except StorageError as exc:
+                self._spool_failing = True
+                self._note_error(exc)
+                self._requeue(batch, registers)
+                raise
+            self._spool_failing = False
+            self._start_worker()
+
+    def load_registers(self) -> dict[SeriesKey, float]:
+        """Persisted registers: the greater of the database's and the spool's copy of each (the
+        spool's alone while the database is away)."""
+        with self._lock:  # the spool's connection is also used by the delivery thread
+            out = self._spool.registers() if self._spool is not None else {}
+            if self._db is not None:
+                try:
+                    for k, v in super().load_registers().items():
+                        out[k] = max(v, out.get(k, v))
+                except StorageUnavailableError:
+                    pass
+        with self._buf_lock:
+            for k, v in out.items():
+                self._register_floor[k] = max(v, self._register_floor.get(k, v))
+            out.update(self._pending_registers)
+        return out
+
+    def apply_retention(self, now: float) -> int:
+        """:meth:`SqlStorage.apply_retention`; while the database is away nothing is removed (0)."""
+        if self._db is None:
+            return 0
+        try:
+            return super().apply_retention(now)
+        except StorageUnavailableError:
+            return 0
+
+    def health(self) -> StorageHealth:
+        spool = self._spool
+        state = StorageState.CONNECTED if self._db is not None else StorageState.SPOOLING
+        if self._spool_failing or (spool is None and self._failing):
+            state = StorageState.DOWN
+        return StorageHealth(
+            state=state,
+            backend="postgres",
+            buffered=len(self._buffer),
+            spooled_rows=spool.rows if spool is not None else 0,
+            spool_bytes=spool.bytes if spool is not None else 0,
+            oldest_spooled=spool.oldest_ts if spool is not None else None,
+            dropped_rows=self.dropped + (spool.dropped_rows if spool is not None else 0),
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+        )
+
+    def close(self) -> None:
+        """Flush (to the spool if the database is away) and release the connection and the spool.
+
+        Never raises for an outage: what could not be delivered stays in the spool for the next start.
+        """
+        self._stop.set()
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout=CONNECT_TIMEOUT + 10)
+        with self._lock:
+            try:
+                self.flush()
+            finally:
+                self._close_connection()
+                if self._spool is not None:
+                    if self._spool.chunks:
+                        log.warning(
+                            "storage closed with %d readings spooled in %s; they are delivered at the next start",
+                            self._spool.rows,
+                            self._spool.path,
+                        )
+                    self._spool.close()
+
+    # ----------------------------------------------------------------- hooks
+    def _conn(self) -> psycopg.Connection:
+        if self._db is None:
+            raise StorageUnavailableError(
+                f"PostgreSQL ({_safe(self.dsn)}) is unreachable"
+                + (f" since {iso_utc(self._away_since)}" if self._away_since is not None else "")
+                + (f": {self._last_error}" if self._last_error else "")
+            )
+        return self._db
+
+    def _error(self, exc: psycopg.Error) -> StorageError:
+        """Our error for a driver error: unavailable when the connection or server is the cause."""
+        if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or (
+            self._db is not None and (self._db.broken or self._db.closed)
+        ):
+            return StorageUnavailableError(f"PostgreSQL: {str(exc).strip()}")
+        return StorageError(f"PostgreSQL: {str(exc).strip()}")
+
+    def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        db = self._conn()
+        try:
+            cur = db.execute(sql.replace("?", "%s"), tuple(params))
             return cur.fetchall() if cur.description is not None else []
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        db = self._conn()
         try:
-            with self._db.cursor() as cur:
+            with db.cursor() as cur:
                 cur.executemany(sql.replace("?", "%s"), rows)
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _insert_rows(
         self, table: str, columns: str, rows: Sequence[Sequence[Any]], conflict: str = ""
@@ -154,16 +482,17 @@ class PostgresStorage(SqlStorage):
             return
         names = [c.strip() for c in columns.split(",")]
         types = [_PG_TYPES.get(n, "float8") for n in names]
+        db = self._conn()
         try:
             if len(rows) < 200:
                 arrays = ", ".join(f"%s::{t}[]" for t in types)
-                self._db.execute(
+                db.execute(
                     f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays}) {conflict}",
                     [list(col) for col in zip(*rows, strict=True)],
                 )
                 return
             staging = f"in_{table}"
-            with self._db.cursor() as cur:
+            with db.cursor() as cur:
                 if staging not in self._staging:
                     cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table})")
                     self._staging.add(staging)
@@ -174,7 +503,7 @@ class PostgresStorage(SqlStorage):
                 cur.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging} {conflict}")
                 cur.execute(f"TRUNCATE {staging}")
         except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL: {exc}") from exc
+            raise self._error(exc) from exc
 
     def _prepare_raw_range(self, ts_ms: np.ndarray) -> None:
         if self.layout != "partitioned" or not len(ts_ms):
@@ -207,23 +536,25 @@ class PostgresStorage(SqlStorage):
         return removed
 
     def _begin(self) -> None:
-        if self._db.broken or self._db.closed:
-            log.warning("PostgreSQL connection lost; reconnecting")
-            self._db = self._connect()
+        if self._db is not None and (self._db.broken or self._db.closed):
+            self._lost(StorageUnavailableError("PostgreSQL connection lost"))
+        if self._db is None and self._spool is None:
+            self._attach(self._connect())  # no spool, no delivery thread: reconnect here
         self._execute("BEGIN")
 
     def _commit(self) -> None:
         self._execute("COMMIT")
 
     def _rollback(self) -> None:
-        if not self._db.closed and not self._db.broken:
-            try:
-                self._db.execute("ROLLBACK")
-            except psycopg.Error:
-                pass
+        db = self._db
+        if db is not None and not db.closed and not db.broken:
+            with contextlib.suppress(psycopg.Error):
+                db.execute("ROLLBACK")
 
     def _close_connection(self) -> None:
-        self._db.close()
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
 
 def _safe(dsn: str) -> str:

@@ -25,6 +25,7 @@ import itertools
 import logging
 import math
 import operator
+import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -32,7 +33,14 @@ import numpy as np
 from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Reading, SeriesKey
 from meterhub.model.topology import Phase
-from meterhub.storage.base import HistoryColumns, HistoryPoint, Resolution, StorageError
+from meterhub.storage.base import (
+    HistoryColumns,
+    HistoryPoint,
+    Resolution,
+    StorageError,
+    StorageHealth,
+    StorageState,
+)
 from meterhub.storage.ingest import COARSE, INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES, SqlIngest
 from meterhub.storage.rollup import DayCalendar, aggregates_from_rows, auto_resolution, merge_aggregates
 
@@ -69,6 +77,14 @@ class SqlStorage(SqlIngest):
         meta = dict(self._execute("SELECT key, value FROM meta"))
         if self._requested_tz is None:
             self.calendar = DayCalendar(meta.get("timezone", "UTC"))
+        if self.read_only:
+            self._minute_horizon = int(meta.get("minute_horizon", 0))
+            version = meta.get("schema_version")
+            if version is not None and version != SCHEMA_VERSION:
+                raise StorageError(
+                    f"database schema version {version} is not supported (this meterhub uses {SCHEMA_VERSION})"
+                )
+            return
         self._minute_horizon = int(meta.get("minute_horizon", 0))
         for key, value in meta.items():
             if key == "raw_horizon" or key.startswith("raw_horizon:"):
@@ -114,6 +130,8 @@ class SqlStorage(SqlIngest):
         Never waits for the database: a flush running in another thread holds the connection lock,
         not the buffer lock, so the event loop keeps buffering while a transaction is written.
         """
+        if self.read_only:
+            raise StorageError("the storage was opened read-only; nothing can be written")
         with self._buf_lock:
             self._buffer.extend(readings)
             over = len(self._buffer) - MAX_BUFFER
@@ -127,6 +145,14 @@ class SqlStorage(SqlIngest):
     def buffered(self) -> int:
         """Readings written but not yet flushed."""
         return len(self._buffer)
+
+    def discard(self) -> int:
+        """Drop what was written or saved since the last flush; return the readings dropped."""
+        with self._buf_lock:
+            n = len(self._buffer)
+            self._buffer = []
+            self._pending_registers = {}
+        return n
 
     def flush(self) -> None:
         """Write buffered readings and registers in one transaction and maintain the rollups.
@@ -146,26 +172,65 @@ class SqlStorage(SqlIngest):
                 batch, self._buffer = self._buffer, []
                 registers, self._pending_registers = self._pending_registers, {}
             try:
-                self._begin()
-                try:
-                    self._flush_batch(batch)
-                    self._flush_registers(registers)
-                    self._commit()
-                except BaseException:
-                    self._rollback()
-                    raise
-            except Exception as exc:
-                # Ids and tails learned inside the failed transaction are not trustworthy.
-                self._series_ids.clear()
-                self._tails.clear()
-                with self._buf_lock:
-                    self._buffer[:0] = batch
-                    for k, v in registers.items():
-                        # A value saved since the swap is newer (and not lower: save_registers).
-                        self._pending_registers.setdefault(k, v)
-                if isinstance(exc, StorageError):
-                    raise
-                raise StorageError(f"flush of {len(batch)} readings failed: {exc}") from exc
+                self._transaction(batch, registers)
+            except StorageError as exc:
+                self._note_error(exc)
+                self._requeue(batch, registers)
+                raise
+            self._failing = False
+
+    def _transaction(self, batch: list[Reading], registers: dict[SeriesKey, float]) -> None:
+        """Write readings and the registers they carry in one transaction (all or nothing).
+
+        Raises :class:`StorageError` (the transaction rolled back) when the database fails.
+        """
+        try:
+            self._begin()
+            try:
+                self._flush_batch(batch)
+                self._flush_registers(registers)
+                self._commit()
+            except BaseException:
+                self._rollback()
+                raise
+        except Exception as exc:
+            # Ids and tails learned inside the failed transaction are not trustworthy.
+            self._series_ids.clear()
+            self._tails.clear()
+            if isinstance(exc, StorageError):
+                raise
+            raise StorageError(f"flush of {len(batch)} readings failed: {exc}") from exc
+
+    def _requeue(self, batch: list[Reading], registers: dict[SeriesKey, float]) -> None:
+        """Put a batch that could not be written back at the front of the buffer (before anything
+        written since) for the next flush."""
+        with self._buf_lock:
+            self._buffer[:0] = batch
+            for k, v in registers.items():
+                # A value saved since the swap is newer (and not lower: save_registers).
+                self._pending_registers.setdefault(k, v)
+
+    def _note_error(self, exc: BaseException) -> None:
+        """Remember the last failure for :meth:`health`."""
+        self._failing = True
+        self._last_error = str(exc)
+        self._last_error_at = time.time()
+
+    @property
+    def timezone(self) -> str:
+        """IANA zone of the day rollups: the site's, as stored with the data."""
+        return self.calendar.timezone
+
+    def health(self) -> StorageHealth:
+        """Connected unless the last flush failed (the readings then wait in memory for the next)."""
+        return StorageHealth(
+            state=StorageState.DOWN if self._failing else StorageState.CONNECTED,
+            backend=self.config.backend,
+            buffered=len(self._buffer),
+            dropped_rows=self.dropped,
+            last_error=self._last_error,
+            last_error_at=self._last_error_at,
+        )
 
     def history(
         self, key: SeriesKey, start: float, end: float, resolution: Resolution = "raw"
@@ -317,6 +382,8 @@ class SqlStorage(SqlIngest):
         Registers never go backwards: a value below the one already persisted is not stored (and
         logged once per register); repairing resets is the register guard's job upstream.
         """
+        if self.read_only:
+            raise StorageError("the storage was opened read-only; registers cannot be saved")
         with self._buf_lock:  # not the connection lock: this runs on the event loop
             for key, value in registers.items():
                 if not math.isfinite(value):
@@ -341,6 +408,8 @@ class SqlStorage(SqlIngest):
         """Delete raw values older than their retention before ``now`` [s] and, when
         ``minute_rollup_retention_days`` is set, older 1-minute rollups (15-min, hourly and daily
         rollups are kept). Returns the number of raw values removed."""
+        if self.read_only:
+            raise StorageError("the storage was opened read-only; retention cannot delete anything")
         overrides: dict[str, float] = dict(self.config.raw_retention_by_quantity)
         default_cut = int((now - self.config.raw_retention_days * 86400) * 1000)
         oldest_cut = min([default_cut] + [int((now - d * 86400) * 1000) for d in overrides.values()])

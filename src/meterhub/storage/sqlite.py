@@ -69,9 +69,15 @@ class SqliteStorage(SqlStorage):
     timezone : IANA zone of the site's days (day rollups); None keeps the database's (UTC if new).
     """
 
-    def __init__(self, config: StorageConfig, path: Path, *, timezone: str | None = None) -> None:
-        super().__init__(config, timezone=timezone)
+    def __init__(
+        self, config: StorageConfig, path: Path, *, timezone: str | None = None, read_only: bool = False
+    ) -> None:
+        super().__init__(config, timezone=timezone, read_only=read_only)
         self.path = path
+        if read_only:
+            self._db = self._open_read_only(path)
+            self._check_meta()
+            return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             # The lock in SqlStorage serialises use, so a reader thread (the web API) may share it.
@@ -88,6 +94,20 @@ class SqliteStorage(SqlStorage):
             raise StorageError(f"{path}: cannot open the SQLite database: {exc}") from exc
         self._check_meta()
 
+    @staticmethod
+    def _open_read_only(path: Path) -> sqlite3.Connection:
+        """A connection that cannot write (``mode=ro``): reports read a running gateway's data."""
+        if not path.is_file():
+            raise StorageError(f"{path}: no meterhub database (run the gateway or 'meterhub import' first)")
+        try:
+            db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+            db.execute("PRAGMA busy_timeout=5000")
+            db.execute("PRAGMA query_only=ON")
+            db.execute("SELECT 1 FROM meta LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"{path}: cannot read the meterhub database: {exc}") from exc
+        return db
+
     def _execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         try:
             return self._db.execute(sql, params).fetchall()
@@ -101,7 +121,7 @@ class SqliteStorage(SqlStorage):
             raise StorageError(f"{self.path}: {exc}") from exc
 
     def _begin(self) -> None:
-        self._execute("BEGIN IMMEDIATE")
+        self._execute("BEGIN" if self.read_only else "BEGIN IMMEDIATE")
 
     def _commit(self) -> None:
         self._execute("COMMIT")
