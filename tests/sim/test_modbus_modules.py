@@ -8,10 +8,10 @@ import socket
 import pytest
 
 from meterhub.config.loader import ConfigError, parse_config
-from meterhub.drivers.modbus.profile import Function, parse_profile
 from meterhub.drivers.modbus.scan import scan_line
 from meterhub.drivers.modbus.transport import ModbusExceptionResponse, ModbusLink, TransportKind
 from meterhub.profiles import add_profile_dir, all_profiles, get_profile
+from meterhub.profiles.schema import Function, parse_profile
 from meterhub.sim.modbus_modules import BusFullError, ModuleBus
 from meterhub.sim.modbus_server import ProfileDevice, serve_devices
 from meterhub.sim.physics import SiteModel

@@ -7,7 +7,6 @@ import asyncio
 
 import pytest
 
-from meterhub.drivers.modbus.profile import Function
 from meterhub.drivers.modbus.transport import (
     ModbusExceptionResponse,
     ModbusFrameError,
@@ -15,6 +14,7 @@ from meterhub.drivers.modbus.transport import (
     ModbusTimeout,
     TransportKind,
 )
+from meterhub.profiles.schema import Function
 
 
 def crc16(frame: bytes) -> bytes:

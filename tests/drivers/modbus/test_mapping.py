@@ -9,12 +9,12 @@ import pytest
 from meterhub.config.loader import parse_config
 from meterhub.drivers.base import SourceContext
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings
-from meterhub.drivers.modbus.profile import ProfileKind
 from meterhub.drivers.modbus.reader import DeviceRead
 from meterhub.drivers.modbus.source import ModbusSource
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 from meterhub.profiles import get_profile
+from meterhub.profiles.schema import ProfileKind
 
 SITE = """
 site: {name: t}

@@ -9,11 +9,11 @@ import logging
 import pytest
 
 from meterhub.drivers.base import DeviceStatus
-from meterhub.drivers.modbus.profile import parse_profile
 from meterhub.drivers.modbus.reader import DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import get_profile
+from meterhub.profiles.schema import parse_profile
 from meterhub.sim.modbus_modules import ModuleBus
 from meterhub.sim.modbus_server import ProfileDevice, serve_devices
 from meterhub.sim.physics import SiteModel

@@ -131,7 +131,7 @@ class IODevice:
 
     def process_points(self, ts: float, values: Mapping[Any, float]) -> IOResult:
         """:meth:`process` for a Modbus read result: ``values`` keyed by profile points (anything with
-        ``quantity`` and ``channel``, e.g. :class:`meterhub.drivers.modbus.profile.Point`)."""
+        ``quantity`` and ``channel``, e.g. :class:`meterhub.profiles.schema.Point`)."""
         return self.process(ts, {(p.quantity, p.channel): v for p, v in values.items()})
 
     def _problem(self, point: str, message: str) -> None:
@@ -286,7 +286,7 @@ def io_devices(
 def output_target(profile: Any, device: str, unit: int, quantity: str, channel: int) -> OutputTarget:
     """The writable entry of a profile for ``quantity`` on ``channel`` as an :class:`OutputTarget`.
 
-    ``profile`` is a :class:`meterhub.drivers.modbus.profile.Profile` (its ``writable`` list).
+    ``profile`` is a :class:`meterhub.profiles.schema.Profile` (its ``writable`` list).
     Raises ``KeyError`` naming the profile when it has no such writable point.
     """
     for w in getattr(profile, "writable", ()):

@@ -15,9 +15,9 @@ from meterhub.config.schema import BusKind
 from meterhub.drivers.base import register_source
 from meterhub.drivers.modbus.codec import ByteOrder, DataType, WordOrder, decode, encode
 from meterhub.drivers.modbus.planner import Block, plan_reads
-from meterhub.drivers.modbus.profile import Function, Point, Profile, ProfileError, ProfileKind
 from meterhub.drivers.modbus.source import ModbusSource, modbus_sources
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.profiles.schema import Function, Point, Profile, ProfileError, ProfileKind
 
 __all__ = [
     "Block",

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from meterhub.config.schema import Circuit
-from meterhub.drivers.modbus.profile import Point, ProfileKind
 from meterhub.model import quantities
 from meterhub.model.quantities import Total
 from meterhub.model.readings import Reading, good_readings
 from meterhub.model.topology import Phase
+from meterhub.profiles.schema import Point, ProfileKind
 
 __all__ = ["SUPPLY_QUANTITIES", "DeviceValues", "circuit_readings", "device_readings"]
 

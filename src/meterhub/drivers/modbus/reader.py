@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 from meterhub.drivers.modbus.codec import ByteOrder, CodecError, DataType, WordOrder, decode
 from meterhub.drivers.modbus.planner import Block, plan_reads
-from meterhub.drivers.modbus.profile import Point, Profile
 from meterhub.drivers.modbus.transport import (
     ModbusConnectionError,
     ModbusError,
@@ -25,6 +24,7 @@ from meterhub.drivers.modbus.transport import (
     ModbusLink,
     ModbusTimeout,
 )
+from meterhub.profiles.schema import Point, Profile
 
 __all__ = ["DeviceRead", "DeviceReader"]
 

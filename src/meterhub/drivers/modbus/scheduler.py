@@ -24,9 +24,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meterhub.drivers.base import DeviceStatus
-from meterhub.drivers.modbus.profile import ProfileKind
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.transport import ModbusLink
+from meterhub.profiles.schema import ProfileKind
 
 __all__ = ["LineScheduler", "PolledDevice"]
 

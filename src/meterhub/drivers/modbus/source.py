@@ -19,10 +19,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 
 from meterhub.config.schema import BusKind, Circuit, Device
-from meterhub.drivers.base import Emit, Source, SourceContext
+from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.io.processor import IODevice, io_devices
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings, placer
-from meterhub.drivers.modbus.profile import ProfileError, ProfileKind
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
@@ -30,6 +29,8 @@ from meterhub.model import quantities
 from meterhub.model.quantities import Kind
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
+from meterhub.profiles import get_profile
+from meterhub.profiles.schema import ProfileError, ProfileKind
 
 __all__ = ["ModbusSource", "link_for_bus", "modbus_sources"]
 
@@ -92,8 +93,6 @@ class ModbusSource(Source):
         self._devices: dict[str, Device] = {d.id: d for d in ctx.devices}
         self._emit: Emit | None = None
         self._pending: deque[tuple[PolledDevice, DeviceRead, float]] | None = None  # results to fan out
-        from meterhub.profiles import get_profile
-
         for d in ctx.devices:
             if not d.enabled:
                 continue
@@ -106,8 +105,6 @@ class ModbusSource(Source):
                     status.last_error = str(exc)
                 continue
             if status is None:
-                from meterhub.drivers.base import DeviceStatus
-
                 status = DeviceStatus(d.id, d.name or d.id, d.profile, bus.id)
                 ctx.status[d.id] = status
             reader = DeviceReader(d.id, profile, d.unit if d.unit is not None else profile.defaults.unit)

@@ -23,7 +23,7 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from meterhub.drivers.modbus.profile import Function
+from meterhub.profiles.schema import Function
 
 __all__ = [
     "EXCEPTION_NAMES",
