@@ -38,7 +38,7 @@ from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.source import ModbusSource
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import all_profiles, get_profile
-from meterhub.sim.modbus_server import ProfileDevice, serve_devices
+from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
 from meterhub.sim.physics import SiteModel
 
 N_DEVICES = 200
@@ -88,7 +88,7 @@ def _serve_forever(port: int, n: int, ready: mp.synchronize.Event) -> None:
         (block,) = plan_reads(p.points(), max_block=p.defaults.max_block, max_gap=p.defaults.max_gap)
         for d in devices.values():
             d.registers(block.function, block.start, block.count)
-        await serve_devices(devices, kind=TransportKind.TCP, port=port)
+        await serve_devices(devices, kind=Framing.TCP, port=port)
         ready.set()
         await asyncio.Event().wait()
 
@@ -233,7 +233,7 @@ async def _rtu_line(seconds: float) -> dict[str, float]:
     p = get_profile("eastron-sdm630")
     model = SiteModel.single_meter("m", rated_power=5000.0)
     devices = {u: ProfileDevice(f"m{u}", p, model) for u in range(1, 11)}
-    srv = await serve_devices(devices, kind=TransportKind.RTU_OVER_TCP, port=0, line_baud=9600)
+    srv = await serve_devices(devices, kind=Framing.RTU_OVER_TCP, port=0, line_baud=9600)
     link = ModbusLink(TransportKind.RTU_OVER_TCP, port=srv.port, timeout=2.0)
     polled = [
         PolledDevice(DeviceReader(f"m{u}", p, u), DeviceStatus(f"m{u}", "", p.id, "rtu"), 0.001)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from meterhub.config.loader import parse_config
 from meterhub.drivers.io.config import AnalogInPoint, DigitalPoint, PulsePoint, io_section
-from meterhub.drivers.io.simulate import IOSimulation
 from meterhub.model.readings import SeriesKey
 from meterhub.model.topology import Phase
 from meterhub.runtime import SIMULATOR_MODULES, Gateway, load_plugins
 from meterhub.sim.base import SimContext, simulator_factory
+from meterhub.sim.io import IOSimulation
 from meterhub.sim.physics import SiteModel
 from meterhub.storage import open_storage
 

@@ -15,7 +15,7 @@ from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import get_profile
 from meterhub.profiles.schema import parse_profile
 from meterhub.sim.modbus_modules import ModuleBus
-from meterhub.sim.modbus_server import ProfileDevice, serve_devices
+from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
 from meterhub.sim.physics import SiteModel
 
 
@@ -59,7 +59,7 @@ def test_a_dead_device_costs_at_most_one_timeout_per_cycle_and_backs_off():
 
     async def go():
         # RTU over TCP: an absent unit is silent, exactly like on RS485
-        srv = await serve_devices(devices, kind=TransportKind.RTU_OVER_TCP, port=0)
+        srv = await serve_devices(devices, kind=Framing.RTU_OVER_TCP, port=0)
         link = ModbusLink(TransportKind.RTU_OVER_TCP, port=srv.port, timeout=0.5)
         polled = [_polled(n, "eastron-sdm630", u) for n, u in (("a", 1), ("b", 2), ("c", 3))]
         for p in polled:
@@ -116,7 +116,7 @@ registers:
     model = SiteModel.single_meter("m", rated_power=1000.0)
 
     async def go():
-        srv = await serve_devices({7: ProfileDevice("m", served, model)}, kind=TransportKind.TCP, port=0)
+        srv = await serve_devices({7: ProfileDevice("m", served, model)}, kind=Framing.TCP, port=0)
         link = ModbusLink(TransportKind.TCP, port=srv.port, timeout=0.5)
         dev = PolledDevice(
             DeviceReader("meter-7", reader_profile, 7), DeviceStatus("meter-7", "", "two-blocks", "b"), 1.0
@@ -143,7 +143,7 @@ def test_block_over_a_hole_is_split_when_the_device_rejects_holes():
     strict = ProfileDevice("m", p, model, reject_holes=True)
 
     async def go():
-        srv = await serve_devices({1: strict}, kind=TransportKind.TCP, port=0)
+        srv = await serve_devices({1: strict}, kind=Framing.TCP, port=0)
         link = ModbusLink(TransportKind.TCP, port=srv.port, timeout=0.5)
         reader = DeviceReader("m", p, 1)
         try:
@@ -170,7 +170,7 @@ def test_a_collision_on_the_line_is_a_crc_error_named_with_device_and_register(c
     bus.add(ProfileDevice("m2", get_profile("enertrek-m10"), model), 4)
 
     async def go():
-        srv = await serve_devices(bus, kind=TransportKind.RTU_OVER_TCP, port=0)
+        srv = await serve_devices(bus, kind=Framing.RTU_OVER_TCP, port=0)
         link = ModbusLink(TransportKind.RTU_OVER_TCP, port=srv.port, timeout=0.5)
         dev = PolledDevice(
             DeviceReader("m1", get_profile("enertrek-m10"), 4),
