@@ -35,7 +35,7 @@ from meterhub.drivers.base import DeviceStatus, SourceContext
 from meterhub.drivers.modbus.planner import plan_reads
 from meterhub.drivers.modbus.reader import DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
-from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.source import ModbusSource, link_for_bus
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import all_profiles, get_profile
 from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
@@ -97,7 +97,9 @@ def _serve_forever(port: int, n: int, ready: mp.synchronize.Event) -> None:
 
 async def _ours(port: int, n: int, seconds: float) -> dict[str, float]:
     cfg = parse_config(_site(port, n))
-    src = ModbusSource(SourceContext(cfg, cfg.buses[0], cfg.devices, {}, Path(".")))
+    src = ModbusSource(
+        SourceContext(cfg, cfg.buses[0], cfg.devices, {}, Path(".")), link=link_for_bus(cfg.buses[0])
+    )
     readings = 0
 
     def emit(batch) -> None:

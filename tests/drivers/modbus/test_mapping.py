@@ -9,6 +9,7 @@ import pytest
 from meterhub.config.loader import parse_config
 from meterhub.drivers.base import SourceContext
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings
+from meterhub.drivers.modbus.memory import MemoryLink
 from meterhub.drivers.modbus.reader import DeviceRead
 from meterhub.drivers.modbus.source import ModbusSource
 from meterhub.model.readings import Quality, Reading
@@ -101,7 +102,7 @@ def test_a_circuit_on_one_phase_of_a_meter_does_not_take_the_meters_totals():
 
 def test_energy_never_goes_backwards_on_the_way_out(tmp_path: Path):
     cfg = parse_config(SITE)
-    src = ModbusSource(SourceContext(cfg, cfg.buses[0], cfg.devices, {}, tmp_path))
+    src = ModbusSource(SourceContext(cfg, cfg.buses[0], cfg.devices, {}, tmp_path), link=MemoryLink())
     dev = next(d for d in src.polled if d.id == "m20")
     p = dev.reader.profile
 

@@ -231,7 +231,7 @@ def test_cancelling_a_busy_source_always_stops_it():
 
     from meterhub.config.loader import parse_config
     from meterhub.drivers.base import SourceContext
-    from meterhub.drivers.modbus.source import ModbusSource
+    from meterhub.drivers.modbus.source import ModbusSource, link_for_bus
     from meterhub.sim.base import SimContext
     from meterhub.sim.modbus_server import modbus_simulator
 
@@ -249,7 +249,10 @@ def test_cancelling_a_busy_source_always_stops_it():
         stopped = 0
         try:
             for _ in range(25):
-                src = ModbusSource(SourceContext(cfg, cfg.buses[0], cfg.devices, {}, Path(".")))
+                src = ModbusSource(
+                    SourceContext(cfg, cfg.buses[0], cfg.devices, {}, Path(".")),
+                    link=link_for_bus(cfg.buses[0]),
+                )
                 task = asyncio.create_task(src.run(lambda batch: None))
                 await asyncio.sleep(rng.uniform(0.02, 0.2))
                 task.cancel()

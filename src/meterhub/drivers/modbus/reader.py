@@ -21,8 +21,8 @@ from meterhub.drivers.modbus.transport import (
     ModbusConnectionError,
     ModbusError,
     ModbusExceptionResponse,
-    ModbusLink,
     ModbusTimeout,
+    RegisterLink,
 )
 from meterhub.profiles.schema import Point, Profile
 
@@ -87,7 +87,7 @@ class DeviceReader:
             f"{block.function.value} registers {block.start}…{block.end - 1}"
         )
 
-    async def read(self, link: ModbusLink, *, stop_on_timeout: bool = True) -> DeviceRead:
+    async def read(self, link: RegisterLink, *, stop_on_timeout: bool = True) -> DeviceRead:
         """Read every block; after a timeout the rest is skipped (a silent device costs one timeout)."""
         out = DeviceRead(reader=self)
         i = 0

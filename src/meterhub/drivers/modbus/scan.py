@@ -22,8 +22,8 @@ from meterhub.drivers.modbus.transport import (
     ModbusConnectionError,
     ModbusExceptionResponse,
     ModbusFrameError,
-    ModbusLink,
     ModbusTimeout,
+    RegisterLink,
 )
 from meterhub.profiles.modulebus import BUS_TABLE, DUPLICATE_CODE, MODULE_CODES, MODULE_SLOTS
 from meterhub.profiles.schema import Function, IdentEntry, Profile
@@ -102,14 +102,14 @@ def _key(e: IdentEntry) -> _Key:
     return (e.function, e.address, e.type.value, e.word_order.value if e.word_order else None)
 
 
-async def _read_ident(link: ModbusLink, unit: int, e: IdentEntry, default_word: str) -> float:
+async def _read_ident(link: RegisterLink, unit: int, e: IdentEntry, default_word: str) -> float:
     regs = await link.read(e.function, unit, e.address, 1 if e.function.is_bit else register_count(e.type))
     if e.function.is_bit:
         return float(regs[0])
     return decode(regs, e.type, word_order=e.word_order or WordOrder(default_word))
 
 
-async def scan_line(link: ModbusLink, units: Iterable[int], profiles: list[Profile]) -> ScanResult:
+async def scan_line(link: RegisterLink, units: Iterable[int], profiles: list[Profile]) -> ScanResult:
     """Probe each unit id; see the module docstring."""
     entries: dict[_Key, list[tuple[Profile, IdentEntry]]] = {}
     for p in profiles:
@@ -162,7 +162,7 @@ async def scan_line(link: ModbusLink, units: Iterable[int], profiles: list[Profi
     return result
 
 
-async def _module_bus_table(link: ModbusLink, unit: int, result: ScanResult) -> None:
+async def _module_bus_table(link: RegisterLink, unit: int, result: ScanResult) -> None:
     """Read a seed-000 voltage unit's bus table (SCHEMA.md "module bus") and note its duplicates."""
     try:
         head = await link.read(Function.HOLDING, unit, BUS_TABLE, 4)

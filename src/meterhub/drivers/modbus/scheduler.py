@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
-from meterhub.drivers.modbus.transport import ModbusLink
+from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.profiles.schema import ProfileKind
 
 __all__ = ["LineScheduler", "PolledDevice"]
@@ -62,7 +62,7 @@ class LineScheduler:
 
     def __init__(
         self,
-        link: ModbusLink,
+        link: RegisterLink,
         devices: list[PolledDevice],
         *,
         retries: int = 2,

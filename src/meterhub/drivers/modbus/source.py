@@ -18,13 +18,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from meterhub.config.schema import BusKind, Circuit, Device
+from meterhub.config.schema import Bus, BusKind, Circuit, Device
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.io.processor import IODevice, io_devices
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings, placer
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
-from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind
 from meterhub.model import quantities
 from meterhub.model.quantities import Kind
 from meterhub.model.readings import Quality, Reading
@@ -45,46 +45,31 @@ _TRANSPORT = {
 }
 
 
-def link_for_bus(
-    bus_kind: BusKind,
-    *,
-    host: str,
-    port: int | None,
-    serial: str | None,
-    baud: int,
-    parity: str,
-    stopbits: int,
-    timeout: float,
-) -> ModbusLink:
+def link_for_bus(bus: Bus) -> ModbusLink:
+    """The real line a configured Modbus bus describes (TCP, RTU on a serial port, RTU over TCP)."""
     return ModbusLink(
-        _TRANSPORT[bus_kind],
-        host=host,
-        port=port or 502,
-        serial=serial,
-        baud=baud,
-        parity=parity,
-        stopbits=stopbits,
-        timeout=timeout,
+        _TRANSPORT[bus.kind],
+        host=bus.host,
+        port=bus.port or 502,
+        serial=bus.serial,
+        baud=bus.baud,
+        parity=bus.parity,
+        stopbits=bus.stopbits,
+        timeout=bus.timeout,
     )
 
 
 class ModbusSource(Source):
-    """Reads every enabled device of one Modbus bus."""
+    """Reads every enabled device of one Modbus bus over ``link`` (injected: :func:`modbus_sources`
+    gives it the bus's real line, tests an in-memory one)."""
 
-    def __init__(self, ctx: SourceContext, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ctx: SourceContext, *, link: RegisterLink, wall: Callable[[], float] = time.time
+    ) -> None:
         bus = ctx.bus
         self.name = f"modbus:{bus.id}"
         self.ctx = ctx
-        self.link = link_for_bus(
-            bus.kind,
-            host=bus.host,
-            port=bus.port,
-            serial=bus.serial,
-            baud=bus.baud,
-            parity=bus.parity,
-            stopbits=bus.stopbits,
-            timeout=bus.timeout,
-        )
+        self.link = link
         self.polled: list[PolledDevice] = []
         self.circuits: dict[str, list[Circuit]] = {}
         self.latest: dict[str, DeviceValues] = {}
@@ -239,5 +224,5 @@ def _io_devices(ctx: SourceContext, device_ids: list[str]) -> dict[str, IODevice
 
 
 def modbus_sources(ctx: SourceContext) -> Sequence[Source]:
-    """Source factory for the Modbus bus kinds: one source (one scheduler) per bus."""
-    return [ModbusSource(ctx)]
+    """Source factory for the Modbus bus kinds: one source (one scheduler, one line) per bus."""
+    return [ModbusSource(ctx, link=link_for_bus(ctx.bus))]

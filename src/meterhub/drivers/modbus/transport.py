@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from struct import error as struct_error
+from typing import Protocol
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -34,7 +35,10 @@ __all__ = [
     "ModbusFrameError",
     "ModbusLink",
     "ModbusTimeout",
+    "RegisterLink",
     "TransportKind",
+    "exception_response",
+    "no_response",
 ]
 
 log = logging.getLogger("meterhub.modbus")
@@ -104,6 +108,44 @@ class LineStats:
             "timeouts": self.timeouts,
             "errors": self.errors,
         }
+
+
+def no_response(unit: int, timeout: float) -> ModbusTimeout:
+    """The error of a request that got no answer (every link words it the same way)."""
+    return ModbusTimeout(f"no response from unit {unit} within {timeout:g} s")
+
+
+def exception_response(unit: int, code: int) -> ModbusExceptionResponse:
+    """The error of an exception response ``code`` (Modbus Application Protocol V1.1b3 §7)."""
+    name = EXCEPTION_NAMES.get(code, "unknown exception")
+    return ModbusExceptionResponse(code, f"unit {unit}: exception {code:02X} ({name})")
+
+
+class RegisterLink(Protocol):
+    """What the reader, the scheduler and the source need of a line: register reads and writes, one at a
+    time, raising only :class:`ModbusError` subclasses, with counters. :class:`ModbusLink` is the real
+    one (TCP, RTU, RTU over TCP); :class:`meterhub.drivers.modbus.memory.MemoryLink` an in-memory one for
+    tests (pymodbus' ``NullModem`` role). A :class:`~meterhub.drivers.modbus.source.ModbusSource` gets
+    its link from its factory."""
+
+    stats: LineStats
+
+    @property
+    def endpoint(self) -> str:
+        """Where the line goes, for messages, e.g. ``tcp://10.0.0.5:502``."""
+        ...
+
+    async def read(self, function: Function, unit: int, start: int, count: int) -> list[int]:
+        """``count`` registers (or bits as 0/1) of ``function`` from ``unit`` at ``start``."""
+        ...
+
+    async def write(self, function: Function, unit: int, address: int, values: Sequence[int]) -> None:
+        """Write registers or coils from ``address``."""
+        ...
+
+    async def close(self) -> None:
+        """Release the line (a later request opens it again)."""
+        ...
 
 
 @dataclass
@@ -218,7 +260,7 @@ class ModbusLink:
                     ) from None
                 if "No response" in text:
                     self.stats.timeouts += 1
-                    raise ModbusTimeout(f"no response from unit {unit} within {self.timeout:g} s") from None
+                    raise no_response(unit, self.timeout) from None
                 self.stats.errors += 1
                 raise ModbusFrameError(f"unit {unit}: bad answer: {text}") from None
             except ConnectionException as exc:
@@ -230,9 +272,7 @@ class ModbusLink:
                 raise ModbusFrameError(f"unit {unit}: {type(exc).__name__}: {exc}") from None
             if rr.isError():
                 self.stats.errors += 1
-                code = int(getattr(rr, "exception_code", 0) or 0)
-                name = EXCEPTION_NAMES.get(code, "unknown exception")
-                raise ModbusExceptionResponse(code, f"unit {unit}: exception {code:02X} ({name})")
+                raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))
             values = [int(b) for b in rr.bits[:count]] if function.is_bit else list(rr.registers)
             if len(values) < count:
                 self.stats.errors += 1
@@ -262,12 +302,9 @@ class ModbusLink:
                     raise ModbusFrameError(f"{function.value} points cannot be written")
             except ModbusIOException:
                 self.stats.timeouts += 1
-                raise ModbusTimeout(f"no response from unit {unit} within {self.timeout:g} s") from None
+                raise no_response(unit, self.timeout) from None
             except ConnectionException as exc:
                 await self.close()
                 raise ModbusConnectionError(f"{self.endpoint}: {exc}") from None
             if rr.isError():
-                code = int(getattr(rr, "exception_code", 0) or 0)
-                raise ModbusExceptionResponse(
-                    code, f"unit {unit}: exception {code:02X} ({EXCEPTION_NAMES.get(code, 'unknown')})"
-                )
+                raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))
