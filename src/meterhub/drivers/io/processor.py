@@ -150,15 +150,17 @@ class IODevice:
             meter = self.pulses[p.id]
             res = meter.counter(ts, int(value))
             if res.reset:
+                # not judged here: a glitch and its recovery cancel out, a restart is confirmed (or not)
+                # by the energy registers, the one owner of register monotonicity
                 log.warning(
-                    "device %s point %s: pulse counter went back to %d; device restart assumed, "
-                    "total kept and %d new pulses added",
+                    "device %s point %s: pulse counter went down by %d to %d (not a roll-over); "
+                    "passed on as the device shows it",
                     self.device,
                     p.id,
+                    -res.delta,
                     int(value),
-                    res.delta,
                 )
-            self._dirty = self._dirty or res.delta > 0 or res.reset
+            self._dirty = self._dirty or res.delta != 0
             out.readings.extend(meter.readings(ts))
         elif isinstance(p, DigitalPoint):
             value = raw.get(("digital_input", p.channel))
