@@ -16,7 +16,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from meterhub.drivers.modbus.transport import LineStats, exception_response, no_response
+from meterhub.drivers.modbus.errors import LineStats, exception_response, no_response
 from meterhub.profiles.schema import Function
 
 __all__ = ["Fault", "MemoryLink"]
