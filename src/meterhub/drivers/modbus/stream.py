@@ -94,6 +94,7 @@ class StreamChannel:
             raise ModbusConnectionError(f"{self.endpoint}: cannot connect: {why}") from None
         self._eof = False
         self._buf.clear()
+        self._arrived = asyncio.Event()  # of this connection's event loop
         self._pump = asyncio.get_running_loop().create_task(self._receive(), name=f"modbus:{self.endpoint}")
 
     async def _receive(self) -> None:
