@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from meterhub.drivers.modbus.profile import ProfileError, ProfileKind, parse_profile
 from meterhub.model import quantities
 from meterhub.profiles import get_profile, profile_ids
+from meterhub.profiles.schema import ProfileError, ProfileKind, parse_profile
 
 IDS = profile_ids()
 

@@ -9,12 +9,12 @@ import pytest
 
 from meterhub.checks import parse_site
 from meterhub.config.loader import ConfigError
-from meterhub.drivers.modbus.profile import Function, parse_profile
 from meterhub.drivers.modbus.scan import scan_line
 from meterhub.drivers.modbus.transport import ModbusExceptionResponse, ModbusLink, TransportKind
 from meterhub.profiles import add_profile_dir, all_profiles, get_profile
+from meterhub.profiles.schema import Function, parse_profile
 from meterhub.sim.modbus_modules import BusFullError, ModuleBus
-from meterhub.sim.modbus_server import ProfileDevice, serve_devices
+from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
 from meterhub.sim.physics import SiteModel
 
 
@@ -90,7 +90,7 @@ def test_scan_identifies_modules_and_reports_a_duplicate_address():
     bus.add(_dev("b", "enertrek-m20"), 5)
 
     async def go():
-        srv = await serve_devices(bus, kind=TransportKind.TCP, port=0)
+        srv = await serve_devices(bus, kind=Framing.TCP, port=0)
         link = ModbusLink(TransportKind.TCP, port=srv.port, timeout=1.0)
         try:
             first = await scan_line(link, range(1, 7), all_profiles())
@@ -120,7 +120,7 @@ def test_hot_add_and_remove_while_serving():
     bus = _bus()
 
     async def go():
-        srv = await serve_devices(bus, kind=TransportKind.TCP, port=0)
+        srv = await serve_devices(bus, kind=Framing.TCP, port=0)
         link = ModbusLink(TransportKind.TCP, port=srv.port, timeout=1.0)
         try:
             addr = bus.add(ProfileDevice("m", get_profile("enertrek-m30"), cfg_model))

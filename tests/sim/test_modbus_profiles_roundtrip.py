@@ -14,7 +14,7 @@ from meterhub.drivers.modbus.planner import plan_reads
 from meterhub.drivers.modbus.reader import DeviceReader
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import get_profile, profile_ids
-from meterhub.sim.modbus_server import ProfileDevice, model_value, serve_devices, wiring_for
+from meterhub.sim.modbus_server import Framing, ProfileDevice, model_value, serve_devices, wiring_for
 from meterhub.sim.physics import SiteModel
 
 
@@ -44,7 +44,7 @@ def test_profile_round_trips_through_its_simulator(pid):
     unit = p.defaults.unit
 
     async def go():
-        srv = await serve_devices({unit: ProfileDevice("meter", p, model)}, kind=TransportKind.TCP, port=0)
+        srv = await serve_devices({unit: ProfileDevice("meter", p, model)}, kind=Framing.TCP, port=0)
         link = ModbusLink(TransportKind.TCP, port=srv.port, timeout=1.0)
         try:
             return await DeviceReader("meter", p, unit).read(link), link.stats.requests

@@ -1,6 +1,8 @@
 """Device profiles shipped with meterhub (YAML data, format in ``SCHEMA.md``).
 
-``get_profile("eastron-sdm630")`` returns the validated :class:`~meterhub.drivers.modbus.profile.Profile`.
+``get_profile("eastron-sdm630")`` returns the validated :class:`~meterhub.profiles.schema.Profile`.
+The format (:mod:`.schema`, :mod:`.datatypes`) lives here, below the drivers and the simulators that
+read it (this package imports only the model, config and errors layers).
 Extra directories (a site's own profiles) can be added with :func:`add_profile_dir`; a profile there
 overrides a shipped one of the same id.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from meterhub.drivers.modbus.profile import Profile, ProfileError, load_profile_file
+from meterhub.profiles.schema import Profile, ProfileError, load_profile_file
 
 __all__ = [
     "PROFILE_DIR",

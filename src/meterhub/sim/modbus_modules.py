@@ -13,16 +13,17 @@ Behaviour from the Enertrek manual (seed 000):
   :mod:`meterhub.drivers.modbus.budget`);
 * **bus table** (meterhub map, ``SCHEMA.md``): the V10 shows the bus in holding registers — 0xF100
   module count, 0xF101 duplicate-address count, 0xF102 consumption and 0xF103 supply [0.01 W],
-  0xF110 + a − 1 the model code at address a (0xFFFF = duplicate) — so ``meterhub scan`` can report it.
+  0xF110 + a − 1 the model code at address a (0xFFFF = duplicate) — so ``meterhub scan`` can report it
+  (the map is data: :mod:`meterhub.profiles.modulebus`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from meterhub.drivers.modbus.profile import Function, ProfileKind
-from meterhub.drivers.modbus.scan import BUS_TABLE, MODULE_CODES
-from meterhub.sim.modbus_server import ProfileDevice
+from meterhub.profiles.modulebus import BUS_TABLE, DUPLICATE_CODE, MODULE_CODES
+from meterhub.profiles.schema import Function, ProfileKind
+from meterhub.sim.modbus_device import ProfileDevice
 
 __all__ = ["BUS_TABLE", "BusFullError", "ModuleBus"]
 
@@ -156,5 +157,5 @@ class ModuleBus:
             devs = self.slots.get(address - MODULE_CODES + 1, [])
             if not devs:
                 return 0
-            return 0xFFFF if len(devs) > 1 else _model_code(devs[0])
+            return DUPLICATE_CODE if len(devs) > 1 else _model_code(devs[0])
         return None

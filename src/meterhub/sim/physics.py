@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from meterhub.config.schema import Circuit, LoadSpec, Simulation, SiteConfig
+from meterhub.config.schema import Bus, BusKind, Circuit, Device, LoadSpec, Simulation, SiteConfig, SiteInfo
 from meterhub.model.quantities import FOUR_QUADRANT_ENERGY
 from meterhub.model.topology import Phase, Wiring
 from meterhub.sim.loads import LoadModel, make_load
@@ -142,8 +142,6 @@ class SiteModel:
         model: str = "kitchen",
     ) -> SiteModel:
         """A site of one meter measuring one circuit (for ``meterhub simulate PROFILE``)."""
-        from meterhub.config.schema import Bus, BusKind, Device, SiteInfo
-
         n = {Wiring.P1W2: 1, Wiring.P1W3: 2, Wiring.DC: 1}.get(wiring, 3)
         cfg = SiteConfig(
             site=SiteInfo(name="single meter"),

@@ -11,11 +11,11 @@ import pytest
 from meterhub.config.loader import parse_config
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.io.errors import IOPointError
-from meterhub.drivers.modbus.profile import Function
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.model.readings import SeriesKey
 from meterhub.model.topology import Phase
 from meterhub.profiles import get_profile
+from meterhub.profiles.schema import Function
 from meterhub.runtime import Gateway
 from meterhub.sim.modbus_server import ProfileDevice, serve_devices
 from meterhub.storage import open_storage

@@ -26,7 +26,7 @@ io:
     - {{id: return, kind: temperature, device: w1, sensor: 28-0316a2795c00, offset: 0.5}}
 """
     )
-    from meterhub.drivers.io.simulate import W1Simulator, format_w1_slave
+    from meterhub.sim.io import W1Simulator, format_w1_slave
 
     async def go() -> tuple[dict[str, float], bool]:
         sim = W1Simulator(w1, ["28-0316a2795bff"])

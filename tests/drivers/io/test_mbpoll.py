@@ -12,9 +12,9 @@ from meterhub.config.loader import parse_config
 from meterhub.drivers.io.config import RelayPoint
 from meterhub.drivers.io.processor import output_target
 from meterhub.drivers.io.relay import RelayOutput
-from meterhub.drivers.io.simulate import IOSimulation
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import get_profile
+from meterhub.sim.io import IOSimulation
 from meterhub.sim.modbus_server import ProfileDevice, serve_devices
 
 pytestmark = pytest.mark.skipif(shutil.which("mbpoll") is None, reason="Debian package mbpoll is missing")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from meterhub.config.loader import parse_config
 from meterhub.drivers.io.config import AnalogInPoint, DigitalPoint, PulsePoint, io_section
-from meterhub.drivers.io.simulate import IOSimulation
 from meterhub.model.readings import SeriesKey
 from meterhub.model.topology import Phase
 from meterhub.runtime import SIMULATOR_MODULES, Gateway, load_plugins
 from meterhub.sim.base import SimContext, simulator_factory
+from meterhub.sim.io import IOSimulation
 from meterhub.sim.physics import SiteModel
 from meterhub.storage import open_storage
 
@@ -134,6 +134,7 @@ def test_pulses_and_inputs_of_simulated_modules_reach_the_live_values(tmp_path: 
 def test_each_bus_source_owns_only_the_io_state_of_its_own_devices(tmp_path: Path):
     """Two buses, a concentrator on each: a source closing must not overwrite the other bus's totals."""
     from meterhub.drivers.base import SourceContext
+    from meterhub.drivers.modbus.memory import MemoryLink
     from meterhub.drivers.modbus.source import ModbusSource
 
     cfg = parse_config(
@@ -153,7 +154,8 @@ io:
     )
     sources = {
         bus.id: ModbusSource(
-            SourceContext(cfg, bus, [d for d in cfg.devices if d.bus == bus.id], {}, tmp_path)
+            SourceContext(cfg, bus, [d for d in cfg.devices if d.bus == bus.id], {}, tmp_path),
+            link=MemoryLink(),
         )
         for bus in cfg.buses
     }

@@ -83,17 +83,17 @@ def test_config_refuses_debounce_below_100_ms():
         (100, 105, 16, (5, False)),
         (65530, 4, 16, (10, False)),  # 65530 → 65535 is 5, → 0 is 6, → 4 is 10
         (4294967290, 3, 32, (9, False)),
-        (50000, 12, 16, (12, True)),  # far from the top: the device restarted and counted 12
+        (50000, 12, 16, (-49988, True)),  # far from the top: not a roll-over, the counter went down
         (7, 7, 32, (0, False)),
     ],
 )
-def test_counter_delta_unwraps_rollover_and_detects_restart(previous, raw, bits, expected):
+def test_counter_delta_unwraps_rollover_and_reports_any_other_decrease(previous, raw, bits, expected):
     assert counter_delta(previous, raw, bits) == expected
 
 
-def test_counter_delta_max_wrap_decides_between_rollover_and_restart():
-    assert counter_delta(60000, 100, 16, max_wrap=6000) == (5636, False)
-    assert counter_delta(60000, 100, 16, max_wrap=5000) == (100, True)
+def test_counter_delta_max_wrap_decides_between_rollover_and_decrease():
+    assert counter_delta(60000, 100, 16, max_wrap=6000) == (5636, False)  # 65536 − 60000 + 100
+    assert counter_delta(60000, 100, 16, max_wrap=5000) == (-59900, True)
 
 
 def test_counter_delta_rejects_a_value_wider_than_the_counter():
@@ -144,24 +144,37 @@ def test_pulse_rate_unknown_until_two_pulses():
     assert [r.quantity for r in m.readings(1.0)] == ["pulse_count", "energy_active_import"]
 
 
-def test_pulse_index_never_decreases_across_a_device_counter_restart():
+def test_pulse_index_follows_the_device_counter_down_and_unwraps_only_the_rollover():
+    """The total is the unwrapped device counter: a decrease that is not a roll-over is passed on as it
+    is (energy/registers decides whether it is a reset), the roll-over at 2^16 is unwrapped."""
     m = PulseMeter(point(counter_bits=16, unit="Wh", weight=1.0))
     values = []
     for ts, raw in [(0, 40000), (1, 40010), (2, 3), (3, 65535), (4, 2)]:
-        # 40010 → 3: device restarted (3 new pulses); 3 → 65535 counts up 65532;
-        # 65535 → 2 rolls over (3 pulses)
+        # 40000 → 40010: +10; 40010 → 3: down by 40007 (restart?); 3 → 65535: +65532;
+        # 65535 → 2: a roll-over, +3
         m.counter(float(ts), raw)
         values.append(m.index)
-    assert values == sorted(values)
-    assert m.state.pulses == 10 + 3 + 65532 + 3
+    assert values == [0.0, 10.0, -39997.0, 25535.0, 25538.0]
     assert m.state.resets == 1
 
 
-def test_pulse_state_round_trips_and_refuses_negative_totals():
+def test_a_bad_read_and_its_recovery_cancel_out_and_make_no_rate_spike():
+    """One all-zero answer from a concentrator at 5000 pulses, then 5001: counted 1 pulse, not 5001."""
+    m = PulseMeter(point(counter_bits=32, unit="Wh", weight=1.0))
+    for ts, raw in [(0.0, 4998), (10.0, 4999), (20.0, 5000), (30.0, 0), (40.0, 5001)]:
+        m.counter(ts, raw)
+    assert m.state.pulses == 3 and m.index == 3.0
+    assert m.rate(40.0) is None  # the step back up is not a rate
+    m.counter(50.0, 5002)
+    assert m.rate(50.0) == pytest.approx(1 * 3600 / 10)  # 1 Wh in 10 s = 360 W
+
+
+def test_pulse_state_round_trips_keeps_a_negative_total_and_refuses_non_integers():
     s = PulseState(pulses=12, last_raw=65000, resets=1)
     assert PulseState.from_dict(s.to_dict()) == s
-    with pytest.raises(ValueError, match="negative"):
-        PulseState.from_dict({"pulses": -1})
+    assert PulseState.from_dict({"pulses": -40, "last_raw": 3}) == PulseState(-40, 3, 0)
+    with pytest.raises(ValueError, match="last_raw = '12' is not a whole number"):
+        PulseState.from_dict({"pulses": 1, "last_raw": "12"})
 
 
 def test_pulse_meter_continues_from_restored_state():

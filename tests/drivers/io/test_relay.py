@@ -12,9 +12,9 @@ from meterhub.drivers.io.config import AnalogOutPoint, RelayPoint
 from meterhub.drivers.io.errors import OutputWriteError, ReadbackMismatch
 from meterhub.drivers.io.processor import IODevice, output_target
 from meterhub.drivers.io.relay import OutputTarget, RelayOutput
-from meterhub.drivers.modbus.profile import Function
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import get_profile
+from meterhub.profiles.schema import Function
 from meterhub.sim.modbus_server import ProfileDevice, serve_devices
 
 

@@ -7,14 +7,15 @@ import asyncio
 
 import pytest
 
-from meterhub.drivers.modbus.profile import Function
 from meterhub.drivers.modbus.transport import (
+    ModbusCrcError,
     ModbusExceptionResponse,
     ModbusFrameError,
     ModbusLink,
     ModbusTimeout,
     TransportKind,
 )
+from meterhub.profiles.schema import Function
 
 
 def crc16(frame: bytes) -> bytes:
@@ -61,10 +62,14 @@ async def _serve(answer: list[bytes]) -> asyncio.Server:
     [
         (
             "bad_crc",
-            ModbusFrameError,
-            "unit 1: invalid frame (CRC error or short frame): 01 04 04 43 66 00 00 00 00",
+            ModbusCrcError,
+            "unit 1: CRC error: 01 04 04 43 66 00 00 00 00 ends in 00 00, the CRC of its content is 0e 1f",
         ),
-        ("short", ModbusFrameError, "unit 1: invalid frame (CRC error or short frame): 01 04 04 43 66"),
+        (
+            "short",
+            ModbusFrameError,
+            "unit 1: cut-off frame: 5 byte(s) and no more within 0.5 s: 01 04 04 43 66",
+        ),
         ("exception", ModbusExceptionResponse, "unit 1: exception 02 (illegal data address)"),
         ("silence", ModbusTimeout, "no response from unit 1 within 0.5 s"),
     ],

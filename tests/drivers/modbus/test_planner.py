@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from meterhub.drivers.modbus.codec import ByteOrder, DataType, WordOrder
 from meterhub.drivers.modbus.planner import plan_reads
-from meterhub.drivers.modbus.profile import Function, Point
 from meterhub.profiles import get_profile
+from meterhub.profiles.schema import Function, Point
 
 
 def _pt(address: int, size: int = 2, fn: Function = Function.INPUT) -> Point:

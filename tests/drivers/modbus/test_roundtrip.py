@@ -12,7 +12,7 @@ import pytest
 
 from meterhub.config.loader import parse_config
 from meterhub.drivers.base import SourceContext
-from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.source import ModbusSource, link_for_bus
 from meterhub.model.readings import Reading
 from meterhub.model.topology import Phase
 from meterhub.sim.base import SimContext
@@ -35,7 +35,9 @@ def _read_site(
     async def go() -> tuple[list[Reading], ModbusSource]:
         bus = cfg.buses[0]
         sim = await modbus_simulator(SimContext(cfg, bus, cfg.devices, model))
-        src = ModbusSource(SourceContext(cfg, bus, cfg.devices, {}, tmp_path), wall=clock)
+        src = ModbusSource(
+            SourceContext(cfg, bus, cfg.devices, {}, tmp_path), link=link_for_bus(bus), wall=clock
+        )
         got: list[Reading] = []
         src._emit = got.extend
         try:
@@ -117,7 +119,9 @@ def test_a_reversed_ct_is_simulated_as_minus_i_and_corrected_by_the_gateway(cloc
 
         bus = cfg.buses[0]
         sim = await modbus_simulator(SimContext(cfg, bus, cfg.devices, model))
-        src = ModbusSource(SourceContext(cfg, bus, cfg.devices, {}, tmp_path), wall=clock)
+        src = ModbusSource(
+            SourceContext(cfg, bus, cfg.devices, {}, tmp_path), link=link_for_bus(bus), wall=clock
+        )
         got: list[Reading] = []
         src._emit = got.extend
         link = ModbusLink(TransportKind.TCP, port=bus.port or 0, timeout=0.5)

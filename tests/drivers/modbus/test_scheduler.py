@@ -9,13 +9,13 @@ import logging
 import pytest
 
 from meterhub.drivers.base import DeviceStatus
-from meterhub.drivers.modbus.profile import parse_profile
 from meterhub.drivers.modbus.reader import DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles import get_profile
+from meterhub.profiles.schema import parse_profile
 from meterhub.sim.modbus_modules import ModuleBus
-from meterhub.sim.modbus_server import ProfileDevice, serve_devices
+from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
 from meterhub.sim.physics import SiteModel
 
 
@@ -59,7 +59,7 @@ def test_a_dead_device_costs_at_most_one_timeout_per_cycle_and_backs_off():
 
     async def go():
         # RTU over TCP: an absent unit is silent, exactly like on RS485
-        srv = await serve_devices(devices, kind=TransportKind.RTU_OVER_TCP, port=0)
+        srv = await serve_devices(devices, kind=Framing.RTU_OVER_TCP, port=0)
         link = ModbusLink(TransportKind.RTU_OVER_TCP, port=srv.port, timeout=0.5)
         polled = [_polled(n, "eastron-sdm630", u) for n, u in (("a", 1), ("b", 2), ("c", 3))]
         for p in polled:
@@ -116,7 +116,7 @@ registers:
     model = SiteModel.single_meter("m", rated_power=1000.0)
 
     async def go():
-        srv = await serve_devices({7: ProfileDevice("m", served, model)}, kind=TransportKind.TCP, port=0)
+        srv = await serve_devices({7: ProfileDevice("m", served, model)}, kind=Framing.TCP, port=0)
         link = ModbusLink(TransportKind.TCP, port=srv.port, timeout=0.5)
         dev = PolledDevice(
             DeviceReader("meter-7", reader_profile, 7), DeviceStatus("meter-7", "", "two-blocks", "b"), 1.0
@@ -143,7 +143,7 @@ def test_block_over_a_hole_is_split_when_the_device_rejects_holes():
     strict = ProfileDevice("m", p, model, reject_holes=True)
 
     async def go():
-        srv = await serve_devices({1: strict}, kind=TransportKind.TCP, port=0)
+        srv = await serve_devices({1: strict}, kind=Framing.TCP, port=0)
         link = ModbusLink(TransportKind.TCP, port=srv.port, timeout=0.5)
         reader = DeviceReader("m", p, 1)
         try:
@@ -163,14 +163,15 @@ def test_block_over_a_hole_is_split_when_the_device_rejects_holes():
     assert n2 > 4  # but it needs more requests than the hole-bridging plan
 
 
-def test_a_collision_on_the_line_is_a_crc_error_named_with_device_and_register(caplog):
+def test_a_collision_on_the_line_is_a_frame_error_named_with_device_and_register(caplog):
+    """Two modules at one address: the simulator garbles and cuts the answer, as a collision does."""
     model = SiteModel.single_meter("x", rated_power=1000.0)
     bus = ModuleBus(ProfileDevice("vu", get_profile("enertrek-v10"), model))
     bus.add(ProfileDevice("m1", get_profile("enertrek-m10"), model), 4)
     bus.add(ProfileDevice("m2", get_profile("enertrek-m10"), model), 4)
 
     async def go():
-        srv = await serve_devices(bus, kind=TransportKind.RTU_OVER_TCP, port=0)
+        srv = await serve_devices(bus, kind=Framing.RTU_OVER_TCP, port=0)
         link = ModbusLink(TransportKind.RTU_OVER_TCP, port=srv.port, timeout=0.5)
         dev = PolledDevice(
             DeviceReader("m1", get_profile("enertrek-m10"), 4),
@@ -195,8 +196,8 @@ def test_a_collision_on_the_line_is_a_crc_error_named_with_device_and_register(c
     bad, good = asyncio.run(go())
     assert not bad.values and not bad.timed_out
     assert (
-        "device m1 (unit 4, enertrek-m10) input registers 0…29: unit 4: invalid frame (CRC error or short frame)"
-        in caplog.text
+        "device m1 (unit 4, enertrek-m10) input registers 0…29: unit 4: cut-off frame: 64 byte(s) and no more "
+        "within 0.5 s" in caplog.text
     )
     assert len(good.values) == 168
 
@@ -231,7 +232,7 @@ def test_cancelling_a_busy_source_always_stops_it():
 
     from meterhub.config.loader import parse_config
     from meterhub.drivers.base import SourceContext
-    from meterhub.drivers.modbus.source import ModbusSource
+    from meterhub.drivers.modbus.source import ModbusSource, link_for_bus
     from meterhub.sim.base import SimContext
     from meterhub.sim.modbus_server import modbus_simulator
 
@@ -249,7 +250,10 @@ def test_cancelling_a_busy_source_always_stops_it():
         stopped = 0
         try:
             for _ in range(25):
-                src = ModbusSource(SourceContext(cfg, cfg.buses[0], cfg.devices, {}, Path(".")))
+                src = ModbusSource(
+                    SourceContext(cfg, cfg.buses[0], cfg.devices, {}, Path(".")),
+                    link=link_for_bus(cfg.buses[0]),
+                )
                 task = asyncio.create_task(src.run(lambda batch: None))
                 await asyncio.sleep(rng.uniform(0.02, 0.2))
                 task.cancel()

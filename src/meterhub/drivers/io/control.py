@@ -25,6 +25,7 @@ from meterhub.drivers.io.errors import IOPointError
 from meterhub.drivers.io.processor import IODevice, output_target
 from meterhub.drivers.io.relay import OutputPort, OutputTarget, RelayChange, RelayOutput
 from meterhub.model.readings import Reading
+from meterhub.profiles import ProfileError, get_profile
 
 __all__ = ["OutputControl"]
 
@@ -72,8 +73,6 @@ class OutputControl:
         port = self.ports.get(device.bus)
         if port is None:
             raise IOPointError(f"point {point_id}: bus {device.bus!r} of device {device.id} is not running")
-        from meterhub.profiles import ProfileError, get_profile
-
         try:
             profile = get_profile(device.profile)
         except ProfileError as exc:

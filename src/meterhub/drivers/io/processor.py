@@ -131,7 +131,7 @@ class IODevice:
 
     def process_points(self, ts: float, values: Mapping[Any, float]) -> IOResult:
         """:meth:`process` for a Modbus read result: ``values`` keyed by profile points (anything with
-        ``quantity`` and ``channel``, e.g. :class:`meterhub.drivers.modbus.profile.Point`)."""
+        ``quantity`` and ``channel``, e.g. :class:`meterhub.profiles.schema.Point`)."""
         return self.process(ts, {(p.quantity, p.channel): v for p, v in values.items()})
 
     def _problem(self, point: str, message: str) -> None:
@@ -150,15 +150,17 @@ class IODevice:
             meter = self.pulses[p.id]
             res = meter.counter(ts, int(value))
             if res.reset:
+                # not judged here: a glitch and its recovery cancel out, a restart is confirmed (or not)
+                # by the energy registers, the one owner of register monotonicity
                 log.warning(
-                    "device %s point %s: pulse counter went back to %d; device restart assumed, "
-                    "total kept and %d new pulses added",
+                    "device %s point %s: pulse counter went down by %d to %d (not a roll-over); "
+                    "passed on as the device shows it",
                     self.device,
                     p.id,
+                    -res.delta,
                     int(value),
-                    res.delta,
                 )
-            self._dirty = self._dirty or res.delta > 0 or res.reset
+            self._dirty = self._dirty or res.delta != 0
             out.readings.extend(meter.readings(ts))
         elif isinstance(p, DigitalPoint):
             value = raw.get(("digital_input", p.channel))
@@ -286,7 +288,7 @@ def io_devices(
 def output_target(profile: Any, device: str, unit: int, quantity: str, channel: int) -> OutputTarget:
     """The writable entry of a profile for ``quantity`` on ``channel`` as an :class:`OutputTarget`.
 
-    ``profile`` is a :class:`meterhub.drivers.modbus.profile.Profile` (its ``writable`` list).
+    ``profile`` is a :class:`meterhub.profiles.schema.Profile` (its ``writable`` list).
     Raises ``KeyError`` naming the profile when it has no such writable point.
     """
     for w in getattr(profile, "writable", ()):

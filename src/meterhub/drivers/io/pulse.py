@@ -8,14 +8,18 @@ quantity. Two ways reach meterhub:
   at least 100 ms; shorter closures are contact bounce. We apply the same minimum to the gap between
   pulses, so a bounce inside a pulse does not split it.
 * **a device counter** — a 16/32-bit register of a pulse concentrator or DIO-4/2 that counts by itself
-  (its own NO/NC setting applies there): :func:`counter_delta` unwraps it across roll-over and device
-  restarts.
+  (its own NO/NC setting applies there): :func:`counter_delta` unwraps its roll-over at ``2**bits``.
 
 :class:`PulseMeter` turns accepted pulses into the catalogue quantities of the point: ``pulse_count``,
 the meter index (``energy_active_import`` [Wh] for electricity, ``volume_gas`` / ``volume_water`` /
-``volume_oil`` [m³]) and the rate (``active_power`` [W] or ``volume_flow`` [m³/h]). Its index never
-decreases; :class:`PulseState` is what must survive a restart. All logic here is pure: time comes in
-as arguments.
+``volume_oil`` [m³]) and the rate (``active_power`` [W] or ``volume_flow`` [m³/h]); :class:`PulseState`
+is what must survive a restart. All logic here is pure: time comes in as arguments.
+
+Unwrapping the roll-over is conversion (the register is the low ``bits`` of the true count). Any other
+decrease of a device counter — a restarted or replaced device, or a bad read — is *not* judged here:
+the total follows the counter down, as the device shows it, and :mod:`meterhub.energy.registers` (the
+one owner of register monotonicity) decides whether it is a reset or a glitch to quarantine. A glitch
+and its recovery cancel out exactly, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -131,10 +135,10 @@ def counter_delta(previous: int, raw: int, bits: int, *, max_wrap: int | None = 
     max_wrap : the largest step still taken as a roll-over when the counter went down; default
         1/16 of the range (a roll-over only happens when ``previous`` was near the top). [pulses]
 
-    Returns ``(delta, reset)``. A counter that went up gives the difference. One that went down
-    rolled over from ``2**bits - 1`` to 0 if the modular step is at most ``max_wrap``; otherwise the
-    device restarted and counts again from 0, so the delta is ``raw`` and ``reset`` is True. The delta
-    is never negative.
+    Returns ``(delta, decreased)``. A counter that went up gives the difference. One that went down
+    rolled over from ``2**bits - 1`` to 0 if the modular step is at most ``max_wrap``, and the delta is
+    that step; otherwise the counter really went down (device restart, replacement or a bad read): the
+    delta is the negative difference ``raw - previous`` and ``decreased`` is True.
     """
     modulus = 1 << bits
     if not 0 <= raw < modulus:
@@ -144,35 +148,42 @@ def counter_delta(previous: int, raw: int, bits: int, *, max_wrap: int | None = 
     step = modulus - previous + raw
     if step <= (modulus // 16 if max_wrap is None else max_wrap):
         return step, False
-    return raw, True
+    return raw - previous, True
 
 
 @dataclass
 class PulseState:
     """What a pulse point must remember across restarts (see :mod:`meterhub.drivers.io.state`)."""
 
-    pulses: int = 0  # accepted pulses since commissioning [pulses]
+    pulses: int = 0  # pulses since commissioning, as the device counter shows them [pulses]
     last_raw: int | None = None  # the device counter at the last reading [pulses]
-    resets: int = 0  # device counter restarts seen
+    resets: int = 0  # decreases of the device counter seen that were not a roll-over
 
     def to_dict(self) -> dict[str, Any]:
         return {"pulses": self.pulses, "last_raw": self.last_raw, "resets": self.resets}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PulseState:
-        pulses = int(data.get("pulses", 0))
-        last_raw = data.get("last_raw")
-        if pulses < 0:
-            raise ValueError(f"stored pulse total {pulses} is negative")
-        return cls(pulses, None if last_raw is None else int(last_raw), int(data.get("resets", 0)))
+        """Read a stored state; ``ValueError`` names the field that is not a whole number.
+
+        The total may be negative: a device counter that went down below its value at commissioning is
+        stored as it is (see the module docstring)."""
+        values: list[int | None] = []
+        for name, default in (("pulses", 0), ("last_raw", None), ("resets", 0)):
+            v = data.get(name, default)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+                raise ValueError(f"stored pulse state: {name} = {v!r} is not a whole number")
+            values.append(v)
+        pulses, last_raw, resets = values
+        return cls(pulses or 0, last_raw, resets or 0)
 
 
 @dataclass(frozen=True)
 class CounterReading:
     """Result of one device-counter update."""
 
-    delta: int  # pulses added [pulses]
-    reset: bool  # the device counter restarted
+    delta: int  # pulses added (negative when the counter went down) [pulses]
+    reset: bool  # the device counter went down, not by a roll-over
 
 
 @dataclass
@@ -189,6 +200,7 @@ class PulseMeter:
     _t_prev: float | None = field(default=None, init=False)  # time of the increase before [s]
     _n_last: int = field(default=0, init=False)  # pulses in the last increase [pulses]
     _t_first: float | None = field(default=None, init=False)  # first counter sample [s]
+    _after_drop: bool = field(default=False, init=False)  # the counter went down at the last change
 
     # -- inputs -----------------------------------------------------------------------------------
     def edge(self, ts: float, closed: bool) -> int:
@@ -227,10 +239,19 @@ class PulseMeter:
         delta, reset = counter_delta(self.state.last_raw, raw, self.point.counter_bits)
         self.state.last_raw = raw
         self.state.resets += int(reset)
-        if delta:
-            self.state.pulses += delta
-            self._t_prev = self._t_last if self._t_last is not None else self._t_first
-            self._t_last, self._n_last = ts, delta
+        self.state.pulses += delta
+        if reset:
+            self._t_prev = self._t_last = None
+            self._after_drop = True
+        elif delta > 0:
+            if self._after_drop:
+                # the step back up after a decrease may be a bad read's recovery, not consumption: it
+                # only starts the rate's window
+                self._after_drop = False
+                self._t_last, self._n_last = ts, 0
+            else:
+                self._t_prev = self._t_last if self._t_last is not None else self._t_first
+                self._t_last, self._n_last = ts, delta
         return CounterReading(delta, reset)
 
     # -- outputs ----------------------------------------------------------------------------------

@@ -1,16 +1,11 @@
 """Register codec: Modbus 16-bit registers ⇄ numbers (pure, no I/O).
 
-The Modbus application protocol (Modbus Organization, *MODBUS Application Protocol Specification
-V1.1b3* §4.2) defines a register as a big-endian 16-bit word and says nothing about how wider
-values are laid out. Vendors differ in two independent ways, both handled here:
-
-* **word order** – for 32/64-bit values, ``big`` puts the most significant register first
-  (Eastron, Janitza, Schneider); ``little`` puts it last (Carlo Gavazzi EM24, some Siemens).
-* **byte order** – inside each register, ``big`` is the standard; ``little`` swaps the two bytes
-  (rare, some gateways).
+The data types, word and byte orders are part of the profile format
+(:mod:`meterhub.profiles.datatypes`, where the vendor differences are described); this module is the
+reader's code for them.
 
 A raw value is turned into an engineering value with ``raw * scale``; the scale already folds in a
-decimal exponent and any unit prefix (see :mod:`meterhub.drivers.modbus.profile`).
+decimal exponent and any unit prefix (see :mod:`meterhub.profiles.schema`).
 """
 
 from __future__ import annotations
@@ -18,7 +13,8 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Sequence
-from enum import StrEnum
+
+from meterhub.profiles.datatypes import ByteOrder, DataType, WordOrder, is_float, register_count
 
 __all__ = [
     "ByteOrder",
@@ -27,31 +23,9 @@ __all__ = [
     "WordOrder",
     "decode",
     "encode",
+    "is_float",
     "register_count",
 ]
-
-
-class DataType(StrEnum):
-    """Register data types of a profile entry."""
-
-    INT16 = "int16"
-    UINT16 = "uint16"
-    INT32 = "int32"
-    UINT32 = "uint32"
-    INT64 = "int64"
-    UINT64 = "uint64"
-    FLOAT32 = "float32"
-    FLOAT64 = "float64"
-
-
-class WordOrder(StrEnum):
-    BIG = "big"  # most significant register first
-    LITTLE = "little"  # least significant register first
-
-
-class ByteOrder(StrEnum):
-    BIG = "big"  # high byte first inside a register (Modbus standard)
-    LITTLE = "little"  # bytes swapped inside each register
 
 
 class CodecError(ValueError):
@@ -78,15 +52,6 @@ _INT_RANGE: dict[DataType, tuple[int, int]] = {
     DataType.INT64: (-(2**63), 2**63 - 1),
     DataType.UINT64: (0, 2**64 - 1),
 }
-
-
-def register_count(dtype: DataType) -> int:
-    """Number of 16-bit registers a value of ``dtype`` occupies."""
-    return _FORMAT[dtype][1]
-
-
-def is_float(dtype: DataType) -> bool:
-    return dtype in (DataType.FLOAT32, DataType.FLOAT64)
 
 
 def _to_bytes(regs: Sequence[int], word: WordOrder, byte: ByteOrder) -> bytes:

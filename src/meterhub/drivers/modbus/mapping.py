@@ -26,39 +26,22 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from meterhub.config.schema import Circuit
-from meterhub.drivers.modbus.profile import Point, ProfileKind
 from meterhub.model import quantities
-from meterhub.model.quantities import Total
+from meterhub.model.quantities import CATALOGUE, SUPPLY_QUANTITIES, Q, Reversal, Total
 from meterhub.model.readings import Reading, good_readings
 from meterhub.model.topology import Phase
+from meterhub.profiles.schema import Point, ProfileKind
 
-__all__ = ["SUPPLY_QUANTITIES", "DeviceValues", "circuit_readings", "device_readings"]
+__all__ = ["DeviceValues", "circuit_readings", "device_readings", "reversed_channels", "unreverse"]
 
 _PHASES = (Phase.L1, Phase.L2, Phase.L3)
 
-#: Quantities that describe the supply (the voltage system), not a current channel.
-SUPPLY_QUANTITIES = frozenset(
-    {
-        "voltage",
-        "voltage_line",
-        "voltage_max",
-        "voltage_min",
-        "voltage_line_max",
-        "voltage_line_min",
-        "voltage_zero_sequence",
-        "voltage_unbalance_negative",
-        "voltage_unbalance_zero",
-        "frequency",
-        "angle_voltage",
-        "thd_voltage",
-        "tohd_voltage",
-        "tehd_voltage",
-        "crest_factor_voltage",
-    }
-)
+#: The phase voltage as a plain string: compared on every value of every poll (an enum member's
+#: attribute lookup costs more than the comparison).
+_VOLTAGE: str = Q.VOLTAGE.value
 #: Supply quantities a circuit shows per supply phase (the others are system values or line-to-line).
 _PER_SUPPLY_PHASE = frozenset(
-    {"voltage", "voltage_max", "voltage_min", "angle_voltage", "thd_voltage", "tohd_voltage", "tehd_voltage"}
+    {Q.VOLTAGE, Q.VOLTAGE_MAX, Q.VOLTAGE_MIN, Q.ANGLE_VOLTAGE, Q.THD_VOLTAGE, Q.TOHD_VOLTAGE, Q.TEHD_VOLTAGE}
 )
 
 
@@ -111,8 +94,8 @@ class DeviceValues:
                 if vals is None:
                     vals = channels[a] = {}
                 vals[b] = v
-                if b == "voltage" and a <= 3:  # a meter's own phase voltage is also the supply's
-                    system[("voltage", _PHASES[a - 1])] = v
+                if b == _VOLTAGE and a <= 3:  # a meter's own phase voltage is also the supply's
+                    system[(_VOLTAGE, _PHASES[a - 1])] = v
             elif where == 1:  # a: quantity, b: phase
                 system[(a, b)] = v
             else:
@@ -123,27 +106,9 @@ class DeviceValues:
 
     def has_voltage(self) -> bool:
         for q, _ in self.system:
-            if q == "voltage":
+            if q == Q.VOLTAGE:
                 return True
-        return any("voltage" in c for c in self.channels.values())
-
-
-#: A current transformer mounted the wrong way round measures −i: P, Q and the power factors change
-#: sign, the current angle turns by 180°, and import and export registers (and quadrants I↔III,
-#: II↔IV) trade places. The gateway undoes it for channels the circuit marks ``reversed``.
-REVERSED_NEGATE = frozenset({"active_power", "reactive_power", "power_factor", "displacement_power_factor"})
-REVERSED_SWAP = {
-    "energy_active_import": "energy_active_export",
-    "energy_active_export": "energy_active_import",
-    "energy_reactive_import": "energy_reactive_export",
-    "energy_reactive_export": "energy_reactive_import",
-    "energy_reactive_q1": "energy_reactive_q3",
-    "energy_reactive_q3": "energy_reactive_q1",
-    "energy_reactive_q2": "energy_reactive_q4",
-    "energy_reactive_q4": "energy_reactive_q2",
-    "active_power_import": "active_power_export",
-    "active_power_export": "active_power_import",
-}
+        return any(Q.VOLTAGE in c for c in self.channels.values())
 
 
 def reversed_channels(circuit: Circuit) -> set[int]:
@@ -155,14 +120,22 @@ def reversed_channels(circuit: Circuit) -> set[int]:
 
 
 def unreverse(values: dict[str, float]) -> dict[str, float]:
-    """Channel values as a correctly mounted CT would show them (see ``REVERSED_NEGATE``)."""
+    """Channel values as a correctly mounted CT would show them.
+
+    A CT mounted the wrong way round measures −i; what that does to each quantity is the catalogue's
+    :attr:`~meterhub.model.quantities.Quantity.reversal`: P, Q and the power factors change sign
+    (NEGATE), import and export registers and quadrants I↔III, II↔IV trade places with their
+    ``counterpart`` (SWAP), the current angle turns by 180° (ROTATE). [same units as ``values``]
+    """
     out: dict[str, float] = {}
     for q, v in values.items():
-        if q in REVERSED_NEGATE:
+        spec = CATALOGUE[q]
+        how = spec.reversal
+        if how is Reversal.NEGATE:
             out[q] = -v
-        elif q in REVERSED_SWAP:
-            out[REVERSED_SWAP[q]] = v
-        elif q == "angle_current":
+        elif how is Reversal.SWAP and spec.counterpart is not None:
+            out[spec.counterpart] = v
+        elif how is Reversal.ROTATE:
             out[q] = (v + 360.0) % 360.0 - 180.0
         else:
             out[q] = v
@@ -195,7 +168,7 @@ def _placement(kind: ProfileKind, p: Point) -> _Place:
     if (
         kind is ProfileKind.METER
         and p.phase in _PHASES
-        and (p.quantity not in SUPPLY_QUANTITIES or p.quantity == "voltage")
+        and (p.quantity not in SUPPLY_QUANTITIES or p.quantity == Q.VOLTAGE)
     ):
         return 0, _PHASES.index(p.phase) + 1, p.quantity
     return 1, p.quantity, p.phase
@@ -217,7 +190,7 @@ def _total(q: str, vals: list[float]) -> float | None:
     if how is None:
         spec = quantities.CATALOGUE[q]
         how = _TOTAL_OF[q] = (
-            1 if spec.total is Total.SUM or q == "apparent_power" else 2 if spec.total is Total.MEAN else 0
+            1 if spec.total is Total.SUM or q == Q.APPARENT_POWER else 2 if spec.total is Total.MEAN else 0
         )
     if how == 1:
         return math.fsum(vals)
@@ -261,7 +234,7 @@ def circuit_readings(
     system = dv.system
     meter = dv.kind is _METER
     for q in names:
-        if q == "voltage" and not meter:
+        if q == _VOLTAGE and not meter:
             continue
         tk = (q, _TOTAL)
         if covers_all and tk in system:
@@ -276,25 +249,25 @@ def circuit_readings(
         t = _total(q, cast(list[float], phase_values))
         if t is not None:
             out[tk] = t
-    p_tot = out.get(("active_power", _TOTAL))
-    q_tot = out.get(("reactive_power", _TOTAL))
-    s_tot = out.get(("apparent_power", _TOTAL))
-    if (("power_factor", _TOTAL) not in out) and p_tot is not None and s_tot:
-        out[("power_factor", _TOTAL)] = p_tot / s_tot
+    p_tot = out.get((Q.ACTIVE_POWER, _TOTAL))
+    q_tot = out.get((Q.REACTIVE_POWER, _TOTAL))
+    s_tot = out.get((Q.APPARENT_POWER, _TOTAL))
+    if ((Q.POWER_FACTOR, _TOTAL) not in out) and p_tot is not None and s_tot:
+        out[(Q.POWER_FACTOR, _TOTAL)] = p_tot / s_tot
     if (
-        ("displacement_power_factor", Phase.TOTAL) not in out
-        and "displacement_power_factor" in names
+        (Q.DISPLACEMENT_POWER_FACTOR, Phase.TOTAL) not in out
+        and Q.DISPLACEMENT_POWER_FACTOR in names
         and p_tot is not None
         and q_tot is not None
         and (p_tot or q_tot)
     ):
-        out[("displacement_power_factor", Phase.TOTAL)] = p_tot / math.hypot(p_tot, q_tot)
+        out[(Q.DISPLACEMENT_POWER_FACTOR, Phase.TOTAL)] = p_tot / math.hypot(p_tot, q_tot)
     if covers_all or (rev and set(circuit.channels) >= set(dv.all_channels)):
         # device-level values that belong to the whole circuit (neutral, demand, unbalance)
         for (qs, sph), v in dv.system.items():
             if qs in SUPPLY_QUANTITIES:
                 continue
-            if rev and (qs in REVERSED_NEGATE or qs in REVERSED_SWAP or "demand" in qs):
+            if rev and (CATALOGUE[qs].reversal is not Reversal.NONE or "demand" in qs):
                 continue  # signed by the reversed CT: only the corrected phase values count
             out.setdefault((qs, sph), v)
     # the supply: the meter's own voltage inputs, or the voltage unit of a current-only module
@@ -317,14 +290,14 @@ def _supply_readings(
                 out[(q, ph)] = v
             elif ph is Phase.TOTAL and (three or (own and covers_all)):
                 out[(q, ph)] = v
-        elif ph in (Phase.TOTAL, None) and q in ("frequency",):
+        elif ph in (Phase.TOTAL, None) and q == Q.FREQUENCY:
             out[(q, ph)] = v
         elif three:  # line-to-line and sequence quantities need all three phases
             out[(q, ph)] = v
-    if ("voltage", Phase.TOTAL) not in out:
-        vs = [out[("voltage", ph)] for ph in phases if ("voltage", ph) in out]
+    if (Q.VOLTAGE, Phase.TOTAL) not in out:
+        vs = [out[(Q.VOLTAGE, ph)] for ph in phases if (Q.VOLTAGE, ph) in out]
         if vs and len(vs) == len(phases):
-            out[("voltage", Phase.TOTAL)] = math.fsum(vs) / len(vs)
+            out[(Q.VOLTAGE, Phase.TOTAL)] = math.fsum(vs) / len(vs)
     return out
 
 
@@ -337,6 +310,6 @@ def device_readings(ts: float, device_id: str, dv: DeviceValues) -> list[Reading
                 ph = _PHASES[ch - 1]
                 # the voltage is already in system
                 out.extend(
-                    good_readings(ts, device_id, [((q, ph), v) for q, v in vals.items() if q != "voltage"])
+                    good_readings(ts, device_id, [((q, ph), v) for q, v in vals.items() if q != Q.VOLTAGE])
                 )
     return out

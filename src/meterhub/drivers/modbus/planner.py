@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from meterhub.drivers.modbus.profile import Function, Point
+from meterhub.profiles.schema import Function, Point
 
 __all__ = ["Block", "MAX_BITS", "MAX_REGISTERS", "plan_reads"]
 

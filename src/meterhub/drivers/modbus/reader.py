@@ -17,14 +17,14 @@ from typing import Any, TypeVar
 
 from meterhub.drivers.modbus.codec import ByteOrder, CodecError, DataType, WordOrder, decode
 from meterhub.drivers.modbus.planner import Block, plan_reads
-from meterhub.drivers.modbus.profile import Point, Profile
 from meterhub.drivers.modbus.transport import (
     ModbusConnectionError,
     ModbusError,
     ModbusExceptionResponse,
-    ModbusLink,
     ModbusTimeout,
+    RegisterLink,
 )
+from meterhub.profiles.schema import Point, Profile
 
 __all__ = ["DeviceRead", "DeviceReader"]
 
@@ -87,7 +87,7 @@ class DeviceReader:
             f"{block.function.value} registers {block.start}…{block.end - 1}"
         )
 
-    async def read(self, link: ModbusLink, *, stop_on_timeout: bool = True) -> DeviceRead:
+    async def read(self, link: RegisterLink, *, stop_on_timeout: bool = True) -> DeviceRead:
         """Read every block; after a timeout the rest is skipped (a silent device costs one timeout)."""
         out = DeviceRead(reader=self)
         i = 0

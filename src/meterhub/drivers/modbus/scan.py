@@ -17,20 +17,19 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from meterhub.drivers.modbus.codec import CodecError, decode, register_count
-from meterhub.drivers.modbus.profile import Function, IdentEntry, Profile
+from meterhub.drivers.modbus.codec import CodecError, WordOrder, decode, register_count
 from meterhub.drivers.modbus.transport import (
     ModbusConnectionError,
     ModbusExceptionResponse,
     ModbusFrameError,
-    ModbusLink,
     ModbusTimeout,
+    RegisterLink,
 )
+from meterhub.profiles.modulebus import BUS_TABLE, DUPLICATE_CODE, MODULE_CODES, MODULE_SLOTS
+from meterhub.profiles.schema import Function, IdentEntry, Profile
 
 __all__ = ["BUS_TABLE", "MODULE_CODES", "ScanHit", "ScanResult", "parse_units", "scan_line"]
 
-BUS_TABLE = 0xF100  # seed-000 voltage unit: module count, duplicates, consumption, supply (holding)
-MODULE_CODES = 0xF110  # … and the model code at each address (0xFFFF = two modules at that address)
 
 log = logging.getLogger("meterhub.modbus")
 
@@ -103,16 +102,14 @@ def _key(e: IdentEntry) -> _Key:
     return (e.function, e.address, e.type.value, e.word_order.value if e.word_order else None)
 
 
-async def _read_ident(link: ModbusLink, unit: int, e: IdentEntry, default_word: str) -> float:
+async def _read_ident(link: RegisterLink, unit: int, e: IdentEntry, default_word: str) -> float:
     regs = await link.read(e.function, unit, e.address, 1 if e.function.is_bit else register_count(e.type))
     if e.function.is_bit:
         return float(regs[0])
-    from meterhub.drivers.modbus.codec import WordOrder
-
     return decode(regs, e.type, word_order=e.word_order or WordOrder(default_word))
 
 
-async def scan_line(link: ModbusLink, units: Iterable[int], profiles: list[Profile]) -> ScanResult:
+async def scan_line(link: RegisterLink, units: Iterable[int], profiles: list[Profile]) -> ScanResult:
     """Probe each unit id; see the module docstring."""
     entries: dict[_Key, list[tuple[Profile, IdentEntry]]] = {}
     for p in profiles:
@@ -165,11 +162,11 @@ async def scan_line(link: ModbusLink, units: Iterable[int], profiles: list[Profi
     return result
 
 
-async def _module_bus_table(link: ModbusLink, unit: int, result: ScanResult) -> None:
+async def _module_bus_table(link: RegisterLink, unit: int, result: ScanResult) -> None:
     """Read a seed-000 voltage unit's bus table (SCHEMA.md "module bus") and note its duplicates."""
     try:
         head = await link.read(Function.HOLDING, unit, BUS_TABLE, 4)
-        codes = await link.read(Function.HOLDING, unit, MODULE_CODES, 64)
+        codes = await link.read(Function.HOLDING, unit, MODULE_CODES, MODULE_SLOTS)
     except (ModbusTimeout, ModbusExceptionResponse, ModbusFrameError):
         return
     result.module_bus[unit] = {
@@ -180,5 +177,5 @@ async def _module_bus_table(link: ModbusLink, unit: int, result: ScanResult) -> 
         "addresses": {a + 1: c for a, c in enumerate(codes) if c},
     }
     for a, c in enumerate(codes):
-        if c == 0xFFFF:
+        if c == DUPLICATE_CODE:
             result.bus_duplicates.append(a + 1)

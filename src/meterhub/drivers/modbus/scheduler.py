@@ -13,6 +13,11 @@ Failures and isolation:
   only after an exponential backoff ``interval · 2^k`` (capped at ``max_backoff``), so a dead device
   delays the others by at most one timeout per cycle, and less and less often;
 * one good answer brings it back online at its normal interval.
+
+Logging: one line per state change of a device (offline, back online) with its counters, and an
+error of a device that stays online only when it differs from the last one logged — never a line per
+failed poll. The counters and the last error are always in the device's :class:`DeviceStatus`
+(``/api/v1/devices``).
 """
 
 from __future__ import annotations
@@ -24,9 +29,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from meterhub.drivers.base import DeviceStatus
-from meterhub.drivers.modbus.profile import ProfileKind
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
-from meterhub.drivers.modbus.transport import ModbusLink
+from meterhub.drivers.modbus.transport import RegisterLink
+from meterhub.profiles.schema import ProfileKind
 
 __all__ = ["LineScheduler", "PolledDevice"]
 
@@ -44,6 +49,7 @@ class PolledDevice:
     next_due: float = 0.0  # monotonic [s]
     failures: int = 0  # consecutive failed polls
     polls: int = 0
+    logged: str | None = None  # the last error logged for this device (logged again only if it changes)
 
     @property
     def id(self) -> str:
@@ -62,7 +68,7 @@ class LineScheduler:
 
     def __init__(
         self,
-        link: ModbusLink,
+        link: RegisterLink,
         devices: list[PolledDevice],
         *,
         retries: int = 2,
@@ -91,15 +97,19 @@ class LineScheduler:
         dev.polls += 1
         st = dev.status
         st.requests += result.requests
-        for e in result.errors:
-            log.warning("%s", e)
         if result.any_ok and not result.timed_out:
             if not st.online and dev.failures:
-                log.info("device %s is back online", dev.id)
+                log.info(
+                    "device %s is back online after %d failed polls (%s)", dev.id, dev.failures, _counters(st)
+                )
+                dev.logged = None
             st.ok(now_wall)
             if result.errors:
                 st.errors += len(result.errors)
                 st.last_error = result.errors[-1]
+                if st.last_error != dev.logged:  # a block that fails while the device answers
+                    log.warning("%s", st.last_error)
+                    dev.logged = st.last_error
             dev.failures = 0
             # keep the cadence (no drift), but never schedule into the past after a slow cycle
             dev.next_due = max(dev.next_due + dev.interval, now)
@@ -111,8 +121,13 @@ class LineScheduler:
             if dev.failures > self.retries:
                 if st.online or dev.failures == self.retries + 1:
                     log.warning(
-                        "device %s is offline after %d failed polls: %s", dev.id, dev.failures, st.last_error
+                        "device %s is offline after %d failed polls: %s (%s)",
+                        dev.id,
+                        dev.failures,
+                        st.last_error,
+                        _counters(st),
                     )
+                    dev.logged = st.last_error
                 st.online = False
                 k = dev.failures - self.retries - 1
                 dev.next_due = started + min(dev.interval * 2.0**k, max(self.max_backoff, dev.interval))
@@ -157,3 +172,7 @@ class LineScheduler:
                         await self.poll(u)
                 if dev.next_due <= self.monotonic():
                     await self.poll(dev)
+
+
+def _counters(st: DeviceStatus) -> str:
+    return f"{st.requests} requests, {st.errors} errors, {st.timeouts} timeouts so far"

@@ -5,9 +5,10 @@ device (:mod:`.mapping`), plus device-level readings for voltage units and for m
 circuit uses. An IO module or pulse concentrator with points in the site's ``io:`` section gets its
 meaning from :class:`meterhub.drivers.io.processor.IODevice` instead (pulse weight and unit, NO/NC
 and function of inputs, analog ranges); its readings are keyed by point id, and its pulse totals are
-persisted under the data folder on close. Cumulative registers never go backwards on the way out: a smaller value within the
-register's resolution is held at the last value; a real drop (meter replaced or reset) is passed on
-with quality INVALID and logged, so the energy pipeline can decide.
+persisted under the data folder on close.
+
+Cumulative registers (energy, counters) are passed on as the device gives them: whether a smaller value
+is a glitch, a reset or a replaced meter is decided in one place, :mod:`meterhub.energy.registers`.
 """
 
 from __future__ import annotations
@@ -18,24 +19,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from meterhub.config.schema import BusKind, Circuit, Device
-from meterhub.drivers.base import Emit, Source, SourceContext
+from meterhub.config.schema import Bus, BusKind, Circuit, Device
+from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.io.processor import IODevice, io_devices
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings, placer
-from meterhub.drivers.modbus.profile import ProfileError, ProfileKind
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
-from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
-from meterhub.model import quantities
-from meterhub.model.quantities import Kind
-from meterhub.model.readings import Quality, Reading
-from meterhub.model.topology import Phase
+from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind
+from meterhub.model.readings import Reading
+from meterhub.profiles import get_profile
+from meterhub.profiles.schema import ProfileError, ProfileKind
 
 __all__ = ["ModbusSource", "link_for_bus", "modbus_sources"]
 
 log = logging.getLogger("meterhub.modbus")
-
-_CUMULATIVE = frozenset(q.id for q in quantities.CATALOGUE.values() if q.kind is Kind.CUMULATIVE)
 
 _TRANSPORT = {
     BusKind.MODBUS_TCP: TransportKind.TCP,
@@ -44,56 +41,38 @@ _TRANSPORT = {
 }
 
 
-def link_for_bus(
-    bus_kind: BusKind,
-    *,
-    host: str,
-    port: int | None,
-    serial: str | None,
-    baud: int,
-    parity: str,
-    stopbits: int,
-    timeout: float,
-) -> ModbusLink:
+def link_for_bus(bus: Bus) -> ModbusLink:
+    """The real line a configured Modbus bus describes (TCP, RTU on a serial port, RTU over TCP)."""
     return ModbusLink(
-        _TRANSPORT[bus_kind],
-        host=host,
-        port=port or 502,
-        serial=serial,
-        baud=baud,
-        parity=parity,
-        stopbits=stopbits,
-        timeout=timeout,
+        _TRANSPORT[bus.kind],
+        host=bus.host,
+        port=bus.port or 502,
+        serial=bus.serial,
+        baud=bus.baud,
+        parity=bus.parity,
+        stopbits=bus.stopbits,
+        timeout=bus.timeout,
     )
 
 
 class ModbusSource(Source):
-    """Reads every enabled device of one Modbus bus."""
+    """Reads every enabled device of one Modbus bus over ``link`` (injected: :func:`modbus_sources`
+    gives it the bus's real line, tests an in-memory one)."""
 
-    def __init__(self, ctx: SourceContext, *, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ctx: SourceContext, *, link: RegisterLink, wall: Callable[[], float] = time.time
+    ) -> None:
         bus = ctx.bus
         self.name = f"modbus:{bus.id}"
         self.ctx = ctx
-        self.link = link_for_bus(
-            bus.kind,
-            host=bus.host,
-            port=bus.port,
-            serial=bus.serial,
-            baud=bus.baud,
-            parity=bus.parity,
-            stopbits=bus.stopbits,
-            timeout=bus.timeout,
-        )
+        self.link = link
         self.polled: list[PolledDevice] = []
         self.circuits: dict[str, list[Circuit]] = {}
         self.latest: dict[str, DeviceValues] = {}
-        self._last_cum: dict[tuple[str, str, Phase | None], float] = {}  # (circuit, quantity, phase)
         self._channels: dict[str, tuple[int, ...]] = {}  # device id → its channels
         self._devices: dict[str, Device] = {d.id: d for d in ctx.devices}
         self._emit: Emit | None = None
         self._pending: deque[tuple[PolledDevice, DeviceRead, float]] | None = None  # results to fan out
-        from meterhub.profiles import get_profile
-
         for d in ctx.devices:
             if not d.enabled:
                 continue
@@ -106,8 +85,6 @@ class ModbusSource(Source):
                     status.last_error = str(exc)
                 continue
             if status is None:
-                from meterhub.drivers.base import DeviceStatus
-
                 status = DeviceStatus(d.id, d.name or d.id, d.profile, bus.id)
                 ctx.status[d.id] = status
             reader = DeviceReader(d.id, profile, d.unit if d.unit is not None else profile.defaults.unit)
@@ -137,7 +114,7 @@ class ModbusSource(Source):
     def readings_for(self, dev: PolledDevice, result: DeviceRead, ts: float) -> list[Reading]:
         io = self.io.get(dev.id)
         if io is not None:  # an IO module: the io section gives its raw values their meaning
-            return self._guard(io.process_points(ts, result.values).readings)
+            return io.process_points(ts, result.values).readings
         profile = dev.reader.profile
         channels = self._channels.get(dev.id)
         if channels is None:
@@ -158,31 +135,6 @@ class ModbusSource(Source):
             out.extend(circuit_readings(ts, c, dv, self._vref(c, ts)))
         if profile.kind is ProfileKind.VOLTAGE_UNIT or (profile.kind is ProfileKind.METER and not circuits):
             out.extend(device_readings(ts, dev.id, dv))
-        return self._guard(out)
-
-    def _guard(self, readings: list[Reading]) -> list[Reading]:
-        out: list[Reading] = []
-        append = out.append
-        last_cum = self._last_cum
-        cumulative = _CUMULATIVE
-        for r in readings:
-            if r.quantity in cumulative:
-                key = (r.circuit, r.quantity, r.phase)
-                last = last_cum.get(key)
-                if last is not None and r.value < last:
-                    if last - r.value <= max(1e-6 * abs(last), 1e-9):
-                        r = Reading(r.ts, r.circuit, r.quantity, r.phase, last, r.quality)
-                    else:
-                        log.warning(
-                            "%s went backwards: %.6g → %.6g (reset or replaced meter?)", r.key, last, r.value
-                        )
-                        # flagged once; the new value is the baseline from now on (a replaced meter
-                        # keeps counting from its own zero; the energy pipeline bridges the step)
-                        last_cum[key] = r.value
-                        append(Reading(r.ts, r.circuit, r.quantity, r.phase, r.value, Quality.INVALID))
-                        continue
-                last_cum[key] = r.value
-            append(r)
         return out
 
     def _fan_out(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
@@ -242,5 +194,5 @@ def _io_devices(ctx: SourceContext, device_ids: list[str]) -> dict[str, IODevice
 
 
 def modbus_sources(ctx: SourceContext) -> Sequence[Source]:
-    """Source factory for the Modbus bus kinds: one source (one scheduler) per bus."""
-    return [ModbusSource(ctx)]
+    """Source factory for the Modbus bus kinds: one source (one scheduler, one line) per bus."""
+    return [ModbusSource(ctx, link=link_for_bus(ctx.bus))]

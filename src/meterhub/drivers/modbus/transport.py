@@ -1,56 +1,67 @@
-"""Transports: one Modbus line (TCP, RTU over serial, RTU over TCP) on the pymodbus async clients.
+"""Transports: one Modbus line — Modbus TCP, RTU over TCP, RTU on a local serial port.
 
-Library errors become our own typed errors at this boundary (STYLE.md §7): a :class:`ModbusTimeout`
-(no answer — the device is silent, or a CRC error made the frame unreadable), a
-:class:`ModbusExceptionResponse` (the device answered with an exception code, Modbus Application
-Protocol V1.1b3 §7), a :class:`ModbusFrameError` (a wrong or short answer) or a
-:class:`ModbusConnectionError` (the TCP endpoint or the serial port is not there).
+The two TCP framings run on meterhub's own framer (:mod:`.framing`, :mod:`.stream`): it matches every
+answer to the request in flight (transaction id, unit, function, byte count), drops stray and
+duplicated frames, and resynchronises after a bad one. A local serial port uses pymodbus' serial
+client (``retries=0``, its "close after N silent requests" off: the scheduler decides about retries,
+and a silent device must not take its whole line down).
 
-pymodbus' own retries are off (``retries=0``) and its "close after N silent requests" is disabled:
-the scheduler decides about retries and a silent device must not take its whole line down.
+Library and socket errors become our own typed errors at this boundary (STYLE.md §7,
+:mod:`.errors`): a caller only ever sees a :class:`ModbusError`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from struct import error as struct_error
+from typing import Protocol
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
 
-from meterhub.drivers.modbus.profile import Function
+from meterhub.drivers.modbus.errors import (
+    EXCEPTION_NAMES,
+    LineStats,
+    ModbusConnectionError,
+    ModbusCrcError,
+    ModbusError,
+    ModbusExceptionResponse,
+    ModbusFrameError,
+    ModbusTimeout,
+    exception_response,
+    no_response,
+)
+from meterhub.drivers.modbus.framing import Request
+from meterhub.drivers.modbus.stream import StreamChannel
+from meterhub.profiles.schema import Function
 
 __all__ = [
     "EXCEPTION_NAMES",
     "LineStats",
     "ModbusConnectionError",
+    "ModbusCrcError",
     "ModbusError",
     "ModbusExceptionResponse",
     "ModbusFrameError",
     "ModbusLink",
     "ModbusTimeout",
+    "RegisterLink",
     "TransportKind",
+    "exception_response",
+    "no_response",
 ]
 
 log = logging.getLogger("meterhub.modbus")
+# pymodbus logs an ERROR line for every silent request of the serial client; we report each failure
+# as a typed error here and log per device state change (scheduler), so its own lines are noise
+logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
-#: Modbus Application Protocol V1.1b3 §7 exception codes.
-EXCEPTION_NAMES = {
-    1: "illegal function",
-    2: "illegal data address",
-    3: "illegal data value",
-    4: "server device failure",
-    5: "acknowledge",
-    6: "server device busy",
-    8: "memory parity error",
-    10: "gateway path unavailable",
-    11: "gateway target device failed to respond",
-}
+_READ_CODE = {Function.COIL: 1, Function.DISCRETE: 2, Function.HOLDING: 3, Function.INPUT: 4}
 
 
 class TransportKind(StrEnum):
@@ -59,51 +70,54 @@ class TransportKind(StrEnum):
     RTU_OVER_TCP = "rtu-over-tcp"  # RTU frames through a transparent RS485-to-Ethernet converter
 
 
-class ModbusError(Exception):
-    """Base of our Modbus errors."""
+class RegisterLink(Protocol):
+    """What the reader, the scheduler and the source need of a line: register reads and writes, one at a
+    time, raising only :class:`ModbusError` subclasses, with counters. :class:`ModbusLink` is the real
+    one (TCP, RTU, RTU over TCP); :class:`meterhub.drivers.modbus.memory.MemoryLink` an in-memory one for
+    tests (pymodbus' ``NullModem`` role). A :class:`~meterhub.drivers.modbus.source.ModbusSource` gets
+    its link from its factory."""
 
-
-class ModbusTimeout(ModbusError):
-    """No (valid) answer within the timeout."""
-
-
-class ModbusExceptionResponse(ModbusError):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class ModbusFrameError(ModbusError):
-    """An answer that does not fit the request (wrong unit, short data)."""
-
-
-class ModbusConnectionError(ModbusError):
-    """The endpoint cannot be reached."""
-
-
-@dataclass
-class LineStats:
-    """Counters of one line: requests sent and bytes on the wire (both directions)."""
-
-    requests: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    timeouts: int = 0
-    errors: int = 0
+    stats: LineStats
 
     @property
-    def bytes(self) -> int:
-        return self.bytes_sent + self.bytes_received
+    def endpoint(self) -> str:
+        """Where the line goes, for messages, e.g. ``tcp://10.0.0.5:502``."""
+        ...
 
-    def as_dict(self) -> dict[str, float | int]:
-        return {
-            "requests": self.requests,
-            "bytes": self.bytes,
-            "bytes_sent": self.bytes_sent,
-            "bytes_received": self.bytes_received,
-            "timeouts": self.timeouts,
-            "errors": self.errors,
-        }
+    async def read(self, function: Function, unit: int, start: int, count: int) -> list[int]:
+        """``count`` registers (or bits as 0/1) of ``function`` from ``unit`` at ``start``."""
+        ...
+
+    async def write(self, function: Function, unit: int, address: int, values: Sequence[int]) -> None:
+        """Write registers or coils from ``address``."""
+        ...
+
+    async def close(self) -> None:
+        """Release the line (a later request opens it again)."""
+        ...
+
+
+def _write_request(function: Function, unit: int, address: int, values: Sequence[int]) -> Request:
+    """The request writing ``values``: FC 05/06 for one coil/register, FC 15/16 for more."""
+    if function is Function.COIL:
+        if len(values) == 1:
+            return Request(unit, 5, address, 1, b"\xff\x00" if values[0] else b"\x00\x00")
+        packed = bytearray((len(values) + 7) // 8)
+        for i, v in enumerate(values):
+            if v:
+                packed[i // 8] |= 1 << (i % 8)
+        return Request(unit, 15, address, len(values), bytes(packed))
+    if function is Function.HOLDING:
+        try:
+            data = struct.pack(f">{len(values)}H", *(int(v) for v in values))
+        except struct.error:
+            raise ModbusFrameError(
+                f"unit {unit}: register values {list(values)} are not all 0…65535"
+            ) from None
+        if len(values) == 1:
+            return Request(unit, 6, address, 1, data)
+        return Request(unit, 16, address, len(values), data)
+    raise ModbusFrameError(f"{function.value} points cannot be written")
 
 
 @dataclass
@@ -121,7 +135,8 @@ class ModbusLink:
     stats: LineStats = field(default_factory=LineStats)
 
     def __post_init__(self) -> None:
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._client: AsyncModbusSerialClient | None = None
+        self._stream: StreamChannel | None = None
         self._lock = asyncio.Lock()
         self._rx = bytearray()  # bytes received during the request in flight
         self.last_sent = b""  # the last frame on the wire (diagnostics, golden-frame tests)
@@ -147,25 +162,59 @@ class ModbusLink:
             self._rx += data
         return data
 
-    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        common = {"timeout": self.timeout, "retries": 0, "trace_packet": self._trace}
-        if self.kind is TransportKind.RTU:
-            if not self.serial:
-                raise ModbusConnectionError("a serial line needs a device path")
-            return AsyncModbusSerialClient(
-                self.serial,
-                framer=FramerType.RTU,
-                baudrate=self.baud,
-                parity=self.parity,
-                stopbits=self.stopbits,
-                bytesize=8,
-                reconnect_delay=0,
-                **common,  # type: ignore[arg-type]
+    # -- TCP and RTU over TCP: our own framer ---------------------------------------------------
+    def _channel(self) -> StreamChannel:
+        if self._stream is None:
+            self._stream = StreamChannel(
+                self.host,
+                self.port,
+                rtu=self.kind is TransportKind.RTU_OVER_TCP,
+                timeout=self.timeout,
+                stats=self.stats,
+                trace=self._trace,
             )
-        framer = FramerType.SOCKET if self.kind is TransportKind.TCP else FramerType.RTU
-        return AsyncModbusTcpClient(self.host, port=self.port, framer=framer, reconnect_delay=0, **common)  # type: ignore[arg-type]
+        return self._stream
+
+    async def _exchange(self, req: Request) -> list[int]:
+        """One exchange on the stream, counted: a timeout in ``timeouts``, any other failure in
+        ``errors``. Only :class:`ModbusError` leaves here."""
+        self.stats.requests += 1
+        self._rx.clear()
+        try:
+            return await self._channel().transact(req)
+        except ModbusTimeout:
+            self.stats.timeouts += 1
+            raise
+        except ModbusError:
+            self.stats.errors += 1
+            raise
+        except (OSError, ValueError, struct.error) as exc:  # never a library or socket exception upward
+            self.stats.errors += 1
+            await self.close()
+            raise ModbusFrameError(f"unit {req.unit}: {type(exc).__name__}: {exc}") from None
+
+    # -- RTU on a serial port: pymodbus ---------------------------------------------------------
+    def _make_client(self) -> AsyncModbusSerialClient:
+        if not self.serial:
+            raise ModbusConnectionError("a serial line needs a device path")
+        return AsyncModbusSerialClient(
+            self.serial,
+            framer=FramerType.RTU,
+            baudrate=self.baud,
+            parity=self.parity,
+            stopbits=self.stopbits,
+            bytesize=8,
+            reconnect_delay=0,
+            timeout=self.timeout,
+            retries=0,
+            trace_packet=self._trace,
+        )
 
     async def connect(self) -> None:
+        """Open the line now (otherwise the first request does)."""
+        if self.kind is not TransportKind.RTU:
+            await self._channel().open()
+            return
         if self._client is not None and self._client.connected:
             return
         if self._client is not None:
@@ -180,9 +229,20 @@ class ModbusLink:
             raise ModbusConnectionError(f"{self.endpoint}: cannot connect")
 
     async def close(self) -> None:
+        if self._stream is not None:
+            await self._stream.close()
         if self._client is not None:
             self._client.close()
             self._client = None
+
+    async def _serial_client(self) -> AsyncModbusSerialClient:
+        client = self._client
+        if client is None or not client.connected:
+            await self.connect()
+            client = self._client
+            if client is None:  # pragma: no cover - connect() sets it
+                raise ModbusConnectionError(self.endpoint)
+        return client
 
     async def read(self, function: Function, unit: int, start: int, count: int) -> list[int]:
         """Read ``count`` registers (or bits, as 0/1) of ``function`` from ``unit``.
@@ -190,12 +250,9 @@ class ModbusLink:
         Raises one of the :class:`ModbusError` subclasses; never a library exception.
         """
         async with self._lock:
-            client = self._client
-            if client is None or not client.connected:
-                await self.connect()
-                client = self._client
-                if client is None:  # pragma: no cover - connect() sets it
-                    raise ModbusConnectionError(self.endpoint)
+            if self.kind is not TransportKind.RTU:
+                return await self._exchange(Request(unit, _READ_CODE[function], start, count))
+            client = await self._serial_client()
             if function is Function.INPUT:
                 call = client.read_input_registers
             elif function is Function.HOLDING:
@@ -208,31 +265,25 @@ class ModbusLink:
             self._rx.clear()
             try:
                 rr = await call(start, count=count, device_id=unit)
-            except ModbusIOException as exc:
-                text = str(exc)
-                if "No response" in text and self._rx:
-                    # bytes came back but no valid frame: a CRC error, a short frame or a collision
+            except ModbusIOException:
+                if self._rx:
+                    # bytes came back but no valid frame: a CRC error, a cut-off frame or a collision
                     self.stats.errors += 1
                     raise ModbusFrameError(
-                        f"unit {unit}: invalid frame (CRC error or short frame): {bytes(self._rx[:32]).hex(' ')}"
+                        f"unit {unit}: unreadable answer (bad CRC or cut-off frame): {bytes(self._rx[:32]).hex(' ')}"
                     ) from None
-                if "No response" in text:
-                    self.stats.timeouts += 1
-                    raise ModbusTimeout(f"no response from unit {unit} within {self.timeout:g} s") from None
-                self.stats.errors += 1
-                raise ModbusFrameError(f"unit {unit}: bad answer: {text}") from None
+                self.stats.timeouts += 1
+                raise no_response(unit, self.timeout) from None
             except ConnectionException as exc:
                 self.stats.errors += 1
                 await self.close()
                 raise ModbusConnectionError(f"{self.endpoint}: {exc}") from None
-            except (ModbusException, OSError, ValueError, struct_error) as exc:
+            except (ModbusException, OSError, ValueError, struct.error) as exc:
                 self.stats.errors += 1
                 raise ModbusFrameError(f"unit {unit}: {type(exc).__name__}: {exc}") from None
             if rr.isError():
                 self.stats.errors += 1
-                code = int(getattr(rr, "exception_code", 0) or 0)
-                name = EXCEPTION_NAMES.get(code, "unknown exception")
-                raise ModbusExceptionResponse(code, f"unit {unit}: exception {code:02X} ({name})")
+                raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))
             values = [int(b) for b in rr.bits[:count]] if function.is_bit else list(rr.registers)
             if len(values) < count:
                 self.stats.errors += 1
@@ -242,10 +293,10 @@ class ModbusLink:
     async def write(self, function: Function, unit: int, address: int, values: Sequence[int]) -> None:
         """Write registers (FC 16, or FC 06 for one) or one/more coils (FC 05/15)."""
         async with self._lock:
-            await self.connect()
-            client = self._client
-            if client is None:  # pragma: no cover
-                raise ModbusConnectionError(self.endpoint)
+            if self.kind is not TransportKind.RTU:
+                await self._exchange(_write_request(function, unit, address, values))
+                return
+            client = await self._serial_client()
             self.stats.requests += 1
             try:
                 if function is Function.COIL:
@@ -262,12 +313,12 @@ class ModbusLink:
                     raise ModbusFrameError(f"{function.value} points cannot be written")
             except ModbusIOException:
                 self.stats.timeouts += 1
-                raise ModbusTimeout(f"no response from unit {unit} within {self.timeout:g} s") from None
+                raise no_response(unit, self.timeout) from None
             except ConnectionException as exc:
                 await self.close()
                 raise ModbusConnectionError(f"{self.endpoint}: {exc}") from None
+            except (ModbusException, OSError, ValueError, struct.error) as exc:
+                self.stats.errors += 1
+                raise ModbusFrameError(f"unit {unit}: {type(exc).__name__}: {exc}") from None
             if rr.isError():
-                code = int(getattr(rr, "exception_code", 0) or 0)
-                raise ModbusExceptionResponse(
-                    code, f"unit {unit}: exception {code:02X} ({EXCEPTION_NAMES.get(code, 'unknown')})"
-                )
+                raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))

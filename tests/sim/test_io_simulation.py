@@ -13,8 +13,8 @@ from meterhub.config.schema import BusKind
 from meterhub.drivers.io.config import TemperaturePoint
 from meterhub.drivers.io.errors import ProbeCrcError, ProbePowerOnValue
 from meterhub.drivers.io.onewire import OneWireSource, discover, parse_w1_slave
-from meterhub.drivers.io.simulate import IOSimulation, W1Simulator, format_w1_slave, probe_temperature
 from meterhub.sim.base import SimContext, simulator_factory
+from meterhub.sim.io import IOSimulation, W1Simulator, format_w1_slave, probe_temperature
 
 
 def test_power_on_scratchpad_is_byte_exact_to_a_real_probe():
@@ -113,7 +113,7 @@ class Clock:
 
 def test_simulated_consumption_over_a_day_is_the_mean_rate_times_a_day():
     from meterhub.drivers.io.config import PulsePoint
-    from meterhub.drivers.io.simulate import _unit_hash
+    from meterhub.sim.io import _unit_hash
 
     p = PulsePoint.model_validate({"id": "heat", "device": "d", "kind": "pulse", "channel": 1, "weight": 1})
     t = 1_790_000_000.0

@@ -15,6 +15,11 @@ states of breakers, doors and run feedback, and analog signals. The Modbus simul
 as ``SiteModel.value``) for every IO module and pulse concentrator of a simulated site. Outputs are
 not simulated here — a simulator serves what was written to them; before the first write an analog
 output shows the low end of its signal (4 mA or 0 V), as a module does after power-up.
+
+The simulator keeps its own copies of the few hardware facts it needs (the CRC-8 of the DS18B20
+scratchpad, the electrical span of each analog signal, the pulse-weight units) instead of calling the
+IO drivers, so a driver bug cannot be hidden by the simulator making the same one. It reads the site's
+``io`` section through its schema (``IOSection``).
 """
 
 from __future__ import annotations
@@ -29,22 +34,22 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from meterhub.config.schema import BusKind, SiteConfig
-from meterhub.drivers.io.analog import output_signal
-from meterhub.drivers.io.config import (
+from meterhub.config.io import (
     AnalogInPoint,
     AnalogOutPoint,
+    AnalogSignal,
     Contact,
     DigitalFunction,
     DigitalPoint,
     IOPoint,
+    IOSection,
     Medium,
     PulsePoint,
+    PulseUnit,
     TemperaturePoint,
-    io_section,
 )
-from meterhub.drivers.io.onewire import crc8_maxim
-from meterhub.drivers.io.pulse import UNIT_FACTOR
+from meterhub.config.schema import BusKind, SiteConfig
+from meterhub.model.quantities import Q
 from meterhub.sim.base import SimContext, SimServer, register_simulator
 
 __all__ = [
@@ -61,6 +66,43 @@ log = logging.getLogger("meterhub.sim.w1")
 _TH, _TL, _CONFIG_12BIT = 0x4B, 0x46, 0x7F  # DS18B20 power-on alarm limits and 12-bit resolution
 
 
+def _crc8(data: bytes) -> int:
+    """The DS18B20's CRC-8 (polynomial x⁸ + x⁵ + x⁴ + 1, bit-reflected, initial value 0; Maxim
+    Application Note 27), computed the table-less way: shift each bit in, least significant first."""
+    crc = 0
+    for byte in data:
+        for bit in range(8):
+            mix = (crc ^ (byte >> bit)) & 1
+            crc >>= 1
+            if mix:
+                crc ^= 0x8C  # 0x31 (x⁸+x⁵+x⁴+1 without x⁸) bit-reversed
+    return crc
+
+
+#: Electrical span (low, high) of each analog signal [mA or V] (seed 000 AIO-2/2, seed 004).
+_SPAN: dict[AnalogSignal, tuple[float, float]] = {
+    AnalogSignal.MA_4_20: (4.0, 20.0),
+    AnalogSignal.MA_0_20: (0.0, 20.0),
+    AnalogSignal.V_0_10: (0.0, 10.0),
+    AnalogSignal.V_0_30: (0.0, 30.0),
+}
+#: Pulse-weight unit → the catalogue unit of the metered quantity (Wh, m³).
+_PER_UNIT: dict[PulseUnit, float] = {
+    PulseUnit.KWH: 1000.0,
+    PulseUnit.WH: 1.0,
+    PulseUnit.M3: 1.0,
+    PulseUnit.L: 0.001,
+}
+
+
+def _signal(value: float, signal: AnalogSignal, lo: float, hi: float) -> float:
+    """The current [mA] or voltage [V] a transmitter sends for ``value`` on a range ``lo``…``hi``
+    [engineering unit], linear over the signal's span and pegged at its ends."""
+    s_lo, s_hi = _SPAN[signal]
+    s = s_lo + (value - lo) / (hi - lo) * (s_hi - s_lo)
+    return min(max(s, s_lo), s_hi)
+
+
 def format_w1_slave(celsius: float, *, crc_error: bool = False, power_on: bool = False) -> str:
     """The ``w1_slave`` text of a DS18B20 reading ``celsius`` [°C] (resolution 1/16 °C).
 
@@ -72,7 +114,7 @@ def format_w1_slave(celsius: float, *, crc_error: bool = False, power_on: bool =
         raise ValueError(f"{celsius} °C does not fit the DS18B20 temperature register")
     word = raw & 0xFFFF
     pad = bytearray([word & 0xFF, word >> 8, _TH, _TL, _CONFIG_12BIT, 0xFF, 0x0C, 0x10])
-    crc = crc8_maxim(bytes(pad))
+    crc = _crc8(bytes(pad))
     shown = crc ^ 0xFF if crc_error else crc
     pad.append(shown)
     text = " ".join(f"{b:02x}" for b in pad)
@@ -143,7 +185,7 @@ class W1Simulator(SimServer):
 
 
 #: Raw module quantities :class:`IOSimulation` answers for.
-IO_QUANTITIES = frozenset({"pulse_count", "digital_input", "analog_input", "analog_output"})
+IO_QUANTITIES = frozenset({Q.PULSE_COUNT, Q.DIGITAL_INPUT, Q.ANALOG_INPUT, Q.ANALOG_OUTPUT})
 _DAY = 86400.0
 _EPOCH = 1_700_000_000.0  # counters count from here, so they agree across restarts [s]
 #: Mean consumption rate per medium: [W] for electricity, [m³/h] for volumes.
@@ -163,12 +205,12 @@ class IOSimulation:
         self.clock = clock
         self._points: dict[tuple[str, str, int], IOPoint] = {}
         raw_of = {
-            "pulse": "pulse_count",
-            "digital": "digital_input",
-            "analog-in": "analog_input",
-            "analog-out": "analog_output",
+            "pulse": Q.PULSE_COUNT,
+            "digital": Q.DIGITAL_INPUT,
+            "analog-in": Q.ANALOG_INPUT,
+            "analog-out": Q.ANALOG_OUTPUT,
         }
-        for p in io_section(config).points:
+        for p in (config.io or IOSection()).points:
             if isinstance(p, PulsePoint | DigitalPoint | AnalogInPoint | AnalogOutPoint):
                 self._points[(p.device, raw_of[p.kind], p.channel)] = p
 
@@ -187,7 +229,7 @@ class IOSimulation:
         if isinstance(p, AnalogInPoint):
             return self.analog_signal(p, now)
         if isinstance(p, AnalogOutPoint):  # not written yet: the module drives its minimum
-            return float(output_signal(p.range[0], p.signal, p.range[0], p.range[1]))
+            return _signal(p.range[0], p.signal, p.range[0], p.range[1])
         return None
 
     @staticmethod
@@ -206,7 +248,7 @@ class IOSimulation:
 
     def pulse_count(self, p: PulsePoint, ts: float) -> int:
         """The device counter: whole pulses of the consumption, modulo the counter width."""
-        per_pulse = p.weight * UNIT_FACTOR[p.unit]
+        per_pulse = p.weight * _PER_UNIT[p.unit]
         return int(self.consumption(p, ts) // per_pulse) % (1 << p.counter_bits)
 
     @staticmethod
@@ -230,12 +272,12 @@ class IOSimulation:
         lo, hi = p.range
         k = _unit_hash(p.id)
         value = (lo + hi) / 2 + 0.3 * (hi - lo) * math.sin(2 * math.pi * (ts / 3600 + k))
-        return float(output_signal(value, p.signal, lo, hi))
+        return _signal(value, p.signal, lo, hi)
 
 
 async def w1_simulator(ctx: SimContext) -> SimServer:
     """Simulator factory for buses of kind ``io``: the probes of the bus's devices, under ``io.w1_root``."""
-    section = io_section(ctx.config)
+    section = ctx.config.io or IOSection()
     ids = {d.id for d in ctx.devices}
     sensors = [p.sensor for p in section.points if isinstance(p, TemperaturePoint) and p.device in ids]
     sim = W1Simulator(section.w1_folder(ctx.data_dir), sensors)
