@@ -4,6 +4,8 @@ One :class:`Analyzer` serves one voltage unit (up to three voltage channels) and
 whose current channels are measured against it. :meth:`Analyzer.feed` takes sample blocks of any size;
 state (synchronisation, partial window, open events, energy registers) is kept between calls so that a
 stream cut into blocks gives exactly the windows of the uncut record (gapless, IEC 61000-4-30 §4.4).
+:meth:`Analyzer.flush` ends a stream: the samples before the first and after the last complete window are
+integrated too, so the active energy of any record equals Σu·i/fs.
 
 Pure numpy; no I/O. All windows of a block and all channels are processed with array operations.
 """
@@ -29,6 +31,16 @@ __all__ = ["Analyzer", "Batch", "CircuitSpec", "EngineConfig", "VoltageInput"]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    """Uncorrected fundamental phasors of every voltage and current channel (derived ones included)
+    of one complete window, and its frequency (1,) [Hz]."""
+
+    u: NDArray[np.complex128]
+    i: NDArray[np.complex128]
+    f: F64
 
 
 class VoltageInput(StrEnum):
@@ -207,6 +219,8 @@ class Analyzer:
         self._start = 0  # absolute index of the first buffered sample
         self._next = 0  # absolute index of the next sample to arrive
         self._pending = np.zeros(0)  # crossings from the current window start on (absolute)
+        self._head = not config.dc  # the samples before the first window are still to be integrated
+        self._edges: dict[str, _Edge] = {}  # fundamentals of the first and last window of the last feed
 
     # -- layout -------------------------------------------------------------------------------
     def _events_on_line(self) -> bool:
@@ -286,6 +300,10 @@ class Analyzer:
         hbi = np.round(hb).astype(np.int64) - self._start
         fs = self.config.fs
         batch = self._analyse(sb - self._start, sb, fs * n / np.diff(bnd), n / np.diff(bnd))
+        if self._head:  # the samples before the first synchronised window of the stream
+            self._head = False
+            self._integrate_partial(0, int(sb[0]) - self._start, self._edges.get("first"))
+            batch.energy = self.energy()
         ev_v = self._event_channels()
         urms = urms_half(ev_v, hbi)
         t_half = 0.5 * (hb[:-2] + hb[2:]) / fs
@@ -295,6 +313,34 @@ class Analyzer:
         self._pending = self._pending[w * n :]
         self._trim(int(sb[-1]))
         return batch
+
+    def flush(self) -> Batch:
+        """End the stream: integrate the samples after the last complete window, then start over.
+
+        The buffered samples that no complete window holds (the tail, and the head before the first
+        synchronised zero crossing when no window was completed at all) are added to the energy
+        registers (see :meth:`_integrate_partial`), so the active energy over everything fed equals
+        Σu·i/fs. Synchronisation then restarts: the next sample fed begins a new stream segment (after a
+        sample gap, say) with the registers kept; its absolute index continues at :attr:`next_sample`.
+        Returns a batch without windows carrying the registers.
+        """
+        if self._v.shape[1]:
+            self._integrate_partial(0, self._v.shape[1], self._edges.get("last"))
+        self._trim(self._next)
+        self.tracker = ZeroCrossingTracker(
+            fs=self.config.fs,
+            f_nominal=self.config.f_nominal,
+            amplitude=np.sqrt(2.0) * self.config.declared_voltage,
+        )
+        self._pending = np.zeros(0)
+        self._head = not self.config.dc
+        self._edges = {}
+        return self._empty()
+
+    @property
+    def next_sample(self) -> int:
+        """Absolute index of the next sample to be fed (samples fed so far). [samples]"""
+        return self._next
 
     def energy(self) -> dict[str, dict[str, dict[str, float]]]:
         """Energy register values of every circuit [Wh, varh, VAh]."""
@@ -343,27 +389,76 @@ class Analyzer:
             return ll
         return v
 
-    def _analyse(self, lb: I64, sb_abs: I64, freq: F64, cps: F64 | None = None) -> Batch:
-        """Quantities of the windows with local bounds ``lb`` (absolute ``sb_abs``)."""
-        fs = self.config.fs
-        n = self.cycles
+    def _measure(
+        self, lb: I64, spectrum: bool, cps: F64 | None
+    ) -> tuple[ChannelWindows, ChannelWindows, F64, F64 | None]:
+        """Voltage and current windows (derived channels appended), active power per current channel
+        [W] and line-to-line RMS [V] (None for one voltage channel) of the windows ``lb`` (local)."""
         v = self._v
         nv = v.shape[0]
-        spectrum = not self.config.dc
         mw = measure_all(
-            v, self._i, self._v_of_i[: self.n_i], lb, n, spectrum=spectrum, cycles_per_sample=cps,
+            v, self._i, self._v_of_i[: self.n_i], lb, self.cycles, spectrum=spectrum, cycles_per_sample=cps,
             u_sums=_LINE_PAIRS.get(nv),
             i_sums=self._rms_sums,
         )  # fmt: skip
         uw, iw, p = mw.u, mw.i, mw.p
-        ll_rms = mw.u_sums if nv > 1 else None
         if self._derive_rows.shape[0]:
             iw, p = self._derived(v, lb, iw, p, spectrum, cps, mw.i_sums)
+        return uw, iw, p, (mw.u_sums if nv > 1 else None)
+
+    def _analyse(self, lb: I64, sb_abs: I64, freq: F64, cps: F64 | None = None) -> Batch:
+        """Quantities of the windows with local bounds ``lb`` (absolute ``sb_abs``)."""
+        fs = self.config.fs
+        uw, iw, p, ll_rms = self._measure(lb, not self.config.dc, cps)
+        # the uncorrected fundamental phasors of the first and last window stand in for those of the
+        # partial segments before and after them (too short for a synchronised DFT)
+        self._edges = {
+            "first": _Edge(uw.fundamental[:, 0].copy(), iw.fundamental[:, 0].copy(), freq[:1].copy()),
+            "last": _Edge(uw.fundamental[:, -1].copy(), iw.fundamental[:, -1].copy(), freq[-1:].copy()),
+        }
         self._correct_sensors(uw, iw, p, freq)
         duration = np.diff(sb_abs) / fs
         batch = Batch(
             t=sb_abs[:-1] / fs, duration=duration, frequency=freq, flagged=np.zeros(duration.size, bool)
         )
+        for members, q, inc in self._group_energy(uw, iw, p, ll_rms, duration):
+            q_rows = _per_circuit(q, len(members))
+            inc_rows = _per_circuit(inc, len(members))
+            for k, c in enumerate(members):
+                batch.circuits[c.id] = q_rows[k]
+                batch.increments[c.id] = inc_rows[k]
+        batch.energy = self.energy()
+        return batch
+
+    def _integrate_partial(self, a: int, b: int, edge: _Edge | None) -> None:
+        """Add the energy of the local samples ``a``…``b`` − 1, which are not a complete window, to the
+        registers.
+
+        Active power is the mean of u·i over the segment itself (IEEE 1459 §3.1.1.4), so active energy
+        is exact for any length; RMS values and apparent power are the segment's own. The fundamental
+        phasors (hence Q1 and the sensors' phase correction) are those of the adjacent complete window
+        ``edge``: a segment shorter than N cycles has no synchronised DFT. Without one (a stream shorter
+        than a window) Q1 is 0.
+        """
+        if b <= a:
+            return
+        lb = np.array([a, b], dtype=np.int64)
+        uw, iw, p, ll_rms = self._measure(lb, False, None)
+        freq = np.array([self.config.f_nominal])
+        if edge is not None and not self.config.dc:
+            uw.fundamental[:, 0] = edge.u
+            iw.fundamental[:, 0] = edge.i
+            freq = np.where(np.isfinite(edge.f), edge.f, freq)
+        self._correct_sensors(uw, iw, p, freq)
+        self._group_energy(uw, iw, p, ll_rms, np.array([(b - a) / self.config.fs]))
+
+    def _group_energy(
+        self, uw: ChannelWindows, iw: ChannelWindows, p: F64, ll_rms: F64 | None, duration: F64
+    ) -> list[tuple[list[CircuitSpec], Quantities, dict[str, dict[str, F64]]]]:
+        """Per group of circuits: its members, quantities and energy increments of the windows. The
+        window energies are added to the group's registers (one compensated update per group)."""
+        out: list[tuple[list[CircuitSpec], Quantities, dict[str, dict[str, F64]]]] = []
+        nv = self._v.shape[0]
         u_line = ll_rms if (ll_rms is not None and nv == 3) else None
         for members, store in zip(self._groups, self._stores, strict=True):
             lays = [self._layout[c.id] for c in members]
@@ -400,13 +495,8 @@ class Analyzer:
                 axis=1,
             )
             add_compensated(store[0], store[1], totals)
-            q_rows = _per_circuit(q, len(members))
-            inc_rows = _per_circuit(inc, len(members))
-            for k, c in enumerate(members):
-                batch.circuits[c.id] = q_rows[k]
-                batch.increments[c.id] = inc_rows[k]
-        batch.energy = self.energy()
-        return batch
+            out.append((members, q, inc))
+        return out
 
     def _derive(self, end: int, rows: I64) -> F64:
         """Samples of the derived current ``rows`` up to ``end``: a signed sum of ≤ 3 input rows each."""
