@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from meterhub.cli import app
-from meterhub.metering.readers import read_record
+from meterhub.metering.readers import RecordError, read_record
 from meterhub.metering.record import PHASE_KEYS, TOTAL_KEYS, analyse
 from meterhub.model.topology import Wiring
 from meterhub.sim.waveform import Tone, record_3p4w
@@ -186,7 +186,7 @@ def read_record_from_array(data: np.ndarray):
 def test_reader_rejects_a_file_with_a_short_column(tmp_path: Path) -> None:
     path = tmp_path / "short.npz"
     np.savez(path, fs=FS, v_l1=np.zeros(10), i_l1=np.zeros(9))
-    with pytest.raises(ValueError, match="i_l1 has 9 samples"):
+    with pytest.raises(RecordError, match="i_l1 has 9 samples"):
         read_record(path)
 
 
