@@ -98,3 +98,26 @@ def test_analyse_meters_the_whole_record_for_every_wiring(wiring: Wiring) -> Non
     truth = float(np.sum(v[:n] * i[:n])) / FS / 3600.0
     assert out["total"][Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(truth, rel=1e-6)
     assert out["record"]["metered_seconds"] == pytest.approx(7.3)
+
+
+def test_windows_analysed_in_batches_equal_those_analysed_per_frame() -> None:
+    """batch_windows only changes when windows are analysed, not what they hold."""
+    v, i = _three_phase(3.3, 50.0)
+    spec = CircuitSpec("c", Wiring.P3W4, (0, 1, 2), (0, 1, 2))
+    out = {}
+    for bw in (1, 5):
+        an = Analyzer(EngineConfig(fs=FS, batch_windows=bw), [spec], current_channels=3)
+        batches = [an.feed(v[:, k : k + 640], i[:, k : k + 640]) for k in range(0, v.shape[1], 640)]
+        batches.append(an.flush())
+        sizes = [b.windows for b in batches if b.windows]
+        t = np.concatenate([b.t for b in batches])
+        p = np.concatenate([b.circuits["c"]["total"][Q.ACTIVE_POWER] for b in batches if b.windows])
+        out[bw] = (sizes, t, p, batches[-1].energy["c"]["total"])
+    sizes1, t1, p1, e1 = out[1]
+    sizes5, t5, p5, e5 = out[5]
+    assert set(sizes1) == {1} and all(s >= 5 for s in sizes5[:-1])  # 0.1 s frames, 0.2 s windows
+    assert t1.size == t5.size == 16  # 3.3 s hold 16 complete windows after the first zero crossing
+    np.testing.assert_array_equal(t1, t5)
+    np.testing.assert_allclose(p1, p5, rtol=1e-12)
+    assert e5[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(e1[Q.ENERGY_ACTIVE_IMPORT], rel=1e-12)
+    assert e5[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(float(np.sum(v * i)) / FS / 3600, rel=1e-9)

@@ -88,6 +88,11 @@ class EngineConfig:
     dip, swell, interruption, hysteresis : event thresholds [% of declared]
     net_phases : split the total energy by the sign of ΣP (True) or sum per-phase splits (False)
     dc : DC system (fixed windows of the nominal length, no synchronisation or spectra)
+    batch_windows : complete windows :meth:`Analyzer.feed` waits for before analysing them together
+        (1: each feed analyses what it completes). The cost of an analysis is mostly per call, so a
+        stream of short frames (0.1 s) runs as fast as one of long blocks when its windows are
+        analysed in batches (the live source uses its emit interval, five windows); :meth:`Analyzer.flush`
+        analyses what is held back.
     """
 
     fs: float
@@ -101,6 +106,7 @@ class EngineConfig:
     hysteresis: float = 2.0
     net_phases: bool = True
     dc: bool = False
+    batch_windows: int = 1
 
 
 @dataclass
@@ -150,6 +156,8 @@ class Analyzer:
         self.cycles = cycles_per_window(config.f_nominal)
         self.n_i = int(current_channels)
         nv = config.voltage_channels
+        if config.batch_windows < 1:
+            raise ValueError(f"batch_windows must be at least 1, got {config.batch_windows}")
         if nv not in (1, 2, 3):
             raise ValueError(f"voltage_channels must be 1, 2 or 3, got {nv}")
         if config.voltage_input is VoltageInput.LL and nv != 3:
@@ -211,6 +219,8 @@ class Analyzer:
                     comps={g: comps[k, j] for j, g in enumerate(names)},
                 )
         self.registers = {c.id: self.registers[c.id] for c in self.circuits}  # circuit order
+        self._energy_key = b""  # the stores' bytes when _energy_cache was built
+        self._energy_cache: dict[str, dict[str, dict[str, float]]] | None = None
         # buffered samples: views of the start of buffers that are reused (no allocation per block)
         self._vbuf = np.zeros((nv, 0))
         self._v = self._vbuf[:, :0]
@@ -258,7 +268,8 @@ class Analyzer:
 
     # -- public -------------------------------------------------------------------------------
     def feed(self, v: F64, i: F64) -> Batch:
-        """Add a block of samples and analyse every window it completes.
+        """Add a block of samples and analyse the windows completed so far, once there are
+        ``batch_windows`` of them.
 
         v : (voltage channels, n) [V] as configured (L-N or L-L)
         i : (current channels, n) [A]
@@ -282,13 +293,17 @@ class Analyzer:
         self._ibuf, self._i = _append(self._ibuf, self._i.shape[1], i)
         self._next += v.shape[1]
         if self.config.dc:
-            return self._feed_dc()
+            return self._feed_dc(final=False)
         zc = self.tracker.feed(v[0], first)
-        self._pending = np.concatenate((self._pending, zc))
+        self._pending = np.concatenate((self._pending, zc)) if self._pending.size else zc
+        return self._windows(final=False)
+
+    def _windows(self, final: bool) -> Batch:
+        """Analyse the complete windows buffered, when there are ``batch_windows`` of them (or any,
+        when ``final``)."""
         n = self.cycles
         w = (self._pending.size - 2) // n
-        if w <= 0:
-            self._trim(self._start)
+        if w <= 0 or (w < self.config.batch_windows and not final):
             return self._empty()
         bnd = self._pending[: w * n + 1 : n]
         sb = np.round(bnd).astype(np.int64)
@@ -322,10 +337,13 @@ class Analyzer:
         registers (see :meth:`_integrate_partial`), so the active energy over everything fed equals
         Σu·i/fs. Synchronisation then restarts: the next sample fed begins a new stream segment (after a
         sample gap, say) with the registers kept; its absolute index continues at :attr:`next_sample`.
-        Returns a batch without windows carrying the registers.
+        Returns the complete windows held back by ``batch_windows`` (analysed now) and the registers
+        after the tail.
         """
+        batch = self._feed_dc(final=True) if self.config.dc else self._windows(final=True)
         if self._v.shape[1]:
             self._integrate_partial(0, self._v.shape[1], self._edges.get("last"))
+        batch.energy = self.energy()
         self._trim(self._next)
         self.tracker = ZeroCrossingTracker(
             fs=self.config.fs,
@@ -335,7 +353,7 @@ class Analyzer:
         self._pending = np.zeros(0)
         self._head = not self.config.dc
         self._edges = {}
-        return self._empty()
+        return batch
 
     @property
     def next_sample(self) -> int:
@@ -343,8 +361,16 @@ class Analyzer:
         return self._next
 
     def energy(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Energy register values of every circuit [Wh, varh, VAh]."""
+        """Energy register values of every circuit [Wh, varh, VAh].
+
+        While the registers do not change, successive calls return the same dictionary (a feed that
+        completes no window costs no rebuild): treat it as read-only.
+        """
+        key = b"".join(s.tobytes() + c.tobytes() for s, c in self._stores)
+        if key == self._energy_key and self._energy_cache is not None:
+            return self._energy_cache
         out: dict[str, dict[str, dict[str, float]]] = {}
+        outside = False
         for members, (sums, comps), names in zip(self._groups, self._stores, self._store_names, strict=True):
             vals = (sums + comps).tolist()  # one conversion per group of circuits
             for k, c in enumerate(members):
@@ -355,7 +381,11 @@ class Analyzer:
                     }
                 else:  # a group preset from outside the store
                     out[c.id] = reg.values()
-        return {cid: out[cid] for cid in self.registers}
+                    outside = True
+        result = {cid: out[cid] for cid in self.registers}
+        # registers outside the stores may change without changing the key: never cached
+        self._energy_key, self._energy_cache = (b"", None) if outside else (key, result)
+        return result
 
     # -- internals ----------------------------------------------------------------------------
     def _empty(self) -> Batch:
@@ -576,13 +606,12 @@ class Analyzer:
             inc["total"] = summed
         return inc
 
-    def _feed_dc(self) -> Batch:
+    def _feed_dc(self, final: bool) -> Batch:
         fs = self.config.fs
         length = int(round(fs * self.cycles / self.config.f_nominal))
         avail = self._next - self._start
         w = avail // length
-        if w <= 0:
-            self._trim(self._start)
+        if w <= 0 or (w < self.config.batch_windows and not final):
             return self._empty()
         lb = np.arange(w + 1, dtype=np.int64) * length
         sb = lb + self._start

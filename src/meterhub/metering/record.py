@@ -181,10 +181,8 @@ def analyse(
     )
     an = Analyzer(cfg, [spec], current_channels=currents.shape[0])
     block = max(1, int(record.fs * _BLOCK_SECONDS))  # bounded memory for long records
-    batch = _concat(
-        [an.feed(v[:, k : k + block], currents[:, k : k + block]) for k in range(0, v.shape[1], block)]
-    )
-    batch.energy = an.flush().energy  # head and tail of the record included
+    batches = [an.feed(v[:, k : k + block], currents[:, k : k + block]) for k in range(0, v.shape[1], block)]
+    batch = _concat([*batches, an.flush()])  # the flush meters the record's tail
     if batch.windows == 0:
         raise RecordError(
             f"record too short or without a usable fundamental: {record.samples} samples at {record.fs:g} Hz "

@@ -45,6 +45,7 @@ from meterhub.metering.energy import ENERGY_IDS
 from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
+from meterhub.metering.sync import cycles_per_window
 from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Quality, Reading, Spectrum
 from meterhub.model.topology import Phase, Wiring
@@ -201,12 +202,15 @@ class WaveformSource(Source):
         (whose buffered samples are integrated first)."""
         cfg = self.ctx.config
         specs, sensors, used = circuit_layout(cfg, self.device, frame.fs)
+        f_nom = float(cfg.site.nominal_frequency)
         self._vt = used[0].vt_ratio.value if used else 1.0
         an = Analyzer(
             EngineConfig(
                 fs=frame.fs,
-                f_nominal=float(cfg.site.nominal_frequency),
+                f_nominal=f_nom,
                 declared_voltage=float(cfg.site.nominal_voltage),
+                # windows analysed together, one emit interval's worth: the cost is mostly per analysis
+                batch_windows=max(1, int(self.emit_interval * f_nom / cycles_per_window(f_nom) + 1e-9)),
             ),
             specs,
             current_channels=CT_INPUTS,
@@ -260,15 +264,14 @@ class WaveformSource(Source):
                     "%s: %d samples (%.3f s) missing before frame %d; windows restart after the gap",
                     self.name, lost, lost / fs, frame.sequence,
                 )  # fmt: skip
-                self._flush(emit)
-                self._analyzer.flush()
+                self._end_segment(emit)
                 self._t_base = t0 - self._analyzer.next_sample / fs
         else:
             if self._analyzer is not None:
                 log.warning(
                     "%s: a new sample stream from frame %d (board restarted?)", self.name, frame.sequence
                 )
-            self._flush(emit)
+            self._end_segment(emit)
             self._analyzer = self._new_analyzer(frame)
             self._t_base = t0
         self._origin = origin
@@ -296,6 +299,14 @@ class WaveformSource(Source):
                 self._flush(emit)
         if time.monotonic() - self._last_save >= self.save_interval:
             self._save_energy()
+
+    def _end_segment(self, emit: Emit) -> None:
+        """The stream segment ended: analyse the windows held back, meter the tail, emit the readings."""
+        if self._analyzer is not None:
+            held = self._analyzer.flush()
+            if held.windows:
+                self._pending.append(held)
+        self._flush(emit)
 
     def _flush(self, emit: Emit) -> None:
         if not self._pending or self._analyzer is None:
