@@ -257,3 +257,13 @@ def test_fuzzed_csv_files_raise_only_record_errors(tmp_path: Path, data: st.Data
         _mutate(data, _GOOD_CSV) if data.draw(st.booleans()) else data.draw(st.binary(max_size=400))
     )
     _only_record_errors(path)
+
+
+@pytest.mark.parametrize("value", ["0", "-230", "nan", "inf"])
+def test_a_bad_declared_voltage_or_sampling_rate_is_refused(tmp_path: Path, value: str) -> None:
+    path = tmp_path / "rec.npz"
+    path.write_bytes(_good_npz())
+    code, out = _analyze(path, "--declared-voltage", value)
+    assert code == 2 and "--declared-voltage must be a voltage above 0 V" in out, out
+    code, out = _analyze(path, "--fs", value)
+    assert code == 2 and out.startswith(f"error: {path}: sampling rate") and "Traceback" not in out, out

@@ -121,3 +121,13 @@ def test_windows_analysed_in_batches_equal_those_analysed_per_frame() -> None:
     np.testing.assert_allclose(p1, p5, rtol=1e-12)
     assert e5[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(e1[Q.ENERGY_ACTIVE_IMPORT], rel=1e-12)
     assert e5[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(float(np.sum(v * i)) / FS / 3600, rel=1e-9)
+
+
+def test_aron_circuit_of_two_currents_meters_the_whole_record() -> None:
+    """3P3W with CTs on L1 and L3 only: the engine derives i2 = −(i1 + i3)."""
+    v, i = _three_phase(7.3, 50.0)
+    i13 = np.vstack((i[0], i[2]))
+    rec = Record(FS, v, i13, None, ["v_l1", "v_l2", "v_l3", "i_l1", "i_l3"])
+    out = analyse(rec, wiring=Wiring.P3W3)
+    truth = float(np.sum(v[0] * i13[0] - v[1] * (i13[0] + i13[1]) + v[2] * i13[1])) / FS / 3600.0
+    assert out["total"][Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(truth, rel=1e-6)

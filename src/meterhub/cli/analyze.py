@@ -66,6 +66,11 @@ def analyze(
     if f_nominal not in (50, 60):
         typer.echo(f"error: --f-nominal must be 50 or 60, got {f_nominal}", err=True)
         raise typer.Exit(2)
+    if declared_voltage is not None and not (np.isfinite(declared_voltage) and 0 < declared_voltage <= 1e6):
+        typer.echo(
+            f"error: --declared-voltage must be a voltage above 0 V, got {declared_voltage:g}", err=True
+        )
+        raise typer.Exit(2)
     from meterhub.config.schema import Ratio
 
     try:
