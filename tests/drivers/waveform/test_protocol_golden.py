@@ -105,3 +105,9 @@ def test_frame_errors_are_device_errors() -> None:
     bad[-1] ^= 0xFF
     with pytest.raises(DeviceError, match="frame 258: CRC mismatch"):
         decode_frame(bytes(bad))
+
+
+def test_a_frame_without_a_finite_time_stamp_is_refused() -> None:
+    frame = adc.frame_bytes(9, 0, 6400.0, float("nan"), FLOAT32_SAMPLES, FORMAT_FLOAT32)
+    with pytest.raises(FrameError, match="frame 9: bad time stamp nan"):
+        decode_frame(frame)

@@ -163,6 +163,8 @@ def _check_header(head: bytes) -> tuple[int, int, int, int, int, float, float, i
         raise FrameError(f"implausible size: {c} channels × {b} samples", seq)
     if not (np.isfinite(fs) and fs > 0):
         raise FrameError(f"bad sampling rate {fs}", seq)
+    if not np.isfinite(t0):
+        raise FrameError(f"bad time stamp {t0}", seq)
     rest = 4 * c + b * c * _WIDTH[fmt] + 4
     return fmt, c, seq, b, first, fs, t0, rest
 
