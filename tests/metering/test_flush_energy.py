@@ -131,3 +131,23 @@ def test_aron_circuit_of_two_currents_meters_the_whole_record() -> None:
     out = analyse(rec, wiring=Wiring.P3W3)
     truth = float(np.sum(v[0] * i13[0] - v[1] * (i13[0] + i13[1]) + v[2] * i13[1])) / FS / 3600.0
     assert out["total"][Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(truth, rel=1e-6)
+
+
+def test_a_head_in_the_negative_lobe_of_a_leading_load_is_not_counted_as_export() -> None:
+    """Instantaneous power of a current leading by 85° is negative just before a voltage zero
+    crossing; a record starting there has a head of −1.2 mWh. It joins the first window (a load that
+    imports), so the export register stays 0 and import is exactly Σu·i/fs."""
+    v, i = record_3p4w(fs=FS, duration=1.0, currents=(Tone(10.0, 85.0),), theta0=np.pi / 2)
+    an = Analyzer(
+        EngineConfig(fs=FS, voltage_channels=1),
+        [CircuitSpec("c", Wiring.P1W2, (0,), (0,))],
+        current_channels=1,
+    )
+    b = an.feed(v[:1], i)
+    head = int(round(b.t[0] * FS))
+    assert float(np.sum(v[0, :head] * i[0, :head])) / FS / 3600 == pytest.approx(-1.18e-3, rel=0.01)
+    e = an.flush().energy["c"]["total"]
+    assert e[Q.ENERGY_ACTIVE_EXPORT] == 0.0
+    # 230 V·10 A·cos 85° = 200.5 W for 1 s
+    assert e[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(float(np.sum(v[0] * i[0])) / FS / 3600, rel=1e-9)
+    assert e[Q.ENERGY_ACTIVE_IMPORT] == pytest.approx(2300 * np.cos(np.radians(85)) / 3600, rel=1e-3)

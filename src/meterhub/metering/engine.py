@@ -25,6 +25,7 @@ from meterhub.metering.power import Quantities, circuit_quantities, dc_quantitie
 from meterhub.metering.sensors import Sensor
 from meterhub.metering.sync import ZeroCrossingTracker, cycles_per_window
 from meterhub.metering.windows import ChannelWindows, RowSums, concat, empty_windows, measure, measure_all
+from meterhub.model.quantities import Q
 from meterhub.model.topology import PHASES_OF_WIRING, Wiring
 
 __all__ = ["Analyzer", "Batch", "CircuitSpec", "EngineConfig", "VoltageInput"]
@@ -118,8 +119,10 @@ class Batch:
     frequency : fundamental frequency per window [Hz] (NaN for DC)
     flagged : window overlaps a dip, swell or interruption (IEC 61000-4-30 §4.7)
     circuits : circuit id → group → quantity → (W,) or (W, 51)
-    energy : circuit id → group → energy id → register value after these windows [Wh, varh, VAh]
-    increments : circuit id → group → energy id → (W,) energy of each window [Wh, varh, VAh]
+    energy : circuit id → group → energy id → register value after these windows but the last, whose
+        energy is held back until the next analysis or flush [Wh, varh, VAh]
+    increments : circuit id → group → energy id → (W,) energy of each window (the first window of a
+        stream includes the samples before it) [Wh, varh, VAh]
     events : events that ended in this block (start in s since the first sample)
     """
 
@@ -230,6 +233,8 @@ class Analyzer:
         self._next = 0  # absolute index of the next sample to arrive
         self._pending = np.zeros(0)  # crossings from the current window start on (absolute)
         self._head = not config.dc  # the samples before the first window are still to be integrated
+        # per group: powers (C, 1) and duration of the last window analysed, not yet in the registers
+        self._held: list[tuple[Quantities, F64] | None] = [None] * len(self._groups)
         self._edges: dict[str, _Edge] = {}  # fundamentals of the first and last window of the last feed
 
     # -- layout -------------------------------------------------------------------------------
@@ -315,10 +320,6 @@ class Analyzer:
         hbi = np.round(hb).astype(np.int64) - self._start
         fs = self.config.fs
         batch = self._analyse(sb - self._start, sb, fs * n / np.diff(bnd), n / np.diff(bnd))
-        if self._head:  # the samples before the first synchronised window of the stream
-            self._head = False
-            self._integrate_partial(0, int(sb[0]) - self._start, self._edges.get("first"))
-            batch.energy = self.energy()
         ev_v = self._event_channels()
         urms = urms_half(ev_v, hbi)
         t_half = 0.5 * (hb[:-2] + hb[2:]) / fs
@@ -334,15 +335,15 @@ class Analyzer:
 
         The buffered samples that no complete window holds (the tail, and the head before the first
         synchronised zero crossing when no window was completed at all) are added to the energy
-        registers (see :meth:`_integrate_partial`), so the active energy over everything fed equals
+        registers (see :meth:`_partial_powers`), so the active energy over everything fed equals
         Σu·i/fs. Synchronisation then restarts: the next sample fed begins a new stream segment (after a
         sample gap, say) with the registers kept; its absolute index continues at :attr:`next_sample`.
         Returns the complete windows held back by ``batch_windows`` (analysed now) and the registers
         after the tail.
         """
         batch = self._feed_dc(final=True) if self.config.dc else self._windows(final=True)
-        if self._v.shape[1]:
-            self._integrate_partial(0, self._v.shape[1], self._edges.get("last"))
+        rest = self._v.shape[1]
+        self._book_tail(self._partial_powers(0, rest, self._edges.get("last")) if rest else None)
         batch.energy = self.energy()
         self._trim(self._next)
         self.tracker = ZeroCrossingTracker(
@@ -437,7 +438,12 @@ class Analyzer:
         return uw, iw, p, (mw.u_sums if nv > 1 else None)
 
     def _analyse(self, lb: I64, sb_abs: I64, freq: F64, cps: F64 | None = None) -> Batch:
-        """Quantities of the windows with local bounds ``lb`` (absolute ``sb_abs``)."""
+        """Quantities and energy of the windows with local bounds ``lb`` (absolute ``sb_abs``).
+
+        The samples before the first window of a stream (the head) join its energy; the last window's
+        energy is held back until the next analysis or :meth:`flush` (where the tail joins it), so a
+        segment shorter than a cycle is never split into import and export on its own.
+        """
         fs = self.config.fs
         uw, iw, p, ll_rms = self._measure(lb, not self.config.dc, cps)
         # the uncorrected fundamental phasors of the first and last window stand in for those of the
@@ -446,12 +452,33 @@ class Analyzer:
             "first": _Edge(uw.fundamental[:, 0].copy(), iw.fundamental[:, 0].copy(), freq[:1].copy()),
             "last": _Edge(uw.fundamental[:, -1].copy(), iw.fundamental[:, -1].copy(), freq[-1:].copy()),
         }
+        head = None
+        if self._head and lb[0] > 0:
+            head = self._partial_powers(0, int(lb[0]), self._edges["first"])
+        self._head = False
         self._correct_sensors(uw, iw, p, freq)
         duration = np.diff(sb_abs) / fs
         batch = Batch(
             t=sb_abs[:-1] / fs, duration=duration, frequency=freq, flagged=np.zeros(duration.size, bool)
         )
-        for members, q, inc in self._group_energy(uw, iw, p, ll_rms, duration):
+        for gi, (members, labels, q) in enumerate(self._group_quantities(uw, iw, p, ll_rms)):
+            pw, dur = _powers(q, labels, slice(None)), duration
+            if head is not None:  # the head joins the first window's energy
+                first, t0 = _merged(_powers(q, labels, slice(0, 1)), duration[:1], *head[gi])
+                pw = {g: {k: np.concatenate((first[g][k], x[..., 1:]), axis=-1) for k, x in d.items()}
+                      for g, d in pw.items()}  # fmt: skip
+                dur = np.concatenate((t0, duration[1:]))
+            inc = self._energy_increments(pw, labels, dur)
+            total = _inc_totals(inc, labels, slice(0, -1))
+            held = self._held[gi]
+            if held is not None:  # the window held back from the previous analysis
+                total += _inc_totals(self._energy_increments(held[0], labels, held[1]), labels, slice(None))
+            add_compensated(*self._stores[gi], total)
+            last = _powers(pw, labels, slice(-1, None))
+            self._held[gi] = (
+                {g: {k: x.copy() for k, x in d.items()} for g, d in last.items()},
+                dur[-1:].copy(),
+            )
             q_rows = _per_circuit(q, len(members))
             inc_rows = _per_circuit(inc, len(members))
             for k, c in enumerate(members):
@@ -460,9 +487,25 @@ class Analyzer:
         batch.energy = self.energy()
         return batch
 
-    def _integrate_partial(self, a: int, b: int, edge: _Edge | None) -> None:
-        """Add the energy of the local samples ``a``…``b`` − 1, which are not a complete window, to the
-        registers.
+    def _book_tail(self, tail: list[tuple[Quantities, F64]] | None) -> None:
+        """Add the held window's energy, joined by the ``tail`` segment's, to the registers."""
+        for gi, held in enumerate(self._held):
+            labels = self._store_names[gi][:-1]
+            if held is not None and tail is not None:
+                pw, dur = _merged(*held, *tail[gi])
+            elif held is not None:
+                pw, dur = held
+            elif tail is not None:  # no window in this stream segment: the segment alone
+                pw, dur = tail[gi]
+            else:
+                continue
+            inc = self._energy_increments(pw, labels, dur)
+            add_compensated(*self._stores[gi], _inc_totals(inc, labels, slice(None)))
+            self._held[gi] = None
+
+    def _partial_powers(self, a: int, b: int, edge: _Edge | None) -> list[tuple[Quantities, F64]]:
+        """Per group of circuits: active, reactive and apparent power (C, 1) of the local samples
+        ``a``…``b`` − 1, which are not a complete window, and the segment's duration (1,) [s].
 
         Active power is the mean of u·i over the segment itself (IEEE 1459 §3.1.1.4), so active energy
         is exact for any length; RMS values and apparent power are the segment's own. The fundamental
@@ -470,8 +513,6 @@ class Analyzer:
         ``edge``: a segment shorter than N cycles has no synchronised DFT. Without one (a stream shorter
         than a window) Q1 is 0.
         """
-        if b <= a:
-            return
         lb = np.array([a, b], dtype=np.int64)
         uw, iw, p, ll_rms = self._measure(lb, False, None)
         freq = np.array([self.config.f_nominal])
@@ -480,17 +521,20 @@ class Analyzer:
             iw.fundamental[:, 0] = edge.i
             freq = np.where(np.isfinite(edge.f), edge.f, freq)
         self._correct_sensors(uw, iw, p, freq)
-        self._group_energy(uw, iw, p, ll_rms, np.array([(b - a) / self.config.fs]))
+        dur = np.array([(b - a) / self.config.fs])
+        return [
+            (_powers(q, labels, slice(None)), dur)
+            for _, labels, q in self._group_quantities(uw, iw, p, ll_rms)
+        ]
 
-    def _group_energy(
-        self, uw: ChannelWindows, iw: ChannelWindows, p: F64, ll_rms: F64 | None, duration: F64
-    ) -> list[tuple[list[CircuitSpec], Quantities, dict[str, dict[str, F64]]]]:
-        """Per group of circuits: its members, quantities and energy increments of the windows. The
-        window energies are added to the group's registers (one compensated update per group)."""
-        out: list[tuple[list[CircuitSpec], Quantities, dict[str, dict[str, F64]]]] = []
+    def _group_quantities(
+        self, uw: ChannelWindows, iw: ChannelWindows, p: F64, ll_rms: F64 | None
+    ) -> list[tuple[list[CircuitSpec], tuple[str, ...], Quantities]]:
+        """Per group of circuits: its members, phase labels and quantities (C, W) of the windows."""
+        out: list[tuple[list[CircuitSpec], tuple[str, ...], Quantities]] = []
         nv = self._v.shape[0]
         u_line = ll_rms if (ll_rms is not None and nv == 3) else None
-        for members, store in zip(self._groups, self._stores, strict=True):
+        for members in self._groups:
             lays = [self._layout[c.id] for c in members]
             ci = np.array([lay["currents"] for lay in lays], dtype=np.int64)  # (C, k)
             vi = np.array([lay["voltages"] for lay in lays], dtype=np.int64)
@@ -518,14 +562,7 @@ class Analyzer:
                     i_n_calc_rms=iw.rms[np.array(n_calc)] if n_calc[0] is not None else None,
                     u_ref=uw.fundamental[0],
                 )
-            inc = self._energy_increments(q, labels, duration)
-            # (C, groups, 7) sums over the windows: one compensated update of the group's registers
-            totals = np.stack(
-                [np.stack([inc[g][k] for k in ENERGY_IDS], axis=-1).sum(axis=-2) for g in (*labels, "total")],
-                axis=1,
-            )
-            add_compensated(store[0], store[1], totals)
-            out.append((members, q, inc))
+            out.append((members, labels, q))
         return out
 
     def _derive(self, end: int, rows: I64) -> F64:
@@ -618,6 +655,33 @@ class Analyzer:
         batch = self._analyse(lb, sb, np.full(w, np.nan))
         self._trim(int(sb[-1]))
         return batch
+
+
+_POWERS = (Q.ACTIVE_POWER, Q.REACTIVE_POWER, Q.APPARENT_POWER)
+"""What a window's energy is made of (:func:`~meterhub.metering.energy.window_energy`)."""
+
+
+def _powers(q: Quantities, labels: tuple[str, ...], sl: slice) -> Quantities:
+    """The powers (:data:`_POWERS`) of the windows ``sl`` of each phase and the total [W, var, VA]."""
+    return {g: {k: q[g][k][..., sl] for k in _POWERS} for g in (*labels, "total")}
+
+
+def _merged(a: Quantities, ta: F64, b: Quantities, tb: F64) -> tuple[Quantities, F64]:
+    """Powers of one window made of the windows ``a`` (duration ``ta``) and ``b`` (``tb``): the
+    duration-weighted means, so the energy of the whole is the sum of the energies [W, var, VA], [s]."""
+    t = ta + tb
+    return {g: {k: (x * ta + b[g][k] * tb) / t for k, x in d.items()} for g, d in a.items()}, t
+
+
+def _inc_totals(inc: dict[str, dict[str, F64]], labels: tuple[str, ...], sl: slice) -> F64:
+    """(C, groups, 7) sums of the window increments ``sl`` in register order [Wh, varh, VAh]."""
+    return np.stack(
+        [
+            np.stack([inc[g][k][..., sl] for k in ENERGY_IDS], axis=-1).sum(axis=-2)
+            for g in (*labels, "total")
+        ],
+        axis=1,
+    )
 
 
 _LINE_PAIRS = {

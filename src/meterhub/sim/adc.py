@@ -214,7 +214,7 @@ class AdcServer(SimServer):
 
     def __init__(self, board: AdcBoard, host: str, port: int, *, block: int = 640, fmt: int = FORMAT_INT16,
                  clock: Callable[[], float] = time.time, replay_seconds: float = 15.0,
-                 request_timeout: float = 1.0) -> None:  # fmt: skip
+                 request_timeout: float = 1.0, max_lag: float = 2.0) -> None:  # fmt: skip
         self.board = board
         self.host = host
         self.port = port
@@ -222,6 +222,7 @@ class AdcServer(SimServer):
         self.fmt = fmt
         self.clock = clock
         self.request_timeout = request_timeout
+        self.max_lag = max_lag  # a host stalled longer than this [s] skips ahead (a gap), as hardware would
         self.endpoint = f"tcp://{host}:{port}"
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
@@ -277,7 +278,9 @@ class AdcServer(SimServer):
             delay = due - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            elif delay < -2.0:  # stalled host: skip ahead rather than flood (a gap, as real hardware)
+            elif (
+                delay < -self.max_lag
+            ):  # stalled host: skip ahead rather than flood (a gap, as real hardware)
                 skip = int(-delay * fs) // self.block * self.block
                 first += skip
                 self.board.sample += skip
