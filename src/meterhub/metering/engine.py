@@ -233,8 +233,9 @@ class Analyzer:
         self._next = 0  # absolute index of the next sample to arrive
         self._pending = np.zeros(0)  # crossings from the current window start on (absolute)
         self._head = not config.dc  # the samples before the first window are still to be integrated
-        # per group: powers (C, 1) and duration of the last window analysed, not yet in the registers
-        self._held: list[tuple[Quantities, F64] | None] = [None] * len(self._groups)
+        # per group, the last window analysed, not yet in the registers: its powers (C, 1), duration (1,)
+        # and (C, groups, 7) energy
+        self._held: list[tuple[Quantities, F64, F64] | None] = [None] * len(self._groups)
         self._edges: dict[str, _Edge] = {}  # fundamentals of the first and last window of the last feed
 
     # -- layout -------------------------------------------------------------------------------
@@ -469,15 +470,17 @@ class Analyzer:
                       for g, d in pw.items()}  # fmt: skip
                 dur = np.concatenate((t0, duration[1:]))
             inc = self._energy_increments(pw, labels, dur)
-            total = _inc_totals(inc, labels, slice(0, -1))
+            per_window = _inc_windows(inc, labels)  # (C, groups, W, 7)
+            total = per_window[:, :, :-1].sum(axis=2)
             held = self._held[gi]
             if held is not None:  # the window held back from the previous analysis
-                total += _inc_totals(self._energy_increments(held[0], labels, held[1]), labels, slice(None))
+                total += held[2]
             add_compensated(*self._stores[gi], total)
             last = _powers(pw, labels, slice(-1, None))
             self._held[gi] = (
                 {g: {k: x.copy() for k, x in d.items()} for g, d in last.items()},
                 dur[-1:].copy(),
+                per_window[:, :, -1].copy(),
             )
             q_rows = _per_circuit(q, len(members))
             inc_rows = _per_circuit(inc, len(members))
@@ -492,15 +495,17 @@ class Analyzer:
         for gi, held in enumerate(self._held):
             labels = self._store_names[gi][:-1]
             if held is not None and tail is not None:
-                pw, dur = _merged(*held, *tail[gi])
+                pw, dur = _merged(held[0], held[1], *tail[gi])
             elif held is not None:
-                pw, dur = held
+                add_compensated(*self._stores[gi], held[2])
+                self._held[gi] = None
+                continue
             elif tail is not None:  # no window in this stream segment: the segment alone
                 pw, dur = tail[gi]
             else:
                 continue
             inc = self._energy_increments(pw, labels, dur)
-            add_compensated(*self._stores[gi], _inc_totals(inc, labels, slice(None)))
+            add_compensated(*self._stores[gi], _inc_windows(inc, labels).sum(axis=2))
             self._held[gi] = None
 
     def _partial_powers(self, a: int, b: int, edge: _Edge | None) -> list[tuple[Quantities, F64]]:
@@ -673,15 +678,9 @@ def _merged(a: Quantities, ta: F64, b: Quantities, tb: F64) -> tuple[Quantities,
     return {g: {k: (x * ta + b[g][k] * tb) / t for k, x in d.items()} for g, d in a.items()}, t
 
 
-def _inc_totals(inc: dict[str, dict[str, F64]], labels: tuple[str, ...], sl: slice) -> F64:
-    """(C, groups, 7) sums of the window increments ``sl`` in register order [Wh, varh, VAh]."""
-    return np.stack(
-        [
-            np.stack([inc[g][k][..., sl] for k in ENERGY_IDS], axis=-1).sum(axis=-2)
-            for g in (*labels, "total")
-        ],
-        axis=1,
-    )
+def _inc_windows(inc: dict[str, dict[str, F64]], labels: tuple[str, ...]) -> F64:
+    """(C, groups, W, 7) window increments in register order [Wh, varh, VAh]."""
+    return np.stack([np.stack([inc[g][k] for k in ENERGY_IDS], axis=-1) for g in (*labels, "total")], axis=1)
 
 
 _LINE_PAIRS = {
