@@ -125,7 +125,7 @@ def test_registers_of_circuits_computed_together_start_from_a_preset_value() -> 
     )
     an.registers["b"].preset("total", "energy_active_import", 1000.0)
     batch = an.feed(v, i)
-    wh = 3 * 230.0 * 5.0 * batch.duration.sum() / 3600.0
+    wh = 3 * 230.0 * 5.0 * batch.t[-1] / 3600.0  # head included, the last window held back
     e = an.energy()
     assert list(e) == ["a", "b"]
     assert e["a"]["total"]["energy_active_import"] == pytest.approx(wh, rel=5e-4)

@@ -55,6 +55,9 @@ def analyze(
     json_out: bool = typer.Option(False, "--json", help="print JSON (the only output format)"),
 ) -> None:
     """Analyse a sampled V/I record: RMS, powers (IEEE 1459), harmonics, unbalance, events, energy."""
+    # imported here: numpy and the engine would slow the start of every other meterhub command
+    import numpy as np
+
     from meterhub.metering.engine import VoltageInput
     from meterhub.metering.readers import RecordError, read_record
     from meterhub.metering.record import analyse
@@ -62,6 +65,11 @@ def analyze(
 
     if f_nominal not in (50, 60):
         typer.echo(f"error: --f-nominal must be 50 or 60, got {f_nominal}", err=True)
+        raise typer.Exit(2)
+    if declared_voltage is not None and not (np.isfinite(declared_voltage) and 0 < declared_voltage <= 1e6):
+        typer.echo(
+            f"error: --declared-voltage must be a voltage above 0 V, got {declared_voltage:g}", err=True
+        )
         raise typer.Exit(2)
     from meterhub.config.schema import Ratio
 
@@ -76,17 +84,22 @@ def analyze(
         record.currents *= ct
         if record.neutral is not None:
             record.neutral *= ct
-        result = analyse(
-            record,
-            wiring=Wiring(wiring.value),
-            f_nominal=float(f_nominal),
-            declared_voltage=declared_voltage,
-            voltage_input=VoltageInput(voltage_input.value),
-            windows=windows,
-            net_phases=net_phases,
-        )
+        with np.errstate(all="ignore"):  # a record's odd values become nulls in the JSON, not warnings
+            result = analyse(
+                record,
+                wiring=Wiring(wiring.value),
+                f_nominal=float(f_nominal),
+                declared_voltage=declared_voltage,
+                voltage_input=VoltageInput(voltage_input.value),
+                windows=windows,
+                net_phases=net_phases,
+            )
     except RecordError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        msg = str(exc)
+        typer.echo(f"error: {msg if msg.startswith(str(file)) else f'{file}: {msg}'}", err=True)
+        raise typer.Exit(2) from None
+    except (ValueError, ArithmeticError, IndexError, MemoryError) as exc:  # never a traceback
+        typer.echo(f"error: {file}: cannot be analysed: {exc or type(exc).__name__}", err=True)
         raise typer.Exit(2) from None
     typer.echo(json.dumps(result, indent=None if windows else 2, allow_nan=False))
     del json_out  # JSON is the only format; the flag is accepted for explicitness

@@ -4,6 +4,8 @@ One :class:`Analyzer` serves one voltage unit (up to three voltage channels) and
 whose current channels are measured against it. :meth:`Analyzer.feed` takes sample blocks of any size;
 state (synchronisation, partial window, open events, energy registers) is kept between calls so that a
 stream cut into blocks gives exactly the windows of the uncut record (gapless, IEC 61000-4-30 §4.4).
+:meth:`Analyzer.flush` ends a stream: the samples before the first and after the last complete window are
+integrated too, so the active energy of any record equals Σu·i/fs.
 
 Pure numpy; no I/O. All windows of a block and all channels are processed with array operations.
 """
@@ -23,12 +25,23 @@ from meterhub.metering.power import Quantities, circuit_quantities, dc_quantitie
 from meterhub.metering.sensors import Sensor
 from meterhub.metering.sync import ZeroCrossingTracker, cycles_per_window
 from meterhub.metering.windows import ChannelWindows, RowSums, concat, empty_windows, measure, measure_all
+from meterhub.model.quantities import Q
 from meterhub.model.topology import PHASES_OF_WIRING, Wiring
 
 __all__ = ["Analyzer", "Batch", "CircuitSpec", "EngineConfig", "VoltageInput"]
 
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class _Edge:
+    """Uncorrected fundamental phasors of every voltage and current channel (derived ones included)
+    of one complete window, and its frequency (1,) [Hz]."""
+
+    u: NDArray[np.complex128]
+    i: NDArray[np.complex128]
+    f: F64
 
 
 class VoltageInput(StrEnum):
@@ -76,6 +89,11 @@ class EngineConfig:
     dip, swell, interruption, hysteresis : event thresholds [% of declared]
     net_phases : split the total energy by the sign of ΣP (True) or sum per-phase splits (False)
     dc : DC system (fixed windows of the nominal length, no synchronisation or spectra)
+    batch_windows : complete windows :meth:`Analyzer.feed` waits for before analysing them together
+        (1: each feed analyses what it completes). The cost of an analysis is mostly per call, so a
+        stream of short frames (0.1 s) runs as fast as one of long blocks when its windows are
+        analysed in batches (the live source uses its emit interval, five windows); :meth:`Analyzer.flush`
+        analyses what is held back.
     """
 
     fs: float
@@ -89,6 +107,7 @@ class EngineConfig:
     hysteresis: float = 2.0
     net_phases: bool = True
     dc: bool = False
+    batch_windows: int = 1
 
 
 @dataclass
@@ -100,8 +119,10 @@ class Batch:
     frequency : fundamental frequency per window [Hz] (NaN for DC)
     flagged : window overlaps a dip, swell or interruption (IEC 61000-4-30 §4.7)
     circuits : circuit id → group → quantity → (W,) or (W, 51)
-    energy : circuit id → group → energy id → register value after these windows [Wh, varh, VAh]
-    increments : circuit id → group → energy id → (W,) energy of each window [Wh, varh, VAh]
+    energy : circuit id → group → energy id → register value after these windows but the last, whose
+        energy is held back until the next analysis or flush [Wh, varh, VAh]
+    increments : circuit id → group → energy id → (W,) energy of each window (the first window of a
+        stream includes the samples before it) [Wh, varh, VAh]
     events : events that ended in this block (start in s since the first sample)
     """
 
@@ -138,6 +159,8 @@ class Analyzer:
         self.cycles = cycles_per_window(config.f_nominal)
         self.n_i = int(current_channels)
         nv = config.voltage_channels
+        if config.batch_windows < 1:
+            raise ValueError(f"batch_windows must be at least 1, got {config.batch_windows}")
         if nv not in (1, 2, 3):
             raise ValueError(f"voltage_channels must be 1, 2 or 3, got {nv}")
         if config.voltage_input is VoltageInput.LL and nv != 3:
@@ -199,6 +222,8 @@ class Analyzer:
                     comps={g: comps[k, j] for j, g in enumerate(names)},
                 )
         self.registers = {c.id: self.registers[c.id] for c in self.circuits}  # circuit order
+        self._energy_key = b""  # the stores' bytes when _energy_cache was built
+        self._energy_cache: dict[str, dict[str, dict[str, float]]] | None = None
         # buffered samples: views of the start of buffers that are reused (no allocation per block)
         self._vbuf = np.zeros((nv, 0))
         self._v = self._vbuf[:, :0]
@@ -207,6 +232,11 @@ class Analyzer:
         self._start = 0  # absolute index of the first buffered sample
         self._next = 0  # absolute index of the next sample to arrive
         self._pending = np.zeros(0)  # crossings from the current window start on (absolute)
+        self._head = not config.dc  # the samples before the first window are still to be integrated
+        # per group, the last window analysed, not yet in the registers: its powers (C, 1), duration (1,)
+        # and (C, groups, 7) energy
+        self._held: list[tuple[Quantities, F64, F64] | None] = [None] * len(self._groups)
+        self._edges: dict[str, _Edge] = {}  # fundamentals of the first and last window of the last feed
 
     # -- layout -------------------------------------------------------------------------------
     def _events_on_line(self) -> bool:
@@ -244,7 +274,8 @@ class Analyzer:
 
     # -- public -------------------------------------------------------------------------------
     def feed(self, v: F64, i: F64) -> Batch:
-        """Add a block of samples and analyse every window it completes.
+        """Add a block of samples and analyse the windows completed so far, once there are
+        ``batch_windows`` of them.
 
         v : (voltage channels, n) [V] as configured (L-N or L-L)
         i : (current channels, n) [A]
@@ -268,13 +299,17 @@ class Analyzer:
         self._ibuf, self._i = _append(self._ibuf, self._i.shape[1], i)
         self._next += v.shape[1]
         if self.config.dc:
-            return self._feed_dc()
+            return self._feed_dc(final=False)
         zc = self.tracker.feed(v[0], first)
-        self._pending = np.concatenate((self._pending, zc))
+        self._pending = np.concatenate((self._pending, zc)) if self._pending.size else zc
+        return self._windows(final=False)
+
+    def _windows(self, final: bool) -> Batch:
+        """Analyse the complete windows buffered, when there are ``batch_windows`` of them (or any,
+        when ``final``)."""
         n = self.cycles
         w = (self._pending.size - 2) // n
-        if w <= 0:
-            self._trim(self._start)
+        if w <= 0 or (w < self.config.batch_windows and not final):
             return self._empty()
         bnd = self._pending[: w * n + 1 : n]
         sb = np.round(bnd).astype(np.int64)
@@ -296,9 +331,48 @@ class Analyzer:
         self._trim(int(sb[-1]))
         return batch
 
+    def flush(self) -> Batch:
+        """End the stream: integrate the samples after the last complete window, then start over.
+
+        The buffered samples that no complete window holds (the tail, and the head before the first
+        synchronised zero crossing when no window was completed at all) are added to the energy
+        registers (see :meth:`_partial_powers`), so the active energy over everything fed equals
+        Σu·i/fs. Synchronisation then restarts: the next sample fed begins a new stream segment (after a
+        sample gap, say) with the registers kept; its absolute index continues at :attr:`next_sample`.
+        Returns the complete windows held back by ``batch_windows`` (analysed now) and the registers
+        after the tail.
+        """
+        batch = self._feed_dc(final=True) if self.config.dc else self._windows(final=True)
+        rest = self._v.shape[1]
+        self._book_tail(self._partial_powers(0, rest, self._edges.get("last")) if rest else None)
+        batch.energy = self.energy()
+        self._trim(self._next)
+        self.tracker = ZeroCrossingTracker(
+            fs=self.config.fs,
+            f_nominal=self.config.f_nominal,
+            amplitude=np.sqrt(2.0) * self.config.declared_voltage,
+        )
+        self._pending = np.zeros(0)
+        self._head = not self.config.dc
+        self._edges = {}
+        return batch
+
+    @property
+    def next_sample(self) -> int:
+        """Absolute index of the next sample to be fed (samples fed so far). [samples]"""
+        return self._next
+
     def energy(self) -> dict[str, dict[str, dict[str, float]]]:
-        """Energy register values of every circuit [Wh, varh, VAh]."""
+        """Energy register values of every circuit [Wh, varh, VAh].
+
+        While the registers do not change, successive calls return the same dictionary (a feed that
+        completes no window costs no rebuild): treat it as read-only.
+        """
+        key = b"".join(s.tobytes() + c.tobytes() for s, c in self._stores)
+        if key == self._energy_key and self._energy_cache is not None:
+            return self._energy_cache
         out: dict[str, dict[str, dict[str, float]]] = {}
+        outside = False
         for members, (sums, comps), names in zip(self._groups, self._stores, self._store_names, strict=True):
             vals = (sums + comps).tolist()  # one conversion per group of circuits
             for k, c in enumerate(members):
@@ -309,7 +383,11 @@ class Analyzer:
                     }
                 else:  # a group preset from outside the store
                     out[c.id] = reg.values()
-        return {cid: out[cid] for cid in self.registers}
+                    outside = True
+        result = {cid: out[cid] for cid in self.registers}
+        # registers outside the stores may change without changing the key: never cached
+        self._energy_key, self._energy_cache = (b"", None) if outside else (key, result)
+        return result
 
     # -- internals ----------------------------------------------------------------------------
     def _empty(self) -> Batch:
@@ -343,29 +421,125 @@ class Analyzer:
             return ll
         return v
 
-    def _analyse(self, lb: I64, sb_abs: I64, freq: F64, cps: F64 | None = None) -> Batch:
-        """Quantities of the windows with local bounds ``lb`` (absolute ``sb_abs``)."""
-        fs = self.config.fs
-        n = self.cycles
+    def _measure(
+        self, lb: I64, spectrum: bool, cps: F64 | None
+    ) -> tuple[ChannelWindows, ChannelWindows, F64, F64 | None]:
+        """Voltage and current windows (derived channels appended), active power per current channel
+        [W] and line-to-line RMS [V] (None for one voltage channel) of the windows ``lb`` (local)."""
         v = self._v
         nv = v.shape[0]
-        spectrum = not self.config.dc
         mw = measure_all(
-            v, self._i, self._v_of_i[: self.n_i], lb, n, spectrum=spectrum, cycles_per_sample=cps,
+            v, self._i, self._v_of_i[: self.n_i], lb, self.cycles, spectrum=spectrum, cycles_per_sample=cps,
             u_sums=_LINE_PAIRS.get(nv),
             i_sums=self._rms_sums,
         )  # fmt: skip
         uw, iw, p = mw.u, mw.i, mw.p
-        ll_rms = mw.u_sums if nv > 1 else None
         if self._derive_rows.shape[0]:
             iw, p = self._derived(v, lb, iw, p, spectrum, cps, mw.i_sums)
+        return uw, iw, p, (mw.u_sums if nv > 1 else None)
+
+    def _analyse(self, lb: I64, sb_abs: I64, freq: F64, cps: F64 | None = None) -> Batch:
+        """Quantities and energy of the windows with local bounds ``lb`` (absolute ``sb_abs``).
+
+        The samples before the first window of a stream (the head) join its energy; the last window's
+        energy is held back until the next analysis or :meth:`flush` (where the tail joins it), so a
+        segment shorter than a cycle is never split into import and export on its own.
+        """
+        fs = self.config.fs
+        uw, iw, p, ll_rms = self._measure(lb, not self.config.dc, cps)
+        # the uncorrected fundamental phasors of the first and last window stand in for those of the
+        # partial segments before and after them (too short for a synchronised DFT)
+        self._edges = {
+            "first": _Edge(uw.fundamental[:, 0].copy(), iw.fundamental[:, 0].copy(), freq[:1].copy()),
+            "last": _Edge(uw.fundamental[:, -1].copy(), iw.fundamental[:, -1].copy(), freq[-1:].copy()),
+        }
+        head = None
+        if self._head and lb[0] > 0:
+            head = self._partial_powers(0, int(lb[0]), self._edges["first"])
+        self._head = False
         self._correct_sensors(uw, iw, p, freq)
         duration = np.diff(sb_abs) / fs
         batch = Batch(
             t=sb_abs[:-1] / fs, duration=duration, frequency=freq, flagged=np.zeros(duration.size, bool)
         )
+        for gi, (members, labels, q) in enumerate(self._group_quantities(uw, iw, p, ll_rms)):
+            pw, dur = _powers(q, labels, slice(None)), duration
+            if head is not None:  # the head joins the first window's energy
+                first, t0 = _merged(_powers(q, labels, slice(0, 1)), duration[:1], *head[gi])
+                pw = {g: {k: np.concatenate((first[g][k], x[..., 1:]), axis=-1) for k, x in d.items()}
+                      for g, d in pw.items()}  # fmt: skip
+                dur = np.concatenate((t0, duration[1:]))
+            inc = self._energy_increments(pw, labels, dur)
+            per_window = _inc_windows(inc, labels)  # (C, groups, W, 7)
+            total = per_window[:, :, :-1].sum(axis=2)
+            held = self._held[gi]
+            if held is not None:  # the window held back from the previous analysis
+                total += held[2]
+            add_compensated(*self._stores[gi], total)
+            last = _powers(pw, labels, slice(-1, None))
+            self._held[gi] = (
+                {g: {k: x.copy() for k, x in d.items()} for g, d in last.items()},
+                dur[-1:].copy(),
+                per_window[:, :, -1].copy(),
+            )
+            q_rows = _per_circuit(q, len(members))
+            inc_rows = _per_circuit(inc, len(members))
+            for k, c in enumerate(members):
+                batch.circuits[c.id] = q_rows[k]
+                batch.increments[c.id] = inc_rows[k]
+        batch.energy = self.energy()
+        return batch
+
+    def _book_tail(self, tail: list[tuple[Quantities, F64]] | None) -> None:
+        """Add the held window's energy, joined by the ``tail`` segment's, to the registers."""
+        for gi, held in enumerate(self._held):
+            labels = self._store_names[gi][:-1]
+            if held is not None and tail is not None:
+                pw, dur = _merged(held[0], held[1], *tail[gi])
+            elif held is not None:
+                add_compensated(*self._stores[gi], held[2])
+                self._held[gi] = None
+                continue
+            elif tail is not None:  # no window in this stream segment: the segment alone
+                pw, dur = tail[gi]
+            else:
+                continue
+            inc = self._energy_increments(pw, labels, dur)
+            add_compensated(*self._stores[gi], _inc_windows(inc, labels).sum(axis=2))
+            self._held[gi] = None
+
+    def _partial_powers(self, a: int, b: int, edge: _Edge | None) -> list[tuple[Quantities, F64]]:
+        """Per group of circuits: active, reactive and apparent power (C, 1) of the local samples
+        ``a``…``b`` − 1, which are not a complete window, and the segment's duration (1,) [s].
+
+        Active power is the mean of u·i over the segment itself (IEEE 1459 §3.1.1.4), so active energy
+        is exact for any length; RMS values and apparent power are the segment's own. The fundamental
+        phasors (hence Q1 and the sensors' phase correction) are those of the adjacent complete window
+        ``edge``: a segment shorter than N cycles has no synchronised DFT. Without one (a stream shorter
+        than a window) Q1 is 0.
+        """
+        lb = np.array([a, b], dtype=np.int64)
+        uw, iw, p, ll_rms = self._measure(lb, False, None)
+        freq = np.array([self.config.f_nominal])
+        if edge is not None and not self.config.dc:
+            uw.fundamental[:, 0] = edge.u
+            iw.fundamental[:, 0] = edge.i
+            freq = np.where(np.isfinite(edge.f), edge.f, freq)
+        self._correct_sensors(uw, iw, p, freq)
+        dur = np.array([(b - a) / self.config.fs])
+        return [
+            (_powers(q, labels, slice(None)), dur)
+            for _, labels, q in self._group_quantities(uw, iw, p, ll_rms)
+        ]
+
+    def _group_quantities(
+        self, uw: ChannelWindows, iw: ChannelWindows, p: F64, ll_rms: F64 | None
+    ) -> list[tuple[list[CircuitSpec], tuple[str, ...], Quantities]]:
+        """Per group of circuits: its members, phase labels and quantities (C, W) of the windows."""
+        out: list[tuple[list[CircuitSpec], tuple[str, ...], Quantities]] = []
+        nv = self._v.shape[0]
         u_line = ll_rms if (ll_rms is not None and nv == 3) else None
-        for members, store in zip(self._groups, self._stores, strict=True):
+        for members in self._groups:
             lays = [self._layout[c.id] for c in members]
             ci = np.array([lay["currents"] for lay in lays], dtype=np.int64)  # (C, k)
             vi = np.array([lay["voltages"] for lay in lays], dtype=np.int64)
@@ -393,20 +567,8 @@ class Analyzer:
                     i_n_calc_rms=iw.rms[np.array(n_calc)] if n_calc[0] is not None else None,
                     u_ref=uw.fundamental[0],
                 )
-            inc = self._energy_increments(q, labels, duration)
-            # (C, groups, 7) sums over the windows: one compensated update of the group's registers
-            totals = np.stack(
-                [np.stack([inc[g][k] for k in ENERGY_IDS], axis=-1).sum(axis=-2) for g in (*labels, "total")],
-                axis=1,
-            )
-            add_compensated(store[0], store[1], totals)
-            q_rows = _per_circuit(q, len(members))
-            inc_rows = _per_circuit(inc, len(members))
-            for k, c in enumerate(members):
-                batch.circuits[c.id] = q_rows[k]
-                batch.increments[c.id] = inc_rows[k]
-        batch.energy = self.energy()
-        return batch
+            out.append((members, labels, q))
+        return out
 
     def _derive(self, end: int, rows: I64) -> F64:
         """Samples of the derived current ``rows`` up to ``end``: a signed sum of ≤ 3 input rows each."""
@@ -486,19 +648,39 @@ class Analyzer:
             inc["total"] = summed
         return inc
 
-    def _feed_dc(self) -> Batch:
+    def _feed_dc(self, final: bool) -> Batch:
         fs = self.config.fs
         length = int(round(fs * self.cycles / self.config.f_nominal))
         avail = self._next - self._start
         w = avail // length
-        if w <= 0:
-            self._trim(self._start)
+        if w <= 0 or (w < self.config.batch_windows and not final):
             return self._empty()
         lb = np.arange(w + 1, dtype=np.int64) * length
         sb = lb + self._start
         batch = self._analyse(lb, sb, np.full(w, np.nan))
         self._trim(int(sb[-1]))
         return batch
+
+
+_POWERS = (Q.ACTIVE_POWER, Q.REACTIVE_POWER, Q.APPARENT_POWER)
+"""What a window's energy is made of (:func:`~meterhub.metering.energy.window_energy`)."""
+
+
+def _powers(q: Quantities, labels: tuple[str, ...], sl: slice) -> Quantities:
+    """The powers (:data:`_POWERS`) of the windows ``sl`` of each phase and the total [W, var, VA]."""
+    return {g: {k: q[g][k][..., sl] for k in _POWERS} for g in (*labels, "total")}
+
+
+def _merged(a: Quantities, ta: F64, b: Quantities, tb: F64) -> tuple[Quantities, F64]:
+    """Powers of one window made of the windows ``a`` (duration ``ta``) and ``b`` (``tb``): the
+    duration-weighted means, so the energy of the whole is the sum of the energies [W, var, VA], [s]."""
+    t = ta + tb
+    return {g: {k: (x * ta + b[g][k] * tb) / t for k, x in d.items()} for g, d in a.items()}, t
+
+
+def _inc_windows(inc: dict[str, dict[str, F64]], labels: tuple[str, ...]) -> F64:
+    """(C, groups, W, 7) window increments in register order [Wh, varh, VAh]."""
+    return np.stack([np.stack([inc[g][k] for k in ENERGY_IDS], axis=-1) for g in (*labels, "total")], axis=1)
 
 
 _LINE_PAIRS = {

@@ -2,9 +2,9 @@
 
 The record runs through one :class:`~meterhub.metering.engine.Analyzer` (one circuit of the given wiring);
 window values are aggregated over every complete basic window of the record (IEC 61000-4-30 §4.5
-rules, see :mod:`.aggregation`). Energy registers count the complete windows only (the part before the
-first synchronised zero crossing and the incomplete last window are not metered), and
-``record.analysed_seconds`` says how long that is.
+rules, see :mod:`.aggregation`); ``record.analysed_seconds`` says how long those are. Energy registers
+count every sample (:meth:`~meterhub.metering.engine.Analyzer.flush` adds the part before the first
+synchronised zero crossing and after the last complete window), ``record.metered_seconds`` long.
 """
 
 from __future__ import annotations
@@ -181,9 +181,8 @@ def analyse(
     )
     an = Analyzer(cfg, [spec], current_channels=currents.shape[0])
     block = max(1, int(record.fs * _BLOCK_SECONDS))  # bounded memory for long records
-    batch = _concat(
-        [an.feed(v[:, k : k + block], currents[:, k : k + block]) for k in range(0, v.shape[1], block)]
-    )
+    batches = [an.feed(v[:, k : k + block], currents[:, k : k + block]) for k in range(0, v.shape[1], block)]
+    batch = _concat([*batches, an.flush()])  # the flush meters the record's tail
     if batch.windows == 0:
         raise RecordError(
             f"record too short or without a usable fundamental: {record.samples} samples at {record.fs:g} Hz "
@@ -237,6 +236,7 @@ def analyse(
         "windows": batch.windows,
         "cycles_per_window": an.cycles,
         "analysed_seconds": float(batch.duration.sum()),
+        "metered_seconds": record.samples / record.fs,
         "flagged_windows": int(batch.flagged.sum()),
     }
     if windows:

@@ -9,8 +9,13 @@ occasional voltage dip (``dip_interval``). Each CT input carries what its sensor
 circuit's ``ct`` (:mod:`meterhub.metering.sensors`): volts across the burden, 333 mV-class volts, a
 Rogowski coil's di/dt volts, or the adapter's secondary amps.
 
-The wire format is documented and implemented in :mod:`meterhub.drivers.waveform.protocol`
-(header with sequence number, fs, channel count, block length; int16 samples with per-channel scale).
+The wire format is documented in :mod:`meterhub.drivers.waveform.protocol` (header with sequence number,
+fs, channel count, block length; int16 samples with per-channel scale; the client's resume request).
+The simulator has its own encoder (:func:`frame_bytes`) and request decoder (:func:`wanted_sample`), as a
+board's firmware would, so it does not import the driver it talks to (the layers contract); golden-frame
+tests hold both sides to the same bytes. The board keeps the last ``replay_seconds`` (15 s) of frames and
+answers a client's resume request by replaying those from the wanted sample on, so a short reconnect
+loses nothing.
 
 Channel order: U L1, U L2, U L3 [V at the terminals; the circuits' ``vt_ratio`` is applied by the
 reader], then CT inputs 1…24 (three-phase input k = CT inputs 3k−2, 3k−1, 3k) in the sensor's output
@@ -23,19 +28,31 @@ import asyncio
 import contextlib
 import logging
 import math
+import struct
 import time
+import zlib
+from collections import deque
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
 from meterhub.config.schema import BusKind, Circuit, Device
-from meterhub.drivers.waveform.protocol import FORMAT_INT16, encode_frame
 from meterhub.metering.sensors import Sensor, sensor_for
 from meterhub.sim.base import SimContext, SimServer, register_simulator
 from meterhub.sim.waveform import PhaseClock
 
-__all__ = ["CT_INPUTS", "VOLTAGE_CHANNELS", "AdcBoard", "AdcServer", "start_adc_simulator"]
+__all__ = [
+    "CT_INPUTS",
+    "FORMAT_FLOAT32",
+    "FORMAT_INT16",
+    "VOLTAGE_CHANNELS",
+    "AdcBoard",
+    "AdcServer",
+    "frame_bytes",
+    "start_adc_simulator",
+    "wanted_sample",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +60,44 @@ CT_INPUTS = 24
 VOLTAGE_CHANNELS = 3
 
 F64 = NDArray[np.float64]
+
+# -- the board's side of the wire format (version 1) ----------------------------------------------
+FORMAT_INT16 = 1
+FORMAT_FLOAT32 = 2
+_FRAME_HEADER = struct.Struct("<4sBBHIIQdd")  # magic, version, format, C, sequence, B, first, fs, t0
+_REQUEST = struct.Struct("<4sB3xQI")  # magic, version, reserved, wanted sample, CRC-32
+_LIVE = (1 << 64) - 1
+
+
+def frame_bytes(
+    sequence: int, first_sample: int, fs: float, t0: float, samples: F64, fmt: int = FORMAT_INT16
+) -> bytes:
+    """One frame of ``samples`` (channels, block) [V or A]: int16 with a per-channel scale of
+    peak/32000 (1 for a silent channel), or float32 with scale 1; CRC-32 over everything before it."""
+    c, b = samples.shape
+    if fmt == FORMAT_INT16:
+        peak = np.max(np.abs(samples), axis=1)
+        scale = np.where(peak > 0, peak / 32000.0, 1.0).astype("<f4")
+        raw: NDArray[np.generic] = np.round(samples / scale.astype(np.float64)[:, None]).astype("<i2")
+    elif fmt == FORMAT_FLOAT32:
+        scale = np.ones(c, dtype="<f4")
+        raw = samples.astype("<f4")
+    else:
+        raise ValueError(f"unknown sample format {fmt}")
+    head = _FRAME_HEADER.pack(b"MHWF", 1, fmt, c, sequence & 0xFFFFFFFF, b, first_sample, fs, t0)
+    body = head + scale.tobytes() + np.ascontiguousarray(raw.T).tobytes()
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def wanted_sample(request: bytes) -> int | None:
+    """The sample index a client's resume request asks for; None for the live stream or a request
+    that is not one (wrong size, magic, version or CRC: the board then streams live)."""
+    if len(request) != _REQUEST.size:
+        return None
+    magic, version, wanted, crc = _REQUEST.unpack(request)
+    if magic != b"MHRQ" or version != 1 or zlib.crc32(request[:-4]) != crc or wanted == _LIVE:
+        return None
+    return int(wanted)
 
 
 class AdcBoard:
@@ -154,22 +209,32 @@ def _synth(ph: F64, rms1: float, h: NDArray[np.float64]) -> F64:
 
 
 class AdcServer(SimServer):
-    """Serves an :class:`AdcBoard`'s frames to every TCP client, paced by the wall clock."""
+    """Serves an :class:`AdcBoard`'s frames to every TCP client, paced by the wall clock, and replays
+    the last ``replay_seconds`` to a client that asks to resume from a sample (module docstring)."""
 
     def __init__(self, board: AdcBoard, host: str, port: int, *, block: int = 640, fmt: int = FORMAT_INT16,
-                 clock: Callable[[], float] = time.time) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.time, replay_seconds: float = 15.0,
+                 request_timeout: float = 1.0, max_lag: float = 2.0) -> None:  # fmt: skip
         self.board = board
         self.host = host
         self.port = port
         self.block = block
         self.fmt = fmt
         self.clock = clock
+        self.request_timeout = request_timeout
+        self.max_lag = max_lag  # a host stalled longer than this [s] skips ahead (a gap), as hardware would
         self.endpoint = f"tcp://{host}:{port}"
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
         self._task: asyncio.Task[None] | None = None
+        # (first sample, frame) of the last replay_seconds, oldest first
+        self._replay: deque[tuple[int, bytes]] = deque(
+            maxlen=max(1, math.ceil(replay_seconds * board.fs / block))
+        )
         self.sequence = 0
         self.frames_sent = 0
+        self.next_sample = 0  # index of the first sample of the next frame
+        self.t_start = 0.0  # Unix time of sample 0 [s]
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._on_client, self.host, self.port)
@@ -179,18 +244,33 @@ class AdcServer(SimServer):
         self._task = asyncio.create_task(self._produce(), name=f"adc-sim-{self.board.device.id}")
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
         try:
-            await reader.read()  # the board ignores input; returns at EOF
+            try:
+                request = await asyncio.wait_for(reader.readexactly(_REQUEST.size), self.request_timeout)
+            except (TimeoutError, asyncio.IncompleteReadError):
+                request = b""  # a client that asks nothing gets the live stream
+            wanted = wanted_sample(request)
+            if wanted is not None:  # no await until the client is registered: no frame missed or sent twice
+                for first, frame in self._replay:
+                    if first + self.block > wanted:
+                        writer.write(frame)
+            self._clients.add(writer)
+            await reader.read()  # the board ignores further input; returns at EOF
         except (ConnectionError, OSError):
             pass
         finally:
             self._clients.discard(writer)
             writer.close()
 
+    def drop_clients(self) -> None:
+        """Close every client connection (a cable pulled); the board keeps sampling."""
+        for w in list(self._clients):
+            self._clients.discard(w)
+            w.close()
+
     async def _produce(self) -> None:
         fs = self.board.fs
-        t_start = self.clock()
+        t_start = self.t_start = self.clock()
         first = 0
         while True:
             t0 = t_start + first / fs
@@ -198,15 +278,19 @@ class AdcServer(SimServer):
             delay = due - self.clock()
             if delay > 0:
                 await asyncio.sleep(delay)
-            elif delay < -2.0:  # stalled host: skip ahead rather than flood (a gap, as real hardware)
+            elif (
+                delay < -self.max_lag
+            ):  # stalled host: skip ahead rather than flood (a gap, as real hardware)
                 skip = int(-delay * fs) // self.block * self.block
                 first += skip
                 self.board.sample += skip
                 continue
             samples = self.board.block(self.block)
-            frame = encode_frame(self.sequence, first, fs, t0, samples, self.fmt)
+            frame = frame_bytes(self.sequence, first, fs, t0, samples, self.fmt)
+            self._replay.append((first, frame))
             self.sequence = (self.sequence + 1) & 0xFFFFFFFF
             first += self.block
+            self.next_sample = first
             for w in list(self._clients):
                 if w.transport.get_write_buffer_size() > 4 << 20:  # a client that stopped reading
                     self._clients.discard(w)

@@ -16,9 +16,25 @@ A stream of frames over TCP, all little-endian::
     40+4C  B·C·w samples, sample-major (s0c0, s0c1 … s0cC−1, s1c0 …), w = 2 (int16) or 4 (float32)
     end    4     CRC-32 (zlib) of every preceding byte of the frame
 
-:func:`encode_frame` and :func:`decode_frame` are pure; :class:`FrameReader` reads frames from an
-``asyncio.StreamReader``, resynchronising on the magic after garbage. A frame that fails its checks
-raises :class:`FrameError` carrying its sequence number when the header was readable.
+Resume request (client → board), sent once right after connecting, 20 bytes little-endian::
+
+    offset size  field
+    0      4     magic  b"MHRQ"
+    4      1     version = 1
+    5      3     reserved, zero
+    8      8     index of the first sample wanted (uint64); 2⁶⁴ − 1 = live, from the next frame on
+    16     4     CRC-32 (zlib) of bytes 0…15
+
+The board keeps at least the last 10 s of frames; it answers a request by sending, in order, every
+buffered frame that ends after the wanted sample, then the live stream. A frame may therefore start
+before the wanted sample (the client drops what it already has); a wanted sample older than the buffer
+gives a gap, which the client sees from the frames' ``first sample`` indices. A client that sends nothing
+gets the live stream after one second.
+
+:func:`encode_frame` and :func:`decode_frame` are pure, as are :func:`encode_request` and
+:func:`decode_request`; :class:`FrameReader` reads frames from an ``asyncio.StreamReader``,
+resynchronising on the magic after garbage. A frame that fails its checks raises :class:`FrameError`
+(a :class:`~meterhub.errors.DeviceError`) carrying its sequence number when the header was readable.
 """
 
 from __future__ import annotations
@@ -31,17 +47,24 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from meterhub.errors import DeviceError
+
 __all__ = [
     "FORMAT_FLOAT32",
     "FORMAT_INT16",
     "HEADER",
+    "LIVE",
     "MAGIC",
+    "REQUEST",
+    "REQUEST_MAGIC",
     "VERSION",
     "Frame",
     "FrameError",
-    "decode_frame",
-    "encode_frame",
     "FrameReader",
+    "decode_frame",
+    "decode_request",
+    "encode_frame",
+    "encode_request",
 ]
 
 MAGIC = b"MHWF"
@@ -50,13 +73,17 @@ FORMAT_INT16 = 1
 FORMAT_FLOAT32 = 2
 HEADER = struct.Struct("<4sBBHIIQdd")  # 40 bytes
 _WIDTH = {FORMAT_INT16: 2, FORMAT_FLOAT32: 4}
+REQUEST_MAGIC = b"MHRQ"
+REQUEST = struct.Struct("<4sB3xQ")  # 16 bytes, then the CRC-32
+LIVE = (1 << 64) - 1
+"""The wanted sample of a resume request that asks for the live stream only."""
 MAX_CHANNELS = 256
 MAX_BLOCK = 65536
 
 F64 = NDArray[np.float64]
 
 
-class FrameError(ValueError):
+class FrameError(DeviceError):
     """A malformed frame; ``sequence`` is its sequence number when the header could be read."""
 
     def __init__(self, message: str, sequence: int | None = None) -> None:
@@ -103,6 +130,27 @@ def encode_frame(
     return body + struct.pack("<I", zlib.crc32(body))
 
 
+def encode_request(first_sample: int | None) -> bytes:
+    """The resume request for samples from index ``first_sample`` on (None: the live stream)."""
+    wanted = LIVE if first_sample is None else int(first_sample)
+    if not 0 <= wanted <= LIVE:
+        raise ValueError(f"sample index {first_sample} outside 0…2⁶⁴−1")
+    body = REQUEST.pack(REQUEST_MAGIC, VERSION, wanted)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def decode_request(data: bytes) -> int | None:
+    """The wanted sample index of a resume request (None: live); :class:`FrameError` when malformed."""
+    if len(data) != REQUEST.size + 4:
+        raise FrameError(f"resume request of {len(data)} bytes, expected {REQUEST.size + 4}")
+    magic, version, wanted = REQUEST.unpack(data[: REQUEST.size])
+    if magic != REQUEST_MAGIC or version != VERSION:
+        raise FrameError(f"not a version {VERSION} resume request (magic {magic!r}, version {version})")
+    if zlib.crc32(data[: REQUEST.size]) != struct.unpack("<I", data[REQUEST.size :])[0]:
+        raise FrameError("resume request: CRC mismatch")
+    return None if wanted == LIVE else int(wanted)
+
+
 def _check_header(head: bytes) -> tuple[int, int, int, int, int, float, float, int]:
     magic, version, fmt, c, seq, b, first, fs, t0 = HEADER.unpack(head)
     if magic != MAGIC:
@@ -115,6 +163,8 @@ def _check_header(head: bytes) -> tuple[int, int, int, int, int, float, float, i
         raise FrameError(f"implausible size: {c} channels × {b} samples", seq)
     if not (np.isfinite(fs) and fs > 0):
         raise FrameError(f"bad sampling rate {fs}", seq)
+    if not np.isfinite(t0):
+        raise FrameError(f"bad time stamp {t0}", seq)
     rest = 4 * c + b * c * _WIDTH[fmt] + 4
     return fmt, c, seq, b, first, fs, t0, rest
 

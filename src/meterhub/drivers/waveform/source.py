@@ -17,8 +17,12 @@ orders 0…50 per IEC 61000-4-7, and the same in % of the fundamental) go to the
 Registers are also saved to ``DATA_DIR/waveform-<bus>.json`` every ``save_interval`` so they continue
 after a restart and never go backwards.
 
-A lost connection reconnects with exponential backoff (0.5 s … 10 s). A malformed frame is logged with
-its sequence number and skipped; a gap in the sample stream restarts synchronisation (energy kept).
+A lost connection reconnects with exponential backoff (0.5 s … 10 s) and asks the board to resume from
+the next sample it needs (the board replays up to ≥ 10 s), so a short outage loses nothing. A malformed
+frame is logged with its sequence number and skipped. A gap in the sample stream (samples the board no
+longer had) ends the stream segment: every sample received is metered (:meth:`Analyzer.flush`), the
+windows restart after the gap and time is re-based on the frames' own time stamps, so readings never
+drift by the outage.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ import numpy as np
 
 from meterhub.config.schema import BusKind, Circuit, Device, SiteConfig
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext, register_source
-from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader
+from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader, encode_request
 from meterhub.metering.aggregation import aggregate
 from meterhub.metering.energy import ENERGY_IDS
 from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
+from meterhub.metering.sync import cycles_per_window
 from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Quality, Reading, Spectrum
 from meterhub.model.topology import Phase, Wiring
@@ -61,6 +66,7 @@ CT_INPUTS = 24
 VOLTAGE_INPUTS = 3
 _GROUP_PHASE = {"L1": Phase.L1, "L2": Phase.L2, "L3": Phase.L3, "N": Phase.N, "total": Phase.TOTAL}
 _PHASE_INDEX = {Phase.L1: 0, Phase.L2: 1, Phase.L3: 2}
+_SAME_STREAM = 0.5  # frames whose sample 0 lies further apart in time come from a new stream [s]
 _SKIP = {"voltage_max", "voltage_min", "voltage_line_max", "voltage_line_min", "current_max"}
 #: spectrum (RMS per order) → the same spectrum in % of the fundamental; both catalogue ids
 _PERCENT_OF = {
@@ -151,6 +157,9 @@ class WaveformSource(Source):
         self._next_sample: int | None = None
         self._next_seq: int | None = None
         self._t_base = 0.0  # Unix time of analyser sample 0 [s]
+        self._origin = 0.0  # the board's time of its sample 0 [s]
+        self.duplicates = 0  # frames dropped because their samples had been fed already
+        self.lost_samples = 0  # samples the board no longer had when the stream resumed
         self._pending: list[Batch] = []
         self._pending_s = 0.0
         self._last_save = time.monotonic()
@@ -189,20 +198,26 @@ class WaveformSource(Source):
 
     # -- engine -------------------------------------------------------------------------------
     def _new_analyzer(self, frame: Frame) -> Analyzer:
+        """A fresh analyser for the stream ``frame`` starts, its registers continuing the old one's
+        (whose buffered samples are integrated first)."""
         cfg = self.ctx.config
         specs, sensors, used = circuit_layout(cfg, self.device, frame.fs)
+        f_nom = float(cfg.site.nominal_frequency)
         self._vt = used[0].vt_ratio.value if used else 1.0
         an = Analyzer(
             EngineConfig(
                 fs=frame.fs,
-                f_nominal=float(cfg.site.nominal_frequency),
+                f_nominal=f_nom,
                 declared_voltage=float(cfg.site.nominal_voltage),
+                # windows analysed together, one emit interval's worth: the cost is mostly per analysis
+                batch_windows=max(1, int(self.emit_interval * f_nom / cycles_per_window(f_nom) + 1e-9)),
             ),
             specs,
             current_channels=CT_INPUTS,
             sensors=sensors,
         )
         if self._analyzer is not None:
+            self._analyzer.flush()
             self._energy = self._analyzer.energy()
         energy = self._energy
         for cid, groups in energy.items():
@@ -211,32 +226,61 @@ class WaveformSource(Source):
                     for k, v in regs.items():
                         if k in ENERGY_IDS:
                             an.registers[cid].preset(g, k, v)
-        self._t_base = frame.t0
         self._fs = frame.fs
         return an
 
     def process(self, frame: Frame, emit: Emit) -> None:
-        """Feed one frame; emit readings when ``emit_interval`` of windows has accumulated."""
+        """Feed one frame; emit readings when ``emit_interval`` of windows has accumulated.
+
+        Frames are placed by their first-sample index: what was already fed (a replay after a
+        reconnect) is dropped, a gap ends the stream segment (:meth:`Analyzer.flush`, nothing received is
+        lost) and re-bases time on the frame's own time stamp, so readings never drift. A frame whose
+        sample 0 lies at another time (the board restarted) or with another rate starts a new analyser.
+        """
         if frame.samples.shape[0] < VOLTAGE_INPUTS + CT_INPUTS:
             raise FrameError(
                 f"{frame.samples.shape[0]} channels, the board has {VOLTAGE_INPUTS + CT_INPUTS}",
                 frame.sequence,
             )
-        gap = self._next_sample is not None and frame.first_sample != self._next_sample
-        if self._analyzer is None or gap or frame.fs != self._fs:
-            if gap:
+        fs = frame.fs
+        s, first, t0 = frame.samples, frame.first_sample, frame.t0
+        origin = t0 - first / fs  # the board's time of its sample 0 [s]
+        if (
+            self._analyzer is not None
+            and self._next_sample is not None
+            and fs == self._fs
+            and abs(origin - self._origin) <= _SAME_STREAM
+        ):
+            if first + frame.block <= self._next_sample:
+                self.duplicates += 1  # replayed or repeated: already fed
+                return
+            if first < self._next_sample:  # overlaps what was fed: keep only the new samples
+                cut = self._next_sample - first
+                s, first, t0 = s[:, cut:], self._next_sample, t0 + cut / fs
+            elif first > self._next_sample:
+                lost = first - self._next_sample
+                self.lost_samples += lost
                 log.warning(
-                    "%s: sample stream gap before frame %d; resynchronising", self.name, frame.sequence
+                    "%s: %d samples (%.3f s) missing before frame %d; windows restart after the gap",
+                    self.name, lost, lost / fs, frame.sequence,
+                )  # fmt: skip
+                self._end_segment(emit)
+                self._t_base = t0 - self._analyzer.next_sample / fs
+        else:
+            if self._analyzer is not None:
+                log.warning(
+                    "%s: a new sample stream from frame %d (board restarted?)", self.name, frame.sequence
                 )
-            self._flush(emit)
+            self._end_segment(emit)
             self._analyzer = self._new_analyzer(frame)
+            self._t_base = t0
+        self._origin = origin
         if self._next_seq is not None and frame.sequence != self._next_seq:
             log.warning(
                 "%s: frame %d follows %d", self.name, frame.sequence, (self._next_seq - 1) & 0xFFFFFFFF
             )
         self._next_seq = (frame.sequence + 1) & 0xFFFFFFFF
-        self._next_sample = frame.first_sample + frame.block
-        s = frame.samples
+        self._next_sample = first + s.shape[1]
         batch = self._analyzer.feed(
             s[:VOLTAGE_INPUTS] * self._vt, s[VOLTAGE_INPUTS : VOLTAGE_INPUTS + CT_INPUTS]
         )
@@ -255,6 +299,14 @@ class WaveformSource(Source):
                 self._flush(emit)
         if time.monotonic() - self._last_save >= self.save_interval:
             self._save_energy()
+
+    def _end_segment(self, emit: Emit) -> None:
+        """The stream segment ended: analyse the windows held back, meter the tail, emit the readings."""
+        if self._analyzer is not None:
+            held = self._analyzer.flush()
+            if held.windows:
+                self._pending.append(held)
+        self._flush(emit)
 
     def _flush(self, emit: Emit) -> None:
         if not self._pending or self._analyzer is None:
@@ -279,10 +331,14 @@ class WaveformSource(Source):
         backoff = 0.5
         while True:
             try:
-                reader, self._writer = await asyncio.wait_for(
+                reader, writer = await asyncio.wait_for(
                     asyncio.open_connection(bus.host, bus.port), timeout=bus.timeout * 5
                 )
+                self._writer = writer
                 log.info("%s: connected to %s:%d", self.name, bus.host, bus.port)
+                # resume where the last connection stopped: the board replays what it buffered
+                writer.write(encode_request(self._next_sample))
+                await writer.drain()
                 backoff = 0.5
                 await self._stream(reader, emit)
             except asyncio.CancelledError:
@@ -293,7 +349,6 @@ class WaveformSource(Source):
                 log.warning("%s: %s; reconnecting in %.1f s", self.name, msg, backoff)
             finally:
                 self._close_writer()
-                self._next_sample = None  # a new connection is a new stream
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2.0, 10.0)
 
@@ -327,7 +382,10 @@ class WaveformSource(Source):
             self._writer = None
 
     async def close(self) -> None:
+        """Disconnect; the samples not yet in a complete window are integrated and the registers saved."""
         self._close_writer()
+        if self._analyzer is not None:
+            self._analyzer.flush()
         self._save_energy()
 
 
