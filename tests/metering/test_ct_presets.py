@@ -50,8 +50,8 @@ def test_a_duplicate_id_is_refused_naming_the_file_and_entry(tmp_path: Path) -> 
 
 
 def test_a_ratio_the_site_schema_refuses_is_refused_naming_the_entry(tmp_path: Path) -> None:
-    path = _write(tmp_path, ENTRY.format(id="a", ratio="1000:1"))
-    with pytest.raises(ConfigurationError, match=r"presets\.0\.ratio: .*'1000:1' is not of the form"):
+    path = _write(tmp_path, ENTRY.format(id="a", ratio="1000 to 1"))
+    with pytest.raises(ConfigurationError, match=r"presets\.0\.ratio: .*'1000 to 1' is not of the form"):
         load_ct_presets(path)
 
 
