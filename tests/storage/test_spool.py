@@ -159,3 +159,13 @@ def test_the_default_bound_holds_24_hours_at_the_measured_rate(tmp_path, monkeyp
     with caplog.at_level(logging.WARNING, logger="meterhub.storage.spool"):
         assert spool.limit() == pytest.approx(max(spool.bytes + 1024**3, spool_module.MIN_BYTES))
     assert "an outage longer than" in caplog.text
+
+
+@pytest.mark.postgres
+def test_storage_spool_max_mb_in_the_site_file_bounds_the_outage_spool(postgres_spec, tmp_path) -> None:
+    config = StorageConfig(backend="postgres", dsn=postgres_spec.dsn, spool_max_mb=2)
+    storage = open_storage(config, tmp_path, timezone="UTC")
+    try:
+        assert storage._spool is not None and storage._spool.max_bytes == 2 * 1024 * 1024  # type: ignore[attr-defined]
+    finally:
+        storage.close()

@@ -23,6 +23,13 @@ def test_health_reports_site_counts_and_version(public_client: TestClient) -> No
     assert (body["devices"], body["circuits"], body["devices_online"]) == (4, 3, 0)
     assert body["status"] == "degraded"  # no device has answered yet
     assert body["time"].endswith("Z")
+    storage = body["storage"]
+    assert (storage["state"], storage["backend"], storage["spooled_rows"], storage["dropped_rows"]) == (
+        "connected",
+        "sqlite",
+        0,
+        0,
+    )
 
 
 def test_devices_show_status_and_last_seen_in_iso_utc(

@@ -186,6 +186,12 @@ class StorageConfig(StrictModel):
     minute_rollup_retention_days: float | None = Field(
         default=None, gt=0, le=36500, description="how long 1-minute rollups are kept [d]; unset keeps them"
     )
+    spool_max_mb: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        description="bound of the PostgreSQL outage spool [MiB]; unset: 24 h at the measured rate",
+    )
 
     @field_validator("raw_retention_by_quantity")
     @classmethod

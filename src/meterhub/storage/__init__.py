@@ -67,6 +67,7 @@ def _open_postgres(
         data_dir=data_dir,
         spool=spool,
         read_only=read_only,
+        spool_max_bytes=int(config.spool_max_mb * 1024**2) if config.spool_max_mb else None,
     )
 
 

@@ -26,6 +26,7 @@ from meterhub.model import quantities
 from meterhub.model.quantities import SPECTRUM_QUANTITIES, Q
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
+from meterhub.storage import StorageState
 from meterhub.storage.rollup import auto_resolution
 from meterhub.web.auth import Principal, require_live
 from meterhub.web.deps import Config, Live, Runtime, Status, Store, bad_param, parse_time, reading_json
@@ -35,6 +36,20 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
 MAX_POINTS = 20_000
+
+
+class StorageHealthOut(BaseModel):
+    """Where the readings go: the database, or the on-disk spool while the database is away."""
+
+    state: Literal["connected", "spooling", "down"]
+    backend: str
+    buffered: int = Field(description="readings in memory, not yet flushed")
+    spooled_rows: int = Field(description="readings in the on-disk spool waiting for the database")
+    spool_bytes: int = Field(description="size of the spooled readings [B]")
+    oldest_spooled: str | None = Field(description="oldest spooled reading, ISO 8601 UTC")
+    dropped_rows: int = Field(description="readings lost since start because an outage outlasted the spool")
+    last_error: str | None
+    last_error_at: str | None = Field(description="time of the last storage error, ISO 8601 UTC")
 
 
 class Health(BaseModel):
@@ -47,6 +62,7 @@ class Health(BaseModel):
     devices_online: int
     circuits: int
     series_live: int
+    storage: StorageHealthOut
     time: str = Field(description="server time, ISO 8601 UTC")
 
 
@@ -199,13 +215,25 @@ LIVE = Annotated[Principal, Depends(require_live)]
 
 
 @router.get("/health", response_model=Health, summary="Gateway health")
-def health(cfg: Config, rt: Runtime, live: Live, status: Status) -> Health:
+def health(cfg: Config, rt: Runtime, live: Live, status: Status, store: Store) -> Health:
     now = time.time()
     config = cfg.config
     online = sum(1 for st in status.values() if st.online)
     enabled = sum(1 for d in config.devices if d.enabled)
+    sh = store.health()
+    storage = StorageHealthOut(
+        state=sh.state.value,
+        backend=sh.backend,
+        buffered=sh.buffered,
+        spooled_rows=sh.spooled_rows,
+        spool_bytes=sh.spool_bytes,
+        oldest_spooled=iso_utc(sh.oldest_spooled) if sh.oldest_spooled is not None else None,
+        dropped_rows=sh.dropped_rows,
+        last_error=sh.last_error,
+        last_error_at=iso_utc(sh.last_error_at) if sh.last_error_at is not None else None,
+    )
     return Health(
-        status="ok" if online >= enabled else "degraded",
+        status="ok" if online >= enabled and sh.state is StorageState.CONNECTED else "degraded",
         version=meterhub.__version__,
         site=config.site.name,
         demo=rt.demo,
@@ -214,6 +242,7 @@ def health(cfg: Config, rt: Runtime, live: Live, status: Status) -> Health:
         devices_online=online,
         circuits=len(config.circuits),
         series_live=len(live),
+        storage=storage,
         time=iso_utc(now),
     )
 
