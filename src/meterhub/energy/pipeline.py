@@ -101,7 +101,9 @@ class EnergyPipeline:
             restored = {}
         state = self._read_state_file()
         raw = {SeriesKey.parse(k): float(v) for k, v in state.get("raw", {}).items()}
-        self.guard.restore(restored, raw)
+        raw_ts = {SeriesKey.parse(k): float(v) for k, v in state.get("raw_ts", {}).items()}
+        rates = {SeriesKey.parse(k): float(v) for k, v in state.get("raw_rate", {}).items()}
+        self.guard.restore(restored, raw, raw_ts, rates)
         self.load_state(state)
 
     # -- configuration ------------------------------------------------------------------------
@@ -222,15 +224,18 @@ class EnergyPipeline:
         if r.circuit not in self.circuits:
             log.debug("register %s: circuit not in the site file; guarded all the same", r.key)
         res = self.guard.update(r.key, float(r.ts), float(r.value))
-        if res is None:
-            return
-        out.append(Reading(r.ts, r.circuit, r.quantity, r.phase, res.value, max(r.quality, res.quality)))
-        if (
+        points = [*res.backfill, *([(res.ts, res.value)] if res.accepted else [])]
+        demand = (
             r.phase in _TOTAL_PHASES
             and r.quantity in DEMAND_OF
             and r.quantity in self.energy.demand.quantities
-        ):
-            derived += self._feed_demand(r, res.value)
+        )
+        for i, (t, v) in enumerate(points):
+            quality = max(r.quality, res.quality) if i == 0 else r.quality
+            reg = Reading(t, r.circuit, r.quantity, r.phase, v, quality)
+            out.append(reg)
+            if demand:
+                derived += self._feed_demand(reg, v)
 
     def _average(self, key: SeriesKey) -> AverageMeter:
         m = self.averages.get(key)
@@ -451,7 +456,9 @@ class EnergyPipeline:
         with self._lock:
             return {
                 "version": 1,
-                "raw": {str(k): v for k, v in self.guard.raw_baselines().items()},
+                "raw": {str(k): v[0] for k, v in self.guard.raw_baselines().items()},
+                "raw_ts": {str(k): v[1] for k, v in self.guard.raw_baselines().items() if v[1] is not None},
+                "raw_rate": {str(k): v[2] for k, v in self.guard.raw_baselines().items() if v[2] is not None},
                 "demand": {str(k): m.state_dict() for k, m in self.demand.items()},
                 "average": {str(k): m.state_dict() for k, m in self.averages.items()},
                 "billing": self.billing.state_dict(),
