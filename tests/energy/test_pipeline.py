@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from meterhub.energy.pipeline import EnergyPipeline
+from meterhub.energy.plausibility import RefusalReason
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
 
@@ -115,7 +117,7 @@ def test_registers_continue_across_a_restart(storage_spec: Any, tmp_path: Path) 
     # meter reset: 80 Wh since, 6 kW on; confirmed by 3 polls over ≥ 30 s → 5180, then 5280, 5380
     for k, e in ((2, 80.0), (3, 180.0), (4, 280.0)):
         out += p1.process([Reading(t0 + 60 * k, "main", IMP, Phase.TOTAL, e)])
-    assert [(r.ts - t0, r.value, r.quality) for r in by(out, IMP)][2:] == [
+    assert [(r.ts - t0, r.value, r.quality) for r in by(out, IMP) if r.quality < Quality.INVALID][2:] == [
         (120.0, 5180.0, Quality.GOOD),
         (180.0, 5280.0, Quality.GOOD),
         (240.0, 5380.0, Quality.GOOD),
@@ -133,7 +135,7 @@ def test_registers_continue_across_a_restart(storage_spec: Any, tmp_path: Path) 
     assert by(out2, IMP)[0].value == pytest.approx(5480.0)
 
 
-def test_bad_values_are_logged_and_skipped_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_values_go_on_invalid_and_are_counted_never_raised() -> None:
     t0 = local("2026-06-01T10:00:00")
     p = EnergyPipeline(site(TARIFFS), None, clock=Clock(t0 + 86400))
     batch = [
@@ -142,16 +144,20 @@ def test_bad_values_are_logged_and_skipped_never_raised(caplog: pytest.LogCaptur
         Reading(t0 + 2, "main", IMP, Phase.TOTAL, -3.0),
         Reading(t0 + 3, "nowhere", IMP, Phase.TOTAL, 7.0),
         Reading(t0 + 4, "main", "no_such_quantity", None, 1.0),
-        Reading(t0 + 5, "main", "voltage", Phase.L1, 230.0),
+        Reading(t0 + 5, "main", Q.VOLTAGE, Phase.L1, 230.0),
     ]
     out = p.process(batch)
-    assert [(r.circuit, r.quantity, r.value) for r in out] == [
-        ("main", IMP, 100.0),
-        ("nowhere", IMP, 7.0),
-        ("main", "no_such_quantity", 1.0),
-        ("main", "voltage", 230.0),
+    assert [(r.circuit, r.quantity, r.value, r.quality) for r in out if not math.isnan(r.value)] == [
+        ("main", IMP, 100.0, Quality.GOOD),
+        ("main", IMP, -3.0, Quality.INVALID),
+        ("nowhere", IMP, 7.0, Quality.GOOD),
+        ("main", "no_such_quantity", 1.0, Quality.GOOD),
+        ("main", Q.VOLTAGE, 230.0, Quality.GOOD),
     ]
-    assert p.guard.status()[SeriesKey("main", IMP, Phase.TOTAL)].refused == 2
+    assert sum(math.isnan(r.value) and r.quality is Quality.INVALID for r in out) == 1
+    status = p.refusals()["main"]
+    assert status.count == 2 and status.device == "m1"
+    assert status.by_reason == {RefusalReason.NOT_A_NUMBER: 1, RefusalReason.OUT_OF_RANGE: 1}
 
 
 def test_outage_marks_the_first_reading_after_it_estimated() -> None:
