@@ -246,3 +246,30 @@ def test_max_average_current_per_phase() -> None:
     assert p.max_demand()["main/demand_current/L1"] == {"total": [40.0, t0 + 1800]}
     p.reset_max_demand()
     assert "main/demand_current/L1" not in p.max_demand()
+
+
+def test_net_and_absolute_active_energy_follow_import_and_export() -> None:
+    """Seed 002 Appendix 3: net = A+ − A−, absolute = A+ + A−, per poll once both were counted."""
+    t0 = local("2026-06-01T10:00:00")
+    p = EnergyPipeline(site(TARIFFS), None, clock=Clock(t0 + 86400))
+    out: list[Reading] = []
+    # the export's first rise (400 → 405 after steps of 0) is counted when the next poll confirms it
+    for k, (imp, exp) in enumerate([(1000.0, 400.0), (1010.0, 400.0), (1010.0, 405.0), (1010.0, 410.0)]):
+        out += p.process(
+            [
+                Reading(t0 + 60 * k, "pv", IMP, Phase.TOTAL, imp),
+                Reading(t0 + 60 * k, "pv", EXP, Phase.TOTAL, exp),
+            ]
+        )
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_NET)] == [600.0, 610.0, 605.0, 600.0]
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_ABSOLUTE)] == [1400.0, 1410.0, 1415.0, 1420.0]
+    # a meter with its own absolute register keeps it; ours is not added beside it
+    out = p.process(
+        [
+            Reading(t0 + 240, "pv", Q.ENERGY_ACTIVE_ABSOLUTE, Phase.TOTAL, 1425.0),
+            Reading(t0 + 240, "pv", IMP, Phase.TOTAL, 1015.0),
+            Reading(t0 + 240, "pv", EXP, Phase.TOTAL, 410.0),
+        ]
+    )
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_ABSOLUTE)] == [1425.0]
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_NET)] == [605.0]

@@ -56,7 +56,7 @@ from meterhub.model.quantities import CATALOGUE, DEMAND_OF, Kind, Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
 
-__all__ = ["EnergyPipeline", "Json", "RegisterStore"]
+__all__ = ["NET_AND_ABSOLUTE", "EnergyPipeline", "Json", "RegisterStore"]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,14 @@ _AVERAGED_PHASES = (Phase.L1, Phase.L2, Phase.L3, Phase.N)
 MAX_FUTURE = 600.0
 _NONE = CATALOGUE[Q.VOLTAGE]  # stands in for an unknown quantity (not cumulative)
 _ENERGY_UNITS = frozenset({"Wh", "varh", "VAh"})
+#: import register → (export register, net, absolute) computed from the two (seed 002 Appendix 3):
+#: net = import − export, absolute = import + export. The reactive pair joins when the catalogue has
+#: ``energy_reactive_net`` and ``energy_reactive_absolute``.
+NET_AND_ABSOLUTE: dict[str, tuple[str, str, str]] = {
+    Q.ENERGY_ACTIVE_IMPORT: (Q.ENERGY_ACTIVE_EXPORT, Q.ENERGY_ACTIVE_NET, Q.ENERGY_ACTIVE_ABSOLUTE),
+}
+_PAIRED = {imp: imp for imp in NET_AND_ABSOLUTE} | {exp: imp for imp, (exp, _, _) in NET_AND_ABSOLUTE.items()}
+_COMPUTED = frozenset(q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute))
 #: predicted demand is emitted at most this often per circuit [s] (a live value, not a series to keep at 1 Hz)
 PREDICTED_EVERY = 5.0
 
@@ -114,6 +122,9 @@ class EnergyPipeline:
         self.demand: dict[SeriesKey, DemandMeter] = {}
         self.averages: dict[SeriesKey, AverageMeter] = {}  # (circuit, "current", phase) → max average current
         self.refused = RefusalLog()
+        # counted import/export registers of the last few polls: key → ts → (value, quality)
+        self._recent_registers: dict[SeriesKey, dict[float, tuple[float, Quality]]] = {}
+        self._reported: set[SeriesKey] = set()  # net/absolute series a source reports itself
         self._serials: dict[str, str] = {}  # device → serial number last reported
         self._apply_config(config)
         try:
@@ -272,6 +283,8 @@ class EnergyPipeline:
         )
 
     def _one(self, r: Reading, out: list[Reading], derived: list[Reading]) -> None:
+        if r.quantity in _COMPUTED:
+            self._reported.add(r.key)  # the device has its own: ours would be a second series
         q = CATALOGUE.get(r.quantity)
         if q is None or q.kind is not Kind.CUMULATIVE:
             out.append(r)
@@ -303,11 +316,33 @@ class EnergyPipeline:
             out.append(reg)
             if demand:
                 derived += self._feed_demand(reg, v)
+            if r.quantity in _PAIRED:
+                derived += self._net_and_absolute(reg)
         if res.event in (GuardEvent.QUARANTINED, GuardEvent.REFUSED):
             quarantined = res.event is GuardEvent.QUARANTINED
             reason = RefusalReason.QUARANTINED if quarantined else RefusalReason.NOT_A_NUMBER
             self.refused.add(r, reason, self.device_of.get(r.circuit))
             out.append(invalid(r))
+
+    def _net_and_absolute(self, reg: Reading) -> list[Reading]:
+        """Net (import − export) and absolute (import + export) energy [Wh] of one poll, once both
+        registers of it were counted (same time stamp)."""
+        recent = self._recent_registers.setdefault(reg.key, {})
+        recent[reg.ts] = (reg.value, reg.quality)
+        while len(recent) > 4:  # a deferred step is confirmed one poll later
+            del recent[min(recent)]
+        imp_q = _PAIRED[reg.quantity]
+        exp_q, net_q, abs_q = NET_AND_ABSOLUTE[imp_q]
+        imp = self._recent_registers.get(SeriesKey(reg.circuit, imp_q, reg.phase), {}).get(reg.ts)
+        exp = self._recent_registers.get(SeriesKey(reg.circuit, exp_q, reg.phase), {}).get(reg.ts)
+        if imp is None or exp is None:
+            return []
+        quality = max(imp[1], exp[1])
+        out: list[Reading] = []
+        for q, value in ((net_q, imp[0] - exp[0]), (abs_q, imp[0] + exp[0])):
+            if SeriesKey(reg.circuit, q, reg.phase) not in self._reported:
+                out.append(Reading(reg.ts, reg.circuit, q, reg.phase, value, quality))
+        return out
 
     def _average(self, key: SeriesKey) -> AverageMeter:
         m = self.averages.get(key)
