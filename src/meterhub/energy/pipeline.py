@@ -56,7 +56,7 @@ from meterhub.model.quantities import CATALOGUE, DEMAND_OF, Kind, Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
 
-__all__ = ["NET_AND_ABSOLUTE", "EnergyPipeline", "Json", "RegisterStore"]
+__all__ = ["NET_AND_ABSOLUTE", "PREDICTED_OF", "EnergyPipeline", "Json", "RegisterStore"]
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,10 @@ NET_AND_ABSOLUTE: dict[str, tuple[str, str, str]] = {
 }
 _PAIRED = {imp: imp for imp in NET_AND_ABSOLUTE} | {exp: imp for imp, (exp, _, _) in NET_AND_ABSOLUTE.items()}
 _COMPUTED = frozenset(q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute))
-#: predicted demand is emitted at most this often per circuit [s] (a live value, not a series to keep at 1 Hz)
+#: register → its predicted demand (seed 003 "predictive power"); the reactive and apparent ones join
+#: when the catalogue has ``demand_reactive_import_predicted`` and ``demand_apparent_predicted``.
+PREDICTED_OF: dict[str, str] = {Q.ENERGY_ACTIVE_IMPORT: Q.DEMAND_ACTIVE_IMPORT_PREDICTED}
+#: predicted demand is emitted at most this often per register [s] (a live value, not a series to keep at 1 Hz)
 PREDICTED_EVERY = 5.0
 
 
@@ -116,7 +119,7 @@ class EnergyPipeline:
         self._switch_state: tuple[float, float] | None = None
         self._power: dict[str, tuple[float, float]] = {}  # circuit → (ts, active_power total)
         self._billing_written: float | None = None  # next_ts as last written to the billing file
-        self._predicted_at: dict[str, float] = {}  # circuit → ts of the last predicted demand
+        self._predicted_at: dict[SeriesKey, float] = {}  # register → ts of its last predicted demand
         # (virtual id, window end) → member → {"demand_active_import": W, "demand_active_export": W}
         self._virtual_demand: dict[tuple[str, float], dict[str, dict[str, float]]] = {}
         self.demand: dict[SeriesKey, DemandMeter] = {}
@@ -397,12 +400,14 @@ class EnergyPipeline:
             self._collect_virtual_demand(r.circuit, demand_q, w)
         if r.quantity == Q.ENERGY_ACTIVE_IMPORT:
             out += self._cost_and_co2(r.circuit, meter, closed)
-            last = self._predicted_at.get(r.circuit)
+        predicted_q = PREDICTED_OF.get(r.quantity)
+        if predicted_q is not None:
+            last = self._predicted_at.get(key)
             if last is None or r.ts - last >= PREDICTED_EVERY or r.ts < last:
                 p = meter.predicted()
                 if p is not None and math.isfinite(p):
-                    out.append(Reading(r.ts, r.circuit, Q.DEMAND_ACTIVE_IMPORT_PREDICTED, Phase.TOTAL, p))
-                    self._predicted_at[r.circuit] = r.ts
+                    out.append(Reading(r.ts, r.circuit, predicted_q, Phase.TOTAL, p))
+                    self._predicted_at[key] = r.ts
         return out
 
     def _cost_and_co2(self, circuit: str, meter: DemandMeter, closed: list[DemandValue]) -> list[Reading]:
