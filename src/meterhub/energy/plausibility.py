@@ -75,7 +75,7 @@ class RefusalReason(StrEnum):
 
     NOT_A_NUMBER = "not a number"
     OUT_OF_RANGE = "out of range"
-    QUARANTINED = "register outlier quarantined"
+    QUARANTINED = "quarantined (register outlier)"
     SOURCE = "invalid from the device"
 
 
