@@ -44,6 +44,7 @@ from meterhub.energy.plausibility import (
     RefusalLog,
     RefusalReason,
     RefusalStatus,
+    bounds,
     check,
     invalid,
     rating_of,
@@ -165,6 +166,8 @@ class EnergyPipeline:
         self.nominal_voltage = nominal
         self.ratings: dict[str, Rating] = {c.id: rating_of(c, nominal) for c in config.circuits}
         self.device_of: dict[str, str] = {c.id: c.device for c in config.circuits}
+        # (circuit, quantity, phase) → plausible (lowest, highest) [unit], filled as series appear
+        self._bounds: dict[tuple[str, str, Phase | None], tuple[float, float]] = {}
         # a meter that no circuit uses reports under its device id: a three-phase direct meter
         for device in config.devices:
             if device.id not in self.ratings:
@@ -242,8 +245,9 @@ class EnergyPipeline:
             nan_only: dict[str, bool] = {}
             for r in batch:
                 try:
-                    nan_only[r.circuit] = nan_only.get(r.circuit, True) and not _finite(r.value)
                     reason = self._refusal(r)
+                    if nan_only.get(r.circuit, True):
+                        nan_only[r.circuit] = not _finite(r.value)
                     if reason is not None:
                         self.refused.add(r, reason, self.device_of.get(r.circuit))
                         out.append(r if r.quality is Quality.INVALID else invalid(r))
@@ -281,6 +285,17 @@ class EnergyPipeline:
         """Why ``r`` may not be used (marked invalid by its source, or implausible), or None."""
         if r.quality is Quality.INVALID:
             return RefusalReason.SOURCE
+        value = r.value
+        if type(value) is float and math.isfinite(value):  # the common case, from the cached bounds
+            key = (r.circuit, r.quantity, r.phase)
+            b = self._bounds.get(key)
+            if b is None:
+                rating = self.ratings.get(r.circuit)
+                b = bounds(
+                    r.quantity, r.phase, rating, voltage=self.nominal_voltage, power=self.energy.max_power
+                )
+                self._bounds[key] = b
+            return None if b[0] <= value <= b[1] else RefusalReason.OUT_OF_RANGE
         return check(
             r, self.ratings.get(r.circuit), voltage=self.nominal_voltage, power=self.energy.max_power
         )
