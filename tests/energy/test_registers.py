@@ -373,3 +373,14 @@ def test_glitches_never_add_more_than_one_poll_interval(
     if resets == 0 and not g.status()[KEY].confirmed:
         # glitches alone lose nothing: the register holds the truth of the last genuine reading
         assert last.value - first >= true_at[genuine] - 1e-6 * max(e0, 1.0)
+
+
+def test_status_says_what_awaits_confirmation_and_what_was_held() -> None:
+    g = RegisterGuard(rate_limit=lambda key: SDM630_BOUND)
+    feed(g, [(T0, 100.0), (T0 + 1, 101.0), (T0 + 2, 102.0), (T0 + 3, 101.0), (T0 + 4, 3.0), (T0 + 5, 3.0)])
+    status = g.status()[KEY]
+    assert (status.held, status.pending, status.pending_direction) == (1, 2, "lower")
+    assert status.text("Europe/Berlin", now=T0) == (
+        "1 stale reading held at the register; 2 lower readings awaiting confirmation since 12:00:04"
+    )
+    assert RegisterGuard().status() == {} and g.status()[KEY].ok is False
