@@ -22,15 +22,13 @@ Nothing here raises on bad data: a bad value is logged with its series and skipp
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Protocol, TypeAlias
+from typing import Protocol
 
 import numpy as np
 
@@ -50,9 +48,11 @@ from meterhub.energy.plausibility import (
     rating_of,
 )
 from meterhub.energy.registers import GuardEvent, GuardResult, MeterChange, RegisterGuard, RegisterStatus
+from meterhub.energy.state_file import Json, numbers, read_json, write_json
 from meterhub.energy.tariffs import Co2Factor, TariffSchedule
 from meterhub.energy.timeutil import parse_time, utc_iso
 from meterhub.energy.virtual import FormulaError, expand
+from meterhub.energy.virtual_demand import virtual_window
 from meterhub.model.quantities import CATALOGUE, DEMAND_OF, Kind, Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
@@ -61,8 +61,6 @@ __all__ = ["NET_AND_ABSOLUTE", "PREDICTED_OF", "EnergyPipeline", "Json", "Regist
 
 log = logging.getLogger(__name__)
 
-#: A JSON value (the state file, the billing status).
-Json: TypeAlias = "dict[str, Json] | list[Json] | str | int | float | bool | None"
 _TOTAL_PHASES = (None, Phase.TOTAL)
 _AVERAGED_PHASES = (Phase.L1, Phase.L2, Phase.L3, Phase.N)
 #: cumulative readings stamped further ahead of the clock than this are dropped [s]
@@ -139,9 +137,9 @@ class EnergyPipeline:
         state = self._read_state_file()
         self.guard.restore(
             restored,
-            _numbers(state.get("raw")),
-            _numbers(state.get("raw_ts")),
-            _numbers(state.get("raw_rate")),
+            numbers(state.get("raw")),
+            numbers(state.get("raw_ts")),
+            numbers(state.get("raw_rate")),
         )
         serials = state.get("serials")
         if isinstance(serials, dict):
@@ -468,32 +466,11 @@ class EnergyPipeline:
                 del self._virtual_demand[(vid, end)]
                 continue
             if all(Q.DEMAND_ACTIVE_IMPORT in members.get(m, {}) for m in vcoef):
-                out += self._virtual_window(vid, end, vcoef, members)
+                out += virtual_window(vid, end, vcoef, members)
                 del self._virtual_demand[(vid, end)]
             elif end < self.clock() - 2 * self.energy.gap - self.energy.demand.interval * 60:
                 del self._virtual_demand[(vid, end)]
         return out
-
-    @staticmethod
-    def _virtual_window(
-        vid: str, end: float, coef: dict[str, int], members: dict[str, dict[str, float]]
-    ) -> list[Reading]:
-        """Demand of a virtual circuit for one window [W]. A sum adds import and export demands
-        separately; a difference works on net demand (import − export) and splits it again, so a
-        PV sub-circuit's export lowers the unmetered rest. A member without an export register
-        counts 0 export."""
-        imp = {m: members[m][Q.DEMAND_ACTIVE_IMPORT] for m in coef}
-        exp = {m: members[m].get(Q.DEMAND_ACTIVE_EXPORT, 0.0) for m in coef}
-        if all(c > 0 for c in coef.values()):
-            d_imp = sum(c * imp[m] for m, c in coef.items())
-            d_exp = sum(c * exp[m] for m, c in coef.items())
-        else:
-            net = sum(c * (imp[m] - exp[m]) for m, c in coef.items())
-            d_imp, d_exp = max(net, 0.0), max(-net, 0.0)
-        return [
-            Reading(end, vid, Q.DEMAND_ACTIVE_IMPORT, Phase.TOTAL, d_imp),
-            Reading(end, vid, Q.DEMAND_ACTIVE_EXPORT, Phase.TOTAL, d_exp),
-        ]
 
     # -- what was refused, and commands about registers ----------------------------------------
     def refusals(self) -> dict[str, RefusalStatus]:
@@ -686,61 +663,24 @@ class EnergyPipeline:
         )
 
     def _read_state_file(self) -> dict[str, Json]:
-        state: dict[str, Json] = {}
-        for path in (self.state_file, self.billing_file):
-            if path is None or not path.exists():
-                continue
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                log.error("%s: cannot read the energy state (%s); it starts afresh", path, exc)
-                continue
-            if isinstance(data, dict):
-                state.update(data)
-        return state
+        return read_json(path for path in (self.state_file, self.billing_file) if path is not None)
 
     def _write_state_file(self, *, billing: bool = False) -> None:
         if self.state_file is None:
             return
         state = self.state_dict()
         book = state.pop("billing")
-        _write_json(self.state_file, state)
+        write_json(self.state_file, state)
         path = self.billing_file
         next_ts = book.get("next_ts") if isinstance(book, dict) else None
         written = next_ts if isinstance(next_ts, float | int) else None
         if path is not None and (billing or written != self._billing_written or not path.exists()):
-            _write_json(path, {"billing": book})
+            write_json(path, {"billing": book})
             self._billing_written = written
 
     def close(self) -> None:
         """Persist demand and billing state (the runtime saves the registers itself)."""
         self._write_state_file(billing=True)
-
-
-def _numbers(section: Json) -> dict[SeriesKey, float]:
-    """A state-file section ``{"circuit/quantity/phase": number}`` → {SeriesKey: number}; bad entries
-    are skipped."""
-    out: dict[SeriesKey, float] = {}
-    if not isinstance(section, dict):
-        return out
-    for k, v in section.items():
-        if isinstance(v, int | float) and not isinstance(v, bool):
-            try:
-                out[SeriesKey.parse(k)] = float(v)
-            except ValueError:
-                log.warning("energy state: %r is no series; skipped", k)
-    return out
-
-
-def _write_json(path: Path, data: dict[str, Json]) -> None:
-    """Replace ``path`` atomically with ``data`` as JSON; a failure is logged, not raised."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.error("%s: cannot write the energy state: %s", path, exc)
 
 
 def _finite(v: object) -> bool:
