@@ -76,7 +76,7 @@ def test_automatic_billing_snapshots_registers_and_max_demand_then_resets(tmp_pa
 def test_manual_max_demand_reset_returns_the_values_before() -> None:
     t0 = local("2026-06-01T10:00")
     p = EnergyPipeline(site("  demand: {interval: 15}"), None, clock=Clock(t0 + 86400))
-    for k, e in enumerate([0.0, 250.0, 1000.0]):
+    for k, e in enumerate([0.0, 250.0, 1000.0, 1000.0]):  # a load step counts once the next poll confirms it
         p.process([Reading(t0 + 900 * k, "main", "energy_active_import", Phase.TOTAL, e)])
     before = p.reset_max_demand("main")
     assert before == {"main/demand_active_import": {"total": [3000.0, t0 + 1800]}}

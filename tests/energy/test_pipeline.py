@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from meterhub.energy.pipeline import EnergyPipeline
+from meterhub.energy.plausibility import RefusalReason
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
 
@@ -75,13 +77,16 @@ def test_predicted_demand_extrapolates_the_present_power(tmp_path: Path) -> None
     t0 = local("2026-06-01T07:00:00")
     p = EnergyPipeline(site(TARIFFS), None, clock=Clock(t0 + 86400), state_file=None)
     out: list[Reading] = []
-    # 07:00–07:07 at 6 kW, then one minute at 12 kW: at 07:08 the window holds 700 + 200 Wh
-    rs = ramp(t0, 7, 0.0, 100.0) + [Reading(t0 + 480, "main", IMP, Phase.TOTAL, 900.0)]
+    # 07:00–07:07 at 6 kW, then 12 kW: the step is counted when 07:09 confirms it; at 07:09 the
+    # window holds 700 + 200 + 200 Wh
+    rs = ramp(t0, 7, 0.0, 100.0) + [
+        Reading(t0 + 60 * k, "main", IMP, Phase.TOTAL, e) for k, e in ((8, 900.0), (9, 1100.0))
+    ]
     for r in rs:
         out = p.process([r])
-    pred = by(out, "demand_active_import_predicted")[0]
-    # (900 Wh · 3600 + 12 kW · 420 s) / 900 s = 3600 + 5600 = 9200 W
-    assert pred.value == pytest.approx(9200.0)
+    pred = by(out, "demand_active_import_predicted")[-1]
+    # (1100 Wh · 3600 + 12 kW · 360 s) / 900 s = 4400 + 4800 = 9200 W
+    assert pred.ts == t0 + 540 and pred.value == pytest.approx(9200.0)
 
 
 def test_sliding_demand_updates_each_subinterval(tmp_path: Path) -> None:
@@ -109,20 +114,28 @@ def test_registers_continue_across_a_restart(storage_spec: Any, tmp_path: Path) 
     key = SeriesKey("main", IMP, Phase.TOTAL)
     out = p1.process([Reading(t0, "main", IMP, Phase.TOTAL, 5000.0)])
     out += p1.process([Reading(t0 + 60, "main", IMP, Phase.TOTAL, 5100.0)])  # 6 kW
-    out += p1.process([Reading(t0 + 120, "main", IMP, Phase.TOTAL, 80.0)])  # meter reset: 5180
+    # meter reset: 80 Wh since, 6 kW on; confirmed by 3 polls over ≥ 30 s → 5180, then 5280, 5380
+    for k, e in ((2, 80.0), (3, 180.0), (4, 280.0)):
+        out += p1.process([Reading(t0 + 60 * k, "main", IMP, Phase.TOTAL, e)])
+    assert [(r.ts - t0, r.value, r.quality) for r in by(out, IMP) if r.quality < Quality.INVALID][2:] == [
+        (120.0, 5180.0, Quality.GOOD),
+        (180.0, 5280.0, Quality.GOOD),
+        (240.0, 5380.0, Quality.GOOD),
+    ]
     s1.write(out)
     s1.save_registers(p1.registers())
     s1.flush()
     p1.close()
     s1.close()
     s2 = storage_spec.open(timezone="Europe/Berlin")
-    p2 = EnergyPipeline(cfg, s2, clock=Clock(t0 + 180), state_file=state)
-    assert p2.registers()[key] == pytest.approx(5180.0)
-    out2 = p2.process([Reading(t0 + 180, "main", IMP, Phase.TOTAL, 95.0)])
-    assert by(out2, IMP)[0].value == pytest.approx(5195.0)
+    p2 = EnergyPipeline(cfg, s2, clock=Clock(t0 + 300), state_file=state)
+    assert p2.registers()[key] == pytest.approx(5380.0)
+    # the raw baseline, its time and the rate were kept: the next poll counts at once
+    out2 = p2.process([Reading(t0 + 300, "main", IMP, Phase.TOTAL, 380.0)])
+    assert by(out2, IMP)[0].value == pytest.approx(5480.0)
 
 
-def test_bad_values_are_logged_and_skipped_never_raised(caplog: pytest.LogCaptureFixture) -> None:
+def test_bad_values_go_on_invalid_and_are_counted_never_raised() -> None:
     t0 = local("2026-06-01T10:00:00")
     p = EnergyPipeline(site(TARIFFS), None, clock=Clock(t0 + 86400))
     batch = [
@@ -131,16 +144,20 @@ def test_bad_values_are_logged_and_skipped_never_raised(caplog: pytest.LogCaptur
         Reading(t0 + 2, "main", IMP, Phase.TOTAL, -3.0),
         Reading(t0 + 3, "nowhere", IMP, Phase.TOTAL, 7.0),
         Reading(t0 + 4, "main", "no_such_quantity", None, 1.0),
-        Reading(t0 + 5, "main", "voltage", Phase.L1, 230.0),
+        Reading(t0 + 5, "main", Q.VOLTAGE, Phase.L1, 230.0),
     ]
     out = p.process(batch)
-    assert [(r.circuit, r.quantity, r.value) for r in out] == [
-        ("main", IMP, 100.0),
-        ("nowhere", IMP, 7.0),
-        ("main", "no_such_quantity", 1.0),
-        ("main", "voltage", 230.0),
+    assert [(r.circuit, r.quantity, r.value, r.quality) for r in out if not math.isnan(r.value)] == [
+        ("main", IMP, 100.0, Quality.GOOD),
+        ("main", IMP, -3.0, Quality.INVALID),
+        ("nowhere", IMP, 7.0, Quality.GOOD),
+        ("main", "no_such_quantity", 1.0, Quality.GOOD),
+        ("main", Q.VOLTAGE, 230.0, Quality.GOOD),
     ]
-    assert "non-finite" in caplog.text and "negative" in caplog.text
+    assert sum(math.isnan(r.value) and r.quality is Quality.INVALID for r in out) == 1
+    status = p.refusals()["main"]
+    assert status.count == 2 and status.device == "m1"
+    assert status.by_reason == {RefusalReason.NOT_A_NUMBER: 1, RefusalReason.OUT_OF_RANGE: 1}
 
 
 def test_outage_marks_the_first_reading_after_it_estimated() -> None:
@@ -229,3 +246,30 @@ def test_max_average_current_per_phase() -> None:
     assert p.max_demand()["main/demand_current/L1"] == {"total": [40.0, t0 + 1800]}
     p.reset_max_demand()
     assert "main/demand_current/L1" not in p.max_demand()
+
+
+def test_net_and_absolute_active_energy_follow_import_and_export() -> None:
+    """Seed 002 Appendix 3: net = A+ − A−, absolute = A+ + A−, per poll once both were counted."""
+    t0 = local("2026-06-01T10:00:00")
+    p = EnergyPipeline(site(TARIFFS), None, clock=Clock(t0 + 86400))
+    out: list[Reading] = []
+    # the export's first rise (400 → 405 after steps of 0) is counted when the next poll confirms it
+    for k, (imp, exp) in enumerate([(1000.0, 400.0), (1010.0, 400.0), (1010.0, 405.0), (1010.0, 410.0)]):
+        out += p.process(
+            [
+                Reading(t0 + 60 * k, "pv", IMP, Phase.TOTAL, imp),
+                Reading(t0 + 60 * k, "pv", EXP, Phase.TOTAL, exp),
+            ]
+        )
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_NET)] == [600.0, 610.0, 605.0, 600.0]
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_ABSOLUTE)] == [1400.0, 1410.0, 1415.0, 1420.0]
+    # a meter with its own absolute register keeps it; ours is not added beside it
+    out = p.process(
+        [
+            Reading(t0 + 240, "pv", Q.ENERGY_ACTIVE_ABSOLUTE, Phase.TOTAL, 1425.0),
+            Reading(t0 + 240, "pv", IMP, Phase.TOTAL, 1015.0),
+            Reading(t0 + 240, "pv", EXP, Phase.TOTAL, 410.0),
+        ]
+    )
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_ABSOLUTE)] == [1425.0]
+    assert [r.value for r in by(out, Q.ENERGY_ACTIVE_NET)] == [605.0]

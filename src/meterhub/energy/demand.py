@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,7 +181,9 @@ class DemandMeter:
         """Subinterval length [s]."""
         return self.interval / (self.subintervals if self.method == "sliding" else 1)
 
-    def feed(self, ts: float, energy: float, rate_at: Any = None) -> list[DemandValue]:
+    def feed(
+        self, ts: float, energy: float, rate_at: Callable[[float], int] | None = None
+    ) -> list[DemandValue]:
         """Add one register value [Wh] at ``ts`` [s]; return windows that closed since the last call.
 
         ``rate_at(t) -> int`` gives the tariff rate in force at ``t`` (default: rate 0).

@@ -10,52 +10,82 @@
 * virtual circuits (:mod:`meterhub.energy.virtual`) get ``active_power`` and demand from their members;
 * monthly billing closes automatically at its time (:mod:`meterhub.energy.billing`), or on command.
 
+Every reading is first checked against the plausible range of its quantity on its circuit
+(:mod:`meterhub.energy.plausibility`); one outside it, or one the source already marked invalid, goes
+on re-marked :attr:`Quality.INVALID` (kept for diagnosis) and is never integrated nor fed to demand.
+A register reading the guard quarantines goes on the same way, with its raw value. What was refused is
+counted per circuit (:meth:`EnergyPipeline.refusals`) and per register series
+(:meth:`EnergyPipeline.register_status`).
+
 Nothing here raises on bad data: a bad value is logged with its series and skipped.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
+from meterhub.config.schema import SiteConfig
 from meterhub.energy.billing import BillingBook, BillingReason, BillingSnapshot
 from meterhub.energy.config import EnergyConfig, energy_of
 from meterhub.energy.demand import AverageMeter, DemandMeter, DemandValue, MaxDemand
-from meterhub.energy.registers import MeterChange, RegisterGuard
+from meterhub.energy.plausibility import (
+    DEFAULT_RATED_CURRENT,
+    Rating,
+    RefusalLog,
+    RefusalReason,
+    RefusalStatus,
+    bounds,
+    check,
+    invalid,
+    rating_of,
+)
+from meterhub.energy.registers import GuardEvent, GuardResult, MeterChange, RegisterGuard, RegisterStatus
+from meterhub.energy.state_file import Json, numbers, read_json, write_json
 from meterhub.energy.tariffs import Co2Factor, TariffSchedule
 from meterhub.energy.timeutil import parse_time, utc_iso
 from meterhub.energy.virtual import FormulaError, expand
-from meterhub.model.quantities import CATALOGUE, Kind
+from meterhub.energy.virtual_demand import virtual_window
+from meterhub.model.quantities import CATALOGUE, DEMAND_OF, Kind, Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
 
-__all__ = ["DEMAND_OF", "EnergyPipeline"]
+__all__ = ["NET_AND_ABSOLUTE", "PREDICTED_OF", "EnergyPipeline", "Json", "RegisterStore"]
 
 log = logging.getLogger(__name__)
 
-#: register → (demand quantity, maximum-demand quantity or None)
-DEMAND_OF: dict[str, tuple[str, str | None]] = {
-    "energy_active_import": ("demand_active_import", "max_demand_active_import"),
-    "energy_active_export": ("demand_active_export", "max_demand_active_export"),
-    "energy_reactive_import": ("demand_reactive_import", None),
-    "energy_apparent": ("demand_apparent", "max_demand_apparent"),
-}
 _TOTAL_PHASES = (None, Phase.TOTAL)
 _AVERAGED_PHASES = (Phase.L1, Phase.L2, Phase.L3, Phase.N)
 #: cumulative readings stamped further ahead of the clock than this are dropped [s]
 MAX_FUTURE = 600.0
-_NONE = CATALOGUE["voltage"]  # stands in for an unknown quantity (not cumulative)
-#: predicted demand is emitted at most this often per circuit [s] (a live value, not a series to keep at 1 Hz)
+_NONE = CATALOGUE[Q.VOLTAGE]  # stands in for an unknown quantity (not cumulative)
+_ENERGY_UNITS = frozenset({"Wh", "varh", "VAh"})
+#: import register → (export register, net, absolute) computed from the two (seed 002 Appendix 3):
+#: net = import − export, absolute = import + export. The reactive pair joins when the catalogue has
+#: ``energy_reactive_net`` and ``energy_reactive_absolute``.
+NET_AND_ABSOLUTE: dict[str, tuple[str, str, str]] = {
+    Q.ENERGY_ACTIVE_IMPORT: (Q.ENERGY_ACTIVE_EXPORT, Q.ENERGY_ACTIVE_NET, Q.ENERGY_ACTIVE_ABSOLUTE),
+}
+_PAIRED = {imp: imp for imp in NET_AND_ABSOLUTE} | {exp: imp for imp, (exp, _, _) in NET_AND_ABSOLUTE.items()}
+_COMPUTED = frozenset(q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute))
+#: register → its predicted demand (seed 003 "predictive power"); the reactive and apparent ones join
+#: when the catalogue has ``demand_reactive_import_predicted`` and ``demand_apparent_predicted``.
+PREDICTED_OF: dict[str, str] = {Q.ENERGY_ACTIVE_IMPORT: Q.DEMAND_ACTIVE_IMPORT_PREDICTED}
+#: predicted demand is emitted at most this often per register [s] (a live value, not a series to keep at 1 Hz)
 PREDICTED_EVERY = 5.0
+
+
+class RegisterStore(Protocol):
+    """Where the registers persisted at the last flush come from (the site's storage)."""
+
+    def load_registers(self) -> dict[SeriesKey, float]: ...
 
 
 class EnergyPipeline:
@@ -72,8 +102,8 @@ class EnergyPipeline:
 
     def __init__(
         self,
-        config: Any,
-        storage: Any,
+        config: SiteConfig,
+        storage: RegisterStore | None,
         clock: Callable[[], float] = time.time,
         *,
         state_file: Path | None = None,
@@ -88,11 +118,16 @@ class EnergyPipeline:
         self._switch_state: tuple[float, float] | None = None
         self._power: dict[str, tuple[float, float]] = {}  # circuit → (ts, active_power total)
         self._billing_written: float | None = None  # next_ts as last written to the billing file
-        self._predicted_at: dict[str, float] = {}  # circuit → ts of the last predicted demand
+        self._predicted_at: dict[SeriesKey, float] = {}  # register → ts of its last predicted demand
         # (virtual id, window end) → member → {"demand_active_import": W, "demand_active_export": W}
         self._virtual_demand: dict[tuple[str, float], dict[str, dict[str, float]]] = {}
         self.demand: dict[SeriesKey, DemandMeter] = {}
         self.averages: dict[SeriesKey, AverageMeter] = {}  # (circuit, "current", phase) → max average current
+        self.refused = RefusalLog()
+        # counted import/export registers of the last few polls: key → ts → (value, quality)
+        self._recent_registers: dict[SeriesKey, dict[float, tuple[float, Quality]]] = {}
+        self._reported: set[SeriesKey] = set()  # net/absolute series a source reports itself
+        self._serials: dict[str, str] = {}  # device → serial number last reported
         self._apply_config(config)
         try:
             restored = storage.load_registers() if storage is not None else {}
@@ -100,12 +135,19 @@ class EnergyPipeline:
             log.exception("cannot load persisted registers; registers start from the next readings")
             restored = {}
         state = self._read_state_file()
-        raw = {SeriesKey.parse(k): float(v) for k, v in state.get("raw", {}).items()}
-        self.guard.restore(restored, raw)
+        self.guard.restore(
+            restored,
+            numbers(state.get("raw")),
+            numbers(state.get("raw_ts")),
+            numbers(state.get("raw_rate")),
+        )
+        serials = state.get("serials")
+        if isinstance(serials, dict):
+            self._serials = {str(k): str(v) for k, v in serials.items()}
         self.load_state(state)
 
     # -- configuration ------------------------------------------------------------------------
-    def _apply_config(self, config: Any) -> None:
+    def _apply_config(self, config: SiteConfig) -> None:
         self.config = config
         self.energy: EnergyConfig = energy_of(config)
         tz = config.site.timezone
@@ -118,6 +160,17 @@ class EnergyPipeline:
             log.error("energy.co2: %s; using the constant factor", exc)
             self.co2 = Co2Factor(self.energy.co2.factor or config.site.co2_factor)
         self.circuits = {c.id: c for c in config.circuits}
+        nominal = config.site.nominal_voltage
+        self.nominal_voltage = nominal
+        self.ratings: dict[str, Rating] = {c.id: rating_of(c, nominal) for c in config.circuits}
+        self.device_of: dict[str, str] = {c.id: c.device for c in config.circuits}
+        # (circuit, quantity, phase) → plausible (lowest, highest) [unit], filled as series appear
+        self._bounds: dict[tuple[str, str, Phase | None], tuple[float, float]] = {}
+        # a meter that no circuit uses reports under its device id: a three-phase direct meter
+        for device in config.devices:
+            if device.id not in self.ratings:
+                self.ratings[device.id] = Rating(current=DEFAULT_RATED_CURRENT, voltage=nominal, phases=3)
+                self.device_of[device.id] = device.id
         formulas = {v.id: v.formula for v in self.energy.virtual}
         self.virtual: dict[str, dict[str, int]] = {}
         for vid in formulas:
@@ -140,7 +193,11 @@ class EnergyPipeline:
         }
         old = getattr(self, "guard", None)
         self.guard = RegisterGuard(
-            gap=self.energy.gap, max_power=self.energy.max_power, moduli=moduli, changes=changes
+            gap=self.energy.gap,
+            max_power=self.energy.max_power,
+            rate_limit=self._rate_limit,
+            moduli=moduli,
+            changes=changes,
         )
         if old is not None:
             self.guard.adopt(old)  # keep the registers across a reconfiguration
@@ -158,7 +215,18 @@ class EnergyPipeline:
             self.billing.count, self.billing.last_ts = book.count, book.last_ts
             self.billing.history, self.billing.cumulative = book.history, book.cumulative
 
-    def reconfigure(self, config: Any) -> None:
+    def _rate_limit(self, key: SeriesKey) -> float:
+        """Largest plausible rate of a register series [unit per hour]: the circuit's rated power for
+        energy, 2 h per hour for an hour counter, else the configured ``max_power``."""
+        q = CATALOGUE.get(key.quantity)
+        rating = self.ratings.get(key.circuit)
+        if q is not None and q.unit in _ENERGY_UNITS and rating is not None:
+            return min(rating.power, self.energy.max_power)
+        if key.quantity == Q.OPERATING_HOURS:
+            return 2.0
+        return self.energy.max_power
+
+    def reconfigure(self, config: SiteConfig) -> None:
         """Apply a changed site configuration; registers, maxima and billing history are kept."""
         with self._lock:
             self._apply_config(config)
@@ -172,8 +240,16 @@ class EnergyPipeline:
             book = self.billing
             now = self.clock()
             book.due(now)  # starts the schedule on the first batch
+            nan_only: dict[str, bool] = {}
             for r in batch:
                 try:
+                    reason = self._refusal(r)
+                    if nan_only.get(r.circuit, True):
+                        nan_only[r.circuit] = not _finite(r.value)
+                    if reason is not None:
+                        self.refused.add(r, reason, self.device_of.get(r.circuit))
+                        out.append(r if r.quality is Quality.INVALID else invalid(r))
+                        continue
                     if r.ts > now + MAX_FUTURE and CATALOGUE.get(r.quantity, _NONE).kind is Kind.CUMULATIVE:
                         # one reading from a device with a wrong clock would hold the register (and the
                         # billing schedule) until that time; it is dropped instead
@@ -191,6 +267,7 @@ class EnergyPipeline:
                     log.exception(
                         "energy: reading %s at %r skipped", getattr(r, "key", r), getattr(r, "ts", None)
                     )
+            self.refused.batch_done(nan_only)
             try:
                 self._check_billing()
             except Exception:
@@ -202,35 +279,86 @@ class EnergyPipeline:
                     log.exception("energy: virtual circuits failed on this batch")
             return out + derived
 
+    def _refusal(self, r: Reading) -> RefusalReason | None:
+        """Why ``r`` may not be used (marked invalid by its source, or implausible), or None."""
+        if r.quality is Quality.INVALID:
+            return RefusalReason.SOURCE
+        value = r.value
+        if type(value) is float and math.isfinite(value):  # the common case, from the cached bounds
+            key = (r.circuit, r.quantity, r.phase)
+            b = self._bounds.get(key)
+            if b is None:
+                rating = self.ratings.get(r.circuit)
+                b = bounds(
+                    r.quantity, r.phase, rating, voltage=self.nominal_voltage, power=self.energy.max_power
+                )
+                self._bounds[key] = b
+            return None if b[0] <= value <= b[1] else RefusalReason.OUT_OF_RANGE
+        return check(
+            r, self.ratings.get(r.circuit), voltage=self.nominal_voltage, power=self.energy.max_power
+        )
+
     def _one(self, r: Reading, out: list[Reading], derived: list[Reading]) -> None:
+        if r.quantity in _COMPUTED:
+            self._reported.add(r.key)  # the device has its own: ours would be a second series
         q = CATALOGUE.get(r.quantity)
         if q is None or q.kind is not Kind.CUMULATIVE:
             out.append(r)
-            if r.quantity == "active_power" and r.phase in _TOTAL_PHASES and _finite(r.value):
+            if r.quantity == Q.ACTIVE_POWER and r.phase in _TOTAL_PHASES:
                 self._power[r.circuit] = (r.ts, r.value)
-            elif r.quantity == "current" and r.phase in _AVERAGED_PHASES and _finite(r.value):
+            elif r.quantity == Q.CURRENT and r.phase in _AVERAGED_PHASES:
                 derived += self._feed_average(r)
             sw = self.energy.tariffs.switch
-            if (
-                sw is not None
-                and r.circuit == sw.input
-                and r.quantity == "digital_input"
-                and _finite(r.value)
-            ):
+            if sw is not None and r.circuit == sw.input and r.quantity == Q.DIGITAL_INPUT:
                 self._switch_state = (r.ts, r.value)
             return
         if r.circuit not in self.circuits:
             log.debug("register %s: circuit not in the site file; guarded all the same", r.key)
         res = self.guard.update(r.key, float(r.ts), float(r.value))
-        if res is None:
-            return
-        out.append(Reading(r.ts, r.circuit, r.quantity, r.phase, res.value, max(r.quality, res.quality)))
-        if (
+        self._registered(r, res, out, derived)
+
+    def _registered(self, r: Reading, res: GuardResult, out: list[Reading], derived: list[Reading]) -> None:
+        """Emit what the guard accepted (backfilled points first) and feed demand; a quarantined
+        reading goes on invalid, with its raw value."""
+        points = [*res.backfill, *([(res.ts, res.value)] if res.accepted else [])]
+        demand = (
             r.phase in _TOTAL_PHASES
             and r.quantity in DEMAND_OF
             and r.quantity in self.energy.demand.quantities
-        ):
-            derived += self._feed_demand(r, res.value)
+        )
+        for i, (t, v) in enumerate(points):
+            quality = max(r.quality, res.quality) if i == 0 else r.quality
+            reg = Reading(t, r.circuit, r.quantity, r.phase, v, quality)
+            out.append(reg)
+            if demand:
+                derived += self._feed_demand(reg, v)
+            if r.quantity in _PAIRED:
+                derived += self._net_and_absolute(reg)
+        if res.event in (GuardEvent.QUARANTINED, GuardEvent.REFUSED):
+            quarantined = res.event is GuardEvent.QUARANTINED
+            reason = RefusalReason.QUARANTINED if quarantined else RefusalReason.NOT_A_NUMBER
+            self.refused.add(r, reason, self.device_of.get(r.circuit))
+            out.append(invalid(r))
+
+    def _net_and_absolute(self, reg: Reading) -> list[Reading]:
+        """Net (import − export) and absolute (import + export) energy [Wh] of one poll, once both
+        registers of it were counted (same time stamp)."""
+        recent = self._recent_registers.setdefault(reg.key, {})
+        recent[reg.ts] = (reg.value, reg.quality)
+        while len(recent) > 4:  # a deferred step is confirmed one poll later
+            del recent[min(recent)]
+        imp_q = _PAIRED[reg.quantity]
+        exp_q, net_q, abs_q = NET_AND_ABSOLUTE[imp_q]
+        imp = self._recent_registers.get(SeriesKey(reg.circuit, imp_q, reg.phase), {}).get(reg.ts)
+        exp = self._recent_registers.get(SeriesKey(reg.circuit, exp_q, reg.phase), {}).get(reg.ts)
+        if imp is None or exp is None:
+            return []
+        quality = max(imp[1], exp[1])
+        out: list[Reading] = []
+        for q, value in ((net_q, imp[0] - exp[0]), (abs_q, imp[0] + exp[0])):
+            if SeriesKey(reg.circuit, q, reg.phase) not in self._reported:
+                out.append(Reading(reg.ts, reg.circuit, q, reg.phase, value, quality))
+        return out
 
     def _average(self, key: SeriesKey) -> AverageMeter:
         m = self.averages.get(key)
@@ -244,8 +372,8 @@ class EnergyPipeline:
         meter = self._average(r.key)
         out: list[Reading] = []
         for end, mean in meter.feed(float(r.ts), float(r.value)):
-            out.append(Reading(end, r.circuit, "demand_current", r.phase, mean))
-            out.append(Reading(end, r.circuit, "max_demand_current", r.phase, meter.maximum.value))
+            out.append(Reading(end, r.circuit, Q.DEMAND_CURRENT, r.phase, mean))
+            out.append(Reading(end, r.circuit, Q.MAX_DEMAND_CURRENT, r.phase, meter.maximum.value))
         return out
 
     def _meter(self, key: SeriesKey) -> DemandMeter:
@@ -283,14 +411,16 @@ class EnergyPipeline:
                 best = max(meter.maxima.values(), key=lambda m: m.value)
                 out.append(Reading(w.end, r.circuit, max_q, Phase.TOTAL, best.value, quality))
             self._collect_virtual_demand(r.circuit, demand_q, w)
-        if r.quantity == "energy_active_import":
+        if r.quantity == Q.ENERGY_ACTIVE_IMPORT:
             out += self._cost_and_co2(r.circuit, meter, closed)
-            last = self._predicted_at.get(r.circuit)
+        predicted_q = PREDICTED_OF.get(r.quantity)
+        if predicted_q is not None:
+            last = self._predicted_at.get(key)
             if last is None or r.ts - last >= PREDICTED_EVERY or r.ts < last:
                 p = meter.predicted()
                 if p is not None and math.isfinite(p):
-                    out.append(Reading(r.ts, r.circuit, "demand_active_import_predicted", Phase.TOTAL, p))
-                    self._predicted_at[r.circuit] = r.ts
+                    out.append(Reading(r.ts, r.circuit, predicted_q, Phase.TOTAL, p))
+                    self._predicted_at[key] = r.ts
         return out
 
     def _cost_and_co2(self, circuit: str, meter: DemandMeter, closed: list[DemandValue]) -> list[Reading]:
@@ -300,13 +430,13 @@ class EnergyPipeline:
             quality = Quality.ESTIMATED if w.estimated else Quality.GOOD
             start = w.end - meter.sub_len
             price = float(self.schedule.prices[w.rate]) if self.schedule.n_rates else 0.0
-            out.append(Reading(w.end, circuit, "cost", Phase.TOTAL, w.energy / 1000.0 * price, quality))
+            out.append(Reading(w.end, circuit, Q.COST, Phase.TOTAL, w.energy / 1000.0 * price, quality))
             factor = float(self.co2.at(np.array([start]))[0])
-            out.append(Reading(w.end, circuit, "co2", Phase.TOTAL, w.energy / 1000.0 * factor, quality))
+            out.append(Reading(w.end, circuit, Q.CO2, Phase.TOTAL, w.energy / 1000.0 * factor, quality))
         return out
 
     def _collect_virtual_demand(self, circuit: str, quantity: str, w: DemandValue) -> None:
-        if quantity not in ("demand_active_import", "demand_active_export"):
+        if quantity not in (Q.DEMAND_ACTIVE_IMPORT, Q.DEMAND_ACTIVE_EXPORT):
             return
         for vid, coef in self.virtual.items():
             if circuit in coef:
@@ -314,7 +444,11 @@ class EnergyPipeline:
 
     def _virtual_power(self, batch: list[Reading]) -> list[Reading]:
         out: list[Reading] = []
-        touched = {r.circuit for r in batch if r.quantity == "active_power"}
+        touched = {
+            r.circuit
+            for r in batch
+            if r.quantity == Q.ACTIVE_POWER and r.quality is not Quality.INVALID and _finite(r.value)
+        }
         for vid, coef in self.virtual.items():
             if not touched & set(coef):
                 continue
@@ -325,39 +459,67 @@ class EnergyPipeline:
             if min(v[0] for v in vals if v is not None) < ts - self.energy.gap:
                 continue  # a member is silent: its old power would make the sum wrong
             total = sum(c * v[1] for c, v in zip(coef.values(), vals, strict=True) if v is not None)
-            out.append(Reading(ts, vid, "active_power", Phase.TOTAL, total))
+            out.append(Reading(ts, vid, Q.ACTIVE_POWER, Phase.TOTAL, total))
         for (vid, end), members in list(self._virtual_demand.items()):
             vcoef = self.virtual.get(vid)
             if vcoef is None:
                 del self._virtual_demand[(vid, end)]
                 continue
-            if all("demand_active_import" in members.get(m, {}) for m in vcoef):
-                out += self._virtual_window(vid, end, vcoef, members)
+            if all(Q.DEMAND_ACTIVE_IMPORT in members.get(m, {}) for m in vcoef):
+                out += virtual_window(vid, end, vcoef, members)
                 del self._virtual_demand[(vid, end)]
             elif end < self.clock() - 2 * self.energy.gap - self.energy.demand.interval * 60:
                 del self._virtual_demand[(vid, end)]
         return out
 
-    @staticmethod
-    def _virtual_window(
-        vid: str, end: float, coef: dict[str, int], members: dict[str, dict[str, float]]
-    ) -> list[Reading]:
-        """Demand of a virtual circuit for one window [W]. A sum adds import and export demands
-        separately; a difference works on net demand (import − export) and splits it again, so a
-        PV sub-circuit's export lowers the unmetered rest. A member without an export register
-        counts 0 export."""
-        imp = {m: members[m]["demand_active_import"] for m in coef}
-        exp = {m: members[m].get("demand_active_export", 0.0) for m in coef}
-        if all(c > 0 for c in coef.values()):
-            d_imp = sum(c * imp[m] for m, c in coef.items())
-            d_exp = sum(c * exp[m] for m, c in coef.items())
-        else:
-            net = sum(c * (imp[m] - exp[m]) for m, c in coef.items())
-            d_imp, d_exp = max(net, 0.0), max(-net, 0.0)
-        return [
-            Reading(end, vid, "demand_active_import", Phase.TOTAL, d_imp),
-            Reading(end, vid, "demand_active_export", Phase.TOTAL, d_exp),
-        ]
+    # -- what was refused, and commands about registers ----------------------------------------
+    def refusals(self) -> dict[str, RefusalStatus]:
+        """Circuit (or device / point) id → what was refused from it and why; ``.text(tz)`` reads
+        e.g. "3 values out of range since 10:02" or "all values NaN since 10:02:03"."""
+        with self._lock:
+            return self.refused.status()
+
+    def register_status(self) -> dict[SeriesKey, RegisterStatus]:
+        """Register series → quarantined, held, pending and confirmed events; ``.text(tz, now)``
+        reads e.g. "1 outlier quarantined at 10:02:03"."""
+        with self._lock:
+            return self.guard.status()
+
+    def confirm_meter_change(
+        self, circuit: str, quantity: str | None = None, phase: Phase | None = None
+    ) -> list[SeriesKey]:
+        """An operator says the meter of ``circuit`` was reset or replaced: every register series of
+        the circuit (or the one given) accepts its pending or next lower (or out-of-rating) counter
+        at once instead of waiting for confirmation. Returns the series concerned."""
+        with self._lock:
+            keys = [
+                k
+                for k in self.guard.keys()
+                if k.circuit == circuit
+                and (quantity is None or k.quantity == quantity)
+                and (phase is None or k.phase == phase)
+            ]
+            for key in keys:
+                self.guard.confirm(key, "operator confirmed a meter change")
+            return keys
+
+    def device_serial(self, device: str, serial: str) -> list[SeriesKey]:
+        """The serial number ``device`` reports now; when it differs from the last one, the meter
+        was replaced: its circuits' register series accept their next counter at once. Returns the
+        series concerned (none when the serial is the first seen or unchanged)."""
+        with self._lock:
+            last = self._serials.get(device)
+            self._serials[device] = serial
+            if last is None or last == serial:
+                return []
+            circuits = {c for c, d in self.device_of.items() if d == device}
+            keys = [k for k in self.guard.keys() if k.circuit in circuits]
+            log.warning(
+                "device %s: serial number %s → %s; its registers accept the new meter", device, last, serial
+            )
+            for key in keys:
+                self.guard.confirm(key, f"serial number changed from {last} to {serial}")
+            return keys
 
     # -- registers, maxima, billing ------------------------------------------------------------
     def registers(self) -> dict[SeriesKey, float]:
@@ -382,7 +544,7 @@ class EnergyPipeline:
             }
         for key, avg in self.averages.items():
             if avg.maximum.ts is not None and key.phase is not None:
-                out[f"{key.circuit}/demand_current/{key.phase.value}"] = {
+                out[f"{key.circuit}/{Q.DEMAND_CURRENT.value}/{key.phase.value}"] = {
                     "total": [avg.maximum.value, avg.maximum.ts]
                 }
         return out
@@ -392,7 +554,7 @@ class EnergyPipeline:
         with self._lock:
             out: dict[str, float] = {}
             for key, meter in self.demand.items():
-                if key.quantity == "energy_active_import":
+                if key.quantity == Q.ENERGY_ACTIVE_IMPORT:
                     p = meter.predicted()
                     if p is not None and math.isfinite(p):
                         out[key.circuit] = p
@@ -428,7 +590,7 @@ class EnergyPipeline:
             self._write_state_file(billing=True)
             return snap
 
-    def billing_status(self) -> dict[str, Any]:
+    def billing_status(self) -> dict[str, Json]:
         """Billing count, schedule and past periods (newest first), JSON-ready."""
         with self._lock:
             book = self.billing
@@ -447,31 +609,46 @@ class EnergyPipeline:
             self.bill(BillingReason.AUTOMATIC, ts=self.billing.next_ts)
 
     # -- persistence ----------------------------------------------------------------------------
-    def state_dict(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Json]:
         with self._lock:
+            base = self.guard.raw_baselines()
+            raw: dict[str, Json] = {str(k): v[0] for k, v in base.items()}
+            raw_ts: dict[str, Json] = {str(k): v[1] for k, v in base.items() if v[1] is not None}
+            raw_rate: dict[str, Json] = {str(k): v[2] for k, v in base.items() if v[2] is not None}
+            serials: dict[str, Json] = dict(self._serials)
             return {
                 "version": 1,
-                "raw": {str(k): v for k, v in self.guard.raw_baselines().items()},
+                "raw": raw,
+                "raw_ts": raw_ts,
+                "raw_rate": raw_rate,
+                "serials": serials,
                 "demand": {str(k): m.state_dict() for k, m in self.demand.items()},
                 "average": {str(k): m.state_dict() for k, m in self.averages.items()},
                 "billing": self.billing.state_dict(),
             }
 
-    def load_state(self, state: dict[str, Any]) -> None:
+    def load_state(self, state: Mapping[str, Json]) -> None:
         with self._lock:
-            for k, s in state.get("demand", {}).items():
+            demand = state.get("demand")
+            for k, s in demand.items() if isinstance(demand, dict) else ():
                 try:
+                    if not isinstance(s, dict):
+                        raise TypeError("not an object")
                     self._meter(SeriesKey.parse(k)).load_state(s)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("energy state: demand %s not restored: %s", k, exc)
-            for k, s in state.get("average", {}).items():
+            average = state.get("average")
+            for k, s in average.items() if isinstance(average, dict) else ():
                 try:
+                    if not isinstance(s, dict):
+                        raise TypeError("not an object")
                     self._average(SeriesKey.parse(k)).load_state(s)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("energy state: average %s not restored: %s", k, exc)
-            if "billing" in state:
+            billing = state.get("billing")
+            if isinstance(billing, dict):
                 try:
-                    self.billing.load_state(state["billing"])
+                    self.billing.load_state(billing)
                 except (ValueError, KeyError, TypeError) as exc:
                     log.warning("energy state: billing not restored: %s", exc)
 
@@ -485,49 +662,26 @@ class EnergyPipeline:
             else self.state_file.with_name(self.state_file.stem + "-billing.json")
         )
 
-    def _read_state_file(self) -> dict[str, Any]:
-        state: dict[str, Any] = {}
-        for path in (self.state_file, self.billing_file):
-            if path is None or not path.exists():
-                continue
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as exc:
-                log.error("%s: cannot read the energy state (%s); it starts afresh", path, exc)
-                continue
-            if isinstance(data, dict):
-                state.update(data)
-        return state
+    def _read_state_file(self) -> dict[str, Json]:
+        return read_json(path for path in (self.state_file, self.billing_file) if path is not None)
 
     def _write_state_file(self, *, billing: bool = False) -> None:
         if self.state_file is None:
             return
         state = self.state_dict()
         book = state.pop("billing")
-        _write_json(self.state_file, state)
+        write_json(self.state_file, state)
         path = self.billing_file
-        if path is not None and (billing or book["next_ts"] != self._billing_written or not path.exists()):
-            _write_json(path, {"billing": book})
-            self._billing_written = book["next_ts"]
+        next_ts = book.get("next_ts") if isinstance(book, dict) else None
+        written = next_ts if isinstance(next_ts, float | int) else None
+        if path is not None and (billing or written != self._billing_written or not path.exists()):
+            write_json(path, {"billing": book})
+            self._billing_written = written
 
     def close(self) -> None:
         """Persist demand and billing state (the runtime saves the registers itself)."""
         self._write_state_file(billing=True)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` atomically with ``data`` as JSON; a failure is logged, not raised."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        log.error("%s: cannot write the energy state: %s", path, exc)
-
-
-def _finite(v: float) -> bool:
-    try:
-        return math.isfinite(v)
-    except TypeError:
-        return False
+def _finite(v: object) -> bool:
+    return isinstance(v, int | float) and math.isfinite(v)
