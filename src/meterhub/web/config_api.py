@@ -5,7 +5,9 @@ Routes here translate HTTP only. Every change is a pure edit of :mod:`meterhub.c
 configuration's ``apply`` (:class:`meterhub.web.deps.ConfigView`: the same cross-reference checks as the
 site file, the file written back, acquisition restarted, so a changed CT ratio takes effect at the next
 poll). Refusals are answered by :mod:`meterhub.web.errors`: 404 for an unknown item, 409 for a conflict,
-422 whose ``loc`` names the field.
+422 whose ``loc`` names the field. A CT or VT ratio change on a device whose profile says it reports
+primary values (it applies its own ratio, or its CT is built in) is a 409 naming where the ratio is set
+instead (:func:`meterhub.profiles.transformers.fixed_ratio_reason`): stored, it would change nothing.
 
 The CT picker offers the current sensors of :mod:`meterhub.metering.ct_presets` (seed 000 §4.6: Enertrek
 CTO, CTOV, CTF and the 5 A adapter, with their ratio and phase error), plus plain 5 A secondaries.
@@ -21,11 +23,16 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from meterhub.config import edit
+from meterhub.config.schema import Circuit, SiteConfig
+from meterhub.config.types import Ratio
 from meterhub.drivers.modbus.scan import parse_units
 from meterhub.drivers.modbus.transport import ModbusError
 from meterhub.energy.config import Rate, TariffSettings
+from meterhub.errors import ConflictError
 from meterhub.metering.ct_presets import ct_presets
 from meterhub.profiles import get_profile, profile_ids
+from meterhub.profiles.schema import ProfileError
+from meterhub.profiles.transformers import fixed_ratio_reason
 from meterhub.web.auth import Principal, require_admin
 from meterhub.web.deps import Config, Controls, Live, Status
 from meterhub.web.live_api import CircuitOut, DeviceOut, circuit_out, device_out
@@ -253,15 +260,49 @@ async def scan_bus(bus_id: str, body: ScanIn, cfg: Config, control: Controls, _:
 )
 async def patch_circuit(circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, _: ADMIN) -> CircuitOut:
     changes = body.model_dump(exclude_unset=True)
-    now = await cfg.apply(edit.patch_circuit(cfg.config, circuit_id, changes))
+    new = edit.patch_circuit(cfg.config, circuit_id, changes)
+    _ratios_apply(new, new.circuit(circuit_id), before=cfg.config.circuit(circuit_id))
+    now = await cfg.apply(new)
     log.info("circuit %s changed: %s", circuit_id, ", ".join(changes))
     return circuit_out(now, live, circuit_id)
 
 
 @router.post("/circuits", response_model=CircuitOut, status_code=201, summary="Add a circuit (admin)")
 async def add_circuit(body: CircuitIn, cfg: Config, live: Live, _: ADMIN) -> CircuitOut:
-    now = await cfg.apply(edit.add_circuit(cfg.config, body.model_dump(exclude_none=True)))
+    new = edit.add_circuit(cfg.config, body.model_dump(exclude_none=True))
+    _ratios_apply(new, new.circuit(body.id), before=None)
+    now = await cfg.apply(new)
     return circuit_out(now, live, body.id)
+
+
+def _ratios_apply(config: SiteConfig, circuit: Circuit, *, before: Circuit | None) -> None:
+    """Refuse (409) a CT or VT ratio that meterhub would store and never apply: the circuit's device
+    reports primary values (its profile's ``transformers``), so the ratio is set in the device."""
+    device = next((d for d in config.devices if d.id == circuit.device), None)
+    if device is None:
+        return
+    try:
+        profile = get_profile(device.profile)
+    except ProfileError:
+        return  # not a Modbus profile (e.g. the ADC board): the waveform source applies the CT itself
+    for vt, old, ratio in (
+        (False, before.ct.ratio if before is not None else None, circuit.ct.ratio),
+        (True, before.vt_ratio if before is not None else None, circuit.vt_ratio),
+    ):
+        unchanged = ratio.value == old.value if old is not None else ratio.value == 1.0
+        if unchanged:
+            continue
+        reason = fixed_ratio_reason(profile, circuit, vt=vt)
+        if reason is not None:
+            what = "VT" if vt else "CT"
+            raise ConflictError(
+                f"{what} ratio {_ratio_text(ratio)} refused for circuit {circuit.id!r} on device "
+                f"{device.id!r}: {reason}"
+            )
+
+
+def _ratio_text(r: Ratio) -> str:
+    return f"{r.primary:g}/{r.secondary:g}"
 
 
 @router.delete("/circuits/{circuit_id}", status_code=204, summary="Remove a circuit (admin)")

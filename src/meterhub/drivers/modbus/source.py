@@ -31,6 +31,7 @@ from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, Transpor
 from meterhub.model.readings import Reading, Spectrum
 from meterhub.profiles import get_profile
 from meterhub.profiles.schema import ProfileError, ProfileKind
+from meterhub.profiles.transformers import circuit_ratios
 
 __all__ = ["ModbusSource", "link_for_bus", "modbus_sources"]
 
@@ -73,6 +74,7 @@ class ModbusSource(Source):
         self.latest: dict[str, DeviceValues] = {}
         self._channels: dict[str, tuple[int, ...]] = {}  # device id → its channels
         self._devices: dict[str, Device] = {d.id: d for d in ctx.devices}
+        self._ratios: dict[str, tuple[float, float]] = {}  # circuit → (CT, VT) ratio meterhub applies
         self._emit: Emit | None = None
         self._spectra: list[Spectrum] = []  # spectra of the result being fanned out
         self._pending: deque[tuple[PolledDevice, DeviceRead, float]] | None = None  # results to fan out
@@ -93,6 +95,8 @@ class ModbusSource(Source):
             reader = DeviceReader(d.id, profile, d.unit if d.unit is not None else profile.defaults.unit)
             self.polled.append(PolledDevice(reader, status, d.poll_interval, d.priority))
             self.circuits[d.id] = [c for c in ctx.config.circuits if c.device == d.id]
+            for c in self.circuits[d.id]:
+                self._ratios[c.id] = circuit_ratios(profile, c)
         self.io = _io_devices(ctx, [p.id for p in self.polled])
         self._vu_on_bus = [p.id for p in self.polled if p.reader.profile.kind is ProfileKind.VOLTAGE_UNIT]
         self.scheduler = LineScheduler(
@@ -137,10 +141,11 @@ class ModbusSource(Source):
         want_spectra = self.ctx.publish_spectra is not None
         for c in circuits:
             vref = self._vref(c, ts)
-            rs = circuit_readings(ts, c, dv, vref)
+            ratios = self._ratios.get(c.id, (1.0, 1.0))
+            rs = circuit_readings(ts, c, dv, vref, ratios=ratios)
             out.extend(rs)
             if want_spectra and (dv.spectra or (vref is not None and vref.spectra)):
-                self._spectra.extend(circuit_spectra(ts, c, dv, vref, rs))
+                self._spectra.extend(circuit_spectra(ts, c, dv, vref, rs, ratios=ratios))
         if profile.kind is ProfileKind.VOLTAGE_UNIT or (profile.kind is ProfileKind.METER and not circuits):
             out.extend(device_readings(ts, dev.id, dv))
         return out

@@ -55,16 +55,20 @@ def circuit_spectra(
     dv: DeviceValues,
     vref: DeviceValues | None,
     readings: Iterable[Reading],
+    *,
+    ratios: tuple[float, float] = (1.0, 1.0),
 ) -> list[Spectrum]:
     """The spectra of one circuit from its device's values and (current modules) its voltage unit's.
 
     ts : poll time [s]; circuit : the circuit; dv : its device's values; vref : the voltage unit's
     values or None; readings : the circuit's readings of the same poll (their ``current`` and ``voltage``
-    per phase [A, V], after any CT/VT ratio, give the RMS spectrum of a device that reports % only).
+    per phase [A, V], after any CT/VT ratio, give the RMS spectrum of a device that reports % only);
+    ratios : (CT, VT) ratio [-] for a device that reports secondary values (RMS spectra scale by them).
     """
     meter = dv.kind is ProfileKind.METER
     phase_of = dict(zip(circuit.channels, circuit.supply_phases, strict=True))
     found: dict[tuple[str, Phase], dict[int, float]] = {}
+    scale: dict[tuple[str, Phase], float] = {}  # RMS spectra of secondary values: × the ratio
     for (q, ph, ch), orders in dv.spectra.items():
         family = _FAMILY.get(q)
         if family is None or family[2] != Q.CURRENT:
@@ -73,12 +77,14 @@ def circuit_spectra(
         target = phase_of.get(channel) if channel is not None else None
         if target is not None:
             found[(q, target)] = orders
+            scale[(q, target)] = ratios[0]
     supply = dv if meter and dv.has_voltage() else vref
     if supply is not None:
         for (q, ph, _), orders in supply.spectra.items():
             family = _FAMILY.get(q)
             if family is not None and family[2] == Q.VOLTAGE and ph is not None and ph in phase_of.values():
                 found[(q, ph)] = orders
+                scale[(q, ph)] = ratios[1] if supply is dv else 1.0
     if not found:
         return []
     rms_of = {
@@ -89,6 +95,9 @@ def circuit_spectra(
     out: list[Spectrum] = []
     for (q, ph), orders in found.items():
         values = _vector(orders)
+        f = scale[(q, ph)]
+        if f != 1.0 and not _is_percent(q):
+            values = tuple(v * f for v in values)
         out.append(Spectrum(ts, circuit.id, q, ph, values))
         rms_id, _, base = _FAMILY[q]
         if _is_percent(q) and (rms_id, ph) not in found:
