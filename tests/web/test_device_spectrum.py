@@ -178,8 +178,12 @@ def test_a_module_without_harmonics_answers_404_with_the_reason(
     assert v.json()["percent_of_fundamental"][5] == pytest.approx(
         100 * model.supply().harmonics_voltage[1, 5], rel=F32
     )
-    circuits = {c["id"]: c["spectrum"] for c in client.get("/api/v1/circuits").json()}
-    assert circuits == {"press": True, "desk": True, "pump": True}
+    circuits = {c["id"]: (c["spectrum"], c["spectra"]) for c in client.get("/api/v1/circuits").json()}
+    assert circuits == {
+        "press": (True, ["current", "voltage"]),
+        "desk": (True, ["current", "voltage"]),
+        "pump": (True, ["voltage"]),  # the UI offers the voltage tab only
+    }
 
 
 def test_the_profile_decides_before_the_first_poll(tmp_path: Path) -> None:

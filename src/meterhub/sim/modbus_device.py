@@ -178,6 +178,12 @@ class ProfileDevice:
             for w in self.profile.writable
             for k in range(1 if w.function is Function.COIL else register_count(w.type))
         }
+        t = self.profile.transformers
+        for reg in (t.ct_register, t.vt_register) if t is not None else ():
+            if reg is not None:  # the device's own ratio setting: kept as written (read-back works)
+                self._writable_addr |= {
+                    (reg.function, reg.address + k) for k in range(register_count(reg.type))
+                }
 
     def _value_regs(self, p: Point) -> list[int]:
         now = time.monotonic()

@@ -101,6 +101,9 @@ class CircuitOut(BaseModel):
     spectrum: bool = Field(
         default=False, description="its source measures harmonic spectra: GET /circuits/{id}/spectrum"
     )
+    spectra: list[Literal["voltage", "current"]] = Field(
+        default_factory=list, description="what it has spectra of: the `quantity` values /spectrum answers"
+    )
 
 
 class ReadingOut(BaseModel):
@@ -172,6 +175,7 @@ def device_out(config: SiteConfig, status: Mapping[str, DeviceStatus], device_id
 def circuit_out(config: SiteConfig, live: LiveCache, circuit_id: str) -> CircuitOut:
     """The public shape of circuit ``circuit_id`` (which exists in ``config``)."""
     c = config.circuit(circuit_id)
+    kinds = spectrum_kinds(config, live, circuit_id)
     return CircuitOut(
         id=c.id,
         name=c.name or c.id,
@@ -187,7 +191,8 @@ def circuit_out(config: SiteConfig, live: LiveCache, circuit_id: str) -> Circuit
         vt_ratio=str(c.vt_ratio),
         tariff=c.tariff,
         voltage_reference=c.voltage_reference,
-        spectrum=spectrum_source(config, live, circuit_id),
+        spectrum=bool(kinds),
+        spectra=[k for k in ("current", "voltage") if k in kinds],
     )
 
 
@@ -503,11 +508,6 @@ def spectrum_kinds(config: SiteConfig, live: LiveCache, circuit_id: str) -> froz
     for s in live.spectra(circuit_id):
         kinds.update(k for k, ids in SPECTRUM_IDS.items() if s.quantity in ids)
     return frozenset(kinds)
-
-
-def spectrum_source(config: SiteConfig, live: LiveCache, circuit_id: str) -> bool:
-    """True when the circuit's source measures harmonic spectra (:func:`spectrum_kinds`)."""
-    return bool(spectrum_kinds(config, live, circuit_id))
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> list[float | None]:
