@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import yaml
 from fastapi.testclient import TestClient
 
+from meterhub.config.loader import parse_config
 from meterhub.model.readings import Reading
 from meterhub.model.topology import Phase
 from meterhub.runtime import Gateway
@@ -18,15 +18,62 @@ PNG_1PX = bytes.fromhex(
 def test_admin_changes_ct_ratio_and_it_is_applied_and_written_back(
     client: TestClient, gateway: Gateway, admin: dict[str, str]
 ) -> None:
-    r = client.patch("/api/v1/circuits/grid", json={"ct": {"ratio": "1000/5"}}, headers=admin)
+    # an E21 behind a conventional CT via the 5 A adapter reports the CT's secondary side: meterhub
+    # applies the ratio (enertrek-e21 transformers.secondary_with)
+    r = client.post(
+        "/api/v1/devices",
+        json={"id": "e21", "bus": "panel", "unit": 5, "profile": "enertrek-e21"},
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    r = client.post(
+        "/api/v1/circuits",
+        json={
+            "id": "chiller",
+            "device": "e21",
+            "channels": [1, 2, 3],
+            "wiring": "3P4W",
+            "ct": {"kind": "adapter-5a", "ratio": "800/5"},
+        },
+        headers=admin,
+    )
+    assert r.status_code == 201, r.text
+    r = client.patch("/api/v1/circuits/chiller", json={"ct": {"ratio": "1000/5"}}, headers=admin)
     assert r.status_code == 200, r.text
     assert r.json()["ct_ratio"] == "1000/5"
     assert r.json()["ct_kind"] == "adapter-5a"  # untouched fields stay
-    assert gateway.config.circuit("grid").ct.ratio.value == 200.0
-    written = yaml.safe_load(gateway.config_path.read_text())  # type: ignore[union-attr]
-    grid = next(c for c in written["circuits"] if c["id"] == "grid")
-    assert grid["ct"]["ratio"] == {"primary": 1000.0, "secondary": 5.0}
-    assert client.get("/api/v1/circuits/grid").json()["ct_ratio"] == "1000/5"
+    assert gateway.config.circuit("chiller").ct.ratio.value == 200.0
+    assert gateway.config_path is not None
+    written = parse_config(gateway.config_path.read_text(), "site.yaml")
+    assert written.circuit("chiller").ct.ratio.value == 200.0
+    assert client.get("/api/v1/circuits/chiller").json()["ct_ratio"] == "1000/5"
+
+
+def test_a_ct_ratio_the_device_applies_itself_is_refused_with_the_reason(
+    client: TestClient, gateway: Gateway, admin: dict[str, str]
+) -> None:
+    before = gateway.config_path.read_text() if gateway.config_path is not None else ""
+    r = client.patch("/api/v1/circuits/grid", json={"ct": {"ratio": "1000/5"}}, headers=admin)
+    assert r.status_code == 409
+    assert r.json()["detail"] == (
+        "CT ratio 1000/5 refused for circuit 'grid' on device 'meter': eastron-sdm630 reports primary "
+        "values; set the CT ratio in the device (its set-up menu or vendor software)"
+    )
+    r = client.patch("/api/v1/circuits/grid", json={"vt_ratio": "20000/100"}, headers=admin)
+    assert r.status_code == 409 and "VT ratio 20000/100 refused for circuit 'grid'" in r.json()["detail"]
+    r = client.patch("/api/v1/circuits/hvac", json={"ct": {"ratio": "100/5"}}, headers=admin)
+    assert r.status_code == 409
+    assert r.json()["detail"].endswith(
+        "enertrek-m30 reports primary values (its CTs are built in, seed 000 §3.4.3); "
+        "its current input is its own"
+    )
+    assert gateway.config.circuit("grid").ct.ratio.value == 160.0  # nothing changed
+    assert gateway.config_path is None or gateway.config_path.read_text() == before
+    # the same ratio again, or other fields, are no CT change and pass
+    r = client.patch(
+        "/api/v1/circuits/grid", json={"ct": {"ratio": "800/5"}, "zone": "intake"}, headers=admin
+    )
+    assert r.status_code == 200, r.text
 
 
 def test_circuit_patch_errors_name_the_field(client: TestClient, admin: dict[str, str]) -> None:

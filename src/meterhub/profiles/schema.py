@@ -21,6 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from meterhub.config.ct import CTKind
 from meterhub.errors import ConfigurationError
 from meterhub.model import quantities
 from meterhub.model.quantities import Kind
@@ -34,7 +35,10 @@ __all__ = [
     "Profile",
     "ProfileError",
     "ProfileKind",
+    "RatioRegister",
     "RegisterEntry",
+    "Transformers",
+    "ValuesSide",
     "WritableEntry",
     "load_profile_file",
     "parse_profile",
@@ -168,6 +172,41 @@ class WritableEntry(_Strict):
     description: str = ""
 
 
+class ValuesSide(StrEnum):
+    """Which side of the instrument transformers a device's values are on."""
+
+    PRIMARY = "primary"  # the device applies its own CT/VT ratio (or its CT is its own, or no CT)
+    SECONDARY = "secondary"  # the device reports what its inputs see: meterhub applies the ratio
+
+
+class RatioRegister(_Strict):
+    """Where the device keeps a transformer setting, as its vendor table names it."""
+
+    function: Function = Function.HOLDING
+    address: int = Field(ge=0, le=65535, description="PDU address, 0-based")
+    type: DataType = DataType.FLOAT32
+    word_order: WordOrder | None = None
+    holds: Literal["primary", "ratio"] = Field(
+        default="primary", description="the rated primary [A or V] (secondary fixed), or primary/secondary"
+    )
+    source: str = Field(min_length=3, description="the vendor table that names the register")
+
+
+class Transformers(_Strict):
+    """CT/VT semantics of a device (``transformers:``): which side its values are on, and where it keeps
+    its ratio when it applies one itself."""
+
+    values: ValuesSide
+    secondary_with: list[CTKind] = Field(
+        default_factory=list,
+        description="CT kinds with which a primary-valued device reports the CT's secondary side "
+        "(an adapter behind a conventional x/5 A CT whose ratio only the site file knows)",
+    )
+    ct_register: RatioRegister | None = None
+    vt_register: RatioRegister | None = None
+    note: str = ""
+
+
 class Profile(_Strict):
     """A device profile."""
 
@@ -183,6 +222,9 @@ class Profile(_Strict):
     identification: list[IdentEntry] = Field(default_factory=list)
     registers: list[RegisterEntry] = Field(default_factory=list)
     writable: list[WritableEntry] = Field(default_factory=list)
+    transformers: Transformers | None = Field(
+        default=None, description="CT/VT semantics; unset: primary values (every shipped profile sets it)"
+    )
     # (registers, defaults, points): the resolved points, valid while those two are the same objects
     _points: tuple[object, object, tuple[Point, ...]] | None = PrivateAttr(default=None)
 
@@ -191,6 +233,17 @@ class Profile(_Strict):
         if self.kind is ProfileKind.CURRENT_MODULE and self.channels < 1:
             raise ValueError("a current-module profile needs 'channels' ≥ 1")
         return self
+
+    def applies_ratios(self, ct_kind: CTKind) -> tuple[bool, bool]:
+        """Whether meterhub applies a circuit's (CT ratio, VT ratio) to this device's values: a device
+        reporting secondary values needs both (VT only where it has voltage inputs, i.e. a meter); a
+        primary one neither, except the CT ratio with a CT kind in ``secondary_with``."""
+        t = self.transformers
+        if t is None:
+            return False, False
+        if t.values is ValuesSide.SECONDARY:
+            return True, self.kind is ProfileKind.METER
+        return ct_kind in t.secondary_with, False
 
     def points(self) -> list[Point]:
         """Every register entry resolved against the defaults (spectra expanded per order).

@@ -26,6 +26,7 @@ from meterhub.model.quantities import CATALOGUE, Q, Reversal
 from meterhub.model.topology import Phase, Wiring
 from meterhub.profiles.datatypes import register_count
 from meterhub.profiles.schema import Function, Point, Profile, ProfileKind
+from meterhub.profiles.transformers import circuit_ratios, ratio_factor
 from meterhub.sim.encoding import encode_registers
 from meterhub.sim.physics import SiteModel
 
@@ -145,10 +146,18 @@ class ProfileDevice:
         self._image: dict[Point, list[int]] = {}
         self._image_t = -math.inf
         self._reversed: set[int] = set()
+        # a device that reports secondary values serves primary / ratio (profiles/transformers.py)
+        self._ratios: dict[int | None, tuple[float, float]] = {}
         if self.model is not None:
-            for c in self.model.config.circuits:
-                if c.device == self.device_id and c.reversed:
+            mine = [c for c in self.model.config.circuits if c.device == self.device_id]
+            for c in mine:
+                if c.reversed:
                     self._reversed |= reversed_channels(c)
+                for ch in c.channels:
+                    self._ratios[ch] = circuit_ratios(self.profile, c)
+            shared = {circuit_ratios(self.profile, c) for c in mine}
+            if len(shared) == 1:  # device totals: only when every circuit has the same ratios
+                self._ratios[None] = shared.pop()
         self._fixed: dict[tuple[Function, int], int] = {}
         for e in self.profile.identification:
             if e.name in self.ident_overrides:
@@ -169,6 +178,12 @@ class ProfileDevice:
             for w in self.profile.writable
             for k in range(1 if w.function is Function.COIL else register_count(w.type))
         }
+        t = self.profile.transformers
+        for reg in (t.ct_register, t.vt_register) if t is not None else ():
+            if reg is not None:  # the device's own ratio setting: kept as written (read-back works)
+                self._writable_addr |= {
+                    (reg.function, reg.address + k) for k in range(register_count(reg.type))
+                }
 
     def _value_regs(self, p: Point) -> list[int]:
         now = time.monotonic()
@@ -196,6 +211,9 @@ class ProfileDevice:
                 value = model_value(self.model, self.device_id, replace(p, quantity=spec.counterpart))
             elif spec.reversal is Reversal.ROTATE and value is not None:
                 value = (value + 360.0) % 360.0 - 180.0
+        ratios = self._ratios.get(ch)
+        if ratios is not None and ratios != (1.0, 1.0) and value is not None:
+            value = value / ratio_factor(p.quantity, *ratios)
         if p.function.is_bit:
             return [int(bool(value))]
         return encode_registers(

@@ -5,7 +5,9 @@ Routes here translate HTTP only. Every change is a pure edit of :mod:`meterhub.c
 configuration's ``apply`` (:class:`meterhub.web.deps.ConfigView`: the same cross-reference checks as the
 site file, the file written back, acquisition restarted, so a changed CT ratio takes effect at the next
 poll). Refusals are answered by :mod:`meterhub.web.errors`: 404 for an unknown item, 409 for a conflict,
-422 whose ``loc`` names the field.
+422 whose ``loc`` names the field. A CT or VT ratio change on a device whose profile says it reports
+primary values (it applies its own ratio, or its CT is built in) is a 409 naming where the ratio is set
+instead (:func:`meterhub.profiles.transformers.fixed_ratio_reason`): stored, it would change nothing.
 
 The CT picker offers the current sensors of :mod:`meterhub.metering.ct_presets` (seed 000 §4.6: Enertrek
 CTO, CTOV, CTF and the 5 A adapter, with their ratio and phase error), plus plain 5 A secondaries.
@@ -21,13 +23,19 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from meterhub.config import edit
+from meterhub.config.schema import Circuit, SiteConfig
+from meterhub.config.types import Ratio
+from meterhub.drivers.modbus.ratio_write import write_ratio
 from meterhub.drivers.modbus.scan import parse_units
 from meterhub.drivers.modbus.transport import ModbusError
 from meterhub.energy.config import Rate, TariffSettings
+from meterhub.errors import ConflictError
 from meterhub.metering.ct_presets import ct_presets
 from meterhub.profiles import get_profile, profile_ids
+from meterhub.profiles.schema import ProfileError
+from meterhub.profiles.transformers import fixed_ratio_reason
 from meterhub.web.auth import Principal, require_admin
-from meterhub.web.deps import Config, Controls, Live, Status
+from meterhub.web.deps import Config, Control, Controls, Live, Status
 from meterhub.web.live_api import CircuitOut, DeviceOut, circuit_out, device_out
 
 __all__ = ["router"]
@@ -249,19 +257,74 @@ async def scan_bus(bus_id: str, body: ScanIn, cfg: Config, control: Controls, _:
     "/circuits/{circuit_id}",
     response_model=CircuitOut,
     summary="Change a circuit: wiring, CT kind and ratio, VT ratio, purpose, zone … (admin)",
-    responses={404: {"description": "unknown circuit"}, 422: {"description": "invalid value"}},
+    responses={
+        404: {"description": "unknown circuit"},
+        409: {"description": "a CT/VT ratio the device applies itself and meterhub cannot set"},
+        422: {"description": "invalid value"},
+        502: {"description": "the device did not keep the ratio written to it"},
+    },
 )
-async def patch_circuit(circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, _: ADMIN) -> CircuitOut:
+async def patch_circuit(
+    circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, control: Controls, _: ADMIN
+) -> CircuitOut:
     changes = body.model_dump(exclude_unset=True)
-    now = await cfg.apply(edit.patch_circuit(cfg.config, circuit_id, changes))
+    new = edit.patch_circuit(cfg.config, circuit_id, changes)
+    await _ratios_apply(new, new.circuit(circuit_id), before=cfg.config.circuit(circuit_id), control=control)
+    now = await cfg.apply(new)
     log.info("circuit %s changed: %s", circuit_id, ", ".join(changes))
     return circuit_out(now, live, circuit_id)
 
 
 @router.post("/circuits", response_model=CircuitOut, status_code=201, summary="Add a circuit (admin)")
-async def add_circuit(body: CircuitIn, cfg: Config, live: Live, _: ADMIN) -> CircuitOut:
-    now = await cfg.apply(edit.add_circuit(cfg.config, body.model_dump(exclude_none=True)))
+async def add_circuit(body: CircuitIn, cfg: Config, live: Live, control: Controls, _: ADMIN) -> CircuitOut:
+    new = edit.add_circuit(cfg.config, body.model_dump(exclude_none=True))
+    await _ratios_apply(new, new.circuit(body.id), before=None, control=control)
+    now = await cfg.apply(new)
     return circuit_out(now, live, body.id)
+
+
+async def _ratios_apply(
+    config: SiteConfig, circuit: Circuit, *, before: Circuit | None, control: Control
+) -> None:
+    """A CT or VT ratio change on a device that applies its ratio itself (its profile's ``transformers``
+    says it reports primary values): written to the device and read back where the profile names the
+    register, else refused (409) with the reason — stored, it would change nothing."""
+    device = next((d for d in config.devices if d.id == circuit.device), None)
+    if device is None:
+        return
+    try:
+        profile = get_profile(device.profile)
+    except ProfileError:
+        return  # not a Modbus profile (e.g. the ADC board): the waveform source applies the CT itself
+    t = profile.transformers
+    for vt, old, ratio in (
+        (False, before.ct.ratio if before is not None else None, circuit.ct.ratio),
+        (True, before.vt_ratio if before is not None else None, circuit.vt_ratio),
+    ):
+        unchanged = ratio.value == old.value if old is not None else ratio.value == 1.0
+        if unchanged:
+            continue
+        reason = fixed_ratio_reason(profile, circuit, vt=vt)
+        if reason is None:
+            continue  # meterhub applies it to the device's secondary values
+        what = "VT" if vt else "CT"
+        register = None if t is None else (t.vt_register if vt else t.ct_register)
+        port = control.outputs().ports.get(device.bus)
+        if register is None or port is None or not device.enabled:
+            why = reason if register is None else f"bus {device.bus!r} is not being read now to write it"
+            raise ConflictError(
+                f"{what} ratio {_ratio_text(ratio)} refused for circuit {circuit.id!r} on device "
+                f"{device.id!r}: {why}"
+            )
+        unit = device.unit if device.unit is not None else profile.defaults.unit
+        kept = await write_ratio(
+            port, unit, register, ratio, word_order=profile.defaults.word_order, what=what
+        )
+        log.info("device %s: %s ratio %s written and read back (%g)", device.id, what, ratio, kept)
+
+
+def _ratio_text(r: Ratio) -> str:
+    return f"{r.primary:g}/{r.secondary:g}"
 
 
 @router.delete("/circuits/{circuit_id}", status_code=204, summary="Remove a circuit (admin)")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 import meterhub
 from meterhub.config.schema import BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
+from meterhub.drivers.modbus.spectra import declared_spectra
 from meterhub.errors import NotFoundError
 from meterhub.live import LiveCache
 from meterhub.metering.spectrum import percent_of_fundamental, spectrum_thd
@@ -100,6 +101,9 @@ class CircuitOut(BaseModel):
     spectrum: bool = Field(
         default=False, description="its source measures harmonic spectra: GET /circuits/{id}/spectrum"
     )
+    spectra: list[Literal["voltage", "current"]] = Field(
+        default_factory=list, description="what it has spectra of: the `quantity` values /spectrum answers"
+    )
 
 
 class ReadingOut(BaseModel):
@@ -171,6 +175,7 @@ def device_out(config: SiteConfig, status: Mapping[str, DeviceStatus], device_id
 def circuit_out(config: SiteConfig, live: LiveCache, circuit_id: str) -> CircuitOut:
     """The public shape of circuit ``circuit_id`` (which exists in ``config``)."""
     c = config.circuit(circuit_id)
+    kinds = spectrum_kinds(config, live, circuit_id)
     return CircuitOut(
         id=c.id,
         name=c.name or c.id,
@@ -186,7 +191,8 @@ def circuit_out(config: SiteConfig, live: LiveCache, circuit_id: str) -> Circuit
         vt_ratio=str(c.vt_ratio),
         tariff=c.tariff,
         voltage_reference=c.voltage_reference,
-        spectrum=spectrum_source(config, live, circuit_id),
+        spectrum=bool(kinds),
+        spectra=[k for k in ("current", "voltage") if k in kinds],
     )
 
 
@@ -451,8 +457,8 @@ def harmonics(
 # -- harmonic spectrum of one phase ------------------------------------------------------------
 
 #: Bus kinds whose sources measure harmonic spectra: the waveform source publishes voltage and current
-#: spectra of every circuit and phase each second. A circuit elsewhere has a spectrum only when its
-#: source publishes one (the live cache has it).
+#: spectra of every circuit and phase each second. A Modbus circuit has the spectra its device's
+#: profile declares (:func:`spectrum_kinds`).
 SPECTRUM_BUSES = frozenset({BusKind.WAVEFORM})
 
 #: ``?quantity=`` → catalogue ids of its RMS spectrum and its spectrum in % of the fundamental
@@ -486,27 +492,42 @@ class HarmonicSpectrumOut(BaseModel):
     )
 
 
-def spectrum_source(config: SiteConfig, live: LiveCache, circuit_id: str) -> bool:
-    """True when the circuit's source measures harmonic spectra (see :data:`SPECTRUM_BUSES`)."""
-    if live.has_spectra(circuit_id):
-        return True
+def spectrum_kinds(config: SiteConfig, live: LiveCache, circuit_id: str) -> frozenset[str]:
+    """What the circuit has harmonic spectra of: ``"voltage"``, ``"current"``, both or neither.
+
+    A waveform circuit has both (see :data:`SPECTRUM_BUSES`); a Modbus circuit what its device's profile
+    (and its voltage unit's) maps harmonics of (:func:`meterhub.drivers.modbus.spectra.declared_spectra`),
+    whether or not a spectrum has arrived yet; any circuit also what its source has already published.
+    """
     c = config.circuit(circuit_id)
     device = next((d for d in config.devices if d.id == c.device), None)
     bus = next((b for b in config.buses if device is not None and b.id == device.bus), None)
-    return device is not None and device.enabled and bus is not None and bus.kind in SPECTRUM_BUSES
+    if device is not None and device.enabled and bus is not None and bus.kind in SPECTRUM_BUSES:
+        return frozenset(SPECTRUM_IDS)
+    kinds = set(declared_spectra(config, circuit_id))
+    for s in live.spectra(circuit_id):
+        kinds.update(k for k, ids in SPECTRUM_IDS.items() if s.quantity in ids)
+    return frozenset(kinds)
 
 
 def _finite(values: Sequence[float] | np.ndarray) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in values]
 
 
-def _no_source(config: SiteConfig, circuit_id: str) -> NotFoundError:
+def _no_source(config: SiteConfig, circuit_id: str, quantity: str, kinds: frozenset[str]) -> NotFoundError:
     circuit = config.circuit(circuit_id)
     d = next((x for x in config.devices if x.id == circuit.device), None)
     if d is not None and not d.enabled:
         why = f"its device {d.id!r} is disabled"
     else:
         what = f" ({d.profile} on bus {d.bus!r})" if d is not None else ""
+        if kinds:
+            (other,) = kinds  # both would include ``quantity``
+            source = "device" if quantity == "current" else "voltage source"
+            return NotFoundError(
+                f"no {quantity} harmonic spectrum for circuit {circuit_id!r}: its {source} reports no "
+                f"{quantity} harmonics (device {circuit.device!r}{what}); its {other} spectrum is available"
+            )
         why = f"its device {circuit.device!r}{what} does not report harmonic spectra"
     return NotFoundError(
         f"no harmonic spectrum source for circuit {circuit_id!r}: {why} "
@@ -549,22 +570,28 @@ def spectrum(
             "query", "phase", f"circuit {circuit_id!r} has no phase {phase}; it has {', '.join(own)}"
         )
     ph = Phase(phase) if phase is not None else circuit.supply_phases[0]
-    if not spectrum_source(config, live, circuit_id):
-        raise _no_source(config, circuit_id)
+    kinds = spectrum_kinds(config, live, circuit_id)
+    if quantity not in kinds:
+        raise _no_source(config, circuit_id, quantity, kinds)
     rms_id, pct_id = SPECTRUM_IDS[quantity]
     rms = live.spectrum(circuit_id, rms_id, ph)
-    if rms is None:
+    pct = live.spectrum(circuit_id, pct_id, ph)
+    if rms is not None:
+        h = np.asarray(rms.values, dtype=np.float64)
+        if pct is not None and pct.ts == rms.ts and len(pct.values) == h.size:
+            percent = _finite(pct.values)  # the source's own, of the same spectrum
+        else:  # a source that publishes RMS only: the same definition, from the same spectrum
+            percent = _finite(percent_of_fundamental(h))
+        latest, rms_values = rms, _finite(rms.values)
+    elif pct is not None:  # a device that reports % only and no RMS to scale it by: THD is the same
+        h = np.asarray(pct.values, dtype=np.float64)
+        latest, rms_values, percent = pct, [None] * h.size, _finite(pct.values)
+    else:
         raise HTTPException(
             503,
             f"no {quantity} spectrum of circuit {circuit_id!r} phase {ph.value} measured yet; retry shortly",
             headers={"Retry-After": "2"},
         )
-    h = np.asarray(rms.values, dtype=np.float64)
-    pct = live.spectrum(circuit_id, pct_id, ph)
-    if pct is not None and pct.ts == rms.ts and len(pct.values) == h.size:
-        percent = _finite(pct.values)  # the source's own, of the same spectrum
-    else:  # a source that publishes RMS only: the same definition, from the same spectrum
-        percent = _finite(percent_of_fundamental(h))
     thd = float(spectrum_thd(h))
     st = status.get(circuit.device)
     return HarmonicSpectrumOut(
@@ -572,9 +599,9 @@ def spectrum(
         quantity=quantity,
         phase=cast(Literal["L1", "L2", "L3"], ph.value),
         unit=quantities.get(rms_id).unit,
-        ts=iso_utc(rms.ts),
-        orders=list(rms.orders),
-        rms=_finite(rms.values),
+        ts=iso_utc(latest.ts),
+        orders=list(latest.orders),
+        rms=rms_values,
         percent_of_fundamental=percent,
         thd=thd if math.isfinite(thd) else None,
         stale=not (st is not None and st.online),

@@ -31,6 +31,7 @@ from meterhub.model.quantities import CATALOGUE, SUPPLY_QUANTITIES, Q, Reversal,
 from meterhub.model.readings import Reading, good_readings
 from meterhub.model.topology import Phase
 from meterhub.profiles.schema import Point, ProfileKind
+from meterhub.profiles.transformers import ratio_factor
 
 __all__ = ["DeviceValues", "circuit_readings", "device_readings", "reversed_channels", "unreverse"]
 
@@ -206,9 +207,19 @@ _METER = ProfileKind.METER
 
 
 def circuit_readings(
-    ts: float, circuit: Circuit, dv: DeviceValues, vref: DeviceValues | None = None
+    ts: float,
+    circuit: Circuit,
+    dv: DeviceValues,
+    vref: DeviceValues | None = None,
+    *,
+    ratios: tuple[float, float] = (1.0, 1.0),
 ) -> list[Reading]:
-    """Readings of one circuit from its device's values and (for current modules) the voltage unit's."""
+    """Readings of one circuit from its device's values and (for current modules) the voltage unit's.
+
+    ``ratios`` : (CT ratio, VT ratio) [-] applied to the device's own values, for a device that reports
+    secondary values (:func:`meterhub.profiles.transformers.circuit_ratios`); a voltage unit's values
+    are its own business.
+    """
     out: dict[tuple[str, Phase | None], float] = {}
     supply_phases = circuit.supply_phases
     pairs = list(zip(circuit.channels, supply_phases, strict=True))
@@ -270,10 +281,17 @@ def circuit_readings(
             if rev and (CATALOGUE[qs].reversal is not Reversal.NONE or "demand" in qs):
                 continue  # signed by the reversed CT: only the corrected phase values count
             out.setdefault((qs, sph), v)
+    ct, vt = ratios
+    if ct != 1.0 or vt != 1.0:  # secondary values: primary = secondary × ratio
+        out = {(q, ph): v * ratio_factor(q, ct, vt) for (q, ph), v in out.items()}
     # the supply: the meter's own voltage inputs, or the voltage unit of a current-only module
     supply = dv if meter and dv.has_voltage() else vref
     if supply is not None:
-        out.update(_supply_readings(supply_phases, supply, own=supply is dv, covers_all=covers_all))
+        own = supply is dv
+        sup = _supply_readings(supply_phases, supply, own=own, covers_all=covers_all)
+        if own and vt != 1.0:
+            sup = {(q, ph): v * ratio_factor(q, 1.0, vt) for (q, ph), v in sup.items()}
+        out.update(sup)
     return good_readings(ts, circuit.id, out.items())
 
 

@@ -2,7 +2,8 @@
 
 Poll once, fan out (STYLE.md §7): each device read becomes readings for every circuit on that
 device (:mod:`.mapping`), plus device-level readings for voltage units and for meters that no
-circuit uses. An IO module or pulse concentrator with points in the site's ``io:`` section gets its
+circuit uses. Harmonic spectra a device reports become circuit spectra (:mod:`.spectra`) handed to
+``SourceContext.publish_spectra``, the live cache, as the waveform source's are. An IO module or pulse concentrator with points in the site's ``io:`` section gets its
 meaning from :class:`meterhub.drivers.io.processor.IODevice` instead (pulse weight and unit, NO/NC
 and function of inputs, analog ranges); its readings are keyed by point id, and its pulse totals are
 persisted under the data folder on close.
@@ -25,10 +26,12 @@ from meterhub.drivers.io.processor import IODevice, io_devices
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings, placer
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
+from meterhub.drivers.modbus.spectra import circuit_spectra
 from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Reading, Spectrum
 from meterhub.profiles import get_profile
 from meterhub.profiles.schema import ProfileError, ProfileKind
+from meterhub.profiles.transformers import circuit_ratios
 
 __all__ = ["ModbusSource", "link_for_bus", "modbus_sources"]
 
@@ -71,7 +74,9 @@ class ModbusSource(Source):
         self.latest: dict[str, DeviceValues] = {}
         self._channels: dict[str, tuple[int, ...]] = {}  # device id → its channels
         self._devices: dict[str, Device] = {d.id: d for d in ctx.devices}
+        self._ratios: dict[str, tuple[float, float]] = {}  # circuit → (CT, VT) ratio meterhub applies
         self._emit: Emit | None = None
+        self._spectra: list[Spectrum] = []  # spectra of the result being fanned out
         self._pending: deque[tuple[PolledDevice, DeviceRead, float]] | None = None  # results to fan out
         for d in ctx.devices:
             if not d.enabled:
@@ -90,6 +95,8 @@ class ModbusSource(Source):
             reader = DeviceReader(d.id, profile, d.unit if d.unit is not None else profile.defaults.unit)
             self.polled.append(PolledDevice(reader, status, d.poll_interval, d.priority))
             self.circuits[d.id] = [c for c in ctx.config.circuits if c.device == d.id]
+            for c in self.circuits[d.id]:
+                self._ratios[c.id] = circuit_ratios(profile, c)
         self.io = _io_devices(ctx, [p.id for p in self.polled])
         self._vu_on_bus = [p.id for p in self.polled if p.reader.profile.kind is ProfileKind.VOLTAGE_UNIT]
         self.scheduler = LineScheduler(
@@ -131,8 +138,14 @@ class ModbusSource(Source):
         self.latest[dev.id] = dv
         out: list[Reading] = []
         circuits = self.circuits.get(dev.id, [])
+        want_spectra = self.ctx.publish_spectra is not None
         for c in circuits:
-            out.extend(circuit_readings(ts, c, dv, self._vref(c, ts)))
+            vref = self._vref(c, ts)
+            ratios = self._ratios.get(c.id, (1.0, 1.0))
+            rs = circuit_readings(ts, c, dv, vref, ratios=ratios)
+            out.extend(rs)
+            if want_spectra and (dv.spectra or (vref is not None and vref.spectra)):
+                self._spectra.extend(circuit_spectra(ts, c, dv, vref, rs, ratios=ratios))
         if profile.kind is ProfileKind.VOLTAGE_UNIT or (profile.kind is ProfileKind.METER and not circuits):
             out.extend(device_readings(ts, dev.id, dv))
         return out
@@ -144,9 +157,13 @@ class ModbusSource(Source):
             readings = self.readings_for(dev, result, ts)
         except Exception:  # a bug in mapping must not stop the line
             log.exception("device %s: cannot turn its values into readings", dev.id)
+            self._spectra = []
             return
         if readings and self._emit is not None:
             self._emit(readings)
+        spectra, self._spectra = self._spectra, []
+        if spectra and self.ctx.publish_spectra is not None:
+            self.ctx.publish_spectra(spectra)  # the live cache only: 51 values per phase are not stored
 
     def _on_result(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
         # Decoding and fan-out run as a loop callback, i.e. while the line carries the next request.

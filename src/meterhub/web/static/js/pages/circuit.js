@@ -67,7 +67,7 @@ export async function render(root, { args, live, app }) {
     <div class="row2">
       <div class="panel"><h2>${esc(t("circuit.phasors"))}</h2><div id="phasor"></div><p class="muted" id="phasor-note"></p></div>
       <div class="panel" id="harmonics-panel"><h2>${esc(t("circuit.harmonics"))}</h2>
-        ${c.spectrum ? `<div class="toolbar"><div class="tabs" id="h-quantity">${Object.entries(spectrumLabels).map(([q, label]) => `<a role="button" tabindex="0" data-q="${q}" class="${q === "current" ? "active" : ""}">${esc(label)}</a>`).join("")}</div>
+        ${c.spectrum ? `<div class="toolbar"><div class="tabs" id="h-quantity">${Object.entries(spectrumLabels).filter(([q]) => (c.spectra ?? ["current", "voltage"]).includes(q)).map(([q, label], i) => `<a role="button" tabindex="0" data-q="${q}" class="${i ? "" : "active"}">${esc(label)}</a>`).join("")}</div>
         <div class="tabs" id="h-phase">${phases.map((p, i) => `<a role="button" tabindex="0" data-p="${p}" class="${i ? "" : "active"}">${p}</a>`).join("")}</div></div>
         <div class="chart small" id="harmonics"></div>` : ""}<p class="muted" id="harmonics-note"></p></div>
     </div>
@@ -196,7 +196,7 @@ export async function render(root, { args, live, app }) {
   } else if (!chartsAvailable()) {
     hNote.textContent = t("charts.missing");
   } else {
-    let hQ = "current";
+    let hQ = (c.spectra ?? ["current"])[0] ?? "current"; // a module with a voltage unit may have voltage only
     let hPhase = phases[0];
     let seq = 0;
     let closed = false;
