@@ -17,7 +17,7 @@ from meterhub.drivers.io.config import AnalogInPoint, DigitalPoint, PulsePoint, 
 from meterhub.drivers.io.simulate import IOSimulation
 from meterhub.model.readings import SeriesKey
 from meterhub.model.topology import Phase
-from meterhub.runtime import SIMULATOR_MODULES, Gateway, load_plugins
+from meterhub.runtime import Gateway  # importing the runtime registers the simulators too
 from meterhub.sim.base import SimContext, simulator_factory
 from meterhub.sim.physics import SiteModel
 from meterhub.storage import open_storage
@@ -83,7 +83,6 @@ def test_pulses_and_inputs_of_simulated_modules_reach_the_live_values(tmp_path: 
         return values
 
     async def go() -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
-        load_plugins(SIMULATOR_MODULES)
         bus = cfg.buses[0]
         factory = simulator_factory(bus.kind)
         assert factory is not None
