@@ -14,8 +14,9 @@ from pathlib import Path
 
 import uvicorn
 
+import meterhub.runtime.demo  # noqa: F401 - registers the simulators
 from meterhub.config.loader import parse_config
-from meterhub.runtime import Gateway  # importing the runtime registers the simulators too
+from meterhub.runtime import Gateway
 from meterhub.sim.base import SimContext, SimServer, simulator_factory
 from meterhub.sim.physics import SiteModel
 from meterhub.storage import open_storage

@@ -162,6 +162,7 @@ def test_bus_scan_finds_the_simulated_devices_over_modbus_tcp(tmp_path) -> None:
     """A real pymodbus simulator on a loopback port; the scan identifies every unit's profile."""
     import socket
 
+    import meterhub.runtime.demo  # noqa: F401 - registers the simulators
     from meterhub.config.loader import parse_config
     from meterhub.config.schema import BusKind
     from meterhub.sim.base import SimContext, simulator_factory

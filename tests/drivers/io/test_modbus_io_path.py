@@ -12,12 +12,13 @@ import json
 import socket
 from pathlib import Path
 
+import meterhub.runtime.demo  # noqa: F401 - registers the simulators
 from meterhub.config.loader import parse_config
 from meterhub.drivers.io.config import AnalogInPoint, DigitalPoint, PulsePoint, io_section
 from meterhub.drivers.io.simulate import IOSimulation
 from meterhub.model.readings import SeriesKey
 from meterhub.model.topology import Phase
-from meterhub.runtime import Gateway  # importing the runtime registers the simulators too
+from meterhub.runtime import Gateway
 from meterhub.sim.base import SimContext, simulator_factory
 from meterhub.sim.physics import SiteModel
 from meterhub.storage import open_storage
