@@ -21,9 +21,9 @@ start
 stop
     the runtime cancels that task, then awaits :meth:`Source.close` to release connections.
 health
-    :meth:`Source.health` — by default derived from the statuses of the source's devices, which the
-    runtime hands over in :attr:`Source.monitored` when it creates the source; a driver with more to say
-    (a stream's resync count, a link's state) overrides it.
+    :meth:`Source.health` — by default derived from the statuses of the devices on the source's bus,
+    which the runtime hands over in :attr:`Source.monitored` when it creates the source; a driver with
+    more to say (a stream's resync count, a link's state) or one source per device overrides it.
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ class Source(abc.ABC):
     """Something that yields readings until cancelled (see the module docstring for the contract)."""
 
     name: str
-    #: The statuses of the devices this source reads; set by the runtime when it creates the source,
-    #: read by the default :meth:`health`.
+    #: The statuses of the enabled devices on this source's bus; set by the runtime when it creates the
+    #: source, read by the default :meth:`health`.
     monitored: tuple[DeviceStatus, ...] = ()
 
     @abc.abstractmethod

@@ -110,7 +110,8 @@ async def serve(
     try:
         if demo:
             sims, model = await start_simulators(config, data_dir)
-            tasks.append(asyncio.create_task(save_periodically(model, config.storage.flush_interval)))
+            saver = save_periodically(model, config.storage.flush_interval)
+            tasks.append(asyncio.create_task(saver, name="simulated site state"))
         gw = Gateway(config, data_dir=data_dir, config_path=config_path, demo=demo)
         await gw.start()
         gateway = gw
@@ -121,16 +122,18 @@ async def serve(
                 app_factory(gw), log_config=None, access_log=False, lifespan="on", ws="websockets-sansio"
             )
             server = _EmbeddedServer(uv)
-            web_task = asyncio.create_task(server.serve(sockets=[sock]))
+            web_task = asyncio.create_task(server.serve(sockets=[sock]), name="web server")
             tasks.append(web_task)
         if on_ready is not None:
             on_ready(Serving(gw, f"http://{host}:{port}/", tuple(s.endpoint for s in sims)))
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
-        if waiter not in done:  # the web server (or the simulators' saver) ended by itself
+        if waiter not in done:  # a task that should run until the signal ended by itself
             code = 1
-            log.error("the web server stopped unexpectedly")
+            for t in done:
+                reason = t.exception() if not t.cancelled() else None
+                log.error("the %s stopped unexpectedly%s", t.get_name(), f": {reason}" if reason else "")
         log.info("stopping: flushing buffered data …")
     finally:
         await _shutdown(gateway, server, web_task, tasks, sims, model)
