@@ -13,7 +13,7 @@ Importing this package imports the driver packages, which registers their source
 from meterhub.runtime.gateway import Gateway
 from meterhub.runtime.serve import AppFactory, Serving, run_gateway, serve
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink
-from meterhub.runtime.supervise import TaskRecord, supervise
+from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 
 __all__ = [
     "CORE_SINKS",
@@ -23,6 +23,7 @@ __all__ = [
     "Serving",
     "StorageSink",
     "TaskRecord",
+    "cancel_and_wait",
     "run_gateway",
     "serve",
     "supervise",

@@ -34,7 +34,7 @@ from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink
-from meterhub.runtime.supervise import TaskRecord, supervise
+from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
 from meterhub.storage.base import Storage
 
@@ -43,6 +43,10 @@ __all__ = ["Gateway"]
 log = logging.getLogger("meterhub.runtime")
 
 _S = TypeVar("_S")
+
+#: How long shutdown waits for a source or sink task to end, and for a source to close [s]; what does
+#: not stop in time is logged and left behind, so the data is still flushed.
+STOP_TIMEOUT = 10.0
 
 
 class Gateway:
@@ -200,12 +204,10 @@ class Gateway:
                 )
 
     async def _stop_sources(self) -> None:
-        for t in self._source_tasks:
-            t.cancel()
-        await asyncio.gather(*self._source_tasks, return_exceptions=True)
+        await cancel_and_wait(self._source_tasks, timeout=STOP_TIMEOUT)
         for s in self.sources:
             try:
-                await s.close()
+                await asyncio.wait_for(s.close(), STOP_TIMEOUT)
             except Exception:  # one driver failing to close must not keep the others open
                 log.exception("source %s did not close cleanly", s.name)
         for s in self.sources:
@@ -227,9 +229,7 @@ class Gateway:
         Every sink is stopped even if one fails; the first failure is raised at the end.
         """
         await self._stop_sources()
-        for t in self._sink_tasks:
-            t.cancel()
-        await asyncio.gather(*self._sink_tasks, return_exceptions=True)
+        await cancel_and_wait(self._sink_tasks, timeout=STOP_TIMEOUT)
         self._sink_tasks = []
         failure: BaseException | None = None
         try:

@@ -26,7 +26,8 @@ import uvicorn
 from meterhub.config.schema import SiteConfig
 from meterhub.errors import ConfigurationError
 from meterhub.logs import setup_logging
-from meterhub.runtime.gateway import Gateway
+from meterhub.runtime.gateway import STOP_TIMEOUT, Gateway
+from meterhub.runtime.supervise import cancel_and_wait
 
 if TYPE_CHECKING:
     from meterhub.sim.base import SimServer
@@ -154,10 +155,9 @@ async def _shutdown(
     """Stop in the reverse order of starting: web, gateway (flush), simulators, the model's state."""
     if server is not None:
         server.should_exit = True
-    for t in tasks:
-        if t is not web_task:
-            t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    if web_task is not None:
+        await asyncio.wait([web_task], timeout=STOP_TIMEOUT)  # uvicorn closes its connections itself
+    await cancel_and_wait(tasks, timeout=STOP_TIMEOUT)
     try:
         if gateway is not None:
             await gateway.stop()

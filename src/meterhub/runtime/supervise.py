@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
-__all__ = ["TaskRecord", "supervise"]
+__all__ = ["TaskRecord", "cancel_and_wait", "supervise"]
 
 log = logging.getLogger("meterhub.runtime")
 
@@ -49,6 +49,7 @@ async def supervise(
     """
     rec = record if record is not None else TaskRecord(name)
     backoff = initial_backoff
+    me = asyncio.current_task()
     while True:
         started = clock()
         rec.runs += 1
@@ -64,9 +65,40 @@ async def supervise(
             log.exception("task failed: %s", exc, extra={"task": name})
             rec.last_error = f"{type(exc).__name__}: {exc}"
         rec.running = False
+        if me is not None and me.cancelling():
+            # the run swallowed our cancellation (asyncio.wait_for before Python 3.12, CPython
+            # gh-86296, drops one that arrives with the awaited result): stop instead of restarting
+            raise asyncio.CancelledError
         rec.failures += 1
         rec.last_failure = clock()
         if clock() - started >= healthy_after:
             backoff = initial_backoff
         await asyncio.sleep(backoff)
         backoff = min(backoff * 2, max_backoff)
+
+
+async def cancel_and_wait(
+    tasks: Collection[asyncio.Task[None]], *, timeout: float = 10.0, retry: float = 0.5
+) -> list[asyncio.Task[None]]:
+    """Cancel ``tasks`` and wait until they end; return those still running after ``timeout`` [s].
+
+    A task whose code swallowed the cancellation (see :func:`supervise`) is cancelled again every
+    ``retry`` seconds, so that one lost cancellation cannot keep the gateway from shutting down.
+    """
+    pending = {t for t in tasks if not t.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while pending:
+        for t in pending:
+            t.cancel()
+        left = deadline - loop.time()
+        if left <= 0:
+            break
+        _, pending = await asyncio.wait(pending, timeout=min(retry, left))
+    for t in pending:
+        log.error("task %s did not stop within %.0f s; shutting down without it", t.get_name(), timeout)
+    # retrieve the tasks' outcomes, so that none is reported as "exception never retrieved"
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()
+    return sorted(pending, key=lambda t: t.get_name())
