@@ -1,12 +1,33 @@
-"""The in-process bus from sources to sinks.
+"""The in-process bus from sources to sinks, and the :class:`Sink` contract.
 
 Sources publish batches of :class:`~meterhub.model.Reading` (one poll or one analysis block each).
-Every sink has its own bounded queue, so a slow sink never stalls acquisition:
+Every sink has its own bounded queue (a :class:`Subscription`), so a slow sink never stalls acquisition:
 
-* ``Overflow.DROP_OLDEST`` — for sinks that only need the latest values (live hub, UI); the oldest
+* ``Overflow.DROP_OLDEST`` — for sinks that only need the latest values (live cache, UI); the oldest
   batch is discarded and counted.
 * ``Overflow.SPILL`` — for sinks that must not lose data (storage, upload); batches that do not fit
   are appended to a spool file (JSON lines) and fed back, in order, when the queue drains.
+
+The Sink contract
+-----------------
+input
+    batches of readings (:data:`Batch`, already through the energy stage, qualities attached) from
+    the sink's own :attr:`Sink.subscription`, which the sink creates with :meth:`Bus.subscribe` when it
+    is constructed — its queue size and overflow policy are the sink's choice.
+start
+    ``await sink.start()`` once, before the first batch (open connections, start periodic work).
+delivery
+    the runtime runs :func:`pump` in a supervised task: ``await sink.deliver(batch)`` for each batch, in
+    order, one at a time. A sink that raises loses that batch only; the pump is restarted.
+stop
+    the runtime cancels the pump, hands what is still queued to :meth:`Sink.deliver`
+    (:func:`drain_into`), then awaits ``sink.stop()`` (flush, close).
+health
+    ``sink.health()`` → :class:`~meterhub.model.health.Health`, cheap and non-blocking.
+output
+    whatever the sink is for (rows in a database, the live view, MQTT messages); never back onto the bus.
+
+Sinks are composed by the runtime from a registry keyed by :class:`SinkKind` (STYLE.md §6).
 """
 
 from __future__ import annotations
@@ -14,15 +35,31 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
+from typing import Protocol
 
-from meterhub.model.readings import Quality, Reading
+from meterhub.config.schema import SiteConfig
+from meterhub.model.health import Health
+from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
+from meterhub.storage.base import Storage
 
-__all__ = ["Bus", "Overflow", "Subscription"]
+__all__ = [
+    "Batch",
+    "Bus",
+    "Overflow",
+    "Sink",
+    "SinkContext",
+    "SinkFactory",
+    "SinkKind",
+    "Subscription",
+    "SubscriptionStats",
+    "drain_into",
+    "pump",
+]
 
 log = logging.getLogger(__name__)
 
@@ -30,12 +67,16 @@ Batch = list[Reading]
 
 
 class Overflow(StrEnum):
+    """What a full subscription does with a new batch."""
+
     DROP_OLDEST = "drop-oldest"
     SPILL = "spill"
 
 
 @dataclass
 class SubscriptionStats:
+    """Batches handed to the sink, dropped (DROP_OLDEST) and written to the spool (SPILL) [count]."""
+
     delivered: int = 0
     dropped: int = 0
     spilled: int = 0
@@ -64,6 +105,7 @@ class Subscription:
         if overflow is Overflow.SPILL and spool is None:
             raise ValueError(f"subscription {name!r}: SPILL needs a spool file")
         self.name = name
+        self.maxsize = maxsize
         self.overflow = overflow
         self.spool = spool
         self.stats = SubscriptionStats()
@@ -74,6 +116,7 @@ class Subscription:
             self._spooled = sum(1 for _ in spool.open(encoding="utf-8"))
 
     def offer(self, batch: Batch) -> None:
+        """Queue a batch without waiting (called by :meth:`Bus.publish`); see :class:`Overflow`."""
         if self._spooled == 0:
             try:
                 self._queue.put_nowait(batch)
@@ -108,6 +151,7 @@ class Subscription:
         self._spooled = len(rest)
 
     async def get(self) -> Batch:
+        """The next batch, waiting for one."""
         if self._queue.empty():
             self._refill()
         batch = await self._queue.get()
@@ -115,6 +159,7 @@ class Subscription:
         return batch
 
     def get_nowait(self) -> Batch | None:
+        """The next batch, or None when nothing is queued."""
         if self._queue.empty():
             self._refill()
         try:
@@ -133,6 +178,7 @@ class Subscription:
 
     @property
     def pending(self) -> int:
+        """Batches queued or spooled, not yet delivered [count]."""
         return self._queue.qsize() + self._spooled
 
 
@@ -156,10 +202,12 @@ class Bus:
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
+        """Stop offering batches to ``sub`` (what it holds stays readable)."""
         if sub in self._subs:
             self._subs.remove(sub)
 
     def publish(self, batch: Sequence[Reading]) -> None:
+        """Offer a batch to every subscription; never blocks, never raises for a full queue."""
         if not batch:
             return
         b = list(batch)
@@ -170,3 +218,81 @@ class Bus:
     @property
     def subscriptions(self) -> list[Subscription]:
         return list(self._subs)
+
+
+# -- sinks ----------------------------------------------------------------------------------------
+class SinkKind(StrEnum):
+    """Every kind of sink the runtime can compose (its registry is keyed by this enum)."""
+
+    LIVE = "live"  # the latest value of every series, for the API, WebSocket and alarms
+    STORAGE = "storage"  # the database (SQLite or PostgreSQL), with the energy registers
+
+
+class Sink(Protocol):
+    """A consumer of the bus (see the module docstring for the contract)."""
+
+    @property
+    def name(self) -> str:
+        """Short id for logs and health, e.g. ``"storage"``."""
+        ...
+
+    @property
+    def subscription(self) -> Subscription:
+        """The sink's own queue on the bus, created when the sink was constructed."""
+        ...
+
+    async def start(self) -> None:
+        """Prepare to receive batches (called once, before the first :meth:`deliver`)."""
+        ...
+
+    async def deliver(self, batch: Batch) -> None:
+        """Consume one batch from :attr:`subscription` (batches arrive in order, one at a time)."""
+        ...
+
+    async def stop(self) -> None:
+        """Finish: flush and release resources (called once, after the last :meth:`deliver`)."""
+        ...
+
+    def health(self) -> Health:
+        """How delivery goes (cheap; called by the API)."""
+        ...
+
+
+@dataclass(frozen=True)
+class SinkContext:
+    """What a sink factory gets from the runtime.
+
+    config : the site.
+    bus : where the sink subscribes.
+    data_dir : the gateway's data folder (spool files go here).
+    storage : the site's storage, opened on first call.
+    registers : the energy registers to persist with each storage flush (series → value in the
+        catalogue unit of its quantity).
+    clock : time source [s since the epoch, UTC].
+    """
+
+    config: SiteConfig
+    bus: Bus
+    data_dir: Path
+    storage: Callable[[], Storage]
+    registers: Callable[[], Mapping[SeriesKey, float]]
+    clock: Callable[[], float]
+
+
+SinkFactory = Callable[[SinkContext], Sink]
+
+
+async def pump(sink: Sink) -> None:
+    """Deliver the sink's subscription to the sink forever (run supervised by the runtime)."""
+    sub = sink.subscription
+    while True:
+        await sink.deliver(await sub.get())
+
+
+async def drain_into(sink: Sink) -> int:
+    """Deliver every batch still queued (or spooled) for ``sink`` now; return how many [count]."""
+    n = 0
+    while (batch := sink.subscription.get_nowait()) is not None:
+        await sink.deliver(batch)
+        n += 1
+    return n

@@ -1,4 +1,8 @@
-"""Structured logging: JSON lines in the data folder, readable lines on the console."""
+"""Structured logging: JSON lines in the data folder, readable lines on the console.
+
+A logged exception's traceback goes to the JSON log file; the console shows its last line only (the
+operator reads a message, the developer the file), unless there is no log file to hold it.
+"""
 
 from __future__ import annotations
 
@@ -34,13 +38,21 @@ class JsonFormatter(logging.Formatter):
 
 
 class _ConsoleFormatter(logging.Formatter):
+    def __init__(self, *, tracebacks: bool) -> None:
+        super().__init__()
+        self.tracebacks = tracebacks
+
     def format(self, record: logging.LogRecord) -> str:
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD and not k.startswith("_")}
         tail = " ".join(f"{k}={v}" for k, v in extras.items())
         base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: {record.getMessage()}"
         text = f"{base} {tail}" if tail else base
         if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+            if self.tracebacks:
+                text += "\n" + self.formatException(record.exc_info)
+            elif record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                text += f" ({type(exc).__name__}: {exc}; traceback in meterhub.log)"
         return text
 
 
@@ -52,7 +64,7 @@ def setup_logging(data_dir: Path | None, *, level: int = logging.INFO, console: 
         root.removeHandler(h)
     if console:
         ch = logging.StreamHandler(sys.stderr)
-        ch.setFormatter(_ConsoleFormatter())
+        ch.setFormatter(_ConsoleFormatter(tracebacks=data_dir is None))
         ch.setLevel(level)
         root.addHandler(ch)
     if data_dir is not None:

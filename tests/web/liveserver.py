@@ -14,8 +14,9 @@ from pathlib import Path
 
 import uvicorn
 
+import meterhub.runtime.demo  # noqa: F401 - registers the simulators
 from meterhub.config.loader import parse_config
-from meterhub.runtime import SIMULATOR_MODULES, Gateway, load_plugins
+from meterhub.runtime import Gateway
 from meterhub.sim.base import SimContext, SimServer, simulator_factory
 from meterhub.sim.physics import SiteModel
 from meterhub.storage import open_storage
@@ -76,7 +77,6 @@ class LiveServer:
     async def _serve(self) -> None:
         gw = self.gateway
         if self.simulate:
-            load_plugins(SIMULATOR_MODULES)
             model = SiteModel(gw.config)
             for bus in gw.config.buses:
                 factory = simulator_factory(bus.kind)

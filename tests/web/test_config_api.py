@@ -209,9 +209,9 @@ def test_bus_scan_finds_the_simulated_devices_over_modbus_tcp(tmp_path) -> None:
     """A real pymodbus simulator on a loopback port; the scan identifies every unit's profile."""
     import socket
 
+    import meterhub.runtime.demo  # noqa: F401 - registers the simulators
     from meterhub.config.loader import parse_config
     from meterhub.config.schema import BusKind
-    from meterhub.runtime import SIMULATOR_MODULES, load_plugins
     from meterhub.sim.base import SimContext, simulator_factory
     from meterhub.sim.physics import SiteModel
     from meterhub.storage import open_storage
@@ -229,7 +229,6 @@ def test_bus_scan_finds_the_simulated_devices_over_modbus_tcp(tmp_path) -> None:
     cfg = parse_config(text, "scan-site.yaml")
     data = tmp_path / "data"
     gw = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="UTC"))
-    load_plugins(SIMULATOR_MODULES)
     factory = simulator_factory(BusKind.MODBUS_TCP)
     assert factory is not None
     with TestClient(create_app(gw)) as client:

@@ -13,11 +13,11 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 import meterhub.drivers.modbus  # noqa: F401 - registers the Modbus source
 from meterhub.cli._app import app
+from meterhub.errors import ConfigurationError, DeviceError, InputError
 
 __all__ = ["profiles_app"]
 
@@ -44,21 +44,16 @@ StopOpt = Annotated[int, typer.Option("--stopbits", help="Serial stop bits 1 or 
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Response timeout [s].")]
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=code)
-
-
 def _host_port(text: str, option: str) -> tuple[str, int]:
     host, sep, port_s = text.rpartition(":")
     if not sep or not host:
-        raise _fail(f"{option} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:502")
+        raise InputError(f"{option} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:502")
     try:
         port = int(port_s)
     except ValueError:
-        raise _fail(f"{option} {text!r}: port {port_s!r} is not a number") from None
+        raise InputError(f"{option} {text!r}: port {port_s!r} is not a number") from None
     if not 0 <= port <= 65535:
-        raise _fail(f"{option} {text!r}: port must be 0…65535")
+        raise InputError(f"{option} {text!r}: port must be 0…65535")
     return host, port
 
 
@@ -67,10 +62,10 @@ def _endpoint(tcp: str | None, rtu_tcp: str | None, serial: str | None, *, requi
 
     given = [(k, v) for k, v in (("tcp", tcp), ("rtu-over-tcp", rtu_tcp), ("serial", serial)) if v]
     if len(given) > 1:
-        raise _fail("give only one of --tcp, --rtu-over-tcp, --serial")
+        raise InputError("give only one of --tcp, --rtu-over-tcp, --serial")
     if not given:
         if required:
-            raise _fail("give one of --tcp HOST:PORT, --rtu-over-tcp HOST:PORT or --serial DEV")
+            raise InputError("give one of --tcp HOST:PORT, --rtu-over-tcp HOST:PORT or --serial DEV")
         return None
     kind, value = given[0]
     if kind == "serial":
@@ -85,7 +80,7 @@ def _profile_or_exit(profile_id: str) -> Any:
     try:
         return get_profile(profile_id)
     except ProfileError as exc:
-        raise _fail(str(exc)) from None
+        raise InputError(str(exc)) from None
 
 
 # -- profiles -------------------------------------------------------------------------------------
@@ -202,7 +197,7 @@ def read_command(
     kind, host, port, dev = _endpoint(tcp, rtu_over_tcp, serial)
     u = unit if unit is not None else p.defaults.unit
     if not 0 <= u <= 247:
-        raise _fail(f"--unit {u}: must be 0…247")
+        raise InputError(f"--unit {u}: must be 0…247")
     link = ModbusLink(
         kind,
         host=host,
@@ -226,7 +221,7 @@ def read_command(
     except (
         Exception
     ) as exc:  # the link's own errors are typed; anything else is still reported, not a traceback
-        raise _fail(f"{link.endpoint}: {exc}", 1) from None
+        raise DeviceError(f"{link.endpoint}: {exc}") from None
     for e in result.errors:
         console.print(f"[yellow]{e}[/]", highlight=False, soft_wrap=True)
     rows = []
@@ -244,7 +239,7 @@ def read_command(
         rows.append(r)
     st = {"requests": link.stats.requests, "bytes": link.stats.bytes}
     if not rows and not as_json:
-        raise _fail(f"no values read from unit {u} at {link.endpoint}", 1)
+        raise DeviceError(f"no values read from unit {u} at {link.endpoint}")
     if as_json:
         doc: dict[str, Any] = {"readings": rows, "stats": st}
         if result.errors:
@@ -287,7 +282,7 @@ def scan_command(
     try:
         unit_list = parse_units(units)
     except ValueError as exc:
-        raise _fail(f"--units: {exc}") from None
+        raise InputError(f"--units: {exc}") from None
     kind, host, port, dev = _endpoint(tcp, rtu_over_tcp, serial)
     link = ModbusLink(
         kind,
@@ -309,7 +304,7 @@ def scan_command(
     try:
         result = asyncio.run(go())
     except ModbusError as exc:
-        raise _fail(str(exc), 1) from None
+        raise DeviceError(str(exc)) from None
     if as_json:
         out.print(
             json.dumps(
@@ -382,11 +377,11 @@ def simulate_command(
             try:
                 cfg = load_config(target)
             except ConfigError as exc:
-                raise _fail(escape("\n".join(str(i) for i in exc.issues))) from None
+                raise ConfigurationError("\n".join(str(i) for i in exc.issues)) from None
             model = SiteModel(cfg)
             modbus = [b for b in cfg.buses if b.kind.value.startswith("modbus")]
             if not modbus:
-                raise _fail(f"{target}: the site has no Modbus bus")
+                raise ConfigurationError(f"{target}: the site has no Modbus bus")
             if ep is not None:
                 from meterhub.profiles import get_profile
 
@@ -397,7 +392,7 @@ def simulate_command(
                     p = get_profile(d.profile)
                     u = d.unit if d.unit is not None else p.defaults.unit
                     if u in devices:
-                        raise _fail(
+                        raise ConfigurationError(
                             f"devices {devices[u].device_id} and {d.id} both use unit {u}; "
                             "serve the buses separately (omit --tcp)"
                         )
@@ -425,7 +420,7 @@ def simulate_command(
         else:
             p = _profile_or_exit(target)
             if ep is None:
-                raise _fail("give one of --tcp HOST:PORT, --rtu-over-tcp HOST:PORT or --serial DEV")
+                raise InputError("give one of --tcp HOST:PORT, --rtu-over-tcp HOST:PORT or --serial DEV")
             model = SiteModel.single_meter(device_id="meter", wiring=wiring_for(p))
             u = unit if unit is not None else p.defaults.unit
             kind, host, port, dev = ep

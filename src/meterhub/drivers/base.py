@@ -1,19 +1,40 @@
-"""The contract between the runtime and acquisition drivers.
+"""The contract between the runtime and acquisition drivers: the :class:`Source`.
 
-A :class:`Source` reads one bus (or one endpoint) and emits batches of readings named from the
-catalogue and keyed by *circuit* (the runtime never sees vendor names or device channels). It never
-writes to storage or knows the UI. Sources are created by the factory registered for their
+A source reads one bus (or one endpoint) and emits batches of readings named from the catalogue and
+keyed by *circuit* (the runtime never sees vendor names or device channels). It never writes to
+storage or knows the UI. Sources are created by the factory registered for their
 :class:`~meterhub.config.BusKind` (an explicit registry, STYLE.md §6).
+
+The Source contract
+-------------------
+input
+    a :class:`SourceContext`: the site, the bus, the bus's enabled devices, their :class:`DeviceStatus`
+    (shared with the API) and the data folder. The transport is the driver's own business (injected by
+    its factory, so tests run the source in-process).
+output
+    ``emit(batch)`` (:data:`Emit`) with a batch of :class:`~meterhub.model.readings.Reading` per poll or
+    analysis block — every value in its catalogue unit, with its quality; and, for sources that measure
+    harmonic spectra, :attr:`SourceContext.publish_spectra` (:data:`SpectrumEmit`).
+start
+    the runtime awaits :meth:`Source.run` in a supervised task: ``run`` acquires until cancelled and must
+    survive bad frames and values; if it fails or returns, the runtime restarts it with a backoff.
+stop
+    the runtime cancels that task, then awaits :meth:`Source.close` to release connections.
+health
+    :meth:`Source.health` — by default derived from the statuses of the devices on the source's bus,
+    which the runtime hands over in :attr:`Source.monitored` when it creates the source; a driver with
+    more to say (a stream's resync count, a link's state) or one source per device overrides it.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from meterhub.config.schema import Bus, BusKind, Device, SiteConfig
+from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Reading, Spectrum
 
 __all__ = [
@@ -23,10 +44,12 @@ __all__ = [
     "SourceContext",
     "SourceFactory",
     "SpectrumEmit",
+    "device_health",
     "register_source",
     "source_factory",
 ]
 
+#: Where a source hands each batch of readings (the gateway's ``emit``: energy stage, then the bus).
 Emit = Callable[[Sequence[Reading]], None]
 #: Where a source that measures harmonic spectra hands them (the live cache; never the bus or storage).
 SpectrumEmit = Callable[[Sequence[Spectrum]], None]
@@ -58,6 +81,35 @@ class DeviceStatus:
         self.online = False
 
 
+def device_health(statuses: Iterable[DeviceStatus]) -> Health:
+    """The health of a group of devices (one source's).
+
+    OK when every device is online; DEGRADED when some are offline or none has answered yet; DOWN when
+    devices have been asked and none is online. Counters are the devices' totals.
+    """
+    devices = list(statuses)
+    counters = {
+        "devices": len(devices),
+        "online": sum(d.online for d in devices),
+        "requests": sum(d.requests for d in devices),
+        "errors": sum(d.errors for d in devices),
+        "timeouts": sum(d.timeouts for d in devices),
+    }
+    if not devices:
+        return Health(HealthState.OK, "no devices to read", counters)
+    offline = [d for d in devices if not d.online]
+    if not offline:
+        return Health(HealthState.OK, f"{len(devices)} of {len(devices)} devices online", counters)
+    tried = [d for d in offline if d.errors or d.last_seen is not None]
+    if not tried:
+        return Health(HealthState.DEGRADED, "waiting for the first answer", counters)
+    why = "; ".join(f"{d.id}: {d.last_error or 'offline'}" for d in tried[:3])
+    more = f" (+{len(tried) - 3} more)" if len(tried) > 3 else ""
+    online = len(devices) - len(offline)
+    state = HealthState.DOWN if online == 0 and len(tried) == len(offline) else HealthState.DEGRADED
+    return Health(state, f"{online} of {len(devices)} devices online; {why}{more}", counters)
+
+
 @dataclass
 class SourceContext:
     """What a source factory gets: the whole site, its bus, the bus's devices and their status.
@@ -75,16 +127,23 @@ class SourceContext:
 
 
 class Source(abc.ABC):
-    """Something that yields readings until cancelled."""
+    """Something that yields readings until cancelled (see the module docstring for the contract)."""
 
     name: str
+    #: The statuses of the enabled devices on this source's bus; set by the runtime when it creates the
+    #: source, read by the default :meth:`health`.
+    monitored: tuple[DeviceStatus, ...] = ()
 
     @abc.abstractmethod
     async def run(self, emit: Emit) -> None:
         """Acquire forever, calling ``emit`` with each batch. Must survive bad frames and values."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
-        """Release connections (called on shutdown)."""
+        """Release connections (called on shutdown, after :meth:`run` was cancelled)."""
+
+    def health(self) -> Health:
+        """How acquisition goes; by default from the statuses of :attr:`monitored` devices."""
+        return device_health(self.monitored)
 
 
 SourceFactory = Callable[[SourceContext], Sequence[Source]]
@@ -99,4 +158,5 @@ def register_source(kind: BusKind, factory: SourceFactory) -> None:
 
 
 def source_factory(kind: BusKind) -> SourceFactory | None:
+    """The factory registered for ``kind``, or None when no driver for it is imported."""
     return _FACTORIES.get(kind)

@@ -12,11 +12,12 @@ import json
 import socket
 from pathlib import Path
 
+import meterhub.runtime.demo  # noqa: F401 - registers the simulators
 from meterhub.config.loader import parse_config
 from meterhub.drivers.io.config import AnalogInPoint, DigitalPoint, PulsePoint, io_section
 from meterhub.model.readings import SeriesKey
 from meterhub.model.topology import Phase
-from meterhub.runtime import SIMULATOR_MODULES, Gateway, load_plugins
+from meterhub.runtime import Gateway
 from meterhub.sim.base import SimContext, simulator_factory
 from meterhub.sim.io import IOSimulation
 from meterhub.sim.physics import SiteModel
@@ -83,7 +84,6 @@ def test_pulses_and_inputs_of_simulated_modules_reach_the_live_values(tmp_path: 
         return values
 
     async def go() -> tuple[dict[SeriesKey, float], dict[SeriesKey, float]]:
-        load_plugins(SIMULATOR_MODULES)
         bus = cfg.buses[0]
         factory = simulator_factory(bus.kind)
         assert factory is not None

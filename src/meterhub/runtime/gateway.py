@@ -1,0 +1,266 @@
+"""The running system: one asyncio process from sources through the energy stage to the sinks.
+
+``Gateway`` owns the bus, the sinks (composed from :data:`~meterhub.runtime.sinks.SINK_FACTORIES`: the
+live cache, storage), the energy pipeline and one supervised task per source and per sink. Every
+source batch goes through :meth:`Gateway.emit`: the energy stage (registers, demand, plausibility),
+then the bus, where each sink has its own bounded queue. ``stop()`` shuts down gracefully: sources
+stop, every sink gets what is still queued for it, registers are persisted, storage is closed.
+
+The composition root: importing this module imports the driver packages, whose import registers their
+source factories by :class:`~meterhub.config.BusKind` (``meterhub.drivers.base.register_source``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+
+import meterhub.drivers.io
+import meterhub.drivers.modbus
+import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
+from meterhub.bus import Bus, Sink, SinkContext, SinkKind, drain_into, pump
+from meterhub.checks import parse_site
+from meterhub.config.schema import SiteConfig
+from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
+from meterhub.energy.pipeline import EnergyPipeline
+from meterhub.live import LiveCache
+from meterhub.model.health import Health, HealthState
+from meterhub.model.readings import Reading, SeriesKey, Spectrum
+from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink
+from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
+from meterhub.storage import open_storage
+from meterhub.storage.base import Storage
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("meterhub.runtime")
+
+_S = TypeVar("_S")
+
+#: How long shutdown waits for a source or sink task to end, and for a source to close [s]; what does
+#: not stop in time is logged and left behind, so the data is still flushed.
+STOP_TIMEOUT = 10.0
+
+
+class Gateway:
+    """The running system. The web layer reads it through ``meterhub.web.deps`` only.
+
+    Parameters
+    ----------
+    config : the validated site.
+    data_dir : the data folder (database, spool files, state, logs).
+    config_path : the site file :meth:`update_config` writes back (None: changes stay in memory).
+    storage : an open storage (tests); default: opened from ``config.storage`` on first use.
+    demo : True when the sources read the demo's simulators.
+    clock : time source [s since the epoch, UTC] (injected for tests).
+    """
+
+    def __init__(
+        self,
+        config: SiteConfig,
+        *,
+        data_dir: Path,
+        config_path: Path | None = None,
+        storage: Storage | None = None,
+        demo: bool = False,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.demo = demo
+        self.clock = clock
+        self.started_at = clock()
+        self.bus = Bus()
+        self.status: dict[str, DeviceStatus] = {}
+        self._storage = storage
+        self.energy: EnergyPipeline | None = None
+        self.sources: list[Source] = []
+        self._source_tasks: list[asyncio.Task[None]] = []
+        self._sink_tasks: list[asyncio.Task[None]] = []
+        self._records: dict[str, TaskRecord] = {}
+        ctx = SinkContext(
+            config=config,
+            bus=self.bus,
+            data_dir=self.data_dir,
+            storage=lambda: self.storage,
+            registers=self._registers,
+            clock=clock,
+        )
+        # Sinks subscribe when they are built, so a batch emitted before start() still reaches them.
+        self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
+        self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
+        self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
+        self._reset_status()
+
+    def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
+        sink = self.sinks[kind]
+        if not isinstance(sink, cls):  # the registry is typed by Sink; the gateway needs the concrete view
+            raise TypeError(f"sink {kind.value} is a {type(sink).__name__}, expected {cls.__name__}")
+        return sink
+
+    # -- state ------------------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        """The site's storage, opened on first use."""
+        if self._storage is None:
+            self._storage = open_storage(
+                self.config.storage, self.data_dir, timezone=self.config.site.timezone
+            )
+        return self._storage
+
+    def _registers(self) -> Mapping[SeriesKey, float]:
+        return self.energy.registers() if self.energy is not None else {}
+
+    def _reset_status(self) -> None:
+        old = self.status
+        self.status = {}
+        for d in self.config.devices:
+            prev = old.get(d.id)
+            st = DeviceStatus(id=d.id, name=d.name or d.id, profile=d.profile, bus=d.bus)
+            if prev is not None:
+                st.online, st.last_seen = prev.online, prev.last_seen
+            self.status[d.id] = st
+
+    def health(self) -> dict[str, Health]:
+        """Health of every source (``source:NAME``) and sink (``sink:NAME``), for the API and logs.
+
+        A component whose task failed and waits to be restarted is DOWN with the failure's message,
+        whatever it says about itself.
+        """
+        out: dict[str, Health] = {}
+        for source in self.sources:
+            key = f"source:{source.name}"
+            out[key] = self._supervised(key, source.health())
+        for sink in self.sinks.values():
+            key = f"sink:{sink.name}"
+            out[key] = self._supervised(key, sink.health())
+        return out
+
+    def _supervised(self, key: str, health: Health) -> Health:
+        rec = self._records.get(key)
+        if rec is None or rec.running or rec.failures == 0:
+            return health
+        counters = {**health.counters, "restarts": rec.failures}
+        return Health(HealthState.DOWN, f"failed ({rec.last_error}); restarting", counters)
+
+    # -- data path --------------------------------------------------------------------------------
+    def emit(self, batch: Sequence[Reading]) -> None:
+        """Entry point for every source: the energy stage, then the bus (every sink, the live cache too)."""
+        readings = list(batch)
+        if self.energy is not None:
+            try:
+                readings = self.energy.process(readings)
+            except Exception:  # the energy stage must not stop acquisition; pass raw values on
+                log.exception("energy pipeline failed on a batch of %d readings", len(readings))
+        self.bus.publish(readings)
+
+    def emit_spectra(self, batch: Sequence[Spectrum]) -> None:
+        """Entry point for harmonic spectra: the live cache only (not stored, not on the bus)."""
+        self.live.update_spectra(batch)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def _spawn(self, key: str, factory: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        rec = self._records[key] = TaskRecord(key)
+        return asyncio.create_task(supervise(key, factory, record=rec), name=key)
+
+    async def start(self) -> None:
+        """Open the energy stage, start every sink and its pump, then every source."""
+        self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
+        for sink in self.sinks.values():
+            await sink.start()
+            self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
+        self._start_sources()
+
+    def _start_sources(self) -> None:
+        for bus in self.config.buses:
+            devices = [d for d in self.config.devices if d.bus == bus.id and d.enabled]
+            factory = source_factory(bus.kind)
+            if factory is None:
+                log.error("no driver for bus %r of kind %s; its devices stay offline", bus.id, bus.kind.value)
+                continue
+            ctx = SourceContext(
+                self.config, bus, devices, self.status, self.data_dir, publish_spectra=self.emit_spectra
+            )
+            try:
+                sources = list(factory(ctx))
+            except Exception:
+                log.exception("cannot create the source for bus %r", bus.id)
+                continue
+            monitored = tuple(self.status[d.id] for d in devices if d.id in self.status)
+            for source in sources:
+                source.monitored = monitored
+                self.sources.append(source)
+                self._source_tasks.append(
+                    self._spawn(f"source:{source.name}", partial(source.run, self.emit))
+                )
+
+    async def _stop_sources(self) -> None:
+        await cancel_and_wait(self._source_tasks, timeout=STOP_TIMEOUT)
+        for s in self.sources:
+            try:
+                await asyncio.wait_for(s.close(), STOP_TIMEOUT)
+            except Exception:  # one driver failing to close must not keep the others open
+                log.exception("source %s did not close cleanly", s.name)
+        for s in self.sources:
+            self._records.pop(f"source:{s.name}", None)
+        self._source_tasks, self.sources = [], []
+
+    def flush(self) -> None:
+        """Write everything queued for storage and persist the registers (one transaction), blocking."""
+        self._storage_sink.flush()
+
+    async def flush_async(self) -> None:
+        """:meth:`flush` with the database transaction in a worker thread (the loop keeps running)."""
+        await self._storage_sink.flush_async()
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop sources, give every sink what is queued for it and stop it (storage
+        flushes and persists the registers), then close the energy stage and storage.
+
+        Every sink is stopped even if one fails; the first failure is raised at the end.
+        """
+        await self._stop_sources()
+        await cancel_and_wait(self._sink_tasks, timeout=STOP_TIMEOUT)
+        self._sink_tasks = []
+        failure: BaseException | None = None
+        try:
+            for sink in self.sinks.values():
+                try:
+                    await drain_into(sink)
+                    await sink.stop()
+                except Exception as exc:
+                    log.exception("sink %s did not stop cleanly", sink.name)
+                    failure = failure or exc
+        finally:
+            if self.energy is not None:
+                self.energy.close()
+            await asyncio.to_thread(self.storage.close)
+        if failure is not None:
+            raise failure
+        log.info("gateway stopped; data flushed to %s", self.data_dir)
+
+    async def update_config(self, new_config: SiteConfig) -> None:
+        """Apply a changed configuration: validate it, write the site file back, restart acquisition."""
+        text = yaml.safe_dump(new_config.model_dump(mode="json", exclude_none=True), sort_keys=False)
+        validated = parse_site(text, str(self.config_path or "<api>"))  # cross-reference checks too
+        if self.config_path is not None:
+            tmp = self.config_path.with_suffix(self.config_path.suffix + ".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(self.config_path)
+        await self._stop_sources()
+        self.config = validated
+        self._reset_status()
+        self.live.clear_spectra()  # a circuit may have moved to a device that measures none
+        if self.energy is not None:
+            self.energy.reconfigure(validated)
+        self._start_sources()
+        log.info("configuration applied; acquisition restarted")

@@ -1,0 +1,162 @@
+"""The sinks the runtime composes, keyed by :class:`~meterhub.bus.SinkKind` (an explicit registry).
+
+:data:`SINK_FACTORIES` maps every kind to the function that builds it from a
+:class:`~meterhub.bus.SinkContext`; :func:`enabled_sinks` says which kinds a site runs. Adding a sink is
+one class implementing :class:`~meterhub.bus.Sink`, one ``SinkKind`` member, one entry here and its
+place in :data:`CORE_SINKS` (see docs/ARCHITECTURE.md, "Adding a sink").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Mapping
+
+from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
+from meterhub.live import live_cache
+from meterhub.model.health import Health, HealthState
+from meterhub.model.readings import SeriesKey
+from meterhub.runtime.supervise import TaskRecord, supervise
+from meterhub.storage.base import Storage
+
+__all__ = ["CORE_SINKS", "SINK_FACTORIES", "STORAGE_QUEUE", "StorageSink", "live_sink", "storage_sink"]
+
+log = logging.getLogger("meterhub.runtime")
+
+#: Batches the storage sink holds in memory before spilling to its spool file.
+STORAGE_QUEUE = 2000
+#: How often old rows are removed by the retention policy [s].
+RETENTION_INTERVAL = 3600.0
+
+
+class StorageSink:
+    """Writes every batch to storage; every ``flush_interval`` commits it with the energy registers.
+
+    ``deliver`` only buffers (``Storage.write``); the commit runs in a worker thread so the event loop
+    keeps acquiring while the database works. Its subscription spills to ``storage-spool.jsonl`` in the
+    data folder, so nothing is lost while the database is slow.
+    """
+
+    name = "storage"
+
+    def __init__(
+        self,
+        subscription: Subscription,
+        storage: Callable[[], Storage],
+        registers: Callable[[], Mapping[SeriesKey, float]],
+        *,
+        flush_interval: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._sub = subscription
+        self._storage = storage
+        self._registers = registers
+        self.flush_interval = flush_interval
+        self._clock = clock
+        self._flusher: asyncio.Task[None] | None = None
+        self._record = TaskRecord("flush")
+        self.last_flush: float | None = None  # clock time of the last successful commit [s]
+        self.last_error: str | None = None  # the last commit's error, None once one succeeds
+
+    @property
+    def subscription(self) -> Subscription:
+        return self._sub
+
+    async def start(self) -> None:
+        self._flusher = asyncio.create_task(
+            supervise("flush", self._flush_periodically, record=self._record), name="flush"
+        )
+
+    async def deliver(self, batch: Batch) -> None:
+        self._storage().write(batch)
+
+    async def stop(self) -> None:
+        """Stop the periodic flush, then commit everything queued and the registers."""
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+            self._flusher = None
+        # A flush the cancelled flusher left running in its thread finishes first (flushes are
+        # serialised by the storage); this one then writes everything staged since.
+        await self.flush_async()
+
+    def health(self) -> Health:
+        st = self._sub.stats
+        counters = {"delivered": st.delivered, "spilled": st.spilled, "pending": self._sub.pending}
+        if self.last_error is not None:
+            return Health(HealthState.DOWN, f"cannot write: {self.last_error}", counters)
+        if self._sub.pending >= self._sub.maxsize:
+            return Health(HealthState.DEGRADED, "behind: batches spill to the spool file", counters)
+        return Health(HealthState.OK, "writing", counters)
+
+    # -- flushing -------------------------------------------------------------------------------
+    def _stage(self) -> None:
+        """Hand what is queued and the registers to the storage buffer (on the event loop, where the
+        energy state lives; no database work)."""
+        storage = self._storage()
+        pending = self._sub.drain()
+        if pending:
+            storage.write(pending)
+        registers = dict(self._registers())
+        if registers:
+            storage.save_registers(registers)
+
+    def flush(self) -> None:
+        """Write everything queued and persist the registers (one transaction), blocking."""
+        self._stage()
+        self._commit()
+
+    async def flush_async(self) -> None:
+        """:meth:`flush` with the database transaction in a worker thread, so that the event loop keeps
+        acquiring and serving while it is written (``Storage.write`` never waits for a flush)."""
+        self._stage()
+        await asyncio.to_thread(self._commit)
+
+    def _commit(self) -> None:
+        try:
+            self._storage().flush()
+        except Exception as exc:
+            self.last_error = str(exc)
+            raise
+        self.last_error = None
+        self.last_flush = self._clock()
+
+    async def _flush_periodically(self) -> None:
+        last_retention = 0.0
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            await self.flush_async()
+            now = self._clock()
+            if now - last_retention > RETENTION_INTERVAL:
+                await asyncio.to_thread(self._storage().apply_retention, now)
+                last_retention = now
+
+
+def storage_sink(ctx: SinkContext) -> StorageSink:
+    sub = ctx.bus.subscribe(
+        "storage", maxsize=STORAGE_QUEUE, overflow=Overflow.SPILL, spool=ctx.data_dir / "storage-spool.jsonl"
+    )
+    return StorageSink(
+        sub, ctx.storage, ctx.registers, flush_interval=ctx.config.storage.flush_interval, clock=ctx.clock
+    )
+
+
+def live_sink(ctx: SinkContext) -> Sink:
+    return live_cache(ctx.bus)
+
+
+#: Every sink kind → its factory. Checked complete at import (a kind without a factory is a bug).
+SINK_FACTORIES: Mapping[SinkKind, SinkFactory] = {
+    SinkKind.LIVE: live_sink,
+    SinkKind.STORAGE: storage_sink,
+}
+_missing = set(SinkKind) - set(SINK_FACTORIES)
+if _missing:  # pragma: no cover - a programming error, caught by the first import in the tests
+    raise RuntimeError(f"no sink factory for {sorted(_missing)}")
+
+
+#: The sinks every gateway runs, in start order (the live view first: the web reads it from the start).
+#: Optional sinks (alarms, publishers) will be added to this by their configuration sections.
+CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE)
