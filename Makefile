@@ -53,6 +53,7 @@ test: deps-test
 lint: venv-dev
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
 
 types: venv-dev
 	$(BIN)/mypy src/

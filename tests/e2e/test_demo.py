@@ -195,9 +195,10 @@ def test_energy_grows_by_the_integral_of_power_and_never_decreases(demo):
         )
         delta = energies[-1] - energies[0]
         powers = [p for _, p, _ in pts]
-        # tolerance: 5 % plus one poll interval (1 s) of the largest power step seen (cycling loads)
+        # tolerance: 5 % plus three poll intervals (1 s each) of the largest power step seen (cycling loads):
+        # sampling, and the register guard confirming a step above the recent envelope a poll or two late
         step = max(abs(b - a) for a, b in zip(powers, powers[1:], strict=False)) if len(powers) > 1 else 0.0
-        allowed = 0.05 * integral + step * 1.0 / 3600 + 0.2
+        allowed = 0.05 * integral + step * 3.0 / 3600 + 0.2
         assert abs(delta - integral) <= allowed, (circuit, delta, integral, allowed)
         compared += integral > 1.0
     assert compared >= 8
