@@ -6,6 +6,11 @@ acquisition's time. A read applies whatever is still queued first, so a reader n
 than one already published — the same answer as when the cache was written directly, whether or not
 the runtime's pump has run yet in this turn of the event loop.
 
+Readings of quality :attr:`~meterhub.model.readings.Quality.INVALID` (refused by the energy stage:
+not a number, out of range, a quarantined register reading) are skipped, as the Sink contract asks of
+every sink but storage: the cache keeps the last usable value of the series, with its time, and the
+device status says why nothing newer came.
+
 Harmonic spectra (:class:`~meterhub.model.readings.Spectrum`, 51 values each) take a direct typed path
 instead (:meth:`LiveCache.update_spectra`, the sources' ``publish_spectra``): they are never stored or
 published on the bus, and only the latest per (circuit, quantity, phase) is kept.
@@ -17,7 +22,7 @@ from collections.abc import Iterable
 
 from meterhub.bus import Batch, Bus, Overflow, Subscription
 from meterhub.model.health import Health, HealthState
-from meterhub.model.readings import Reading, SeriesKey, Spectrum
+from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
 from meterhub.model.topology import Phase
 
 __all__ = ["LIVE_QUEUE", "LiveCache", "live_cache"]
@@ -77,8 +82,11 @@ class LiveCache:
             self.update(batch)
 
     def update(self, batch: Iterable[Reading]) -> None:
-        """Keep each reading of ``batch`` as the latest of its series."""
+        """Keep each usable reading of ``batch`` as the latest of its series (INVALID ones are skipped)."""
+        invalid = Quality.INVALID
         for r in batch:
+            if r.quality is invalid:
+                continue
             self._latest[r.key] = r
             if r.ts > self._updated:
                 self._updated = r.ts

@@ -29,7 +29,7 @@ health
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +69,9 @@ class DeviceStatus:
     errors: int = 0
     timeouts: int = 0
     last_error: str | None = None
+    #: the source's own counters of this device, read when the status is shown (the waveform source:
+    #: lost samples and duplicate frames); None when it has none
+    extra_counters: Callable[[], Mapping[str, int]] | None = None
 
     def ok(self, ts: float) -> None:
         self.online = True
@@ -115,6 +118,9 @@ class SourceContext:
     """What a source factory gets: the whole site, its bus, the bus's devices and their status.
 
     ``publish_spectra`` takes the harmonic spectra a source measures (None: nobody wants them).
+    ``device_serial(device_id, serial_number)`` takes the serial number a source reads from a device
+    when it identifies it (the energy stage: a changed serial means a new meter whose registers start
+    elsewhere); None: nobody wants it.
     """
 
     config: SiteConfig
@@ -124,6 +130,7 @@ class SourceContext:
     data_dir: Path
     extra: dict[str, object] = field(default_factory=dict)
     publish_spectra: SpectrumEmit | None = None
+    device_serial: Callable[[str, str], object] | None = None
 
 
 class Source(abc.ABC):

@@ -35,6 +35,7 @@ import numpy as np
 from meterhub.config.schema import SiteConfig
 from meterhub.energy.billing import BillingBook, BillingReason, BillingSnapshot
 from meterhub.energy.config import EnergyConfig, energy_of
+from meterhub.energy.data_status import DataStatus, device_data
 from meterhub.energy.demand import AverageMeter, DemandMeter, DemandValue, MaxDemand
 from meterhub.energy.plausibility import (
     DEFAULT_RATED_CURRENT,
@@ -484,6 +485,20 @@ class EnergyPipeline:
         reads e.g. "1 outlier quarantined at 10:02:03"."""
         with self._lock:
             return self.guard.status()
+
+    def data_status(self) -> dict[str, DataStatus]:
+        """Device id → why its data is (not) used: refused values and quarantined register readings
+        in one line, times in the site's time zone (:func:`meterhub.energy.data_status.device_data`).
+        Devices with nothing refused are absent."""
+        with self._lock:
+            return device_data(
+                self.refused.status(), self.guard.status(), self.device_of, tz=self.tz, now=self.clock()
+            )
+
+    def serial(self, device: str) -> str | None:
+        """The serial number ``device`` reported last (:meth:`device_serial`), or None."""
+        with self._lock:
+            return self._serials.get(device)
 
     def confirm_meter_change(
         self, circuit: str, quantity: str | None = None, phase: Phase | None = None

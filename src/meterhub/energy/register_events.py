@@ -6,6 +6,7 @@ pipeline and the UI read).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -13,7 +14,26 @@ from zoneinfo import ZoneInfo
 
 from meterhub.model.readings import Quality, SeriesKey
 
-__all__ = ["CONFIRMED_EVENTS", "GuardEvent", "GuardResult", "MeterChange", "RegisterStatus"]
+__all__ = ["CONFIRMED_EVENTS", "GuardEvent", "GuardResult", "MeterChange", "RegisterStatus", "amount"]
+
+#: SI prefixes for :func:`amount`, largest first.
+_PREFIXES = ((1e9, "G"), (1e6, "M"), (1e3, "k"))
+#: Units that take an SI prefix (energy, power); other units are printed as they are.
+_PREFIXED = frozenset({"W", "var", "VA", "Wh", "varh", "VAh"})
+
+
+def amount(value: float, unit: str) -> str:
+    """``value`` [unit] for people, three significant digits with an SI prefix where the unit takes
+    one: ``amount(60_100.0, "Wh")`` → ``"60.1 kWh"``, ``amount(69_000.0, "W")`` → ``"69 kW"``."""
+    if not math.isfinite(value):
+        return f"{value!r} {unit}".strip()
+    scaled, prefix = value, ""
+    if unit in _PREFIXED:
+        for factor, p in _PREFIXES:
+            if abs(value) >= factor:
+                scaled, prefix = value / factor, p
+                break
+    return f"{scaled:.3g} {prefix}{unit}".strip()
 
 
 class GuardEvent(StrEnum):
@@ -92,6 +112,8 @@ class RegisterStatus:
     confirmed : the last confirmed discontinuities, (event, ts [s]), oldest first.
     armed : why the next deviating reading will be accepted at once ("serial number changed",
         "operator confirmed"), or None.
+    reason : why the pending candidate waits, else why the last outlier was quarantined, e.g.
+        "step 60.1 kWh in 1 s above the circuit's rating 69 kW"; None when nothing was quarantined.
     """
 
     key: SeriesKey
@@ -105,6 +127,7 @@ class RegisterStatus:
     refused: int = 0
     confirmed: tuple[tuple[GuardEvent, float], ...] = ()
     armed: str | None = None
+    reason: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -65,7 +65,9 @@ from meterhub.energy.register_events import (
     GuardResult,
     MeterChange,
     RegisterStatus,
+    amount,
 )
+from meterhub.model.quantities import CATALOGUE
 from meterhub.model.readings import Quality, SeriesKey
 
 __all__ = [
@@ -126,6 +128,8 @@ class RegisterState:
     last_quarantined: float | None = None
     held: int = 0
     refused: int = 0
+    pending_reason: str | None = None  # why the pending readings wait (see RegisterStatus.reason)
+    reason: str | None = None  # why the last outliers were quarantined
     events: deque[tuple[GuardEvent, float]] = field(default_factory=lambda: deque(maxlen=_EVENTS_KEPT))
 
     @property
@@ -151,6 +155,24 @@ def wrap_modulus(last: float, new: float, configured: float | None = None) -> fl
     if m - last <= 0.01 * m and new <= 0.01 * m:
         return m
     return None
+
+
+def _unit(key: SeriesKey) -> str:
+    q = CATALOGUE.get(key.quantity)
+    return q.unit if q is not None else ""
+
+
+def _amount(key: SeriesKey, value: float) -> str:
+    """A register amount of ``key`` for people, e.g. "60.1 kWh"."""
+    return amount(value, _unit(key))
+
+
+def _rate(key: SeriesKey, per_hour: float) -> str:
+    """A rate of ``key`` [unit per hour] for people: "69 kW" for Wh, "2 h/h" for an hour counter."""
+    unit = _unit(key)
+    if unit in ("Wh", "varh", "VAh"):
+        return amount(per_hour, unit[:-1])
+    return amount(per_hour, f"{unit}/h")
 
 
 def _tolerance(raw: float) -> float:
@@ -264,6 +286,7 @@ class RegisterGuard:
                 refused=st.refused,
                 confirmed=tuple(st.events),
                 armed=st.armed,
+                reason=st.pending_reason if st.direction in ("lower", "higher") else st.reason,
             )
         return out
 
@@ -356,6 +379,10 @@ class RegisterGuard:
             env = self._envelope(st, dt) if dt is not None else None
             if env is not None and dt is not None and dt <= self.gap and step > env:
                 st.pending, st.direction = [(ts, raw)], "deferred"
+                st.pending_reason = (
+                    f"step {_amount(key, step)} in {dt:.3g} s above the recent rate "
+                    f"{_rate(key, max(st.rates))}, not confirmed by the next reading"
+                )
                 return GuardResult(raw, 0.0, GuardEvent.DEFERRED, Quality.INVALID, ts, accepted=False)
             quality = self._gap_quality(st, ts)
             event = GuardEvent.GAP if quality is Quality.ESTIMATED else GuardEvent.NORMAL
@@ -374,6 +401,16 @@ class RegisterGuard:
         self, key: SeriesKey, st: RegisterState, ts: float, raw: float, direction: str
     ) -> GuardResult:
         st.pending, st.direction = [(ts, raw)], direction
+        if direction == "higher" and st.raw is not None and st.ts is not None:
+            st.pending_reason = (
+                f"step {_amount(key, raw - st.raw)} in {ts - st.ts:.3g} s above the circuit's rating "
+                f"{_rate(key, self.limit(key))}"
+            )
+        else:
+            st.pending_reason = (
+                f"reading {_amount(key, raw)} below the register's {_amount(key, st.raw or 0.0)}: "
+                "a reset or a new meter only when confirmed"
+            )
         if st.armed is not None:
             log.info("register %s: %s; counter %r → %r accepted", key, st.armed, st.raw, raw)
             return self._confirm_candidate(key, st)
@@ -517,6 +554,7 @@ class RegisterGuard:
         if st.first_quarantined is None:
             st.first_quarantined = st.pending[0][0]
         st.last_quarantined = st.pending[-1][0]
+        st.reason = st.pending_reason
         log.warning(
             "register %s: %d reading(s) from %s (%r …) were outliers; never counted",
             key,

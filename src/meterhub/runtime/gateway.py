@@ -163,6 +163,12 @@ class Gateway:
                 log.exception("energy pipeline failed on a batch of %d readings", len(readings))
         self.bus.publish(readings)
 
+    def device_serial(self, device: str, serial: str) -> None:
+        """Entry point for a serial number a source read from a device: the energy stage (a new serial
+        number is a new meter, whose registers start elsewhere)."""
+        if self.energy is not None:
+            self.energy.device_serial(device, serial)
+
     def emit_spectra(self, batch: Sequence[Spectrum]) -> None:
         """Entry point for harmonic spectra: the live cache only (not stored, not on the bus)."""
         self.live.update_spectra(batch)
@@ -188,7 +194,13 @@ class Gateway:
                 log.error("no driver for bus %r of kind %s; its devices stay offline", bus.id, bus.kind.value)
                 continue
             ctx = SourceContext(
-                self.config, bus, devices, self.status, self.data_dir, publish_spectra=self.emit_spectra
+                self.config,
+                bus,
+                devices,
+                self.status,
+                self.data_dir,
+                publish_spectra=self.emit_spectra,
+                device_serial=self.device_serial,
             )
             try:
                 sources = list(factory(ctx))

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from meterhub.bus import Bus, Overflow, Subscription
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Quality, Reading
 from meterhub.web.auth import live_allowed
 from meterhub.web.deps import Live, reading_json
 
@@ -85,7 +85,10 @@ class StreamHub:
 
     async def _pump(self, sub: Subscription) -> None:
         while True:
-            batch = await sub.get()
+            # invalid readings are for storage only (docs/ARCHITECTURE.md, "Invalid readings")
+            batch = [r for r in await sub.get() if r.quality is not Quality.INVALID]
+            if not batch:
+                continue
             for client in list(self.clients):
                 client.offer(batch)
 

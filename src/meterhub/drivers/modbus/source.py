@@ -10,32 +10,47 @@ persisted under the data folder on close.
 
 Cumulative registers (energy, counters) are passed on as the device gives them: whether a smaller value
 is a glitch, a reset or a replaced meter is decided in one place, :mod:`meterhub.energy.registers`.
+To help it, the source reads a device's serial number (the profile's ``serial_number`` identification
+register) when the device first answers, again after it was offline, and every
+:data:`IDENTIFY_EVERY` seconds, and hands it to ``SourceContext.device_serial``: a changed serial
+number is a new meter.
+
+A float register that reads NaN means "not available" and is left out. When *every* value of a poll is
+NaN, though, the device answers but says nothing usable: the source then emits the device's readings
+with value NaN and quality INVALID, so the energy stage records "all values NaN" in the device's status
+instead of the device looking plainly online.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from meterhub.config.schema import Bus, BusKind, Circuit, Device
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.io.processor import IODevice, io_devices
+from meterhub.drivers.modbus.codec import CodecError, decode, register_count
+from meterhub.drivers.modbus.errors import ModbusError
 from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, device_readings, placer
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.spectra import circuit_spectra
 from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind
-from meterhub.model.readings import Reading, Spectrum
+from meterhub.model.readings import Quality, Reading, Spectrum
 from meterhub.profiles import get_profile
-from meterhub.profiles.schema import ProfileError, ProfileKind
+from meterhub.profiles.schema import IdentEntry, ProfileError, ProfileKind
 from meterhub.profiles.transformers import circuit_ratios
 
-__all__ = ["ModbusSource", "link_for_bus", "modbus_sources"]
+__all__ = ["IDENTIFY_EVERY", "ModbusSource", "link_for_bus", "modbus_sources"]
 
 log = logging.getLogger("meterhub.modbus")
+
+#: A device that stays online has its serial number read again after this long [s] (one request).
+IDENTIFY_EVERY = 3600.0
 
 _TRANSPORT = {
     BusKind.MODBUS_TCP: TransportKind.TCP,
@@ -78,6 +93,8 @@ class ModbusSource(Source):
         self._emit: Emit | None = None
         self._spectra: list[Spectrum] = []  # spectra of the result being fanned out
         self._pending: deque[tuple[PolledDevice, DeviceRead, float]] | None = None  # results to fan out
+        self._serial_entry: dict[str, IdentEntry] = {}  # device id → its serial number register
+        self._identified: dict[str, float] = {}  # device id → when its serial number was last read [s]
         for d in ctx.devices:
             if not d.enabled:
                 continue
@@ -95,6 +112,9 @@ class ModbusSource(Source):
             reader = DeviceReader(d.id, profile, d.unit if d.unit is not None else profile.defaults.unit)
             self.polled.append(PolledDevice(reader, status, d.poll_interval, d.priority))
             self.circuits[d.id] = [c for c in ctx.config.circuits if c.device == d.id]
+            serial = next((e for e in profile.identification if e.name == "serial_number"), None)
+            if serial is not None:
+                self._serial_entry[d.id] = serial
             for c in self.circuits[d.id]:
                 self._ratios[c.id] = circuit_ratios(profile, c)
         self.io = _io_devices(ctx, [p.id for p in self.polled])
@@ -133,6 +153,11 @@ class ModbusSource(Source):
             dv = DeviceValues.from_placed(profile.kind, ts, placed, channels)
         else:
             dv = DeviceValues.from_points(profile.kind, ts, result.values, channels)
+        decoded = placed if placed is not None else result.values
+        all_nan = not decoded and any(block.points for block, _ in result.raw)
+        if all_nan:  # every value NaN: its readings go on as NaN, INVALID (see the module docstring)
+            nan = {p: math.nan for block, _ in result.raw for p in block.points}
+            dv = DeviceValues.from_points(profile.kind, ts, nan, channels)
         if profile.kind is ProfileKind.METER and not dv.all_channels:
             dv.all_channels = frozenset({1, 2, 3} & set(dv.channels))
         self.latest[dev.id] = dv
@@ -148,6 +173,10 @@ class ModbusSource(Source):
                 self._spectra.extend(circuit_spectra(ts, c, dv, vref, rs, ratios=ratios))
         if profile.kind is ProfileKind.VOLTAGE_UNIT or (profile.kind is ProfileKind.METER and not circuits):
             out.extend(device_readings(ts, dev.id, dv))
+        if all_nan:
+            self._spectra = []
+            self.latest.pop(dev.id, None)  # no voltage to lend to other circuits
+            return [Reading(r.ts, r.circuit, r.quantity, r.phase, math.nan, Quality.INVALID) for r in out]
         return out
 
     def _fan_out(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
@@ -165,7 +194,53 @@ class ModbusSource(Source):
         if spectra and self.ctx.publish_spectra is not None:
             self.ctx.publish_spectra(spectra)  # the live cache only: 51 values per phase are not stored
 
-    def _on_result(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
+    def _on_result(self, dev: PolledDevice, result: DeviceRead, ts: float) -> Awaitable[None] | None:
+        self._fan_out_later(dev, result, ts)
+        if not dev.status.online:
+            self._identified.pop(dev.id, None)  # read the serial number again when it is back
+            return None
+        last = self._identified.get(dev.id)
+        if (
+            result.any_ok
+            and self.ctx.device_serial is not None
+            and dev.id in self._serial_entry
+            and (last is None or ts - last >= IDENTIFY_EVERY or ts < last)
+        ):
+            self._identified[dev.id] = ts
+            return self._identify(dev)  # awaited by the scheduler: the line's next request waits for it
+        return None
+
+    async def _identify(self, dev: PolledDevice) -> None:
+        """Read the serial number of ``dev`` and hand it to ``SourceContext.device_serial``."""
+        entry = self._serial_entry[dev.id]
+        profile = dev.reader.profile
+        count = 1 if entry.function.is_bit else register_count(entry.type)
+        dev.status.requests += 1
+        try:
+            regs = await self.link.read(entry.function, dev.reader.unit, entry.address, count)
+            value = decode(regs, entry.type, word_order=entry.word_order or profile.defaults.word_order)
+        except (ModbusError, CodecError) as exc:
+            log.warning(
+                "device %s: serial number (%s register %d) not read: %s; a replaced meter is recognised "
+                "by its registers only",
+                dev.id,
+                entry.function.value,
+                entry.address,
+                exc,
+            )
+            return
+        if not math.isfinite(value):
+            log.warning("device %s: serial number register reads %r; ignored", dev.id, value)
+            return
+        serial = str(int(value)) if value == int(value) else repr(value)
+        callback = self.ctx.device_serial
+        if callback is not None:
+            try:
+                callback(dev.id, serial)
+            except Exception:  # the energy stage must not stop the line
+                log.exception("device %s: serial number %s not taken by the energy stage", dev.id, serial)
+
+    def _fan_out_later(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
         # Decoding and fan-out run as a loop callback, i.e. while the line carries the next request.
         # A plain callback, not a queue and a worker task: no future and no task step per result. The
         # backlog stays short: the poller needs another loop iteration for its next answer, and every

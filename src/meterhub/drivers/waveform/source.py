@@ -160,6 +160,10 @@ class WaveformSource(Source):
         self._origin = 0.0  # the board's time of its sample 0 [s]
         self.duplicates = 0  # frames dropped because their samples had been fed already
         self.lost_samples = 0  # samples the board no longer had when the stream resumed
+        self.status.extra_counters = lambda: {
+            "lost_samples": self.lost_samples,
+            "duplicate_frames": self.duplicates,
+        }
         self._pending: list[Batch] = []
         self._pending_s = 0.0
         self._last_save = time.monotonic()
