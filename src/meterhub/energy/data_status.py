@@ -63,6 +63,7 @@ class DataStatus:
         return "; ".join(self.messages) if self.messages else None
 
 
+_QUARANTINED = frozenset({RefusalReason.QUARANTINED})
 _EVENT_NAMES = {GuardEvent.REBASE: "meter replacement", GuardEvent.WRAP: "counter wrap"}
 
 
@@ -91,16 +92,12 @@ def device_data(
     tz : the site's time zone (for the times in messages); now : the present time [s].
     """
     zone = ZoneInfo(tz)
-    found: dict[str, dict[str, list[tuple[int, str]]]] = {}  # device → {"error"/"warning"/"ok": [...]}
+    # device → findings (level, rank within the level, circuit, text)
+    found: dict[str, list[tuple[DataState, int, str, str]]] = {}
     counts: dict[str, list[int]] = {}  # device → [refused, quarantined, pending]
-    circuits: dict[str, set[str]] = {}
 
     def add(device: str, circuit: str, level: DataState, rank: int, text: str) -> None:
-        found.setdefault(device, {}).setdefault(level.value, []).append((rank, text))
-        circuits.setdefault(device, set()).add(circuit)
-
-    def many(device: str) -> bool:
-        return sum(1 for d in device_of.values() if d == device) > 1
+        found.setdefault(device, []).append((level, rank, circuit, text))
 
     for circuit, rs in refusals.items():
         device = rs.device or device_of.get(circuit)
@@ -108,9 +105,10 @@ def device_data(
             continue
         c = counts.setdefault(device, [0, 0, 0])
         c[0] += sum(n for reason, n in rs.by_reason.items() if reason is not RefusalReason.QUARANTINED)
-        text = rs.text(tz)
-        if many(device):
-            text = f"{circuit}: {text}"
+        # quarantined register readings are told by the register's own line below
+        text = rs.text(tz, without=_QUARANTINED)
+        if not text:
+            continue
         if rs.all_nan:
             add(device, circuit, DataState.ERROR, 0, text)
         elif now - rs.last <= RECENT:
@@ -125,57 +123,52 @@ def device_data(
         c = counts.setdefault(device, [0, 0, 0])
         c[1] += st.quarantined
         c[2] += st.pending
-        where = f"{circuit}: " if many(device) else ""
+        series = _series(st)
         if st.pending:
             add(
                 device,
                 circuit,
                 DataState.WARNING,
                 0,
-                f"{where}register {_series(st)} waits since {_hms(st.pending_since, zone)}: {st.reason}"
-                " (confirm a reset or a new meter, or it is dropped when the old counter comes back)",
+                f"register {series} waits since {_hms(st.pending_since, zone)}: {st.reason} "
+                "(confirm a reset or a new meter, or it is dropped when the old counter comes back)",
             )
         if st.quarantined:
             n = st.quarantined
             detail = f": {st.reason}" if st.reason else ""
             text = (
-                f"{where}register {_series(st)} quarantined{detail} "
+                f"register {series} quarantined{detail} "
                 f"({n} reading{'s' if n > 1 else ''} never counted, last at {_hms(st.last_quarantined, zone)})"
             )
             recent = st.last_quarantined is not None and now - st.last_quarantined <= RECENT
             add(device, circuit, DataState.WARNING if recent else DataState.OK, 1, text)
         for event, ts in st.confirmed[-1:]:
             name = _EVENT_NAMES.get(event, event.value)
-            add(
-                device,
-                circuit,
-                DataState.OK,
-                3,
-                f"{where}register {_series(st)}: {name} confirmed at {_hms(ts, zone)}",
-            )
+            add(device, circuit, DataState.OK, 3, f"register {series}: {name} confirmed at {_hms(ts, zone)}")
         if st.armed:
             add(
                 device,
                 circuit,
                 DataState.OK,
                 3,
-                f"{where}register {_series(st)}: {st.armed}; its next new counter is accepted",
+                f"register {series}: {st.armed}; its next new counter is accepted",
             )
     out: dict[str, DataStatus] = {}
-    for device, levels in found.items():
-        state = next((DataState(s) for s in ("error", "warning") if s in levels), DataState.OK)
-        messages = tuple(
-            text
-            for level in ("error", "warning", "ok")
-            for _, text in sorted(levels.get(level, []), key=lambda rt: rt[0])
-        )
+    order = {DataState.ERROR: 0, DataState.WARNING: 1, DataState.OK: 2}
+    for device, items in found.items():
+        items.sort(key=lambda f: (order[f[0]], f[1]))
+        circuits = tuple(sorted({f[2] for f in items}))
+        several = len(circuits) > 1  # name the circuit when the device has findings on several
         refused, quarantined, pending = counts.get(device, [0, 0, 0])
         out[device] = DataStatus(
-            state=state,
-            messages=messages,
+            state=items[0][0],
+            messages=tuple(f"{f[2]}: {f[3]}" if several else f[3] for f in items),
             refused=refused,
             quarantined=quarantined,
             pending=pending,
-            circuits=tuple(sorted(circuits.get(device, ()))),
+            circuits=circuits,
         )
+    for device, (refused, quarantined, pending) in counts.items():
+        if device not in out:
+            out[device] = DataStatus(refused=refused, quarantined=quarantined, pending=pending)
     return out

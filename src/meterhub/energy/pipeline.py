@@ -283,7 +283,7 @@ class EnergyPipeline:
     def _refusal(self, r: Reading) -> RefusalReason | None:
         """Why ``r`` may not be used (marked invalid by its source, or implausible), or None."""
         if r.quality is Quality.INVALID:
-            return RefusalReason.SOURCE
+            return RefusalReason.SOURCE if _finite(r.value) else RefusalReason.NOT_A_NUMBER
         value = r.value
         if type(value) is float and math.isfinite(value):  # the common case, from the cached bounds
             key = (r.circuit, r.quantity, r.phase)
@@ -543,6 +543,11 @@ class EnergyPipeline:
             regs = self.guard.registers()
             self._write_state_file()
             return regs
+
+    def register_values(self) -> dict[SeriesKey, float]:
+        """Continuous registers, for display (unlike :meth:`registers`, nothing is written)."""
+        with self._lock:
+            return self.guard.registers()
 
     def max_demand(self) -> dict[str, dict[str, list[float | None]]]:
         """``"circuit/quantity"`` → {rate id: [maximum demand [W], window end [s]]}."""

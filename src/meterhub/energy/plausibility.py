@@ -196,7 +196,8 @@ class RefusalStatus:
     count : readings refused since ``since`` [-]; last : time of the latest [s]; by_reason : count per
     :class:`RefusalReason`; example : the latest refused series, value and reason, as text;
     all_nan : True when every value of the latest batch of this circuit was not a number;
-    device : the device the circuit is on (None when it is no configured circuit).
+    device : the device the circuit is on (None when it is no configured circuit);
+    examples : the latest refused series, value and reason per reason.
     """
 
     circuit: str
@@ -207,18 +208,28 @@ class RefusalStatus:
     by_reason: Mapping[RefusalReason, int]
     example: str
     all_nan: bool
+    examples: Mapping[RefusalReason, str] = field(default_factory=dict)
 
-    def text(self, tz: str = "UTC") -> str:
-        """One line for people, e.g. ``"3 values out of range since 10:02"``; times in ``tz``."""
+    def text(self, tz: str = "UTC", *, without: frozenset[RefusalReason] = frozenset()) -> str:
+        """One line for people, e.g. ``"3 values out of range since 10:02"``; times in ``tz``.
+        ``without`` leaves reasons out (reported elsewhere); "" when nothing is left."""
         zone = ZoneInfo(tz)
         since = datetime.fromtimestamp(self.since, zone).strftime("%H:%M")
         if self.all_nan:
             return f"all values NaN since {datetime.fromtimestamp(self.last, zone).strftime('%H:%M:%S')}"
-        parts = [
-            f"{n} value{'s' if n > 1 else ''} {reason.value}"
-            for reason, n in sorted(self.by_reason.items(), key=lambda kv: -kv[1])
-        ]
-        return f"{', '.join(parts)} since {since} (last: {self.example})"
+        kept = sorted(((r, n) for r, n in self.by_reason.items() if r not in without), key=lambda kv: -kv[1])
+        if not kept:
+            return ""
+        parts = [f"{n} value{'s' if n > 1 else ''} {reason.value}" for reason, n in kept]
+        example = self.example
+        if without:
+            example = self.examples.get(self._latest_reason(without), example)
+        return f"{', '.join(parts)} since {since} (last: {example})"
+
+    def _latest_reason(self, without: frozenset[RefusalReason]) -> RefusalReason:
+        # the reason of the newest example not left out (examples keep insertion order of updates)
+        kept = [r for r in self.examples if r not in without]
+        return kept[-1] if kept else next(iter(self.by_reason))
 
 
 @dataclass(slots=True)
@@ -229,6 +240,7 @@ class _Counter:
     by_reason: dict[RefusalReason, int] = field(default_factory=dict)
     example: str = ""
     all_nan: bool = False
+    examples: dict[RefusalReason, str] = field(default_factory=dict)
 
 
 class RefusalLog:
@@ -246,6 +258,8 @@ class RefusalLog:
         c.by_reason[reason] = c.by_reason.get(reason, 0) + 1
         phase = reading.phase.value if reading.phase is not None else "-"
         c.example = f"{reading.quantity} {phase} = {reading.value!r}: {reason.value}"
+        c.examples.pop(reason, None)  # re-inserted last: the newest reason is the last key
+        c.examples[reason] = c.example
 
     def batch_done(self, nan_only: Mapping[str, bool]) -> None:
         """Record, per circuit of the latest batch, whether all its values were not a number."""
@@ -273,6 +287,7 @@ class RefusalLog:
                 by_reason=dict(c.by_reason),
                 example=c.example,
                 all_nan=c.all_nan,
+                examples=dict(c.examples),
             )
             for k, c in self._counters.items()
         }

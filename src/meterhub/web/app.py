@@ -22,7 +22,7 @@ from meterhub.runtime import Gateway
 from meterhub.web import auth, auth_api, config_api, deps, docs, errors, live_api, site_api, stream
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
-from meterhub.web.routers import io_points, outputs, reports
+from meterhub.web.routers import io_points, outputs, registers, reports
 from meterhub.web.stream import StreamHub
 
 __all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
@@ -59,6 +59,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     io_points.router,
     outputs.router,
     reports.router,
+    registers.router,
     docs.router,  # self-hosted Swagger UI and ReDoc under the same CSP (not in the OpenAPI document)
 )
 

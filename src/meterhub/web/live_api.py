@@ -20,23 +20,40 @@ import meterhub
 from meterhub.config.schema import BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.modbus.spectra import declared_spectra
+from meterhub.energy.data_status import DataStatus
+from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import NotFoundError
 from meterhub.live import LiveCache
 from meterhub.metering.spectrum import percent_of_fundamental, spectrum_thd
 from meterhub.model import quantities
 from meterhub.model.quantities import SPECTRUM_QUANTITIES, Q
-from meterhub.model.readings import SeriesKey, iso_utc
+from meterhub.model.readings import Quality, SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.storage import StorageState
 from meterhub.storage.rollup import auto_resolution
 from meterhub.web.auth import Principal, require_live
-from meterhub.web.deps import Config, Live, Runtime, Status, Store, bad_param, parse_time, reading_json
+from meterhub.web.deps import (
+    Config,
+    Energy,
+    Live,
+    Runtime,
+    Status,
+    Store,
+    bad_param,
+    parse_time,
+    reading_json,
+)
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
 MAX_POINTS = 20_000
+_QUALITY: dict[Quality, Literal["good", "estimated", "flagged"]] = {
+    Quality.GOOD: "good",
+    Quality.ESTIMATED: "estimated",
+    Quality.FLAGGED: "flagged",
+}
 
 
 class StorageHealthOut(BaseModel):
@@ -81,6 +98,21 @@ class DeviceOut(BaseModel):
     errors: int
     timeouts: int
     last_error: str | None
+    data: Literal["ok", "warning", "error"] = Field(
+        default="ok",
+        description="whether its values are used: error = nothing usable (e.g. all values NaN), warning = "
+        "values refused or register readings quarantined lately, or a register awaits confirmation",
+    )
+    data_message: str | None = Field(
+        default=None,
+        description='why, in the site\'s time zone, e.g. "3 values out of range since 10:02"; null: nothing refused',
+    )
+    counters: dict[str, int] = Field(
+        default_factory=dict,
+        description="refused_values, quarantined_steps (register outliers never counted), pending_readings "
+        "(awaiting confirmation of a new counter); a waveform board adds lost_samples and duplicate_frames",
+    )
+    serial_number: str | None = Field(default=None, description="as the device reported it last")
 
 
 class CircuitOut(BaseModel):
@@ -113,6 +145,9 @@ class ReadingOut(BaseModel):
     value: float | None
     unit: str
     ts: str
+    quality: Literal["good", "estimated", "flagged"] = Field(
+        default="good", description="invalid values are never shown: the device status says why"
+    )
 
 
 class LiveOut(BaseModel):
@@ -150,11 +185,28 @@ class QuantityOut(BaseModel):
     obis: str | None
 
 
-def device_out(config: SiteConfig, status: Mapping[str, DeviceStatus], device_id: str) -> DeviceOut:
-    """The public shape of device ``device_id`` (which exists in ``config``) and its status."""
+def device_out(
+    config: SiteConfig,
+    status: Mapping[str, DeviceStatus],
+    device_id: str,
+    energy: EnergyPipeline | None = None,
+    data: Mapping[str, DataStatus] | None = None,
+) -> DeviceOut:
+    """The public shape of device ``device_id`` (which exists in ``config``) and its status; with the
+    energy pipeline (``energy``, or its ``data`` status of every device), why its data is (not) used."""
     d = config.device(device_id)
     st = status.get(d.id)
     online = bool(st and st.online)
+    if data is None and energy is not None:
+        data = energy.data_status()
+    ds = (data or {}).get(d.id) or DataStatus()
+    counters = {
+        "refused_values": ds.refused,
+        "quarantined_steps": ds.quarantined,
+        "pending_readings": ds.pending,
+    }
+    if st is not None and st.extra_counters is not None:
+        counters |= dict(st.extra_counters())
     return DeviceOut(
         id=d.id,
         name=d.name or d.id,
@@ -169,6 +221,10 @@ def device_out(config: SiteConfig, status: Mapping[str, DeviceStatus], device_id
         errors=st.errors if st else 0,
         timeouts=st.timeouts if st else 0,
         last_error=st.last_error if st else None,
+        data=ds.state.value,
+        data_message=ds.message,
+        counters=counters,
+        serial_number=energy.serial(d.id) if energy is not None else None,
     )
 
 
@@ -254,8 +310,9 @@ def health(cfg: Config, rt: Runtime, live: Live, status: Status, store: Store) -
 
 
 @router.get("/devices", response_model=list[DeviceOut], summary="Devices and their status")
-def devices(cfg: Config, status: Status, _: LIVE) -> list[DeviceOut]:
-    return [device_out(cfg.config, status, d.id) for d in cfg.config.devices]
+def devices(cfg: Config, status: Status, energy: Energy, _: LIVE) -> list[DeviceOut]:
+    data = energy.data_status() if energy is not None else {}
+    return [device_out(cfg.config, status, d.id, energy, data) for d in cfg.config.devices]
 
 
 @router.get("/circuits", response_model=list[CircuitOut], summary="Circuits (metering points)")
@@ -294,7 +351,9 @@ def live(
     if circuit is not None:
         known_circuit(cfg.config, circuit, series=True)
     rows = sorted(cache.readings(circuit), key=lambda r: (r.circuit, r.quantity, r.phase or ""))
-    return LiveOut(readings=[ReadingOut(**reading_json(r)) for r in rows])
+    return LiveOut(
+        readings=[ReadingOut(**reading_json(r), quality=_QUALITY.get(r.quality, "good")) for r in rows]
+    )
 
 
 def _phase_param(quantity: quantities.Quantity, phase: str | None) -> Phase | None:
