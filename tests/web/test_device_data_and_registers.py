@@ -100,7 +100,9 @@ def test_out_of_range_values_are_counted_with_the_time_and_the_live_value_stays_
     assert row["data"] == "warning"
     assert row["data_message"].startswith("3 values out of range since 10:02 (last: ")
     assert row["counters"] == {"refused_values": 3, "quarantined_steps": 0, "pending_readings": 0}
-    live = {(r["quantity"], r["phase"]): r for r in client.get("/api/v1/live?circuit=hvac").json()["readings"]}
+    live = {
+        (r["quantity"], r["phase"]): r for r in client.get("/api/v1/live?circuit=hvac").json()["readings"]
+    }
     assert live[("voltage", "L1")]["value"] == 230.0 and live[("voltage", "L1")]["quality"] == "good"
     assert ("voltage", "L2") not in live and ("frequency", "total") not in live
     # 15 min later with nothing new refused: the state is ok again, the message keeps the history
@@ -154,14 +156,21 @@ def test_a_lower_counter_waits_until_an_admin_confirms_the_meter_change(
     regs = client.get("/api/v1/energy/registers").json()["registers"]
     (reg,) = [r for r in regs if r["circuit"] == "grid"]
     assert reg["state"] == "pending" and reg["pending"] == 1 and reg["pending_direction"] == "lower"
-    assert reg["reason"] == "reading 5 Wh below the register's 50 kWh: a reset or a new meter only when confirmed"
+    assert (
+        reg["reason"]
+        == "reading 5 Wh below the register's 50 kWh: a reset or a new meter only when confirmed"
+    )
     assert devices(client)["meter"]["counters"]["pending_readings"] == 1
-    assert "register energy_active_import total waits since 10:02:06" in devices(client)["meter"]["data_message"]
+    assert (
+        "register energy_active_import total waits since 10:02:06" in devices(client)["meter"]["data_message"]
+    )
 
     body = {"circuit": "grid", "quantity": "energy_active_import", "phase": "total"}
     assert client.post("/api/v1/energy/registers/confirm", json=body, headers=viewer).status_code == 403
     admin = {"X-CSRF-Token": login(client, "alice")}
-    bad = client.post("/api/v1/energy/registers/confirm", json={"circuit": "grid", "all": True}, headers=admin)
+    bad = client.post(
+        "/api/v1/energy/registers/confirm", json={"circuit": "grid", "all": True}, headers=admin
+    )
     assert bad.status_code == 422  # unknown keys are refused
     missing = client.post("/api/v1/energy/registers/confirm", json={"circuit": "nope"}, headers=admin)
     assert missing.status_code == 404 and "nope" in missing.text

@@ -51,6 +51,8 @@ log = logging.getLogger("meterhub.modbus")
 
 #: A device that stays online has its serial number read again after this long [s] (one request).
 IDENTIFY_EVERY = 3600.0
+#: ... and after this long when two reads of it disagreed [s].
+IDENTIFY_RETRY = 60.0
 
 _TRANSPORT = {
     BusKind.MODBUS_TCP: TransportKind.TCP,
@@ -95,6 +97,7 @@ class ModbusSource(Source):
         self._pending: deque[tuple[PolledDevice, DeviceRead, float]] | None = None  # results to fan out
         self._serial_entry: dict[str, IdentEntry] = {}  # device id → its serial number register
         self._identified: dict[str, float] = {}  # device id → when its serial number was last read [s]
+        self._serials: dict[str, str] = {}  # device id → the serial number last handed on
         for d in ctx.devices:
             if not d.enabled:
                 continue
@@ -207,11 +210,37 @@ class ModbusSource(Source):
             and (last is None or ts - last >= IDENTIFY_EVERY or ts < last)
         ):
             self._identified[dev.id] = ts
-            return self._identify(dev)  # awaited by the scheduler: the line's next request waits for it
+            return self._identify(dev, ts)  # awaited by the scheduler: the line's next request waits for it
         return None
 
-    async def _identify(self, dev: PolledDevice) -> None:
-        """Read the serial number of ``dev`` and hand it to ``SourceContext.device_serial``."""
+    async def _identify(self, dev: PolledDevice, ts: float) -> None:
+        """Read the serial number of ``dev`` and hand it to ``SourceContext.device_serial``.
+
+        A serial number other than the one handed on before is read a second time and handed on only
+        when both reads agree: a garbled answer (zeros, swapped words) must not pass for a new meter,
+        whose registers the energy stage would then accept without waiting."""
+        serial = await self._read_serial(dev)
+        if serial is None or serial == self._serials.get(dev.id):
+            return
+        again = await self._read_serial(dev)
+        if again != serial:
+            log.warning(
+                "device %s: serial number read as %s, then as %s; ignored until two reads agree",
+                dev.id,
+                serial,
+                again,
+            )
+            self._identified[dev.id] = ts - IDENTIFY_EVERY + IDENTIFY_RETRY  # try again in a minute
+            return
+        self._serials[dev.id] = serial
+        callback = self.ctx.device_serial
+        if callback is not None:
+            try:
+                callback(dev.id, serial)
+            except Exception:  # the energy stage must not stop the line
+                log.exception("device %s: serial number %s not taken by the energy stage", dev.id, serial)
+
+    async def _read_serial(self, dev: PolledDevice) -> str | None:
         entry = self._serial_entry[dev.id]
         profile = dev.reader.profile
         count = 1 if entry.function.is_bit else register_count(entry.type)
@@ -228,17 +257,11 @@ class ModbusSource(Source):
                 entry.address,
                 exc,
             )
-            return
+            return None
         if not math.isfinite(value):
             log.warning("device %s: serial number register reads %r; ignored", dev.id, value)
-            return
-        serial = str(int(value)) if value == int(value) else repr(value)
-        callback = self.ctx.device_serial
-        if callback is not None:
-            try:
-                callback(dev.id, serial)
-            except Exception:  # the energy stage must not stop the line
-                log.exception("device %s: serial number %s not taken by the energy stage", dev.id, serial)
+            return None
+        return str(int(value)) if value == int(value) else repr(value)
 
     def _fan_out_later(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
         # Decoding and fan-out run as a loop callback, i.e. while the line carries the next request.

@@ -1,4 +1,6 @@
-// Device readings table: per device its status and, per circuit, the system and each phase; under an
+// Device readings table: per device its status, whether its data is used (a badge and the reason in a
+// line of its own: "all values NaN since 10:02:03", a quarantined register step …, with the counters)
+// and, per circuit, the system and each phase; under an
 // IO module its points (pulse meters, inputs, relays, analog sensors) in their engineering units, from
 // GET /api/v1/io, with an on/off switch for admins on latched relays (POST .../outputs/{point}).
 
@@ -84,6 +86,40 @@ function ioTable(points, canSwitch) {
     <div class="table-wrap"><table class="io-table"><thead><tr>${head}</tr></thead><tbody>${ioRows(points, canSwitch)}</tbody></table></div>`;
 }
 
+/** The data badge of a device: ok, warning (values refused lately) or error (nothing usable); an
+ * offline device with nothing refused has none. */
+function dataBadge(d) {
+  const state = d.data || "ok";
+  const hidden = state === "ok" && d.status !== "online" ? " hidden" : ""; // no data to judge yet
+  return `<span class="badge data-${state}" data-data="${esc(d.id)}" data-state="${state}"${hidden}>${esc(t(`devices.data_${state}`))}</span>`;
+}
+
+/** Why the data is (not) used, and the counters; empty when nothing was ever refused. */
+function dataLine(d) {
+  const c = d.counters || {};
+  const parts = [];
+  if (d.data_message) parts.push(`<span class="data-message">${esc(d.data_message)}</span>`);
+  if (c.refused_values) parts.push(esc(t("devices.refused_values", { n: c.refused_values })));
+  if (c.quarantined_steps) parts.push(esc(t("devices.quarantined_steps", { n: c.quarantined_steps })));
+  if (c.pending_readings) parts.push(esc(t("devices.pending_readings", { n: c.pending_readings })));
+  if (c.lost_samples !== undefined || c.duplicate_frames !== undefined) {
+    parts.push(esc(t("devices.waveform_counters", { lost: c.lost_samples || 0, dup: c.duplicate_frames || 0 })));
+  }
+  return parts.join(" · ");
+}
+
+function paintData(root, d) {
+  const badge = root.querySelector(`[data-data="${CSS.escape(d.id)}"]`);
+  if (badge) badge.outerHTML = dataBadge(d);
+  const line = root.querySelector(`[data-data-line="${CSS.escape(d.id)}"]`);
+  if (line) {
+    const html = dataLine(d);
+    line.innerHTML = html;
+    line.className = `data-line data-${d.data || "ok"}`;
+    line.hidden = !html;
+  }
+}
+
 function rows(seriesId, label, phases, cls = "") {
   return phases
     .map(
@@ -107,9 +143,10 @@ export async function render(root, { live, app }) {
         const points = io.points.filter((p) => p.device === d.id);
         const own = devicePoints.has(d.id) ? rows(d.id, `<em>${esc(t("devices.device_values"))}</em>`, ["total", "L1", "L2", "L3"]) : "";
         return `<section class="panel" data-device="${esc(d.id)}">
-          <h2>${esc(d.name)} <span class="badge ${d.status}" data-status="${esc(d.id)}">${esc(t(`common.${d.status}`))}</span></h2>
+          <h2>${esc(d.name)} <span class="badge ${d.status}" data-status="${esc(d.id)}">${esc(t(`common.${d.status}`))}</span> ${dataBadge(d)}</h2>
           <p class="muted">${esc(d.id)} · ${esc(t("common.profile"))}: ${esc(d.profile)} · ${esc(t("common.bus"))}: ${esc(d.bus)}${d.unit !== null ? ` · ${esc(t("common.unit"))} ${d.unit}` : ""}
-           · ${esc(t("common.last_seen"))}: <span data-seen="${esc(d.id)}">${d.last_seen ? esc(time(d.last_seen)) : esc(t("common.never"))}</span></p>
+           · ${esc(t("common.last_seen"))}: <span data-seen="${esc(d.id)}">${d.last_seen ? esc(time(d.last_seen)) : esc(t("common.never"))}</span>${d.serial_number ? ` · ${esc(t("devices.serial"))}: ${esc(d.serial_number)}` : ""}</p>
+          <p class="data-line data-${esc(d.data || "ok")}" data-data-line="${esc(d.id)}" role="status"${dataLine(d) ? "" : " hidden"}>${dataLine(d)}</p>
           ${mine.length || own ? `<div class="table-wrap"><table><thead>${head}</thead><tbody>${own}${mine
             .map((c) => rows(c.id, `<a href="#/circuit/${encodeURIComponent(c.id)}">${esc(c.name)}</a>`, ["total", ...c.phases]))
             .join("")}</tbody></table></div>` : points.length ? "" : `<p class="muted">${esc(t("devices.no_circuits"))}</p>`}
@@ -188,6 +225,7 @@ export async function render(root, { live, app }) {
         }
         const seen = root.querySelector(`[data-seen="${CSS.escape(d.id)}"]`);
         if (seen) seen.textContent = d.last_seen ? time(d.last_seen) : t("common.never");
+        paintData(root, d);
       }
     } catch {
       // keep the last known status; the next tick retries
