@@ -19,7 +19,8 @@ from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 from meterhub.runtime import Gateway
 from meterhub.web.app import create_app
-from tests.web.conftest import add_user, login, make_gateway
+
+from .conftest import add_user, login, make_gateway
 
 # 2025-11-22 10:02:03 in Berlin (UTC+1) = 09:02:03 UTC
 T0 = 1_763_802_123.0
@@ -193,3 +194,36 @@ def test_a_lower_counter_waits_until_an_admin_confirms_the_meter_change(
         "alice confirmed a meter reset or replacement of grid energy_active_import total: "
         "grid/energy_active_import/total"
     ]
+
+
+def test_a_waveform_boards_lost_samples_and_duplicate_frames_are_device_counters(
+    setup: tuple[TestClient, Gateway, Clock],
+) -> None:
+    client, gw, _ = setup
+    # what WaveformSource hands over for its board (drivers/waveform/source.py)
+    gw.status["m1"].extra_counters = lambda: {"lost_samples": 640, "duplicate_frames": 2}
+    assert devices(client)["m1"]["counters"] == {
+        "refused_values": 0,
+        "quarantined_steps": 0,
+        "pending_readings": 0,
+        "lost_samples": 640,
+        "duplicate_frames": 2,
+    }
+
+
+def test_a_serial_number_reaches_the_register_guard_through_the_gateway(
+    setup: tuple[TestClient, Gateway, Clock],
+) -> None:
+    client, gw, clock = setup
+    for k in range(3):
+        _register(gw, clock, k, 50_000.0 + 10.0 * k)
+    gw.device_serial("meter", "A-1")  # what a Modbus source calls (SourceContext.device_serial)
+    assert devices(client)["meter"]["serial_number"] == "A-1"
+    gw.device_serial("meter", "B-2")  # another meter: its lower counter is taken at once
+    _register(gw, clock, 3, 7.0)
+    live = {
+        (r["quantity"], r["phase"]): r for r in client.get("/api/v1/live?circuit=grid").json()["readings"]
+    }
+    assert live[("energy_active_import", "total")]["value"] == 50_027.0  # 50 020 Wh + the new meter's 7 Wh
+    assert devices(client)["meter"]["serial_number"] == "B-2"
+    assert "reset confirmed at 10:02:06" in devices(client)["meter"]["data_message"]

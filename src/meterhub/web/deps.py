@@ -288,4 +288,5 @@ def reading_json(r: Reading) -> dict[str, Any]:
         "value": value,
         "unit": unit_of(r.quantity),
         "ts": iso_utc(r.ts),
+        "quality": r.quality.name.lower(),  # good | estimated | flagged (invalid ones are not shown)
     }

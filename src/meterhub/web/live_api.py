@@ -27,7 +27,7 @@ from meterhub.live import LiveCache
 from meterhub.metering.spectrum import percent_of_fundamental, spectrum_thd
 from meterhub.model import quantities
 from meterhub.model.quantities import SPECTRUM_QUANTITIES, Q
-from meterhub.model.readings import Quality, SeriesKey, iso_utc
+from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.storage import StorageState
 from meterhub.storage.rollup import auto_resolution
@@ -49,11 +49,6 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
 MAX_POINTS = 20_000
-_QUALITY: dict[Quality, Literal["good", "estimated", "flagged"]] = {
-    Quality.GOOD: "good",
-    Quality.ESTIMATED: "estimated",
-    Quality.FLAGGED: "flagged",
-}
 
 
 class StorageHealthOut(BaseModel):
@@ -145,8 +140,10 @@ class ReadingOut(BaseModel):
     value: float | None
     unit: str
     ts: str
-    quality: Literal["good", "estimated", "flagged"] = Field(
-        default="good", description="invalid values are never shown: the device status says why"
+    quality: Literal["good", "estimated", "flagged", "invalid"] = Field(
+        default="good",
+        description="estimated: filled across a gap; flagged: IEC 61000-4-30 event in the window. Invalid "
+        "values are not shown (the live view keeps the last usable one; /devices says why)",
     )
 
 
@@ -351,9 +348,7 @@ def live(
     if circuit is not None:
         known_circuit(cfg.config, circuit, series=True)
     rows = sorted(cache.readings(circuit), key=lambda r: (r.circuit, r.quantity, r.phase or ""))
-    return LiveOut(
-        readings=[ReadingOut(**reading_json(r), quality=_QUALITY.get(r.quality, "good")) for r in rows]
-    )
+    return LiveOut(readings=[ReadingOut(**reading_json(r)) for r in rows])
 
 
 def _phase_param(quantity: quantities.Quantity, phase: str | None) -> Phase | None:
