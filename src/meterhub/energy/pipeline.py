@@ -165,6 +165,8 @@ class EnergyPipeline:
         self.nominal_voltage = nominal
         self.ratings: dict[str, Rating] = {c.id: rating_of(c, nominal) for c in config.circuits}
         self.device_of: dict[str, str] = {c.id: c.device for c in config.circuits}
+        # IO points (pulse meters, sensors) report under their own id: their device, for the status only
+        self._point_device = {p.id: p.device for p in config.io.points} if config.io is not None else {}
         # (circuit, quantity, phase) → plausible (lowest, highest) [unit], filled as series appear
         self._bounds: dict[tuple[str, str, Phase | None], tuple[float, float]] = {}
         # a meter that no circuit uses reports under its device id: a three-phase direct meter
@@ -491,8 +493,9 @@ class EnergyPipeline:
         in one line, times in the site's time zone (:func:`meterhub.energy.data_status.device_data`).
         Devices with nothing refused are absent."""
         with self._lock:
+            owners = {**self._point_device, **self.device_of}
             return device_data(
-                self.refused.status(), self.guard.status(), self.device_of, tz=self.tz, now=self.clock()
+                self.refused.status(), self.guard.status(), owners, tz=self.tz, now=self.clock()
             )
 
     def serial(self, device: str) -> str | None:
