@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 from meterhub.runtime import Gateway
 
@@ -136,7 +136,11 @@ def test_stream_sends_snapshot_then_new_readings(public_client: TestClient, publ
         assert snap["type"] == "snapshot"
         assert any(r["quantity"] == "active_power" and r["value"] == 3000.0 for r in snap["readings"])
         public_client.portal.call(
-            public_gateway.emit, [Reading(T0 + 1, "pv", "active_power", Phase.TOTAL, -1200.0)]
+            public_gateway.emit,
+            [
+                Reading(T0 + 1, "pv", "active_power", Phase.TOTAL, -1200.0),
+                Reading(T0 + 1, "pv", "voltage", Phase.L1, 3.4e38, Quality.INVALID),  # never shown
+            ],
         )  # type: ignore[union-attr]
         msg = ws.receive_json()
         assert msg["type"] == "readings"
@@ -148,6 +152,7 @@ def test_stream_sends_snapshot_then_new_readings(public_client: TestClient, publ
                 "value": -1200.0,
                 "unit": "W",
                 "ts": datetime.fromtimestamp(T0 + 1, UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+                "quality": "good",
             }
         ]
 
