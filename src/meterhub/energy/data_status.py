@@ -130,8 +130,8 @@ def device_data(
                 circuit,
                 DataState.WARNING,
                 0,
-                f"register {series} waits since {_hms(st.pending_since, zone)}: {st.reason} "
-                "(confirm a reset or a new meter, or it is dropped when the old counter comes back)",
+                f"register {series} waits since {_hms(st.pending_since, zone)}: {st.reason}; "
+                "a reset or a new meter is counted once it holds or is confirmed",
             )
         if st.quarantined:
             n = st.quarantined

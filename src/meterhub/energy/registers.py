@@ -408,8 +408,7 @@ class RegisterGuard:
             )
         else:
             st.pending_reason = (
-                f"reading {_amount(key, raw)} below the register's {_amount(key, st.raw or 0.0)}: "
-                "a reset or a new meter only when confirmed"
+                f"reading {_amount(key, raw)} below the register's {_amount(key, st.raw or 0.0)}"
             )
         if st.armed is not None:
             log.info("register %s: %s; counter %r → %r accepted", key, st.armed, st.raw, raw)

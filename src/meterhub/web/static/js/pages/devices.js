@@ -120,6 +120,18 @@ function paintData(root, d) {
   }
 }
 
+/** Registers of a device waiting for a reset or a new meter to be confirmed (GET /energy/registers),
+ * each with a confirm button for admins (POST /energy/registers/confirm). */
+function pendingHtml(regs, canConfirm) {
+  if (!regs.length) return "";
+  return `<ul class="pending-registers">${regs
+    .map(
+      (r) => `<li><strong>${esc(r.circuit)} · ${esc(r.quantity)}${r.phase ? ` ${esc(r.phase)}` : ""}</strong>: ${esc(r.message)}
+        ${canConfirm ? `<button type="button" data-confirm="${esc(r.circuit)}" data-quantity="${esc(r.quantity)}" data-phase="${esc(r.phase || "")}">${esc(t("devices.confirm_change"))}</button>` : ""}</li>`,
+    )
+    .join("")}</ul>`;
+}
+
 function rows(seriesId, label, phases, cls = "") {
   return phases
     .map(
@@ -147,6 +159,7 @@ export async function render(root, { live, app }) {
           <p class="muted">${esc(d.id)} · ${esc(t("common.profile"))}: ${esc(d.profile)} · ${esc(t("common.bus"))}: ${esc(d.bus)}${d.unit !== null ? ` · ${esc(t("common.unit"))} ${d.unit}` : ""}
            · ${esc(t("common.last_seen"))}: <span data-seen="${esc(d.id)}">${d.last_seen ? esc(time(d.last_seen)) : esc(t("common.never"))}</span>${d.serial_number ? ` · ${esc(t("devices.serial"))}: ${esc(d.serial_number)}` : ""}</p>
           <p class="data-line data-${esc(d.data || "ok")}" data-data-line="${esc(d.id)}" role="status"${dataLine(d) ? "" : " hidden"}>${dataLine(d)}</p>
+          <div data-pending="${esc(d.id)}"></div>
           ${mine.length || own ? `<div class="table-wrap"><table><thead>${head}</thead><tbody>${own}${mine
             .map((c) => rows(c.id, `<a href="#/circuit/${encodeURIComponent(c.id)}">${esc(c.name)}</a>`, ["total", ...c.phases]))
             .join("")}</tbody></table></div>` : points.length ? "" : `<p class="muted">${esc(t("devices.no_circuits"))}</p>`}
@@ -155,6 +168,26 @@ export async function render(root, { live, app }) {
       })
       .join("")}`;
   const unbind = bindLive(root, live);
+
+  // registers awaiting confirmation: listed under their device (readers see them, admins confirm)
+  const deviceOf = new Map([...devices.map((d) => [d.id, d.id]), ...circuits.map((c) => [c.id, c.device])]);
+  const paintPending = async (list) => {
+    let regs = [];
+    if (app.signedIn && list.some((d) => d.counters && d.counters.pending_readings)) {
+      try {
+        regs = (await get("/energy/registers")).registers.filter((r) => r.state === "pending");
+      } catch {
+        return; // keep what is shown; the next tick retries
+      }
+    }
+    for (const d of list) {
+      const box = root.querySelector(`[data-pending="${CSS.escape(d.id)}"]`);
+      if (box && !box.contains(document.activeElement)) {
+        box.innerHTML = pendingHtml(regs.filter((r) => deviceOf.get(r.circuit) === d.id), app.isAdmin);
+      }
+    }
+  };
+  paintPending(devices);
 
   const setSwitch = (btn, state) => {
     btn.setAttribute("aria-checked", String(state === true));
@@ -175,7 +208,27 @@ export async function render(root, { live, app }) {
     if (btn) setSwitch(btn, p.state);
   };
 
+  const onConfirm = async (btn) => {
+    const body = { circuit: btn.dataset.confirm, quantity: btn.dataset.quantity };
+    if (btn.dataset.phase) body.phase = btn.dataset.phase;
+    btn.disabled = true;
+    try {
+      const res = await post("/energy/registers/confirm", body);
+      app.toast(res.message);
+      const item = btn.closest("li");
+      if (item) item.remove();
+    } catch (e) {
+      app.toast(t("devices.confirm_failed", { error: e.message }), true);
+      btn.disabled = false;
+    }
+  };
+
   const onClick = async (ev) => {
+    const confirmBtn = ev.target.closest("button[data-confirm]");
+    if (confirmBtn && !confirmBtn.disabled) {
+      await onConfirm(confirmBtn);
+      return;
+    }
     const btn = ev.target.closest("button[data-switch]");
     if (!btn || btn.disabled) return;
     const point = btn.dataset.switch;
@@ -217,7 +270,9 @@ export async function render(root, { live, app }) {
         .catch(() => {}); // keep the last values; the next tick retries
     }
     try {
-      for (const d of await get("/devices")) {
+      const list = await get("/devices");
+      paintPending(list);
+      for (const d of list) {
         const badge = root.querySelector(`[data-status="${CSS.escape(d.id)}"]`);
         if (badge) {
           badge.className = `badge ${d.status}`;
