@@ -384,3 +384,21 @@ def test_status_says_what_awaits_confirmation_and_what_was_held() -> None:
         "1 stale reading held at the register; 2 lower readings awaiting confirmation since 12:00:04"
     )
     assert RegisterGuard().status() == {} and g.status()[KEY].ok is False
+
+
+def test_the_status_says_why_an_outlier_was_quarantined() -> None:
+    """10 Wh per second (36 kW), then +500 Wh in one second: above the recent rate, deferred; the next
+    reading (the truth) does not confirm it, so it was an outlier — and the status says why. (500 Wh in
+    a second is 1.8 MW: within the 10 MW rating, so the step is judged by the recent rate.)"""
+    g = RegisterGuard(gap=900.0, max_power=1e7)  # a rating of 10 MW
+    for k in range(5):
+        g.update(KEY, T0 + k, 1000.0 + 10.0 * k)
+    assert not g.update(KEY, T0 + 5, 1540.0).accepted  # deferred
+    assert g.update(KEY, T0 + 6, 1060.0).accepted  # the truth: the deferred step was an outlier
+    st_ = g.status()[KEY]
+    assert st_.quarantined == 1
+    assert st_.reason == "step 500 Wh in 1 s above the recent rate 36 kW, not confirmed by the next reading"
+    # a reading implying more than the rating: 4 kWh in 1 s = 14.4 MW, waits as a candidate
+    assert not g.update(KEY, T0 + 7, 5070.0).accepted
+    st_ = g.status()[KEY]
+    assert st_.pending == 1 and st_.reason == "step 4.01 kWh in 1 s above the circuit's rating 10 MW"

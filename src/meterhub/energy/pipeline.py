@@ -15,7 +15,9 @@ Every reading is first checked against the plausible range of its quantity on it
 on re-marked :attr:`Quality.INVALID` (kept for diagnosis) and is never integrated nor fed to demand.
 A register reading the guard quarantines goes on the same way, with its raw value. What was refused is
 counted per circuit (:meth:`EnergyPipeline.refusals`) and per register series
-(:meth:`EnergyPipeline.register_status`).
+(:meth:`EnergyPipeline.register_status`), and summed up per device for its status
+(:meth:`EnergyPipeline.data_status`: "all values NaN since 10:02:03", a quarantined register step …).
+Sinks other than storage skip INVALID readings (docs/ARCHITECTURE.md, "Invalid readings").
 
 Nothing here raises on bad data: a bad value is logged with its series and skipped.
 """

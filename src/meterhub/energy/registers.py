@@ -45,7 +45,8 @@ rate [unit per hour]: the circuit's CT primary × nominal voltage × phases × m
   reading after it: Δ = (final − high) + (r − initial).
 
 NaN, infinite and negative readings are refused. Quarantined readings, held readings and confirmed
-events are counted per series (:meth:`RegisterGuard.status`). :func:`continuous` applies the same
+events are counted per series (:meth:`RegisterGuard.status`), with the reason of the last quarantine
+or of the pending candidate in words ("step 60.1 kWh in 1 s above the circuit's rating 69 kW"). :func:`continuous` applies the same
 rules to a whole stored series (reports on imported data).
 """
 
