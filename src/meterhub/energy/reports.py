@@ -36,7 +36,7 @@ from meterhub.energy.tariffs import Co2Factor, TariffSchedule, split_by_rate
 from meterhub.energy.timeutil import Interval, interval_edges, local_iso, parse_time
 from meterhub.energy.virtual import FormulaError, expand, zone_members
 from meterhub.model.readings import Quality, SeriesKey
-from meterhub.model.topology import Phase
+from meterhub.model.topology import Phase, Purpose
 
 __all__ = [
     "ReportError",
@@ -472,7 +472,6 @@ def energy_report(
         key = SeriesKey(energy.tariffs.switch.input, "digital_input", Phase.TOTAL)
         cols = storage.history_columns(key, t0 - 86400.0 * 31, float(slot_edges[-1]), "raw")
         switch = (cols.ts, cols.last)
-    from meterhub.model.topology import Purpose
 
     grid = {c.id for c in config.circuits if c.purpose is Purpose.GRID} if config is not None else set()
     fixed = circuit is not None and circuit in grid
