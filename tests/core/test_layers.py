@@ -105,8 +105,22 @@ def _literal_ids(path: Path, ids: set[str]) -> list[str]:
         if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
             if isinstance(body[0].value, ast.Constant):
                 skip.add(id(body[0].value))  # docstrings
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "Literal":
+        if (
+            isinstance(node, ast.Subscript)
+            and isinstance(node.value, ast.Name)
+            and node.value.id == "Literal"
+        ):
             skip.update(id(n) for n in ast.walk(node.slice))  # Literal["…"] types mirror the enum
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            # … and so does the default of a parameter typed with such a Literal
+            params = node.args.posonlyargs + node.args.args
+            pairs = list(
+                zip(params[len(params) - len(node.args.defaults) :], node.args.defaults, strict=True)
+            )
+            pairs += [(a, d) for a, d in zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True) if d]
+            for arg, default in pairs:
+                if arg.annotation is not None and "Literal[" in ast.unparse(arg.annotation):
+                    skip.add(id(default))
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in ids:

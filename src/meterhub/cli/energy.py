@@ -15,6 +15,7 @@ from meterhub.config.loader import ConfigError
 from meterhub.config.schema import StorageConfig
 from meterhub.energy.reports import ReportError, energy_report, to_csv
 from meterhub.energy.timeutil import Interval, parse_date, zone
+from meterhub.model.quantities import Q
 from meterhub.storage import StorageError, open_storage
 
 SITE_IN_DATA = "site.yaml"
@@ -116,7 +117,7 @@ def report_command(
             err=True,
         )
         for row in report["intervals"]:
-            row["cost"] = row["co2"] = None
+            row[Q.COST] = row[Q.CO2] = None
     if as_csv:
         sys.stdout.write(to_csv(report))
     else:

@@ -46,7 +46,7 @@ from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
 from meterhub.metering.sync import cycles_per_window
-from meterhub.model.quantities import CATALOGUE, Kind
+from meterhub.model.quantities import CATALOGUE, Kind, Q
 from meterhub.model.readings import Quality, Reading, Spectrum
 from meterhub.model.topology import Phase, Wiring
 
@@ -67,11 +67,11 @@ VOLTAGE_INPUTS = 3
 _GROUP_PHASE = {"L1": Phase.L1, "L2": Phase.L2, "L3": Phase.L3, "N": Phase.N, "total": Phase.TOTAL}
 _PHASE_INDEX = {Phase.L1: 0, Phase.L2: 1, Phase.L3: 2}
 _SAME_STREAM = 0.5  # frames whose sample 0 lies further apart in time come from a new stream [s]
-_SKIP = {"voltage_max", "voltage_min", "voltage_line_max", "voltage_line_min", "current_max"}
+_SKIP = {Q.VOLTAGE_MAX, Q.VOLTAGE_MIN, Q.VOLTAGE_LINE_MAX, Q.VOLTAGE_LINE_MIN, Q.CURRENT_MAX}
 #: spectrum (RMS per order) → the same spectrum in % of the fundamental; both catalogue ids
-_PERCENT_OF = {
-    "harmonics_voltage": "harmonics_voltage_percent",
-    "harmonics_current": "harmonics_current_percent",
+_PERCENT_OF: dict[str, str] = {
+    Q.HARMONICS_VOLTAGE: Q.HARMONICS_VOLTAGE_PERCENT,
+    Q.HARMONICS_CURRENT: Q.HARMONICS_CURRENT_PERCENT,
 }
 if any(
     CATALOGUE.get(k) is None or CATALOGUE[k].kind is not Kind.SPECTRUM
@@ -422,7 +422,7 @@ def interval_values(batches: list[Batch], t_base: float) -> tuple[list[Reading],
             g: {k: np.concatenate([b.circuits[cid][g][k] for b in batches]) for k in d}
             for g, d in batches[-1].circuits[cid].items()
         }
-        q.setdefault("total", {})["frequency"] = freq
+        q.setdefault("total", {})[Q.FREQUENCY] = freq
         agg = aggregate(q, dur, starts)
         for group, vals in agg.items():
             phase = _GROUP_PHASE.get(group)
