@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from meterhub.config.schema import BusKind, Circuit, Device, SiteConfig
-from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext, register_source
+from meterhub.config.schema import Circuit, Device, SiteConfig
+from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader, encode_request
 from meterhub.metering.aggregation import aggregate
 from meterhub.metering.energy import ENERGY_IDS
@@ -465,6 +465,3 @@ def _spectra(
 def waveform_sources(ctx: SourceContext) -> list[Source]:
     """Source factory for waveform buses: one source per enabled device."""
     return [WaveformSource(ctx, d) for d in ctx.devices if d.enabled]
-
-
-register_source(BusKind.WAVEFORM, waveform_sources)
