@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from meterhub.energy.config import Band, Co2Settings, Season, TariffSettings
-from meterhub.energy.timeutil import local_date, zone
+from meterhub.energy.timeutil import local_date, local_midnight, zone
 
 __all__ = ["Co2Factor", "TariffSchedule", "load_co2_series", "split_by_rate"]
 
@@ -152,8 +152,6 @@ class TariffSchedule:
         charge = self.settings.standing_charge
         if charge == 0 or n <= 0:
             return np.zeros(max(n, 0))
-        from meterhub.energy.timeutil import local_midnight
-
         first = local_date(float(edges[0]), self.tz)
         last = local_date(float(edges[-1]), self.tz) + timedelta(days=1)
         days = [first + timedelta(days=i) for i in range((last - first).days + 1)]

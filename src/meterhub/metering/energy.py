@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from meterhub.model.quantities import FOUR_QUADRANT_ENERGY
+from meterhub.model.quantities import FOUR_QUADRANT_ENERGY, Q
 
 __all__ = ["ENERGY_IDS", "CompensatedSum", "EnergyRegisters", "add_compensated", "window_energy"]
 
@@ -42,13 +42,13 @@ def window_energy(p: F64, q: F64, s: F64, duration: F64) -> dict[str, F64]:
     imp = p >= 0
     qpos = q >= 0
     return {
-        "energy_active_import": np.where(imp, p, 0.0) * h,
-        "energy_active_export": np.where(imp, 0.0, -p) * h,
-        "energy_reactive_q1": np.where(imp & qpos, q, 0.0) * h,
-        "energy_reactive_q2": np.where(~imp & qpos, q, 0.0) * h,
-        "energy_reactive_q3": np.where(~imp & ~qpos, -q, 0.0) * h,
-        "energy_reactive_q4": np.where(imp & ~qpos, -q, 0.0) * h,
-        "energy_apparent": np.abs(s) * h,
+        Q.ENERGY_ACTIVE_IMPORT: np.where(imp, p, 0.0) * h,
+        Q.ENERGY_ACTIVE_EXPORT: np.where(imp, 0.0, -p) * h,
+        Q.ENERGY_REACTIVE_Q1: np.where(imp & qpos, q, 0.0) * h,
+        Q.ENERGY_REACTIVE_Q2: np.where(~imp & qpos, q, 0.0) * h,
+        Q.ENERGY_REACTIVE_Q3: np.where(~imp & ~qpos, -q, 0.0) * h,
+        Q.ENERGY_REACTIVE_Q4: np.where(imp & ~qpos, -q, 0.0) * h,
+        Q.ENERGY_APPARENT: np.abs(s) * h,
     }
 
 
