@@ -75,7 +75,9 @@ def test_reactive_import_and_export_maximum_demand_with_the_time_it_occurred() -
     d_imp = by(out, Q.DEMAND_REACTIVE_IMPORT)
     assert [d.ts for d in d_imp] == ends
     assert [d.value for d in d_imp] == pytest.approx([3000.0, 3000.0, 6000.0, 6000.0])  # [var]
-    assert [d.value for d in by(out, Q.MAX_DEMAND_REACTIVE_IMPORT)] == pytest.approx([3000.0] * 2 + [6000.0] * 2)
+    assert [d.value for d in by(out, Q.MAX_DEMAND_REACTIVE_IMPORT)] == pytest.approx(
+        [3000.0] * 2 + [6000.0] * 2
+    )
     d_exp = by(out, Q.DEMAND_REACTIVE_EXPORT)
     assert [d.ts for d in d_exp] == ends
     assert [d.value for d in d_exp] == pytest.approx([1200.0, 600.0, 600.0, 600.0])

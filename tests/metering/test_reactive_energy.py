@@ -54,7 +54,9 @@ def test_an_hour_at_30_degrees_is_1150_varh_in_its_quadrant_and_direction(
     assert e[RP] == e[Q.ENERGY_REACTIVE_Q1] + e[Q.ENERGY_REACTIVE_Q2]
     assert e[RM] == e[Q.ENERGY_REACTIVE_Q3] + e[Q.ENERGY_REACTIVE_Q4]
     active = 230.0 * 10.0 * np.cos(np.radians(30.0))
-    assert e[Q.ENERGY_ACTIVE_IMPORT if p_import else Q.ENERGY_ACTIVE_EXPORT] == pytest.approx(active, rel=1e-6)
+    assert e[Q.ENERGY_ACTIVE_IMPORT if p_import else Q.ENERGY_ACTIVE_EXPORT] == pytest.approx(
+        active, rel=1e-6
+    )
     assert e[Q.ENERGY_APPARENT] == pytest.approx(2300.0, rel=1e-6)
 
 

@@ -12,7 +12,17 @@ from pathlib import Path
 
 import pytest
 
-from meterhub.config.schema import Bus, BusKind, Circuit, CTSpec, Device, LoadSpec, Simulation, SiteConfig, SiteInfo
+from meterhub.config.schema import (
+    Bus,
+    BusKind,
+    Circuit,
+    CTSpec,
+    Device,
+    LoadSpec,
+    Simulation,
+    SiteConfig,
+    SiteInfo,
+)
 from meterhub.drivers.base import SourceContext
 from meterhub.drivers.waveform.source import waveform_sources
 from meterhub.model.quantities import Q

@@ -59,7 +59,7 @@ _REACTIVE_SUMS = tuple(
 def named_registers(values: list[float]) -> dict[str, float]:
     """The seven register values (in :data:`ENERGY_IDS` order) by name, with R+ = Q1 + Q2 and
     R− = Q3 + Q4 added (:data:`REGISTER_IDS`) [Wh, varh, VAh]."""
-    out = dict(zip(ENERGY_IDS, values, strict=True))
+    out: dict[str, float] = dict(zip(ENERGY_IDS, values, strict=True))
     for name, a, b in _REACTIVE_SUMS:
         out[name] = values[a] + values[b]
     return out

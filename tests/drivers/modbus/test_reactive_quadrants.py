@@ -66,7 +66,10 @@ def test_sunspec_meter_reactive_import_is_the_sum_of_its_quadrant_registers(
     for k, ph in enumerate((Phase.L1, Phase.L2, Phase.L3)):
         e = model.channel("meter", k + 1).energy
         assert rd[(Q.ENERGY_REACTIVE_Q1, ph)] == pytest.approx(e[Q.ENERGY_REACTIVE_Q1], rel=F32)
-        assert rd[(Q.ENERGY_REACTIVE_IMPORT, ph)] == rd[(Q.ENERGY_REACTIVE_Q1, ph)] + rd[(Q.ENERGY_REACTIVE_Q2, ph)]
+        assert (
+            rd[(Q.ENERGY_REACTIVE_IMPORT, ph)]
+            == rd[(Q.ENERGY_REACTIVE_Q1, ph)] + rd[(Q.ENERGY_REACTIVE_Q2, ph)]
+        )
         assert rd[(Q.ENERGY_REACTIVE_EXPORT, ph)] == 0.0
     total = model.circuit_energy("feeder")
     # 9 kW at PF 0.85 for 120 s: Q = 9000 · tan(acos 0.85) = 5578 var → 185.9 varh
