@@ -123,3 +123,24 @@ def test_net_and_absolute_reactive_energy_follow_import_and_export() -> None:
     assert [r.value for r in by(out, Q.ENERGY_REACTIVE_ABSOLUTE)] == [700.0, 715.0, 730.0, 745.0]
     # the active pair is unaffected by the reactive one
     assert by(out, Q.ENERGY_ACTIVE_NET) == [] and by(out, Q.ENERGY_ACTIVE_ABSOLUTE) == []
+
+
+def test_billing_keeps_reactive_maximum_demand_and_its_cumulation() -> None:
+    """Seed 002 Appendix 4/8: the monthly billing snapshot holds the reactive import/export maximum
+    demand with its time, and the cumulation maximum demand adds each period's maximum."""
+    t0 = local("2026-06-01T07:00:00")
+    p = EnergyPipeline(site(BLOCK), None, clock=Clock(t0 + 86400))
+
+    def hour(start: float, e0: float, varh_per_min: float) -> None:
+        for batch in minutes(start, {Q.ENERGY_REACTIVE_IMPORT: cumulative([varh_per_min] * 60, e0)}):
+            p.process(batch)
+
+    hour(t0, 0.0, 50.0)  # 3 kvar for an hour
+    first = p.bill(ts=t0 + 3600)
+    assert first.max_demand["main/demand_reactive_import"]["total"] == [pytest.approx(3000.0), t0 + 900]
+    assert first.cumulative_max_demand["main/demand_reactive_import"]["total"] == pytest.approx(3000.0)
+    hour(t0 + 7200, 3000.0, 25.0)  # the next period: 1.5 kvar
+    second = p.bill(ts=t0 + 10800)
+    assert second.max_demand["main/demand_reactive_import"]["total"][0] == pytest.approx(1500.0)
+    # 3000 var + 1500 var: the reset at billing cannot hide the first period's peak
+    assert second.cumulative_max_demand["main/demand_reactive_import"]["total"] == pytest.approx(4500.0)
