@@ -19,7 +19,13 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from meterhub.metering.energy import ENERGY_IDS, EnergyRegisters, add_compensated, window_energy
+from meterhub.metering.energy import (
+    ENERGY_IDS,
+    EnergyRegisters,
+    add_compensated,
+    named_registers,
+    window_energy,
+)
 from meterhub.metering.events import Event, EventDetector, EventThresholds, urms_half
 from meterhub.metering.power import Quantities, circuit_quantities, dc_quantities
 from meterhub.metering.sensors import Sensor
@@ -378,9 +384,7 @@ class Analyzer:
             for k, c in enumerate(members):
                 reg = self.registers[c.id]
                 if len(reg.sums) == len(names):
-                    out[c.id] = {
-                        g: dict(zip(ENERGY_IDS, vals[k][j], strict=True)) for j, g in enumerate(names)
-                    }
+                    out[c.id] = {g: named_registers(vals[k][j]) for j, g in enumerate(names)}
                 else:  # a group preset from outside the store
                     out[c.id] = reg.values()
                     outside = True
