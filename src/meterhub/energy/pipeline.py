@@ -249,10 +249,15 @@ class EnergyPipeline:
             now = self.clock()
             book.due(now)  # starts the schedule on the first batch
             nan_only: dict[str, bool] = {}
+            frequency_ok: set[str] = set()  # circuits with a finite frequency in this batch
             for r in batch:
                 try:
                     reason = self._refusal(r)
-                    if nan_only.get(r.circuit, True):
+                    # "all values NaN" leaves the frequency aside: a meter reads it from its supply,
+                    # whatever its channels see (the device status then says "except frequency")
+                    if r.quantity == Q.FREQUENCY and _finite(r.value):
+                        frequency_ok.add(r.circuit)
+                    elif nan_only.get(r.circuit, True):
                         nan_only[r.circuit] = not _finite(r.value)
                     if reason is not None:
                         self.refused.add(r, reason, self.device_of.get(r.circuit))
@@ -275,7 +280,7 @@ class EnergyPipeline:
                     log.exception(
                         "energy: reading %s at %r skipped", getattr(r, "key", r), getattr(r, "ts", None)
                     )
-            self.refused.batch_done(nan_only)
+            self.refused.batch_done(nan_only, frequency_ok)
             try:
                 self._check_billing()
             except Exception:

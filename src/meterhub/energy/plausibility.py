@@ -25,7 +25,7 @@ status: "3 values out of range since 10:02", "all values NaN".
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -195,7 +195,8 @@ class RefusalStatus:
 
     count : readings refused since ``since`` [-]; last : time of the latest [s]; by_reason : count per
     :class:`RefusalReason`; example : the latest refused series, value and reason, as text;
-    all_nan : True when every value of the latest batch of this circuit was not a number;
+    all_nan : True when every value of the latest batch of this circuit was not a number (but the
+    frequency, when ``nan_but_frequency``);
     device : the device the circuit is on (None when it is no configured circuit);
     examples : the latest refused series, value and reason per reason.
     """
@@ -209,6 +210,7 @@ class RefusalStatus:
     example: str
     all_nan: bool
     examples: Mapping[RefusalReason, str] = field(default_factory=dict)
+    nan_but_frequency: bool = False
 
     def text(self, tz: str = "UTC", *, without: frozenset[RefusalReason] = frozenset()) -> str:
         """One line for people, e.g. ``"3 values out of range since 10:02"``; times in ``tz``.
@@ -216,7 +218,8 @@ class RefusalStatus:
         zone = ZoneInfo(tz)
         since = datetime.fromtimestamp(self.since, zone).strftime("%H:%M")
         if self.all_nan:
-            return f"all values NaN since {datetime.fromtimestamp(self.last, zone).strftime('%H:%M:%S')}"
+            but = " except the frequency" if self.nan_but_frequency else ""
+            return f"all values NaN{but} since {datetime.fromtimestamp(self.last, zone).strftime('%H:%M:%S')}"
         kept = sorted(((r, n) for r, n in self.by_reason.items() if r not in without), key=lambda kv: -kv[1])
         if not kept:
             return ""
@@ -240,6 +243,7 @@ class _Counter:
     by_reason: dict[RefusalReason, int] = field(default_factory=dict)
     example: str = ""
     all_nan: bool = False
+    nan_but_frequency: bool = False
     examples: dict[RefusalReason, str] = field(default_factory=dict)
 
 
@@ -261,12 +265,14 @@ class RefusalLog:
         c.examples.pop(reason, None)  # re-inserted last: the newest reason is the last key
         c.examples[reason] = c.example
 
-    def batch_done(self, nan_only: Mapping[str, bool]) -> None:
-        """Record, per circuit of the latest batch, whether all its values were not a number."""
+    def batch_done(self, nan_only: Mapping[str, bool], frequency_ok: Collection[str] = ()) -> None:
+        """Record, per circuit of the latest batch, whether all its values were not a number (but the
+        frequency, for the circuits in ``frequency_ok``)."""
         for circuit, flag in nan_only.items():
             c = self._counters.get(circuit)
             if c is not None:
                 c.all_nan = flag
+                c.nan_but_frequency = flag and circuit in frequency_ok
 
     def clear(self, circuit: str | None = None) -> None:
         """Forget the counts (of one circuit, or all)."""
@@ -288,6 +294,7 @@ class RefusalLog:
                 example=c.example,
                 all_nan=c.all_nan,
                 examples=dict(c.examples),
+                nan_but_frequency=c.nan_but_frequency,
             )
             for k, c in self._counters.items()
         }

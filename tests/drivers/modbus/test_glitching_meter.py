@@ -21,6 +21,7 @@ from pathlib import Path
 
 from meterhub.config.loader import parse_config
 from meterhub.drivers.base import DeviceStatus, SourceContext
+from meterhub.drivers.modbus.errors import exception_response
 from meterhub.drivers.modbus.memory import MemoryLink
 from meterhub.drivers.modbus.source import ModbusSource
 from meterhub.energy.pipeline import EnergyPipeline
@@ -30,6 +31,8 @@ from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
 from meterhub.profiles import get_profile
 from meterhub.profiles.schema import Function
+from meterhub.sim.modbus_device import ProfileDevice
+from meterhub.sim.physics import SiteModel
 
 SITE = """
 site: {name: glitch, timezone: Europe/Berlin, nominal_voltage: 230}
@@ -258,3 +261,45 @@ def test_an_sdm120_serving_nan_for_everything_is_online_with_all_values_nan(tmp_
     data = energy.data_status()["sdm"]
     assert data.state.value == "error" and data.message == "all values NaN since 10:02:03"
     assert data.refused == len(out)
+
+
+class SimulatorLink(MemoryLink):
+    """A line to meterhub's own device simulators (the demo's ProfileDevice), in memory."""
+
+    def __init__(self, devices: dict[int, ProfileDevice]) -> None:
+        super().__init__()
+        self.devices = devices
+
+    async def read(self, function: Function, unit: int, start: int, count: int) -> list[int]:
+        self.requests.append((function, unit, start, count))
+        self.stats.requests += 1
+        regs = self.devices[unit].registers(function, start, count)
+        if not isinstance(regs, list):
+            raise exception_response(unit, int(regs))
+        return regs
+
+
+def test_the_simulated_sdm120_on_l2_shows_all_values_nan_except_the_frequency(tmp_path: Path) -> None:
+    """The issue's finding: the demo's simulator serves an SDM120 wired to L2 with NaN for everything
+    but the frequency; the device looked plainly online and its circuit showed dashes. Now its data
+    status is an error naming it."""
+    cfg = parse_config(SDM120_SITE)
+    t = 1_780_300_923.0  # 2026-06-01 10:02:03 in Berlin
+    sim = ProfileDevice("sdm", get_profile("eastron-sdm120"), SiteModel(cfg))
+    energy = EnergyPipeline(cfg, None, clock=lambda: t)
+    status: dict[str, DeviceStatus] = {}
+    src = ModbusSource(
+        SourceContext(cfg, cfg.buses[0], cfg.devices, status, tmp_path),
+        link=SimulatorLink({1: sim}),
+        wall=lambda: t,
+    )
+    out: list[Reading] = []
+    src._emit = lambda batch: out.extend(energy.process(list(batch)))
+    asyncio.run(src.scheduler.poll(src.polled[0]))
+    assert status["sdm"].online
+    good = [(r.quantity, r.phase) for r in out if r.quality is not Quality.INVALID]
+    assert good == [(Q.FREQUENCY, Phase.TOTAL)]
+    assert len(out) > 10  # voltage, current, powers, PF, energies … as NaN, INVALID
+    data = energy.data_status()["sdm"]
+    assert data.state.value == "error"
+    assert data.message == "all values NaN except the frequency since 10:02:03"

@@ -16,9 +16,10 @@ register) when the device first answers, again after it was offline, and every
 number is a new meter.
 
 A float register that reads NaN means "not available" and is left out. When *every* value of a poll is
-NaN, though, the device answers but says nothing usable: the source then emits the device's readings
-with value NaN and quality INVALID, so the energy stage records "all values NaN" in the device's status
-instead of the device looking plainly online.
+NaN (but perhaps the frequency, which a meter reads from its supply whatever its channels see), though,
+the device answers but measures nothing usable: the source then emits the device's readings with value
+NaN and quality INVALID, so the energy stage records "all values NaN" in the device's status instead of
+the device looking plainly online.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.spectra import circuit_spectra
 from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, Spectrum
 from meterhub.profiles import get_profile
-from meterhub.profiles.schema import IdentEntry, ProfileError, ProfileKind
+from meterhub.profiles.schema import IdentEntry, Point, ProfileError, ProfileKind
 from meterhub.profiles.transformers import circuit_ratios
 
 __all__ = ["IDENTIFY_EVERY", "ModbusSource", "link_for_bus", "modbus_sources"]
@@ -156,11 +158,9 @@ class ModbusSource(Source):
             dv = DeviceValues.from_placed(profile.kind, ts, placed, channels)
         else:
             dv = DeviceValues.from_points(profile.kind, ts, result.values, channels)
-        decoded = placed if placed is not None else result.values
-        all_nan = not decoded and any(block.points for block, _ in result.raw)
-        if all_nan:  # every value NaN: its readings go on as NaN, INVALID (see the module docstring)
-            nan = {p: math.nan for block, _ in result.raw for p in block.points}
-            dv = DeviceValues.from_points(profile.kind, ts, nan, channels)
+        nan_answer = _nan_answer(result, placed)
+        if nan_answer is not None:  # nothing measured: its readings go on as NaN, INVALID (module docstring)
+            dv = DeviceValues.from_points(profile.kind, ts, nan_answer, channels)
         if profile.kind is ProfileKind.METER and not dv.all_channels:
             dv.all_channels = frozenset({1, 2, 3} & set(dv.channels))
         self.latest[dev.id] = dv
@@ -176,10 +176,15 @@ class ModbusSource(Source):
                 self._spectra.extend(circuit_spectra(ts, c, dv, vref, rs, ratios=ratios))
         if profile.kind is ProfileKind.VOLTAGE_UNIT or (profile.kind is ProfileKind.METER and not circuits):
             out.extend(device_readings(ts, dev.id, dv))
-        if all_nan:
+        if nan_answer is not None:
             self._spectra = []
             self.latest.pop(dev.id, None)  # no voltage to lend to other circuits
-            return [Reading(r.ts, r.circuit, r.quantity, r.phase, math.nan, Quality.INVALID) for r in out]
+            return [
+                r
+                if math.isfinite(r.value)
+                else Reading(r.ts, r.circuit, r.quantity, r.phase, r.value, Quality.INVALID)
+                for r in out
+            ]
         return out
 
     def _fan_out(self, dev: PolledDevice, result: DeviceRead, ts: float) -> None:
@@ -297,6 +302,22 @@ class ModbusSource(Source):
         for io in self.io.values():
             io.close()  # persist pulse totals and run hours
         await self.link.close()
+
+
+def _nan_answer(
+    result: DeviceRead, placed: Sequence[tuple[object, Point, float]] | None
+) -> dict[Point, float] | None:
+    """Every point of ``result`` with NaN for those that were not a number, when the answer measured
+    nothing — no value but the frequency (a meter reports the frequency of its supply whatever its
+    channels see); None for an answer with a measured value (NaN registers are then "not available"
+    and left out)."""
+    got: dict[Point, float] = {p: v for _, p, v in placed} if placed is not None else result.values
+    if any(p.quantity != Q.FREQUENCY for p in got):
+        return None
+    points = [p for block, _ in result.raw for p in block.points]
+    if len(points) == len(got):
+        return None  # nothing was NaN
+    return {p: got.get(p, math.nan) for p in points}
 
 
 def _io_devices(ctx: SourceContext, device_ids: list[str]) -> dict[str, IODevice]:
