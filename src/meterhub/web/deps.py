@@ -20,7 +20,7 @@ parameter type     what                                                         
 =================  ============================================================  =============================
 
 Every dependency takes an :class:`~starlette.requests.HTTPConnection`, so WebSocket routes use them too.
-The helpers below them (:func:`parse_time`, :func:`reading_json`, :func:`bad_param`) are shared request
+The helpers below them (:func:`query_time`, :func:`reading_json`, :func:`bad_param`) are shared request
 parsing and answer shapes.
 """
 
@@ -64,7 +64,7 @@ __all__ = [
     "Store",
     "attach",
     "bad_param",
-    "parse_time",
+    "query_time",
     "reading_json",
 ]
 
@@ -246,7 +246,7 @@ def bad_param(where: str, name: str, message: str, status: int = 422) -> HTTPExc
     )
 
 
-def parse_time(text: str, name: str) -> float:
+def query_time(text: str, name: str) -> float:
     """Parse a time given as Unix seconds or ISO 8601 into Unix seconds [s].
 
     ``"1763784000"``, ``"1763784000.5"``, ``"2026-11-22T04:00:00Z"`` and ``"2026-11-22T05:00:00+01:00"``

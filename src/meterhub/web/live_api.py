@@ -40,7 +40,7 @@ from meterhub.web.deps import (
     Status,
     Store,
     bad_param,
-    parse_time,
+    query_time,
     reading_json,
 )
 
@@ -395,8 +395,8 @@ def history(
     if q is None:
         raise bad_param("query", "quantity", str(quantities.UnknownQuantityError(quantity)))
     ph = _phase_param(q, phase)
-    t_end = parse_time(end, "end") if end is not None else rt.clock()
-    t_start = parse_time(start, "start") if start is not None else t_end - 3600
+    t_end = query_time(end, "end") if end is not None else rt.clock()
+    t_start = query_time(start, "start") if start is not None else t_end - 3600
     if t_start >= t_end:
         raise bad_param("query", "start", "start must be before end")
     res = auto_resolution(t_start, t_end) if resolution == "auto" else resolution
