@@ -9,6 +9,9 @@ from meterhub.config import edit
 from meterhub.config.schema import SiteConfig
 from meterhub.errors import ConfigurationError, ConflictError, NotFoundError
 
+#: 2026-12-06 12:00 UTC [s]
+NOW = 1796558400.0
+
 SITE = """
 site: {name: Edit site, timezone: Europe/Berlin}
 buses:
@@ -95,10 +98,12 @@ def test_site_options_are_validated_by_the_site_schema(cfg: SiteConfig) -> None:
 
 def test_tariffs_replace_the_section_and_are_validated(cfg: SiteConfig) -> None:
     assert cfg.energy is None
-    new = edit.replace_tariffs(cfg, {"rates": [{"id": "flat", "price": 0.3}], "standing_charge": 0.5})
+    new = edit.replace_tariffs(
+        cfg, {"rates": [{"id": "flat", "price": 0.3}], "standing_charge": 0.5}, now=NOW
+    )
     assert new.energy is not None and [r.price for r in new.energy.tariffs.rates] == [0.3]
     with pytest.raises(edit.InvalidEdit) as err:
-        edit.replace_tariffs(cfg, {"rates": [{"id": "flat", "price": -1}]})
+        edit.replace_tariffs(cfg, {"rates": [{"id": "flat", "price": -1}]}, now=NOW)
     assert err.value.issues[0].loc[:3] == ("rates", 0, "price")
 
 

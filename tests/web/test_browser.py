@@ -234,7 +234,7 @@ def test_public_lobby_display_with_timed_message(browser: Browser, server: LiveS
         ctx.close()
     finally:
         admin.request.patch(f"{server.url}/api/v1/site", data={"public_live": False}, headers=h)
-        admin.request.put(f"{server.url}/api/v1/display", data={"message": ""}, headers=h)
+        admin.request.put(f"{server.url}/api/v1/display", data={"mode": "realtime"}, headers=h)
         actx.close()
 
 

@@ -17,10 +17,19 @@ a bus's power budget …) are checked when the caller applies the new configurat
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from meterhub.config.energy import (
+    TariffHistoryError,
+    TariffPeriod,
+    TariffSettings,
+    effective_time,
+    tariff_periods,
+)
 from meterhub.config.loader import ConfigIssue, Loc
 from meterhub.config.schema import Circuit, Device, EnergyConfig, SiteConfig, SiteInfo
 from meterhub.errors import ConfigurationError, ConflictError, NotFoundError
@@ -245,15 +254,25 @@ def patch_site(cfg: SiteConfig, changes: Mapping[str, Any]) -> SiteConfig:
     return new
 
 
-def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any]) -> SiteConfig:
-    """A copy of ``cfg`` whose ``energy.tariffs`` are ``tariffs`` (an energy section is added when absent).
+def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any], *, now: float) -> SiteConfig:
+    """A copy of ``cfg`` whose ``energy.tariffs`` are ``tariffs`` from ``tariffs["effective_from"]`` on
+    (default: ``now`` [s, UTC], written in the site's time zone); an energy section is added when absent.
+
+    Tariffs are effective-dated, so history keeps what applied when the energy was used: the tariff in
+    force until then moves into ``energy.tariff_history`` with its start, and reports price earlier
+    energy with it. An ``effective_from`` equal to the current tariff's corrects the current tariff in
+    place (no history entry); an earlier one is refused — earlier periods are edited in the site file.
 
     ``tariffs`` is the whole new ``energy.tariffs`` section as data; the schema of the energy section
     validates it, and what it refuses is an :class:`InvalidEdit` located inside the tariffs
     (``("rates", 0, "price")``).
     """
     energy = cfg.energy.model_dump() if cfg.energy is not None else {}
-    energy["tariffs"] = dict(tariffs)
+    body = dict(tariffs)
+    if body.get("effective_from") is None:
+        body["effective_from"] = datetime.fromtimestamp(int(now), ZoneInfo(cfg.site.timezone)).isoformat()
+    previous = cfg.energy.tariffs if cfg.energy is not None else None
+    energy["tariffs"] = body
     try:
         validated = EnergyConfig.model_validate(energy)
     except ValidationError as exc:
@@ -263,9 +282,37 @@ def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any]) -> SiteConfig:
                 for e in exc.errors(include_url=False)
             ]
         ) from None
+    start = validated.tariffs.effective_from
+    if previous is not None and start != previous.effective_from and _priced(previous):
+        if previous.effective_from is not None and effective_time(start or "", cfg.site.timezone) < (
+            effective_time(previous.effective_from, cfg.site.timezone)
+        ):
+            raise InvalidEdit(
+                [
+                    _issue(
+                        ("effective_from",),
+                        f"{start} is before the current tariff's start {previous.effective_from}; "
+                        "earlier tariff periods are edited in the site file (energy.tariff_history)",
+                    )
+                ]
+            )
+        past = TariffPeriod(
+            start=previous.effective_from, tariffs=previous.model_copy(update={"effective_from": None})
+        )
+        validated.tariff_history = [*validated.tariff_history, past]
+    try:
+        tariff_periods(validated.tariff_history, validated.tariffs, cfg.site.timezone)
+    except TariffHistoryError as exc:
+        raise InvalidEdit([_issue(_inside_tariffs(exc.loc), str(exc))]) from None
     new = cfg.model_copy(deep=True)
     new.energy = validated
     return new
+
+
+def _priced(tariffs: TariffSettings) -> bool:
+    """True unless ``tariffs`` are the defaults (no rates, no charges): nothing to keep in the history."""
+    blank = TariffSettings(effective_from=tariffs.effective_from)
+    return tariffs != blank
 
 
 def _inside_tariffs(loc: Loc) -> Loc:

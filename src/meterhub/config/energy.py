@@ -15,6 +15,9 @@ Example::
             weekday: [{from: "00:00", rate: offpeak}, {from: "07:00", rate: peak}, {from: "20:00", rate: offpeak}]
             weekend: [{from: "00:00", rate: offpeak}]
         holidays: ["12-25", "12-26", "2026-04-06"]   # MM-DD every year, or one date
+        effective_from: "2026-07-01"   # when this tariff took effect (a date: local midnight)
+      tariff_history:                  # the tariffs before it, oldest first (kept by PUT /config/tariffs)
+        - {from: null, tariffs: {rates: [{id: flat, price: 0.28}]}}   # null: since ever
       co2: {factor: 0.38}              # kg/kWh, or {file: co2.csv} with timestamp,factor rows
       billing: {day: 28, hour: 23}
       virtual:
@@ -24,8 +27,10 @@ Example::
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
@@ -45,10 +50,14 @@ __all__ = [
     "Rate",
     "RegisterSpec",
     "Season",
+    "TariffHistoryError",
+    "TariffPeriod",
     "TariffSettings",
     "TariffSwitch",
     "VirtualCircuit",
+    "effective_time",
     "parse_formula",
+    "tariff_periods",
 ]
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -101,6 +110,49 @@ def _minutes(value: Any) -> Any:
             raise ValueError(f'time of day {value!r} is not of the form "HH:MM" (00:00 … 23:59)')
         return f"{int(m.group(1)):02d}:{m.group(2)}"
     raise ValueError(f'time of day {value!r} is not of the form "HH:MM"')
+
+
+#: Years an effective date may name (a tariff or price change outside these is a typo).
+_YEARS = (1970, 2999)
+
+
+def _effective(value: Any) -> Any:
+    """An effective time as text: a date ``"2026-07-01"`` (local midnight of the site) or a date-time with a
+    UTC offset ``"2026-07-01T12:00:00+02:00"`` (``Z`` for UTC). A date-time without an offset is refused:
+    its instant would depend on a time zone the value does not say."""
+    if value is None:
+        return None
+    example = 'e.g. "2026-07-01" (local midnight) or "2026-07-01T12:00:00+02:00"'
+    if not isinstance(value, str) or len(value) > 64:
+        shown = repr(value) if not isinstance(value, str) else repr(value[:64] + "…")
+        raise ValueError(f"effective time {shown} is not a date or a date-time; write {example}")
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            year, out = day.year, day.isoformat()
+        else:
+            when = datetime.fromisoformat(text)
+            if when.tzinfo is None:
+                raise ValueError(
+                    f"effective time {value!r} has no UTC offset; add one (+01:00, Z) or give a date, {example}"
+                )
+            year, out = when.year, when.isoformat()
+    except ValueError as exc:
+        if "UTC offset" in str(exc):
+            raise
+        raise ValueError(f"effective time {value!r} is not a date or a date-time; write {example}") from None
+    if not _YEARS[0] <= year <= _YEARS[1]:
+        raise ValueError(f"effective time {value!r} is outside the years {_YEARS[0]}–{_YEARS[1]}")
+    return out
+
+
+def effective_time(text: str, tz: str) -> float:
+    """The instant of an effective time [s, UTC]: a date is local midnight in ``tz`` (IANA name)."""
+    if len(text) == 10:
+        day = date.fromisoformat(text)
+        return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).timestamp()
+    return datetime.fromisoformat(text).timestamp()
 
 
 class DemandSettings(StrictModel):
@@ -201,6 +253,16 @@ class TariffSettings(StrictModel):
         default_factory=list, description="public holidays: YYYY-MM-DD, or MM-DD for every year"
     )
     switch: TariffSwitch | None = None
+    effective_from: str | None = Field(
+        default=None,
+        description="when this tariff took effect: a date (local midnight) or a date-time with a UTC offset; "
+        "none: since ever. Earlier tariffs are in energy.tariff_history.",
+    )
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return _effective(v)
 
     @field_validator("holidays", mode="before")
     @classmethod
@@ -244,6 +306,84 @@ class TariffSettings(StrictModel):
         if len(set(starts)) != len(starts):
             raise ValueError("two seasons start on the same day")
         return self
+
+
+class TariffPeriod(StrictModel):
+    """An earlier tariff (``energy.tariff_history``): ``tariffs`` applied from ``from`` until the next entry's
+    ``from`` (the last entry: until the current tariff's ``effective_from``). ``from: null`` (only the
+    oldest entry) means since ever; energy older than the oldest start is priced with the oldest tariff."""
+
+    start: str | None = Field(default=None, alias="from", description="date or date-time with a UTC offset")
+    tariffs: TariffSettings
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return _effective(v)
+
+    @model_validator(mode="after")
+    def _own_start(self) -> TariffPeriod:
+        if self.tariffs.effective_from is not None:
+            raise ValueError(
+                "give the start of a past tariff as the entry's 'from', not tariffs.effective_from"
+            )
+        return self
+
+
+class TariffHistoryError(ConfigurationError, ValueError):
+    """Tariff periods out of order or without a start; ``loc`` is the offending field in ``energy:``."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+
+
+def _starts(
+    history: list[TariffPeriod], current: TariffSettings
+) -> Iterator[tuple[tuple[str | int, ...], str, str | None, TariffSettings]]:
+    """(location, name, start, tariffs) of each tariff period, oldest first, the current one last."""
+    for i, p in enumerate(history):
+        yield ("tariff_history", i, "from"), f"tariff_history[{i}]", p.start, p.tariffs
+    yield ("tariffs", "effective_from"), "the current tariff", current.effective_from, current
+
+
+def tariff_periods(
+    history: list[TariffPeriod], current: TariffSettings, tz: str | None
+) -> list[tuple[float | None, TariffSettings]]:
+    """The tariff periods, oldest first: (start [s, UTC] or None for since ever, tariffs); ``tz`` (IANA
+    name) places dates at local midnight, None checks only that every period but the oldest has a start.
+
+    Raises :class:`TariffHistoryError` naming the entry when a start is missing or the starts are not
+    strictly increasing.
+    """
+    out: list[tuple[float | None, TariffSettings]] = []
+    last: tuple[float, str, str] | None = None
+    for loc, name, start, settings in _starts(history, current):
+        if start is None:
+            if out and settings is current:
+                raise TariffHistoryError(
+                    loc,
+                    "tariffs.effective_from is missing: with a tariff_history, say when the current tariff took effect",
+                )
+            if out:
+                raise TariffHistoryError(
+                    loc, f"{name} has no start; only the oldest tariff may apply since ever (from: null)"
+                )
+            out.append((None, settings))
+            continue
+        ts = effective_time(start, tz) if tz is not None else None
+        if ts is not None and last is not None and ts <= last[0]:
+            raise TariffHistoryError(
+                loc,
+                f"{name} starts at {start}, not after {last[1]} ({last[2]}); "
+                "tariff periods must follow each other, oldest first",
+            )
+        if ts is not None:
+            last = (ts, name, start)
+        out.append((ts, settings))
+    return out
 
 
 class Co2Settings(StrictModel):
@@ -325,6 +465,9 @@ class EnergyConfig(StrictModel):
 
     demand: DemandSettings = Field(default_factory=DemandSettings)
     tariffs: TariffSettings = Field(default_factory=TariffSettings)
+    tariff_history: list[TariffPeriod] = Field(
+        default_factory=list, max_length=1000, description="earlier tariffs, oldest first"
+    )
     co2: Co2Settings = Field(default_factory=Co2Settings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     profiles: list[ProfileSpec] = Field(default_factory=list)
@@ -338,3 +481,12 @@ class EnergyConfig(StrictModel):
     capacity_minimum: float = Field(
         default=0.0, ge=0, le=1e10, description="floor of each monthly peak in the capacity-tariff mean [W]"
     )
+
+    @model_validator(mode="after")
+    def _tariff_starts(self) -> EnergyConfig:
+        # the order of the starts needs the site's time zone: checked with the site (check_energy_references)
+        try:
+            tariff_periods(self.tariff_history, self.tariffs, None)
+        except TariffHistoryError as exc:
+            raise ValueError(str(exc)) from None
+        return self

@@ -21,10 +21,14 @@ from meterhub.config.energy import (
     Rate,
     RegisterSpec,
     Season,
+    TariffHistoryError,
+    TariffPeriod,
     TariffSettings,
     TariffSwitch,
     VirtualCircuit,
+    effective_time,
     parse_formula,
+    tariff_periods,
 )
 from meterhub.config.loader import Loc
 from meterhub.config.schema import SiteConfig
@@ -40,11 +44,15 @@ __all__ = [
     "Rate",
     "RegisterSpec",
     "Season",
+    "TariffHistoryError",
+    "TariffPeriod",
     "TariffSettings",
     "TariffSwitch",
     "VirtualCircuit",
     "check_energy_references",
+    "effective_time",
     "energy_of",
+    "tariff_periods",
 ]
 
 
@@ -60,7 +68,8 @@ def energy_of(config: Any) -> EnergyConfig:
 
 def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
     """Cross-reference check of the energy section against the site's circuits: virtual-circuit formulas,
-    load profiles, meter changes and register rollovers must name circuits that exist."""
+    load profiles, meter changes and register rollovers must name circuits that exist; tariff periods
+    must start one after the other in the site's time zone."""
     energy = cfg.energy
     if energy is None:
         return
@@ -84,3 +93,7 @@ def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
     for section, i, circuit in changes:
         if circuit not in circuits:
             yield ("energy", section, i, "circuit"), f"unknown circuit {circuit!r}" + hint
+    try:
+        tariff_periods(energy.tariff_history, energy.tariffs, cfg.site.timezone)
+    except TariffHistoryError as exc:
+        yield ("energy", *exc.loc), str(exc)

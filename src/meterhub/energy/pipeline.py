@@ -34,7 +34,7 @@ import numpy as np
 
 from meterhub.config.schema import SiteConfig
 from meterhub.energy.billing import BillingBook, BillingReason, BillingSnapshot
-from meterhub.energy.config import EnergyConfig, energy_of
+from meterhub.energy.config import EnergyConfig, TariffHistoryError, energy_of
 from meterhub.energy.demand import AverageMeter, DemandMeter, DemandValue, MaxDemand
 from meterhub.energy.plausibility import (
     DEFAULT_RATED_CURRENT,
@@ -49,7 +49,7 @@ from meterhub.energy.plausibility import (
 )
 from meterhub.energy.registers import GuardEvent, GuardResult, MeterChange, RegisterGuard, RegisterStatus
 from meterhub.energy.state_file import Json, numbers, read_json, write_json
-from meterhub.energy.tariffs import Co2Factor, TariffSchedule
+from meterhub.energy.tariffs import Co2Factor, TariffTimeline
 from meterhub.energy.timeutil import parse_time, utc_iso
 from meterhub.energy.virtual import FormulaError, expand
 from meterhub.energy.virtual_demand import virtual_window
@@ -152,7 +152,11 @@ class EnergyPipeline:
         self.energy: EnergyConfig = energy_of(config)
         tz = config.site.timezone
         self.tz = tz
-        self.schedule = TariffSchedule(self.energy.tariffs, tz)
+        try:  # the tariff in force at each instant: a tariff change never re-prices earlier energy
+            self.schedule = TariffTimeline.of(self.energy, tz)
+        except TariffHistoryError as exc:  # the site checks refuse this before; never stop acquisition for it
+            log.error("energy.%s: %s; pricing with the current tariff only", ".".join(map(str, exc.loc)), exc)
+            self.schedule = TariffTimeline([(None, self.energy.tariffs)], tz)
         try:
             data_dir = getattr(self.storage, "data_dir", None)
             self.co2 = Co2Factor.from_settings(self.energy.co2, config.site.co2_factor, [data_dir])
@@ -429,7 +433,7 @@ class EnergyPipeline:
         for w in closed:
             quality = Quality.ESTIMATED if w.estimated else Quality.GOOD
             start = w.end - meter.sub_len
-            price = float(self.schedule.prices[w.rate]) if self.schedule.n_rates else 0.0
+            price = float(self.schedule.prices(np.array([start]), np.array([w.rate]))[0][0])
             out.append(Reading(w.end, circuit, Q.COST, Phase.TOTAL, w.energy / 1000.0 * price, quality))
             factor = float(self.co2.at(np.array([start]))[0])
             out.append(Reading(w.end, circuit, Q.CO2, Phase.TOTAL, w.energy / 1000.0 * factor, quality))
