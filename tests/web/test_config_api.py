@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 from fastapi.testclient import TestClient
 
 from meterhub.config.loader import parse_config
@@ -47,6 +50,13 @@ def test_admin_changes_ct_ratio_and_it_is_applied_and_written_back(
     written = parse_config(gateway.config_path.read_text(), "site.yaml")
     assert written.circuit("chiller").ct.ratio.value == 200.0
     assert client.get("/api/v1/circuits/chiller").json()["ct_ratio"] == "1000/5"
+    # the change is recorded with its time: the ratio before it applied since installation
+    ct = written.circuit("chiller").ct
+    assert (
+        ct.ratio_from is not None
+        and abs(datetime.fromisoformat(ct.ratio_from).timestamp() - time.time()) < 60
+    )
+    assert [(h.start, str(h.ratio)) for h in ct.ratio_history] == [(None, "800/5")]
 
 
 def test_a_ct_ratio_the_device_applies_itself_is_refused_with_the_reason(

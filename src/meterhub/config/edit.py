@@ -16,6 +16,7 @@ a bus's power budget …) are checked when the caller applies the new configurat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -147,8 +148,14 @@ def _ct(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- circuits -----------------------------------------------------------------------------------------
-def patch_circuit(cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any]) -> SiteConfig:
+def patch_circuit(
+    cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any], *, now: float | None = None
+) -> SiteConfig:
     """Change fields of a circuit; omitted fields stay, ``None`` clears an optional one.
+
+    A changed CT ratio is effective-dated: the ratio in force until ``now`` [s, UTC; default: the clock]
+    moves into ``ct.ratio_history`` with its start and ``ct.ratio_from`` becomes ``now``, in the site's time
+    zone — readings already stored are never rescaled.
 
     A changed ``wiring`` without ``channels`` takes as many consecutive channels from the circuit's first
     one as the wiring has phases (:data:`~meterhub.model.topology.PHASES_OF_WIRING`: 3P4W → 3) and drops
@@ -167,7 +174,18 @@ def patch_circuit(cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any]) 
         first = current["channels"][0]
         edit["channels"] = [first + k for k in range(n)]
         edit.setdefault("phases", None)
-    return _with_circuit(cfg, i, deep_merge(current, edit))
+    merged = deep_merge(current, edit)
+    new = _with_circuit(cfg, i, merged)
+    old_ct, new_ct = cfg.circuits[i].ct, new.circuits[i].ct
+    if new_ct.ratio.value != old_ct.ratio.value and new_ct.ratio_history == old_ct.ratio_history:
+        when = time.time() if now is None else now
+        stamp = datetime.fromtimestamp(int(when), ZoneInfo(cfg.site.timezone)).isoformat()
+        history = list(current["ct"].get("ratio_history", []))
+        if stamp != old_ct.ratio_from:  # a second change within the same second corrects the first
+            history.append({"from": old_ct.ratio_from, "ratio": str(old_ct.ratio)})
+        merged["ct"] = {**merged["ct"], "ratio_from": stamp, "ratio_history": history}
+        new = _with_circuit(cfg, i, merged)
+    return new
 
 
 def add_circuit(cfg: SiteConfig, item: Mapping[str, Any]) -> SiteConfig:

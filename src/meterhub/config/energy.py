@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from meterhub.config.effective import effective_text, effective_time
 from meterhub.config.types import NoBool, StrictModel
 from meterhub.errors import ConfigurationError
 from meterhub.model.quantities import CATALOGUE, Kind, Q
@@ -110,49 +110,6 @@ def _minutes(value: Any) -> Any:
             raise ValueError(f'time of day {value!r} is not of the form "HH:MM" (00:00 … 23:59)')
         return f"{int(m.group(1)):02d}:{m.group(2)}"
     raise ValueError(f'time of day {value!r} is not of the form "HH:MM"')
-
-
-#: Years an effective date may name (a tariff or price change outside these is a typo).
-_YEARS = (1970, 2999)
-
-
-def _effective(value: Any) -> Any:
-    """An effective time as text: a date ``"2026-07-01"`` (local midnight of the site) or a date-time with a
-    UTC offset ``"2026-07-01T12:00:00+02:00"`` (``Z`` for UTC). A date-time without an offset is refused:
-    its instant would depend on a time zone the value does not say."""
-    if value is None:
-        return None
-    example = 'e.g. "2026-07-01" (local midnight) or "2026-07-01T12:00:00+02:00"'
-    if not isinstance(value, str) or len(value) > 64:
-        shown = repr(value) if not isinstance(value, str) else repr(value[:64] + "…")
-        raise ValueError(f"effective time {shown} is not a date or a date-time; write {example}")
-    text = value.strip()
-    try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            year, out = day.year, day.isoformat()
-        else:
-            when = datetime.fromisoformat(text)
-            if when.tzinfo is None:
-                raise ValueError(
-                    f"effective time {value!r} has no UTC offset; add one (+01:00, Z) or give a date, {example}"
-                )
-            year, out = when.year, when.isoformat()
-    except ValueError as exc:
-        if "UTC offset" in str(exc):
-            raise
-        raise ValueError(f"effective time {value!r} is not a date or a date-time; write {example}") from None
-    if not _YEARS[0] <= year <= _YEARS[1]:
-        raise ValueError(f"effective time {value!r} is outside the years {_YEARS[0]}–{_YEARS[1]}")
-    return out
-
-
-def effective_time(text: str, tz: str) -> float:
-    """The instant of an effective time [s, UTC]: a date is local midnight in ``tz`` (IANA name)."""
-    if len(text) == 10:
-        day = date.fromisoformat(text)
-        return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(tz)).timestamp()
-    return datetime.fromisoformat(text).timestamp()
 
 
 class DemandSettings(StrictModel):
@@ -262,7 +219,7 @@ class TariffSettings(StrictModel):
     @field_validator("effective_from", mode="before")
     @classmethod
     def _from(cls, v: Any) -> Any:
-        return _effective(v)
+        return effective_text(v)
 
     @field_validator("holidays", mode="before")
     @classmethod
@@ -321,7 +278,7 @@ class TariffPeriod(StrictModel):
     @field_validator("start", mode="before")
     @classmethod
     def _from(cls, v: Any) -> Any:
-        return _effective(v)
+        return effective_text(v)
 
     @model_validator(mode="after")
     def _own_start(self) -> TariffPeriod:

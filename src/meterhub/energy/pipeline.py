@@ -47,6 +47,7 @@ from meterhub.energy.plausibility import (
     invalid,
     rating_of,
 )
+from meterhub.energy.ratio_changes import announce_ratio_changes
 from meterhub.energy.registers import GuardEvent, GuardResult, MeterChange, RegisterGuard, RegisterStatus
 from meterhub.energy.state_file import Json, numbers, read_json, write_json
 from meterhub.energy.tariffs import Co2Factor, TariffTimeline
@@ -141,6 +142,7 @@ class EnergyPipeline:
             numbers(state.get("raw_ts")),
             numbers(state.get("raw_rate")),
         )
+        announce_ratio_changes(self.guard, None, config)  # ratio changes after the persisted readings
         serials = state.get("serials")
         if isinstance(serials, dict):
             self._serials = {str(k): str(v) for k, v in serials.items()}
@@ -148,6 +150,7 @@ class EnergyPipeline:
 
     # -- configuration ------------------------------------------------------------------------
     def _apply_config(self, config: SiteConfig) -> None:
+        previous: SiteConfig | None = getattr(self, "config", None)
         self.config = config
         self.energy: EnergyConfig = energy_of(config)
         tz = config.site.timezone
@@ -205,6 +208,7 @@ class EnergyPipeline:
         )
         if old is not None:
             self.guard.adopt(old)  # keep the registers across a reconfiguration
+            announce_ratio_changes(self.guard, previous, config)  # a CT ratio change rescales no register
         d = self.energy.demand
         subs = d.subintervals if d.method == "sliding" else 1
         for meter in self.demand.values():

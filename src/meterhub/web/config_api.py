@@ -9,6 +9,12 @@ poll). Refusals are answered by :mod:`meterhub.web.errors`: 404 for an unknown i
 primary values (it applies its own ratio, or its CT is built in) is a 409 naming where the ratio is set
 instead (:func:`meterhub.profiles.transformers.fixed_ratio_reason`): stored, it would change nothing.
 
+CT ratio changes are effective-dated (``ct.ratio_from``, ``ct.ratio_history`` in the site file) and apply
+from the change on: **stored readings are never rescaled**, and the register of a device that reports
+secondary values continues across the change (:mod:`meterhub.energy.ratio_changes`). Tariff changes are
+effective-dated the same way (``effective_from``, ``energy.tariff_history``): energy is priced with the
+tariff in force when it was used.
+
 The CT picker offers the current sensors of :mod:`meterhub.metering.ct_presets` (seed 000 §4.6: Enertrek
 CTO, CTOV, CTF and the 5 A adapter, with their ratio and phase error), plus plain 5 A secondaries.
 """
@@ -257,6 +263,8 @@ async def scan_bus(bus_id: str, body: ScanIn, cfg: Config, control: Controls, _:
     "/circuits/{circuit_id}",
     response_model=CircuitOut,
     summary="Change a circuit: wiring, CT kind and ratio, VT ratio, purpose, zone … (admin)",
+    description="A CT ratio change applies from now on and is recorded with its time in the site file "
+    "(`ct.ratio_from`, `ct.ratio_history`); stored readings are never rescaled.",
     responses={
         404: {"description": "unknown circuit"},
         409: {"description": "a CT/VT ratio the device applies itself and meterhub cannot set"},
@@ -265,10 +273,10 @@ async def scan_bus(bus_id: str, body: ScanIn, cfg: Config, control: Controls, _:
     },
 )
 async def patch_circuit(
-    circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, control: Controls, _: ADMIN
+    circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, control: Controls, rt: Runtime, _: ADMIN
 ) -> CircuitOut:
     changes = body.model_dump(exclude_unset=True)
-    new = edit.patch_circuit(cfg.config, circuit_id, changes)
+    new = edit.patch_circuit(cfg.config, circuit_id, changes, now=rt.clock())
     await _ratios_apply(new, new.circuit(circuit_id), before=cfg.config.circuit(circuit_id), control=control)
     now = await cfg.apply(new)
     log.info("circuit %s changed: %s", circuit_id, ", ".join(changes))
