@@ -14,11 +14,12 @@ import numpy as np
 import pytest
 
 from meterhub.checks import parse_site
+from meterhub.config import edit
 from meterhub.config.loader import ConfigError
 from meterhub.energy.config import TariffSettings, effective_time
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.energy.reports import energy_report
-from meterhub.energy.tariffs import TariffTimeline
+from meterhub.energy.tariffs import Co2Factor, TariffTimeline
 from meterhub.model.readings import Reading
 
 from .conftest import SITE, site
@@ -165,3 +166,33 @@ def test_history_errors_name_the_entry() -> None:
 """
     )
     assert "not tariffs.effective_from" in own_start
+
+
+def test_a_new_co2_factor_does_not_change_the_co2_of_the_day_before(
+    storage_backend: Any, tmp_path: Path
+) -> None:
+    two_days(storage_backend, tmp_path)
+    cfg = site(  # site.co2_factor 0.4 kg/kWh until local 2026-06-02, 0.25 from then on
+        """
+  co2: {factor_from: "2026-06-02", history: [{from: null, factor: 0.4}]}
+"""
+    )
+    cfg.site.co2_factor = 0.25
+    kw: dict[str, Any] = dict(circuit="light", start=date(2026, 6, 1), end=date(2026, 6, 3))
+    days = energy_report(storage_backend, cfg, interval="day", **kw)["intervals"]
+    assert [d["co2"] for d in days] == pytest.approx([10 * 0.4, 10 * 0.25])  # 4.0 and 2.5 kg
+
+
+def test_changing_the_site_co2_factor_keeps_the_old_one_in_the_history() -> None:
+    cfg = site("  {}")
+    now = utc("2026-06-02T10:00:00")
+    new = edit.patch_site(cfg, {"co2_factor": 0.25}, now=now)
+    assert new.site.co2_factor == 0.25 and new.energy is not None
+    co2 = new.energy.co2
+    assert co2.factor_from == "2026-06-02T12:00:00+02:00"
+    assert [(h.start, h.factor) for h in co2.history] == [(None, 0.4)]
+    factor = Co2Factor.from_settings(co2, new.site.co2_factor, tz="Europe/Berlin")
+    assert factor.at(np.array([now - 1, now])).tolist() == [0.4, 0.25]
+    # an energy.co2.factor overrides the site's: changing the site's then changes no CO2, nothing recorded
+    fixed = site("  co2: {factor: 0.3}")
+    assert edit.patch_site(fixed, {"co2_factor": 0.1}, now=now).energy == fixed.energy

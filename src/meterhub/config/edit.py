@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from meterhub.config.energy import (
-    TariffHistoryError,
+    HistoryError,
     TariffPeriod,
     TariffSettings,
     effective_time,
@@ -248,12 +248,16 @@ def remove_device(cfg: SiteConfig, device_id: str) -> SiteConfig:
 
 
 # -- site options and tariffs -------------------------------------------------------------------------
-def patch_site(cfg: SiteConfig, changes: Mapping[str, Any]) -> SiteConfig:
+def patch_site(cfg: SiteConfig, changes: Mapping[str, Any], *, now: float | None = None) -> SiteConfig:
     """Change the site's interface options.
 
     ``name``, ``timezone``, ``language``, ``currency`` and ``co2_factor`` [kg/kWh] of the ``site:``
     section (``None`` leaves one as it is), ``title`` of the ``web:`` section (empty or ``None`` clears
     it: the header shows the site name) and ``public_live`` (``None`` leaves it).
+
+    A new ``co2_factor`` that is the one in force (no ``energy.co2.factor`` overrides it) is
+    effective-dated: the factor until ``now`` [s, UTC; default: the clock] moves into
+    ``energy.co2.history``, so the CO2 of energy used before keeps the factor of its time.
     """
     unknown = set(changes) - {*SITE_OPTIONS, "title", "public_live"}
     if unknown:
@@ -269,7 +273,27 @@ def patch_site(cfg: SiteConfig, changes: Mapping[str, Any]) -> SiteConfig:
         new.web.title = changes["title"] or None
     if changes.get("public_live") is not None:
         new.web.public_live = bool(changes["public_live"])
+    co2 = cfg.energy.co2 if cfg.energy is not None else None
+    if new.site.co2_factor != cfg.site.co2_factor and (co2 is None or co2.factor is None):
+        when = time.time() if now is None else now
+        new.energy = _dated_co2(new, cfg.site.co2_factor, when)
     return new
+
+
+def _dated_co2(cfg: SiteConfig, old_factor: float, now: float) -> EnergyConfig:
+    """The energy section of ``cfg`` with ``old_factor`` [kg/kWh] kept in ``energy.co2.history`` until
+    ``now`` [s, UTC] (a second change within the same second corrects the first)."""
+    energy = cfg.energy.model_dump(mode="json", exclude_none=True) if cfg.energy is not None else {}
+    co2 = dict(energy.get("co2", {}))
+    stamp = datetime.fromtimestamp(int(now), ZoneInfo(cfg.site.timezone)).isoformat()
+    history = list(co2.get("history", []))
+    if stamp != co2.get("factor_from"):
+        history.append({"from": co2.get("factor_from"), "factor": old_factor})
+    energy["co2"] = {**co2, "factor_from": stamp, "history": history}
+    try:
+        return EnergyConfig.model_validate(energy)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
 
 
 def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any], *, now: float) -> SiteConfig:
@@ -320,7 +344,7 @@ def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any], *, now: float) 
         validated.tariff_history = [*validated.tariff_history, past]
     try:
         tariff_periods(validated.tariff_history, validated.tariffs, cfg.site.timezone)
-    except TariffHistoryError as exc:
+    except HistoryError as exc:
         raise InvalidEdit([_issue(_inside_tariffs(exc.loc), str(exc))]) from None
     new = cfg.model_copy(deep=True)
     new.energy = validated

@@ -27,13 +27,12 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from meterhub.config.effective import effective_text, effective_time
+from meterhub.config.effective import HistoryError, Start, effective_text, effective_time, ordered_starts
 from meterhub.config.types import NoBool, StrictModel
 from meterhub.errors import ConfigurationError
 from meterhub.model.quantities import CATALOGUE, Kind, Q
@@ -41,6 +40,7 @@ from meterhub.model.quantities import CATALOGUE, Kind, Q
 __all__ = [
     "Band",
     "BillingSettings",
+    "Co2Period",
     "Co2Settings",
     "DemandSettings",
     "EnergyConfig",
@@ -50,11 +50,12 @@ __all__ = [
     "Rate",
     "RegisterSpec",
     "Season",
-    "TariffHistoryError",
+    "HistoryError",
     "TariffPeriod",
     "TariffSettings",
     "TariffSwitch",
     "VirtualCircuit",
+    "co2_periods",
     "effective_time",
     "parse_formula",
     "tariff_periods",
@@ -289,21 +290,13 @@ class TariffPeriod(StrictModel):
         return self
 
 
-class TariffHistoryError(ConfigurationError, ValueError):
-    """Tariff periods out of order or without a start; ``loc`` is the offending field in ``energy:``."""
-
-    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
-        super().__init__(message)
-        self.loc = loc
-
-
-def _starts(
-    history: list[TariffPeriod], current: TariffSettings
-) -> Iterator[tuple[tuple[str | int, ...], str, str | None, TariffSettings]]:
-    """(location, name, start, tariffs) of each tariff period, oldest first, the current one last."""
-    for i, p in enumerate(history):
-        yield ("tariff_history", i, "from"), f"tariff_history[{i}]", p.start, p.tariffs
-    yield ("tariffs", "effective_from"), "the current tariff", current.effective_from, current
+def _starts(history: list[TariffPeriod], current: TariffSettings) -> list[Start]:
+    """(location, name, start) of each tariff period, oldest first, the current one last."""
+    out: list[Start] = [
+        (("tariff_history", i, "from"), f"tariff_history[{i}]", p.start) for i, p in enumerate(history)
+    ]
+    out.append((("tariffs", "effective_from"), "the current tariff", current.effective_from))
+    return out
 
 
 def tariff_periods(
@@ -312,42 +305,66 @@ def tariff_periods(
     """The tariff periods, oldest first: (start [s, UTC] or None for since ever, tariffs); ``tz`` (IANA
     name) places dates at local midnight, None checks only that every period but the oldest has a start.
 
-    Raises :class:`TariffHistoryError` naming the entry when a start is missing or the starts are not
+    Raises :class:`HistoryError` naming the entry when a start is missing or the starts are not
     strictly increasing.
     """
-    out: list[tuple[float | None, TariffSettings]] = []
-    last: tuple[float, str, str] | None = None
-    for loc, name, start, settings in _starts(history, current):
-        if start is None:
-            if out and settings is current:
-                raise TariffHistoryError(
-                    loc,
-                    "tariffs.effective_from is missing: with a tariff_history, say when the current tariff took effect",
-                )
-            if out:
-                raise TariffHistoryError(
-                    loc, f"{name} has no start; only the oldest tariff may apply since ever (from: null)"
-                )
-            out.append((None, settings))
-            continue
-        ts = effective_time(start, tz) if tz is not None else None
-        if ts is not None and last is not None and ts <= last[0]:
-            raise TariffHistoryError(
-                loc,
-                f"{name} starts at {start}, not after {last[1]} ({last[2]}); "
-                "tariff periods must follow each other, oldest first",
-            )
-        if ts is not None:
-            last = (ts, name, start)
-        out.append((ts, settings))
-    return out
+    starts = ordered_starts(_starts(history, current), tz, "tariffs.effective_from", "tariff_history")
+    return list(zip(starts, [p.tariffs for p in history] + [current], strict=True))
+
+
+class Co2Period(StrictModel):
+    """An earlier constant CO2 factor (``energy.co2.history``): in force from ``from`` (null: since ever,
+    only the oldest entry) until the next entry's start, the last one until ``energy.co2.factor_from``."""
+
+    start: str | None = Field(default=None, alias="from", description="date or date-time with a UTC offset")
+    factor: float = Field(ge=0, le=5, description="[kg/kWh]")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return effective_text(v)
 
 
 class Co2Settings(StrictModel):
-    """CO2 factor of grid energy: a constant or a time series file (``timestamp,factor`` rows)."""
+    """CO2 factor of grid energy: a constant or a time series file (``timestamp,factor`` rows).
+
+    The constant is effective-dated like the tariffs: ``factor_from`` says when the present one
+    (``factor``, else ``site.co2_factor``) took effect, ``history`` lists the earlier ones, so a new
+    factor never changes the CO2 of energy used before it. Where the file has values, they apply."""
 
     factor: float | None = Field(default=None, ge=0, le=5, description="[kg/kWh]; default: site.co2_factor")
     file: str | None = Field(default=None, description="CSV with ISO timestamp,factor [kg/kWh] rows")
+    factor_from: str | None = Field(
+        default=None, description="when the present constant factor took effect; none: since ever"
+    )
+    history: list[Co2Period] = Field(default_factory=list, max_length=1000, description="earlier factors")
+
+    @field_validator("factor_from", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return effective_text(v)
+
+    @model_validator(mode="after")
+    def _starts_given(self) -> Co2Settings:
+        try:
+            co2_periods(self, 0.0, None)
+        except HistoryError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+def co2_periods(co2: Co2Settings, site_factor: float, tz: str | None) -> list[tuple[float | None, float]]:
+    """The constant CO2 factors, oldest first: (start [s, UTC] or None for since ever, factor [kg/kWh]);
+    the present one is ``co2.factor``, else ``site_factor``. ``tz`` as for :func:`tariff_periods`."""
+    entries: list[Start] = [
+        (("history", i, "from"), f"co2.history[{i}]", p.start) for i, p in enumerate(co2.history)
+    ]
+    entries.append((("factor_from",), "the present factor", co2.factor_from))
+    starts = ordered_starts(entries, tz, "co2.factor_from", "co2.history")
+    present = co2.factor if co2.factor is not None else site_factor
+    return list(zip(starts, [p.factor for p in co2.history] + [present], strict=True))
 
 
 class BillingSettings(StrictModel):
@@ -444,6 +461,6 @@ class EnergyConfig(StrictModel):
         # the order of the starts needs the site's time zone: checked with the site (check_energy_references)
         try:
             tariff_periods(self.tariff_history, self.tariffs, None)
-        except TariffHistoryError as exc:
+        except HistoryError as exc:
             raise ValueError(str(exc)) from None
         return self

@@ -13,19 +13,21 @@ from typing import Any
 from meterhub.config.energy import (
     Band,
     BillingSettings,
+    Co2Period,
     Co2Settings,
     DemandSettings,
     EnergyConfig,
+    HistoryError,
     MeterChangeSpec,
     ProfileSpec,
     Rate,
     RegisterSpec,
     Season,
-    TariffHistoryError,
     TariffPeriod,
     TariffSettings,
     TariffSwitch,
     VirtualCircuit,
+    co2_periods,
     effective_time,
     parse_formula,
     tariff_periods,
@@ -36,6 +38,7 @@ from meterhub.config.schema import SiteConfig
 __all__ = [
     "Band",
     "BillingSettings",
+    "Co2Period",
     "Co2Settings",
     "DemandSettings",
     "EnergyConfig",
@@ -44,12 +47,13 @@ __all__ = [
     "Rate",
     "RegisterSpec",
     "Season",
-    "TariffHistoryError",
+    "HistoryError",
     "TariffPeriod",
     "TariffSettings",
     "TariffSwitch",
     "VirtualCircuit",
     "check_energy_references",
+    "co2_periods",
     "effective_time",
     "energy_of",
     "tariff_periods",
@@ -69,7 +73,7 @@ def energy_of(config: Any) -> EnergyConfig:
 def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
     """Cross-reference check of the energy section against the site's circuits: virtual-circuit formulas,
     load profiles, meter changes and register rollovers must name circuits that exist; tariff periods
-    must start one after the other in the site's time zone."""
+    and CO2 factors must start one after the other in the site's time zone."""
     energy = cfg.energy
     if energy is None:
         return
@@ -95,5 +99,9 @@ def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
             yield ("energy", section, i, "circuit"), f"unknown circuit {circuit!r}" + hint
     try:
         tariff_periods(energy.tariff_history, energy.tariffs, cfg.site.timezone)
-    except TariffHistoryError as exc:
+    except HistoryError as exc:
         yield ("energy", *exc.loc), str(exc)
+    try:
+        co2_periods(energy.co2, cfg.site.co2_factor, cfg.site.timezone)
+    except HistoryError as exc:
+        yield ("energy", "co2", *exc.loc), str(exc)

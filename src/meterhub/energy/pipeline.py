@@ -34,7 +34,7 @@ import numpy as np
 
 from meterhub.config.schema import SiteConfig
 from meterhub.energy.billing import BillingBook, BillingReason, BillingSnapshot
-from meterhub.energy.config import EnergyConfig, TariffHistoryError, energy_of
+from meterhub.energy.config import EnergyConfig, HistoryError, energy_of
 from meterhub.energy.demand import AverageMeter, DemandMeter, DemandValue, MaxDemand
 from meterhub.energy.plausibility import (
     DEFAULT_RATED_CURRENT,
@@ -157,12 +157,12 @@ class EnergyPipeline:
         self.tz = tz
         try:  # the tariff in force at each instant: a tariff change never re-prices earlier energy
             self.schedule = TariffTimeline.of(self.energy, tz)
-        except TariffHistoryError as exc:  # the site checks refuse this before; never stop acquisition for it
+        except HistoryError as exc:  # the site checks refuse this before; never stop acquisition for it
             log.error("energy.%s: %s; pricing with the current tariff only", ".".join(map(str, exc.loc)), exc)
             self.schedule = TariffTimeline([(None, self.energy.tariffs)], tz)
         try:
             data_dir = getattr(self.storage, "data_dir", None)
-            self.co2 = Co2Factor.from_settings(self.energy.co2, config.site.co2_factor, [data_dir])
+            self.co2 = Co2Factor.from_settings(self.energy.co2, config.site.co2_factor, [data_dir], tz)
         except (OSError, ValueError) as exc:
             log.error("energy.co2: %s; using the constant factor", exc)
             self.co2 = Co2Factor(self.energy.co2.factor or config.site.co2_factor)

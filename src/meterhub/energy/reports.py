@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from meterhub.energy.config import EnergyConfig, TariffHistoryError, energy_of
+from meterhub.energy.config import EnergyConfig, HistoryError, energy_of
 from meterhub.energy.registers import MeterChange, continuous
 from meterhub.energy.tariffs import Co2Factor, SwitchInput, TariffSchedule, TariffTimeline, split_by_rate
 from meterhub.energy.timeutil import Interval, interval_edges, local_iso, parse_time
@@ -468,11 +468,13 @@ def energy_report(
     imp, exp = member_slots(storage, members, slot_edges, energy, tz)
     try:
         timeline = TariffTimeline.of(energy, tz)
-    except TariffHistoryError as exc:
+    except HistoryError as exc:
         raise ReportError(f"energy.{'.'.join(map(str, exc.loc))}: {exc}") from None
     site_factor = config.site.co2_factor if config is not None else 0.0
     try:
-        co2 = Co2Factor.from_settings(energy.co2, site_factor, base_dirs)
+        co2 = Co2Factor.from_settings(energy.co2, site_factor, base_dirs, tz)
+    except HistoryError as exc:
+        raise ReportError(f"energy.co2.{'.'.join(map(str, exc.loc))}: {exc}") from None
     except (OSError, ValueError) as exc:
         raise ReportError(f"energy.co2.file: {exc}") from None
     switch: dict[str, SwitchInput] = {}

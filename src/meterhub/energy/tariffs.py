@@ -34,6 +34,7 @@ from meterhub.energy.config import (
     Season,
     TariffPeriod,
     TariffSettings,
+    co2_periods,
     tariff_periods,
 )
 from meterhub.energy.timeutil import local_date, local_midnight, zone
@@ -224,7 +225,7 @@ class TariffTimeline:
 
     @classmethod
     def from_history(cls, history: list[TariffPeriod], current: TariffSettings, tz: str) -> TariffTimeline:
-        """From the history entries and the current tariff; :class:`~meterhub.config.energy.TariffHistoryError`
+        """From the history entries and the current tariff; :class:`~meterhub.config.energy.HistoryError`
         names the entry whose start is out of order."""
         return cls(tariff_periods(history, current, tz), tz)
 
@@ -341,20 +342,37 @@ class TariffTimeline:
 
 
 class Co2Factor:
-    """CO2 factor of energy [kg/kWh]: a constant, or a step series (each value holds until the next)."""
+    """CO2 factor of energy [kg/kWh]: a constant, or a step series (each value holds until the next).
 
-    def __init__(self, constant: float = 0.0, series: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    The constant may be effective-dated (``constants``: (start [s] or None, factor) periods, oldest first,
+    from ``energy.co2.history``): each instant gets the constant in force then, so a new factor never
+    changes the CO2 of energy used before it. Where the series has a value, the series applies.
+    """
+
+    def __init__(
+        self,
+        constant: float = 0.0,
+        series: tuple[np.ndarray, np.ndarray] | None = None,
+        *,
+        constants: Sequence[tuple[float | None, float]] = (),
+    ) -> None:
         self.constant = constant
         self.series = series
+        periods = list(constants) or [(None, constant)]
+        self._starts = np.array([-np.inf] + [-np.inf if t is None else t for t, _ in periods[1:]])
+        self._factors = np.array([f for _, f in periods], dtype=np.float64)
 
     @classmethod
     def from_settings(
-        cls, settings: Co2Settings, site_factor: float, bases: Sequence[Path | None] = ()
+        cls, settings: Co2Settings, site_factor: float, bases: Sequence[Path | None] = (), tz: str = "UTC"
     ) -> Co2Factor:
-        """From the ``energy.co2`` section. A relative file name is looked up in the working directory,
-        then in each of ``bases`` (the site file's folder, the data folder). Raises OSError/ValueError
-        naming the file when it cannot be read."""
-        constant = settings.factor if settings.factor is not None else site_factor
+        """From the ``energy.co2`` section, in the site time zone ``tz`` (dates in the history are local
+        midnights). A relative file name is looked up in the working directory, then in each of ``bases``
+        (the site file's folder, the data folder). Raises OSError/ValueError naming the file when it
+        cannot be read, :class:`~meterhub.config.effective.HistoryError` naming the entry of a history
+        out of order."""
+        periods = co2_periods(settings, site_factor, tz)
+        constant = periods[-1][1]
         if settings.file:
             path = Path(settings.file)
             if not path.is_absolute() and not path.exists():
@@ -362,17 +380,25 @@ class Co2Factor:
                     if base is not None and (Path(base) / path).exists():
                         path = Path(base) / path
                         break
-            return cls(constant, load_co2_series(path))
-        return cls(constant)
+            return cls(constant, load_co2_series(path), constants=periods)
+        return cls(constant, constants=periods)
+
+    def constant_at(self, ts: np.ndarray) -> np.ndarray:
+        """The constant factor in force at each instant [kg/kWh]."""
+        ts = np.asarray(ts, dtype=np.float64)
+        return np.asarray(
+            self._factors[np.searchsorted(self._starts, ts, side="right") - 1], dtype=np.float64
+        )
 
     def at(self, ts: np.ndarray) -> np.ndarray:
         """Factor at each instant [kg/kWh]."""
         ts = np.asarray(ts, dtype=np.float64)
+        constant = self.constant_at(ts)
         if self.series is None or len(self.series[0]) == 0:
-            return np.full(ts.shape, self.constant)
+            return constant
         t, f = self.series
         i = np.searchsorted(t, ts, side="right") - 1
-        return np.where(i >= 0, f[np.clip(i, 0, None)], self.constant)
+        return np.where(i >= 0, f[np.clip(i, 0, None)], constant)
 
 
 def load_co2_series(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -115,7 +115,7 @@ def get_site(cfg: Config, rt: Runtime, _: LIVE) -> SiteOut:
 
 @router.patch("/site", response_model=SiteOut, summary="Change interface options (admin)")
 async def patch_site(body: SitePatch, cfg: Config, rt: Runtime, _: ADMIN) -> SiteOut:
-    now = await cfg.apply(edit.patch_site(cfg.config, body.model_dump(exclude_unset=True)))
+    now = await cfg.apply(edit.patch_site(cfg.config, body.model_dump(exclude_unset=True), now=rt.clock()))
     return site_out(now, rt.data_dir, rt.demo)
 
 
