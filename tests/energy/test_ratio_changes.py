@@ -7,6 +7,7 @@ multiplies by the ratio, so 80 Wh per reading, and 160 Wh after the change to 80
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,27 @@ def test_ct_ratio_history_is_validated() -> None:
             )
         )
     assert "is a date; give the time with a UTC offset" in str(err.value)
+
+
+def test_a_ratio_change_recorded_while_stopped_is_announced_at_start(
+    storage_spec: Any, tmp_path: Path
+) -> None:
+    cfg = parse_config(SITE)
+    state = tmp_path / "energy.json"
+    s1 = storage_spec.open(timezone="Europe/Berlin")
+    p1 = EnergyPipeline(cfg, s1, clock=lambda: T0 + 10, state_file=state)
+    out = register(p1, "chiller", T0, 1000 * 80) + register(p1, "chiller", T0 + 10, 1001 * 80)
+    assert out[-1].value == 80_080
+    s1.write(out)
+    s1.save_registers(p1.registers())
+    s1.flush()
+    p1.close()
+    s1.close()
+    # the CT is changed while the gateway is down, and the change written down with its time
+    changed = edit.patch_circuit(cfg, "chiller", {"ct": {"ratio": "800/5"}}, now=T0 + 60)
+    s2 = storage_spec.open(timezone="Europe/Berlin")
+    p2 = EnergyPipeline(changed, s2, clock=lambda: T0 + 120, state_file=state)
+    out2 = register(p2, "chiller", T0 + 120, 1002 * 160)  # 1 Wh secondary since, at the new ratio
+    assert [(r.value, r.quality) for r in out2] == [(80_080 + 160, Quality.GOOD)]
+    p2.close()
+    s2.close()
