@@ -55,8 +55,11 @@ lint: venv-dev
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
 
+STRICT_MODULES := -p meterhub.runtime -m meterhub.drivers.base -m meterhub.bus -m meterhub.live -m meterhub.model.health -m meterhub.web.deps
+
 types: venv-dev
 	$(BIN)/mypy src/
+	$(BIN)/mypy --strict --follow-imports=silent $(STRICT_MODULES)
 
 check: lint types test
 

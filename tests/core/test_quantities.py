@@ -26,6 +26,12 @@ def test_catalogue_ids_are_snake_case_and_unique():
         ("frequency", Phase.TOTAL, "1.0.14.7.0"),
         ("demand_active_import", Phase.TOTAL, "1.0.1.4.0"),
         ("max_demand_active_import", Phase.TOTAL, "1.0.1.6.0"),
+        ("energy_reactive_import", Phase.TOTAL, "1.0.3.8.0"),
+        ("energy_reactive_export", Phase.L2, "1.0.44.8.0"),
+        ("demand_reactive_import", Phase.TOTAL, "1.0.3.4.0"),
+        ("demand_reactive_export", Phase.TOTAL, "1.0.4.4.0"),
+        ("max_demand_reactive_import", Phase.TOTAL, "1.0.3.6.0"),
+        ("max_demand_reactive_export", Phase.TOTAL, "1.0.4.6.0"),
     ],
 )
 def test_obis_codes_follow_iec_62056_61(quantity, phase, code):
@@ -94,3 +100,33 @@ def test_supply_demand_and_spectrum_sets_come_from_the_catalogue():
         Q.HARMONICS_VOLTAGE_PERCENT,
         Q.HARMONICS_CURRENT_PERCENT,
     }
+
+
+def test_seed_002_register_set_is_in_the_catalogue() -> None:
+    """Seed 002 Appendix 3 and seed 004: import/export, absolute and net energy, active and reactive;
+    import/export maximum demand; predicted demand of P, Q and S (seed 003)."""
+    from meterhub.model.quantities import DEMAND_OF, REACTIVE_QUADRANTS, Q
+
+    assert get(Q.ENERGY_REACTIVE_ABSOLUTE).kind is Kind.CUMULATIVE
+    assert get(Q.ENERGY_REACTIVE_ABSOLUTE).unit == "varh"
+    net = get(Q.ENERGY_REACTIVE_NET)  # import − export goes down while exporting: not a register
+    assert (net.kind, net.unit, net.signed) == (Kind.INSTANTANEOUS, "varh", True)
+    assert DEMAND_OF[Q.ENERGY_REACTIVE_IMPORT] == (Q.DEMAND_REACTIVE_IMPORT, Q.MAX_DEMAND_REACTIVE_IMPORT)
+    assert DEMAND_OF[Q.ENERGY_REACTIVE_EXPORT] == (Q.DEMAND_REACTIVE_EXPORT, Q.MAX_DEMAND_REACTIVE_EXPORT)
+    for q in (Q.DEMAND_REACTIVE_IMPORT_PREDICTED, Q.DEMAND_APPARENT_PREDICTED):
+        assert get(q).kind is Kind.INTERVAL and get(q).phases == (Phase.TOTAL,)
+    assert get(Q.DEMAND_APPARENT_PREDICTED).unit == "VA"
+    # IEC 62053-23: R+ = QI + QII, R− = QIII + QIV
+    assert REACTIVE_QUADRANTS == {
+        Q.ENERGY_REACTIVE_IMPORT: (Q.ENERGY_REACTIVE_Q1, Q.ENERGY_REACTIVE_Q2),
+        Q.ENERGY_REACTIVE_EXPORT: (Q.ENERGY_REACTIVE_Q3, Q.ENERGY_REACTIVE_Q4),
+    }
+
+
+def test_a_reversed_ct_negates_net_energy_and_keeps_absolute() -> None:
+    from meterhub.model.quantities import Q, Reversal
+
+    assert get(Q.ENERGY_ACTIVE_NET).reversal is Reversal.NEGATE
+    assert get(Q.ENERGY_REACTIVE_NET).reversal is Reversal.NEGATE
+    assert get(Q.ENERGY_REACTIVE_ABSOLUTE).reversal is Reversal.NONE
+    assert get(Q.ENERGY_REACTIVE_IMPORT).counterpart == Q.ENERGY_REACTIVE_EXPORT

@@ -214,6 +214,9 @@ def test_history_returns_stored_points(demo):
 def test_sigterm_then_restart_continues_the_registers(tmp_path):
     d = Demo(tmp_path / "restart")
     d.start()
+    # the demo runs on its own copy of the example site file, so web UI edits persist across restarts
+    example = Path(__file__).resolve().parents[2] / "examples" / "demo-site.yaml"
+    assert (tmp_path / "restart" / "site.yaml").read_text() == example.read_text()
     wait_for_circuits(d, 12)
     time.sleep(10)  # let the registers grow well past what the few seconds around the restart add
     before = index(d.live())

@@ -11,7 +11,7 @@ from meterhub.checks import parse_site
 from meterhub.config.loader import ConfigError
 from meterhub.drivers.modbus.scan import scan_line
 from meterhub.drivers.modbus.transport import ModbusExceptionResponse, ModbusLink, TransportKind
-from meterhub.profiles import add_profile_dir, all_profiles, get_profile
+from meterhub.profiles import add_profile_dir, all_profiles, get_profile, remove_profile_dir
 from meterhub.profiles.schema import Function, parse_profile
 from meterhub.sim.modbus_modules import BusFullError, ModuleBus
 from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
@@ -160,8 +160,11 @@ circuits:
 def test_check_config_reports_an_overloaded_module_bus(tmp_path):
     (tmp_path / "test-heavy-module.yaml").write_text(HEAVY)
     add_profile_dir(tmp_path)
-    with pytest.raises(ConfigError) as exc:
-        parse_site(_site(5, "test-heavy-module"), "site.yaml")
+    try:
+        with pytest.raises(ConfigError) as exc:
+            parse_site(_site(5, "test-heavy-module"), "site.yaml")
+    finally:
+        remove_profile_dir(tmp_path)  # the next test in this worker sees the shipped profiles only
     assert (
         "site.yaml:3: buses[0]: module bus 'panel': modules draw 15.80 W but the supply (vu) is only 15.00 W"
     ) in str(exc.value)

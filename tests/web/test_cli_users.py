@@ -43,7 +43,7 @@ def test_add_list_passwd_remove(tmp_path: Path) -> None:
     r = run("add", "alice", "--role", "admin", "--data", data, "--password-stdin", stdin="first password\n")
     assert r.returncode == 0, r.stderr
     assert not (tmp_path / "setup-token").exists()
-    assert run("add", "bob", "--data", data, "--password-stdin", stdin="short\n").returncode == 1
+    assert run("add", "bob", "--data", data, "--password-stdin", stdin="short\n").returncode == 2
     assert run("add", "bob", "--data", data, "--password-stdin", stdin="bobs password\n").returncode == 0
     listing = run("list", "--data", data).stdout
     assert "alice" in listing and "admin" in listing and "bob" in listing and "reader" in listing
@@ -54,7 +54,7 @@ def test_add_list_passwd_remove(tmp_path: Path) -> None:
     assert store.verify("alice", "second password") is not None
     assert store.verify("alice", "first password") is None
     removed = run("remove", "alice", "--data", data)
-    assert removed.returncode == 1 and "last admin" in removed.stderr
+    assert removed.returncode == 2 and "last admin" in removed.stderr
     assert run("remove", "bob", "--data", data).returncode == 0
     assert [u.username for u in UserStore(tmp_path).users()] == ["alice"]
 
@@ -70,6 +70,6 @@ def test_token_create_prints_secret_once_and_stores_only_its_hash(tmp_path: Path
     assert secret not in json.dumps(stored)
     tok = UserStore(tmp_path).find_token(secret)
     assert tok is not None and tok.role.value == "reader"
-    assert run("token", "create", "svc", "--name", "x", "--role", "admin", "--data", data).returncode == 1
+    assert run("token", "create", "svc", "--name", "x", "--role", "admin", "--data", data).returncode == 2
     assert run("token", "revoke", tok.id, "--data", data).returncode == 0
     assert UserStore(tmp_path).find_token(secret) is None

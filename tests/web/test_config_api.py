@@ -12,6 +12,8 @@ from meterhub.model.readings import Reading
 from meterhub.model.topology import Phase
 from meterhub.runtime import Gateway
 
+from .conftest import SITE_YAML
+
 PNG_1PX = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082"
@@ -47,8 +49,19 @@ def test_admin_changes_ct_ratio_and_it_is_applied_and_written_back(
     assert r.json()["ct_kind"] == "adapter-5a"  # untouched fields stay
     assert gateway.config.circuit("chiller").ct.ratio.value == 200.0
     assert gateway.config_path is not None
-    written = parse_config(gateway.config_path.read_text(), "site.yaml")
+    text = gateway.config_path.read_text()
+    written = parse_config(text, "site.yaml")
     assert written.circuit("chiller").ct.ratio.value == 200.0
+    # edited in place: the file's comment, its flow style and the ratio as the user writes it are kept,
+    # no default is filled in, and the file before the edit is kept as a timestamped backup beside it
+    assert text.startswith(SITE_YAML.splitlines()[0])
+    assert "ratio: 1000/5" in text and "ratio: 800/5" in text
+    assert "  - {id: hvac, name: HVAC, device: m1, channels: [1, 2, 3], wiring: 3P4W, zone: building}" in text
+    assert "poll_interval" not in text
+    backups = sorted(gateway.config_path.parent.glob("site.yaml.*"))
+    kept = [b.read_text() for b in backups]  # one per edit: the device, the circuit, the new ratio
+    assert len(kept) == 3 and SITE_YAML in kept
+    assert any("chiller" in k and "1000/5" not in k for k in kept)
     assert client.get("/api/v1/circuits/chiller").json()["ct_ratio"] == "1000/5"
     # the change is recorded with its time: the ratio before it applied since installation
     ct = written.circuit("chiller").ct

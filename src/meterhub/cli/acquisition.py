@@ -58,6 +58,7 @@ def _host_port(text: str, option: str) -> tuple[str, int]:
 
 
 def _endpoint(tcp: str | None, rtu_tcp: str | None, serial: str | None, *, required: bool = True) -> Any:
+    # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.drivers.modbus.transport import TransportKind
 
     given = [(k, v) for k, v in (("tcp", tcp), ("rtu-over-tcp", rtu_tcp), ("serial", serial)) if v]
@@ -75,6 +76,7 @@ def _endpoint(tcp: str | None, rtu_tcp: str | None, serial: str | None, *, requi
 
 
 def _profile_or_exit(profile_id: str) -> Any:
+    # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.profiles import ProfileError, get_profile
 
     try:
@@ -87,6 +89,7 @@ def _profile_or_exit(profile_id: str) -> Any:
 @profiles_app.command("list")
 def profiles_list(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
     """List every profile with its vendor, model and the reads a full poll needs."""
+    # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.drivers.modbus.planner import plan_reads
     from meterhub.profiles import ProfileError, get_profile, profile_ids
 
@@ -131,6 +134,7 @@ def profiles_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the profile as JSON.")] = False,
 ) -> None:
     """Show a profile: its source document, protocol defaults, register map and read plan."""
+    # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.drivers.modbus.planner import plan_reads
 
     p = _profile_or_exit(profile_id)
@@ -189,6 +193,7 @@ def read_command(
     stats: Annotated[bool, typer.Option("--stats", help="Print requests and bytes on the wire.")] = False,
 ) -> None:
     """Read every quantity of a profile once from a device and print it."""
+    # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.drivers.modbus.reader import DeviceReader
     from meterhub.drivers.modbus.transport import ModbusLink
     from meterhub.model import quantities
@@ -275,6 +280,7 @@ def scan_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Find the devices on a line, identify their profiles and flag duplicate addresses."""
+    # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.drivers.modbus.scan import parse_units, scan_line
     from meterhub.drivers.modbus.transport import ModbusError, ModbusLink
     from meterhub.profiles import all_profiles
@@ -362,6 +368,7 @@ def simulate_command(
     A profile id serves one device; a site file serves each Modbus bus where it points, or — with
     --tcp/--rtu-over-tcp/--serial — all its Modbus devices on that one endpoint.
     """
+    # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.sim.base import SimServer
     from meterhub.sim.modbus_server import ProfileDevice, serve_devices, wiring_for
     from meterhub.sim.physics import SiteModel
@@ -372,6 +379,7 @@ def simulate_command(
     async def serve() -> None:
         servers: list[SimServer] = []
         if is_site:
+            # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
             from meterhub.config.loader import ConfigError, load_config
 
             try:
@@ -383,6 +391,7 @@ def simulate_command(
             if not modbus:
                 raise ConfigurationError(f"{target}: the site has no Modbus bus")
             if ep is not None:
+                # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
                 from meterhub.profiles import get_profile
 
                 devices: dict[int, ProfileDevice] = {}
@@ -411,6 +420,7 @@ def simulate_command(
                     )
                 )
             else:
+                # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
                 from meterhub.sim.base import SimContext
                 from meterhub.sim.modbus_server import modbus_simulator
 

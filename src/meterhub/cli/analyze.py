@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from meterhub.cli._app import app
+from meterhub.config.schema import Ratio
 
 
 class _Wiring(StrEnum):
@@ -55,7 +56,7 @@ def analyze(
     json_out: bool = typer.Option(False, "--json", help="print JSON (the only output format)"),
 ) -> None:
     """Analyse a sampled V/I record: RMS, powers (IEEE 1459), harmonics, unbalance, events, energy."""
-    # imported here: numpy and the engine would slow the start of every other meterhub command
+    # lazy: numpy and the waveform engine load only when a record is analysed (CLI start-up)
     import numpy as np
 
     from meterhub.metering.engine import VoltageInput
@@ -71,8 +72,6 @@ def analyze(
             f"error: --declared-voltage must be a voltage above 0 V, got {declared_voltage:g}", err=True
         )
         raise typer.Exit(2)
-    from meterhub.config.schema import Ratio
-
     try:
         vt, ct = Ratio.model_validate(vt_ratio).value, Ratio.model_validate(ct_ratio).value
     except ValueError as exc:

@@ -6,6 +6,7 @@ These only parse arguments: the process itself (signals, web server, simulators,
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -139,6 +140,31 @@ def demo(
     ] = DEMO_SITE,
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
 ) -> None:
-    """Run a simulated site (devices served over their real protocols on loopback) with the gateway and web UI."""
-    cfg = _load_or_exit(config)
-    _run(cfg, config_path=None, data=data, host=host, port=port, demo=True)
+    """Run a simulated site (devices served over their real protocols on loopback) with the gateway and web UI.
+
+    The demo works on a copy of the site file in its data folder (``DATA/site.yaml``, made from
+    ``--config`` on the first run), so what is changed in the web UI persists like on a real gateway;
+    delete that copy to start again from ``--config``."""
+    site = demo_site_file(config, data)
+    cfg = _load_or_exit(site)
+    _run(cfg, config_path=site, data=data, host=host, port=port, demo=True)
+
+
+def demo_site_file(config: Path, data: Path) -> Path:
+    """The demo's working copy of ``config``: ``data/site.yaml``, copied from ``config`` when absent."""
+    site = data / "site.yaml"
+    if site.exists():
+        if config.resolve() != site.resolve():
+            console.print(
+                f"using the demo's site file {site} (edits made in the web UI); "
+                f"delete it to start again from {config}",
+                markup=False,
+            )
+        return site
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(config, site)
+    except OSError as exc:
+        console.print(f"cannot copy {config} to {site}: {exc}", style="red", markup=False)
+        raise typer.Exit(code=2) from None
+    return site

@@ -15,14 +15,11 @@ from meterhub.config.loader import ConfigError
 from meterhub.config.schema import StorageConfig
 from meterhub.energy.reports import ReportError, energy_report, to_csv
 from meterhub.energy.timeutil import Interval, parse_date, zone
+from meterhub.errors import InputError
+from meterhub.model.quantities import Q
 from meterhub.storage import StorageError, open_storage
 
 SITE_IN_DATA = "site.yaml"
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def _site(config: Path | None, data: Path) -> Any:
@@ -33,8 +30,7 @@ def _site(config: Path | None, data: Path) -> Any:
     try:
         return load_site(path)
     except ConfigError as exc:
-        _fail(f"configuration error ({len(exc.issues)} problem(s)):\n{exc}")
-    return None  # pragma: no cover - _fail raised
+        raise InputError(f"configuration error ({len(exc.issues)} problem(s)):\n{exc}") from None
 
 
 @app.command("report")
@@ -63,33 +59,32 @@ def report_command(
     those of --timezone, else of the site file, else of the zone stored with the data.
     """
     if as_json and as_csv:
-        _fail("choose --json or --csv, not both")
+        raise InputError("choose --json or --csv, not both")
     if (circuit is None) == (zone_ is None):
-        _fail("give --circuit ID or --zone NAME (one of them)")
+        raise InputError("give --circuit ID or --zone NAME (one of them)")
     if not from_ or not to:
-        _fail("give --from YYYY-MM-DD and --to YYYY-MM-DD (exclusive)")
+        raise InputError("give --from YYYY-MM-DD and --to YYYY-MM-DD (exclusive)")
     try:
         start, end = parse_date(from_), parse_date(to)
         kind = Interval(interval)
         if timezone is not None:
             zone(timezone)
     except ValueError as exc:
-        _fail(str(exc) if "interval" not in str(exc).lower() else f"{exc}; use 15min, hour, day or month")
-        return
+        raise InputError(
+            str(exc) if "interval" not in str(exc).lower() else f"{exc}; use 15min, hour, day or month"
+        ) from None
     except Exception:
-        _fail(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin")
-        return
+        raise InputError(f"unknown time zone {timezone!r}; use an IANA name such as Europe/Berlin") from None
     if end <= start:
-        _fail(f"--to {end} must be after --from {start}")
+        raise InputError(f"--to {end} must be after --from {start}")
     site = _site(config, data)
     storage_cfg = site.storage if site is not None else StorageConfig()
     if storage_cfg.backend == "sqlite" and not (data / "meterhub.db").exists():
-        _fail(f"no data in {data} (no meterhub.db); run the gateway or 'meterhub import' first")
+        raise InputError(f"no data in {data} (no meterhub.db); run the gateway or 'meterhub import' first")
     try:
         storage = open_storage(storage_cfg, data, read_only=True)
     except StorageError as exc:
-        _fail(str(exc))
-        return
+        raise InputError(str(exc)) from None
     tz = timezone or (site.site.timezone if site is not None else storage.timezone)
     try:
         bases = [config.parent if config is not None else None, data]
@@ -105,8 +100,7 @@ def report_command(
             base_dirs=bases,
         )
     except (ReportError, ValueError) as exc:
-        _fail(str(exc))
-        return
+        raise InputError(str(exc)) from None
     finally:
         storage.close()
     if site is None:
@@ -116,7 +110,7 @@ def report_command(
             err=True,
         )
         for row in report["intervals"]:
-            row["cost"] = row["co2"] = None
+            row[Q.COST] = row[Q.CO2] = None
     if as_csv:
         sys.stdout.write(to_csv(report))
     else:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from meterhub.cli._app import app
+from meterhub.errors import InputError, NotFoundError
 from meterhub.model.readings import iso_utc
 from meterhub.web.auth import AuthError, Role, UserStore
 
@@ -38,8 +39,7 @@ def _store(data: Path) -> UserStore:
     try:
         return UserStore(data)
     except AuthError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+        raise InputError(str(exc)) from None
 
 
 def _password(password_stdin: bool, *, confirm: bool = True) -> str:
@@ -47,11 +47,6 @@ def _password(password_stdin: bool, *, confirm: bool = True) -> str:
         return sys.stdin.readline().rstrip("\n")
     pw: str = typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
     return pw
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 @user_app.command("add")
@@ -67,10 +62,7 @@ def add(
 ) -> None:
     """Add a user."""
     store = _store(data)
-    try:
-        store.add(username, _password(password_stdin), role)
-    except AuthError as exc:
-        raise _fail(str(exc)) from None
+    store.add(username, _password(password_stdin), role)
     (data / "setup-token").unlink(missing_ok=True)  # the first-run token is no longer needed
     console.print(f"added {role.value} [bold]{username}[/] to {store.path}")
 
@@ -100,11 +92,8 @@ def passwd(
     """Set a user's password (signs them out of the web UI everywhere)."""
     store = _store(data)
     if store.get(username) is None:
-        raise _fail(f"unknown user {username!r}")
-    try:
-        store.update(username, password=_password(password_stdin))
-    except AuthError as exc:
-        raise _fail(str(exc)) from None
+        raise NotFoundError(f"unknown user {username!r}")
+    store.update(username, password=_password(password_stdin))
     console.print(f"password of [bold]{username}[/] changed")
 
 
@@ -114,9 +103,9 @@ def set_role(username: str, role: Role, data: DataOpt = DEFAULT_DATA) -> None:
     try:
         _store(data).update(username, role=role)
     except KeyError:
-        raise _fail(f"unknown user {username!r}") from None
-    except AuthError as exc:
-        raise _fail(str(exc)) from None
+        raise NotFoundError(f"unknown user {username!r}") from None
+    except AuthError:
+        raise
     console.print(f"[bold]{username}[/] is now {role.value}")
 
 
@@ -126,9 +115,9 @@ def remove(username: str, data: DataOpt = DEFAULT_DATA) -> None:
     try:
         _store(data).remove(username)
     except KeyError:
-        raise _fail(f"unknown user {username!r}") from None
-    except AuthError as exc:
-        raise _fail(str(exc)) from None
+        raise NotFoundError(f"unknown user {username!r}") from None
+    except AuthError:
+        raise
     console.print(f"removed [bold]{username}[/]")
 
 
@@ -143,9 +132,9 @@ def token_create(
     try:
         tok, secret = _store(data).create_token(username, name, role)
     except KeyError:
-        raise _fail(f"unknown user {username!r}") from None
-    except AuthError as exc:
-        raise _fail(str(exc)) from None
+        raise NotFoundError(f"unknown user {username!r}") from None
+    except AuthError:
+        raise
     err.print(f"token {tok.id} ({tok.role.value}) for {username}; keep the secret, it is not shown again:")
     print(secret)
 
@@ -172,5 +161,5 @@ def token_revoke(token_id: str, data: DataOpt = DEFAULT_DATA) -> None:
     try:
         _store(data).revoke_token(token_id)
     except KeyError:
-        raise _fail(f"unknown token {token_id!r}") from None
+        raise NotFoundError(f"unknown token {token_id!r}") from None
     console.print(f"revoked token {token_id}")

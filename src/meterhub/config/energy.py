@@ -120,7 +120,15 @@ class DemandSettings(StrictModel):
     method: Literal["block", "sliding", "thermal"] = "block"
     subintervals: int = Field(default=1, ge=1, le=60, description="sliding: subintervals per interval")
     quantities: list[str] = Field(
-        default_factory=lambda: [Q.ENERGY_ACTIVE_IMPORT.value, Q.ENERGY_ACTIVE_EXPORT.value],
+        # seed 002 Appendix 3: active and reactive import/export maximum demand; apparent for the
+        # predicted S beside predicted P and Q
+        default_factory=lambda: [
+            Q.ENERGY_ACTIVE_IMPORT.value,
+            Q.ENERGY_ACTIVE_EXPORT.value,
+            Q.ENERGY_REACTIVE_IMPORT.value,
+            Q.ENERGY_REACTIVE_EXPORT.value,
+            Q.ENERGY_APPARENT.value,
+        ],
         description="registers whose demand is measured",
     )
 

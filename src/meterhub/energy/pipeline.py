@@ -69,16 +69,19 @@ MAX_FUTURE = 600.0
 _NONE = CATALOGUE[Q.VOLTAGE]  # stands in for an unknown quantity (not cumulative)
 _ENERGY_UNITS = frozenset({"Wh", "varh", "VAh"})
 #: import register → (export register, net, absolute) computed from the two (seed 002 Appendix 3):
-#: net = import − export, absolute = import + export. The reactive pair joins when the catalogue has
-#: ``energy_reactive_net`` and ``energy_reactive_absolute``.
+#: net = import − export, absolute = import + export, for active [Wh] and reactive [varh] energy.
 NET_AND_ABSOLUTE: dict[str, tuple[str, str, str]] = {
     Q.ENERGY_ACTIVE_IMPORT: (Q.ENERGY_ACTIVE_EXPORT, Q.ENERGY_ACTIVE_NET, Q.ENERGY_ACTIVE_ABSOLUTE),
+    Q.ENERGY_REACTIVE_IMPORT: (Q.ENERGY_REACTIVE_EXPORT, Q.ENERGY_REACTIVE_NET, Q.ENERGY_REACTIVE_ABSOLUTE),
 }
 _PAIRED = {imp: imp for imp in NET_AND_ABSOLUTE} | {exp: imp for imp, (exp, _, _) in NET_AND_ABSOLUTE.items()}
 _COMPUTED = frozenset(q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute))
-#: register → its predicted demand (seed 003 "predictive power"); the reactive and apparent ones join
-#: when the catalogue has ``demand_reactive_import_predicted`` and ``demand_apparent_predicted``.
-PREDICTED_OF: dict[str, str] = {Q.ENERGY_ACTIVE_IMPORT: Q.DEMAND_ACTIVE_IMPORT_PREDICTED}
+#: register → its predicted demand (seed 003 "predictive power"): active P, reactive Q and apparent S.
+PREDICTED_OF: dict[str, str] = {
+    Q.ENERGY_ACTIVE_IMPORT: Q.DEMAND_ACTIVE_IMPORT_PREDICTED,
+    Q.ENERGY_REACTIVE_IMPORT: Q.DEMAND_REACTIVE_IMPORT_PREDICTED,
+    Q.ENERGY_APPARENT: Q.DEMAND_APPARENT_PREDICTED,
+}
 #: predicted demand is emitted at most this often per register [s] (a live value, not a series to keep at 1 Hz)
 PREDICTED_EVERY = 5.0
 

@@ -37,8 +37,9 @@ from meterhub.energy.registers import MeterChange, continuous
 from meterhub.energy.tariffs import Co2Factor, SwitchInput, TariffSchedule, TariffTimeline, split_by_rate
 from meterhub.energy.timeutil import Interval, interval_edges, local_iso, parse_time
 from meterhub.energy.virtual import FormulaError, expand, zone_members
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, SeriesKey
-from meterhub.model.topology import Phase
+from meterhub.model.topology import Phase, Purpose
 
 __all__ = [
     "ReportError",
@@ -51,8 +52,8 @@ __all__ = [
     "to_csv",
 ]
 
-IMPORT = "energy_active_import"
-EXPORT = "energy_active_export"
+IMPORT = Q.ENERGY_ACTIVE_IMPORT
+EXPORT = Q.ENERGY_ACTIVE_EXPORT
 
 
 class ReportError(ValueError):
@@ -309,13 +310,13 @@ def build_intervals(
         row: dict[str, Any] = {
             "start": edge_text[k],
             "end": edge_text[k + 1],
-            "energy_active_import": imp_total[k],
-            "energy_active_export": exp_total[k],
+            Q.ENERGY_ACTIVE_IMPORT: imp_total[k],
+            Q.ENERGY_ACTIVE_EXPORT: exp_total[k],
         }
         for r, rid in enumerate(multi):
             row[f"energy_active_import_{rid}"] = per_rate[r][k]
-        row["cost"] = costs[k]
-        row["co2"] = co2s[k]
+        row[Q.COST] = costs[k]
+        row[Q.CO2] = co2s[k]
         row["max_demand"] = md_all[0][k]
         row["max_demand_time"] = md_when[0][k]
         for r, rid in enumerate(multi):
@@ -479,10 +480,9 @@ def energy_report(
         raise ReportError(f"energy.co2.file: {exc}") from None
     switch: dict[str, SwitchInput] = {}
     for point in timeline.switch_inputs:
-        key = SeriesKey(point, "digital_input", Phase.TOTAL)
+        key = SeriesKey(point, Q.DIGITAL_INPUT, Phase.TOTAL)
         cols = storage.history_columns(key, t0 - 86400.0 * 31, float(slot_edges[-1]), "raw")
         switch[point] = (cols.ts, cols.last)
-    from meterhub.model.topology import Purpose
 
     grid = {c.id for c in config.circuits if c.purpose is Purpose.GRID} if config is not None else set()
     fixed = circuit is not None and circuit in grid

@@ -26,6 +26,7 @@ __all__ = ["Analyzer", "Batch", "CircuitSpec", "EngineConfig", "VoltageInput"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
+        # lazy: the engine (numpy FFTs, filters) loads on first use, not for the config and CT tables
         from meterhub.metering import engine
 
         return getattr(engine, name)

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from meterhub.metering.power import Quantities, wrap_degrees
+from meterhub.model.quantities import Q
 
 __all__ = ["RULES", "aggregate", "clock_groups", "consecutive_groups"]
 
@@ -25,20 +26,20 @@ F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
 _MEAN = {
-    "active_power",
-    "reactive_power",
-    "apparent_power",
-    "apparent_power_arithmetic",
-    "apparent_power_vector",
-    "nonactive_power",
-    "frequency",
+    Q.ACTIVE_POWER,
+    Q.REACTIVE_POWER,
+    Q.APPARENT_POWER,
+    Q.APPARENT_POWER_ARITHMETIC,
+    Q.APPARENT_POWER_VECTOR,
+    Q.NONACTIVE_POWER,
+    Q.FREQUENCY,
     "_p1",
     "_q1",
 }
-_ANGLE = {"angle_voltage", "angle_current", "angle_voltage_current"}
-_DERIVED = {"power_factor", "displacement_power_factor"}
-_EXTREMES = {"voltage": ("voltage_max", "voltage_min"), "voltage_line": ("voltage_line_max", "voltage_line_min"),
-             "current": ("current_max", None)}  # fmt: skip
+_ANGLE = {Q.ANGLE_VOLTAGE, Q.ANGLE_CURRENT, Q.ANGLE_VOLTAGE_CURRENT}
+_DERIVED = {Q.POWER_FACTOR, Q.DISPLACEMENT_POWER_FACTOR}
+_EXTREMES: dict[str, tuple[str, str | None]] = {Q.VOLTAGE: (Q.VOLTAGE_MAX, Q.VOLTAGE_MIN), Q.VOLTAGE_LINE: (Q.VOLTAGE_LINE_MAX, Q.VOLTAGE_LINE_MIN),
+             Q.CURRENT: (Q.CURRENT_MAX, None)}  # fmt: skip
 
 #: quantity → "rms" | "mean" | "angle" | "derived"; anything else aggregates as "rms".
 RULES: dict[str, str] = {
@@ -109,13 +110,13 @@ def aggregate(q: Quantities, duration: F64, starts: I64, stops: int | None = Non
                 agg[hi] = np.maximum.reduceat(x, starts)
                 if lo:
                     agg[lo] = np.minimum.reduceat(x, starts)
-        if "active_power" in agg and "apparent_power" in agg:
+        if Q.ACTIVE_POWER in agg and Q.APPARENT_POWER in agg:
             with np.errstate(divide="ignore", invalid="ignore"):
-                s = agg["apparent_power"]
-                agg["power_factor"] = np.where(s != 0, agg["active_power"] / np.where(s != 0, s, 1), 0.0)
+                s = agg[Q.APPARENT_POWER]
+                agg[Q.POWER_FACTOR] = np.where(s != 0, agg[Q.ACTIVE_POWER] / np.where(s != 0, s, 1), 0.0)
                 if "_p1" in agg:
                     s1 = np.hypot(agg["_p1"], agg["_q1"])
-                    agg["displacement_power_factor"] = np.where(
+                    agg[Q.DISPLACEMENT_POWER_FACTOR] = np.where(
                         s1 != 0, agg["_p1"] / np.where(s1 != 0, s1, 1), 0.0
                     )
         out[group] = agg

@@ -7,6 +7,15 @@ Quadrants of the (P, Q) plane, P positive for import, Q positive inductive:
 Per window of duration T: ``A+ = max(P, 0)·T``, ``A− = max(−P, 0)·T``, reactive ``|Q|·T`` into the
 register of the window's quadrant, apparent ``S·T`` (for the total: Se). Values in Wh, varh, VAh.
 
+Seed 002 defines the active registers by quadrant (import A+ = |QI| + |QIV|, export A− = |QII| + |QIII|)
+and names reactive import and export without a formula; meterhub follows IEC 62053-23 and OBIS
+(C = 3, 4): reactive import ``R+ = QI + QII = max(Q, 0)·T`` (Q ≥ 0, the current lags the voltage),
+reactive export ``R− = QIII + QIV = max(−Q, 0)·T``. The seven registers above are accumulated; R+
+and R− are published beside them as the sums of their quadrant registers
+(:data:`~meterhub.model.quantities.REACTIVE_QUADRANTS`), so ``R+ = Q1 + Q2`` holds exactly at every
+instant and they never decrease either. Example: 230 V, 10 A, φ = +30° (lagging) for one hour is
+Q = 230·10·sin 30° = 1150 var in QI: 1150 varh in Q1 and in R+, nothing in R−.
+
 Whether the phases are netted before the sign split is configurable: netted (the default, as a
 three-phase meter's total registers) splits ΣP and ΣQ; not netted sums each phase's split registers,
 so import on L1 and export on L2 in the same window both count.
@@ -22,33 +31,60 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from meterhub.model.quantities import FOUR_QUADRANT_ENERGY
+from meterhub.model.quantities import FOUR_QUADRANT_ENERGY, REACTIVE_QUADRANTS, Q
 
-__all__ = ["ENERGY_IDS", "CompensatedSum", "EnergyRegisters", "add_compensated", "window_energy"]
+__all__ = [
+    "ENERGY_IDS",
+    "REGISTER_IDS",
+    "CompensatedSum",
+    "EnergyRegisters",
+    "add_compensated",
+    "named_registers",
+    "window_energy",
+]
 
 F64 = NDArray[np.float64]
 
 ENERGY_IDS = FOUR_QUADRANT_ENERGY
-"""The seven registers in catalogue order (:data:`meterhub.model.quantities.FOUR_QUADRANT_ENERGY`)."""
+"""The seven accumulated registers in catalogue order (:data:`meterhub.model.quantities.FOUR_QUADRANT_ENERGY`)."""
+
+REGISTER_IDS = (*ENERGY_IDS, *REACTIVE_QUADRANTS)
+"""What a circuit's registers publish: the seven, then reactive import R+ and export R−."""
+
+_REACTIVE_SUMS = tuple(
+    (name, ENERGY_IDS.index(a), ENERGY_IDS.index(b)) for name, (a, b) in REACTIVE_QUADRANTS.items()
+)
+
+
+def named_registers(values: list[float]) -> dict[str, float]:
+    """The seven register values (in :data:`ENERGY_IDS` order) by name, with R+ = Q1 + Q2 and
+    R− = Q3 + Q4 added (:data:`REGISTER_IDS`) [Wh, varh, VAh]."""
+    out: dict[str, float] = dict(zip(ENERGY_IDS, values, strict=True))
+    for name, a, b in _REACTIVE_SUMS:
+        out[name] = values[a] + values[b]
+    return out
 
 
 def window_energy(p: F64, q: F64, s: F64, duration: F64) -> dict[str, F64]:
-    """Energy increments of each window [Wh, varh, VAh].
+    """Energy increments of each window [Wh, varh, VAh]: the seven :data:`ENERGY_IDS` and reactive
+    import R+ = max(Q, 0)·T and export R− = max(−Q, 0)·T (IEC 62053-23; :data:`REGISTER_IDS`).
 
-    p : active power [W]; q : reactive power Q1 [var]; s : apparent power [VA]; duration : [s].
-    Arrays broadcast; the result has their common shape.
+    p : active power [W]; q : fundamental reactive power Q1 [var], positive when the current lags;
+    s : apparent power [VA]; duration : [s]. Arrays broadcast; the result has their common shape.
     """
     h = duration / 3600.0
     imp = p >= 0
     qpos = q >= 0
     return {
-        "energy_active_import": np.where(imp, p, 0.0) * h,
-        "energy_active_export": np.where(imp, 0.0, -p) * h,
-        "energy_reactive_q1": np.where(imp & qpos, q, 0.0) * h,
-        "energy_reactive_q2": np.where(~imp & qpos, q, 0.0) * h,
-        "energy_reactive_q3": np.where(~imp & ~qpos, -q, 0.0) * h,
-        "energy_reactive_q4": np.where(imp & ~qpos, -q, 0.0) * h,
-        "energy_apparent": np.abs(s) * h,
+        Q.ENERGY_ACTIVE_IMPORT: np.where(imp, p, 0.0) * h,
+        Q.ENERGY_ACTIVE_EXPORT: np.where(imp, 0.0, -p) * h,
+        Q.ENERGY_REACTIVE_Q1: np.where(imp & qpos, q, 0.0) * h,
+        Q.ENERGY_REACTIVE_Q2: np.where(~imp & qpos, q, 0.0) * h,
+        Q.ENERGY_REACTIVE_Q3: np.where(~imp & ~qpos, -q, 0.0) * h,
+        Q.ENERGY_REACTIVE_Q4: np.where(imp & ~qpos, -q, 0.0) * h,
+        Q.ENERGY_APPARENT: np.abs(s) * h,
+        Q.ENERGY_REACTIVE_IMPORT: np.where(qpos, q, 0.0) * h,
+        Q.ENERGY_REACTIVE_EXPORT: np.where(qpos, 0.0, -q) * h,
     }
 
 
@@ -117,7 +153,6 @@ class EnergyRegisters:
         s[k], c[k] = float(value), 0.0
 
     def values(self) -> dict[str, dict[str, float]]:
-        """Current register values [Wh, varh, VAh]."""
-        return {
-            g: dict(zip(ENERGY_IDS, (s + self.comps[g]).tolist(), strict=True)) for g, s in self.sums.items()
-        }
+        """Current register values, reactive import and export included (:func:`named_registers`)
+        [Wh, varh, VAh]."""
+        return {g: named_registers((s + self.comps[g]).tolist()) for g, s in self.sums.items()}

@@ -19,7 +19,13 @@ from enum import StrEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from meterhub.metering.energy import ENERGY_IDS, EnergyRegisters, add_compensated, window_energy
+from meterhub.metering.energy import (
+    ENERGY_IDS,
+    EnergyRegisters,
+    add_compensated,
+    named_registers,
+    window_energy,
+)
 from meterhub.metering.events import Event, EventDetector, EventThresholds, urms_half
 from meterhub.metering.power import Quantities, circuit_quantities, dc_quantities
 from meterhub.metering.sensors import Sensor
@@ -378,9 +384,7 @@ class Analyzer:
             for k, c in enumerate(members):
                 reg = self.registers[c.id]
                 if len(reg.sums) == len(names):
-                    out[c.id] = {
-                        g: dict(zip(ENERGY_IDS, vals[k][j], strict=True)) for j, g in enumerate(names)
-                    }
+                    out[c.id] = {g: named_registers(vals[k][j]) for j, g in enumerate(names)}
                 else:  # a group preset from outside the store
                     out[c.id] = reg.values()
                     outside = True
@@ -633,18 +637,18 @@ class Analyzer:
     ) -> dict[str, dict[str, F64]]:
         inc = {
             lab: window_energy(
-                q[lab]["active_power"], q[lab]["reactive_power"], q[lab]["apparent_power"], duration
+                q[lab][Q.ACTIVE_POWER], q[lab][Q.REACTIVE_POWER], q[lab][Q.APPARENT_POWER], duration
             )
             for lab in labels
         }
         tot = q["total"]
         if self.config.net_phases or len(labels) == 1:
             inc["total"] = window_energy(
-                tot["active_power"], tot["reactive_power"], tot["apparent_power"], duration
+                tot[Q.ACTIVE_POWER], tot[Q.REACTIVE_POWER], tot[Q.APPARENT_POWER], duration
             )
         else:
             summed = {k: np.sum([inc[lab][k] for lab in labels], axis=0) for k in inc[labels[0]]}
-            summed["energy_apparent"] = np.abs(tot["apparent_power"]) * duration / 3600.0
+            summed[Q.ENERGY_APPARENT] = np.abs(tot[Q.APPARENT_POWER]) * duration / 3600.0
             inc["total"] = summed
         return inc
 

@@ -20,13 +20,15 @@ from functools import lru_cache
 import numpy as np
 from numpy.typing import NDArray
 
+from meterhub.model.quantities import Q
+
 __all__ = [
     "MAX_ORDER",
     "distortion",
-    "factor_k",
+    Q.FACTOR_K,
     "group_weights",
     "harmonic_table",
-    "k_factor",
+    Q.K_FACTOR,
     "load_factors",
     "spectral_power_rms",
     "thd",

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from meterhub.metering.harmonics import distortion, load_factors
 from meterhub.metering.sequence import sequence_components, unbalance
 from meterhub.metering.windows import ChannelWindows
+from meterhub.model.quantities import Q
 from meterhub.model.topology import Wiring
 
 __all__ = ["Quantities", "circuit_quantities", "dc_quantities", "wrap_degrees"]
@@ -92,29 +93,29 @@ def circuit_quantities(
     out: Quantities = {}
     for k, lab in enumerate(labels):
         out[lab] = {
-            "voltage": u.rms[..., k, :],
-            "current": i.rms[..., k, :],
-            "active_power": p[..., k, :],
-            "reactive_power": q1[..., k, :],
-            "apparent_power": s[..., k, :],
-            "nonactive_power": n_act[..., k, :],
-            "power_factor": pf[..., k, :],
-            "displacement_power_factor": dpf[..., k, :],
-            "thd_voltage": thd_u[..., k, :],
-            "thd_current": thd_i[..., k, :],
-            "tohd_voltage": tohd_u[..., k, :],
-            "tehd_voltage": tehd_u[..., k, :],
-            "tohd_current": tohd_i[..., k, :],
-            "tehd_current": tehd_i[..., k, :],
-            "crest_factor_voltage": cf_u[..., k, :],
-            "crest_factor_current": cf_i[..., k, :],
-            "k_factor": kf[..., k, :],
-            "factor_k": fk[..., k, :],
-            "angle_voltage": ang_u[..., k, :],
-            "angle_current": ang_i[..., k, :],
-            "angle_voltage_current": ang_ui[..., k, :],
-            "harmonics_voltage": u.harmonics[..., k, :, :],
-            "harmonics_current": i.harmonics[..., k, :, :],
+            Q.VOLTAGE: u.rms[..., k, :],
+            Q.CURRENT: i.rms[..., k, :],
+            Q.ACTIVE_POWER: p[..., k, :],
+            Q.REACTIVE_POWER: q1[..., k, :],
+            Q.APPARENT_POWER: s[..., k, :],
+            Q.NONACTIVE_POWER: n_act[..., k, :],
+            Q.POWER_FACTOR: pf[..., k, :],
+            Q.DISPLACEMENT_POWER_FACTOR: dpf[..., k, :],
+            Q.THD_VOLTAGE: thd_u[..., k, :],
+            Q.THD_CURRENT: thd_i[..., k, :],
+            Q.TOHD_VOLTAGE: tohd_u[..., k, :],
+            Q.TEHD_VOLTAGE: tehd_u[..., k, :],
+            Q.TOHD_CURRENT: tohd_i[..., k, :],
+            Q.TEHD_CURRENT: tehd_i[..., k, :],
+            Q.CREST_FACTOR_VOLTAGE: cf_u[..., k, :],
+            Q.CREST_FACTOR_CURRENT: cf_i[..., k, :],
+            Q.K_FACTOR: kf[..., k, :],
+            Q.FACTOR_K: fk[..., k, :],
+            Q.ANGLE_VOLTAGE: ang_u[..., k, :],
+            Q.ANGLE_CURRENT: ang_i[..., k, :],
+            Q.ANGLE_VOLTAGE_CURRENT: ang_ui[..., k, :],
+            Q.HARMONICS_VOLTAGE: u.harmonics[..., k, :, :],
+            Q.HARMONICS_CURRENT: i.harmonics[..., k, :, :],
             "_groups_voltage": u.groups[..., k, :, :],
             "_groups_current": i.groups[..., k, :, :],
             "_p1": p1[..., k, :],
@@ -122,7 +123,7 @@ def circuit_quantities(
         }
     if u_line_rms is not None and len(labels) == 3:
         for k, lab in enumerate(labels):
-            out[lab]["voltage_line"] = np.broadcast_to(u_line_rms[k], p.shape[:-2] + u_line_rms.shape[1:])
+            out[lab][Q.VOLTAGE_LINE] = np.broadcast_to(u_line_rms[k], p.shape[:-2] + u_line_rms.shape[1:])
     total: dict[str, F64] = {}
     p_sum = p.sum(axis=-2)
     q_sum = q1.sum(axis=-2)
@@ -143,39 +144,39 @@ def circuit_quantities(
         zero, _, _ = sequence_components(np.moveaxis(u.fundamental, -2, 0))
         total.update(
             {
-                "voltage_unbalance_negative": u2,
-                "voltage_unbalance_zero": u0,
-                "current_unbalance_negative": i2,
-                "current_unbalance_zero": i0,
-                "voltage_zero_sequence": np.abs(zero),
+                Q.VOLTAGE_UNBALANCE_NEGATIVE: u2,
+                Q.VOLTAGE_UNBALANCE_ZERO: u0,
+                Q.CURRENT_UNBALANCE_NEGATIVE: i2,
+                Q.CURRENT_UNBALANCE_ZERO: i0,
+                Q.VOLTAGE_ZERO_SEQUENCE: np.abs(zero),
             }
         )
     else:
         se = s_arith
     total.update(
         {
-            "voltage": np.mean(u.rms, axis=-2),
-            "current": np.mean(i.rms, axis=-2),
-            "active_power": p_sum,
-            "reactive_power": q_sum,
-            "apparent_power": se,
-            "apparent_power_arithmetic": s_arith,
-            "apparent_power_vector": np.hypot(p_sum, q_sum),
-            "nonactive_power": np.sqrt(np.maximum(se**2 - p_sum**2, 0.0)),
-            "power_factor": _safe_div(p_sum, se),
-            "displacement_power_factor": _safe_div(p1.sum(axis=-2), np.abs(s1.sum(axis=-2))),
+            Q.VOLTAGE: np.mean(u.rms, axis=-2),
+            Q.CURRENT: np.mean(i.rms, axis=-2),
+            Q.ACTIVE_POWER: p_sum,
+            Q.REACTIVE_POWER: q_sum,
+            Q.APPARENT_POWER: se,
+            Q.APPARENT_POWER_ARITHMETIC: s_arith,
+            Q.APPARENT_POWER_VECTOR: np.hypot(p_sum, q_sum),
+            Q.NONACTIVE_POWER: np.sqrt(np.maximum(se**2 - p_sum**2, 0.0)),
+            Q.POWER_FACTOR: _safe_div(p_sum, se),
+            Q.DISPLACEMENT_POWER_FACTOR: _safe_div(p1.sum(axis=-2), np.abs(s1.sum(axis=-2))),
             "_p1": p1.sum(axis=-2),
             "_q1": q_sum,
         }
     )
     if u_line_rms is not None and len(labels) == 3:
-        total["voltage_line"] = np.broadcast_to(np.mean(u_line_rms, axis=0), p_sum.shape)
+        total[Q.VOLTAGE_LINE] = np.broadcast_to(np.mean(u_line_rms, axis=0), p_sum.shape)
     out["total"] = total
     cur = i_n_rms if i_n_rms is not None else i_n_calc_rms
     if cur is not None:
-        neutral: dict[str, F64] = {"current": cur}
+        neutral: dict[str, F64] = {Q.CURRENT: cur}
         if i_n_calc_rms is not None:
-            neutral["current_neutral_calculated"] = i_n_calc_rms
+            neutral[Q.CURRENT_NEUTRAL_CALCULATED] = i_n_calc_rms
         out["N"] = neutral
     return out
 
@@ -187,16 +188,16 @@ def dc_quantities(*, u_dc: F64, i_dc: F64, p: F64, u_rms: F64, i_rms: F64) -> Qu
     """
     s = u_rms * i_rms
     phase = {
-        "voltage": u_dc,
-        "current": i_dc,
-        "active_power": p,
-        "reactive_power": np.zeros_like(p),
-        "apparent_power": s,
-        "power_factor": _safe_div(p, s),
+        Q.VOLTAGE: u_dc,
+        Q.CURRENT: i_dc,
+        Q.ACTIVE_POWER: p,
+        Q.REACTIVE_POWER: np.zeros_like(p),
+        Q.APPARENT_POWER: s,
+        Q.POWER_FACTOR: _safe_div(p, s),
         "_p1": p,
         "_q1": np.zeros_like(p),
     }
     total = dict(phase)
-    total["apparent_power_arithmetic"] = s
-    total["apparent_power_vector"] = np.abs(p)
+    total[Q.APPARENT_POWER_ARITHMETIC] = s
+    total[Q.APPARENT_POWER_VECTOR] = np.abs(p)
     return {"L1": phase, "total": total}

@@ -272,7 +272,7 @@ def _comtrade_name(cid: str, phase: str, unit: str) -> str | None:
 
 def read_comtrade(path: Path, fs: float | None) -> Record:
     """Read a COMTRADE record given its ``.cfg`` (the ``.dat`` beside it)."""
-    import comtrade
+    import comtrade  # lazy: the COMTRADE parser loads only for .cfg/.dat records
 
     cfg = path if path.suffix.lower() == ".cfg" else path.with_suffix(".cfg")
     if not cfg.exists():

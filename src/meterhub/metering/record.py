@@ -18,47 +18,48 @@ from numpy.typing import NDArray
 from meterhub.metering.aggregation import aggregate, clock_groups, consecutive_groups
 from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig, VoltageInput
 from meterhub.metering.readers import Record, RecordError
+from meterhub.model.quantities import Q
 from meterhub.model.topology import Wiring
 
 __all__ = ["PHASE_KEYS", "TOTAL_KEYS", "analyse", "declared_voltage_guess", "spec_for"]
 
 PHASE_KEYS = (
-    "voltage",
-    "current",
-    "active_power",
-    "reactive_power",
-    "nonactive_power",
-    "apparent_power",
-    "power_factor",
-    "displacement_power_factor",
-    "thd_voltage",
-    "thd_current",
-    "tohd_voltage",
-    "tehd_voltage",
-    "crest_factor_voltage",
-    "crest_factor_current",
-    "k_factor",
-    "angle_voltage",
-    "angle_current",
-    "harmonics_voltage",
-    "harmonics_current",
+    Q.VOLTAGE,
+    Q.CURRENT,
+    Q.ACTIVE_POWER,
+    Q.REACTIVE_POWER,
+    Q.NONACTIVE_POWER,
+    Q.APPARENT_POWER,
+    Q.POWER_FACTOR,
+    Q.DISPLACEMENT_POWER_FACTOR,
+    Q.THD_VOLTAGE,
+    Q.THD_CURRENT,
+    Q.TOHD_VOLTAGE,
+    Q.TEHD_VOLTAGE,
+    Q.CREST_FACTOR_VOLTAGE,
+    Q.CREST_FACTOR_CURRENT,
+    Q.K_FACTOR,
+    Q.ANGLE_VOLTAGE,
+    Q.ANGLE_CURRENT,
+    Q.HARMONICS_VOLTAGE,
+    Q.HARMONICS_CURRENT,
 )
 TOTAL_KEYS = (
-    "active_power",
-    "reactive_power",
-    "apparent_power",
-    "apparent_power_arithmetic",
-    "apparent_power_vector",
-    "power_factor",
+    Q.ACTIVE_POWER,
+    Q.REACTIVE_POWER,
+    Q.APPARENT_POWER,
+    Q.APPARENT_POWER_ARITHMETIC,
+    Q.APPARENT_POWER_VECTOR,
+    Q.POWER_FACTOR,
 )
 _EXTRA_PHASE = (
-    "voltage_line",
-    "voltage_max",
-    "voltage_min",
-    "current_max",
-    "factor_k",
-    "tohd_current",
-    "tehd_current",
+    Q.VOLTAGE_LINE,
+    Q.VOLTAGE_MAX,
+    Q.VOLTAGE_MIN,
+    Q.CURRENT_MAX,
+    Q.FACTOR_K,
+    Q.TOHD_CURRENT,
+    Q.TEHD_CURRENT,
 )
 _BLOCK_SECONDS = 30.0  # record fed to the analyser in blocks of this length [s]
 _STANDARD_VOLTAGES = (
@@ -190,31 +191,31 @@ def analyse(
         )
     q = batch.circuits["record"]
     q_all = dict(q)
-    q_all["_system"] = {"frequency": batch.frequency}
+    q_all["_system"] = {Q.FREQUENCY: batch.frequency}
     agg = aggregate(q_all, batch.duration, np.array([0], dtype=np.int64))
     one = {g: {k: (v_[0] if v_.ndim == 1 else v_[0]) for k, v_ in d.items()} for g, d in agg.items()}
     labels = [lab for lab in ("L1", "L2", "L3") if lab in one]
-    freq = None if wiring is Wiring.DC else float(one["_system"]["frequency"])
-    out: dict[str, Any] = {"frequency": freq}
+    freq = None if wiring is Wiring.DC else float(one["_system"][Q.FREQUENCY])
+    out: dict[str, Any] = {Q.FREQUENCY: freq}
     for lab in labels:
         ph = one[lab]
         out[lab] = {k: ph.get(k) for k in PHASE_KEYS} | {k: ph[k] for k in _EXTRA_PHASE if k in ph}
-        if "harmonics_voltage" in ph:
-            for kind in ("voltage", "current"):
+        if Q.HARMONICS_VOLTAGE in ph:
+            for kind in (Q.VOLTAGE, Q.CURRENT):
                 h = np.asarray(ph[f"harmonics_{kind}"])
                 with np.errstate(divide="ignore", invalid="ignore"):
                     out[lab][f"harmonics_{kind}_percent"] = 100.0 * h / h[1] if h[1] > 0 else h * 0.0
                 # IEC 61000-4-7 harmonic groups (eq. 8) beside the subgroups above (Class A, eq. 9)
                 out[lab][f"harmonic_groups_{kind}"] = ph[f"_groups_{kind}"]
-    out["N"] = {"current": one["N"]["current"] if "N" in one else None}
+    out["N"] = {Q.CURRENT: one["N"][Q.CURRENT] if "N" in one else None}
     tot = one["total"]
     energy = batch.energy["record"]["total"]
     out["total"] = {k: tot.get(k) for k in TOTAL_KEYS} | dict(energy)
     out["unbalance"] = {
-        "voltage_negative": tot.get("voltage_unbalance_negative"),
-        "voltage_zero": tot.get("voltage_unbalance_zero"),
-        "current_negative": tot.get("current_unbalance_negative"),
-        "current_zero": tot.get("current_unbalance_zero"),
+        "voltage_negative": tot.get(Q.VOLTAGE_UNBALANCE_NEGATIVE),
+        "voltage_zero": tot.get(Q.VOLTAGE_UNBALANCE_ZERO),
+        "current_negative": tot.get(Q.CURRENT_UNBALANCE_NEGATIVE),
+        "current_zero": tot.get(Q.CURRENT_UNBALANCE_ZERO),
     }
     phase_names = ["L1-L2", "L2-L3", "L3-L1"] if an._events_on_line() else labels
     out["events"] = [
@@ -248,7 +249,7 @@ def _window_series(batch: Batch, q: dict[str, dict[str, NDArray[np.float64]]], c
     series: dict[str, Any] = {
         "t": batch.t,
         "duration": batch.duration,
-        "frequency": batch.frequency,
+        Q.FREQUENCY: batch.frequency,
         "flagged": batch.flagged,
     }
     for g, d in q.items():
@@ -257,8 +258,8 @@ def _window_series(batch: Batch, q: dict[str, dict[str, NDArray[np.float64]]], c
             series[g]["harmonic_groups_voltage"] = d["_groups_voltage"]
             series[g]["harmonic_groups_current"] = d["_groups_current"]
     starts, t10 = clock_groups(batch.t, 10.0)
-    f10 = aggregate({"s": {"frequency": batch.frequency}}, batch.duration, starts)["s"]["frequency"]
-    series["frequency_10s"] = {"t": t10, "frequency": f10}
+    f10 = aggregate({"s": {Q.FREQUENCY: batch.frequency}}, batch.duration, starts)["s"][Q.FREQUENCY]
+    series["frequency_10s"] = {"t": t10, Q.FREQUENCY: f10}
     series["aggregates"] = _aggregates(batch, q, cycles)
     return series
 
@@ -270,7 +271,7 @@ def _aggregates(batch: Batch, q: dict[str, dict[str, NDArray[np.float64]]], cycl
     how many windows they hold.
     """
     scalar = {g: {k: v for k, v in d.items() if v.ndim == 1} for g, d in q.items()}
-    scalar["system"] = {"frequency": batch.frequency}
+    scalar["system"] = {Q.FREQUENCY: batch.frequency}
     out: dict[str, Any] = {}
     n = batch.windows
     groups: list[tuple[str, NDArray[np.int64], NDArray[np.float64]]] = []

@@ -22,6 +22,7 @@ __all__ = [
     "SPECTRUM_QUANTITIES",
     "SUPPLY_QUANTITIES",
     "Q",
+    "REACTIVE_QUADRANTS",
     "Reversal",
     "FOUR_QUADRANT_ENERGY",
     "Kind",
@@ -106,6 +107,8 @@ class Q(StrEnum):
     ENERGY_ACTIVE_ABSOLUTE = "energy_active_absolute"
     ENERGY_REACTIVE_IMPORT = "energy_reactive_import"
     ENERGY_REACTIVE_EXPORT = "energy_reactive_export"
+    ENERGY_REACTIVE_NET = "energy_reactive_net"
+    ENERGY_REACTIVE_ABSOLUTE = "energy_reactive_absolute"
     ENERGY_REACTIVE_Q1 = "energy_reactive_q1"
     ENERGY_REACTIVE_Q2 = "energy_reactive_q2"
     ENERGY_REACTIVE_Q3 = "energy_reactive_q3"
@@ -115,13 +118,18 @@ class Q(StrEnum):
     DEMAND_ACTIVE_IMPORT = "demand_active_import"
     DEMAND_ACTIVE_EXPORT = "demand_active_export"
     DEMAND_REACTIVE_IMPORT = "demand_reactive_import"
+    DEMAND_REACTIVE_EXPORT = "demand_reactive_export"
     DEMAND_APPARENT = "demand_apparent"
     DEMAND_CURRENT = "demand_current"
     MAX_DEMAND_ACTIVE_IMPORT = "max_demand_active_import"
     MAX_DEMAND_ACTIVE_EXPORT = "max_demand_active_export"
+    MAX_DEMAND_REACTIVE_IMPORT = "max_demand_reactive_import"
+    MAX_DEMAND_REACTIVE_EXPORT = "max_demand_reactive_export"
     MAX_DEMAND_APPARENT = "max_demand_apparent"
     MAX_DEMAND_CURRENT = "max_demand_current"
     DEMAND_ACTIVE_IMPORT_PREDICTED = "demand_active_import_predicted"
+    DEMAND_REACTIVE_IMPORT_PREDICTED = "demand_reactive_import_predicted"
+    DEMAND_APPARENT_PREDICTED = "demand_apparent_predicted"
     COST = "cost"
     CO2 = "co2"
     PULSE_COUNT = "pulse_count"
@@ -587,6 +595,19 @@ _ENTRIES: tuple[Quantity, ...] = (
         Q.ENERGY_REACTIVE_EXPORT, "varh", _CUM, "Reactive energy export R− (QIII + QIV)", obis_c=4, obis_d=8
     ),
     Quantity(
+        Q.ENERGY_REACTIVE_NET,
+        "varh",
+        _INST,
+        "Net reactive energy R+ − R− (may decrease; seed 002 Appendix 3)",
+        signed=True,
+    ),
+    Quantity(
+        Q.ENERGY_REACTIVE_ABSOLUTE,
+        "varh",
+        _CUM,
+        "Absolute reactive energy |R+| + |R−| (seed 002 Appendix 3)",
+    ),
+    Quantity(
         Q.ENERGY_REACTIVE_Q1,
         "varh",
         _CUM,
@@ -643,9 +664,18 @@ _ENTRIES: tuple[Quantity, ...] = (
         Q.DEMAND_REACTIVE_IMPORT,
         "var",
         _INT,
-        "Reactive import demand",
+        "Reactive import demand: mean R+ (QI + QII) power over the demand interval",
         phases=SYSTEM_ONLY,
         obis_c=3,
+        obis_d=4,
+    ),
+    Quantity(
+        Q.DEMAND_REACTIVE_EXPORT,
+        "var",
+        _INT,
+        "Reactive export demand: mean R− (QIII + QIV) power over the demand interval",
+        phases=SYSTEM_ONLY,
+        obis_c=4,
         obis_d=4,
     ),
     Quantity(Q.DEMAND_APPARENT, "VA", _INT, "Apparent demand", phases=SYSTEM_ONLY, obis_c=9, obis_d=4),
@@ -676,6 +706,24 @@ _ENTRIES: tuple[Quantity, ...] = (
         obis_d=6,
     ),
     Quantity(
+        Q.MAX_DEMAND_REACTIVE_IMPORT,
+        "var",
+        _INT,
+        "Maximum reactive import demand since reset",
+        phases=SYSTEM_ONLY,
+        obis_c=3,
+        obis_d=6,
+    ),
+    Quantity(
+        Q.MAX_DEMAND_REACTIVE_EXPORT,
+        "var",
+        _INT,
+        "Maximum reactive export demand since reset",
+        phases=SYSTEM_ONLY,
+        obis_c=4,
+        obis_d=6,
+    ),
+    Quantity(
         Q.MAX_DEMAND_APPARENT,
         "VA",
         _INT,
@@ -697,6 +745,20 @@ _ENTRIES: tuple[Quantity, ...] = (
         "W",
         _INT,
         "Predicted active import demand at the end of the running interval",
+        phases=SYSTEM_ONLY,
+    ),
+    Quantity(
+        Q.DEMAND_REACTIVE_IMPORT_PREDICTED,
+        "var",
+        _INT,
+        "Predicted reactive import demand at the end of the running interval",
+        phases=SYSTEM_ONLY,
+    ),
+    Quantity(
+        Q.DEMAND_APPARENT_PREDICTED,
+        "VA",
+        _INT,
+        "Predicted apparent demand at the end of the running interval",
         phases=SYSTEM_ONLY,
     ),
     # --- cost and emissions (interval) -------------------------------------------------------
@@ -774,7 +836,14 @@ _SUPPLY = (
     Q.CREST_FACTOR_VOLTAGE,
 )
 #: A CT mounted the wrong way round measures −i: P, Q and the power factors change sign ...
-_NEGATED = (Q.ACTIVE_POWER, Q.REACTIVE_POWER, Q.POWER_FACTOR, Q.DISPLACEMENT_POWER_FACTOR)
+_NEGATED = (
+    Q.ACTIVE_POWER,
+    Q.REACTIVE_POWER,
+    Q.POWER_FACTOR,
+    Q.DISPLACEMENT_POWER_FACTOR,
+    Q.ENERGY_ACTIVE_NET,  # import − export, whose terms trade places
+    Q.ENERGY_REACTIVE_NET,
+)
 #: ... the current angle turns by 180° ...
 _ROTATED = (Q.ANGLE_CURRENT,)
 #: ... and import and export registers (and quadrants I↔III, II↔IV) trade places.
@@ -789,7 +858,8 @@ _SWAPPED = (
 _DEMAND: dict[Q, tuple[Q, Q | None]] = {
     Q.ENERGY_ACTIVE_IMPORT: (Q.DEMAND_ACTIVE_IMPORT, Q.MAX_DEMAND_ACTIVE_IMPORT),
     Q.ENERGY_ACTIVE_EXPORT: (Q.DEMAND_ACTIVE_EXPORT, Q.MAX_DEMAND_ACTIVE_EXPORT),
-    Q.ENERGY_REACTIVE_IMPORT: (Q.DEMAND_REACTIVE_IMPORT, None),
+    Q.ENERGY_REACTIVE_IMPORT: (Q.DEMAND_REACTIVE_IMPORT, Q.MAX_DEMAND_REACTIVE_IMPORT),
+    Q.ENERGY_REACTIVE_EXPORT: (Q.DEMAND_REACTIVE_EXPORT, Q.MAX_DEMAND_REACTIVE_EXPORT),
     Q.ENERGY_APPARENT: (Q.DEMAND_APPARENT, Q.MAX_DEMAND_APPARENT),
 }
 
@@ -823,6 +893,15 @@ FOUR_QUADRANT_ENERGY = (
     Q.ENERGY_REACTIVE_Q4,
     Q.ENERGY_APPARENT,
 )
+
+#: Reactive import and export registers as sums of quadrant registers (IEC 62053-23 §3, OBIS C = 3
+#: and 4): R+ = QI + QII (Q ≥ 0, inductive while importing), R− = QIII + QIV (Q < 0). Seed 002 names
+#: "import/export reactive energy" without defining them; its active definitions (import QI + QIV,
+#: export QII + QIII) split by the sign of P, these by the sign of Q.
+REACTIVE_QUADRANTS: dict[str, tuple[str, str]] = {
+    Q.ENERGY_REACTIVE_IMPORT: (Q.ENERGY_REACTIVE_Q1, Q.ENERGY_REACTIVE_Q2),
+    Q.ENERGY_REACTIVE_EXPORT: (Q.ENERGY_REACTIVE_Q3, Q.ENERGY_REACTIVE_Q4),
+}
 
 #: id → Quantity. The only table of quantity names in meterhub.
 CATALOGUE: dict[str, Quantity] = {q.id: q for q in _ENTRIES}

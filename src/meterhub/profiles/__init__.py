@@ -22,6 +22,7 @@ __all__ = [
     "all_profiles",
     "get_profile",
     "profile_ids",
+    "remove_profile_dir",
 ]
 
 PROFILE_DIR = Path(__file__).resolve().parent
@@ -33,6 +34,14 @@ def add_profile_dir(path: str | Path) -> None:
     p = Path(path).resolve()
     if p not in _DIRS:
         _DIRS.insert(0, p)
+        _load.cache_clear()
+
+
+def remove_profile_dir(path: str | Path) -> None:
+    """Stop searching ``path`` (added by :func:`add_profile_dir`); the shipped profiles stay."""
+    p = Path(path).resolve()
+    if p in _DIRS and p != PROFILE_DIR:
+        _DIRS.remove(p)
         _load.cache_clear()
 
 

@@ -20,14 +20,13 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
-
 import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
 from meterhub.bus import Bus, Sink, SinkContext, SinkKind, drain_into, pump
-from meterhub.checks import parse_site
+from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
+from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
@@ -249,13 +248,20 @@ class Gateway:
         log.info("gateway stopped; data flushed to %s", self.data_dir)
 
     async def update_config(self, new_config: SiteConfig) -> None:
-        """Apply a changed configuration: validate it, write the site file back, restart acquisition."""
-        text = yaml.safe_dump(new_config.model_dump(mode="json", exclude_none=True), sort_keys=False)
-        validated = parse_site(text, str(self.config_path or "<api>"))  # cross-reference checks too
+        """Apply a changed configuration: validate it, write the site file back, restart acquisition.
+
+        The site file is edited in place (comments and order kept, a timestamped backup beside it) and
+        only when the edited file reads back as ``new_config`` with every site check; otherwise nothing
+        is written or applied and the :class:`~meterhub.config.loader.ConfigError` says why."""
         if self.config_path is not None:
-            tmp = self.config_path.with_suffix(self.config_path.suffix + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(self.config_path)
+            written = await asyncio.to_thread(
+                write_site_file, self.config_path, new_config, checks=SITE_CHECKS
+            )
+            validated = written.config
+            if written.backup is not None:
+                log.info("site file %s updated; the previous one is %s", written.path, written.backup.name)
+        else:
+            validated = parse_site(render_site_file(None, new_config), "<api>")  # cross-reference checks too
         await self._stop_sources()
         self.config = validated
         self._reset_status()

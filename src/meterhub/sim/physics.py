@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from meterhub.config.schema import Bus, BusKind, Circuit, Device, LoadSpec, Simulation, SiteConfig, SiteInfo
-from meterhub.model.quantities import FOUR_QUADRANT_ENERGY
+from meterhub.model.quantities import FOUR_QUADRANT_ENERGY, Q
 from meterhub.model.topology import Phase, Wiring
 from meterhub.sim.loads import LoadModel, make_load
 
@@ -309,13 +309,13 @@ class SiteModel:
             if (device_id, channel) not in self._channels:
                 return None
             ch = self.channel(device_id, channel)
-            if quantity == "voltage":
+            if quantity == Q.VOLTAGE:
                 return ch.voltage
             if quantity in ch.energy:
                 return ch.energy[quantity]
             return _channel_value(ch, quantity)
         circuits = self._device_circuits.get(device_id, [])
-        if not circuits and quantity == "voltage":  # a voltage unit: the supply itself
+        if not circuits and quantity == Q.VOLTAGE:  # a voltage unit: the supply itself
             if phase in _PHASES:
                 return float(supply.voltage[_PHASES.index(phase)])
             return float(np.mean(supply.voltage))
@@ -323,7 +323,7 @@ class SiteModel:
             return None
         c = circuits[0]
         chans = self.circuit(c.id)
-        if quantity == "current" and phase is Phase.N:
+        if quantity == Q.CURRENT and phase is Phase.N:
             return _neutral_current(chans)
         if phase is None or phase is Phase.TOTAL:
             return _total_value(chans, quantity, self.circuit_energy(c.id))
@@ -355,13 +355,13 @@ class SiteModel:
 
 
 _SUPPLY_QUANTITIES = {
-    "voltage_line",
-    "frequency",
-    "thd_voltage",
-    "angle_voltage",
-    "voltage_unbalance_negative",
-    "voltage_unbalance_zero",
-    "voltage_zero_sequence",
+    Q.VOLTAGE_LINE,
+    Q.FREQUENCY,
+    Q.THD_VOLTAGE,
+    Q.ANGLE_VOLTAGE,
+    Q.VOLTAGE_UNBALANCE_NEGATIVE,
+    Q.VOLTAGE_UNBALANCE_ZERO,
+    Q.VOLTAGE_ZERO_SEQUENCE,
 }
 
 
@@ -376,29 +376,33 @@ def _sequence(u: np.ndarray, ang: np.ndarray) -> tuple[float, float, float]:
 
 def _supply_value(s: SupplyState, quantity: str, phase: Phase | None) -> float | None:
     idx = _PHASES.index(phase) if phase in _PHASES else None
-    if quantity == "frequency":
+    if quantity == Q.FREQUENCY:
         return s.frequency
-    if quantity in ("voltage_unbalance_negative", "voltage_unbalance_zero", "voltage_zero_sequence"):
+    if quantity in (Q.VOLTAGE_UNBALANCE_NEGATIVE, Q.VOLTAGE_UNBALANCE_ZERO, Q.VOLTAGE_ZERO_SEQUENCE):
         pos, neg, zero = _sequence(s.voltage, s.angle_voltage)
-        return {
-            "voltage_unbalance_negative": 100 * neg / pos,
-            "voltage_unbalance_zero": 100 * zero / pos,
-            "voltage_zero_sequence": zero,
-        }[quantity]
-    arr = {"voltage_line": s.voltage_line, "thd_voltage": s.thd_voltage, "angle_voltage": s.angle_voltage}[
-        quantity
-    ]
+        sequence: dict[str, float] = {
+            Q.VOLTAGE_UNBALANCE_NEGATIVE: 100 * neg / pos,
+            Q.VOLTAGE_UNBALANCE_ZERO: 100 * zero / pos,
+            Q.VOLTAGE_ZERO_SEQUENCE: zero,
+        }
+        return sequence[quantity]
+    arrays: dict[str, np.ndarray] = {
+        Q.VOLTAGE_LINE: s.voltage_line,
+        Q.THD_VOLTAGE: s.thd_voltage,
+        Q.ANGLE_VOLTAGE: s.angle_voltage,
+    }
+    arr = arrays[quantity]
     if idx is not None:
         return float(arr[idx])
-    return float(np.mean(arr)) if quantity == "voltage_line" else None
+    return float(np.mean(arr)) if quantity == Q.VOLTAGE_LINE else None
 
 
 def _channel_value(ch: ChannelState, quantity: str) -> float | None:
-    if quantity == "nonactive_power":
+    if quantity == Q.NONACTIVE_POWER:
         return math.sqrt(max(ch.apparent_power**2 - ch.active_power**2, 0.0))
-    if quantity == "thd_current":
+    if quantity == Q.THD_CURRENT:
         return ch.thd_current
-    if quantity == "angle_voltage_current":
+    if quantity == Q.ANGLE_VOLTAGE_CURRENT:
         return math.degrees(math.atan2(ch.reactive_power, ch.active_power))
     v = getattr(ch, quantity, None)
     return float(v) if isinstance(v, int | float) else None
@@ -425,14 +429,14 @@ def _total_value(chans: list[ChannelState], quantity: str, energy: dict[str, flo
     p = sum(c.active_power for c in chans)
     q = sum(c.reactive_power for c in chans)
     s = sum(c.apparent_power for c in chans)
-    totals = {
-        "active_power": p,
-        "reactive_power": q,
-        "apparent_power": s,
-        "nonactive_power": math.sqrt(max(s * s - p * p, 0.0)),
-        "power_factor": p / s if s > 0 else 1.0,
-        "displacement_power_factor": p / math.hypot(p, q) if (p or q) else 1.0,
-        "voltage": sum(c.voltage for c in chans) / len(chans),
-        "current": sum(c.current for c in chans) / len(chans),
+    totals: dict[str, float] = {
+        Q.ACTIVE_POWER: p,
+        Q.REACTIVE_POWER: q,
+        Q.APPARENT_POWER: s,
+        Q.NONACTIVE_POWER: math.sqrt(max(s * s - p * p, 0.0)),
+        Q.POWER_FACTOR: p / s if s > 0 else 1.0,
+        Q.DISPLACEMENT_POWER_FACTOR: p / math.hypot(p, q) if (p or q) else 1.0,
+        Q.VOLTAGE: sum(c.voltage for c in chans) / len(chans),
+        Q.CURRENT: sum(c.current for c in chans) / len(chans),
     }
     return totals.get(quantity)

@@ -24,6 +24,7 @@ from meterhub.storage.base import (
     StorageUnavailableError,
 )
 from meterhub.storage.rollup import RESOLUTIONS, auto_resolution
+from meterhub.storage.sqlite import DB_FILE, SqliteStorage
 
 __all__ = [
     "BACKENDS",
@@ -46,8 +47,6 @@ Opener = Callable[[StorageConfig, Path, str | None, bool, bool], Storage]
 def _open_sqlite(
     config: StorageConfig, data_dir: Path, timezone: str | None, spool: bool, read_only: bool
 ) -> Storage:
-    from meterhub.storage.sqlite import DB_FILE, SqliteStorage
-
     storage = SqliteStorage(config, data_dir / DB_FILE, timezone=timezone, read_only=read_only)
     storage.data_dir = data_dir
     return storage
@@ -56,6 +55,7 @@ def _open_sqlite(
 def _open_postgres(
     config: StorageConfig, data_dir: Path, timezone: str | None, spool: bool, read_only: bool
 ) -> Storage:
+    # lazy: psycopg and its pool load only on a gateway that stores in PostgreSQL
     from meterhub.storage.postgres import PostgresStorage
 
     if not config.dsn:

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from meterhub import errors
 from meterhub.model.readings import Reading, SeriesKey
+from meterhub.storage.rollup import RESOLUTIONS
 
 __all__ = [
     "HistoryColumns",
@@ -157,8 +158,6 @@ class Storage(abc.ABC):
     ) -> HistoryColumns:
         """:meth:`history` as columns (see :class:`HistoryColumns`); backends answer it without
         building a point object per value."""
-        from meterhub.storage.rollup import RESOLUTIONS
-
         width = 0.0 if resolution == "raw" else float(RESOLUTIONS.get(resolution, 0))
         return HistoryColumns.from_points(self.history(key, start, end, resolution), width)
 

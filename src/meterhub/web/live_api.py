@@ -192,7 +192,7 @@ def circuit_out(config: SiteConfig, live: LiveCache, circuit_id: str) -> Circuit
         tariff=c.tariff,
         voltage_reference=c.voltage_reference,
         spectrum=bool(kinds),
-        spectra=[k for k in ("current", "voltage") if k in kinds],
+        spectra=[k for k in (Q.CURRENT, Q.VOLTAGE) if k in kinds],
     )
 
 
@@ -463,8 +463,8 @@ SPECTRUM_BUSES = frozenset({BusKind.WAVEFORM})
 
 #: ``?quantity=`` → catalogue ids of its RMS spectrum and its spectrum in % of the fundamental
 SPECTRUM_IDS: dict[str, tuple[str, str]] = {
-    "voltage": (Q.HARMONICS_VOLTAGE, Q.HARMONICS_VOLTAGE_PERCENT),
-    "current": (Q.HARMONICS_CURRENT, Q.HARMONICS_CURRENT_PERCENT),
+    Q.VOLTAGE: (Q.HARMONICS_VOLTAGE, Q.HARMONICS_VOLTAGE_PERCENT),
+    Q.CURRENT: (Q.HARMONICS_CURRENT, Q.HARMONICS_CURRENT_PERCENT),
 }
 
 
@@ -523,7 +523,7 @@ def _no_source(config: SiteConfig, circuit_id: str, quantity: str, kinds: frozen
         what = f" ({d.profile} on bus {d.bus!r})" if d is not None else ""
         if kinds:
             (other,) = kinds  # both would include ``quantity``
-            source = "device" if quantity == "current" else "voltage source"
+            source = "device" if quantity == Q.CURRENT else "voltage source"
             return NotFoundError(
                 f"no {quantity} harmonic spectrum for circuit {circuit_id!r}: its {source} reports no "
                 f"{quantity} harmonics (device {circuit.device!r}{what}); its {other} spectrum is available"

@@ -24,6 +24,7 @@ from meterhub.drivers.io.config import AnalogOutPoint, RelayPoint, io_section
 from meterhub.drivers.io.errors import IOPointError
 from meterhub.drivers.io.processor import IODevice, output_target
 from meterhub.drivers.io.relay import OutputPort, OutputTarget, RelayChange, RelayOutput
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading
 from meterhub.profiles import ProfileError, get_profile
 
@@ -78,7 +79,7 @@ class OutputControl:
         except ProfileError as exc:
             raise IOPointError(f"point {point_id}: {exc}") from None
         unit = device.unit if device.unit is not None else profile.defaults.unit
-        quantity = "relay_output" if isinstance(p, RelayPoint) else "analog_output"
+        quantity = Q.RELAY_OUTPUT if isinstance(p, RelayPoint) else Q.ANALOG_OUTPUT
         try:
             target = output_target(profile, device.id, unit, quantity, p.channel)
         except KeyError as exc:
@@ -110,7 +111,7 @@ class OutputControl:
             (
                 pt.factor
                 for pt in profile.points()
-                if pt.quantity == "analog_output" and pt.channel == p.channel
+                if pt.quantity == Q.ANALOG_OUTPUT and pt.channel == p.channel
             ),
             None,
         )

@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from meterhub.drivers.io.config import Contact, DigitalFunction, DigitalPoint
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 
@@ -149,10 +150,10 @@ class DigitalInput:
 
     def hours_reading(self, ts: float) -> Reading:
         """``operating_hours`` [h]: the time in the active state, at ``ts`` [s]."""
-        return Reading(ts, self.point.id, "operating_hours", Phase.TOTAL, self.active_time / 3600.0)
+        return Reading(ts, self.point.id, Q.OPERATING_HOURS, Phase.TOTAL, self.active_time / 3600.0)
 
     def reading(self, ts: float) -> Reading | None:
         """``digital_input`` = 1 (active) / 0 at ``ts`` [s]; None before the first state."""
         if self.active is None:
             return None
-        return Reading(ts, self.point.id, "digital_input", Phase.TOTAL, float(self.active), Quality.GOOD)
+        return Reading(ts, self.point.id, Q.DIGITAL_INPUT, Phase.TOTAL, float(self.active), Quality.GOOD)

@@ -38,6 +38,7 @@ from meterhub.drivers.io.errors import (
     ProbeMissing,
     ProbePowerOnValue,
 )
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 
@@ -180,7 +181,7 @@ class OneWireSource(Source):
             if self._errors.pop(p.sensor, None) is not None:
                 log.info("1-wire probe %s (point %s) reads again", p.sensor, p.id)
             value = sample.temperature + p.offset
-            out.append(Reading(ts, p.id, "temperature", Phase.TOTAL, value, Quality.GOOD))
+            out.append(Reading(ts, p.id, Q.TEMPERATURE, Phase.TOTAL, value, Quality.GOOD))
         return out
 
     def _failed(self, p: TemperaturePoint, exc: OneWireError) -> None:

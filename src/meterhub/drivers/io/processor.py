@@ -48,6 +48,7 @@ from meterhub.drivers.io.errors import OutputWriteError
 from meterhub.drivers.io.pulse import PulseMeter
 from meterhub.drivers.io.relay import OutputPort, OutputTarget, RelayOutput, write_confirmed
 from meterhub.drivers.io.state import IOState, load_state, save_state, state_path
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading
 from meterhub.model.topology import Phase
 
@@ -142,7 +143,7 @@ class IODevice:
 
     def _process_point(self, p: IOPoint, ts: float, raw: Mapping[RawKey, float], out: IOResult) -> None:
         if isinstance(p, PulsePoint):
-            value = raw.get(("pulse_count", p.channel))
+            value = raw.get((Q.PULSE_COUNT, p.channel))
             if value is None:
                 return
             if not float(value).is_integer() or value < 0:
@@ -163,7 +164,7 @@ class IODevice:
             self._dirty = self._dirty or res.delta != 0
             out.readings.extend(meter.readings(ts))
         elif isinstance(p, DigitalPoint):
-            value = raw.get(("digital_input", p.channel))
+            value = raw.get((Q.DIGITAL_INPUT, p.channel))
             if value is None:
                 return
             di = self.inputs[p.id]
@@ -179,21 +180,21 @@ class IODevice:
                     out.readings.append(di.hours_reading(ts))
             self._dirty = self._dirty or di.active_time != before
         elif isinstance(p, RelayPoint):
-            value = raw.get(("relay_output", p.channel))
+            value = raw.get((Q.RELAY_OUTPUT, p.channel))
             if value is None:
                 return
             energised = bool(value) != p.inverted
-            out.readings.append(Reading(ts, p.id, "relay_output", Phase.TOTAL, float(energised)))
+            out.readings.append(Reading(ts, p.id, Q.RELAY_OUTPUT, Phase.TOTAL, float(energised)))
         elif isinstance(p, AnalogInPoint):
-            value = raw.get(("analog_input", p.channel))
+            value = raw.get((Q.ANALOG_INPUT, p.channel))
             if value is None:
                 return
-            out.readings.append(self._analog(p, ts, value, "analog_input"))
+            out.readings.append(self._analog(p, ts, value, Q.ANALOG_INPUT))
         elif isinstance(p, AnalogOutPoint):
-            value = raw.get(("analog_output", p.channel))
+            value = raw.get((Q.ANALOG_OUTPUT, p.channel))
             if value is None:
                 return
-            out.readings.append(self._analog(p, ts, value, "analog_output"))
+            out.readings.append(self._analog(p, ts, value, Q.ANALOG_OUTPUT))
 
     def _analog(self, p: AnalogInPoint | AnalogOutPoint, ts: float, signal: float, quantity: str) -> Reading:
         clamp = p.clamp if isinstance(p, AnalogInPoint) else True
@@ -243,7 +244,7 @@ class IODevice:
         if not 0 <= raw <= 0xFFFF:
             raise OutputWriteError(f"{target}: {signal:g} gives register value {raw}, outside 0…65535")
         held = await write_confirmed(port, target, [raw])
-        return self._analog(p, self.clock(), held[0] * factor, "analog_output")
+        return self._analog(p, self.clock(), held[0] * factor, Q.ANALOG_OUTPUT)
 
     # -- state ------------------------------------------------------------------------------------
     def save(self) -> None:

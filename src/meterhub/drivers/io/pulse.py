@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from meterhub.drivers.io.config import Contact, Medium, PulsePoint, PulseUnit
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 
@@ -44,17 +45,17 @@ __all__ = [
 
 #: Catalogue quantity of the meter index, per medium.
 INDEX_QUANTITY: dict[Medium, str] = {
-    Medium.ELECTRICITY: "energy_active_import",
-    Medium.GAS: "volume_gas",
-    Medium.WATER: "volume_water",
-    Medium.OIL: "volume_oil",
+    Medium.ELECTRICITY: Q.ENERGY_ACTIVE_IMPORT,
+    Medium.GAS: Q.VOLUME_GAS,
+    Medium.WATER: Q.VOLUME_WATER,
+    Medium.OIL: Q.VOLUME_OIL,
 }
 #: Catalogue quantity of the rate, per medium.
 RATE_QUANTITY: dict[Medium, str] = {
-    Medium.ELECTRICITY: "active_power",
-    Medium.GAS: "volume_flow",
-    Medium.WATER: "volume_flow",
-    Medium.OIL: "volume_flow",
+    Medium.ELECTRICITY: Q.ACTIVE_POWER,
+    Medium.GAS: Q.VOLUME_FLOW,
+    Medium.WATER: Q.VOLUME_FLOW,
+    Medium.OIL: Q.VOLUME_FLOW,
 }
 #: Pulse-weight unit → catalogue unit of the index (Wh for energy, m³ for volumes).
 UNIT_FACTOR: dict[PulseUnit, float] = {
@@ -287,7 +288,7 @@ class PulseMeter:
         """The point's readings at ``ts`` [s]: pulse count, index and (once known) rate."""
         medium = self.point.medium
         out = [
-            Reading(ts, self.point.id, "pulse_count", Phase.TOTAL, float(self.state.pulses), quality),
+            Reading(ts, self.point.id, Q.PULSE_COUNT, Phase.TOTAL, float(self.state.pulses), quality),
             Reading(ts, self.point.id, INDEX_QUANTITY[medium], Phase.TOTAL, self.index, quality),
         ]
         rate = self.rate(ts)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from meterhub.drivers.io.config import RelayMode, RelayPoint
 from meterhub.drivers.io.errors import OutputWriteError, ReadbackMismatch
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 
@@ -81,7 +82,7 @@ class RelayChange:
     energised: bool
 
     def reading(self) -> Reading:
-        return Reading(self.ts, self.point, "relay_output", Phase.TOTAL, float(self.energised), Quality.GOOD)
+        return Reading(self.ts, self.point, Q.RELAY_OUTPUT, Phase.TOTAL, float(self.energised), Quality.GOOD)
 
 
 class RelayOutput:

@@ -14,7 +14,8 @@ one device into readings keyed by *circuit*:
 * a device total (e.g. an SDM630's "total system power") is used only when the circuit uses every
   channel of the device.
 
-Energy registers per phase and total are emitted for every circuit that has them.
+Energy registers per phase and total are emitted for every circuit that has them; a meter that counts
+reactive energy by quadrant only also gets reactive import (QI + QII) and export (QIII + QIV).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, cast
 
 from meterhub.config.schema import Circuit
 from meterhub.model import quantities
-from meterhub.model.quantities import CATALOGUE, SUPPLY_QUANTITIES, Q, Reversal, Total
+from meterhub.model.quantities import CATALOGUE, REACTIVE_QUADRANTS, SUPPLY_QUANTITIES, Q, Reversal, Total
 from meterhub.model.readings import Reading, good_readings
 from meterhub.model.topology import Phase
 from meterhub.profiles.schema import Point, ProfileKind
@@ -204,6 +205,7 @@ def _total(q: str, vals: list[float]) -> float | None:
 _TOTAL_OF: dict[str, int] = {}
 _TOTAL = Phase.TOTAL
 _METER = ProfileKind.METER
+_Q1: str = Q.ENERGY_REACTIVE_Q1.value
 
 
 def circuit_readings(
@@ -281,6 +283,8 @@ def circuit_readings(
             if rev and (CATALOGUE[qs].reversal is not Reversal.NONE or "demand" in qs):
                 continue  # signed by the reversed CT: only the corrected phase values count
             out.setdefault((qs, sph), v)
+    if (_Q1, _TOTAL) in out or _Q1 in names:
+        _reactive_from_quadrants(out)
     ct, vt = ratios
     if ct != 1.0 or vt != 1.0:  # secondary values: primary = secondary × ratio
         out = {(q, ph): v * ratio_factor(q, ct, vt) for (q, ph), v in out.items()}
@@ -293,6 +297,16 @@ def circuit_readings(
             sup = {(q, ph): v * ratio_factor(q, 1.0, vt) for (q, ph), v in sup.items()}
         out.update(sup)
     return good_readings(ts, circuit.id, out.items())
+
+
+def _reactive_from_quadrants(out: dict[tuple[str, Phase | None], float]) -> None:
+    """Reactive import R+ = Q1 + Q2 and export R− = Q3 + Q4 (IEC 62053-23) of a meter that counts
+    quadrant registers only (SunSpec model 213), per phase and total, where it has no R+/R− of its
+    own [varh]."""
+    for reg, (a, b) in REACTIVE_QUADRANTS.items():
+        for ph in (*_PHASES, _TOTAL):
+            if (reg, ph) not in out and (a, ph) in out and (b, ph) in out:
+                out[(reg, ph)] = out[(a, ph)] + out[(b, ph)]
 
 
 def _supply_readings(

@@ -156,7 +156,7 @@ def declared_spectra(config: SiteConfig, circuit_id: str) -> frozenset[str]:
         return frozenset()
     out = set()
     if _declared(profile, Q.CURRENT):
-        out.add("current")
+        out.add(Q.CURRENT)
     if profile.kind is ProfileKind.METER:
         supply: Profile | None = profile
     else:
@@ -174,5 +174,5 @@ def declared_spectra(config: SiteConfig, circuit_id: str) -> frozenset[str]:
             ref = units[0] if len(units) == 1 else None
         supply = _profile_of(config, ref)
     if _declared(supply, Q.VOLTAGE):
-        out.add("voltage")
+        out.add(Q.VOLTAGE)
     return frozenset(out)

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from meterhub.config.schema import BusKind, Circuit, Device, SiteConfig
-from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext, register_source
+from meterhub.config.schema import Circuit, Device, SiteConfig
+from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader, encode_request
 from meterhub.metering.aggregation import aggregate
 from meterhub.metering.energy import ENERGY_IDS
@@ -46,7 +46,7 @@ from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
 from meterhub.metering.sync import cycles_per_window
-from meterhub.model.quantities import CATALOGUE, Kind
+from meterhub.model.quantities import CATALOGUE, Kind, Q
 from meterhub.model.readings import Quality, Reading, Spectrum
 from meterhub.model.topology import Phase, Wiring
 
@@ -67,11 +67,11 @@ VOLTAGE_INPUTS = 3
 _GROUP_PHASE = {"L1": Phase.L1, "L2": Phase.L2, "L3": Phase.L3, "N": Phase.N, "total": Phase.TOTAL}
 _PHASE_INDEX = {Phase.L1: 0, Phase.L2: 1, Phase.L3: 2}
 _SAME_STREAM = 0.5  # frames whose sample 0 lies further apart in time come from a new stream [s]
-_SKIP = {"voltage_max", "voltage_min", "voltage_line_max", "voltage_line_min", "current_max"}
+_SKIP = {Q.VOLTAGE_MAX, Q.VOLTAGE_MIN, Q.VOLTAGE_LINE_MAX, Q.VOLTAGE_LINE_MIN, Q.CURRENT_MAX}
 #: spectrum (RMS per order) → the same spectrum in % of the fundamental; both catalogue ids
-_PERCENT_OF = {
-    "harmonics_voltage": "harmonics_voltage_percent",
-    "harmonics_current": "harmonics_current_percent",
+_PERCENT_OF: dict[str, str] = {
+    Q.HARMONICS_VOLTAGE: Q.HARMONICS_VOLTAGE_PERCENT,
+    Q.HARMONICS_CURRENT: Q.HARMONICS_CURRENT_PERCENT,
 }
 if any(
     CATALOGUE.get(k) is None or CATALOGUE[k].kind is not Kind.SPECTRUM
@@ -422,7 +422,7 @@ def interval_values(batches: list[Batch], t_base: float) -> tuple[list[Reading],
             g: {k: np.concatenate([b.circuits[cid][g][k] for b in batches]) for k in d}
             for g, d in batches[-1].circuits[cid].items()
         }
-        q.setdefault("total", {})["frequency"] = freq
+        q.setdefault("total", {})[Q.FREQUENCY] = freq
         agg = aggregate(q, dur, starts)
         for group, vals in agg.items():
             phase = _GROUP_PHASE.get(group)
@@ -465,6 +465,3 @@ def _spectra(
 def waveform_sources(ctx: SourceContext) -> list[Source]:
     """Source factory for waveform buses: one source per enabled device."""
     return [WaveformSource(ctx, d) for d in ctx.devices if d.enabled]
-
-
-register_source(BusKind.WAVEFORM, waveform_sources)

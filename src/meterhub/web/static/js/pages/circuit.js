@@ -18,6 +18,10 @@ const ENERGY = [
   ["energy_reactive_q3", "varh"],
   ["energy_reactive_q4", "varh"],
   ["energy_apparent", "VAh"],
+  ["energy_active_net", "Wh"],
+  ["energy_active_absolute", "Wh"],
+  ["energy_reactive_net", "varh"],
+  ["energy_reactive_absolute", "varh"],
 ];
 const DEMAND = [
   ["demand_active_import", "W"],
@@ -25,8 +29,16 @@ const DEMAND = [
   ["max_demand_active_import", "W"],
   ["demand_active_export", "W"],
   ["max_demand_active_export", "W"],
+  ["demand_reactive_import", "var"],
+  ["demand_reactive_import_predicted", "var"],
+  ["max_demand_reactive_import", "var"],
+  ["demand_reactive_export", "var"],
+  ["max_demand_reactive_export", "var"],
   ["demand_apparent", "VA"],
+  ["demand_apparent_predicted", "VA"],
+  ["max_demand_apparent", "VA"],
 ];
+const DEMAND_UNIT = Object.fromEntries(DEMAND);
 const CHART_Q = { active_power: "W", current: "A", apparent_power: "VA" };
 
 export async function render(root, { args, live, app }) {
@@ -252,7 +264,7 @@ export async function render(root, { args, live, app }) {
         if (!mine.length) return;
         root.querySelector("#max-demand").innerHTML = `<h2>${esc(t("circuit.max_demand"))}</h2><table><tbody>${mine
           .flatMap(([k, rates]) =>
-            Object.entries(rates).filter(([, v]) => v.value !== null).map(([rate, v]) => `<tr><td>${esc(k.split("/")[1])} · ${esc(rate)}</td><td>${withUnit(v.value, "W")}</td><td class="muted">${esc(v.time ? time(v.time) : "")}</td></tr>`),
+            Object.entries(rates).filter(([, v]) => v.value !== null).map(([rate, v]) => `<tr><td>${esc(k.split("/")[1])} · ${esc(rate)}</td><td>${withUnit(v.value, DEMAND_UNIT[k.split("/")[1]] ?? "W")}</td><td class="muted">${esc(v.time ? time(v.time) : "")}</td></tr>`),
           )
           .join("")}</tbody></table>`;
       })
