@@ -196,3 +196,17 @@ def test_changing_the_site_co2_factor_keeps_the_old_one_in_the_history() -> None
     # an energy.co2.factor overrides the site's: changing the site's then changes no CO2, nothing recorded
     fixed = site("  co2: {factor: 0.3}")
     assert edit.patch_site(fixed, {"co2_factor": 0.1}, now=now).energy == fixed.energy
+
+
+def test_co2_history_errors_name_the_entry() -> None:
+    message = config_error(
+        """
+  co2:
+    factor_from: "2026-01-01"
+    history: [{from: null, factor: 0.5}, {from: "2026-03-01", factor: 0.4}]
+"""
+    )
+    assert message.startswith(
+        "site.yaml:15: energy.co2.factor_from: the present factor starts at 2026-01-01, "
+        "not after co2.history[1] (2026-03-01)"
+    )

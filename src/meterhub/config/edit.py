@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from meterhub.config.energy import (
+    Co2Period,
+    Co2Settings,
     HistoryError,
     TariffPeriod,
     TariffSettings,
@@ -283,17 +285,23 @@ def patch_site(cfg: SiteConfig, changes: Mapping[str, Any], *, now: float | None
 def _dated_co2(cfg: SiteConfig, old_factor: float, now: float) -> EnergyConfig:
     """The energy section of ``cfg`` with ``old_factor`` [kg/kWh] kept in ``energy.co2.history`` until
     ``now`` [s, UTC] (a second change within the same second corrects the first)."""
-    energy = cfg.energy.model_dump(mode="json", exclude_none=True) if cfg.energy is not None else {}
-    co2 = dict(energy.get("co2", {}))
+    energy = cfg.energy.model_copy(deep=True) if cfg.energy is not None else EnergyConfig()
+    settings = energy.co2
     stamp = datetime.fromtimestamp(int(now), ZoneInfo(cfg.site.timezone)).isoformat()
-    history = list(co2.get("history", []))
-    if stamp != co2.get("factor_from"):
-        history.append({"from": co2.get("factor_from"), "factor": old_factor})
-    energy["co2"] = {**co2, "factor_from": stamp, "history": history}
+    history = list(settings.history)
+    if stamp != settings.factor_from:
+        history.append(Co2Period(start=settings.factor_from, factor=old_factor))
     try:
-        return EnergyConfig.model_validate(energy)
+        energy.co2 = Co2Settings.model_validate(
+            {
+                **settings.model_dump(exclude={"history", "factor_from"}),
+                "history": history,
+                "factor_from": stamp,
+            }
+        )
     except ValidationError as exc:
         raise _invalid(exc) from None
+    return energy
 
 
 def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any], *, now: float) -> SiteConfig:

@@ -60,6 +60,10 @@ __all__ = [
 ]
 
 
+#: The name of the CO2 settings in the energy section (the site file's key), for error locations.
+_CO2_FIELD = next(name for name, f in EnergyConfig.model_fields.items() if f.annotation is Co2Settings)
+
+
 def energy_of(config: Any) -> EnergyConfig:
     """The energy section of a SiteConfig (defaults when absent; accepts a plain dict too)."""
     section = getattr(config, "energy", None)
@@ -104,4 +108,4 @@ def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
     try:
         co2_periods(energy.co2, cfg.site.co2_factor, cfg.site.timezone)
     except HistoryError as exc:
-        yield ("energy", "co2", *exc.loc), str(exc)
+        yield ("energy", _CO2_FIELD, *exc.loc), str(exc)
