@@ -9,6 +9,9 @@ from meterhub.config import edit
 from meterhub.config.schema import SiteConfig
 from meterhub.errors import ConfigurationError, ConflictError, NotFoundError
 
+#: 2026-12-06 12:00 UTC [s]
+NOW = 1796558400.0
+
 SITE = """
 site: {name: Edit site, timezone: Europe/Berlin}
 buses:
@@ -95,10 +98,12 @@ def test_site_options_are_validated_by_the_site_schema(cfg: SiteConfig) -> None:
 
 def test_tariffs_replace_the_section_and_are_validated(cfg: SiteConfig) -> None:
     assert cfg.energy is None
-    new = edit.replace_tariffs(cfg, {"rates": [{"id": "flat", "price": 0.3}], "standing_charge": 0.5})
+    new = edit.replace_tariffs(
+        cfg, {"rates": [{"id": "flat", "price": 0.3}], "standing_charge": 0.5}, now=NOW
+    )
     assert new.energy is not None and [r.price for r in new.energy.tariffs.rates] == [0.3]
     with pytest.raises(edit.InvalidEdit) as err:
-        edit.replace_tariffs(cfg, {"rates": [{"id": "flat", "price": -1}]})
+        edit.replace_tariffs(cfg, {"rates": [{"id": "flat", "price": -1}]}, now=NOW)
     assert err.value.issues[0].loc[:3] == ("rates", 0, "price")
 
 
@@ -107,3 +112,25 @@ def test_deep_merge_merges_mappings_and_replaces_the_rest() -> None:
         {"a": 1, "ct": {"kind": "x", "ratio": "1/1"}}, {"ct": {"ratio": "5/1"}, "a": None}
     )
     assert merged == {"a": None, "ct": {"kind": "x", "ratio": "5/1"}}
+
+
+def test_a_tariff_change_keeps_the_previous_tariff_in_the_history(cfg: SiteConfig) -> None:
+    first = edit.replace_tariffs(cfg, {"rates": [{"id": "flat", "price": 0.2}]}, now=NOW)
+    assert first.energy is not None
+    assert first.energy.tariffs.effective_from == "2026-12-06T13:00:00+01:00"  # now, in the site's zone
+    assert first.energy.tariff_history == []  # no tariff before: nothing to keep
+    body = {"rates": [{"id": "flat", "price": 0.3}], "effective_from": "2027-01-01"}
+    second = edit.replace_tariffs(first, body, now=NOW)
+    assert second.energy is not None and second.energy.tariffs.effective_from == "2027-01-01"
+    [past] = second.energy.tariff_history
+    assert (past.start, [r.price for r in past.tariffs.rates]) == ("2026-12-06T13:00:00+01:00", [0.2])
+    assert past.tariffs.effective_from is None
+    # the same start corrects the current tariff in place
+    fixed = edit.replace_tariffs(second, {**body, "rates": [{"id": "flat", "price": 0.31}]}, now=NOW)
+    assert fixed.energy is not None and len(fixed.energy.tariff_history) == 1
+    assert [r.price for r in fixed.energy.tariffs.rates] == [0.31]
+    # an earlier start would rewrite a period that is history now: refused, naming both starts
+    with pytest.raises(edit.InvalidEdit) as err:
+        edit.replace_tariffs(second, {**body, "effective_from": "2026-12-31"}, now=NOW)
+    assert err.value.issues[0].loc == ("effective_from",)
+    assert "2026-12-31 is before the current tariff's start 2027-01-01" in err.value.issues[0].message

@@ -107,6 +107,18 @@ def test_an_empty_tariff_body_is_refused_and_keeps_every_rate(
     assert r.status_code == 200 and r.json()["rates"] == []
 
 
+def test_an_empty_display_body_is_refused_and_keeps_the_settings(
+    client: TestClient, admin: dict[str, str]
+) -> None:
+    settings = {"mode": "rotate", "rotate_every": 20, "message": "Welcome"}
+    r = client.put("/api/v1/display", json=settings, headers=admin)
+    assert r.status_code == 200 and r.json()["message"] == "Welcome"
+    r = client.put("/api/v1/display", json={}, headers=admin)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "mode"]
+    kept = client.get("/api/v1/display").json()
+    assert (kept["mode"], kept["rotate_every"], kept["message"]) == ("rotate", 20, "Welcome")
+
+
 # -- one error shape ----------------------------------------------------------------------------------
 def test_domain_errors_are_answered_with_their_family_status_and_one_shape(
     client: TestClient, admin: dict[str, str]

@@ -165,6 +165,33 @@ def test_admin_changes_a_ct_ratio_and_sees_it_applied(browser: Browser, server: 
     ctx.close()
 
 
+def test_admin_changes_a_price_from_a_date_and_the_old_price_is_kept(
+    browser: Browser, server: LiveServer
+) -> None:
+    ctx, page, console = new_page(browser)
+    sign_in(page, server.url, "admin", ADMIN_PW)
+    old = {"rates": [{"id": "flat", "price": 0.25}], "effective_from": "2026-11-01"}
+    assert page.request.put(f"{server.url}/api/v1/config/tariffs", data=old, headers=csrf(ctx)).ok
+    page.goto(f"{server.url}/#/config/tariffs")
+    expect(page.locator("#t-since")).to_have_text("In force since: 2026-11-01")
+    page.locator(".r-id").first.fill("flat")
+    page.locator(".r-price").first.fill("0.3125")
+    page.fill("#t-seasons", "[]")
+    page.fill("#t-from", "2026-12-01")
+    page.click("#tariff-form button[type=submit]")
+    expect(page.locator("#t-msg")).to_have_text("Saved and applied.")
+    periods = page.request.get(f"{server.url}/api/v1/config/tariffs/history").json()
+    # the tariff before is kept for the energy used until 2026-12-01
+    assert [(p["from"], p["until"], p["tariffs"]["rates"][0]["price"]) for p in periods[-2:]] == [
+        ("2026-11-01", "2026-12-01", 0.25),
+        ("2026-12-01", None, 0.3125),
+    ]
+    page.reload()
+    expect(page.locator("#t-since")).to_have_text("In force since: 2026-12-01")
+    assert console.errors == []
+    ctx.close()
+
+
 def test_reader_cannot_reach_configuration_in_the_ui_or_the_api(browser: Browser, server: LiveServer) -> None:
     ctx, page, console = new_page(browser)
     sign_in(page, server.url, "rita", READER_PW)
@@ -234,7 +261,7 @@ def test_public_lobby_display_with_timed_message(browser: Browser, server: LiveS
         ctx.close()
     finally:
         admin.request.patch(f"{server.url}/api/v1/site", data={"public_live": False}, headers=h)
-        admin.request.put(f"{server.url}/api/v1/display", data={"message": ""}, headers=h)
+        admin.request.put(f"{server.url}/api/v1/display", data={"mode": "realtime"}, headers=h)
         actx.close()
 
 

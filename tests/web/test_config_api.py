@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
+
 from fastapi.testclient import TestClient
 
 from meterhub.config.loader import parse_config
@@ -60,6 +63,13 @@ def test_admin_changes_ct_ratio_and_it_is_applied_and_written_back(
     assert len(kept) == 3 and SITE_YAML in kept
     assert any("chiller" in k and "1000/5" not in k for k in kept)
     assert client.get("/api/v1/circuits/chiller").json()["ct_ratio"] == "1000/5"
+    # the change is recorded with its time: the ratio before it applied since installation
+    ct = written.circuit("chiller").ct
+    assert (
+        ct.ratio_from is not None
+        and abs(datetime.fromisoformat(ct.ratio_from).timestamp() - time.time()) < 60
+    )
+    assert [(h.start, str(h.ratio)) for h in ct.ratio_history] == [(None, "800/5")]
 
 
 def test_a_ct_ratio_the_device_applies_itself_is_refused_with_the_reason(
@@ -155,6 +165,43 @@ def test_tariffs_round_trip_and_are_validated(client: TestClient, admin: dict[st
     assert [x["price"] for x in got["rates"]] == [0.34, 0.22]
     bad = {"rates": [{"id": "a", "price": 0.3}, {"id": "b", "price": 0.2}]}  # two rates, no schedule
     assert client.put("/api/v1/config/tariffs", json=bad, headers=admin).status_code == 422
+
+
+def test_a_tariff_change_with_effective_from_round_trips_and_keeps_the_old_tariff(
+    client: TestClient, gateway: Gateway, admin: dict[str, str]
+) -> None:
+    old = {"rates": [{"id": "flat", "price": 0.20}], "effective_from": "2026-01-01"}
+    assert client.put("/api/v1/config/tariffs", json=old, headers=admin).status_code == 200
+    new = {"rates": [{"id": "flat", "price": 0.30}], "effective_from": "2026-06-02T12:00:00+02:00"}
+    r = client.put("/api/v1/config/tariffs", json=new, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json()["effective_from"] == "2026-06-02T12:00:00+02:00"
+    got = client.get("/api/v1/config/tariffs").json()
+    assert ([x["price"] for x in got["rates"]], got["effective_from"]) == (
+        [0.30],
+        "2026-06-02T12:00:00+02:00",
+    )
+    periods = client.get("/api/v1/config/tariffs/history", headers=admin).json()
+    assert [(p["from"], p["until"], p["tariffs"]["rates"][0]["price"]) for p in periods] == [
+        ("2026-01-01", "2026-06-02T12:00:00+02:00", 0.20),
+        ("2026-06-02T12:00:00+02:00", None, 0.30),
+    ]
+    assert gateway.config_path is not None
+    on_disk = parse_config(gateway.config_path.read_text(encoding="utf-8"))
+    assert on_disk.energy is not None
+    assert [(p.start, p.tariffs.rates[0].price) for p in on_disk.energy.tariff_history] == [
+        ("2026-01-01", 0.20)
+    ]
+    # a start before the current tariff's would rewrite history: 422 naming the field, nothing changed
+    r = client.put("/api/v1/config/tariffs", json={**new, "effective_from": "2026-05-01"}, headers=admin)
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][-1] == "effective_from"
+    assert "before the current tariff's start 2026-06-02T12:00:00+02:00" in r.json()["detail"][0]["msg"]
+    r = client.put(
+        "/api/v1/config/tariffs", json={**new, "effective_from": "2026-06-03T00:00"}, headers=admin
+    )
+    assert r.status_code == 422 and "no UTC offset" in r.text
+    assert len(client.get("/api/v1/config/tariffs/history", headers=admin).json()) == 2
 
 
 def test_interface_options_and_errors(client: TestClient, gateway: Gateway, admin: dict[str, str]) -> None:

@@ -16,11 +16,23 @@ a bus's power budget …) are checked when the caller applies the new configurat
 
 from __future__ import annotations
 
+import time
 from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from meterhub.config.energy import (
+    Co2Period,
+    Co2Settings,
+    HistoryError,
+    TariffPeriod,
+    TariffSettings,
+    effective_time,
+    tariff_periods,
+)
 from meterhub.config.loader import ConfigIssue, Loc
 from meterhub.config.schema import Circuit, Device, EnergyConfig, SiteConfig, SiteInfo
 from meterhub.errors import ConfigurationError, ConflictError, NotFoundError
@@ -138,8 +150,14 @@ def _ct(changes: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # -- circuits -----------------------------------------------------------------------------------------
-def patch_circuit(cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any]) -> SiteConfig:
+def patch_circuit(
+    cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any], *, now: float | None = None
+) -> SiteConfig:
     """Change fields of a circuit; omitted fields stay, ``None`` clears an optional one.
+
+    A changed CT ratio is effective-dated: the ratio in force until ``now`` [s, UTC; default: the clock]
+    moves into ``ct.ratio_history`` with its start and ``ct.ratio_from`` becomes ``now``, in the site's time
+    zone — readings already stored are never rescaled.
 
     A changed ``wiring`` without ``channels`` takes as many consecutive channels from the circuit's first
     one as the wiring has phases (:data:`~meterhub.model.topology.PHASES_OF_WIRING`: 3P4W → 3) and drops
@@ -158,7 +176,18 @@ def patch_circuit(cfg: SiteConfig, circuit_id: str, changes: Mapping[str, Any]) 
         first = current["channels"][0]
         edit["channels"] = [first + k for k in range(n)]
         edit.setdefault("phases", None)
-    return _with_circuit(cfg, i, deep_merge(current, edit))
+    merged = deep_merge(current, edit)
+    new = _with_circuit(cfg, i, merged)
+    old_ct, new_ct = cfg.circuits[i].ct, new.circuits[i].ct
+    if new_ct.ratio.value != old_ct.ratio.value and new_ct.ratio_history == old_ct.ratio_history:
+        when = time.time() if now is None else now
+        stamp = datetime.fromtimestamp(int(when), ZoneInfo(cfg.site.timezone)).isoformat()
+        history = list(current["ct"].get("ratio_history", []))
+        if stamp != old_ct.ratio_from:  # a second change within the same second corrects the first
+            history.append({"from": old_ct.ratio_from, "ratio": str(old_ct.ratio)})
+        merged["ct"] = {**merged["ct"], "ratio_from": stamp, "ratio_history": history}
+        new = _with_circuit(cfg, i, merged)
+    return new
 
 
 def add_circuit(cfg: SiteConfig, item: Mapping[str, Any]) -> SiteConfig:
@@ -221,12 +250,16 @@ def remove_device(cfg: SiteConfig, device_id: str) -> SiteConfig:
 
 
 # -- site options and tariffs -------------------------------------------------------------------------
-def patch_site(cfg: SiteConfig, changes: Mapping[str, Any]) -> SiteConfig:
+def patch_site(cfg: SiteConfig, changes: Mapping[str, Any], *, now: float | None = None) -> SiteConfig:
     """Change the site's interface options.
 
     ``name``, ``timezone``, ``language``, ``currency`` and ``co2_factor`` [kg/kWh] of the ``site:``
     section (``None`` leaves one as it is), ``title`` of the ``web:`` section (empty or ``None`` clears
     it: the header shows the site name) and ``public_live`` (``None`` leaves it).
+
+    A new ``co2_factor`` that is the one in force (no ``energy.co2.factor`` overrides it) is
+    effective-dated: the factor until ``now`` [s, UTC; default: the clock] moves into
+    ``energy.co2.history``, so the CO2 of energy used before keeps the factor of its time.
     """
     unknown = set(changes) - {*SITE_OPTIONS, "title", "public_live"}
     if unknown:
@@ -242,18 +275,54 @@ def patch_site(cfg: SiteConfig, changes: Mapping[str, Any]) -> SiteConfig:
         new.web.title = changes["title"] or None
     if changes.get("public_live") is not None:
         new.web.public_live = bool(changes["public_live"])
+    co2 = cfg.energy.co2 if cfg.energy is not None else None
+    if new.site.co2_factor != cfg.site.co2_factor and (co2 is None or co2.factor is None):
+        when = time.time() if now is None else now
+        new.energy = _dated_co2(new, cfg.site.co2_factor, when)
     return new
 
 
-def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any]) -> SiteConfig:
-    """A copy of ``cfg`` whose ``energy.tariffs`` are ``tariffs`` (an energy section is added when absent).
+def _dated_co2(cfg: SiteConfig, old_factor: float, now: float) -> EnergyConfig:
+    """The energy section of ``cfg`` with ``old_factor`` [kg/kWh] kept in ``energy.co2.history`` until
+    ``now`` [s, UTC] (a second change within the same second corrects the first)."""
+    energy = cfg.energy.model_copy(deep=True) if cfg.energy is not None else EnergyConfig()
+    settings = energy.co2
+    stamp = datetime.fromtimestamp(int(now), ZoneInfo(cfg.site.timezone)).isoformat()
+    history = list(settings.history)
+    if stamp != settings.factor_from:
+        history.append(Co2Period(start=settings.factor_from, factor=old_factor))
+    try:
+        energy.co2 = Co2Settings.model_validate(
+            {
+                **settings.model_dump(exclude={"history", "factor_from"}),
+                "history": history,
+                "factor_from": stamp,
+            }
+        )
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    return energy
+
+
+def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any], *, now: float) -> SiteConfig:
+    """A copy of ``cfg`` whose ``energy.tariffs`` are ``tariffs`` from ``tariffs["effective_from"]`` on
+    (default: ``now`` [s, UTC], written in the site's time zone); an energy section is added when absent.
+
+    Tariffs are effective-dated, so history keeps what applied when the energy was used: the tariff in
+    force until then moves into ``energy.tariff_history`` with its start, and reports price earlier
+    energy with it. An ``effective_from`` equal to the current tariff's corrects the current tariff in
+    place (no history entry); an earlier one is refused — earlier periods are edited in the site file.
 
     ``tariffs`` is the whole new ``energy.tariffs`` section as data; the schema of the energy section
     validates it, and what it refuses is an :class:`InvalidEdit` located inside the tariffs
     (``("rates", 0, "price")``).
     """
     energy = cfg.energy.model_dump() if cfg.energy is not None else {}
-    energy["tariffs"] = dict(tariffs)
+    body = dict(tariffs)
+    if body.get("effective_from") is None:
+        body["effective_from"] = datetime.fromtimestamp(int(now), ZoneInfo(cfg.site.timezone)).isoformat()
+    previous = cfg.energy.tariffs if cfg.energy is not None else None
+    energy["tariffs"] = body
     try:
         validated = EnergyConfig.model_validate(energy)
     except ValidationError as exc:
@@ -263,9 +332,37 @@ def replace_tariffs(cfg: SiteConfig, tariffs: Mapping[str, Any]) -> SiteConfig:
                 for e in exc.errors(include_url=False)
             ]
         ) from None
+    start = validated.tariffs.effective_from
+    if previous is not None and start != previous.effective_from and _priced(previous):
+        if previous.effective_from is not None and effective_time(start or "", cfg.site.timezone) < (
+            effective_time(previous.effective_from, cfg.site.timezone)
+        ):
+            raise InvalidEdit(
+                [
+                    _issue(
+                        ("effective_from",),
+                        f"{start} is before the current tariff's start {previous.effective_from}; "
+                        "earlier tariff periods are edited in the site file (energy.tariff_history)",
+                    )
+                ]
+            )
+        past = TariffPeriod(
+            start=previous.effective_from, tariffs=previous.model_copy(update={"effective_from": None})
+        )
+        validated.tariff_history = [*validated.tariff_history, past]
+    try:
+        tariff_periods(validated.tariff_history, validated.tariffs, cfg.site.timezone)
+    except HistoryError as exc:
+        raise InvalidEdit([_issue(_inside_tariffs(exc.loc), str(exc))]) from None
     new = cfg.model_copy(deep=True)
     new.energy = validated
     return new
+
+
+def _priced(tariffs: TariffSettings) -> bool:
+    """True unless ``tariffs`` are the defaults (no rates, no charges): nothing to keep in the history."""
+    blank = TariffSettings(effective_from=tariffs.effective_from)
+    return tariffs != blank
 
 
 def _inside_tariffs(loc: Loc) -> Loc:

@@ -15,6 +15,9 @@ Example::
             weekday: [{from: "00:00", rate: offpeak}, {from: "07:00", rate: peak}, {from: "20:00", rate: offpeak}]
             weekend: [{from: "00:00", rate: offpeak}]
         holidays: ["12-25", "12-26", "2026-04-06"]   # MM-DD every year, or one date
+        effective_from: "2026-07-01"   # when this tariff took effect (a date: local midnight)
+      tariff_history:                  # the tariffs before it, oldest first (kept by PUT /config/tariffs)
+        - {from: null, tariffs: {rates: [{id: flat, price: 0.28}]}}   # null: since ever
       co2: {factor: 0.38}              # kg/kWh, or {file: co2.csv} with timestamp,factor rows
       billing: {day: 28, hour: 23}
       virtual:
@@ -29,6 +32,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from meterhub.config.effective import HistoryError, Start, effective_text, effective_time, ordered_starts
 from meterhub.config.types import NoBool, StrictModel
 from meterhub.errors import ConfigurationError
 from meterhub.model.quantities import CATALOGUE, Kind, Q
@@ -36,19 +40,25 @@ from meterhub.model.quantities import CATALOGUE, Kind, Q
 __all__ = [
     "Band",
     "BillingSettings",
+    "Co2Period",
     "Co2Settings",
     "DemandSettings",
     "EnergyConfig",
     "FormulaError",
+    "HistoryError",
     "MeterChangeSpec",
     "ProfileSpec",
     "Rate",
     "RegisterSpec",
     "Season",
+    "TariffPeriod",
     "TariffSettings",
     "TariffSwitch",
     "VirtualCircuit",
+    "co2_periods",
+    "effective_time",
     "parse_formula",
+    "tariff_periods",
 ]
 
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -209,6 +219,16 @@ class TariffSettings(StrictModel):
         default_factory=list, description="public holidays: YYYY-MM-DD, or MM-DD for every year"
     )
     switch: TariffSwitch | None = None
+    effective_from: str | None = Field(
+        default=None,
+        description="when this tariff took effect: a date (local midnight) or a date-time with a UTC offset; "
+        "none: since ever. Earlier tariffs are in energy.tariff_history.",
+    )
+
+    @field_validator("effective_from", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return effective_text(v)
 
     @field_validator("holidays", mode="before")
     @classmethod
@@ -254,11 +274,105 @@ class TariffSettings(StrictModel):
         return self
 
 
+class TariffPeriod(StrictModel):
+    """An earlier tariff (``energy.tariff_history``): ``tariffs`` applied from ``from`` until the next entry's
+    ``from`` (the last entry: until the current tariff's ``effective_from``). ``from: null`` (only the
+    oldest entry) means since ever; energy older than the oldest start is priced with the oldest tariff."""
+
+    start: str | None = Field(default=None, alias="from", description="date or date-time with a UTC offset")
+    tariffs: TariffSettings
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return effective_text(v)
+
+    @model_validator(mode="after")
+    def _own_start(self) -> TariffPeriod:
+        if self.tariffs.effective_from is not None:
+            raise ValueError(
+                "give the start of a past tariff as the entry's 'from', not tariffs.effective_from"
+            )
+        return self
+
+
+def _starts(history: list[TariffPeriod], current: TariffSettings) -> list[Start]:
+    """(location, name, start) of each tariff period, oldest first, the current one last."""
+    out: list[Start] = [
+        (("tariff_history", i, "from"), f"tariff_history[{i}]", p.start) for i, p in enumerate(history)
+    ]
+    out.append((("tariffs", "effective_from"), "the current tariff", current.effective_from))
+    return out
+
+
+def tariff_periods(
+    history: list[TariffPeriod], current: TariffSettings, tz: str | None
+) -> list[tuple[float | None, TariffSettings]]:
+    """The tariff periods, oldest first: (start [s, UTC] or None for since ever, tariffs); ``tz`` (IANA
+    name) places dates at local midnight, None checks only that every period but the oldest has a start.
+
+    Raises :class:`HistoryError` naming the entry when a start is missing or the starts are not
+    strictly increasing.
+    """
+    starts = ordered_starts(_starts(history, current), tz, "tariffs.effective_from", "tariff_history")
+    return list(zip(starts, [p.tariffs for p in history] + [current], strict=True))
+
+
+class Co2Period(StrictModel):
+    """An earlier constant CO2 factor (``energy.co2.history``): in force from ``from`` (null: since ever,
+    only the oldest entry) until the next entry's start, the last one until ``energy.co2.factor_from``."""
+
+    start: str | None = Field(default=None, alias="from", description="date or date-time with a UTC offset")
+    factor: float = Field(ge=0, le=5, description="[kg/kWh]")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return effective_text(v)
+
+
 class Co2Settings(StrictModel):
-    """CO2 factor of grid energy: a constant or a time series file (``timestamp,factor`` rows)."""
+    """CO2 factor of grid energy: a constant or a time series file (``timestamp,factor`` rows).
+
+    The constant is effective-dated like the tariffs: ``factor_from`` says when the present one
+    (``factor``, else ``site.co2_factor``) took effect, ``history`` lists the earlier ones, so a new
+    factor never changes the CO2 of energy used before it. Where the file has values, they apply."""
 
     factor: float | None = Field(default=None, ge=0, le=5, description="[kg/kWh]; default: site.co2_factor")
     file: str | None = Field(default=None, description="CSV with ISO timestamp,factor [kg/kWh] rows")
+    factor_from: str | None = Field(
+        default=None, description="when the present constant factor took effect; none: since ever"
+    )
+    history: list[Co2Period] = Field(default_factory=list, max_length=1000, description="earlier factors")
+
+    @field_validator("factor_from", mode="before")
+    @classmethod
+    def _from(cls, v: Any) -> Any:
+        return effective_text(v)
+
+    @model_validator(mode="after")
+    def _starts_given(self) -> Co2Settings:
+        try:
+            co2_periods(self, 0.0, None)
+        except HistoryError as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+def co2_periods(co2: Co2Settings, site_factor: float, tz: str | None) -> list[tuple[float | None, float]]:
+    """The constant CO2 factors, oldest first: (start [s, UTC] or None for since ever, factor [kg/kWh]);
+    the present one is ``co2.factor``, else ``site_factor``. ``tz`` as for :func:`tariff_periods`."""
+    entries: list[Start] = [
+        (("history", i, "from"), f"co2.history[{i}]", p.start) for i, p in enumerate(co2.history)
+    ]
+    entries.append((("factor_from",), "the present factor", co2.factor_from))
+    starts = ordered_starts(entries, tz, "co2.factor_from", "co2.history")
+    present = co2.factor if co2.factor is not None else site_factor
+    return list(zip(starts, [p.factor for p in co2.history] + [present], strict=True))
 
 
 class BillingSettings(StrictModel):
@@ -333,6 +447,9 @@ class EnergyConfig(StrictModel):
 
     demand: DemandSettings = Field(default_factory=DemandSettings)
     tariffs: TariffSettings = Field(default_factory=TariffSettings)
+    tariff_history: list[TariffPeriod] = Field(
+        default_factory=list, max_length=1000, description="earlier tariffs, oldest first"
+    )
     co2: Co2Settings = Field(default_factory=Co2Settings)
     billing: BillingSettings = Field(default_factory=BillingSettings)
     profiles: list[ProfileSpec] = Field(default_factory=list)
@@ -346,3 +463,12 @@ class EnergyConfig(StrictModel):
     capacity_minimum: float = Field(
         default=0.0, ge=0, le=1e10, description="floor of each monthly peak in the capacity-tariff mean [W]"
     )
+
+    @model_validator(mode="after")
+    def _tariff_starts(self) -> EnergyConfig:
+        # the order of the starts needs the site's time zone: checked with the site (check_energy_references)
+        try:
+            tariff_periods(self.tariff_history, self.tariffs, None)
+        except HistoryError as exc:
+            raise ValueError(str(exc)) from None
+        return self

@@ -13,18 +13,24 @@ from typing import Any
 from meterhub.config.energy import (
     Band,
     BillingSettings,
+    Co2Period,
     Co2Settings,
     DemandSettings,
     EnergyConfig,
+    HistoryError,
     MeterChangeSpec,
     ProfileSpec,
     Rate,
     RegisterSpec,
     Season,
+    TariffPeriod,
     TariffSettings,
     TariffSwitch,
     VirtualCircuit,
+    co2_periods,
+    effective_time,
     parse_formula,
+    tariff_periods,
 )
 from meterhub.config.loader import Loc
 from meterhub.config.schema import SiteConfig
@@ -32,20 +38,30 @@ from meterhub.config.schema import SiteConfig
 __all__ = [
     "Band",
     "BillingSettings",
+    "Co2Period",
     "Co2Settings",
     "DemandSettings",
     "EnergyConfig",
+    "HistoryError",
     "MeterChangeSpec",
     "ProfileSpec",
     "Rate",
     "RegisterSpec",
     "Season",
+    "TariffPeriod",
     "TariffSettings",
     "TariffSwitch",
     "VirtualCircuit",
     "check_energy_references",
+    "co2_periods",
+    "effective_time",
     "energy_of",
+    "tariff_periods",
 ]
+
+
+#: The name of the CO2 settings in the energy section (the site file's key), for error locations.
+_CO2_FIELD = next(name for name, f in EnergyConfig.model_fields.items() if f.annotation is Co2Settings)
 
 
 def energy_of(config: Any) -> EnergyConfig:
@@ -60,7 +76,8 @@ def energy_of(config: Any) -> EnergyConfig:
 
 def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
     """Cross-reference check of the energy section against the site's circuits: virtual-circuit formulas,
-    load profiles, meter changes and register rollovers must name circuits that exist."""
+    load profiles, meter changes and register rollovers must name circuits that exist; tariff periods
+    and CO2 factors must start one after the other in the site's time zone."""
     energy = cfg.energy
     if energy is None:
         return
@@ -84,3 +101,11 @@ def check_energy_references(cfg: SiteConfig) -> Iterable[tuple[Loc, str]]:
     for section, i, circuit in changes:
         if circuit not in circuits:
             yield ("energy", section, i, "circuit"), f"unknown circuit {circuit!r}" + hint
+    try:
+        tariff_periods(energy.tariff_history, energy.tariffs, cfg.site.timezone)
+    except HistoryError as exc:
+        yield ("energy", *exc.loc), str(exc)
+    try:
+        co2_periods(energy.co2, cfg.site.co2_factor, cfg.site.timezone)
+    except HistoryError as exc:
+        yield ("energy", _CO2_FIELD, *exc.loc), str(exc)

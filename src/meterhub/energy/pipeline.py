@@ -36,7 +36,7 @@ import numpy as np
 
 from meterhub.config.schema import SiteConfig
 from meterhub.energy.billing import BillingBook, BillingReason, BillingSnapshot
-from meterhub.energy.config import EnergyConfig, energy_of
+from meterhub.energy.config import EnergyConfig, HistoryError, energy_of
 from meterhub.energy.data_status import DataStatus, device_data
 from meterhub.energy.demand import AverageMeter, DemandMeter, DemandValue, MaxDemand
 from meterhub.energy.plausibility import (
@@ -50,9 +50,10 @@ from meterhub.energy.plausibility import (
     invalid,
     rating_of,
 )
+from meterhub.energy.ratio_changes import announce_ratio_changes
 from meterhub.energy.registers import GuardEvent, GuardResult, MeterChange, RegisterGuard, RegisterStatus
 from meterhub.energy.state_file import Json, numbers, read_json, write_json
-from meterhub.energy.tariffs import Co2Factor, TariffSchedule
+from meterhub.energy.tariffs import Co2Factor, TariffTimeline
 from meterhub.energy.timeutil import parse_time, utc_iso
 from meterhub.energy.virtual import FormulaError, expand
 from meterhub.energy.virtual_demand import virtual_window
@@ -147,6 +148,7 @@ class EnergyPipeline:
             numbers(state.get("raw_ts")),
             numbers(state.get("raw_rate")),
         )
+        announce_ratio_changes(self.guard, None, config)  # ratio changes after the persisted readings
         serials = state.get("serials")
         if isinstance(serials, dict):
             self._serials = {str(k): str(v) for k, v in serials.items()}
@@ -154,14 +156,19 @@ class EnergyPipeline:
 
     # -- configuration ------------------------------------------------------------------------
     def _apply_config(self, config: SiteConfig) -> None:
+        previous: SiteConfig | None = getattr(self, "config", None)
         self.config = config
         self.energy: EnergyConfig = energy_of(config)
         tz = config.site.timezone
         self.tz = tz
-        self.schedule = TariffSchedule(self.energy.tariffs, tz)
+        try:  # the tariff in force at each instant: a tariff change never re-prices earlier energy
+            self.schedule = TariffTimeline.of(self.energy, tz)
+        except HistoryError as exc:  # the site checks refuse this before; never stop acquisition for it
+            log.error("energy.%s: %s; pricing with the current tariff only", ".".join(map(str, exc.loc)), exc)
+            self.schedule = TariffTimeline([(None, self.energy.tariffs)], tz)
         try:
             data_dir = getattr(self.storage, "data_dir", None)
-            self.co2 = Co2Factor.from_settings(self.energy.co2, config.site.co2_factor, [data_dir])
+            self.co2 = Co2Factor.from_settings(self.energy.co2, config.site.co2_factor, [data_dir], tz)
         except (OSError, ValueError) as exc:
             log.error("energy.co2: %s; using the constant factor", exc)
             self.co2 = Co2Factor(self.energy.co2.factor or config.site.co2_factor)
@@ -209,6 +216,7 @@ class EnergyPipeline:
         )
         if old is not None:
             self.guard.adopt(old)  # keep the registers across a reconfiguration
+            announce_ratio_changes(self.guard, previous, config)  # a CT ratio change rescales no register
         d = self.energy.demand
         subs = d.subintervals if d.method == "sliding" else 1
         for meter in self.demand.values():
@@ -442,7 +450,7 @@ class EnergyPipeline:
         for w in closed:
             quality = Quality.ESTIMATED if w.estimated else Quality.GOOD
             start = w.end - meter.sub_len
-            price = float(self.schedule.prices[w.rate]) if self.schedule.n_rates else 0.0
+            price = float(self.schedule.prices(np.array([start]), np.array([w.rate]))[0][0])
             out.append(Reading(w.end, circuit, Q.COST, Phase.TOTAL, w.energy / 1000.0 * price, quality))
             factor = float(self.co2.at(np.array([start]))[0])
             out.append(Reading(w.end, circuit, Q.CO2, Phase.TOTAL, w.energy / 1000.0 * factor, quality))

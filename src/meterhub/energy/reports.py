@@ -9,7 +9,9 @@ The report of a circuit (metered or virtual) or a zone over local days ``from`` 
    subinterval when shorter) — exact when the meter was read on the edge, an even spread of the
    counter's increase across an outage otherwise (flagged ``estimated``);
 3. slots are summed into report intervals (local days of 23/25 h on DST changes), split by the
-   tariff rate in force at each slot's start, priced, multiplied by the CO2 factor; demand by the
+   tariff rate in force at each slot's start, priced with the tariff in force then (tariffs are
+   effective-dated, :class:`~meterhub.energy.tariffs.TariffTimeline`: a later tariff change never
+   re-prices them), multiplied by the CO2 factor; demand by the
    configured method (block or sliding windows, or the thermal response) is formed from slots and
    its maximum taken per interval and per rate, with the time it occurred.
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -30,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from meterhub.energy.config import EnergyConfig, energy_of
+from meterhub.energy.config import EnergyConfig, HistoryError, energy_of
 from meterhub.energy.registers import MeterChange, continuous
-from meterhub.energy.tariffs import Co2Factor, TariffSchedule, split_by_rate
+from meterhub.energy.tariffs import Co2Factor, SwitchInput, TariffSchedule, TariffTimeline, split_by_rate
 from meterhub.energy.timeutil import Interval, interval_edges, local_iso, parse_time
 from meterhub.energy.virtual import FormulaError, expand, zone_members
 from meterhub.model.quantities import Q
@@ -242,20 +244,21 @@ def build_intervals(
     imp: Slots,
     exp: Slots,
     *,
-    schedule: TariffSchedule,
+    schedule: TariffSchedule | TariffTimeline,
     co2: Co2Factor,
     energy: EnergyConfig,
     tz: str,
     interval: Interval,
-    switch: tuple[np.ndarray, np.ndarray] | None = None,
+    switch: SwitchInput | Mapping[str, SwitchInput] | None = None,
     fixed_charges: bool = True,
 ) -> list[dict[str, Any]]:
     """The report rows — pure. ``imp``/``exp`` slots may start before ``report_edges[0]`` (demand
     look-back); slots must tile the report edges.
 
-    ``cost`` is the energy at each rate's price (less export at the export price); with
-    ``fixed_charges`` (the supply point: a grid circuit) it also carries the standing charge, shared
-    over each local day, and on ``month`` rows the demand charge on the month's maximum demand.
+    ``cost`` is the energy at each rate's price (less export at the export price) of the tariff in force
+    at each slot's start; with ``fixed_charges`` (the supply point: a grid circuit) it also carries the
+    standing charge, shared over each local day, and on ``month`` rows the demand charge on the month's
+    maximum demand — both from the tariffs in force, pro rata over the part of the interval each was.
     Per-rate keys follow when more than one rate exists: ``energy_active_import_<rate>``,
     ``max_demand_<rate>``, ``max_demand_time_<rate>``.
     """
@@ -265,8 +268,9 @@ def build_intervals(
     group = np.searchsorted(report_edges, starts, side="right") - 1
     inside = (group >= 0) & (group < n_int) & (starts < report_edges[-1])
     g = np.where(inside, group, 0)
-    rate = schedule.rate_index(starts, switch)
-    n_rates = max(schedule.n_rates, 1)
+    timeline = schedule if isinstance(schedule, TariffTimeline) else TariffTimeline.single(schedule)
+    rate = timeline.rate_index(starts, switch)
+    n_rates = max(timeline.n_rates, 1)
     e_imp = np.where(np.isfinite(imp.energy), imp.energy, 0.0)
     e_exp = np.where(np.isfinite(exp.energy), exp.energy, 0.0)
     w = inside.astype(np.float64)
@@ -283,16 +287,17 @@ def build_intervals(
     factor = co2.at(starts)
     co2_kg = np.zeros(n_int)
     np.add.at(co2_kg, g[inside], (e_imp * factor / 1000.0)[inside])
-    cost = schedule.energy_cost(imp_rate, exp_rate)
+    cost = np.zeros(n_int)
+    np.add.at(cost, g[inside], timeline.energy_cost(starts, rate, e_imp, e_exp)[inside])
     mds, mds_t = _max_demand(imp, report_edges, energy, rate, n_rates)
     md = mds[0]
     if fixed_charges:
-        cost = cost + schedule.standing_charge(report_edges)
-        if interval is Interval.MONTH and energy.tariffs.demand_charge:
-            cost = cost + np.nan_to_num(md) / 1000.0 * energy.tariffs.demand_charge
+        cost = cost + timeline.standing_charge(report_edges)
+        if interval is Interval.MONTH:
+            cost = cost + np.nan_to_num(md) / 1000.0 * timeline.demand_charge(report_edges)
     iso = _IsoCache(tz)
     edge_text = [iso(t) for t in report_edges.tolist()]
-    multi = schedule.rate_ids if schedule.n_rates > 1 else []
+    multi = timeline.rate_ids if timeline.n_rates > 1 else []
     imp_total = _nums(imp_rate.sum(axis=0), has_imp)
     exp_total = _nums(exp_rate.sum(axis=0), has_exp)
     per_rate = [_nums(imp_rate[r], has_imp) for r in range(len(multi))]
@@ -462,17 +467,22 @@ def energy_report(
     t0 = float(slot_edges[0])
     members = _members(storage, config, energy, circuit=circuit, zone=zone)
     imp, exp = member_slots(storage, members, slot_edges, energy, tz)
-    schedule = TariffSchedule(energy.tariffs, tz)
+    try:
+        timeline = TariffTimeline.of(energy, tz)
+    except HistoryError as exc:
+        raise ReportError(f"energy.{'.'.join(map(str, exc.loc))}: {exc}") from None
     site_factor = config.site.co2_factor if config is not None else 0.0
     try:
-        co2 = Co2Factor.from_settings(energy.co2, site_factor, base_dirs)
+        co2 = Co2Factor.from_settings(energy.co2, site_factor, base_dirs, tz)
+    except HistoryError as exc:
+        raise ReportError(f"energy.co2.{'.'.join(map(str, exc.loc))}: {exc}") from None
     except (OSError, ValueError) as exc:
         raise ReportError(f"energy.co2.file: {exc}") from None
-    switch = None
-    if energy.tariffs.switch is not None:
-        key = SeriesKey(energy.tariffs.switch.input, Q.DIGITAL_INPUT, Phase.TOTAL)
+    switch: dict[str, SwitchInput] = {}
+    for point in timeline.switch_inputs:
+        key = SeriesKey(point, Q.DIGITAL_INPUT, Phase.TOTAL)
         cols = storage.history_columns(key, t0 - 86400.0 * 31, float(slot_edges[-1]), "raw")
-        switch = (cols.ts, cols.last)
+        switch[point] = (cols.ts, cols.last)
 
     grid = {c.id for c in config.circuits if c.purpose is Purpose.GRID} if config is not None else set()
     fixed = circuit is not None and circuit in grid
@@ -480,7 +490,7 @@ def energy_report(
         report_edges,
         imp,
         exp,
-        schedule=schedule,
+        schedule=timeline,
         co2=co2,
         energy=energy,
         tz=tz,

@@ -9,22 +9,40 @@ the rates are listed). The rate in force is chosen
 * by a **digital input** (seed 003 dual-tariff meter "trf" mode: the tariff switches when an external
   contact closes): the input's last state at or before each instant.
 
+Tariffs are **effective-dated** (:class:`TariffTimeline`): ``energy.tariffs`` is the tariff in force from
+its ``effective_from``, ``energy.tariff_history`` the earlier ones, each from its ``from`` until the next
+one's start. Energy is priced with the tariff in force at the energy's time (a report slot's start, a live
+demand subinterval's start), so a tariff change never re-prices past energy, and a cost over a period that
+spans a change is split at the change. Energy older than the oldest start is priced with the oldest tariff.
+
 All functions are vectorised over timestamps (numpy), no loop per sample.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 
-from meterhub.energy.config import Band, Co2Settings, Season, TariffSettings
+from meterhub.energy.config import (
+    Band,
+    Co2Settings,
+    EnergyConfig,
+    Season,
+    TariffPeriod,
+    TariffSettings,
+    co2_periods,
+    tariff_periods,
+)
 from meterhub.energy.timeutil import local_date, local_midnight, zone
 
-__all__ = ["Co2Factor", "TariffSchedule", "load_co2_series", "split_by_rate"]
+__all__ = ["Co2Factor", "SwitchInput", "TariffSchedule", "TariffTimeline", "load_co2_series", "split_by_rate"]
+
+#: The (ts [s], state 0/1) series of a tariff-switch digital input.
+SwitchInput = tuple[np.ndarray, np.ndarray]
 
 
 class TariffSchedule:
@@ -162,21 +180,199 @@ class TariffSchedule:
         return np.asarray(np.diff(at))
 
 
-class Co2Factor:
-    """CO2 factor of energy [kg/kWh]: a constant, or a step series (each value holds until the next)."""
+class TariffTimeline:
+    """The tariffs in force over time: one :class:`TariffSchedule` per period, each from its start until
+    the next one's.
 
-    def __init__(self, constant: float = 0.0, series: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    Rates are numbered over all periods (:attr:`rate_ids`, oldest period's rates first, a rate id used
+    again later keeps its number), so a maximum demand per rate keeps its rate across a tariff change.
+
+    Parameters
+    ----------
+    periods : (start [s, UTC] or None for since ever, tariffs) oldest first, starts increasing
+        (:func:`meterhub.config.energy.tariff_periods`).
+    tz : IANA name of the site time zone.
+    """
+
+    def __init__(self, periods: Sequence[tuple[float | None, TariffSettings]], tz: str) -> None:
+        if not periods:
+            periods = [(None, TariffSettings())]
+        self.tz = tz
+        self.schedules = [TariffSchedule(settings, tz) for _, settings in periods]
+        # the oldest period also covers the time before its start
+        self.starts = np.array(
+            [-np.inf] + [-np.inf if t is None else t for t, _ in periods[1:]], dtype=np.float64
+        )
+        self.rate_ids: list[str] = []
+        for sched in self.schedules:
+            self.rate_ids += [r for r in sched.rate_ids if r not in self.rate_ids]
+        number = {rid: i for i, rid in enumerate(self.rate_ids)}
+        # per period: its own rate index → the timeline's number, and the timeline's number → its prices
+        self._global = [np.array([number[r] for r in s.rate_ids], dtype=np.int64) for s in self.schedules]
+        n = max(len(self.rate_ids), 1)
+        self._price = np.zeros((len(self.schedules), n))
+        self._export = np.zeros((len(self.schedules), n))
+        self._has = np.zeros((len(self.schedules), n), dtype=bool)
+        for p, s in enumerate(self.schedules):
+            self._price[p, self._global[p]] = s.prices
+            self._export[p, self._global[p]] = s.export_prices
+            self._has[p, self._global[p]] = True
+
+    @classmethod
+    def of(cls, energy: EnergyConfig, tz: str) -> TariffTimeline:
+        """From the ``energy`` section: ``tariff_history`` and the current ``tariffs``."""
+        return cls.from_history(energy.tariff_history, energy.tariffs, tz)
+
+    @classmethod
+    def from_history(cls, history: list[TariffPeriod], current: TariffSettings, tz: str) -> TariffTimeline:
+        """From the history entries and the current tariff; :class:`~meterhub.config.energy.HistoryError`
+        names the entry whose start is out of order."""
+        return cls(tariff_periods(history, current, tz), tz)
+
+    @classmethod
+    def single(cls, schedule: TariffSchedule) -> TariffTimeline:
+        """One tariff for all time."""
+        return cls([(None, schedule.settings)], schedule.tz)
+
+    @property
+    def n_rates(self) -> int:
+        return len(self.rate_ids)
+
+    @property
+    def current(self) -> TariffSchedule:
+        """The newest tariff (the site file's ``energy.tariffs``)."""
+        return self.schedules[-1]
+
+    @property
+    def switch_inputs(self) -> list[str]:
+        """The digital inputs that switch the rate in some period."""
+        return list(dict.fromkeys(s.settings.switch.input for s in self.schedules if s.settings.switch))
+
+    def period_index(self, ts: np.ndarray) -> np.ndarray:
+        """Index of the tariff period in force at each instant ``ts`` [s]."""
+        ts = np.asarray(ts, dtype=np.float64)
+        return np.searchsorted(self.starts, ts, side="right") - 1
+
+    def rate_index(
+        self, ts: np.ndarray, switch_input: SwitchInput | Mapping[str, SwitchInput] | None = None
+    ) -> np.ndarray:
+        """Number of the rate in force at each instant ``ts`` [s] (0 … n_rates − 1, see :attr:`rate_ids`).
+
+        ``switch_input``: the series of the tariff input of a switched tariff, or a mapping input id →
+        series when periods are switched by different inputs.
+        """
+        ts = np.asarray(ts, dtype=np.float64)
+        out = np.zeros(ts.shape, dtype=np.int64)
+        if ts.size == 0 or self.n_rates == 0:
+            return out
+        period = self.period_index(ts)
+        for p in np.unique(period).tolist():
+            sched = self.schedules[p]
+            if sched.n_rates == 0:
+                continue
+            sw = switch_input
+            if isinstance(switch_input, Mapping):
+                sw = switch_input.get(sched.settings.switch.input) if sched.settings.switch else None
+            at = period == p
+            local = sched.rate_index(ts[at], sw if not isinstance(sw, Mapping) else None)
+            out[at] = self._global[p][local]
+        return out
+
+    def energy_cost(
+        self, ts: np.ndarray, rate: np.ndarray, e_import: np.ndarray, e_export: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Cost of energies at instants ``ts`` [s] at rates ``rate`` (numbers of :meth:`rate_index`)
+        [currency]: E_import [Wh] × price − E_export [Wh] × export price, prices per kWh of the tariff in
+        force at each instant."""
+        imp, exp = self.prices(ts, rate)
+        cost = np.asarray(e_import, dtype=np.float64) * imp / 1000.0
+        if e_export is not None:
+            cost = cost - np.asarray(e_export, dtype=np.float64) * exp / 1000.0
+        return np.asarray(cost, dtype=np.float64)
+
+    def prices(self, ts: np.ndarray, rate: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Import and export price at each instant ``ts`` [s] for rate numbers ``rate`` [currency/kWh].
+
+        A rate the period at that instant does not have (a window that began under the previous tariff)
+        is priced at the rate the period's own schedule chooses then."""
+        ts = np.asarray(ts, dtype=np.float64)
+        rate = np.asarray(rate, dtype=np.int64)
+        if self.n_rates == 0:
+            return np.zeros(ts.shape), np.zeros(ts.shape)
+        period = self.period_index(ts)
+        missing = ~self._has[period, rate]
+        if missing.any():
+            rate = rate.copy()
+            rate[missing] = self.rate_index(ts[missing])
+        return self._price[period, rate], self._export[period, rate]
+
+    def standing_charge(self, edges: np.ndarray) -> np.ndarray:
+        """Standing charge of each interval [currency]: each tariff's daily charge over the part of the
+        interval in its period (see :meth:`TariffSchedule.standing_charge`)."""
+        edges = np.asarray(edges, dtype=np.float64)
+        out = np.zeros(max(len(edges) - 1, 0))
+        if out.size == 0:
+            return out
+        for lo, hi, sched in self._spans(edges):
+            out += sched.standing_charge(np.clip(edges, lo, hi))
+        return out
+
+    def demand_charge(self, edges: np.ndarray) -> np.ndarray:
+        """Demand charge of each interval [currency/kW of its maximum demand]: the charges of the tariffs
+        in force, weighted by the share of the interval each was in force (pro rata temporis)."""
+        edges = np.asarray(edges, dtype=np.float64)
+        length = np.diff(edges)
+        out = np.zeros(length.shape)
+        for lo, hi, sched in self._spans(edges):
+            part = np.diff(np.clip(edges, lo, hi))
+            out += sched.settings.demand_charge * np.divide(
+                part, length, out=np.zeros_like(part), where=length > 0
+            )
+        return out
+
+    def _spans(self, edges: np.ndarray) -> list[tuple[float, float, TariffSchedule]]:
+        """(start, end [s], schedule) of each period, clipped to the edges' range."""
+        first, last = float(edges[0]), float(edges[-1])
+        ends = [*self.starts[1:].tolist(), np.inf]
+        return [
+            (max(float(a), first), min(float(b), last), s)
+            for a, b, s in zip(self.starts.tolist(), ends, self.schedules, strict=True)
+            if b > first and a < last
+        ]
+
+
+class Co2Factor:
+    """CO2 factor of energy [kg/kWh]: a constant, or a step series (each value holds until the next).
+
+    The constant may be effective-dated (``constants``: (start [s] or None, factor) periods, oldest first,
+    from ``energy.co2.history``): each instant gets the constant in force then, so a new factor never
+    changes the CO2 of energy used before it. Where the series has a value, the series applies.
+    """
+
+    def __init__(
+        self,
+        constant: float = 0.0,
+        series: tuple[np.ndarray, np.ndarray] | None = None,
+        *,
+        constants: Sequence[tuple[float | None, float]] = (),
+    ) -> None:
         self.constant = constant
         self.series = series
+        periods = list(constants) or [(None, constant)]
+        self._starts = np.array([-np.inf] + [-np.inf if t is None else t for t, _ in periods[1:]])
+        self._factors = np.array([f for _, f in periods], dtype=np.float64)
 
     @classmethod
     def from_settings(
-        cls, settings: Co2Settings, site_factor: float, bases: Sequence[Path | None] = ()
+        cls, settings: Co2Settings, site_factor: float, bases: Sequence[Path | None] = (), tz: str = "UTC"
     ) -> Co2Factor:
-        """From the ``energy.co2`` section. A relative file name is looked up in the working directory,
-        then in each of ``bases`` (the site file's folder, the data folder). Raises OSError/ValueError
-        naming the file when it cannot be read."""
-        constant = settings.factor if settings.factor is not None else site_factor
+        """From the ``energy.co2`` section, in the site time zone ``tz`` (dates in the history are local
+        midnights). A relative file name is looked up in the working directory, then in each of ``bases``
+        (the site file's folder, the data folder). Raises OSError/ValueError naming the file when it
+        cannot be read, :class:`~meterhub.config.effective.HistoryError` naming the entry of a history
+        out of order."""
+        periods = co2_periods(settings, site_factor, tz)
+        constant = periods[-1][1]
         if settings.file:
             path = Path(settings.file)
             if not path.is_absolute() and not path.exists():
@@ -184,17 +380,25 @@ class Co2Factor:
                     if base is not None and (Path(base) / path).exists():
                         path = Path(base) / path
                         break
-            return cls(constant, load_co2_series(path))
-        return cls(constant)
+            return cls(constant, load_co2_series(path), constants=periods)
+        return cls(constant, constants=periods)
+
+    def constant_at(self, ts: np.ndarray) -> np.ndarray:
+        """The constant factor in force at each instant [kg/kWh]."""
+        ts = np.asarray(ts, dtype=np.float64)
+        return np.asarray(
+            self._factors[np.searchsorted(self._starts, ts, side="right") - 1], dtype=np.float64
+        )
 
     def at(self, ts: np.ndarray) -> np.ndarray:
         """Factor at each instant [kg/kWh]."""
         ts = np.asarray(ts, dtype=np.float64)
+        constant = self.constant_at(ts)
         if self.series is None or len(self.series[0]) == 0:
-            return np.full(ts.shape, self.constant)
+            return constant
         t, f = self.series
         i = np.searchsorted(t, ts, side="right") - 1
-        return np.where(i >= 0, f[np.clip(i, 0, None)], self.constant)
+        return np.where(i >= 0, f[np.clip(i, 0, None)], constant)
 
 
 def load_co2_series(path: Path) -> tuple[np.ndarray, np.ndarray]:

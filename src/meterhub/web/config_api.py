@@ -9,6 +9,12 @@ poll). Refusals are answered by :mod:`meterhub.web.errors`: 404 for an unknown i
 primary values (it applies its own ratio, or its CT is built in) is a 409 naming where the ratio is set
 instead (:func:`meterhub.profiles.transformers.fixed_ratio_reason`): stored, it would change nothing.
 
+CT ratio changes are effective-dated (``ct.ratio_from``, ``ct.ratio_history`` in the site file) and apply
+from the change on: **stored readings are never rescaled**, and the register of a device that reports
+secondary values continues across the change (:mod:`meterhub.energy.ratio_changes`). Tariff changes are
+effective-dated the same way (``effective_from``, ``energy.tariff_history``): energy is priced with the
+tariff in force when it was used.
+
 The CT picker offers the current sensors of :mod:`meterhub.metering.ct_presets` (seed 000 §4.6: Enertrek
 CTO, CTOV, CTF and the 5 A adapter, with their ratio and phase error), plus plain 5 A secondaries.
 """
@@ -35,7 +41,7 @@ from meterhub.profiles import get_profile, profile_ids
 from meterhub.profiles.schema import ProfileError
 from meterhub.profiles.transformers import fixed_ratio_reason
 from meterhub.web.auth import Principal, require_admin
-from meterhub.web.deps import Config, Control, Controls, Live, Status
+from meterhub.web.deps import Config, Control, Controls, Live, Runtime, Status
 from meterhub.web.live_api import CircuitOut, DeviceOut, circuit_out, device_out
 
 __all__ = ["router"]
@@ -257,6 +263,8 @@ async def scan_bus(bus_id: str, body: ScanIn, cfg: Config, control: Controls, _:
     "/circuits/{circuit_id}",
     response_model=CircuitOut,
     summary="Change a circuit: wiring, CT kind and ratio, VT ratio, purpose, zone … (admin)",
+    description="A CT ratio change applies from now on and is recorded with its time in the site file "
+    "(`ct.ratio_from`, `ct.ratio_history`); stored readings are never rescaled.",
     responses={
         404: {"description": "unknown circuit"},
         409: {"description": "a CT/VT ratio the device applies itself and meterhub cannot set"},
@@ -265,10 +273,10 @@ async def scan_bus(bus_id: str, body: ScanIn, cfg: Config, control: Controls, _:
     },
 )
 async def patch_circuit(
-    circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, control: Controls, _: ADMIN
+    circuit_id: str, body: CircuitPatch, cfg: Config, live: Live, control: Controls, rt: Runtime, _: ADMIN
 ) -> CircuitOut:
     changes = body.model_dump(exclude_unset=True)
-    new = edit.patch_circuit(cfg.config, circuit_id, changes)
+    new = edit.patch_circuit(cfg.config, circuit_id, changes, now=rt.clock())
     await _ratios_apply(new, new.circuit(circuit_id), before=cfg.config.circuit(circuit_id), control=control)
     now = await cfg.apply(new)
     log.info("circuit %s changed: %s", circuit_id, ", ".join(changes))
@@ -369,9 +377,25 @@ async def delete_device(device_id: str, cfg: Config, _: ADMIN) -> None:
 class TariffsIn(TariffSettings):
     """The whole new ``energy.tariffs`` section. ``rates`` must be given: a body without it (``{}``) is
     refused rather than read as "no rates", which would delete every rate; send ``"rates": []`` to
-    remove them on purpose. Unknown keys are refused."""
+    remove them on purpose. Unknown keys are refused.
+
+    ``effective_from`` (default: now) is when the new tariff takes effect: a date (local midnight of the
+    site) or a date-time with a UTC offset, in the past or the future. The tariff in force until then
+    moves into ``energy.tariff_history``, so energy used before keeps its price in every report; the
+    current tariff's own ``effective_from`` corrects it in place; an earlier time is refused (422)."""
 
     rates: list[Rate] = Field(max_length=5, description="the time-of-use rates (required; [] for none)")
+
+
+class TariffPeriodOut(BaseModel):
+    """One tariff period: ``tariffs`` in force from ``from`` (null: since ever) until ``until`` (null: now
+    and on)."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    start: str | None = Field(alias="from")
+    until: str | None
+    tariffs: TariffSettings
 
 
 @router.get(
@@ -382,12 +406,34 @@ def get_tariffs(cfg: Config, _: ADMIN) -> TariffSettings:
     return energy.tariffs if energy is not None else TariffSettings()
 
 
+@router.get(
+    "/config/tariffs/history",
+    response_model=list[TariffPeriodOut],
+    summary="Every tariff period, oldest first, the current one last (admin)",
+)
+def get_tariff_history(cfg: Config, _: ADMIN) -> list[TariffPeriodOut]:
+    energy = cfg.config.energy
+    if energy is None:
+        return [TariffPeriodOut(start=None, until=None, tariffs=TariffSettings())]
+    starts = [p.start for p in energy.tariff_history] + [energy.tariffs.effective_from]
+    tariffs = [p.tariffs for p in energy.tariff_history] + [energy.tariffs]
+    return [
+        TariffPeriodOut(start=starts[i], until=starts[i + 1] if i + 1 < len(starts) else None, tariffs=t)
+        for i, t in enumerate(tariffs)
+    ]
+
+
 @router.put(
     "/config/tariffs",
     response_model=TariffSettings,
-    summary="Replace the tariffs (admin; `rates` is required)",
-    responses={422: {"description": "invalid tariffs, or `rates` missing"}},
+    summary="Change the tariffs from `effective_from` (default now) on (admin; `rates` is required)",
+    responses={
+        422: {
+            "description": "invalid tariffs, `rates` missing, or `effective_from` before the current tariff's start"
+        }
+    },
 )
-async def put_tariffs(body: TariffsIn, cfg: Config, _: ADMIN) -> TariffSettings:
-    now = await cfg.apply(edit.replace_tariffs(cfg.config, body.model_dump(mode="json", exclude_unset=True)))
+async def put_tariffs(body: TariffsIn, cfg: Config, rt: Runtime, _: ADMIN) -> TariffSettings:
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    now = await cfg.apply(edit.replace_tariffs(cfg.config, changes, now=rt.clock()))
     return now.energy.tariffs if now.energy is not None else TariffSettings()

@@ -115,7 +115,7 @@ def get_site(cfg: Config, rt: Runtime, _: LIVE) -> SiteOut:
 
 @router.patch("/site", response_model=SiteOut, summary="Change interface options (admin)")
 async def patch_site(body: SitePatch, cfg: Config, rt: Runtime, _: ADMIN) -> SiteOut:
-    now = await cfg.apply(edit.patch_site(cfg.config, body.model_dump(exclude_unset=True)))
+    now = await cfg.apply(edit.patch_site(cfg.config, body.model_dump(exclude_unset=True), now=rt.clock()))
     return site_out(now, rt.data_dir, rt.demo)
 
 
@@ -245,6 +245,15 @@ class DisplaySettings(BaseModel):
     circuits: list[str] = Field(default_factory=list, description="circuits listed (empty = all)")
 
 
+class DisplayIn(DisplaySettings):
+    """The whole new display settings. ``mode`` must be given: an empty body (``{}``) is refused rather
+    than read as "reset everything to the defaults"; fields left out take their defaults."""
+
+    mode: Literal["realtime", "renewable", "rotate"] = Field(
+        description="real-time site values, the renewable display, or both in turn (required)"
+    )
+
+
 def load_display(data_dir: Path) -> DisplaySettings:
     path = data_dir / DISPLAY_FILE
     if not path.exists():
@@ -261,8 +270,13 @@ def get_display(rt: Runtime, _: LIVE) -> DisplaySettings:
     return load_display(rt.data_dir)
 
 
-@router.put("/display", response_model=DisplaySettings, summary="Change the display mode (admin)")
-def put_display(body: DisplaySettings, cfg: Config, rt: Runtime, _: ADMIN) -> DisplaySettings:
+@router.put(
+    "/display",
+    response_model=DisplaySettings,
+    summary="Replace the display settings (admin; `mode` is required)",
+    responses={422: {"description": "invalid settings, unknown circuits, or `mode` missing"}},
+)
+def put_display(body: DisplayIn, cfg: Config, rt: Runtime, _: ADMIN) -> DisplaySettings:
     unknown = [c for c in body.circuits if not any(x.id == c for x in cfg.config.circuits)]
     if unknown:
         raise HTTPException(
@@ -276,6 +290,7 @@ def put_display(body: DisplaySettings, cfg: Config, rt: Runtime, _: ADMIN) -> Di
             ],
         )
     tmp = rt.data_dir / (DISPLAY_FILE + ".tmp")
-    tmp.write_text(body.model_dump_json(indent=1), encoding="utf-8")
+    settings = DisplaySettings.model_validate(body.model_dump())
+    tmp.write_text(settings.model_dump_json(indent=1), encoding="utf-8")
     tmp.replace(rt.data_dir / DISPLAY_FILE)
-    return body
+    return settings

@@ -217,7 +217,9 @@ async function tariffs(root, { app }) {
       ${field("t-standing", t("config.standing"), `<input id="t-standing" type="number" step="0.01" min="0" value="${tar.standing_charge}">`)}
       ${field("t-demand", t("config.demand_charge"), `<input id="t-demand" type="number" step="0.01" min="0" value="${tar.demand_charge}">`)}
       ${field("t-currency", t("config.currency"), `<input id="t-currency" value="${esc(tar.currency || "")}" placeholder="${esc(app.site?.currency || "EUR")}" maxlength="3">`)}
+      ${field("t-from", t("config.effective_from"), `<input id="t-from" type="date">`)}
     </div>
+    ${tar.effective_from ? `<p class="muted" id="t-since">${esc(t("config.in_force_since"))}: ${esc(tar.effective_from)}</p>` : ""}
     <label for="t-seasons">${esc(t("config.seasons"))}</label>
     <textarea id="t-seasons" rows="8" style="width:100%;font-family:monospace">${esc(JSON.stringify(tar.seasons || [], null, 1))}</textarea>
     <label for="t-holidays">${esc(t("config.holidays"))}</label>
@@ -251,6 +253,8 @@ async function tariffs(root, { app }) {
     };
     if ($("#t-currency").value.trim()) body.currency = $("#t-currency").value.trim().toUpperCase();
     if (tar.switch) body.switch = tar.switch;
+    // a date is local midnight of the site; without one the change applies from now (energy used before keeps its price)
+    if ($("#t-from").value) body.effective_from = $("#t-from").value;
     try {
       await put("/config/tariffs", body);
       msg.className = "";
