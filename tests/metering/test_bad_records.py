@@ -267,3 +267,29 @@ def test_a_bad_declared_voltage_or_sampling_rate_is_refused(tmp_path: Path, valu
     assert code == 2 and "--declared-voltage must be a voltage above 0 V" in out, out
     code, out = _analyze(path, "--fs", value)
     assert code == 2 and out.startswith(f"error: {path}: sampling rate") and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        (b"{'descr': '<f8', 'shape': (3,", "EOF in multi-line statement"),  # tokenize.TokenError
+        (b"{'descr': '''<f8", "EOF in multi-line string"),
+        (b"{1: 2}", "correct keys"),
+    ],
+)
+def test_a_garbled_npy_header_is_a_record_error(tmp_path: Path, header: bytes, expected: str) -> None:
+    """numpy parses .npy headers with tokenize and ast.literal_eval; what they raise on a garbled header
+    (found by the fuzz test below: TokenError) is one message naming the array, never a traceback."""
+    good = io.BytesIO()
+    np.lib.format.write_array(good, np.zeros(3))
+    raw = good.getvalue()
+    length = int.from_bytes(raw[8:10], "little")
+    bad = raw[:10] + header.ljust(length - 1) + b"\n" + raw[10 + length :]
+    path = tmp_path / "x.npz"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("v_l1.npy", bad)
+        z.writestr("fs.npy", raw)
+    with pytest.raises(RecordError) as exc:
+        read_record(path)
+    assert f"{path}: array 'v_l1' is not a readable .npy array" in str(exc.value)
+    assert expected in str(exc.value)

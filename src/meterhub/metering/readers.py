@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from tokenize import TokenError
 
 import numpy as np
 from numpy.typing import NDArray
@@ -183,7 +184,9 @@ def _npz_array(path: Path, z: zipfile.ZipFile, info: zipfile.ZipInfo) -> NDArray
                 raise ValueError(
                     f"format version {version[0]}.{version[1]} (only 1.0 and 2.0 hold plain numbers)"
                 )
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError) as exc:
+    # numpy parses the header with ast.literal_eval: a garbled one raises SyntaxError, TokenError, TypeError …
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError, TokenError, TypeError,
+            KeyError, RecursionError) as exc:  # fmt: skip
         raise RecordError(f"{path}: array {key!r} is not a readable .npy array ({exc})") from None
     if dtype.hasobject or dtype.kind not in "biufc":
         raise RecordError(f"{path}: array {key!r} holds {dtype} values, not numbers")
