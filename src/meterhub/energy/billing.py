@@ -14,7 +14,8 @@ from enum import StrEnum
 from typing import Any
 
 from meterhub.energy.config import BillingSettings
-from meterhub.energy.timeutil import local_datetime, utc_iso, zone
+from meterhub.energy.timeutil import local_datetime, zone
+from meterhub.model.readings import iso_utc
 
 __all__ = ["BillingBook", "BillingReason", "BillingSnapshot", "next_billing_time"]
 
@@ -60,7 +61,7 @@ class BillingSnapshot:
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
-        out["time"] = utc_iso(self.ts)
+        out["time"] = iso_utc(self.ts, "seconds")
         return out
 
 

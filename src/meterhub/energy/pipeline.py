@@ -54,11 +54,11 @@ from meterhub.energy.ratio_changes import announce_ratio_changes
 from meterhub.energy.registers import GuardEvent, GuardResult, MeterChange, RegisterGuard, RegisterStatus
 from meterhub.energy.state_file import Json, numbers, read_json, write_json
 from meterhub.energy.tariffs import Co2Factor, TariffTimeline
-from meterhub.energy.timeutil import parse_time, utc_iso
+from meterhub.energy.timeutil import parse_time
 from meterhub.energy.virtual import FormulaError, expand
 from meterhub.energy.virtual_demand import virtual_window
 from meterhub.model.quantities import CATALOGUE, DEMAND_OF, Kind, Q
-from meterhub.model.readings import Quality, Reading, SeriesKey
+from meterhub.model.readings import Quality, Reading, SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 
 __all__ = ["NET_AND_ABSOLUTE", "PREDICTED_OF", "EnergyPipeline", "Json", "RegisterStore"]
@@ -640,7 +640,7 @@ class EnergyPipeline:
                 "day": book.settings.day,
                 "hour": book.settings.hour,
                 "automatic": book.settings.automatic,
-                "next": utc_iso(book.next_ts) if book.next_ts is not None else None,
+                "next": iso_utc(book.next_ts, "seconds") if book.next_ts is not None else None,
                 "history": [s.as_json() for s in reversed(book.history)],
             }
 

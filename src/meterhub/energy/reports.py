@@ -37,12 +37,14 @@ from meterhub.energy.registers import MeterChange, continuous
 from meterhub.energy.tariffs import Co2Factor, SwitchInput, TariffSchedule, TariffTimeline, split_by_rate
 from meterhub.energy.timeutil import Interval, interval_edges, local_iso, parse_time
 from meterhub.energy.virtual import FormulaError, expand, zone_members
+from meterhub.errors import InputError, NotFoundError
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, SeriesKey
 from meterhub.model.topology import Phase, Purpose
 
 __all__ = [
     "ReportError",
+    "UnknownTargetError",
     "Slots",
     "build_intervals",
     "combine",
@@ -56,8 +58,14 @@ IMPORT = Q.ENERGY_ACTIVE_IMPORT
 EXPORT = Q.ENERGY_ACTIVE_EXPORT
 
 
-class ReportError(ValueError):
-    """A report that cannot be made (unknown circuit or zone, bad dates); the message says why."""
+class ReportError(InputError, ValueError):
+    """A report that cannot be made (bad interval, dates or settings); the message says why."""
+
+
+class UnknownTargetError(ReportError, NotFoundError):
+    """The circuit or zone a report asks for does not exist (the message lists the known ones)."""
+
+    http_status = NotFoundError.http_status
 
 
 @dataclass
@@ -540,7 +548,7 @@ def _members(
                 zones = sorted(
                     {c.zone for c in config.circuits if c.zone} | {v.zone for v in energy.virtual if v.zone}
                 )
-                raise ReportError(
+                raise UnknownTargetError(
                     f"no circuit is in zone {zone!r}; known zones: {', '.join(zones) or '(none)'}"
                 )
             total: dict[str, int] = {}
@@ -556,7 +564,9 @@ def _members(
     for leaf in coef:
         if leaf not in known and leaf not in stored:
             every = sorted(known | stored | set(formulas))
-            raise ReportError(f"unknown circuit {leaf!r}; known circuits: {', '.join(every) or '(none)'}")
+            raise UnknownTargetError(
+                f"unknown circuit {leaf!r}; known circuits: {', '.join(every) or '(none)'}"
+            )
     return list(coef.items())
 
 

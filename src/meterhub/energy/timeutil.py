@@ -8,7 +8,7 @@ time from the first local midnight, so the autumn day has 100 quarter hours and 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -86,11 +86,6 @@ def local_datetime(ts: float, tz: str) -> datetime:
 def local_iso(ts: float, tz: str) -> str:
     """ISO 8601 local time with its UTC offset, e.g. ``2026-10-25T02:00:00+01:00``."""
     return datetime.fromtimestamp(ts, zone(tz)).isoformat(timespec="seconds")
-
-
-def utc_iso(ts: float) -> str:
-    """ISO 8601 UTC with a Z suffix [s → text]."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_date(text: str) -> date:

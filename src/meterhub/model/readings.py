@@ -126,6 +126,6 @@ def good_readings(
     return out
 
 
-def iso_utc(ts: float) -> str:
-    """ISO 8601 UTC text with millisecond precision, e.g. ``2026-11-22T04:10:00.123Z``."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+def iso_utc(ts: float, timespec: str = "milliseconds") -> str:
+    """ISO 8601 UTC text, e.g. ``2026-11-22T04:10:00.123Z`` (``timespec="seconds"``: ``…04:10:00Z``)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec=timespec).replace("+00:00", "Z")

@@ -27,9 +27,10 @@ from meterhub.energy.capacity import capacity_report
 from meterhub.energy.config import energy_of
 from meterhub.energy.profiles import load_profile
 from meterhub.energy.reports import ReportError, energy_report, to_csv
-from meterhub.energy.timeutil import Interval, parse_date, utc_iso
+from meterhub.energy.timeutil import Interval, parse_date
 from meterhub.energy.timeutil import zone as time_zone
 from meterhub.errors import NotFoundError
+from meterhub.model.readings import iso_utc
 from meterhub.web.auth import Principal, require_admin, require_reader
 from meterhub.web.deps import Config, Pipeline, Runtime, Store
 
@@ -100,22 +101,18 @@ def report_energy(
     kind = _interval(interval)
     if (circuit is None) == (zone is None):
         raise _bad("circuit", "give exactly one of 'circuit' or 'zone'")
-    try:
-        rep = energy_report(
-            storage,
-            cfg.config,
-            start=a,
-            end=b,
-            interval=kind,
-            circuit=circuit,
-            zone=zone,
-            timezone=_timezone(timezone),
-            base_dirs=_bases(cfg.path, rt.data_dir),
-        )
-    except ReportError as exc:
-        raise HTTPException(
-            404 if "unknown" in str(exc) or "no circuit" in str(exc) else 422, str(exc)
-        ) from None
+    # a ReportError answers 404 (unknown circuit or zone) or 422 through web/errors.py
+    rep = energy_report(
+        storage,
+        cfg.config,
+        start=a,
+        end=b,
+        interval=kind,
+        circuit=circuit,
+        zone=zone,
+        timezone=_timezone(timezone),
+        base_dirs=_bases(cfg.path, rt.data_dir),
+    )
     if format == "csv":
         name = f"{circuit or zone}_{a}_{b}_{kind.value}.csv"
         return Response(
@@ -241,7 +238,7 @@ def billing_close(energy: Pipeline, _: ADMIN) -> dict[str, Any]:
 def _md_json(md: dict[str, dict[str, list[float | None]]]) -> dict[str, Any]:
     return {
         key: {
-            rate: {"value": v, "time": utc_iso(t) if t is not None else None}
+            rate: {"value": v, "time": iso_utc(t, "seconds") if t is not None else None}
             for rate, (v, t) in rates.items()
         }
         for key, rates in md.items()
