@@ -12,7 +12,7 @@ The Sink contract
 -----------------
 input
     batches of readings (:data:`Batch`, already through the energy stage, qualities attached) from
-    the sink's own :attr:`Sink.subscription`, which the sink creates with :meth:`Bus.subscribe` when it
+    the sink's own :attr:`Sink.subscription`, which the sink creates with :meth:`ReadingBus.subscribe` when it
     is constructed — its queue size and overflow policy are the sink's choice.
 start
     ``await sink.start()`` once, before the first batch (open connections, start periodic work).
@@ -49,7 +49,7 @@ from meterhub.storage.base import Storage
 
 __all__ = [
     "Batch",
-    "Bus",
+    "ReadingBus",
     "Overflow",
     "Sink",
     "SinkContext",
@@ -116,7 +116,7 @@ class Subscription:
             self._spooled = sum(1 for _ in spool.open(encoding="utf-8"))
 
     def offer(self, batch: Batch) -> None:
-        """Queue a batch without waiting (called by :meth:`Bus.publish`); see :class:`Overflow`."""
+        """Queue a batch without waiting (called by :meth:`ReadingBus.publish`); see :class:`Overflow`."""
         if self._spooled == 0:
             try:
                 self._queue.put_nowait(batch)
@@ -182,7 +182,7 @@ class Subscription:
         return self._queue.qsize() + self._spooled
 
 
-class Bus:
+class ReadingBus:
     """Fan-out of reading batches to every subscription. ``publish`` never blocks."""
 
     def __init__(self) -> None:
@@ -272,7 +272,7 @@ class SinkContext:
     """
 
     config: SiteConfig
-    bus: Bus
+    bus: ReadingBus
     data_dir: Path
     storage: Callable[[], Storage]
     registers: Callable[[], Mapping[SeriesKey, float]]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from meterhub.bus import Batch, Bus, Overflow, Subscription
+from meterhub.bus import Batch, Overflow, ReadingBus, Subscription
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
 from meterhub.model.topology import Phase
@@ -145,6 +145,6 @@ class LiveCache:
         self._spectra.clear()
 
 
-def live_cache(bus: Bus, *, maxsize: int = LIVE_QUEUE) -> LiveCache:
+def live_cache(bus: ReadingBus, *, maxsize: int = LIVE_QUEUE) -> LiveCache:
     """A live cache subscribed to ``bus`` (drop-oldest: only the latest values matter)."""
     return LiveCache(bus.subscribe("live", maxsize=maxsize, overflow=Overflow.DROP_OLDEST))

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from meterhub.bus import Bus, Overflow
+from meterhub.bus import Overflow, ReadingBus
 from meterhub.model import Phase, Reading
 
 
@@ -12,7 +12,7 @@ def batch(i: int) -> list[Reading]:
 
 def test_drop_oldest_keeps_the_newest_batches():
     async def go():
-        bus = Bus()
+        bus = ReadingBus()
         sub = bus.subscribe("live", maxsize=3, overflow=Overflow.DROP_OLDEST)
         for i in range(10):
             bus.publish(batch(i))
@@ -26,7 +26,7 @@ def test_drop_oldest_keeps_the_newest_batches():
 
 def test_spill_delivers_every_batch_in_order(tmp_path):
     async def go():
-        bus = Bus()
+        bus = ReadingBus()
         sub = bus.subscribe("storage", maxsize=4, overflow=Overflow.SPILL, spool=tmp_path / "spool.jsonl")
         for i in range(25):
             bus.publish(batch(i))
@@ -45,13 +45,13 @@ def test_spool_left_by_a_previous_run_is_delivered_first(tmp_path):
     spool = tmp_path / "spool.jsonl"
 
     async def first():
-        bus = Bus()
+        bus = ReadingBus()
         bus.subscribe("storage", maxsize=1, overflow=Overflow.SPILL, spool=spool)
         for i in range(3):
             bus.publish(batch(i))
 
     async def second():
-        bus = Bus()
+        bus = ReadingBus()
         sub = bus.subscribe("storage", maxsize=10, overflow=Overflow.SPILL, spool=spool)
         bus.publish(batch(99))
         return [r.value for r in sub.drain()]
@@ -62,7 +62,7 @@ def test_spool_left_by_a_previous_run_is_delivered_first(tmp_path):
 
 def test_publish_fans_out_to_every_subscription():
     async def go():
-        bus = Bus()
+        bus = ReadingBus()
         a = bus.subscribe("a")
         b = bus.subscribe("b")
         bus.publish(batch(1))

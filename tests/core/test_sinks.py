@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from meterhub.bus import Bus, SinkKind, drain_into, pump
+from meterhub.bus import ReadingBus, SinkKind, drain_into, pump
 from meterhub.config.loader import parse_config
 from meterhub.drivers.base import DeviceStatus, device_health
 from meterhub.live import live_cache
@@ -29,7 +29,7 @@ def power(ts: float, watts: float, circuit: str = "c1") -> list[Reading]:
 
 
 def test_live_cache_reads_what_was_published_before_its_pump_ran():
-    bus = Bus()
+    bus = ReadingBus()
     live = live_cache(bus)
     bus.publish(power(T0, 100.0))
     bus.publish(power(T0 + 1, 250.0))
@@ -40,7 +40,7 @@ def test_live_cache_reads_what_was_published_before_its_pump_ran():
 
 
 def test_live_cache_drops_the_oldest_batches_when_full_and_says_so():
-    bus = Bus()
+    bus = ReadingBus()
     live = live_cache(bus, maxsize=3)
     for i in range(5):
         bus.publish(power(T0 + i, float(i), circuit=f"c{i}"))
@@ -53,7 +53,7 @@ def test_live_cache_drops_the_oldest_batches_when_full_and_says_so():
 
 def test_pump_delivers_batches_in_order_until_cancelled():
     async def go() -> list[float]:
-        bus = Bus()
+        bus = ReadingBus()
         live = live_cache(bus)
         seen: list[float] = []
         original = live.deliver

@@ -23,7 +23,7 @@ from typing import TypeVar
 import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
-from meterhub.bus import Bus, Sink, SinkContext, SinkKind, drain_into, pump
+from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
 from meterhub.config.store import render_site_file, write_site_file
@@ -78,7 +78,7 @@ class Gateway:
         self.demo = demo
         self.clock = clock
         self.started_at = clock()
-        self.bus = Bus()
+        self.bus = ReadingBus()
         self.status: dict[str, DeviceStatus] = {}
         self._storage = storage
         self.energy: EnergyPipeline | None = None

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from meterhub.bus import Bus, Overflow, Subscription
+from meterhub.bus import Overflow, ReadingBus, Subscription
 from meterhub.model.readings import Quality, Reading
 from meterhub.web.auth import live_allowed
 from meterhub.web.deps import Live, reading_json
@@ -64,11 +64,11 @@ class StreamHub:
     def __init__(self, *, client_queue: int = 64) -> None:
         self.client_queue = client_queue
         self.clients: set[_Client] = set()
-        self._bus: Bus | None = None
+        self._bus: ReadingBus | None = None
         self._sub: Subscription | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def start(self, bus: Bus) -> None:
+    def start(self, bus: ReadingBus) -> None:
         """Subscribe to ``bus`` and start fanning its batches out to the connected clients."""
         self._bus = bus
         self._sub = bus.subscribe("web", maxsize=256, overflow=Overflow.DROP_OLDEST)
