@@ -108,6 +108,16 @@ def test_predicted_reactive_and_apparent_demand_extrapolate_the_present_power() 
     # (1100 VAh · 3600 + 12000 VA · 360 s) / 900 s = 4400 + 4800 = 9200 VA
     s_pred = by(out, Q.DEMAND_APPARENT_PREDICTED)[-1]
     assert s_pred.ts == t0 + 540 and s_pred.value == pytest.approx(9200.0)
+    # the API's predicted_all (GET /energy/demand) gives the same figures, keyed by the predicted quantity
+    assert p.predicted_all() == {
+        q_pred.circuit: {Q.DEMAND_REACTIVE_IMPORT_PREDICTED: 4600.0, Q.DEMAND_APPARENT_PREDICTED: 9200.0}
+    }
+
+
+def test_a_register_without_a_demand_quantity_is_refused_for_demand() -> None:
+    """Measuring the demand of a quadrant register would be stored and shown nowhere: refused."""
+    with pytest.raises(ValueError, match="'energy_reactive_q1' has no demand quantity"):
+        DemandSettings(quantities=[Q.ENERGY_REACTIVE_Q1])
 
 
 def test_net_and_absolute_reactive_energy_follow_import_and_export() -> None:

@@ -143,10 +143,16 @@ class DemandSettings(StrictModel):
     @field_validator("quantities")
     @classmethod
     def _registers(cls, v: list[str]) -> list[str]:
+        with_demand = sorted(k for k, e in CATALOGUE.items() if e.kind is Kind.CUMULATIVE and e.demand)
         for q in v:
             if q not in CATALOGUE or CATALOGUE[q].kind is not Kind.CUMULATIVE:
                 regs = sorted(k for k, e in CATALOGUE.items() if e.kind is Kind.CUMULATIVE)
                 raise ValueError(f"{q!r} is not a cumulative register; known: {', '.join(regs)}")
+            if not CATALOGUE[q].demand:
+                # measured but never shown or stored would be a silent no-op: refuse it
+                raise ValueError(
+                    f"{q!r} has no demand quantity; demand is measured for: {', '.join(with_demand)}"
+                )
         return v
 
 

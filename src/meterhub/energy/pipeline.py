@@ -601,6 +601,22 @@ class EnergyPipeline:
                         out[key.circuit] = p
             return out
 
+    def predicted_all(self) -> dict[str, dict[str, float]]:
+        """Predicted demand of the running window per circuit and predicted-demand quantity (P, Q and S:
+        :data:`PREDICTED_OF`) [W, var, VA]."""
+        with self._lock:
+            out: dict[str, dict[str, float]] = {}
+            for key, meter in self.demand.items():
+                if key.phase not in _TOTAL_PHASES:
+                    continue
+                target = PREDICTED_OF.get(key.quantity)
+                if target is None:
+                    continue
+                p = meter.predicted()
+                if p is not None and math.isfinite(p):
+                    out.setdefault(key.circuit, {})[str(target)] = p
+            return out
+
     def reset_max_demand(self, circuit: str | None = None) -> dict[str, dict[str, list[float | None]]]:
         """Reset maximum demands (all circuits, or one); return the values before the reset."""
         with self._lock:

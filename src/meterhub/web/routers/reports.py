@@ -205,7 +205,14 @@ class ResetIn(BaseModel):
 
 @router.get("/energy/demand", summary="Maximum demand per circuit and tariff rate since the last reset")
 def demand(energy: Pipeline, _: READER) -> dict[str, Any]:
-    return {"max_demand": _md_json(energy.max_demand()), "predicted": energy.predicted()}
+    """``predicted``: the active import demand the running window is heading for per circuit [W];
+    ``predicted_all``: the same for every register with a predicted demand (P [W], Q [var], S [VA]),
+    keyed by the catalogue id of the predicted quantity."""
+    return {
+        "max_demand": _md_json(energy.max_demand()),
+        "predicted": energy.predicted(),
+        "predicted_all": energy.predicted_all(),
+    }
 
 
 @router.post(
