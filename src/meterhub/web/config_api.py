@@ -41,7 +41,7 @@ from meterhub.profiles import get_profile, profile_ids
 from meterhub.profiles.schema import ProfileError
 from meterhub.profiles.transformers import fixed_ratio_reason
 from meterhub.web.auth import Principal, require_admin
-from meterhub.web.deps import Config, Control, Controls, Live, Runtime, Status
+from meterhub.web.deps import Config, Control, Controls, Energy, Live, Runtime, Status
 from meterhub.web.live_api import CircuitOut, DeviceOut, circuit_out, device_out
 
 __all__ = ["router"]
@@ -347,20 +347,22 @@ async def delete_circuit(circuit_id: str, cfg: Config, _: ADMIN) -> None:
     summary="Change a device: name, profile, address, poll interval, enabled (admin)",
     responses={404: {"description": "unknown device"}, 422: {"description": "invalid value"}},
 )
-async def patch_device(device_id: str, body: DevicePatch, cfg: Config, status: Status, _: ADMIN) -> DeviceOut:
+async def patch_device(
+    device_id: str, body: DevicePatch, cfg: Config, status: Status, energy: Energy, _: ADMIN
+) -> DeviceOut:
     new = edit.patch_device(
         cfg.config, device_id, body.model_dump(exclude_unset=True), profiles=profile_ids()
     )
     now = await cfg.apply(new)
-    return device_out(now, status, device_id)
+    return device_out(now, status, device_id, energy)
 
 
 @router.post("/devices", response_model=DeviceOut, status_code=201, summary="Add a device (admin)")
-async def add_device(body: DeviceIn, cfg: Config, status: Status, _: ADMIN) -> DeviceOut:
+async def add_device(body: DeviceIn, cfg: Config, status: Status, energy: Energy, _: ADMIN) -> DeviceOut:
     now = await cfg.apply(
         edit.add_device(cfg.config, body.model_dump(exclude_none=True), profiles=profile_ids())
     )
-    return device_out(now, status, body.id)
+    return device_out(now, status, body.id, energy)
 
 
 @router.delete(
