@@ -318,3 +318,24 @@ def test_an_import_while_the_database_is_away_stops_with_what_was_committed(own_
     own_db.back()
     storage.close()
     assert own_db.count() == 10  # the count printed is the count stored
+
+
+def test_computed_registers_are_spooled_with_their_readings_and_restored_while_away(own_db, tmp_path) -> None:
+    # a waveform circuit's own energy register: computed by the gateway, stored beside the guarded one
+    own_db.away()
+    storage = _open(own_db, tmp_path)
+    storage.write(_energy(0, 20))
+    storage.save_registers({E: 190.0})
+    storage.save_computed_registers({E: 196.0})
+    storage.flush()  # spooled, computed register with it
+    storage.close()
+    again = _open(own_db, tmp_path)
+    assert again.load_computed_registers() == {E: 196.0}  # from the data folder while away
+    assert again.load_registers() == {E: 190.0}  # the guarded register is another table
+    own_db.back()
+    _wait(_delivered(again))
+    assert own_db.count("SELECT value FROM computed_registers") == 196.0
+    again.save_computed_registers({E: 150.0})  # lower: never stored
+    again.flush()
+    assert again.load_computed_registers() == {E: 196.0}
+    again.close()

@@ -31,7 +31,7 @@ def test_a_chunk_round_trips_every_field() -> None:
         Reading(T0 + 1, "pump", "frequency", None, math.nan, Quality.INVALID),
         Reading(T0 + 2, "main", "voltage", Phase.L2, -1e300),
     ]
-    readings, registers = decode(encode(batch, {E: 12345.678}))
+    readings, registers, _ = decode(encode(batch, {E: 12345.678}))
     assert readings[:1] + readings[2:] == batch[:1] + batch[2:]
     assert (readings[1].circuit, readings[1].phase, readings[1].quality) == ("pump", None, Quality.INVALID)
     assert math.isnan(readings[1].value)

@@ -150,6 +150,17 @@ class Storage(abc.ABC):
         """Persist cumulative registers (part of the next flush's transaction where possible)."""
 
     @abc.abstractmethod
+    def load_computed_registers(self) -> dict[SeriesKey, float]:
+        """Registers the gateway's sources compute themselves (waveform energy, pulse totals), as last
+        flushed — see :class:`meterhub.drivers.base.ComputesRegisters`."""
+
+    @abc.abstractmethod
+    def save_computed_registers(self, registers: dict[SeriesKey, float]) -> None:
+        """Persist registers computed by sources in the next flush's transaction, next to (not mixed
+        with) the energy registers of :meth:`save_registers`: the same series has both, the source's
+        own counter and the guarded register made of it. They never go backwards either."""
+
+    @abc.abstractmethod
     def apply_retention(self, now: float) -> int:
         """Delete raw values older than the configured retention; return how many were removed."""
 

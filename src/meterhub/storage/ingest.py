@@ -103,6 +103,8 @@ class SqlIngest(Storage):
         self._pending_registers: dict[SeriesKey, float] = {}
         self._register_floor: dict[SeriesKey, float] = {}  # persisted values (registers never decrease)
         self._register_warned: set[SeriesKey] = set()
+        # registers computed by sources (waveform energy, pulse totals): their own table, never lower
+        self._pending_computed: dict[SeriesKey, float] = {}
         self._series_ids: dict[SeriesKey, int] = {}
         self._tails: dict[int, tuple[int, float] | None] = {}  # series → (last_ts [ms], last value)
         self._minute_horizon = 0  # 1-minute rollups before this bucket [s] were removed by retention
@@ -490,6 +492,16 @@ class SqlIngest(Storage):
         with self._buf_lock:
             for k, v in registers.items():
                 self._register_floor[k] = max(v, self._register_floor.get(k, v))
+
+    def _flush_computed(self, computed: dict[SeriesKey, float]) -> None:
+        if not computed:
+            return
+        self._executemany(
+            "INSERT INTO computed_registers (circuit, quantity, phase, value) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (circuit, quantity, phase) DO UPDATE "
+            f"SET value = {self.greatest}(computed_registers.value, excluded.value)",
+            [(k.circuit, k.quantity, _phase_text(k.phase), v) for k, v in computed.items()],
+        )
 
 
 def _select(agg: Aggregates, mask: np.ndarray) -> Aggregates:

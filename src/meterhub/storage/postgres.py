@@ -43,6 +43,9 @@ _DDL_COMMON = [
         UNIQUE (circuit, quantity, phase))""",
     """CREATE TABLE IF NOT EXISTS registers (
         series BIGINT PRIMARY KEY, value DOUBLE PRECISION NOT NULL, ts DOUBLE PRECISION)""",
+    """CREATE TABLE IF NOT EXISTS computed_registers (
+        circuit TEXT NOT NULL, quantity TEXT NOT NULL, phase TEXT NOT NULL,
+        value DOUBLE PRECISION NOT NULL, PRIMARY KEY (circuit, quantity, phase))""",
 ] + [
     f"""CREATE TABLE IF NOT EXISTS {t} (
         series BIGINT NOT NULL, bucket BIGINT NOT NULL, n BIGINT NOT NULL,
@@ -302,7 +305,7 @@ class PostgresStorage(SqlStorage):
                 self._worker = None  # under the lock: the next flush that spools starts another
                 return False
             try:
-                self._transaction(chunk.readings, chunk.registers)
+                self._transaction(chunk.readings, chunk.registers, chunk.computed)
             except StorageUnavailableError as exc:
                 self._lost(exc)
                 return True
@@ -344,18 +347,19 @@ class PostgresStorage(SqlStorage):
             return
         with self._lock:
             with self._buf_lock:
-                if not self._buffer and not self._pending_registers:
+                if not self._buffer and not self._pending_registers and not self._pending_computed:
                     return
                 batch, self._buffer = self._buffer, []
                 registers, self._pending_registers = self._pending_registers, {}
+                computed, self._pending_computed = self._pending_computed, {}
             try:
                 # Written ahead of the database, so the copy in the data folder is never behind it.
-                self._spool.remember_registers(registers)
+                self._spool.remember_registers(registers, computed)
             except StorageError as exc:
                 log.warning("%s", exc)
             if self._db is not None and not self._spool.chunks:
                 try:
-                    self._transaction(batch, registers)
+                    self._transaction(batch, registers, computed)
                     self._failing = False
                     return
                 except StorageUnavailableError as exc:
@@ -364,11 +368,11 @@ class PostgresStorage(SqlStorage):
                     self._note_error(exc)
                     log.error("PostgreSQL refused a flush of %d readings (%s); spooled", len(batch), exc)
             try:
-                self._spool.append(batch, registers)
+                self._spool.append(batch, registers, computed)
             except StorageError as exc:
                 self._spool_failing = True
                 self._note_error(exc)
-                self._requeue(batch, registers)
+                self._requeue(batch, registers, computed)
                 raise
             self._spool_failing = False
             self._start_worker()
@@ -388,6 +392,22 @@ class PostgresStorage(SqlStorage):
             for k, v in out.items():
                 self._register_floor[k] = max(v, self._register_floor.get(k, v))
             out.update(self._pending_registers)
+        return out
+
+    def load_computed_registers(self) -> dict[SeriesKey, float]:
+        """Registers computed by sources: the greater of the database's and the spool's copy of each
+        (the spool's alone while the database is away)."""
+        with self._lock:
+            out = self._spool.computed_registers() if self._spool is not None else {}
+            if self._db is not None:
+                try:
+                    for k, v in super().load_computed_registers().items():
+                        out[k] = max(v, out.get(k, v))
+                except StorageUnavailableError:
+                    pass
+        with self._buf_lock:
+            for k, v in self._pending_computed.items():
+                out[k] = max(v, out.get(k, v))
         return out
 
     def apply_retention(self, now: float) -> int:

@@ -152,6 +152,7 @@ class SqlStorage(SqlIngest):
             n = len(self._buffer)
             self._buffer = []
             self._pending_registers = {}
+            self._pending_computed = {}
         return n
 
     def flush(self) -> None:
@@ -167,20 +168,27 @@ class SqlStorage(SqlIngest):
         """
         with self._lock:
             with self._buf_lock:
-                if not self._buffer and not self._pending_registers:
+                if not self._buffer and not self._pending_registers and not self._pending_computed:
                     return
                 batch, self._buffer = self._buffer, []
                 registers, self._pending_registers = self._pending_registers, {}
+                computed, self._pending_computed = self._pending_computed, {}
             try:
-                self._transaction(batch, registers)
+                self._transaction(batch, registers, computed)
             except StorageError as exc:
                 self._note_error(exc)
-                self._requeue(batch, registers)
+                self._requeue(batch, registers, computed)
                 raise
             self._failing = False
 
-    def _transaction(self, batch: list[Reading], registers: dict[SeriesKey, float]) -> None:
-        """Write readings and the registers they carry in one transaction (all or nothing).
+    def _transaction(
+        self,
+        batch: list[Reading],
+        registers: dict[SeriesKey, float],
+        computed: dict[SeriesKey, float] | None = None,
+    ) -> None:
+        """Write readings, the registers they carry and the registers sources computed in one
+        transaction (all or nothing).
 
         Raises :class:`StorageError` (the transaction rolled back) when the database fails.
         """
@@ -189,6 +197,7 @@ class SqlStorage(SqlIngest):
             try:
                 self._flush_batch(batch)
                 self._flush_registers(registers)
+                self._flush_computed(computed or {})
                 self._commit()
             except BaseException:
                 self._rollback()
@@ -201,7 +210,12 @@ class SqlStorage(SqlIngest):
                 raise
             raise StorageError(f"flush of {len(batch)} readings failed: {exc}") from exc
 
-    def _requeue(self, batch: list[Reading], registers: dict[SeriesKey, float]) -> None:
+    def _requeue(
+        self,
+        batch: list[Reading],
+        registers: dict[SeriesKey, float],
+        computed: dict[SeriesKey, float] | None = None,
+    ) -> None:
         """Put a batch that could not be written back at the front of the buffer (before anything
         written since) for the next flush."""
         with self._buf_lock:
@@ -209,6 +223,8 @@ class SqlStorage(SqlIngest):
             for k, v in registers.items():
                 # A value saved since the swap is newer (and not lower: save_registers).
                 self._pending_registers.setdefault(k, v)
+            for k, v in (computed or {}).items():
+                self._pending_computed[k] = max(v, self._pending_computed.get(k, v))
 
     def _note_error(self, exc: BaseException) -> None:
         """Remember the last failure for :meth:`health`."""
@@ -398,6 +414,28 @@ class SqlStorage(SqlIngest):
                         )
                     continue
                 self._pending_registers[key] = float(value)
+
+    def load_computed_registers(self) -> dict[SeriesKey, float]:
+        """Registers computed by sources as of the last flush (plus any saved since) [unit]."""
+        with self._lock:
+            rows = self._execute("SELECT circuit, quantity, phase, value FROM computed_registers")
+            out = {_key_of(c, q, p): float(v) for c, q, p, v in rows}
+            with self._buf_lock:
+                for k, v in self._pending_computed.items():
+                    out[k] = max(v, out.get(k, v))
+        return out
+
+    def save_computed_registers(self, registers: dict[SeriesKey, float]) -> None:
+        """Persist registers computed by sources [unit of each quantity] in the next flush's
+        transaction; the table keeps the greater of the stored and the new value of each."""
+        if self.read_only:
+            raise StorageError("the storage was opened read-only; registers cannot be saved")
+        with self._buf_lock:
+            for key, value in registers.items():
+                if not math.isfinite(value):
+                    log.warning("computed register %s = %r not saved (not a finite number)", key, value)
+                    continue
+                self._pending_computed[key] = max(float(value), self._pending_computed.get(key, -math.inf))
 
     def retention_days(self, quantity: str) -> float:
         """Raw retention of a quantity's series [d] (per-quantity override or the default)."""

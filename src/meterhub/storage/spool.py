@@ -35,7 +35,7 @@ import struct
 import time
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +70,10 @@ CREATE TABLE IF NOT EXISTS register (
     circuit TEXT NOT NULL, quantity TEXT NOT NULL, phase TEXT NOT NULL, value REAL NOT NULL,
     PRIMARY KEY (circuit, quantity, phase)
 );
+CREATE TABLE IF NOT EXISTS computed_register (
+    circuit TEXT NOT NULL, quantity TEXT NOT NULL, phase TEXT NOT NULL, value REAL NOT NULL,
+    PRIMARY KEY (circuit, quantity, phase)
+);
 """
 _HEADER = struct.Struct("<4sII")  # magic, length of the JSON part, number of readings
 _MAGIC = b"MHS1"
@@ -77,11 +81,13 @@ _MAGIC = b"MHS1"
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """One spooled flush: its readings (in the order written) and the registers saved with them."""
+    """One spooled flush: its readings (in the order written), the registers saved with them and the
+    registers sources computed (:meth:`Storage.save_computed_registers`)."""
 
     id: int
     readings: list[Reading]
     registers: dict[SeriesKey, float]
+    computed: dict[SeriesKey, float] = field(default_factory=dict)
 
 
 def _phase_text(phase: Phase | None) -> str:
@@ -92,8 +98,12 @@ def _key(circuit: str, quantity: str, phase: str) -> SeriesKey:
     return SeriesKey(circuit, quantity, Phase(phase) if phase else None)
 
 
-def encode(readings: Sequence[Reading], registers: dict[SeriesKey, float]) -> bytes:
-    """Pack readings and registers into one compressed blob (see :func:`decode`)."""
+def encode(
+    readings: Sequence[Reading],
+    registers: dict[SeriesKey, float],
+    computed: dict[SeriesKey, float] | None = None,
+) -> bytes:
+    """Pack readings, registers and computed registers into one compressed blob (see :func:`decode`)."""
     index: dict[tuple[str, str, str], int] = {}
     idx = np.empty(len(readings), dtype=np.int32)
     for i, r in enumerate(readings):
@@ -102,6 +112,7 @@ def encode(readings: Sequence[Reading], registers: dict[SeriesKey, float]) -> by
     meta = {
         "series": list(index),
         "registers": [[k.circuit, k.quantity, _phase_text(k.phase), v] for k, v in registers.items()],
+        "computed": [[k.circuit, k.quantity, _phase_text(k.phase), v] for k, v in (computed or {}).items()],
     }
     head = json.dumps(meta, separators=(",", ":")).encode()
     ts = np.fromiter((r.ts for r in readings), dtype=np.float64, count=len(readings))
@@ -111,8 +122,9 @@ def encode(readings: Sequence[Reading], registers: dict[SeriesKey, float]) -> by
     return zlib.compress(_HEADER.pack(_MAGIC, len(head), len(readings)) + head + body, 1)
 
 
-def decode(blob: bytes) -> tuple[list[Reading], dict[SeriesKey, float]]:
-    """Unpack a blob made by :func:`encode`."""
+def decode(blob: bytes) -> tuple[list[Reading], dict[SeriesKey, float], dict[SeriesKey, float]]:
+    """Unpack a blob made by :func:`encode`: readings, registers, computed registers (none in a chunk
+    spooled before they were kept)."""
     data = zlib.decompress(blob)
     magic, hlen, n = _HEADER.unpack_from(data)
     if magic != _MAGIC:
@@ -133,7 +145,8 @@ def decode(blob: bytes) -> tuple[list[Reading], dict[SeriesKey, float]]:
         for i, t, v, q in zip(idx.tolist(), ts.tolist(), value.tolist(), quality.tolist(), strict=True)
     ]
     registers = {_key(c, q, p): float(v) for c, q, p, v in meta["registers"]}
-    return readings, registers
+    computed = {_key(c, q, p): float(v) for c, q, p, v in meta.get("computed", [])}
+    return readings, registers, computed
 
 
 class Spool:
@@ -177,14 +190,19 @@ class Spool:
         """Time of the oldest spooled reading [s], or None when the spool is empty."""
         return self._oldest if self.chunks else None
 
-    def append(self, readings: Sequence[Reading], registers: dict[SeriesKey, float]) -> None:
+    def append(
+        self,
+        readings: Sequence[Reading],
+        registers: dict[SeriesKey, float],
+        computed: dict[SeriesKey, float] | None = None,
+    ) -> None:
         """Store one flush durably (fsync before returning); drop the oldest chunks if full.
 
         Raises :class:`StorageError` when the file cannot be written (disk full, read-only).
         """
-        if not readings and not registers:
+        if not readings and not registers and not computed:
             return
-        blob = encode(readings, registers)
+        blob = encode(readings, registers, computed)
         first = min((r.ts for r in readings), default=None)
         now = self.clock()
         if self._since is None:
@@ -197,7 +215,7 @@ class Spool:
                     "INSERT INTO chunk (spooled, n, first_ts, bytes, payload) VALUES (?, ?, ?, ?, ?)",
                     (now, len(readings), first, len(blob), blob),
                 )
-                self._save_registers(registers)
+                self._save_registers(registers, computed)
                 dropped = self._make_room()
                 self._db.execute("COMMIT")
             except BaseException:
@@ -268,23 +286,28 @@ class Spool:
                 span.append(first)
         return gone[0], gone[1], gone[2], min(span, default=None), max(span, default=None)
 
-    def _save_registers(self, registers: dict[SeriesKey, float]) -> None:
-        if registers:
-            self._db.executemany(
-                "INSERT INTO register (circuit, quantity, phase, value) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (circuit, quantity, phase) DO UPDATE SET value = max(value, excluded.value)",
-                [(k.circuit, k.quantity, _phase_text(k.phase), v) for k, v in registers.items()],
-            )
+    def _save_registers(
+        self, registers: dict[SeriesKey, float], computed: dict[SeriesKey, float] | None = None
+    ) -> None:
+        for table, values in (("register", registers), ("computed_register", computed or {})):
+            if values:
+                self._db.executemany(
+                    f"INSERT INTO {table} (circuit, quantity, phase, value) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (circuit, quantity, phase) DO UPDATE SET value = max(value, excluded.value)",
+                    [(k.circuit, k.quantity, _phase_text(k.phase), v) for k, v in values.items()],
+                )
 
-    def remember_registers(self, registers: dict[SeriesKey, float]) -> None:
-        """Keep the newest value of each register (written before the database transaction that
-        persists them, so the spool never holds less than the database)."""
-        if not registers:
+    def remember_registers(
+        self, registers: dict[SeriesKey, float], computed: dict[SeriesKey, float] | None = None
+    ) -> None:
+        """Keep the newest value of each register and computed register (written before the database
+        transaction that persists them, so the spool never holds less than the database)."""
+        if not registers and not computed:
             return
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._save_registers(registers)
+                self._save_registers(registers, computed)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -294,8 +317,15 @@ class Spool:
 
     def registers(self) -> dict[SeriesKey, float]:
         """The newest value of every register the spool has seen [unit of each quantity]."""
+        return self._read_registers("register")
+
+    def computed_registers(self) -> dict[SeriesKey, float]:
+        """The newest value of every register computed by a source the spool has seen [unit]."""
+        return self._read_registers("computed_register")
+
+    def _read_registers(self, table: str) -> dict[SeriesKey, float]:
         try:
-            rows = self._db.execute("SELECT circuit, quantity, phase, value FROM register").fetchall()
+            rows = self._db.execute(f"SELECT circuit, quantity, phase, value FROM {table}").fetchall()
         except sqlite3.Error as exc:
             raise StorageError(f"{self.path}: cannot read the storage spool: {exc}") from exc
         return {_key(c, q, p): float(v) for c, q, p, v in rows}
@@ -309,13 +339,13 @@ class Spool:
         if row is None:
             return None
         try:
-            readings, registers = decode(row[1])
+            readings, registers, computed = decode(row[1])
         except (ValueError, zlib.error, struct.error, KeyError, IndexError) as exc:
             # A chunk that cannot be read would block delivery for good: say so and move on.
             log.error("storage spool chunk %d is unreadable (%s); dropped", row[0], exc)
             self.remove(int(row[0]))
             return self.first()
-        return Chunk(int(row[0]), readings, registers)
+        return Chunk(int(row[0]), readings, registers, computed)
 
     def remove(self, chunk_id: int) -> None:
         """Delete a delivered chunk."""

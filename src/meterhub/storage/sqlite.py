@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS registers (
     value REAL NOT NULL,
     ts REAL
 );
+CREATE TABLE IF NOT EXISTS computed_registers (
+    circuit TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    phase TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (circuit, quantity, phase)
+);
 """ + "".join(_ROLLUP_DDL.format(table=t) for t in ROLLUP_TABLES.values())
 
 
