@@ -7,14 +7,29 @@ the gateway reads over different protocols is one consistent installation:
   ``I = I1·√(1 + THDi²)`` with ``I1 = √(P² + Q1²)/U`` (IEEE 1459 quantities for a sinusoidal voltage);
 * circuit totals: ``P = ΣP``, ``Q = ΣQ``, ``S = ΣS`` (arithmetic, as the simulated meters report it);
 * the ``supply`` load model (the grid incomer) carries the phase-wise sum of all other circuits;
-* energy registers (float64) integrate the circuit's total P and Q piecewise-exactly: between two
-  ``advance`` steps (≤ ``MAX_STEP`` s apart) the power is the value at the step's start, and the registers
-  grow by exactly ``P·dt``. They are saved to ``state_file`` and continue after a restart.
+* energy registers (float64) integrate the circuit's total P and Q on a fixed grid of absolute time:
+  within each cell ``[k·MAX_STEP, (k+1)·MAX_STEP)`` the power is its value at the cell's start, and the
+  registers grow by exactly ``P·dt`` for the part of the cell that passed. The registers are therefore a
+  function of time alone (given their value at one instant), however often or rarely they are read.
+
+A real meter keeps counting while the gateway (and the demo with it) is down, so the model does too.
+The registers are saved to ``state_file`` with their time ``t`` (every few seconds by the demo, and on
+exit); on load the model continues from them *and* integrates from ``t`` to now. Because the grid is
+absolute, the first :data:`CATCHUP_FINE` seconds after ``t`` are integrated exactly as the process that
+was killed integrated them, so every value it served after its last save (within that span) is
+reproduced, and the registers never go back whatever was served between the last save and a
+``kill -9``. Catching up is bounded: beyond :data:`CATCHUP_FINE` the gap is integrated in at most
+:data:`CATCHUP_STEPS` equal steps, each at the load model's power at the step's middle (the loads are
+pure functions of time, so that is the power "at that time"; a day's gap costs ~1 s). The simulated
+clock of ``simulation.start_hour`` continues across a restart up to :data:`CATCHUP_FINE` of downtime
+(the killed process's clock, so the reproduced span matches); after a longer one it starts again at
+``start_hour``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import threading
@@ -32,9 +47,21 @@ from meterhub.model.quantities import FOUR_QUADRANT_ENERGY, Q
 from meterhub.model.topology import Phase, Wiring
 from meterhub.sim.loads import LoadModel, make_load
 
-__all__ = ["MAX_STEP", "REGISTERS", "ChannelState", "SiteModel", "SupplyState"]
+__all__ = [
+    "CATCHUP_FINE",
+    "CATCHUP_STEPS",
+    "MAX_STEP",
+    "REGISTERS",
+    "ChannelState",
+    "SiteModel",
+    "SupplyState",
+]
 
-MAX_STEP = 0.1  # [s] integration step of the energy registers
+log = logging.getLogger("meterhub.sim")
+
+MAX_STEP = 0.1  # [s] integration cell of the energy registers (a grid of absolute time)
+CATCHUP_FINE = 60.0  # [s] after a saved state integrated cell by cell on load (reproduces what was served)
+CATCHUP_STEPS = 500  # coarse steps at most for the rest of a gap since the saved state
 FRESH = 0.05  # [s] age after which a query recomputes the state
 REGISTERS = FOUR_QUADRANT_ENERGY
 _PHASES = (Phase.L1, Phase.L2, Phase.L3)
@@ -124,6 +151,7 @@ class SiteModel:
             for cid, c in self._circuits.items()
         }  # rows: phases of the circuit, then total
         self._t_last = self._t0
+        self._cell: tuple[int, dict[str, list[ChannelState]]] | None = None  # states at a cell's start
         self._cache_t = -1.0
         self._cache: dict[str, list[ChannelState]] = {}
         self._cache_supply: SupplyState | None = None
@@ -140,6 +168,7 @@ class SiteModel:
         *,
         clock: Callable[[], float] = time.time,
         model: str = "kitchen",
+        state_file: Path | None = None,
     ) -> SiteModel:
         """A site of one meter measuring one circuit (for ``meterhub simulate PROFILE``)."""
         n = {Wiring.P1W2: 1, Wiring.P1W3: 2, Wiring.DC: 1}.get(wiring, 3)
@@ -152,7 +181,7 @@ class SiteModel:
                 loads={device_id: LoadSpec.model_validate({"model": model, "rated_power": rated_power})}
             ),
         )
-        return cls(cfg, clock=clock)
+        return cls(cfg, clock=clock, state_file=state_file)
 
     # -- time ----------------------------------------------------------------------------------
     def local_hour(self, t: float) -> float:
@@ -230,23 +259,39 @@ class SiteModel:
             self._cache_t = t
 
     def advance(self, now: float | None = None) -> None:
-        """Integrate the energy registers up to ``now`` [s] in steps of at most ``MAX_STEP``."""
+        """Integrate the energy registers up to ``now`` [s] on the grid of ``MAX_STEP`` cells (a gap
+        longer than :data:`CATCHUP_FINE`, e.g. a suspended host, in coarse steps beyond that)."""
         now = self.clock() if now is None else now
         with self._lock:
             t = self._t_last
             if now <= t:
                 return
-            steps = max(1, math.ceil((now - t) / MAX_STEP - 1e-9))
-            if steps > 36000:  # a long stall (suspended host): integrate the last hour only
-                t = now - 3600.0
-                steps = 36000
-            dt = (now - t) / steps
-            for k in range(steps):
-                _, states = self._states_at(t + k * dt)
-                for cid, chans in states.items():
-                    self._accumulate(self._registers[cid], chans, dt)
+            self._integrate(t, now)
             self._t_last = now
             self._refresh(now)
+
+    def _integrate(self, t: float, now: float) -> None:
+        """Add the energy of ``[t, now)`` [s] to the registers (see the module docstring)."""
+        fine_end = min(now, t + CATCHUP_FINE)
+        k = math.floor(t / MAX_STEP)
+        while t < fine_end:
+            end = min((k + 1) * MAX_STEP, fine_end)
+            if end > t:
+                states = self._cell[1] if self._cell is not None and self._cell[0] == k else None
+                if states is None:
+                    states = self._states_at(k * MAX_STEP)[1]
+                    self._cell = (k, states)
+                for cid, chans in states.items():
+                    self._accumulate(self._registers[cid], chans, end - t)
+                t = end
+            k += 1
+        if now > t:  # the rest of a long gap: bounded cost, the power at each step's middle
+            steps = min(CATCHUP_STEPS, max(1, math.ceil((now - t) / MAX_STEP)))
+            dt = (now - t) / steps
+            for j in range(steps):
+                _, states = self._states_at(t + (j + 0.5) * dt)
+                for cid, chans in states.items():
+                    self._accumulate(self._registers[cid], chans, dt)
 
     @staticmethod
     def _accumulate(reg: np.ndarray, chans: list[ChannelState], dt: float) -> None:
@@ -336,22 +381,46 @@ class SiteModel:
 
     # -- persistence ---------------------------------------------------------------------------
     def save(self, path: Path | None = None) -> None:
-        """Write the energy registers atomically (JSON)."""
+        """Write the energy registers, their time and the simulated clock's start atomically (JSON)."""
         path = path or self.state_file
         if path is None:
             return
         self.advance()
-        data = {"t": self._t_last, "registers": {cid: reg.tolist() for cid, reg in self._registers.items()}}
+        with self._lock:
+            data = {
+                "t": self._t_last,
+                "t0": self._t0,
+                "registers": {cid: reg.tolist() for cid, reg in self._registers.items()},
+            }
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data), encoding="utf-8")
         os.replace(tmp, path)
 
     def _load(self, path: Path) -> None:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        for cid, rows in data.get("registers", {}).items():
-            arr = np.asarray(rows, dtype=np.float64)
-            if cid in self._registers and arr.shape == self._registers[cid].shape:
+        """Continue from a saved state: its registers, integrated from its time to now (the meters
+        kept counting). An unreadable file is logged and the registers start at 0."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            saved_t = float(data.get("t", self._t0))
+            saved_t0 = float(data.get("t0", self._t0))
+            registers = {cid: np.asarray(rows, dtype=np.float64) for cid, rows in data["registers"].items()}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.error("%s: cannot read the simulated site's state (%s); its meters start at 0", path, exc)
+            return
+        for cid, arr in registers.items():
+            if cid in self._registers and arr.shape == self._registers[cid].shape and np.isfinite(arr).all():
                 self._registers[cid] = arr
+        now = self._t0
+        if not (math.isfinite(saved_t) and saved_t < now):
+            return  # saved "in the future" (a clock step back): nothing to catch up
+        started = self._t0
+        self._t0 = saved_t0 if math.isfinite(saved_t0) else started  # the killed process's clock
+        self._integrate(saved_t, now)
+        if now - saved_t > CATCHUP_FINE:
+            self._t0 = started  # a long break: the simulated day starts again at start_hour
+            self._cell = None
+        self._t_last = now
+        log.info("simulated meters caught up %.1f s since their saved state", now - saved_t)
 
 
 _SUPPLY_QUANTITIES = {
