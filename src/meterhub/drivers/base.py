@@ -24,20 +24,32 @@ health
     :meth:`Source.health` — by default derived from the statuses of the devices on the source's bus,
     which the runtime hands over in :attr:`Source.monitored` when it creates the source; a driver with
     more to say (a stream's resync count, a link's state) or one source per device overrides it.
+
+Registers a source computes itself
+----------------------------------
+A meter keeps its registers; a source that *computes* cumulative registers (the waveform source's
+energy, pulse totals and run hours of IO points) must keep them across a crash itself. Such a source
+also implements :class:`ComputesRegisters`: at every storage flush the runtime stages
+:meth:`~ComputesRegisters.computed_registers` in the same transaction as the readings that carry them,
+and before :meth:`Source.run` it hands back what storage holds with
+:meth:`~ComputesRegisters.seed_registers`, which the source takes where it is above its own state
+file. After ``kill -9`` such a register restarts no lower than any value stored before it.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from meterhub.config.schema import Bus, BusKind, Device, SiteConfig
 from meterhub.model.health import Health, HealthState
-from meterhub.model.readings import Reading, Spectrum
+from meterhub.model.readings import Reading, SeriesKey, Spectrum
 
 __all__ = [
+    "ComputesRegisters",
     "DeviceStatus",
     "Emit",
     "Source",
@@ -151,6 +163,30 @@ class Source(abc.ABC):
     def health(self) -> Health:
         """How acquisition goes; by default from the statuses of :attr:`monitored` devices."""
         return device_health(self.monitored)
+
+
+@runtime_checkable
+class ComputesRegisters(Protocol):
+    """A source that computes cumulative registers itself (see "Registers a source computes itself").
+
+    Keys are the series of the readings that carry the registers; values are in the catalogue unit of
+    their quantity (Wh, varh, pulses, h).
+    """
+
+    def computed_series(self) -> Collection[SeriesKey]:
+        """Every register series this source computes (known from the configuration, before any
+        reading), so the runtime can look up what storage holds of each."""
+        ...
+
+    def computed_registers(self) -> Mapping[SeriesKey, float]:
+        """The registers now, to be stored with the next flush (cheap: called on the event loop at
+        every flush, between two batches of the source)."""
+        ...
+
+    def seed_registers(self, registers: Mapping[SeriesKey, float]) -> None:
+        """Continue from ``registers`` (what storage holds) where they are above the source's own
+        state; called once before :meth:`Source.run`. Keys the source does not compute are ignored."""
+        ...
 
 
 SourceFactory = Callable[[SourceContext], Sequence[Source]]

@@ -32,7 +32,7 @@ from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
-from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink
+from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
 from meterhub.storage.base import Storage
@@ -98,6 +98,9 @@ class Gateway:
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
+        # registers the sources compute, stored with every flush; those of stopped sources are kept
+        self._computed_kept: dict[SeriesKey, float] = {}
+        self._storage_sink.computed = self._computed_registers
         self._reset_status()
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
@@ -118,6 +121,9 @@ class Gateway:
 
     def _registers(self) -> Mapping[SeriesKey, float]:
         return self.energy.registers() if self.energy is not None else {}
+
+    def _computed_registers(self) -> dict[SeriesKey, float]:
+        return {**self._computed_kept, **computed_registers(self.sources)}
 
     def _reset_status(self) -> None:
         old = self.status
@@ -206,6 +212,7 @@ class Gateway:
             except Exception:
                 log.exception("cannot create the source for bus %r", bus.id)
                 continue
+            seed_computed(sources, self.storage, self.clock())  # before run: registers never go back
             monitored = tuple(self.status[d.id] for d in devices if d.id in self.status)
             for source in sources:
                 source.monitored = monitored
@@ -221,6 +228,7 @@ class Gateway:
                 await asyncio.wait_for(s.close(), STOP_TIMEOUT)
             except Exception:  # one driver failing to close must not keep the others open
                 log.exception("source %s did not close cleanly", s.name)
+        self._computed_kept.update(computed_registers(self.sources))  # for the final flush
         for s in self.sources:
             self._records.pop(f"source:{s.name}", None)
         self._source_tasks, self.sources = [], []

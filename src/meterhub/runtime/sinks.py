@@ -4,6 +4,11 @@
 :class:`~meterhub.bus.SinkContext`; :func:`enabled_sinks` says which kinds a site runs. Adding a sink is
 one class implementing :class:`~meterhub.bus.Sink`, one ``SinkKind`` member, one entry here and its
 place in :data:`CORE_SINKS` (see docs/ARCHITECTURE.md, "Adding a sink").
+
+Registers the sources compute themselves (:class:`~meterhub.drivers.base.ComputesRegisters`: waveform
+energy, pulse totals) are persisted here too: :func:`computed_registers` collects them for every
+storage flush, which commits them in the same transaction as the readings that carry them, and
+:func:`seed_computed` hands back what storage holds to each such source before it runs.
 """
 
 from __future__ import annotations
@@ -11,16 +16,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
+from meterhub.drivers.base import ComputesRegisters
 from meterhub.live import live_cache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import SeriesKey
 from meterhub.runtime.supervise import TaskRecord, supervise
 from meterhub.storage.base import Storage
 
-__all__ = ["CORE_SINKS", "SINK_FACTORIES", "STORAGE_QUEUE", "StorageSink", "live_sink", "storage_sink"]
+__all__ = [
+    "CORE_SINKS",
+    "SINK_FACTORIES",
+    "STORAGE_QUEUE",
+    "StorageSink",
+    "computed_registers",
+    "live_sink",
+    "seed_computed",
+    "storage_sink",
+]
 
 log = logging.getLogger("meterhub.runtime")
 
@@ -31,7 +46,8 @@ RETENTION_INTERVAL = 3600.0
 
 
 class StorageSink:
-    """Writes every batch to storage; every ``flush_interval`` commits it with the energy registers.
+    """Writes every batch to storage; every ``flush_interval`` commits it with the energy registers
+    and the registers the sources compute (``computed``, set by the runtime; none by default).
 
     ``deliver`` only buffers (``Storage.write``); the commit runs in a worker thread so the event loop
     keeps acquiring while the database works. Its subscription spills to ``storage-spool.jsonl`` in the
@@ -52,6 +68,8 @@ class StorageSink:
         self._sub = subscription
         self._storage = storage
         self._registers = registers
+        #: The registers the sources compute, staged with every flush (the gateway sets it).
+        self.computed: Callable[[], Mapping[SeriesKey, float]] = dict
         self.flush_interval = flush_interval
         self._clock = clock
         self._flusher: asyncio.Task[None] | None = None
@@ -93,8 +111,11 @@ class StorageSink:
 
     # -- flushing -------------------------------------------------------------------------------
     def _stage(self) -> None:
-        """Hand what is queued and the registers to the storage buffer (on the event loop, where the
-        energy state lives; no database work)."""
+        """Hand what is queued, the registers and the sources' computed registers to the storage
+        buffer (on the event loop, where the energy and source state lives; no database work).
+
+        The computed registers are taken after the readings were drained, so they are at least as
+        new as every reading committed with them."""
         storage = self._storage()
         pending = self._sub.drain()
         if pending:
@@ -102,6 +123,9 @@ class StorageSink:
         registers = dict(self._registers())
         if registers:
             storage.save_registers(registers)
+        computed = dict(self.computed())
+        if computed:
+            storage.save_computed_registers(computed)
 
     def flush(self) -> None:
         """Write everything queued and persist the registers (one transaction), blocking."""
@@ -132,6 +156,64 @@ class StorageSink:
             if now - last_retention > RETENTION_INTERVAL:
                 await asyncio.to_thread(self._storage().apply_retention, now)
                 last_retention = now
+
+
+def computed_registers(sources: Iterable[object]) -> dict[SeriesKey, float]:
+    """The registers every source that computes registers holds now (series → value [unit])."""
+    out: dict[SeriesKey, float] = {}
+    for source in sources:
+        if isinstance(source, ComputesRegisters):
+            try:
+                out.update(source.computed_registers())
+            except Exception:  # one source's bug must not stop the flush of the others' data
+                log.exception("cannot collect the computed registers of %s", getattr(source, "name", source))
+    return out
+
+
+def seed_computed(sources: Iterable[object], storage: Storage, now: float) -> int:
+    """Seed every source that computes registers with what storage holds of them; return how many
+    values were handed over.
+
+    Per series: the computed register saved with the last flush; for a series without one (a data
+    folder from before they were saved) the latest valid stored reading at or before ``now`` [s].
+    Each source takes a value only where it is above its own state file. A storage that cannot be
+    read is logged, and the sources continue from their state files.
+    """
+    computing = [s for s in sources if isinstance(s, ComputesRegisters)]
+    if not computing:
+        return 0
+    try:
+        saved = storage.load_computed_registers()
+    except Exception as exc:
+        log.error(
+            "cannot read the computed registers from storage (%s); sources continue from their state files",
+            exc,
+        )
+        saved = {}
+    handed = 0
+    for source in computing:
+        name = getattr(source, "name", type(source).__name__)
+        seeds: dict[SeriesKey, float] = {}
+        try:
+            for key in source.computed_series():
+                value = saved.get(key)
+                if value is None:
+                    latest = storage.value_at(key, now)
+                    value = latest[1] if latest is not None else None
+                if value is not None:
+                    seeds[key] = value
+        except Exception as exc:
+            log.error(
+                "%s: cannot read its stored registers (%s); it continues from its state file", name, exc
+            )
+        if seeds:
+            try:
+                source.seed_registers(seeds)
+            except Exception:
+                log.exception("%s: cannot continue from its stored registers", name)
+                continue
+            handed += len(seeds)
+    return handed
 
 
 def storage_sink(ctx: SinkContext) -> StorageSink:

@@ -139,3 +139,83 @@ def test_run_input_reports_operating_hours_that_survive_a_restart(tmp_path: Path
     again.process(5000.0, {("digital_input", 3): 1.0})  # the gap while down is not counted
     res = again.process(5900.0, {("digital_input", 3): 0.0})
     assert values(res, "pump") == {"digital_input": 0.0, "operating_hours": 0.5}
+
+
+def test_pulse_totals_and_run_hours_are_registers_the_gateway_computes(devices):
+    from meterhub.drivers.base import ComputesRegisters
+    from meterhub.model.readings import SeriesKey
+
+    conc, dio = devices["conc1"], devices["dio1"]
+    assert isinstance(conc, ComputesRegisters)
+    assert set(conc.computed_series()) == {
+        SeriesKey("gas", "pulse_count", Phase.TOTAL),
+        SeriesKey("gas", "volume_gas", Phase.TOTAL),
+        SeriesKey("pv", "pulse_count", Phase.TOTAL),
+        SeriesKey("pv", "energy_active_import", Phase.TOTAL),
+    }
+    conc.process(0.0, {("pulse_count", 1): 100.0, ("pulse_count", 2): 50.0})
+    conc.process(1.0, {("pulse_count", 1): 130.0, ("pulse_count", 2): 53.0})
+    regs = conc.computed_registers()
+    assert regs[SeriesKey("gas", "pulse_count", Phase.TOTAL)] == 30.0
+    assert regs[SeriesKey("gas", "volume_gas", Phase.TOTAL)] == pytest.approx(0.3)  # 30 × 10 l
+    assert regs[SeriesKey("pv", "energy_active_import", Phase.TOTAL)] == pytest.approx(100_003.0)  # Wh
+    dio.process(0.0, {("digital_input", 3): 1.0})
+    dio.process(1800.0, {("digital_input", 3): 1.0})
+    assert dio.computed_registers() == {SeriesKey("pump", "operating_hours", Phase.TOTAL): 0.5}
+
+
+def test_a_lost_state_file_continues_the_pulse_total_from_storage(tmp_path: Path, caplog):
+    import meterhub.drivers.io  # noqa: F401
+    from meterhub.model.readings import SeriesKey
+
+    cfg = parse_config(SITE)
+    conc = io_devices(cfg, tmp_path)["conc1"]  # no state file (deleted, or a new data folder)
+    with caplog.at_level(logging.WARNING, "meterhub.io"):
+        conc.seed_registers({SeriesKey("gas", "pulse_count", Phase.TOTAL): 30.0})
+    assert "pulse total continues from the stored 30 pulses" in caplog.text
+    conc.process(100.0, {("pulse_count", 1): 150.0})  # the first read is the new counter baseline
+    res = conc.process(101.0, {("pulse_count", 1): 155.0})
+    assert values(res, "gas")["pulse_count"] == 35.0  # never below the stored 30
+
+
+def test_a_pulse_total_from_the_index_alone_when_no_count_was_stored(tmp_path: Path):
+    import meterhub.drivers.io  # noqa: F401
+    from meterhub.model.readings import SeriesKey
+
+    conc = io_devices(parse_config(SITE), tmp_path)["conc1"]
+    # pv: 1 Wh per pulse from an index of 100 kWh; 100 042 Wh stored → 42 pulses
+    conc.seed_registers({SeriesKey("pv", "energy_active_import", Phase.TOTAL): 100_042.0})
+    assert conc.pulses["pv"].state.pulses == 42
+
+
+def test_a_state_file_with_its_device_counter_wins_over_storage(tmp_path: Path):
+    # the counter makes the file exact however old it is: 30 pulses at counter 130, counter now 150
+    import meterhub.drivers.io  # noqa: F401
+    from meterhub.model.readings import SeriesKey
+
+    cfg = parse_config(SITE)
+    conc = io_devices(cfg, tmp_path)["conc1"]
+    conc.process(0.0, {("pulse_count", 1): 100.0})
+    conc.process(1.0, {("pulse_count", 1): 130.0})
+    conc.close()
+    again = io_devices(cfg, tmp_path)["conc1"]
+    again.seed_registers({SeriesKey("gas", "pulse_count", Phase.TOTAL): 45.0})  # flushed at counter 145
+    res = again.process(100.0, {("pulse_count", 1): 150.0})
+    assert values(res, "gas")["pulse_count"] == 50.0  # 30 + (150 − 130): not 45 + 20
+
+
+def test_run_hours_continue_from_storage_when_it_is_ahead_of_the_file(tmp_path: Path):
+    import meterhub.drivers.io  # noqa: F401
+    from meterhub.model.readings import SeriesKey
+
+    cfg = parse_config(SITE)
+    dio = io_devices(cfg, tmp_path)["dio1"]
+    dio.process(0.0, {("digital_input", 3): 1.0})
+    dio.process(900.0, {("digital_input", 3): 1.0})
+    dio.close()  # the file: 900 s
+    again = io_devices(cfg, tmp_path)["dio1"]
+    key = SeriesKey("pump", "operating_hours", Phase.TOTAL)
+    again.seed_registers({key: 0.1})  # below the file's 0.25 h: ignored
+    assert again.computed_registers()[key] == 0.25
+    again.seed_registers({key: 0.4})  # flushed after the file was saved (kill -9 since)
+    assert again.computed_registers()[key] == 0.4

@@ -14,6 +14,15 @@ digital input, the engineering range of an analog input — is site configuratio
     ...
     io.close()                                                  # on shutdown: persist pulse totals
 
+Pulse totals and run hours are registers the gateway computes, so :class:`IODevice` implements
+:class:`~meterhub.drivers.base.ComputesRegisters` (through the Modbus source that owns it): the runtime
+stores them with every flush and seeds them at start from storage. The state file stays the primary
+copy of a pulse point that counts with a device counter, because the total *with the counter value it
+belongs to* is exact however old the file is (pulses counted while the gateway was down or since the
+save are picked up from the counter); the stored total is taken for a point the file lacks (then
+counting starts at the first read) and for totals without a device counter (edges, run hours), where
+the greater of the two is the later one.
+
 Raw values expected (what the profiles in ``src/meterhub/profiles`` deliver):
 ``pulse_count`` the device's pulse counter [pulses]; ``digital_input`` the *contact* state, 1 = closed;
 ``relay_output`` the coil, 1 = energised; ``analog_input`` / ``analog_output`` the signal [mA or V].
@@ -45,11 +54,11 @@ from meterhub.drivers.io.config import (
 )
 from meterhub.drivers.io.digital import DigitalEvent, DigitalInput
 from meterhub.drivers.io.errors import OutputWriteError
-from meterhub.drivers.io.pulse import PulseMeter
+from meterhub.drivers.io.pulse import INDEX_QUANTITY, UNIT_FACTOR, PulseMeter
 from meterhub.drivers.io.relay import OutputPort, OutputTarget, RelayOutput, write_confirmed
 from meterhub.drivers.io.state import IOState, load_state, save_state, state_path
 from meterhub.model.quantities import Q
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Reading, SeriesKey
 from meterhub.model.topology import Phase
 
 __all__ = ["IODevice", "IOResult", "RawKey", "io_devices", "output_target"]
@@ -105,6 +114,7 @@ class IODevice:
             for p in self.points
             if isinstance(p, DigitalPoint)
         }
+        self._in_file = set(stored.pulses)  # pulse points whose state came from the state file
         self._problems: dict[str, str] = {}  # last problem logged per point
         self._flagged: set[str] = set()  # points with a problem in the current process() call
         self._dirty = False
@@ -245,6 +255,77 @@ class IODevice:
             raise OutputWriteError(f"{target}: {signal:g} gives register value {raw}, outside 0…65535")
         held = await write_confirmed(port, target, [raw])
         return self._analog(p, self.clock(), held[0] * factor, Q.ANALOG_OUTPUT)
+
+    # -- registers the gateway computes (ComputesRegisters) ---------------------------------------
+    def _run_inputs(self) -> list[DigitalInput]:
+        return [di for di in self.inputs.values() if di.point.function is DigitalFunction.RUN]
+
+    def computed_series(self) -> list[SeriesKey]:
+        """Pulse count and index of every pulse point; run hours of every run-feedback input."""
+        keys: list[SeriesKey] = []
+        for m in self.pulses.values():
+            p = m.point
+            keys += [
+                SeriesKey(p.id, Q.PULSE_COUNT, Phase.TOTAL),
+                SeriesKey(p.id, INDEX_QUANTITY[p.medium], Phase.TOTAL),
+            ]
+        keys += [SeriesKey(di.point.id, Q.OPERATING_HOURS, Phase.TOTAL) for di in self._run_inputs()]
+        return keys
+
+    def computed_registers(self) -> dict[SeriesKey, float]:
+        """The totals now: pulses [pulses], index [Wh or m³], run hours [h]."""
+        out: dict[SeriesKey, float] = {}
+        for m in self.pulses.values():
+            p = m.point
+            out[SeriesKey(p.id, Q.PULSE_COUNT, Phase.TOTAL)] = float(m.state.pulses)
+            out[SeriesKey(p.id, INDEX_QUANTITY[p.medium], Phase.TOTAL)] = m.index
+        for di in self._run_inputs():
+            out[SeriesKey(di.point.id, Q.OPERATING_HOURS, Phase.TOTAL)] = di.active_time / 3600.0
+        return out
+
+    def seed_registers(self, registers: Mapping[SeriesKey, float]) -> None:
+        """Continue from stored totals (see the module docstring for which copy wins)."""
+        for m in self.pulses.values():
+            p = m.point
+            if p.id in self._in_file and m.state.last_raw is not None:
+                continue  # the file's total with its device counter is exact
+            pulses = self._stored_pulses(m, registers)
+            if pulses is None or pulses <= m.state.pulses:
+                continue
+            log.warning(
+                "device %s point %s: pulse total continues from the stored %d pulses (state file %s: %s)",
+                self.device,
+                p.id,
+                pulses,
+                self.state_file,
+                f"{m.state.pulses} pulses" if p.id in self._in_file else "no state for the point",
+            )
+            m.state.pulses = pulses
+            self._dirty = True
+        for di in self._run_inputs():
+            hours = registers.get(SeriesKey(di.point.id, Q.OPERATING_HOURS, Phase.TOTAL))
+            if hours is not None and math.isfinite(hours) and hours * 3600.0 > di.active_time:
+                log.info(
+                    "device %s point %s: run hours continue from the stored %.4f h (state file: %.4f h)",
+                    self.device,
+                    di.point.id,
+                    hours,
+                    di.active_time / 3600.0,
+                )
+                di.active_time = hours * 3600.0
+                self._dirty = True
+
+    @staticmethod
+    def _stored_pulses(m: PulseMeter, registers: Mapping[SeriesKey, float]) -> int | None:
+        """The pulse total storage holds for ``m``: its pulse count, else from its index."""
+        p = m.point
+        count = registers.get(SeriesKey(p.id, Q.PULSE_COUNT, Phase.TOTAL))
+        if count is not None and math.isfinite(count):
+            return round(count)
+        index = registers.get(SeriesKey(p.id, INDEX_QUANTITY[p.medium], Phase.TOTAL))
+        if index is not None and math.isfinite(index) and p.weight > 0:
+            return math.floor((index / UNIT_FACTOR[p.unit] - p.initial) / p.weight + 1e-6)
+        return None
 
     # -- state ------------------------------------------------------------------------------------
     def save(self) -> None:

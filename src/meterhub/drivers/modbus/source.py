@@ -6,7 +6,8 @@ circuit uses. Harmonic spectra a device reports become circuit spectra (:mod:`.s
 ``SourceContext.publish_spectra``, the live cache, as the waveform source's are. An IO module or pulse concentrator with points in the site's ``io:`` section gets its
 meaning from :class:`meterhub.drivers.io.processor.IODevice` instead (pulse weight and unit, NO/NC
 and function of inputs, analog ranges); its readings are keyed by point id, and its pulse totals are
-persisted under the data folder on close.
+persisted under the data folder on close and, as registers the gateway computes, with every storage
+flush (the source implements :class:`~meterhub.drivers.base.ComputesRegisters` for its IO devices).
 
 Cumulative registers (energy, counters) are passed on as the device gives them: whether a smaller value
 is a glitch, a reset or a replaced meter is decided in one place, :mod:`meterhub.energy.registers`.
@@ -29,7 +30,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 from meterhub.config.schema import Bus, BusKind, Circuit, Device
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
@@ -42,7 +43,7 @@ from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.spectra import circuit_spectra
 from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind
 from meterhub.model.quantities import Q
-from meterhub.model.readings import Quality, Reading, Spectrum
+from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
 from meterhub.profiles import get_profile
 from meterhub.profiles.schema import IdentEntry, Point, ProfileError, ProfileKind
 from meterhub.profiles.transformers import circuit_ratios
@@ -297,6 +298,17 @@ class ModbusSource(Source):
         finally:
             self._drain()  # what was read is not lost
             self._pending = None
+
+    # -- registers computed by the IO devices (ComputesRegisters) -------------------------------
+    def computed_series(self) -> list[SeriesKey]:
+        return [k for io in self.io.values() for k in io.computed_series()]
+
+    def computed_registers(self) -> dict[SeriesKey, float]:
+        return {k: v for io in self.io.values() for k, v in io.computed_registers().items()}
+
+    def seed_registers(self, registers: Mapping[SeriesKey, float]) -> None:
+        for io in self.io.values():
+            io.seed_registers(registers)
 
     async def close(self) -> None:
         for io in self.io.values():

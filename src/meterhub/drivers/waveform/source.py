@@ -14,8 +14,12 @@ dip, swell or interruption; and the four-quadrant energy registers (float64, per
 The harmonic spectra of the same interval (voltage and current per phase, RMS of the subgroups of
 orders 0…50 per IEC 61000-4-7, and the same in % of the fundamental) go to the live cache only, through
 ``SourceContext.publish_spectra``: 51 values per phase each second are not worth storing.
-Registers are also saved to ``DATA_DIR/waveform-<bus>.json`` every ``save_interval`` so they continue
-after a restart and never go backwards.
+The registers are the gateway's own computation, so the source keeps them across a crash
+(:class:`~meterhub.drivers.base.ComputesRegisters`): the runtime stores them at every storage flush in
+the same transaction as the readings, and seeds the source at start with what storage holds, taken
+where it is above the source's own state file ``DATA_DIR/waveform-<bus>.json`` (saved every
+``save_interval`` and on close, a secondary copy). After ``kill -9`` the registers restart from the
+last flush: no lower than any value stored, at most one flush interval of energy behind.
 
 A lost connection reconnects with exponential backoff (0.5 s … 10 s) and asks the board to resume from
 the next sample it needs (the board replays up to ≥ 10 s), so a short outage loses nothing. A malformed
@@ -32,6 +36,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +52,7 @@ from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
 from meterhub.metering.sync import cycles_per_window
 from meterhub.model.quantities import CATALOGUE, Kind, Q
-from meterhub.model.readings import Quality, Reading, Spectrum
+from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
 from meterhub.model.topology import Phase, Wiring
 
 __all__ = [
@@ -199,6 +204,55 @@ class WaveformSource(Source):
         except OSError as exc:
             log.error("%s: cannot save energy registers: %s", self.state_file, exc)
         self._last_save = time.monotonic()
+
+    # -- registers the source computes (ComputesRegisters) ------------------------------------
+    def computed_series(self) -> list[SeriesKey]:
+        """The energy register series of the board's circuits (per phase and total)."""
+        keys: list[SeriesKey] = []
+        for c in self.ctx.config.circuits:
+            if c.device != self.device.id or c.wiring is Wiring.DC:
+                continue
+            groups = [] if c.wiring is Wiring.P3W3 else [p.value for p in c.supply_phases]
+            for group in (*groups, "total"):
+                keys += [k for name in ENERGY_IDS if (k := _energy_key(c.id, group, name)) is not None]
+        return keys
+
+    def computed_registers(self) -> dict[SeriesKey, float]:
+        """Every energy register now [Wh, varh, VAh] (the analyser's, or the loaded ones before it)."""
+        energy = self._analyzer.energy() if self._analyzer is not None else self._energy
+        out: dict[SeriesKey, float] = {}
+        for cid, groups in energy.items():
+            for group, regs in groups.items():
+                for name, value in regs.items():
+                    key = _energy_key(cid, group, name)
+                    if key is not None:
+                        out[key] = float(value)
+        return out
+
+    def seed_registers(self, registers: Mapping[SeriesKey, float]) -> None:
+        """Continue from stored registers where they are above the state file's [Wh, varh, VAh]."""
+        ours = set(self.computed_series())
+        raised: list[tuple[SeriesKey, float]] = []
+        for key, value in registers.items():
+            if key not in ours or key.phase is None or not np.isfinite(value):
+                continue
+            regs = self._energy.setdefault(key.circuit, {}).setdefault(key.phase.value, {})
+            before = regs.get(key.quantity)
+            if before is None or value > before:
+                regs[key.quantity] = float(value)
+                raised.append((key, float(value) - (before or 0.0)))
+                if self._analyzer is not None and key.circuit in self._analyzer.registers:
+                    self._analyzer.registers[key.circuit].preset(key.phase.value, key.quantity, value)
+        if raised:
+            key, step = max(raised, key=lambda kv: kv[1])
+            log.info(
+                "%s: %d energy registers continue from storage, above %s (most: %s by %.6g)",
+                self.name,
+                len(raised),
+                self.state_file,
+                key,
+                step,
+            )
 
     # -- engine -------------------------------------------------------------------------------
     def _new_analyzer(self, frame: Frame) -> Analyzer:
@@ -391,6 +445,16 @@ class WaveformSource(Source):
         if self._analyzer is not None:
             self._analyzer.flush()
         self._save_energy()
+
+
+def _energy_key(circuit: str, group: str, name: str) -> SeriesKey | None:
+    """The series of an energy register of the engine (group "L1" … "total"), or None when the
+    catalogue has no such series (the register is then neither emitted nor stored)."""
+    phase = _GROUP_PHASE.get(group)
+    meta = CATALOGUE.get(name)
+    if phase is None or meta is None or phase not in meta.phases:
+        return None
+    return SeriesKey(circuit, name, phase)
 
 
 def readings_of(batches: list[Batch], t_base: float) -> list[Reading]:
