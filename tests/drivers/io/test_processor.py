@@ -219,3 +219,20 @@ def test_run_hours_continue_from_storage_when_it_is_ahead_of_the_file(tmp_path: 
     assert again.computed_registers()[key] == 0.25
     again.seed_registers({key: 0.4})  # flushed after the file was saved (kill -9 since)
     assert again.computed_registers()[key] == 0.4
+
+
+def test_a_pulse_total_is_saved_with_its_first_counter_value_so_kill_9_loses_no_pulse(tmp_path: Path):
+    import meterhub.drivers.io  # noqa: F401
+
+    cfg = parse_config(SITE)
+    conc = io_devices(cfg, tmp_path)["conc1"]
+    conc.process(0.0, {("pulse_count", 1): 100.0})  # saved at once: total 0 at counter 100
+    conc.process(1.0, {("pulse_count", 1): 130.0})  # 30 pulses, not saved (throttled), then kill -9
+    assert load_state(state_path(tmp_path, "conc1")).pulses["gas"].to_dict() == {
+        "pulses": 0,
+        "last_raw": 100,
+        "resets": 0,
+    }
+    again = io_devices(cfg, tmp_path)["conc1"]
+    res = again.process(50.0, {("pulse_count", 1): 160.0})
+    assert values(res, "gas")["pulse_count"] == 60.0  # the 30 before the kill and 30 while down

@@ -19,7 +19,8 @@ Pulse totals and run hours are registers the gateway computes, so :class:`IODevi
 stores them with every flush and seeds them at start from storage. The state file stays the primary
 copy of a pulse point that counts with a device counter, because the total *with the counter value it
 belongs to* is exact however old the file is (pulses counted while the gateway was down or since the
-save are picked up from the counter); the stored total is taken for a point the file lacks (then
+save are picked up from the counter) — so a total is saved at once when it gets its first counter
+value, and then every ``save_interval``. The stored total is taken for a point the file lacks (then
 counting starts at the first read) and for totals without a device counter (edges, run hours), where
 the greater of the two is the later one.
 
@@ -118,6 +119,7 @@ class IODevice:
         self._problems: dict[str, str] = {}  # last problem logged per point
         self._flagged: set[str] = set()  # points with a problem in the current process() call
         self._dirty = False
+        self._baseline = False  # a pulse total got its first device counter value: save it now
         self._saved_at = clock()
 
     # -- reading ------------------------------------------------------------------------------------
@@ -136,7 +138,10 @@ class IODevice:
                 self._problem(p.id, f"{where}: {exc}")
         for point in set(self._problems) - self._flagged:
             del self._problems[point]  # recovered: a new problem is logged again
-        if self._dirty and self.clock() - self._saved_at >= self.save_interval:
+        # A total is saved at once with its first counter value: from then on the file's total with
+        # its counter is exact however old the file is (counted pulses are picked up from the counter)
+        if self._baseline or (self._dirty and self.clock() - self._saved_at >= self.save_interval):
+            self._baseline = False
             self.save()
         return out
 
@@ -159,6 +164,8 @@ class IODevice:
             if not float(value).is_integer() or value < 0:
                 raise ValueError(f"pulse counter value {value!r} is not a non-negative integer")
             meter = self.pulses[p.id]
+            if meter.state.last_raw is None:
+                self._baseline = True  # the total's first counter value: saved at once (see process)
             res = meter.counter(ts, int(value))
             if res.reset:
                 # not judged here: a glitch and its recovery cancel out, a restart is confirmed (or not)
