@@ -7,10 +7,10 @@ the live API gives the values published last. After the 20th restart the SQLite 
 
 * every cumulative series (energy, pulse counts, volumes, run hours): its valid values in time order
   never decrease — across every kill too;
-* across each kill, the first stored value after the restart is not more than one flush interval of
-  the register's consumption below the value published before the kill (the energy counted after the
-  last flush is the most a crash may lose; a simulated meter keeps counting while the demo is down, so
-  its registers come back higher).
+* across each kill, the first stored value after the restart is one the register had at most one flush
+  interval (plus the commit's duration and the series' poll interval) before the value published last
+  before the kill: what was counted after the last commit is the most a crash may lose. A simulated
+  meter keeps counting while the demo is down, so its registers come back higher.
 
 The figures (restarts, series checked, registers that went down, largest loss in seconds of
 consumption) are printed and written to ``crash-figures.json`` in the data folder.
@@ -45,7 +45,9 @@ RESTARTS = 20
 FLUSH = 1.0  # [s] storage.flush_interval of the site under test
 START_TIMEOUT = 60.0  # [s]
 CUMULATIVE = {str(k) for k, q in CATALOGUE.items() if q.kind is Kind.CUMULATIVE}
-#: Slack of the loss bound [s]: a flush runs every interval *plus* its commit (in a worker thread).
+#: Slack of the loss bound [s]: a flush runs every interval *plus* its commit (in a worker thread). The
+#: bound adds the series' poll interval, the resolution with which a restarted value is placed on the
+#: register's course before the kill (a pulse counter polled every 2 s steps by whole pulses).
 COMMIT_SLACK = 1.0
 
 Key = tuple[str, str, str]
@@ -179,6 +181,7 @@ def test_twenty_kill_9_restarts_keep_every_register_monotone_and_lose_at_most_on
     # published last): restarting at the value it had ``s`` seconds before that publication is a loss
     # of ``s`` seconds of consumption, whatever the load did meanwhile.
     loss_s: list[tuple[float, Key, int]] = []
+    too_far: list[str] = []
     compared = 0
     for n, (started, killed_at, published) in enumerate(kills):
         for key, (t_pub, v_pub) in published.items():
@@ -188,7 +191,15 @@ def test_twenty_kill_9_restarts_keep_every_register_monotone_and_lose_at_most_on
             if not after or len(course) < 2 or course[-1][1] <= course[0][1]:
                 continue  # nothing after the restart, or the register did not count before the kill
             compared += 1
-            loss_s.append((_seconds_back(course, after[0]), key, n))
+            # a counter polled every few seconds (pulses) is placed on its course only to its poll
+            tail = course[-3:]
+            resolution = max(t1 - t0 for (t0, _), (t1, _) in zip(tail, tail[1:], strict=False))
+            back = _seconds_back(course, after[0])
+            loss_s.append((back, key, n))
+            if back > FLUSH + COMMIT_SLACK + resolution:
+                too_far.append(
+                    f"{'/'.join(key)} across kill {n + 1}: {back:.2f} s; {course[-3:]} then {after[0]}"
+                )
     loss_s.sort(reverse=True)
     for seconds, key, n in loss_s[:5]:
         print(f"loss {seconds:.3f} s: {'/'.join(key)} across kill {n + 1}")
@@ -209,4 +220,4 @@ def test_twenty_kill_9_restarts_keep_every_register_monotone_and_lose_at_most_on
     print("\ncrash figures:", json.dumps(figures))
     assert went_down == [], "\n".join(went_down[:20])
     assert compared >= RESTARTS * 50
-    assert worst[0] <= FLUSH + COMMIT_SLACK, figures
+    assert too_far == [], "\n".join(too_far[:20])

@@ -74,13 +74,11 @@ async def start_simulators(cfg: SiteConfig, data_dir: Path) -> tuple[list[SimSer
 
 
 async def save_periodically(model: SiteModel, interval: float) -> None:
-    """Save the simulated site's state (its meters' registers) every ``interval`` [s]."""
-    while True:
-        await asyncio.sleep(interval)
-        model.save()
+    """Save the simulated site's state (its meters' registers and their time) every ``interval`` [s].
 
-
-async def _save_periodically(model: SiteModel, interval: float) -> None:
+    After a ``kill -9`` the model continues from the last save and integrates the time since, so the
+    simulated meters never go back (see :mod:`meterhub.sim.physics`); saving often keeps that catch-up
+    short and exact (the span after a save is recomputed cell by cell)."""
     while True:
         await asyncio.sleep(interval)
         model.save()
