@@ -80,3 +80,29 @@ def test_the_gateway_stores_computed_registers_with_each_flush_and_seeds_its_sou
     _state_file(data, 100.0)  # kill -9: the state file is older than the last flush
     _, seeded = asyncio.run(run(None))
     assert seeded == 125.0  # the restarted source continues from storage, not from its file
+
+
+def test_a_value_the_energy_stage_accepted_after_the_last_commit_seeds_the_source(tmp_path):
+    # kill -9 between a flush's staging (the energy stage's state file already holds the raw value it
+    # accepted last: 118 Wh) and its commit (storage still holds 110 Wh): the source continues at 118
+    cfg = parse_config(SITE)
+    data = tmp_path / "data"
+    _state_file(data, 100.0)
+    storage = open_storage(cfg.storage, data)
+    storage.save_registers({IMP: 110.0})
+    storage.save_computed_registers({IMP: 110.0})
+    storage.flush()
+    storage.close()
+    (data / "energy-state.json").write_text(json.dumps({"version": 1, "raw": {str(IMP): 118.0}}))
+
+    async def run() -> float:
+        gw = Gateway(cfg, data_dir=data)
+        await gw.start()
+        try:
+            (src,) = gw.sources
+            assert isinstance(src, WaveformSource)
+            return src.computed_registers()[IMP]
+        finally:
+            await gw.stop()
+
+    assert asyncio.run(run()) == 118.0

@@ -212,7 +212,9 @@ class Gateway:
             except Exception:
                 log.exception("cannot create the source for bus %r", bus.id)
                 continue
-            seed_computed(sources, self.storage, self.clock())  # before run: registers never go back
+            # before they run: registers the sources compute never go back
+            accepted = {k: b[0] for k, b in self.energy.guard.raw_baselines().items()} if self.energy else {}
+            seed_computed(sources, self.storage, self.clock(), accepted)
             monitored = tuple(self.status[d.id] for d in devices if d.id in self.status)
             for source in sources:
                 source.monitored = monitored

@@ -170,14 +170,21 @@ def computed_registers(sources: Iterable[object]) -> dict[SeriesKey, float]:
     return out
 
 
-def seed_computed(sources: Iterable[object], storage: Storage, now: float) -> int:
+def seed_computed(
+    sources: Iterable[object],
+    storage: Storage,
+    now: float,
+    accepted: Mapping[SeriesKey, float] | None = None,
+) -> int:
     """Seed every source that computes registers with what storage holds of them; return how many
     values were handed over.
 
     Per series: the computed register saved with the last flush; for a series without one (a data
     folder from before they were saved) the latest valid stored reading at or before ``now`` [s].
-    Each source takes a value only where it is above its own state file. A storage that cannot be
-    read is logged, and the sources continue from their state files.
+    ``accepted`` are the source values the energy stage accepted last (the register guard's raw
+    baselines, kept in its state file at every flush): a value the source had computed and published,
+    so it is taken where it is higher. Each source takes a value only where it is above its own state
+    file. A storage that cannot be read is logged, and the sources continue from their state files.
     """
     computing = [s for s in sources if isinstance(s, ComputesRegisters)]
     if not computing:
@@ -200,6 +207,9 @@ def seed_computed(sources: Iterable[object], storage: Storage, now: float) -> in
                 if value is None:
                     latest = storage.value_at(key, now)
                     value = latest[1] if latest is not None else None
+                raw = (accepted or {}).get(key)
+                if raw is not None and (value is None or raw > value):
+                    value = raw
                 if value is not None:
                     seeds[key] = value
         except Exception as exc:
