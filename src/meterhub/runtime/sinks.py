@@ -49,8 +49,10 @@ class StorageSink:
     """Writes every batch to storage; every ``flush_interval`` commits it with the energy registers
     and the registers the sources compute (``computed``, set by the runtime; none by default).
 
-    ``deliver`` only buffers (``Storage.write``); the commit runs in a worker thread so the event loop
-    keeps acquiring while the database works. Its subscription spills to ``storage-spool.jsonl`` in the
+    ``deliver`` only holds the batch; every flush *stages* what was held and queued together with the
+    registers as they are at that moment (so every reading committed is covered by the registers
+    committed with it), then commits in a worker thread so the event loop keeps acquiring while the
+    database works. Its subscription spills to ``storage-spool.jsonl`` in the
     data folder, so nothing is lost while the database is slow.
     """
 
@@ -72,6 +74,7 @@ class StorageSink:
         self.computed: Callable[[], Mapping[SeriesKey, float]] = dict
         self.flush_interval = flush_interval
         self._clock = clock
+        self._held: Batch = []  # delivered since the last staging
         self._flusher: asyncio.Task[None] | None = None
         self._record = TaskRecord("flush")
         self.last_flush: float | None = None  # clock time of the last successful commit [s]
@@ -87,7 +90,11 @@ class StorageSink:
         )
 
     async def deliver(self, batch: Batch) -> None:
-        self._storage().write(batch)
+        # Held here until the next staging, not written to the storage buffer at once: a commit takes
+        # the storage buffer whenever its worker thread gets to it, so a batch written meanwhile would
+        # be committed with registers older than its readings, and after kill -9 the registers would
+        # restart below values already stored.
+        self._held.extend(batch)
 
     async def stop(self) -> None:
         """Stop the periodic flush, then commit everything queued and the registers."""
@@ -102,7 +109,12 @@ class StorageSink:
 
     def health(self) -> Health:
         st = self._sub.stats
-        counters = {"delivered": st.delivered, "spilled": st.spilled, "pending": self._sub.pending}
+        counters = {
+            "delivered": st.delivered,
+            "spilled": st.spilled,
+            "pending": self._sub.pending,
+            "held": len(self._held),  # readings delivered, staged at the next flush
+        }
         if self.last_error is not None:
             return Health(HealthState.DOWN, f"cannot write: {self.last_error}", counters)
         if self._sub.pending >= self._sub.maxsize:
@@ -117,7 +129,8 @@ class StorageSink:
         The computed registers are taken after the readings were drained, so they are at least as
         new as every reading committed with them."""
         storage = self._storage()
-        pending = self._sub.drain()
+        pending, self._held = self._held, []
+        pending.extend(self._sub.drain())
         if pending:
             storage.write(pending)
         registers = dict(self._registers())
