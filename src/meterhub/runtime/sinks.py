@@ -109,12 +109,7 @@ class StorageSink:
 
     def health(self) -> Health:
         st = self._sub.stats
-        counters = {
-            "delivered": st.delivered,
-            "spilled": st.spilled,
-            "pending": self._sub.pending,
-            "held": len(self._held),  # readings delivered, staged at the next flush
-        }
+        counters = {"delivered": st.delivered, "spilled": st.spilled, "pending": self._sub.pending}
         if self.last_error is not None:
             return Health(HealthState.DOWN, f"cannot write: {self.last_error}", counters)
         if self._sub.pending >= self._sub.maxsize:
