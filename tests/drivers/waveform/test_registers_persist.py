@@ -32,8 +32,8 @@ def test_the_source_names_its_register_series_from_the_configuration(tmp_path: P
     src = _source(tmp_path)
     assert isinstance(src, ComputesRegisters)
     keys = set(src.computed_series())
-    # 3P4W: seven four-quadrant registers for each of L1, L2, L3 and the total
-    assert len(keys) == 28 and E in keys and SeriesKey("press", Q.ENERGY_APPARENT, Phase.L2) in keys
+    # 3P4W: seven four-quadrant registers and reactive import and export for L1, L2, L3 and the total
+    assert len(keys) == 36 and E in keys and SeriesKey("press", Q.ENERGY_REACTIVE_IMPORT, Phase.L2) in keys
 
 
 def test_a_source_seeded_from_storage_ahead_of_its_state_file_continues_from_storage(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ from meterhub.config.schema import Circuit, Device, SiteConfig
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader, encode_request
 from meterhub.metering.aggregation import aggregate
-from meterhub.metering.energy import ENERGY_IDS
+from meterhub.metering.energy import ENERGY_IDS, REGISTER_IDS, named_registers
 from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
@@ -207,14 +207,15 @@ class WaveformSource(Source):
 
     # -- registers the source computes (ComputesRegisters) ------------------------------------
     def computed_series(self) -> list[SeriesKey]:
-        """The energy register series of the board's circuits (per phase and total)."""
+        """The energy register series of the board's circuits (per phase and total), the reactive
+        import and export (R+ = Q1 + Q2, R− = Q3 + Q4) included."""
         keys: list[SeriesKey] = []
         for c in self.ctx.config.circuits:
             if c.device != self.device.id or c.wiring is Wiring.DC:
                 continue
             groups = [] if c.wiring is Wiring.P3W3 else [p.value for p in c.supply_phases]
             for group in (*groups, "total"):
-                keys += [k for name in ENERGY_IDS if (k := _energy_key(c.id, group, name)) is not None]
+                keys += [k for name in REGISTER_IDS if (k := _energy_key(c.id, group, name)) is not None]
         return keys
 
     def computed_registers(self) -> dict[SeriesKey, float]:
@@ -230,11 +231,19 @@ class WaveformSource(Source):
         return out
 
     def seed_registers(self, registers: Mapping[SeriesKey, float]) -> None:
-        """Continue from stored registers where they are above the state file's [Wh, varh, VAh]."""
+        """Continue from stored registers where they are above the state file's [Wh, varh, VAh].
+
+        Only the seven accumulated registers are taken; reactive import and export follow from their
+        quadrants (so they are not below their stored values either)."""
         ours = set(self.computed_series())
         raised: list[tuple[SeriesKey, float]] = []
         for key, value in registers.items():
-            if key not in ours or key.phase is None or not np.isfinite(value):
+            if (
+                key not in ours
+                or key.quantity not in ENERGY_IDS
+                or key.phase is None
+                or not np.isfinite(value)
+            ):
                 continue
             regs = self._energy.setdefault(key.circuit, {}).setdefault(key.phase.value, {})
             before = regs.get(key.quantity)
@@ -243,6 +252,9 @@ class WaveformSource(Source):
                 raised.append((key, float(value) - (before or 0.0)))
                 if self._analyzer is not None and key.circuit in self._analyzer.registers:
                     self._analyzer.registers[key.circuit].preset(key.phase.value, key.quantity, value)
+        for circuit, group in {(k.circuit, k.phase.value) for k, _ in raised if k.phase is not None}:
+            regs = self._energy[circuit][group]
+            regs.update(named_registers([regs.get(name, 0.0) for name in ENERGY_IDS]))
         if raised:
             key, step = max(raised, key=lambda kv: kv[1])
             log.info(
