@@ -56,7 +56,9 @@ class Broker:
         deadline = time.monotonic() + 5
         while not _listening(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start on port {self.port}: {self.folder}/mosquitto.log")
+                raise RuntimeError(
+                    f"mosquitto did not start on port {self.port}: {self.folder}/mosquitto.log"
+                )
             time.sleep(0.02)
 
     def stop(self) -> None:
@@ -76,7 +78,21 @@ class Subscriber:
 
     def __init__(self, folder: Path, port: int, topic: str = "#", *, client_id: str | None = None) -> None:
         self.out = folder / f"sub-{time.monotonic_ns()}.jsonl"
-        args = [MOSQUITTO_SUB, "-h", "127.0.0.1", "-p", str(port), "-V", "5", "-q", "1", "-t", topic, "-F", "%j"]
+        args = [
+            MOSQUITTO_SUB,
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-V",
+            "5",
+            "-q",
+            "1",
+            "-t",
+            topic,
+            "-F",
+            "%j",
+        ]
         if client_id is not None:  # a persistent session that outlives an outage of the broker
             args += ["-i", client_id, "-c", "-x", "600"]
         self._fh = self.out.open("wb")

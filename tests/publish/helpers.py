@@ -17,8 +17,13 @@ from meterhub.publish.sink import PublishSink, publish_sink
 L1, L2, L3, N, T = Phase.L1, Phase.L2, Phase.L3, Phase.N, Phase.TOTAL
 
 
-def site(broker_url: str, *, formats: str = "[eniscope-rtdata, meterhub-json, homeassistant]", extra: str = "",
-         circuits: str = "") -> SiteConfig:
+def site(
+    broker_url: str,
+    *,
+    formats: str = "[eniscope-rtdata, meterhub-json, homeassistant]",
+    extra: str = "",
+    circuits: str = "",
+) -> SiteConfig:
     text = f"""
 site: {{name: Test site}}
 buses: [{{id: b, kind: modbus-tcp, port: 1502}}]
@@ -41,19 +46,36 @@ publish:
 def three_phase(ts: float, *, scale: float = 1.0, quality: Quality = Quality.GOOD) -> list[Reading]:
     """One poll of circuit ``main``: values a person can check (× ``scale`` for instantaneous ones)."""
     inst = {
-        (Q.VOLTAGE, L1): 230.0, (Q.VOLTAGE, L2): 231.0, (Q.VOLTAGE, L3): 229.0, (Q.VOLTAGE, T): 230.0,
-        (Q.VOLTAGE_LINE, L1): 399.0, (Q.VOLTAGE_LINE, L2): 400.0, (Q.VOLTAGE_LINE, L3): 401.0,
-        (Q.CURRENT, L1): 10.0, (Q.CURRENT, L2): 11.0, (Q.CURRENT, L3): 12.0, (Q.CURRENT, T): 11.0,
+        (Q.VOLTAGE, L1): 230.0,
+        (Q.VOLTAGE, L2): 231.0,
+        (Q.VOLTAGE, L3): 229.0,
+        (Q.VOLTAGE, T): 230.0,
+        (Q.VOLTAGE_LINE, L1): 399.0,
+        (Q.VOLTAGE_LINE, L2): 400.0,
+        (Q.VOLTAGE_LINE, L3): 401.0,
+        (Q.CURRENT, L1): 10.0,
+        (Q.CURRENT, L2): 11.0,
+        (Q.CURRENT, L3): 12.0,
+        (Q.CURRENT, T): 11.0,
         (Q.CURRENT, N): 1.5,
-        (Q.ACTIVE_POWER, L1): 2200.0, (Q.ACTIVE_POWER, L2): 2400.0, (Q.ACTIVE_POWER, L3): 2600.0,
+        (Q.ACTIVE_POWER, L1): 2200.0,
+        (Q.ACTIVE_POWER, L2): 2400.0,
+        (Q.ACTIVE_POWER, L3): 2600.0,
         (Q.ACTIVE_POWER, T): 7200.0,
-        (Q.REACTIVE_POWER, L1): 300.0, (Q.REACTIVE_POWER, L2): 310.0, (Q.REACTIVE_POWER, L3): 320.0,
+        (Q.REACTIVE_POWER, L1): 300.0,
+        (Q.REACTIVE_POWER, L2): 310.0,
+        (Q.REACTIVE_POWER, L3): 320.0,
         (Q.REACTIVE_POWER, T): 930.0,
-        (Q.APPARENT_POWER, L1): 2300.0, (Q.APPARENT_POWER, L2): 2541.0, (Q.APPARENT_POWER, L3): 2748.0,
+        (Q.APPARENT_POWER, L1): 2300.0,
+        (Q.APPARENT_POWER, L2): 2541.0,
+        (Q.APPARENT_POWER, L3): 2748.0,
         (Q.APPARENT_POWER, T): 7589.0,
-        (Q.POWER_FACTOR, L1): 0.95, (Q.POWER_FACTOR, L2): 0.94, (Q.POWER_FACTOR, L3): 0.93,
+        (Q.POWER_FACTOR, L1): 0.95,
+        (Q.POWER_FACTOR, L2): 0.94,
+        (Q.POWER_FACTOR, L3): 0.93,
         (Q.POWER_FACTOR, T): 0.94,
-        (Q.ANGLE_VOLTAGE_CURRENT, L1): 18.2, (Q.ANGLE_VOLTAGE_CURRENT, L2): 19.9,
+        (Q.ANGLE_VOLTAGE_CURRENT, L1): 18.2,
+        (Q.ANGLE_VOLTAGE_CURRENT, L2): 19.9,
         (Q.ANGLE_VOLTAGE_CURRENT, L3): 21.6,
         (Q.FREQUENCY, T): 50.02,
     }

@@ -46,7 +46,9 @@ def _publish_one_interval(broker: Broker, subscribers: list[Subscriber], tmp_pat
             ],
         )
         runner = sink.runners[0]
-        assert await wait_until(lambda: runner.published_intervals == 1 and runner.outbox.stats().backlog == 0)
+        assert await wait_until(
+            lambda: runner.published_intervals == 1 and runner.outbox.stats().backlog == 0
+        )
         health = sink.health().as_dict()
         await sink.stop()
         return health
@@ -88,7 +90,9 @@ def test_rtdata_holds_every_seed_field_with_the_interval_values(
     assert health["state"] == "ok"
     counters = health["counters"]
     assert isinstance(counters, dict)
-    assert counters["backlog"] == 0 and counters["connected"] == 1 and counters["invalid_skipped"] == 52  # the whole INVALID poll
+    assert (
+        counters["backlog"] == 0 and counters["connected"] == 1 and counters["invalid_skipped"] == 52
+    )  # the whole INVALID poll
 
 
 def test_meterhub_json_messages_are_valid_against_the_schema(
@@ -104,7 +108,13 @@ def test_meterhub_json_messages_are_valid_against_the_schema(
     assert msg["schema"] == "meterhub-json/1" and msg["key"] == f"site-1/main/{int(t0) + 1}"
     values = {(v["quantity"], v["phase"]): v for v in msg["values"]}
     p = values[("active_power", "total")]
-    assert (p["value"], p["unit"], p["obis"], p["quality"], p["samples"]) == (7560.0, "W", "1.0.16.7.0", "good", 2)
+    assert (p["value"], p["unit"], p["obis"], p["quality"], p["samples"]) == (
+        7560.0,
+        "W",
+        "1.0.16.7.0",
+        "good",
+        2,
+    )
     e = values[("energy_active_import", "L1")]
     assert (e["value"], e["unit"], e["obis"], e["kind"]) == (1000.0, "Wh", "1.0.21.8.0", "cumulative")
     # A payload that breaks the schema is caught by it (the test would notice a schema that accepts anything).
@@ -140,7 +150,11 @@ def test_home_assistant_discovery_follows_the_documented_classes(
     assert energy["device_class"] == "energy" and energy["state_class"] == "total_increasing"
     assert energy["unit_of_measurement"] == "Wh"
     power = configs["homeassistant/sensor/site-1_main/active_power_l1/config"]
-    assert (power["device_class"], power["state_class"], power["unit_of_measurement"]) == ("power", "measurement", "W")
+    assert (power["device_class"], power["state_class"], power["unit_of_measurement"]) == (
+        "power",
+        "measurement",
+        "W",
+    )
     assert power["state_topic"] == "meterhub/site-1/ha/main/state"
     assert power["availability_topic"] == "meterhub/site-1/status"
     assert power["device"] == {

@@ -21,14 +21,39 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum, auto
 
 from meterhub.model.quantities import CATALOGUE, Q
 from meterhub.model.topology import Phase
 from meterhub.publish.interval import CircuitInfo, CircuitInterval
 
-__all__ = ["HA_SENSORS", "HaSensor", "discovery_config", "node_id", "object_id", "removal", "state_payload"]
+__all__ = [
+    "HA_SENSORS",
+    "DeviceClass",
+    "HaSensor",
+    "discovery_config",
+    "node_id",
+    "object_id",
+    "removal",
+    "state_payload",
+]
 
 MANUFACTURER = "meterhub"
+
+
+class DeviceClass(StrEnum):
+    """Home Assistant sensor device classes used here (values: Home Assistant's names, lower case)."""
+
+    POWER = auto()
+    REACTIVE_POWER = auto()
+    APPARENT_POWER = auto()
+    VOLTAGE = auto()
+    CURRENT = auto()
+    FREQUENCY = auto()
+    POWER_FACTOR = auto()
+    ENERGY = auto()
+    REACTIVE_ENERGY = auto()
+    TEMPERATURE = auto()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +61,7 @@ class HaSensor:
     """How one quantity appears in Home Assistant: device_class (None: none), state_class, unit (None:
     dimensionless; otherwise the catalogue unit, which every entry below shares with Home Assistant)."""
 
-    device_class: str | None
+    device_class: DeviceClass | None
     state_class: str
     unit: str | None
 
@@ -46,28 +71,28 @@ _TI = "total_increasing"
 
 #: Catalogue quantity → its Home Assistant sensor description.
 HA_SENSORS: dict[str, HaSensor] = {
-    Q.ACTIVE_POWER: HaSensor("power", _M, "W"),
-    Q.ACTIVE_POWER_IMPORT: HaSensor("power", _M, "W"),
-    Q.ACTIVE_POWER_EXPORT: HaSensor("power", _M, "W"),
-    Q.REACTIVE_POWER: HaSensor("reactive_power", _M, "var"),
-    Q.APPARENT_POWER: HaSensor("apparent_power", _M, "VA"),
-    Q.VOLTAGE: HaSensor("voltage", _M, "V"),
-    Q.VOLTAGE_LINE: HaSensor("voltage", _M, "V"),
-    Q.CURRENT: HaSensor("current", _M, "A"),
-    Q.FREQUENCY: HaSensor("frequency", _M, "Hz"),
-    Q.POWER_FACTOR: HaSensor("power_factor", _M, None),
-    Q.DISPLACEMENT_POWER_FACTOR: HaSensor("power_factor", _M, None),
+    Q.ACTIVE_POWER: HaSensor(DeviceClass.POWER, _M, "W"),
+    Q.ACTIVE_POWER_IMPORT: HaSensor(DeviceClass.POWER, _M, "W"),
+    Q.ACTIVE_POWER_EXPORT: HaSensor(DeviceClass.POWER, _M, "W"),
+    Q.REACTIVE_POWER: HaSensor(DeviceClass.REACTIVE_POWER, _M, "var"),
+    Q.APPARENT_POWER: HaSensor(DeviceClass.APPARENT_POWER, _M, "VA"),
+    Q.VOLTAGE: HaSensor(DeviceClass.VOLTAGE, _M, "V"),
+    Q.VOLTAGE_LINE: HaSensor(DeviceClass.VOLTAGE, _M, "V"),
+    Q.CURRENT: HaSensor(DeviceClass.CURRENT, _M, "A"),
+    Q.FREQUENCY: HaSensor(DeviceClass.FREQUENCY, _M, "Hz"),
+    Q.POWER_FACTOR: HaSensor(DeviceClass.POWER_FACTOR, _M, None),
+    Q.DISPLACEMENT_POWER_FACTOR: HaSensor(DeviceClass.POWER_FACTOR, _M, None),
     Q.THD_VOLTAGE: HaSensor(None, _M, "%"),
     Q.THD_CURRENT: HaSensor(None, _M, "%"),
-    Q.DEMAND_ACTIVE_IMPORT: HaSensor("power", _M, "W"),
-    Q.ENERGY_ACTIVE_IMPORT: HaSensor("energy", _TI, "Wh"),
-    Q.ENERGY_ACTIVE_EXPORT: HaSensor("energy", _TI, "Wh"),
-    Q.ENERGY_ACTIVE_ABSOLUTE: HaSensor("energy", _TI, "Wh"),
-    Q.ENERGY_ACTIVE_NET: HaSensor("energy", "total", "Wh"),
-    Q.ENERGY_REACTIVE_IMPORT: HaSensor("reactive_energy", _TI, "varh"),
-    Q.ENERGY_REACTIVE_EXPORT: HaSensor("reactive_energy", _TI, "varh"),
+    Q.DEMAND_ACTIVE_IMPORT: HaSensor(DeviceClass.POWER, _M, "W"),
+    Q.ENERGY_ACTIVE_IMPORT: HaSensor(DeviceClass.ENERGY, _TI, "Wh"),
+    Q.ENERGY_ACTIVE_EXPORT: HaSensor(DeviceClass.ENERGY, _TI, "Wh"),
+    Q.ENERGY_ACTIVE_ABSOLUTE: HaSensor(DeviceClass.ENERGY, _TI, "Wh"),
+    Q.ENERGY_ACTIVE_NET: HaSensor(DeviceClass.ENERGY, "total", "Wh"),
+    Q.ENERGY_REACTIVE_IMPORT: HaSensor(DeviceClass.REACTIVE_ENERGY, _TI, "varh"),
+    Q.ENERGY_REACTIVE_EXPORT: HaSensor(DeviceClass.REACTIVE_ENERGY, _TI, "varh"),
     Q.ENERGY_APPARENT: HaSensor(None, _TI, "VAh"),
-    Q.TEMPERATURE: HaSensor("temperature", _M, "°C"),
+    Q.TEMPERATURE: HaSensor(DeviceClass.TEMPERATURE, _M, "°C"),
 }
 for _q, _s in HA_SENSORS.items():  # the table must speak the catalogue's units
     if _s.unit is not None and CATALOGUE[_q].unit != _s.unit:  # pragma: no cover - guards edits
@@ -130,7 +155,7 @@ def discovery_config(
         },
     }
     if spec.device_class is not None:
-        cfg["device_class"] = spec.device_class
+        cfg["device_class"] = spec.device_class.value
     if spec.unit is not None:
         cfg["unit_of_measurement"] = spec.unit
     return cfg
