@@ -43,6 +43,7 @@ __all__ = [
     "PublishSelection",
     "PublishTLS",
     "PublishTransport",
+    "demo_instance",
     "parse_broker",
     "publish_reference_issues",
 ]
@@ -233,6 +234,21 @@ class PublishInstance(StrictModel):
     def prefix(self) -> str:
         """The topic prefix with ``{site_id}`` filled in."""
         return self.topic_prefix.replace("{site_id}", self.effective_site_id)
+
+
+def demo_instance(broker: str, site_id: str = "demo", *, interval: float = 10) -> PublishInstance:
+    """The publish instance of ``meterhub demo --mqtt URL``: every format, every circuit, every
+    ``interval`` [s], QoS 1. Raises pydantic's ``ValidationError`` for a wrong URL or site id."""
+    return PublishInstance.model_validate(
+        {
+            "id": "demo",
+            "name": "meterhub demo --mqtt",
+            "broker": broker,
+            "site_id": site_id,
+            "interval": interval,
+            "formats": [f.value for f in PublishFormat],
+        }
+    )
 
 
 def publish_reference_issues(

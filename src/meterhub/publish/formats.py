@@ -132,7 +132,7 @@ def rtdata_entry(ci: CircuitInterval, uid_prefix: str) -> dict[str, object]:
 
 def rtdata(intervals: Sequence[CircuitInterval], uid_prefix: str) -> bytes:
     """The ``eniscope-rtdata`` payload of one interval's circuits."""
-    entries = [rtdata_entry(ci, uid_prefix) for ci in intervals]
+    entries = [rtdata_entry(ci, uid_prefix) for ci in sorted(intervals, key=lambda ci: ci.circuit.did)]
     return json.dumps({"rtdata": entries}, separators=(",", ":")).encode()
 
 

@@ -117,7 +117,6 @@ class MqttLink:
         client = paho.Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
-        client.enable_logger(logging.getLogger("meterhub.publish.paho"))
         if inst.username is not None:
             client.username_pw_set(inst.username, password)
         if addr.scheme == "mqtts":
@@ -137,6 +136,7 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_connect_fail = self._on_connect_fail
         self._client = client
         self._connected = False
         self._acks: collections.deque[int] = collections.deque()
@@ -167,6 +167,12 @@ class MqttLink:
             "publish %s: connected to %s%s", self.inst.id, self.endpoint, f" (was: {was})" if was else ""
         )
         self._wake.set()
+
+    def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
+        reason = f"cannot connect to {self.endpoint} (retrying with backoff up to {BACKOFF_MAX} s)"
+        if self.last_error != reason:
+            log.warning("publish %s: %s", self.inst.id, reason)
+        self.last_error = reason
 
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any

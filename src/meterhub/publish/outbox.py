@@ -8,7 +8,8 @@ retain flag and the time it was created [s since the epoch]. A message counts on
 delivery was not yet acknowledged is sent again after a restart — with the same id.
 
 Delivery is oldest first (:meth:`Outbox.peek` by increasing id). A row is deleted only by
-:meth:`Outbox.ack`, which the MQTT client calls when the broker acknowledged it (PUBACK for QoS 1; for
+:meth:`Outbox.ack` (committed without fsync: a deletion lost in a power cut sends that message again,
+with its id), which the MQTT client calls when the broker acknowledged it (PUBACK for QoS 1; for
 QoS 0 when paho wrote it to the socket — QoS 0 promises no more).
 
 Bounds: by bytes (payloads and topics; ``max_bytes``) and by age (``max_age`` [s]). When a new message
@@ -244,6 +245,9 @@ class Outbox:
         n = size = 0
         with self._lock:
             try:
+                # A deletion lost in a power cut only sends a message again (same id): no fsync for it.
+                # The next put's FULL commit syncs the log with these deletions in it.
+                self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
                 for k in range(0, len(keys), 500):
                     chunk = keys[k : k + 500]
@@ -260,6 +264,8 @@ class Outbox:
             except sqlite3.Error as exc:
                 self._rollback()
                 raise OutboxError(f"outbox {self.path}: cannot delete delivered messages: {exc}") from exc
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
             self._count -= n
             self._size -= size + ROW_OVERHEAD * n
             if self._count <= 0:
