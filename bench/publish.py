@@ -97,16 +97,17 @@ def _intervals(circuits: int, end: float) -> list[CircuitInterval]:
     return out
 
 
-def _payloads(circuits: int, n: int) -> list[Message]:
+def _payloads(circuits: int, n: int, kind: str) -> list[Message]:
     msgs: list[Message] = []
     k = 0
     while len(msgs) < n:
         for ci in _intervals(circuits, 1_800_000_000 + 60 * k):
-            msgs.append(
-                Message(
-                    f"meterhub/bench/circuits/{ci.circuit.id}", formats.meterhub_json(ci, site_id="bench")
-                )
-            )
+            if kind == "meterhub-json":
+                payload = formats.meterhub_json(ci, site_id="bench")
+                msgs.append(Message(f"meterhub/bench/circuits/{ci.circuit.id}", payload))
+            else:
+                payload = homeassistant.state_payload(ci)
+                msgs.append(Message(homeassistant.state_topic("meterhub/bench", ci.circuit.id), payload))
         k += 1
     return msgs[:n]
 
