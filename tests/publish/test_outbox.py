@@ -97,3 +97,13 @@ def test_what_put_returned_for_survives_kill_9(tmp_path: Path) -> None:
     assert stored[: len(confirmed)] == confirmed  # every confirmed message is there, in order
     assert stored == list(range(1, len(stored) + 1))
     box.close()
+
+
+def test_large_payloads_are_stored_compressed_and_come_back_byte_for_byte(tmp_path: Path) -> None:
+    payload = b'{"quantity":"active_power","value":1234.5}' * 100  # 4 300 bytes of repetitive JSON
+    box = Outbox(tmp_path / "o.sqlite", name="t")
+    box.put([Message("t", payload), Message("small", b"x" * 255)])
+    assert [m.payload for m in box.peek()] == [payload, b"x" * 255]
+    stored = box.stats().size - 2 * ROW_OVERHEAD - len("t") - len("small") - 255
+    assert 0 < stored < len(payload) / 10
+    box.close()

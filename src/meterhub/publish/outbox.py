@@ -1,7 +1,7 @@
 """A durable on-disk outbox per publish instance: what must leave the gateway waits here until it did.
 
 One SQLite file per instance in the data folder (``DATA/outbox-<instance>.sqlite``, WAL, ``synchronous=FULL``),
-one row per message: ``id`` (``INTEGER PRIMARY KEY AUTOINCREMENT``: strictly increasing and never reused,
+one row per message (payloads of 256 bytes or more zlib-compressed): ``id`` (``INTEGER PRIMARY KEY AUTOINCREMENT``: strictly increasing and never reused,
 even after deletions, so it is the message id a receiver deduplicates by), topic, payload bytes, QoS,
 retain flag and the time it was created [s since the epoch]. A message counts once its row is committed
 (fsync), so a ``kill -9`` loses nothing that :meth:`Outbox.put` returned for, and a message whose
@@ -12,7 +12,7 @@ Delivery is oldest first (:meth:`Outbox.peek` by increasing id). A row is delete
 with its id), which the MQTT client calls when the broker acknowledged it (PUBACK for QoS 1; for
 QoS 0 when paho wrote it to the socket — QoS 0 promises no more).
 
-Bounds: by bytes (payloads and topics; ``max_bytes``) and by age (``max_age`` [s]). When a new message
+Bounds: by bytes on disk (stored payloads and topics; ``max_bytes``) and by age (``max_age`` [s]). When a new message
 would pass the byte bound, or a message is older than the age bound, the oldest rows are dropped: counted
 in :attr:`Outbox.dropped` (kept in the file, so the count survives restarts) and logged as a WARNING
 naming the instance. The newest data is kept because it is what a receiver that comes back needs first,
@@ -25,6 +25,7 @@ import logging
 import sqlite3
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,10 +41,13 @@ CREATE TABLE IF NOT EXISTS outbox (
     payload BLOB NOT NULL,
     qos INTEGER NOT NULL,
     retain INTEGER NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    zlib INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+#: Payloads of at least this many bytes are stored zlib-compressed (JSON shrinks 5–10×) [B].
+COMPRESS_FROM = 256
 #: Bytes a row costs beyond its topic and payload (id, qos, retain, created, SQLite's row header),
 #: counted so that many tiny messages cannot pass the bound unnoticed [B].
 ROW_OVERHEAD = 32
@@ -143,12 +147,14 @@ class Outbox:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 for m in messages:
+                    packed = len(m.payload) >= COMPRESS_FROM
+                    blob = zlib.compress(m.payload, 1) if packed else m.payload
                     cur = self._db.execute(
-                        "INSERT INTO outbox (topic, payload, qos, retain, created) VALUES (?, ?, ?, ?, ?)",
-                        (m.topic, m.payload, m.qos, int(m.retain), now),
+                        "INSERT INTO outbox (topic, payload, qos, retain, created, zlib) VALUES (?, ?, ?, ?, ?, ?)",
+                        (m.topic, blob, m.qos, int(m.retain), now, int(packed)),
                     )
                     ids.append(int(cur.lastrowid or 0))
-                    added += len(m.topic) + len(m.payload) + ROW_OVERHEAD
+                    added += len(m.topic) + len(blob) + ROW_OVERHEAD
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
@@ -229,13 +235,19 @@ class Outbox:
         with self._lock:
             try:
                 rows = self._db.execute(
-                    "SELECT id, topic, payload, qos, retain, created FROM outbox WHERE id > ? "
+                    "SELECT id, topic, payload, qos, retain, created, zlib FROM outbox WHERE id > ? "
                     "ORDER BY id LIMIT ?",
                     (after, limit),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {self.path}: cannot read: {exc}") from exc
-        return [StoredMessage(int(i), t, bytes(p), int(q), bool(r), float(c)) for i, t, p, q, r, c in rows]
+        try:
+            return [
+                StoredMessage(int(i), t, zlib.decompress(p) if z else bytes(p), int(q), bool(r), float(c))
+                for i, t, p, q, r, c, z in rows
+            ]
+        except zlib.error as exc:
+            raise OutboxError(f"outbox {self.path}: a stored payload is damaged: {exc}") from exc
 
     def ack(self, ids: Iterable[int]) -> int:
         """Delete delivered messages (one transaction); return how many were still there."""
