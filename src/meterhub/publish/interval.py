@@ -134,13 +134,13 @@ class IntervalAggregator:
             if r.quality > acc.quality:
                 acc.quality = r.quality
 
-    def close(self, now: float, *, everything: bool = False) -> list[CircuitInterval]:
-        """The intervals that ended at least ``grace`` before ``now`` (all of them with ``everything``),
-        oldest first, one entry per circuit with readings."""
+    def close(self, now: float) -> list[CircuitInterval]:
+        """The intervals that ended at least ``grace`` before ``now`` [s since the epoch], oldest first,
+        one entry per circuit with readings."""
         out: list[CircuitInterval] = []
         for k in sorted(self._buckets):
             end = (k + 1) * self.interval
-            if not everything and end + self.grace > now:
+            if end + self.grace > now:
                 break
             bucket = self._buckets.pop(k)
             self._closed_before = max(self._closed_before, k + 1)

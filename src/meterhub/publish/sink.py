@@ -107,9 +107,12 @@ class InstanceRunner:
             self.outbox.close()
 
     # -- rendering -------------------------------------------------------------------------------
-    def publish_due(self, now: float, *, everything: bool = False) -> int:
+    def publish_due(self, now: float) -> int:
         """Render the intervals that are over into the outbox; return how many messages were added."""
-        done = self.aggregator.close(now, everything=everything)
+        return self.write(self.aggregator.close(now))
+
+    def write(self, done: list[CircuitInterval]) -> int:
+        """Render closed intervals into the outbox (blocking: a committed transaction per interval)."""
         if not done or self.outbox is None:
             return 0
         added = 0
@@ -195,7 +198,7 @@ class InstanceRunner:
         for topic in sorted(previous):
             parts = topic.split("/")
             node, obj = (parts[-3], parts[-2]) if len(parts) >= 4 else ("", "")
-            if node in keep_nodes and any(obj.startswith(q + "_") for q in keep_quantities):
+            if node in keep_nodes and obj.rsplit("_", 1)[0] in keep_quantities:
                 self._ha_topics.add(topic)
             else:
                 stale.append(topic)
@@ -320,8 +323,11 @@ class PublishSink:
             await asyncio.sleep(period)
             now = self._clock()
             for r in self.runners:
+                # Closing the intervals stays on the loop (deliver() feeds the same aggregator); the
+                # commit with its fsync runs in a worker thread so acquisition never waits for the disk.
+                done = r.aggregator.close(now)
                 try:
-                    r.publish_due(now)
+                    await asyncio.to_thread(r.write, done)
                 except OutboxError as exc:
                     r.error = str(exc)
                     log.error("%s", exc)
