@@ -160,5 +160,5 @@ if _missing:  # pragma: no cover - a programming error, caught by the first impo
 
 
 #: The sinks every gateway runs, in start order (the live view first: the web reads it from the start).
-#: Optional sinks (alarms, publishers) will be added to this by their configuration sections.
+#: The publish sink is always composed; without an enabled ``publish:`` instance it subscribes to nothing.
 CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE, SinkKind.PUBLISH)
