@@ -50,6 +50,8 @@ log = logging.getLogger("meterhub.publish")
 
 #: The MQTT v5 user property that carries a message's outbox id.
 MESSAGE_ID_PROPERTY = "message-id"
+#: The drainer deletes acknowledged messages at least this often [s] (more often when many arrive).
+SETTLE_TICK = 0.05
 #: Reconnect backoff of the client: first and largest wait [s].
 BACKOFF_MIN, BACKOFF_MAX = 1, 30
 
@@ -137,7 +139,7 @@ class MqttLink:
         availability_topic: str,
         client_id: str,
         password: str | None,
-        window: int = 1000,
+        window: int = 2000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.inst = inst
@@ -173,6 +175,7 @@ class MqttLink:
         self._client = client
         self._connected = False
         self._acks: collections.deque[int] = collections.deque()
+        self._ack_batch = max(1, window // 4)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drainer: threading.Thread | None = None
@@ -218,7 +221,10 @@ class MqttLink:
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._acks.append(mid)
-        self._wake.set()
+        # Acknowledgements are deleted in batches (one transaction each): wake the drainer for a quarter
+        # of the window, otherwise it settles on its next tick (SETTLE_TICK).
+        if len(self._acks) >= self._ack_batch:
+            self._wake.set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -273,7 +279,7 @@ class MqttLink:
     def _drain(self) -> None:
         try:
             while not self._stopping.is_set():
-                self._wake.wait(0.5)
+                self._wake.wait(SETTLE_TICK)
                 self._wake.clear()
                 self._settle()
                 if self._connected:
@@ -315,5 +321,6 @@ class MqttLink:
                 self._after = m.id
                 self.sent += 1
                 room -= 1
-            self._settle()
+            if len(self._acks) >= self._ack_batch:
+                self._settle()
             room = self.window - len(self._inflight)
