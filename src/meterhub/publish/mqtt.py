@@ -3,7 +3,7 @@
 :class:`MqttLink` runs two threads of its own, so the event loop never waits for the network: paho's
 network loop (``loop_start``: connects, reconnects with a capped backoff of 1, 2, 4 … 30 s, sends the
 last will) and a *drainer* that hands the outbox's oldest messages to paho in id order, at most
-``window`` unacknowledged at a time, and deletes a message from the outbox only when paho reports it
+``window`` unacknowledged at a time (fewer if the broker's MQTT v5 Receive Maximum says so), and deletes a message from the outbox only when paho reports it
 published (``on_publish``: the broker's PUBACK for QoS 1, the socket write for QoS 0), mapping paho's
 ``mid`` back to the outbox id.
 
@@ -35,7 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from meterhub.config.publish import PublishInstance
-from meterhub.publish.outbox import Outbox, OutboxError
+from meterhub.publish.outbox import Outbox, OutboxError, StoredMessage
 
 __all__ = [
     "MESSAGE_ID_PROPERTY",
@@ -52,6 +52,10 @@ log = logging.getLogger("meterhub.publish")
 MESSAGE_ID_PROPERTY = "message-id"
 #: The drainer deletes acknowledged messages at least this often [s] (more often when many arrive).
 SETTLE_TICK = 0.05
+#: Acknowledged messages deleted in one transaction at most [count].
+DELETE_BATCH = 500
+#: Messages read from the outbox at a time [count].
+READ_AHEAD = 500
 #: Reconnect backoff of the client: first and largest wait [s].
 BACKOFF_MIN, BACKOFF_MAX = 1, 30
 
@@ -167,7 +171,9 @@ class MqttLink:
                 raise PublishCredentialsError(f"publish {inst.id}: TLS files cannot be used: {exc}") from None
         client.will_set(availability_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)
-        client.max_inflight_messages_set(window)
+        # paho's own inflight limit rescans its whole queue on every PUBACK (O(window) each); the drainer
+        # keeps the window itself, so paho is told "no limit".
+        client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -175,12 +181,15 @@ class MqttLink:
         self._client = client
         self._connected = False
         self._acks: collections.deque[int] = collections.deque()
-        self._ack_batch = max(1, window // 4)
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._drainer: threading.Thread | None = None
         self._inflight: dict[int, int] = {}  # paho mid → outbox id (drainer thread only)
-        self._after = 0  # highest outbox id handed to paho
+        self._ahead: collections.deque[StoredMessage] = collections.deque()  # read, not yet sent
+        self._fetched = 0  # highest outbox id read into _ahead
+        self._done: list[int] = []  # acknowledged, not yet deleted
+        self._last_delete = time.monotonic()
+        self._limit = window  # the window, or the broker's Receive Maximum if smaller
         self.sent = 0
         self.acked = 0
         self.last_publish: float | None = None
@@ -196,6 +205,9 @@ class MqttLink:
             log.warning("publish %s: %s refused the connection: %s", self.inst.id, self.endpoint, reason)
             return
         was = self.last_error
+        # MQTT v5 §3.3.4: never more unacknowledged QoS 1 messages than the broker's Receive Maximum.
+        receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
+        self._limit = min(self.window, int(receive_max)) if receive_max else self.window
         self._connected = True
         self.last_error = None
         client.publish(self.availability_topic, b"online", qos=1, retain=True)
@@ -221,10 +233,7 @@ class MqttLink:
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._acks.append(mid)
-        # Acknowledgements are deleted in batches (one transaction each): wake the drainer for a quarter
-        # of the window, otherwise it settles on its next tick (SETTLE_TICK).
-        if len(self._acks) >= self._ack_batch:
-            self._wake.set()
+        self._wake.set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -284,43 +293,53 @@ class MqttLink:
                 self._settle()
                 if self._connected:
                     self._send()
-            self._settle()
+            self._settle(force=True)
         except OutboxError as exc:
             self.failed = str(exc)
             log.error("publish %s: %s; delivery stopped", self.inst.id, exc)
 
-    def _settle(self) -> None:
-        """Delete what paho reported published."""
-        done: list[int] = []
+    def _collect(self) -> None:
+        """Turn paho's acknowledgements into outbox ids to delete (frees room in the window)."""
         while self._acks:
             oid = self._inflight.pop(self._acks.popleft(), None)
             if oid is not None:
-                done.append(oid)
-        if done:
-            self.outbox.ack(done)
-            self.acked += len(done)
+                self._done.append(oid)
+
+    def _settle(self, *, force: bool = False) -> None:
+        """Delete acknowledged messages: in one transaction per DELETE_BATCH or SETTLE_TICK."""
+        self._collect()
+        if not self._done:
+            return
+        now = time.monotonic()
+        if force or len(self._done) >= DELETE_BATCH or now - self._last_delete >= SETTLE_TICK:
+            self.outbox.ack(self._done)
+            self.acked += len(self._done)
+            self._done = []
+            self._last_delete = now
             self.last_publish = self._clock()
 
     def _send(self) -> None:
-        room = self.window - len(self._inflight)
-        while room > 0 and self._connected and not self._stopping.is_set():
-            batch = self.outbox.peek(self._after, limit=min(room, 500))
-            if not batch:
-                return
-            for m in batch:
-                info = self._client.publish(
-                    m.topic, m.payload, qos=m.qos, retain=m.retain, properties=MessageIdProperty(m.id)
-                )
-                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and (
-                    m.qos == 0 or info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN
-                ):
-                    # Not queued by paho (QoS 0 while disconnected, or an error): send it again later.
+        """Hand messages to paho, oldest first, while fewer than the window are unacknowledged."""
+        while self._connected and not self._stopping.is_set():
+            if len(self._inflight) >= self._limit:
+                self._collect()
+                if len(self._inflight) >= self._limit:
                     return
-                # A QoS 1 message refused with NO_CONN is queued by paho and sent on reconnect, in order.
-                self._inflight[info.mid] = m.id
-                self._after = m.id
-                self.sent += 1
-                room -= 1
-            if len(self._acks) >= self._ack_batch:
-                self._settle()
-            room = self.window - len(self._inflight)
+            if not self._ahead:
+                batch = self.outbox.peek(self._fetched, limit=READ_AHEAD)
+                if not batch:
+                    return
+                self._ahead.extend(batch)
+                self._fetched = batch[-1].id
+            m = self._ahead[0]
+            info = self._client.publish(
+                m.topic, m.payload, qos=m.qos, retain=m.retain, properties=MessageIdProperty(m.id)
+            )
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS and (
+                m.qos == 0 or info.rc != MQTTErrorCode.MQTT_ERR_NO_CONN
+            ):
+                return  # not queued by paho (QoS 0 while disconnected, or an error): again later
+            # A QoS 1 message refused with NO_CONN is queued by paho and sent on reconnect, in order.
+            self._ahead.popleft()
+            self._inflight[info.mid] = m.id
+            self.sent += 1
