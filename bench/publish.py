@@ -3,7 +3,8 @@
 Every figure runs against a private Mosquitto started by this script on a free loopback port
 (persistence off, stopped by PID), with the same payloads: the real meterhub-json messages of
 ``--circuits`` three-phase circuits (rendered by ``meterhub.publish.formats`` from a full poll), QoS 1,
-at most ``--window`` unacknowledged messages (or the broker's Receive Maximum if smaller: Mosquitto says 20), MQTT v5 with the
+at most ``--window`` unacknowledged messages (or the broker's Receive Maximum if smaller: Mosquitto says
+20), MQTT v5 with the ``message-id`` user property.
 
 1. ``raw_paho`` — paho-mqtt publishing the payloads directly (the same ``message-id`` property bytes),
    timed until the last PUBACK, with at most the broker's Receive Maximum unacknowledged (MQTT v5 §3.3.4;
