@@ -118,10 +118,31 @@ def _payloads(circuits: int, n: int, kind: str) -> list[Message]:
     return msgs[:n]
 
 
-def raw_paho(port: int, msgs: list[Message], *, honour_receive_maximum: bool) -> dict[str, float]:
+def receive_maximum(port: int) -> int:
+    """The broker's MQTT v5 Receive Maximum, from the CONNACK of a probe connection."""
+    got: list[int] = []
+    connected = threading.Event()
+
+    def on_connect(client: paho.Client, userdata: object, flags: object, rc: object, props: object) -> None:
+        got.append(int(getattr(props, "ReceiveMaximum", 65535)))
+        connected.set()
+
+    client = paho.Client(
+        CallbackAPIVersion.VERSION2, client_id="bench-probe", protocol=MQTTProtocolVersion.MQTTv5
+    )
+    client.on_connect = on_connect
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    connected.wait(5)
+    client.disconnect()
+    client.loop_stop()
+    return got[0]
+
+
+def raw_paho(port: int, msgs: list[Message], *, inflight: int) -> dict[str, float]:
+    """paho alone; ``inflight``: its limit of unacknowledged messages (0: none)."""
     acked = 0
     done = threading.Event()
-    receive_max: list[int] = []
 
     def on_publish(client: paho.Client, userdata: object, mid: int, rc: object, props: object) -> None:
         nonlocal acked
@@ -129,22 +150,16 @@ def raw_paho(port: int, msgs: list[Message], *, honour_receive_maximum: bool) ->
         if acked == len(msgs):
             done.set()
 
-    def on_connect(client: paho.Client, userdata: object, flags: object, rc: object, props: object) -> None:
-        receive_max.append(int(getattr(props, "ReceiveMaximum", 65535)))
-        connected.set()
-
     connected = threading.Event()
     client = paho.Client(
         CallbackAPIVersion.VERSION2, client_id="bench-raw", protocol=MQTTProtocolVersion.MQTTv5
     )
+    client.max_inflight_messages_set(inflight)
     client.on_publish = on_publish
-    client.on_connect = on_connect
+    client.on_connect = lambda *a: connected.set()
     client.connect("127.0.0.1", port)
     client.loop_start()
     connected.wait(5)
-    # MQTT v5 §3.3.4 allows at most Receive Maximum unacknowledged QoS 1 messages (Mosquitto says 20);
-    # paho does not apply it by itself. Without it (0 = no limit) is faster, and outside the protocol.
-    client.max_inflight_messages_set(receive_max[0] if honour_receive_maximum else 0)
     t0 = time.perf_counter()
     for i, m in enumerate(msgs):
         client.publish(m.topic, m.payload, qos=1, properties=MessageIdProperty(i + 1))
@@ -156,7 +171,7 @@ def raw_paho(port: int, msgs: list[Message], *, honour_receive_maximum: bool) ->
         "messages": len(msgs),
         "seconds": round(dt, 3),
         "messages_per_s": round(len(msgs) / dt),
-        "inflight_limit": receive_max[0] if honour_receive_maximum else 0,
+        "inflight_limit": inflight,
     }
 
 
@@ -295,9 +310,12 @@ def main() -> None:
         proc, port = _start_broker(folder)
         try:
             raws, paths, unlimited = [], [], []
+            # MQTT v5 §3.3.4 allows at most Receive Maximum unacknowledged QoS 1 messages (Mosquitto: 20);
+            # paho does not apply it by itself. Without it (0 = no limit) is faster, and outside the protocol.
+            limit = receive_maximum(port)
             for r in range(args.rounds):
-                raws.append(raw_paho(port, msgs, honour_receive_maximum=True))
-                unlimited.append(raw_paho(port, msgs, honour_receive_maximum=False))
+                raws.append(raw_paho(port, msgs, inflight=limit))
+                unlimited.append(raw_paho(port, msgs, inflight=0))
                 sub = folder / f"r{r}"
                 sub.mkdir()
                 paths.append(
