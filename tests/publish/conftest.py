@@ -4,6 +4,7 @@ and ``mosquitto_sub`` as the independent subscriber (JSON lines, ``-F %j``)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -37,11 +38,25 @@ class Broker:
         restart, in a file in the test's folder; off unless a test needs the subscriber's session to
         survive the outage."""
 
-    def __init__(self, folder: Path, port: int, *, persistent: bool = False) -> None:
+    def __init__(
+        self, folder: Path, port: int, *, persistent: bool = False, users: dict[str, str] | None = None
+    ) -> None:
         self.folder = folder
         self.port = port
         self.url = f"mqtt://127.0.0.1:{port}"
-        lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
+        lines = [f"listener {port} 127.0.0.1"]
+        if (
+            os.geteuid() == 0
+        ):  # Mosquitto started as root switches to user 'mosquitto', who cannot read tmp_path
+            lines.append("user root")
+        if users:  # only these users, checked by Mosquitto's own password file
+            pw = folder / "passwords"
+            pw.write_text("")
+            for user, password in users.items():
+                subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True)
+            lines += ["allow_anonymous false", f"password_file {pw}"]
+        else:
+            lines.append("allow_anonymous true")
         if persistent:
             lines += ["persistence true", f"persistence_location {folder}/", "autosave_interval 1"]
         else:
@@ -76,7 +91,15 @@ class Subscriber:
     """``mosquitto_sub -V 5 -q 1 -t TOPIC -F %j`` writing JSON lines to a file; :meth:`messages` parses
     them (topic, payload text, retain flag, the ``message-id`` user property)."""
 
-    def __init__(self, folder: Path, port: int, topic: str = "#", *, client_id: str | None = None) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        port: int,
+        topic: str = "#",
+        *,
+        client_id: str | None = None,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         self.out = folder / f"sub-{time.monotonic_ns()}.jsonl"
         args = [
             MOSQUITTO_SUB,
@@ -93,6 +116,8 @@ class Subscriber:
             "-F",
             "%j",
         ]
+        if login is not None:
+            args += ["-u", login[0], "-P", login[1]]
         if client_id is not None:  # a persistent session that outlives an outage of the broker
             args += ["-i", client_id, "-c", "-x", "600"]
         self._fh = self.out.open("wb")

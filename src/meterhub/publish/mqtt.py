@@ -201,8 +201,10 @@ class MqttLink:
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
         if reason.is_failure:
-            self.last_error = f"broker refused the connection: {reason}"
-            log.warning("publish %s: %s refused the connection: %s", self.inst.id, self.endpoint, reason)
+            error = f"broker refused the connection: {reason}"
+            if self.last_error != error:  # once per cause, not on every retry
+                log.warning("publish %s: %s refused the connection: %s", self.inst.id, self.endpoint, reason)
+            self.last_error = error
             return
         was = self.last_error
         # MQTT v5 §3.3.4: never more unacknowledged QoS 1 messages than the broker's Receive Maximum.
@@ -225,9 +227,11 @@ class MqttLink:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
     ) -> None:
-        self._connected = False
+        was_connected, self._connected = self._connected, False
         if self._stopping.is_set():
             return
+        if not was_connected and self.last_error and self.last_error.startswith("broker refused"):
+            return  # the refusal says more than the disconnect that follows it
         self.last_error = f"connection lost ({reason})"
         log.warning("publish %s: lost the connection to %s: %s", self.inst.id, self.endpoint, reason)
 
