@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from typer.testing import CliRunner
 
 from meterhub.checks import parse_site
+from meterhub.cli import app
 from meterhub.config import ConfigError
 from meterhub.config.publish import PublishFormat, parse_broker
 
@@ -109,3 +113,14 @@ def test_publish_is_a_list_of_instances() -> None:
 def test_two_instances_with_one_id_are_refused() -> None:
     body = "    broker: mqtt://b\n  - {id: cloud, broker: 'mqtt://c'}\n"
     assert issues(body) == ["site.yaml:11: publish[1].id: duplicate id 'cloud' (also publish[0])"]
+
+
+def test_demo_refuses_a_wrong_broker_url_with_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["demo", "--data", str(tmp_path / "d"), "--mqtt", "tcp://127.0.0.1:1883"]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1] == (
+        "error: --mqtt tcp://127.0.0.1:1883 / --site-id demo: broker 'tcp://127.0.0.1:1883': "
+        "use mqtt://HOST:PORT or mqtts://HOST:PORT (TLS)"
+    )
