@@ -139,7 +139,6 @@ def discovery_config(
     cfg: dict[str, object] = {
         "name": _label(quantity, phase),
         "unique_id": f"meterhub_{node}_{obj}",
-        "object_id": f"{node}_{obj}",
         "state_topic": state_topic(prefix, circuit.id),
         "value_template": f"{{{{ value_json.{obj} }}}}",
         "state_class": spec.state_class,
