@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
+from meterhub.config.publish import publish_reference_issues
 from meterhub.config.schema import SiteConfig
 from meterhub.drivers.io.config import check_io
 from meterhub.drivers.modbus.budget import check_module_buses
@@ -23,7 +24,7 @@ from meterhub.drivers.modbus.profile import Profile, ProfileError
 from meterhub.energy.config import check_energy_references
 from meterhub.profiles import get_profile
 
-__all__ = ["SITE_CHECKS", "check_io_points", "load_site", "parse_site"]
+__all__ = ["SITE_CHECKS", "check_io_points", "check_publish", "load_site", "parse_site"]
 
 
 def _known_profile(profile_id: str) -> Profile | None:
@@ -38,8 +39,19 @@ def check_io_points(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
     return check_io(config, _known_profile)
 
 
+def check_publish(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
+    """``publish:`` instances: unique ids, known circuits and zones in their selection."""
+    zones = {c.zone for c in config.circuits if c.zone}
+    return publish_reference_issues(config.publish or [], (c.id for c in config.circuits), zones)
+
+
 #: Every cross-check of a site, in the order their messages are reported.
-SITE_CHECKS: tuple[CrossCheck, ...] = (check_module_buses, check_io_points, check_energy_references)
+SITE_CHECKS: tuple[CrossCheck, ...] = (
+    check_module_buses,
+    check_io_points,
+    check_energy_references,
+    check_publish,
+)
 
 
 def parse_site(text: str | bytes, filename: str = "<string>") -> SiteConfig:

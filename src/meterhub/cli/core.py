@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -19,7 +20,9 @@ from meterhub import __version__
 from meterhub.checks import load_site
 from meterhub.cli._app import app
 from meterhub.config.loader import ConfigError
+from meterhub.config.publish import PublishInstance, demo_instance
 from meterhub.config.schema import SiteConfig
+from meterhub.errors import InputError
 from meterhub.web.auth import setup_banner
 
 if TYPE_CHECKING:
@@ -139,6 +142,17 @@ def demo(
         Path, typer.Option("--config", help="Site file with a 'simulation' section.")
     ] = DEMO_SITE,
     host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt",
+            help="Also publish every format (eniscope-rtdata, meterhub-json, homeassistant) to this broker, "
+            "e.g. mqtt://127.0.0.1:1883 (off by default).",
+        ),
+    ] = None,
+    site_id: Annotated[
+        str, typer.Option("--site-id", help="Site id in the published topics (meterhub/SITE_ID/…).")
+    ] = "demo",
 ) -> None:
     """Run a simulated site (devices served over their real protocols on loopback) with the gateway and web UI.
 
@@ -147,7 +161,19 @@ def demo(
     delete that copy to start again from ``--config``."""
     site = demo_site_file(config, data)
     cfg = _load_or_exit(site)
+    if mqtt is not None:
+        cfg = cfg.model_copy(update={"publish": [*(cfg.publish or []), _demo_publisher(mqtt, site_id)]})
     _run(cfg, config_path=site, data=data, host=host, port=port, demo=True)
+
+
+def _demo_publisher(url: str, site_id: str) -> PublishInstance:
+    try:
+        return demo_instance(url, site_id)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            str(e["msg"]).removeprefix("Value error, ") for e in exc.errors(include_url=False)
+        )
+        raise InputError(f"--mqtt {url} / --site-id {site_id}: {reasons}") from None
 
 
 def demo_site_file(config: Path, data: Path) -> Path:

@@ -1,6 +1,6 @@
 """Sections of the site file whose implementation has not landed yet.
 
-``alarms``, ``publish``, ``modbus_server`` and ``fleet`` are typed now so that the schema is complete and a
+``alarms``, ``modbus_server`` and ``fleet`` are typed now so that the schema is complete and a
 site file written for a later version is refused instead of being silently ignored: each section accepts
 nothing (absent, empty or ``null``) until the issue that implements it replaces its model here. The same
 holds for bus kinds without a driver (:data:`PENDING_BUS_KINDS`, checked in :mod:`meterhub.config.schema`).
@@ -19,7 +19,6 @@ __all__ = [
     "AlarmsConfig",
     "FleetConfig",
     "ModbusServerConfig",
-    "PublishConfig",
     "not_implemented",
 ]
 
@@ -49,12 +48,6 @@ class AlarmsConfig(_Pending):
     """``alarms:`` — limits, events, notifications and control (issue 11)."""
 
     issue = 11
-
-
-class PublishConfig(_Pending):
-    """``publish:`` — MQTT publish, HTTP upload and metrics (issue 12)."""
-
-    issue = 12
 
 
 class ModbusServerConfig(_Pending):

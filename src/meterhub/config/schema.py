@@ -1,7 +1,7 @@
 """The site file schema (pydantic v2).
 
 A site file is YAML 1.2: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
-for storage, web, energy, io and simulation; ``alarms``, ``publish``, ``modbus_server`` and ``fleet`` are
+for storage, web, energy, io, publish and simulation; ``alarms``, ``modbus_server`` and ``fleet`` are
 typed placeholders that refuse content until their issue lands (:mod:`meterhub.config.pending`). Unknown
 keys are errors (a typo must not be silently ignored), values are typed strictly
 (:class:`~meterhub.config.types.StrictModel`). Every section's model lives in ``meterhub.config``, which
@@ -26,9 +26,9 @@ from meterhub.config.pending import (
     AlarmsConfig,
     FleetConfig,
     ModbusServerConfig,
-    PublishConfig,
     not_implemented,
 )
+from meterhub.config.publish import PublishInstance
 from meterhub.config.types import LAX, Identifier, NoBool, Ratio, StrictModel
 from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
 from meterhub.model.topology import PHASES_OF_WIRING, Phase, Purpose, Wiring
@@ -48,7 +48,7 @@ __all__ = [
     "ModbusServerConfig",
     "LoadSpec",
     "Panel",
-    "PublishConfig",
+    "PublishInstance",
     "Ratio",
     "SiteConfig",
     "SiteInfo",
@@ -304,7 +304,7 @@ class SiteConfig(StrictModel):
     energy: EnergyConfig | None = None
     io: IOSection | None = None
     alarms: AlarmsConfig | None = None
-    publish: PublishConfig | None = None
+    publish: list[PublishInstance] | None = Field(default=None, max_length=32)
     modbus_server: ModbusServerConfig | None = None
     fleet: FleetConfig | None = None
 

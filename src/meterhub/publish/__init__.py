@@ -1,6 +1,14 @@
-"""Publishers: MQTT out, Modbus server, HTTP upload (issues 12, 13; not implemented yet).
+"""Publishers: what leaves the gateway (issue 12: MQTT publish; HTTP upload, metrics and the Modbus server
+later).
 
-Each publisher will be a bus sink (:class:`meterhub.bus.Sink`) with a SPILL subscription, so that an
-outage delays delivery and never loses it — see docs/ARCHITECTURE.md, "Adding a sink". Until then the
-site file's ``publish:`` section is refused.
+The site file's ``publish:`` instances run as one bus sink (:mod:`meterhub.publish.sink`, ``SinkKind.PUBLISH``)
+with a SPILL subscription; each instance renders its formats (:mod:`~meterhub.publish.formats`,
+:mod:`~meterhub.publish.homeassistant`) into a durable outbox (:mod:`~meterhub.publish.outbox`) that an MQTT
+client drains (:mod:`~meterhub.publish.mqtt`), so an outage delays delivery and never loses it. See
+docs/publish.md.
 """
+
+from meterhub.publish.outbox import Message, Outbox, OutboxError, OutboxStats, StoredMessage
+from meterhub.publish.sink import PublishSink, publish_sink
+
+__all__ = ["Message", "Outbox", "OutboxError", "OutboxStats", "PublishSink", "StoredMessage", "publish_sink"]

@@ -23,6 +23,7 @@ from meterhub.drivers.base import ComputesRegisters
 from meterhub.live import live_cache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import SeriesKey
+from meterhub.publish.sink import publish_sink
 from meterhub.runtime.supervise import TaskRecord, supervise
 from meterhub.storage.base import Storage
 
@@ -251,6 +252,7 @@ def live_sink(ctx: SinkContext) -> Sink:
 SINK_FACTORIES: Mapping[SinkKind, SinkFactory] = {
     SinkKind.LIVE: live_sink,
     SinkKind.STORAGE: storage_sink,
+    SinkKind.PUBLISH: publish_sink,  # subscribes only when the site has an enabled publish: instance
 }
 _missing = set(SinkKind) - set(SINK_FACTORIES)
 if _missing:  # pragma: no cover - a programming error, caught by the first import in the tests
@@ -258,5 +260,5 @@ if _missing:  # pragma: no cover - a programming error, caught by the first impo
 
 
 #: The sinks every gateway runs, in start order (the live view first: the web reads it from the start).
-#: Optional sinks (alarms, publishers) will be added to this by their configuration sections.
-CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE)
+#: The publish sink is always composed; without an enabled ``publish:`` instance it subscribes to nothing.
+CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE, SinkKind.PUBLISH)

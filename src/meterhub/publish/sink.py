@@ -1,0 +1,362 @@
+"""The publish sink: the site file's ``publish:`` instances as one bus sink (``SinkKind.PUBLISH``).
+
+For each enabled MQTT instance it aggregates the valid readings of every interval
+(:mod:`meterhub.publish.interval`), renders the instance's formats (:mod:`meterhub.publish.formats`,
+:mod:`meterhub.publish.homeassistant`) into the instance's durable outbox
+(``DATA/outbox-<id>.sqlite``, :mod:`meterhub.publish.outbox`) and lets the instance's
+:class:`~meterhub.publish.mqtt.MqttLink` drain it to the broker in its own threads. The sink's subscription
+spills to ``DATA/publish-spool.jsonl``, so a slow sink loses no batch either. A site without enabled
+instances subscribes to nothing.
+
+Topics (``<prefix>`` = the instance's ``topic_prefix``, default ``meterhub/<site_id>``):
+
+* ``<prefix>/rtdata`` — eniscope-rtdata, one message per interval with every selected circuit;
+* ``<prefix>/circuits/<circuit>`` — meterhub-json, one message per circuit per interval;
+* ``<prefix>/ha/<circuit>/state`` and ``<discovery_prefix>/sensor/<node>/<object>/config`` — Home Assistant;
+* ``<prefix>/status`` — ``online`` / ``offline`` (retained; the client's last will).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from itertools import groupby
+from pathlib import Path
+
+from meterhub.bus import Batch, Overflow, SinkContext, Subscription
+from meterhub.config.publish import PublishFormat, PublishInstance, PublishTransport
+from meterhub.config.schema import SiteConfig
+from meterhub.model.health import Health, HealthState, worst
+from meterhub.publish import formats, homeassistant
+from meterhub.publish.interval import CircuitInterval, IntervalAggregator, Selection
+from meterhub.publish.mqtt import MqttLink, PublishCredentialsError, read_password
+from meterhub.publish.outbox import Message, Outbox, OutboxError
+
+__all__ = ["PUBLISH_QUEUE", "InstanceRunner", "PublishSink", "publish_sink"]
+
+log = logging.getLogger("meterhub.publish")
+
+#: Batches the publish sink holds in memory before spilling to its spool file.
+PUBLISH_QUEUE = 2000
+#: Headroom on the measured rate when the outbox bound is derived from ``max_days`` [-].
+SIZE_HEADROOM = 1.25
+
+
+class InstanceRunner:
+    """One publish instance: aggregation, rendering, outbox and MQTT link."""
+
+    def __init__(self, config: SiteConfig, inst: PublishInstance, data_dir: Path, clock: Callable[[], float]):
+        self.inst = inst
+        self.site_id = inst.effective_site_id
+        self.prefix = inst.prefix
+        self.availability_topic = f"{self.prefix}/status"
+        self.selection = Selection(config, inst)
+        self.aggregator = IntervalAggregator(self.selection, inst.interval)
+        self.data_dir = data_dir
+        self._clock = clock
+        self.outbox: Outbox | None = None
+        self.link: MqttLink | None = None
+        self.error: str | None = None
+        self.published_intervals = 0
+        self._ha_file = data_dir / f"publish-{inst.id}-ha.json"
+        self._ha_topics: set[str] = set()
+        max_mb = inst.outbox.max_mb
+        self._sized = max_mb is not None
+        self._max_bytes = int(max_mb * 1024 * 1024) if max_mb is not None else None
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self) -> None:
+        inst = self.inst
+        try:
+            self.outbox = Outbox(
+                self.data_dir / f"outbox-{inst.id}.sqlite",
+                name=inst.id,
+                max_bytes=self._max_bytes,
+                max_age=inst.outbox.max_days * 86400,
+                clock=self._clock,
+            )
+            self._retire_discovery()
+            self.link = MqttLink(
+                inst,
+                self.outbox,
+                availability_topic=self.availability_topic,
+                client_id=inst.client_id or f"meterhub-{self.site_id}-{inst.id}",
+                password=read_password(inst),
+            )
+        except (OutboxError, PublishCredentialsError) as exc:
+            self.error = str(exc)
+            log.error("%s", exc)
+            return
+        self.link.start()
+        log.info(
+            "publish %s: %s to %s every %g s (%d circuits)",
+            inst.id,
+            ", ".join(f.value for f in inst.formats),
+            self.link.endpoint,
+            inst.interval,
+            len(self.selection.circuits),
+        )
+
+    def stop(self) -> None:
+        if self.link is not None:
+            self.link.stop()
+        if self.outbox is not None:
+            self.outbox.close()
+
+    # -- rendering -------------------------------------------------------------------------------
+    def publish_due(self, now: float) -> int:
+        """Render the intervals that are over into the outbox; return how many messages were added."""
+        return self.write(self.aggregator.close(now))
+
+    def write(self, done: list[CircuitInterval]) -> int:
+        """Render closed intervals into the outbox (blocking: a committed transaction per interval)."""
+        if not done or self.outbox is None:
+            return 0
+        added = 0
+        for _end, group in groupby(done, key=lambda ci: ci.end):
+            messages = self.render(list(group))
+            self.outbox.put(messages)
+            added += len(messages)
+            self.published_intervals += 1
+            if not self._sized:
+                self._size_outbox(sum(len(m.topic) + len(m.payload) for m in messages))
+        if self.link is not None:
+            self.link.wake()
+        return added
+
+    def render(self, intervals: list[CircuitInterval]) -> list[Message]:
+        """Every message of one interval, in the order they are to arrive."""
+        inst = self.inst
+        out: list[Message] = []
+        for fmt in inst.formats:
+            if fmt is PublishFormat.ENISCOPE_RTDATA:
+                payload = formats.rtdata(intervals, inst.uid or self.site_id)
+                out.append(Message(f"{self.prefix}/rtdata", payload, inst.qos, False))
+            elif fmt is PublishFormat.METERHUB_JSON:
+                for ci in intervals:
+                    payload = formats.meterhub_json(ci, site_id=self.site_id)
+                    out.append(Message(f"{self.prefix}/circuits/{ci.circuit.id}", payload, inst.qos, False))
+            elif fmt is PublishFormat.HOMEASSISTANT:
+                out.extend(self._homeassistant(intervals))
+        return out
+
+    def _homeassistant(self, intervals: list[CircuitInterval]) -> list[Message]:
+        inst = self.inst
+        out: list[Message] = []
+        new = False
+        for ci in intervals:
+            series = homeassistant.series_of(ci)
+            if not series:
+                continue
+            for q, ph in series:
+                topic = homeassistant.config_topic(
+                    inst.discovery_prefix, self.site_id, ci.circuit.id, homeassistant.object_id(q, ph)
+                )
+                if topic in self._ha_topics:
+                    continue
+                cfg = homeassistant.discovery_config(
+                    ci.circuit,
+                    q,
+                    ph,
+                    site_id=self.site_id,
+                    prefix=self.prefix,
+                    availability_topic=self.availability_topic,
+                )
+                out.append(Message(topic, json.dumps(cfg, separators=(",", ":")).encode(), 1, True))
+                self._ha_topics.add(topic)
+                new = True
+            state = homeassistant.state_payload(ci)
+            out.append(
+                Message(homeassistant.state_topic(self.prefix, ci.circuit.id), state, inst.qos, inst.retain)
+            )
+        if new:
+            self._save_ha_topics()
+        return out
+
+    def _retire_discovery(self) -> None:
+        """Remove the discovery configs of circuits this instance no longer publishes (an empty retained
+        config deletes the entity in Home Assistant)."""
+        previous: set[str] = set()
+        if self._ha_file.exists():
+            try:
+                previous = set(json.loads(self._ha_file.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning(
+                    "publish %s: cannot read %s (%s); no configs retired", self.inst.id, self._ha_file, exc
+                )
+        publishing_ha = PublishFormat.HOMEASSISTANT in self.inst.formats
+        keep_nodes = (
+            {homeassistant.node_id(self.site_id, c) for c in self.selection.circuits}
+            if publishing_ha
+            else set()
+        )
+        keep_quantities = self.selection.quantities
+        stale = []
+        for topic in sorted(previous):
+            parts = topic.split("/")
+            node, obj = (parts[-3], parts[-2]) if len(parts) >= 4 else ("", "")
+            if node in keep_nodes and obj.rsplit("_", 1)[0] in keep_quantities:
+                self._ha_topics.add(topic)
+            else:
+                stale.append(topic)
+        if stale and self.outbox is not None:
+            self.outbox.put([Message(t, p, 1, True) for t, p in homeassistant.removal(stale)])
+            log.info(
+                "publish %s: removing %d Home Assistant config(s) no longer published",
+                self.inst.id,
+                len(stale),
+            )
+            self._save_ha_topics()
+
+    def _save_ha_topics(self) -> None:
+        try:
+            tmp = self._ha_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(sorted(self._ha_topics)), encoding="utf-8")
+            tmp.replace(self._ha_file)
+        except OSError as exc:
+            log.error("publish %s: cannot write %s: %s", self.inst.id, self._ha_file, exc)
+
+    def _size_outbox(self, interval_bytes: int) -> None:
+        """Bound the outbox at ``max_days`` of the measured rate (+25 %) once one interval was rendered."""
+        if self.outbox is None or interval_bytes <= 0:
+            return
+        per_day = interval_bytes * 86400 / self.inst.interval
+        self.outbox.max_bytes = int(per_day * self.inst.outbox.max_days * SIZE_HEADROOM)
+        self._sized = True
+        log.info(
+            "publish %s: outbox bound %.1f MiB (%g days at %.1f MiB/day)",
+            self.inst.id,
+            self.outbox.max_bytes / 2**20,
+            self.inst.outbox.max_days,
+            per_day / 2**20,
+        )
+
+    # -- health ----------------------------------------------------------------------------------
+    def health(self, now: float) -> Health:
+        inst = self.inst
+        if self.error is not None:
+            return Health(HealthState.DOWN, self.error)
+        if self.outbox is None or self.link is None:
+            return Health(HealthState.OK, f"publish {inst.id}: not started")
+        st = self.outbox.stats()
+        link = self.link.state()
+        oldest_age = int(now - st.oldest) if st.oldest is not None else 0
+        counters = {
+            "connected": int(link.connected),
+            "backlog": st.backlog,
+            "backlog_bytes": st.size,
+            "oldest_pending_age_s": oldest_age,
+            "dropped": st.dropped,
+            "sent": link.sent,
+            "acknowledged": link.acked,
+            "last_message_ts": int(link.last_publish) if link.last_publish is not None else 0,
+            "intervals": self.published_intervals,
+            "invalid_skipped": self.aggregator.invalid,
+        }
+        if self.link.failed is not None:
+            return Health(HealthState.DOWN, f"publish {inst.id}: {self.link.failed}", counters)
+        if not link.connected:
+            return Health(
+                HealthState.DEGRADED,
+                f"publish {inst.id}: not connected to {self.link.endpoint} ({link.last_error}); "
+                f"{st.backlog} message(s) wait, oldest {oldest_age} s",
+                counters,
+            )
+        if st.dropped:
+            return Health(
+                HealthState.DEGRADED,
+                f"publish {inst.id}: connected to {self.link.endpoint}; outbox dropped {st.dropped} message(s)",
+                counters,
+            )
+        return Health(
+            HealthState.OK,
+            f"publish {inst.id}: connected to {self.link.endpoint}; {st.backlog} message(s) pending",
+            counters,
+        )
+
+
+class PublishSink:
+    """Every enabled ``publish:`` instance of the site (see the module docstring)."""
+
+    name = "publish"
+
+    def __init__(self, subscription: Subscription, runners: list[InstanceRunner], clock: Callable[[], float]):
+        self._sub = subscription
+        self.runners = runners
+        self._clock = clock
+        self._ticker: asyncio.Task[None] | None = None
+
+    @property
+    def subscription(self) -> Subscription:
+        return self._sub
+
+    async def start(self) -> None:
+        for r in self.runners:
+            await asyncio.to_thread(r.start)
+        if self.runners:
+            self._ticker = asyncio.create_task(self._tick(), name="publish-ticker")
+
+    async def deliver(self, batch: Batch) -> None:
+        for r in self.runners:
+            r.aggregator.add(batch)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        now = self._clock()
+        for r in self.runners:
+            try:
+                r.publish_due(now)  # the intervals that are over; a partial one is not published
+            except OutboxError as exc:
+                log.error("%s", exc)
+            await asyncio.to_thread(r.stop)
+
+    async def _tick(self) -> None:
+        period = min(1.0, min(r.inst.interval for r in self.runners) / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = self._clock()
+            for r in self.runners:
+                # Closing the intervals stays on the loop (deliver() feeds the same aggregator); the
+                # commit with its fsync runs in a worker thread so acquisition never waits for the disk.
+                done = r.aggregator.close(now)
+                try:
+                    await asyncio.to_thread(r.write, done)
+                except OutboxError as exc:
+                    r.error = str(exc)
+                    log.error("%s", exc)
+
+    def health(self) -> Health:
+        if not self.runners:
+            return Health(HealthState.OK, "no publish instance enabled")
+        now = self._clock()
+        parts = [r.health(now) for r in self.runners]
+        counters: dict[str, int] = {}
+        for h in parts:
+            for k, v in h.counters.items():
+                counters[k] = (
+                    max(counters.get(k, 0), v)
+                    if k in ("oldest_pending_age_s", "last_message_ts")
+                    else (counters.get(k, 0) + v)
+                )
+        st = self._sub.stats
+        counters.update({"delivered": st.delivered, "spilled": st.spilled, "pending": self._sub.pending})
+        return Health(worst(h.state for h in parts), "; ".join(h.message for h in parts), counters)
+
+
+def publish_sink(ctx: SinkContext) -> PublishSink:
+    """The sink of the site's enabled MQTT ``publish:`` instances (subscribed only if there is one)."""
+    instances = [i for i in (ctx.config.publish or []) if i.enabled and i.transport is PublishTransport.MQTT]
+    sub = ctx.bus.subscribe(
+        "publish", maxsize=PUBLISH_QUEUE, overflow=Overflow.SPILL, spool=ctx.data_dir / "publish-spool.jsonl"
+    )
+    if not instances:
+        ctx.bus.unsubscribe(sub)
+    runners = [InstanceRunner(ctx.config, i, ctx.data_dir, ctx.clock) for i in instances]
+    return PublishSink(sub, runners, ctx.clock)

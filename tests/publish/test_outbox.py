@@ -1,0 +1,109 @@
+"""The durable outbox: oldest first, ids never reused, bounded by bytes and age, and what put() returned
+for survives a kill -9."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from meterhub.publish.outbox import ROW_OVERHEAD, Message, Outbox
+
+
+def test_messages_come_back_oldest_first_and_ids_are_never_reused(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", name="t")
+    ids = box.put([Message(f"t/{i}", f"p{i}".encode()) for i in range(5)])
+    assert ids == [1, 2, 3, 4, 5]
+    assert [m.topic for m in box.peek(after=0, limit=3)] == ["t/0", "t/1", "t/2"]
+    assert [m.id for m in box.peek(after=3)] == [4, 5]
+    assert box.ack([1, 2, 5]) == 3
+    assert box.ack([1]) == 0  # already gone
+    assert [m.id for m in box.peek()] == [3, 4]
+    assert box.put([Message("t/x", b"x")]) == [6]  # not 5 again, although 5 was deleted
+    box.close()
+    reopened = Outbox(tmp_path / "o.sqlite", name="t")
+    st = reopened.stats()
+    assert (st.backlog, st.size) == (3, (3 + 2) + (3 + 2) + (3 + 1) + 3 * ROW_OVERHEAD)
+    assert reopened.put([Message("t/y", b"y")]) == [7]
+    reopened.close()
+
+
+def test_a_full_outbox_drops_the_oldest_counts_them_and_warns_naming_the_instance(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    row = 4 + 96 + ROW_OVERHEAD  # topic "t/00" + 96-byte payload
+    box = Outbox(tmp_path / "o.sqlite", name="cloud", max_bytes=10 * row)
+    box.put([Message(f"t/{i:02d}", bytes(96)) for i in range(10)])
+    assert box.dropped == 0 and box.stats().backlog == 10
+    with caplog.at_level(logging.WARNING, logger="meterhub.publish"):
+        box.put([Message(f"t/{i:02d}", bytes(96)) for i in range(10, 13)])
+    assert box.dropped == 3
+    assert [m.topic for m in box.peek(limit=2)] == ["t/03", "t/04"]
+    assert box.stats().size == 10 * row
+    assert "publish cloud: outbox full" in caplog.text and "dropped the 3 oldest" in caplog.text
+    box.close()
+    assert Outbox(tmp_path / "o.sqlite", name="cloud").dropped == 3  # the count survives a restart
+
+
+def test_messages_older_than_max_age_are_dropped(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    box = Outbox(tmp_path / "o.sqlite", name="t", max_age=3600, clock=lambda: now[0])
+    box.put([Message("old", b"1")])
+    now[0] += 1800
+    box.put([Message("mid", b"2")])
+    now[0] += 2000  # 'old' is 3800 s old now
+    box.put([Message("new", b"3")])
+    assert [m.topic for m in box.peek()] == ["mid", "new"] and box.dropped == 1
+    assert box.stats().oldest == 1_001_800.0
+    box.close()
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from meterhub.publish.outbox import Message, Outbox
+box = Outbox(Path(sys.argv[1]), name="k")
+i = 0
+while True:
+    ids = box.put([Message("t", str(i).encode())])
+    print(ids[0], flush=True)
+    i += 1
+"""
+
+
+def test_what_put_returned_for_survives_kill_9(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE, env=env, text=True
+    )
+    assert proc.stdout is not None
+    confirmed: list[int] = []
+    deadline = time.monotonic() + 20
+    while len(confirmed) < 200 and time.monotonic() < deadline:
+        confirmed.append(int(proc.stdout.readline()))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    confirmed += [int(x) for x in proc.stdout.read().split()]
+    assert len(confirmed) >= 200
+    box = Outbox(path, name="k")
+    stored = [m.id for m in box.peek(limit=100_000)]
+    assert stored[: len(confirmed)] == confirmed  # every confirmed message is there, in order
+    assert stored == list(range(1, len(stored) + 1))
+    box.close()
+
+
+def test_large_payloads_are_stored_compressed_and_come_back_byte_for_byte(tmp_path: Path) -> None:
+    payload = b'{"quantity":"active_power","value":1234.5}' * 100  # 4 300 bytes of repetitive JSON
+    box = Outbox(tmp_path / "o.sqlite", name="t")
+    box.put([Message("t", payload), Message("small", b"x" * 255)])
+    assert [m.payload for m in box.peek()] == [payload, b"x" * 255]
+    stored = box.stats().size - 2 * ROW_OVERHEAD - len("t") - len("small") - 255
+    assert 0 < stored < len(payload) / 10
+    box.close()
