@@ -7,7 +7,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from meterhub.bus import Bus, SinkContext
+from meterhub.bus import ReadingBus, SinkContext
 from meterhub.config import SiteConfig, parse_config
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading
@@ -100,8 +100,8 @@ def aligned_past(interval: float = 1.0, back: int = 5) -> float:
     return (int(time.time() // interval) - back) * interval
 
 
-def make_sink(cfg: SiteConfig, data: Path, bus: Bus | None = None) -> tuple[PublishSink, Bus]:
-    bus = bus or Bus()
+def make_sink(cfg: SiteConfig, data: Path, bus: ReadingBus | None = None) -> tuple[PublishSink, ReadingBus]:
+    bus = bus or ReadingBus()
     ctx = SinkContext(
         config=cfg,
         bus=bus,
@@ -113,7 +113,7 @@ def make_sink(cfg: SiteConfig, data: Path, bus: Bus | None = None) -> tuple[Publ
     return publish_sink(ctx), bus
 
 
-async def feed(sink: PublishSink, bus: Bus, batches: list[list[Reading]]) -> None:
+async def feed(sink: PublishSink, bus: ReadingBus, batches: list[list[Reading]]) -> None:
     for b in batches:
         bus.publish(b)
     while (b := sink.subscription.get_nowait()) is not None:
