@@ -26,6 +26,7 @@ from meterhub.runtime import Gateway
 from meterhub.runtime.sinks import STORAGE_QUEUE, StorageSink
 from meterhub.storage import open_storage
 from meterhub.web.app import create_app
+from meterhub.web.metrics import metric_name
 
 from .conftest import SITE_YAML, add_user, login, readings, site_config
 from .liveserver import free_port
@@ -83,6 +84,7 @@ def scrape(client: TestClient, **headers: str) -> tuple[Samples, dict[str, str]]
     samples: Samples = {}
     types: dict[str, str] = {}
     for family in text_string_to_metric_families(r.text):
+        assert family.name not in types, f"family {family.name} sent twice"
         types[family.name] = family.type
         for s in family.samples:
             key = (s.name, frozenset(s.labels.items()))
@@ -136,6 +138,29 @@ def test_gateway_and_device_metrics_are_the_statuses_the_sources_keep(
     assert sum(1 for name, _ in s if name == "meterhub_device_online") == 4
 
 
+@pytest.mark.parametrize(
+    ("counter", "name"),
+    [
+        ("lost_samples", "lost_samples"),
+        ("Duplicate frames", "duplicate_frames"),
+        ("5xx-answers", "_5xx_answers"),
+    ],
+)
+def test_a_counter_name_becomes_a_valid_metric_name(counter: str, name: str) -> None:
+    assert metric_name(counter) == name
+
+
+def test_a_source_counter_named_like_a_device_metric_is_not_sent_twice(
+    client: TestClient, gw: Gateway
+) -> None:
+    gw.status["m1"].extra_counters = lambda: {"requests": 99, "pending_readings": 4, "lost_samples": 1}
+    s, _ = scrape(client)  # scrape() fails on a duplicate series
+    m30 = device("m1", "enertrek-m30")
+    assert value(s, "meterhub_device_requests_total", **m30) == 0  # the status's own count
+    assert value(s, "meterhub_device_pending_readings", **m30) == 0  # the energy stage's
+    assert value(s, "meterhub_device_lost_samples_total", **m30) == 1
+
+
 def test_refused_values_make_the_device_data_state_a_warning(client: TestClient, gw: Gateway) -> None:
     # 1000 V (above 2 × 230 V) and 70.5 Hz are out of range on hvac, read from module m1
     gw.emit(
@@ -157,43 +182,46 @@ def test_refused_values_make_the_device_data_state_a_warning(client: TestClient,
 
 
 def test_every_component_health_and_counter_is_exported_and_the_storage_flush_is_timed(
-    client: TestClient, gw: Gateway, clock: Clock
+    gw: Gateway, clock: Clock
 ) -> None:
-    # the gateway is not started: nothing pumps the storage sink's queue, so it fills and spills
+    # the gateway is not started: nothing pumps the storage sink's queue, so it fills and spills.
+    # Emitted before the app starts: the bus is the event loop's, and the app's loop (another thread
+    # under TestClient) pumps the web subscription once it runs.
     for k in range(STORAGE_QUEUE + 1):
         gw.emit([Reading(T0 + k, "grid", Q.VOLTAGE, Phase.L1, 230.0)])
-    s, types = scrape(client)
-    storage = {"kind": "sink", "component": "storage"}
-    live = {"kind": "sink", "component": "live"}
-    assert value(s, "meterhub_component_health_state", **storage) == 1  # degraded: behind, spilling
-    assert value(s, "meterhub_component_pending", **storage) == STORAGE_QUEUE + 1
-    assert value(s, "meterhub_component_spilled", **storage) == 1
-    assert value(s, "meterhub_component_delivered", **storage) == 0
-    assert value(s, "meterhub_component_health_state", **live) == 0
-    assert value(s, "meterhub_component_series", **live) == 1  # grid voltage L1
-    assert value(s, "meterhub_component_delivered", **live) == STORAGE_QUEUE + 1
-    assert types["meterhub_component_pending"] == "gauge"
-    assert value(s, "meterhub_storage_flush_duration_seconds_count") == 0
-    assert ("meterhub_storage_last_flush_timestamp_seconds", frozenset()) not in s
+    with TestClient(create_app(gw)) as client:
+        s, types = scrape(client)
+        storage = {"kind": "sink", "component": "storage"}
+        live = {"kind": "sink", "component": "live"}
+        assert value(s, "meterhub_component_health_state", **storage) == 1  # degraded: behind, spilling
+        assert value(s, "meterhub_component_pending", **storage) == STORAGE_QUEUE + 1
+        assert value(s, "meterhub_component_spilled", **storage) == 1
+        assert value(s, "meterhub_component_delivered", **storage) == 0
+        assert value(s, "meterhub_component_health_state", **live) == 0
+        assert value(s, "meterhub_component_series", **live) == 1  # grid voltage L1
+        assert value(s, "meterhub_component_delivered", **live) == STORAGE_QUEUE + 1
+        assert types["meterhub_component_pending"] == "gauge"
+        assert value(s, "meterhub_storage_flush_duration_seconds_count") == 0
+        assert ("meterhub_storage_last_flush_timestamp_seconds", frozenset()) not in s
 
-    sink = gw.sinks[SinkKind.STORAGE]
-    assert isinstance(sink, StorageSink)
-    clock.t = T0 + 3000
-    sink.flush()  # what the periodic flusher does, blocking
+        sink = gw.sinks[SinkKind.STORAGE]
+        assert isinstance(sink, StorageSink)
+        clock.t = T0 + 3000
+        sink.flush()  # what the periodic flusher does, blocking
 
-    s, types = scrape(client)
-    assert value(s, "meterhub_component_health_state", **storage) == 0
-    assert value(s, "meterhub_component_pending", **storage) == 0
-    assert value(s, "meterhub_storage_last_flush_timestamp_seconds") == T0 + 3000
-    assert value(s, "meterhub_storage_flush_duration_seconds_count") == 1
-    last = value(s, "meterhub_storage_last_flush_duration_seconds")
-    assert 0 < last < 5  # 2001 rows into SQLite
-    assert value(s, "meterhub_storage_flush_duration_seconds_sum") == last
-    assert types["meterhub_storage_flush_duration_seconds"] == "summary"
-    assert value(s, "meterhub_storage_state") == 0  # connected
-    assert value(s, "meterhub_storage_buffered_rows") == 0
-    assert value(s, "meterhub_storage_spooled_rows") == 0
-    assert value(s, "meterhub_storage_dropped_rows_total") == 0
+        s, types = scrape(client)
+        assert value(s, "meterhub_component_health_state", **storage) == 0
+        assert value(s, "meterhub_component_pending", **storage) == 0
+        assert value(s, "meterhub_storage_last_flush_timestamp_seconds") == T0 + 3000
+        assert value(s, "meterhub_storage_flush_duration_seconds_count") == 1
+        last = value(s, "meterhub_storage_last_flush_duration_seconds")
+        assert 0 < last < 5  # 2001 rows into SQLite
+        assert value(s, "meterhub_storage_flush_duration_seconds_sum") == last
+        assert types["meterhub_storage_flush_duration_seconds"] == "summary"
+        assert value(s, "meterhub_storage_state") == 0  # connected
+        assert value(s, "meterhub_storage_buffered_rows") == 0
+        assert value(s, "meterhub_storage_spooled_rows") == 0
+        assert value(s, "meterhub_storage_dropped_rows_total") == 0
 
 
 def test_a_running_source_that_reaches_no_device_is_a_down_component_with_its_counters(

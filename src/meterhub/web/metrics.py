@@ -64,7 +64,17 @@ STORAGE_VALUE: Mapping[StorageState, int] = {
 _DEVICE_LABELS = ["device", "bus", "profile"]
 #: Per-device families this module names itself; a source counter of the same name is not repeated.
 _DEVICE_OWN = frozenset(
-    {"online", "requests", "errors", "timeouts", "last_seen", "refused_values", "quarantined_steps"}
+    {
+        "online",
+        "requests",
+        "errors",
+        "timeouts",
+        "last_seen_timestamp_seconds",
+        "data_state",
+        "refused_values",
+        "quarantined_steps",
+        "pending_readings",
+    }
 )
 _INVALID_CHARS = re.compile(r"[^a-zA-Z0-9_]+")
 
