@@ -47,6 +47,7 @@ __all__ = [
     "Identifier",
     "ModbusServerConfig",
     "LoadSpec",
+    "MetricsConfig",
     "Panel",
     "PublishInstance",
     "Ratio",
@@ -210,10 +211,20 @@ class StorageConfig(StrictModel):
         return self
 
 
+class MetricsConfig(StrictModel):
+    """``web.metrics``: the Prometheus endpoint ``GET /metrics`` (docs/metrics.md)."""
+
+    public: bool = Field(default=False, description="serve /metrics without a session or API token")
+    live_values: bool = Field(
+        default=False, description="also export the latest valid live values as meterhub_value gauges"
+    )
+
+
 class WebConfig(StrictModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     public_live: bool = False
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     title: str | None = None
     session_idle: float = Field(
         default=12 * 3600, ge=60, le=30 * 86400, description="a web session ends after this long idle [s]"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
@@ -80,6 +81,9 @@ class StorageSink:
         self._record = TaskRecord("flush")
         self.last_flush: float | None = None  # clock time of the last successful commit [s]
         self.last_error: str | None = None  # the last commit's error, None once one succeeds
+        self.last_flush_duration: float | None = None  # the last successful commit took [s]
+        self.flushes = 0  # successful commits since start [count]
+        self.flush_seconds = 0.0  # their total duration [s]
 
     @property
     def subscription(self) -> Subscription:
@@ -148,6 +152,7 @@ class StorageSink:
         await asyncio.to_thread(self._commit)
 
     def _commit(self) -> None:
+        began = time.perf_counter()
         try:
             self._storage().flush()
         except Exception as exc:
@@ -155,6 +160,9 @@ class StorageSink:
             raise
         self.last_error = None
         self.last_flush = self._clock()
+        self.last_flush_duration = time.perf_counter() - began
+        self.flushes += 1
+        self.flush_seconds += self.last_flush_duration
 
     async def _flush_periodically(self) -> None:
         last_retention = 0.0

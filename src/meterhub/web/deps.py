@@ -17,6 +17,8 @@ parameter type     what                                                         
 :data:`Pipeline`   the pipeline, or 503 when it is not running                    ``energy``
 :data:`Status`     device id → :class:`~meterhub.drivers.base.DeviceStatus`       ``status``
 :data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
+:class:`Monitor`   read-through view for ``/metrics``: component health,          ``health()``, ``sinks``
+                   storage flushes, and the views above at scrape time
 =================  ============================================================  =============================
 
 Every dependency takes an :class:`~starlette.requests.HTTPConnection`, so WebSocket routes use them too.
@@ -36,6 +38,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.bus import SinkKind
 from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.io.control import OutputControl
@@ -45,9 +48,11 @@ from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
 from meterhub.live import LiveCache
 from meterhub.model import quantities
+from meterhub.model.health import Health
 from meterhub.model.readings import Reading, iso_utc
 from meterhub.profiles import all_profiles
 from meterhub.runtime import Gateway
+from meterhub.runtime.sinks import StorageSink
 from meterhub.storage.base import Storage
 
 __all__ = [
@@ -56,7 +61,9 @@ __all__ = [
     "Control",
     "Controls",
     "Energy",
+    "FlushStats",
     "Live",
+    "Monitor",
     "Pipeline",
     "Runtime",
     "RuntimeInfo",
@@ -64,6 +71,7 @@ __all__ = [
     "Store",
     "attach",
     "bad_param",
+    "get_monitor",
     "query_time",
     "reading_json",
 ]
@@ -171,6 +179,75 @@ class _StatusView(Mapping[str, DeviceStatus]):
 
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
     return _StatusView(_gateway(conn))
+
+
+# -- monitoring ---------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FlushStats:
+    """The storage sink's commits since start.
+
+    last : when the last one succeeded, Unix time [s] (None: none yet); last_duration : how long it took
+    [s]; count : successful commits [count]; seconds : their total duration [s].
+    """
+
+    last: float | None
+    last_duration: float | None
+    count: int
+    seconds: float
+
+
+class Monitor:
+    """What ``GET /metrics`` reads, each time it is asked (it is built once per app and outlives
+    configuration changes and the start of the energy stage, so every attribute reads through)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @property
+    def config(self) -> SiteConfig:
+        return self._gateway.config
+
+    @property
+    def started_at(self) -> float:
+        """When the gateway started, Unix time [s]."""
+        return self._gateway.started_at
+
+    def now(self) -> float:
+        """The gateway's clock, Unix time [s]."""
+        return self._gateway.clock()
+
+    @property
+    def status(self) -> Mapping[str, DeviceStatus]:
+        return _StatusView(self._gateway)
+
+    @property
+    def live(self) -> LiveCache:
+        return self._gateway.live
+
+    @property
+    def energy(self) -> EnergyPipeline | None:
+        energy: EnergyPipeline | None = self._gateway.energy
+        return energy
+
+    @property
+    def storage(self) -> Storage:
+        return self._gateway.storage
+
+    def health(self) -> dict[str, Health]:
+        """``Gateway.health()``: ``source:NAME`` / ``sink:NAME`` → :class:`~meterhub.model.health.Health`."""
+        return self._gateway.health()
+
+    def flushes(self) -> FlushStats | None:
+        """The storage sink's commits (None when the site runs none)."""
+        sink = self._gateway.sinks.get(SinkKind.STORAGE)
+        if not isinstance(sink, StorageSink):
+            return None
+        return FlushStats(sink.last_flush, sink.last_flush_duration, sink.flushes, sink.flush_seconds)
+
+
+def get_monitor(conn: HTTPConnection) -> Monitor:
+    """A :class:`Monitor` of the app's gateway."""
+    return Monitor(_gateway(conn))
 
 
 # -- control ------------------------------------------------------------------------------------------
