@@ -15,9 +15,20 @@ selection, interval, formats and durable outbox. Example::
         selection: {zones: [office], quantities: [active_power, energy_active_import]}
         outbox: {max_days: 90}
 
-A password is never written in the site file: it is read from the environment or from a file when the
-instance connects, so neither the file nor an API that shows the configuration can reveal it.
-Only MQTT is implemented; ``transport: http`` is refused until HTTP upload lands (issue 12, part B).
+HTTP upload (``transport: http``) POSTs gzip-compressed batches of meterhub-json messages to a URL with a
+bearer token (for another meterhub: its ``POST /api/v1/ingest``)::
+
+    publish:
+      - id: upstream
+        transport: http
+        url: https://hub.example.net/api/v1/ingest
+        token_env: METERHUB_UPLOAD_TOKEN         # or token_file: /etc/meterhub/upload.token
+        tls: {ca_file: /etc/meterhub/ca.pem}     # https only; default: the system's CAs
+        batch: 500                               # messages per POST at most
+        timeout: 30                              # [s] per POST
+
+A password or token is never written in the site file: it is read from the environment or from a file when
+the instance connects, so neither the file nor an API that shows the configuration can reveal it.
 """
 
 from __future__ import annotations
@@ -30,7 +41,6 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from meterhub.config.pending import not_implemented
 from meterhub.config.types import LAX, Identifier, NoBool, StrictModel
 from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
 
@@ -45,6 +55,7 @@ __all__ = [
     "PublishTransport",
     "demo_instance",
     "parse_broker",
+    "parse_upload_url",
     "publish_reference_issues",
 ]
 
@@ -59,7 +70,7 @@ class PublishTransport(StrEnum):
     """How an instance sends."""
 
     MQTT = "mqtt"
-    HTTP = "http"  # HTTP upload: not implemented yet (issue 12, part B)
+    HTTP = "http"  # HTTP upload: POST batches of meterhub-json (publish/http.py)
 
 
 class PublishFormat(StrEnum):
@@ -99,8 +110,26 @@ def parse_broker(url: str) -> BrokerAddress:
     return BrokerAddress(scheme=scheme, host=parts.hostname, port=port or default)
 
 
+def parse_upload_url(url: str) -> str:
+    """An HTTP upload URL: ``http://`` or ``https://``, a host, no credentials or fragment."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"url {url[:100]!r}: use http://HOST[:PORT]/PATH or https://HOST[:PORT]/PATH")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError(f"url {url[:100]!r}: the port must be a number 1…65535") from None
+    if not parts.hostname:
+        raise ValueError(f"url {url[:100]!r} names no host")
+    if parts.username or parts.password or parts.fragment:
+        raise ValueError(
+            f"url {url[:100]!r}: no credentials or fragment in the URL (the token goes in token_env / token_file)"
+        )
+    return url
+
+
 class PublishTLS(StrictModel):
-    """TLS for an ``mqtts://`` broker: the CA that signed the broker's certificate and, for brokers that
+    """TLS for an ``mqtts://`` broker or an ``https://`` upload URL: the CA that signed the broker's certificate and, for brokers that
     ask for one, the client's certificate and key (PEM files)."""
 
     ca_file: str | None = Field(default=None, min_length=1, max_length=4096)
@@ -155,7 +184,20 @@ class PublishInstance(StrictModel):
     name: str = Field(default="", max_length=200)
     enabled: bool = True
     transport: Annotated[PublishTransport, LAX] = PublishTransport.MQTT
-    broker: str = Field(min_length=1, max_length=300, description="mqtt://HOST:PORT or mqtts://HOST:PORT")
+    broker: str | None = Field(
+        default=None, min_length=1, max_length=300, description="mqtt://HOST:PORT or mqtts://HOST:PORT (mqtt)"
+    )
+    url: str | None = Field(
+        default=None, min_length=1, max_length=2000, description="http(s):// URL to POST batches to (http)"
+    )
+    token_env: str | None = Field(
+        default=None, description="environment variable holding the bearer token (http)"
+    )
+    token_file: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="file holding the bearer token (http)"
+    )
+    batch: int = Field(default=500, ge=1, le=10_000, description="messages per POST at most (http)")
+    timeout: float = Field(default=30, gt=0, le=600, description="time allowed for one POST [s] (http)")
     tls: PublishTLS | None = None
     username: str | None = Field(default=None, min_length=1, max_length=200)
     password_env: str | None = Field(default=None, description="environment variable holding the password")
@@ -178,20 +220,19 @@ class PublishInstance(StrictModel):
     )
     outbox: OutboxSettings = Field(default_factory=OutboxSettings)
 
-    @field_validator("transport")
-    @classmethod
-    def _implemented(cls, v: PublishTransport) -> PublishTransport:
-        if v is PublishTransport.HTTP:
-            raise ValueError(f"transport 'http': {not_implemented(12)}")
-        return v
-
     @field_validator("broker")
     @classmethod
-    def _broker(cls, v: str) -> str:
-        parse_broker(v)
+    def _broker(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_broker(v)
         return v
 
-    @field_validator("password_env")
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return parse_upload_url(v) if v is not None else None
+
+    @field_validator("password_env", "token_env")
     @classmethod
     def _env_name(cls, v: str | None) -> str | None:
         if v is not None and not _ENV_NAME.match(v):
@@ -214,6 +255,15 @@ class PublishInstance(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> PublishInstance:
+        if self.transport is PublishTransport.HTTP:
+            return self._consistent_http()
+        if self.broker is None:
+            raise ValueError("transport 'mqtt' needs a broker (mqtt://HOST:PORT or mqtts://HOST:PORT)")
+        for name in ("url", "token_env", "token_file"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"'{name}' belongs to transport 'http'; an MQTT broker takes username/password"
+                )
         if self.password_env is not None and self.password_file is not None:
             raise ValueError("give the password by password_env or password_file, not both")
         if (self.password_env or self.password_file) and self.username is None:
@@ -222,8 +272,29 @@ class PublishInstance(StrictModel):
             raise ValueError("'tls' needs an mqtts:// broker")
         return self
 
+    def _consistent_http(self) -> PublishInstance:
+        if self.url is None:
+            raise ValueError("transport 'http' needs a url (http://… or https://…)")
+        for name in ("broker", "username", "password_env", "password_file", "client_id"):
+            if getattr(self, name) is not None:
+                raise ValueError(
+                    f"'{name}' belongs to transport 'mqtt'; HTTP upload takes url and token_env/token_file"
+                )
+        if self.token_env is not None and self.token_file is not None:
+            raise ValueError("give the token by token_env or token_file, not both")
+        if self.formats != [PublishFormat.METERHUB_JSON]:
+            raise ValueError(
+                "transport 'http' sends the format meterhub-json only (formats: [meterhub-json])"
+            )
+        if self.tls is not None and urlsplit(self.url).scheme != "https":
+            raise ValueError("'tls' needs an https:// url")
+        return self
+
     @property
     def address(self) -> BrokerAddress:
+        """The parsed broker (MQTT instances; an HTTP instance has none and raises ValueError)."""
+        if self.broker is None:
+            raise ValueError(f"publish {self.id}: transport {self.transport.value} has no broker")
         return parse_broker(self.broker)
 
     @property

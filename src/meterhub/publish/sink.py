@@ -1,10 +1,11 @@
 """The publish sink: the site file's ``publish:`` instances as one bus sink (``SinkKind.PUBLISH``).
 
-For each enabled MQTT instance it aggregates the valid readings of every interval
+For each enabled instance it aggregates the valid readings of every interval
 (:mod:`meterhub.publish.interval`), renders the instance's formats (:mod:`meterhub.publish.formats`,
 :mod:`meterhub.publish.homeassistant`) into the instance's durable outbox
 (``DATA/outbox-<id>.sqlite``, :mod:`meterhub.publish.outbox`) and lets the instance's
-:class:`~meterhub.publish.mqtt.MqttLink` drain it to the broker in its own threads. The sink's subscription
+:class:`~meterhub.publish.mqtt.MqttLink` drain it to the broker in its own threads (for ``transport: http``
+the :class:`~meterhub.publish.http.HttpLink` POSTs it in batches). The sink's subscription
 spills to ``DATA/publish-spool.jsonl``, so a slow sink loses no batch either. A site without enabled
 instances subscribes to nothing.
 
@@ -31,6 +32,7 @@ from meterhub.config.publish import PublishFormat, PublishInstance, PublishTrans
 from meterhub.config.schema import SiteConfig
 from meterhub.model.health import Health, HealthState, worst
 from meterhub.publish import formats, homeassistant
+from meterhub.publish.http import HttpLink, read_token
 from meterhub.publish.interval import CircuitInterval, IntervalAggregator, Selection
 from meterhub.publish.mqtt import MqttLink, PublishCredentialsError, read_password
 from meterhub.publish.outbox import Message, Outbox, OutboxError
@@ -58,7 +60,7 @@ class InstanceRunner:
         self.data_dir = data_dir
         self._clock = clock
         self.outbox: Outbox | None = None
-        self.link: MqttLink | None = None
+        self.link: MqttLink | HttpLink | None = None
         self.error: str | None = None
         self.published_intervals = 0
         self._ha_file = data_dir / f"publish-{inst.id}-ha.json"
@@ -79,13 +81,16 @@ class InstanceRunner:
                 clock=self._clock,
             )
             self._retire_discovery()
-            self.link = MqttLink(
-                inst,
-                self.outbox,
-                availability_topic=self.availability_topic,
-                client_id=inst.client_id or f"meterhub-{self.site_id}-{inst.id}",
-                password=read_password(inst),
-            )
+            if inst.transport is PublishTransport.HTTP:
+                self.link = HttpLink(inst, self.outbox, token=read_token(inst), clock=self._clock)
+            else:
+                self.link = MqttLink(
+                    inst,
+                    self.outbox,
+                    availability_topic=self.availability_topic,
+                    client_id=inst.client_id or f"meterhub-{self.site_id}-{inst.id}",
+                    password=read_password(inst),
+                )
         except (OutboxError, PublishCredentialsError) as exc:
             self.error = str(exc)
             log.error("%s", exc)
@@ -351,8 +356,8 @@ class PublishSink:
 
 
 def publish_sink(ctx: SinkContext) -> PublishSink:
-    """The sink of the site's enabled MQTT ``publish:`` instances (subscribed only if there is one)."""
-    instances = [i for i in (ctx.config.publish or []) if i.enabled and i.transport is PublishTransport.MQTT]
+    """The sink of the site's enabled ``publish:`` instances, MQTT and HTTP (subscribed only if there is one)."""
+    instances = [i for i in (ctx.config.publish or []) if i.enabled]
     sub = ctx.bus.subscribe(
         "publish", maxsize=PUBLISH_QUEUE, overflow=Overflow.SPILL, spool=ctx.data_dir / "publish-spool.jsonl"
     )
