@@ -19,7 +19,19 @@ from fastapi.staticfiles import StaticFiles
 
 import meterhub
 from meterhub.runtime import Gateway
-from meterhub.web import auth, auth_api, config_api, deps, docs, errors, live_api, metrics, site_api, stream
+from meterhub.web import (
+    auth,
+    auth_api,
+    config_api,
+    deps,
+    docs,
+    errors,
+    ingest,
+    live_api,
+    metrics,
+    site_api,
+    stream,
+)
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
 from meterhub.web.routers import io_points, outputs, registers, reports
@@ -60,6 +72,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     outputs.router,
     reports.router,
     registers.router,
+    ingest.router,  # POST /api/v1/ingest: uploads of other gateways
     metrics.router,  # GET /metrics for Prometheus
     docs.router,  # self-hosted Swagger UI and ReDoc under the same CSP (not in the OpenAPI document)
 )

@@ -17,6 +17,7 @@ parameter type     what                                                         
 :data:`Pipeline`   the pipeline, or 503 when it is not running                    ``energy``
 :data:`Status`     device id → :class:`~meterhub.drivers.base.DeviceStatus`       ``status``
 :data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
+:data:`Receiver`   :class:`IngestTarget`: readings received by ``/ingest``        ``storage``, ``flush_async``
 :class:`Monitor`   read-through view for ``/metrics``: component health,          ``health()``, ``sinks``
                    storage flushes, and the views above at scrape time
 =================  ============================================================  =============================
@@ -29,7 +30,7 @@ parsing and answer shapes.
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +50,7 @@ from meterhub.errors import ConflictError, NotFoundError
 from meterhub.live import LiveCache
 from meterhub.model import quantities
 from meterhub.model.health import Health
-from meterhub.model.readings import Reading, iso_utc
+from meterhub.model.readings import Reading, SeriesKey, iso_utc
 from meterhub.profiles import all_profiles
 from meterhub.runtime import Gateway
 from meterhub.runtime.sinks import StorageSink
@@ -62,9 +63,11 @@ __all__ = [
     "Controls",
     "Energy",
     "FlushStats",
+    "IngestTarget",
     "Live",
     "Monitor",
     "Pipeline",
+    "Receiver",
     "Runtime",
     "RuntimeInfo",
     "Status",
@@ -304,6 +307,30 @@ def get_control(conn: HTTPConnection) -> Control:
     return Control(_gateway(conn))
 
 
+# -- ingest -------------------------------------------------------------------------------------------
+class IngestTarget:
+    """Where ``POST /api/v1/ingest`` puts readings received from another gateway: the storage, committed
+    by the gateway's own flush (so they are durable when the answer is sent)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def stored(self, key: SeriesKey, ts: float) -> bool:
+        """True if the series has a valid value at exactly ``ts`` [s] (blocking: a database read)."""
+        found = self._gateway.storage.value_at(key, ts)
+        return found is not None and abs(found[0] - ts) < 0.0005
+
+    async def write(self, readings: Sequence[Reading]) -> None:
+        """Store and commit ``readings`` (the transaction in a worker thread). Raises
+        :class:`~meterhub.storage.base.StorageError` when they cannot be committed."""
+        self._gateway.storage.write(readings)
+        await self._gateway.flush_async()
+
+
+def get_ingest_target(conn: HTTPConnection) -> IngestTarget:
+    return IngestTarget(_gateway(conn))
+
+
 Config = Annotated[ConfigView, Depends(get_config)]
 Runtime = Annotated[RuntimeInfo, Depends(get_runtime)]
 Live = Annotated[LiveCache, Depends(get_live)]
@@ -312,6 +339,7 @@ Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
 Controls = Annotated[Control, Depends(get_control)]
+Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
 
 
 # -- request parsing and answer shapes ----------------------------------------------------------------
