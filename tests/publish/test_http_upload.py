@@ -1,0 +1,325 @@
+"""HTTP upload (``transport: http``) against real receivers: a meterhub gateway served by uvicorn on a free
+port (``POST /api/v1/ingest`` into SQLite), and a plain ``http.server`` that records what arrives.
+
+Readings arrive once, a receiver outage of a few seconds loses and doubles nothing, a wrong token keeps
+every message and turns the health DOWN with the server's "401 …", and the wire format (gzip, bearer
+token, Idempotency-Key = outbox id range) is checked byte by byte."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import logging
+import threading
+import time
+import urllib.error
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from meterhub.config import SiteConfig, parse_config
+from meterhub.model.readings import SeriesKey
+from meterhub.model.topology import Phase
+from meterhub.publish.sink import PublishSink
+from meterhub.runtime import Gateway
+from meterhub.storage import open_storage
+from meterhub.web.app import create_app
+
+from .conftest import free_port
+from .helpers import aligned_past, feed, make_sink, three_phase, wait_until
+
+RECEIVER_SITE = """
+site: {name: Receiver}
+buses: [{id: b, kind: modbus-tcp, port: 1502}]
+devices: [{id: m, bus: b, unit: 1, profile: eastron-sdm630}]
+circuits: [{id: own, device: m, channels: [1], wiring: 1P2W}]
+"""
+
+P_TOTAL = SeriesKey("site-1/main", "active_power", Phase.TOTAL)
+
+
+def sender_site(url: str, token_file: Path, *, extra: str = "") -> SiteConfig:
+    text = f"""
+site: {{name: Sender}}
+buses: [{{id: b, kind: modbus-tcp, port: 1502}}]
+devices: [{{id: m, bus: b, unit: 1, profile: eastron-sdm630}}]
+circuits:
+  - {{id: main, name: Main incomer, device: m, channels: [1, 2, 3], wiring: 3P4W, zone: plant}}
+publish:
+  - id: up
+    transport: http
+    url: {url}
+    token_file: {token_file}
+    site_id: site-1
+    interval: 1
+{extra}
+"""
+    return parse_config(text, "site.yaml")
+
+
+class Receiver:
+    """A meterhub gateway (SQLite, no sources) whose web app uvicorn serves on ``port``; ``stop()`` and
+    ``start()`` take the server away and bring it back on the same port, the storage stays open."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/api/v1/ingest"
+        cfg = parse_config(RECEIVER_SITE, "receiver.yaml")
+        data = tmp / "receiver"
+        data.mkdir()
+        self.gateway = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="UTC"))
+        self.app = create_app(self.gateway)
+        self.app.state.auth.store.add("hub", "correct horse", "admin")
+        _, self.token = self.app.state.auth.store.create_token("hub", "sender")
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        config = uvicorn.Config(
+            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="off"
+        )
+        self._server = server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self._server is not None and self._thread is not None:
+            self._server.should_exit = True
+            self._thread.join(10)
+            self._server = None
+
+    def close(self) -> None:
+        self.stop()
+        self.gateway.storage.close()
+
+    def stored(self, key: SeriesKey = P_TOTAL) -> list[tuple[float, float]]:
+        return [(p.ts, p.last) for p in self.gateway.storage.history(key, 0, 2e9)]
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Any:
+    r = Receiver(tmp_path)
+    r.start()
+    yield r
+    r.close()
+
+
+def _token_file(tmp: Path, secret: str) -> Path:
+    path = tmp / "upload.token"
+    path.write_text(secret + "\n", encoding="utf-8")
+    return path
+
+
+def test_readings_arrive_once_in_the_receivers_storage(tmp_path: Path, receiver: Receiver) -> None:
+    cfg = sender_site(receiver.url, _token_file(tmp_path, receiver.token))
+    t0 = aligned_past(back=20)
+
+    async def go() -> PublishSink:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(5)])
+        runner = sink.runners[0]
+        assert await wait_until(lambda: runner.link is not None and runner.link.acked == 5)
+        health = sink.health()
+        assert health.state.value == "ok", health.message
+        await sink.stop()
+        return sink
+
+    asyncio.run(go())
+    # One message per circuit and interval, stored at the interval's end under <site>/<circuit>.
+    assert receiver.stored() == [(t0 + k + 1, 7200.0) for k in range(5)]
+    assert receiver.stored(SeriesKey("site-1/main", "voltage", Phase.L1)) == [
+        (t0 + k + 1, 230.0) for k in range(5)
+    ]
+    energy = receiver.stored(SeriesKey("site-1/main", "energy_active_import", Phase.TOTAL))
+    assert energy == [(t0 + k + 1, 6000.0) for k in range(5)]
+    # Every series the sender polled: 32 instantaneous values and 20 registers (helpers.three_phase).
+    assert len(receiver.gateway.storage.series()) == 52
+
+
+def test_a_receiver_outage_delays_delivery_and_stores_everything_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    cfg = sender_site(receiver.url, _token_file(tmp_path, receiver.token))
+    t0 = aligned_past(back=30)
+
+    async def go() -> dict[str, Any]:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        runner = sink.runners[0]
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(3)])
+        assert await wait_until(lambda: runner.link is not None and runner.link.acked == 3)
+        receiver.stop()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(3, 6)])
+        assert await wait_until(lambda: runner.outbox is not None and runner.outbox.stats().backlog == 3)
+        await asyncio.sleep(2.5)  # the sender backs off: 1 s, 2 s …
+        during = sink.health().as_dict()
+        receiver.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(6, 9)])
+        assert await wait_until(lambda: runner.outbox is not None and runner.outbox.stats().backlog == 0, 15)
+        await sink.stop()
+        return during
+
+    during = asyncio.run(go())
+    assert during["state"] == "degraded"
+    assert "connection failed" in str(during["message"]) and "3 message(s) wait" in str(during["message"])
+    assert receiver.stored() == [(t0 + k + 1, 7200.0) for k in range(9)]
+
+
+def test_a_wrong_token_keeps_every_message_and_the_health_says_401(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = sender_site(receiver.url, _token_file(tmp_path, "mh_not-the-token"))
+    t0 = aligned_past(back=20)
+
+    async def go() -> tuple[dict[str, Any], int]:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        runner = sink.runners[0]
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(3)])
+        assert await wait_until(lambda: runner.link is not None and runner.link.failed is not None)
+        health = sink.health().as_dict()
+        assert runner.outbox is not None
+        backlog = runner.outbox.stats().backlog
+        await sink.stop()
+        return health, backlog
+
+    with caplog.at_level(logging.WARNING, logger="meterhub.publish"):
+        health, backlog = asyncio.run(go())
+    assert health["state"] == "down"
+    assert health["message"] == 'publish up: HTTP 401 Unauthorized: "invalid API token"'
+    assert backlog == 3  # nothing deleted
+    refusals = [r.getMessage() for r in caplog.records if "refused batch" in r.getMessage()]
+    assert refusals == [
+        f"publish up: {receiver.url} refused batch up:1-3 (3 message(s), kept): "
+        'HTTP 401 Unauthorized: "invalid API token"'
+    ]
+    assert "mh_not-the-token" not in caplog.text
+    assert receiver.stored() == []
+
+
+def test_the_receiver_refuses_a_gzip_bomb_over_the_network(receiver: Receiver) -> None:
+    bomb = gzip.compress(b"[" + b" " * (20 * 1024 * 1024) + b"]", compresslevel=9)
+    request = urllib.request.Request(
+        receiver.url,
+        data=bomb,
+        method="POST",
+        headers={"Authorization": f"Bearer {receiver.token}", "Content-Encoding": "gzip"},
+    )
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(request, timeout=10)
+    assert err.value.code == 413
+    assert "decompressed body is larger than" in err.value.read().decode()
+    err.value.close()
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Records each POST (headers and inflated body); answers with the next status of ``statuses``."""
+
+    requests: list[dict[str, Any]]
+    statuses: list[tuple[int, bytes]]
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        status, answer = self.statuses.pop(0) if self.statuses else (200, b'{"accepted": 0}')
+        self.requests.append(
+            {
+                "status": status,
+                "headers": dict(self.headers.items()),
+                "raw": raw,
+                "body": json.loads(gzip.decompress(raw)),
+            }
+        )
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _recorder(statuses: list[tuple[int, bytes]]) -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
+    requests: list[dict[str, Any]] = []
+    handler = type("Handler", (Recorder,), {"requests": requests, "statuses": statuses})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, requests
+
+
+def test_wire_format_gzip_bearer_token_and_idempotency_key(tmp_path: Path) -> None:
+    # The first POST meets a 503: the same batch comes again, with the same key.
+    server, requests = _recorder([(503, b'{"detail": "busy"}')])
+    url = f"http://127.0.0.1:{server.server_address[1]}/upload"
+    cfg = sender_site(url, _token_file(tmp_path, "mh_secret-value"), extra="    batch: 2")
+    t0 = aligned_past(back=20)
+
+    async def go() -> None:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        runner = sink.runners[0]
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(5)])
+        assert await wait_until(lambda: runner.link is not None and runner.link.acked == 5, 10)
+        await sink.stop()
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    first = requests[0]
+    assert first["headers"]["Content-Encoding"] == "gzip"
+    assert first["headers"]["Content-Type"] == "application/json"
+    assert first["headers"]["Authorization"] == "Bearer mh_secret-value"
+    assert first["raw"][:2] == b"\x1f\x8b"  # gzip magic
+    keys = [(r["status"], r["headers"]["Idempotency-Key"]) for r in requests]
+    # Ticks may close the five intervals in one or several goes; batches never exceed 2 messages,
+    # ids follow each other, and the refused batch is sent again with its key.
+    assert keys[0][0] == 503 and keys[1] == (200, keys[0][1])
+    delivered = [r for r in requests if r["status"] == 200]
+    ranges = [
+        tuple(int(x) for x in r["headers"]["Idempotency-Key"].removeprefix("up:").split("-"))
+        for r in delivered
+    ]
+    assert [i for a, b in ranges for i in range(a, b + 1)] == [1, 2, 3, 4, 5]
+    assert all(b - a < 2 for a, b in ranges)
+    msgs = [m for r in delivered for m in r["body"]]
+    assert [m["key"] for m in msgs] == [f"site-1/main/{int(t0) + k + 1}" for k in range(5)]
+    assert all(m["schema"] == "meterhub-json/1" for m in msgs)
+
+
+def test_a_refusal_keeps_the_batch_and_shows_the_servers_answer(tmp_path: Path) -> None:
+    """A 4xx (not 408/429) keeps the batch, is not repeated before the longest backoff (60 s), and the
+    health names the server's answer."""
+    server, requests = _recorder([(400, b'{"detail": [{"loc": ["body", 0, "ts"], "msg": "bad ts"}]}')])
+    url = f"http://127.0.0.1:{server.server_address[1]}/upload"
+    cfg = sender_site(url, _token_file(tmp_path, "mh_x"))
+    t0 = aligned_past(back=20)
+
+    async def go() -> str:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        runner = sink.runners[0]
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + 0.5)])
+        assert await wait_until(lambda: runner.link is not None and runner.link.failed is not None)
+        message = sink.health().message
+        await sink.stop()
+        return message
+
+    try:
+        message = asyncio.run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert message == 'publish up: HTTP 400 Bad Request: [{"loc": ["body", 0, "ts"], "msg": "bad ts"}]'
+    assert len(requests) == 1
