@@ -56,7 +56,7 @@ def test_a_complete_instance_is_read_with_its_defaults() -> None:
     [
         (
             "    broker: mqtt://b:1883\n    transport: http\n",
-            "site.yaml:11: publish[0].transport: transport 'http': not implemented yet (issue 12)",
+            "site.yaml:9: publish[0]: transport 'http' needs a url (http://… or https://…)",
         ),
         (
             "    broker: http://b\n",
