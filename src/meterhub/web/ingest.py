@@ -2,7 +2,7 @@
 ``transport: http``), or by anything that speaks meterhub-json.
 
 Who may post: an **admin** API token (``Authorization: Bearer mh_…``; create one for the uploading gateway
-with ``meterhub users token`` or the UI). A reader token is refused with 403: a reader may look, not write
+with ``meterhub user token create <admin user> --name uploader`` or the UI). A reader token is refused with 403: a reader may look, not write
 history; and a separate role for one route would be a second permission model to keep right.
 
 The body is a JSON array of meterhub-json/1 messages (``docs/schemas/meterhub-json-1.schema.json``),
