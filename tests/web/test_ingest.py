@@ -206,3 +206,21 @@ def test_a_gzip_bomb_is_refused_without_inflating_it(client: TestClient) -> None
         "/api/v1/ingest", content=gzip.compress(b"[]")[:-6], headers={**auth, "Content-Encoding": "gzip"}
     )
     assert broken.status_code == 400 and "truncated" in broken.json()["detail"]
+
+
+def test_odd_json_is_answered_not_crashed_on(client: TestClient) -> None:
+    auth = token(client)
+    huge = json.dumps([message()]).replace("7200.0", "1" + "0" * 400)
+    assert client.post("/api/v1/ingest", content=huge, headers=auth).json()["refused"] == [
+        {"index": 0, "reason": "values[0].value: not a finite number"}
+    ]
+    odd_phase = message()
+    odd_phase["values"][0]["phase"] = ["L1"]
+    assert post(client, auth, [odd_phase]).json()["detail"][0]["loc"] == ["body", 0, "values[0].phase"]
+    odd_quality = message()
+    odd_quality["values"][0]["quality"] = {"good": 1}
+    assert post(client, auth, [odd_quality]).json()["detail"][0]["loc"] == ["body", 0, "values[0].quality"]
+    assert (
+        post(client, auth, [1, 2]).json()["detail"][0]["msg"] == "message 0: a message must be a JSON object"
+    )
+    assert post(client, auth, []).json() == {"accepted": 0, "duplicates": 0, "refused": []}

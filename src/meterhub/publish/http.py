@@ -8,7 +8,8 @@ meterhub-json messages, gzip-compressed (``Content-Encoding: gzip``), with
 * ``Idempotency-Key: <instance>:<first id>-<last id>`` — the outbox ids the batch holds, so a receiver
   that saw the batch already can answer it without storing it twice,
 
-and deletes the batch from the outbox only when the server answered 2xx. Then:
+and deletes the batch from the outbox only when the server answered 2xx. The link counts as connected
+until a POST fails and again once one succeeds (HTTP has no connection to watch). Then:
 
 * **4xx other than 408 and 429** (a wrong token, a URL that is not a receiver, a batch the server refuses):
   the batch stays, the server's answer is logged once (a WARNING naming the instance, the status and the
@@ -141,13 +142,13 @@ class HttpLink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._connected = False
+        self._connected = True  # "the last POST succeeded, or none was needed yet"
         self._failures = 0
         self.sent = 0
         self.acked = 0
         self.posts = 0
         self.last_publish: float | None = None
-        self.last_error: str | None = "not yet sent"
+        self.last_error: str | None = None
         self.failed: str | None = None  # a refusal (4xx) or an outbox that cannot be used: health DOWN
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -194,9 +194,9 @@ def _message(i: int, m: Any) -> _Message:
         q, ph, value, unit, quality = v["quantity"], v["phase"], v["value"], v["unit"], v["quality"]
         if not isinstance(q, str) or not isinstance(unit, str):
             raise _Invalid(i, f"{where}.quantity", "quantity and unit must be strings")
-        if ph is not None and ph not in _PHASES:
+        if ph is not None and (not isinstance(ph, str) or ph not in _PHASES):
             raise _Invalid(i, f"{where}.phase", f"phase {str(ph)[:20]!r} is not L1, L2, L3, N, total or null")
-        if quality not in _QUALITY:
+        if not isinstance(quality, str) or quality not in _QUALITY:
             raise _Invalid(
                 i, f"{where}.quality", f"quality {str(quality)[:20]!r} is not good, estimated or flagged"
             )
@@ -207,13 +207,17 @@ def _message(i: int, m: Any) -> _Message:
             raise _Refused(f"{where}.quantity: {q[:60]!r} is not a catalogue quantity this gateway stores")
         if unit != spec.unit:
             raise _Refused(f"{where}.unit: {unit[:20]!r} is not the catalogue unit {spec.unit!r} of {q}")
-        if not math.isfinite(value):
+        try:
+            number = float(value)
+        except OverflowError:
+            number = math.inf
+        if not math.isfinite(number):
             raise _Refused(f"{where}.value: not a finite number")
         phase = _PHASES[ph] if ph is not None else None
         if (q, phase) in seen:
             raise _Refused(f"{where}: {q}/{ph or '-'} appears twice in the message")
         seen.add((q, phase))
-        out.append(Reading(float(ts), series, q, phase, float(value), _QUALITY[quality]))
+        out.append(Reading(float(ts), series, q, phase, number, _QUALITY[quality]))
     return _Message(series, float(ts), out)
 
 
@@ -221,6 +225,18 @@ def _message(i: int, m: Any) -> _Message:
     "/ingest",
     response_model=IngestAnswer,
     summary="Store meterhub-json messages uploaded by another gateway (admin token)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "a JSON array of meterhub-json/1 messages (docs/schemas/meterhub-json-1.schema.json); "
+            "Content-Encoding: gzip accepted",
+            "content": {
+                "application/json": {
+                    "schema": {"type": "array", "items": {"type": "object"}, "maxItems": INGEST_MESSAGES_MAX}
+                }
+            },
+        }
+    },
     responses={
         413: {"description": "body (compressed or decompressed) or message count too large"},
         415: {"description": "a Content-Encoding other than gzip"},
