@@ -227,17 +227,16 @@ class Recorder(BaseHTTPRequestHandler):
 
     requests: list[dict[str, Any]]
     statuses: list[tuple[int, bytes]]
+    max_messages: int
 
     def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers["Content-Length"]))
+        body = json.loads(gzip.decompress(raw))
         status, answer = self.statuses.pop(0) if self.statuses else (200, b'{"accepted": 0}')
+        if len(body) > self.max_messages:
+            status, answer = 413, b'{"detail": "too large"}'
         self.requests.append(
-            {
-                "status": status,
-                "headers": dict(self.headers.items()),
-                "raw": raw,
-                "body": json.loads(gzip.decompress(raw)),
-            }
+            {"status": status, "headers": dict(self.headers.items()), "raw": raw, "body": body}
         )
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -249,9 +248,14 @@ class Recorder(BaseHTTPRequestHandler):
         pass
 
 
-def _recorder(statuses: list[tuple[int, bytes]]) -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
+def _recorder(
+    statuses: list[tuple[int, bytes]], max_messages: int = 10_000
+) -> tuple[ThreadingHTTPServer, list[dict[str, Any]]]:
+    """A recording server; a body of more than ``max_messages`` messages is answered 413."""
     requests: list[dict[str, Any]] = []
-    handler = type("Handler", (Recorder,), {"requests": requests, "statuses": statuses})
+    handler = type(
+        "Handler", (Recorder,), {"requests": requests, "statuses": statuses, "max_messages": max_messages}
+    )
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, requests
@@ -323,3 +327,31 @@ def test_a_refusal_keeps_the_batch_and_shows_the_servers_answer(tmp_path: Path) 
         server.server_close()
     assert message == 'publish up: HTTP 400 Bad Request: [{"loc": ["body", 0, "ts"], "msg": "bad ts"}]'
     assert len(requests) == 1
+
+
+def test_a_413_halves_the_batches_until_they_pass(tmp_path: Path) -> None:
+    server, requests = _recorder([], max_messages=2)
+    url = f"http://127.0.0.1:{server.server_address[1]}/upload"
+    cfg = sender_site(url, _token_file(tmp_path, "mh_x"), extra="    batch: 10")
+    t0 = aligned_past(back=20)
+
+    async def go() -> str:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        runner = sink.runners[0]
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(5)])  # before start: one outbox write
+        await sink.start()
+        assert await wait_until(lambda: runner.link is not None and runner.link.acked == 5, 10)
+        state = sink.health().state.value
+        await sink.stop()
+        return state
+
+    try:
+        state = asyncio.run(go())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert state == "ok"
+    sizes = [(r["status"], len(r["body"])) for r in requests]
+    assert sizes == [(413, 5), (200, 2), (200, 2), (200, 1)]
+    keys = [r["headers"]["Idempotency-Key"] for r in requests]
+    assert keys == ["up:1-5", "up:1-2", "up:3-4", "up:5-5"]

@@ -15,6 +15,8 @@ until a POST fails and again once one succeeds (HTTP has no connection to watch)
   the batch stays, the server's answer is logged once (a WARNING naming the instance, the status and the
   start of the answer) and the health is DOWN with it — a misconfigured token must not silently drop
   data. The request is repeated every :data:`BACKOFF_MAX` seconds, so fixing the server side resumes delivery.
+* **413** (the body is over the server's limit): batches are halved (down to one message) and sent again
+  at once; a single message answered 413 is a refusal as above.
 * **5xx, 408, 429, timeouts and connection errors**: the batch stays and is sent again after a capped
   exponential backoff (1, 2, 4 … 60 s, ±20 % jitter); the health is DEGRADED with the backlog.
 
@@ -98,6 +100,10 @@ class _Refused(Exception):
     """The server refused the batch for good (4xx other than 408/429)."""
 
 
+class _TooLarge(_Refused):
+    """413: the batch is over the server's body limit."""
+
+
 class HttpLink:
     """Drain one outbox to one URL (see the module docstring).
 
@@ -144,6 +150,7 @@ class HttpLink:
         self._thread: threading.Thread | None = None
         self._connected = True  # "the last POST succeeded, or none was needed yet"
         self._failures = 0
+        self._batch = inst.batch  # halved when the server answers 413
         self.sent = 0
         self.acked = 0
         self.posts = 0
@@ -188,7 +195,7 @@ class HttpLink:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
-                batch = self.outbox.peek(0, limit=self.inst.batch)
+                batch = self.outbox.peek(0, limit=self._batch)
                 if not batch:
                     self._wake.wait(1.0)
                     self._wake.clear()
@@ -205,6 +212,32 @@ class HttpLink:
         key = idempotency_key(self.inst.id, batch)
         try:
             status, answer = self._post(batch_body(batch), key)
+        except _TooLarge as exc:
+            if len(batch) > 1:  # the server's body limit: halve the batches and go on at once
+                self._batch = max(1, len(batch) // 2)
+                log.warning(
+                    "publish %s: %s: batch %s of %d messages is too large (%s); sending %d at a time",
+                    self.inst.id,
+                    self.endpoint,
+                    key,
+                    len(batch),
+                    exc,
+                    self._batch,
+                )
+                return 0.0
+            reason = str(exc)
+            if self.failed != reason:
+                log.warning(
+                    "publish %s: %s refused message %s as too large, kept: %s",
+                    self.inst.id,
+                    self.endpoint,
+                    key,
+                    reason,
+                )
+            self.failed = reason
+            self.last_error = reason
+            self._connected = False
+            return self._backoff_max
         except _Refused as exc:
             reason = str(exc)
             if self.failed != reason:  # once per cause, not on every retry
@@ -286,6 +319,8 @@ class HttpLink:
                 answer = ""
             finally:
                 exc.close()
+            if status == 413:
+                raise _TooLarge(f"HTTP 413 {exc.reason}: {_short(answer)}") from None
             if 400 <= status < 500 and status not in _RETRYABLE_4XX:
                 raise _Refused(f"HTTP {status} {exc.reason}: {_short(answer)}") from None
             raise OSError(f"HTTP {status} {exc.reason}: {_short(answer)}") from None
