@@ -64,6 +64,7 @@ __all__ = [
     "FlushStats",
     "Live",
     "Monitor",
+    "Monitored",
     "Pipeline",
     "Runtime",
     "RuntimeInfo",
@@ -305,6 +306,7 @@ def get_control(conn: HTTPConnection) -> Control:
 
 
 Config = Annotated[ConfigView, Depends(get_config)]
+Monitored = Annotated[Monitor, Depends(get_monitor)]
 Runtime = Annotated[RuntimeInfo, Depends(get_runtime)]
 Live = Annotated[LiveCache, Depends(get_live)]
 Store = Annotated[Storage, Depends(get_storage)]
