@@ -194,3 +194,24 @@ def test_health_says_the_broker_is_unreachable(tmp_path: Path) -> None:
     h = source.health()
     assert h.state is HealthState.DOWN
     assert "cannot connect to 127.0.0.1:" in h.message and h.counters["messages"] == 0
+
+
+def test_the_source_reconnects_after_a_broker_restart_and_resumes(broker: Broker, tmp_path: Path) -> None:
+    source, status = make_source(site(broker.port), tmp_path)
+
+    async def body(batches: list[Sequence[Reading]]) -> None:
+        await asyncio.to_thread(broker.stop)
+        await until(lambda: not source.connected)
+        assert source.health().state is HealthState.DOWN
+        await asyncio.to_thread(broker.start)
+        await until(lambda: source.connected, timeout=10)  # backoff 1, 2 … 30 s: the first retries
+        await asyncio.sleep(0.1)
+        await asyncio.to_thread(broker.publish, "eniscope/hub-7/rtdata", rtdata(500, 777))
+        await until(lambda: len(batches) == 1)
+
+    batches = running(source, body)
+    assert {(r.quantity, r.value) for r in batches[0]} == {
+        (Q.ACTIVE_POWER, 500.0),
+        (Q.ENERGY_ACTIVE_IMPORT, 777.0),
+    }
+    assert status["eni"].online

@@ -234,7 +234,12 @@ class PayloadDecoder:
             try:
                 raw = lookup(doc, self._ts_path)
             except KeyError:
-                out.problems.append(Problem(f"missing {self.spec.timestamp}", f"no {self.spec.timestamp}"))
+                out.problems.append(
+                    Problem(
+                        f"missing {self.spec.timestamp}",
+                        f"no {self.spec.timestamp} (timestamp) in the payload",
+                    )
+                )
                 return
             t = _unix_seconds(raw)
             if t is None:
