@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import meterhub.drivers.io
 import meterhub.drivers.modbus
+import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
