@@ -131,7 +131,9 @@ class Gateway:
         self.status = {}
         for d in self.config.devices:
             prev = old.get(d.id)
-            st = DeviceStatus(id=d.id, name=d.name or d.id, profile=d.profile, bus=d.bus)
+            # an MQTT device has no register profile: it is shown by the payload format it decodes
+            profile = d.profile or (f"mqtt:{d.mqtt.format}" if d.mqtt is not None else "")
+            st = DeviceStatus(id=d.id, name=d.name or d.id, profile=profile, bus=d.bus)
             if prev is not None:
                 st.online, st.last_seen = prev.online, prev.last_seen
             self.status[d.id] = st

@@ -102,7 +102,9 @@ class MqttSource(Source):
                 continue
             status = ctx.status.get(d.id)
             if status is None:
-                status = DeviceStatus(d.id, d.name or d.id, "mqtt", ctx.bus.id)
+                status = DeviceStatus(
+                    d.id, d.name or d.id, f"mqtt:{d.mqtt.format}" if d.mqtt else "mqtt", ctx.bus.id
+                )
                 ctx.status[d.id] = status
             circuits = [c for c in ctx.config.circuits if c.device == d.id]
             self.devices.append(_Subscribed(d, d.mqtt, PayloadDecoder(d.id, d.mqtt, circuits), status))
