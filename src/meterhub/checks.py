@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
+from meterhub.config.mqtt_checks import mqtt_reference_issues
 from meterhub.config.publish import publish_reference_issues
 from meterhub.config.schema import SiteConfig
 from meterhub.drivers.io.config import check_io
@@ -51,6 +52,7 @@ SITE_CHECKS: tuple[CrossCheck, ...] = (
     check_io_points,
     check_energy_references,
     check_publish,
+    mqtt_reference_issues,
 )
 
 

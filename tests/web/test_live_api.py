@@ -30,6 +30,10 @@ def test_health_reports_site_counts_and_version(public_client: TestClient) -> No
         0,
         0,
     )
+    # every sink says how it is (no source runs in this gateway: nothing was started)
+    components = body["components"]
+    assert components["sink:storage"]["state"] == "ok" and components["sink:live"]["state"] == "ok"
+    assert set(components) >= {"sink:storage", "sink:live"}
 
 
 def test_devices_show_status_and_last_seen_in_iso_utc(

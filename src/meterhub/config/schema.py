@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.io import IOSection
+from meterhub.config.mqtt import DEFAULT_MQTT_PORT, ENV_NAME, MqttDeviceSpec
 from meterhub.config.pending import (
     PENDING_BUS_ISSUES,
     AlarmsConfig,
@@ -28,7 +29,7 @@ from meterhub.config.pending import (
     ModbusServerConfig,
     not_implemented,
 )
-from meterhub.config.publish import PublishInstance
+from meterhub.config.publish import PublishInstance, PublishTLS
 from meterhub.config.types import LAX, Identifier, NoBool, Ratio, StrictModel
 from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
 from meterhub.model.topology import PHASES_OF_WIRING, Phase, Purpose, Wiring
@@ -91,6 +92,14 @@ class Bus(StrictModel):
     stopbits: Annotated[Literal[1, 2], NoBool] = 1
     timeout: float = Field(default=1.0, ge=0.01, le=60, description="response timeout [s]")
     retries: int = Field(default=2, ge=0, le=10)
+    # kind mqtt (MQTT ingest, config/mqtt.py): the broker's login and TLS, as for publish instances
+    username: str | None = Field(default=None, min_length=1, max_length=200)
+    password_env: str | None = Field(default=None, description="environment variable holding the password")
+    password_file: str | None = Field(
+        default=None, min_length=1, max_length=4096, description="file holding the password"
+    )
+    tls: PublishTLS | None = None
+    client_id: str | None = Field(default=None, min_length=1, max_length=128)
 
     @field_validator("kind")
     @classmethod
@@ -107,7 +116,24 @@ class Bus(StrictModel):
             raise ValueError(f"a {self.kind.value} bus needs 'port'")
         if self.kind is BusKind.MODBUS_RTU and not self.serial:
             raise ValueError("a modbus-rtu bus needs 'serial' (e.g. /dev/ttyUSB0)")
+        mqtt_only = ("username", "password_env", "password_file", "tls", "client_id")
+        if self.kind is not BusKind.MQTT:
+            given = [f for f in mqtt_only if getattr(self, f) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)}: only a bus of kind mqtt has a broker login")
+            return self
+        if self.password_env is not None and not ENV_NAME.match(self.password_env):
+            raise ValueError(f"password_env {self.password_env[:40]!r} is not an environment variable name")
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give the password by password_env or password_file, not both")
+        if (self.password_env or self.password_file) and self.username is None:
+            raise ValueError("a password needs a username")
         return self
+
+    @property
+    def mqtt_port(self) -> int:
+        """The broker port of a ``kind: mqtt`` bus (1883, or 8883 with TLS, when none is given)."""
+        return self.port or (8883 if self.tls is not None else DEFAULT_MQTT_PORT)
 
 
 class Device(StrictModel):
@@ -118,10 +144,22 @@ class Device(StrictModel):
     panel: Identifier | None = None
     bus: Identifier
     unit: int | None = Field(default=None, ge=0, le=247, description="Modbus unit id / bus address")
-    profile: str = Field(min_length=1, max_length=128)
+    profile: str = Field(default="", max_length=128, description="required except for MQTT devices")
+    mqtt: MqttDeviceSpec | None = Field(default=None, description="a device on a bus of kind mqtt")
     poll_interval: float = Field(default=1.0, ge=0.001, le=86400, description="[s]")
     priority: int = Field(default=0, ge=0, le=9)
     enabled: bool = True
+
+    @model_validator(mode="after")
+    def _profile_or_mqtt(self) -> Device:
+        if self.mqtt is None and not self.profile:
+            raise ValueError(
+                "a device needs 'profile' (e.g. eastron-sdm630); only a device on an mqtt bus, with 'mqtt:', "
+                "has none"
+            )
+        if self.mqtt is not None and self.profile:
+            raise ValueError("a device with 'mqtt:' has no 'profile' (its mqtt block says what it sends)")
+        return self
 
 
 class Circuit(StrictModel):

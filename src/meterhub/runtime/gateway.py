@@ -22,6 +22,7 @@ from typing import TypeVar
 
 import meterhub.drivers.io
 import meterhub.drivers.modbus
+import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
@@ -130,7 +131,9 @@ class Gateway:
         self.status = {}
         for d in self.config.devices:
             prev = old.get(d.id)
-            st = DeviceStatus(id=d.id, name=d.name or d.id, profile=d.profile, bus=d.bus)
+            # an MQTT device has no register profile: it is shown by the payload format it decodes
+            profile = d.profile or (f"mqtt:{d.mqtt.format}" if d.mqtt is not None else "")
+            st = DeviceStatus(id=d.id, name=d.name or d.id, profile=profile, bus=d.bus)
             if prev is not None:
                 st.online, st.last_seen = prev.online, prev.last_seen
             self.status[d.id] = st

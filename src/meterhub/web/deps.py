@@ -66,6 +66,7 @@ __all__ = [
     "IngestTarget",
     "Live",
     "Monitor",
+    "Monitored",
     "Pipeline",
     "Receiver",
     "Runtime",
@@ -332,6 +333,7 @@ def get_ingest_target(conn: HTTPConnection) -> IngestTarget:
 
 
 Config = Annotated[ConfigView, Depends(get_config)]
+Monitored = Annotated[Monitor, Depends(get_monitor)]
 Runtime = Annotated[RuntimeInfo, Depends(get_runtime)]
 Live = Annotated[LiveCache, Depends(get_live)]
 Store = Annotated[Storage, Depends(get_storage)]

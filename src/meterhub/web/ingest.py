@@ -40,6 +40,7 @@ from typing import Annotated, Any, Final
 from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
+from meterhub.model.formats import METERHUB_JSON_SCHEMA
 from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
@@ -61,7 +62,7 @@ INGEST_MESSAGES_MAX: Final = 10_000
 #: Idempotency keys remembered (with the hash of their body and the answer) [count].
 KEYS_KEPT: Final = 1000
 
-SCHEMA: Final = "meterhub-json/1"
+SCHEMA: Final = METERHUB_JSON_SCHEMA
 _SITE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _CIRCUIT = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
 _QUALITY = {"good": Quality.GOOD, "estimated": Quality.ESTIMATED, "flagged": Quality.FLAGGED}

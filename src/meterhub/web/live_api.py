@@ -36,6 +36,7 @@ from meterhub.web.deps import (
     Config,
     Energy,
     Live,
+    Monitored,
     Runtime,
     Status,
     Store,
@@ -49,6 +50,11 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["live"])
 
 MAX_POINTS = 20_000
+
+
+class ComponentHealthOut(BaseModel):
+    state: Literal["ok", "degraded", "down"]
+    message: str
 
 
 class StorageHealthOut(BaseModel):
@@ -76,6 +82,10 @@ class Health(BaseModel):
     circuits: int
     series_live: int
     storage: StorageHealthOut
+    components: dict[str, ComponentHealthOut] = Field(
+        default_factory=dict,
+        description="every source and sink (source:NAME, sink:NAME): ok, degraded or down, with why",
+    )
     time: str = Field(description="server time, ISO 8601 UTC")
 
 
@@ -274,7 +284,7 @@ LIVE = Annotated[Principal, Depends(require_live)]
 
 
 @router.get("/health", response_model=Health, summary="Gateway health")
-def health(cfg: Config, rt: Runtime, live: Live, status: Status, store: Store) -> Health:
+def health(cfg: Config, rt: Runtime, live: Live, status: Status, store: Store, monitor: Monitored) -> Health:
     now = time.time()
     config = cfg.config
     online = sum(1 for st in status.values() if st.online)
@@ -291,8 +301,13 @@ def health(cfg: Config, rt: Runtime, live: Live, status: Status, store: Store) -
         last_error=sh.last_error,
         last_error_at=iso_utc(sh.last_error_at) if sh.last_error_at is not None else None,
     )
+    components = {
+        name: ComponentHealthOut(state=h.state.value, message=h.message)
+        for name, h in monitor.health().items()
+    }
+    healthy = all(c.state == "ok" for c in components.values())
     return Health(
-        status="ok" if online >= enabled and sh.state is StorageState.CONNECTED else "degraded",
+        status="ok" if online >= enabled and sh.state is StorageState.CONNECTED and healthy else "degraded",
         version=meterhub.__version__,
         site=config.site.name,
         demo=rt.demo,
@@ -302,6 +317,7 @@ def health(cfg: Config, rt: Runtime, live: Live, status: Status, store: Store) -
         circuits=len(config.circuits),
         series_live=len(live),
         storage=storage,
+        components=components,
         time=iso_utc(now),
     )
 
