@@ -29,6 +29,7 @@ as the outbox holds the same messages; each meterhub-json message also carries i
 from __future__ import annotations
 
 import gzip
+import http.client
 import json
 import logging
 import os
@@ -253,7 +254,7 @@ class HttpLink:
             self.last_error = reason
             self._connected = False
             return self._backoff_max
-        except (OSError, ValueError, urllib.error.URLError) as exc:
+        except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError is an OSError
             reason = _reason(exc)
             self._failures += 1
             wait = self._wait()
