@@ -1,10 +1,10 @@
-"""Publishers: what leaves the gateway (issue 12: MQTT publish; HTTP upload, metrics and the Modbus server
-later).
+"""Publishers: what leaves the gateway (issue 12): MQTT publish and HTTP upload. Prometheus metrics are
+served by :mod:`meterhub.web.metrics`; the Modbus server (issue 13) comes later.
 
 The site file's ``publish:`` instances run as one bus sink (:mod:`meterhub.publish.sink`, ``SinkKind.PUBLISH``)
 with a SPILL subscription; each instance renders its formats (:mod:`~meterhub.publish.formats`,
 :mod:`~meterhub.publish.homeassistant`) into a durable outbox (:mod:`~meterhub.publish.outbox`) that an MQTT
-client drains (:mod:`~meterhub.publish.mqtt`), so an outage delays delivery and never loses it. See
+client (:mod:`~meterhub.publish.mqtt`) or an HTTP uploader (:mod:`~meterhub.publish.http`) drains, so an outage delays delivery and never loses it. See
 docs/publish.md.
 """
 
