@@ -226,7 +226,8 @@ class SinkKind(StrEnum):
 
     LIVE = "live"  # the latest value of every series, for the API, WebSocket and alarms
     STORAGE = "storage"  # the database (SQLite or PostgreSQL), with the energy registers
-    PUBLISH = "publish"  # the site file's publish: instances (MQTT), each through a durable outbox
+    #: the site file's publish: instances (MQTT, HTTP upload), each through a durable outbox
+    PUBLISH = "publish"
 
 
 class Sink(Protocol):
