@@ -58,7 +58,9 @@ class Broker:
         else:
             lines.append("allow_anonymous true")
         if persistent:
+            # queue everything for an offline persistent subscriber (mosquitto's default keeps 1000)
             lines += ["persistence true", f"persistence_location {folder}/", "autosave_interval 1"]
+            lines += ["max_queued_messages 0", "max_queued_bytes 0"]
         else:
             lines.append("persistence false")
         self.conf = folder / "mosquitto.conf"
