@@ -39,6 +39,7 @@ def _check_delivery(received: list[dict[str, object]], expected: int) -> list[in
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300 + 2 * OUTAGE)
 def test_a_broker_outage_delays_delivery_and_loses_nothing(tmp_path: Path) -> None:
     folder = tmp_path / "broker"
     folder.mkdir()
