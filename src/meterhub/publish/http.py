@@ -32,7 +32,6 @@ import gzip
 import http.client
 import json
 import logging
-import os
 import random
 import ssl
 import threading
@@ -40,13 +39,13 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import meterhub
 from meterhub.config.publish import PublishInstance
+from meterhub.config.secrets import SecretError, read_secret
 from meterhub.publish.mqtt import LinkState, PublishCredentialsError
-from meterhub.publish.outbox import Outbox, OutboxError, StoredMessage
+from meterhub.publish.outbox import Outbox, OutboxError, StoredMessage, wait_drained
 
 __all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "HttpLink", "batch_body", "idempotency_key", "read_token"]
 
@@ -65,26 +64,12 @@ def read_token(inst: PublishInstance, environ: dict[str, str] | None = None) -> 
 
     Raises :class:`~meterhub.publish.mqtt.PublishCredentialsError` naming the variable or file (never
     the value) when it is missing, unreadable or empty."""
-    env = os.environ if environ is None else environ
-    if inst.token_env is not None:
-        value = env.get(inst.token_env)
-        if value is None or not value.strip():
-            raise PublishCredentialsError(
-                f"publish {inst.id}: environment variable {inst.token_env} (token_env) is not set or empty"
-            )
-        return value.strip()
-    if inst.token_file is not None:
-        try:
-            text = Path(inst.token_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise PublishCredentialsError(
-                f"publish {inst.id}: cannot read token_file {inst.token_file}: {reason}"
-            ) from None
-        if not text:
-            raise PublishCredentialsError(f"publish {inst.id}: token_file {inst.token_file} is empty")
-        return text
-    return None
+    try:
+        return read_secret(
+            f"publish {inst.id}", "token", inst.token_env, inst.token_file, environ=environ, blank_ok=False
+        )
+    except SecretError as exc:
+        raise PublishCredentialsError(str(exc)) from None
 
 
 def idempotency_key(instance: str, batch: list[StoredMessage]) -> str:
@@ -170,14 +155,7 @@ class HttpLink:
 
     def flush(self, timeout: float) -> bool:
         """Wait until the outbox is empty (or ``timeout`` [s]); True if so."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.outbox.stats().backlog == 0:
-                return True
-            if not self._connected:
-                return False
-            time.sleep(0.02)
-        return self.outbox.stats().backlog == 0
+        return wait_drained(self.outbox, lambda: self._connected, timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop sending; what was not acknowledged stays in the outbox for the next start."""

@@ -19,13 +19,11 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -35,7 +33,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from meterhub.config.publish import PublishInstance
-from meterhub.publish.outbox import Outbox, OutboxError, StoredMessage
+from meterhub.config.secrets import SecretError, read_secret
+from meterhub.publish.outbox import Outbox, OutboxError, StoredMessage, wait_drained
 
 __all__ = [
     "MESSAGE_ID_PROPERTY",
@@ -92,23 +91,12 @@ class PublishCredentialsError(Exception):
 
 def read_password(inst: PublishInstance, environ: dict[str, str] | None = None) -> str | None:
     """The instance's password from ``password_env`` or ``password_file`` (trailing newline removed)."""
-    env = os.environ if environ is None else environ
-    if inst.password_env is not None:
-        value = env.get(inst.password_env)
-        if value is None:
-            raise PublishCredentialsError(
-                f"publish {inst.id}: environment variable {inst.password_env} (password_env) is not set"
-            )
-        return value
-    if inst.password_file is not None:
-        try:
-            return Path(inst.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise PublishCredentialsError(
-                f"publish {inst.id}: cannot read password_file {inst.password_file}: {reason}"
-            ) from None
-    return None
+    try:
+        return read_secret(
+            f"publish {inst.id}", "password", inst.password_env, inst.password_file, environ=environ
+        )
+    except SecretError as exc:
+        raise PublishCredentialsError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,14 +245,7 @@ class MqttLink:
 
     def flush(self, timeout: float) -> bool:
         """Wait until every message in the outbox was acknowledged (or ``timeout`` [s]); True if so."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.outbox.stats().backlog == 0:
-                return True
-            if not self._connected:
-                return False
-            time.sleep(0.02)
-        return self.outbox.stats().backlog == 0
+        return wait_drained(self.outbox, lambda: self._connected, timeout)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop draining and disconnect cleanly (``offline`` on the availability topic); what was not

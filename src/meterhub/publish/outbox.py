@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Message", "Outbox", "OutboxError", "OutboxStats", "StoredMessage"]
+__all__ = ["Message", "Outbox", "OutboxError", "OutboxStats", "StoredMessage", "wait_drained"]
 
 log = logging.getLogger("meterhub.publish")
 
@@ -297,3 +297,16 @@ class Outbox:
                 self._db.close()
             except sqlite3.Error as exc:  # pragma: no cover - closing a healthy file does not fail
                 log.error("outbox %s: cannot close: %s", self.path, exc)
+
+
+def wait_drained(outbox: Outbox, connected: Callable[[], bool], timeout: float) -> bool:
+    """Wait until every message in ``outbox`` was delivered, at most ``timeout`` [s] and only while the
+    link that drains it is ``connected()``; True if the outbox is empty."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if outbox.stats().backlog == 0:
+            return True
+        if not connected():
+            return False
+        time.sleep(0.02)
+    return outbox.stats().backlog == 0

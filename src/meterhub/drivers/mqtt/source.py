@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
@@ -29,6 +27,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from meterhub.config.mqtt import MqttDeviceSpec
 from meterhub.config.schema import Bus, Device
+from meterhub.config.secrets import SecretError, read_secret
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext, device_health
 from meterhub.drivers.mqtt.decode import PayloadDecoder
 from meterhub.model.health import Health, HealthState
@@ -52,22 +51,10 @@ class IngestCredentialsError(Exception):
 
 
 def _password(bus: Bus) -> str | None:
-    if bus.password_env is not None:
-        value = os.environ.get(bus.password_env)
-        if value is None:
-            raise IngestCredentialsError(
-                f"mqtt bus {bus.id}: environment variable {bus.password_env} (password_env) is not set"
-            )
-        return value
-    if bus.password_file is not None:
-        try:
-            return Path(bus.password_file).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
-            raise IngestCredentialsError(
-                f"mqtt bus {bus.id}: cannot read password_file {bus.password_file}: {reason}"
-            ) from None
-    return None
+    try:
+        return read_secret(f"mqtt bus {bus.id}", "password", bus.password_env, bus.password_file)
+    except SecretError as exc:
+        raise IngestCredentialsError(str(exc)) from None
 
 
 def _sample(payload: bytes) -> str:
