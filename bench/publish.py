@@ -47,7 +47,7 @@ from meterhub.model.topology import Phase
 from meterhub.publish import formats, homeassistant
 from meterhub.publish.interval import CircuitInfo, CircuitInterval, Value
 from meterhub.publish.mqtt import MessageIdProperty, MqttLink
-from meterhub.publish.outbox import Message, Outbox
+from meterhub.storage.outbox import Message, Outbox
 
 PHASES = (Phase.L1, Phase.L2, Phase.L3, Phase.TOTAL)
 QUANTITIES = (

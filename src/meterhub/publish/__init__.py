@@ -3,12 +3,12 @@ served by :mod:`meterhub.web.metrics`; the Modbus server (issue 13) comes later.
 
 The site file's ``publish:`` instances run as one bus sink (:mod:`meterhub.publish.sink`, ``SinkKind.PUBLISH``)
 with a SPILL subscription; each instance renders its formats (:mod:`~meterhub.publish.formats`,
-:mod:`~meterhub.publish.homeassistant`) into a durable outbox (:mod:`~meterhub.publish.outbox`) that an MQTT
+:mod:`~meterhub.publish.homeassistant`) into a durable outbox (:mod:`~meterhub.storage.outbox`) that an MQTT
 client (:mod:`~meterhub.publish.mqtt`) or an HTTP uploader (:mod:`~meterhub.publish.http`) drains, so an outage delays delivery and never loses it. See
 docs/publish.md.
 """
 
-from meterhub.publish.outbox import Message, Outbox, OutboxError, OutboxStats, StoredMessage
+from meterhub.storage.outbox import Message, Outbox, OutboxError, OutboxStats, StoredMessage
 from meterhub.publish.sink import PublishSink, publish_sink
 
 __all__ = ["Message", "Outbox", "OutboxError", "OutboxStats", "PublishSink", "StoredMessage", "publish_sink"]

@@ -45,7 +45,7 @@ import meterhub
 from meterhub.config.publish import PublishInstance
 from meterhub.config.secrets import SecretError, read_secret
 from meterhub.publish.mqtt import LinkState, PublishCredentialsError
-from meterhub.publish.outbox import Outbox, OutboxError, StoredMessage, wait_drained
+from meterhub.storage.outbox import Outbox, OutboxError, StoredMessage, wait_drained
 
 __all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "HttpLink", "batch_body", "idempotency_key", "read_token"]
 

@@ -34,7 +34,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from meterhub.config.publish import PublishInstance
 from meterhub.config.secrets import SecretError, read_secret
-from meterhub.publish.outbox import Outbox, OutboxError, StoredMessage, wait_drained
+from meterhub.storage.outbox import Outbox, OutboxError, StoredMessage, wait_drained
 
 __all__ = [
     "MESSAGE_ID_PROPERTY",

@@ -3,7 +3,7 @@
 For each enabled instance it aggregates the valid readings of every interval
 (:mod:`meterhub.publish.interval`), renders the instance's formats (:mod:`meterhub.publish.formats`,
 :mod:`meterhub.publish.homeassistant`) into the instance's durable outbox
-(``DATA/outbox-<id>.sqlite``, :mod:`meterhub.publish.outbox`) and lets the instance's
+(``DATA/outbox-<id>.sqlite``, :mod:`meterhub.storage.outbox`) and lets the instance's
 :class:`~meterhub.publish.mqtt.MqttLink` drain it to the broker in its own threads (for ``transport: http``
 the :class:`~meterhub.publish.http.HttpLink` POSTs it in batches). The sink's subscription
 spills to ``DATA/publish-spool.jsonl``, so a slow sink loses no batch either. A site without enabled
@@ -35,7 +35,7 @@ from meterhub.publish import formats, homeassistant
 from meterhub.publish.http import HttpLink, read_token
 from meterhub.publish.interval import CircuitInterval, IntervalAggregator, Selection
 from meterhub.publish.mqtt import MqttLink, PublishCredentialsError, read_password
-from meterhub.publish.outbox import Message, Outbox, OutboxError
+from meterhub.storage.outbox import Message, Outbox, OutboxError
 
 __all__ = ["PUBLISH_QUEUE", "InstanceRunner", "PublishSink", "publish_sink"]
 
@@ -75,7 +75,7 @@ class InstanceRunner:
         try:
             self.outbox = Outbox(
                 self.data_dir / f"outbox-{inst.id}.sqlite",
-                name=inst.id,
+                name=f"publish {inst.id}",
                 max_bytes=self._max_bytes,
                 max_age=inst.outbox.max_days * 86400,
                 clock=self._clock,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from meterhub.publish.outbox import ROW_OVERHEAD, Message, Outbox
+from meterhub.storage.outbox import ROW_OVERHEAD, Message, Outbox
 
 
 def test_messages_come_back_oldest_first_and_ids_are_never_reused(tmp_path: Path) -> None:
@@ -38,17 +38,17 @@ def test_a_full_outbox_drops_the_oldest_counts_them_and_warns_naming_the_instanc
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     row = 4 + 96 + ROW_OVERHEAD  # topic "t/00" + 96-byte payload
-    box = Outbox(tmp_path / "o.sqlite", name="cloud", max_bytes=10 * row)
+    box = Outbox(tmp_path / "o.sqlite", name="publish cloud", max_bytes=10 * row)
     box.put([Message(f"t/{i:02d}", bytes(96)) for i in range(10)])
     assert box.dropped == 0 and box.stats().backlog == 10
-    with caplog.at_level(logging.WARNING, logger="meterhub.publish"):
+    with caplog.at_level(logging.WARNING, logger="meterhub.outbox"):
         box.put([Message(f"t/{i:02d}", bytes(96)) for i in range(10, 13)])
     assert box.dropped == 3
     assert [m.topic for m in box.peek(limit=2)] == ["t/03", "t/04"]
     assert box.stats().size == 10 * row
     assert "publish cloud: outbox full" in caplog.text and "dropped the 3 oldest" in caplog.text
     box.close()
-    assert Outbox(tmp_path / "o.sqlite", name="cloud").dropped == 3  # the count survives a restart
+    assert Outbox(tmp_path / "o.sqlite", name="publish cloud").dropped == 3  # the count survives a restart
 
 
 def test_messages_older_than_max_age_are_dropped(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_messages_older_than_max_age_are_dropped(tmp_path: Path) -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from meterhub.publish.outbox import Message, Outbox
+from meterhub.storage.outbox import Message, Outbox
 box = Outbox(Path(sys.argv[1]), name="k")
 i = 0
 while True:

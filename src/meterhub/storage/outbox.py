@@ -1,6 +1,8 @@
-"""A durable on-disk outbox per publish instance: what must leave the gateway waits here until it did.
+"""A durable on-disk outbox: what must leave the gateway waits here until it was delivered.
 
-One SQLite file per instance in the data folder (``DATA/outbox-<instance>.sqlite``, WAL, ``synchronous=FULL``),
+Used by every link that sends data out — each publish instance (MQTT, HTTP upload) and the alarm
+notifications (email, webhooks). One SQLite file per user in the data folder (e.g.
+``DATA/outbox-<instance>.sqlite``, WAL, ``synchronous=FULL``),
 one row per message (payloads of 256 bytes or more zlib-compressed): ``id`` (``INTEGER PRIMARY KEY AUTOINCREMENT``: strictly increasing and never reused,
 even after deletions, so it is the message id a receiver deduplicates by), topic, payload bytes, QoS,
 retain flag and the time it was created [s since the epoch]. A message counts once its row is committed
@@ -32,7 +34,7 @@ from pathlib import Path
 
 __all__ = ["Message", "Outbox", "OutboxError", "OutboxStats", "StoredMessage", "wait_drained"]
 
-log = logging.getLogger("meterhub.publish")
+log = logging.getLogger("meterhub.outbox")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -90,10 +92,10 @@ class OutboxStats:
 
 
 class Outbox:
-    """A durable FIFO of messages for one publish instance (see the module docstring).
+    """A durable FIFO of messages for one outgoing link (see the module docstring).
 
     path : the SQLite file.
-    name : the instance id (logs).
+    name : the link as logs name it, e.g. ``publish cloud`` or ``notify email``.
     max_bytes : bound on topics + payloads + :data:`ROW_OVERHEAD` per row [B]; None: unbounded.
     max_age : messages older than this are dropped [s]; None: kept.
     clock : time source [s since the epoch].
@@ -206,7 +208,7 @@ class Outbox:
             bound = f"{self.max_bytes} B" if self.max_bytes is not None else "-"
             age = f"{self.max_age / 86400:g} d" if self.max_age is not None else "-"
             self.last_drop_warning = (
-                f"publish {self.name}: outbox full (bounds {bound}, {age}): dropped the {dropped} oldest "
+                f"{self.name}: outbox full (bounds {bound}, {age}): dropped the {dropped} oldest "
                 f"message(s), {self.dropped} in all"
             )
             log.warning("%s", self.last_drop_warning)
