@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import string
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -75,6 +76,9 @@ class LoggingAuditor:
         )
 
 
+_SPACES = re.compile(r" {2,}")
+
+
 class _Fields(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "{" + key + "}"
@@ -83,12 +87,13 @@ class _Fields(dict[str, Any]):
 def _render(template: str, values: dict[str, Any]) -> str:
     """Fill ``{value}`` … in; a format spec that does not fit the value falls back to plain text."""
     try:
-        return string.Formatter().vformat(template, (), _Fields(values))
+        out = string.Formatter().vformat(template, (), _Fields(values))
     except (ValueError, TypeError, KeyError, IndexError):
         out = template
         for k, v in values.items():
             out = out.replace("{" + k + "}", str(v))
-        return out
+    # an empty placeholder (a dimensionless unit) leaves no double space or "( x )"
+    return _SPACES.sub(" ", out).replace(" )", ")").strip()
 
 
 def _shown(v: float | None) -> float | None:
