@@ -15,8 +15,10 @@ no_valid_data/<dev>      the device is online but none of its circuits sent a GO
 register_quarantine/<c>  the register guard quarantined a step of an energy register of circuit ``c``
                          (an INVALID reading of a cumulative quantity on the bus); the condition is
                          present in the second it arrives, and ``recovery`` (900 s) holds the alarm
-unmetered/site           main (grid + |renewable| active power) − Σ consumable circuits > ``percent`` of
-                         the main, while the main is above ``min_power``
+unmetered/site           Σ grid − Σ renewable − Σ consumable active power (the demo's ``unmetered``
+                         virtual circuit: a renewable circuit reads negative while it generates) is
+                         above ``percent`` of the consumption Σ grid − Σ renewable, while that is above
+                         ``min_power``
 storage_spool/site       ``DATA/storage-spool.jsonl`` (batches waiting for the database) > ``max_mb``
 clock_drift/<dev>        the device's newest reading is more than ``max_s`` away from the gateway's clock
 =======================  ============================================================================

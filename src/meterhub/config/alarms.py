@@ -275,8 +275,8 @@ class NoValidDataRule(SystemRule):
 
 
 class UnmeteredRule(SystemRule):
-    """``unmetered``: the main (grid plus renewable circuits) exceeds the sum of the consumable circuits by
-    more than ``percent`` of the main, while the main is above ``min_power`` [W]."""
+    """``unmetered``: the site's consumption (Σ grid − Σ renewable active power) exceeds the sum of the
+    consumable circuits by more than ``percent`` of it, while it is above ``min_power`` [W]."""
 
     severity: Annotated[RuleSeverity, LAX] = RuleSeverity.LOW
     percent: float = Field(default=10.0, gt=0, le=100, description="[%] of the main")
