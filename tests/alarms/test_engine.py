@@ -374,12 +374,17 @@ def test_device_offline_suppresses_its_circuits_and_a_site_outage_is_one_alarm(t
     class St:
         def __init__(self, online: bool) -> None:
             self.online = online
+            self.errors = 0
+
+        def failed(self) -> None:  # as DeviceStatus.failed: offline, one more error
+            self.online = False
+            self.errors += 1
 
     status = {d.id: St(True) for d in cfg.devices}
     mon = SystemMonitor(cfg, eng, lambda: status, tmp_path, clock())
     step(eng, clock, 12_000, 6)
     assert ev.kinds() == ["raised"]
-    status["d2"].online = False
+    status["d2"].failed()
     for _ in range(31):
         clock.t += 1
         mon.tick(clock.t)
@@ -392,7 +397,7 @@ def test_device_offline_suppresses_its_circuits_and_a_site_outage_is_one_alarm(t
     ]
     assert eng.state_of(eng.find("pump-high/pump")) is AlarmState.SUPPRESSED
     for d in status.values():  # the whole site goes dark: one outage alarm, device alarms suppressed
-        d.online = False
+        d.failed()
     for _ in range(40):
         clock.t += 1
         mon.tick(clock.t)
