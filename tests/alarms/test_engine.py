@@ -406,3 +406,25 @@ def test_device_offline_suppresses_its_circuits_and_a_site_outage_is_one_alarm(t
     assert raised == ["pump-high/pump", "system:device_offline/d2", "system:site_outage/site"]
     outage = next(e for e in ev.events if e.alarm_id == "system:site_outage/site")
     assert outage.message.startswith("6 devices offline at once (limit 3)")
+
+
+def test_removing_or_disabling_a_rule_takes_its_active_alarm_out_of_service(tmp_path: Path) -> None:
+    clock = Clock()
+    two = (
+        PUMP_HIGH + "    - {id: pump-low, target: pump, quantity: active_power, condition: low, low: 20000}\n"
+    )
+    store = AlarmStateStore(tmp_path / "alarms-state.sqlite")
+    eng, ev, _ = engine(site(two), clock, store=store)
+    step(eng, clock, 12_000, 6)
+    assert ev.kinds() == ["raised", "raised"]
+    disabled = site(PUMP_HIGH.replace("severity: high", "severity: high\n      enabled: false"))
+    eng.reconfigure(expand_rules(disabled))
+    assert [(e.kind.value, e.alarm_id, e.state.value, e.comment) for e in ev.events[2:]] == [
+        ("out-of-service", "pump-low/pump", "out-of-service", "rule removed"),
+        ("out-of-service", "pump-high/pump", "out-of-service", "rule disabled"),
+    ]
+    step(eng, clock, 12_000, 30)
+    assert len(ev.events) == 4  # not evaluated any more
+    assert eng.alarms() == []
+    store.close()
+    assert AlarmStateStore(tmp_path / "alarms-state.sqlite").load()[1].keys() <= {"pump-high/pump"}

@@ -143,6 +143,15 @@ class AlarmEngine:
         kept: dict[str, AlarmRecord] = {}
         if store is not None:
             self.seq, kept = store.load()
+            ids = {d.alarm_id for d in defs}
+            stale = [a for a in kept if a not in ids]
+            if stale:  # rules removed from the site file while the gateway was stopped
+                log.info(
+                    "forgetting the state of %d alarm(s) whose rule is gone: %s",
+                    len(stale),
+                    ", ".join(stale[:5]),
+                )
+                store.remove(stale)
         self._build(defs, kept, old=None)
 
     # -- layout ----------------------------------------------------------------------------------------
@@ -209,6 +218,8 @@ class AlarmEngine:
             if d.device is not None:
                 self.by_device.setdefault(d.device, []).append(i)
             rec = kept.get(d.alarm_id) or AlarmRecord(d.alarm_id)
+            if not d.enabled and rec.base != _NORMAL:  # a disabled rule's alarm is out of service, not active
+                rec.base, rec.raised, rec.last_notice, rec.since = _NORMAL, False, None, None
             self.records.append(rec)
             if rec.raised:
                 self.raised[i] = True
@@ -242,10 +253,17 @@ class AlarmEngine:
             if self.state_of(i) is not AlarmState.NORMAL:
                 rec = self.records[i]
                 rec.base, rec.raised, rec.shelved_until, rec.out_of_service = _NORMAL, False, None, True
+                self.silent[i] = True
                 self._emit(EventKind.OUT_OF_SERVICE, i, comment="rule removed")
         if self.store is not None and gone:
             self.store.remove([self.defs[i].alarm_id for i in gone])
-        kept = {r.alarm_id: r for i, r in enumerate(self.records) if i not in set(gone)}
+        disabled = {d.alarm_id for d in defs if not d.enabled}
+        for i, d in enumerate(self.defs):
+            if d.alarm_id in disabled and d.enabled and self.state_of(i) is not AlarmState.NORMAL:
+                self.silent[i] = True
+                self._emit(EventKind.OUT_OF_SERVICE, i, comment="rule disabled")
+        gone_set = set(gone)
+        kept = {r.alarm_id: r for i, r in enumerate(self.records) if i not in gone_set}
         self._build(defs, kept, old=self._snapshot())
 
     def _snapshot(self) -> AlarmEngine:
