@@ -127,12 +127,15 @@ class NaiveEngine:
         self.events = 0
 
     def update(self, batch: list[Reading], now: float) -> None:
+        fresh = set()
         for r in batch:
-            self.values[(r.circuit, r.quantity, r.phase)] = r.value
+            key = (r.circuit, r.quantity, r.phase)
+            self.values[key] = r.value
+            fresh.add(key)
         for rule in self.rules:
-            v = self.values.get(rule[0])
-            if v is None:
+            if rule[0] not in fresh:  # its timers run at the tick, as in the engine
                 continue
+            v = self.values[rule[0]]
             incond = rule[6]
             band = rule[3] if incond else 0.0
             cond = v > rule[2] - band or v < rule[1] + band

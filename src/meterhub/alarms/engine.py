@@ -1,10 +1,11 @@
 """The alarm engine: GOOD readings → conditions → timers → ISA-18.2 states → :class:`AlarmEvent` s.
 
-Evaluation is vectorised by quantity. The alarms are ordered by quantity, so the slots (watched series)
-of one quantity are one contiguous slice of the slot arrays (series index, condition code, low, high,
-deadband, "in condition" for the hysteresis); a batch updates the value table of the series it carries
-(only ``Quality.GOOD`` readings: docs/ARCHITECTURE.md "Invalid readings"), then each touched quantity's
-slice is compared in a handful of numpy operations and reduced to one condition per alarm
+Evaluation is vectorised: the rules are packed into arrays (series index, condition code, low, high,
+deadband, "in condition" for the hysteresis), one slot per watched series, ordered by device and then by
+quantity, so the slots of one device — what one poll touches — are one contiguous slice with the rules of
+each quantity side by side. A batch updates the value table of the series it carries (only
+``Quality.GOOD`` readings: docs/ARCHITECTURE.md "Invalid readings"), then the slice of each device it
+touched is compared in a handful of numpy operations and reduced to one condition per alarm
 (``np.logical_or.reduceat`` for one phase or ``any``, ``logical_and`` for ``all``). The timers (on-delay,
 recovery, reminder, shelve end) are arrays too; Python runs only for the alarms that change state.
 
@@ -156,7 +157,11 @@ class AlarmEngine:
 
     # -- layout ----------------------------------------------------------------------------------------
     def _build(self, defs: Sequence[AlarmDef], kept: dict[str, AlarmRecord], old: AlarmEngine | None) -> None:
-        measured = sorted((d for d in defs if d.mode is not Mode.EXTERNAL), key=lambda d: d.quantity or "")
+        # ordered by (device, quantity): a device's poll touches one contiguous slice, its quantities in it
+        # side by side
+        measured = sorted(
+            (d for d in defs if d.mode is not Mode.EXTERNAL), key=lambda d: (d.device or "", d.quantity or "")
+        )
         external = [d for d in defs if d.mode is Mode.EXTERNAL]
         self.defs: list[AlarmDef] = measured + external
         self.index: dict[str, int] = {d.alarm_id: i for i, d in enumerate(self.defs)}
@@ -170,20 +175,28 @@ class AlarmEngine:
         highs: list[float] = []
         bands: list[float] = []
         alarm_first_slot = np.zeros(n, dtype=np.int64)
-        #: quantity → (slot start, slot end, alarm start, alarm end)
-        self.groups: dict[str, tuple[int, int, int, int]] = {}
+        #: device → group number; per group (slot start, slot end, alarm start, alarm end)
+        keys: dict[str, int] = {}
+        self.groups: list[tuple[int, int, int, int]] = []
+        #: series index → the group its slots are in (a series is one circuit's, so one device's)
+        self.series_group: list[int] = []
         for i, d in enumerate(measured):
             alarm_first_slot[i] = len(slot_series)
-            q = d.quantity or ""
-            s0, _, a0, _ = self.groups.get(q, (len(slot_series), 0, i, 0))
+            g = keys.setdefault(d.device or "", len(keys))
+            if g == len(self.groups):
+                self.groups.append((len(slot_series), 0, i, 0))
+            s0, _, a0, _ = self.groups[g]
             for slot in d.slots:
-                slot_series.append(self.series.setdefault(slot.series, len(self.series)))
+                k = self.series.setdefault(slot.series, len(self.series))
+                if k == len(self.series_group):
+                    self.series_group.append(g)
+                slot_series.append(k)
                 slot_alarm.append(i)
                 codes.append(int(slot.code))
                 lows.append(slot.low)
                 highs.append(slot.high)
                 bands.append(slot.deadband)
-            self.groups[q] = (s0, len(slot_series), a0, i + 1)
+            self.groups[g] = (s0, len(slot_series), a0, i + 1)
         ns = len(self.series)
         self.values = np.full(ns, np.nan)
         self.value_ts = np.full(ns, np.nan)
@@ -297,11 +310,12 @@ class AlarmEngine:
         """Take the GOOD readings of ``batch`` that some rule watches, evaluate the quantities they touched;
         return the number of events emitted."""
         series = self.series
+        group_of = self.series_group
         good = Quality.GOOD
         idx: list[int] = []
         vals: list[float] = []
         tss: list[float] = []
-        touched: set[str] = set()
+        touched: set[int] = set()
         for r in batch:
             if r.quality != good:
                 continue
@@ -311,7 +325,7 @@ class AlarmEngine:
             idx.append(k)
             vals.append(r.value)
             tss.append(r.ts)
-            touched.add(r.quantity)
+            touched.add(group_of[k])
         if not idx:
             return 0
         ki = np.asarray(idx, dtype=np.int64)
@@ -328,12 +342,12 @@ class AlarmEngine:
         self.rates[ki] = rate
         now = self.clock() if now is None else now
         emitted = 0
-        for q in touched:
-            emitted += self._evaluate_group(q, now)
+        for g in touched:
+            emitted += self._evaluate_group(g, now)
         return emitted
 
-    def _evaluate_group(self, quantity: str, now: float) -> int:
-        s0, s1, a0, a1 = self.groups[quantity]
+    def _evaluate_group(self, group: int, now: float) -> int:
+        s0, s1, a0, a1 = self.groups[group]
         ser = self.slot_series[s0:s1]
         code = self.slot_code[s0:s1]
         x = self.values[ser]
