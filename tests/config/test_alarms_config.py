@@ -159,3 +159,25 @@ def test_system_rules_have_settings_and_one_alarm_per_device_circuit_or_site() -
 def test_an_empty_section_is_the_defaults_and_readers_cannot_acknowledge_by_default() -> None:
     cfg = parse_site(SITE.replace("alarms:\n  rules:\n", "alarms: {}\n"), "site.yaml")
     assert cfg.alarms is not None and cfg.alarms.reader_can_ack is False and cfg.alarms.rules == []
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            "{id: r, target: main, quantity: power_factor, condition: high, high: 1}",
+            "alarms.rules[0]: high 1: power_factor is never above 1; the rule can never fire",
+        ),
+        (
+            "{id: r, target: main, quantity: voltage, unit: kV, condition: low, low: 0}",
+            "alarms.rules[0]: low 0 kV: voltage is never below 0; the rule can never fire",
+        ),
+        (
+            "{id: r, target: main, quantity: power_factor, condition: band, low: -1, high: 1}",
+            "alarms.rules[0]: low -1: power_factor is never below -1; the rule can never fire",
+        ),
+    ],
+)
+def test_a_limit_beyond_what_the_quantity_can_take_can_never_fire(rule: str, expected: str) -> None:
+    message = refused(rule)
+    assert message.startswith(f"site.yaml:{LINE}: {expected}"), message
