@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import string
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -45,6 +43,7 @@ import numpy as np
 from meterhub.alarms.model import AlarmEvent, AlarmListener, AlarmState, EventKind, Severity
 from meterhub.alarms.rules import AlarmDef, Code, Mode
 from meterhub.alarms.state import AlarmRecord, AlarmStateStore
+from meterhub.alarms.texts import render, shown
 from meterhub.errors import ConflictError, InputError, NotFoundError
 from meterhub.model.audit import AuditEntry, Auditor
 from meterhub.model.readings import Quality, Reading
@@ -75,33 +74,6 @@ class LoggingAuditor:
             entry.after,
             f": {entry.comment}" if entry.comment else "",
         )
-
-
-_SPACES = re.compile(r" {2,}")
-
-
-class _Fields(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def _render(template: str, values: dict[str, Any]) -> str:
-    """Fill ``{value}`` … in; a format spec that does not fit the value falls back to plain text."""
-    try:
-        out = string.Formatter().vformat(template, (), _Fields(values))
-    except (ValueError, TypeError, KeyError, IndexError):
-        out = template
-        for k, v in values.items():
-            out = out.replace("{" + k + "}", str(v))
-    # an empty placeholder (a dimensionless unit) leaves no double space or "( x )"
-    return _SPACES.sub(" ", out).replace(" )", ")").strip()
-
-
-def _shown(v: float | None) -> float | None:
-    """A value as shown in texts and the API: 4 significant digits (no float noise such as 0.8200000001)."""
-    if v is None or not math.isfinite(v):
-        return None
-    return float(f"{v:.4g}")
 
 
 class AlarmView(dict[str, Any]):
@@ -547,12 +519,12 @@ class AlarmEngine:
             target=d.target,
             phase=d.phase,
             quantity=d.quantity,
-            value=_shown(rec.value),
-            limit=_shown(rec.limit),
+            value=shown(rec.value),
+            limit=shown(rec.limit),
             unit=d.unit,
             ts=ts,
-            title=_render(d.title, f),
-            message=_render(d.message, f),
+            title=render(d.title, f),
+            message=render(d.message, f),
             user=user,
             comment=comment,
         )
@@ -659,16 +631,16 @@ class AlarmEngine:
             quantity=d.quantity,
             state=self.state_of(i).value,
             severity=d.severity.value,
-            value=_shown(rec.value),
-            limit=_shown(rec.limit),
+            value=shown(rec.value),
+            limit=shown(rec.limit),
             unit=d.unit,
             since=rec.since,
             acked_by=rec.acked_by,
             ack_comment=rec.ack_comment,
             shelved_until=rec.shelved_until,
             shelved_by=rec.shelved_by,
-            title=_render(d.title, f),
-            message=_render(d.message, f),
+            title=render(d.title, f),
+            message=render(d.message, f),
         )
 
     def alarms(self, *, include_normal: bool = False) -> list[AlarmView]:
