@@ -428,3 +428,43 @@ def test_removing_or_disabling_a_rule_takes_its_active_alarm_out_of_service(tmp_
     assert eng.alarms() == []
     store.close()
     assert AlarmStateStore(tmp_path / "alarms-state.sqlite").load()[1].keys() <= {"pump-high/pump"}
+
+
+def test_an_input_state_rule_on_an_io_point() -> None:
+    cfg = parse_site(
+        """\
+site: {name: IO}
+buses:
+  - {id: b1, kind: modbus-tcp, port: 5020}
+devices:
+  - {id: vu, bus: b1, unit: 3, profile: enertrek-v10}
+  - {id: dio1, bus: b1, unit: 6, profile: enertrek-dio-4-2}
+io:
+  points:
+    - {id: q1, kind: digital, device: dio1, channel: 1, function: breaker-of}
+alarms:
+  rules:
+    - {id: q1-trip, title: "Breaker Q1 tripped", target: q1, quantity: digital_input, condition: state,
+       state: true, on_delay: 2, severity: critical}
+""",
+        "site.yaml",
+    )
+    clock = Clock()
+    eng, ev, _ = engine(cfg, clock)
+
+    def contact(on: bool, seconds: int) -> None:
+        for _ in range(seconds):
+            clock.t += 1
+            eng.update([Reading(clock.t, "q1", Q.DIGITAL_INPUT, Phase.TOTAL, 1.0 if on else 0.0)])
+            eng.tick()
+
+    contact(False, 5)
+    contact(True, 1)  # a bounce shorter than the on-delay
+    contact(False, 1)
+    assert ev.events == []
+    contact(True, 3)
+    assert [(e.kind.value, e.alarm_id, e.severity.value, e.title) for e in ev.events] == [
+        ("raised", "q1-trip/q1", "critical", "Breaker Q1 tripped")
+    ]
+    contact(False, 1)
+    assert ev.kinds() == ["raised", "cleared"]
