@@ -228,6 +228,8 @@ class SinkKind(StrEnum):
     STORAGE = "storage"  # the database (SQLite or PostgreSQL), with the energy registers
     #: the site file's publish: instances (MQTT, HTTP upload), each through a durable outbox
     PUBLISH = "publish"
+    #: the site file's modbus_server: SunSpec meters and the flat map for a BMS/SCADA (Modbus TCP/RTU)
+    MODBUS_SERVER = "modbus_server"
 
 
 class Sink(Protocol):

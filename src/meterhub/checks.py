@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
+from meterhub.config.modbus_server import modbus_server_issues
 from meterhub.config.mqtt_checks import mqtt_reference_issues
 from meterhub.config.publish import publish_reference_issues
 from meterhub.config.schema import SiteConfig
@@ -25,7 +26,14 @@ from meterhub.drivers.modbus.profile import Profile, ProfileError
 from meterhub.energy.config import check_energy_references
 from meterhub.profiles import get_profile
 
-__all__ = ["SITE_CHECKS", "check_io_points", "check_publish", "load_site", "parse_site"]
+__all__ = [
+    "SITE_CHECKS",
+    "check_io_points",
+    "check_modbus_server",
+    "check_publish",
+    "load_site",
+    "parse_site",
+]
 
 
 def _known_profile(profile_id: str) -> Profile | None:
@@ -46,6 +54,11 @@ def check_publish(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
     return publish_reference_issues(config.publish or [], (c.id for c in config.circuits), zones)
 
 
+def check_modbus_server(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
+    """``modbus_server:``: known AC circuits, each served once, unit ids used once."""
+    return modbus_server_issues(config.modbus_server, [(c.id, c.wiring) for c in config.circuits])
+
+
 #: Every cross-check of a site, in the order their messages are reported.
 SITE_CHECKS: tuple[CrossCheck, ...] = (
     check_module_buses,
@@ -53,6 +66,7 @@ SITE_CHECKS: tuple[CrossCheck, ...] = (
     check_energy_references,
     check_publish,
     mqtt_reference_issues,
+    check_modbus_server,
 )
 
 

@@ -1,7 +1,7 @@
 """The site file schema (pydantic v2).
 
 A site file is YAML 1.2: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
-for storage, web, energy, io, publish and simulation; ``alarms``, ``modbus_server`` and ``fleet`` are
+for storage, web, energy, io, publish, modbus_server and simulation; ``alarms`` and ``fleet`` are
 typed placeholders that refuse content until their issue lands (:mod:`meterhub.config.pending`). Unknown
 keys are errors (a typo must not be silently ignored), values are typed strictly
 (:class:`~meterhub.config.types.StrictModel`). Every section's model lives in ``meterhub.config``, which
@@ -21,14 +21,9 @@ from pydantic import Field, field_validator, model_validator
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.io import IOSection
+from meterhub.config.modbus_server import ModbusServerConfig
 from meterhub.config.mqtt import DEFAULT_MQTT_PORT, ENV_NAME, MqttDeviceSpec
-from meterhub.config.pending import (
-    PENDING_BUS_ISSUES,
-    AlarmsConfig,
-    FleetConfig,
-    ModbusServerConfig,
-    not_implemented,
-)
+from meterhub.config.pending import PENDING_BUS_ISSUES, AlarmsConfig, FleetConfig, not_implemented
 from meterhub.config.publish import PublishInstance, PublishTLS
 from meterhub.config.types import LAX, Identifier, NoBool, Ratio, StrictModel
 from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
