@@ -28,12 +28,14 @@ import errno
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Callable, Sequence
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
+from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import SimData, SimDevice
 
@@ -140,7 +142,11 @@ class RegisterStore:
             device = devices.get(c.device)
             poll = device.poll_interval if device is not None else 1.0
             stale = section.stale_after or max(3 * poll, MIN_STALE_AFTER)
-            self.circuits[c.id] = _Circuit(c.id, c.supply_phases, stale)
+            # SunSpec phases A, B, C: a single or split-phase circuit's own supply phases (a 1P2W circuit
+            # on L2 has its values as phase A); a three-phase circuit's L1, L2, L3 whatever its channels.
+            three = c.wiring in (Wiring.P3W4, Wiring.P3W3)
+            supply = (Phase.L1, Phase.L2, Phase.L3) if three else c.supply_phases
+            self.circuits[c.id] = _Circuit(c.id, supply, stale)
         served = served_circuits(section, [(c.id, c.wiring) for c in config.circuits])
         for entry in served:
             circuit = by_id.get(entry.circuit)
@@ -281,6 +287,21 @@ class _Datastore:
         return ExcCodes.ILLEGAL_FUNCTION  # read-only: no point of this server is writable
 
 
+class _ReadHolding(ReadHoldingRegistersRequest):
+    """FC 3 decoded with any count, so that a count outside 1…125 reaches the datastore and gets
+    exception 03 (Modbus Application Protocol V1.1b3 §6.3) instead of pymodbus's generic 0x80/01."""
+
+    def decode(self, data: bytes) -> None:
+        self.address, self.count = struct.unpack(">HH", data[:4])
+
+
+class _ReadInput(ReadInputRegistersRequest):
+    """FC 4 decoded with any count (see :class:`_ReadHolding`; §6.4)."""
+
+    def decode(self, data: bytes) -> None:
+        self.address, self.count = struct.unpack(">HH", data[:4])
+
+
 def _placeholder() -> SimDevice:
     return SimDevice(0, simdata=[SimData(0)])
 
@@ -350,7 +371,9 @@ class ModbusServerSink:
 
     async def _start_tcp(self, host: str, port: int) -> None:
         _check_bind(host, port)
-        server = ModbusTcpServer(_placeholder(), framer=FramerType.SOCKET, address=(host, port))
+        server = ModbusTcpServer(
+            _placeholder(), framer=FramerType.SOCKET, address=(host, port), custom_pdu=[_ReadHolding, _ReadInput]
+        )
         server.context = self._datastore  # type: ignore[assignment]  # same async interface
         try:
             await server.serve_forever(background=True)
@@ -375,12 +398,16 @@ class ModbusServerSink:
             parity=rtu.parity,
             stopbits=rtu.stopbits,
             ignore_missing_devices=True,  # an absent RS485 address stays silent
+            custom_pdu=[_ReadHolding, _ReadInput],
         )
         server.context = self._datastore  # type: ignore[assignment]
         try:
             await server.serve_forever(background=True)
-        except RuntimeError:
-            raise ConfigurationError(f"modbus_server.rtu: cannot open serial port {rtu.device}") from None
+        except Exception as exc:  # pyserial: SerialException, termios.error (e.g. parity a pty lacks)
+            raise ConfigurationError(
+                f"modbus_server.rtu: cannot open serial port {rtu.device} at {rtu.baud} baud, parity "
+                f"{rtu.parity}, {rtu.stopbits} stop bit(s): {exc}"
+            ) from None
         self._servers.append(server)
         self.endpoints.append(
             f"rtu://{rtu.device}?baud={rtu.baud}&parity={rtu.parity}&stopbits={rtu.stopbits}"
