@@ -134,7 +134,6 @@ def test_a_panel_that_is_its_own_parent_is_a_cycle() -> None:
     ("section", "body", "issue_no"),
     [
         ("alarms", "\n  - {id: overload, limit: 100}", 11),
-        ("modbus_server", "\n  port: 502", 13),
         ("fleet", " {url: 'https://central'}", 15),
     ],
 )

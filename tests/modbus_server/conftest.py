@@ -46,7 +46,13 @@ T0 = 1_800_000_000.0
 
 
 def r(
-    circuit: str, quantity: str, phase: Phase, value: float, quality: Quality = Quality.GOOD, *, ts: float = T0
+    circuit: str,
+    quantity: str,
+    phase: Phase,
+    value: float,
+    quality: Quality = Quality.GOOD,
+    *,
+    ts: float = T0,
 ) -> Reading:
     return Reading(ts, circuit, quantity, phase, value, quality)
 

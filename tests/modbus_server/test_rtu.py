@@ -55,9 +55,13 @@ def rtu_served(ptys: tuple[str, str]) -> Iterator[Served]:
 
 
 def test_pysunspec2_scans_the_rtu_slave(rtu_served: Served, ptys: tuple[str, str]) -> None:
-    rtu_served.publish([r("grid", Q.ACTIVE_POWER, Phase.TOTAL, 1234.4), r("grid", Q.VOLTAGE, Phase.L1, 231.26)])
+    rtu_served.publish(
+        [r("grid", Q.ACTIVE_POWER, Phase.TOTAL, 1234.4), r("grid", Q.VOLTAGE, Phase.L1, 231.26)]
+    )
     assert rtu_served.sink.endpoints[0].startswith("rtu://")
-    dev = sunspec_client.SunSpecModbusClientDeviceRTU(slave_id=1, name=ptys[1], baudrate=19200, parity="N", timeout=2)
+    dev = sunspec_client.SunSpecModbusClientDeviceRTU(
+        slave_id=1, name=ptys[1], baudrate=19200, parity="N", timeout=2
+    )
     try:
         dev.scan()
         meter = dev.models["ac_meter_abcn"][0]

@@ -53,7 +53,9 @@ MOTOR = [
 
 def walk(port: int, unit: int) -> dict[str, dict[str, object]]:
     """pysunspec2's scan of one unit: model name → point name → computed value (None: not implemented)."""
-    dev = sunspec_client.SunSpecModbusClientDeviceTCP(slave_id=unit, ipaddr="127.0.0.1", ipport=port, timeout=5)
+    dev = sunspec_client.SunSpecModbusClientDeviceTCP(
+        slave_id=unit, ipaddr="127.0.0.1", ipport=port, timeout=5
+    )
     try:
         dev.scan()
         return {
@@ -138,9 +140,29 @@ def test_mbpoll_reads_the_flat_map(served: Served) -> None:
     served.publish(GRID)
     p = modbus_map.entry_of(Q.ACTIVE_POWER, L1)
     out = subprocess.run(
-        ["mbpoll", "-m", "tcp", "-a", "247", "-0", "-r", str(1000 + p.offset), "-t", "4:float", "-B", "-c", "1",
-         "-1", "-p", str(served.port), "127.0.0.1"],
-        capture_output=True, text=True, timeout=20, check=True,
+        [
+            "mbpoll",
+            "-m",
+            "tcp",
+            "-a",
+            "247",
+            "-0",
+            "-r",
+            str(1000 + p.offset),
+            "-t",
+            "4:float",
+            "-B",
+            "-c",
+            "1",
+            "-1",
+            "-p",
+            str(served.port),
+            "127.0.0.1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        check=True,
     ).stdout
     assert f"[{1000 + p.offset}]: \t2100.4" in out, out
 

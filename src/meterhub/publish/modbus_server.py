@@ -372,7 +372,10 @@ class ModbusServerSink:
     async def _start_tcp(self, host: str, port: int) -> None:
         _check_bind(host, port)
         server = ModbusTcpServer(
-            _placeholder(), framer=FramerType.SOCKET, address=(host, port), custom_pdu=[_ReadHolding, _ReadInput]
+            _placeholder(),
+            framer=FramerType.SOCKET,
+            address=(host, port),
+            custom_pdu=[_ReadHolding, _ReadInput],
         )
         server.context = self._datastore  # type: ignore[assignment]  # same async interface
         try:
