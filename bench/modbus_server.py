@@ -1,0 +1,208 @@
+"""Modbus server benchmark: prints one JSON object.
+
+Requests per second that meterhub's Modbus server (``modbus_server:``, :mod:`meterhub.publish.modbus_server`)
+answers, against a bare pymodbus server holding the same register images (pymodbus's own ``SimDevice``
+datastore), in the same run. 20 circuits as SunSpec meters (203) and the flat map; every server runs in a
+child process of its own and is loaded by ``--clients`` concurrent pymodbus clients in this process, each
+reading the whole meter model (107 registers from 40070) of a rotating unit in a tight loop. As in a
+gateway polling every second, meterhub's server gets new readings for every circuit each second (same
+values, new time), so each image is rebuilt once per second on the first request after; the bare server
+holds a fixed copy. Rounds alternate bare and meterhub, back to
+back, so a busy machine slows both alike; the ratio is per round, then the median. Target: ≥ 80 %.
+
+Usage: ``PYTHONPATH=src .venv/bin/python bench/modbus_server.py [--seconds 3] [--rounds 5] [--clients 4]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import socket
+import statistics
+import sys
+import time
+from typing import Any
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from meterhub.bus import ReadingBus, SinkContext
+from meterhub.config.loader import parse_config
+from meterhub.model.quantities import Q
+from meterhub.model.readings import Quality, Reading
+from meterhub.model.topology import Phase
+from meterhub.publish.modbus_server import modbus_server_sink
+
+N_CIRCUITS = 20
+METER_START, METER_COUNT = 40070, 107  # model 203 with its ID and L
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _site(port: int) -> str:
+    devices = "\n".join(
+        f"  - {{id: m{i}, bus: b, unit: {i + 1}, profile: eastron-sdm630}}" for i in range(N_CIRCUITS)
+    )
+    circuits = "\n".join(
+        f"  - {{id: c{i}, device: m{i}, channels: [1, 2, 3], wiring: 3P4W}}" for i in range(N_CIRCUITS)
+    )
+    return (
+        "site: {name: bench}\nbuses:\n  - {id: b, kind: modbus-tcp, port: 1502}\n"
+        f"devices:\n{devices}\ncircuits:\n{circuits}\n"
+        f"modbus_server:\n  tcp: {{host: 127.0.0.1, port: {port}}}\n  stale_after: 3600\n"
+    )
+
+
+def _readings(now: float) -> list[Reading]:
+    out: list[Reading] = []
+    for i in range(N_CIRCUITS):
+        c = f"c{i}"
+        for k, ph in enumerate((Phase.L1, Phase.L2, Phase.L3)):
+            out += [
+                Reading(now, c, Q.VOLTAGE, ph, 229.0 + k, Quality.GOOD),
+                Reading(now, c, Q.CURRENT, ph, 10.0 + i + k, Quality.GOOD),
+                Reading(now, c, Q.ACTIVE_POWER, ph, 2000.0 + 10 * i + k, Quality.GOOD),
+                Reading(now, c, Q.POWER_FACTOR, ph, 0.93, Quality.GOOD),
+            ]
+        out += [
+            Reading(now, c, Q.ACTIVE_POWER, Phase.TOTAL, 6003.0 + 30 * i, Quality.GOOD),
+            Reading(now, c, Q.FREQUENCY, Phase.TOTAL, 50.01, Quality.GOOD),
+            Reading(now, c, Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL, 1.0e6 + i, Quality.GOOD),
+        ]
+    return out
+
+
+async def _meterhub_server(port: int, ready: Any, stop: Any) -> None:
+    config = parse_config(_site(port), "bench.yaml")
+    bus = ReadingBus()
+    ctx = SinkContext(config, bus, None, None, dict, time.time)  # type: ignore[arg-type]
+    sink = modbus_server_sink(ctx)
+    await sink.start()
+    bus.publish(_readings(time.time()))
+    while (batch := sink.subscription.get_nowait()) is not None:
+        await sink.deliver(batch)
+    # the images the bare server will hold: exactly what meterhub serves now
+    assert sink.store is not None
+    images = {u: sink.store.units[u].ranges(time.time()) for u in sink.store.sunspec}
+    ready.send(images)
+    last = time.monotonic()
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+        if time.monotonic() - last >= 1.0:  # a gateway's poll: every circuit gets new readings each second
+            last = time.monotonic()
+            bus.publish(_readings(time.time()))
+            while (batch := sink.subscription.get_nowait()) is not None:
+                await sink.deliver(batch)
+    await sink.stop()
+
+
+async def _bare_server(
+    port: int, images: dict[int, list[tuple[int, list[int]]]], ready: Any, stop: Any
+) -> None:
+    devices = [
+        SimDevice(
+            unit,
+            simdata=[SimData(start, values=regs, datatype=DataType.REGISTERS) for start, regs in ranges],
+        )
+        for unit, ranges in images.items()
+    ]
+    server = ModbusTcpServer(devices, address=("127.0.0.1", port))
+    await server.serve_forever(background=True)
+    ready.send(True)
+    while not stop.is_set():
+        await asyncio.sleep(0.1)
+    await server.shutdown()
+
+
+def _run_meterhub(port: int, ready: Any, stop: Any) -> None:
+    asyncio.run(_meterhub_server(port, ready, stop))
+
+
+def _run_bare(port: int, images: dict[int, list[tuple[int, list[int]]]], ready: Any, stop: Any) -> None:
+    asyncio.run(_bare_server(port, images, ready, stop))
+
+
+async def _load(port: int, seconds: float, clients: int, check: list[int] | None) -> float:
+    """Requests answered per second by ``clients`` concurrent clients."""
+    conns = [AsyncModbusTcpClient("127.0.0.1", port=port, timeout=5) for _ in range(clients)]
+    for c in conns:
+        await c.connect()
+    first = await conns[0].read_holding_registers(METER_START, count=METER_COUNT, device_id=1)
+    if check is not None and first.registers != check:
+        raise SystemExit("the bare server does not hold meterhub's register image")
+    counts = [0] * clients
+    deadline = time.perf_counter() + seconds
+
+    async def one(i: int) -> None:
+        c, unit = conns[i], 1 + i
+        while time.perf_counter() < deadline:
+            res = await c.read_holding_registers(METER_START, count=METER_COUNT, device_id=unit)
+            if res.isError():
+                raise SystemExit(f"unit {unit}: {res}")
+            counts[i] += 1
+            unit = unit % N_CIRCUITS + 1
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    elapsed = time.perf_counter() - began
+    for c in conns:
+        c.close()
+    return sum(counts) / elapsed
+
+
+def main(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--clients", type=int, default=4)
+    args = ap.parse_args(argv)
+    ctx = mp.get_context("spawn")
+    ours_port, bare_port = _free_port(), _free_port()
+    stop = ctx.Event()
+    r1, w1 = ctx.Pipe(duplex=False)
+    ours = ctx.Process(target=_run_meterhub, args=(ours_port, w1, stop), daemon=True)
+    ours.start()
+    images = r1.recv()
+    r2, w2 = ctx.Pipe(duplex=False)
+    bare = ctx.Process(target=_run_bare, args=(bare_port, images, w2, stop), daemon=True)
+    bare.start()
+    r2.recv()
+    reference = images[1][0][1][METER_START - 40000 : METER_START - 40000 + METER_COUNT]
+    rounds: list[dict[str, float]] = []
+    try:
+        for _ in range(args.rounds):
+            b = asyncio.run(_load(bare_port, args.seconds, args.clients, reference))
+            o = asyncio.run(_load(ours_port, args.seconds, args.clients, reference))
+            rounds.append({"bare": round(b, 1), "meterhub": round(o, 1), "ratio": round(o / b, 3)})
+    finally:
+        stop.set()
+        ours.join(10)
+        bare.join(10)
+    print(
+        json.dumps(
+            {
+                "benchmark": "modbus_server",
+                "circuits": N_CIRCUITS,
+                "registers_per_request": METER_COUNT,
+                "clients": args.clients,
+                "seconds_per_round": args.seconds,
+                "rounds": rounds,
+                "bare_pymodbus_requests_per_s_median": statistics.median(r["bare"] for r in rounds),
+                "meterhub_requests_per_s_median": statistics.median(r["meterhub"] for r in rounds),
+                "ratio_median": statistics.median(r["ratio"] for r in rounds),
+                "target_ratio": 0.8,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
