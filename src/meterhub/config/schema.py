@@ -85,6 +85,14 @@ class Bus(StrictModel):
     baud: int = Field(default=9600, ge=300, le=921600, description="[bit/s]")
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Annotated[Literal[1, 2], NoBool] = 1
+    framing: Literal["rtu", "ascii"] = Field(
+        default="rtu",
+        description="frames of a modbus-rtu or modbus-rtu-over-tcp line: rtu, or ascii (Modbus over Serial "
+        "Line V1.02 §2.5.2)",
+    )
+    bytesize: Annotated[Literal[7, 8], NoBool] | None = Field(
+        default=None, description="data bits of a serial line; default 8 for rtu, 7 for ascii"
+    )
     timeout: float = Field(default=1.0, ge=0.01, le=60, description="response timeout [s]")
     retries: int = Field(default=2, ge=0, le=10)
     # kind mqtt (MQTT ingest, config/mqtt.py): the broker's login and TLS, as for publish instances
@@ -111,6 +119,10 @@ class Bus(StrictModel):
             raise ValueError(f"a {self.kind.value} bus needs 'port'")
         if self.kind is BusKind.MODBUS_RTU and not self.serial:
             raise ValueError("a modbus-rtu bus needs 'serial' (e.g. /dev/ttyUSB0)")
+        if self.framing == "ascii" and self.kind not in (BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP):
+            raise ValueError(
+                f"framing ascii is for a serial line: a modbus-rtu or modbus-rtu-over-tcp bus, not {self.kind.value}"
+            )
         mqtt_only = ("username", "password_env", "password_file", "tls", "client_id")
         if self.kind is not BusKind.MQTT:
             given = [f for f in mqtt_only if getattr(self, f) is not None]
