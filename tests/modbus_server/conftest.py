@@ -81,7 +81,11 @@ class Served:
             return modbus_server_sink(ctx)
 
         self.sink = self.call(build())
-        self.call(self.sink.start())
+        try:
+            self.call(self.sink.start())
+        except BaseException:
+            self.close()
+            raise
 
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)

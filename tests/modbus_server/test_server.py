@@ -11,12 +11,13 @@ import pytest
 import sunspec2.modbus.client as sunspec_client
 from pymodbus.client import ModbusTcpClient
 
+from meterhub.errors import ConfigurationError
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality
 from meterhub.model.topology import Phase
 from meterhub.publish import modbus_map
 
-from .conftest import T0, Served, r
+from .conftest import SITE, T0, Served, r, serve
 
 L1, L2, L3, TOTAL = Phase.L1, Phase.L2, Phase.L3, Phase.TOTAL
 
@@ -190,3 +191,14 @@ def test_bad_requests_get_the_modbus_exceptions_and_the_server_keeps_serving(ser
     with ModbusTcpClient("127.0.0.1", port=served.port) as c:
         assert c.read_holding_registers(40000, count=2, device_id=1).registers == [0x5375, 0x6E53]
     assert served.sink.health().counters["exceptions"] >= 7
+
+
+def test_a_port_in_use_is_a_configuration_error_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(
+            ConfigurationError, match=rf"modbus_server.tcp: port 127.0.0.1:{port} is already in use"
+        ):
+            serve(SITE.replace("port: 0}", f"port: {port}}}"))

@@ -148,6 +148,12 @@ class RegisterStore:
             supply = (Phase.L1, Phase.L2, Phase.L3) if three else c.supply_phases
             self.circuits[c.id] = _Circuit(c.id, supply, stale)
         served = served_circuits(section, [(c.id, c.wiring) for c in config.circuits])
+        ac = sum(1 for c in config.circuits if c.wiring is not Wiring.DC)
+        if section.circuits is None and len(served) < ac:
+            self.problems.append(
+                f"modbus_server: {ac} AC circuits but {len(served)} free unit ids; the last "
+                f"{ac - len(served)} are not served as SunSpec (list the ones to serve in 'circuits:')"
+            )
         for entry in served:
             circuit = by_id.get(entry.circuit)
             if circuit is None:
