@@ -16,10 +16,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
+from meterhub.config.modbus_gateway import modbus_gateway_issues
 from meterhub.config.modbus_server import modbus_server_issues
 from meterhub.config.mqtt_checks import mqtt_reference_issues
 from meterhub.config.publish import publish_reference_issues
-from meterhub.config.schema import SiteConfig
+from meterhub.config.schema import BusKind, SiteConfig
 from meterhub.drivers.io.config import check_io
 from meterhub.drivers.modbus.budget import check_module_buses
 from meterhub.drivers.modbus.profile import Profile, ProfileError
@@ -59,6 +60,16 @@ def check_modbus_server(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
     return modbus_server_issues(config.modbus_server, [(c.id, c.wiring) for c in config.circuits])
 
 
+_MODBUS_BUSES = (BusKind.MODBUS_TCP, BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP)
+
+
+def check_modbus_gateway(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
+    """``modbus_gateway:``: routes to Modbus buses of the site, each unit routed once."""
+    modbus = [b.id for b in config.buses if b.kind in _MODBUS_BUSES]
+    other = [b.id for b in config.buses if b.kind not in _MODBUS_BUSES]
+    return modbus_gateway_issues(config.modbus_gateway, modbus, other)
+
+
 #: Every cross-check of a site, in the order their messages are reported.
 SITE_CHECKS: tuple[CrossCheck, ...] = (
     check_module_buses,
@@ -67,6 +78,7 @@ SITE_CHECKS: tuple[CrossCheck, ...] = (
     check_publish,
     mqtt_reference_issues,
     check_modbus_server,
+    check_modbus_gateway,
 )
 
 

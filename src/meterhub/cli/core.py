@@ -93,6 +93,11 @@ def _banner(serving: Serving) -> None:
         t.add_row("[bold]simulator[/]", endpoint)
     for endpoint in serving.modbus_server:
         t.add_row("[bold]Modbus server[/]", f"{endpoint}   (SunSpec from 40000; docs/modbus-server.md)")
+    if serving.modbus_gateway:
+        t.add_row(
+            "[bold]Modbus gateway[/]",
+            f"{serving.modbus_gateway}   (to the RS485 lines; docs/modbus-server.md)",
+        )
     console.print(t)
     text = setup_banner(gateway.data_dir)
     if text:

@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.io import IOSection
+from meterhub.config.modbus_gateway import ModbusGatewayConfig
 from meterhub.config.modbus_server import ModbusServerConfig
 from meterhub.config.mqtt import DEFAULT_MQTT_PORT, ENV_NAME, MqttDeviceSpec
 from meterhub.config.pending import PENDING_BUS_ISSUES, AlarmsConfig, FleetConfig, not_implemented
@@ -41,6 +42,7 @@ __all__ = [
     "FleetConfig",
     "IOSection",
     "Identifier",
+    "ModbusGatewayConfig",
     "ModbusServerConfig",
     "LoadSpec",
     "MetricsConfig",
@@ -362,6 +364,7 @@ class SiteConfig(StrictModel):
     alarms: AlarmsConfig | None = None
     publish: list[PublishInstance] | None = Field(default=None, max_length=32)
     modbus_server: ModbusServerConfig | None = None
+    modbus_gateway: ModbusGatewayConfig | None = None
     fleet: FleetConfig | None = None
 
     def bus(self, bus_id: str) -> Bus:

@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.framer import FramerType
+from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.register_message import ReadHoldingRegistersRequest, ReadInputRegistersRequest
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import SimData, SimDevice
@@ -59,6 +60,9 @@ from meterhub.publish.sunspec import (
 
 __all__ = [
     "MAX_COUNT",
+    "check_bind",
+    "placeholder_device",
+    "read_pdus",
     "MODBUS_SERVER_QUEUE",
     "ModbusServerSink",
     "RegisterStore",
@@ -308,12 +312,18 @@ class _ReadInput(ReadInputRegistersRequest):
         self.address, self.count = struct.unpack(">HH", data[:4])
 
 
-def _placeholder() -> SimDevice:
+def placeholder_device() -> SimDevice:
+    """The device a pymodbus server is built with before its datastore is replaced by ours."""
     return SimDevice(0, simdata=[SimData(0)])
 
 
-def _check_bind(host: str, port: int) -> None:
-    """Raise a :class:`ConfigurationError` naming why ``host:port`` cannot be listened on."""
+def read_pdus() -> list[type[ModbusPDU]]:
+    """The read requests (FC 3 and 4) decoded with any count, for a server's ``custom_pdu``."""
+    return [_ReadHolding, _ReadInput]
+
+
+def check_bind(host: str, port: int, where: str = "modbus_server.tcp") -> None:
+    """Raise a :class:`ConfigurationError` naming why ``host:port`` (of ``where``) cannot be listened on."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -323,7 +333,7 @@ def _check_bind(host: str, port: int) -> None:
             reason = (
                 "is already in use" if exc.errno == errno.EADDRINUSE else f"cannot be bound ({exc.strerror})"
             )
-            raise ConfigurationError(f"modbus_server.tcp: port {host}:{port} {reason}") from None
+            raise ConfigurationError(f"{where}: port {host}:{port} {reason}") from None
 
 
 class ModbusServerSink:
@@ -376,12 +386,12 @@ class ModbusServerSink:
         )
 
     async def _start_tcp(self, host: str, port: int) -> None:
-        _check_bind(host, port)
+        check_bind(host, port)
         server = ModbusTcpServer(
-            _placeholder(),
+            placeholder_device(),
             framer=FramerType.SOCKET,
             address=(host, port),
-            custom_pdu=[_ReadHolding, _ReadInput],
+            custom_pdu=read_pdus(),
         )
         server.context = self._datastore  # type: ignore[assignment]  # same async interface
         try:
@@ -400,14 +410,14 @@ class ModbusServerSink:
         if not os.path.exists(rtu.device):
             raise ConfigurationError(f"modbus_server.rtu: serial port {rtu.device} does not exist")
         server = ModbusSerialServer(
-            _placeholder(),
+            placeholder_device(),
             framer=FramerType.RTU,
             port=rtu.device,
             baudrate=rtu.baud,
             parity=rtu.parity,
             stopbits=rtu.stopbits,
             ignore_missing_devices=True,  # an absent RS485 address stays silent
-            custom_pdu=[_ReadHolding, _ReadInput],
+            custom_pdu=read_pdus(),
         )
         server.context = self._datastore  # type: ignore[assignment]
         try:

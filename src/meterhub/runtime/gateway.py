@@ -29,10 +29,13 @@ from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
 from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
+from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
+from meterhub.publish.modbus_gateway import ModbusGatewayServer
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
@@ -84,6 +87,8 @@ class Gateway:
         self._storage = storage
         self.energy: EnergyPipeline | None = None
         self.sources: list[Source] = []
+        #: the Modbus gateway of ``modbus_gateway:`` (forwarding to the running lines), once started
+        self.modbus_gateway: ModbusGatewayServer | None = None
         self._source_tasks: list[asyncio.Task[None]] = []
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._records: dict[str, TaskRecord] = {}
@@ -151,7 +156,13 @@ class Gateway:
         for sink in self.sinks.values():
             key = f"sink:{sink.name}"
             out[key] = self._supervised(key, sink.health())
+        if self.modbus_gateway is not None:
+            out["service:modbus_gateway"] = self.modbus_gateway.health()
         return out
+
+    def modbus_links(self) -> dict[str, RegisterLink]:
+        """The link each running Modbus source polls its line with (bus id → link)."""
+        return {s.ctx.bus.id: s.link for s in self.sources if isinstance(s, ModbusSource)}
 
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)
@@ -187,12 +198,30 @@ class Gateway:
         return asyncio.create_task(supervise(key, factory, record=rec), name=key)
 
     async def start(self) -> None:
-        """Open the energy stage, start every sink and its pump, then every source."""
+        """Open the energy stage, start every sink and its pump, then every source and the Modbus
+        gateway. If any of them cannot start (a Modbus port in use), what was started is stopped again
+        (data flushed, storage closed) before the error is raised."""
+        try:
+            await self._start()
+        except BaseException:
+            try:
+                await self.stop()
+            except Exception:
+                log.exception("cleaning up after a failed start")
+            raise
+
+    async def _start(self) -> None:
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
         self._start_sources()
+        section = self.config.modbus_gateway
+        if section is not None and section.enabled:
+            timeouts = {b.id: b.timeout for b in self.config.buses}
+            gateway = ModbusGatewayServer(section, self.modbus_links, timeouts)
+            await gateway.start()  # a port in use: a ConfigurationError, like the web port
+            self.modbus_gateway = gateway
 
     def _start_sources(self) -> None:
         for bus in self.config.buses:
@@ -252,6 +281,9 @@ class Gateway:
 
         Every sink is stopped even if one fails; the first failure is raised at the end.
         """
+        if self.modbus_gateway is not None:
+            await self.modbus_gateway.stop()
+            self.modbus_gateway = None
         await self._stop_sources()
         await cancel_and_wait(self._sink_tasks, timeout=STOP_TIMEOUT)
         self._sink_tasks = []

@@ -51,6 +51,7 @@ class Serving:
     url: str  # the web UI, e.g. http://127.0.0.1:8080/
     simulators: tuple[str, ...]  # endpoints of the demo's simulators, e.g. tcp://127.0.0.1:15020
     modbus_server: tuple[str, ...] = ()  # where the Modbus server (modbus_server:) listens, e.g. tcp://…:1502
+    modbus_gateway: str = ""  # where the Modbus gateway (modbus_gateway:) listens
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -136,7 +137,8 @@ async def serve(
         if on_ready is not None:
             modbus = gw.sinks.get(SinkKind.MODBUS_SERVER)
             endpoints = tuple(modbus.endpoints) if isinstance(modbus, ModbusServerSink) else ()
-            on_ready(Serving(gw, f"http://{host}:{port}/", tuple(s.endpoint for s in sims), endpoints))
+            mgw = gw.modbus_gateway.endpoint if gw.modbus_gateway is not None else ""
+            on_ready(Serving(gw, f"http://{host}:{port}/", tuple(s.endpoint for s in sims), endpoints, mgw))
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
