@@ -11,6 +11,7 @@ import pytest
 import sunspec2.modbus.client as sunspec_client
 from pymodbus.client import ModbusTcpClient
 
+from meterhub.checks import parse_site
 from meterhub.errors import ConfigurationError
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality
@@ -202,3 +203,14 @@ def test_a_port_in_use_is_a_configuration_error_naming_it() -> None:
             ConfigurationError, match=rf"modbus_server.tcp: port 127.0.0.1:{port} is already in use"
         ):
             serve(SITE.replace("port: 0}", f"port: {port}}}"))
+
+
+def test_a_changed_site_is_served_without_a_restart(served: Served) -> None:
+    served.publish(GRID + OFFICE)
+    changed = parse_site(SITE.replace("    - {circuit: office, unit: 2, encoding: float}\n", ""), "lab.yaml")
+    served.sink.reconfigure(changed)
+    assert walk(served.port, 1)["ac_meter_abcn"]["W"] == -5235  # kept its latest readings
+    with ModbusTcpClient("127.0.0.1", port=served.port) as c:
+        assert (
+            c.read_holding_registers(40000, count=2, device_id=2).exception_code == 0x0B
+        )  # no longer served

@@ -137,6 +137,14 @@ class ModbusGatewayServer:
         self._server: ModbusTcpServer | None = None
         self.endpoint = ""
 
+    def reconfigure(self, section: ModbusGatewayConfig, bus_timeouts: Mapping[str, float]) -> None:
+        """Take the routes and timeouts of a changed site; a changed ``tcp`` applies at the next start."""
+        if section.tcp != self.section.tcp:
+            log.warning("modbus_gateway: its port changed; restart meterhub to apply it")
+        self.section = section
+        self._forwarder.routes = {r.unit: r for r in section.routes}
+        self._forwarder.timeouts = {bus: section.timeout or 3 * t for bus, t in bus_timeouts.items()}
+
     async def start(self) -> None:
         """Listen; a port that cannot be bound is a :class:`~meterhub.errors.ConfigurationError`."""
         host, port = self.section.tcp.host, self.section.tcp.port

@@ -336,6 +336,10 @@ def check_bind(host: str, port: int, where: str = "modbus_server.tcp") -> None:
             raise ConfigurationError(f"{where}: port {host}:{port} {reason}") from None
 
 
+def _endpoints(section: ModbusServerConfig | None) -> tuple[object, object] | None:
+    return (section.tcp, section.rtu) if section is not None else None
+
+
 class ModbusServerSink:
     """The ``modbus_server`` sink: keeps the register images and runs the pymodbus server(s).
 
@@ -431,6 +435,27 @@ class ModbusServerSink:
         self.endpoints.append(
             f"rtu://{rtu.device}?baud={rtu.baud}&parity={rtu.parity}&stopbits={rtu.stopbits}"
         )
+
+    def reconfigure(self, config: SiteConfig) -> None:
+        """Serve the circuits of a changed site (the configuration was applied again): the images are
+        rebuilt, the latest readings of circuits that remain are kept. Listeners cannot move while
+        running: a changed ``tcp``/``rtu`` (or a section added or removed) applies at the next start,
+        and says so in the log."""
+        section = (
+            config.modbus_server
+            if config.modbus_server is not None and config.modbus_server.enabled
+            else None
+        )
+        if _endpoints(section) != _endpoints(self.section):
+            log.warning("modbus_server: its endpoints changed; restart meterhub to apply them")
+        if section is None or self.store is None or self._datastore is None:
+            return
+        latest = {cid: c.latest for cid, c in self.store.circuits.items()}
+        store = RegisterStore(config, section, self.store.clock)
+        for cid, c in store.circuits.items():
+            c.latest = latest.get(cid, {})
+        self.section, self.store = section, store
+        self._datastore.store = store
 
     async def deliver(self, batch: Batch) -> None:
         if self.store is not None:

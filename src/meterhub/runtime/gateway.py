@@ -36,6 +36,7 @@ from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.publish.modbus_gateway import ModbusGatewayServer
+from meterhub.publish.modbus_server import ModbusServerSink
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
@@ -326,4 +327,13 @@ class Gateway:
         if self.energy is not None:
             self.energy.reconfigure(validated)
         self._start_sources()
+        modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
+        if isinstance(modbus, ModbusServerSink):
+            modbus.reconfigure(validated)
+        if self.modbus_gateway is not None and validated.modbus_gateway is not None:
+            self.modbus_gateway.reconfigure(
+                validated.modbus_gateway, {b.id: b.timeout for b in validated.buses}
+            )
+        elif (self.modbus_gateway is None) != (validated.modbus_gateway is None):
+            log.warning("modbus_gateway: added or removed; restart meterhub to apply it")
         log.info("configuration applied; acquisition restarted")
