@@ -125,3 +125,38 @@ def test_a_gateway_port_in_use_stops_the_start_and_flushes(tmp_path: Path) -> No
 
         gw = asyncio.run(go())
     assert gw.sources == []  # the sources started before the failure were stopped again
+
+
+def test_with_a_cache_a_read_polled_moments_ago_is_answered_without_the_line(tmp_path: Path) -> None:
+    line, gw_port = free_port(), free_port()
+    text = site(line, gw_port).replace("poll_interval: 0.05", "poll_interval: 0.2") + "  cache_max_age: 5\n"
+    cfg = parse_site(text, "lab.yaml")
+    model = SiteModel.single_meter("m", rated_power=6000.0, clock=lambda: 1_790_000_030.0)
+    model.advance()
+    device = ProfileDevice("m", get_profile("eastron-sdm630"), model)
+    expected = device.registers(Function.INPUT, 0, 12)
+
+    async def go() -> tuple[list[int], dict[str, int]]:
+        sim = await serve_devices({3: device}, kind=Framing.RTU_OVER_TCP, port=line)
+        gw = Gateway(cfg, data_dir=tmp_path, storage=open_storage(cfg.storage, tmp_path, timezone="UTC"))
+        await gw.start()
+        try:
+            await asyncio.sleep(0.6)  # polled at least once
+            client = AsyncModbusTcpClient("127.0.0.1", port=gw_port, timeout=3)
+            await client.connect()
+            rr = await client.read_input_registers(0, count=12, device_id=13)
+            unmapped = (await client.read_input_registers(9000, count=2, device_id=13)).exception_code
+            client.close()
+            assert gw.modbus_gateway is not None
+            counters = gw.modbus_gateway.health().counters
+            return list(rr.registers), {**counters, "unmapped": unmapped}
+        finally:
+            await gw.stop()
+            await sim.close()
+
+    registers, counters = asyncio.run(go())
+    assert registers == expected
+    assert counters["cached"] == 1  # from the poll's values …
+    assert (
+        counters["exceptions"] == 1 and counters["unmapped"] == 2
+    )  # … what was never polled asks the device

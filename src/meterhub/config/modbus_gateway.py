@@ -9,6 +9,7 @@ Example::
         - {unit: 12, bus: panel, address: 2}
         - {unit: 21, bus: incomer}            # address: the unit id itself
       timeout: null                           # [s] per request, queueing included; default 3 × the bus's
+      cache_max_age: 2.0                      # [s] answer from what was read on the line this recently
 
 A forwarded request waits its turn on the line with meterhub's own polling (one master at a time: the
 line's single request-in-flight lock, first come first served), so a SCADA and the gateway never talk
@@ -17,6 +18,10 @@ exception 01, since outputs are driven through meterhub's audited control path. 
 Application Protocol V1.1b3 §7): the device's own exception codes as they come, 0A (gateway path
 unavailable) for a unit without a route or a bus that is not running, 0B (gateway target device failed
 to respond) when the device is silent within the timeout, 04 for an answer that could not be read.
+
+With ``cache_max_age``, a read whose every register was read on the line (by meterhub's polling or an
+earlier gateway request) at most that long ago is answered at once from those values, without taking
+the line (seed 000 §10.3's time-sharing buffer); anything else goes to the device.
 """
 
 from __future__ import annotations
@@ -58,6 +63,12 @@ class ModbusGatewayConfig(StrictModel):
         gt=0,
         le=60,
         description="per request, waiting for the line included [s]; default 3 × the bus's",
+    )
+    cache_max_age: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        description="answer from registers read on the line at most this long ago [s]; null: always ask the device",
     )
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import weakref
 from collections.abc import Callable, Mapping
 
 from pymodbus.constants import ExcCodes
@@ -26,7 +28,7 @@ from meterhub.drivers.modbus.errors import (
     ModbusExceptionResponse,
     ModbusTimeout,
 )
-from meterhub.drivers.modbus.transport import RegisterLink
+from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink
 from meterhub.model.health import Health, HealthState
 from meterhub.profiles.schema import Function
 from meterhub.publish.modbus_server import check_bind, placeholder_device, read_pdus
@@ -41,11 +43,12 @@ _MAX = {1: 2000, 2: 2000, 3: 125, 4: 125}
 
 
 class GatewayStats:
-    """Counters of the gateway [count]: forwarded requests, device exceptions passed on, timeouts,
-    requests refused (no route, bus down, writes)."""
+    """Counters of the gateway [count]: forwarded requests, answers from the cache, device exceptions
+    passed on, timeouts, requests refused (no route, bus down, writes)."""
 
     def __init__(self) -> None:
         self.forwarded = 0
+        self.cached = 0
         self.exceptions = 0
         self.timeouts = 0
         self.refused = 0
@@ -60,11 +63,48 @@ class _Forwarder:
         links: Callable[[], Mapping[str, RegisterLink]],
         timeouts: Mapping[str, float],
         stats: GatewayStats,
+        cache_max_age: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.routes = routes
         self.links = links
         self.timeouts = timeouts
         self.stats = stats
+        self.cache_max_age = cache_max_age
+        self.clock = clock
+        #: (bus, function, address on the line, register) → (value, clock time it was read [s])
+        self.cache: dict[tuple[str, Function, int, int], tuple[int, float]] = {}
+        self._watched: list[weakref.ref[ModbusLink]] = []  # links keep no hash (dataclasses): by identity
+
+    def watch(self, links: Mapping[str, RegisterLink]) -> None:
+        """Keep the cache from every read on these lines (polling's included), once per link."""
+        if self.cache_max_age is None:
+            return
+        for bus, link in links.items():
+            if isinstance(link, ModbusLink) and not any(ref() is link for ref in self._watched):
+                self._watched = [ref for ref in self._watched if ref() is not None] + [weakref.ref(link)]
+                link.observers.append(self._observer(bus))
+
+    def _observer(self, bus: str) -> Callable[[Function, int, int, list[int]], None]:
+        def observe(function: Function, unit: int, start: int, values: list[int]) -> None:
+            now = self.clock()
+            cache = self.cache
+            for i, v in enumerate(values):
+                cache[(bus, function, unit, start + i)] = (v, now)
+
+        return observe
+
+    def _cached(self, bus: str, function: Function, unit: int, address: int, count: int) -> list[int] | None:
+        if self.cache_max_age is None:
+            return None
+        oldest = self.clock() - self.cache_max_age
+        out: list[int] = []
+        for a in range(address, address + count):
+            hit = self.cache.get((bus, function, unit, a))
+            if hit is None or hit[1] < oldest:
+                return None
+            out.append(hit[0])
+        return out
 
     def device_ids(self) -> list[int]:
         return list(self.routes)
@@ -83,10 +123,16 @@ class _Forwarder:
         if route is None:
             self.stats.refused += 1
             return ExcCodes.GATEWAY_PATH_UNAVIABLE
-        link = self.links().get(route.bus)
+        links = self.links()
+        link = links.get(route.bus)
         if link is None:
             self.stats.refused += 1
             return ExcCodes.GATEWAY_PATH_UNAVIABLE
+        self.watch(links)
+        cached = self._cached(route.bus, function, route.target, address, count)
+        if cached is not None:
+            self.stats.cached += 1
+            return [bool(v) for v in cached] if function.is_bit else cached
         try:
             values = await asyncio.wait_for(
                 link.read(function, route.target, address, count), self.timeouts[route.bus]
@@ -133,7 +179,8 @@ class ModbusGatewayServer:
         self.stats = GatewayStats()
         timeouts = {bus: section.timeout or 3 * t for bus, t in bus_timeouts.items()}
         routes = {r.unit: r for r in section.routes}
-        self._forwarder = _Forwarder(routes, links, timeouts, self.stats)
+        self._forwarder = _Forwarder(routes, links, timeouts, self.stats, section.cache_max_age)
+        self._links = links
         self._server: ModbusTcpServer | None = None
         self.endpoint = ""
 
@@ -144,6 +191,10 @@ class ModbusGatewayServer:
         self.section = section
         self._forwarder.routes = {r.unit: r for r in section.routes}
         self._forwarder.timeouts = {bus: section.timeout or 3 * t for bus, t in bus_timeouts.items()}
+        if section.cache_max_age != self._forwarder.cache_max_age:
+            self._forwarder.cache.clear()
+        self._forwarder.cache_max_age = section.cache_max_age
+        self._forwarder.watch(self._links())
 
     async def start(self) -> None:
         """Listen; a port that cannot be bound is a :class:`~meterhub.errors.ConfigurationError`."""
@@ -155,6 +206,7 @@ class ModbusGatewayServer:
         server.context = self._forwarder  # type: ignore[assignment]  # same async interface
         await server.serve_forever(background=True)
         self._server = server
+        self._forwarder.watch(self._links())  # the cache fills from polling before the first request
         sockets = getattr(server.transport, "sockets", None)
         self.endpoint = f"tcp://{host}:{sockets[0].getsockname()[1] if sockets else port}"
         log.info("Modbus gateway: %d unit(s) routed, on %s", len(self.section.routes), self.endpoint)
@@ -169,6 +221,7 @@ class ModbusGatewayServer:
         s = self.stats
         counters = {
             "forwarded": s.forwarded,
+            "cached": s.cached,
             "exceptions": s.exceptions,
             "timeouts": s.timeouts,
             "refused": s.refused,

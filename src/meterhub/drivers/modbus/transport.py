@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -151,6 +151,9 @@ class ModbusLink:
     stats: LineStats = field(default_factory=LineStats)
 
     def __post_init__(self) -> None:
+        #: called with (function, unit, start, values) after every successful read — polling's and
+        #: anyone else's on this line (the Modbus gateway keeps its answer cache with it)
+        self.observers: list[Callable[[Function, int, int, list[int]], None]] = []
         self._client: AsyncModbusSerialClient | None = None
         self._stream: StreamChannel | None = None
         self._lock = asyncio.Lock()
@@ -272,7 +275,9 @@ class ModbusLink:
         """
         async with self._lock:
             if self.kind not in SERIAL_KINDS:
-                return await self._exchange(Request(unit, _READ_CODE[function], start, count))
+                values = await self._exchange(Request(unit, _READ_CODE[function], start, count))
+                self._observed(function, unit, start, values)
+                return values
             client = await self._serial_client()
             if function is Function.INPUT:
                 call = client.read_input_registers
@@ -309,7 +314,15 @@ class ModbusLink:
             if len(values) < count:
                 self.stats.errors += 1
                 raise ModbusFrameError(f"unit {unit}: short answer: {len(values)} of {count} values")
+            self._observed(function, unit, start, values)
             return values
+
+    def _observed(self, function: Function, unit: int, start: int, values: list[int]) -> None:
+        for observe in self.observers:
+            try:
+                observe(function, unit, start, values)
+            except Exception:  # an observer's bug must not fail the read
+                log.exception("%s: a read observer failed", self.endpoint)
 
     async def write(self, function: Function, unit: int, address: int, values: Sequence[int]) -> None:
         """Write registers (FC 16, or FC 06 for one) or one/more coils (FC 05/15)."""
