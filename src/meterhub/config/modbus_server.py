@@ -138,7 +138,7 @@ def modbus_server_issues(
     for i, entry in enumerate(section.circuits):
         loc: Loc = ("modbus_server", "circuits", i)
         if entry.circuit not in wiring:
-            known = ", ".join(sorted(wiring)[:8]) or "none"
+            known = ", ".join(sorted(wiring)[:8]) + (", …" if len(wiring) > 8 else "") if wiring else "none"
             yield (*loc, "circuit"), f"unknown circuit {entry.circuit!r} (known: {known})"
         elif wiring[entry.circuit] is Wiring.DC:
             yield (*loc, "circuit"), f"circuit {entry.circuit!r} is DC: SunSpec has no meter model for it"
