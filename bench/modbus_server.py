@@ -177,6 +177,152 @@ async def _both(bare: int, ours: int, seconds: float, clients: int, check: list[
     return clients / statistics.median(lat[0]), clients / statistics.median(lat[1])
 
 
+def _gateway_site(line: int, gateway: int) -> str:
+    return (
+        "site: {name: bench}\n"
+        f"buses:\n  - {{id: line, kind: modbus-tcp, port: {line}, timeout: 0.5}}\n"
+        "devices:\n  - {id: m, bus: line, unit: 3, profile: eastron-sdm630, poll_interval: 0.05}\n"
+        "circuits:\n  - {id: m, device: m, channels: [1, 2, 3], wiring: 3P4W}\n"
+        f"modbus_gateway:\n  tcp: {{host: 127.0.0.1, port: {gateway}}}\n  routes:\n    - {{unit: 13, bus: line, address: 3}}\n"
+    )
+
+
+def _serve_meter(port: int, ready: Any, stop: Any) -> None:
+    from meterhub.profiles import get_profile  # lazy: only the child process serving the meter
+    from meterhub.sim.modbus_server import ProfileDevice, serve_devices
+    from meterhub.sim.physics import SiteModel
+
+    async def go() -> None:
+        model = SiteModel.single_meter("m", rated_power=6000.0)
+        srv = await serve_devices({3: ProfileDevice("m", get_profile("eastron-sdm630"), model)}, port=port)
+        ready.send(True)
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        await srv.close()
+
+    asyncio.run(go())
+
+
+async def _gateway_latency(line: int, requests: int) -> dict[str, Any]:
+    import tempfile  # lazy: only this figure needs a data folder
+
+    from meterhub.runtime import Gateway  # lazy: the whole runtime, for this figure only
+    from meterhub.storage import open_storage
+
+    gw_port = _free_port()
+    cfg = parse_config(_gateway_site(line, gw_port), "bench.yaml")
+    with tempfile.TemporaryDirectory() as data:
+        gw = Gateway(cfg, data_dir=Path(data), storage=open_storage(cfg.storage, Path(data), timezone="UTC"))
+        await gw.start()
+        try:
+            await asyncio.sleep(1.0)
+            direct = AsyncModbusTcpClient("127.0.0.1", port=line, timeout=5)
+            via = AsyncModbusTcpClient("127.0.0.1", port=gw_port, timeout=5)
+            await direct.connect()
+            await via.connect()
+            polls = gw.status["m"].requests
+            began = time.perf_counter()
+            d_ms: list[float] = []
+            g_ms: list[float] = []
+            for _ in range(requests):
+                t = time.perf_counter()
+                rr = await direct.read_input_registers(0, count=12, device_id=3)
+                d_ms.append((time.perf_counter() - t) * 1e3)
+                t = time.perf_counter()
+                rg = await via.read_input_registers(0, count=12, device_id=13)
+                g_ms.append((time.perf_counter() - t) * 1e3)
+                if rr.isError() or rg.isError():
+                    raise SystemExit(f"gateway bench: {rr} / {rg}")
+            elapsed = time.perf_counter() - began
+            polls = gw.status["m"].requests - polls
+            direct.close()
+            via.close()
+        finally:
+            await gw.stop()
+
+    def p95(x: list[float]) -> float:
+        return sorted(x)[int(0.95 * (len(x) - 1))]
+
+    added = [g - d for g, d in zip(g_ms, d_ms, strict=True)]
+    return {
+        "requests": requests,
+        "direct_ms_median": round(statistics.median(d_ms), 3),
+        "direct_ms_p95": round(p95(d_ms), 3),
+        "gateway_ms_median": round(statistics.median(g_ms), 3),
+        "gateway_ms_p95": round(p95(g_ms), 3),
+        "added_ms_median": round(statistics.median(added), 3),
+        "added_ms_p95": round(p95(added), 3),
+        "poll_requests_meanwhile": polls,
+        "poll_requests_per_s_meanwhile": round(polls / elapsed, 1),
+        "target_added_ms_median": 5.0,
+    }
+
+
+def _soak_site(line: int, gateway: int) -> str:
+    return (
+        "site: {name: soak}\n"
+        f"buses:\n  - {{id: line, kind: modbus-rtu-over-tcp, port: {line}, timeout: 0.5}}\n"
+        "devices:\n  - {id: m, bus: line, unit: 3, profile: eastron-sdm630, poll_interval: 1.0}\n"
+        "circuits:\n  - {id: m, device: m, channels: [1, 2, 3], wiring: 3P4W}\n"
+        f"modbus_gateway:\n  tcp: {{host: 127.0.0.1, port: {gateway}}}\n  routes:\n    - {{unit: 13, bus: line, address: 3}}\n"
+    )
+
+
+async def _gateway_soak(seconds: float, rate: float) -> dict[str, float]:
+    """A SCADA reading through the gateway at ``rate`` requests/s for ``seconds`` while meterhub polls
+    the same simulated 19 200-baud RS485 line (each exchange takes its wire time) every second: every
+    poll failure and every gateway answer that is not the meter's registers counts as a collision."""
+    import tempfile  # lazy: only this figure needs a data folder
+
+    from meterhub.profiles import get_profile  # lazy: the simulator and runtime, for this figure only
+    from meterhub.profiles.schema import Function
+    from meterhub.runtime import Gateway
+    from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
+    from meterhub.sim.physics import SiteModel
+    from meterhub.storage import open_storage
+
+    line, gw_port = _free_port(), _free_port()
+    model = SiteModel.single_meter("m", rated_power=6000.0, clock=lambda: 1_790_000_030.0)
+    model.advance()
+    device = ProfileDevice("m", get_profile("eastron-sdm630"), model)
+    expected = device.registers(Function.INPUT, 0, 12)
+    sim = await serve_devices({3: device}, kind=Framing.RTU_OVER_TCP, port=line, line_baud=19200)
+    cfg = parse_config(_soak_site(line, gw_port), "soak.yaml")
+    ok = bad = 0
+    with tempfile.TemporaryDirectory() as data:
+        gw = Gateway(cfg, data_dir=Path(data), storage=open_storage(cfg.storage, Path(data), timezone="UTC"))
+        await gw.start()
+        try:
+            client = AsyncModbusTcpClient("127.0.0.1", port=gw_port, timeout=5)
+            await client.connect()
+            began = time.perf_counter()
+            polls = gw.status["m"].requests
+            busy = sim.context.wire_busy
+            while (elapsed := time.perf_counter() - began) < seconds:
+                rr = await client.read_input_registers(0, count=12, device_id=13)
+                if not rr.isError() and list(rr.registers) == expected:
+                    ok += 1
+                else:
+                    bad += 1
+                await asyncio.sleep(max(0.0, (ok + bad) / rate - (time.perf_counter() - began)))
+            client.close()
+            st = gw.status["m"]
+            result = {
+                "seconds": round(elapsed, 1),
+                "gateway_requests_ok": ok,
+                "gateway_requests_wrong": bad,
+                "poll_requests": st.requests - polls,
+                "poll_errors": st.errors,
+                "poll_timeouts": st.timeouts,
+                "collisions": bad + st.errors + st.timeouts,
+                "line_busy_share": round((sim.context.wire_busy - busy) / elapsed, 3),
+            }
+        finally:
+            await gw.stop()
+            await sim.close()
+    return result
+
+
 def main(argv: list[str]) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=1.0)
