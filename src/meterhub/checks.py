@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from meterhub.config.io import RelayMode, RelayPoint
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
 from meterhub.config.modbus_gateway import modbus_gateway_issues
 from meterhub.config.modbus_server import modbus_server_issues
@@ -57,7 +58,11 @@ def check_publish(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
 
 def check_modbus_server(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
     """``modbus_server:``: known AC circuits, each served once, unit ids used once."""
-    return modbus_server_issues(config.modbus_server, [(c.id, c.wiring) for c in config.circuits])
+    points = {
+        p.id: f"{p.kind} (pulse)" if isinstance(p, RelayPoint) and p.mode is RelayMode.PULSE else p.kind
+        for p in (config.io.points if config.io is not None else [])
+    }
+    return modbus_server_issues(config.modbus_server, [(c.id, c.wiring) for c in config.circuits], points)
 
 
 _MODBUS_BUSES = (BusKind.MODBUS_TCP, BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP)

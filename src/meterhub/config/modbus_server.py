@@ -10,6 +10,7 @@ Example::
         - {circuit: grid, unit: 1}
         - {circuit: pv, unit: 2, encoding: float}
       flat_map_unit: 247                          # the flat map of docs/modbus-map.md (null: not served)
+      relays: [fan-relay]                         # coils a BMS may switch: coil 0 … of the flat map's unit
 
 Each selected circuit is a SunSpec device at its own unit id: the SunSpec header "SunS" at register
 40000, the common model 1, then the meter model of its wiring (1P2W → 201, 1P3W → 202, 3P4W → 203,
@@ -18,13 +19,16 @@ Specification 1.0, §4; models as in the SunSpec Alliance's model definitions, `
 
 A value older than ``stale_after`` seconds (default: three poll intervals of its device, at least 5 s)
 is served as SunSpec's "not implemented" value, as is a value the energy stage marked invalid: a BMS
-sees missing data, never a stale number. Everything is read-only (function codes 3 and 4); writes get
-exception 01 (illegal function).
+sees missing data, never a stale number. Registers are read-only (function codes 3 and 4); writes get
+exception 01 (illegal function). The only writable points are the coils of ``relays``: latched relay
+outputs of the ``io:`` section, coil *n* (from 0) of the flat map's unit being ``relays[n]``, switched
+through meterhub's output control (written on the line that polls the device, read back) and logged on
+the audit log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
@@ -102,6 +106,11 @@ class ModbusServerConfig(StrictModel):
         "default: 3 × its device's poll interval, at least 5 s",
     )
     manufacturer: str = Field(default="meterhub", min_length=1, max_length=32, pattern=r"^[\x20-\x7e]*$")
+    relays: list[Identifier] = Field(
+        default_factory=list,
+        max_length=2000,
+        description="latched relay points (io: section) a BMS may switch: coil n of the flat map's unit",
+    )
 
     @model_validator(mode="after")
     def _somewhere(self) -> ModbusServerConfig:
@@ -124,11 +133,32 @@ def served_circuits(
 
 
 def modbus_server_issues(
-    section: ModbusServerConfig | None, circuits: Sequence[tuple[str, Wiring]]
+    section: ModbusServerConfig | None,
+    circuits: Sequence[tuple[str, Wiring]],
+    points: Mapping[str, str] | None = None,
 ) -> Iterable[tuple[Loc, str]]:
-    """Cross-checks of ``modbus_server:`` against the site's circuits (id and wiring): known AC
-    circuits, each once, unit ids used once. Yields ``(location, message)`` like every site check."""
-    if section is None or section.circuits is None:
+    """Cross-checks of ``modbus_server:`` against the site's circuits (id and wiring) and IO points
+    (id → kind, ``relay`` for a latched relay, ``relay (pulse)`` for a pulse one): known AC circuits,
+    each once, unit ids used once, relays that are latched relay points, with a flat map to carry them.
+    Yields ``(location, message)`` like every site check."""
+    if section is None:
+        return
+    for i, point in enumerate(section.relays):
+        kind = (points or {}).get(point)
+        if kind is None:
+            yield (
+                ("modbus_server", "relays", i),
+                f"unknown IO point {point!r} (relays are io: points of kind relay)",
+            )
+        elif kind != "relay":
+            why = "a pulse-mode relay" if kind == "relay (pulse)" else f"a {kind} point"
+            yield (
+                ("modbus_server", "relays", i),
+                f"{point!r} is {why}; only latched relays can be coils (a coil holds a state)",
+            )
+    if section.relays and section.flat_map_unit is None:
+        yield ("modbus_server", "relays"), "relays are coils of the flat map's unit: set flat_map_unit"
+    if section.circuits is None:
         return
     wiring = dict(circuits)
     units: dict[int, str] = {}

@@ -13,8 +13,11 @@ those readings:
 An image is rebuilt only when a reading of its circuit arrived or one of its values went stale since
 it was built, so a busy client costs a dictionary lookup and a slice per request.
 
-Everything is read-only (Modbus Application Protocol V1.1b3 §7): function codes 3 and 4 are answered;
-every other function code, writes included, gets exception 01 (illegal function); a register range
+Registers are read-only (Modbus Application Protocol V1.1b3 §7): function codes 3 and 4 are answered.
+The only writable points are the coils of ``modbus_server.relays`` at the flat map's unit (FC 1, 5,
+15): each write goes through the runtime's output control (:meth:`set_control`; written on the line
+that polls the module, confirmed by read-back) and is logged on the ``meterhub.audit`` logger. Every
+other function code, writes included, gets exception 01 (illegal function); a register range
 outside a model or block 02 (illegal data address); a count outside 1…125 03 (illegal data value,
 §6.3/§6.4). An unknown unit id gets 0B (gateway target device failed to respond) on TCP and silence
 on an RTU line, as an absent RS485 device.
@@ -31,6 +34,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import NoSuchIdException
@@ -44,8 +48,11 @@ import meterhub
 from meterhub.bus import Batch, Overflow, SinkContext, Subscription
 from meterhub.config.modbus_server import MIN_STALE_AFTER, ModbusServerConfig, served_circuits
 from meterhub.config.schema import SiteConfig
+from meterhub.drivers.io.relay import RelayChange
+from meterhub.drivers.modbus.errors import ModbusTimeout
 from meterhub.errors import ConfigurationError
 from meterhub.model.health import Health, HealthState
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase, Wiring
 from meterhub.publish import modbus_map
@@ -70,6 +77,16 @@ __all__ = [
 ]
 
 log = logging.getLogger("meterhub.publish.modbus_server")
+#: Every relay a Modbus client switches is logged here (the audit logger, as the web API's actions).
+audit = logging.getLogger("meterhub.audit")
+_ON = {True: "energised", False: "released"}
+
+
+class RelaySwitch(Protocol):
+    """What switches a relay point (:class:`meterhub.drivers.io.control.OutputControl`)."""
+
+    async def switch(self, point_id: str, energised: bool) -> RelayChange: ...
+
 
 #: Batches the sink may hold before dropping the oldest (as the live cache: a minute of 100 devices).
 MODBUS_SERVER_QUEUE = 6000
@@ -183,6 +200,9 @@ class RegisterStore:
             )
             self.sunspec[entry.unit] = circuit.id
         self.flat_unit = section.flat_map_unit
+        #: coil n of the flat map's unit → relay point id; their latest state readings
+        self.relays: list[str] = []
+        self.relay_state: dict[str, Reading] = {}
         if self.flat_unit is not None and self.flat_unit not in self.units:
             flat = [c.id for c in config.circuits][: modbus_map.MAX_CIRCUITS]
             if len(config.circuits) > modbus_map.MAX_CIRCUITS:
@@ -195,6 +215,11 @@ class RegisterStore:
             self.problems.append(
                 f"modbus_server: flat_map_unit {self.flat_unit} is used by a circuit; no flat map"
             )
+        if section.relays and self.flat_unit in self.units and self.flat_unit not in self.sunspec:
+            self.relays = list(section.relays)
+        elif section.relays:
+            self.problems.append("modbus_server: relays need the flat map's unit; their coils are not served")
+        self._relay_ids = frozenset(self.relays)
         for p in self.problems:
             log.error("%s", p)
         self._flat_circuits = set(self.circuits) if self.flat_unit in self.units else set()
@@ -234,9 +259,12 @@ class RegisterStore:
         """Keep each reading as the latest of its series (INVALID too: it is served as not implemented)."""
         touched: set[str] = set()
         circuits = self.circuits
+        relays = self._relay_ids
         for r in batch:
             c = circuits.get(r.circuit)
             if c is None or r.phase is None:
+                if relays and r.circuit in relays and r.quantity == Q.RELAY_OUTPUT:
+                    self.relay_state[r.circuit] = r
                 continue
             key = (r.quantity, r.phase)
             old = c.latest.get(key)
@@ -248,6 +276,25 @@ class RegisterStore:
                 unit.dirty = True
 
     # -- requests -------------------------------------------------------------------------------
+    def read_coils(self, unit: int, address: int, count: int) -> list[bool] | ExcCodes:
+        """Coils ``address`` … of ``unit``: the relays' last known states (FC 1), 02 outside them,
+        04 for a relay whose state is not known yet."""
+        if unit not in self.units:
+            raise NoSuchIdException(f"no device at unit {unit}")
+        if unit != self.flat_unit or not self.relays:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if not 1 <= count <= 2000:
+            return ExcCodes.ILLEGAL_VALUE
+        if address + count > len(self.relays):
+            return ExcCodes.ILLEGAL_ADDRESS
+        out: list[bool] = []
+        for point in self.relays[address : address + count]:
+            r = self.relay_state.get(point)
+            if r is None or r.quality is Quality.INVALID:
+                return ExcCodes.DEVICE_FAILURE
+            out.append(bool(r.value))
+        return out
+
     def read(self, unit: int, address: int, count: int) -> list[int] | ExcCodes:
         """Registers ``address`` … ``address + count - 1`` of ``unit``, or the Modbus exception code.
 
@@ -271,6 +318,8 @@ class _Datastore:
         self.store = store
         self.requests = 0
         self.exceptions = 0
+        #: switches relays (meterhub's output control on the running lines); None: coils are read-only
+        self.control: Callable[[], RelaySwitch] | None = None
 
     def device_ids(self) -> list[int]:
         return list(self.store.units)
@@ -279,7 +328,12 @@ class _Datastore:
         self, device_id: int, func_code: int, address: int, count: int = 1
     ) -> list[int] | list[bool] | ExcCodes:
         self.requests += 1
-        if func_code not in _READ_CODES:  # coils and discrete inputs: none here
+        if func_code in (1, 5):  # coils: the relays of modbus_server.relays (5: a write's echo)
+            coils = self.store.read_coils(device_id, address, count)
+            if isinstance(coils, ExcCodes):
+                self.exceptions += 1
+            return coils
+        if func_code not in _READ_CODES:  # discrete inputs: none here
             self.exceptions += 1
             return ExcCodes.ILLEGAL_FUNCTION
         res = self.store.read(device_id, address, count)
@@ -291,10 +345,40 @@ class _Datastore:
         self, device_id: int, func_code: int, address: int, values: list[int] | list[bool]
     ) -> ExcCodes | None:
         self.requests += 1
-        if device_id not in self.store.units:
+        store = self.store
+        if device_id not in store.units:
             raise NoSuchIdException(f"no device at unit {device_id}")
-        self.exceptions += 1
-        return ExcCodes.ILLEGAL_FUNCTION  # read-only: no point of this server is writable
+        if func_code not in (5, 15) or device_id != store.flat_unit or not store.relays:
+            self.exceptions += 1
+            return ExcCodes.ILLEGAL_FUNCTION  # registers are read-only; coils only where relays are
+        if address + len(values) > len(store.relays):
+            self.exceptions += 1
+            return ExcCodes.ILLEGAL_ADDRESS
+        if self.control is None:
+            self.exceptions += 1
+            return ExcCodes.DEVICE_FAILURE
+        control = self.control()
+        for i, v in enumerate(values):
+            point, on = store.relays[address + i], bool(v)
+            try:
+                change = await control.switch(point, on)
+            except ModbusTimeout:
+                audit.warning("modbus_server: relay %s %s by a Modbus client: no answer", point, _ON[on])
+                self.exceptions += 1
+                return ExcCodes.GATEWAY_NO_RESPONSE
+            except Exception as exc:  # IOPointError, OutputWriteError, ReadbackMismatch, ModbusError …
+                audit.warning("modbus_server: relay %s %s by a Modbus client failed: %s", point, _ON[on], exc)
+                self.exceptions += 1
+                return ExcCodes.DEVICE_FAILURE
+            store.relay_state[point] = change.reading()
+            audit.info(
+                "modbus_server: relay %s %s by a Modbus client (unit %d, coil %d); confirmed by read-back",
+                point,
+                _ON[change.energised],
+                device_id,
+                address + i,
+            )
+        return None
 
 
 class _ReadHolding(ReadHoldingRegistersRequest):
@@ -368,6 +452,12 @@ class ModbusServerSink:
     @property
     def subscription(self) -> Subscription:
         return self._sub
+
+    def set_control(self, control: Callable[[], RelaySwitch]) -> None:
+        """Let Modbus clients switch the configured relays through ``control()`` (the runtime's output
+        control on its running lines); without it the relays' coils are read-only (exception 04)."""
+        if self._datastore is not None:
+            self._datastore.control = control
 
     async def start(self) -> None:
         """Listen on the configured TCP port and serial line; a port or line that cannot be opened is

@@ -29,6 +29,7 @@ from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
 from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
+from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.source import ModbusSource
 from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
@@ -104,6 +105,9 @@ class Gateway:
         # Sinks subscribe when they are built, so a batch emitted before start() still reaches them.
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
+        modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
+        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the output control
+            modbus.set_control(partial(OutputControl.for_gateway, self))
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
