@@ -133,7 +133,6 @@ def test_a_panel_that_is_its_own_parent_is_a_cycle() -> None:
 @pytest.mark.parametrize(
     ("section", "body", "issue_no"),
     [
-        ("modbus_server", "\n  port: 502", 13),
         ("fleet", " {url: 'https://central'}", 15),
     ],
 )
@@ -145,8 +144,8 @@ def test_sections_not_implemented_yet_are_refused_at_their_line(
 
 
 def test_an_empty_section_not_implemented_yet_is_accepted() -> None:
-    cfg = parse_site(SITE + "modbus_server:\nfleet: {}\n")
-    assert cfg.modbus_server is None and cfg.fleet is not None
+    cfg = parse_site(SITE + "fleet: {}\n")
+    assert cfg.fleet is not None
 
 
 @pytest.mark.parametrize(("kind", "issue_no"), [("iec62056-21", 14), ("dlms", 14)])

@@ -1,7 +1,7 @@
 """The site file schema (pydantic v2).
 
 A site file is YAML 1.2: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
-for storage, web, energy, io, publish, alarms and simulation; ``modbus_server`` and ``fleet`` are
+for storage, web, energy, io, publish, alarms, modbus_server and simulation; ``fleet`` is a
 typed placeholders that refuse content until their issue lands (:mod:`meterhub.config.pending`). Unknown
 keys are errors (a typo must not be silently ignored), values are typed strictly
 (:class:`~meterhub.config.types.StrictModel`). Every section's model lives in ``meterhub.config``, which
@@ -22,13 +22,10 @@ from meterhub.config.alarms import AlarmsConfig
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.io import IOSection
+from meterhub.config.modbus_gateway import ModbusGatewayConfig
+from meterhub.config.modbus_server import ModbusServerConfig
 from meterhub.config.mqtt import DEFAULT_MQTT_PORT, ENV_NAME, MqttDeviceSpec
-from meterhub.config.pending import (
-    PENDING_BUS_ISSUES,
-    FleetConfig,
-    ModbusServerConfig,
-    not_implemented,
-)
+from meterhub.config.pending import PENDING_BUS_ISSUES, FleetConfig, not_implemented
 from meterhub.config.publish import PublishInstance, PublishTLS
 from meterhub.config.types import LAX, Identifier, NoBool, Ratio, StrictModel
 from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
@@ -46,6 +43,7 @@ __all__ = [
     "FleetConfig",
     "IOSection",
     "Identifier",
+    "ModbusGatewayConfig",
     "ModbusServerConfig",
     "LoadSpec",
     "MetricsConfig",
@@ -90,6 +88,14 @@ class Bus(StrictModel):
     baud: int = Field(default=9600, ge=300, le=921600, description="[bit/s]")
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Annotated[Literal[1, 2], NoBool] = 1
+    framing: Literal["rtu", "ascii"] = Field(
+        default="rtu",
+        description="frames of a modbus-rtu or modbus-rtu-over-tcp line: rtu, or ascii (Modbus over Serial "
+        "Line V1.02 §2.5.2)",
+    )
+    bytesize: Annotated[Literal[7, 8], NoBool] | None = Field(
+        default=None, description="data bits of a serial line; default 8 for rtu, 7 for ascii"
+    )
     timeout: float = Field(default=1.0, ge=0.01, le=60, description="response timeout [s]")
     retries: int = Field(default=2, ge=0, le=10)
     # kind mqtt (MQTT ingest, config/mqtt.py): the broker's login and TLS, as for publish instances
@@ -116,6 +122,10 @@ class Bus(StrictModel):
             raise ValueError(f"a {self.kind.value} bus needs 'port'")
         if self.kind is BusKind.MODBUS_RTU and not self.serial:
             raise ValueError("a modbus-rtu bus needs 'serial' (e.g. /dev/ttyUSB0)")
+        if self.framing == "ascii" and self.kind not in (BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP):
+            raise ValueError(
+                f"framing ascii is for a serial line: a modbus-rtu or modbus-rtu-over-tcp bus, not {self.kind.value}"
+            )
         mqtt_only = ("username", "password_env", "password_file", "tls", "client_id")
         if self.kind is not BusKind.MQTT:
             given = [f for f in mqtt_only if getattr(self, f) is not None]
@@ -355,6 +365,7 @@ class SiteConfig(StrictModel):
     alarms: AlarmsConfig | None = None
     publish: list[PublishInstance] | None = Field(default=None, max_length=32)
     modbus_server: ModbusServerConfig | None = None
+    modbus_gateway: ModbusGatewayConfig | None = None
     fleet: FleetConfig | None = None
 
     def bus(self, bus_id: str) -> Bus:

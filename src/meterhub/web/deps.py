@@ -47,7 +47,7 @@ from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.scan import ScanResult, scan_line
-from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.drivers.modbus.transport import ModbusLink, TransportKind, with_framing
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
 from meterhub.live import LiveCache
@@ -296,7 +296,7 @@ class Control:
         if transport is None:
             raise ConflictError(f"bus {bus_id!r} is {bus.kind.value}; only Modbus buses can be scanned")
         link = ModbusLink(
-            transport,
+            with_framing(transport, bus.framing),
             host=bus.host,
             port=bus.port or 502,
             serial=bus.serial,
@@ -304,6 +304,7 @@ class Control:
             parity=bus.parity,
             stopbits=bus.stopbits,
             timeout=timeout,
+            bytesize=bus.bytesize,
         )
         try:
             result = await scan_line(link, units, all_profiles())
