@@ -150,7 +150,7 @@ def test_an_empty_section_not_implemented_yet_is_accepted() -> None:
     assert cfg.alarms is None and cfg.fleet is not None
 
 
-@pytest.mark.parametrize(("kind", "issue_no"), [("iec62056-21", 14), ("dlms", 14)])
+@pytest.mark.parametrize(("kind", "issue_no"), [("dlms", 14)])
 def test_bus_kinds_without_a_driver_are_refused_at_the_bus(kind: str, issue_no: int) -> None:
     issue = only_issue(
         SITE.replace("circuits:", "  - {id: x, bus: other, unit: 2, profile: p}\ncircuits:").replace(

@@ -116,6 +116,21 @@ class Bus(StrictModel):
             raise ValueError(f"a {self.kind.value} bus needs 'port'")
         if self.kind is BusKind.MODBUS_RTU and not self.serial:
             raise ValueError("a modbus-rtu bus needs 'serial' (e.g. /dev/ttyUSB0)")
+        if self.kind is BusKind.IEC62056_21:
+            if not self.serial and self.port is None:
+                raise ValueError(
+                    "an iec62056-21 bus needs 'serial' (an optical head, e.g. /dev/ttyUSB0) or 'port' "
+                    "(an optical bridge on TCP at 'host')"
+                )
+            # IEC 62056-21 §6.3.14: the character format is fixed; baud is the highest rate to switch to
+            if "parity" in self.model_fields_set and self.parity != "E":
+                raise ValueError(
+                    "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): parity must be E or omitted"
+                )
+            if "stopbits" in self.model_fields_set and self.stopbits != 1:
+                raise ValueError(
+                    "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): stopbits must be 1 or omitted"
+                )
         mqtt_only = ("username", "password_env", "password_file", "tls", "client_id")
         if self.kind is not BusKind.MQTT:
             given = [f for f in mqtt_only if getattr(self, f) is not None]

@@ -1,0 +1,186 @@
+"""CLI for OBIS meters (issue 14): ``meterhub read iec62056-21 …`` and ``meterhub simulate dlms-meter …``.
+
+The ``read`` and ``simulate`` commands (:mod:`meterhub.cli.acquisition`) hand these two targets here:
+``read iec62056-21`` does one optical-port readout and prints its data sets with the catalogue
+quantities the OBIS profile maps them to; ``simulate dlms-meter`` serves seed 002's meter (the physical
+load model) on its optical port over TCP (``--iec-tcp``) and/or a serial port or pty (``--serial``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from meterhub.errors import DeviceError, InputError, NotImplementedYetError
+
+__all__ = ["DLMS_METER", "IEC62056_21", "read_iec62056", "simulate_dlms_meter"]
+
+#: The ``read`` target for an IEC 62056-21 readout and the ``simulate`` target of the meter emulator.
+IEC62056_21 = "iec62056-21"
+DLMS_METER = "dlms-meter"
+
+out = Console(highlight=False, soft_wrap=True)
+
+
+def _host_port(text: str, option: str) -> tuple[str, int]:
+    host, sep, port_s = text.rpartition(":")
+    if not sep or not host or not port_s.isdigit() or not 0 <= int(port_s) <= 65535:
+        raise InputError(f"{option} {text!r}: expected HOST:PORT with a port 0…65535, e.g. 127.0.0.1:2101")
+    return host, int(port_s)
+
+
+def read_iec62056(
+    *,
+    tcp: str | None,
+    serial: str | None,
+    max_baud: int,
+    timeout: float,
+    profile_id: str = "obis-generic",
+    as_json: bool = False,
+    stats: bool = False,
+) -> None:
+    """One IEC 62056-21 readout of the meter at ``--tcp`` or ``--serial``; print its values."""
+    # lazy: the driver loads only for this command (CLI start-up)
+    from meterhub.drivers.iec62056.client import read_out
+    from meterhub.drivers.iec62056.errors import Iec62056Error
+    from meterhub.drivers.iec62056.link import Link, SerialLink, TcpLink
+    from meterhub.drivers.iec62056.protocol import obis_values
+    from meterhub.model import quantities
+    from meterhub.profiles.obis import get_obis_profile
+
+    if (tcp is None) == (serial is None):
+        raise InputError("give one of --tcp HOST:PORT (an optical bridge) or --serial DEV (an optical head)")
+    profile = get_obis_profile(profile_id)
+    link: Link = TcpLink(*_host_port(tcp, "--tcp")) if tcp is not None else SerialLink(str(serial))
+
+    async def go() -> Any:
+        try:
+            return await read_out(link, max_baud=max_baud, timeout=timeout)
+        finally:
+            await link.close()
+
+    try:
+        r = asyncio.run(go())
+    except Iec62056Error as exc:
+        raise DeviceError(str(exc)) from None
+    values, _ = obis_values(r.datasets)
+    mapped, problems = profile.decode(values)
+    by_code = {str(m.code): m for m in mapped}
+    rows = []
+    for ds in r.datasets:
+        value, unit = ds.values[0] if ds.values else ("", None)
+        row: dict[str, Any] = {"address": ds.address, "value": value, "unit": unit}
+        m = next((by_code[k] for k in by_code if _same(k, ds.address)), None)
+        if m is not None:
+            row.update(
+                quantity=m.quantity,
+                phase=m.phase.value,
+                catalogue_value=m.value,
+                catalogue_unit=quantities.CATALOGUE[m.quantity].unit,
+            )
+        rows.append(row)
+    ident = r.identification
+    info = {
+        "manufacturer": ident.manufacturer,
+        "identification": ident.ident,
+        "mode": ident.mode.value,
+        "mode_e": ident.mode_e,
+        "baud": r.baud,
+        "serial_number": profile.serial_number(values),
+    }
+    st = {
+        "bytes_sent": r.sent,
+        "bytes_received": r.received,
+        "duration_s": round(r.duration, 4),
+        "line_time_s": round(r.line_time(), 4),
+    }
+    if as_json:
+        out.print(json.dumps({"meter": info, "data": rows, "refused": problems, "stats": st}, indent=2))
+        return
+    out.print(
+        f"{ident.manufacturer} {ident.ident}  mode {ident.mode.value}{' (mode E offered)' if ident.mode_e else ''}"
+        f"  data at {r.baud} bd  serial {info['serial_number'] or '?'}"
+    )
+    t = Table("OBIS", "value", "unit", "quantity", "phase", "catalogue value")
+    for row in rows:
+        cv = f"{row['catalogue_value']:.10g} {row['catalogue_unit']}" if "quantity" in row else ""
+        t.add_row(
+            row["address"], row["value"], row["unit"] or "", row.get("quantity", ""), row.get("phase", ""), cv
+        )
+    out.print(t)
+    for p in problems:
+        out.print(f"refused: {p}")
+    if stats:
+        out.print(
+            f"{r.sent} bytes sent, {r.received} received in {r.duration:.3f} s "
+            f"(a 7E1 line needs {st['line_time_s']:.3f} s for them)"
+        )
+
+
+def _same(code_text: str, address: str) -> bool:
+    # lazy: the profile module loads only for this command (CLI start-up)
+    from meterhub.profiles.obis import ObisCode
+
+    try:
+        return str(ObisCode.parse(address)) == code_text
+    except ValueError:
+        return False
+
+
+def simulate_dlms_meter(
+    *, tcp: str | None, iec_tcp: str | None, serial: str | None, mode: str = "C", duration: float | None
+) -> None:
+    """Serve seed 002's meter until Ctrl-C (or ``duration`` [s])."""
+    # lazy: the simulators load only for this command (CLI start-up)
+    from meterhub.sim.base import SimServer
+    from meterhub.sim.iec62056 import IecMeter, serve_iec_serial, serve_iec_tcp
+
+    if tcp is not None:
+        raise NotImplementedYetError(
+            "--tcp: the DLMS/COSEM server of the emulator: not implemented yet (issue 14)"
+        )
+    if iec_tcp is None and serial is None:
+        raise InputError("give --iec-tcp HOST:PORT (the optical port over TCP) and/or --serial PTY")
+    iec = _host_port(iec_tcp, "--iec-tcp") if iec_tcp is not None else None
+    meter = IecMeter(mode=mode)
+
+    async def serve() -> None:
+        servers: list[SimServer] = []
+        try:
+            if iec is not None:
+                servers.append(await serve_iec_tcp(meter, *iec))
+            if serial is not None:
+                try:
+                    servers.append(await serve_iec_serial(meter, serial))
+                except OSError as exc:
+                    raise InputError(f"--serial {serial}: {exc}") from None
+        except OSError as exc:
+            for s in servers:
+                await s.close()
+            raise InputError(f"--iec-tcp {iec_tcp}: {exc.strerror or exc}") from None
+        for s in servers:
+            out.print(f"simulating dlms-meter (IEC 62056-21 mode {mode}) on {s.endpoint}")
+        sys.stdout.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, stop.set)
+        try:
+            if duration is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), duration)
+            else:
+                await stop.wait()
+        finally:
+            for s in servers:
+                await s.close()
+
+    asyncio.run(serve())
