@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import termios
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -323,7 +324,11 @@ class IecSerialServer(SimServer):
         await asyncio.to_thread(self._ser.flush)
 
     async def _set_baud(self, baud: int) -> None:
-        self._ser.baudrate = baud
+        if self._ser.baudrate != baud:
+            try:
+                self._ser.baudrate = baud
+            except termios.error as exc:  # not an OSError; a pty refuses some changes (EINVAL)
+                log.warning("%s: cannot set %s bd: %s", self.endpoint, baud, exc)
 
     async def _serve(self) -> None:
         while True:
@@ -331,7 +336,7 @@ class IecSerialServer(SimServer):
                 await _Session(self.meter, self._read, self._write, self._set_baud, self.hdlc).run()
             except TimeoutError:
                 continue
-            except OSError as exc:
+            except (OSError, termios.error) as exc:
                 log.warning("%s: %s", self.endpoint, exc)
                 await asyncio.sleep(0.5)
 

@@ -154,6 +154,8 @@ async def read_out(link: Link, *, address: str = "", max_baud: int = 19200, time
             await link.set_baud(baud)
         frame = await reader.data_message()
         datasets = parse_data_message(frame)
+    except FrameError as exc:  # the message names the bytes; the caller needs the line too
+        raise type(exc)(f"{link.endpoint}: {exc}") from None
     finally:
         await link.set_baud(INITIAL_BAUD)  # the meter is back at 300 bd after a readout (§6.4)
     return Readout(
@@ -174,7 +176,10 @@ async def switch_to_mode_e(
     rate; the link is left at that rate for the HDLC client. :class:`FrameError` when the meter's
     identification does not offer mode E."""
     reader = _Reader(link, timeout)
-    ident = await _sign_on(link, reader, address)
+    try:
+        ident = await _sign_on(link, reader, address)
+    except FrameError as exc:
+        raise type(exc)(f"{link.endpoint}: {exc}") from None
     if not ident.mode_e:
         raise FrameError(
             f"{link.endpoint}: the meter ({ident.manufacturer} {ident.ident}) does not offer mode E "

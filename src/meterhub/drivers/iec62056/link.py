@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import termios
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +62,10 @@ class Link(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release the connection or port."""
+
+    async def recover(self) -> None:
+        """Start the next exchange from a clean line after a failed one (default: reconnect)."""
+        await self.close()
 
 
 class TcpLink(Link):
@@ -196,16 +201,21 @@ class SerialLink(Link):
 
     async def set_baud(self, baud: int) -> None:
         await super().set_baud(baud)
-        if self._ser is not None:
+        if self._ser is not None and self._ser.baudrate != baud:
             try:
                 self._ser.baudrate = baud
-            except (OSError, ValueError) as exc:
+            except (OSError, ValueError, termios.error) as exc:
                 raise Iec62056LinkError(f"{self.endpoint}: cannot set {baud} bd: {exc}") from None
 
     async def discard_input(self) -> None:
         if self._ser is not None:
             with contextlib.suppress(OSError, ValueError):
                 self._ser.reset_input_buffer()
+
+    async def recover(self) -> None:
+        """Drop what is left of a failed exchange; the port stays open (a USB head or a pty pair may
+        not survive being closed and reopened at once)."""
+        await self.discard_input()
 
     async def close(self) -> None:
         ser, self._ser = self._ser, None

@@ -137,7 +137,7 @@ class Iec62056Source(Source):
                 r = await read_out(self.link, max_baud=self.bus.baud, timeout=max(self.bus.timeout, 0.2))
             except Iec62056Error as exc:
                 last = exc
-                await self.link.close()  # start the next attempt from a clean line
+                await self.link.recover()  # start the next attempt from a clean line
                 continue
             return self._readings(r)
         raise last or Iec62056Error(f"{self.link.endpoint}: no readout attempted")
@@ -156,7 +156,8 @@ class Iec62056Source(Source):
                 self._logged.add(key)
                 log.warning("device %s: %s", self.device.id, p)
         self.status.ok(ts)
-        self.status.last_error = f"value refused: {problems[0]}" if problems else None
+        if problems:
+            self.status.last_error = f"value refused: {problems[0]}"
         serial = self.profile.serial_number(values)
         if serial and self.ctx.device_serial is not None:
             self.ctx.device_serial(self.device.id, serial)
