@@ -376,21 +376,27 @@ def simulate_command(
     iec_tcp: Annotated[
         str | None, typer.Option("--iec-tcp", help="dlms-meter: its IEC 62056-21 optical port on HOST:PORT.")
     ] = None,
+    hdlc_tcp: Annotated[
+        str | None, typer.Option("--hdlc-tcp", help="dlms-meter: DLMS/COSEM over HDLC on HOST:PORT.")
+    ] = None,
 ) -> None:
     """Serve simulated devices over Modbus (values from the physical load model) until Ctrl-C.
 
     A profile id serves one device; a site file serves each Modbus bus where it points, or — with
     --tcp/--rtu-over-tcp/--serial — all its Modbus devices on that one endpoint. ``dlms-meter`` serves
-    seed 002's meter: its optical port (IEC 62056-21) on --iec-tcp and/or --serial.
+    seed 002's meter: DLMS/COSEM over the wrapper on --tcp and over HDLC on --hdlc-tcp, its optical port
+    (IEC 62056-21, mode E switching to HDLC) on --iec-tcp and/or --serial.
     """
     if target == "dlms-meter":
         # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
         from meterhub.cli.meters import simulate_dlms_meter
 
-        simulate_dlms_meter(tcp=tcp, iec_tcp=iec_tcp, serial=serial, duration=duration)
+        if rtu_over_tcp is not None:
+            raise InputError("--rtu-over-tcp is not an option of 'meterhub simulate dlms-meter'")
+        simulate_dlms_meter(tcp=tcp, iec_tcp=iec_tcp, serial=serial, hdlc_tcp=hdlc_tcp, duration=duration)
         return
-    if iec_tcp is not None:
-        raise InputError("--iec-tcp is an option of 'meterhub simulate dlms-meter' only")
+    if iec_tcp is not None or hdlc_tcp is not None:
+        raise InputError("--iec-tcp and --hdlc-tcp are options of 'meterhub simulate dlms-meter' only")
     # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.sim.base import SimServer
     from meterhub.sim.modbus_server import ProfileDevice, serve_devices, wiring_for

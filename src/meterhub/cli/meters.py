@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from meterhub.errors import DeviceError, InputError, NotImplementedYetError
+from meterhub.errors import DeviceError, InputError
 
 __all__ = ["DLMS_METER", "IEC62056_21", "read_iec62056", "simulate_dlms_meter"]
 
@@ -135,38 +135,75 @@ def _same(code_text: str, address: str) -> bool:
 
 
 def simulate_dlms_meter(
-    *, tcp: str | None, iec_tcp: str | None, serial: str | None, mode: str = "C", duration: float | None
+    *,
+    tcp: str | None,
+    iec_tcp: str | None,
+    serial: str | None,
+    hdlc_tcp: str | None = None,
+    mode: str = "C",
+    duration: float | None,
 ) -> None:
-    """Serve seed 002's meter until Ctrl-C (or ``duration`` [s])."""
+    """Serve seed 002's meter until Ctrl-C (or ``duration`` [s]): DLMS/COSEM over the TCP wrapper
+    (``--tcp``) and over HDLC on TCP (``--hdlc-tcp``), its optical port (IEC 62056-21 readout, and the
+    mode E switch to HDLC) over TCP (``--iec-tcp``) and on a serial port or pty (``--serial``)."""
     # lazy: the simulators load only for this command (CLI start-up)
     from meterhub.sim.base import SimServer
+    from meterhub.sim.dlms import DlmsMeter, hdlc_session, serve_dlms_tcp
     from meterhub.sim.iec62056 import IecMeter, serve_iec_serial, serve_iec_tcp
 
-    if tcp is not None:
-        raise NotImplementedYetError(
-            "--tcp: the DLMS/COSEM server of the emulator: not implemented yet (issue 14)"
+    if tcp is None and iec_tcp is None and serial is None and hdlc_tcp is None:
+        raise InputError(
+            "give --tcp HOST:PORT (DLMS wrapper, port 4059), --hdlc-tcp HOST:PORT, --iec-tcp HOST:PORT "
+            "(optical port) and/or --serial PTY"
         )
-    if iec_tcp is None and serial is None:
-        raise InputError("give --iec-tcp HOST:PORT (the optical port over TCP) and/or --serial PTY")
-    iec = _host_port(iec_tcp, "--iec-tcp") if iec_tcp is not None else None
+    endpoints = {
+        "--tcp": _host_port(tcp, "--tcp") if tcp is not None else None,
+        "--hdlc-tcp": _host_port(hdlc_tcp, "--hdlc-tcp") if hdlc_tcp is not None else None,
+        "--iec-tcp": _host_port(iec_tcp, "--iec-tcp") if iec_tcp is not None else None,
+    }
+    dlms = DlmsMeter()
     meter = IecMeter(mode=mode)
 
+    async def mode_e(read: Any, write: Any) -> None:
+        await hdlc_session(dlms, read, write)
+
     async def serve() -> None:
-        servers: list[SimServer] = []
+        servers: list[tuple[str, SimServer]] = []
         try:
-            if iec is not None:
-                servers.append(await serve_iec_tcp(meter, *iec))
+            for option, ep in endpoints.items():
+                if ep is None:
+                    continue
+                try:
+                    if option == "--iec-tcp":
+                        servers.append(
+                            (
+                                "IEC 62056-21 mode " + mode + ", mode E → HDLC",
+                                await serve_iec_tcp(meter, *ep, hdlc=mode_e),
+                            )
+                        )
+                    else:
+                        framing = "wrapper" if option == "--tcp" else "hdlc"
+                        servers.append(
+                            (f"DLMS/COSEM {framing}", await serve_dlms_tcp(dlms, *ep, framing=framing))
+                        )
+                except OSError as exc:
+                    raise InputError(f"{option} {ep[0]}:{ep[1]}: {exc.strerror or exc}") from None
             if serial is not None:
                 try:
-                    servers.append(await serve_iec_serial(meter, serial))
+                    servers.append(
+                        (
+                            "IEC 62056-21 mode " + mode + ", mode E → HDLC",
+                            await serve_iec_serial(meter, serial, hdlc=mode_e),
+                        )
+                    )
                 except OSError as exc:
                     raise InputError(f"--serial {serial}: {exc}") from None
-        except OSError as exc:
-            for s in servers:
+        except BaseException:
+            for _, s in servers:
                 await s.close()
-            raise InputError(f"--iec-tcp {iec_tcp}: {exc.strerror or exc}") from None
-        for s in servers:
-            out.print(f"simulating dlms-meter (IEC 62056-21 mode {mode}) on {s.endpoint}")
+            raise
+        for what, s in servers:
+            out.print(f"simulating dlms-meter ({what}) on {s.endpoint}")
         sys.stdout.flush()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -180,7 +217,7 @@ def simulate_dlms_meter(
             else:
                 await stop.wait()
         finally:
-            for s in servers:
+            for _, s in servers:
                 await s.close()
 
     asyncio.run(serve())

@@ -23,7 +23,7 @@ __all__ = [
 ]
 
 #: Bus kinds (their ``BusKind`` values) with no driver yet → the issue that adds one.
-PENDING_BUS_ISSUES: dict[str, int] = {"dlms": 14}
+PENDING_BUS_ISSUES: dict[str, int] = {}
 
 
 def not_implemented(issue: int) -> str:

@@ -100,6 +100,15 @@ class Bus(StrictModel):
     )
     tls: PublishTLS | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # kind dlms (docs/dlms.md): how APDUs travel, and who the gateway is to the meter
+    framing: Literal["wrapper", "hdlc", "mode-e"] | None = Field(
+        default=None,
+        description="dlms: TCP wrapper (default on TCP, port 4059), HDLC (default on a serial port), or "
+        "mode-e (IEC 62056-21 sign-on on the optical port, then HDLC)",
+    )
+    client_sap: int | None = Field(
+        default=None, ge=1, le=127, description="dlms: the client SAP (16 public client, the default)"
+    )
 
     @field_validator("kind")
     @classmethod
@@ -131,6 +140,11 @@ class Bus(StrictModel):
                 raise ValueError(
                     "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): stopbits must be 1 or omitted"
                 )
+        dlms_only = [f for f in ("framing", "client_sap") if getattr(self, f) is not None]
+        if dlms_only and self.kind is not BusKind.DLMS:
+            raise ValueError(f"{', '.join(dlms_only)}: only a bus of kind dlms has it")
+        if self.kind is BusKind.DLMS:
+            return self._dlms()
         mqtt_only = ("username", "password_env", "password_file", "tls", "client_id")
         if self.kind is not BusKind.MQTT:
             given = [f for f in mqtt_only if getattr(self, f) is not None]
@@ -144,6 +158,29 @@ class Bus(StrictModel):
         if (self.password_env or self.password_file) and self.username is None:
             raise ValueError("a password needs a username")
         return self
+
+    def _dlms(self) -> Bus:
+        """A dlms bus: a TCP endpoint or a serial port, an LLS password by password_env or password_file
+        (no username: the client SAP says who the gateway is)."""
+        if not self.serial and self.port is None:
+            raise ValueError(
+                "a dlms bus needs 'port' (TCP at 'host', 4059 for the wrapper) or 'serial' (e.g. /dev/ttyUSB0)"
+            )
+        if self.serial and self.framing == "wrapper":
+            raise ValueError("framing 'wrapper' is for TCP; a serial line uses hdlc or mode-e")
+        given = [f for f in ("username", "tls", "client_id") if getattr(self, f) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: a dlms bus has a client SAP and a password only")
+        if self.password_env is not None and not ENV_NAME.match(self.password_env):
+            raise ValueError(f"password_env {self.password_env[:40]!r} is not an environment variable name")
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give the password by password_env or password_file, not both")
+        return self
+
+    @property
+    def dlms_framing(self) -> str:
+        """How APDUs travel on a dlms bus: the configured framing, else wrapper on TCP, hdlc on serial."""
+        return self.framing or ("hdlc" if self.serial else "wrapper")
 
     @property
     def mqtt_port(self) -> int:

@@ -238,6 +238,10 @@ class ObisProfile:
         for r in entries:
             self._by_cde.setdefault(r.code.cde, []).append(r)
 
+    def codes(self) -> list[ObisCode]:
+        """Every mapped code, in profile order (the explicit entries first)."""
+        return [r.code for rs in self._by_cde.values() for r in rs]
+
     def entry(self, code: ObisCode) -> tuple[str, Phase] | None:
         """The (quantity, phase) ``code`` maps to, or None."""
         r = self._find(code)

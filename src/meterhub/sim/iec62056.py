@@ -179,7 +179,7 @@ class _Session:
             if len(self.buf) > 4096:  # garbage without a line end: forget it
                 del self.buf[:-64]
         i = self.buf.index(b"\n")
-        line = bytes(self.buf[: i + 1])
+        line = bytes(b & 0x7F for b in self.buf[: i + 1])  # 7 data bits (a port left at 8 shows parity)
         del self.buf[: i + 1]
         return line
 
@@ -296,6 +296,7 @@ class IecSerialServer(SimServer):
     def __init__(self, meter: IecMeter, port: str, hdlc: HdlcHandler | None = None) -> None:
         self.meter, self.port, self.hdlc = meter, port, hdlc
         self.endpoint = f"serial://{port}"
+        self.binary = False  # 8N1 after a mode E switch (IEC 62056-21 §6.4.5)
         self._ser: Any = None
         self._task: asyncio.Task[None] | None = None
 
@@ -317,7 +318,7 @@ class IecSerialServer(SimServer):
             await asyncio.wait_for(ready, timeout)
         finally:
             loop.remove_reader(fd)
-        return bytes(b & 0x7F for b in self._ser.read(4096))
+        return bytes(self._ser.read(4096))  # 7-bit masking is the session's (lines only, not HDLC)
 
     async def _write(self, data: bytes) -> None:
         self._ser.write(data)
@@ -330,10 +331,27 @@ class IecSerialServer(SimServer):
             except termios.error as exc:  # not an OSError; a pty refuses some changes (EINVAL)
                 log.warning("%s: cannot set %s bd: %s", self.endpoint, baud, exc)
 
+    def _binary(self, on: bool) -> None:
+        self.binary = on
+        with contextlib.suppress(OSError, ValueError, termios.error):
+            self._ser.bytesize, self._ser.parity = (8, "N") if on else (7, "E")
+
+    async def _hdlc(
+        self, read: Callable[[float], Awaitable[bytes]], write: Callable[[bytes], Awaitable[None]]
+    ) -> None:
+        if self.hdlc is None:  # pragma: no cover - only passed when there is one
+            return
+        self._binary(True)
+        try:
+            await self.hdlc(read, write)
+        finally:
+            self._binary(False)
+
     async def _serve(self) -> None:
         while True:
             try:
-                await _Session(self.meter, self._read, self._write, self._set_baud, self.hdlc).run()
+                hdlc = self._hdlc if self.hdlc is not None else None
+                await _Session(self.meter, self._read, self._write, self._set_baud, hdlc).run()
             except TimeoutError:
                 continue
             except (OSError, termios.error) as exc:

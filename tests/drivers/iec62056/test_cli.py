@@ -35,7 +35,9 @@ def test_read_iec62056_21_of_the_simulated_meter_in_json() -> None:
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline().strip()
-        assert first == f"simulating dlms-meter (IEC 62056-21 mode C) on tcp://127.0.0.1:{port}"
+        assert (
+            first == f"simulating dlms-meter (IEC 62056-21 mode C, mode E → HDLC) on tcp://127.0.0.1:{port}"
+        )
         r = _run("read", "iec62056-21", "--tcp", f"127.0.0.1:{port}", "--json")
         table = _run("read", "iec62056-21", "--tcp", f"127.0.0.1:{port}", "--stats")
     finally:
@@ -76,7 +78,10 @@ def test_read_iec62056_21_with_nothing_listening_is_a_device_error() -> None:
 def test_cli_refuses_what_does_not_apply() -> None:
     r = _run("read", "iec62056-21", "--tcp", "127.0.0.1:1", "--unit", "3")
     assert r.returncode == 2 and "7E1 line" in r.stderr
-    r = _run("simulate", "dlms-meter", "--tcp", "127.0.0.1:4059", "--duration", "0")
-    assert r.returncode == 2 and "not implemented yet (issue 14)" in r.stderr
+    r = _run("simulate", "dlms-meter", "--duration", "0")
+    assert r.returncode == 2 and "give --tcp HOST:PORT (DLMS wrapper, port 4059)" in r.stderr
     r = _run("simulate", "eastron-sdm630", "--iec-tcp", "127.0.0.1:1", "--duration", "0")
-    assert r.returncode == 2 and "--iec-tcp is an option of 'meterhub simulate dlms-meter' only" in r.stderr
+    assert (
+        r.returncode == 2
+        and "--iec-tcp and --hdlc-tcp are options of 'meterhub simulate dlms-meter' only" in r.stderr
+    )

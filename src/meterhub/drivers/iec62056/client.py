@@ -13,7 +13,7 @@ Readout (IEC 62056-21:2002 §6.4.1–6.4.4, Figure 6 flow):
 
 Mode E (§6.4.5, seed 002's optical port): the same sign-on; an identification with ``\\2`` offers it
 and ``ACK 2 Z 2 CR LF`` switches both sides to binary HDLC at rate Z (:func:`switch_to_mode_e`; the
-HDLC client takes the link from there).
+HDLC client takes the link from there, at 8N1).
 
 Every wait is bounded by ``timeout`` of silence (the reaction time t_r ≤ 1.5 s of §6.3.14, plus the
 time a message takes on the line); a data message is read until ETX + BCC with ``timeout`` as the
@@ -189,6 +189,7 @@ async def switch_to_mode_e(
     z = max(rates, key=lambda c: BAUD_C[c]) if rates else "0"
     await link.write(option_select(z, protocol="2", mode="2"))
     await link.set_baud(BAUD_C[z])
+    await link.set_binary()
     return ident
 
 

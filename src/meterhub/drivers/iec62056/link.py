@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import os
 import termios
 from dataclasses import dataclass
 from typing import Any
@@ -58,6 +59,10 @@ class Link(abc.ABC):
 
     async def discard_input(self) -> None:  # noqa: B027 - optional hook
         """Drop what arrived unasked (echo, noise) before a new request."""
+
+    async def set_binary(self) -> None:  # noqa: B027 - optional hook
+        """Switch the character format to 8N1 (binary HDLC after the mode E switch, IEC 62056-21
+        §6.4.5; a serial port only)."""
 
     @abc.abstractmethod
     async def close(self) -> None:
@@ -143,10 +148,12 @@ class TcpLink(Link):
 class SerialLink(Link):
     """IEC 62056-21 on a local serial port (an optical head on USB, or a pty), 7E1, pyserial."""
 
-    def __init__(self, port: str) -> None:
+    def __init__(self, port: str, *, binary: bool = False, baud: int = 300) -> None:
         super().__init__()
         self.port = port
         self.endpoint = f"serial://{port}"
+        self.binary = binary  # 8N1 (HDLC) instead of 7E1 (IEC 62056-21 readout)
+        self.baud = baud
         self._ser: Any = None
 
     async def open(self) -> None:
@@ -158,8 +165,8 @@ class SerialLink(Link):
             self._ser = serial.Serial(
                 self.port,
                 self.baud,
-                bytesize=serial.SEVENBITS,
-                parity=serial.PARITY_EVEN,
+                bytesize=serial.EIGHTBITS if self.binary else serial.SEVENBITS,
+                parity=serial.PARITY_NONE if self.binary else serial.PARITY_EVEN,
                 stopbits=serial.STOPBITS_ONE,
                 timeout=0,
             )
@@ -197,6 +204,8 @@ class SerialLink(Link):
             await self.close()
             raise Iec62056LinkError(f"{self.endpoint}: the port was closed (no data though readable)")
         self.stats.received += len(data)
+        if self.binary:
+            return bytes(data)
         return bytes(b & 0x7F for b in data)  # 7 data bits: a port left at 8 bits shows the parity bit
 
     async def set_baud(self, baud: int) -> None:
@@ -205,7 +214,23 @@ class SerialLink(Link):
             try:
                 self._ser.baudrate = baud
             except (OSError, ValueError, termios.error) as exc:
-                raise Iec62056LinkError(f"{self.endpoint}: cannot set {baud} bd: {exc}") from None
+                if not self._is_pty():
+                    raise Iec62056LinkError(f"{self.endpoint}: cannot set {baud} bd: {exc}") from None
+
+    async def set_binary(self) -> None:
+        self.binary = True
+        if self._ser is not None:
+            try:
+                self._ser.bytesize = 8
+                self._ser.parity = "N"
+            except (OSError, ValueError, termios.error) as exc:
+                if not self._is_pty():
+                    raise Iec62056LinkError(f"{self.endpoint}: cannot switch to 8N1: {exc}") from None
+
+    def _is_pty(self) -> bool:
+        """A pseudo-terminal (socat, tests) takes line settings loosely: Linux answers some changes of
+        rate or character format with EINVAL although bytes pass unchanged."""
+        return os.path.realpath(self.port).startswith(("/dev/pts/", "/dev/ptmx"))
 
     async def discard_input(self) -> None:
         if self._ser is not None:
