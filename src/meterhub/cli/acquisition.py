@@ -191,11 +191,38 @@ def read_command(
     timeout: TimeoutOpt = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="Print requests and bytes on the wire.")] = False,
+    hdlc: Annotated[bool, typer.Option("--hdlc", help="dlms: HDLC on --tcp instead of the wrapper.")] = False,
+    client_sap: Annotated[int, typer.Option("--client-sap", help="dlms: client SAP (16 public).")] = 16,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", help="dlms: environment variable holding the LLS password."),
+    ] = None,
 ) -> None:
     """Read every quantity of a profile once from a device and print it.
 
     ``meterhub read iec62056-21 --tcp HOST:PORT | --serial DEV`` does one IEC 62056-21 readout instead
-    (--baud: the highest rate to switch to; :mod:`meterhub.cli.meters`)."""
+    (--baud: the highest rate to switch to), ``meterhub read dlms --tcp HOST:PORT [--hdlc] [--client-sap N
+    --password-env VAR] [--unit LOGICAL]`` one DLMS/COSEM read (:mod:`meterhub.cli.meters`)."""
+    if profile_id == "dlms":
+        # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
+        from meterhub.cli.meters import read_dlms
+
+        if rtu_over_tcp is not None or not 1 <= client_sap <= 127:
+            raise InputError("read dlms: --tcp HOST:PORT or --serial DEV, --client-sap 1…127")
+        read_dlms(
+            tcp=tcp,
+            serial=serial,
+            hdlc=hdlc,
+            client_sap=client_sap,
+            password_env=password_env,
+            logical=unit if unit is not None else 1,
+            timeout=timeout,
+            as_json=as_json,
+            stats=stats,
+        )
+        return
+    if hdlc or client_sap != 16 or password_env is not None:
+        raise InputError("--hdlc, --client-sap and --password-env are options of 'meterhub read dlms' only")
     if profile_id == "iec62056-21":
         # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
         from meterhub.cli.meters import read_iec62056

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
 from typing import Any
@@ -20,10 +21,11 @@ from rich.table import Table
 
 from meterhub.errors import DeviceError, InputError
 
-__all__ = ["DLMS_METER", "IEC62056_21", "read_iec62056", "simulate_dlms_meter"]
+__all__ = ["DLMS", "DLMS_METER", "IEC62056_21", "read_dlms", "read_iec62056", "simulate_dlms_meter"]
 
 #: The ``read`` target for an IEC 62056-21 readout and the ``simulate`` target of the meter emulator.
 IEC62056_21 = "iec62056-21"
+DLMS = "dlms"
 DLMS_METER = "dlms-meter"
 
 out = Console(highlight=False, soft_wrap=True)
@@ -121,6 +123,117 @@ def read_iec62056(
         out.print(
             f"{r.sent} bytes sent, {r.received} received in {r.duration:.3f} s "
             f"(a 7E1 line needs {st['line_time_s']:.3f} s for them)"
+        )
+
+
+def read_dlms(
+    *,
+    tcp: str | None,
+    serial: str | None,
+    hdlc: bool,
+    client_sap: int,
+    password_env: str | None,
+    logical: int,
+    timeout: float,
+    profile_id: str = "obis-generic",
+    as_json: bool = False,
+    stats: bool = False,
+) -> None:
+    """One DLMS/COSEM read: associate, read the serial number, the clock and every register of the OBIS
+    profile the meter has (value × 10^scaler with its unit), release."""
+    # lazy: the driver loads only for this command (CLI start-up)
+    from meterhub.drivers.dlms.client import DlmsAccessError, DlmsClient, scale, unit_of
+    from meterhub.drivers.dlms.source import SERIAL_NUMBER, _class_of, full_name
+    from meterhub.drivers.dlms.transport import WRAPPER_PORT, ApduTransport, HdlcTransport, WrapperTransport
+    from meterhub.drivers.iec62056.link import Link, SerialLink, TcpLink
+    from meterhub.profiles.obis import ObisValue, get_obis_profile
+
+    if (tcp is None) == (serial is None):
+        raise InputError("give one of --tcp HOST:PORT (wrapper; with --hdlc: HDLC) or --serial DEV (HDLC)")
+    password: bytes | None = None
+    if password_env is not None:
+        if password_env not in os.environ:
+            raise InputError(f"--password-env {password_env}: the environment variable is not set")
+        password = os.environ[password_env].encode("ascii", errors="replace")
+    profile = get_obis_profile(profile_id)
+    link: Link
+    transport: ApduTransport
+    if serial is not None:
+        link = SerialLink(serial, binary=True, baud=9600)
+        transport = HdlcTransport(link, client_sap=client_sap, server_logical=logical, timeout=timeout)
+    else:
+        host, port = _host_port(tcp or "", "--tcp")
+        link = TcpLink(host, port or WRAPPER_PORT)
+        transport = (
+            HdlcTransport(link, client_sap=client_sap, server_logical=logical, timeout=timeout)
+            if hdlc
+            else WrapperTransport(link, client_sap=client_sap, server_sap=logical, timeout=timeout)
+        )
+    client = DlmsClient(transport, password=password)
+    names = {full_name(c): c for c in profile.codes()}
+
+    async def go() -> tuple[Any, Any, list[tuple[str, Any, Any]]]:
+        try:
+            await client.associate()
+            serial_no: Any = None
+            with contextlib.suppress(DlmsAccessError):
+                serial_no = await client.get(1, SERIAL_NUMBER, 2)
+            clock: Any = None
+            with contextlib.suppress(DlmsAccessError):
+                clock = await client.read_clock()
+            listed = list(names)
+            scalers = await client.get_with_list([(_class_of(names[n]), n, 3) for n in listed])
+            present = [
+                (n, su) for n, su in zip(listed, scalers, strict=True) if not isinstance(su, DlmsAccessError)
+            ]
+            values = await client.get_with_list([(_class_of(names[n]), n, 2) for n, _ in present])
+            return serial_no, clock, [(n, su, v) for (n, su), v in zip(present, values, strict=True)]
+        finally:
+            await client.release()
+            await link.close()
+
+    serial_no, clock, rows = asyncio.run(go())  # DlmsError: a MeterhubError the CLI reports itself
+    out_rows: list[dict[str, Any]] = []
+    values: list[ObisValue] = []
+    for n, su, v in rows:
+        if isinstance(v, DlmsAccessError) or not isinstance(v, int | float):
+            continue
+        value, unit = scale(v, su), unit_of(su)
+        values.append(ObisValue(names[n], repr(value), unit))
+        out_rows.append({"logical_name": n, "value": value, "unit": unit})
+    mapped, problems = profile.decode(values)
+    by_code = {str(m.code): m for m in mapped}
+    for row in out_rows:
+        m = by_code.get(str(names[row["logical_name"]]))
+        if m is not None:
+            row.update(quantity=m.quantity, phase=m.phase.value, catalogue_value=m.value)
+    serial_text = serial_no.decode("ascii", errors="replace") if isinstance(serial_no, bytes) else serial_no
+    st = {"requests": client.requests, "apdu_bytes": transport.apdu_bytes, "wire_bytes": transport.wire_bytes}
+    if as_json:
+        doc = {
+            "meter": {"serial_number": serial_text, "clock": clock.isoformat() if clock else None},
+            "registers": out_rows,
+            "refused": problems,
+            "stats": st,
+        }
+        out.print(json.dumps(doc, indent=2))
+        return
+    out.print(f"serial {serial_text or '?'}  clock {clock.isoformat() if clock else '?'}")
+    t = Table("logical name", "value", "unit", "quantity", "phase")
+    for row in out_rows:
+        t.add_row(
+            row["logical_name"],
+            f"{row['value']:.10g}",
+            row["unit"],
+            row.get("quantity", ""),
+            row.get("phase", ""),
+        )
+    out.print(t)
+    for p in problems:
+        out.print(f"refused: {p}")
+    if stats:
+        out.print(
+            f"{st['requests']} request(s), {st['apdu_bytes']} APDU bytes, {st['wire_bytes']} bytes on the wire"
         )
 
 

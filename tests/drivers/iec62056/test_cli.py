@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 MH = str(Path(sys.executable).parent / "meterhub")
 ENV = {**os.environ, "COLUMNS": "200"}
 
@@ -23,6 +25,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([MH, *args], capture_output=True, text=True, timeout=60, env=ENV)
 
 
+@pytest.mark.slow
 def test_read_iec62056_21_of_the_simulated_meter_in_json() -> None:
     port = _free_port()
     proc = subprocess.Popen(
@@ -85,3 +88,50 @@ def test_cli_refuses_what_does_not_apply() -> None:
         r.returncode == 2
         and "--iec-tcp and --hdlc-tcp are options of 'meterhub simulate dlms-meter' only" in r.stderr
     )
+
+
+@pytest.mark.slow
+def test_read_dlms_of_the_simulated_meter_with_lls() -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [MH, "simulate", "dlms-meter", "--tcp", f"127.0.0.1:{port}", "--duration", "60"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=ENV,
+    )
+    try:
+        assert proc.stdout is not None
+        assert (
+            proc.stdout.readline().strip()
+            == f"simulating dlms-meter (DLMS/COSEM wrapper) on tcp://127.0.0.1:{port}"
+        )
+        env = {**ENV, "READER_PW": "22222222", "BAD_PW": "nope"}
+        args = ["read", "dlms", "--tcp", f"127.0.0.1:{port}", "--client-sap", "17"]
+        r = subprocess.run(
+            [MH, *args, "--password-env", "READER_PW", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+        bad = subprocess.run(
+            [MH, *args, "--password-env", "BAD_PW"], capture_output=True, text=True, timeout=60, env=env
+        )
+        public = _run("read", "dlms", "--tcp", f"127.0.0.1:{port}", "--json")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["meter"]["serial_number"] == "20260002"
+    regs = {x["logical_name"]: x for x in doc["registers"]}
+    assert (
+        regs["1.0.1.8.0.255"]["unit"] == "Wh" and regs["1.0.1.8.0.255"]["quantity"] == "energy_active_import"
+    )
+    assert regs["1.0.32.7.0.255"]["unit"] == "V" and 200 < regs["1.0.32.7.0.255"]["value"] < 260
+    assert regs["1.0.13.7.0.255"]["value"] == 0.95  # raw 950 × 10^-3
+    assert bad.returncode == 2 and bad.stderr.strip().endswith("association refused: authentication failure")
+    assert (
+        public.returncode == 0 and json.loads(public.stdout)["registers"] == []
+    )  # the public client reads no registers

@@ -290,8 +290,9 @@ def scale(value: Any, scaler_unit: Any) -> float:
     """value × 10^scaler of a register (Blue Book §4.3.2)."""
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise DlmsApduError(f"register value {value!r} is not a number")
-    scaler = scaler_unit[0] if isinstance(scaler_unit, tuple) and scaler_unit else 0
-    return float(value) * 10.0 ** int(scaler)
+    scaler = int(scaler_unit[0]) if isinstance(scaler_unit, tuple) and scaler_unit else 0
+    # divide for negative scalers: 950 / 10^3 is 0.95, 950 × 10^-3 is 0.9500000000000001
+    return float(value) / 10.0**-scaler if scaler < 0 else float(value) * 10.0**scaler
 
 
 def unit_of(scaler_unit: Any) -> str:

@@ -7,8 +7,8 @@ DlmsTimeout                 DeviceTimeoutError  no (complete) frame or APDU with
 DlmsFrameError              DeviceError         an HDLC frame or wrapper header that is corrupted or not
                                                 what the protocol expects (FCS/HCS, length, sequence)
 DlmsApduError               DeviceError         an APDU that cannot be decoded (unknown tag, cut off)
-DlmsAssociationError        AuthenticationError the meter refused the association (wrong password,
-                                                unknown client), with its diagnostic
+DlmsAssociationError        DeviceError (exit 2) the meter refused the association (wrong password,
+                                                unknown client), with its diagnostic: the user fixes it
 DlmsAccessError             DeviceError         the meter answered a GET with a data-access-result
                                                 (object undefined, read denied …)
 DlmsLinkError               DeviceError         the endpoint is not there or closed the connection
@@ -17,7 +17,7 @@ DlmsLinkError               DeviceError         the endpoint is not there or clo
 
 from __future__ import annotations
 
-from meterhub.errors import AuthenticationError, DeviceError, DeviceTimeoutError
+from meterhub.errors import DeviceError, DeviceTimeoutError
 
 __all__ = [
     "DlmsAccessError",
@@ -46,8 +46,11 @@ class DlmsApduError(DlmsError):
     """An APDU that cannot be decoded."""
 
 
-class DlmsAssociationError(DlmsError, AuthenticationError):
-    """The association (AARQ) was refused."""
+class DlmsAssociationError(DlmsError):
+    """The association (AARQ) was refused: a device's answer (HTTP 502), but one the user fixes in the
+    configuration (password, client SAP), so the CLI exits with 2."""
+
+    exit_code = 2
 
     def __init__(self, message: str, diagnostic: int | None = None) -> None:
         super().__init__(message)

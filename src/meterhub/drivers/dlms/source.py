@@ -25,7 +25,7 @@ from collections.abc import Callable
 from meterhub.config.schema import Bus, Device
 from meterhub.config.secrets import SecretError, read_secret
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
-from meterhub.drivers.dlms.client import REGISTER, DlmsClient, unit_of
+from meterhub.drivers.dlms.client import REGISTER, DlmsClient, scale, unit_of
 from meterhub.drivers.dlms.errors import DlmsAccessError, DlmsError, DlmsTimeout
 from meterhub.drivers.dlms.transport import WRAPPER_PORT, ApduTransport, HdlcTransport, WrapperTransport
 from meterhub.drivers.iec62056.client import switch_to_mode_e
@@ -161,11 +161,10 @@ class DlmsSource(Source):
                 self._drop(n, r)
                 continue
             su = self._scalers[n]
-            scaler = su[0] if isinstance(su, tuple) and su else 0
             if not isinstance(r, int | float) or isinstance(r, bool):
                 self.refused += 1
                 continue
-            values.append(ObisValue(self.codes[n], repr(float(r) * 10.0 ** int(scaler)), unit_of(su)))
+            values.append(ObisValue(self.codes[n], repr(scale(r, su)), unit_of(su)))
         mapped, problems = self.profile.decode(values)
         self.refused += len(problems)
         ts = self.wall()
