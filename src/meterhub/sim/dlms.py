@@ -67,10 +67,14 @@ CLIENTS: dict[int, tuple[str, bytes | None]] = {
 PROFILE_DAYS = 40
 PROFILE_PERIOD = 900  # [s]
 SERVER_MAX_PDU = 1024  # [bytes] what this meter receives at most, and the size of its data blocks
-_PUBLIC_OBJECTS = {"0.0.42.0.0.255", "0.0.96.1.0.255", "0.0.1.0.0.255"}
+_PUBLIC_OBJECTS = {"0.0.42.0.0.255", "0.0.96.1.0.255", "0.0.1.0.0.255"}  # what the public client reads
 # conformance this meter offers (Green Book §9.4.6.1): block-transfer-with-get (11),
-# multiple-references (14), get (19), selective-access (21)
-_CONFORMANCE = (1 << (23 - 11)) | (1 << (23 - 14)) | (1 << (23 - 19)) | (1 << (23 - 21))
+# multiple-references (14), get (19), set (20), selective-access (21), action (23)
+_CONFORMANCE = sum(1 << (23 - bit) for bit in (11, 14, 19, 20, 21, 23))
+MAX_DEMAND = "1.0.1.6.0.255"
+BILLING = "0.0.98.1.0.255"
+LOAD_PROFILE = "1.0.99.1.0.255"
+CLOCK_LN = "0.0.1.0.0.255"
 
 
 # -- A-XDR, the server's own (encode what it answers, decode what a client may send) ---------------
@@ -186,9 +190,61 @@ class DlmsMeter:
     voltage: float = 230.0
 
     def __post_init__(self) -> None:
-        self.t_start = math.floor((self.wall() - PROFILE_DAYS * 86400) / PROFILE_PERIOD) * PROFILE_PERIOD
+        self.t_start = float(
+            math.floor((self.wall() - PROFILE_DAYS * 86400) / PROFILE_PERIOD) * PROFILE_PERIOD
+        )
         self._energy: list[float] = [self.base_wh]  # import register at t_start + k·period [Wh]
         self.gets = 0
+        self.clock_offset = 0.0  # the meter's clock minus true time [s] (set and shifted by the admin)
+        self.md_reset_at = self.t_start  # maximum demand counts from here [s]
+        self.billing_commands: list[float] = []  # times of billing snapshots by command [s]
+
+    def now(self) -> float:
+        """The meter's clock [s since the epoch]."""
+        return self.wall() + self.clock_offset
+
+    def max_demand(self, since: float, until: float) -> tuple[float, float]:
+        """(largest 15-min demand [W], end of its interval [s]) of the intervals ending in (since, until]."""
+        k0 = max(1, math.ceil((since - self.t_start) / PROFILE_PERIOD + 1e-9))
+        k1 = math.floor((until - self.t_start) / PROFILE_PERIOD)
+        best, at = 0.0, since
+        for k in range(k0, k1 + 1):
+            t = self.t_start + k * PROFILE_PERIOD
+            d = (self.energy_at(t) - self.energy_at(t - PROFILE_PERIOD)) * 3600.0 / PROFILE_PERIOD
+            if d > best:
+                best, at = d, t
+        return best, at
+
+    def billing_times(self) -> list[float]:
+        """Automatic snapshots at 00:00 UTC on the 1st of each month (seed 002 billing date 1, hour 0)
+        since the profile starts, and those by command, in order [s]."""
+        out = list(self.billing_commands)
+        d = datetime.fromtimestamp(self.t_start, UTC)
+        month = datetime(d.year, d.month, 1, tzinfo=UTC)
+        while True:
+            month = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+            if month.timestamp() > self.wall():
+                break
+            out.append(month.timestamp())
+        return sorted(out)
+
+    def billing_entries(self) -> list[bytes]:
+        """Billing history: clock, A+, A−, maximum demand of the billing period and its time."""
+        out = []
+        prev: float = self.t_start
+        for t in self.billing_times():
+            md, at = self.max_demand(prev, t)
+            out.append(
+                _struct(
+                    _octets(_datetime(t)),
+                    _u32(round(self.energy_at(t))),
+                    _u32(0),
+                    _u32(round(md)),
+                    _octets(_datetime(at)),
+                )
+            )
+            prev = t
+        return out
 
     # physics: power as the load model gives it, energy integrated per interval at its middle
     def power(self, t: float) -> float:
@@ -300,13 +356,38 @@ class DlmsMeter:
         if class_id == 1 and ln == "1.0.0.2.0.255" and attr == 2:
             return b"\x0a" + _len(6) + b"MH-1.0"
         if class_id == 8 and ln == "0.0.1.0.0.255":
-            return {2: _octets(_datetime(self.wall())), 3: _i16(0), 4: b"\x11\x00"}.get(attr, 4)
+            return {2: _octets(_datetime(self.now())), 3: _i16(0), 4: b"\x11\x00"}.get(attr, 4)
         if class_id == 3 and ln in self.REGISTERS:
             unit, scaler, _ = self.REGISTERS[ln]
             if attr == 2:
                 return self.register_raw(ln)
             if attr == 3:
                 return _struct(_i8(scaler), _enum(unit))
+            return 4
+        if class_id == 4 and ln == MAX_DEMAND:
+            md, at = self.max_demand(self.md_reset_at, self.wall())
+            return {
+                2: _u32(round(md)),
+                3: _struct(_i8(0), _enum(27)),
+                4: _u16(0),
+                5: _octets(_datetime(at)),
+            }.get(attr, 4)
+        if class_id == 7 and ln == BILLING:
+            if attr == 2:
+                return _array(self.billing_entries())
+            if attr == 3:
+                cols = [
+                    (8, CLOCK_LN, 2),
+                    (3, "1.0.1.8.0.255", 2),
+                    (3, "1.0.2.8.0.255", 2),
+                    (4, MAX_DEMAND, 2),
+                    (4, MAX_DEMAND, 5),
+                ]
+                return _array([_struct(_u16(c), _octets(_ln(o)), _i8(a), _u16(0)) for c, o, a in cols])
+            if attr == 4:
+                return _u32(0)  # captured by the billing schedule and by command, not periodically
+            if attr == 7:
+                return _u32(len(self.billing_times()))
             return 4
         if class_id == 7 and ln == "1.0.99.1.0.255":
             if attr == 3:
@@ -339,6 +420,43 @@ class DlmsMeter:
             return 4
         return 4  # object-undefined
 
+    def set(self, role: str, class_id: int, ln: str, attr: int, value: bytes) -> int:
+        """SET (admin only, seed 002 "Administrator: Set\\Get\\Action"): the clock's time."""
+        if role != "admin":
+            return 3  # read-write-denied
+        if class_id == 8 and ln == CLOCK_LN and attr == 2:
+            if len(value) != 14 or value[0] != 0x09 or value[1] != 12:
+                return 12  # type-unmatched
+            t = _parse_datetime(value[2:])
+            if t is None:
+                return 12
+            self.clock_offset = t - self.wall()
+            return 0
+        return 3 if self._exists(class_id, ln) else 4
+
+    def action(self, role: str, class_id: int, ln: str, method: int, parameter: bytes | None) -> int:
+        """ACTION: maximum demand reset (reader and admin, seed 002 "Reader: Get\\MD reset"); clock
+        shift_time and the billing command (admin)."""
+        if class_id == 4 and ln == MAX_DEMAND and method == 1:
+            if role not in ("reader", "admin"):
+                return 3
+            self.md_reset_at = self.wall()
+            return 0
+        if role != "admin":
+            return 3
+        if class_id == 8 and ln == CLOCK_LN and method == 6:
+            if parameter is None or len(parameter) != 3 or parameter[0] != 0x10:
+                return 12
+            shift = struct.unpack(">h", parameter[1:3])[0]
+            if not -900 <= shift <= 900:
+                return 12
+            self.clock_offset += shift
+            return 0
+        if class_id == 7 and ln == BILLING and method == 2:
+            self.billing_commands.append(self.wall())
+            return 0
+        return 4
+
     def _exists(self, class_id: int, ln: str) -> bool:
         return (class_id, ln) in {
             (1, "0.0.42.0.0.255"),
@@ -346,6 +464,8 @@ class DlmsMeter:
             (1, "1.0.0.2.0.255"),
             (8, "0.0.1.0.0.255"),
             (7, "1.0.99.1.0.255"),
+            (7, BILLING),
+            (4, MAX_DEMAND),
         } or (class_id == 3 and ln in self.REGISTERS)
 
 
@@ -371,11 +491,21 @@ class _Association:
             return b"\x63\x03\x80\x01\x00"
         if self.role is None:
             return b"\xd8\x01\x01"  # exception-response: service not allowed (no association)
-        if tag == 0xC0 and len(apdu) >= 3:
-            try:
+        try:
+            if tag == 0xC0 and len(apdu) >= 3:
                 return self._get(apdu)
-            except (IndexError, ValueError):
-                return b"\xd8\x02\x02"  # exception-response: service-unknown/operation-not-possible
+            if tag == 0xC1 and len(apdu) >= 3 and apdu[1] == 1:  # SET-Request-Normal
+                class_id, ln, attr, _access, pos = self._descriptor(apdu, 3)
+                result = self.meter.set(self.role, class_id, ln, attr, bytes(apdu[pos:]))
+                return bytes([0xC5, 0x01, apdu[2], result])
+            if tag == 0xC3 and len(apdu) >= 13 and apdu[1] == 1:  # ACTION-Request-Normal
+                class_id = int.from_bytes(apdu[3:5], "big")
+                ln = ".".join(str(b) for b in apdu[5:11])
+                parameter = bytes(apdu[13:]) if apdu[12] == 1 else None  # method id at 11, then the flag
+                result = self.meter.action(self.role, class_id, ln, apdu[11], parameter)
+                return bytes([0xC7, 0x01, apdu[2], result, 0x00])
+        except (IndexError, ValueError):
+            return b"\xd8\x02\x02"  # exception-response: operation not possible
         return b"\xd8\x02\x01"  # service-not-supported
 
     def _aarq(self, apdu: bytes) -> bytes:

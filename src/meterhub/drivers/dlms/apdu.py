@@ -39,7 +39,11 @@ __all__ = [
     "get_request_with_list",
     "parse_aare",
     "parse_get_response",
+    "action_request",
+    "parse_action_response",
+    "parse_set_response",
     "rlrq",
+    "set_request",
 ]
 
 #: Application context name "LN referencing, no ciphering" (Green Book §9.4.2.2.2).
@@ -244,3 +248,35 @@ def parse_get_response(apdu: bytes) -> GetResponse:
             results.append(r)
         return GetResponse(3, invoke, results)
     raise DlmsApduError(f"GET-Response of unknown kind {kind}")
+
+
+def set_request(invoke: int, ref: AttributeRef, value: bytes) -> bytes:
+    """SET-Request-Normal (Green Book §9.3.7): attribute descriptor, access selection, the A-XDR value."""
+    return bytes([0xC1, 0x01, invoke]) + ref.encode() + value
+
+
+def parse_set_response(apdu: bytes) -> int:
+    """The data-access-result of a SET-Response-Normal (0: success)."""
+    if len(apdu) < 4 or apdu[0] != 0xC5 or apdu[1] != 0x01:
+        if apdu[:1] == b"\xd8" and len(apdu) >= 3:
+            raise DlmsApduError(f"exception response: state error {apdu[1]}, service error {apdu[2]}")
+        raise DlmsApduError(f"expected a SET-Response (0xC5 01), got {apdu[:8].hex(' ') or 'nothing'}")
+    return apdu[3]
+
+
+def action_request(invoke: int, class_id: int, obis: bytes, method: int, parameter: bytes | None) -> bytes:
+    """ACTION-Request-Normal (Green Book §9.3.8): method descriptor and optional A-XDR parameter."""
+    head = bytes([0xC3, 0x01, invoke]) + class_id.to_bytes(2, "big") + obis + bytes([method])
+    return head + (b"\x01" + parameter if parameter is not None else b"\x00")
+
+
+def parse_action_response(apdu: bytes) -> tuple[int, Any]:
+    """(action-result, returned data or None) of an ACTION-Response-Normal."""
+    if len(apdu) < 4 or apdu[0] != 0xC7 or apdu[1] != 0x01:
+        if apdu[:1] == b"\xd8" and len(apdu) >= 3:
+            raise DlmsApduError(f"exception response: state error {apdu[1]}, service error {apdu[2]}")
+        raise DlmsApduError(f"expected an ACTION-Response (0xC7 01), got {apdu[:8].hex(' ') or 'nothing'}")
+    result = apdu[3]
+    if len(apdu) > 5 and apdu[4] == 1 and apdu[5] == 0:
+        return result, decode_data(apdu, 6)[0]
+    return result, None

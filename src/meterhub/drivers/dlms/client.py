@@ -22,12 +22,16 @@ from meterhub.drivers.dlms.apdu import (
     ACCESS_RESULTS,
     AttributeRef,
     aarq,
+    action_request,
     get_request,
     get_request_next,
     get_request_with_list,
     parse_aare,
+    parse_action_response,
     parse_get_response,
+    parse_set_response,
     rlrq,
+    set_request,
 )
 from meterhub.drivers.dlms.errors import DlmsAccessError, DlmsApduError, DlmsAssociationError
 from meterhub.drivers.dlms.transport import ApduTransport
@@ -35,6 +39,7 @@ from meterhub.drivers.dlms.transport import ApduTransport
 __all__ = [
     "CLOCK",
     "DATA",
+    "EXTENDED_REGISTER",
     "PROFILE_GENERIC",
     "REGISTER",
     "UNITS",
@@ -244,6 +249,51 @@ class DlmsClient:
                 out.append(value)
             del c
         return out
+
+    async def set(self, class_id: int, obis: str, attribute: int, value: bytes) -> None:
+        """SET one attribute to an A-XDR ``value``; :class:`DlmsAccessError` when the meter refuses
+        (read-write-denied for a client without the right)."""
+        ref = AttributeRef(class_id, obis_bytes(obis), attribute)
+        self.requests += 1
+        result = parse_set_response(
+            await self.transport.exchange(set_request(self._next_invoke(), ref, value))
+        )
+        if result != 0:
+            raise DlmsAccessError(
+                f"{self.transport.endpoint}: SET {obis} attribute {attribute}: {ACCESS_RESULTS.get(result, result)}",
+                result,
+            )
+
+    async def action(self, class_id: int, obis: str, method: int, parameter: bytes | None = None) -> Any:
+        """Invoke a method; the data it returns, or :class:`DlmsAccessError` with the action-result."""
+        self.requests += 1
+        apdu = action_request(self._next_invoke(), class_id, obis_bytes(obis), method, parameter)
+        result, data = parse_action_response(await self.transport.exchange(apdu))
+        if result != 0:
+            raise DlmsAccessError(
+                f"{self.transport.endpoint}: ACTION {obis} method {method}: {ACCESS_RESULTS.get(result, result)}",
+                result,
+            )
+        return data
+
+    async def set_clock(self, t: datetime, obis: str = "0.0.1.0.0.255") -> None:
+        """Clock synchronisation by SET of the clock's time (Blue Book §4.5.1 attribute 2)."""
+        await self.set(CLOCK, obis, 2, axdr.octet_string(encode_datetime(t)))
+
+    async def shift_clock(self, seconds: int, obis: str = "0.0.1.0.0.255") -> None:
+        """Clock synchronisation by ACTION shift_time (method 6, −900…900 s, Blue Book §4.5.1)."""
+        if not -900 <= seconds <= 900:
+            raise ValueError("shift_time takes −900…900 s")
+        await self.action(CLOCK, obis, 6, b"\x10" + seconds.to_bytes(2, "big", signed=True))
+
+    async def reset_max_demand(self, obis: str = "1.0.1.6.0.255") -> None:
+        """Maximum demand reset: ACTION reset (method 1) of the extended register (Blue Book §4.3.3)."""
+        await self.action(EXTENDED_REGISTER, obis, 1, axdr.integer(0))
+
+    async def bill(self, obis: str = "0.0.98.1.0.255") -> None:
+        """A billing snapshot by command: ACTION capture (method 2) of the billing profile (Blue Book
+        §4.3.6; seed 002 "Billing method: Communication: Send billing command")."""
+        await self.action(PROFILE_GENERIC, obis, 2, axdr.integer(0))
 
     # -- interface classes ----------------------------------------------------------------------
     async def read_register(self, obis: str, class_id: int = REGISTER) -> tuple[float, str]:
