@@ -139,7 +139,7 @@ def _parse_datetime(raw: bytes) -> float | None:
     dev = struct.unpack(">h", raw[9:11])[0]
     dev = 0 if dev == -0x8000 else dev
     d = datetime(y, raw[2], raw[3], raw[5], raw[6], raw[7] if raw[7] != 0xFF else 0, tzinfo=UTC)
-    return d.timestamp() - dev * 60
+    return d.timestamp() + dev * 60  # deviation = UTC − local time [min] (Blue Book §4.1.6.1)
 
 
 def _decode(data: bytes, pos: int) -> tuple[object, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -193,3 +194,30 @@ def test_a_silent_meter_is_a_timeout_naming_what_was_awaited() -> None:
             srv.close()
 
     asyncio.run(go())
+
+
+def test_selective_access_across_the_autumn_dst_change() -> None:
+    """Europe/Berlin, 25 Oct 2026: 03:00 CEST becomes 02:00 CET. 01:00 local (CEST) to 04:00 local (CET)
+    is four real hours: 16 quarter-hour entries plus the first boundary, none lost or doubled."""
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2026, 10, 25, 1, 0, tzinfo=berlin)
+    end = datetime(2026, 10, 25, 4, 0, tzinfo=berlin)
+    assert end.timestamp() - start.timestamp() == 4 * 3600
+    meter = DlmsMeter(wall=lambda: datetime(2026, 11, 1, tzinfo=UTC).timestamp())
+
+    async def go() -> list[tuple[object, ...]]:
+        srv = await serve_dlms_tcp(meter, framing="wrapper")
+        c = _client("wrapper", srv.port, 0x11, READER_PASSWORD)
+        try:
+            await c.associate()
+            return await c.read_profile("1.0.99.1.0.255", start, end)
+        finally:
+            await c.release()
+            await srv.close()
+
+    rows = asyncio.run(go())
+    assert len(rows) == 17  # 4 h × 4 intervals + the entry at the start instant
+    first = datetime(*_ymdhms(rows[0][0]), tzinfo=UTC)  # type: ignore[arg-type]
+    last = datetime(*_ymdhms(rows[-1][0]), tzinfo=UTC)  # type: ignore[arg-type]
+    assert first.isoformat() == "2026-10-24T23:00:00+00:00"  # 01:00 CEST
+    assert last.isoformat() == "2026-10-25T03:00:00+00:00"  # 04:00 CET

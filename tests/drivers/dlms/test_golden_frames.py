@@ -4,9 +4,14 @@ and cross-checked byte for byte with gurux-dlms (test-only peer) where it builds
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
-from gurux_dlms import GXDLMSClient
-from gurux_dlms.enums import Authentication, InterfaceType
+from gurux_dlms import GXByteBuffer, GXDateTime, GXDLMSClient
+from gurux_dlms.enums import Authentication, DataType, InterfaceType
+from gurux_dlms.GXDLMSSettings import GXDLMSSettings
+from gurux_dlms.internal._GXCommon import _GXCommon
 from gurux_dlms.objects import GXDLMSRegister
 
 from meterhub.drivers.dlms import hdlc
@@ -21,7 +26,7 @@ from meterhub.drivers.dlms.apdu import (
     rlrq,
 )
 from meterhub.drivers.dlms.axdr import Enum, decode_data
-from meterhub.drivers.dlms.client import decode_datetime, obis_bytes
+from meterhub.drivers.dlms.client import decode_datetime, encode_datetime, obis_bytes
 from meterhub.drivers.dlms.errors import DlmsApduError, DlmsFrameError
 
 H = bytes.fromhex
@@ -191,3 +196,16 @@ def test_nested_data_decodes() -> None:
     # array of 1 structure {octet-string(2), long -5, boolean true}
     value, end = decode_data(H("0101 0203 09020102 10fffb 0301".replace(" ", "")))
     assert value == [(b"\x01\x02", -5, True)] and end == 13
+
+
+def test_deviation_sign_equals_gurux() -> None:
+    """Blue Book §4.1.6.1: deviation in minutes of local time to UTC — gurux writes −120 (FF 88) for
+    01:00 CEST (UTC+2); so do we, with the daylight-saving status bit set."""
+    t = datetime(2026, 10, 25, 1, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    b = GXByteBuffer()
+    _GXCommon.setData(GXDLMSSettings(False, None), b, DataType.DATETIME, GXDateTime(t))
+    theirs = bytes.fromhex(b.toHex().replace(" ", ""))[1:13]  # after the date-time tag 0x19
+    ours = encode_datetime(t)
+    assert ours[9:11] == theirs[9:11] == H("ff88")
+    assert ours[:4] + ours[5:9] == theirs[:4] + theirs[5:9]  # date and time (gurux leaves the weekday out)
+    assert ours[11] == 0x80 and decode_datetime(ours) == t

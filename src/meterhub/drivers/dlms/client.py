@@ -85,7 +85,8 @@ def obis_bytes(code: str) -> bytes:
 def decode_datetime(raw: bytes) -> datetime | None:
     """A COSEM date-time (12 bytes, Blue Book §4.1.6.1) → an aware datetime; None when unspecified.
 
-    The deviation is the local time's offset from UTC in minutes (0x8000: not specified → UTC).
+    The deviation is "in minutes of local time to UTC" (Blue Book §4.1.6.1): UTC − local time, so
+    −120 for UTC+02:00 (CEST), as gurux-dlms encodes it; 0x8000: not specified → UTC.
     """
     if len(raw) != 12:
         raise DlmsApduError(f"date-time of {len(raw)} bytes (12 expected)")
@@ -94,7 +95,7 @@ def decode_datetime(raw: bytes) -> datetime | None:
     if year == 0xFFFF or month in (0xFF, 0xFD, 0xFE) or day in (0xFF, 0xFD, 0xFE) or hour == 0xFF:
         return None
     dev = struct.unpack(">h", raw[9:11])[0]
-    tz = UTC if dev == -0x8000 else timezone(timedelta(minutes=dev))
+    tz = UTC if dev == -0x8000 else timezone(timedelta(minutes=-dev))
     return datetime(
         year,
         month,
@@ -108,9 +109,13 @@ def decode_datetime(raw: bytes) -> datetime | None:
 
 
 def encode_datetime(t: datetime, *, status: int = 0) -> bytes:
-    """An aware datetime → COSEM date-time with its UTC offset as deviation [min]."""
+    """An aware datetime → COSEM date-time; deviation = UTC − local time [min] (Blue Book §4.1.6.1),
+    status bit 0x80 when daylight saving time is in effect."""
     off = t.utcoffset()
-    dev = 0 if off is None else int(off.total_seconds() // 60)
+    dev = 0 if off is None else -int(off.total_seconds() // 60)
+    dst = t.dst()
+    if dst:
+        status |= 0x80
     return (
         t.year.to_bytes(2, "big")
         + bytes([t.month, t.day, t.isoweekday(), t.hour, t.minute, t.second, t.microsecond // 10_000])
