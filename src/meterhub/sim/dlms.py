@@ -67,10 +67,24 @@ CLIENTS: dict[int, tuple[str, bytes | None]] = {
 PROFILE_DAYS = 40
 PROFILE_PERIOD = 900  # [s]
 SERVER_MAX_PDU = 1024  # [bytes] what this meter receives at most, and the size of its data blocks
-_PUBLIC_OBJECTS = {"0.0.42.0.0.255", "0.0.96.1.0.255", "0.0.1.0.0.255"}  # what the public client reads
+_PUBLIC_OBJECTS = {
+    "0.0.42.0.0.255",
+    "0.0.96.1.0.255",
+    "0.0.1.0.0.255",
+    "0.0.40.0.0.255",
+}  # what the public client reads
 # conformance this meter offers (Green Book §9.4.6.1): block-transfer-with-get (11),
 # multiple-references (14), get (19), set (20), selective-access (21), action (23)
 _CONFORMANCE = sum(1 << (23 - bit) for bit in (11, 14, 19, 20, 21, 23))
+#: Event logs (Profile generic, IEC 62056-6-1 group 99.98): log → (event code object, period between
+#: simulated events [s], codes cycled). The codes are this emulator's own (seed 002 lists its logs'
+#: capture objects but not its codes): power quality 1 sag begin, 2 sag end, 3 swell begin, 4 swell
+#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low.
+EVENT_LOGS: dict[str, tuple[str, int, tuple[int, ...]]] = {
+    "0.0.99.98.4.255": ("0.0.96.11.4.255", 2 * 86400 + 3600, (1, 2, 3, 4)),
+    "0.0.99.98.1.255": ("0.0.96.11.1.255", 9 * 86400 + 7200, (1, 2, 3)),
+}
+ASSOCIATION_LN = "0.0.40.0.0.255"
 MAX_DEMAND = "1.0.1.6.0.255"
 BILLING = "0.0.98.1.0.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
@@ -372,6 +386,38 @@ class DlmsMeter:
                 4: _u16(0),
                 5: _octets(_datetime(at)),
             }.get(attr, 4)
+        if class_id == 7 and ln in EVENT_LOGS:
+            code_ln, _, _ = EVENT_LOGS[ln]
+            if attr == 3:
+                cols = [(8, CLOCK_LN, 2), (1, code_ln, 2)]
+                return _array([_struct(_u16(c), _octets(_ln(o)), _i8(a), _u16(0)) for c, o, a in cols])
+            if attr == 4:
+                return _u32(0)  # captured when an event happens
+            if attr == 2:
+                start = end = None
+                if access is not None:
+                    try:
+                        parsed, _ = _decode(access[1], 0)
+                    except (ValueError, IndexError):
+                        return 12
+                    if access[0] != 1 or not isinstance(parsed, list) or len(parsed) != 4:
+                        return 13
+                    start = _parse_datetime(parsed[1]) if isinstance(parsed[1], bytes) else None
+                    end = _parse_datetime(parsed[2]) if isinstance(parsed[2], bytes) else None
+                return _array(
+                    [
+                        _struct(_octets(_datetime(t)), b"\x11" + bytes([c]))
+                        for t, c in self.events(ln, start, end)
+                    ]
+                )
+            return 4
+        if class_id == 15 and ln == ASSOCIATION_LN and attr == 2:
+            return _array(
+                [
+                    _struct(_u16(c), b"\x11\x00", _octets(_ln(o)), _struct(_array([]), _array([])))
+                    for c, o in sorted(self._objects())
+                ]
+            )
         if class_id == 7 and ln == BILLING:
             if attr == 2:
                 return _array(self.billing_entries())
@@ -420,6 +466,33 @@ class DlmsMeter:
             return 4
         return 4  # object-undefined
 
+    def events(self, log: str, start: float | None, end: float | None) -> list[tuple[float, int]]:
+        """(time, code) of the simulated events of ``log`` within [start, end] (all when None)."""
+        _, period, codes = EVENT_LOGS[log]
+        lo = self.t_start if start is None else max(start, self.t_start)
+        hi = self.wall() if end is None else min(end, self.wall())
+        k = max(0, math.ceil((lo - self.t_start) / period))
+        out = []
+        while self.t_start + k * period <= hi:
+            out.append((self.t_start + k * period, codes[k % len(codes)]))
+            k += 1
+        return out
+
+    def _objects(self) -> set[tuple[int, str]]:
+        """Every object of the logical device (the association's object list, class 15)."""
+        objs = {
+            (1, "0.0.42.0.0.255"),
+            (1, "0.0.96.1.0.255"),
+            (1, "1.0.0.2.0.255"),
+            (8, CLOCK_LN),
+            (7, LOAD_PROFILE),
+            (7, BILLING),
+            (4, MAX_DEMAND),
+            (15, ASSOCIATION_LN),
+        }
+        objs |= {(7, ln) for ln in EVENT_LOGS} | {(3, ln) for ln in self.REGISTERS}
+        return objs
+
     def set(self, role: str, class_id: int, ln: str, attr: int, value: bytes) -> int:
         """SET (admin only, seed 002 "Administrator: Set\\Get\\Action"): the clock's time."""
         if role != "admin":
@@ -458,15 +531,7 @@ class DlmsMeter:
         return 4
 
     def _exists(self, class_id: int, ln: str) -> bool:
-        return (class_id, ln) in {
-            (1, "0.0.42.0.0.255"),
-            (1, "0.0.96.1.0.255"),
-            (1, "1.0.0.2.0.255"),
-            (8, "0.0.1.0.0.255"),
-            (7, "1.0.99.1.0.255"),
-            (7, BILLING),
-            (4, MAX_DEMAND),
-        } or (class_id == 3 and ln in self.REGISTERS)
+        return (class_id, ln) in self._objects()
 
 
 # -- the application layer: one association ------------------------------------------------------------

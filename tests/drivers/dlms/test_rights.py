@@ -105,3 +105,29 @@ def test_billing_history_holds_monthly_snapshots_and_one_by_command() -> None:
     assert imports == sorted(imports)
     last = rows[-1]
     assert last[1] == round(meter.energy_at(meter.billing_commands[0]))
+
+
+def test_the_object_list_shows_what_the_meter_offers() -> None:
+    objects = _run(DlmsMeter(), READER, lambda c: c.object_list())
+    names = {(c, ln) for c, _, ln in objects}
+    assert (7, "1.0.99.1.0.255") in names and (7, "0.0.98.1.0.255") in names  # load profile, billing
+    assert (7, "0.0.99.98.4.255") in names and (7, "0.0.99.98.1.255") in names  # power quality, alarms
+    assert (3, "1.0.1.8.0.255") in names and (8, "0.0.1.0.0.255") in names and (4, "1.0.1.6.0.255") in names
+
+
+def test_power_quality_and_alarm_logs_by_range() -> None:
+    meter = DlmsMeter()
+    end = datetime.now(UTC)
+    start = end - timedelta(days=20)
+
+    async def body(c: DlmsClient) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[Any]]:
+        pq = await c.read_profile("0.0.99.98.4.255", start, end)
+        alarms = await c.read_profile("0.0.99.98.1.255", start, end)
+        return pq, alarms, await c.capture_objects("0.0.99.98.4.255")
+
+    pq, alarms, cols = _run(meter, READER, body)
+    assert [(o.class_id, o.obis) for o in cols] == [(8, "0.0.1.0.0.255"), (1, "0.0.96.11.4.255")]
+    expected = meter.events("0.0.99.98.4.255", start.timestamp(), end.timestamp())
+    assert [(decode_datetime(r[0]).timestamp(), r[1]) for r in pq] == expected  # type: ignore[union-attr]
+    assert len(pq) in (9, 10) and {r[1] for r in pq} == {1, 2, 3, 4}  # one event every 49 h in 20 days
+    assert len(alarms) in (2, 3)  # one every 9 d 2 h

@@ -50,7 +50,15 @@ __all__ = [
     "obis_bytes",
 ]
 
-DATA, REGISTER, EXTENDED_REGISTER, DEMAND_REGISTER, PROFILE_GENERIC, CLOCK = 1, 3, 4, 5, 7, 8
+DATA, REGISTER, EXTENDED_REGISTER, DEMAND_REGISTER, PROFILE_GENERIC, CLOCK, ASSOCIATION_LN = (
+    1,
+    3,
+    4,
+    5,
+    7,
+    8,
+    15,
+)
 #: Blue Book Table 4 (units), the ones an electricity meter uses → symbol.
 UNITS = {
     7: "s",
@@ -312,6 +320,12 @@ class DlmsClient:
     async def read_clock(self, obis: str = "0.0.1.0.0.255") -> datetime | None:
         raw = await self.get(CLOCK, obis, 2)
         return decode_datetime(raw) if isinstance(raw, bytes) else None
+
+    async def object_list(self, obis: str = "0.0.40.0.0.255") -> list[tuple[int, int, str]]:
+        """What the meter offers: (class id, version, logical name) of every object of the current
+        association (Association LN, class 15, attribute 2; Blue Book §4.4.4)."""
+        raw = await self.get(ASSOCIATION_LN, obis, 2)
+        return [(int(e[0]), int(e[1]), _obis_text(e[2])) for e in raw]
 
     async def capture_objects(self, obis: str) -> list[CaptureObject]:
         raw = await self.get(PROFILE_GENERIC, obis, 3)
