@@ -228,13 +228,32 @@ def split_frames(buf: bytearray, limit: int | None = None) -> list[bytes]:
             continue
         length = ((buf[1] & 0x07) << 8) | buf[2]
         if len(buf) < length + 2:
-            return out
+            j = _complete_frame_after(buf)
+            if j is None:
+                return out  # wait for the rest
+            del buf[:j]  # a noise "frame start" claimed more than is coming: a whole frame follows it
+            continue
         if buf[length + 1] != FLAG:
             del buf[:1]
             continue
         out.append(bytes(buf[: length + 2]))
         del buf[: length + 1]  # keep the closing flag: it may open the next frame
     return out
+
+
+def _complete_frame_after(buf: bytearray) -> int | None:
+    """Where a later, complete frame with a valid FCS starts in ``buf`` (after position 0), or None."""
+    j = buf.find(bytes([FLAG]), 1)
+    while j >= 0 and j + 3 <= len(buf):
+        if buf[j + 1] >> 4 == 0xA:
+            n = ((buf[j + 1] & 0x07) << 8) | buf[j + 2]
+            end = j + n + 1
+            if end < len(buf) and buf[end] == FLAG and n >= 7:
+                body = bytes(buf[j + 1 : end])
+                if crc16(body[:-2]) == int.from_bytes(body[-2:], "little"):
+                    return j
+        j = buf.find(bytes([FLAG]), j + 1)
+    return None
 
 
 @dataclass(frozen=True, slots=True)
