@@ -39,8 +39,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import ClassVar
 
-from meterhub.config.schema import LoadSpec
-from meterhub.sim.base import SimServer
+from meterhub.config.schema import BusKind, LoadSpec
+from meterhub.sim.base import SimContext, SimServer, register_simulator
+from meterhub.sim.iec62056 import IecMeter, serve_iec_serial, serve_iec_tcp
 from meterhub.sim.loads import LoadModel, make_load
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "DlmsMeter",
     "DlmsTcpServer",
     "hdlc_session",
+    "dlms_simulator",
     "serve_dlms_tcp",
 ]
 
@@ -898,3 +900,26 @@ async def serve_dlms_tcp(
 ) -> DlmsTcpServer:
     """Serve ``meter`` on ``host:port`` (port 0: a free one, see ``.endpoint``)."""
     return await DlmsTcpServer(meter, framing).start(host, port)
+
+
+async def dlms_simulator(ctx: SimContext) -> SimServer:
+    """Simulator factory for ``kind: dlms`` buses (``meterhub demo``): seed 002's meter where the bus
+    points, in the bus's framing (mode-e: the optical port, IEC 62056-21 then HDLC)."""
+    bus = ctx.bus
+    meter = DlmsMeter(wall=ctx.model.clock)
+    framing = bus.dlms_framing
+    if framing == "mode-e":
+
+        async def hdlc(read: Reader, write: Writer) -> None:
+            await hdlc_session(meter, read, write)
+
+        optical = IecMeter(ctx.model, wall=ctx.model.clock)
+        if bus.serial:
+            return await serve_iec_serial(optical, bus.serial, hdlc=hdlc)
+        return await serve_iec_tcp(optical, bus.host, bus.port or 0, hdlc=hdlc)
+    if bus.serial:
+        raise ValueError(f"bus {bus.id}: HDLC on a serial port is simulated through framing mode-e only")
+    return await serve_dlms_tcp(meter, bus.host, bus.port or 0, framing=framing)
+
+
+register_simulator(BusKind.DLMS, dlms_simulator)

@@ -29,12 +29,21 @@ from datetime import UTC, datetime
 from functools import reduce
 from typing import Any
 
+from meterhub.config.schema import BusKind
 from meterhub.model.quantities import Q
 from meterhub.model.topology import Phase, Wiring
-from meterhub.sim.base import SimServer
+from meterhub.sim.base import SimContext, SimServer, register_simulator
 from meterhub.sim.physics import SiteModel
 
-__all__ = ["ACK_WAIT", "IecMeter", "IecSerialServer", "IecTcpServer", "serve_iec_serial", "serve_iec_tcp"]
+__all__ = [
+    "ACK_WAIT",
+    "IecMeter",
+    "IecSerialServer",
+    "IecTcpServer",
+    "iec_simulator",
+    "serve_iec_serial",
+    "serve_iec_tcp",
+]
 
 log = logging.getLogger("meterhub.sim.iec62056")
 
@@ -384,3 +393,19 @@ def _wake(ready: asyncio.Future[None]) -> None:
     """``add_reader`` callback: the descriptor is readable."""
     if not ready.done():
         ready.set_result(None)
+
+
+async def iec_simulator(ctx: SimContext) -> SimServer:
+    """Simulator factory for ``kind: iec62056-21`` buses (``meterhub demo``): the bus's first device
+    as seed 002's optical port, values from the site's physical model, where the bus points."""
+    bus = ctx.bus
+    device = next((d for d in ctx.devices if d.enabled), None)
+    if device is None:
+        raise ValueError(f"bus {bus.id}: no device to simulate")
+    meter = IecMeter(ctx.model, device_id=device.id, wall=ctx.model.clock)
+    if bus.serial:
+        return await serve_iec_serial(meter, bus.serial)
+    return await serve_iec_tcp(meter, bus.host, bus.port or 0)
+
+
+register_simulator(BusKind.IEC62056_21, iec_simulator)

@@ -122,11 +122,21 @@ class DlmsSource(Source):
         self._scalers.clear()
         names = [n for n in self.codes if n not in self._dropped]
         results = await client.get_with_list([(_class_of(self.codes[n]), n, 3) for n in names])
+        refused: list[DlmsAccessError] = []
         for n, r in zip(names, results, strict=True):
             if isinstance(r, DlmsAccessError):
                 self._drop(n, r)
+                refused.append(r)
             else:
                 self._scalers[n] = r
+        if not self._scalers:
+            await client.release()
+            why = f" ({refused[0]})" if refused else ""
+            self._dropped.clear()  # a new password or SAP may read them: ask again next time
+            raise DlmsError(
+                f"{client.transport.endpoint}: the meter gives client SAP {self.bus.client_sap or 0x10} none of the "
+                f"{len(self.codes)} registers of profile {self.profile.id if self.profile else '?'}{why}"
+            )
         try:
             serial = await client.get(1, SERIAL_NUMBER, 2)
         except DlmsAccessError:
