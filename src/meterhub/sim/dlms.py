@@ -37,7 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from meterhub.config.schema import BusKind, LoadSpec
 from meterhub.sim.base import SimContext, SimServer, register_simulator
@@ -52,7 +52,9 @@ __all__ = [
     "DlmsMeter",
     "DlmsTcpServer",
     "hdlc_session",
+    "DlmsSerialServer",
     "dlms_simulator",
+    "serve_dlms_serial",
     "serve_dlms_tcp",
 ]
 
@@ -895,6 +897,65 @@ class DlmsTcpServer(SimServer):
             self._server = None
 
 
+class DlmsSerialServer(SimServer):
+    """The meter's HDLC port on a serial device or pty (8N1): one session after another."""
+
+    def __init__(self, meter: DlmsMeter, port: str, baud: int = 9600) -> None:
+        self.meter, self.port, self.baud = meter, port, baud
+        self.endpoint = f"serial://{port}"
+        self._ser: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> DlmsSerialServer:
+        import serial  # lazy: pyserial loads only when a serial port is simulated
+
+        self._ser = serial.Serial(self.port, self.baud, timeout=0)
+        self._task = asyncio.create_task(self._serve(), name=f"dlms-sim {self.port}")
+        return self
+
+    async def _read(self, timeout: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = self._ser.fileno()
+        loop.add_reader(fd, _wake, ready)
+        try:
+            await asyncio.wait_for(ready, timeout)
+        finally:
+            loop.remove_reader(fd)
+        return bytes(self._ser.read(4096))
+
+    async def _write(self, data: bytes) -> None:
+        self._ser.write(data)
+        await asyncio.to_thread(self._ser.flush)
+
+    async def _serve(self) -> None:
+        while True:
+            try:
+                await hdlc_session(self.meter, self._read, self._write, idle=3600.0)
+            except (OSError, IndexError, ValueError) as exc:
+                log.warning("%s: %s", self.endpoint, exc)
+                await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        if self._ser is not None:
+            self._ser.close()
+            self._ser = None
+
+
+def _wake(ready: asyncio.Future[None]) -> None:
+    if not ready.done():
+        ready.set_result(None)
+
+
+async def serve_dlms_serial(meter: DlmsMeter, port: str, baud: int = 9600) -> DlmsSerialServer:
+    """Serve ``meter`` over HDLC on a serial device or pty."""
+    return await DlmsSerialServer(meter, port, baud).start()
+
+
 async def serve_dlms_tcp(
     meter: DlmsMeter, host: str = "127.0.0.1", port: int = 0, framing: str = "wrapper"
 ) -> DlmsTcpServer:
@@ -918,7 +979,7 @@ async def dlms_simulator(ctx: SimContext) -> SimServer:
             return await serve_iec_serial(optical, bus.serial, hdlc=hdlc)
         return await serve_iec_tcp(optical, bus.host, bus.port or 0, hdlc=hdlc)
     if bus.serial:
-        raise ValueError(f"bus {bus.id}: HDLC on a serial port is simulated through framing mode-e only")
+        return await serve_dlms_serial(meter, bus.serial, bus.baud)
     return await serve_dlms_tcp(meter, bus.host, bus.port or 0, framing=framing)
 
 

@@ -21,7 +21,7 @@ from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
 from meterhub.runtime import Gateway
-from meterhub.sim.dlms import DlmsMeter, hdlc_session, serve_dlms_tcp
+from meterhub.sim.dlms import DlmsMeter, hdlc_session, serve_dlms_serial, serve_dlms_tcp
 from meterhub.sim.iec62056 import IecMeter, serve_iec_serial
 from meterhub.storage import open_storage
 
@@ -232,3 +232,28 @@ def test_framing_is_only_for_dlms_buses() -> None:
     with pytest.raises(ConfigError) as info:
         parse_site(text, "site.yaml")
     assert "framing: only a bus of kind dlms has it" in str(info.value.issues[0])
+
+
+def test_the_source_reads_hdlc_on_a_serial_pty(
+    pty_pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HDLC directly on a serial line (8N1, framing hdlc, the default on a serial port)."""
+    meter_end, gateway_end = pty_pair
+    meter = DlmsMeter()
+    monkeypatch.setenv("METER_READER_PW", "22222222")
+
+    async def go() -> dict[tuple[str, Phase | None], float]:
+        sim = await serve_dlms_serial(meter, meter_end)
+        src, serials = _source(_site(f"serial: {gateway_end}, client_sap: 17, password_env: METER_READER_PW"))
+        try:
+            batch = await src.poll_once()
+        finally:
+            await src.close()
+            await sim.close()
+        assert serials == [("m002", "20260002")]
+        return _by_key(batch)
+
+    got = asyncio.run(go())
+    assert got[(Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL)] == pytest.approx(
+        meter.values()["1.0.1.8.0.255"], abs=50.0
+    )
