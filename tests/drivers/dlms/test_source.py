@@ -257,3 +257,44 @@ def test_the_source_reads_hdlc_on_a_serial_pty(
     assert got[(Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL)] == pytest.approx(
         meter.values()["1.0.1.8.0.255"], abs=50.0
     )
+
+
+@pytest.mark.slow
+def test_noise_on_the_hdlc_pty_is_survived(
+    pty_pair: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bursts of noise towards the gateway (a second writer on the meter's end of the pty pair) while the
+    source polls: frames hit by noise fail their FCS, the poll fails with that reason, the next poll
+    associates again; the source never stops and keeps delivering."""
+    import serial
+
+    meter_end, gateway_end = pty_pair
+    monkeypatch.setenv("METER_READER_PW", "22222222")
+
+    async def go() -> tuple[DeviceStatus, int]:
+        sim = await serve_dlms_serial(DlmsMeter(), meter_end)
+        noise = serial.Serial(meter_end, 9600, timeout=0)
+        src, _ = _source(
+            _site(f"serial: {gateway_end}, client_sap: 17, password_env: METER_READER_PW").replace(
+                "poll_interval: 0.2", "poll_interval: 0.1"
+            )
+        )
+        batches: list[int] = []
+        task = asyncio.create_task(src.run(lambda b: batches.append(len(b))))
+        try:
+            for k in range(30):
+                noise.write(bytes([0x7E, 0xA0, 0x30 + k, 0x55, 0x7E, 0x00, 0xFF]))
+                await asyncio.sleep(0.1)
+            assert not task.done()  # still polling
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await src.close()
+            noise.close()
+            await sim.close()
+        assert src.status is not None
+        return src.status, len(batches)
+
+    status, delivered = asyncio.run(go())
+    assert delivered >= 3 and status.last_seen is not None
+    assert status.requests >= delivered
