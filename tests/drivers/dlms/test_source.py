@@ -17,6 +17,7 @@ from meterhub.config.loader import ConfigError
 from meterhub.drivers.base import DeviceStatus, SourceContext
 from meterhub.drivers.dlms.errors import DlmsError
 from meterhub.drivers.dlms.source import DlmsSource
+from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, SeriesKey
 from meterhub.model.topology import Phase
@@ -298,3 +299,53 @@ def test_noise_on_the_hdlc_pty_is_survived(
     status, delivered = asyncio.run(go())
     assert delivered >= 3 and status.last_seen is not None
     assert status.requests >= delivered
+
+
+def test_an_outage_is_filled_from_the_meters_load_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two hours without a good poll: the next poll brings the meter's eight 15-min entries of the gap
+    first (each at its interval end, with the meter's exact register), then the poll itself."""
+    monkeypatch.setenv("METER_READER_PW", "22222222")
+    clock = [1_796_000_460.0]  # 60 s after a quarter hour
+    meter = DlmsMeter(wall=lambda: clock[0])
+
+    async def go() -> tuple[list[list[Reading]], list[Reading], int]:
+        srv = await serve_dlms_tcp(meter, framing="wrapper")
+        src, _ = _source(
+            _site(f"host: 127.0.0.1, port: {srv.port}, client_sap: 17, password_env: METER_READER_PW")
+        )
+        src.wall = lambda: clock[0]
+        try:
+            await src.poll_once()
+            assert src.backfill == []
+            clock[0] += 7200.0  # the link was down for two hours
+            batch = await src.poll_once()
+            return src.backfill, batch, src.filled
+        finally:
+            await src.close()
+            await srv.close()
+
+    backfill, batch, filled = asyncio.run(go())
+    assert filled == len(backfill) == 8
+    t0 = 1_796_000_460.0
+    energy = [
+        next(r for r in b if r.quantity == Q.ENERGY_ACTIVE_IMPORT and r.phase is Phase.TOTAL)
+        for b in backfill
+    ]
+    assert [r.ts for r in energy] == [t0 + 840.0 + 900.0 * k for k in range(8)]  # interval ends, in order
+    assert [r.value for r in energy] == [round(meter.energy_at(r.ts)) for r in energy]  # the meter's own Wh
+    assert all(r.circuit == "home" for b in backfill for r in b)
+    now = next(r for r in batch if r.quantity == Q.ENERGY_ACTIVE_IMPORT)
+    assert now.ts == t0 + 7200.0 and now.value >= energy[-1].value
+    # the energy stage takes the filled intervals as ordinary register readings, in order, none refused
+    cfg = parse_site(_site("port: 4059"), "site.yaml")
+    pipeline = EnergyPipeline(cfg, None, clock=lambda: t0 + 7200.0, state_file=tmp_path / "energy.json")
+    first = Reading(t0, "home", Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL, round(meter.energy_at(t0)))
+    out = (
+        [pipeline.process([first])]
+        + [pipeline.process(list(b)) for b in backfill]
+        + [pipeline.process(batch)]
+    )
+    registers = [r for b in out for r in b if r.quantity == Q.ENERGY_ACTIVE_IMPORT and r.phase is Phase.TOTAL]
+    assert [r.quality for r in registers] == [Quality.GOOD] * 10

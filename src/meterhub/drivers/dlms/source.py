@@ -11,7 +11,13 @@ Each poll reads every mapped register's value (attribute 2) in one GET-with-list
 states and the profile checks it against the catalogue (as for IEC 62056-21 readouts). The serial
 number (Data 0.0.96.1.0.255) is read at each association and handed to ``SourceContext.device_serial``.
 A register the meter does not have (object-undefined, read denied) is dropped from the polls with one
-log line; a failed poll closes the association, and the next poll opens a new one. Readings become
+log line; a failed poll closes the association, and the next poll opens a new one. When the last good
+poll is more than :data:`GAP_FILL_AFTER` ago (an outage of the link or of the meter), the gap is filled
+with the meter's own load-profile entries (1.0.99.1.0.255, read by range): one batch per entry, at its
+interval end, emitted before the poll's own batch, so registers and intervals across the gap are the
+meter's exact values (counted as ``profile_entries_filled``; the readings carry no mark of their origin
+yet — there is no quality for "meter-sourced"). A gateway restart is not an outage to the source: what
+storage already holds is not known to it. Readings become
 circuit readings exactly as the IEC 62056-21 source's do.
 """
 
@@ -21,11 +27,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from meterhub.config.schema import Bus, Device
 from meterhub.config.secrets import SecretError, read_secret
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
-from meterhub.drivers.dlms.client import REGISTER, DlmsClient, scale, unit_of
+from meterhub.drivers.dlms.client import CLOCK, REGISTER, DlmsClient, decode_datetime, scale, unit_of
 from meterhub.drivers.dlms.errors import DlmsAccessError, DlmsError, DlmsTimeout
 from meterhub.drivers.dlms.transport import WRAPPER_PORT, ApduTransport, HdlcTransport, WrapperTransport
 from meterhub.drivers.iec62056.client import switch_to_mode_e
@@ -41,6 +48,10 @@ __all__ = ["DlmsSource", "dlms_sources", "full_name"]
 log = logging.getLogger("meterhub.dlms")
 
 SERIAL_NUMBER = "0.0.96.1.0.255"
+#: The load profile (IEC 62056-6-1: 1.0.99.1.0.255) a gap is filled from.
+LOAD_PROFILE = "1.0.99.1.0.255"
+#: A gap longer than this since the last good poll is filled from the load profile [s].
+GAP_FILL_AFTER = 900.0
 #: Extended register (class 4) for maximum demand codes (D = 6, IEC 62056-61 Table 9), else Register.
 _EXTENDED_REGISTER_D = 6
 
@@ -71,6 +82,9 @@ class DlmsSource(Source):
         self.status: DeviceStatus | None = None
         self.client: DlmsClient | None = None
         self._scalers: dict[str, object] = {}
+        self._last_ok: float | None = None  # time of the last good poll [s]
+        self.backfill: list[list[Reading]] = []  # load-profile entries of a gap, emitted before the poll
+        self.filled = 0  # load-profile entries emitted to fill gaps [count]
         self._dropped: set[str] = set()
         self.refused = 0
         enabled = [d for d in ctx.devices if d.enabled]
@@ -89,7 +103,10 @@ class DlmsSource(Source):
                 log.error("device %s: %s; it stays offline", d.id, exc)
                 continue
             self.device, self.status = d, st
-            st.extra_counters = lambda: {"refused_values": self.refused}
+            st.extra_counters = lambda: {
+                "refused_values": self.refused,
+                "profile_entries_filled": self.filled,
+            }
         self.circuits = [c for c in ctx.config.circuits if self.device and c.device == self.device.id]
         self._connect = connect or self._default_connect
         self.codes: dict[str, ObisCode] = {}
@@ -178,10 +195,52 @@ class DlmsSource(Source):
         mapped, problems = self.profile.decode(values)
         self.refused += len(problems)
         ts = self.wall()
+        if self._last_ok is not None and ts - self._last_ok > GAP_FILL_AFTER:
+            try:
+                self.backfill = await self._fill_gap(self.client, self._last_ok, ts)
+            except DlmsError as exc:  # the registers were read: the poll stands without the gap
+                log.warning(
+                    "device %s: the load profile of the gap could not be read: %s", self.device.id, exc
+                )
+        self._last_ok = ts
         self.status.ok(ts)
         if problems:
             self.status.last_error = f"value refused: {problems[0]}"
         return readings_of(ts, self.device, self.circuits, mapped)
+
+    async def _fill_gap(self, client: DlmsClient, since: float, until: float) -> list[list[Reading]]:
+        """The meter's own load-profile entries between the last good poll and now, one batch per
+        entry in time order, each mapped like a poll (register columns of the profile's codes)."""
+        if self.device is None or self.profile is None:  # pragma: no cover - guarded by poll_once
+            return []
+        try:
+            columns = await client.capture_objects(LOAD_PROFILE)
+            rows = await client.read_profile(
+                LOAD_PROFILE, datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(until, UTC)
+            )
+        except DlmsAccessError as exc:
+            log.info("device %s: no load profile to fill gaps from: %s", self.device.id, exc)
+            return []
+        clock = next((i for i, c in enumerate(columns) if c.class_id == CLOCK), None)
+        if clock is None:
+            return []
+        batches: list[list[Reading]] = []
+        for row in rows:
+            t = decode_datetime(row[clock]) if isinstance(row[clock], bytes) else None
+            if t is None or not since < t.timestamp() < until:
+                continue
+            values = []
+            for col, v in zip(columns, row, strict=False):
+                su = self._scalers.get(col.obis)
+                if col.attribute != 2 or su is None or not isinstance(v, int | float) or isinstance(v, bool):
+                    continue
+                values.append(ObisValue(self.codes[col.obis], repr(scale(v, su)), unit_of(su)))
+            mapped, problems = self.profile.decode(values)
+            self.refused += len(problems)
+            if mapped:
+                batches.append(readings_of(t.timestamp(), self.device, self.circuits, mapped))
+        self.filled += len(batches)
+        return batches
 
     async def _close_client(self) -> None:
         client, self.client = self.client, None
@@ -205,6 +264,9 @@ class DlmsSource(Source):
                 self.status.failed(str(exc), timeout=isinstance(exc, DlmsTimeout))
                 log.warning("device %s: %s", self.device.id, exc)
             else:
+                for past in self.backfill:  # the meter's own intervals of a gap, oldest first
+                    emit(past)
+                self.backfill = []
                 if batch:
                     emit(batch)
             await asyncio.sleep(max(0.0, start + interval - loop.time()))
