@@ -116,6 +116,15 @@ def test_the_source_reads_over_hdlc_on_tcp_and_the_public_client_gets_nothing(
                 )
             )
             batch = await reader.poll_once()
+            assert (
+                reader.clock_drift is not None and abs(reader.clock_drift) < 2.0
+            )  # the same machine's clock
+            assert reader.status is not None and reader.status.extra_counters is not None
+            assert set(reader.status.extra_counters()) == {
+                "refused_values",
+                "profile_entries_filled",
+                "clock_offset_ms",
+            }
             await reader.close()
             return _by_key(batch), serials
         finally:
