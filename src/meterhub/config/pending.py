@@ -21,7 +21,7 @@ __all__ = [
 ]
 
 #: Bus kinds (their ``BusKind`` values) with no driver yet → the issue that adds one.
-PENDING_BUS_ISSUES: dict[str, int] = {"iec62056-21": 14, "dlms": 14}
+PENDING_BUS_ISSUES: dict[str, int] = {}
 
 
 def not_implemented(issue: int) -> str:

@@ -88,10 +88,11 @@ class Bus(StrictModel):
     baud: int = Field(default=9600, ge=300, le=921600, description="[bit/s]")
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Annotated[Literal[1, 2], NoBool] = 1
-    framing: Literal["rtu", "ascii"] = Field(
-        default="rtu",
-        description="frames of a modbus-rtu or modbus-rtu-over-tcp line: rtu, or ascii (Modbus over Serial "
-        "Line V1.02 §2.5.2)",
+    framing: Literal["rtu", "ascii", "wrapper", "hdlc", "mode-e"] | None = Field(
+        default=None,
+        description="modbus-rtu and modbus-rtu-over-tcp: rtu (the default) or ascii (Modbus over Serial Line "
+        "V1.02 §2.5.2); dlms: TCP wrapper (default on TCP, port 4059), HDLC (default on a serial port), or "
+        "mode-e (IEC 62056-21 sign-on on the optical port, then HDLC)",
     )
     bytesize: Annotated[Literal[7, 8], NoBool] | None = Field(
         default=None, description="data bits of a serial line; default 8 for rtu, 7 for ascii"
@@ -106,6 +107,10 @@ class Bus(StrictModel):
     )
     tls: PublishTLS | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # kind dlms (docs/dlms.md): who the gateway is to the meter (its framing is `framing` above)
+    client_sap: int | None = Field(
+        default=None, ge=1, le=127, description="dlms: the client SAP (16 public client, the default)"
+    )
 
     @field_validator("kind")
     @classmethod
@@ -122,10 +127,33 @@ class Bus(StrictModel):
             raise ValueError(f"a {self.kind.value} bus needs 'port'")
         if self.kind is BusKind.MODBUS_RTU and not self.serial:
             raise ValueError("a modbus-rtu bus needs 'serial' (e.g. /dev/ttyUSB0)")
-        if self.framing == "ascii" and self.kind not in (BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP):
+        modbus_serial = (BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP)
+        if self.framing in ("rtu", "ascii") and self.kind not in modbus_serial:
             raise ValueError(
-                f"framing ascii is for a serial line: a modbus-rtu or modbus-rtu-over-tcp bus, not {self.kind.value}"
+                f"framing {self.framing} is for a serial Modbus line: a modbus-rtu or modbus-rtu-over-tcp bus, "
+                f"not {self.kind.value}"
             )
+        if self.framing in ("wrapper", "hdlc", "mode-e") and self.kind is not BusKind.DLMS:
+            raise ValueError(f"framing {self.framing}: only a bus of kind dlms has it")
+        if self.kind is BusKind.IEC62056_21:
+            if not self.serial and self.port is None:
+                raise ValueError(
+                    "an iec62056-21 bus needs 'serial' (an optical head, e.g. /dev/ttyUSB0) or 'port' "
+                    "(an optical bridge on TCP at 'host')"
+                )
+            # IEC 62056-21 §6.3.14: the character format is fixed; baud is the highest rate to switch to
+            if "parity" in self.model_fields_set and self.parity != "E":
+                raise ValueError(
+                    "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): parity must be E or omitted"
+                )
+            if "stopbits" in self.model_fields_set and self.stopbits != 1:
+                raise ValueError(
+                    "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): stopbits must be 1 or omitted"
+                )
+        if self.client_sap is not None and self.kind is not BusKind.DLMS:
+            raise ValueError("client_sap: only a bus of kind dlms has it")
+        if self.kind is BusKind.DLMS:
+            return self._dlms()
         mqtt_only = ("username", "password_env", "password_file", "tls", "client_id")
         if self.kind is not BusKind.MQTT:
             given = [f for f in mqtt_only if getattr(self, f) is not None]
@@ -139,6 +167,34 @@ class Bus(StrictModel):
         if (self.password_env or self.password_file) and self.username is None:
             raise ValueError("a password needs a username")
         return self
+
+    def _dlms(self) -> Bus:
+        """A dlms bus: a TCP endpoint or a serial port, an LLS password by password_env or password_file
+        (no username: the client SAP says who the gateway is)."""
+        if not self.serial and self.port is None:
+            raise ValueError(
+                "a dlms bus needs 'port' (TCP at 'host', 4059 for the wrapper) or 'serial' (e.g. /dev/ttyUSB0)"
+            )
+        if self.serial and self.framing == "wrapper":
+            raise ValueError("framing 'wrapper' is for TCP; a serial line uses hdlc or mode-e")
+        given = [f for f in ("username", "tls", "client_id") if getattr(self, f) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: a dlms bus has a client SAP and a password only")
+        if self.password_env is not None and not ENV_NAME.match(self.password_env):
+            raise ValueError(f"password_env {self.password_env[:40]!r} is not an environment variable name")
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give the password by password_env or password_file, not both")
+        return self
+
+    @property
+    def modbus_framing(self) -> Literal["rtu", "ascii"]:
+        """The frames of a serial Modbus line: ascii when configured, else rtu."""
+        return "ascii" if self.framing == "ascii" else "rtu"
+
+    @property
+    def dlms_framing(self) -> str:
+        """How APDUs travel on a dlms bus: the configured framing, else wrapper on TCP, hdlc on serial."""
+        return self.framing or ("hdlc" if self.serial else "wrapper")
 
     @property
     def mqtt_port(self) -> int:

@@ -20,6 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import meterhub.drivers.dlms
+import meterhub.drivers.iec62056
 import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt

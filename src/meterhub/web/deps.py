@@ -296,7 +296,7 @@ class Control:
         if transport is None:
             raise ConflictError(f"bus {bus_id!r} is {bus.kind.value}; only Modbus buses can be scanned")
         link = ModbusLink(
-            with_framing(transport, bus.framing),
+            with_framing(transport, bus.modbus_framing),
             host=bus.host,
             port=bus.port or 502,
             serial=bus.serial,

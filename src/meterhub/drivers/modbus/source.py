@@ -67,7 +67,7 @@ _TRANSPORT = {
 def link_for_bus(bus: Bus) -> ModbusLink:
     """The real line a configured Modbus bus describes (TCP, RTU or ASCII on a serial port or over TCP)."""
     return ModbusLink(
-        with_framing(_TRANSPORT[bus.kind], bus.framing),
+        with_framing(_TRANSPORT[bus.kind], bus.modbus_framing),
         host=bus.host,
         port=bus.port or 502,
         serial=bus.serial,
