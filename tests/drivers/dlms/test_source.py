@@ -241,7 +241,7 @@ def test_framing_is_only_for_dlms_buses() -> None:
     )
     with pytest.raises(ConfigError) as info:
         parse_site(text, "site.yaml")
-    assert "framing: only a bus of kind dlms has it" in str(info.value.issues[0])
+    assert "framing hdlc: only a bus of kind dlms has it" in str(info.value.issues[0])
 
 
 def test_the_source_reads_hdlc_on_a_serial_pty(

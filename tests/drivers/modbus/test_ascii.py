@@ -160,7 +160,7 @@ def test_ascii_framing_on_a_modbus_tcp_bus_is_refused_at_its_line() -> None:
     with pytest.raises(ConfigError) as err:
         parse_site(SITE.replace("modbus-rtu-over-tcp", "modbus-tcp"), "site.yaml")
     (issue,) = err.value.issues
-    assert str(issue).startswith("site.yaml:3: buses[0]: framing ascii is for a serial line")
+    assert str(issue).startswith("site.yaml:3: buses[0]: framing ascii is for a serial Modbus line")
 
 
 def test_a_simulated_meter_on_an_ascii_line_is_read_through_the_bus_link() -> None:
