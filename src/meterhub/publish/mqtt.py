@@ -85,6 +85,28 @@ class MessageIdProperty(Properties):
         return f"[UserProperty: [('{MESSAGE_ID_PROPERTY}', '{self.message_id}')]]"
 
 
+class _Client(paho.Client):
+    """paho's client, remembering why the last connection attempt failed.
+
+    paho's ``on_connect_fail`` callback gets no exception, and its network loop swallows it; without it
+    the health could only say "cannot connect". ``_create_socket`` (TCP connect and TLS handshake) is
+    where a refused port, an unknown host or ``certificate verify failed`` is raised."""
+
+    connect_error: str | None = None
+
+    def _create_socket(self) -> Any:
+        try:
+            sock = super()._create_socket()
+        except ssl.SSLCertVerificationError as exc:
+            self.connect_error = f"TLS: certificate verify failed: {exc.verify_message}"
+            raise
+        except (OSError, ValueError) as exc:  # ssl.SSLError and ssl.CertificateError are among these
+            self.connect_error = f"{type(exc).__name__}: {exc}" if isinstance(exc, ssl.SSLError) else str(exc)
+            raise
+        self.connect_error = None
+        return sock
+
+
 class PublishCredentialsError(Exception):
     """The password of an instance cannot be read (names the variable or file, never the value)."""
 
@@ -141,7 +163,7 @@ class MqttLink:
         self._clock = clock
         addr = inst.address
         self.endpoint = f"{addr.scheme}://{addr.host}:{addr.port}"
-        client = paho.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
         if inst.username is not None:
@@ -207,7 +229,11 @@ class MqttLink:
         self._wake.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        reason = f"cannot connect to {self.endpoint} (retrying with backoff up to {BACKOFF_MAX} s)"
+        cause = getattr(client, "connect_error", None)
+        reason = (
+            f"cannot connect to {self.endpoint}{f': {cause}' if cause else ''} "
+            f"(retrying with backoff up to {BACKOFF_MAX} s)"
+        )
         if self.last_error != reason:
             log.warning("publish %s: %s", self.inst.id, reason)
         self.last_error = reason

@@ -288,6 +288,15 @@ class Outbox:
                 self._oldest = self._first_created()
         return n
 
+    def holds(self, message_id: int) -> bool:
+        """True while message ``message_id`` waits in the outbox (not yet delivered nor dropped)."""
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT 1 FROM outbox WHERE id = ?", (message_id,)).fetchone()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox {self.path}: cannot read: {exc}") from exc
+        return row is not None
+
     # -- state ------------------------------------------------------------------------------------
     def stats(self) -> OutboxStats:
         """Backlog, bytes, oldest creation time and dropped count (no database access)."""
