@@ -66,9 +66,12 @@ class Receiver:
     """A meterhub gateway (SQLite, no sources) whose web app uvicorn serves on ``port``; ``stop()`` and
     ``start()`` take the server away and bring it back on the same port, the storage stays open."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, ssl: dict[str, Any] | None = None) -> None:
+        """``ssl``: uvicorn's ``ssl_*`` settings (certfile, keyfile, ca_certs, cert_reqs) for HTTPS."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/api/v1/ingest"
+        self.ssl = ssl or {}
+        scheme = "https" if ssl else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/api/v1/ingest"
         cfg = parse_config(RECEIVER_SITE, "receiver.yaml")
         data = tmp / "receiver"
         data.mkdir()
@@ -81,7 +84,13 @@ class Receiver:
 
     def start(self) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="off"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            **{f"ssl_{k}": v for k, v in self.ssl.items()},
         )
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
