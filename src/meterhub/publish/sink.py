@@ -118,20 +118,23 @@ class InstanceRunner:
         return self.write(self.aggregator.close(now))
 
     def write(self, done: list[CircuitInterval]) -> int:
-        """Render closed intervals into the outbox (blocking: a committed transaction per interval)."""
+        """Render closed intervals into the outbox (blocking: one committed transaction for all of them —
+        usually one interval; several when the sink catches up, e.g. after its spool was replayed)."""
         if not done or self.outbox is None:
             return 0
-        added = 0
+        messages: list[Message] = []
+        intervals = 0
         for _end, group in groupby(done, key=lambda ci: ci.end):
-            messages = self.render(list(group))
-            self.outbox.put(messages)
-            added += len(messages)
-            self.published_intervals += 1
+            rendered = self.render(list(group))
+            messages.extend(rendered)
+            intervals += 1
             if not self._sized:
-                self._size_outbox(sum(len(m.topic) + len(m.payload) for m in messages))
+                self._size_outbox(sum(len(m.topic) + len(m.payload) for m in rendered))
+        self.outbox.put(messages)
+        self.published_intervals += intervals
         if self.link is not None:
             self.link.wake()
-        return added
+        return len(messages)
 
     def render(self, intervals: list[CircuitInterval]) -> list[Message]:
         """Every message of one interval, in the order they are to arrive."""
