@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 
 from meterhub.config import SiteConfig, parse_config
-from meterhub.model.readings import SeriesKey
+from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.publish.sink import PublishSink
 from meterhub.runtime import Gateway
@@ -434,3 +434,47 @@ def test_a_connection_dropped_without_an_answer_keeps_the_batch_and_the_receiver
     assert receiver.stored() == [(t0 + k + 1, 7200.0) for k in range(3)]  # each value once
     warnings = [r.getMessage() for r in caplog.records]
     assert any("publish up: cannot deliver to" in w and "without response" in w for w in warnings), warnings
+
+
+def test_uploaded_circuits_show_in_the_receivers_history_api(tmp_path: Path, receiver: Receiver) -> None:
+    cfg = sender_site(receiver.url, _token_file(tmp_path, receiver.token))
+    t0 = aligned_past(back=20)
+
+    async def go() -> None:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(3)])
+        runner = sink.runners[0]
+        assert await wait_until(lambda: runner.link is not None and runner.link.acked == 3)
+        await sink.stop()
+
+    asyncio.run(go())
+    base = receiver.url.removesuffix("/ingest")
+    auth = {"Authorization": f"Bearer {receiver.token}"}
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(urllib.request.Request(base + path, headers=auth), timeout=10) as r:
+            return json.loads(r.read())
+
+    listed = get("/ingest/series")
+    assert [(c["site"], c["circuit"], c["series_id"]) for c in listed] == [("site-1", "main", "site-1/main")]
+    assert {"quantity": "active_power", "phase": "total", "unit": "W"} in listed[0]["series"]
+    assert {"quantity": "voltage", "phase": "L1", "unit": "V"} in listed[0]["series"]
+    span = f"start={int(t0)}&end={int(t0) + 10}&resolution=raw"
+    power = get(f"/circuits/site-1/main/history?{span}")
+    assert (power["circuit"], power["quantity"], power["phase"], power["unit"]) == (
+        "site-1/main",
+        "active_power",
+        "total",
+        "W",
+    )
+    assert [(p["ts"], p["last"]) for p in power["points"]] == [
+        (iso_utc(t0 + k + 1), 7200.0) for k in range(3)
+    ]
+    volts = get(f"/circuits/site-1/main/history?quantity=voltage&phase=L2&{span}")
+    assert [p["last"] for p in volts["points"]] == [231.0] * 3
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(f"/circuits/site-9/main/history?{span}")
+    assert err.value.code == 404
+    assert "nothing uploaded for circuit 'site-9/main' (uploaded: site-1/main)" in err.value.read().decode()
+    err.value.close()
