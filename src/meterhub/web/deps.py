@@ -16,6 +16,8 @@ parameter type     what                                                         
 :data:`Energy`     :class:`~meterhub.energy.pipeline.EnergyPipeline` or None      ``energy``
 :data:`Pipeline`   the pipeline, or 503 when it is not running                    ``energy``
 :data:`Status`     device id → :class:`~meterhub.drivers.base.DeviceStatus`       ``status``
+:data:`Alarms`     :class:`~meterhub.alarms.sink.AlarmSink`: the alarm engine,       ``alarms``
+                   its states, acknowledge, shelve, audit
 :data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
 :data:`Receiver`   :class:`IngestTarget`: readings received by ``/ingest``        ``storage``, ``flush_async``
 :class:`Monitor`   read-through view for ``/metrics``: component health,          ``health()``, ``sinks``
@@ -41,6 +43,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import SinkKind
 from meterhub.config.publish import PublishInstance
 from meterhub.config.schema import Bus, BusKind, SiteConfig
@@ -61,6 +64,7 @@ from meterhub.runtime.sinks import StorageSink
 from meterhub.storage.base import Storage
 
 __all__ = [
+    "Alarms",
     "Config",
     "ConfigView",
     "Control",
@@ -185,6 +189,10 @@ class _StatusView(Mapping[str, DeviceStatus]):
 
     def __len__(self) -> int:
         return len(self._gateway.status)
+
+
+def get_alarms(conn: HTTPConnection) -> AlarmSink:
+    return _gateway(conn).alarms
 
 
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
@@ -365,6 +373,7 @@ Store = Annotated[Storage, Depends(get_storage)]
 Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
 Publishing = Annotated[PublishView, Depends(get_publish)]
