@@ -20,8 +20,10 @@ import meterhub
 from meterhub.config.schema import BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.modbus.spectra import declared_spectra
+from meterhub.energy.config import energy_of
 from meterhub.energy.data_status import DataStatus
 from meterhub.energy.pipeline import EnergyPipeline
+from meterhub.energy.virtual import FormulaError, expand
 from meterhub.errors import NotFoundError
 from meterhub.live import LiveCache
 from meterhub.metering.spectrum import percent_of_fundamental, spectrum_thd
@@ -140,6 +142,15 @@ class CircuitOut(BaseModel):
     )
     spectra: list[Literal["voltage", "current"]] = Field(
         default_factory=list, description="what it has spectra of: the `quantity` values /spectrum answers"
+    )
+    virtual: bool = Field(
+        default=False,
+        description="a virtual circuit of the energy section (e.g. `unmetered` = grid − Σ sub-circuits): "
+        "no device; `active_power` and its history are computed from `members`; purpose `virtual`",
+    )
+    formula: str | None = Field(default=None, description="virtual circuits: the formula, e.g. `grid - hvac`")
+    members: dict[str, int] = Field(
+        default_factory=dict, description="virtual circuits: metered circuit → coefficient (+1 or −1)"
     )
 
 
@@ -328,9 +339,48 @@ def devices(cfg: Config, status: Status, energy: Energy, _: LIVE) -> list[Device
     return [device_out(cfg.config, status, d.id, energy, data) for d in cfg.config.devices]
 
 
-@router.get("/circuits", response_model=list[CircuitOut], summary="Circuits (metering points)")
+def virtual_circuits_out(config: SiteConfig) -> list[CircuitOut]:
+    """The virtual circuits of the energy section (``unmetered`` in the demo) in the circuit shape."""
+    section = energy_of(config)
+    formulas = {v.id: v.formula for v in section.virtual}
+    out = []
+    for v in section.virtual:
+        try:
+            members = expand(v.id, formulas)
+        except FormulaError:  # a cycle: the energy pipeline logs it; listed without members
+            members = {}
+        out.append(
+            CircuitOut(
+                id=v.id,
+                name=v.name or v.id,
+                device="",
+                channels=[],
+                wiring="virtual",
+                phases=[],
+                purpose="virtual",
+                zone=v.zone,
+                panel=None,
+                ct_kind="",
+                ct_ratio="",
+                vt_ratio="",
+                tariff=None,
+                voltage_reference=None,
+                virtual=True,
+                formula=v.formula,
+                members=members,
+            )
+        )
+    return out
+
+
+@router.get(
+    "/circuits",
+    response_model=list[CircuitOut],
+    summary="Circuits (metering points), then the virtual circuits (`virtual: true`, e.g. `unmetered`)",
+)
 def circuits(cfg: Config, live: Live, _: LIVE) -> list[CircuitOut]:
-    return [circuit_out(cfg.config, live, c.id) for c in cfg.config.circuits]
+    metered = [circuit_out(cfg.config, live, c.id) for c in cfg.config.circuits]
+    return metered + virtual_circuits_out(cfg.config)
 
 
 @router.get("/circuits/{circuit_id}", response_model=CircuitOut, summary="One circuit")

@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, UploadFile
 from fastapi.responses import FileResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from meterhub.config import edit
 from meterhub.config.schema import SiteConfig
+from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import NotFoundError
 from meterhub.live import LiveCache
 from meterhub.model.quantities import Q
@@ -28,7 +30,7 @@ from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase, Purpose
 from meterhub.storage.base import Storage
 from meterhub.web.auth import Principal, require_admin, require_live
-from meterhub.web.deps import Config, Live, Runtime, Store
+from meterhub.web.deps import Config, Energy, Live, Runtime, Store
 
 __all__ = ["LOGO_TYPES", "DisplaySettings", "router"]
 
@@ -77,7 +79,8 @@ class TodayOut(BaseModel):
     energy_consumed: float | None = Field(description="energy drawn by consumption since midnight [Wh]")
     energy_generated: float | None = Field(description="renewable energy since midnight [Wh]")
     cost: float | None = Field(
-        description="energy cost since midnight in `currency` (energy pipeline intervals)"
+        description="energy cost since midnight in `currency`: the energy pipeline's closed intervals "
+        "plus the import since the last one at the price in force now (so known from the first minute)"
     )
     currency: str
     co2: float | None = Field(description="CO2-equivalent since midnight [kg]")
@@ -183,11 +186,40 @@ def _register_delta(
 
 def _interval_sum(storage: Storage, circuit: str, quantity: str, start: float, now: float) -> float | None:
     """Sum of an interval quantity (cost, co2) stored by the energy pipeline since ``start``."""
+    got = _intervals(storage, circuit, quantity, start, now)
+    return got[0] if got else None
+
+
+def _intervals(
+    storage: Storage, circuit: str, quantity: str, start: float, now: float
+) -> tuple[float, float] | None:
+    """(Σ of the intervals of ``quantity`` since ``start``, end of the last one [s]), or None."""
     try:
         points = storage.history(SeriesKey(circuit, quantity, Phase.TOTAL), start, now + 1, "raw")
-    except ValueError:
+    except (NotImplementedError, ValueError):
         return None
-    return sum(p.last for p in points) if points else None
+    if not points:
+        return None
+    return sum(p.last for p in points), max(p.ts for p in points)
+
+
+def _cost_and_co2_today(
+    live: LiveCache, storage: Storage, energy: EnergyPipeline, circuit: str, start: float, now: float
+) -> tuple[float | None, float | None]:
+    """Cost [currency] and CO2 [kg] of circuit ``circuit`` since ``start``: the closed intervals the
+    energy pipeline stored (cost/co2, at the rate in force then), plus the import since the last of them
+    (register growth, so from the first minute of the day) at the price and CO2 factor in force now."""
+    cost = _intervals(storage, circuit, Q.COST, start, now)
+    co2 = _intervals(storage, circuit, Q.CO2, start, now)
+    since = max(start, cost[1] if cost else start)
+    running = _register_delta(live, storage, circuit, Q.ENERGY_ACTIVE_IMPORT, since, now)
+    if running is None:
+        return (cost[0] if cost else None), (co2[0] if co2 else None)
+    rate = energy.rate_at(now)
+    price = float(energy.schedule.prices(np.array([now]), np.array([rate]))[0][0])
+    factor = float(energy.co2.at(np.array([now]))[0])
+    kwh = running / 1000.0
+    return (cost[0] if cost else 0.0) + kwh * price, (co2[0] if co2 else 0.0) + kwh * factor
 
 
 def _sum(values: list[float | None]) -> float | None:
@@ -196,7 +228,7 @@ def _sum(values: list[float | None]) -> float | None:
 
 
 @router.get("/site/today", response_model=TodayOut, summary="Energy, cost and CO2 since local midnight")
-def today(cfg: Config, rt: Runtime, live: Live, storage: Store, _: LIVE) -> TodayOut:
+def today(cfg: Config, rt: Runtime, live: Live, storage: Store, energy: Energy, _: LIVE) -> TodayOut:
     config = cfg.config
     tz = ZoneInfo(config.site.timezone)
     now = rt.clock()
@@ -212,8 +244,13 @@ def today(cfg: Config, rt: Runtime, live: Live, storage: Store, _: LIVE) -> Toda
     generated = _sum(
         [_register_delta(live, storage, c, Q.ENERGY_ACTIVE_EXPORT, start, now) for c in renewables]
     )
-    cost = _sum([_interval_sum(storage, c, Q.COST, start, now) for c in consumers])
-    co2 = _sum([_interval_sum(storage, c, Q.CO2, start, now) for c in consumers])
+    if energy is not None:
+        both = [_cost_and_co2_today(live, storage, energy, c, start, now) for c in consumers]
+        cost = _sum([b[0] for b in both])
+        co2 = _sum([b[1] for b in both])
+    else:
+        cost = _sum([_interval_sum(storage, c, Q.COST, start, now) for c in consumers])
+        co2 = _sum([_interval_sum(storage, c, Q.CO2, start, now) for c in consumers])
     if co2 is None and consumed is not None:  # no CO2 intervals from the energy pipeline yet
         co2 = consumed / 1000.0 * config.site.co2_factor
     return TodayOut(
@@ -230,8 +267,38 @@ def today(cfg: Config, rt: Runtime, live: Live, storage: Store, _: LIVE) -> Toda
 DISPLAY_FILE = "display.json"
 
 
+class DisplayMessage(BaseModel):
+    """A message the lobby display shows full screen: ``after`` seconds of the normal views (the
+    wait), then the message for ``duration`` seconds; the messages take turns (seed 001)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(default="", max_length=120, description="large heading; may be empty")
+    text: str = Field(default="", max_length=500, description="the message")
+    after: float = Field(default=60, ge=0, le=86400, description="wait before it is shown [s]")
+    duration: float = Field(default=10, gt=0, le=3600, description="shown for this long [s]")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> DisplayMessage:
+        if not self.title.strip() and not self.text.strip():
+            raise ValueError("a message needs a title or a text")
+        return self
+
+
+class RenewableDisplay(BaseModel):
+    """The renewable display (seed 001): what kind of source, its colour, and its maximum production
+    (the full scale of the production gauge; null = the rated sum is unknown, the gauge rescales)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["solar", "wind", "hydro", "biomass", "chp", "other"] = "solar"
+    colour: str = Field(default="#16a34a", pattern=r"^#[0-9a-fA-F]{6}$", description="CSS colour #rrggbb")
+    max_production: float | None = Field(default=None, gt=0, le=1e9, description="[W]")
+
+
 class DisplaySettings(BaseModel):
-    """The full-screen lobby display (seed 001 real-time display, seed 000 D10 display)."""
+    """The full-screen lobby display (seed 001 real-time display, seed 000 D10 display). Kept in
+    ``DATA/display.json`` (GET/PUT /api/v1/display, the configuration page's Display tab)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -239,10 +306,25 @@ class DisplaySettings(BaseModel):
         default="realtime", description="real-time site values, the renewable display, or both in turn"
     )
     rotate_every: float = Field(default=30, ge=5, le=3600, description="rotate: seconds per view [s]")
-    message: str = Field(default="", max_length=500, description="custom message; empty = none")
+    message: str = Field(
+        default="",
+        max_length=500,
+        description="a message without title (shown before `messages`); empty = none",
+    )
     message_after: float = Field(default=60, ge=0, le=86400, description="show the message after [s]")
     message_for: float = Field(default=10, gt=0, le=3600, description="… for this long, then repeat [s]")
     circuits: list[str] = Field(default_factory=list, description="circuits listed (empty = all)")
+    page_every: float = Field(
+        default=10,
+        ge=2,
+        le=3600,
+        description="circuits: seconds per page when they do not fit one screen [s]",
+    )
+    messages: list[DisplayMessage] = Field(
+        default_factory=list, max_length=20, description="messages with title, wait and duration, in turn"
+    )
+    renewable: RenewableDisplay = Field(default_factory=RenewableDisplay)
+    show_cost: bool = Field(default=True, description="cards with today's cost and CO2")
 
 
 class DisplayIn(DisplaySettings):

@@ -5,28 +5,57 @@ export function chartsAvailable() {
   return typeof window.echarts !== "undefined";
 }
 
-function init(el) {
-  const chart = window.echarts.init(el, null, { renderer: "canvas" });
+import { toWall } from "./format.js";
+import { theme } from "./ui.js";
+
+// Time axes are drawn with useUTC on the site's wall clock (format.toWall): the labels show the
+// site's time whatever the browser's zone, DST-correct.
+function init(el, { dark = false } = {}) {
+  const chosen = () => (dark || theme() === "dark" ? "dark" : null);
+  const chart = window.echarts.init(el, chosen(), { renderer: "canvas", useUTC: true });
+  chart.setOption({ backgroundColor: "transparent", useUTC: true });
   const ro = new ResizeObserver(() => chart.resize());
   ro.observe(el);
+  const onTheme = () => {
+    chart.setTheme?.(chosen() ?? "default");
+    chart.setOption({ backgroundColor: "transparent" });
+  };
+  window.addEventListener("meterhub:theme", onTheme);
   return {
     chart,
     dispose() {
+      window.removeEventListener("meterhub:theme", onTheme);
       ro.disconnect();
       chart.dispose();
     },
   };
 }
 
+/** [[utcMs, value], …] → the same on the site's wall clock, for a time axis drawn with useUTC. */
+export function wallPoints(points) {
+  return points.map(([ts, v]) => [toWall(ts), v]);
+}
+
 const COLORS = ["#ea580c", "#16a34a", "#2563eb", "#7c3aed", "#0891b2", "#be123c", "#65a30d", "#a16207"];
 
-/** A rolling live line chart; push(tsMs, [values]) appends one point per series, keeps `keep` seconds. */
+/**
+ * A rolling live line chart; push(tsMs, [values]) appends one point per series, keeps `keep` seconds;
+ * backfill([[[tsMs, value], …] per series]) puts stored history (GET …/history) in front, so the chart
+ * is not empty when the page opens. Times are UTC ms; the axis shows the site's time.
+ */
 export function lineChart(el, names, unit, { keep = 300, dark = false } = {}) {
-  const { chart, dispose } = init(el);
+  const { chart, dispose } = init(el, { dark });
   const data = names.map(() => []);
+  const draw = (ts) => {
+    // the axis shows at least the last minute, so the first points do not stretch over days
+    const last = toWall(ts);
+    const first = data.reduce((m, d) => (d.length ? Math.min(m, d[0][0]) : m), last);
+    chart.setOption({ xAxis: { min: Math.min(first, last - 60000), max: last }, series: data.map((d) => ({ data: d })) });
+  };
   chart.setOption({
     color: COLORS,
     animation: false,
+    useUTC: true,
     grid: { left: 50, right: 16, top: 30, bottom: 30 },
     tooltip: { trigger: "axis" },
     xAxis: { type: "time", splitNumber: 4, axisLabel: { hideOverlap: true, ...(dark ? { color: "#9fb9c4" } : {}) } },
@@ -43,22 +72,33 @@ export function lineChart(el, names, unit, { keep = 300, dark = false } = {}) {
   });
   return {
     push(ts, values) {
+      const wall = toWall(ts);
       values.forEach((v, i) => {
-        data[i].push([ts, v]);
-        while (data[i].length && data[i][0][0] < ts - keep * 1000) data[i].shift();
+        data[i].push([wall, v]);
+        while (data[i].length && data[i][0][0] < wall - keep * 1000) data[i].shift();
       });
-      // the axis shows at least the last minute, so the first points do not stretch over days
-      const first = data[0].length ? data[0][0][0] : ts;
-      chart.setOption({ xAxis: { min: Math.min(first, ts - 60000), max: ts }, series: data.map((d) => ({ data: d })) });
+      draw(ts);
     },
+    backfill(series) {
+      const now = Date.now();
+      series.forEach((points, i) => {
+        if (!data[i] || !points?.length) return;
+        const oldest = data[i].length ? data[i][0][0] : Infinity;
+        const older = wallPoints(points.filter(([ts]) => ts >= now - keep * 1000)).filter(([w]) => w < oldest);
+        data[i].unshift(...older);
+      });
+      draw(now);
+    },
+    /** The points drawn per series, [[siteWallMs, value], …] (for tests and exports). */
+    data: () => data,
     dispose,
     chart,
   };
 }
 
 /** A gauge that rescales to a round maximum above the largest value seen. */
-export function gauge(el, name, unit, { max = null, min = 0, digits = 1 } = {}) {
-  const { chart, dispose } = init(el);
+export function gauge(el, name, unit, { max = null, min = 0, digits = 1, dark = false } = {}) {
+  const { chart, dispose } = init(el, { dark });
   let top = max ?? 1;
   let bottom = min;
   const fixed = max !== null;

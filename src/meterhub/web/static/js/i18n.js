@@ -28,3 +28,8 @@ export function t(keyName, vars = {}) {
   for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, v);
   return s;
 }
+
+/** Whether the catalogue (or the English fallback) has `keyName`. */
+export function has(keyName) {
+  return keyName in dict || keyName in fallback;
+}

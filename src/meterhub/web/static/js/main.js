@@ -4,6 +4,7 @@ import { api, ApiError, get, setCsrf } from "./api.js";
 import { LANGUAGES, lang, setLanguage, t } from "./i18n.js";
 import * as live from "./live.js";
 import { esc, setTimeZone } from "./format.js";
+import { installCardTables, installTheme } from "./ui.js";
 
 const PAGES = {
   overview: { module: "./pages/overview.js", nav: true },
@@ -102,6 +103,7 @@ function renderChrome() {
     await setLanguage(ev.target.value);
     await route();
   };
+  installTheme(); // dark/light scheme and its toggle (labels in the current language)
   const banner = document.getElementById("banner");
   if (app.me?.setup_required && page !== "setup") {
     banner.innerHTML = `${esc(t("setup.banner"))} <a href="#/setup">${esc(t("auth.setup"))}</a>`;
@@ -181,6 +183,7 @@ async function route() {
 }
 
 async function boot() {
+  installCardTables(document.getElementById("view")); // tables become labelled cards on a phone
   document.getElementById("menu-toggle").onclick = (ev) => {
     const nav = document.getElementById("nav");
     nav.classList.toggle("open");

@@ -4,7 +4,7 @@
 import { ApiError, get } from "../api.js";
 import { esc, num, time, withUnit } from "../format.js";
 import { t } from "../i18n.js";
-import { bindLive } from "../livebind.js";
+import { bindLive, recent } from "../livebind.js";
 import { chartsAvailable, gauge, lineChart, spectrumChart } from "../charts.js";
 import { phasorDiagram } from "../phasor.js";
 
@@ -130,6 +130,12 @@ export async function render(root, { args, live, app }) {
     const makeChart = () => {
       chart?.dispose();
       chart = lineChart(root.querySelector("#live-chart"), cols.map((p) => (p === "total" ? t("common.total") : p)), CHART_Q[chartQ]);
+      // not empty on open: the last minutes from history (only the phases the quantity has)
+      const mine = chart;
+      const q = chartQ;
+      Promise.all(cols.map((p) => recent(c.id, q, p, 300))).then((series) => {
+        if (chart === mine) mine.backfill(series);
+      });
     };
     makeChart();
     root.querySelector("#chart-q").onclick = (ev) => {

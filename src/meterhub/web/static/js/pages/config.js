@@ -36,7 +36,8 @@ function showError(el, e) {
 
 // -- circuits -------------------------------------------------------------------------------------
 async function circuits(root, { args, app }) {
-  const [list, presets] = await Promise.all([get("/circuits"), get("/config/ct-presets")]);
+  const [all, presets] = await Promise.all([get("/circuits"), get("/config/ct-presets")]);
+  const list = all.filter((c) => !c.virtual); // virtual circuits (energy section) have no CT or device to edit
   root.innerHTML = `<div class="table-wrap panel"><table id="circuit-table"><thead><tr>
       <th>${esc(t("common.id"))}</th><th class="l">${esc(t("common.name"))}</th><th class="l">${esc(t("common.device"))}</th><th class="l">${esc(t("config.wiring"))}</th>
       <th class="l">CT</th><th>${esc(t("config.ct_ratio"))}</th><th>${esc(t("config.vt_ratio"))}</th><th class="l">${esc(t("common.purpose"))}</th><th></th></tr></thead>
@@ -327,28 +328,56 @@ async function interfaceTab(root, { app }) {
 }
 
 // -- display mode ---------------------------------------------------------------------------------
+const SOURCES = ["solar", "wind", "hydro", "biomass", "chp", "other"];
+
+function messageRow(m = { title: "", text: "", after: 60, duration: 10 }) {
+  return `<tr data-msg><td><input data-k="title" maxlength="120" value="${esc(m.title)}" aria-label="${esc(t("config.msg_title"))}"></td>
+    <td><input data-k="text" maxlength="500" value="${esc(m.text)}" aria-label="${esc(t("config.message"))}"></td>
+    <td><input data-k="after" type="number" min="0" value="${m.after}" aria-label="${esc(t("config.message_after"))}"></td>
+    <td><input data-k="duration" type="number" min="1" value="${m.duration}" aria-label="${esc(t("config.message_for"))}"></td>
+    <td><button type="button" class="secondary" data-remove>${esc(t("common.remove"))}</button></td></tr>`;
+}
+
 async function display(root, { app }) {
   const [d, list] = await Promise.all([get("/display"), get("/circuits")]);
+  const ren = d.renewable;
   root.innerHTML = `<form class="panel" id="display-form"><div class="form-grid">
       ${field("x-mode", t("config.display_mode"), `<select id="x-mode">${opt(["realtime", "renewable", "rotate"], d.mode, (m) => t(`display.${m}`))}</select>`)}
       ${field("x-rotate", t("config.rotate_every"), `<input id="x-rotate" type="number" min="5" value="${d.rotate_every}">`)}
-      ${field("x-after", t("config.message_after"), `<input id="x-after" type="number" min="0" value="${d.message_after}">`)}
-      ${field("x-for", t("config.message_for"), `<input id="x-for" type="number" min="1" value="${d.message_for}">`)}
+      ${field("x-page", t("config.page_every"), `<input id="x-page" type="number" min="2" value="${d.page_every}">`)}
+      ${field("x-cost", t("config.show_cost"), `<select id="x-cost">${opt(["yes", "no"], d.show_cost ? "yes" : "no", (v) => t(`common.${v}`))}</select>`)}
+      ${field("x-source", t("config.ren_source"), `<select id="x-source">${opt(SOURCES, ren.source, (v) => t(`display.source_${v}`))}</select>`)}
+      ${field("x-colour", t("config.ren_colour"), `<input id="x-colour" type="color" value="${esc(ren.colour)}">`)}
+      ${field("x-max", t("config.ren_max"), `<input id="x-max" type="number" min="0" step="0.1" value="${ren.max_production ? ren.max_production / 1000 : ""}">`)}
     </div>
-    <label for="x-message">${esc(t("config.message"))}</label><textarea id="x-message" rows="3" style="width:100%" maxlength="500">${esc(d.message)}</textarea>
+    <h2>${esc(t("config.messages"))}</h2>
+    <div class="table-wrap"><table id="x-messages"><thead><tr><th class="l">${esc(t("config.msg_title"))}</th><th class="l">${esc(t("config.message"))}</th>
+      <th>${esc(t("config.message_after"))}</th><th>${esc(t("config.message_for"))}</th><th></th></tr></thead>
+      <tbody>${[...(d.message ? [{ title: "", text: d.message, after: d.message_after, duration: d.message_for }] : []), ...d.messages].map(messageRow).join("")}</tbody></table></div>
+    <div class="actions"><button type="button" class="secondary" id="x-add">${esc(t("config.msg_add"))}</button></div>
     <label for="x-circuits">${esc(t("config.display_circuits"))}</label>
     <select id="x-circuits" multiple size="6">${list.map((c) => `<option value="${esc(c.id)}" ${d.circuits.includes(c.id) ? "selected" : ""}>${esc(c.name)}</option>`).join("")}</select>
     <div class="actions"><button type="submit">${esc(t("common.save"))}</button><a href="/display" target="_blank">${esc(t("config.open_display"))}</a><span id="x-msg"></span></div></form>`;
   const $ = (x) => root.querySelector(x);
+  $("#x-add").onclick = () => $("#x-messages tbody").insertAdjacentHTML("beforeend", messageRow());
+  $("#x-messages").onclick = (ev) => {
+    if (ev.target.dataset?.remove !== undefined) ev.target.closest("tr").remove();
+  };
   $("#display-form").onsubmit = async (ev) => {
     ev.preventDefault();
+    const messages = [...root.querySelectorAll("#x-messages tr[data-msg]")]
+      .map((tr) => Object.fromEntries([...tr.querySelectorAll("[data-k]")].map((i) => [i.dataset.k, i.type === "number" ? Number(i.value) : i.value])))
+      .filter((m) => m.title.trim() || m.text.trim());
+    const max = Number($("#x-max").value);
     try {
       await put("/display", {
         mode: $("#x-mode").value,
         rotate_every: Number($("#x-rotate").value),
-        message: $("#x-message").value,
-        message_after: Number($("#x-after").value),
-        message_for: Number($("#x-for").value),
+        page_every: Number($("#x-page").value),
+        show_cost: $("#x-cost").value === "yes",
+        message: "", // the single message of older versions now lives in `messages`
+        messages,
+        renewable: { source: $("#x-source").value, colour: $("#x-colour").value, max_production: max > 0 ? max * 1000 : null },
         circuits: [...$("#x-circuits").selectedOptions].map((o) => o.value),
       });
       $("#x-msg").className = "";

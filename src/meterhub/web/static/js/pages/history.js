@@ -1,35 +1,44 @@
 // History: a zoomable chart of any quantity of one or more circuits (compare), with a range picker.
 
 import { get, qs } from "../api.js";
-import { esc } from "../format.js";
-import { t } from "../i18n.js";
-import { COLORS, chartsAvailable, init } from "../charts.js";
+import { esc, fromSiteInput, timeZone, toSiteInput } from "../format.js";
+import { has, t } from "../i18n.js";
+import { COLORS, chartsAvailable, init, wallPoints } from "../charts.js";
 
 const RANGES = { "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400 };
 
-function localInput(ms) {
-  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
-  return d.toISOString().slice(0, 16);
+// the pickers and the axis are in the site's time (format.toSiteInput / fromSiteInput), not the browser's
+
+/** <option>s of the quantity catalogue grouped by kind, each with its name and unit. */
+function quantityOptions(usable, selected) {
+  const kinds = [...new Set(usable.map((q) => q.kind))];
+  const label = (q) => `${has(`q.${q.id}`) ? t(`q.${q.id}`) : q.description || q.id}${q.unit ? ` [${q.unit}]` : ""}`;
+  return kinds
+    .map((k) => `<optgroup label="${esc(has(`kind.${k}`) ? t(`kind.${k}`) : k)}">${usable
+      .filter((q) => q.kind === k)
+      .map((q) => `<option value="${esc(q.id)}" ${q.id === selected ? "selected" : ""}>${esc(label(q))}</option>`)
+      .join("")}</optgroup>`)
+    .join("");
 }
 
 export async function render(root, { args }) {
   const [circuits, catalogue, devices] = await Promise.all([get("/circuits"), get("/quantities"), get("/devices")]);
   const usable = catalogue.filter((q) => q.kind !== "spectrum");
-  const first = args[0] && circuits.some((c) => c.id === args[0]) ? args[0] : circuits[0]?.id;
+  const first = args[0] && [...circuits, ...devices].some((c) => c.id === args[0]) ? args[0] : circuits[0]?.id;
   root.innerHTML = `
     <h1>${esc(t("history.title"))}</h1>
     <form class="panel toolbar" id="h-form">
       <div><label for="h-circuits">${esc(t("history.circuits"))}</label>
         <select id="h-circuits" multiple size="4">
           <optgroup label="${esc(t("reports.circuits"))}">${circuits.map((c) => `<option value="${esc(c.id)}" ${c.id === first ? "selected" : ""}>${esc(c.name)}</option>`).join("")}</optgroup>
-          <optgroup label="${esc(t("nav.devices"))}">${devices.map((d) => `<option value="${esc(d.id)}">${esc(d.name)}</option>`).join("")}</optgroup>
+          <optgroup label="${esc(t("nav.devices"))}">${devices.map((d) => `<option value="${esc(d.id)}" ${d.id === first ? "selected" : ""}>${esc(d.name)}</option>`).join("")}</optgroup>
         </select></div>
       <div><label for="h-quantity">${esc(t("history.quantity"))}</label>
-        <select id="h-quantity">${usable.map((q) => `<option value="${esc(q.id)}" ${q.id === "active_power" ? "selected" : ""}>${esc(q.id)}${q.unit ? ` [${esc(q.unit)}]` : ""}</option>`).join("")}</select></div>
+        <select id="h-quantity">${quantityOptions(usable, "active_power")}</select></div>
       <div><label for="h-phase">${esc(t("common.phase"))}</label><select id="h-phase"></select></div>
       <div><label for="h-range">${esc(t("history.range"))}</label>
         <select id="h-range">${Object.keys(RANGES).map((r) => `<option value="${r}" ${r === "1h" ? "selected" : ""}>${esc(t(`history.last_${r}`))}</option>`).join("")}<option value="custom">${esc(t("history.custom"))}</option></select></div>
-      <div><label for="h-start">${esc(t("history.from"))}</label><input type="datetime-local" id="h-start"></div>
+      <div><label for="h-start">${esc(t("history.from"))} <span class="muted">(${esc(timeZone() ?? "")})</span></label><input type="datetime-local" id="h-start"></div>
       <div><label for="h-end">${esc(t("history.to"))}</label><input type="datetime-local" id="h-end"></div>
       <div><label for="h-res">${esc(t("history.resolution"))}</label>
         <select id="h-res">${["auto", "raw", "1min", "15min", "1h", "1d"].map((r) => `<option>${r}</option>`).join("")}</select></div>
@@ -46,8 +55,8 @@ export async function render(root, { args }) {
     const r = $("#h-range").value;
     if (r === "custom") return;
     const end = Date.now();
-    $("#h-start").value = localInput(end - RANGES[r] * 1000);
-    $("#h-end").value = localInput(end);
+    $("#h-start").value = toSiteInput(end - RANGES[r] * 1000);
+    $("#h-end").value = toSiteInput(end);
   };
   $("#h-quantity").onchange = setPhases;
   $("#h-range").onchange = setRange;
@@ -65,8 +74,8 @@ export async function render(root, { args }) {
     const params = {
       quantity: $("#h-quantity").value,
       phase: $("#h-phase").value,
-      start: new Date($("#h-start").value).toISOString(),
-      end: new Date($("#h-end").value).toISOString(),
+      start: new Date(fromSiteInput($("#h-start").value)).toISOString(),
+      end: new Date(fromSiteInput($("#h-end").value)).toISOString(),
       resolution: $("#h-res").value,
     };
     const results = await Promise.all(ids.map((id) => get(`/circuits/${encodeURIComponent(id)}/history${qs(params)}`)));
@@ -79,6 +88,8 @@ export async function render(root, { args }) {
       {
         color: COLORS,
         animation: false,
+        useUTC: true, // times are the site's wall clock (wallPoints)
+        backgroundColor: "transparent",
         grid: { left: 60, right: 20, top: 40, bottom: 70 },
         legend: { top: 0 },
         tooltip: { trigger: "axis" },
@@ -87,13 +98,13 @@ export async function render(root, { args }) {
         xAxis: { type: "time" },
         yAxis: { type: "value", name: unit, scale: true },
         series: results.flatMap((r) => {
-          const main = { name: names[r.circuit], type: "line", showSymbol: false, data: r.points.map((p) => [p.ts, p.mean]) };
+          const main = { name: names[r.circuit], type: "line", showSymbol: false, data: wallPoints(r.points.map((p) => [Date.parse(p.ts), p.mean])) };
           if (r.resolution === "raw" || results.length > 1) return [main];
           // min/max band for rollups of a single circuit
           return [
             main,
-            { name: `${names[r.circuit]} min`, type: "line", showSymbol: false, lineStyle: { opacity: 0.3 }, data: r.points.map((p) => [p.ts, p.min]) },
-            { name: `${names[r.circuit]} max`, type: "line", showSymbol: false, lineStyle: { opacity: 0.3 }, data: r.points.map((p) => [p.ts, p.max]) },
+            { name: `${names[r.circuit]} min`, type: "line", showSymbol: false, lineStyle: { opacity: 0.3 }, data: wallPoints(r.points.map((p) => [Date.parse(p.ts), p.min])) },
+            { name: `${names[r.circuit]} max`, type: "line", showSymbol: false, lineStyle: { opacity: 0.3 }, data: wallPoints(r.points.map((p) => [Date.parse(p.ts), p.max])) },
           ];
         }),
       },

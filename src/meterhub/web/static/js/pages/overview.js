@@ -2,9 +2,9 @@
 // cost and CO2, and every circuit's live values.
 
 import { get } from "../api.js";
-import { esc, kw, withUnit } from "../format.js";
+import { esc, kw, money, withUnit } from "../format.js";
 import { t } from "../i18n.js";
-import { bindLive, siteTotals } from "../livebind.js";
+import { bindLive, recentTotals, siteTotals } from "../livebind.js";
 import { gauge, lineChart, chartsAvailable } from "../charts.js";
 
 const COLUMNS = [
@@ -25,6 +25,7 @@ export async function render(root, { live, app }) {
       <div class="card grid"><div class="label">${esc(t("overview.grid"))}</div><div class="big" id="ov-grid">–</div></div>
       <div class="card consumable"><div class="label">${esc(t("overview.consumption"))}</div><div class="big" id="ov-cons">–</div></div>
       <div class="card renewable"><div class="label">${esc(t("overview.generation"))}</div><div class="big" id="ov-gen">–</div></div>
+      <div class="card"><div class="label">${esc(t("overview.unmetered"))}</div><div class="big" id="ov-unmetered">–</div></div>
       <div class="card"><div class="label">${esc(t("overview.today_energy"))}</div><div class="big" id="ov-energy">–</div></div>
       <div class="card"><div class="label">${esc(t("overview.today_cost"))}</div><div class="big" id="ov-cost">–</div></div>
       <div class="card"><div class="label">${esc(t("overview.today_co2"))}</div><div class="big" id="ov-co2">–</div></div>
@@ -40,9 +41,9 @@ export async function render(root, { live, app }) {
         ${COLUMNS.map(([q]) => `<th>${esc(t(`q.${q}`))}</th>`).join("")}</tr></thead>
         <tbody>${circuits
           .map(
-            (c) => `<tr data-circuit="${esc(c.id)}"><td><a href="#/circuit/${encodeURIComponent(c.id)}">${esc(c.name)}</a></td>
+            (c) => `<tr data-circuit="${esc(c.id)}"><td><a href="#/${c.virtual ? "history" : "circuit"}/${encodeURIComponent(c.id)}">${esc(c.name)}</a></td>
             <td class="l"><span class="badge ${esc(c.purpose)}">${esc(t(`purpose.${c.purpose}`))}</span> <span class="muted">${esc(c.zone || "")}</span></td>
-            ${COLUMNS.map(([q, p, u]) => `<td data-live="${esc(c.id)}/${q}/${p}" data-unit="${u}">–</td>`).join("")}</tr>`,
+            ${COLUMNS.map(([q, p, u]) => (c.virtual && q !== "active_power" ? "<td></td>" : `<td data-live="${esc(c.id)}/${q}/${p}" data-unit="${u}">–</td>`)).join("")}</tr>`,
           )
           .join("")}</tbody>
       </table></div>
@@ -52,12 +53,20 @@ export async function render(root, { live, app }) {
   const chart = chartsAvailable() ? lineChart(root.querySelector("#ov-chart"), [t("overview.consumption"), t("overview.generation"), t("overview.grid")], "kW") : null;
   const g = chartsAvailable() ? gauge(root.querySelector("#ov-gauge"), t("overview.consumption"), "kW") : null;
   if (!chartsAvailable()) root.querySelector("#ov-gauge").innerHTML = `<p class="muted">${esc(t("charts.missing"))}</p>`;
+  // the chart starts with the last minutes from history, not empty
+  if (chart) {
+    recentTotals(circuits, 300).then((b) => {
+      const kW = (pts) => pts.map(([ts, w]) => [ts, w / 1000]);
+      chart.backfill([kW(b.consumption), kW(b.generation), kW(b.grid)]);
+    });
+  }
 
   function update() {
     const tot = siteTotals(circuits, live);
     root.querySelector("#ov-grid").textContent = kw(tot.grid);
     root.querySelector("#ov-cons").textContent = kw(tot.consumption);
     root.querySelector("#ov-gen").textContent = kw(tot.generation);
+    root.querySelector("#ov-unmetered").textContent = kw(tot.unmetered);
     const now = Date.now();
     chart?.push(now, [tot.consumption, tot.generation, tot.grid].map((w) => (w === null ? null : w / 1000)));
     g?.set(tot.consumption === null ? null : tot.consumption / 1000);
@@ -65,7 +74,7 @@ export async function render(root, { live, app }) {
   const timer = setInterval(update, 1000);
   update();
   loadToday(root, app, circuits);
-  const todayTimer = setInterval(() => loadToday(root, app, circuits), 60000);
+  const todayTimer = setInterval(() => loadToday(root, app, circuits), 15000);
   return () => {
     unbind();
     clearInterval(timer);
@@ -79,8 +88,7 @@ async function loadToday(root, app, circuits) {
   try {
     const s = await get("/site/today");
     root.querySelector("#ov-energy").textContent = withUnit(s.energy_consumed, "Wh", 1);
-    root.querySelector("#ov-cost").textContent =
-      s.cost === null ? "–" : `${s.cost.toLocaleString(undefined, { maximumFractionDigits: 2 })} ${s.currency}`;
+    root.querySelector("#ov-cost").textContent = money(s.cost, s.currency);
     root.querySelector("#ov-co2").textContent = s.co2 === null ? "–" : withUnit(s.co2, "kg", 1);
   } catch {
     // today's figures need history; leave the dashes

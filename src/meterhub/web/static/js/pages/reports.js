@@ -2,12 +2,15 @@
 // tariff split, cost, CO2, maximum demand; the site balance; CSV download.
 
 import { ApiError, get, qs } from "../api.js";
-import { esc, num } from "../format.js";
+import { esc, num, toSiteInput } from "../format.js";
 import { t } from "../i18n.js";
 import { COLORS, chartsAvailable, init } from "../charts.js";
 
-function isoDay(d) {
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+/** "2026-03-29": the site's date `days` days from today (the report API reads days in the site's zone). */
+function siteDay(days = 0) {
+  const today = toSiteInput(Date.now()).slice(0, 10);
+  const [y, m, d] = today.split("-").map(Number);
+  return new Date(Date.UTC(y, m - 1, d + days)).toISOString().slice(0, 10);
 }
 
 function shortTime(iso, interval) {
@@ -20,9 +23,6 @@ function shortTime(iso, interval) {
 export async function render(root, { app }) {
   const circuits = await get("/circuits");
   const zones = [...new Set(circuits.map((c) => c.zone).filter(Boolean))].sort();
-  const today = new Date();
-  const from = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 6);
-  const to = new Date(today.getFullYear(), today.getMonth(), today.getDate() + 1);
   root.innerHTML = `
     <h1>${esc(t("reports.title"))}</h1>
     <form class="panel toolbar" id="r-form">
@@ -33,8 +33,8 @@ export async function render(root, { app }) {
         </select></div>
       <div><label for="r-interval">${esc(t("reports.interval"))}</label>
         <select id="r-interval">${["15min", "hour", "day", "month"].map((i) => `<option value="${i}" ${i === "day" ? "selected" : ""}>${esc(t(`reports.${i}`))}</option>`).join("")}</select></div>
-      <div><label for="r-from">${esc(t("history.from"))}</label><input type="date" id="r-from" value="${isoDay(from)}"></div>
-      <div><label for="r-to">${esc(t("reports.to_excl"))}</label><input type="date" id="r-to" value="${isoDay(to)}"></div>
+      <div><label for="r-from">${esc(t("history.from"))}</label><input type="date" id="r-from" value="${siteDay(-6)}"></div>
+      <div><label for="r-to">${esc(t("reports.to_excl"))}</label><input type="date" id="r-to" value="${siteDay(1)}"></div>
       <div><button type="submit">${esc(t("history.show"))}</button> <a id="r-csv" href="#">${esc(t("reports.csv"))}</a></div>
     </form>
     <div class="panel"><div class="chart" id="r-chart"></div></div>

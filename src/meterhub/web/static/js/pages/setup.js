@@ -7,7 +7,7 @@ import { afterSignIn } from "../main.js";
 
 export async function render(root, { app }) {
   if (!app.me?.setup_required) {
-    root.innerHTML = `<p>${esc(t("setup.done"))} <a href="#/login">${esc(t("auth.login"))}</a></p>`;
+    root.innerHTML = `<h1>${esc(t("setup.title"))}</h1><p>${esc(t("setup.done"))} <a href="#/login">${esc(t("auth.login"))}</a></p>`;
     return;
   }
   root.innerHTML = `

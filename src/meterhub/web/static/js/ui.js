@@ -1,0 +1,106 @@
+// Page-wide presentation: the colour scheme (the system's, or the one chosen with the toggle, kept in
+// this browser) and tables that become cards on a phone (each cell labelled with its column header).
+
+import { t } from "./i18n.js";
+
+const THEME_KEY = "meterhub.theme";
+const dark = window.matchMedia ? window.matchMedia("(prefers-color-scheme: dark)") : null;
+
+/** "dark" or "light": the choice made with the toggle, else the system's colour scheme. */
+export function theme() {
+  const chosen = localStorage.getItem(THEME_KEY);
+  if (chosen === "dark" || chosen === "light") return chosen;
+  return dark?.matches ? "dark" : "light";
+}
+
+document.documentElement.dataset.theme = theme(); // before the first paint: no light flash
+
+function apply() {
+  const th = theme();
+  document.documentElement.dataset.theme = th;
+  const btn = document.getElementById("theme-toggle");
+  if (btn) {
+    btn.setAttribute("aria-pressed", String(th === "dark"));
+    btn.textContent = th === "dark" ? "☀" : "☾";
+  }
+  window.dispatchEvent(new CustomEvent("meterhub:theme", { detail: th }));
+}
+
+/** Applies the scheme now, follows system changes, and wires the toggle button (#theme-toggle). */
+export function installTheme() {
+  const label = t("ui.dark_mode");
+  let btn = document.getElementById("theme-toggle");
+  const bar = document.getElementById("topbar");
+  if (!btn && bar) {
+    btn = document.createElement("button");
+    btn.id = "theme-toggle";
+    btn.type = "button";
+    btn.className = "theme-toggle";
+    bar.insertBefore(btn, document.getElementById("who"));
+  }
+  if (!document.getElementById("skip-link") && bar) {
+    // keyboard users jump over the navigation to the page
+    const skip = document.createElement("a");
+    skip.id = "skip-link";
+    skip.className = "skip-link";
+    skip.href = "#view";
+    skip.onclick = (ev) => {
+      ev.preventDefault();
+      const view = document.getElementById("view");
+      view.tabIndex = -1;
+      view.focus();
+    };
+    document.body.insertBefore(skip, document.body.firstChild);
+  }
+  document.getElementById("skip-link").textContent = t("ui.skip");
+  apply();
+  if (!installTheme.done) dark?.addEventListener?.("change", apply);
+  installTheme.done = true;
+  if (btn) {
+    btn.setAttribute("aria-label", label);
+    btn.title = label;
+    btn.onclick = () => {
+      const next = theme() === "dark" ? "light" : "dark";
+      // the same as the system's scheme: forget the choice, so the page follows the system again
+      if ((dark?.matches ? "dark" : "light") === next) localStorage.removeItem(THEME_KEY);
+      else localStorage.setItem(THEME_KEY, next);
+      apply();
+    };
+  }
+}
+
+/** Labels every cell of the tables under `root` with its column header (data-label), which the phone
+ * layout shows in front of the value; keeps doing so as pages render new tables and rows. */
+export function installCardTables(root) {
+  let pending = false;
+  const label = () => {
+    pending = false;
+    for (const table of root.querySelectorAll("table")) {
+      const head = table.tHead?.rows[0];
+      const names = head ? [...head.cells].map((c) => c.textContent.trim()) : [];
+      table.classList.toggle("has-head", names.some(Boolean));
+      for (const body of table.tBodies) {
+        for (const tr of body.rows) {
+          if (tr.dataset.labelled === String(names.length)) continue;
+          let col = 0;
+          for (const td of tr.cells) {
+            const name = names[col] ?? "";
+            if (name) td.dataset.label = name;
+            col += td.colSpan || 1;
+          }
+          tr.dataset.labelled = String(names.length);
+        }
+      }
+    }
+  };
+  const obs = new MutationObserver((records) => {
+    if (pending) return;
+    // text updates of live values change nothing here; only new elements need labels
+    if (!records.some((r) => [...r.addedNodes].some((n) => n.nodeType === 1))) return;
+    pending = true;
+    requestAnimationFrame(label);
+  });
+  obs.observe(root, { childList: true, subtree: true });
+  label();
+  return () => obs.disconnect();
+}
