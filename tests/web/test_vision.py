@@ -339,6 +339,7 @@ def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(
 ) -> None:
     ctx = context(browser, color_scheme="dark")
     page = ctx.new_page()
+    console = Console(page)
     sign_in(page, server.url)
     bg = "getComputedStyle(document.body).backgroundColor"
     assert page.evaluate(bg) == "rgb(14, 23, 29)"
@@ -350,7 +351,10 @@ def test_dark_mode_follows_the_system_and_the_toggle_is_remembered(
     assert page.evaluate(bg) == "rgb(244, 246, 248)"  # the choice is kept in this browser
     page.click("#theme-toggle")  # back to the system's scheme: the choice is forgotten
     assert page.evaluate("localStorage.getItem('meterhub.theme')") is None
+    page.wait_for_selector("#ov-chart canvas")  # the page was drawn again, its charts in the dark theme
+    page.wait_for_timeout(500)
     page.screenshot(path=str(SHOTS / "overview-dark.png"), full_page=True)
+    assert console.errors == []
     ctx.close()
 
 

@@ -16,15 +16,10 @@ function init(el, { dark = false } = {}) {
   chart.setOption({ backgroundColor: "transparent", useUTC: true });
   const ro = new ResizeObserver(() => chart.resize());
   ro.observe(el);
-  const onTheme = () => {
-    chart.setTheme?.(chosen() ?? "default");
-    chart.setOption({ backgroundColor: "transparent" });
-  };
-  window.addEventListener("meterhub:theme", onTheme);
+  // a change of scheme re-renders the page (js/ui.js), which makes its charts anew in the new theme
   return {
     chart,
     dispose() {
-      window.removeEventListener("meterhub:theme", onTheme);
       ro.disconnect();
       chart.dispose();
     },
@@ -56,7 +51,7 @@ export function lineChart(el, names, unit, { keep = 300, dark = false } = {}) {
     color: COLORS,
     animation: false,
     useUTC: true,
-    grid: { left: 50, right: 16, top: 30, bottom: 30 },
+    grid: { left: 50, right: 16, top: 48, bottom: 30 },
     tooltip: { trigger: "axis" },
     xAxis: { type: "time", splitNumber: 4, axisLabel: { hideOverlap: true, ...(dark ? { color: "#9fb9c4" } : {}) } },
     yAxis: {
@@ -67,7 +62,7 @@ export function lineChart(el, names, unit, { keep = 300, dark = false } = {}) {
       splitLine: dark ? { lineStyle: { color: "#1f4a59" } } : {},
     },
     textStyle: dark ? { color: "#e8f1f5" } : {},
-    legend: { top: 0, textStyle: dark ? { color: "#e8f1f5" } : {} },
+    legend: { top: 0, type: "scroll", textStyle: dark ? { color: "#e8f1f5" } : {} },
     series: names.map((name, i) => ({ name, type: "line", symbolSize: 3, data: data[i] })),
   });
   return {

@@ -17,13 +17,15 @@ document.documentElement.dataset.theme = theme(); // before the first paint: no 
 
 function apply() {
   const th = theme();
+  const changed = document.documentElement.dataset.theme !== th;
   document.documentElement.dataset.theme = th;
   const btn = document.getElementById("theme-toggle");
   if (btn) {
     btn.setAttribute("aria-pressed", String(th === "dark"));
     btn.textContent = th === "dark" ? "☀" : "☾";
   }
-  window.dispatchEvent(new CustomEvent("meterhub:theme", { detail: th }));
+  // the page is drawn again, so its charts (canvas, coloured when made) take the new scheme
+  if (changed) window.dispatchEvent(new HashChangeEvent("hashchange"));
 }
 
 /** Applies the scheme now, follows system changes, and wires the toggle button (#theme-toggle). */
