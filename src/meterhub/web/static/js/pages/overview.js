@@ -73,24 +73,34 @@ export async function render(root, { live, app }) {
   }
   const timer = setInterval(update, 1000);
   update();
-  loadToday(root, app, circuits);
-  const todayTimer = setInterval(() => loadToday(root, app, circuits), 15000);
+  // today's figures: every 15 s, every 3 s while they are not known yet (a gateway just started)
+  let todayTimer = null;
+  let closed = false;
+  const today = async () => {
+    const known = await loadToday(root, app, circuits);
+    if (!closed) todayTimer = setTimeout(today, known ? 15000 : 3000);
+  };
+  today();
   return () => {
     unbind();
     clearInterval(timer);
-    clearInterval(todayTimer);
+    closed = true;
+    clearTimeout(todayTimer);
     chart?.dispose();
     g?.dispose();
   };
 }
 
+/** Shows today's energy, cost and CO2; true when the cost is known. */
 async function loadToday(root, app, circuits) {
   try {
     const s = await get("/site/today");
+    if (root.dataset.page !== "overview") return true; // the page was left meanwhile
     root.querySelector("#ov-energy").textContent = withUnit(s.energy_consumed, "Wh", 1);
     root.querySelector("#ov-cost").textContent = money(s.cost, s.currency);
     root.querySelector("#ov-co2").textContent = s.co2 === null ? "–" : withUnit(s.co2, "kg", 1);
+    return s.cost !== null;
   } catch {
-    // today's figures need history; leave the dashes
+    return false; // today's figures need history; leave the dashes
   }
 }
