@@ -331,6 +331,16 @@ def test_display_pages_every_circuit_and_shows_production_positive(
     expect(page.locator("#message-overlay .msg-title")).to_have_text("Welcome")
     page.screenshot(path=str(SHOTS / "display-message-390.png"))
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
+    # the renewable display: source, colour and the maximum production as the gauge's full scale
+    open_page(page, server.url, "display/renewable")
+    assert page.is_visible("#d-renewable") and not page.is_visible("#d-realtime")
+    expect(page.locator("#r-max")).to_have_text("Maximum production 3.00 kW")
+    assert page.get_attribute("#r-bar-ren", "style").startswith("background:#f59e0b")  # type: ignore[union-attr]
+    gauge_max = page.evaluate(
+        "echarts.getInstanceByDom(document.querySelector('#r-gauge')).getOption().series[0].max"
+    )
+    assert gauge_max == 3.0
+    assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
     # bad settings are refused with the field named
     bad = page.request.put(
         f"{server.url}/api/v1/display", data={"mode": "realtime", "messages": [{"after": 5}]}, headers=headers

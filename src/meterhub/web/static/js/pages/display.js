@@ -53,7 +53,7 @@ export async function render(root, { args, live, app }) {
         <div class="row2"><div class="chart" id="r-gauge"></div>
           <div><div style="margin-top:4vh" class="ren-bar" id="r-bar"><div style="background:${esc(ren.colour)};width:0%" id="r-bar-ren"></div><div style="background:#2563eb;flex:1"></div></div>
           <p style="font-size:2.5vh;color:#9fb9c4" id="r-legend"></p>
-          <p style="font-size:2.2vh;color:#9fb9c4" id="r-max">${ren.max_production ? esc(t("display.max_production", { value: kw(ren.max_production, 1) })) : ""}</p></div></div>
+          <p style="font-size:2.2vh;color:#9fb9c4" id="r-max">${ren.max_production ? esc(t("display.max_production", { value: kw(ren.max_production, 2) })) : ""}</p></div></div>
       </section>
     </div>`;
   const $ = (s) => root.querySelector(s);
