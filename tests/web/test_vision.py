@@ -464,3 +464,25 @@ def test_german_pages_show_no_raw_keys(browser: Browser, server: LiveServer) -> 
     page.screenshot(path=str(SHOTS / "display-de-390.png"), full_page=True)
     assert console.errors == []
     ctx.close()
+
+
+def test_first_run_pages_fit_a_phone(browser: Browser, tmp_path: Path) -> None:
+    """Before the first admin exists: the setup page (and its banner) at phone widths."""
+    with LiveServer(tmp_path, simulate=False) as srv:
+        for width in WIDTHS:
+            ctx = context(browser, width)
+            page = ctx.new_page()
+            console = Console(page)
+            for name in ("setup", "login"):
+                page.goto(f"{srv.url}/#/{name}")
+                page.wait_for_selector(f'#view[data-page="{name}"] h1')
+                assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), (
+                    f"{name} at {width}"
+                )
+                assert not RAW_KEY.findall(page.locator("body").inner_text())
+            if width == 390:
+                page.goto(f"{srv.url}/#/setup")
+                page.wait_for_selector("#setup-form")
+                page.screenshot(path=str(SHOTS / "setup-first-run-390.png"), full_page=True)
+            assert console.errors == [], (width, console.errors)
+            ctx.close()
