@@ -12,7 +12,9 @@ const RANGES = { "1h": 3600, "6h": 6 * 3600, "24h": 86400, "7d": 7 * 86400, "30d
 /** <option>s of the quantity catalogue grouped by kind, each with its name and unit. */
 function quantityOptions(usable, selected) {
   const kinds = [...new Set(usable.map((q) => q.kind))];
-  const label = (q) => `${has(`q.${q.id}`) ? t(`q.${q.id}`) : q.description || q.id}${q.unit ? ` [${q.unit}]` : ""}`;
+  // the long name where the table heading is a symbol ("Active power P" for "P"), else the heading
+  const name = (q) => (has(`qname.${q.id}`) ? t(`qname.${q.id}`) : has(`q.${q.id}`) ? t(`q.${q.id}`) : q.description || q.id);
+  const label = (q) => `${name(q)}${q.unit ? ` [${q.unit}]` : ""}`;
   return kinds
     .map((k) => `<optgroup label="${esc(has(`kind.${k}`) ? t(`kind.${k}`) : k)}">${usable
       .filter((q) => q.kind === k)
@@ -51,10 +53,13 @@ export async function render(root, { args }) {
     const q = usable.find((x) => x.id === $("#h-quantity").value);
     $("#h-phase").innerHTML = (q?.phases || ["total"]).map((p) => `<option ${p === "total" ? "selected" : ""}>${p}</option>`).join("");
   };
+  // the pickers show minutes; a "last …" range ends now, to the second (else the newest values are cut)
+  let span = null;
   const setRange = () => {
     const r = $("#h-range").value;
     if (r === "custom") return;
     const end = Date.now();
+    span = [end - RANGES[r] * 1000, end];
     $("#h-start").value = toSiteInput(end - RANGES[r] * 1000);
     $("#h-end").value = toSiteInput(end);
   };
@@ -74,8 +79,8 @@ export async function render(root, { args }) {
     const params = {
       quantity: $("#h-quantity").value,
       phase: $("#h-phase").value,
-      start: new Date(fromSiteInput($("#h-start").value)).toISOString(),
-      end: new Date(fromSiteInput($("#h-end").value)).toISOString(),
+      start: new Date($("#h-range").value === "custom" ? fromSiteInput($("#h-start").value) : span[0]).toISOString(),
+      end: new Date($("#h-range").value === "custom" ? fromSiteInput($("#h-end").value) : span[1]).toISOString(),
       resolution: $("#h-res").value,
     };
     const results = await Promise.all(ids.map((id) => get(`/circuits/${encodeURIComponent(id)}/history${qs(params)}`)));
