@@ -154,6 +154,7 @@ WIDEST = """() => { const w = innerWidth; const out = [];
   return out.slice(0, 5); }"""
 
 
+@pytest.mark.slow  # every page at four widths: about a minute
 def test_every_page_fits_a_phone_and_the_desktop(browser: Browser, server: LiveServer) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     for width in [1280, *WIDTHS]:
