@@ -560,6 +560,24 @@ class Observer:
         self._history: deque[dict[str, float]] = deque(maxlen=HISTORY)
         self.samples = 0
 
+    def reconfigure(self, setups: Sequence[CircuitSetup]) -> list[str]:
+        """Check ``setups`` from now on: a circuit whose setup changed starts collecting evidence anew
+        (what it showed before the change says nothing about the new configuration). Returns their ids."""
+        changed = []
+        acc = {}
+        for s in setups:
+            old = self.setups.get(s.id)
+            if old == s and s.id in self._acc:
+                acc[s.id] = self._acc[s.id]
+            else:
+                acc[s.id] = _Circuit([_Channel() for _ in s.channels])
+                changed.append(s.id)
+        self.setups = {s.id: s for s in setups}
+        self._acc = acc
+        if changed:
+            self._history.clear()
+        return changed
+
     def add(self, sample: SiteSample) -> None:
         """Take one snapshot into account (a circuit whose values did not change since the last one,
         same timestamp, is skipped)."""

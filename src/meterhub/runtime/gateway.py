@@ -87,6 +87,9 @@ class Gateway:
         self._source_tasks: list[asyncio.Task[None]] = []
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._records: dict[str, TaskRecord] = {}
+        #: called with the configuration in force after every :meth:`update_config` (the demo's simulated
+        #: devices follow it; commissioning re-checks)
+        self.config_listeners: list[Callable[[SiteConfig], None]] = []
         ctx = SinkContext(
             config=config,
             bus=self.bus,
@@ -293,5 +296,7 @@ class Gateway:
         self.live.clear_spectra()  # a circuit may have moved to a device that measures none
         if self.energy is not None:
             self.energy.reconfigure(validated)
+        for listener in self.config_listeners:
+            listener(validated)
         self._start_sources()
         log.info("configuration applied; acquisition restarted")

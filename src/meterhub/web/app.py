@@ -34,7 +34,7 @@ from meterhub.web import (
 )
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
-from meterhub.web.routers import io_points, outputs, registers, reports
+from meterhub.web.routers import commissioning, io_points, outputs, registers, reports
 from meterhub.web.stream import StreamHub
 
 __all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
@@ -72,6 +72,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     outputs.router,
     reports.router,
     registers.router,
+    commissioning.router,
     ingest.router,  # POST /api/v1/ingest: uploads of other gateways
     metrics.router,  # GET /metrics for Prometheus
     docs.router,  # self-hosted Swagger UI and ReDoc under the same CSP (not in the OpenAPI document)
@@ -89,6 +90,9 @@ def create_app(gateway: Gateway) -> FastAPI:
             yield
         finally:
             await hub.stop()
+            assistant = getattr(app.state, "commissioning", None)
+            if assistant is not None:
+                await assistant.stop()
 
     app = FastAPI(
         title="meterhub API",
