@@ -875,7 +875,10 @@ class Observer:
                     m = math.fsum(fixed) / len(fixed)
                     if m < -tolerance:
                         continue
-                    cost = abs(m)
+                    # the unmetered rest is what no circuit explains: about steady and not negative, so
+                    # the culprit is the circuit whose correction leaves the steadiest rest
+                    spread = math.sqrt(math.fsum((x - m) ** 2 for x in fixed) / len(fixed))
+                    cost = spread + 0.1 * abs(m)
                     if best is None or cost < best[0]:
                         best = (cost, cid, factor)
             if best is None:
