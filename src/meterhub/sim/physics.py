@@ -337,6 +337,7 @@ class SiteModel:
             self._wiring.reconfigure(config)
             self._cache_t = -1.0
             self._cell = None
+            self._refresh(self._t_last)
 
     def circuit(self, circuit_id: str) -> list[ChannelState]:
         """States of every phase of a circuit, with their energy registers."""
