@@ -32,7 +32,9 @@ WIRINGS = {
 }
 
 
-def setup(name: str, purpose: Purpose = Purpose.CONSUMABLE, *, rating: float = 100.0, cid: str = "c") -> CircuitSetup:
+def setup(
+    name: str, purpose: Purpose = Purpose.CONSUMABLE, *, rating: float = 100.0, cid: str = "c"
+) -> CircuitSetup:
     wiring, phases = WIRINGS[name]
     return CircuitSetup(
         id=cid,
@@ -55,7 +57,9 @@ def observe(inst: Installation, s: CircuitSetup, pf: float, load: float, *, n: i
         phi += 180.0
     obs = Observer([s])
     for t in range(n):
-        current = {p: load * (s.rating or 1) * (1 + 0.02 * math.sin(t + k)) for k, p in enumerate((L1, L2, L3))}
+        current = {
+            p: load * (s.rating or 1) * (1 + 0.02 * math.sin(t + k)) for k, p in enumerate((L1, L2, L3))
+        }
         sample = measure(inst, s, load_angle={p: phi for p in (L1, L2, L3)}, current=current, ts=float(t))
         obs.add(SiteSample(float(t), {s.id: sample}))
     return obs
@@ -67,7 +71,9 @@ def faults_of(name: str) -> list[str]:
     return rev + [f"swap:{a.value},{b.value}" for a, b in itertools.combinations(phases, 2)]
 
 
-def check(name: str, faults: list[str], pf: float, *, load: float = 0.5, purpose: Purpose = Purpose.CONSUMABLE):
+def check(
+    name: str, faults: list[str], pf: float, *, load: float = 0.5, purpose: Purpose = Purpose.CONSUMABLE
+):
     s = setup(name, purpose)
     inst = install(s, faults)
     report = observe(inst, s, pf, load).report()[0]
@@ -123,7 +129,9 @@ def test_fault_pairs_are_fixed_or_flagged_ambiguous(wiring: str, faults: list[st
 
 
 @pytest.mark.parametrize("pf", [1.0, 0.9, -0.9])
-@pytest.mark.parametrize(("wiring", "fault"), [(w, f) for w in ("3P4W", "1P2W", "1P3W") for f in faults_of(w)])
+@pytest.mark.parametrize(
+    ("wiring", "fault"), [(w, f) for w in ("3P4W", "1P2W", "1P3W") for f in faults_of(w)]
+)
 def test_generating_circuit_faults(wiring: str, fault: str, pf: float) -> None:
     s, inst, report = check(wiring, [fault], pf, purpose=Purpose.RENEWABLE)
     assert report.verdict == "suspect"
@@ -140,7 +148,9 @@ def test_correct_wiring_gives_no_finding(wiring: str, purpose: Purpose, pf: floa
     assert report.findings == []
 
 
-@pytest.mark.parametrize(("wiring", "fault"), [("3P4W", "reverse:L2"), ("3P4W", "swap:L1,L3"), ("1P2W", "reverse:L1")])
+@pytest.mark.parametrize(
+    ("wiring", "fault"), [("3P4W", "reverse:L2"), ("3P4W", "swap:L1,L3"), ("1P2W", "reverse:L1")]
+)
 def test_load_at_five_percent_of_the_rating_is_enough(wiring: str, fault: str) -> None:
     s, inst, report = check(wiring, [fault], 0.8, load=0.051)
     assert report.verdict == "suspect"

@@ -6,7 +6,6 @@ Readings are put into the live cache as the HVAC module would deliver them with 
 
 from __future__ import annotations
 
-import logging
 import math
 import warnings
 from collections.abc import Iterator
@@ -86,7 +85,9 @@ def feed(client: TestClient, first: float, n: int, *, reversed_l2: bool) -> None
         assistant.sample()
 
 
-def test_reversed_ct_is_reported_fixed_and_rechecked(client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_reversed_ct_is_reported_fixed_and_rechecked(
+    client: TestClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     first = client.get("/api/v1/commissioning").json()
     assert first["circuits"][0]["verdict"] == "insufficient-load"
     feed(client, T0, 12, reversed_l2=True)

@@ -102,7 +102,9 @@ def test_dropped_voltage_reads_zero_at_the_voltage_unit_and_no_power(demo_model:
     ch = demo_model.circuit("lighting-warehouse")[0]  # on L2, voltage from vu
     assert (ch.voltage, ch.active_power) == (0.0, 0.0)
     assert ch.current > 1.0  # the load still draws current
-    assert demo_model.value("incomer-meter", Q.VOLTAGE, Phase.L2) == pytest.approx(230, rel=0.03)  # own inputs
+    assert demo_model.value("incomer-meter", Q.VOLTAGE, Phase.L2) == pytest.approx(
+        230, rel=0.03
+    )  # own inputs
 
 
 def test_ratio_fault_reads_that_many_times_the_current() -> None:

@@ -33,7 +33,9 @@ __all__ = ["commission"]
 console = Console(highlight=False)
 
 
-async def _observe(cfg: SiteConfig, data: Path, duration: float, demo: bool, faults: list[str]) -> dict[str, Any]:
+async def _observe(
+    cfg: SiteConfig, data: Path, duration: float, demo: bool, faults: list[str]
+) -> dict[str, Any]:
     """Acquire for up to ``duration`` seconds [s] and return the assistant's report."""
     # lazy: the runtime (every driver) and the simulators load only when the checks run (CLI start-up)
     from meterhub.runtime import Gateway
@@ -66,23 +68,33 @@ async def _observe(cfg: SiteConfig, data: Path, duration: float, demo: bool, fau
             model.save()
 
 
-_LIGHT = {"ok": "[green]ok[/]", "suspect": "[bold red]suspect[/]", "insufficient-load": "[yellow]insufficient load[/]"}
+_LIGHT = {
+    "ok": "[green]ok[/]",
+    "suspect": "[bold red]suspect[/]",
+    "insufficient-load": "[yellow]insufficient load[/]",
+}
 
 
 @app.command()
 def commission(
     config: Annotated[Path, typer.Option("--config", "-c", help="Site file (YAML).")],
-    data: Annotated[Path, typer.Option("--data", help="Data folder (scratch data in DATA/commissioning).")] = Path(
-        "data"
-    ),
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report as JSON (as the API answers).")] = False,
+    data: Annotated[
+        Path, typer.Option("--data", help="Data folder (scratch data in DATA/commissioning).")
+    ] = Path("data"),
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (as the API answers).")
+    ] = False,
     duration: Annotated[
         float, typer.Option("--duration", min=5, max=3600, help="Observe at most this long [s].")
     ] = 120.0,
-    demo: Annotated[bool, typer.Option("--demo", help="Also serve the site's simulators (as `meterhub demo`).")] = False,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Also serve the site's simulators (as `meterhub demo`).")
+    ] = False,
     fault: Annotated[
         list[str] | None,
-        typer.Option("--fault", help="With --demo: a simulated wiring fault, e.g. hvac:reverse:L2 (repeatable)."),
+        typer.Option(
+            "--fault", help="With --demo: a simulated wiring fault, e.g. hvac:reverse:L2 (repeatable)."
+        ),
     ] = None,
 ) -> None:
     """Check CT polarity, phase mapping, ratios and voltages of every circuit from live values; print the fixes."""
@@ -107,5 +119,11 @@ def commission(
             t.add_row(escape(c["id"]), light, escape(c["note"]), "", "")
         for f in c["findings"]:
             where = f" {f['phase']}" if f["phase"] else ""
-            t.add_row(escape(c["id"]), light, escape(f"{f['kind']}{where}"), f"{f['confidence']:.2f}", escape(f["fix"]["text"]))
+            t.add_row(
+                escape(c["id"]),
+                light,
+                escape(f"{f['kind']}{where}"),
+                f"{f['confidence']:.2f}",
+                escape(f["fix"]["text"]),
+            )
     console.print(t)

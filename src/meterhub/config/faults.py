@@ -79,7 +79,9 @@ def parse_fault(text: str) -> Fault:
         except ValueError:
             factor = math.nan
         if not (math.isfinite(factor) and 1e-3 <= factor <= 1e3) or factor == 1.0:
-            raise ValueError(f"fault {text!r}: ratio takes a factor between 0.001 and 1000 other than 1, e.g. 10")
+            raise ValueError(
+                f"fault {text!r}: ratio takes a factor between 0.001 and 1000 other than 1, e.g. 10"
+            )
         return Fault(target, kind, factor=factor)
     raise ValueError(f"fault {text!r}: unknown kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
 
@@ -94,7 +96,9 @@ def check_faults(config: SiteConfig, faults: list[str]) -> list[Fault]:
         fault = parse_fault(text)
         if fault.kind == "drop":
             if fault.target not in devices:
-                raise ValueError(f"fault {text!r}: no device {fault.target!r} (drop names a voltage unit or meter)")
+                raise ValueError(
+                    f"fault {text!r}: no device {fault.target!r} (drop names a voltage unit or meter)"
+                )
         else:
             circuit = circuits.get(fault.target)
             if circuit is None:
@@ -102,6 +106,8 @@ def check_faults(config: SiteConfig, faults: list[str]) -> list[Fault]:
             missing = [p.value for p in fault.phases if p not in circuit.supply_phases]
             if missing:
                 have = ", ".join(p.value for p in circuit.supply_phases)
-                raise ValueError(f"fault {text!r}: circuit {circuit.id!r} has no {', '.join(missing)} (it has {have})")
+                raise ValueError(
+                    f"fault {text!r}: circuit {circuit.id!r} has no {', '.join(missing)} (it has {have})"
+                )
         out.append(fault)
     return out

@@ -234,7 +234,7 @@ def site_sample(readings: Iterable[Reading], setups: Sequence[CircuitSetup], ts:
 @dataclass
 class Finding:
     """One thing found: ``kind`` (reversed-ct, phase-mapping, ratio, voltage-missing, voltage-level,
-    phase-sequence, frequency, neutral), the phase(s) it concerns, a confidence in [0, 1], the evidence
+    phase-sequence, frequency-deviation, neutral), the phase(s) it concerns, a confidence in [0, 1], the evidence
     (angles [°], expected range, currents [A], powers [W]) and the fix: ``text`` for a person and
     ``patch`` for :func:`meterhub.config.edit.patch_circuit` (None: a change on site, not in the
     configuration)."""
@@ -398,13 +398,19 @@ def analyse_angles(
                 phis.append(phi)
                 cost += (_implausibility(phi, setup.purpose) / 10.0) ** 2
                 # a slight preference for the smaller displacement: most loads run near PF 1
-                cost += 0.3 * (_wrap(phi if setup.purpose is not Purpose.RENEWABLE else phi - 180.0) / 60.0) ** 2 / n
+                cost += (
+                    0.3
+                    * (_wrap(phi if setup.purpose is not Purpose.RENEWABLE else phi - 180.0) / 60.0) ** 2
+                    / n
+                )
             cost += _spread(phis, setup.purpose) / 30.0**2
             moved = sum(c != p for c, p in zip(conductors, setup.phases, strict=True))
             # a single CT on another phase's conductor is a rarer mistake than one clipped on backwards
             changes = moved * (1.5 if n == 1 else 1.0) + sum(s < 0 for s in polarity)
             # an unloaded channel cannot be judged: changing it is never proposed
-            if any(theta[k] is None and (conductors[k] != setup.phases[k] or polarity[k] < 0) for k in range(n)):
+            if any(
+                theta[k] is None and (conductors[k] != setup.phases[k] or polarity[k] < 0) for k in range(n)
+            ):
                 continue
             cost += 1.0 * changes
             out.append(Hypothesis(tuple(conductors), tuple(polarity), cost, tuple(phis)))
@@ -421,7 +427,10 @@ def _channel_name(setup: CircuitSetup, k: int) -> str:
 
 
 def _angle_findings(
-    setup: CircuitSetup, theta: Sequence[float | None], angles: Mapping[Phase, float] | None, evidence: dict[str, Any]
+    setup: CircuitSetup,
+    theta: Sequence[float | None],
+    angles: Mapping[Phase, float] | None,
+    evidence: dict[str, Any],
 ) -> list[Finding]:
     hyps = analyse_angles(setup, theta, angles)
     if not hyps:
@@ -431,7 +440,9 @@ def _angle_findings(
     if best is identity or (_plausible(identity, setup.purpose) and identity.score - best.score < 2.0):
         return []
     # the runner-up that proposes something else: how sure the choice is
-    other = next((h for h in hyps[1:] if h.conductors != best.conductors or h.polarity != best.polarity), None)
+    other = next(
+        (h for h in hyps[1:] if h.conductors != best.conductors or h.polarity != best.polarity), None
+    )
     margin = (other.score - best.score) if other is not None else 10.0
     confidence = max(0.05, min(0.99, 1.0 - math.exp(-1.2 * margin)))
     expected = {
@@ -473,7 +484,16 @@ def _angle_findings(
                 "phase-mapping",
                 phase,
                 confidence,
-                {**base, "offset": [round(_wrap(angles_of(angles)[setup.phases[k]] - angles_of(angles)[best.conductors[k]]), 1) for k in moved]},
+                {
+                    **base,
+                    "offset": [
+                        round(
+                            _wrap(angles_of(angles)[setup.phases[k]] - angles_of(angles)[best.conductors[k]]),
+                            1,
+                        )
+                        for k in moved
+                    ],
+                },
                 {"text": text, "patch": {"phases": [c.value for c in best.conductors]}},
                 setup.id,
             )
@@ -489,7 +509,11 @@ def _angle_findings(
                 "reversed-ct",
                 setup.phases[k].value if setup.ac else None,
                 confidence,
-                {**base, "angle": None if th is None else round(th, 1), "configured_reversed": list(setup.reversed)},
+                {
+                    **base,
+                    "angle": None if th is None else round(th, 1),
+                    "configured_reversed": list(setup.reversed),
+                },
                 {
                     "text": f"invert the CT on {setup.phases[k].value if setup.ac else 'the circuit'} "
                     f"({_channel_name(setup, k)}): turn it round (P1 towards the supply) or set "
@@ -659,7 +683,7 @@ class Observer:
     def _report(self, setup: CircuitSetup, extra: list[Finding]) -> CircuitReport:
         acc = self._acc[setup.id]
         findings = self._voltage_findings(setup, acc)
-        checked = ["voltage", "frequency"]
+        checked = ["voltage presence and level", "supply frequency"]
         observed = (acc.last - acc.first) if acc.first is not None and acc.last is not None else 0.0
         enough = acc.loaded >= self.min_samples and observed >= self.min_observation
         dead = {f.phase for f in findings if f.kind == "voltage-missing"}
@@ -676,8 +700,8 @@ class Observer:
                 checked.append("neutral")
             evidence = {
                 "angle": [None if t is None else round(t, 1) for t in theta],
-                "current": [round(ch.i_sum / ch.n, 2) if ch.n else None for ch in acc.channels],
-                "power": [round(ch.s.real / ch.n, 1) if ch.n else None for ch in acc.channels],
+                "amps": [round(ch.i_sum / ch.n, 2) if ch.n else None for ch in acc.channels],
+                "watts": [round(ch.s.real / ch.n, 1) if ch.n else None for ch in acc.channels],
                 "samples": acc.loaded,
             }
             angle_findings = _angle_findings(setup, theta, self.voltage_angles(), evidence)
@@ -719,7 +743,7 @@ class Observer:
                         "voltage-missing",
                         ph,
                         0.95,
-                        {"voltage": round(u, 1), "expected": round(ref, 1), "source": setup.voltage_source},
+                        {"volts": round(u, 1), "expected": round(ref, 1), "source": setup.voltage_source},
                         {
                             "text": f"no voltage on {ph} at {setup.voltage_source!r} ({u:.0f} V, {ref:.0f} V "
                             f"expected): check its voltage tap and fuse on {ph}",
@@ -734,7 +758,7 @@ class Observer:
                         "voltage-level",
                         ph,
                         0.8,
-                        {"voltage": round(u, 1), "expected": round(un, 1), "source": setup.voltage_source},
+                        {"volts": round(u, 1), "expected": round(un, 1), "source": setup.voltage_source},
                         {
                             "text": f"{ph} reads {u:.0f} V, a line-to-line voltage where {un:.0f} V line-to-"
                             f"neutral is expected: the input is wired between two phases (3P3W?) or the "
@@ -749,10 +773,10 @@ class Observer:
             if abs(f / self.nominal_frequency - 1) > 0.02:
                 out.append(
                     Finding(
-                        "frequency",
+                        "frequency-deviation",
                         None,
                         0.9,
-                        {"frequency": round(f, 3), "expected": self.nominal_frequency},
+                        {"hz": round(f, 3), "expected": self.nominal_frequency},
                         {
                             "text": f"frequency {f:.2f} Hz, {self.nominal_frequency:g} Hz expected: check "
                             f"site.nominal_frequency or the supply (a generator?)",
@@ -807,11 +831,15 @@ class Observer:
             i_max = max(ch.i_max for ch in acc.channels)
             if i_max > 1.2 * setup.rating:
                 factor = 10 ** math.ceil(math.log10(i_max / setup.rating))
-                out.append(self._ratio_fix(setup, factor, {"current_max": round(i_max, 1), "rated": setup.rating}))
+                out.append(
+                    self._ratio_fix(setup, factor, {"peak_amps": round(i_max, 1), "rated": setup.rating})
+                )
         return out
 
     @staticmethod
-    def _ratio_fix(setup: CircuitSetup, factor: float, evidence: dict[str, Any], confidence: float = 0.8) -> Finding:
+    def _ratio_fix(
+        setup: CircuitSetup, factor: float, evidence: dict[str, Any], confidence: float = 0.8
+    ) -> Finding:
         new = setup.ct_primary / factor
         old_text = f"{setup.ct_primary:g}/{setup.ct_secondary:g}"
         new_text = f"{new:g}/{setup.ct_secondary:g}"

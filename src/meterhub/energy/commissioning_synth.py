@@ -83,7 +83,9 @@ def measure(
     current : its true current [A]; scale_config : the configured ratio over the correct one (default:
     from ``config.ct_primary``)."""
     if scale_config is None:
-        scale_config = (config.ct_primary / config.ct_secondary) / (inst.setup.ct_primary / inst.setup.ct_secondary)
+        scale_config = (config.ct_primary / config.ct_secondary) / (
+            inst.setup.ct_primary / inst.setup.ct_secondary
+        )
     scale = inst.scale * scale_config
     u = {ph: (0.0 if ph in inst.dropped else voltage) * _unit(angles[ph]) for ph in angles}
     p: list[float] = []
@@ -131,7 +133,11 @@ def apply_patch(setup: CircuitSetup, patch: Mapping[str, Any] | None) -> Circuit
 def fixed_correctly(inst: Installation, config: CircuitSetup) -> bool:
     """Whether ``config`` measures ``inst`` as it is: each channel labelled with the conductor its CT
     clamps, with the right sign, and the ratio within 1 %."""
-    scale = inst.scale * (config.ct_primary / config.ct_secondary) / (inst.setup.ct_primary / inst.setup.ct_secondary)
+    scale = (
+        inst.scale
+        * (config.ct_primary / config.ct_secondary)
+        / (inst.setup.ct_primary / inst.setup.ct_secondary)
+    )
     if abs(scale - 1.0) > 0.01:
         return False
     for k in range(len(config.phases)):

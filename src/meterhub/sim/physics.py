@@ -559,11 +559,17 @@ class _Wiring:
                 cond[a], cond[b] = cond[b], cond[a]
             elif f.kind == "ratio":
                 self.scale[c.id] *= f.factor
-        self._original = {c.id: (c.device, tuple(c.channels), tuple(c.supply_phases)) for c in config.circuits}
+        self._original = {
+            c.id: (c.device, tuple(c.channels), tuple(c.supply_phases)) for c in config.circuits
+        }
         self.phases: dict[str, list[Phase]] = {c.id: list(c.supply_phases) for c in config.circuits}
 
     def reconfigure(self, config: SiteConfig) -> None:
-        where = {(c.device, ch): ph for c in config.circuits for ch, ph in zip(c.channels, c.supply_phases, strict=True)}
+        where = {
+            (c.device, ch): ph
+            for c in config.circuits
+            for ch, ph in zip(c.channels, c.supply_phases, strict=True)
+        }
         for cid, (device, channels, phases) in self._original.items():
             self.phases[cid] = [where.get((device, ch), ph) for ch, ph in zip(channels, phases, strict=True)]
         self.active = True
@@ -591,10 +597,15 @@ class _Wiring:
             scale = self.scale[c.id]
             i1 = src.current / math.sqrt(1.0 + (src.thd_current / 100.0) ** 2)
             i_ang = src.angle_current + (180.0 if sign < 0 else 0.0)
-            current = complex(scale * i1 * math.cos(math.radians(i_ang)), scale * i1 * math.sin(math.radians(i_ang)))
+            current = complex(
+                scale * i1 * math.cos(math.radians(i_ang)), scale * i1 * math.sin(math.radians(i_ang))
+            )
             j = _PHASES.index(ph)
             u = float(seen.voltage[j])
-            v = u * complex(math.cos(math.radians(float(seen.angle_voltage[j]))), math.sin(math.radians(float(seen.angle_voltage[j]))))
+            v = u * complex(
+                math.cos(math.radians(float(seen.angle_voltage[j]))),
+                math.sin(math.radians(float(seen.angle_voltage[j]))),
+            )
             s1 = v * current.conjugate()
             i_rms = scale * src.current
             s = u * i_rms

@@ -76,7 +76,9 @@ async def post_fix(
         chosen = [f for f in report.findings if f.id == body.finding]
         if not chosen:
             known = ", ".join(f.id for f in report.findings) or "none"
-            raise NotFoundError(f"finding {body.finding!r} is not reported now (circuit {circuit_id}: {known})")
+            raise NotFoundError(
+                f"finding {body.finding!r} is not reported now (circuit {circuit_id}: {known})"
+            )
         patch = chosen[0].fix.get("patch")
         texts = [chosen[0].fix["text"]]
     else:
@@ -109,4 +111,9 @@ async def post_fix(
             entry.actor, entry.extra["findings"], circuit_id, entry.comment, entry.before, entry.after,
         )  # fmt: skip
     after = next(r for r in assistant.reports() if r.id == circuit_id)
-    return {"circuit": circuit_id, "applied": patch, "findings": [f.id for f in chosen], "now": after.as_dict()}
+    return {
+        "circuit": circuit_id,
+        "applied": patch,
+        "findings": [f.id for f in chosen],
+        "now": after.as_dict(),
+    }
