@@ -16,12 +16,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from meterhub.model.topology import Phase
-
-if TYPE_CHECKING:
-    from meterhub.config.schema import SiteConfig
 
 __all__ = ["FAULT_KINDS", "Fault", "check_faults", "parse_fault"]
 
@@ -86,9 +83,10 @@ def parse_fault(text: str) -> Fault:
     raise ValueError(f"fault {text!r}: unknown kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
 
 
-def check_faults(config: SiteConfig, faults: list[str]) -> list[Fault]:
-    """The faults, each checked against the site: its circuit (or device) exists and has the phases
-    named. ValueError for the first that does not."""
+def check_faults(config: Any, faults: list[str]) -> list[Fault]:
+    """The faults, each checked against the site ``config`` (a :class:`~meterhub.config.schema.SiteConfig`,
+    which imports this module): its circuit (or device) exists and has the phases named. ValueError for
+    the first that does not."""
     out = []
     circuits = {c.id: c for c in config.circuits}
     devices = {d.id for d in config.devices}

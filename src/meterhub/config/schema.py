@@ -348,7 +348,7 @@ class SiteInfo(StrictModel):
     def _tz(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
             raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'Europe/Berlin'") from None
         return v
 
