@@ -23,7 +23,7 @@ hypothesis then names the fix: ``reversed`` toggled on a channel ("invert the CT
 re-assigned ("swap channels 1 and 3"). A CT on another phase's conductor shifts θ by ±120° (seed 000
 §6.3.2: P1 towards the supply, P2 towards the load; a reversed CT adds 180°).
 
-**Ratios.** A current above 1.2 × the CT's rated primary, a 5 A adapter whose ratio names 5 A as the
+**Ratios.** A current above twice the CT's rated primary (a CT is specified to 120 %), a 5 A adapter whose ratio names 5 A as the
 primary (seed 003: 50/5 … 4000/5), and a grid circuit whose sub-circuits add up to more than it measures
 (the unmetered rest negative beyond its tolerance: a sub-circuit reads a power of ten too high).
 
@@ -78,10 +78,12 @@ MIN_SAMPLES = 5  # snapshots with enough load before CT findings are reported
 MIN_OBSERVATION = 10.0  # [s] between the first and the last of them
 PLAUSIBLE_ANGLE = 62.0  # [°] |φ| of a load (PF ≥ 0.47), or |φ − 180°| of a generator
 HISTORY = 600  # snapshots kept for the main-against-sub-circuits balance
+OVER_RATING = 2.0  # [-] a current above this × the CT's rated primary: the ratio is wrong (CTs run to 120 %)
 #: Rated current of a CT kind that has no ratio to read it from [A]: the M10…M40 modules' built-in CTs
 #: measure up to 63 A (seed 000 §3.4.3); a direct-connected meter typically 100 A (Eastron SDM630).
 RATED_BY_KIND: dict[CTKind, float] = {CTKind.BUILT_IN: 63.0, CTKind.DIRECT: 100.0}
 _PHASES = (Phase.L1, Phase.L2, Phase.L3)
+_ANGLE_KINDS = frozenset({"reversed-ct", "phase-mapping", "voltage-missing"})
 #: Fundamental voltage angles of a positive-sequence supply, referenced to U L1 [°].
 NOMINAL_ANGLES: dict[Phase, float] = {Phase.L1: 0.0, Phase.L2: -120.0, Phase.L3: 120.0}
 
@@ -677,8 +679,15 @@ class Observer:
     # -- report -------------------------------------------------------------------------------------
     def report(self) -> list[CircuitReport]:
         """The verdict on every circuit, in the order given."""
-        balance = self._balance_findings()
-        return [self._report(s, balance.get(s.id, [])) for s in self.setups.values()]
+        reports = {s.id: self._report(s, []) for s in self.setups.values()}
+        # the balance counts on the sub-circuits' signs and phases: not while one of them is in doubt
+        doubtful = {r.id for r in reports.values() if any(f.kind in _ANGLE_KINDS for f in r.findings)}
+        for cid, findings in self._balance_findings(doubtful).items():
+            report = reports[cid]
+            report.findings += findings
+            report.verdict = "suspect"
+            report.note = ""
+        return list(reports.values())
 
     def _report(self, setup: CircuitSetup, extra: list[Finding]) -> CircuitReport:
         acc = self._acc[setup.id]
@@ -694,6 +703,12 @@ class Observer:
             else:
                 theta.append(None)
         ratio = self._ratio_findings(setup, acc)
+        if setup.purpose is Purpose.GRID:
+            # an incomer may import on one phase and export on another, at any angle when P nets out:
+            # its CTs are judged against the sum of the circuits it feeds (:meth:`_balance_findings`)
+            theta = [None] * len(theta)
+            enough = enough and acc.loaded > 0
+            checked.append("balance against the sub-circuits")
         if enough and any(t is not None for t in theta):
             checked += ["polarity", "phase mapping", "ratio"]
             if setup.ac and len(setup.channels) == 3:
@@ -710,7 +725,7 @@ class Observer:
             if not angle_findings:
                 findings += self._neutral_findings(setup, acc)
         else:
-            findings += [f for f in ratio + extra if f.kind == "ratio"]
+            findings += ratio + extra
         rating = f"{MIN_LOAD_FRACTION * setup.rating:.2f} A" if setup.rating else "any current"
         if findings:
             verdict = "suspect"
@@ -829,8 +844,8 @@ class Observer:
             )
         if setup.rating and setup.ratio_fixable:
             i_max = max(ch.i_max for ch in acc.channels)
-            if i_max > 1.2 * setup.rating:
-                factor = 10 ** math.ceil(math.log10(i_max / setup.rating))
+            if i_max > OVER_RATING * setup.rating:
+                factor = 10 ** max(1, round(math.log10(i_max / setup.rating)))  # ratios go wrong by powers of ten
                 out.append(
                     self._ratio_fix(setup, factor, {"peak_amps": round(i_max, 1), "rated": setup.rating})
                 )
@@ -878,12 +893,15 @@ class Observer:
             ]
         return []
 
-    def _balance_findings(self) -> dict[str, list[Finding]]:
+    def _balance_findings(self, doubtful: set[str]) -> dict[str, list[Finding]]:
         """Grid circuits against the sum of the circuits they feed: a sub-circuit that reads a power of
-        ten too high makes the unmetered rest negative (:data:`HISTORY` snapshots)."""
+        ten too high makes the unmetered rest negative (:data:`HISTORY` snapshots). Skipped for a grid
+        whose sub-circuits include a ``doubtful`` one (a reversed CT changes the sum as much)."""
         out: dict[str, list[Finding]] = {}
         for grid in self.setups.values():
             if not grid.grid_of or len(self._history) < self.min_samples:
+                continue
+            if doubtful & ({grid.id, *grid.grid_of}):
                 continue
             rows = [h for h in self._history if grid.id in h and all(c in h for c in grid.grid_of)]
             if len(rows) < self.min_samples:
@@ -909,15 +927,41 @@ class Observer:
                     cost = spread + 0.1 * abs(m)
                     if best is None or cost < best[0]:
                         best = (cost, cid, factor)
+            # or the incomer's own CTs are the other way round: −main − Σ sub is the steady rest
+            flipped = [-m - (m - r) for m, r in zip(main, rest, strict=True)]
+            mf = math.fsum(flipped) / len(flipped)
+            if mf >= -tolerance:
+                spread = math.sqrt(math.fsum((x - mf) ** 2 for x in flipped) / len(flipped))
+                cost = spread + 0.1 * abs(mf)
+                if best is None or cost < best[0]:
+                    best = (cost, grid.id, -1.0)
             if best is None:
                 continue
             _, cid, factor = best
             setup = self.setups[cid]
             evidence = {
                 "main": grid.id,
-                "main_power": round(mean_main, 1),
+                "main_power": round(math.fsum(main) / len(main), 1),
+                "sub_circuits_power": round(math.fsum(m - r for m, r in zip(main, rest, strict=True)) / len(main), 1),
                 "unmetered": round(mean_rest, 1),
                 "tolerance": round(tolerance, 1),
             }
+            if factor < 0:
+                flags = [not f for f in setup.reversed]
+                text = (
+                    f"the CTs of {setup.id} are the other way round: it measures {evidence['main_power']:.0f} W "
+                    f"where its circuits draw {evidence['sub_circuits_power']:.0f} W; turn them round (P1 "
+                    f"towards the supply) or set reversed {flags}"
+                ).replace("True", "true").replace("False", "false")
+                finding = Finding(
+                    "reversed-ct",
+                    "all",
+                    0.7,
+                    {**evidence, "configured_reversed": list(setup.reversed)},
+                    {"text": text, "patch": {"reversed": flags}},
+                    setup.id,
+                )
+                out.setdefault(cid, []).append(finding)
+                continue
             out.setdefault(cid, []).append(self._ratio_fix(setup, factor, evidence, confidence=0.7))
         return out
