@@ -43,7 +43,9 @@ WIRINGS = {
 SECONDS = 30
 
 
-def circuit(cid: str, wiring: str, purpose: Purpose, rating: float, grid_of: tuple[str, ...] = ()) -> CircuitSetup:
+def circuit(
+    cid: str, wiring: str, purpose: Purpose, rating: float, grid_of: tuple[str, ...] = ()
+) -> CircuitSetup:
     w, phases = WIRINGS[wiring]
     return CircuitSetup(
         cid, w, purpose, tuple(range(1, len(phases) + 1)), phases, (False,) * len(phases), rating=rating,
@@ -70,7 +72,9 @@ def scenario(rng: random.Random, n_faults: int) -> dict[str, Any]:
     other = circuit("o", "3P4W", Purpose.CONSUMABLE, 100.0)
     main = circuit("main", "3P4W", Purpose.GRID, 400.0, grid_of=("t", "o"))
     inst = install(target, faults)
-    phi = math.degrees(math.acos(abs(pf))) * (1 if pf >= 0 else -1) + (180.0 if purpose is Purpose.RENEWABLE else 0.0)
+    phi = math.degrees(math.acos(abs(pf))) * (1 if pf >= 0 else -1) + (
+        180.0 if purpose is Purpose.RENEWABLE else 0.0
+    )
     obs = Observer([main, target, other])
     first_final: dict[str, int] = {}
     verdicts: list[tuple[str, str]] = []
@@ -81,8 +85,13 @@ def scenario(rng: random.Random, n_faults: int) -> dict[str, Any]:
         ang = {p: phi + rng.gauss(0, 1) for p in (L1, L2, L3)}
         samples = {
             "t": measure(inst, target, load_angle=ang, current=cur, ts=t),
-            "o": measure(install(other, []), other, load_angle=dict.fromkeys((L1, L2, L3), 20.0),
-                         current=dict.fromkeys((L1, L2, L3), 30.0), ts=t),  # fmt: skip
+            "o": measure(
+                install(other, []),
+                other,
+                load_angle=dict.fromkeys((L1, L2, L3), 20.0),
+                current=dict.fromkeys((L1, L2, L3), 30.0),
+                ts=t,
+            ),  # fmt: skip
         }
         # the incomer: the true currents of both, plus 2 A unmetered, summed per phase as phasors
         true_s = complex(0)
@@ -91,7 +100,9 @@ def scenario(rng: random.Random, n_faults: int) -> dict[str, Any]:
         for p in (L1, L2, L3):
             # an Aron (3P3W) circuit's load draws current on all three phases, its CTs sit on two
             on = p in target.phases or target.wiring is Wiring.P3W3
-            s_t = cur[p] * complex(math.cos(math.radians(ang[p])), math.sin(math.radians(ang[p]))) if on else 0
+            s_t = (
+                cur[p] * complex(math.cos(math.radians(ang[p])), math.sin(math.radians(ang[p]))) if on else 0
+            )
             s_o = 32.0 * complex(math.cos(math.radians(20.0)), math.sin(math.radians(20.0)))
             true_s = s_t + s_o
             main_cur[p] = abs(true_s)

@@ -31,7 +31,9 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def test_commissioning_page_shows_the_reversed_ct_and_applies_the_fix(browser: Browser, tmp_path: Path) -> None:
+def test_commissioning_page_shows_the_reversed_ct_and_applies_the_fix(
+    browser: Browser, tmp_path: Path
+) -> None:
     with FaultyDemo(tmp_path / "demo", ["hvac:reverse:L2"]) as demo:
         ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
         page = ctx.new_page()

@@ -24,14 +24,18 @@ def wait_for(demo: FaultyDemo, done, timeout: float) -> tuple[dict[str, dict], f
         if done(report):
             return report, time.monotonic() - t0
         if time.monotonic() - t0 > timeout:
-            raise AssertionError({k: (v["verdict"], [f["id"] for f in v["findings"]], v["note"]) for k, v in report.items()})
+            raise AssertionError(
+                {k: (v["verdict"], [f["id"] for f in v["findings"]], v["note"]) for k, v in report.items()}
+            )
         time.sleep(2)
 
 
 def test_demo_faults_are_named_fixed_and_rechecked(tmp_path: Path) -> None:
     with FaultyDemo(tmp_path / "demo", ["hvac:reverse:L2", "kitchen:swap:L1,L3"]) as demo:
         report, took = wait_for(
-            demo, lambda r: all([f["id"] for f in r[c]["findings"]] == ids for c, ids in EXPECTED.items()), 120.0
+            demo,
+            lambda r: all([f["id"] for f in r[c]["findings"]] == ids for c, ids in EXPECTED.items()),
+            120.0,
         )
         assert took < 120.0
         for cid, c in report.items():

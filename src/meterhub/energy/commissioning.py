@@ -845,7 +845,9 @@ class Observer:
         if setup.rating and setup.ratio_fixable:
             i_max = max(ch.i_max for ch in acc.channels)
             if i_max > OVER_RATING * setup.rating:
-                factor = 10 ** max(1, round(math.log10(i_max / setup.rating)))  # ratios go wrong by powers of ten
+                factor = 10 ** max(
+                    1, round(math.log10(i_max / setup.rating))
+                )  # ratios go wrong by powers of ten
                 out.append(
                     self._ratio_fix(setup, factor, {"peak_amps": round(i_max, 1), "rated": setup.rating})
                 )
@@ -942,17 +944,23 @@ class Observer:
             evidence = {
                 "main": grid.id,
                 "main_power": round(math.fsum(main) / len(main), 1),
-                "sub_circuits_power": round(math.fsum(m - r for m, r in zip(main, rest, strict=True)) / len(main), 1),
+                "sub_circuits_power": round(
+                    math.fsum(m - r for m, r in zip(main, rest, strict=True)) / len(main), 1
+                ),
                 "unmetered": round(mean_rest, 1),
                 "tolerance": round(tolerance, 1),
             }
             if factor < 0:
                 flags = [not f for f in setup.reversed]
                 text = (
-                    f"the CTs of {setup.id} are the other way round: it measures {evidence['main_power']:.0f} W "
-                    f"where its circuits draw {evidence['sub_circuits_power']:.0f} W; turn them round (P1 "
-                    f"towards the supply) or set reversed {flags}"
-                ).replace("True", "true").replace("False", "false")
+                    (
+                        f"the CTs of {setup.id} are the other way round: it measures {evidence['main_power']:.0f} W "
+                        f"where its circuits draw {evidence['sub_circuits_power']:.0f} W; turn them round (P1 "
+                        f"towards the supply) or set reversed {flags}"
+                    )
+                    .replace("True", "true")
+                    .replace("False", "false")
+                )
                 finding = Finding(
                     "reversed-ct",
                     "all",

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 import meterhub
 from meterhub.runtime import Gateway
+from meterhub.runtime.commissioning import Commissioning
 from meterhub.web import (
     auth,
     auth_api,
@@ -90,9 +91,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             yield
         finally:
             await hub.stop()
-            assistant = getattr(app.state, "commissioning", None)
-            if assistant is not None:
-                await assistant.stop()
+            await app.state.commissioning.stop()
 
     app = FastAPI(
         title="meterhub API",
@@ -110,6 +109,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     deps.attach(app, gateway)
     app.state.hub = hub
+    app.state.commissioning = Commissioning(gateway)  # samples only once asked (GET /commissioning)
     web = gateway.config.web
     app.state.auth = AuthState.for_data_dir(
         gateway.data_dir, session_idle=web.session_idle, session_lifetime=web.session_lifetime

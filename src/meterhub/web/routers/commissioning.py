@@ -2,7 +2,7 @@
 
 * ``GET /api/v1/commissioning`` (reader) — per circuit: ``verdict`` ok | suspect | insufficient-load,
   ``findings`` (kind, phase, confidence, evidence, fix), what was checked and for how long. The first
-  request starts the observation (:class:`meterhub.runtime.commissioning.Commissioning`).
+  request starts the observation (:class:`meterhub.runtime.commissioning.Commissioning`, made with the app).
 * ``POST /api/v1/commissioning/fix`` (admin) — body ``{"finding": "hvac:reversed-ct:L2"}`` applies that
   finding's fix, ``{"circuit": "hvac"}`` every fix of the circuit. The fix is the one the analysis
   proposes *now* (never a patch sent by the client), applied like ``PATCH /api/v1/circuits/{id}``: the
@@ -36,14 +36,10 @@ ADMIN = Annotated[Principal, Depends(require_admin)]
 
 
 async def commissioning_of(request: Request) -> Commissioning:
-    """The app's assistant, created and started on first use."""
-    state = request.app.state
-    found: Commissioning | None = getattr(state, "commissioning", None)
-    if found is None or found.gateway is not state.gateway:
-        found = Commissioning(state.gateway)
-        state.commissioning = found
-    found.start()
-    return found
+    """The app's assistant (made by :func:`meterhub.web.app.create_app`), sampling from its first use."""
+    assistant: Commissioning = request.app.state.commissioning
+    assistant.start()
+    return assistant
 
 
 Assistant = Annotated[Commissioning, Depends(commissioning_of)]
