@@ -25,7 +25,8 @@ re-assigned ("swap channels 1 and 3"). A CT on another phase's conductor shifts 
 
 **Ratios.** A current above twice the CT's rated primary (a CT is specified to 120 %), a 5 A adapter whose ratio names 5 A as the
 primary (seed 003: 50/5 … 4000/5), and a grid circuit whose sub-circuits add up to more than it measures
-(the unmetered rest negative beyond its tolerance: a sub-circuit reads a power of ten too high).
+(the unmetered rest negative beyond its tolerance: a sub-circuit reads a power of ten too high, found as the
+circuit whose correction leaves the steadiest ordinary rest; or the incomer itself reversed).
 
 **Voltage.** A phase below 20 % of nominal (a missing voltage tap or fuse), a phase voltage near √3 ×
 nominal (a line-to-line voltage on a line-to-neutral input), the phase sequence L1→L2→L3 from the voltage
@@ -921,8 +922,8 @@ class Observer:
                 for factor in (10.0, 100.0, 1000.0):
                     fixed = [r + x * (1 - 1 / factor) for r, x in zip(rest, series, strict=True)]
                     m = math.fsum(fixed) / len(fixed)
-                    if m < -tolerance:
-                        continue
+                    if not -tolerance <= m <= 2 * tolerance:
+                        continue  # the correction must explain the deficit, leaving an ordinary rest
                     # the unmetered rest is what no circuit explains: about steady and not negative, so
                     # the culprit is the circuit whose correction leaves the steadiest rest
                     spread = math.sqrt(math.fsum((x - m) ** 2 for x in fixed) / len(fixed))
@@ -932,7 +933,7 @@ class Observer:
             # or the incomer's own CTs are the other way round: −main − Σ sub is the steady rest
             flipped = [-m - (m - r) for m, r in zip(main, rest, strict=True)]
             mf = math.fsum(flipped) / len(flipped)
-            if mf >= -tolerance:
+            if -tolerance <= mf <= 2 * tolerance:
                 spread = math.sqrt(math.fsum((x - mf) ** 2 for x in flipped) / len(flipped))
                 cost = spread + 0.1 * abs(mf)
                 if best is None or cost < best[0]:
