@@ -4,7 +4,7 @@ Each scenario is a small site: a grid incomer (3P4W, 400/5) feeding the circuit 
 steady three-phase sub-circuit. The circuit under test has a random wiring (3P4W, 3P3W Aron, 1P3W,
 1P2W), purpose (consumable 80 %, renewable 20 %), |PF| 0.5…1.0 lagging or leading, a load of 5…100 % of
 its CT rating varying ±20 % over time, 1 % magnitude and 1° angle noise per snapshot, and none, one or two
-faults (reverse, swap, ratio ×10). Snapshots come once per second (:mod:`meterhub.energy.commissioning_synth`
+faults (reverse, swap, ratio ×10). Snapshots come once per second (:mod:`meterhub.energy.commissioning.synth`
 gives what the gateway reads); the report is taken after 30 s.
 
 Outcomes per scenario: ``fixed`` (the proposed configuration measures the installation as it is),
@@ -30,7 +30,7 @@ from typing import Any
 
 from meterhub.config.ct import CTKind
 from meterhub.energy.commissioning import CircuitSetup, Observer, SiteSample
-from meterhub.energy.commissioning_synth import Installation, apply_patch, fixed_correctly, install, measure
+from meterhub.energy.commissioning.synth import Installation, apply_patch, fixed_correctly, install, measure
 from meterhub.model.topology import Phase, Purpose, Wiring
 
 L1, L2, L3 = Phase.L1, Phase.L2, Phase.L3

@@ -1,4 +1,4 @@
-"""The commissioning analysis on synthesised measurements (energy/commissioning_synth.py).
+"""The commissioning analysis on synthesised measurements (energy/commissioning/synth.py).
 
 Every single fault and every pair of faults on 3P4W, 3P3W (Aron, two CTs), 1P3W and 1P2W circuits, loads
 at PF 0.5…1.0 lagging and leading, generating circuits, loads at 5 % of the CT rating; the correct wiring
@@ -20,7 +20,7 @@ import math
 import pytest
 
 from meterhub.energy.commissioning import CircuitSetup, Observer, SiteSample
-from meterhub.energy.commissioning_synth import Installation, apply_patch, fixed_correctly, install, measure
+from meterhub.energy.commissioning.synth import Installation, apply_patch, fixed_correctly, install, measure
 from meterhub.model.topology import Phase, Purpose, Wiring
 
 L1, L2, L3 = Phase.L1, Phase.L2, Phase.L3

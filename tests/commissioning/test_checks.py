@@ -8,7 +8,7 @@ import pytest
 
 from meterhub.config.ct import CTKind
 from meterhub.energy.commissioning import CircuitSample, CircuitSetup, Observer, SiteSample
-from meterhub.energy.commissioning_synth import apply_patch, fixed_correctly, install, measure
+from meterhub.energy.commissioning.synth import apply_patch, fixed_correctly, install, measure
 from meterhub.model.topology import Phase, Purpose, Wiring
 
 L1, L2, L3 = Phase.L1, Phase.L2, Phase.L3

@@ -1,4 +1,4 @@
-"""What a miswired circuit measures (pure): the test and benchmark peer of :mod:`.commissioning`.
+"""What a miswired circuit measures (pure): the test and benchmark peer of :mod:`meterhub.energy.commissioning`.
 
 An installation is the circuit as it should be configured (:class:`~.commissioning.CircuitSetup`) plus
 what is physically different: per channel, the conductor its CT clamps and whether the CT is the other
@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from meterhub.config.types import Ratio
-from meterhub.energy.commissioning import NOMINAL_ANGLES, CircuitSample, CircuitSetup
+from meterhub.energy.commissioning.model import NOMINAL_ANGLES, CircuitSample, CircuitSetup
 from meterhub.model.topology import Phase
 
 __all__ = ["Installation", "apply_patch", "fixed_correctly", "install", "measure"]
