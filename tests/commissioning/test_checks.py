@@ -128,20 +128,29 @@ def test_negative_phase_sequence() -> None:
     assert "phase-sequence" in kinds
 
 
-def test_neutral_much_smaller_than_the_vector_sum() -> None:
-    """Three equal in-phase currents sum to 3 × 8.7 A; a neutral of 0.5 A says the phases are not that."""
-    s = three("m")
+def _grid_sample(ts: float, neutral: float) -> CircuitSample:
+    """An incomer importing 2 kW on L1 and L3 and exporting 2 kW on L2 at PF 1 (8.7 A each) [W, var, A, V]."""
+    return CircuitSample(ts, (2000.0, -2000.0, 2000.0), (0.0,) * 3, (8.7,) * 3, (230.0,) * 3,
+                         neutral=neutral, frequency=50.0)  # fmt: skip
+
+
+@pytest.mark.parametrize(("neutral", "finding"), [(17.4, False), (19.0, False), (0.4, True)])
+def test_neutral_against_the_vector_sum(neutral: float, finding: bool) -> None:
+    """As configured, L2's current points the other way: the phase currents add to 2 × 8.7 = 17.4 A in
+    the neutral. A measured 17.4 A (or more: triplen harmonics) agrees; 0.4 A says L2's CT is reversed
+    and the three currents in fact cancel, which an incomer's angles alone cannot tell."""
+    s = three("grid", purpose=Purpose.GRID, ratio=100.0)
     obs = Observer([s])
     for t in range(12):
-        # angles as configured: all at 0° → the vector sum of 120°-spaced voltages' currents is 0; use
-        # currents that the configuration places all on L1's angle: P on L1 only pattern via Q
-        sample = CircuitSample(t, (2000.0, -1000.0, -1000.0), (0.0, 1732.0, -1732.0), (8.7,) * 3, (230.0,) * 3,
-                               neutral=0.5, frequency=50.0)  # fmt: skip
-        obs.add(SiteSample(t, {"m": sample}))
+        obs.add(SiteSample(t, {"grid": _grid_sample(t, neutral)}))
     report = obs.report()[0]
-    assert any(f.kind == "neutral" for f in report.findings) or any(
-        f.kind in ("reversed-ct", "phase-mapping") for f in report.findings
-    )
+    assert "neutral" in report.checked
+    if finding:
+        (f,) = report.findings
+        assert f.kind == "neutral"
+        assert f.evidence == {"neutral_measured": 0.4, "neutral_vector_sum": pytest.approx(17.4, abs=0.05)}
+    else:
+        assert report.findings == []
 
 
 def test_correct_site_with_balance_gives_no_finding() -> None:

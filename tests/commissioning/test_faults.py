@@ -125,3 +125,26 @@ def test_modbus_module_serves_the_faulty_measurement() -> None:
     assert p1 is not None and p2 is not None
     assert p1 > 0 > p2
     assert abs(p2) == pytest.approx(p1, rel=0.15)  # the phases share the load within ±6 %
+
+
+def test_adc_board_samples_carry_the_faults() -> None:
+    """The waveform path: the ADC board's CT input 1 of a reversed compressor CT is the negated waveform,
+    and a voltage input dropped at the board reads 0 V (the gateway's engine then sees exactly that)."""
+    from meterhub.sim.adc import VOLTAGE_CHANNELS, AdcBoard  # lazy: the board pulls in the sensor models
+
+    cfg = load_site(DEMO)
+    device = cfg.device("adc")
+    circuits = [c for c in cfg.circuits if c.device == "adc"]
+
+    def block(faults: list[str]) -> object:
+        model = SiteModel(cfg, clock=lambda: 1_780_000_000.0, faults=faults)
+        return AdcBoard(model, device, circuits, dip_interval=0).block(640)
+
+    plain = block([])
+    faulty = block(["compressor:reverse:L1", "adc:drop:L2"])
+    ct1 = VOLTAGE_CHANNELS + 0
+    assert abs(plain[ct1]).max() > 0.01  # type: ignore[index]
+    assert faulty[ct1] == pytest.approx(-plain[ct1], abs=1e-9)  # type: ignore[index]
+    assert faulty[ct1 + 1] == pytest.approx(plain[ct1 + 1], abs=1e-9)  # type: ignore[index]
+    assert abs(faulty[1]).max() == 0.0  # type: ignore[index]
+    assert abs(faulty[0]).max() == pytest.approx(abs(plain[0]).max())  # type: ignore[index]

@@ -210,21 +210,18 @@ class Observer:
             checked.append("balance against the sub-circuits")
         if enough and any(t is not None for t in theta):
             checked += ["polarity", "phase mapping", "ratio"]
-            if setup.ac and len(setup.channels) == 3:
-                checked.append("neutral")
             evidence = {
                 "angle": [None if t is None else round(t, 1) for t in theta],
                 "amps": [round(ch.i_sum / ch.n, 2) if ch.n else None for ch in acc.channels],
                 "watts": [round(ch.s.real / ch.n, 1) if ch.n else None for ch in acc.channels],
                 "samples": acc.loaded,
             }
-            by_angle = angle_findings(setup, theta, self.voltage_angles(), evidence)
-            findings += by_angle
-            findings += ratio + extra
-            if not by_angle:
+            findings += angle_findings(setup, theta, self.voltage_angles(), evidence)
+        findings += ratio + extra
+        if enough and setup.ac and len(setup.channels) == 3:
+            checked.append("neutral")
+            if not any(f.kind in ANGLE_KINDS for f in findings):  # else the neutral says the same again
                 findings += self._neutral_findings(setup, acc)
-        else:
-            findings += ratio + extra
         rating = f"{MIN_LOAD_FRACTION * setup.rating:.2f} A" if setup.rating else "any current"
         if findings:
             verdict = "suspect"
