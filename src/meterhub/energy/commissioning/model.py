@@ -188,7 +188,9 @@ def site_sample(readings: Iterable[Reading], setups: Sequence[CircuitSetup], ts:
         )
         if angles is None:
             got = [by.get((s.id, Q.ANGLE_VOLTAGE, ph)) for ph in _PHASES]
-            if all(a is not None for a in got) and any(abs(a or 0.0) > 1 for a in got):
+            # only from a source that sees all three voltages (a missing one reads angle 0)
+            live = all((by.get((s.id, Q.VOLTAGE, ph)) or 0.0) > 50.0 for ph in _PHASES)
+            if live and all(a is not None for a in got) and any(abs(a or 0.0) > 1 for a in got):
                 angles = {ph: float(a) for ph, a in zip(_PHASES, got, strict=True) if a is not None}
     return SiteSample(ts=ts, circuits=circuits, voltage_angles=angles)
 
