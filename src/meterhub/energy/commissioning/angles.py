@@ -24,7 +24,6 @@ __all__ = ["Hypothesis", "analyse_angles", "angle_findings"]
 _PHASES = (Phase.L1, Phase.L2, Phase.L3)
 
 
-# -- angle analysis -----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Hypothesis:
     """Conductor and polarity of each channel (polarity −1: the CT is the other way round than
@@ -43,12 +42,10 @@ class Hypothesis:
 
 def _reference_angles(setup: CircuitSetup, angles: Mapping[Phase, float]) -> list[float]:
     """The angle of the voltage each channel is measured against [°]."""
-    if setup.aron:
+    if setup.aron:  # element k: U(Lk) − U(common), e.g. U12 at +30° and U32 at +90° (positive sequence)
         common = next(p for p in _PHASES if p not in setup.phases)
-        return [
-            math.degrees(math.atan2(*(lambda z: (z.imag, z.real))(unit(angles[p]) - unit(angles[common]))))
-            for p in setup.phases
-        ]
+        line = [unit(angles[p]) - unit(angles[common]) for p in setup.phases]
+        return [math.degrees(math.atan2(z.imag, z.real)) for z in line]
     return [angles[p] for p in setup.phases]
 
 
@@ -80,7 +77,7 @@ def analyse_angles(
 ) -> list[Hypothesis]:
     """Every hypothesis of conductors × polarities for the measured U–I angles ``theta`` [°] (None: a
     channel without enough load), best first. ``angles``: the supply's voltage angles [°] (default
-    :data:`NOMINAL_ANGLES`). See the module docstring, equation (1)."""
+    :data:`NOMINAL_ANGLES`). Equation (1) of :mod:`meterhub.energy.commissioning`."""
     angles = dict(angles or NOMINAL_ANGLES)
     n = len(setup.channels)
     ref = _reference_angles(setup, angles)
