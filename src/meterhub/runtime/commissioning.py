@@ -102,7 +102,7 @@ class Commissioning:
 
     def reports(self) -> list[CircuitReport]:
         """The verdicts, computed at most once per new snapshot (a report of 100 three-phase circuits
-        takes ~0.1 s: every browser polling the page must not cost that each time)."""
+        takes ~50 ms, bench/commissioning.py: every browser polling the page must not cost that each time)."""
         key = (self.observer.samples, self._generation)
         if self._cached is None or self._cached[0] != key:
             self._cached = (key, self.observer.report())
