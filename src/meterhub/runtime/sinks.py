@@ -19,17 +19,20 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
 from meterhub.drivers.base import ComputesRegisters
 from meterhub.live import live_cache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import SeriesKey
+from meterhub.publish.modbus_server import modbus_server_sink
 from meterhub.publish.sink import publish_sink
 from meterhub.runtime.supervise import TaskRecord, supervise
 from meterhub.storage.base import Storage
 
 __all__ = [
     "CORE_SINKS",
+    "alarm_sink",
     "SINK_FACTORIES",
     "STORAGE_QUEUE",
     "StorageSink",
@@ -256,11 +259,17 @@ def live_sink(ctx: SinkContext) -> Sink:
     return live_cache(ctx.bus)
 
 
+def alarm_sink(ctx: SinkContext) -> AlarmSink:
+    return AlarmSink(ctx.config, ctx.bus, ctx.data_dir, device_status=ctx.device_status, clock=ctx.clock)
+
+
 #: Every sink kind → its factory. Checked complete at import (a kind without a factory is a bug).
 SINK_FACTORIES: Mapping[SinkKind, SinkFactory] = {
     SinkKind.LIVE: live_sink,
     SinkKind.STORAGE: storage_sink,
     SinkKind.PUBLISH: publish_sink,  # subscribes only when the site has an enabled publish: instance
+    SinkKind.ALARMS: alarm_sink,
+    SinkKind.MODBUS_SERVER: modbus_server_sink,  # subscribes only when the site has a modbus_server: section
 }
 _missing = set(SinkKind) - set(SINK_FACTORIES)
 if _missing:  # pragma: no cover - a programming error, caught by the first import in the tests
@@ -268,5 +277,13 @@ if _missing:  # pragma: no cover - a programming error, caught by the first impo
 
 
 #: The sinks every gateway runs, in start order (the live view first: the web reads it from the start).
-#: The publish sink is always composed; without an enabled ``publish:`` instance it subscribes to nothing.
-CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE, SinkKind.PUBLISH)
+#: The publish and Modbus server sinks are always composed; without an enabled ``publish:`` instance or
+#: ``modbus_server:`` section they subscribe to nothing. The alarm sink is always composed too: the
+#: built-in system rules (device offline …) need no configuration.
+CORE_SINKS: tuple[SinkKind, ...] = (
+    SinkKind.LIVE,
+    SinkKind.STORAGE,
+    SinkKind.PUBLISH,
+    SinkKind.MODBUS_SERVER,
+    SinkKind.ALARMS,
+)

@@ -35,7 +35,7 @@ from meterhub.web import (
 )
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
-from meterhub.web.routers import commissioning, io_points, outputs, registers, reports
+from meterhub.web.routers import alarms, commissioning, io_points, outputs, registers, reports
 from meterhub.web.stream import StreamHub
 
 __all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
@@ -73,6 +73,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     outputs.router,
     reports.router,
     registers.router,
+    alarms.router,  # alarms, acknowledge, shelve; alarm rules
     commissioning.router,
     ingest.router,  # POST /api/v1/ingest: uploads of other gateways
     metrics.router,  # GET /metrics for Prometheus

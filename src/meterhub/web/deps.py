@@ -16,6 +16,8 @@ parameter type     what                                                         
 :data:`Energy`     :class:`~meterhub.energy.pipeline.EnergyPipeline` or None      ``energy``
 :data:`Pipeline`   the pipeline, or 503 when it is not running                    ``energy``
 :data:`Status`     device id → :class:`~meterhub.drivers.base.DeviceStatus`       ``status``
+:data:`Alarms`     :class:`~meterhub.alarms.sink.AlarmSink`: the alarm engine,       ``alarms``
+                   its states, acknowledge, shelve, audit
 :data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
 :data:`Receiver`   :class:`IngestTarget`: readings received by ``/ingest``        ``storage``, ``flush_async``
 :class:`Monitor`   read-through view for ``/metrics``: component health,          ``health()``, ``sinks``
@@ -39,12 +41,13 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import SinkKind
 from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.scan import ScanResult, scan_line
-from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.drivers.modbus.transport import ModbusLink, TransportKind, with_framing
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
 from meterhub.live import LiveCache
@@ -57,6 +60,7 @@ from meterhub.runtime.sinks import StorageSink
 from meterhub.storage.base import Storage
 
 __all__ = [
+    "Alarms",
     "Config",
     "ConfigView",
     "Control",
@@ -181,6 +185,10 @@ class _StatusView(Mapping[str, DeviceStatus]):
         return len(self._gateway.status)
 
 
+def get_alarms(conn: HTTPConnection) -> AlarmSink:
+    return _gateway(conn).alarms
+
+
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
     return _StatusView(_gateway(conn))
 
@@ -288,7 +296,7 @@ class Control:
         if transport is None:
             raise ConflictError(f"bus {bus_id!r} is {bus.kind.value}; only Modbus buses can be scanned")
         link = ModbusLink(
-            transport,
+            with_framing(transport, bus.modbus_framing),
             host=bus.host,
             port=bus.port or 502,
             serial=bus.serial,
@@ -296,6 +304,7 @@ class Control:
             parity=bus.parity,
             stopbits=bus.stopbits,
             timeout=timeout,
+            bytesize=bus.bytesize,
         )
         try:
             result = await scan_line(link, units, all_profiles())
@@ -340,6 +349,7 @@ Store = Annotated[Storage, Depends(get_storage)]
 Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
 
