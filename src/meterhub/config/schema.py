@@ -21,6 +21,7 @@ from pydantic import Field, field_validator, model_validator
 from meterhub.config.alarms import AlarmsConfig
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
+from meterhub.config.faults import check_faults, parse_fault
 from meterhub.config.io import IOSection
 from meterhub.config.modbus_gateway import ModbusGatewayConfig
 from meterhub.config.modbus_server import ModbusServerConfig
@@ -384,6 +385,19 @@ class Simulation(StrictModel):
         default=None, ge=0, lt=24, description="simulated local hour at start [h]; default: the site's clock"
     )
     loads: dict[str, LoadSpec] = Field(default_factory=dict)
+    faults: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="installation faults to simulate (config/faults.py): CIRCUIT:reverse:PHASE, "
+        "CIRCUIT:swap:PHASE,PHASE, CIRCUIT:ratio:FACTOR, DEVICE:drop:PHASE",
+    )
+
+    @field_validator("faults")
+    @classmethod
+    def _faults_parse(cls, v: list[str]) -> list[str]:
+        for text in v:
+            parse_fault(text)
+        return v
 
 
 class SiteInfo(StrictModel):
@@ -400,7 +414,7 @@ class SiteInfo(StrictModel):
     def _tz(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
             raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'Europe/Berlin'") from None
         return v
 
@@ -423,6 +437,12 @@ class SiteConfig(StrictModel):
     modbus_server: ModbusServerConfig | None = None
     modbus_gateway: ModbusGatewayConfig | None = None
     fleet: FleetConfig | None = None
+
+    @model_validator(mode="after")
+    def _faults_known(self) -> SiteConfig:
+        if self.simulation is not None and self.simulation.faults:
+            check_faults(self, self.simulation.faults)
+        return self
 
     def bus(self, bus_id: str) -> Bus:
         return next(b for b in self.buses if b.id == bus_id)

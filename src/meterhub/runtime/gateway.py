@@ -97,6 +97,9 @@ class Gateway:
         self._source_tasks: list[asyncio.Task[None]] = []
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._records: dict[str, TaskRecord] = {}
+        #: called with the configuration in force after every :meth:`update_config` (the demo's simulated
+        #: devices follow it; commissioning re-checks)
+        self.config_listeners: list[Callable[[SiteConfig], None]] = []
         ctx = SinkContext(
             config=config,
             bus=self.bus,
@@ -336,6 +339,8 @@ class Gateway:
         if self.energy is not None:
             self.energy.reconfigure(validated)
         self.alarms.reconfigure(validated)
+        for listener in self.config_listeners:
+            listener(validated)
         self._start_sources()
         modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
         if isinstance(modbus, ModbusServerSink):
