@@ -32,11 +32,13 @@ from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_fa
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
+from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
-from meterhub.storage.base import Storage
+from meterhub.storage.base import Storage, StorageError
+from meterhub.storage.events import EventStore, EventWriter, StorageAuditor
 
 __all__ = ["Gateway"]
 
@@ -102,6 +104,12 @@ class Gateway:
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
+        # The alarm, audit and power-quality logs, written in a thread of their own
+        # (meterhub.storage.events); alarm listeners and auditors of every layer hand records to it.
+        self.event_log = EventWriter(self._event_store)
+        self.auditor = StorageAuditor(self.event_log)
+        #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
+        self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
         self._reset_status()
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
@@ -119,6 +127,12 @@ class Gateway:
                 self.config.storage, self.data_dir, timezone=self.config.site.timezone
             )
         return self._storage
+
+    def _event_store(self) -> EventStore:
+        storage = self.storage
+        if not isinstance(storage, EventStore):
+            raise StorageError(f"the {type(storage).__name__} storage keeps no event logs")
+        return storage
 
     def _registers(self) -> Mapping[SeriesKey, float]:
         return self.energy.registers() if self.energy is not None else {}
@@ -151,6 +165,7 @@ class Gateway:
         for sink in self.sinks.values():
             key = f"sink:{sink.name}"
             out[key] = self._supervised(key, sink.health())
+        out["sink:event-log"] = self.event_log.health()
         return out
 
     def _supervised(self, key: str, health: Health) -> Health:
@@ -181,6 +196,16 @@ class Gateway:
         """Entry point for harmonic spectra: the live cache only (not stored, not on the bus)."""
         self.live.update_spectra(batch)
 
+    def emit_pq_events(self, events: Sequence[PqEvent]) -> None:
+        """Entry point for power-quality events a source detected: the power-quality log, then every
+        listener in :attr:`pq_listeners` (one failing does not keep the events from the others)."""
+        self.event_log.pq(events)
+        for listener in self.pq_listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("a power-quality listener failed on %d events", len(events))
+
     # -- lifecycle --------------------------------------------------------------------------------
     def _spawn(self, key: str, factory: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         rec = self._records[key] = TaskRecord(key)
@@ -209,6 +234,7 @@ class Gateway:
                 self.data_dir,
                 publish_spectra=self.emit_spectra,
                 device_serial=self.device_serial,
+                publish_pq_events=self.emit_pq_events,
             )
             try:
                 sources = list(factory(ctx))
@@ -267,6 +293,7 @@ class Gateway:
         finally:
             if self.energy is not None:
                 self.energy.close()
+            await asyncio.to_thread(self.event_log.close)  # the logs' last records, before storage closes
             await asyncio.to_thread(self.storage.close)
         if failure is not None:
             raise failure
