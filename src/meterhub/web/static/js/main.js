@@ -4,6 +4,7 @@ import { api, ApiError, get, setCsrf } from "./api.js";
 import { LANGUAGES, lang, setLanguage, t } from "./i18n.js";
 import * as live from "./live.js";
 import { esc, setTimeZone } from "./format.js";
+import { paintBadge, startBadge, stopBadge } from "./pages/alarms.js";
 
 const PAGES = {
   overview: { module: "./pages/overview.js", nav: true },
@@ -11,6 +12,7 @@ const PAGES = {
   circuit: { module: "./pages/circuit.js", nav: false },
   history: { module: "./pages/history.js", nav: true },
   reports: { module: "./pages/reports.js", nav: true, signedIn: true },
+  alarms: { module: "./pages/alarms.js", nav: true, signedIn: true },
   display: { module: "./pages/display.js", nav: true },
   config: { module: "./pages/config.js", nav: true, admin: true },
   users: { module: "./pages/users.js", nav: true, admin: true },
@@ -76,6 +78,7 @@ function renderChrome() {
     .filter(([name, p]) => p.nav && allowed(name))
     .map(([name]) => `<a href="#/${name}" data-page="${name}" class="${name === page ? "active" : ""}">${esc(t(`nav.${name}`))}</a>`)
     .join("");
+  paintBadge(); // the count of unacknowledged alarms on the Alarms link
   const who = document.getElementById("who");
   const picker = `<select id="lang-pick" aria-label="Language">${Object.entries(LANGUAGES)
     .map(([code, name]) => `<option value="${code}" ${code === lang() ? "selected" : ""}>${esc(name)}</option>`)
@@ -86,6 +89,7 @@ function renderChrome() {
     document.getElementById("logout").onclick = async () => {
       await api("POST", "/auth/logout");
       setCsrf(null);
+      stopBadge();
       await refreshMe();
       app.navigate("#/login");
     };
@@ -190,6 +194,7 @@ async function boot() {
     live.start();
     await live.ready();
   }
+  if (app.signedIn) startBadge();
   window.addEventListener("hashchange", route);
   await route();
 }
@@ -199,6 +204,7 @@ export async function afterSignIn() {
   live.stop();
   live.start();
   await live.ready();
+  startBadge();
   const page = currentPage().name;
   if (page === "login" || page === "setup") app.navigate("#/overview");
   else await route();

@@ -1,0 +1,300 @@
+// Alarms: the active list (GET /api/v1/alarms, ISA-18.2 states) with Acknowledge (comment) and Shelve
+// (duration), the alarm log with filters, the power-quality log and the audit log (admin), each with a
+// CSV download. Also the helpers the navigation badge (main.js) and the display page use.
+
+import { ApiError, get, post, qs } from "../api.js";
+import { esc, num, time, withUnit } from "../format.js";
+import { t } from "../i18n.js";
+
+export const SEVERITIES = ["critical", "high", "medium", "low", "info"];
+const STATES = ["unack-active", "ack-active", "rtn-unack", "shelved", "suppressed", "out-of-service", "normal"];
+const KINDS = ["raised", "reminder", "cleared", "acknowledged", "shelved", "unshelved", "suppressed", "unsuppressed", "out-of-service", "in-service"];
+const PQ_KINDS = ["dip", "swell", "interruption", "frequency-deviation"];
+const SHELVE = [900, 3600, 4 * 3600, 8 * 3600, 86400]; // [s]
+const REFRESH = 10000; // the active list and the badge [ms]
+
+/** States somebody still has to acknowledge (the badge counts these). */
+export const unacknowledged = (a) => a.state === "unack-active" || a.state === "rtn-unack";
+
+let served = null;
+
+/** Whether this gateway serves the active list (GET /api/v1/alarms), from its OpenAPI document, asked
+ * once: a page never requests an API that is not there (the browser would log every 404). */
+export function alarmsServed() {
+  served ??= fetch("/openapi.json", { credentials: "same-origin" })
+    .then((r) => (r.ok ? r.json() : {}))
+    .then((doc) => !!doc.paths?.["/api/v1/alarms"]?.get)
+    .catch(() => false);
+  return served;
+}
+
+/** The active list, most severe first, or null when the gateway serves none or we may not see it. */
+export async function activeAlarms() {
+  if (!(await alarmsServed())) return null;
+  try {
+    const body = await get("/alarms");
+    return (body.alarms || []).slice().sort((a, b) => SEVERITIES.indexOf(a.severity) - SEVERITIES.indexOf(b.severity) || String(b.since).localeCompare(String(a.since)));
+  } catch (e) {
+    if (e instanceof ApiError && [401, 403, 404, 503].includes(e.status)) return null;
+    throw e;
+  }
+}
+
+export const stateText = (s) => t(`alarms.state_${String(s).replaceAll("-", "_")}`);
+export const severityText = (s) => t(`alarms.sev_${s}`);
+const kindText = (k) => t(`alarms.kind_${String(k).replaceAll("-", "_")}`);
+const pqText = (k) => t(`alarms.pq_${String(k).replaceAll("-", "_")}`);
+const value = (v, unit) => (v === null || v === undefined ? "–" : withUnit(v, unit ?? "", unit ? undefined : 3));
+
+function localInput(ms) {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 16);
+}
+
+function isoOf(input) {
+  return input ? new Date(input).toISOString() : "";
+}
+
+function duration(s) {
+  if (s < 1) return `${num(s * 1000, 0)} ms`;
+  if (s < 120) return `${num(s, 2)} s`;
+  return `${num(s / 60, 1)} min`;
+}
+
+function change(before, after) {
+  const show = (v) => (v === null || v === undefined ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v));
+  const text = `${show(before)} → ${show(after)}`;
+  return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+}
+
+export async function render(root, { app, args }) {
+  const tabs = ["active", "log", "pq", ...(app.isAdmin ? ["audit"] : [])];
+  const tab = tabs.includes(args[0]) ? args[0] : "active";
+  root.innerHTML = `
+    <h1>${esc(t("alarms.title"))}</h1>
+    <nav class="tabs" id="a-tabs">${tabs.map((k) => `<a href="#/alarms/${k}" data-tab="${k}" class="${k === tab ? "active" : ""}">${esc(t(`alarms.tab_${k}`))}</a>`).join("")}</nav>
+    <div id="a-body"></div>`;
+  const body = root.querySelector("#a-body");
+  const view = { active: renderActive, log: renderLog, pq: renderPq, audit: renderAudit }[tab];
+  return view(body, app);
+}
+
+// -- the active list ----------------------------------------------------------------------------------
+async function renderActive(root, app) {
+  root.innerHTML = `
+    <form class="panel" id="a-act" hidden>
+      <h2 id="a-act-title"></h2>
+      <div class="toolbar">
+        <div id="a-dur-box"><label for="a-duration">${esc(t("alarms.duration"))}</label>
+          <select id="a-duration">${SHELVE.map((s) => `<option value="${s}">${esc(s < 3600 ? `${s / 60} min` : `${s / 3600} h`)}</option>`).join("")}</select></div>
+        <div style="flex:1"><label for="a-comment">${esc(t("alarms.comment"))}</label><input id="a-comment" maxlength="500" style="width:100%"></div>
+        <div><button type="submit" id="a-confirm"></button> <button type="button" class="secondary" id="a-cancel">${esc(t("common.cancel"))}</button></div>
+      </div>
+    </form>
+    <div class="panel"><div class="table-wrap" id="a-active"></div><p class="muted" id="a-note"></p></div>`;
+  const $ = (s) => root.querySelector(s);
+  let pending = null; // {action: "ack" | "shelve", alarm}
+
+  const load = async () => {
+    const alarms = await activeAlarms();
+    if (alarms === null) {
+      $("#a-active").innerHTML = "";
+      $("#a-note").textContent = t("alarms.unavailable");
+      return;
+    }
+    $("#a-note").textContent = alarms.length ? "" : t("alarms.none_active");
+    $("#a-active").innerHTML = alarms.length
+      ? `<table id="active-alarms"><thead><tr><th class="l">${esc(t("alarms.severity"))}</th><th class="l">${esc(t("alarms.state"))}</th>
+        <th class="l">${esc(t("alarms.rule"))}</th><th class="l">${esc(t("alarms.target"))}</th><th class="l">${esc(t("common.phase"))}</th>
+        <th class="l">${esc(t("history.quantity"))}</th><th>${esc(t("alarms.value"))}</th><th>${esc(t("alarms.limit"))}</th>
+        <th class="l">${esc(t("alarms.since"))}</th><th class="l">${esc(t("alarms.acked_by"))}</th><th></th></tr></thead><tbody>
+        ${alarms
+          .map(
+            (a) => `<tr data-id="${esc(a.id)}" class="alarm-row ${unacknowledged(a) ? "unack" : ""}">
+            <td class="l"><span class="badge sev-${esc(a.severity)}">${esc(severityText(a.severity))}</span></td>
+            <td class="l">${esc(stateText(a.state))}</td><td class="l">${esc(a.title || a.rule)}</td><td class="l">${esc(a.target)}</td>
+            <td class="l">${esc(a.phase ?? "")}</td><td class="l">${esc(a.quantity ?? "")}</td>
+            <td>${value(a.value, a.unit)}</td><td>${value(a.limit, a.unit)}</td>
+            <td class="l">${esc(time(a.since))}</td><td class="l">${esc(a.acked_by ?? "")}</td>
+            <td class="l">${unacknowledged(a) ? `<button class="ack" data-id="${esc(a.id)}">${esc(t("alarms.ack"))}</button>` : ""}
+              ${a.state !== "shelved" ? `<button class="secondary shelve" data-id="${esc(a.id)}">${esc(t("alarms.shelve"))}</button>` : ""}</td></tr>`,
+          )
+          .join("")}</tbody></table>`
+      : "";
+    for (const b of root.querySelectorAll("button.ack, button.shelve")) {
+      b.onclick = () => open(b.classList.contains("ack") ? "ack" : "shelve", alarms.find((a) => a.id === b.dataset.id));
+    }
+  };
+
+  const open = (action, alarm) => {
+    pending = { action, alarm };
+    $("#a-act-title").textContent = `${t(action === "ack" ? "alarms.ack" : "alarms.shelve")}: ${alarm.title || alarm.rule} — ${alarm.target}`;
+    $("#a-dur-box").hidden = action !== "shelve";
+    $("#a-confirm").textContent = t(action === "ack" ? "alarms.ack" : "alarms.shelve");
+    $("#a-comment").value = "";
+    $("#a-act").hidden = false;
+    $("#a-comment").focus();
+  };
+  $("#a-cancel").onclick = () => {
+    pending = null;
+    $("#a-act").hidden = true;
+  };
+  $("#a-act").onsubmit = async (ev) => {
+    ev.preventDefault();
+    if (!pending) return;
+    const { action, alarm } = pending;
+    const comment = $("#a-comment").value.trim();
+    const path = `/alarms/${encodeURIComponent(alarm.id)}/${action}`;
+    try {
+      if (action === "ack") await post(path, { comment: comment || null });
+      else await post(path, { duration_s: Number($("#a-duration").value), comment: comment || null });
+      app.toast(t(action === "ack" ? "alarms.acked" : "alarms.shelved"));
+      pending = null;
+      $("#a-act").hidden = true;
+      await load();
+      refreshBadge();
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      app.toast(e.message, true);
+    }
+  };
+  await load();
+  const timer = setInterval(() => {
+    if ($("#a-act").hidden) load().catch((e) => console.warn(e));
+  }, REFRESH);
+  return () => clearInterval(timer);
+}
+
+// -- logs ---------------------------------------------------------------------------------------------
+function rangeInputs(prefix) {
+  const end = Date.now();
+  return `<div><label for="${prefix}-from">${esc(t("history.from"))}</label><input type="datetime-local" id="${prefix}-from" value="${localInput(end - 7 * 86400000)}"></div>
+    <div><label for="${prefix}-to">${esc(t("history.to"))}</label><input type="datetime-local" id="${prefix}-to" value="${localInput(end + 60000)}"></div>`;
+}
+
+function options(values, text) {
+  return `<option value="">${esc(t("alarms.all"))}</option>${values.map((v) => `<option value="${esc(v)}">${esc(text(v))}</option>`).join("")}`;
+}
+
+async function logView(root, { prefix, filters, path, rows, head, row, empty }) {
+  root.innerHTML = `
+    <form class="panel toolbar" id="${prefix}-form">${rangeInputs(prefix)}${filters}
+      <div><button type="submit">${esc(t("history.show"))}</button> <a id="${prefix}-csv" href="#">${esc(t("reports.csv"))}</a></div>
+    </form>
+    <div class="panel"><div class="table-wrap" id="${prefix}-table"></div><p class="muted" id="${prefix}-note"></p></div>`;
+  const $ = (s) => root.querySelector(s);
+  const load = async () => {
+    const params = { from: isoOf($(`#${prefix}-from`).value), to: isoOf($(`#${prefix}-to`).value) };
+    for (const el of root.querySelectorAll(`[data-filter]`)) params[el.dataset.filter] = el.value.trim();
+    $(`#${prefix}-csv`).href = `/api/v1${path}${qs({ ...params, format: "csv" })}`;
+    let page;
+    try {
+      page = await get(`${path}${qs(params)}`);
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      $(`#${prefix}-table`).innerHTML = "";
+      $(`#${prefix}-note`).textContent = e.message;
+      return;
+    }
+    const items = rows(page);
+    $(`#${prefix}-table`).innerHTML = items.length ? `<table id="${prefix}-rows"><thead><tr>${head}</tr></thead><tbody>${items.map(row).join("")}</tbody></table>` : "";
+    $(`#${prefix}-note`).textContent = !items.length ? empty : page.truncated ? t("alarms.truncated", { n: items.length }) : "";
+  };
+  $(`#${prefix}-form`).onsubmit = (ev) => {
+    ev.preventDefault();
+    load();
+  };
+  await load();
+}
+
+function renderLog(root) {
+  const th = (k, l = true) => `<th${l ? ' class="l"' : ""}>${esc(t(k))}</th>`;
+  return logView(root, {
+    prefix: "log",
+    path: "/alarms/log",
+    filters: `<div><label for="log-severity">${esc(t("alarms.severity"))}</label><select id="log-severity" data-filter="severity">${options(SEVERITIES, severityText)}</select></div>
+      <div><label for="log-kind">${esc(t("alarms.kind"))}</label><select id="log-kind" data-filter="kind">${options(KINDS, kindText)}</select></div>
+      <div><label for="log-rule">${esc(t("alarms.rule"))}</label><input id="log-rule" data-filter="rule" size="12"></div>
+      <div><label for="log-target">${esc(t("alarms.target"))}</label><input id="log-target" data-filter="target" size="12"></div>`,
+    rows: (page) => page.events,
+    head: `${th("alarms.time")}${th("alarms.kind")}${th("alarms.state")}${th("alarms.severity")}${th("alarms.rule")}${th("alarms.target")}${th("common.phase")}${th("alarms.value", false)}${th("alarms.limit", false)}${th("alarms.user")}${th("alarms.comment")}${th("alarms.message")}`,
+    row: (e) => `<tr><td class="l">${esc(time(e.ts))}</td><td class="l">${esc(kindText(e.kind))}</td><td class="l">${esc(stateText(e.state))}</td>
+      <td class="l"><span class="badge sev-${esc(e.severity)}">${esc(severityText(e.severity))}</span></td><td class="l">${esc(e.title || e.rule)}</td>
+      <td class="l">${esc(e.target)}</td><td class="l">${esc(e.phase ?? "")}</td><td>${value(e.value, e.unit)}</td><td>${value(e.limit, e.unit)}</td>
+      <td class="l">${esc(e.user ?? "")}</td><td class="l">${esc(e.comment ?? "")}</td><td class="l">${esc(e.message)}</td></tr>`,
+    empty: t("alarms.log_empty"),
+  });
+}
+
+function renderPq(root) {
+  const th = (k, l = true) => `<th${l ? ' class="l"' : ""}>${esc(t(k))}</th>`;
+  return logView(root, {
+    prefix: "pq",
+    path: "/events/pq",
+    filters: `<div><label for="pq-kind">${esc(t("alarms.kind"))}</label><select id="pq-kind" data-filter="kind">${options(PQ_KINDS, pqText)}</select></div>`,
+    rows: (page) => page.events,
+    head: `${th("alarms.start")}${th("alarms.kind")}${th("common.phase")}${th("alarms.duration", false)}${th("alarms.extreme", false)}${th("alarms.threshold", false)}${th("alarms.flagged")}${th("common.device")}${th("alarms.source")}`,
+    row: (e) => `<tr><td class="l">${esc(time(e.start))}</td><td class="l">${esc(pqText(e.kind))}</td><td class="l">${esc(e.phase ?? "")}</td>
+      <td>${esc(duration(e.duration))}</td><td>${value(e.extreme, e.unit)}</td><td>${e.threshold === null ? "–" : esc(e.unit === "Hz" ? `${num(e.threshold, 2)} Hz` : `${num(e.threshold, 0)} %`)}</td>
+      <td class="l">${e.flagged ? "✓" : ""}</td><td class="l">${esc(e.device)}</td><td class="l">${esc(t(`alarms.src_${e.source}`))}</td></tr>`,
+    empty: t("alarms.pq_empty"),
+  });
+}
+
+function renderAudit(root) {
+  const th = (k) => `<th class="l">${esc(t(k))}</th>`;
+  return logView(root, {
+    prefix: "audit",
+    path: "/audit",
+    filters: `<div><label for="audit-actor">${esc(t("alarms.actor"))}</label><input id="audit-actor" data-filter="actor" size="12"></div>
+      <div><label for="audit-action">${esc(t("alarms.action"))}</label><input id="audit-action" data-filter="action" size="14" placeholder="config.write"></div>`,
+    rows: (page) => page.entries,
+    head: `${th("alarms.time")}${th("alarms.actor")}${th("alarms.action")}${th("alarms.target")}${th("alarms.change")}${th("alarms.comment")}`,
+    row: (e) => `<tr><td class="l">${esc(time(e.ts))}</td><td class="l">${esc(e.actor)}</td><td class="l">${esc(e.action)}</td><td class="l">${esc(e.target)}</td>
+      <td class="l change" title="${esc(change(e.before, e.after))}">${esc(change(e.before, e.after))}</td><td class="l">${esc(e.comment ?? "")}</td></tr>`,
+    empty: t("alarms.audit_empty"),
+  });
+}
+
+// -- the badge in the navigation (main.js starts it) ----------------------------------------------------
+let badgeTimer = null;
+
+let badgeCount = 0;
+
+/** Count the alarms waiting for acknowledgement and show the count on the Alarms link. */
+export async function refreshBadge() {
+  try {
+    const alarms = await activeAlarms();
+    badgeCount = alarms ? alarms.filter(unacknowledged).length : 0;
+  } catch (e) {
+    console.warn(e);
+  }
+  paintBadge();
+}
+
+/** Show the last count on the Alarms link (the navigation is re-rendered on every page change). */
+export function paintBadge() {
+  const link = document.querySelector('#nav a[data-page="alarms"]');
+  if (!link) return;
+  let badge = link.querySelector(".alarm-badge");
+  if (!badge) {
+    badge = document.createElement("span");
+    badge.className = "alarm-badge";
+    badge.id = "alarm-badge";
+    link.append(" ", badge);
+  }
+  badge.textContent = String(badgeCount);
+  badge.hidden = badgeCount === 0;
+  badge.title = t("alarms.badge", { n: badgeCount });
+}
+
+export function startBadge() {
+  stopBadge();
+  refreshBadge();
+  badgeTimer = setInterval(refreshBadge, REFRESH);
+}
+
+export function stopBadge() {
+  clearInterval(badgeTimer);
+  badgeTimer = null;
+}
