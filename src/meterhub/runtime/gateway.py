@@ -24,6 +24,7 @@ import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
@@ -38,7 +39,7 @@ from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, comp
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
 from meterhub.storage.base import Storage, StorageError
-from meterhub.storage.events import EventStore, EventWriter, StorageAuditor
+from meterhub.storage.events import AlarmLogListener, EventStore, EventWriter, StorageAuditor
 
 __all__ = ["Gateway"]
 
@@ -96,11 +97,13 @@ class Gateway:
             storage=lambda: self.storage,
             registers=self._registers,
             clock=clock,
+            device_status=lambda: self.status,
         )
         # Sinks subscribe when they are built, so a batch emitted before start() still reaches them.
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
+        self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
@@ -108,6 +111,8 @@ class Gateway:
         # (meterhub.storage.events); alarm listeners and auditors of every layer hand records to it.
         self.event_log = EventWriter(self._event_store)
         self.auditor = StorageAuditor(self.event_log)
+        self.alarms.add_listener(AlarmLogListener(self.event_log))  # every alarm transition is logged
+        self.alarms.auditor = self.auditor  # acknowledge, shelve, service changes, rule edits
         #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
         self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
         self._reset_status()
@@ -320,5 +325,6 @@ class Gateway:
         self.live.clear_spectra()  # a circuit may have moved to a device that measures none
         if self.energy is not None:
             self.energy.reconfigure(validated)
+        self.alarms.reconfigure(validated)
         self._start_sources()
         log.info("configuration applied; acquisition restarted")

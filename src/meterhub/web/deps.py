@@ -16,6 +16,8 @@ parameter type     what                                                         
 :data:`Energy`     :class:`~meterhub.energy.pipeline.EnergyPipeline` or None      ``energy``
 :data:`Pipeline`   the pipeline, or 503 when it is not running                    ``energy``
 :data:`Status`     device id → :class:`~meterhub.drivers.base.DeviceStatus`       ``status``
+:data:`Alarms`     :class:`~meterhub.alarms.sink.AlarmSink`: the alarm engine,       ``alarms``
+                   its states, acknowledge, shelve, audit
 :data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
 :data:`Receiver`   :class:`IngestTarget`: readings received by ``/ingest``        ``storage``, ``flush_async``
 :data:`Auditing`   :class:`~meterhub.model.audit.Auditor`: the audit log             ``auditor``
@@ -42,6 +44,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import SinkKind
 from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
@@ -64,6 +67,7 @@ from meterhub.web.auth import principal_of
 from meterhub.web.config_audit import audit_config_write
 
 __all__ = [
+    "Alarms",
     "Auditing",
     "Config",
     "ConfigView",
@@ -201,6 +205,10 @@ class _StatusView(Mapping[str, DeviceStatus]):
 
     def __len__(self) -> int:
         return len(self._gateway.status)
+
+
+def get_alarms(conn: HTTPConnection) -> AlarmSink:
+    return _gateway(conn).alarms
 
 
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
@@ -377,6 +385,7 @@ Store = Annotated[Storage, Depends(get_storage)]
 Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
 Auditing = Annotated[Auditor, Depends(get_auditor)]
