@@ -112,11 +112,11 @@ async function renderActive(root, app) {
           .map(
             (a) => `<tr data-id="${esc(a.id)}" class="alarm-row ${unacknowledged(a) ? "unack" : ""}">
             <td class="l"><span class="badge sev-${esc(a.severity)}">${esc(severityText(a.severity))}</span></td>
-            <td class="l">${esc(stateText(a.state))}</td><td class="l">${esc(a.title || a.rule)}</td><td class="l">${esc(a.target)}</td>
-            <td class="l">${esc(a.phase ?? "")}</td><td class="l">${esc(a.quantity ?? "")}</td>
+            <td class="l wrap">${esc(stateText(a.state))}</td><td class="l wrap">${esc(a.title || a.rule)}</td><td class="l">${esc(a.target)}</td>
+            <td class="l">${esc(a.phase ?? "")}</td><td class="l wrap">${esc(a.quantity ?? "")}</td>
             <td>${value(a.value, a.unit)}</td><td>${value(a.limit, a.unit)}</td>
             <td class="l">${esc(time(a.since))}</td><td class="l">${esc(a.acked_by ?? "")}</td>
-            <td class="l">${unacknowledged(a) ? `<button class="ack" data-id="${esc(a.id)}">${esc(t("alarms.ack"))}</button>` : ""}
+            <td class="l actions">${unacknowledged(a) ? `<button class="ack" data-id="${esc(a.id)}">${esc(t("alarms.ack"))}</button>` : ""}
               ${a.state !== "shelved" ? `<button class="secondary shelve" data-id="${esc(a.id)}">${esc(t("alarms.shelve"))}</button>` : ""}</td></tr>`,
           )
           .join("")}</tbody></table>`
@@ -221,7 +221,7 @@ function renderLog(root) {
     row: (e) => `<tr><td class="l">${esc(time(e.ts))}</td><td class="l">${esc(kindText(e.kind))}</td><td class="l">${esc(stateText(e.state))}</td>
       <td class="l"><span class="badge sev-${esc(e.severity)}">${esc(severityText(e.severity))}</span></td><td class="l">${esc(e.title || e.rule)}</td>
       <td class="l">${esc(e.target)}</td><td class="l">${esc(e.phase ?? "")}</td><td>${value(e.value, e.unit)}</td><td>${value(e.limit, e.unit)}</td>
-      <td class="l">${esc(e.user ?? "")}</td><td class="l">${esc(e.comment ?? "")}</td><td class="l">${esc(e.message)}</td></tr>`,
+      <td class="l">${esc(e.user ?? "")}</td><td class="l wrap">${esc(e.comment ?? "")}</td><td class="l wrap">${esc(e.message)}</td></tr>`,
     empty: t("alarms.log_empty"),
   });
 }

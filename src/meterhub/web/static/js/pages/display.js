@@ -106,8 +106,7 @@ export async function render(root, { args, live, app }) {
           .map(
             (a) => `<div class="d-alarm sev-${esc(a.severity)} ${unacknowledged(a) ? "unack" : ""}">
               <span class="badge sev-${esc(a.severity)}">${esc(severityText(a.severity))}</span>
-              <strong>${esc(a.title || a.rule)}</strong> — ${esc(a.target)}${a.phase ? ` ${esc(a.phase)}` : ""}
-              ${a.value !== null && a.value !== undefined ? `: ${withUnit(a.value, a.unit ?? "", a.unit ? undefined : 3)}` : ""}${a.limit !== null && a.limit !== undefined ? ` (${esc(t("alarms.limit"))} ${withUnit(a.limit, a.unit ?? "", a.unit ? undefined : 3)})` : ""}
+              <strong>${esc(a.title || a.rule)}</strong> — ${esc(a.target)}${a.phase ? ` ${esc(a.phase)}` : ""}${a.value !== null && a.value !== undefined ? `: ${withUnit(a.value, a.unit ?? "", a.unit ? undefined : 3)}` : ""}${a.limit !== null && a.limit !== undefined ? ` (${esc(t("alarms.limit"))} ${withUnit(a.limit, a.unit ?? "", a.unit ? undefined : 3)})` : ""}
               <span class="muted">${esc(stateText(a.state))} · ${esc(time(a.since))}</span>
               ${app.signedIn && unacknowledged(a) ? `<button class="secondary d-ack" data-id="${esc(a.id)}">${esc(t("alarms.ack"))}</button>` : ""}</div>`,
           )
