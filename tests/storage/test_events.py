@@ -13,7 +13,7 @@ from meterhub.model.audit import AuditEntry, Auditor
 from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.model.quantities import Q
 from meterhub.storage import Storage, open_storage
-from meterhub.storage.base import StorageUnavailableError
+from meterhub.storage.base import StorageError, StorageUnavailableError
 from meterhub.storage.events import (
     AlarmLogListener,
     EventStore,
@@ -281,7 +281,7 @@ def test_read_only_storage_refuses_to_log(storage_spec: BackendSpec) -> None:
     if storage_spec.name != "sqlite":
         pytest.skip("read-only opening is checked on SQLite")
     ro = open_storage(storage_spec.config(), storage_spec.data_dir, read_only=True)
-    with pytest.raises(Exception, match="read-only"):
+    with pytest.raises(StorageError, match="read-only"):
         events_of(ro).write_events(audit=[AuditEntry(T0, "olga", "config.write", "site")])
     assert events_of(ro).audit_log(0, T0).rows == []
     ro.close()
