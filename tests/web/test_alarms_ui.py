@@ -161,10 +161,61 @@ def test_a_reader_has_no_audit_tab_and_german_texts(browser: Browser, server: Li
     page.click('#a-tabs a[data-tab="log"]')
     expect(page.locator("#view h1")).to_have_text("Alarme")
     tabs = page.locator("#a-tabs a")
-    expect(tabs).to_have_count(3)  # active, alarm log, power quality — no audit log
+    expect(tabs).to_have_count(4)  # active, alarm log, power quality, rules — no audit log
     expect(page.locator("#log-rows tbody tr").first).to_be_visible()
     page.goto(f"{server.url}/#/alarms/audit")  # asked for anyway: the active list instead
     expect(page.locator("#a-tabs a.active")).to_have_text("Aktiv")
     page.evaluate("localStorage.removeItem('meterhub.lang')")
     assert console.errors == []
+    ctx.close()
+
+
+def test_admin_adds_edits_and_removes_a_rule_and_a_bad_one_is_refused_naming_the_field(
+    browser: Browser, server: LiveServer
+) -> None:
+    ctx, page, console = new_page(browser)
+    sign_in(page, server.url, "admin", ADMIN_PW)
+    page.goto(f"{server.url}/#/alarms/rules")
+    expect(page.locator('#rule-rows tr[data-rule="pf-low"]')).to_contain_text("< 0.85")
+    page.click("#rule-add")
+    page.fill("#rule-id", "u-high")
+    page.fill("#rule-title", "Overvoltage {phase}")
+    page.fill("#rule-target", "grid")
+    page.select_option("#rule-quantity", "voltage")
+    page.select_option("#rule-phase", "any")
+    page.select_option("#rule-condition", "band")
+    expect(page.locator("#rule-rate")).to_be_hidden()  # only the limits the condition needs
+    page.fill("#rule-low", "253")
+    page.fill("#rule-high", "207")  # low above high: can never fire
+    page.click("#rule-save")
+    expect(page.locator("#rule-error")).to_contain_text("low")
+    page.fill("#rule-low", "207")
+    page.fill("#rule-high", "253")
+    page.fill("#rule-on-delay", "5")
+    page.select_option("#rule-severity", "critical")
+    page.click("#rule-save")
+    row = page.locator('#rule-rows tr[data-rule="u-high"]')
+    expect(row).to_contain_text("outside 207 … 253")
+    expect(row).to_contain_text("critical")
+    # edit: the severity
+    row.locator(".rule-edit").click()
+    expect(page.locator("#rule-id")).to_have_value("u-high")
+    page.select_option("#rule-severity", "high")
+    page.click("#rule-save")
+    expect(row).to_contain_text("high")
+    page.screenshot(path=str(SHOTS / "alarms-rules.png"), full_page=True)
+    # the site file has it
+    assert "u-high" in server.config_path.read_text(encoding="utf-8")
+    # remove it (confirming the dialog)
+    page.once("dialog", lambda d: d.accept())
+    row.locator(".rule-del").click()
+    expect(row).to_have_count(0)
+    assert "u-high" not in server.config_path.read_text(encoding="utf-8")
+    # every change is in the audit log
+    page.goto(f"{server.url}/#/alarms/audit")
+    audit = page.locator("#audit-rows tbody")
+    for action in ("alarm-rule.create", "alarm-rule.update", "alarm-rule.delete"):
+        expect(audit).to_contain_text(action)
+    # the browser logs the refused request (the 422 above) as a console error; nothing else
+    assert [e for e in console.errors if "422" not in e] == []
     ctx.close()

@@ -162,8 +162,11 @@ async function route() {
   try {
     const mod = await import(PAGES[name].module);
     if (seq !== renderSeq) return;
-    view.innerHTML = "";
-    const done = (await mod.render(view, { app, args, live })) || null;
+    // Each page renders into a box of its own: a page still awaiting its data when the next route
+    // starts then fills its detached box, never the next page's view.
+    const box = document.createElement("div");
+    view.replaceChildren(box);
+    const done = (await mod.render(box, { app, args, live })) || null;
     if (seq !== renderSeq) {
       // another route started while this page was rendering: stop this page's timers now, or they
       // would run on the next page's elements (and never be cleaned up)

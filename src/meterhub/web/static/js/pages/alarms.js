@@ -2,7 +2,7 @@
 // (duration), the alarm log with filters, the power-quality log and the audit log (admin), each with a
 // CSV download. Also the helpers the navigation badge (main.js) and the display page use.
 
-import { ApiError, get, post, qs } from "../api.js";
+import { ApiError, api, get, post, qs } from "../api.js";
 import { esc, num, time, withUnit } from "../format.js";
 import { t } from "../i18n.js";
 
@@ -68,14 +68,14 @@ function change(before, after) {
 }
 
 export async function render(root, { app, args }) {
-  const tabs = ["active", "log", "pq", ...(app.isAdmin ? ["audit"] : [])];
+  const tabs = ["active", "log", "pq", "rules", ...(app.isAdmin ? ["audit"] : [])];
   const tab = tabs.includes(args[0]) ? args[0] : "active";
   root.innerHTML = `
     <h1>${esc(t("alarms.title"))}</h1>
     <nav class="tabs" id="a-tabs">${tabs.map((k) => `<a href="#/alarms/${k}" data-tab="${k}" class="${k === tab ? "active" : ""}">${esc(t(`alarms.tab_${k}`))}</a>`).join("")}</nav>
     <div id="a-body"></div>`;
   const body = root.querySelector("#a-body");
-  const view = { active: renderActive, log: renderLog, pq: renderPq, audit: renderAudit }[tab];
+  const view = { active: renderActive, log: renderLog, pq: renderPq, rules: renderRules, audit: renderAudit }[tab];
   return view(body, app);
 }
 
@@ -254,6 +254,148 @@ function renderAudit(root) {
       <td class="l change" title="${esc(change(e.before, e.after))}">${esc(change(e.before, e.after))}</td><td class="l">${esc(e.comment ?? "")}</td></tr>`,
     empty: t("alarms.audit_empty"),
   });
+}
+
+// -- the rule editor (GET|POST /alarm-rules, PUT|DELETE /alarm-rules/{id}; changes need an admin) ----------
+const CONDITIONS = ["high", "low", "band", "rate", "state"];
+const RULE_PHASES = ["total", "L1", "L2", "L3", "any", "all"];
+const NEEDS = { high: ["high"], low: ["low"], band: ["low", "high"], rate: ["rate"], state: ["state"] };
+
+function limitsText(r) {
+  const u = r.unit ? ` ${r.unit}` : "";
+  if (r.condition === "high") return `> ${r.high}${u}`;
+  if (r.condition === "low") return `< ${r.low}${u}`;
+  if (r.condition === "band") return `${t("alarms.outside")} ${r.low} … ${r.high}${u}`;
+  if (r.condition === "rate") return `|Δ| > ${r.rate}${u}/min`;
+  return `= ${r.state ? t("alarms.on") : t("alarms.off")}`;
+}
+
+async function renderRules(root, app) {
+  const [rules, circuits, devices, io, catalogue] = await Promise.all([
+    get("/alarm-rules"),
+    get("/circuits"),
+    get("/devices"),
+    get("/io").catch(() => ({ points: [] })),
+    get("/quantities"),
+  ]);
+  const targets = [
+    "site",
+    ...circuits.map((c) => c.id),
+    ...[...new Set(circuits.map((c) => c.zone).filter(Boolean))],
+    ...devices.map((d) => d.id),
+    ...(io.points || []).map((p) => p.id),
+  ];
+  const quantities = catalogue.filter((q) => q.kind !== "spectrum");
+  const num = (id, label, extra = "") => `<div><label for="${id}">${esc(label)}</label><input type="number" step="any" id="${id}" ${extra}></div>`;
+  root.innerHTML = `
+    ${app.isAdmin ? `<div class="actions"><button id="rule-add">${esc(t("alarms.rule_add"))}</button></div>` : ""}
+    <form class="panel" id="rule-form" hidden>
+      <h2 id="rule-form-title"></h2>
+      <div class="form-grid">
+        <div><label for="rule-id">${esc(t("common.id"))}</label><input id="rule-id" required maxlength="64"></div>
+        <div><label for="rule-title">${esc(t("alarms.rule_title"))}</label><input id="rule-title" maxlength="200"></div>
+        <div><label for="rule-target">${esc(t("alarms.target"))}</label><input id="rule-target" list="rule-targets" required>
+          <datalist id="rule-targets">${targets.map((x) => `<option value="${esc(x)}">`).join("")}</datalist></div>
+        <div><label for="rule-quantity">${esc(t("history.quantity"))}</label>
+          <select id="rule-quantity">${quantities.map((q) => `<option value="${esc(q.id)}">${esc(q.id)}${q.unit ? ` [${esc(q.unit)}]` : ""}</option>`).join("")}</select></div>
+        <div><label for="rule-phase">${esc(t("common.phase"))}</label><select id="rule-phase">${RULE_PHASES.map((p) => `<option>${p}</option>`).join("")}</select></div>
+        <div><label for="rule-condition">${esc(t("alarms.condition"))}</label>
+          <select id="rule-condition">${CONDITIONS.map((c) => `<option value="${c}">${esc(t(`alarms.cond_${c}`))}</option>`).join("")}</select></div>
+        ${num("rule-low", t("alarms.low"))}${num("rule-high", t("alarms.high"))}${num("rule-rate", t("alarms.rate"), 'min="0"')}
+        <div data-need="state"><label for="rule-state">${esc(t("alarms.input_state"))}</label>
+          <select id="rule-state"><option value="true">${esc(t("alarms.on"))}</option><option value="false">${esc(t("alarms.off"))}</option></select></div>
+        <div><label for="rule-unit">${esc(t("alarms.unit"))}</label><input id="rule-unit" maxlength="16" placeholder="${esc(t("alarms.unit_default"))}"></div>
+        ${num("rule-deadband", t("alarms.deadband"), 'min="0" value="0"')}
+        ${num("rule-on-delay", t("alarms.on_delay"), 'min="0" value="0"')}${num("rule-recovery", t("alarms.recovery"), 'min="0" value="0"')}
+        ${num("rule-reminder", t("alarms.reminder"), 'min="0" value="0"')}
+        <div><label for="rule-severity">${esc(t("alarms.severity"))}</label><select id="rule-severity">${SEVERITIES.map((v) => `<option value="${v}">${esc(severityText(v))}</option>`).join("")}</select></div>
+        <div><label><input type="checkbox" id="rule-enabled" checked> ${esc(t("common.enabled"))}</label></div>
+      </div>
+      <label for="rule-message">${esc(t("alarms.message"))}</label><input id="rule-message" style="width:100%" maxlength="2000">
+      <p class="muted">${esc(t("alarms.placeholders"))}</p>
+      <div class="actions"><button type="submit" id="rule-save">${esc(t("common.save"))}</button>
+        <button type="button" class="secondary" id="rule-cancel">${esc(t("common.cancel"))}</button><span class="error" id="rule-error"></span></div>
+    </form>
+    <div class="panel"><div class="table-wrap" id="rule-table"></div><p class="muted" id="rule-note"></p></div>`;
+  const $ = (sel) => root.querySelector(sel);
+  let editing = null; // the rule id being edited, or "" for a new rule
+  const field = (name) => $(`#rule-${name.replaceAll("_", "-")}`);
+  const showNeeded = () => {
+    const need = NEEDS[$("#rule-condition").value];
+    for (const k of ["low", "high", "rate", "state"]) field(k).closest("div").hidden = !need.includes(k);
+  };
+  $("#rule-condition").onchange = showNeeded;
+
+  const paint = (list) => {
+    $("#rule-note").textContent = list.length ? "" : t("alarms.no_rules");
+    $("#rule-table").innerHTML = list.length
+      ? `<table id="rule-rows"><thead><tr>${["common.id", "alarms.rule_title", "alarms.target", "history.quantity", "common.phase", "alarms.condition", "alarms.on_delay", "alarms.recovery", "alarms.reminder", "alarms.severity", "common.enabled"]
+          .map((k) => `<th class="l">${esc(t(k))}</th>`)
+          .join("")}<th></th></tr></thead><tbody>${list
+          .map(
+            (r) => `<tr data-rule="${esc(r.id)}"><td class="l">${esc(r.id)}</td><td class="l wrap">${esc(r.title || "")}</td><td class="l">${esc(r.target)}</td>
+            <td class="l">${esc(r.quantity)}</td><td class="l">${esc(r.phase)}</td><td class="l">${esc(limitsText(r))}</td>
+            <td class="l">${num0(r.on_delay)}</td><td class="l">${num0(r.recovery)}</td><td class="l">${num0(r.reminder)}</td>
+            <td class="l"><span class="badge sev-${esc(r.severity)}">${esc(severityText(r.severity))}</span></td><td class="l">${r.enabled ? "✓" : "–"}</td>
+            <td class="l">${app.isAdmin ? `<button class="secondary rule-edit" data-id="${esc(r.id)}">${esc(t("alarms.edit"))}</button> <button class="danger rule-del" data-id="${esc(r.id)}">${esc(t("common.delete"))}</button>` : ""}</td></tr>`,
+          )
+          .join("")}</tbody></table>`
+      : "";
+    for (const b of root.querySelectorAll(".rule-edit")) b.onclick = () => open(list.find((r) => r.id === b.dataset.id));
+    for (const b of root.querySelectorAll(".rule-del")) {
+      b.onclick = async () => {
+        if (!confirm(t("alarms.confirm_delete", { id: b.dataset.id }))) return;
+        try {
+          await api("DELETE", `/alarm-rules/${encodeURIComponent(b.dataset.id)}`);
+          app.toast(t("common.saved"));
+          await reload();
+        } catch (e) {
+          if (!(e instanceof ApiError)) throw e;
+          app.toast(e.message, true);
+        }
+      };
+    }
+  };
+  const num0 = (s) => (s ? `${esc(num(s, 0))} s` : "–");
+  const reload = async () => paint((await get("/alarm-rules")).rules);
+
+  const open = (rule) => {
+    editing = rule ? rule.id : "";
+    const r = rule || { id: "", title: "", target: "", quantity: "active_power", phase: "total", condition: "high", deadband: 0, on_delay: 0, recovery: 0, reminder: 0, severity: "medium", enabled: true, message: "" };
+    $("#rule-form-title").textContent = rule ? `${t("alarms.edit")}: ${rule.id}` : t("alarms.rule_add");
+    field("id").value = r.id;
+    field("id").readOnly = !!rule;
+    for (const k of ["title", "target", "quantity", "phase", "condition", "severity", "message", "unit"]) field(k).value = r[k] ?? "";
+    for (const k of ["low", "high", "rate", "deadband", "on_delay", "recovery", "reminder"]) field(k).value = r[k] ?? "";
+    field("state").value = String(r.state ?? true);
+    field("enabled").checked = r.enabled !== false;
+    $("#rule-error").textContent = "";
+    showNeeded();
+    $("#rule-form").hidden = false;
+    field(rule ? "title" : "id").focus();
+  };
+  if (app.isAdmin) $("#rule-add").onclick = () => open(null);
+  $("#rule-cancel").onclick = () => {
+    $("#rule-form").hidden = true;
+  };
+  $("#rule-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const body = { id: field("id").value.trim(), target: field("target").value.trim(), quantity: field("quantity").value, phase: field("phase").value, condition: field("condition").value, severity: field("severity").value, enabled: field("enabled").checked };
+    for (const k of ["title", "message", "unit"]) if (field(k).value.trim()) body[k] = field(k).value.trim();
+    for (const k of ["deadband", "on_delay", "recovery", "reminder"]) if (field(k).value !== "") body[k] = Number(field(k).value);
+    for (const k of NEEDS[body.condition]) body[k] = k === "state" ? field("state").value === "true" : field(k).value === "" ? null : Number(field(k).value);
+    try {
+      if (editing) await api("PUT", `/alarm-rules/${encodeURIComponent(editing)}`, body);
+      else await post("/alarm-rules", body);
+      $("#rule-form").hidden = true;
+      app.toast(t("common.saved"));
+      await reload();
+    } catch (e) {
+      if (!(e instanceof ApiError)) throw e;
+      $("#rule-error").textContent = e.message;
+    }
+  };
+  paint(rules.rules);
 }
 
 // -- the badge in the navigation (main.js starts it) ----------------------------------------------------
