@@ -14,6 +14,7 @@ from meterhub.config.schema import Bus, BusKind, Circuit, CTSpec, Device, SiteCo
 from meterhub.drivers.base import SourceContext
 from meterhub.drivers.waveform.protocol import FORMAT_FLOAT32, decode_frame, encode_frame
 from meterhub.drivers.waveform.source import WaveformSource
+from meterhub.metering.events import FrequencyDeviationDetector, FrequencyEvent
 from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.runtime import Gateway
 from meterhub.sim.waveform import Tone, record_3p4w
@@ -41,12 +42,14 @@ def site() -> SiteConfig:
     )
 
 
-def _stream(seconds: float) -> np.ndarray:
-    """27 board channels: 230 V three-phase, 0.5 A secondary, with a dip on L2 (channel 1)."""
+def _stream(seconds: float, f: float = 50.0, dip: bool = True, theta0: float = 1.0) -> np.ndarray:
+    """27 board channels: 230 V three-phase at ``f`` [Hz] (U L1 at ``theta0`` [rad] at sample 0),
+    0.5 A secondary, with a dip on L2 (channel 1)."""
     cur = tuple(Tone(0.5, a - 30.0) for a in (0.0, -120.0, 120.0))
-    v, i = record_3p4w(fs=FS, duration=seconds, f=50.0, currents=cur, theta0=1.0)
-    a, b = int(DIP_AT * FS), int((DIP_AT + DIP_LEN) * FS)
-    v[1, a:b] *= DEPTH
+    v, i = record_3p4w(fs=FS, duration=seconds, f=f, currents=cur, theta0=theta0)
+    if dip:
+        a, b = int(DIP_AT * FS), int((DIP_AT + DIP_LEN) * FS)
+        v[1, a:b] *= DEPTH
     out = np.zeros((27, v.shape[1]))
     out[:3], out[3:6] = v, i
     return out.astype(np.float32).astype(np.float64)
@@ -96,3 +99,53 @@ def test_the_gateway_logs_power_quality_events_and_hands_them_to_listeners(tmp_p
     assert gw.health()["sink:event-log"].counters["written"] == 1
     gw.event_log.close()
     gw.storage.close()
+
+
+def _windows(spans: list[tuple[float, float]], t0: float, width: float = 0.2) -> tuple[np.ndarray, ...]:
+    """Analysis windows of ``width`` [s] from ``t0``: (frequency [Hz], seconds) spans in turn."""
+    f = np.concatenate([np.full(int(round(sec / width)), hz) for hz, sec in spans])
+    t = t0 + width * np.arange(f.size)
+    return t, np.full(f.size, width), f
+
+
+def test_frequency_deviation_is_one_event_over_whole_10s_intervals() -> None:
+    t0 = 1_800_000_000.0  # a multiple of 10 s
+    # 20 s at 50 Hz, 30 s at 49.3 Hz with 5 s at 49.1 Hz inside, 20 s at 50 Hz; ±0.4 Hz swings stay inside
+    t, d, f = _windows([(50.0, 20), (49.3, 15), (49.1, 5), (49.3, 10), (50.4, 10), (49.6, 10)], t0)
+    one = FrequencyDeviationDetector(50.0).process(t, d, f)
+    assert one == [FrequencyEvent(start=t0 + 20, duration=30.0, extreme=pytest.approx(49.2), limit=49.5)]
+    # the 10-s value of the interval holding the 5 s at 49.1 Hz is their mean with 5 s at 49.3 Hz
+    streamed = FrequencyDeviationDetector(50.0)
+    got: list[FrequencyEvent] = []
+    for k in range(0, t.size, 7):  # blocks of 1.4 s, as the source feeds them
+        got += streamed.process(t[k : k + 7], d[k : k + 7], f[k : k + 7])
+    assert [(e.start, e.duration, e.limit) for e in got] == [(e.start, e.duration, e.limit) for e in one]
+    assert got[0].extreme == pytest.approx(one[0].extreme, abs=1e-9)
+    # no measurement (NaN) for a while: the deviation ends with the last interval measured
+    t, d, f = _windows([(50.0, 10), (50.8, 20), (float("nan"), 30), (50.0, 20)], t0)
+    assert FrequencyDeviationDetector(50.0).process(t, d, f) == [
+        FrequencyEvent(start=t0 + 10, duration=20.0, extreme=pytest.approx(50.8), limit=50.5)
+    ]
+
+
+def test_the_waveform_source_reports_a_frequency_deviation(tmp_path: Path) -> None:
+    cfg = site()
+    got: list[PqEvent] = []
+    ctx = SourceContext(cfg, cfg.buses[0], cfg.devices, {}, tmp_path, publish_pq_events=got.extend)
+    source = WaveformSource(ctx, cfg.devices[0], emit_interval=1.0)
+    source.frequency_detector.interval = 1.0  # 1-s intervals, so a few seconds of samples show it
+    low = _stream(3.0, f=49.2, dip=False)
+    after = 1.0 + 2 * np.pi * 49.2 * low.shape[1] / FS  # the phase goes on where the first part ended
+    _feed(source, np.concatenate([low, _stream(3.0, dip=False, theta0=after)], axis=1))
+    asyncio.run(source.close())
+    (dev,) = got
+    assert (dev.kind, dev.unit, dev.device, dev.phase, dev.flagged) == (
+        PqKind.FREQUENCY,
+        "Hz",
+        "board",
+        None,
+        False,
+    )
+    assert dev.extreme == pytest.approx(49.2, abs=0.02) and dev.threshold == pytest.approx(49.5)
+    # 3 s at 49.2 Hz are the 1-s intervals [0, 1), [1, 2), [2, 3) of the stream
+    assert (dev.start, dev.duration) == (T_START, 3.0)

@@ -48,6 +48,7 @@ from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader, e
 from meterhub.metering.aggregation import aggregate
 from meterhub.metering.energy import ENERGY_IDS, REGISTER_IDS, named_registers
 from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
+from meterhub.metering.events import FrequencyDeviationDetector
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
 from meterhub.metering.sync import cycles_per_window
@@ -176,6 +177,8 @@ class WaveformSource(Source):
         self._writer: asyncio.StreamWriter | None = None
         self.frames = 0
         self.events: list[dict[str, Any]] = []
+        #: Frequency deviations over 10-s intervals (EN 50160 §4.2.1: nominal ± 1 %).
+        self.frequency_detector = FrequencyDeviationDetector(float(ctx.config.site.nominal_frequency))
 
     # -- energy persistence -------------------------------------------------------------------
     def _load_energy(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -363,9 +366,23 @@ class WaveformSource(Source):
             del self.events[:-100]
             log.info("%s: voltage %s on channel %d for %.0f ms, extreme %.1f V", self.name, e.kind, e.channel + 1,
                      e.duration * 1e3, e.extreme)  # fmt: skip
-        if batch.events and self.ctx.publish_pq_events is not None:
-            self.ctx.publish_pq_events([self._pq_event(e.kind, e.channel, self._t_base + e.start, e.duration,
-                                                       e.extreme) for e in batch.events])  # fmt: skip
+        pq = [
+            self._pq_event(e.kind, e.channel, self._t_base + e.start, e.duration, e.extreme)
+            for e in batch.events
+        ]
+        if batch.windows:
+            for f in self.frequency_detector.process(self._t_base + batch.t, batch.duration, batch.frequency):
+                log.info(
+                    "%s: frequency %.3f Hz beyond %.2f Hz for %.0f s",
+                    self.name,
+                    f.extreme,
+                    f.limit,
+                    f.duration,
+                )
+                pq.append(PqEvent(PqKind.FREQUENCY, f.start, f.duration, f.extreme, "Hz", self.device.id,
+                                  PqSource.WAVEFORM, flagged=False, threshold=f.limit))  # fmt: skip
+        if pq and self.ctx.publish_pq_events is not None:
+            self.ctx.publish_pq_events(pq)
         if batch.windows:
             self._pending.append(batch)
             self._pending_s += float(batch.duration.sum())
