@@ -109,7 +109,11 @@ class Gateway:
         self._storage_sink.computed = self._computed_registers
         # The alarm, audit and power-quality logs, written in a thread of their own
         # (meterhub.storage.events); alarm listeners and auditors of every layer hand records to it.
-        self.event_log = EventWriter(self._event_store)
+        # PostgreSQL may be away: what meets an outage waits in a spool file in the data folder.
+        remote = config.storage.backend == "postgres"
+        self.event_log = EventWriter(
+            self._event_store, spool=self.data_dir / "event-log-spool.sqlite" if remote else None
+        )
         self.auditor = StorageAuditor(self.event_log)
         self.alarms.add_listener(AlarmLogListener(self.event_log))  # every alarm transition is logged
         self.alarms.auditor = self.auditor  # acknowledge, shelve, service changes, rule edits

@@ -17,8 +17,9 @@ Retention (``storage.event_retention_days`` for the alarm and power-quality logs
 (:meth:`meterhub.storage.relational.SqlStorage.apply_retention`).
 
 Writers never block the event loop: :class:`EventWriter` queues what it is given and writes it in its own
-thread, in batches, retrying while the database is away (a PostgreSQL outage delays the logs, and
-what is queued when the process ends is lost, which :meth:`EventWriter.health` makes visible).
+thread, in batches, retrying while the database is away. With PostgreSQL, what meets an outage is
+committed to a spool file in the data folder (``DATA/event-log-spool.sqlite``, a durable outbox) and
+written from there when the server is back, also after a restart; :meth:`EventWriter.health` shows it.
 :class:`AlarmLogListener` (an alarm listener) and :class:`StorageAuditor` (an auditor) hand their
 records to one writer.
 
@@ -29,6 +30,7 @@ protocol of its own (:class:`AlarmRecord`), which :class:`~meterhub.alarms.model
 from __future__ import annotations
 
 import abc
+import dataclasses
 import json
 import logging
 import math
@@ -37,6 +39,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from meterhub.model.audit import AuditEntry
@@ -44,6 +47,7 @@ from meterhub.model.health import Health, HealthState
 from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.storage.base import StorageError
 from meterhub.storage.ingest import SqlIngest
+from meterhub.storage.outbox import Message, Outbox, OutboxError
 
 __all__ = [
     "ALARM_LOG_COLUMNS",
@@ -564,6 +568,34 @@ class SqlEvents(SqlIngest, EventStore):
 MAX_PENDING = 100_000
 #: Records written per transaction at most.
 BATCH = 2000
+#: Longest pause between attempts while writes fail [s].
+MAX_RETRY = 30.0
+
+
+def _encode(kind: str, record: Any) -> Message:
+    """A queued record as a spool message (topic = its kind, payload = JSON)."""
+    if kind == "alarm":
+        data: dict[str, Any] = {f.name: getattr(record, f.name) for f in dataclasses.fields(AlarmLogRow)}
+        for f in ("kind", "state", "severity"):
+            data[f] = str(data[f])
+    elif kind == "audit":
+        data = {
+            "ts": record.ts, "actor": record.actor, "action": record.action, "target": record.target,
+            "before": record.before, "after": record.after, "comment": record.comment, "extra": record.extra,
+        }  # fmt: skip
+    else:
+        data = record.as_dict()
+    return Message(kind, json.dumps(data, default=str, ensure_ascii=False).encode())
+
+
+def _decode(kind: str, payload: bytes) -> tuple[str, Any]:
+    data = json.loads(payload)
+    if kind == "alarm":
+        return kind, AlarmLogRow(**data)
+    if kind == "audit":
+        return kind, AuditEntry(**data)
+    data["kind"], data["source"] = PqKind(data["kind"]), PqSource(data["source"])
+    return kind, PqEvent(**data)
 
 
 class EventWriter:
@@ -571,26 +603,41 @@ class EventWriter:
     storage's logs in a thread of its own, in batches (one transaction each).
 
     store : returns the storage that keeps the logs (opened on first use by the gateway).
-    retry : first pause after a failed write [s]; it doubles up to 30 s while writes keep failing.
+    spool : a file for records the database could not take (a durable outbox,
+        :class:`~meterhub.storage.outbox.Outbox`): with it, records that meet an outage are committed
+        there (fsync) and written to the database from there, oldest first, when it is back — also after
+        a restart. Without it (SQLite: the logs are in the same local file) they wait in memory.
+    retry : first pause after a failed write [s]; it doubles up to :data:`MAX_RETRY` while writes fail.
 
     Nothing here waits for the database: :meth:`alarm`, :meth:`audit` and :meth:`pq` append to a
-    queue under a lock held for microseconds. While the database is away, records wait in memory
-    (at most :data:`MAX_PENDING`; older ones are dropped and counted) and are written when it is back,
-    in the order they were given.
+    queue under a lock held for microseconds. Records reach the database in the order they were given.
+    In memory at most :data:`MAX_PENDING` wait; older ones are dropped and counted.
     """
 
-    def __init__(self, store: Callable[[], EventStore], *, retry: float = 1.0) -> None:
+    def __init__(
+        self, store: Callable[[], EventStore], *, spool: Path | None = None, retry: float = 1.0
+    ) -> None:
         self._store = store
         self._retry = retry
         self._cond = threading.Condition()
         self._pending: deque[tuple[str, Any]] = deque()
-        self._busy = 0  # records taken by the thread and not yet written
+        self._busy = 0  # records taken by the thread and not yet written or spooled
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._closing = threading.Event()  # cuts a retry pause short at close
         self.written = 0  # records stored since start [count]
         self.dropped = 0  # records lost because the queue was full [count]
         self.last_error: str | None = None  # the last failed write, None once one succeeds
         self.last_error_at: float | None = None  # [s since the epoch]
+        self._spool: Outbox | None = None
+        if spool is not None:
+            try:
+                self._spool = Outbox(spool, name="event log")
+            except OutboxError as exc:
+                log.error("%s; the event logs wait in memory during database outages", exc)
+        if self._spooled():
+            log.info("event log: %d records spooled by an earlier run wait for the database", self._spooled())
+            self._start()
 
     # -- producers (any thread, the event loop included) -------------------------------------------
     def alarm(self, event: AlarmRecord) -> None:
@@ -620,45 +667,66 @@ class EventWriter:
                         "event log queue full (%d); %d oldest records dropped", MAX_PENDING, self.dropped
                     )
             self._pending.append((kind, record))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="event-log", daemon=True)
-                self._thread.start()
+            self._start()
             self._cond.notify()
 
+    def _start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="event-log", daemon=True)
+            self._thread.start()
+
     # -- state -------------------------------------------------------------------------------------
+    def _spooled(self) -> int:
+        return self._spool.stats().backlog if self._spool is not None else 0
+
     @property
     def pending(self) -> int:
-        """Records queued or being written [count]."""
+        """Records queued, being written or spooled [count]."""
         with self._cond:
-            return len(self._pending) + self._busy
+            return len(self._pending) + self._busy + self._spooled()
 
     def wait_written(self, timeout: float = 10.0) -> bool:
         """Block until everything queued so far is written (True) or ``timeout`` [s] passed (False)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._pending or self._busy:
+            while self._pending or self._busy or self._spooled():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
-                self._cond.wait(left)
+                self._cond.wait(min(left, 0.1))
         return True
 
     def close(self, timeout: float = 10.0) -> None:
-        """Write what is queued (waiting at most ``timeout`` [s]), then stop the thread."""
+        """Write what is queued (waiting at most ``timeout`` [s]), then stop the thread; with a spool,
+        what could not be written stays there for the next start."""
         self.wait_written(timeout)
         with self._cond:
             self._closed = True
-            left = len(self._pending) + self._busy
+            self._closing.set()
             self._cond.notify_all()
             thread = self._thread
+        if thread is not None:
+            thread.join(timeout=5.0)
+        left = len(self._pending) + self._busy
         if left:
             log.error("event log closed with %d records not written (%s)", left, self.last_error)
-        if thread is not None:
-            thread.join(timeout=1.0)
+        if self._spool is not None:
+            if self._spooled():
+                log.warning(
+                    "event log: %d records stay spooled in %s for the next start",
+                    self._spooled(),
+                    self._spool.path,
+                )
+            self._spool.close()
 
     def health(self) -> Health:
         """OK while writing; DEGRADED with the last error while records wait for the database."""
-        counters = {"written": self.written, "pending": self.pending, "dropped": self.dropped}
+        counters = {
+            "written": self.written,
+            "pending": self.pending,
+            "spooled": self._spooled(),
+            "dropped": self.dropped,
+        }
         if self.last_error is not None:
             return Health(HealthState.DEGRADED, f"event logs wait: {self.last_error}", counters)
         if self.dropped:
@@ -666,44 +734,123 @@ class EventWriter:
         return Health(HealthState.OK, "writing", counters)
 
     # -- the thread ------------------------------------------------------------------------------------
+    def _write(self, batch: list[tuple[str, Any]]) -> None:
+        self._store().write_events(
+            alarms=[r for k, r in batch if k == "alarm"],
+            audit=[r for k, r in batch if k == "audit"],
+            pq=[r for k, r in batch if k == "pq"],
+        )
+
+    def _failed(self, exc: Exception, n: int) -> None:
+        with self._cond:
+            if str(exc) != self.last_error:
+                log.warning("event log: cannot write %d records (%s); retrying", n, exc)
+            self.last_error, self.last_error_at = str(exc), time.time()
+            self._cond.notify_all()
+
+    def _succeeded(self, n: int) -> None:
+        with self._cond:
+            self._busy = 0
+            self.written += n
+            if self.last_error is not None:
+                log.info("event log: writing again")
+            self.last_error = None
+            self._cond.notify_all()
+
     def _run(self) -> None:
         pause = self._retry
         while True:
             with self._cond:
-                while not self._pending and not self._closed:
+                while not self._pending and not self._closed and not self._spooled():
                     self._cond.wait()
-                if not self._pending:
+                if self._closed:
+                    self._spool_memory()  # durable for the next start; without a spool, close() says what is lost
                     return
-                batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
-                self._busy = len(batch)
-            try:
-                self._store().write_events(
-                    alarms=[r for k, r in batch if k == "alarm"],
-                    audit=[r for k, r in batch if k == "audit"],
-                    pq=[r for k, r in batch if k == "pq"],
-                )
-            except Exception as exc:  # the database is away or refused: keep them, retry later
-                with self._cond:
-                    self._pending.extendleft(reversed(batch))
-                    self._busy = 0
-                    if str(exc) != self.last_error:
-                        log.warning("event log: cannot write %d records (%s); retrying", len(batch), exc)
-                    self.last_error, self.last_error_at = str(exc), time.time()
-                    closed = self._closed
-                    self._cond.notify_all()
-                if closed:
-                    return
-                time.sleep(pause)
-                pause = min(pause * 2, 30.0)
+                spooled = self._spooled() > 0
+                if spooled:  # what comes now goes behind the spooled records
+                    batch, self._busy = list(self._pending), len(self._pending)
+                    self._pending.clear()
+                else:
+                    batch = [self._pending.popleft() for _ in range(min(BATCH, len(self._pending)))]
+                    self._busy = len(batch)
+            ok = self._deliver_spool(batch) if spooled else self._deliver(batch)
+            if ok:
+                pause = self._retry
                 continue
-            pause = self._retry
+            if self._closing.wait(pause):
+                continue  # closing: the loop spools or gives up
+            pause = min(pause * 2, MAX_RETRY)
+
+    def _deliver(self, batch: list[tuple[str, Any]]) -> bool:
+        """Write a batch from memory; on failure spool it (or put it back in front). True if written."""
+        try:
+            self._write(batch)
+        except Exception as exc:  # the database is away or refused: keep them, retry later
+            self._failed(exc, len(batch))
+            if self._spool is not None:
+                try:
+                    self._spool.put([_encode(k, r) for k, r in batch])
+                    with self._cond:
+                        self._busy = 0
+                    return True  # durable now; the next turn delivers from the spool (and pauses if it fails)
+                except OutboxError as spool_exc:
+                    log.error("event log: %s", spool_exc)
             with self._cond:
+                self._pending.extendleft(reversed(batch))
                 self._busy = 0
-                self.written += len(batch)
-                if self.last_error is not None:
-                    log.info("event log: writing again")
-                self.last_error = None
                 self._cond.notify_all()
+            return False
+        self._succeeded(len(batch))
+        return True
+
+    def _deliver_spool(self, fresh: list[tuple[str, Any]]) -> bool:
+        """Spool ``fresh`` records behind the spooled ones, then write the oldest spooled batch."""
+        spool = self._spool
+        if spool is None:  # pragma: no cover - only called with a spool
+            return False
+        try:
+            if fresh:
+                spool.put([_encode(k, r) for k, r in fresh])
+        except OutboxError as exc:
+            log.error("event log: %s", exc)
+            with self._cond:
+                self._pending.extendleft(reversed(fresh))
+                self._busy = 0
+            self._failed(exc, len(fresh))
+            return False
+        with self._cond:
+            self._busy = 0
+        try:
+            stored = spool.peek(limit=BATCH)
+            batch = [_decode(m.topic, m.payload) for m in stored]
+        except (OutboxError, ValueError, TypeError) as exc:
+            log.error("event log: the spool %s cannot be read (%s)", spool.path, exc)
+            self._failed(exc, 0)
+            return False
+        try:
+            self._write(batch)
+        except Exception as exc:
+            self._failed(exc, len(batch))
+            return False
+        try:
+            spool.ack(m.id for m in stored)
+        except (
+            OutboxError
+        ) as exc:  # written but still spooled: written again later, stored once (seq, unique)
+            log.error("event log: %s", exc)
+        self._succeeded(len(batch))
+        return True
+
+    def _spool_memory(self) -> None:
+        """At close (lock held): commit what is still in memory to the spool, if there is one."""
+        if self._spool is None or not self._pending:
+            return
+        try:
+            self._spool.put([_encode(k, r) for k, r in self._pending])
+        except OutboxError as exc:
+            log.error("event log: %s", exc)
+            return
+        self._pending.clear()
 
 
 class AlarmLogListener:
