@@ -262,3 +262,36 @@ def test_health_lists_the_alarm_sink(site: tuple) -> None:
     h = gw.health()["sink:alarms"]
     assert h.counters["active"] == 1 and h.counters["unacknowledged"] == 1
     assert h.message.startswith("1 active, 1 unacknowledged of ")
+
+
+def test_the_first_rule_of_a_site_without_an_alarms_section_adds_the_section(tmp_path: Path) -> None:
+    text = SITE[: SITE.index("alarms:")]
+    path = tmp_path / "site.yaml"
+    path.write_text(text, encoding="utf-8")
+    cfg = parse_site(text, str(path))
+    (tmp_path / "data").mkdir()
+    gw = Gateway(
+        cfg,
+        data_dir=tmp_path / "data",
+        config_path=path,
+        storage=open_storage(cfg.storage, tmp_path / "data"),
+    )
+    with TestClient(create_app(gw)) as client:
+        h = sign_in(client, "alice", "admin")
+        rule = {
+            "id": "ev-kw",
+            "target": "grid",
+            "quantity": "active_power",
+            "unit": "kW",
+            "condition": "high",
+            "high": 11.5,
+        }
+        r = client.post("/api/v1/alarm-rules", json=rule, headers=h)
+        assert r.status_code == 201, r.text
+    written = path.read_text()
+    assert written.startswith(text)  # what was there stays as it was
+    reread = parse_site(written, str(path))
+    assert reread.alarms is not None and [x.id for x in reread.alarms.rules] == ["ev-kw"]
+    assert reread.alarms.rules[0].high == 11.5 and reread.alarms.rules[0].unit == "kW"
+    assert "system:" not in written  # defaults are not spelled out
+    gw.storage.close()

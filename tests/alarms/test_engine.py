@@ -374,12 +374,17 @@ def test_device_offline_suppresses_its_circuits_and_a_site_outage_is_one_alarm(t
     class St:
         def __init__(self, online: bool) -> None:
             self.online = online
+            self.errors = 0
+
+        def failed(self) -> None:  # as DeviceStatus.failed: offline, one more error
+            self.online = False
+            self.errors += 1
 
     status = {d.id: St(True) for d in cfg.devices}
     mon = SystemMonitor(cfg, eng, lambda: status, tmp_path, clock())
     step(eng, clock, 12_000, 6)
     assert ev.kinds() == ["raised"]
-    status["d2"].online = False
+    status["d2"].failed()
     for _ in range(31):
         clock.t += 1
         mon.tick(clock.t)
@@ -392,7 +397,7 @@ def test_device_offline_suppresses_its_circuits_and_a_site_outage_is_one_alarm(t
     ]
     assert eng.state_of(eng.find("pump-high/pump")) is AlarmState.SUPPRESSED
     for d in status.values():  # the whole site goes dark: one outage alarm, device alarms suppressed
-        d.online = False
+        d.failed()
     for _ in range(40):
         clock.t += 1
         mon.tick(clock.t)
@@ -401,3 +406,65 @@ def test_device_offline_suppresses_its_circuits_and_a_site_outage_is_one_alarm(t
     assert raised == ["pump-high/pump", "system:device_offline/d2", "system:site_outage/site"]
     outage = next(e for e in ev.events if e.alarm_id == "system:site_outage/site")
     assert outage.message.startswith("6 devices offline at once (limit 3)")
+
+
+def test_removing_or_disabling_a_rule_takes_its_active_alarm_out_of_service(tmp_path: Path) -> None:
+    clock = Clock()
+    two = (
+        PUMP_HIGH + "    - {id: pump-low, target: pump, quantity: active_power, condition: low, low: 20000}\n"
+    )
+    store = AlarmStateStore(tmp_path / "alarms-state.sqlite")
+    eng, ev, _ = engine(site(two), clock, store=store)
+    step(eng, clock, 12_000, 6)
+    assert ev.kinds() == ["raised", "raised"]
+    disabled = site(PUMP_HIGH.replace("severity: high", "severity: high\n      enabled: false"))
+    eng.reconfigure(expand_rules(disabled))
+    assert [(e.kind.value, e.alarm_id, e.state.value, e.comment) for e in ev.events[2:]] == [
+        ("out-of-service", "pump-low/pump", "out-of-service", "rule removed"),
+        ("out-of-service", "pump-high/pump", "out-of-service", "rule disabled"),
+    ]
+    step(eng, clock, 12_000, 30)
+    assert len(ev.events) == 4  # not evaluated any more
+    assert eng.alarms() == []
+    store.close()
+    assert AlarmStateStore(tmp_path / "alarms-state.sqlite").load()[1].keys() <= {"pump-high/pump"}
+
+
+def test_an_input_state_rule_on_an_io_point() -> None:
+    cfg = parse_site(
+        """\
+site: {name: IO}
+buses:
+  - {id: b1, kind: modbus-tcp, port: 5020}
+devices:
+  - {id: vu, bus: b1, unit: 3, profile: enertrek-v10}
+  - {id: dio1, bus: b1, unit: 6, profile: enertrek-dio-4-2}
+io:
+  points:
+    - {id: q1, kind: digital, device: dio1, channel: 1, function: breaker-of}
+alarms:
+  rules:
+    - {id: q1-trip, title: "Breaker Q1 tripped", target: q1, quantity: digital_input, condition: state,
+       state: true, on_delay: 2, severity: critical}
+""",
+        "site.yaml",
+    )
+    clock = Clock()
+    eng, ev, _ = engine(cfg, clock)
+
+    def contact(on: bool, seconds: int) -> None:
+        for _ in range(seconds):
+            clock.t += 1
+            eng.update([Reading(clock.t, "q1", Q.DIGITAL_INPUT, Phase.TOTAL, 1.0 if on else 0.0)])
+            eng.tick()
+
+    contact(False, 5)
+    contact(True, 1)  # a bounce shorter than the on-delay
+    contact(False, 1)
+    assert ev.events == []
+    contact(True, 3)
+    assert [(e.kind.value, e.alarm_id, e.severity.value, e.title) for e in ev.events] == [
+        ("raised", "q1-trip/q1", "critical", "Breaker Q1 tripped")
+    ]
+    contact(False, 1)
+    assert ev.kinds() == ["raised", "cleared"]

@@ -1,10 +1,11 @@
 """The alarm engine: GOOD readings → conditions → timers → ISA-18.2 states → :class:`AlarmEvent` s.
 
-Evaluation is vectorised by quantity. The alarms are ordered by quantity, so the slots (watched series)
-of one quantity are one contiguous slice of the slot arrays (series index, condition code, low, high,
-deadband, "in condition" for the hysteresis); a batch updates the value table of the series it carries
-(only ``Quality.GOOD`` readings: docs/ARCHITECTURE.md "Invalid readings"), then each touched quantity's
-slice is compared in a handful of numpy operations and reduced to one condition per alarm
+Evaluation is vectorised: the rules are packed into arrays (series index, condition code, low, high,
+deadband, "in condition" for the hysteresis), one slot per watched series, ordered by device and then by
+quantity, so the slots of one device — what one poll touches — are one contiguous slice with the rules of
+each quantity side by side. A batch updates the value table of the series it carries (only
+``Quality.GOOD`` readings: docs/ARCHITECTURE.md "Invalid readings"), then the slice of each device it
+touched is compared in a handful of numpy operations and reduced to one condition per alarm
 (``np.logical_or.reduceat`` for one phase or ``any``, ``logical_and`` for ``all``). The timers (on-delay,
 recovery, reminder, shelve end) are arrays too; Python runs only for the alarms that change state.
 
@@ -31,8 +32,6 @@ from __future__ import annotations
 
 import logging
 import math
-import re
-import string
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
@@ -44,6 +43,7 @@ import numpy as np
 from meterhub.alarms.model import AlarmEvent, AlarmListener, AlarmState, EventKind, Severity
 from meterhub.alarms.rules import AlarmDef, Code, Mode
 from meterhub.alarms.state import AlarmRecord, AlarmStateStore
+from meterhub.alarms.texts import render, shown
 from meterhub.errors import ConflictError, InputError, NotFoundError
 from meterhub.model.audit import AuditEntry, Auditor
 from meterhub.model.readings import Quality, Reading
@@ -74,33 +74,6 @@ class LoggingAuditor:
             entry.after,
             f": {entry.comment}" if entry.comment else "",
         )
-
-
-_SPACES = re.compile(r" {2,}")
-
-
-class _Fields(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def _render(template: str, values: dict[str, Any]) -> str:
-    """Fill ``{value}`` … in; a format spec that does not fit the value falls back to plain text."""
-    try:
-        out = string.Formatter().vformat(template, (), _Fields(values))
-    except (ValueError, TypeError, KeyError, IndexError):
-        out = template
-        for k, v in values.items():
-            out = out.replace("{" + k + "}", str(v))
-    # an empty placeholder (a dimensionless unit) leaves no double space or "( x )"
-    return _SPACES.sub(" ", out).replace(" )", ")").strip()
-
-
-def _shown(v: float | None) -> float | None:
-    """A value as shown in texts and the API: 4 significant digits (no float noise such as 0.8200000001)."""
-    if v is None or not math.isfinite(v):
-        return None
-    return float(f"{v:.4g}")
 
 
 class AlarmView(dict[str, Any]):
@@ -143,11 +116,24 @@ class AlarmEngine:
         kept: dict[str, AlarmRecord] = {}
         if store is not None:
             self.seq, kept = store.load()
+            ids = {d.alarm_id for d in defs}
+            stale = [a for a in kept if a not in ids]
+            if stale:  # rules removed from the site file while the gateway was stopped
+                log.info(
+                    "forgetting the state of %d alarm(s) whose rule is gone: %s",
+                    len(stale),
+                    ", ".join(stale[:5]),
+                )
+                store.remove(stale)
         self._build(defs, kept, old=None)
 
     # -- layout ----------------------------------------------------------------------------------------
     def _build(self, defs: Sequence[AlarmDef], kept: dict[str, AlarmRecord], old: AlarmEngine | None) -> None:
-        measured = sorted((d for d in defs if d.mode is not Mode.EXTERNAL), key=lambda d: d.quantity or "")
+        # ordered by (device, quantity): a device's poll touches one contiguous slice, its quantities in it
+        # side by side
+        measured = sorted(
+            (d for d in defs if d.mode is not Mode.EXTERNAL), key=lambda d: (d.device or "", d.quantity or "")
+        )
         external = [d for d in defs if d.mode is Mode.EXTERNAL]
         self.defs: list[AlarmDef] = measured + external
         self.index: dict[str, int] = {d.alarm_id: i for i, d in enumerate(self.defs)}
@@ -161,20 +147,28 @@ class AlarmEngine:
         highs: list[float] = []
         bands: list[float] = []
         alarm_first_slot = np.zeros(n, dtype=np.int64)
-        #: quantity → (slot start, slot end, alarm start, alarm end)
-        self.groups: dict[str, tuple[int, int, int, int]] = {}
+        #: device → group number; per group (slot start, slot end, alarm start, alarm end)
+        keys: dict[str, int] = {}
+        self.groups: list[tuple[int, int, int, int]] = []
+        #: series index → the group its slots are in (a series is one circuit's, so one device's)
+        self.series_group: list[int] = []
         for i, d in enumerate(measured):
             alarm_first_slot[i] = len(slot_series)
-            q = d.quantity or ""
-            s0, _, a0, _ = self.groups.get(q, (len(slot_series), 0, i, 0))
+            g = keys.setdefault(d.device or "", len(keys))
+            if g == len(self.groups):
+                self.groups.append((len(slot_series), 0, i, 0))
+            s0, _, a0, _ = self.groups[g]
             for slot in d.slots:
-                slot_series.append(self.series.setdefault(slot.series, len(self.series)))
+                k = self.series.setdefault(slot.series, len(self.series))
+                if k == len(self.series_group):
+                    self.series_group.append(g)
+                slot_series.append(k)
                 slot_alarm.append(i)
                 codes.append(int(slot.code))
                 lows.append(slot.low)
                 highs.append(slot.high)
                 bands.append(slot.deadband)
-            self.groups[q] = (s0, len(slot_series), a0, i + 1)
+            self.groups[g] = (s0, len(slot_series), a0, i + 1)
         ns = len(self.series)
         self.values = np.full(ns, np.nan)
         self.value_ts = np.full(ns, np.nan)
@@ -209,6 +203,8 @@ class AlarmEngine:
             if d.device is not None:
                 self.by_device.setdefault(d.device, []).append(i)
             rec = kept.get(d.alarm_id) or AlarmRecord(d.alarm_id)
+            if not d.enabled and rec.base != _NORMAL:  # a disabled rule's alarm is out of service, not active
+                rec.base, rec.raised, rec.last_notice, rec.since = _NORMAL, False, None, None
             self.records.append(rec)
             if rec.raised:
                 self.raised[i] = True
@@ -242,10 +238,17 @@ class AlarmEngine:
             if self.state_of(i) is not AlarmState.NORMAL:
                 rec = self.records[i]
                 rec.base, rec.raised, rec.shelved_until, rec.out_of_service = _NORMAL, False, None, True
+                self.silent[i] = True
                 self._emit(EventKind.OUT_OF_SERVICE, i, comment="rule removed")
         if self.store is not None and gone:
             self.store.remove([self.defs[i].alarm_id for i in gone])
-        kept = {r.alarm_id: r for i, r in enumerate(self.records) if i not in set(gone)}
+        disabled = {d.alarm_id for d in defs if not d.enabled}
+        for i, d in enumerate(self.defs):
+            if d.alarm_id in disabled and d.enabled and self.state_of(i) is not AlarmState.NORMAL:
+                self.silent[i] = True
+                self._emit(EventKind.OUT_OF_SERVICE, i, comment="rule disabled")
+        gone_set = set(gone)
+        kept = {r.alarm_id: r for i, r in enumerate(self.records) if i not in gone_set}
         self._build(defs, kept, old=self._snapshot())
 
     def _snapshot(self) -> AlarmEngine:
@@ -279,11 +282,12 @@ class AlarmEngine:
         """Take the GOOD readings of ``batch`` that some rule watches, evaluate the quantities they touched;
         return the number of events emitted."""
         series = self.series
+        group_of = self.series_group
         good = Quality.GOOD
         idx: list[int] = []
         vals: list[float] = []
         tss: list[float] = []
-        touched: set[str] = set()
+        touched: set[int] = set()
         for r in batch:
             if r.quality != good:
                 continue
@@ -293,7 +297,7 @@ class AlarmEngine:
             idx.append(k)
             vals.append(r.value)
             tss.append(r.ts)
-            touched.add(r.quantity)
+            touched.add(group_of[k])
         if not idx:
             return 0
         ki = np.asarray(idx, dtype=np.int64)
@@ -310,12 +314,12 @@ class AlarmEngine:
         self.rates[ki] = rate
         now = self.clock() if now is None else now
         emitted = 0
-        for q in touched:
-            emitted += self._evaluate_group(q, now)
+        for g in touched:
+            emitted += self._evaluate_group(g, now)
         return emitted
 
-    def _evaluate_group(self, quantity: str, now: float) -> int:
-        s0, s1, a0, a1 = self.groups[quantity]
+    def _evaluate_group(self, group: int, now: float) -> int:
+        s0, s1, a0, a1 = self.groups[group]
         ser = self.slot_series[s0:s1]
         code = self.slot_code[s0:s1]
         x = self.values[ser]
@@ -515,12 +519,12 @@ class AlarmEngine:
             target=d.target,
             phase=d.phase,
             quantity=d.quantity,
-            value=_shown(rec.value),
-            limit=_shown(rec.limit),
+            value=shown(rec.value),
+            limit=shown(rec.limit),
             unit=d.unit,
             ts=ts,
-            title=_render(d.title, f),
-            message=_render(d.message, f),
+            title=render(d.title, f),
+            message=render(d.message, f),
             user=user,
             comment=comment,
         )
@@ -627,16 +631,16 @@ class AlarmEngine:
             quantity=d.quantity,
             state=self.state_of(i).value,
             severity=d.severity.value,
-            value=_shown(rec.value),
-            limit=_shown(rec.limit),
+            value=shown(rec.value),
+            limit=shown(rec.limit),
             unit=d.unit,
             since=rec.since,
             acked_by=rec.acked_by,
             ack_comment=rec.ack_comment,
             shelved_until=rec.shelved_until,
             shelved_by=rec.shelved_by,
-            title=_render(d.title, f),
-            message=_render(d.message, f),
+            title=render(d.title, f),
+            message=render(d.message, f),
         )
 
     def alarms(self, *, include_normal: bool = False) -> list[AlarmView]:

@@ -8,15 +8,18 @@ outage (most devices offline at once) suppresses the devices' own offline alarms
 alarm, not forty.
 
 =======================  ============================================================================
-device_offline/<dev>     the device's status is offline
+device_offline/<dev>     the device's status is offline (once it failed, or 10 s / three poll intervals
+                         after the start without an answer)
 site_outage/site         at least ``fraction`` of the enabled devices (and ``min_devices``) are offline
 no_valid_data/<dev>      the device is online but none of its circuits sent a GOOD value for ``after`` s
                          (at least three poll intervals)
 register_quarantine/<c>  the register guard quarantined a step of an energy register of circuit ``c``
                          (an INVALID reading of a cumulative quantity on the bus); the condition is
                          present in the second it arrives, and ``recovery`` (900 s) holds the alarm
-unmetered/site           main (grid + |renewable| active power) − Σ consumable circuits > ``percent`` of
-                         the main, while the main is above ``min_power``
+unmetered/site           Σ grid − Σ renewable − Σ consumable active power (the demo's ``unmetered``
+                         virtual circuit: a renewable circuit reads negative while it generates) is
+                         above ``percent`` of the consumption Σ grid − Σ renewable, while that is above
+                         ``min_power``
 storage_spool/site       ``DATA/storage-spool.jsonl`` (batches waiting for the database) > ``max_mb``
 clock_drift/<dev>        the device's newest reading is more than ``max_s`` away from the gateway's clock
 =======================  ============================================================================
@@ -37,10 +40,13 @@ from meterhub.model.quantities import CATALOGUE, Kind, Q
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase, Purpose
 
-__all__ = ["SPOOL_FILE", "SystemMonitor"]
+__all__ = ["SPOOL_FILE", "STARTUP_GRACE", "SystemMonitor"]
 
 #: The storage sink's spool file in the data folder (runtime/sinks.py ``storage_sink``).
 SPOOL_FILE = "storage-spool.jsonl"
+
+#: How long after the start a device that has neither answered nor failed yet is not counted offline [s].
+STARTUP_GRACE = 10.0
 
 _CUMULATIVE = frozenset(q.id for q in CATALOGUE.values() if q.kind is Kind.CUMULATIVE)
 
@@ -68,6 +74,9 @@ class SystemMonitor:
     ) -> None:
         self.engine = engine
         self.device_status = device_status
+        self.started = now
+        #: a device not yet heard of is offline once it failed, or after this long [s]
+        self.grace = {d.id: max(STARTUP_GRACE, 3 * d.poll_interval) for d in config.devices}
         self.spool = Path(data_dir) / SPOOL_FILE
         self.settings = (config.alarms or AlarmsConfig()).system
         self.devices = [d for d in config.devices if d.enabled]
@@ -108,7 +117,7 @@ class SystemMonitor:
         """Set every system alarm's condition and the suppressions for ``now`` [s]."""
         eng = self.engine
         statuses = self.device_status()
-        offline = {d.id for d in self.devices if not getattr(statuses.get(d.id), "online", False)}
+        offline = {d.id for d in self.devices if self._offline(statuses.get(d.id), d.id, now)}
         s = self.settings
         n = len(self.devices)
         need = max(s.site_outage.min_devices, math.ceil(s.site_outage.fraction * n))
@@ -153,6 +162,15 @@ class SystemMonitor:
             s.storage_spool.max_mb,
         )
         self._unmetered()
+
+    def _offline(self, status: Any, device: str, now: float) -> bool:
+        """Offline: the status says so, and the device was asked and failed, or had time to answer since
+        the start (a device not polled yet is not offline: no outage alarm in the first second)."""
+        if status is None:
+            return now - self.started > self.grace[device]
+        if getattr(status, "online", False):
+            return False
+        return getattr(status, "errors", 0) > 0 or now - self.started > self.grace[device]
 
     def _unmetered(self) -> None:
         if not self.main or any(c not in self.power for c in self.main):

@@ -33,6 +33,7 @@ of the site checks, so a wrong id is refused with FILE:LINE like every other ref
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Iterable
 from enum import StrEnum
@@ -42,11 +43,12 @@ from pydantic import Field, field_validator, model_validator
 
 from meterhub.config.reader import Loc
 from meterhub.config.types import LAX, Identifier, StrictModel
-from meterhub.model.quantities import CATALOGUE, Kind, UnknownQuantityError
+from meterhub.model.quantities import CATALOGUE, Kind, Q, UnknownQuantityError
 from meterhub.model.topology import Phase
 from meterhub.model.units import accepted_units, unit_factor
 
 __all__ = [
+    "BOUNDS",
     "PLACEHOLDERS",
     "SITE_TARGET",
     "AlarmRule",
@@ -78,6 +80,23 @@ PLACEHOLDERS = frozenset(
 
 #: The longest on-delay, recovery or reminder time [s] (one year): longer is a typo.
 MAX_TIME = 366 * 86400.0
+
+
+#: The range a quantity can take [catalogue unit] where physics bounds it: a limit beyond it can never be
+#: crossed (power factors: IEEE 1459 §3.1.2.15; magnitudes are not negative).
+BOUNDS: dict[str, tuple[float, float]] = {
+    Q.POWER_FACTOR: (-1.0, 1.0),
+    Q.DISPLACEMENT_POWER_FACTOR: (-1.0, 1.0),
+    Q.VOLTAGE: (0.0, math.inf),
+    Q.VOLTAGE_LINE: (0.0, math.inf),
+    Q.CURRENT: (0.0, math.inf),
+    Q.APPARENT_POWER: (0.0, math.inf),
+    Q.FREQUENCY: (0.0, math.inf),
+    Q.THD_VOLTAGE: (0.0, math.inf),
+    Q.THD_CURRENT: (0.0, math.inf),
+    Q.DIGITAL_INPUT: (0.0, 1.0),
+    Q.RELAY_OUTPUT: (0.0, 1.0),
+}
 
 
 class Condition(StrEnum):
@@ -206,6 +225,7 @@ class AlarmRule(StrictModel):
                     f"low {self.low:g} is not below high {self.high:g}: the band is empty, the rule can never "
                     "fire as meant (it would always be outside)"
                 )
+        self._can_fire()
         if self.condition is Condition.STATE and q.unit != "":
             raise ValueError(
                 f"condition state watches an on/off input (digital_input, relay_output), not {self.quantity}"
@@ -219,6 +239,22 @@ class AlarmRule(StrictModel):
             has = ", ".join(p.value for p in q.phases)
             raise ValueError(f"{self.quantity} has no phase {', '.join(missing)} (it has: {has})")
         return self
+
+    def _can_fire(self) -> None:
+        lo, hi = BOUNDS.get(self.quantity, (-math.inf, math.inf))
+        f = self.factor  # the unit was checked before
+        shown = self.display_unit
+        if self.condition in (Condition.LOW, Condition.BAND) and self.low is not None and self.low * f <= lo:
+            if self.condition is Condition.LOW or (self.high is not None and self.high * f >= hi):
+                raise ValueError(
+                    f"low {self.low:g}{shown and ' ' + shown}: {self.quantity} is never below {lo / f:g}; "
+                    "the rule can never fire"
+                )
+        if self.condition is Condition.HIGH and self.high is not None and self.high * f >= hi:
+            raise ValueError(
+                f"high {self.high:g}{shown and ' ' + shown}: {self.quantity} is never above {hi / f:g}; "
+                "the rule can never fire"
+            )
 
     @property
     def series_phases(self) -> tuple[Phase, ...]:
@@ -275,8 +311,8 @@ class NoValidDataRule(SystemRule):
 
 
 class UnmeteredRule(SystemRule):
-    """``unmetered``: the main (grid plus renewable circuits) exceeds the sum of the consumable circuits by
-    more than ``percent`` of the main, while the main is above ``min_power`` [W]."""
+    """``unmetered``: the site's consumption (Σ grid − Σ renewable active power) exceeds the sum of the
+    consumable circuits by more than ``percent`` of it, while it is above ``min_power`` [W]."""
 
     severity: Annotated[RuleSeverity, LAX] = RuleSeverity.LOW
     percent: float = Field(default=10.0, gt=0, le=100, description="[%] of the main")
