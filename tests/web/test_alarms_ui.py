@@ -197,6 +197,7 @@ def test_admin_adds_edits_and_removes_a_rule_and_a_bad_one_is_refused_naming_the
     row = page.locator('#rule-rows tr[data-rule="u-high"]')
     expect(row).to_contain_text("outside 207 … 253")
     expect(row).to_contain_text("critical")
+    expect(row.locator("td").nth(6)).to_have_text("5")  # the on-delay [s]
     # edit: the severity
     row.locator(".rule-edit").click()
     expect(page.locator("#rule-id")).to_have_value("u-high")

@@ -115,7 +115,7 @@ async function renderActive(root, app) {
             <td class="l wrap">${esc(stateText(a.state))}</td><td class="l wrap">${esc(a.title || a.rule)}</td><td class="l">${esc(a.target)}</td>
             <td class="l">${esc(a.phase ?? "")}</td><td class="l wrap">${esc(a.quantity ?? "")}</td>
             <td>${value(a.value, a.unit)}</td><td>${value(a.limit, a.unit)}</td>
-            <td class="l">${esc(time(a.since))}</td><td class="l">${esc(a.acked_by ?? "")}</td>
+            <td class="l wrap">${esc(time(a.since))}</td><td class="l">${esc(a.acked_by ?? "")}</td>
             <td class="l actions">${unacknowledged(a) ? `<button class="ack" data-id="${esc(a.id)}">${esc(t("alarms.ack"))}</button>` : ""}
               ${a.state !== "shelved" ? `<button class="secondary shelve" data-id="${esc(a.id)}">${esc(t("alarms.shelve"))}</button>` : ""}</td></tr>`,
           )
@@ -286,7 +286,7 @@ async function renderRules(root, app) {
     ...(io.points || []).map((p) => p.id),
   ];
   const quantities = catalogue.filter((q) => q.kind !== "spectrum");
-  const num = (id, label, extra = "") => `<div><label for="${id}">${esc(label)}</label><input type="number" step="any" id="${id}" ${extra}></div>`;
+  const numInput = (id, label, extra = "") => `<div><label for="${id}">${esc(label)}</label><input type="number" step="any" id="${id}" ${extra}></div>`;
   root.innerHTML = `
     ${app.isAdmin ? `<div class="actions"><button id="rule-add">${esc(t("alarms.rule_add"))}</button></div>` : ""}
     <form class="panel" id="rule-form" hidden>
@@ -301,13 +301,13 @@ async function renderRules(root, app) {
         <div><label for="rule-phase">${esc(t("common.phase"))}</label><select id="rule-phase">${RULE_PHASES.map((p) => `<option>${p}</option>`).join("")}</select></div>
         <div><label for="rule-condition">${esc(t("alarms.condition"))}</label>
           <select id="rule-condition">${CONDITIONS.map((c) => `<option value="${c}">${esc(t(`alarms.cond_${c}`))}</option>`).join("")}</select></div>
-        ${num("rule-low", t("alarms.low"))}${num("rule-high", t("alarms.high"))}${num("rule-rate", t("alarms.rate"), 'min="0"')}
+        ${numInput("rule-low", t("alarms.low"))}${numInput("rule-high", t("alarms.high"))}${numInput("rule-rate", t("alarms.rate"), 'min="0"')}
         <div data-need="state"><label for="rule-state">${esc(t("alarms.input_state"))}</label>
           <select id="rule-state"><option value="true">${esc(t("alarms.on"))}</option><option value="false">${esc(t("alarms.off"))}</option></select></div>
         <div><label for="rule-unit">${esc(t("alarms.unit"))}</label><input id="rule-unit" maxlength="16" placeholder="${esc(t("alarms.unit_default"))}"></div>
-        ${num("rule-deadband", t("alarms.deadband"), 'min="0" value="0"')}
-        ${num("rule-on-delay", t("alarms.on_delay"), 'min="0" value="0"')}${num("rule-recovery", t("alarms.recovery"), 'min="0" value="0"')}
-        ${num("rule-reminder", t("alarms.reminder"), 'min="0" value="0"')}
+        ${numInput("rule-deadband", t("alarms.deadband"), 'min="0" value="0"')}
+        ${numInput("rule-on-delay", t("alarms.on_delay"), 'min="0" value="0"')}${numInput("rule-recovery", t("alarms.recovery"), 'min="0" value="0"')}
+        ${numInput("rule-reminder", t("alarms.reminder"), 'min="0" value="0"')}
         <div><label for="rule-severity">${esc(t("alarms.severity"))}</label><select id="rule-severity">${SEVERITIES.map((v) => `<option value="${v}">${esc(severityText(v))}</option>`).join("")}</select></div>
         <div><label><input type="checkbox" id="rule-enabled" checked> ${esc(t("common.enabled"))}</label></div>
       </div>
@@ -337,7 +337,7 @@ async function renderRules(root, app) {
             <td class="l">${esc(r.quantity)}</td><td class="l">${esc(r.phase)}</td><td class="l">${esc(limitsText(r))}</td>
             <td class="l">${num0(r.on_delay)}</td><td class="l">${num0(r.recovery)}</td><td class="l">${num0(r.reminder)}</td>
             <td class="l"><span class="badge sev-${esc(r.severity)}">${esc(severityText(r.severity))}</span></td><td class="l">${r.enabled ? "✓" : "–"}</td>
-            <td class="l">${app.isAdmin ? `<button class="secondary rule-edit" data-id="${esc(r.id)}">${esc(t("alarms.edit"))}</button> <button class="danger rule-del" data-id="${esc(r.id)}">${esc(t("common.delete"))}</button>` : ""}</td></tr>`,
+            <td class="l stack">${app.isAdmin ? `<button class="secondary rule-edit" data-id="${esc(r.id)}">${esc(t("alarms.edit"))}</button> <button class="danger rule-del" data-id="${esc(r.id)}">${esc(t("common.delete"))}</button>` : ""}</td></tr>`,
           )
           .join("")}</tbody></table>`
       : "";
@@ -356,7 +356,7 @@ async function renderRules(root, app) {
       };
     }
   };
-  const num0 = (s) => (s ? `${esc(num(s, 0))} s` : "–");
+  const num0 = (s) => (s ? esc(num(s, 0)) : "–"); // [s], as the column says
   const reload = async () => paint((await get("/alarm-rules")).rules);
 
   const open = (rule) => {
