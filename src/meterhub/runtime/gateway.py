@@ -20,6 +20,8 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import meterhub.drivers.dlms
+import meterhub.drivers.iec62056
 import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
@@ -30,11 +32,16 @@ from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
 from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
+from meterhub.drivers.io.control import OutputControl
+from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
+from meterhub.publish.modbus_gateway import ModbusGatewayServer
+from meterhub.publish.modbus_server import ModbusServerSink
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
@@ -87,6 +94,8 @@ class Gateway:
         self._storage = storage
         self.energy: EnergyPipeline | None = None
         self.sources: list[Source] = []
+        #: the Modbus gateway of ``modbus_gateway:`` (forwarding to the running lines), once started
+        self.modbus_gateway: ModbusGatewayServer | None = None
         self._source_tasks: list[asyncio.Task[None]] = []
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._records: dict[str, TaskRecord] = {}
@@ -102,6 +111,9 @@ class Gateway:
         # Sinks subscribe when they are built, so a batch emitted before start() still reaches them.
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
+        modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
+        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the output control
+            modbus.set_control(partial(OutputControl.for_gateway, self))
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
         self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
@@ -175,7 +187,13 @@ class Gateway:
             key = f"sink:{sink.name}"
             out[key] = self._supervised(key, sink.health())
         out["sink:event-log"] = self.event_log.health()
+        if self.modbus_gateway is not None:
+            out["service:modbus_gateway"] = self.modbus_gateway.health()
         return out
+
+    def modbus_links(self) -> dict[str, RegisterLink]:
+        """The link each running Modbus source polls its line with (bus id → link)."""
+        return {s.ctx.bus.id: s.link for s in self.sources if isinstance(s, ModbusSource)}
 
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)
@@ -221,12 +239,30 @@ class Gateway:
         return asyncio.create_task(supervise(key, factory, record=rec), name=key)
 
     async def start(self) -> None:
-        """Open the energy stage, start every sink and its pump, then every source."""
+        """Open the energy stage, start every sink and its pump, then every source and the Modbus
+        gateway. If any of them cannot start (a Modbus port in use), what was started is stopped again
+        (data flushed, storage closed) before the error is raised."""
+        try:
+            await self._start()
+        except BaseException:
+            try:
+                await self.stop()
+            except Exception:
+                log.exception("cleaning up after a failed start")
+            raise
+
+    async def _start(self) -> None:
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
         self._start_sources()
+        section = self.config.modbus_gateway
+        if section is not None and section.enabled:
+            timeouts = {b.id: b.timeout for b in self.config.buses}
+            gateway = ModbusGatewayServer(section, self.modbus_links, timeouts)
+            await gateway.start()  # a port in use: a ConfigurationError, like the web port
+            self.modbus_gateway = gateway
 
     def _start_sources(self) -> None:
         for bus in self.config.buses:
@@ -287,6 +323,9 @@ class Gateway:
 
         Every sink is stopped even if one fails; the first failure is raised at the end.
         """
+        if self.modbus_gateway is not None:
+            await self.modbus_gateway.stop()
+            self.modbus_gateway = None
         await self._stop_sources()
         await cancel_and_wait(self._sink_tasks, timeout=STOP_TIMEOUT)
         self._sink_tasks = []
@@ -331,4 +370,13 @@ class Gateway:
             self.energy.reconfigure(validated)
         self.alarms.reconfigure(validated)
         self._start_sources()
+        modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
+        if isinstance(modbus, ModbusServerSink):
+            modbus.reconfigure(validated)
+        if self.modbus_gateway is not None and validated.modbus_gateway is not None:
+            self.modbus_gateway.reconfigure(
+                validated.modbus_gateway, {b.id: b.timeout for b in validated.buses}
+            )
+        elif (self.modbus_gateway is None) != (validated.modbus_gateway is None):
+            log.warning("modbus_gateway: added or removed; restart meterhub to apply it")
         log.info("configuration applied; acquisition restarted")

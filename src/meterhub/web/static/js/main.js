@@ -13,6 +13,7 @@ const PAGES = {
   history: { module: "./pages/history.js", nav: true },
   reports: { module: "./pages/reports.js", nav: true, signedIn: true },
   alarms: { module: "./pages/alarms.js", nav: true, signedIn: true },
+  publish: { module: "./pages/publish.js", nav: true, signedIn: true },
   display: { module: "./pages/display.js", nav: true },
   config: { module: "./pages/config.js", nav: true, admin: true },
   users: { module: "./pages/users.js", nav: true, admin: true },
