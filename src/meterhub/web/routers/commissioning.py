@@ -7,8 +7,8 @@
   finding's fix, ``{"circuit": "hvac"}`` every fix of the circuit. The fix is the one the analysis
   proposes *now* (never a patch sent by the client), applied like ``PATCH /api/v1/circuits/{id}``: the
   site file written back with a backup, acquisition restarted; the circuit is then checked anew. Each
-  change is audited (an :class:`~meterhub.model.audit.AuditEntry` to ``app.state.auditor`` when there is
-  one, else the log). 404 for an unknown circuit or a finding that is not (or no longer) reported, 409
+  change is audited (an :class:`~meterhub.model.audit.AuditEntry` to the gateway's audit log).
+  404 for an unknown circuit or a finding that is not (or no longer) reported, 409
   for a finding whose fix is a change on site rather than in the configuration.
 """
 
@@ -25,7 +25,7 @@ from meterhub.errors import ConflictError, InputError, NotFoundError
 from meterhub.model.audit import AuditEntry
 from meterhub.runtime.commissioning import Commissioning
 from meterhub.web.auth import Principal, require_admin, require_reader
-from meterhub.web.deps import Config, Runtime
+from meterhub.web.deps import Auditing, Config, Runtime
 
 __all__ = ["commissioning_of", "router"]
 
@@ -59,7 +59,7 @@ async def get_commissioning(assistant: Assistant, _: READER) -> dict[str, Any]:
 
 @router.post("/commissioning/fix", summary="Apply a commissioning finding's fix to the configuration (admin)")
 async def post_fix(
-    body: FixIn, request: Request, assistant: Assistant, cfg: Config, rt: Runtime, who: ADMIN
+    body: FixIn, assistant: Assistant, cfg: Config, rt: Runtime, auditor: Auditing, who: ADMIN
 ) -> dict[str, Any]:
     if (body.finding is None) == (body.circuit is None):
         raise InputError("give either 'finding' (e.g. hvac:reversed-ct:L2) or 'circuit'")
@@ -98,14 +98,7 @@ async def post_fix(
         comment="; ".join(texts),
         extra={"findings": [f.id for f in chosen]},
     )
-    auditor = getattr(request.app.state, "auditor", None)
-    if auditor is not None:
-        auditor.record(entry)
-    else:
-        log.info(
-            "audit: %s applied %s to circuit %s (%s): %s → %s",
-            entry.actor, entry.extra["findings"], circuit_id, entry.comment, entry.before, entry.after,
-        )  # fmt: skip
+    auditor.record(entry)
     after = next(r for r in assistant.reports() if r.id == circuit_id)
     return {
         "circuit": circuit_id,
