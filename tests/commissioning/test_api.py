@@ -100,14 +100,14 @@ def test_reversed_ct_is_reported_fixed_and_rechecked(
     assert f["confidence"] > 0.9
 
     audit = Audit()
-    client.app.state.auditor = audit  # type: ignore[attr-defined]
+    client.app.state.commissioning.gateway.auditor = audit  # type: ignore[attr-defined]
     r = client.post("/api/v1/commissioning/fix", json={"finding": "hvac:reversed-ct:L2"})
     assert r.status_code == 200, r.text
     assert r.json()["applied"] == {"reversed": [False, True, False]}
     assert r.json()["now"]["verdict"] == "insufficient-load"  # checked anew
     assert "reversed: [false, true, false]" in (tmp_path / "site.yaml").read_text(encoding="utf-8")
     assert list(tmp_path.glob("site.yaml.*.bak"))
-    (entry,) = audit.entries
+    (entry,) = [e for e in audit.entries if e.action == "commissioning.fix"]
     assert (entry.actor, entry.action, entry.target) == ("alice", "commissioning.fix", "circuit:hvac")
     assert entry.after == {"reversed": [False, True, False]}
 
