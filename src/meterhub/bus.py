@@ -228,6 +228,8 @@ class SinkKind(StrEnum):
     STORAGE = "storage"  # the database (SQLite or PostgreSQL), with the energy registers
     #: the site file's publish: instances (MQTT, HTTP upload), each through a durable outbox
     PUBLISH = "publish"
+    #: the one audited control path: remote control, linkage, time programs, demand limiting
+    CONTROL = "control"
 
 
 class Sink(Protocol):

@@ -24,11 +24,13 @@ import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
+from meterhub.alarms.control import ControlService, ControlSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
 from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
+from meterhub.drivers.io.control import OutputControl
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
@@ -99,6 +101,10 @@ class Gateway:
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
+        # every output change goes through this one audited path (API, linkage, programs, demand limit)
+        self._control_sink: ControlSink = self._sink(SinkKind.CONTROL, ControlSink)
+        self.control: ControlService = self._control_sink.service
+        self.control.outputs = lambda: OutputControl.for_gateway(self)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
@@ -293,5 +299,6 @@ class Gateway:
         self.live.clear_spectra()  # a circuit may have moved to a device that measures none
         if self.energy is not None:
             self.energy.reconfigure(validated)
+        self._control_sink.reconfigure(validated)
         self._start_sources()
         log.info("configuration applied; acquisition restarted")

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from meterhub.alarms.control import control_sink
 from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
 from meterhub.drivers.base import ComputesRegisters
 from meterhub.live import live_cache
@@ -261,6 +262,7 @@ SINK_FACTORIES: Mapping[SinkKind, SinkFactory] = {
     SinkKind.LIVE: live_sink,
     SinkKind.STORAGE: storage_sink,
     SinkKind.PUBLISH: publish_sink,  # subscribes only when the site has an enabled publish: instance
+    SinkKind.CONTROL: control_sink,  # the outputs' audited path; the gateway wires its output driver
 }
 _missing = set(SinkKind) - set(SINK_FACTORIES)
 if _missing:  # pragma: no cover - a programming error, caught by the first import in the tests
@@ -269,4 +271,4 @@ if _missing:  # pragma: no cover - a programming error, caught by the first impo
 
 #: The sinks every gateway runs, in start order (the live view first: the web reads it from the start).
 #: The publish sink is always composed; without an enabled ``publish:`` instance it subscribes to nothing.
-CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE, SinkKind.PUBLISH)
+CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE, SinkKind.PUBLISH, SinkKind.CONTROL)

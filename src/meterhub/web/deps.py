@@ -39,6 +39,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.alarms.control import ControlService
 from meterhub.bus import SinkKind
 from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
@@ -272,6 +273,10 @@ class Control:
     def outputs(self) -> OutputControl:
         """The outputs of the site, written through the Modbus lines its running sources poll."""
         return OutputControl.for_gateway(self._gateway)
+
+    def service(self) -> ControlService:
+        """The gateway's one audited control path (interlocks, minimum times, override, audit log)."""
+        return self._gateway.control
 
     async def scan(self, bus_id: str, units: list[int], *, timeout: float) -> tuple[Bus, ScanResult]:
         """Probe ``units`` on bus ``bus_id`` over a link of its own (``timeout`` per request [s]).
