@@ -314,12 +314,25 @@ class ControlService:
         if self._queue is None:
             self._queue = asyncio.Queue()
         while True:
-            await self._do(await self._queue.get())
+            job = await self._queue.get()
+            try:
+                await self._do(job)
+            finally:
+                self._queue.task_done()
+
+    async def idle(self) -> None:
+        """Wait until every queued action was carried out (by :meth:`run`)."""
+        if self._queue is not None:
+            await self._queue.join()
 
     async def drain(self) -> None:
-        """Carry out what is queued now (tests, and a clean stop)."""
+        """Carry out what is queued now, here (when :meth:`run` is not running, e.g. at stop)."""
         while self._queue is not None and not self._queue.empty():
-            await self._do(self._queue.get_nowait())
+            job = self._queue.get_nowait()
+            try:
+                await self._do(job)
+            finally:
+                self._queue.task_done()
 
     # -- one action --------------------------------------------------------------------------------
     def _audit(self, actor: str, verb: str, point: str, res: ControlResult, comment: str | None) -> None:
@@ -436,15 +449,15 @@ class ControlService:
                         raise ConflictError(f"setting {point!r} needs a value")
                     reading = await driver.set_analog(point, value)
                     after: Any = reading.value
-                    self._set_state(point, float(reading.value), float(reading.ts))
+                    self._set_state(point, float(reading.value), self.clock())
                 elif action is Action.PULSE:
                     on, off = await driver.pulse(point, duration)
                     after = {"pulsed": round(off.ts - on.ts, 3)}
-                    self._set_state(point, float(off.energised), off.ts)
+                    self._set_state(point, float(off.energised), self.clock())
                 else:
                     change = await driver.switch(point, action is Action.ON)
                     after = change.energised
-                    self._set_state(point, float(change.energised), change.ts)
+                    self._set_state(point, float(change.energised), self.clock())
             except IOPointError as exc:
                 res = ControlResult(
                     point,
@@ -453,7 +466,8 @@ class ControlService:
                     before,
                     None,
                     confirmed=False,
-                    reason=("write not confirmed by read-back: " if isinstance(exc, ReadbackMismatch) else "")
+                    reason=(f"{point}: " if point not in str(exc) else "")
+                    + ("write not confirmed by read-back: " if isinstance(exc, ReadbackMismatch) else "")
                     + str(exc),
                 )
                 self.counters["failed"] += 1
