@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from meterhub.config.control import check_control
+from meterhub.config.control_checks import check_control
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
 from meterhub.config.mqtt_checks import mqtt_reference_issues
 from meterhub.config.publish import publish_reference_issues
