@@ -81,7 +81,7 @@ demand_limit:
     assert c.linkage[1].when.state is Trigger.ON
     assert c.programs[0].schedule[0].days == ["mon", "tue", "wed", "thu", "fri"]
     assert c.demand_limit.circuit is None  # the one circuit of purpose grid
-    assert c.demand_limit.restore_kw == 2.0  # twice the default margin of 1 kW
+    assert c.demand_limit.restore_kw == 1.0  # the default margin of 1 kW
 
 
 @pytest.mark.parametrize(

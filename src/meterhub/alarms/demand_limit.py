@@ -23,8 +23,10 @@ month's peak costs nothing more), never below ``floor_kw``. The month's peak is 
 closed demand windows (``demand_active_import``); :meth:`DemandLimiter.seed_peak` gives it what the
 energy stage already knows at start.
 
-The limiter only acts on what it measures: without a fresh prediction (older than :data:`STALE` seconds)
-it does nothing and says so in :meth:`DemandLimiter.status` and its health.
+The limiter only acts on what it measures. Until the energy stage predicts (a fresh gateway fills its first
+demand window; a sliding window needs all but one of its subintervals) it acts on the main's mean power of
+about the last minute as if that held for the whole window; without either (nothing newer than
+:data:`STALE` seconds) it does nothing and says so in :meth:`DemandLimiter.status` and its health.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from meterhub.model.topology import Phase, Purpose
 if TYPE_CHECKING:  # annotations only: the control module builds the limiter
     from meterhub.alarms.control import ControlResult, ControlService
 
-__all__ = ["DEMAND_LIMIT_ACTOR", "STALE", "DemandLimiter", "LoadState"]
+__all__ = ["DEMAND_LIMIT_ACTOR", "POWER_TAU", "STALE", "DemandLimiter", "LoadState"]
 
 #: The actor of the demand limiter's actions in the audit log.
 DEMAND_LIMIT_ACTOR = "demand-limit"
@@ -55,6 +57,8 @@ log = logging.getLogger("meterhub.control.demand")
 
 #: A prediction older than this does not count [s] (the energy stage emits one every 5 s).
 STALE = 30.0
+#: Time constant of the main's mean power, used until the energy stage predicts demand [s].
+POWER_TAU = 60.0
 
 
 @dataclass
@@ -87,6 +91,8 @@ class DemandLimiter:
         self.predicted: float | None = None  # [W]
         self.predicted_ts: float | None = None
         self.power: float | None = None  # present active power of the main [W]
+        self.power_avg: float | None = None  # its mean over about a minute [W]
+        self.power_ts: float | None = None
         self.peak: tuple[str, float, float] | None = None  # (local month "YYYY-MM", peak [W], window end [s])
         self.settle_until = -math.inf
         self.last: str = "waiting for the first predicted demand"
@@ -112,12 +118,20 @@ class DemandLimiter:
                 if r.quantity == Q.DEMAND_ACTIVE_IMPORT_PREDICTED:
                     self.predicted, self.predicted_ts = float(r.value), float(r.ts)
                 elif r.quantity == Q.ACTIVE_POWER:
-                    self.power = float(r.value)
+                    self._power(float(r.ts), float(r.value))
                 elif r.quantity == Q.DEMAND_ACTIVE_IMPORT:
                     self.seed_peak(float(r.value), float(r.ts))
             ld = self._by_circuit.get(r.circuit)
             if ld is not None and r.quantity == Q.ACTIVE_POWER and self._is_on(ld):
                 ld.power_on = max(ld.power_on, float(r.value))
+
+    def _power(self, ts: float, value: float) -> None:
+        """The main's present power [W] and its exponential mean over :data:`POWER_TAU` seconds."""
+        if self.power_avg is None or self.power_ts is None or ts - self.power_ts > STALE:
+            self.power_avg = value
+        elif ts > self.power_ts:
+            self.power_avg += (value - self.power_avg) * (1.0 - math.exp(-(ts - self.power_ts) / POWER_TAU))
+        self.power, self.power_ts = value, ts
 
     # -- state ------------------------------------------------------------------------------------
     def target(self, now: float) -> float:
@@ -169,7 +183,7 @@ class DemandLimiter:
         c = dict(self.counters)
         c["shed_now"] = sum(1 for ld in self.loads if ld.shed_at is not None)
         if not fresh:
-            return Health(HealthState.DEGRADED, f"no predicted demand of {self.circuit}: {self.last}", c)
+            return Health(HealthState.DEGRADED, self.last, c)
         return Health(HealthState.OK, self.last, c)
 
     # -- decisions --------------------------------------------------------------------------------
@@ -218,22 +232,29 @@ class DemandLimiter:
                 return
         if now < self.settle_until:
             return
-        if self.predicted is None or self.predicted_ts is None or now - self.predicted_ts > STALE:
-            self.last = f"no predicted demand of {self.circuit} in the last {STALE:g} s; not acting"
+        if self.predicted is not None and self.predicted_ts is not None and now - self.predicted_ts <= STALE:
+            predicted, basis, share = self.predicted, "predicted", None
+        elif self.power_avg is not None and self.power_ts is not None and now - self.power_ts <= STALE:
+            # no prediction yet (a fresh gateway fills its first demand window): the window would end
+            # at the mean power of the last minute if it held, and a load adds all of its draw
+            predicted, basis, share = self.power_avg, "1-min mean power (no prediction yet)", 1.0
+        else:
+            self.last = f"no predicted demand or power of {self.circuit} in the last {STALE:g} s; not acting"
             return
         target = self.target(now)
         margin = self.cfg.margin_kw * 1000.0
-        kw = f"predicted {self.predicted / 1000:.1f} kW, target {target / 1000:.1f} kW"
-        if self.predicted > target - margin:
+        kw = f"{basis} {predicted / 1000:.1f} kW, target {target / 1000:.1f} kW"
+        if predicted > target - margin:
             for ld in self.loads:
                 if ld.shed_at is None and self._is_on(ld) and self._can_switch(ld, now, off=True):
                     self._submit(ld, Action.OFF, f"{kw} (margin {margin / 1000:g} kW)")
                     return
-            if self.predicted > target:
+            if predicted > target:
                 self.counters["over_target"] += 1
             self.last = f"{kw}: nothing left to shed"
             return
-        remaining = self.sub_len - (now % self.sub_len)  # until the predicted window ends [s]
+        if share is None:  # the part of the predicted window still to come
+            share = (self.sub_len - (now % self.sub_len)) / self.interval
         for ld in reversed(self.loads):
             if ld.shed_at is None:
                 continue
@@ -241,8 +262,7 @@ class DemandLimiter:
                 return  # restore strictly in reverse order
             draw = self.draw(ld) or 0.0
             limit = target - self.cfg.restore_kw * 1000.0
-            with_load = self.predicted + draw * remaining / self.interval
-            if with_load <= limit:
+            if predicted + draw * share <= limit:
                 self._submit(
                     ld, Action.ON, f"{kw}; with {ld.spec.point} back ({draw / 1000:.1f} kW) still below"
                 )

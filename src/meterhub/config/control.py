@@ -304,7 +304,10 @@ class DemandLimitConfig(StrictModel):
         default=1.0, ge=0, le=1e6, description="shed when predicted > target − margin [kW]"
     )
     restore_margin_kw: float | None = Field(
-        default=None, ge=0, le=1e6, description="restore below target − this [kW]; default 2 × margin"
+        default=None,
+        ge=0,
+        le=1e6,
+        description="restore when the prediction with the load back is below target − this [kW]; default: margin",
     )
     settle: float = Field(
         default=5.0, ge=0, le=600, description="[s] after a switch, wait this long for the meters to see it"
@@ -328,7 +331,7 @@ class DemandLimitConfig(StrictModel):
     @property
     def restore_kw(self) -> float:
         """How far below the target the prediction (with the load back on) must be to restore [kW]."""
-        return self.restore_margin_kw if self.restore_margin_kw is not None else 2 * self.margin_kw
+        return self.restore_margin_kw if self.restore_margin_kw is not None else self.margin_kw
 
 
 class ControlConfig(StrictModel):

@@ -25,6 +25,7 @@ import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
 from meterhub.alarms.control import ControlService, ControlSink
+from meterhub.alarms.demand_limit import DemandLimiter
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
@@ -158,6 +159,15 @@ class Gateway:
             key = f"sink:{sink.name}"
             out[key] = self._supervised(key, sink.health())
         return out
+
+    @property
+    def control_limiter(self) -> DemandLimiter | None:
+        """The demand limiter of ``control.demand_limit`` (None when the site has none)."""
+        return self._control_sink.limiter
+
+    def control_health(self) -> Health:
+        """Health of the control path (its queue, failures, the demand limiter)."""
+        return self._supervised(f"sink:{self._control_sink.name}", self._control_sink.health())
 
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)

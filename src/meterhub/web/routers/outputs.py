@@ -235,3 +235,55 @@ async def switch_output(
         return SwitchOut(device=device_id, point=point, value=res.after, confirmed=res.confirmed)
     state = bool(res.after) if isinstance(res.after, bool) else False  # a pulse ends released
     return SwitchOut(device=device_id, point=point, state=state, confirmed=res.confirmed)
+
+
+class ControlPointOut(BaseModel):
+    """What the control path knows of one output point."""
+
+    point: str
+    state: float | None = Field(
+        None, description="1/0 for a relay (energised), the value of an analog output"
+    )
+    since: str | None = Field(
+        None, description="when the state last changed, as far as the gateway saw (UTC)"
+    )
+    override_by: str | None = Field(None, description="the user whose switch holds it against automation")
+    override_until: str | None = Field(None, description="until when (UTC)")
+
+
+class ControlOut(BaseModel):
+    outputs: list[ControlPointOut]
+    demand_limit: dict[str, Any] | None = Field(
+        None, description="target, predicted demand [W], the month's peak, each load's state; null when off"
+    )
+    health: dict[str, Any]
+
+
+@router.get(
+    "/control",
+    response_model=ControlOut,
+    summary="The control path: output states and overrides, the demand limiter's state",
+    responses={401: _ERRORS[401]},
+)
+def control_status(cfg: Config, control: Controls, _: READER) -> ControlOut:
+    service = control.service()
+    points = []
+    for p in cfg.config.io.points if cfg.config.io is not None else []:
+        if not isinstance(p, RelayPoint | AnalogOutPoint):
+            continue
+        since, held = service.since(p.id), service.override(p.id)
+        points.append(
+            ControlPointOut(
+                point=p.id,
+                state=service.state(p.id),
+                since=iso_utc(since) if since is not None else None,
+                override_by=held[0] if held else None,
+                override_until=iso_utc(held[1]) if held else None,
+            )
+        )
+    limiter = control.limiter()
+    return ControlOut(
+        outputs=points,
+        demand_limit=limiter.status() if limiter is not None else None,
+        health=control.control_health().as_dict(),
+    )
