@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -81,8 +82,6 @@ class Clock:
         self.shift = 0.0
 
     def __call__(self) -> float:
-        import time  # lazy: the test clock only
-
         return time.time() + self.shift
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from meterhub.alarms.control import ControlService
 from meterhub.alarms.demand_limit import DemandLimiter
-from meterhub.checks import load_site
+from meterhub.checks import load_site, parse_site
 from meterhub.config.schema import SiteConfig
 from meterhub.drivers.io.relay import RelayChange
 from meterhub.energy.demand import DemandMeter
@@ -146,8 +146,6 @@ def _limiter(extra: str) -> tuple[DemandLimiter, list[float]]:
     text = DEMO.read_text(encoding="utf-8")
     text = text.replace("    target_kw: 54\n", extra)
     path = DEMO.parent / "unused.yaml"
-    from meterhub.checks import parse_site  # lazy: one test's helper
-
     cfg = parse_site(text, str(path))
     now = [T0]
     service = ControlService(cfg, lambda: Relays(lambda: now[0]), Audit(), clock=lambda: now[0])
@@ -156,8 +154,7 @@ def _limiter(extra: str) -> tuple[DemandLimiter, list[float]]:
 
 def test_the_capacity_tariff_target_is_the_months_peak_so_far_never_below_the_floor():
     limiter, now = _limiter("    from_capacity_tariff: true\n    floor_kw: 30\n")
-    # 2027-01-15 12:00 UTC; the site's time zone is Europe/Berlin
-    jan = 1_800_000_000.0 - 1_800_000_000.0 % 900 + 0.0
+    jan = T0  # 2027-01-15 08:00 UTC; the site's time zone is Europe/Berlin
     now[0] = jan
     assert limiter.target(jan) == 30_000  # nothing measured this month: the floor
     limiter.observe([Reading(jan, "grid", Q.DEMAND_ACTIVE_IMPORT, Phase.TOTAL, 42_000.0)])

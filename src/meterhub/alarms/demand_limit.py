@@ -179,7 +179,7 @@ class DemandLimiter:
 
     def health(self) -> Health:
         now = self.service.clock()
-        fresh = self.predicted_ts is not None and now - self.predicted_ts <= STALE
+        fresh = any(ts is not None and now - ts <= STALE for ts in (self.predicted_ts, self.power_ts))
         c = dict(self.counters)
         c["shed_now"] = sum(1 for ld in self.loads if ld.shed_at is not None)
         if not fresh:
