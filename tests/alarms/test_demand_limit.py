@@ -204,3 +204,29 @@ def test_a_relay_gated_load_in_the_simulator_draws_nothing_while_released():
     off = [ch.active_power for ch in model.circuit("ev-charger")]
     grid_drop = on - sum(ch.active_power for ch in model.circuit("ev-charger"))
     assert on > 1000 and off == [0.0, 0.0, 0.0] and grid_drop == on
+
+
+def test_a_load_found_off_after_a_restart_is_restored_when_the_demand_allows():
+    limiter, now = _limiter("    target_kw: 54\n")
+    service = limiter.service
+    now[0] = T0
+    # the module kept the charger's enable relay released across a gateway restart
+    service.observe([Reading(T0 - 600, "ev-enable", Q.RELAY_OUTPUT, Phase.TOTAL, 0.0)])
+    limiter.observe([Reading(T0, "grid", Q.DEMAND_ACTIVE_IMPORT_PREDICTED, Phase.TOTAL, 30_000.0)])
+    limiter.tick(T0)
+    asyncio.run(service.drain())
+    assert service.state("ev-enable") == 1.0
+    assert limiter.counters["restored"] == 1
+
+
+def test_the_months_peak_is_seeded_from_the_energy_stages_maxima():
+    limiter, now = _limiter("    from_capacity_tariff: true\n    floor_kw: 30\n")
+    limiter.seed_maxima(
+        {
+            "grid/demand_active_import": {"peak": [45_000.0, T0], "offpeak": [41_000.0, T0 - 3600]},
+            "ev-charger/demand_active_import": {"peak": [99_000.0, T0]},  # not the main
+        }
+    )
+    assert limiter.target(T0 + 60) == 45_000
+    limiter.seed_maxima({"grid/demand_active_import": {"peak": [80_000.0, T0 - 40 * 86400]}})  # last month
+    assert limiter.target(T0 + 60) == 45_000

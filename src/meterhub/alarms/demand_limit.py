@@ -12,7 +12,9 @@ main circuit, every few seconds). Each second :meth:`DemandLimiter.tick` compare
   margin; if the next window then heads over the target, the load is shed again once its ``min_on``
   passed (so ``margin`` should cover a load's draw over ``min_on``: draw × min_on / interval);
 * **max_off** — a load off for ``max_off`` seconds is restored whatever the demand (then others are shed
-  in its place if needed).
+  in its place if needed);
+* a load found off that no user holds off (e.g. shed before a restart: the module keeps its relay) is
+  taken as shed from when it went off, and restored by the same rules.
 
 A load's draw when on comes from its circuit's active power (the highest value seen while it was on, at
 least ``power_kw``), or from ``power_kw`` alone.
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +110,15 @@ class DemandLimiter:
         month = self._month(window_end - self.interval)  # a window belongs to the month it started in
         if self.peak is None or month > self.peak[0] or (month == self.peak[0] and value > self.peak[1]):
             self.peak = (month, value, window_end)
+
+    def seed_maxima(self, maxima: Mapping[str, Mapping[str, list[float | None]]]) -> None:
+        """Offer the energy stage's maximum demands (:meth:`meterhub.energy.pipeline.EnergyPipeline.max_demand`:
+        ``"circuit/quantity"`` → rate → [value [W], window end [s]]) to the month's peak, so a restart keeps
+        the capacity-tariff target; maxima of earlier months are ignored."""
+        for rate in maxima.get(f"{self.circuit}/{Q.DEMAND_ACTIVE_IMPORT.value}", {}).values():
+            value, ts = rate[0], rate[1]
+            if value is not None and ts is not None:
+                self.seed_peak(float(value), float(ts))
 
     def observe(self, readings: Sequence[Reading]) -> None:
         """Take the main's predicted and closed demand and active power, and the loads' active power."""
@@ -222,9 +233,15 @@ class DemandLimiter:
         """One decision (see the module docstring)."""
         if not self.cfg.enabled:
             return
-        for ld in self.loads:  # a user switched a shed load on: it is no longer ours to restore
-            if ld.shed_at is not None and not ld.busy and self._is_on(ld):
+        for ld in self.loads:
+            if ld.busy:
+                continue
+            if ld.shed_at is not None and self._is_on(ld):  # a user switched it on: no longer ours to restore
                 ld.shed_at = None
+            elif ld.shed_at is None and not self._is_on(ld) and self.service.override(ld.spec.point) is None:
+                # off, and nobody holds it off (e.g. shed before a restart: the module kept its relay):
+                # it is restored like a load this limiter shed, so it can never stay off for good
+                ld.shed_at = self.service.since(ld.spec.point) or now
         for ld in reversed(self.loads):
             if ld.shed_at is not None and ld.spec.max_off is not None and now - ld.shed_at >= ld.spec.max_off:
                 if not ld.busy:

@@ -205,6 +205,8 @@ class Gateway:
     async def start(self) -> None:
         """Open the energy stage, start every sink and its pump, then every source."""
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
+        if self.control_limiter is not None:  # the month's peak so far survives a restart
+            self.control_limiter.seed_maxima(self.energy.max_demand())
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
