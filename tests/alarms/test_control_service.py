@@ -24,7 +24,7 @@ from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.errors import ConflictError, NotFoundError
 from meterhub.model.audit import AuditEntry
 from meterhub.model.quantities import Q
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase
 from meterhub.profiles import get_profile
 from meterhub.profiles.schema import Function
@@ -294,3 +294,12 @@ def test_the_logging_auditor_keeps_the_last_entries():
             )
         )
     assert [e.ts for e in a.entries] == [1.0, 2.0]
+
+
+def test_a_poll_older_than_the_last_confirmed_state_does_not_undo_it():
+    cfg = parse_site(SITE.replace("PORT", "1502"))
+    svc = ControlService(cfg, lambda: None, LoggingAuditor())  # type: ignore[arg-type, return-value]
+    svc.observe([Reading(100.0, "fan", Q.RELAY_OUTPUT, Phase.TOTAL, 1.0)])  # confirmed at 100 s
+    svc.observe([Reading(99.5, "fan", Q.RELAY_OUTPUT, Phase.TOTAL, 0.0)])  # polled just before, queued
+    svc.observe([Reading(101.0, "door", Q.DIGITAL_INPUT, Phase.TOTAL, 1.0, Quality.INVALID)])  # not GOOD
+    assert (svc.state("fan"), svc.since("fan"), svc.state("door")) == (1.0, 100.0, None)

@@ -237,6 +237,9 @@ class ControlService:
             if r.quality is not Quality.GOOD or r.circuit not in self.io_points:
                 continue
             if r.quantity == Q.RELAY_OUTPUT or r.quantity == Q.ANALOG_OUTPUT:
+                known = self._points.get(r.circuit)
+                if known is not None and known.changed is not None and r.ts < known.changed:
+                    continue  # a poll from before the last confirmed command, delivered after it
                 self._set_state(r.circuit, float(r.value), float(r.ts))
             elif r.quantity == Q.DIGITAL_INPUT:
                 active = bool(r.value)
