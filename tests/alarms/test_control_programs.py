@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from meterhub.alarms.control import program_state, window_instants
+from meterhub.alarms.control import ControlService, program_state, window_instants
 from meterhub.checks import parse_site
-from meterhub.config.control import Program
+from meterhub.config.control import Action, Program
+from meterhub.drivers.io.relay import RelayChange
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.model.audit import AuditEntry
 from meterhub.profiles import get_profile
@@ -139,3 +140,39 @@ def test_a_running_gateway_switches_a_program_on_inside_its_window_and_off_after
     inside, outside, entries = asyncio.run(go())
     assert (inside, outside) == ([1], [0])
     assert entries == [("schedule:fan-hours", None, True), ("schedule:fan-hours", True, False)]
+
+
+class _Relays:
+    """Outputs that hold what they are told (a stand-in for the module, for what the path decides)."""
+
+    async def switch(self, point: str, energised: bool) -> RelayChange:
+        return RelayChange(0.0, point, energised)
+
+
+def test_a_program_waits_without_logging_while_a_users_override_holds_its_output():
+    text = SITE.replace("PORT", "1502").replace("FROM", "00:00").replace("TO", "24:00")
+    cfg = parse_site(text)
+    now = [at("2026-01-12T10:00:00")]
+    audit: list[AuditEntry] = []
+
+    class Audit:
+        def record(self, entry: AuditEntry) -> None:
+            audit.append(entry)
+
+    svc = ControlService(cfg, lambda: _Relays(), Audit(), clock=lambda: now[0])  # type: ignore[arg-type, return-value]
+
+    async def go() -> None:
+        await svc.command("fan", Action.OFF, actor="alice", automatic=False)  # holds it for an hour
+        for _ in range(5):
+            svc.programs.tick(now[0])
+            await svc.drain()
+            now[0] += 60
+        now[0] += 3600  # the override ran out: the program (on all day) takes over
+        svc.programs.tick(now[0])
+        await svc.drain()
+
+    asyncio.run(go())
+    assert [(e.actor, e.after, e.extra["result"]) for e in audit] == [
+        ("alice", False, "done"),
+        ("schedule:fan-hours", True, "done"),
+    ]

@@ -406,6 +406,15 @@ class ControlService:
                     return f"minimum {'on' if on_now else 'off'} time {hold:g} s: {left:.0f} s left"
         return None
 
+    def blocked(self, point: str, action: Action, value: float | None = None) -> str | None:
+        """Why an automatic action would be refused now (None: it would go ahead). Automatic actors that
+        poll (programs, the demand limiter) ask first, so a held output does not fill the audit log with
+        refusals; an action that does not fit the point counts as blocked."""
+        try:
+            return self.check(point, action, value, automatic=True)
+        except (NotFoundError, ConflictError) as exc:
+            return str(exc)
+
     async def command(
         self,
         point: str,
@@ -558,9 +567,10 @@ class ProgramClock:
 
 class ProgramRunner:
     """Applies each time program's state: on each :meth:`tick`, a program whose wanted state differs from
-    what it last applied queues the action (``schedule:<id>``). A refused action (override, minimum time)
-    or a failed one is retried on later ticks, at most every :data:`RETRY_AFTER` seconds; a state another
-    actor set is left alone until the program's state changes."""
+    what it last applied queues the action (``schedule:<id>``) once nothing holds the output (override,
+    minimum time, interlock: :meth:`ControlService.blocked`). A failed action is retried at most every
+    :data:`RETRY_AFTER` seconds; a state another actor set is left alone until the program's state
+    changes."""
 
     def __init__(self, service: ControlService) -> None:
         self.service = service
@@ -583,6 +593,8 @@ class ProgramRunner:
                 action, value = Action.SET, prog.value if want else prog.off_value
             else:
                 action, value = (Action.ON if want else Action.OFF), None
+            if self.service.blocked(prog.point, action, value) is not None:
+                continue  # held (override, minimum time, interlock): try again next tick, nothing to log
             clk.pending = True
 
             def done(res: ControlResult, clk: ProgramClock = clk, want: bool = want) -> None:

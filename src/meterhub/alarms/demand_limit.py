@@ -219,8 +219,8 @@ class DemandLimiter:
         self.service.submit(ld.spec.point, action, actor=DEMAND_LIMIT_ACTOR, comment=why, done=done)
 
     def _can_switch(self, ld: LoadState, now: float, off: bool) -> bool:
-        if ld.busy or self.service.override(ld.spec.point) is not None:
-            return False
+        if ld.busy or self.service.blocked(ld.spec.point, Action.OFF if off else Action.ON) is not None:
+            return False  # a user's override, the output's own minimum times, an interlock
         since = self.service.since(ld.spec.point)
         if off:
             hold = ld.spec.min_on
