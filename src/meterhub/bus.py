@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from meterhub.config.schema import SiteConfig
 from meterhub.model.health import Health
@@ -228,6 +228,8 @@ class SinkKind(StrEnum):
     STORAGE = "storage"  # the database (SQLite or PostgreSQL), with the energy registers
     #: the site file's publish: instances (MQTT, HTTP upload), each through a durable outbox
     PUBLISH = "publish"
+    #: the alarm engine: rules of the site file's alarms: section and the built-in system rules
+    ALARMS = "alarms"
     #: the one audited control path: remote control, linkage, time programs, demand limiting
     CONTROL = "control"
 
@@ -273,6 +275,8 @@ class SinkContext:
     registers : the energy registers to persist with each storage flush (series → value in the
         catalogue unit of its quantity).
     clock : time source [s since the epoch, UTC].
+    device_status : the devices' statuses now (device id → ``DeviceStatus``, the objects
+        ``GET /api/v1/devices`` shows; the alarm sink's "device offline"); none by default.
     """
 
     config: SiteConfig
@@ -281,6 +285,7 @@ class SinkContext:
     storage: Callable[[], Storage]
     registers: Callable[[], Mapping[SeriesKey, float]]
     clock: Callable[[], float]
+    device_status: Callable[[], Mapping[str, Any]] = dict
 
 
 SinkFactory = Callable[[SinkContext], Sink]

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+from meterhub.config.alarms import alarm_reference_issues
 from meterhub.config.control_checks import check_control
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
 from meterhub.config.mqtt_checks import mqtt_reference_issues
@@ -54,6 +55,7 @@ SITE_CHECKS: tuple[CrossCheck, ...] = (
     check_energy_references,
     check_publish,
     mqtt_reference_issues,
+    alarm_reference_issues,
     check_control,
 )
 

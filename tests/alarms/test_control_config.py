@@ -60,9 +60,9 @@ override: 600
 outputs: [{point: fan, min_on: 60, min_off: 30}]
 interlocks: [{point: fan, requires: door, state: off}]
 linkage:
-  - {id: hot, when: {alarm: temp-high, state: active}, then: {point: fan, action: on}}
+  - {id: hot, when: {alarm: "system:clock_drift", state: active}, then: {point: fan, action: on}}
   - {id: door-trip, when: {input: door, state: on}, then: {point: trip, action: pulse, duration: 0.5}}
-  - {id: valve-open, when: {alarm: temp-high, state: cleared}, then: {point: valve, action: set, value: 40}}
+  - {id: valve-open, when: {alarm: "system:clock_drift", state: cleared}, then: {point: valve, action: set, value: 40}}
 programs:
   - id: office
     point: fan
@@ -90,6 +90,11 @@ demand_limit:
         (
             "linkage: [{id: x, when: {alarm: a, state: active}, then: {point: nope, action: on}}]",
             f"site.yaml:{LINE}: control.linkage[0].then.point: unknown output point 'nope'; output points: fan, trip, valve",
+        ),
+        (
+            "linkage: [{id: x, when: {alarm: temp-high, state: active}, then: {point: fan, action: on}}]",
+            f"site.yaml:{LINE}: control.linkage[0].when.alarm: unknown alarm rule 'temp-high'; rules of the "
+            "alarms section: none; built-in: system:device_offline, system:site_outage",
         ),
         (
             "linkage: [{id: x, when: {input: fan, state: on}, then: {point: fan, action: off}}]",

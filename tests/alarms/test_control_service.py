@@ -50,8 +50,8 @@ control:
   outputs: [{point: fan, min_on: 60, min_off: 30}]
   interlocks: [{point: heater, requires: fan, state: on}]
   linkage:
-    - {id: hot, when: {alarm: temp-high, state: active}, then: {point: fan, action: on}}
-    - {id: cool, when: {alarm: temp-high, state: cleared}, then: {point: fan, action: off}}
+    - {id: hot, when: {alarm: "system:device_offline", state: active}, then: {point: fan, action: on}}
+    - {id: cool, when: {alarm: "system:device_offline", state: cleared}, then: {point: fan, action: off}}
     - {id: door-valve, when: {input: door, state: on}, then: {point: valve, action: set, value: 25}}
 """
 
@@ -219,23 +219,24 @@ def test_alarm_and_input_linkage_queue_their_actions_and_the_queue_carries_them_
     def event(seq: int, kind: EventKind, state: AlarmState) -> AlarmEvent:
         return AlarmEvent(
             seq,
-            "temp-high/plant-room",
-            "temp-high",
+            "system:device_offline/aio1",
+            "system:device_offline",
             kind,
             state,
             Severity.HIGH,
-            "plant-room",
+            "aio1",
             None,
-            Q.TEMPERATURE,
-            41.0,
-            40.0,
-            "°C",
+            None,
+            None,
+            None,
+            None,
             1_800_000_000.0 + seq,
-            "hot",
-            "too hot",
+            "aio1 offline",
+            "device aio1 does not answer",
         )
 
     async def scenario(gw, svc, audit, probe, clock, sim):
+        assert svc in gw.alarms.engine.listeners  # the gateway hands the alarm engine's events to it
         svc.on_event(event(1, EventKind.RAISED, AlarmState.UNACK_ACTIVE))  # returns at once: queued
         queued = svc.pending()
         await asyncio.wait_for(svc.idle(), 10)

@@ -133,7 +133,6 @@ def test_a_panel_that_is_its_own_parent_is_a_cycle() -> None:
 @pytest.mark.parametrize(
     ("section", "body", "issue_no"),
     [
-        ("alarms", "\n  - {id: overload, limit: 100}", 11),
         ("modbus_server", "\n  port: 502", 13),
         ("fleet", " {url: 'https://central'}", 15),
     ],
@@ -146,8 +145,8 @@ def test_sections_not_implemented_yet_are_refused_at_their_line(
 
 
 def test_an_empty_section_not_implemented_yet_is_accepted() -> None:
-    cfg = parse_site(SITE + "alarms:\nfleet: {}\n")
-    assert cfg.alarms is None and cfg.fleet is not None
+    cfg = parse_site(SITE + "modbus_server:\nfleet: {}\n")
+    assert cfg.modbus_server is None and cfg.fleet is not None
 
 
 @pytest.mark.parametrize(("kind", "issue_no"), [("iec62056-21", 14), ("dlms", 14)])
@@ -237,7 +236,12 @@ def test_a_file_larger_than_the_limit_is_refused_without_reading_it(tmp_path: Pa
             ("site: {name: T}\nweb: {port: " + "1" * 5000 + "}\n").encode(),
             "site.yaml:2: web.port: integer 1111",
         ),
-        ((SITE + "alarms: [{id: a1}]\n").encode(), "site.yaml:12: alarms: not implemented yet (issue 11)"),
+        (
+            (
+                SITE + "alarms: {rules: [{id: a1, target: c1, quantity: watts, condition: high, high: 1}]}\n"
+            ).encode(),
+            "site.yaml:12: alarms.rules[0].quantity: unknown quantity 'watts'",
+        ),
     ],
 )
 def test_check_config_prints_the_message_verbatim_and_exits_2(

@@ -83,7 +83,7 @@ def test_every_sink_kind_has_a_factory_and_the_gateway_composes_the_core_sinks(t
     assert tuple(gw.sinks) == CORE_SINKS
     assert gw.sinks[SinkKind.LIVE] is gw.live
     assert isinstance(gw.sinks[SinkKind.STORAGE], StorageSink)
-    assert [s.name for s in gw.bus.subscriptions] == ["live", "storage"]
+    assert [s.name for s in gw.bus.subscriptions] == ["live", "storage", "alarms"]
     gw.storage.close()
 
 

@@ -1,6 +1,8 @@
-"""Alarms: rules over live readings, events, notifications and control (issue 11; not implemented yet).
+"""Alarms: rules over live readings, ISA-18.2 states, events, notifications and control (issue 11).
 
-Alarms will be a bus sink (:class:`meterhub.bus.Sink`): its own subscription, registered in
-:data:`meterhub.runtime.sinks.SINK_FACTORIES` under a new :class:`meterhub.bus.SinkKind` member — see
-docs/ARCHITECTURE.md, "Adding a sink". Until then the site file's ``alarms:`` section is refused.
+The alarm sink (:mod:`meterhub.alarms.sink`, ``SinkKind.ALARMS``) feeds the engine
+(:mod:`meterhub.alarms.engine`) with the rules of the site file's ``alarms:`` section
+(:mod:`meterhub.alarms.rules`) and the built-in system rules (:mod:`meterhub.alarms.system`); states are
+kept in ``DATA/alarms-state.sqlite`` (:mod:`meterhub.alarms.state`). What the parts hand each other is in
+:mod:`meterhub.alarms.model`. See docs/alarms.md.
 """

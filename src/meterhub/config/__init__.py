@@ -5,11 +5,12 @@
 :func:`load_config` by the caller; :mod:`meterhub.checks` holds the full set for a site.
 """
 
+from meterhub.config.alarms import AlarmsConfig
 from meterhub.config.ct import CTCalibrationPoint, CTKind, CTSpec, CTTable
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.io import IOSection
 from meterhub.config.loader import ConfigError, ConfigIssue, CrossCheck, Loc, load_config, parse_config
-from meterhub.config.pending import AlarmsConfig, FleetConfig, ModbusServerConfig
+from meterhub.config.pending import FleetConfig, ModbusServerConfig
 from meterhub.config.publish import PublishInstance
 from meterhub.config.schema import (
     Bus,

@@ -12,6 +12,7 @@ Every output change these describe goes through one audited path, :class:`meterh
       linkage:
         - {id: fan-on-hot, when: {alarm: plant-room-hot, state: active}, then: {point: fan-relay, action: on}}
         - {id: fan-off-cool, when: {alarm: plant-room-hot, state: cleared}, then: {point: fan-relay, action: off}}
+        - {id: trip-horn, when: {alarm: "system:device_offline", state: active}, then: {point: horn, action: pulse}}
         - {id: door-fan, when: {input: door-main, state: on}, then: {point: fan-relay, action: on}}
       programs:
         - id: fan-office-hours
@@ -31,9 +32,8 @@ What each part means:
 * **linkage** — ``when`` an alarm rule's alarm becomes ``active`` (raised) or ``cleared``, or a digital input
   point turns ``on`` (active) or ``off``, ``then`` drive an output: ``on``/``off`` (latched relay),
   ``pulse`` (a pulse-mode relay, or any relay for ``duration`` [s]) or ``set`` an analog output to
-  ``value`` [its engineering unit]. Alarm rule ids are not checked here: the ``alarms:`` rules are checked
-  against them when the alarm engine is wired in (any id is accepted until then, and a rule that never
-  fires never drives its output).
+  ``value`` [its engineering unit]. ``alarm`` is the id of a rule of the ``alarms:`` section, or a built-in
+  rule ``system:<name>`` (``system:device_offline`` …, the keys of ``alarms.system``).
 * **programs** — a weekly schedule per output: inside a window the relay is on (an analog output at
   ``value``), outside it off (``off_value``). Windows are wall-clock times of the site's time zone; a window
   whose ``to`` is not after ``from`` runs over midnight, ``24:00`` is the end of the day. On a DST change

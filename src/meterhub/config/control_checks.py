@@ -1,11 +1,13 @@
 """Cross-checks of the site file's ``control:`` section (:mod:`meterhub.config.control`) against the rest of
-the site: io points of the right kind, circuits, the demand interval; and the simulator's relay-gated loads."""
+the site: io points of the right kind, alarm rule ids, circuits, the demand interval; and the simulator's
+relay-gated loads."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
 
+from meterhub.config.alarms import SystemRules
 from meterhub.config.control import Action
 from meterhub.config.io import AnalogOutPoint, DigitalPoint, RelayMode, RelayPoint
 from meterhub.config.loader import Loc
@@ -28,7 +30,8 @@ def check_control(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
     """Cross-check the ``control`` section: its points exist in the io section and are of the right kind
     (an output for actions, a digital input for input triggers), actions fit their output, circuits exist,
     and the demand limiter has a main circuit whose import demand the energy section measures at the
-    limiter's interval. Alarm rule ids are accepted as they are (see the module docstring)."""
+    limiter's interval, and linkage names a rule of the ``alarms`` section or a built-in one
+    (``system:device_offline`` …)."""
     points = {p.id: p for p in (config.io.points if config.io is not None else [])}
     for cid, sim_load in config.simulation.loads.items() if config.simulation is not None else ():
         if sim_load.enable is not None and not isinstance(points.get(sim_load.enable), RelayPoint):
@@ -73,8 +76,16 @@ def check_control(config: SiteConfig) -> Iterable[tuple[Loc, str]]:
             )
         elif lock.requires not in relays and lock.requires not in inputs:
             yield (*where, "requires"), f"point {lock.requires!r} is not a relay or a digital input"
+    rule_ids = sorted(r.id for r in config.alarms.rules) if config.alarms is not None else []
+    system_ids = [f"system:{name}" for name in SystemRules.model_fields]
     for i, rule in enumerate(section.linkage):
         where = ("control", "linkage", i)
+        if rule.when.alarm is not None and rule.when.alarm not in rule_ids + system_ids:
+            yield (
+                (*where, "when", "alarm"),
+                f"unknown alarm rule {rule.when.alarm!r}; rules of the alarms section: "
+                f"{', '.join(rule_ids) or 'none'}; built-in: {', '.join(system_ids)}",
+            )
         if rule.when.input is not None and rule.when.input not in inputs:
             p = points.get(rule.when.input)
             what = "unknown point" if p is None else f"a {p.kind} point, not a digital input"

@@ -1,6 +1,6 @@
 """Sections of the site file whose implementation has not landed yet.
 
-``alarms``, ``modbus_server`` and ``fleet`` are typed now so that the schema is complete and a
+``modbus_server`` and ``fleet`` are typed now so that the schema is complete and a
 site file written for a later version is refused instead of being silently ignored: each section accepts
 nothing (absent, empty or ``null``) until the issue that implements it replaces its model here. The same
 holds for bus kinds without a driver (:data:`PENDING_BUS_KINDS`, checked in :mod:`meterhub.config.schema`).
@@ -16,7 +16,6 @@ from meterhub.config.types import StrictModel
 
 __all__ = [
     "PENDING_BUS_ISSUES",
-    "AlarmsConfig",
     "FleetConfig",
     "ModbusServerConfig",
     "not_implemented",
@@ -42,12 +41,6 @@ class _Pending(StrictModel):
         if value is None or value == {}:
             return {}
         raise ValueError(not_implemented(cls.issue))
-
-
-class AlarmsConfig(_Pending):
-    """``alarms:`` — limits, events, notifications and control (issue 11)."""
-
-    issue = 11
 
 
 class ModbusServerConfig(_Pending):

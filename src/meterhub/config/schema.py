@@ -1,7 +1,7 @@
 """The site file schema (pydantic v2).
 
 A site file is YAML 1.2: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
-for storage, web, energy, io, publish and simulation; ``alarms``, ``modbus_server`` and ``fleet`` are
+for storage, web, energy, io, publish, alarms and simulation; ``modbus_server`` and ``fleet`` are
 typed placeholders that refuse content until their issue lands (:mod:`meterhub.config.pending`). Unknown
 keys are errors (a typo must not be silently ignored), values are typed strictly
 (:class:`~meterhub.config.types.StrictModel`). Every section's model lives in ``meterhub.config``, which
@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from meterhub.config.alarms import AlarmsConfig
 from meterhub.config.control import ControlConfig
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
@@ -25,7 +26,6 @@ from meterhub.config.io import IOSection
 from meterhub.config.mqtt import DEFAULT_MQTT_PORT, ENV_NAME, MqttDeviceSpec
 from meterhub.config.pending import (
     PENDING_BUS_ISSUES,
-    AlarmsConfig,
     FleetConfig,
     ModbusServerConfig,
     not_implemented,

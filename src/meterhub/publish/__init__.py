@@ -8,7 +8,7 @@ client (:mod:`~meterhub.publish.mqtt`) or an HTTP uploader (:mod:`~meterhub.publ
 docs/publish.md.
 """
 
-from meterhub.storage.outbox import Message, Outbox, OutboxError, OutboxStats, StoredMessage
 from meterhub.publish.sink import PublishSink, publish_sink
+from meterhub.storage.outbox import Message, Outbox, OutboxError, OutboxStats, StoredMessage
 
 __all__ = ["Message", "Outbox", "OutboxError", "OutboxStats", "PublishSink", "StoredMessage", "publish_sink"]

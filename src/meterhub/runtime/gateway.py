@@ -26,6 +26,7 @@ import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
 from meterhub.alarms.control import ControlService, ControlSink
 from meterhub.alarms.demand_limit import DemandLimiter
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
 from meterhub.config.schema import SiteConfig
@@ -97,15 +98,18 @@ class Gateway:
             storage=lambda: self.storage,
             registers=self._registers,
             clock=clock,
+            device_status=lambda: self.status,
         )
         # Sinks subscribe when they are built, so a batch emitted before start() still reaches them.
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
+        self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
         # every output change goes through this one audited path (API, linkage, programs, demand limit)
         self._control_sink: ControlSink = self._sink(SinkKind.CONTROL, ControlSink)
         self.control: ControlService = self._control_sink.service
         self.control.outputs = lambda: OutputControl.for_gateway(self)
+        self.alarms.add_listener(self.control)  # linkage: alarm raised / cleared → an output
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
@@ -311,6 +315,7 @@ class Gateway:
         self.live.clear_spectra()  # a circuit may have moved to a device that measures none
         if self.energy is not None:
             self.energy.reconfigure(validated)
+        self.alarms.reconfigure(validated)
         self._control_sink.reconfigure(validated)
         self._start_sources()
         log.info("configuration applied; acquisition restarted")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from meterhub.alarms.control import control_sink
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
 from meterhub.drivers.base import ComputesRegisters
 from meterhub.live import live_cache
@@ -31,6 +32,7 @@ from meterhub.storage.base import Storage
 
 __all__ = [
     "CORE_SINKS",
+    "alarm_sink",
     "SINK_FACTORIES",
     "STORAGE_QUEUE",
     "StorageSink",
@@ -257,11 +259,16 @@ def live_sink(ctx: SinkContext) -> Sink:
     return live_cache(ctx.bus)
 
 
+def alarm_sink(ctx: SinkContext) -> AlarmSink:
+    return AlarmSink(ctx.config, ctx.bus, ctx.data_dir, device_status=ctx.device_status, clock=ctx.clock)
+
+
 #: Every sink kind → its factory. Checked complete at import (a kind without a factory is a bug).
 SINK_FACTORIES: Mapping[SinkKind, SinkFactory] = {
     SinkKind.LIVE: live_sink,
     SinkKind.STORAGE: storage_sink,
     SinkKind.PUBLISH: publish_sink,  # subscribes only when the site has an enabled publish: instance
+    SinkKind.ALARMS: alarm_sink,
     SinkKind.CONTROL: control_sink,  # the outputs' audited path; the gateway wires its output driver
 }
 _missing = set(SinkKind) - set(SINK_FACTORIES)
@@ -271,4 +278,11 @@ if _missing:  # pragma: no cover - a programming error, caught by the first impo
 
 #: The sinks every gateway runs, in start order (the live view first: the web reads it from the start).
 #: The publish sink is always composed; without an enabled ``publish:`` instance it subscribes to nothing.
-CORE_SINKS: tuple[SinkKind, ...] = (SinkKind.LIVE, SinkKind.STORAGE, SinkKind.PUBLISH, SinkKind.CONTROL)
+#: The alarm sink is always composed too: the built-in system rules (device offline …) need no configuration.
+CORE_SINKS: tuple[SinkKind, ...] = (
+    SinkKind.LIVE,
+    SinkKind.STORAGE,
+    SinkKind.PUBLISH,
+    SinkKind.ALARMS,
+    SinkKind.CONTROL,
+)

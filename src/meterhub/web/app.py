@@ -34,7 +34,7 @@ from meterhub.web import (
 )
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
-from meterhub.web.routers import io_points, outputs, registers, reports
+from meterhub.web.routers import alarms, io_points, outputs, registers, reports
 from meterhub.web.stream import StreamHub
 
 __all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
@@ -72,6 +72,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     outputs.router,
     reports.router,
     registers.router,
+    alarms.router,  # alarms, acknowledge, shelve; alarm rules
     ingest.router,  # POST /api/v1/ingest: uploads of other gateways
     metrics.router,  # GET /metrics for Prometheus
     docs.router,  # self-hosted Swagger UI and ReDoc under the same CSP (not in the OpenAPI document)

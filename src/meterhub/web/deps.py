@@ -16,6 +16,8 @@ parameter type     what                                                         
 :data:`Energy`     :class:`~meterhub.energy.pipeline.EnergyPipeline` or None      ``energy``
 :data:`Pipeline`   the pipeline, or 503 when it is not running                    ``energy``
 :data:`Status`     device id → :class:`~meterhub.drivers.base.DeviceStatus`       ``status``
+:data:`Alarms`     :class:`~meterhub.alarms.sink.AlarmSink`: the alarm engine,       ``alarms``
+                   its states, acknowledge, shelve, audit
 :data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
 :data:`Receiver`   :class:`IngestTarget`: readings received by ``/ingest``        ``storage``, ``flush_async``
 :class:`Monitor`   read-through view for ``/metrics``: component health,          ``health()``, ``sinks``
@@ -41,6 +43,7 @@ from starlette.requests import HTTPConnection
 
 from meterhub.alarms.control import ControlService
 from meterhub.alarms.demand_limit import DemandLimiter
+from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import SinkKind
 from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
@@ -59,6 +62,7 @@ from meterhub.runtime.sinks import StorageSink
 from meterhub.storage.base import Storage
 
 __all__ = [
+    "Alarms",
     "Config",
     "ConfigView",
     "Control",
@@ -181,6 +185,10 @@ class _StatusView(Mapping[str, DeviceStatus]):
 
     def __len__(self) -> int:
         return len(self._gateway.status)
+
+
+def get_alarms(conn: HTTPConnection) -> AlarmSink:
+    return _gateway(conn).alarms
 
 
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
@@ -353,6 +361,7 @@ Store = Annotated[Storage, Depends(get_storage)]
 Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
 
