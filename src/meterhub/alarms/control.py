@@ -15,8 +15,9 @@ calls :meth:`ControlService.command`. It applies the rules of the site's ``contr
    (a user may force it);
 5. an automatic action that would not change the known state is skipped (nothing to do, nothing logged).
 
-Every action that passed 1–4, and every refused one, is one :class:`~meterhub.model.audit.AuditEntry` to the
-:class:`~meterhub.model.audit.Auditor`: actor, ``relay.switch`` / ``relay.pulse`` / ``analog.set``, the point,
+Every action carried out, and every refused command (a user's, a linkage rule's; programs and the demand
+limiter ask :meth:`ControlService.blocked` first and wait), is one :class:`~meterhub.model.audit.AuditEntry`
+to the :class:`~meterhub.model.audit.Auditor`: actor, ``relay.switch`` / ``relay.pulse`` / ``analog.set``, the point,
 the state before and after, and in ``extra`` whether the device confirmed it by read-back
 (``confirmed``), and why it was refused or failed (``result``: ``done``, ``refused``, ``failed``).
 
