@@ -230,6 +230,8 @@ class SinkKind(StrEnum):
     PUBLISH = "publish"
     #: the alarm engine: rules of the site file's alarms: section and the built-in system rules
     ALARMS = "alarms"
+    #: the site file's modbus_server: SunSpec meters and the flat map for a BMS/SCADA (Modbus TCP/RTU)
+    MODBUS_SERVER = "modbus_server"
     #: the one audited control path: remote control, linkage, time programs, demand limiting
     CONTROL = "control"
 

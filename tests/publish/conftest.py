@@ -36,15 +36,37 @@ class Broker:
 
     persistent : keep sessions (and the messages queued for an offline persistent subscriber) across a
         restart, in a file in the test's folder; off unless a test needs the subscriber's session to
-        survive the outage."""
+        survive the outage.
+    tls : ``(ca, cert, key, require_certificate)`` PEM paths: a second listener on ``tls_port`` speaks
+        TLS (``url_tls`` = ``mqtts://127.0.0.1:<tls_port>``) and, with require_certificate, wants a client
+        certificate signed by ``ca``; the plain listener on ``port`` stays for ``mosquitto_sub``."""
 
     def __init__(
-        self, folder: Path, port: int, *, persistent: bool = False, users: dict[str, str] | None = None
+        self,
+        folder: Path,
+        port: int,
+        *,
+        persistent: bool = False,
+        users: dict[str, str] | None = None,
+        tls: tuple[Path, Path, Path, bool] | None = None,
     ) -> None:
         self.folder = folder
         self.port = port
         self.url = f"mqtt://127.0.0.1:{port}"
         lines = [f"listener {port} 127.0.0.1"]
+        self.tls_port: int | None = None
+        if tls is not None:
+            ca, cert, key, require = tls
+            self.tls_port = free_port()
+            self.url_tls = f"mqtts://127.0.0.1:{self.tls_port}"
+            lines = [
+                f"listener {self.tls_port} 127.0.0.1",
+                f"cafile {ca}",
+                f"certfile {cert}",
+                f"keyfile {key}",
+                f"require_certificate {'true' if require else 'false'}",
+                *lines,
+            ]
         if (
             os.geteuid() == 0
         ):  # Mosquitto started as root switches to user 'mosquitto', who cannot read tmp_path
@@ -71,7 +93,7 @@ class Broker:
         log = (self.folder / "mosquitto.log").open("ab")
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
         deadline = time.monotonic() + 5
-        while not _listening(self.port):
+        while not (_listening(self.port) and (self.tls_port is None or _listening(self.tls_port))):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
                     f"mosquitto did not start on port {self.port}: {self.folder}/mosquitto.log"

@@ -4,6 +4,7 @@ three-phase circuit whose every Eniscope field can be checked by hand."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from pathlib import Path
 
@@ -127,3 +128,48 @@ async def wait_until(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-un
             return True
         await asyncio.sleep(0.05)
     return bool(cond())
+
+
+def wait_until_sync(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """``cond()`` became true within ``timeout`` [s] (polled every 50 ms, blocking)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return bool(cond())
+
+
+def status_site(broker_url: str) -> SiteConfig:
+    """Three instances: ``live`` (the broker at ``broker_url``), ``nowhere`` (a free port nobody listens
+    on) and ``off`` (disabled); meterhub-json of circuit ``main`` every second."""
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        nowhere = int(s.getsockname()[1])
+    return parse_config(
+        f"""
+site: {{name: Test site}}
+buses: [{{id: b, kind: modbus-tcp, port: 1502}}]
+devices: [{{id: m, bus: b, unit: 1, profile: eastron-sdm630}}]
+circuits:
+  - {{id: main, name: Main incomer, device: m, channels: [1, 2, 3], wiring: 3P4W, zone: plant}}
+publish:
+  - id: live
+    name: Local broker
+    broker: {broker_url}
+    site_id: site-1
+    interval: 1
+    formats: [meterhub-json]
+  - id: nowhere
+    name: Nobody listens
+    broker: mqtt://127.0.0.1:{nowhere}
+    site_id: site-1
+    interval: 1
+    formats: [meterhub-json]
+  - id: off
+    enabled: false
+    broker: {broker_url}
+    formats: [meterhub-json]
+""",
+        "site.yaml",
+    )

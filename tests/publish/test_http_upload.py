@@ -23,7 +23,7 @@ import pytest
 import uvicorn
 
 from meterhub.config import SiteConfig, parse_config
-from meterhub.model.readings import SeriesKey
+from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.publish.sink import PublishSink
 from meterhub.runtime import Gateway
@@ -66,9 +66,12 @@ class Receiver:
     """A meterhub gateway (SQLite, no sources) whose web app uvicorn serves on ``port``; ``stop()`` and
     ``start()`` take the server away and bring it back on the same port, the storage stays open."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, *, ssl: dict[str, Any] | None = None) -> None:
+        """``ssl``: uvicorn's ``ssl_*`` settings (certfile, keyfile, ca_certs, cert_reqs) for HTTPS."""
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}/api/v1/ingest"
+        self.ssl = ssl or {}
+        scheme = "https" if ssl else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/api/v1/ingest"
         cfg = parse_config(RECEIVER_SITE, "receiver.yaml")
         data = tmp / "receiver"
         data.mkdir()
@@ -81,7 +84,13 @@ class Receiver:
 
     def start(self) -> None:
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False, lifespan="off"
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            **{f"ssl_{k}": v for k, v in self.ssl.items()},
         )
         self._server = server = uvicorn.Server(config)
         self._thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -355,3 +364,117 @@ def test_a_413_halves_the_batches_until_they_pass(tmp_path: Path) -> None:
     assert sizes == [(413, 5), (200, 2), (200, 2), (200, 1)]
     keys = [r["headers"]["Idempotency-Key"] for r in requests]
     assert keys == ["up:1-5", "up:1-2", "up:3-4", "up:5-5"]
+
+
+class LostAnswer(BaseHTTPRequestHandler):
+    """A proxy in front of a meterhub receiver that hands the first POST to the receiver (which stores
+    it) and then closes the connection without an answer — the sender cannot know it arrived. Later POSTs
+    are passed through with their answer. ``seen``: (Idempotency-Key, receiver's answer) of each POST."""
+
+    target: str
+    seen: list[tuple[str, dict[str, Any]]]
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers["Content-Length"]))
+        names = ("Authorization", "Content-Type", "Content-Encoding", "Idempotency-Key")
+        forward = urllib.request.Request(
+            self.target, data=raw, method="POST", headers={h: self.headers[h] for h in names}
+        )
+        with urllib.request.urlopen(forward, timeout=10) as resp:
+            status, answer = resp.status, resp.read()
+        self.seen.append((self.headers["Idempotency-Key"], json.loads(answer)))
+        if len(self.seen) == 1:
+            self.close_connection = True  # the answer is lost: nothing is written back
+            return
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_a_connection_dropped_without_an_answer_keeps_the_batch_and_the_receiver_stores_it_once(
+    tmp_path: Path, receiver: Receiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[str, dict[str, Any]]] = []
+    handler = type("Handler", (LostAnswer,), {"target": receiver.url, "seen": seen})
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{proxy.server_address[1]}/api/v1/ingest"
+    cfg = sender_site(url, _token_file(tmp_path, receiver.token), extra="    batch: 500")
+    t0 = aligned_past(back=20)
+
+    async def go() -> tuple[int, int]:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        runner = sink.runners[0]
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(3)])  # closed in one tick: one batch
+        assert await wait_until(lambda: runner.link is not None and runner.link.acked == 3, 15)
+        link = runner.link
+        assert link is not None and runner.outbox is not None
+        backlog = runner.outbox.stats().backlog
+        await sink.stop()
+        return backlog, link.acked
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="meterhub.publish"):
+            backlog, acked = asyncio.run(go())
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert (backlog, acked) == (0, 3)
+    # The first POST was stored by the receiver, but its answer never came: the batch stayed in the
+    # outbox and went again with the same Idempotency-Key; the receiver answered from its memory.
+    assert [key for key, _ in seen] == ["up:1-3", "up:1-3"]
+    assert seen[0][1] == {"accepted": 3, "duplicates": 0, "refused": []}
+    assert seen[1][1] == {"accepted": 0, "duplicates": 3, "refused": []}
+    assert receiver.stored() == [(t0 + k + 1, 7200.0) for k in range(3)]  # each value once
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("publish up: cannot deliver to" in w and "without response" in w for w in warnings), warnings
+
+
+def test_uploaded_circuits_show_in_the_receivers_history_api(tmp_path: Path, receiver: Receiver) -> None:
+    cfg = sender_site(receiver.url, _token_file(tmp_path, receiver.token))
+    t0 = aligned_past(back=20)
+
+    async def go() -> None:
+        sink, bus = make_sink(cfg, tmp_path / "data")
+        await sink.start()
+        await feed(sink, bus, [three_phase(t0 + k + 0.5) for k in range(3)])
+        runner = sink.runners[0]
+        assert await wait_until(lambda: runner.link is not None and runner.link.acked == 3)
+        await sink.stop()
+
+    asyncio.run(go())
+    base = receiver.url.removesuffix("/ingest")
+    auth = {"Authorization": f"Bearer {receiver.token}"}
+
+    def get(path: str) -> Any:
+        with urllib.request.urlopen(urllib.request.Request(base + path, headers=auth), timeout=10) as r:
+            return json.loads(r.read())
+
+    listed = get("/ingest/series")
+    assert [(c["site"], c["circuit"], c["series_id"]) for c in listed] == [("site-1", "main", "site-1/main")]
+    assert {"quantity": "active_power", "phase": "total", "unit": "W"} in listed[0]["series"]
+    assert {"quantity": "voltage", "phase": "L1", "unit": "V"} in listed[0]["series"]
+    span = f"start={int(t0)}&end={int(t0) + 10}&resolution=raw"
+    power = get(f"/circuits/site-1/main/history?{span}")
+    assert (power["circuit"], power["quantity"], power["phase"], power["unit"]) == (
+        "site-1/main",
+        "active_power",
+        "total",
+        "W",
+    )
+    assert [(p["ts"], p["last"]) for p in power["points"]] == [
+        (iso_utc(t0 + k + 1), 7200.0) for k in range(3)
+    ]
+    volts = get(f"/circuits/site-1/main/history?quantity=voltage&phase=L2&{span}")
+    assert [p["last"] for p in volts["points"]] == [231.0] * 3
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(f"/circuits/site-9/main/history?{span}")
+    assert err.value.code == 404
+    assert "nothing uploaded for circuit 'site-9/main' (uploaded: site-1/main)" in err.value.read().decode()
+    err.value.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import jsonschema_rs
 import pytest
 
+import meterhub
 from meterhub.model.readings import Quality, Reading
 from meterhub.publish.formats import RTDATA_FIELDS
 
@@ -34,6 +35,8 @@ def _publish_one_interval(broker: Broker, subscribers: list[Subscriber], tmp_pat
     async def go() -> dict[str, object]:
         sink, bus = make_sink(cfg, tmp_path / "data")
         await sink.start()
+        link = sink.runners[0].link
+        assert await wait_until(lambda: link is not None and link.state().connected)
         # Two polls in one interval (instantaneous values averaged: ×1.0 and ×1.1 → ×1.05), and an
         # INVALID poll with absurd values that must not leave the gateway.
         await feed(
@@ -139,13 +142,21 @@ def test_home_assistant_discovery_follows_the_documented_classes(
     broker: Broker, subscribers: list[Subscriber], tmp_path: Path
 ) -> None:
     _, msgs, _ = _publish_one_interval(broker, subscribers, tmp_path, formats="[homeassistant]")
-    configs = {m["topic"]: json.loads(str(m["payload"])) for m in msgs if str(m["topic"]).endswith("/config")}
-    assert len(configs) == 52 - 3  # every series of the poll but the 3 angles (not in HA_SENSORS)
+    every = {m["topic"]: json.loads(str(m["payload"])) for m in msgs if str(m["topic"]).endswith("/config")}
     # Configs are retained: a subscriber that comes later (Home Assistant restarting) still gets them.
     late = Subscriber(tmp_path, broker.port, "homeassistant/#")
     subscribers.append(late)
-    retained = late.wait_for(lambda m: len(m) >= len(configs), timeout=3)
-    assert {m["topic"] for m in retained} == set(configs) and all(m["retain"] for m in retained)
+    retained = late.wait_for(lambda m: len(m) >= len(every), timeout=3)
+    assert {m["topic"] for m in retained} == set(every) and all(m["retain"] for m in retained)
+    configs = {t: c for t, c in every.items() if "/site-1_main/" in t}
+    assert len(configs) == 52 - 3  # every series of the poll but the 3 angles (not in HA_SENSORS)
+    gateway = {t: c for t, c in every.items() if t not in configs}
+    assert sorted(gateway) == [
+        "homeassistant/binary_sensor/site-1__gateway/publish_test_connected/config",
+        "homeassistant/sensor/site-1__gateway/publish_test_backlog/config",
+        "homeassistant/sensor/site-1__gateway/publish_test_dropped/config",
+        "homeassistant/sensor/site-1__gateway/publish_test_oldest_pending/config",
+    ]
     energy = configs["homeassistant/sensor/site-1_main/energy_active_import_total/config"]
     assert energy["device_class"] == "energy" and energy["state_class"] == "total_increasing"
     assert energy["unit_of_measurement"] == "Wh"
@@ -164,8 +175,41 @@ def test_home_assistant_discovery_follows_the_documented_classes(
         "model": "circuit 3P4W",
         "via_device": "meterhub_site-1",
     }
-    unique = [c["unique_id"] for c in configs.values()]
-    assert len(unique) == len(set(unique)) == len(configs)
+    unique = [c["unique_id"] for c in every.values()]
+    assert len(unique) == len(set(unique)) == len(every)
+    # The gateway is a device of its own, the one every circuit's via_device names; its entities are
+    # diagnostic (Home Assistant: a sensor's entity_category "must be diagnostic").
+    for topic, c in gateway.items():
+        assert c["device"] == {
+            "identifiers": ["meterhub_site-1"],
+            "name": "Test site",
+            "manufacturer": "meterhub",
+            "model": "meterhub gateway",
+            "sw_version": meterhub.__version__,
+        }, topic
+        assert (
+            c["entity_category"] == "diagnostic" and c["state_topic"] == "meterhub/site-1/ha/_gateway/state"
+        )
+        assert c["availability_topic"] == "meterhub/site-1/status"
+    assert power["device"]["via_device"] in gateway[next(iter(gateway))]["device"]["identifiers"]
+    connected = gateway["homeassistant/binary_sensor/site-1__gateway/publish_test_connected/config"]
+    assert connected["device_class"] == "connectivity" and "unit_of_measurement" not in connected
+    oldest = gateway["homeassistant/sensor/site-1__gateway/publish_test_oldest_pending/config"]
+    assert (oldest["device_class"], oldest["unit_of_measurement"], oldest["state_class"]) == (
+        "duration",
+        "s",
+        "measurement",
+    )
+    backlog = gateway["homeassistant/sensor/site-1__gateway/publish_test_backlog/config"]
+    assert "device_class" not in backlog and backlog["unit_of_measurement"] == "messages"
+    gw_state = next(m for m in msgs if m["topic"] == "meterhub/site-1/ha/_gateway/state")
+    # rendered while connected, with nothing else waiting: the outbox was empty before this interval
+    assert json.loads(str(gw_state["payload"])) == {
+        "publish_test_connected": "ON",
+        "publish_test_backlog": 0,
+        "publish_test_oldest_pending": 0,
+        "publish_test_dropped": 0,
+    }
     for topic, c in configs.items():
         dc = c.get("device_class")
         if dc is None:  # apparent energy: Home Assistant has no device class for it

@@ -107,3 +107,33 @@ def test_large_payloads_are_stored_compressed_and_come_back_byte_for_byte(tmp_pa
     stored = box.stats().size - 2 * ROW_OVERHEAD - len("t") - len("small") - 255
     assert 0 < stored < len(payload) / 10
     box.close()
+
+
+def test_acknowledging_a_run_of_consecutive_ids_deletes_exactly_those(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", name="t")
+    box.put([Message(f"t/{i}", b"abcd") for i in range(10)])  # ids 1…10, 3 + 4 + 32 B each
+    assert box.ack(range(3, 7)) == 4  # 3, 4, 5, 6: one range
+    assert [m.id for m in box.peek()] == [1, 2, 7, 8, 9, 10]
+    assert box.stats().size == 6 * (3 + 4 + ROW_OVERHEAD)
+    assert box.ack([5, 6, 7, 8]) == 2  # consecutive, but 5 and 6 are gone already: only 7 and 8 count
+    assert box.ack([1, 10]) == 2  # not consecutive: 2 and 9 stay
+    assert [m.id for m in box.peek()] == [2, 9]
+    assert box.stats().size == 2 * (3 + 4 + ROW_OVERHEAD) and box.holds(9) and not box.holds(10)
+    box.close()
+
+
+def test_messages_read_from_memory_are_those_in_the_file(tmp_path: Path) -> None:
+    """What ``put`` keeps in memory for the drainer (no query, no decompression) equals what a fresh
+    process reads from the file: same ids, topics, payloads, flags and times, holes and drops included."""
+    box = Outbox(tmp_path / "o.sqlite", name="t", max_bytes=20 * 350)  # random payloads: stored ~311 B
+    box.put([Message(f"t/{i:02d}", os.urandom(300), qos=i % 2, retain=i == 3) for i in range(12)])
+    box.ack([2, 3, 7])
+    box.put([Message(f"t/{i:02d}", os.urandom(300)) for i in range(12, 20)])  # 17 rows: within the bound
+    assert box.dropped == 0
+    box.put([Message(f"t/{i:02d}", os.urandom(300)) for i in range(20, 24)])  # 21 rows: the oldest go
+    assert box.dropped > 0
+    in_memory = [box.peek(after, limit=3) for after in (0, 5, 9, 30)]
+    box.close()
+    fresh = Outbox(tmp_path / "o.sqlite", name="t")
+    assert in_memory == [fresh.peek(after, limit=3) for after in (0, 5, 9, 30)]
+    fresh.close()

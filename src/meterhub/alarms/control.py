@@ -55,8 +55,9 @@ from meterhub.config.control import (
 )
 from meterhub.config.io import AnalogOutPoint, RelayMode, RelayPoint
 from meterhub.config.schema import SiteConfig
-from meterhub.drivers.io.errors import IOPointError, ReadbackMismatch
+from meterhub.drivers.io.errors import IOPointError, OutputWriteError, ReadbackMismatch
 from meterhub.drivers.io.relay import RelayChange
+from meterhub.drivers.modbus.transport import ModbusTimeout
 from meterhub.errors import ConflictError, NotFoundError
 from meterhub.model.audit import AuditEntry, Auditor
 from meterhub.model.health import Health, HealthState
@@ -67,6 +68,7 @@ __all__ = [
     "ControlResult",
     "ControlService",
     "ControlSink",
+    "ExternalSwitch",
     "LoggingAuditor",
     "OutputDriver",
     "ProgramClock",
@@ -701,6 +703,30 @@ class ControlSink:
             for ld in self.limiter.loads:
                 ld.shed_at = shed.get(ld.spec.point)
             self.limiter.peak = old.peak
+
+
+class ExternalSwitch:
+    """The relay switch an external master uses (the Modbus server's coils, written by a BMS): a latched
+    relay switched through the audited path as ``actor``, a manual action (its override holds against
+    automation). A refusal raises :class:`ConflictError`; a device that does not answer raises the
+    driver's :class:`~meterhub.drivers.modbus.transport.ModbusTimeout`, other failures their
+    :class:`~meterhub.drivers.io.errors.IOPointError`."""
+
+    def __init__(self, service: ControlService, actor: str) -> None:
+        self.service = service
+        self.actor = actor
+
+    async def switch(self, point_id: str, energised: bool) -> RelayChange:
+        action = Action.ON if energised else Action.OFF
+        try:
+            res = await self.service.command(point_id, action, actor=self.actor, automatic=False)
+        except OutputWriteError as exc:
+            if isinstance(exc.__cause__, ModbusTimeout):
+                raise exc.__cause__ from exc
+            raise
+        if res.result == "refused":
+            raise ConflictError(f"relay {point_id}: {res.reason}")
+        return RelayChange(self.service.clock(), point_id, bool(res.after))
 
 
 def _not_wired() -> OutputDriver:

@@ -191,8 +191,46 @@ def read_command(
     timeout: TimeoutOpt = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     stats: Annotated[bool, typer.Option("--stats", help="Print requests and bytes on the wire.")] = False,
+    hdlc: Annotated[bool, typer.Option("--hdlc", help="dlms: HDLC on --tcp instead of the wrapper.")] = False,
+    client_sap: Annotated[int, typer.Option("--client-sap", help="dlms: client SAP (16 public).")] = 16,
+    password_env: Annotated[
+        str | None,
+        typer.Option("--password-env", help="dlms: environment variable holding the LLS password."),
+    ] = None,
 ) -> None:
-    """Read every quantity of a profile once from a device and print it."""
+    """Read every quantity of a profile once from a device and print it.
+
+    ``meterhub read iec62056-21 --tcp HOST:PORT | --serial DEV`` does one IEC 62056-21 readout instead
+    (--baud: the highest rate to switch to), ``meterhub read dlms --tcp HOST:PORT [--hdlc] [--client-sap N
+    --password-env VAR] [--unit LOGICAL]`` one DLMS/COSEM read (:mod:`meterhub.cli.meters`)."""
+    if profile_id == "dlms":
+        # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
+        from meterhub.cli.meters import read_dlms
+
+        if rtu_over_tcp is not None or not 1 <= client_sap <= 127:
+            raise InputError("read dlms: --tcp HOST:PORT or --serial DEV, --client-sap 1…127")
+        read_dlms(
+            tcp=tcp,
+            serial=serial,
+            hdlc=hdlc,
+            client_sap=client_sap,
+            password_env=password_env,
+            logical=unit if unit is not None else 1,
+            timeout=timeout,
+            as_json=as_json,
+            stats=stats,
+        )
+        return
+    if hdlc or client_sap != 16 or password_env is not None:
+        raise InputError("--hdlc, --client-sap and --password-env are options of 'meterhub read dlms' only")
+    if profile_id == "iec62056-21":
+        # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
+        from meterhub.cli.meters import read_iec62056
+
+        if rtu_over_tcp is not None or unit is not None or parity.upper() not in ("N", "E") or stopbits != 1:
+            raise InputError("read iec62056-21: a 7E1 line (IEC 62056-21 §6.3.14) at --tcp or --serial only")
+        read_iec62056(tcp=tcp, serial=serial, max_baud=baud, timeout=timeout, as_json=as_json, stats=stats)
+        return
     # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.drivers.modbus.reader import DeviceReader
     from meterhub.drivers.modbus.transport import ModbusLink
@@ -362,12 +400,30 @@ def simulate_command(
     duration: Annotated[
         float | None, typer.Option("--duration", help="Stop after this many seconds.")
     ] = None,
+    iec_tcp: Annotated[
+        str | None, typer.Option("--iec-tcp", help="dlms-meter: its IEC 62056-21 optical port on HOST:PORT.")
+    ] = None,
+    hdlc_tcp: Annotated[
+        str | None, typer.Option("--hdlc-tcp", help="dlms-meter: DLMS/COSEM over HDLC on HOST:PORT.")
+    ] = None,
 ) -> None:
     """Serve simulated devices over Modbus (values from the physical load model) until Ctrl-C.
 
     A profile id serves one device; a site file serves each Modbus bus where it points, or — with
-    --tcp/--rtu-over-tcp/--serial — all its Modbus devices on that one endpoint.
+    --tcp/--rtu-over-tcp/--serial — all its Modbus devices on that one endpoint. ``dlms-meter`` serves
+    seed 002's meter: DLMS/COSEM over the wrapper on --tcp and over HDLC on --hdlc-tcp, its optical port
+    (IEC 62056-21, mode E switching to HDLC) on --iec-tcp and/or --serial.
     """
+    if target == "dlms-meter":
+        # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
+        from meterhub.cli.meters import simulate_dlms_meter
+
+        if rtu_over_tcp is not None:
+            raise InputError("--rtu-over-tcp is not an option of 'meterhub simulate dlms-meter'")
+        simulate_dlms_meter(tcp=tcp, iec_tcp=iec_tcp, serial=serial, hdlc_tcp=hdlc_tcp, duration=duration)
+        return
+    if iec_tcp is not None or hdlc_tcp is not None:
+        raise InputError("--iec-tcp and --hdlc-tcp are options of 'meterhub simulate dlms-meter' only")
     # lazy: drivers, profiles and simulators load only for the command that needs them (CLI start-up)
     from meterhub.sim.base import SimServer
     from meterhub.sim.modbus_server import ProfileDevice, serve_devices, wiring_for

@@ -20,6 +20,7 @@ from meterhub import __version__
 from meterhub.checks import load_site
 from meterhub.cli._app import app
 from meterhub.config.loader import ConfigError
+from meterhub.config.modbus_server import ModbusServerConfig, TcpEndpoint
 from meterhub.config.publish import PublishInstance, demo_instance
 from meterhub.config.schema import SiteConfig
 from meterhub.errors import InputError
@@ -90,6 +91,13 @@ def _banner(serving: Serving) -> None:
     )
     for endpoint in serving.simulators:
         t.add_row("[bold]simulator[/]", endpoint)
+    for endpoint in serving.modbus_server:
+        t.add_row("[bold]Modbus server[/]", f"{endpoint}   (SunSpec from 40000; docs/modbus-server.md)")
+    if serving.modbus_gateway:
+        t.add_row(
+            "[bold]Modbus gateway[/]",
+            f"{serving.modbus_gateway}   (to the RS485 lines; docs/modbus-server.md)",
+        )
     console.print(t)
     text = setup_banner(gateway.data_dir)
     if text:
@@ -153,6 +161,16 @@ def demo(
     site_id: Annotated[
         str, typer.Option("--site-id", help="Site id in the published topics (meterhub/SITE_ID/…).")
     ] = "demo",
+    modbus_server: Annotated[
+        int | None,
+        typer.Option(
+            "--modbus-server",
+            min=0,
+            max=65535,
+            help="Also serve every circuit as a SunSpec meter (and the flat map at unit 247) on this Modbus "
+            "TCP port of --host (0: a free port; the address is printed at start).",
+        ),
+    ] = None,
 ) -> None:
     """Run a simulated site (devices served over their real protocols on loopback) with the gateway and web UI.
 
@@ -163,7 +181,17 @@ def demo(
     cfg = _load_or_exit(site)
     if mqtt is not None:
         cfg = cfg.model_copy(update={"publish": [*(cfg.publish or []), _demo_publisher(mqtt, site_id)]})
+    if modbus_server is not None:
+        cfg = cfg.model_copy(update={"modbus_server": _demo_modbus_server(cfg, host, modbus_server)})
     _run(cfg, config_path=site, data=data, host=host, port=port, demo=True)
+
+
+def _demo_modbus_server(cfg: SiteConfig, host: str, port: int) -> ModbusServerConfig:
+    """The site's ``modbus_server:`` (or a default one) listening on ``host:port`` over Modbus TCP."""
+    tcp = TcpEndpoint(host=host, port=port)
+    if cfg.modbus_server is None:
+        return ModbusServerConfig(tcp=tcp)
+    return cfg.modbus_server.model_copy(update={"tcp": tcp, "enabled": True})
 
 
 def _demo_publisher(url: str, site_id: str) -> PublishInstance:

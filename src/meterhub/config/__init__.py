@@ -10,7 +10,8 @@ from meterhub.config.ct import CTCalibrationPoint, CTKind, CTSpec, CTTable
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.io import IOSection
 from meterhub.config.loader import ConfigError, ConfigIssue, CrossCheck, Loc, load_config, parse_config
-from meterhub.config.pending import FleetConfig, ModbusServerConfig
+from meterhub.config.modbus_server import ModbusServerConfig
+from meterhub.config.pending import FleetConfig
 from meterhub.config.publish import PublishInstance
 from meterhub.config.schema import (
     Bus,

@@ -1,6 +1,6 @@
 """Sections of the site file whose implementation has not landed yet.
 
-``modbus_server`` and ``fleet`` are typed now so that the schema is complete and a
+``fleet`` is typed now so that the schema is complete and a
 site file written for a later version is refused instead of being silently ignored: each section accepts
 nothing (absent, empty or ``null``) until the issue that implements it replaces its model here. The same
 holds for bus kinds without a driver (:data:`PENDING_BUS_KINDS`, checked in :mod:`meterhub.config.schema`).
@@ -17,12 +17,11 @@ from meterhub.config.types import StrictModel
 __all__ = [
     "PENDING_BUS_ISSUES",
     "FleetConfig",
-    "ModbusServerConfig",
     "not_implemented",
 ]
 
 #: Bus kinds (their ``BusKind`` values) with no driver yet → the issue that adds one.
-PENDING_BUS_ISSUES: dict[str, int] = {"iec62056-21": 14, "dlms": 14}
+PENDING_BUS_ISSUES: dict[str, int] = {}
 
 
 def not_implemented(issue: int) -> str:
@@ -41,12 +40,6 @@ class _Pending(StrictModel):
         if value is None or value == {}:
             return {}
         raise ValueError(not_implemented(cls.issue))
-
-
-class ModbusServerConfig(_Pending):
-    """``modbus_server:`` — the Modbus TCP/RTU server for BMS and SCADA (issue 13)."""
-
-    issue = 13
 
 
 class FleetConfig(_Pending):

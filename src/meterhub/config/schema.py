@@ -1,7 +1,7 @@
 """The site file schema (pydantic v2).
 
 A site file is YAML 1.2: ``site``, ``panels``, ``buses``, ``devices``, ``circuits`` and optional sections
-for storage, web, energy, io, publish, alarms and simulation; ``modbus_server`` and ``fleet`` are
+for storage, web, energy, io, publish, alarms, modbus_server and simulation; ``fleet`` is a
 typed placeholders that refuse content until their issue lands (:mod:`meterhub.config.pending`). Unknown
 keys are errors (a typo must not be silently ignored), values are typed strictly
 (:class:`~meterhub.config.types.StrictModel`). Every section's model lives in ``meterhub.config``, which
@@ -23,13 +23,10 @@ from meterhub.config.control import ControlConfig
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.io import IOSection
+from meterhub.config.modbus_gateway import ModbusGatewayConfig
+from meterhub.config.modbus_server import ModbusServerConfig
 from meterhub.config.mqtt import DEFAULT_MQTT_PORT, ENV_NAME, MqttDeviceSpec
-from meterhub.config.pending import (
-    PENDING_BUS_ISSUES,
-    FleetConfig,
-    ModbusServerConfig,
-    not_implemented,
-)
+from meterhub.config.pending import PENDING_BUS_ISSUES, FleetConfig, not_implemented
 from meterhub.config.publish import PublishInstance, PublishTLS
 from meterhub.config.types import LAX, Identifier, NoBool, Ratio, StrictModel
 from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
@@ -47,6 +44,7 @@ __all__ = [
     "FleetConfig",
     "IOSection",
     "Identifier",
+    "ModbusGatewayConfig",
     "ModbusServerConfig",
     "LoadSpec",
     "MetricsConfig",
@@ -91,6 +89,15 @@ class Bus(StrictModel):
     baud: int = Field(default=9600, ge=300, le=921600, description="[bit/s]")
     parity: Literal["N", "E", "O"] = "N"
     stopbits: Annotated[Literal[1, 2], NoBool] = 1
+    framing: Literal["rtu", "ascii", "wrapper", "hdlc", "mode-e"] | None = Field(
+        default=None,
+        description="modbus-rtu and modbus-rtu-over-tcp: rtu (the default) or ascii (Modbus over Serial Line "
+        "V1.02 §2.5.2); dlms: TCP wrapper (default on TCP, port 4059), HDLC (default on a serial port), or "
+        "mode-e (IEC 62056-21 sign-on on the optical port, then HDLC)",
+    )
+    bytesize: Annotated[Literal[7, 8], NoBool] | None = Field(
+        default=None, description="data bits of a serial line; default 8 for rtu, 7 for ascii"
+    )
     timeout: float = Field(default=1.0, ge=0.01, le=60, description="response timeout [s]")
     retries: int = Field(default=2, ge=0, le=10)
     # kind mqtt (MQTT ingest, config/mqtt.py): the broker's login and TLS, as for publish instances
@@ -101,6 +108,10 @@ class Bus(StrictModel):
     )
     tls: PublishTLS | None = None
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    # kind dlms (docs/dlms.md): who the gateway is to the meter (its framing is `framing` above)
+    client_sap: int | None = Field(
+        default=None, ge=1, le=127, description="dlms: the client SAP (16 public client, the default)"
+    )
 
     @field_validator("kind")
     @classmethod
@@ -117,6 +128,33 @@ class Bus(StrictModel):
             raise ValueError(f"a {self.kind.value} bus needs 'port'")
         if self.kind is BusKind.MODBUS_RTU and not self.serial:
             raise ValueError("a modbus-rtu bus needs 'serial' (e.g. /dev/ttyUSB0)")
+        modbus_serial = (BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP)
+        if self.framing in ("rtu", "ascii") and self.kind not in modbus_serial:
+            raise ValueError(
+                f"framing {self.framing} is for a serial Modbus line: a modbus-rtu or modbus-rtu-over-tcp bus, "
+                f"not {self.kind.value}"
+            )
+        if self.framing in ("wrapper", "hdlc", "mode-e") and self.kind is not BusKind.DLMS:
+            raise ValueError(f"framing {self.framing}: only a bus of kind dlms has it")
+        if self.kind is BusKind.IEC62056_21:
+            if not self.serial and self.port is None:
+                raise ValueError(
+                    "an iec62056-21 bus needs 'serial' (an optical head, e.g. /dev/ttyUSB0) or 'port' "
+                    "(an optical bridge on TCP at 'host')"
+                )
+            # IEC 62056-21 §6.3.14: the character format is fixed; baud is the highest rate to switch to
+            if "parity" in self.model_fields_set and self.parity != "E":
+                raise ValueError(
+                    "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): parity must be E or omitted"
+                )
+            if "stopbits" in self.model_fields_set and self.stopbits != 1:
+                raise ValueError(
+                    "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): stopbits must be 1 or omitted"
+                )
+        if self.client_sap is not None and self.kind is not BusKind.DLMS:
+            raise ValueError("client_sap: only a bus of kind dlms has it")
+        if self.kind is BusKind.DLMS:
+            return self._dlms()
         mqtt_only = ("username", "password_env", "password_file", "tls", "client_id")
         if self.kind is not BusKind.MQTT:
             given = [f for f in mqtt_only if getattr(self, f) is not None]
@@ -130,6 +168,34 @@ class Bus(StrictModel):
         if (self.password_env or self.password_file) and self.username is None:
             raise ValueError("a password needs a username")
         return self
+
+    def _dlms(self) -> Bus:
+        """A dlms bus: a TCP endpoint or a serial port, an LLS password by password_env or password_file
+        (no username: the client SAP says who the gateway is)."""
+        if not self.serial and self.port is None:
+            raise ValueError(
+                "a dlms bus needs 'port' (TCP at 'host', 4059 for the wrapper) or 'serial' (e.g. /dev/ttyUSB0)"
+            )
+        if self.serial and self.framing == "wrapper":
+            raise ValueError("framing 'wrapper' is for TCP; a serial line uses hdlc or mode-e")
+        given = [f for f in ("username", "tls", "client_id") if getattr(self, f) is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: a dlms bus has a client SAP and a password only")
+        if self.password_env is not None and not ENV_NAME.match(self.password_env):
+            raise ValueError(f"password_env {self.password_env[:40]!r} is not an environment variable name")
+        if self.password_env is not None and self.password_file is not None:
+            raise ValueError("give the password by password_env or password_file, not both")
+        return self
+
+    @property
+    def modbus_framing(self) -> Literal["rtu", "ascii"]:
+        """The frames of a serial Modbus line: ascii when configured, else rtu."""
+        return "ascii" if self.framing == "ascii" else "rtu"
+
+    @property
+    def dlms_framing(self) -> str:
+        """How APDUs travel on a dlms bus: the configured framing, else wrapper on TCP, hdlc on serial."""
+        return self.framing or ("hdlc" if self.serial else "wrapper")
 
     @property
     def mqtt_port(self) -> int:
@@ -361,6 +427,7 @@ class SiteConfig(StrictModel):
     control: ControlConfig | None = None
     publish: list[PublishInstance] | None = Field(default=None, max_length=32)
     modbus_server: ModbusServerConfig | None = None
+    modbus_gateway: ModbusGatewayConfig | None = None
     fleet: FleetConfig | None = None
 
     def bus(self, bus_id: str) -> Bus:

@@ -1,5 +1,7 @@
 """Publishers: what leaves the gateway (issue 12): MQTT publish and HTTP upload. Prometheus metrics are
-served by :mod:`meterhub.web.metrics`; the Modbus server (issue 13) comes later.
+served by :mod:`meterhub.web.metrics`; the Modbus server for a BMS/SCADA (issue 13) is its own sink,
+:mod:`meterhub.publish.modbus_server` (SunSpec models :mod:`~meterhub.publish.sunspec`, the flat map
+:mod:`~meterhub.publish.modbus_map`).
 
 The site file's ``publish:`` instances run as one bus sink (:mod:`meterhub.publish.sink`, ``SinkKind.PUBLISH``)
 with a SPILL subscription; each instance renders its formats (:mod:`~meterhub.publish.formats`,

@@ -9,6 +9,15 @@ availability topic ``<prefix>/status``: ``online`` once connected, ``offline`` a
 and on a clean stop. A circuit that is no longer published gets an empty retained config, which removes
 its entities from Home Assistant.
 
+The gateway itself is a device too (:func:`gateway_device`, identifiers ``meterhub_<site_id>``), so the
+circuits' ``via_device`` names a device that exists. It carries diagnostic entities of the publishing
+instance (:data:`GATEWAY_SENSORS`: broker connectivity, outbox backlog, age of the oldest pending message,
+messages dropped), under node ``<site_id>__gateway`` (a circuit id never starts with ``_``, so no circuit's
+node can be the same) with the state topic ``<prefix>/ha/_gateway/state``. Home Assistant's MQTT sensor
+documentation (``source/_integrations/sensor.mqtt.markdown``) says a sensor's ``entity_category`` "must be
+``diagnostic``", ``via_device`` is the "identifier of a device that routes messages between this device and
+Home Assistant", and a device needs ``identifiers`` or ``connections``.
+
 :data:`HA_SENSORS` follows Home Assistant's sensor documentation (device classes and their units; state
 class ``measurement`` for values at a moment, ``total_increasing`` for registers that only grow, ``total``
 for a net register that may go down). Apparent energy has no device class in Home Assistant, so it goes
@@ -23,15 +32,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum, auto
 
+import meterhub
 from meterhub.model.quantities import CATALOGUE, Q
 from meterhub.model.topology import Phase
 from meterhub.publish.interval import CircuitInfo, CircuitInterval
 
 __all__ = [
+    "GATEWAY",
+    "GATEWAY_SENSORS",
     "HA_SENSORS",
     "DeviceClass",
     "HaSensor",
     "discovery_config",
+    "gateway_configs",
+    "gateway_device",
+    "gateway_state",
     "node_id",
     "object_id",
     "removal",
@@ -158,6 +173,95 @@ def discovery_config(
     if spec.unit is not None:
         cfg["unit_of_measurement"] = spec.unit
     return cfg
+
+
+#: The gateway's place where a circuit id would be in topics and node ids (circuit ids start with [a-z0-9]).
+GATEWAY = "_gateway"
+
+
+@dataclass(frozen=True, slots=True)
+class GatewaySensor:
+    """One diagnostic entity of the gateway device: Home Assistant component (``sensor`` or
+    ``binary_sensor``), object id suffix, name, device_class, state_class and unit (None: none)."""
+
+    component: str
+    key: str
+    name: str
+    device_class: str | None
+    state_class: str | None
+    unit: str | None
+
+
+#: The gateway's diagnostic entities, per publish instance (their values: :func:`gateway_state`).
+#: connectivity: ON while the instance is connected to its broker (binary_sensor device class
+#: ``connectivity``); duration in s (sensor device class ``duration``); counts have no device class.
+GATEWAY_SENSORS: tuple[GatewaySensor, ...] = (
+    GatewaySensor("binary_sensor", "connected", "connected", "connectivity", None, None),
+    GatewaySensor("sensor", "backlog", "backlog", None, "measurement", "messages"),
+    GatewaySensor("sensor", "oldest_pending", "oldest pending message", "duration", "measurement", "s"),
+    GatewaySensor("sensor", "dropped", "messages dropped", None, "total_increasing", "messages"),
+)
+
+
+def _gateway_object(instance: str, sensor: GatewaySensor) -> str:
+    return _UNSAFE.sub("_", f"publish_{instance}_{sensor.key}")
+
+
+def gateway_device(site_id: str, site_name: str) -> dict[str, object]:
+    """The Home Assistant device of the gateway: what every circuit's ``via_device`` names."""
+    return {
+        "identifiers": [f"meterhub_{_UNSAFE.sub('_', site_id)}"],
+        "name": site_name or f"meterhub {site_id}",
+        "manufacturer": MANUFACTURER,
+        "model": "meterhub gateway",
+        "sw_version": meterhub.__version__,
+    }
+
+
+def gateway_configs(
+    discovery_prefix: str,
+    *,
+    site_id: str,
+    site_name: str,
+    instance: str,
+    prefix: str,
+    availability_topic: str,
+) -> list[tuple[str, dict[str, object]]]:
+    """(config topic, config) of each of :data:`GATEWAY_SENSORS` for publish instance ``instance``."""
+    node = node_id(site_id, GATEWAY)
+    out: list[tuple[str, dict[str, object]]] = []
+    for sensor in GATEWAY_SENSORS:
+        obj = _gateway_object(instance, sensor)
+        cfg: dict[str, object] = {
+            "name": f"Publish {instance} {sensor.name}",
+            "unique_id": f"meterhub_{node}_{obj}",
+            "state_topic": state_topic(prefix, GATEWAY),
+            "value_template": f"{{{{ value_json.{obj} }}}}",
+            "entity_category": "diagnostic",
+            "availability_topic": availability_topic,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device": gateway_device(site_id, site_name),
+        }
+        if sensor.device_class is not None:
+            cfg["device_class"] = sensor.device_class
+        if sensor.state_class is not None:
+            cfg["state_class"] = sensor.state_class
+        if sensor.unit is not None:
+            cfg["unit_of_measurement"] = sensor.unit
+        out.append((f"{discovery_prefix}/{sensor.component}/{node}/{obj}/config", cfg))
+    return out
+
+
+def gateway_state(instance: str, *, connected: bool, backlog: int, oldest_age: float, dropped: int) -> bytes:
+    """The gateway's state message for instance ``instance``: connectivity ``ON``/``OFF``, backlog
+    [messages], age of the oldest pending message [s], messages dropped [count]."""
+    values: dict[str, object] = {}
+    for sensor, value in zip(
+        GATEWAY_SENSORS, ("ON" if connected else "OFF", backlog, round(oldest_age), dropped), strict=True
+    ):
+        values[_gateway_object(instance, sensor)] = value
+    return json.dumps(values, separators=(",", ":")).encode()
 
 
 def series_of(ci: CircuitInterval) -> list[tuple[str, Phase | None]]:

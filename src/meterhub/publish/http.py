@@ -325,9 +325,13 @@ def _short(answer: str) -> str:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
         inner = exc.reason
+        if isinstance(inner, ssl.SSLCertVerificationError):  # the same words as the MQTT link
+            return f"connection failed: TLS: certificate verify failed: {inner.verify_message}"
         return (
             f"connection failed: {inner.strerror if isinstance(inner, OSError) and inner.strerror else inner}"
         )
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"connection failed: TLS: certificate verify failed: {exc.verify_message}"
     if isinstance(exc, TimeoutError):
         return "timed out"
     return str(exc) or type(exc).__name__

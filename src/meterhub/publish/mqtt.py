@@ -51,8 +51,8 @@ log = logging.getLogger("meterhub.publish")
 MESSAGE_ID_PROPERTY = "message-id"
 #: The drainer deletes acknowledged messages at least this often [s] (more often when many arrive).
 SETTLE_TICK = 0.05
-#: Acknowledged messages deleted in one transaction at most [count].
-DELETE_BATCH = 500
+#: Acknowledged messages deleted in one transaction at most [count]: one window's worth.
+DELETE_BATCH = 2000
 #: Messages read from the outbox at a time [count].
 READ_AHEAD = 500
 #: Reconnect backoff of the client: first and largest wait [s].
@@ -83,6 +83,49 @@ class MessageIdProperty(Properties):
 
     def __str__(self) -> str:
         return f"[UserProperty: [('{MESSAGE_ID_PROPERTY}', '{self.message_id}')]]"
+
+
+class _Client(paho.Client):
+    """paho's client, remembering why the last connection attempt failed.
+
+    paho's ``on_connect_fail`` callback gets no exception, and its network loop swallows it; without it
+    the health could only say "cannot connect". ``_create_socket`` (TCP connect and TLS handshake) is
+    where a refused port, an unknown host or ``certificate verify failed`` is raised."""
+
+    connect_error: str | None = None
+
+    def _create_socket(self) -> Any:
+        try:
+            sock = super()._create_socket()
+        except ssl.SSLCertVerificationError as exc:
+            self.connect_error = f"TLS: certificate verify failed: {exc.verify_message}"
+            raise
+        except (OSError, ValueError) as exc:  # ssl.SSLError and ssl.CertificateError are among these
+            self.connect_error = f"{type(exc).__name__}: {exc}" if isinstance(exc, ssl.SSLError) else str(exc)
+            raise
+        self.connect_error = None
+        return sock
+
+    def set_inflight_limit(self, limit: int) -> None:
+        """paho's limit of unacknowledged QoS 1 messages (0: none). paho's public setter refuses a change
+        on an established connection, and the broker's Receive Maximum is known only from its CONNACK;
+        this is called from ``on_connect``, before paho sends anything on the new connection."""
+        self._max_inflight_messages = limit
+
+    def queue_beyond(self, limit: int) -> None:
+        """After a reconnect, leave at most ``limit`` unacknowledged QoS 1 messages to be sent at once and
+        queue the others, in order; paho sends them as PUBACKs free room (its inflight limit).
+
+        paho 2.2's ``_messages_reconnect_reset_out`` marks every unacknowledged message for sending
+        whatever its inflight limit (its loop never counts), which would pass the broker's Receive
+        Maximum (MQTT v5 §3.3.4). Called from ``on_connect``, which paho runs before it resends."""
+        with self._out_message_mutex:
+            n = 0
+            for m in self._out_messages.values():
+                if m.qos == 1 and m.state == paho.mqtt_ms_publish:
+                    n += 1
+                    if n > limit:
+                        m.state = paho.mqtt_ms_queued
 
 
 class PublishCredentialsError(Exception):
@@ -141,7 +184,7 @@ class MqttLink:
         self._clock = clock
         addr = inst.address
         self.endpoint = f"{addr.scheme}://{addr.host}:{addr.port}"
-        client = paho.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
         )
         if inst.username is not None:
@@ -159,8 +202,7 @@ class MqttLink:
                 raise PublishCredentialsError(f"publish {inst.id}: TLS files cannot be used: {exc}") from None
         client.will_set(availability_topic, b"offline", qos=1, retain=True)
         client.reconnect_delay_set(BACKOFF_MIN, BACKOFF_MAX)
-        # paho's own inflight limit rescans its whole queue on every PUBACK (O(window) each); the drainer
-        # keeps the window itself, so paho is told "no limit".
+        # Set per connection from the broker's Receive Maximum (_on_connect).
         client.max_inflight_messages_set(0)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -177,7 +219,8 @@ class MqttLink:
         self._fetched = 0  # highest outbox id read into _ahead
         self._done: list[int] = []  # acknowledged, not yet deleted
         self._last_delete = time.monotonic()
-        self._limit = window  # the window, or the broker's Receive Maximum if smaller
+        self._limit = window  # messages handed to paho and not yet acknowledged, at most
+        self._acks_unseen = 0  # acknowledgements since the drainer was last woken for them
         self.sent = 0
         self.acked = 0
         self.last_publish: float | None = None
@@ -195,9 +238,16 @@ class MqttLink:
             self.last_error = error
             return
         was = self.last_error
-        # MQTT v5 §3.3.4: never more unacknowledged QoS 1 messages than the broker's Receive Maximum.
+        # MQTT v5 §3.3.4: never more unacknowledged QoS 1 messages than the broker's Receive Maximum
+        # (65 535 when the broker names none). The drainer hands paho up to `window` messages; paho sends
+        # at most Receive Maximum of them and the next one on each PUBACK, in its own thread — a hop to
+        # the drainer per message halved the rate (bench/publish.py). paho's limit costs a scan of the
+        # unacknowledged messages on every PUBACK, so it is off when the window is within the maximum.
         receive_max = getattr(props, "ReceiveMaximum", None) if props is not None else None
-        self._limit = min(self.window, int(receive_max)) if receive_max else self.window
+        limit = int(receive_max) if receive_max else 65535
+        if isinstance(client, _Client):
+            client.set_inflight_limit(0 if limit >= self.window else limit)
+            client.queue_beyond(limit)
         self._connected = True
         self.last_error = None
         client.publish(self.availability_topic, b"online", qos=1, retain=True)
@@ -207,7 +257,11 @@ class MqttLink:
         self._wake.set()
 
     def _on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
-        reason = f"cannot connect to {self.endpoint} (retrying with backoff up to {BACKOFF_MAX} s)"
+        cause = getattr(client, "connect_error", None)
+        reason = (
+            f"cannot connect to {self.endpoint}{f': {cause}' if cause else ''} "
+            f"(retrying with backoff up to {BACKOFF_MAX} s)"
+        )
         if self.last_error != reason:
             log.warning("publish %s: %s", self.inst.id, reason)
         self.last_error = reason
@@ -225,7 +279,12 @@ class MqttLink:
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         self._acks.append(mid)
-        self._wake.set()
+        # The drainer runs every SETTLE_TICK anyway; waking it for each PUBACK costs a thread switch per
+        # message. Wake it once a quarter of the window came back, so paho's queue never runs dry.
+        self._acks_unseen += 1
+        if self._acks_unseen >= max(1, self.window // 4):
+            self._acks_unseen = 0
+            self._wake.set()
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:

@@ -53,6 +53,7 @@ class InstanceRunner:
     def __init__(self, config: SiteConfig, inst: PublishInstance, data_dir: Path, clock: Callable[[], float]):
         self.inst = inst
         self.site_id = inst.effective_site_id
+        self.site_name = config.site.name
         self.prefix = inst.prefix
         self.availability_topic = f"{self.prefix}/status"
         self.selection = Selection(config, inst)
@@ -117,20 +118,23 @@ class InstanceRunner:
         return self.write(self.aggregator.close(now))
 
     def write(self, done: list[CircuitInterval]) -> int:
-        """Render closed intervals into the outbox (blocking: a committed transaction per interval)."""
+        """Render closed intervals into the outbox (blocking: one committed transaction for all of them —
+        usually one interval; several when the sink catches up, e.g. after its spool was replayed)."""
         if not done or self.outbox is None:
             return 0
-        added = 0
+        messages: list[Message] = []
+        intervals = 0
         for _end, group in groupby(done, key=lambda ci: ci.end):
-            messages = self.render(list(group))
-            self.outbox.put(messages)
-            added += len(messages)
-            self.published_intervals += 1
+            rendered = self.render(list(group))
+            messages.extend(rendered)
+            intervals += 1
             if not self._sized:
-                self._size_outbox(sum(len(m.topic) + len(m.payload) for m in messages))
+                self._size_outbox(sum(len(m.topic) + len(m.payload) for m in rendered))
+        self.outbox.put(messages)
+        self.published_intervals += intervals
         if self.link is not None:
             self.link.wake()
-        return added
+        return len(messages)
 
     def render(self, intervals: list[CircuitInterval]) -> list[Message]:
         """Every message of one interval, in the order they are to arrive."""
@@ -177,9 +181,45 @@ class InstanceRunner:
             out.append(
                 Message(homeassistant.state_topic(self.prefix, ci.circuit.id), state, inst.qos, inst.retain)
             )
+        if intervals:
+            new |= self._gateway_entities(out)
         if new:
             self._save_ha_topics()
         return out
+
+    def _gateway_entities(self, out: list[Message]) -> bool:
+        """Append the gateway device's discovery configs (once) and its diagnostic state (each interval,
+        as the outbox and the link are now); True if a config was new."""
+        inst = self.inst
+        new = False
+        for topic, cfg in homeassistant.gateway_configs(
+            inst.discovery_prefix,
+            site_id=self.site_id,
+            site_name=self.site_name,
+            instance=inst.id,
+            prefix=self.prefix,
+            availability_topic=self.availability_topic,
+        ):
+            if topic not in self._ha_topics:
+                out.append(Message(topic, json.dumps(cfg, separators=(",", ":")).encode(), 1, True))
+                self._ha_topics.add(topic)
+                new = True
+        st = self.outbox.stats() if self.outbox is not None else None
+        link = self.link.state() if self.link is not None else None
+        oldest = st.oldest if st is not None else None
+        state = homeassistant.gateway_state(
+            inst.id,
+            connected=bool(link and link.connected),
+            backlog=st.backlog if st is not None else 0,
+            oldest_age=max(0.0, self._clock() - oldest) if oldest is not None else 0.0,
+            dropped=st.dropped if st is not None else 0,
+        )
+        out.append(
+            Message(
+                homeassistant.state_topic(self.prefix, homeassistant.GATEWAY), state, inst.qos, inst.retain
+            )
+        )
+        return new
 
     def _retire_discovery(self) -> None:
         """Remove the discovery configs of circuits this instance no longer publishes (an empty retained
@@ -199,11 +239,26 @@ class InstanceRunner:
             else set()
         )
         keep_quantities = self.selection.quantities
+        gateway_topics = (
+            {
+                t
+                for t, _ in homeassistant.gateway_configs(
+                    self.inst.discovery_prefix,
+                    site_id=self.site_id,
+                    site_name=self.site_name,
+                    instance=self.inst.id,
+                    prefix=self.prefix,
+                    availability_topic=self.availability_topic,
+                )
+            }
+            if publishing_ha
+            else set()
+        )
         stale = []
         for topic in sorted(previous):
             parts = topic.split("/")
             node, obj = (parts[-3], parts[-2]) if len(parts) >= 4 else ("", "")
-            if node in keep_nodes and obj.rsplit("_", 1)[0] in keep_quantities:
+            if topic in gateway_topics or (node in keep_nodes and obj.rsplit("_", 1)[0] in keep_quantities):
                 self._ha_topics.add(topic)
             else:
                 stale.append(topic)

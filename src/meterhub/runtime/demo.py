@@ -12,6 +12,8 @@ import socket
 from pathlib import Path
 
 import meterhub.sim.adc
+import meterhub.sim.dlms
+import meterhub.sim.iec62056
 import meterhub.sim.io
 import meterhub.sim.modbus_server  # noqa: F401 - importing the simulator modules registers them by bus kind
 from meterhub.config.schema import SiteConfig

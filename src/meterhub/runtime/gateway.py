@@ -20,11 +20,13 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+import meterhub.drivers.dlms
+import meterhub.drivers.iec62056
 import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
-from meterhub.alarms.control import ControlService, ControlSink
+from meterhub.alarms.control import ControlService, ControlSink, ExternalSwitch
 from meterhub.alarms.demand_limit import DemandLimiter
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
@@ -33,10 +35,14 @@ from meterhub.config.schema import SiteConfig
 from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.drivers.io.control import OutputControl
+from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
+from meterhub.publish.modbus_gateway import ModbusGatewayServer
+from meterhub.publish.modbus_server import ModbusServerSink
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
@@ -47,6 +53,8 @@ __all__ = ["Gateway"]
 log = logging.getLogger("meterhub.runtime")
 
 _S = TypeVar("_S")
+#: The actor of relay switches by a Modbus client of the Modbus server, in the audit log.
+MODBUS_CLIENT_ACTOR = "modbus-client"
 
 #: How long shutdown waits for a source or sink task to end, and for a source to close [s]; what does
 #: not stop in time is logged and left behind, so the data is still flushed.
@@ -88,6 +96,8 @@ class Gateway:
         self._storage = storage
         self.energy: EnergyPipeline | None = None
         self.sources: list[Source] = []
+        #: the Modbus gateway of ``modbus_gateway:`` (forwarding to the running lines), once started
+        self.modbus_gateway: ModbusGatewayServer | None = None
         self._source_tasks: list[asyncio.Task[None]] = []
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._records: dict[str, TaskRecord] = {}
@@ -103,6 +113,9 @@ class Gateway:
         # Sinks subscribe when they are built, so a batch emitted before start() still reaches them.
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
+        modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
+        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the audited control path
+            modbus.set_control(lambda: ExternalSwitch(self.control, MODBUS_CLIENT_ACTOR))
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
         self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
         # every output change goes through this one audited path (API, linkage, programs, demand limit)
@@ -162,7 +175,13 @@ class Gateway:
         for sink in self.sinks.values():
             key = f"sink:{sink.name}"
             out[key] = self._supervised(key, sink.health())
+        if self.modbus_gateway is not None:
+            out["service:modbus_gateway"] = self.modbus_gateway.health()
         return out
+
+    def modbus_links(self) -> dict[str, RegisterLink]:
+        """The link each running Modbus source polls its line with (bus id → link)."""
+        return {s.ctx.bus.id: s.link for s in self.sources if isinstance(s, ModbusSource)}
 
     @property
     def control_limiter(self) -> DemandLimiter | None:
@@ -207,7 +226,19 @@ class Gateway:
         return asyncio.create_task(supervise(key, factory, record=rec), name=key)
 
     async def start(self) -> None:
-        """Open the energy stage, start every sink and its pump, then every source."""
+        """Open the energy stage, start every sink and its pump, then every source and the Modbus
+        gateway. If any of them cannot start (a Modbus port in use), what was started is stopped again
+        (data flushed, storage closed) before the error is raised."""
+        try:
+            await self._start()
+        except BaseException:
+            try:
+                await self.stop()
+            except Exception:
+                log.exception("cleaning up after a failed start")
+            raise
+
+    async def _start(self) -> None:
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
         if self.control_limiter is not None:  # the month's peak so far survives a restart
             self.control_limiter.seed_maxima(self.energy.max_demand())
@@ -215,6 +246,12 @@ class Gateway:
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
         self._start_sources()
+        section = self.config.modbus_gateway
+        if section is not None and section.enabled:
+            timeouts = {b.id: b.timeout for b in self.config.buses}
+            gateway = ModbusGatewayServer(section, self.modbus_links, timeouts)
+            await gateway.start()  # a port in use: a ConfigurationError, like the web port
+            self.modbus_gateway = gateway
 
     def _start_sources(self) -> None:
         for bus in self.config.buses:
@@ -274,6 +311,9 @@ class Gateway:
 
         Every sink is stopped even if one fails; the first failure is raised at the end.
         """
+        if self.modbus_gateway is not None:
+            await self.modbus_gateway.stop()
+            self.modbus_gateway = None
         await self._stop_sources()
         await cancel_and_wait(self._sink_tasks, timeout=STOP_TIMEOUT)
         self._sink_tasks = []
@@ -318,4 +358,13 @@ class Gateway:
         self.alarms.reconfigure(validated)
         self._control_sink.reconfigure(validated)
         self._start_sources()
+        modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
+        if isinstance(modbus, ModbusServerSink):
+            modbus.reconfigure(validated)
+        if self.modbus_gateway is not None and validated.modbus_gateway is not None:
+            self.modbus_gateway.reconfigure(
+                validated.modbus_gateway, {b.id: b.timeout for b in validated.buses}
+            )
+        elif (self.modbus_gateway is None) != (validated.modbus_gateway is None):
+            log.warning("modbus_gateway: added or removed; restart meterhub to apply it")
         log.info("configuration applied; acquisition restarted")

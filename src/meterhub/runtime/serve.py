@@ -23,9 +23,11 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from meterhub.bus import SinkKind
 from meterhub.config.schema import SiteConfig
 from meterhub.errors import ConfigurationError
 from meterhub.logs import setup_logging
+from meterhub.publish.modbus_server import ModbusServerSink
 from meterhub.runtime.gateway import STOP_TIMEOUT, Gateway
 from meterhub.runtime.supervise import cancel_and_wait
 
@@ -48,6 +50,8 @@ class Serving:
     gateway: Gateway
     url: str  # the web UI, e.g. http://127.0.0.1:8080/
     simulators: tuple[str, ...]  # endpoints of the demo's simulators, e.g. tcp://127.0.0.1:15020
+    modbus_server: tuple[str, ...] = ()  # where the Modbus server (modbus_server:) listens, e.g. tcp://…:1502
+    modbus_gateway: str = ""  # where the Modbus gateway (modbus_gateway:) listens
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -131,7 +135,10 @@ async def serve(
             web_task = asyncio.create_task(server.serve(sockets=[sock]), name="web server")
             tasks.append(web_task)
         if on_ready is not None:
-            on_ready(Serving(gw, f"http://{host}:{port}/", tuple(s.endpoint for s in sims)))
+            modbus = gw.sinks.get(SinkKind.MODBUS_SERVER)
+            endpoints = tuple(modbus.endpoints) if isinstance(modbus, ModbusServerSink) else ()
+            mgw = gw.modbus_gateway.endpoint if gw.modbus_gateway is not None else ""
+            on_ready(Serving(gw, f"http://{host}:{port}/", tuple(s.endpoint for s in sims), endpoints, mgw))
         waiter = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()

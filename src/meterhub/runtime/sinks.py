@@ -26,6 +26,7 @@ from meterhub.drivers.base import ComputesRegisters
 from meterhub.live import live_cache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import SeriesKey
+from meterhub.publish.modbus_server import modbus_server_sink
 from meterhub.publish.sink import publish_sink
 from meterhub.runtime.supervise import TaskRecord, supervise
 from meterhub.storage.base import Storage
@@ -269,6 +270,7 @@ SINK_FACTORIES: Mapping[SinkKind, SinkFactory] = {
     SinkKind.STORAGE: storage_sink,
     SinkKind.PUBLISH: publish_sink,  # subscribes only when the site has an enabled publish: instance
     SinkKind.ALARMS: alarm_sink,
+    SinkKind.MODBUS_SERVER: modbus_server_sink,  # subscribes only when the site has a modbus_server: section
     SinkKind.CONTROL: control_sink,  # the outputs' audited path; the gateway wires its output driver
 }
 _missing = set(SinkKind) - set(SINK_FACTORIES)
@@ -277,12 +279,14 @@ if _missing:  # pragma: no cover - a programming error, caught by the first impo
 
 
 #: The sinks every gateway runs, in start order (the live view first: the web reads it from the start).
-#: The publish sink is always composed; without an enabled ``publish:`` instance it subscribes to nothing.
-#: The alarm sink is always composed too: the built-in system rules (device offline …) need no configuration.
+#: The publish and Modbus server sinks are always composed; without an enabled ``publish:`` instance or
+#: ``modbus_server:`` section they subscribe to nothing. The alarm sink is always composed too: the
+#: built-in system rules (device offline …) need no configuration.
 CORE_SINKS: tuple[SinkKind, ...] = (
     SinkKind.LIVE,
     SinkKind.STORAGE,
     SinkKind.PUBLISH,
+    SinkKind.MODBUS_SERVER,
     SinkKind.ALARMS,
     SinkKind.CONTROL,
 )

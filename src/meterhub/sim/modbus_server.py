@@ -63,6 +63,12 @@ class Framing(StrEnum):
     TCP = "tcp"  # Modbus TCP: MBAP header (Modbus Messaging on TCP/IP Implementation Guide V1.0b)
     RTU = "rtu"  # RTU frames on a serial port (Modbus over Serial Line V1.02 §2.5.1)
     RTU_OVER_TCP = "rtu-over-tcp"  # RTU frames through a transparent RS485-to-Ethernet converter
+    ASCII = "ascii"  # ASCII frames on a serial port (Modbus over Serial Line V1.02 §2.5.2)
+    ASCII_OVER_TCP = "ascii-over-tcp"  # ASCII frames through a transparent serial-to-Ethernet converter
+
+
+_SERIAL = (Framing.RTU, Framing.ASCII)
+_ASCII = (Framing.ASCII, Framing.ASCII_OVER_TCP)
 
 
 _FC_TABLE = {
@@ -189,6 +195,7 @@ async def serve_devices(
     baud: int = 9600,
     parity: str = "N",
     stopbits: int = 1,
+    bytesize: int | None = None,
     line_baud: int | None = None,
 ) -> ModbusSimServer:
     """Start serving ``devices`` (unit id → device); ``port=0`` picks a free loopback port.
@@ -200,20 +207,23 @@ async def serve_devices(
     kind = Framing(kind)
     context = SimBusContext(DictTable(devices) if isinstance(devices, dict) else devices, line_baud=line_baud)
     server: ModbusTcpServer | ModbusSerialServer
-    if kind is Framing.RTU:
+    if kind in _SERIAL:
         if not serial:
             raise ValueError("a serial simulator needs a device path")
         server = ModbusSerialServer(
             _placeholder(),
-            framer=FramerType.RTU,
+            framer=FramerType.ASCII if kind is Framing.ASCII else FramerType.RTU,
             port=serial,
             baudrate=baud,
             parity=parity,
             stopbits=stopbits,
+            bytesize=bytesize or (7 if kind is Framing.ASCII else 8),
             ignore_missing_devices=True,
         )
     else:
-        framer = FramerType.SOCKET if kind is Framing.TCP else FramerType.RTU
+        framer = {Framing.TCP: FramerType.SOCKET, Framing.ASCII_OVER_TCP: FramerType.ASCII}.get(
+            kind, FramerType.RTU
+        )
         server = ModbusTcpServer(
             _placeholder(),
             framer=framer,
@@ -223,13 +233,13 @@ async def serve_devices(
         )
     server.context = context  # type: ignore[assignment]  # our datastore (same async interface)
     await server.serve_forever(background=True)
-    if kind is Framing.RTU:
+    if kind in _SERIAL:
         endpoint = f"serial://{serial}"
     else:
         listener = server.transport
         sockets = getattr(listener, "sockets", None)
         bound = sockets[0].getsockname()[1] if sockets else port
-        scheme = "tcp" if kind is Framing.TCP else "rtu+tcp"
+        scheme = {Framing.TCP: "tcp", Framing.ASCII_OVER_TCP: "ascii+tcp"}.get(kind, "rtu+tcp")
         endpoint = f"{scheme}://{host}:{bound}"
     log.info("simulating %d Modbus device(s) on %s", len(context.device_ids()), endpoint)
     return ModbusSimServer(server, context, endpoint)
@@ -319,15 +329,19 @@ def _io_simulation(ctx: SimContext) -> ValueModel:
 async def modbus_simulator(ctx: SimContext) -> SimServer:
     """Simulator factory for the Modbus bus kinds: serve the bus's devices where the bus points."""
     bus = ctx.bus
+    kind = _KIND[bus.kind]
+    if bus.framing == "ascii":
+        kind = {Framing.RTU: Framing.ASCII, Framing.RTU_OVER_TCP: Framing.ASCII_OVER_TCP}[kind]
     return await serve_devices(
         table_for(ctx),
-        kind=_KIND[bus.kind],
+        kind=kind,
         host=bus.host,
         port=bus.port or 0,
         serial=bus.serial,
         baud=bus.baud,
         parity=bus.parity,
         stopbits=bus.stopbits,
+        bytesize=bus.bytesize,
     )
 
 

@@ -9,7 +9,9 @@ retain flag and the time it was created [s since the epoch]. A message counts on
 (fsync), so a ``kill -9`` loses nothing that :meth:`Outbox.put` returned for, and a message whose
 delivery was not yet acknowledged is sent again after a restart — with the same id.
 
-Delivery is oldest first (:meth:`Outbox.peek` by increasing id). A row is deleted only by
+Delivery is oldest first (:meth:`Outbox.peek` by increasing id). Messages put by this process are also
+kept in memory, uncompressed, up to :data:`FRESH_BYTES`, so a link that keeps up reads them without a
+query or a decompression; a backlog older than that is read from the file. A row is deleted only by
 :meth:`Outbox.ack` (committed without fsync: a deletion lost in a power cut sends that message again,
 with its id), which the MQTT client calls when the broker acknowledged it (PUBACK for QoS 1; for
 QoS 0 when paho wrote it to the socket — QoS 0 promises no more).
@@ -28,6 +30,7 @@ import sqlite3
 import threading
 import time
 import zlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +53,9 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 """
 #: Payloads of at least this many bytes are stored zlib-compressed (JSON shrinks 5–10×) [B].
 COMPRESS_FROM = 256
+#: Messages put by this process are also kept in memory (uncompressed) up to this many bytes, so the
+#: link that drains the outbox reads them without a query and a decompression [B].
+FRESH_BYTES = 8 * 2**20
 #: Bytes a row costs beyond its topic and payload (id, qos, retain, created, SQLite's row header),
 #: counted so that many tiny messages cannot pass the bound unnoticed [B].
 ROW_OVERHEAD = 32
@@ -136,6 +142,10 @@ class Outbox:
         self._oldest: float | None = oldest
         self.dropped = int(row[0]) if row else 0
         self.last_drop_warning: str | None = None
+        # id → message, for ids put by this process and still in the file; consecutive ids (one put
+        # after another), evicted oldest first past FRESH_BYTES, removed when acknowledged or dropped.
+        self._fresh: OrderedDict[int, StoredMessage] = OrderedDict()
+        self._fresh_bytes = 0
 
     # -- writing ----------------------------------------------------------------------------------
     def put(self, messages: Sequence[Message]) -> list[int]:
@@ -167,6 +177,11 @@ class Outbox:
             self._size += added
             if self._oldest is None:
                 self._oldest = now
+            for i, m in zip(ids, messages, strict=True):
+                self._fresh[i] = StoredMessage(i, m.topic, m.payload, m.qos, m.retain, now)
+                self._fresh_bytes += len(m.payload)
+            while self._fresh_bytes > FRESH_BYTES:
+                self._fresh_bytes -= len(self._fresh.popitem(last=False)[1].payload)
             self._enforce_bounds(now)
         return ids
 
@@ -199,6 +214,8 @@ class Outbox:
             if cut:
                 dropped += self._drop_where("id <= ?", (cut,))
         if dropped:
+            self._fresh.clear()
+            self._fresh_bytes = 0
             self.dropped += dropped
             self._db.execute(
                 "INSERT INTO counters (name, value) VALUES ('dropped', ?) "
@@ -235,16 +252,24 @@ class Outbox:
     def peek(self, after: int = 0, limit: int = 500) -> list[StoredMessage]:
         """Up to ``limit`` messages with an id greater than ``after``, oldest first."""
         with self._lock:
+            # From memory while the next id was put by this process and is still here (consecutive ids:
+            # nothing else can lie between); the rest, if any, from the file.
+            out: list[StoredMessage] = []
+            while len(out) < limit and (m := self._fresh.get(after + 1)) is not None:
+                out.append(m)
+                after += 1
+            if len(out) == limit:
+                return out
             try:
                 rows = self._db.execute(
                     "SELECT id, topic, payload, qos, retain, created, zlib FROM outbox WHERE id > ? "
                     "ORDER BY id LIMIT ?",
-                    (after, limit),
+                    (after, limit - len(out)),
                 ).fetchall()
             except sqlite3.Error as exc:
                 raise OutboxError(f"outbox {self.path}: cannot read: {exc}") from exc
         try:
-            return [
+            return out + [
                 StoredMessage(int(i), t, zlib.decompress(p) if z else bytes(p), int(q), bool(r), float(c))
                 for i, t, p, q, r, c, z in rows
             ]
@@ -256,6 +281,7 @@ class Outbox:
         keys = sorted(set(ids))
         if not keys:
             return 0
+        ids_deleted = keys
         n = size = 0
         with self._lock:
             try:
@@ -263,6 +289,17 @@ class Outbox:
                 # The next put's FULL commit syncs the log with these deletions in it.
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("BEGIN IMMEDIATE")
+                if keys[-1] - keys[0] + 1 == len(keys):
+                    # Consecutive ids (the usual case: acknowledgements come in send order): the range
+                    # holds exactly these ids, so one range DELETE on the primary key does it.
+                    c, s = self._db.execute(
+                        "SELECT COUNT(*), COALESCE(SUM(LENGTH(topic) + LENGTH(payload)), 0) FROM outbox "
+                        "WHERE id BETWEEN ? AND ?",
+                        (keys[0], keys[-1]),
+                    ).fetchone()
+                    self._db.execute("DELETE FROM outbox WHERE id BETWEEN ? AND ?", (keys[0], keys[-1]))
+                    n, size = int(c), int(s)
+                    keys = []
                 for k in range(0, len(keys), 500):
                     chunk = keys[k : k + 500]
                     marks = ",".join("?" * len(chunk))
@@ -282,11 +319,24 @@ class Outbox:
                 self._db.execute("PRAGMA synchronous=FULL")
             self._count -= n
             self._size -= size + ROW_OVERHEAD * n
+            for k in ids_deleted:
+                m = self._fresh.pop(k, None)
+                if m is not None:
+                    self._fresh_bytes -= len(m.payload)
             if self._count <= 0:
                 self._count, self._size, self._oldest = 0, 0, None
             else:
                 self._oldest = self._first_created()
         return n
+
+    def holds(self, message_id: int) -> bool:
+        """True while message ``message_id`` waits in the outbox (not yet delivered nor dropped)."""
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT 1 FROM outbox WHERE id = ?", (message_id,)).fetchone()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox {self.path}: cannot read: {exc}") from exc
+        return row is not None
 
     # -- state ------------------------------------------------------------------------------------
     def stats(self) -> OutboxStats:

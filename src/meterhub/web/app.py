@@ -34,7 +34,7 @@ from meterhub.web import (
 )
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
-from meterhub.web.routers import alarms, io_points, outputs, registers, reports
+from meterhub.web.routers import alarms, io_points, outputs, publish, registers, reports
 from meterhub.web.stream import StreamHub
 
 __all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
@@ -74,6 +74,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     registers.router,
     alarms.router,  # alarms, acknowledge, shelve; alarm rules
     ingest.router,  # POST /api/v1/ingest: uploads of other gateways
+    publish.router,  # GET /api/v1/publish, POST /api/v1/publish/{id}/test
     metrics.router,  # GET /metrics for Prometheus
     docs.router,  # self-hosted Swagger UI and ReDoc under the same CSP (not in the OpenAPI document)
 )

@@ -22,6 +22,8 @@ parameter type     what                                                         
 :data:`Receiver`   :class:`IngestTarget`: readings received by ``/ingest``        ``storage``, ``flush_async``
 :class:`Monitor`   read-through view for ``/metrics``: component health,          ``health()``, ``sinks``
                    storage flushes, and the views above at scrape time
+:data:`Publishing` :class:`PublishView`: the running publish sink and the site's   ``sinks``, ``config``
+                   ``publish:`` instances
 =================  ============================================================  =============================
 
 Every dependency takes an :class:`~starlette.requests.HTTPConnection`, so WebSocket routes use them too.
@@ -45,11 +47,12 @@ from meterhub.alarms.control import ControlService
 from meterhub.alarms.demand_limit import DemandLimiter
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import SinkKind
+from meterhub.config.publish import PublishInstance
 from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.scan import ScanResult, scan_line
-from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.drivers.modbus.transport import ModbusLink, TransportKind, with_framing
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
 from meterhub.live import LiveCache
@@ -57,6 +60,7 @@ from meterhub.model import quantities
 from meterhub.model.health import Health
 from meterhub.model.readings import Reading, SeriesKey, iso_utc
 from meterhub.profiles import all_profiles
+from meterhub.publish.sink import PublishSink
 from meterhub.runtime import Gateway
 from meterhub.runtime.sinks import StorageSink
 from meterhub.storage.base import Storage
@@ -74,6 +78,8 @@ __all__ = [
     "Monitor",
     "Monitored",
     "Pipeline",
+    "PublishView",
+    "Publishing",
     "Receiver",
     "Runtime",
     "RuntimeInfo",
@@ -309,7 +315,7 @@ class Control:
         if transport is None:
             raise ConflictError(f"bus {bus_id!r} is {bus.kind.value}; only Modbus buses can be scanned")
         link = ModbusLink(
-            transport,
+            with_framing(transport, bus.modbus_framing),
             host=bus.host,
             port=bus.port or 502,
             serial=bus.serial,
@@ -317,6 +323,7 @@ class Control:
             parity=bus.parity,
             stopbits=bus.stopbits,
             timeout=timeout,
+            bytesize=bus.bytesize,
         )
         try:
             result = await scan_line(link, units, all_profiles())
@@ -353,6 +360,25 @@ def get_ingest_target(conn: HTTPConnection) -> IngestTarget:
     return IngestTarget(_gateway(conn))
 
 
+# -- publish ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PublishView:
+    """The publish instances as ``/api/v1/publish`` sees them: ``sink`` (None when the gateway runs
+    none), the site file's ``instances`` (enabled or not) and the gateway's clock [s since the epoch]."""
+
+    sink: PublishSink | None
+    instances: list[PublishInstance]
+    clock: Callable[[], float]
+
+
+def get_publish(conn: HTTPConnection) -> PublishView:
+    gw = _gateway(conn)
+    sink = gw.sinks.get(SinkKind.PUBLISH)
+    return PublishView(
+        sink if isinstance(sink, PublishSink) else None, list(gw.config.publish or []), gw.clock
+    )
+
+
 Config = Annotated[ConfigView, Depends(get_config)]
 Monitored = Annotated[Monitor, Depends(get_monitor)]
 Runtime = Annotated[RuntimeInfo, Depends(get_runtime)]
@@ -364,6 +390,7 @@ Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
 Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
+Publishing = Annotated[PublishView, Depends(get_publish)]
 
 
 # -- request parsing and answer shapes ----------------------------------------------------------------

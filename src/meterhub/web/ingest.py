@@ -17,6 +17,11 @@ message whose first series already has a value at its ``ts`` counts as a duplica
 twice stores once. A repeated ``Idempotency-Key`` with the same body is answered from memory (the last
 :data:`KEYS_KEPT` keys) without touching the database.
 
+What was uploaded can be read back like the receiver's own circuits (any signed-in user):
+``GET /api/v1/ingest/series`` lists the uploaded circuits with their series, and
+``GET /api/v1/circuits/{site}/{circuit}/history`` answers exactly as ``/circuits/{circuit_id}/history``
+does for a circuit of the site file (same parameters, same answer; ``circuit`` is ``<site>/<circuit>``).
+
 Answers: 200 ``{"accepted", "duplicates", "refused": [{"index", "reason"}]}`` — a well-formed message
 whose values cannot be taken (an unknown quantity, a unit other than the catalogue's, a value that is
 not finite) is refused alone so that the rest of the batch is stored; 422 when the body is not a JSON
@@ -34,26 +39,32 @@ import math
 import re
 import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from meterhub.errors import NotFoundError
 from meterhub.model.formats import METERHUB_JSON_SCHEMA
-from meterhub.model.quantities import CATALOGUE, Kind
-from meterhub.model.readings import Quality, Reading
+from meterhub.model.quantities import CATALOGUE, Kind, Q
+from meterhub.model.readings import Quality, Reading, SeriesKey, iso_utc
 from meterhub.model.topology import Phase
-from meterhub.web.auth import Principal, require_admin
-from meterhub.web.deps import IngestTarget, Receiver
+from meterhub.storage.base import Storage
+from meterhub.storage.rollup import auto_resolution
+from meterhub.web.auth import Principal, require_admin, require_live
+from meterhub.web.deps import IngestTarget, Receiver, Runtime, Store, bad_param, query_time
+from meterhub.web.live_api import MAX_POINTS, HistoryOut, HistoryPointOut
 
-__all__ = ["INGEST_MAX", "INGEST_MESSAGES_MAX", "KEYS_KEPT", "IngestAnswer", "router"]
+__all__ = ["INGEST_MAX", "INGEST_MESSAGES_MAX", "KEYS_KEPT", "IngestAnswer", "UploadedCircuit", "router"]
 
 log = logging.getLogger("meterhub.web.ingest")
 
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 
 ADMIN = Annotated[Principal, Depends(require_admin)]
+LIVE = Annotated[Principal, Depends(require_live)]
 
 #: Largest decompressed body [bytes] (a batch of 500 meterhub-json messages of 20 values is ~1.5 MB).
 INGEST_MAX: Final = 16 * 1024 * 1024
@@ -309,3 +320,145 @@ def _split_duplicates(
         seen.add(ident)
         fresh.append(m)
     return fresh, duplicates
+
+
+# -- reading back what was uploaded --------------------------------------------------------------------
+class UploadedSeries(BaseModel):
+    quantity: str = Field(description="catalogue id")
+    phase: str | None = Field(description="L1, L2, L3, N, total or null")
+    unit: str
+
+
+class UploadedCircuit(BaseModel):
+    """One circuit another gateway uploaded: its series are stored under ``<site>/<circuit>``."""
+
+    site: str
+    circuit: str
+    series_id: str = Field(description="'<site>/<circuit>': the circuit id of its values in storage")
+    series: list[UploadedSeries]
+
+
+def _uploaded(store: Storage) -> dict[str, list[SeriesKey]]:
+    """``<site>/<circuit>`` → its stored series (only uploaded circuits have a '/' in their id)."""
+    out: dict[str, list[SeriesKey]] = {}
+    for key in store.series():
+        if "/" in key.circuit:
+            out.setdefault(key.circuit, []).append(key)
+    return out
+
+
+@router.get(
+    "/ingest/series",
+    response_model=list[UploadedCircuit],
+    summary="Circuits uploaded by other gateways and their series",
+)
+def uploaded_series(store: Store, _: LIVE) -> list[UploadedCircuit]:
+    out = []
+    for series_id, keys in sorted(_uploaded(store).items()):
+        site, circuit = series_id.split("/", 1)
+        out.append(
+            UploadedCircuit(
+                site=site,
+                circuit=circuit,
+                series_id=series_id,
+                series=[
+                    UploadedSeries(
+                        quantity=k.quantity,
+                        phase=k.phase.value if k.phase is not None else None,
+                        unit=CATALOGUE[k.quantity].unit if k.quantity in CATALOGUE else "",
+                    )
+                    for k in keys
+                ],
+            )
+        )
+    return out
+
+
+@router.get(
+    "/circuits/{site}/{circuit}/history",
+    response_model=HistoryOut,
+    summary="History of one series uploaded by another gateway (circuit '<site>/<circuit>')",
+    responses={
+        404: {"description": "nothing uploaded for that circuit"},
+        422: {"description": "bad parameter"},
+    },
+)
+def uploaded_history(
+    site: str,
+    circuit: str,
+    rt: Runtime,
+    store: Store,
+    _: LIVE,
+    quantity: Annotated[str, Query(description="catalogue id", max_length=64)] = Q.ACTIVE_POWER,
+    phase: Annotated[
+        str | None, Query(description="L1, L2, L3, N, total or none (default: total)", max_length=8)
+    ] = None,
+    start: Annotated[str | None, Query(description="ISO 8601 or Unix seconds (default end − 1 h)")] = None,
+    end: Annotated[str | None, Query(description="ISO 8601 or Unix seconds (default now)")] = None,
+    resolution: Annotated[
+        Literal["auto", "raw", "1min", "15min", "1h", "1d"], Query(description="bucket size")
+    ] = "auto",
+) -> HistoryOut:
+    """The same answer as ``/circuits/{circuit_id}/history``, for circuit ``<site>/<circuit>``."""
+    series_id = f"{site}/{circuit}"
+    uploaded = _uploaded(store)
+    keys = uploaded.get(series_id)
+    if keys is None:
+        known = ", ".join(sorted(uploaded)[:20]) or "none"
+        raise NotFoundError(f"nothing uploaded for circuit {series_id!r} (uploaded: {known})")
+    q = CATALOGUE.get(quantity)
+    if q is None:
+        raise bad_param("query", "quantity", f"unknown quantity {quantity[:64]!r}")
+    ph = _phase(phase, [k.phase for k in keys if k.quantity == q.id], q.phases)
+    t_end = query_time(end, "end") if end is not None else rt.clock()
+    t_start = query_time(start, "start") if start is not None else t_end - 3600
+    if t_start >= t_end:
+        raise bad_param("query", "start", "start must be before end")
+    res = auto_resolution(t_start, t_end) if resolution == "auto" else resolution
+    if res == "raw" and t_end - t_start > 31 * 86400:
+        raise bad_param(
+            "query", "resolution", "raw data is limited to 31 days per request; use 1min or coarser"
+        )
+    try:
+        points = store.history(SeriesKey(series_id, q.id, ph), t_start, t_end, res)
+    except ValueError as exc:
+        raise bad_param("query", "resolution", str(exc)) from None
+    if len(points) > MAX_POINTS:  # bounded answers, as for the site's own circuits
+        step = -(-len(points) // MAX_POINTS)
+        points = points[::step] if (len(points) - 1) % step == 0 else [*points[::step], points[-1]]
+    return HistoryOut(
+        circuit=series_id,
+        quantity=q.id,
+        phase=ph.value if ph else None,
+        unit=q.unit,
+        resolution=res,
+        start=iso_utc(t_start),
+        end=iso_utc(t_end),
+        points=[
+            HistoryPointOut(
+                ts=iso_utc(p.ts),
+                mean=p.mean,
+                min=p.min,
+                max=p.max,
+                last=p.last,
+                count=p.count,
+                quality=p.quality,
+                delta=p.delta,
+            )
+            for p in points
+        ],
+    )
+
+
+def _phase(text: str | None, stored: list[Phase | None], allowed: Sequence[Phase]) -> Phase | None:
+    """The phase asked for; by default total (or the one phase the quantity was uploaded with)."""
+    if text is None or text == "":
+        if Phase.TOTAL in stored or not stored:
+            return Phase.TOTAL if Phase.TOTAL in allowed else (allowed[0] if allowed else None)
+        return stored[0]
+    if text.lower() in ("none", "null", "-"):
+        return None
+    try:
+        return Phase("total" if text.lower() == "total" else text.upper())
+    except ValueError:
+        raise bad_param("query", "phase", f"{text[:8]!r} is not one of L1, L2, L3, N, total, none") from None

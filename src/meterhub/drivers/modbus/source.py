@@ -41,7 +41,7 @@ from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, devi
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.spectra import circuit_spectra
-from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind
+from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind, with_framing
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
 from meterhub.profiles import get_profile
@@ -65,9 +65,9 @@ _TRANSPORT = {
 
 
 def link_for_bus(bus: Bus) -> ModbusLink:
-    """The real line a configured Modbus bus describes (TCP, RTU on a serial port, RTU over TCP)."""
+    """The real line a configured Modbus bus describes (TCP, RTU or ASCII on a serial port or over TCP)."""
     return ModbusLink(
-        _TRANSPORT[bus.kind],
+        with_framing(_TRANSPORT[bus.kind], bus.modbus_framing),
         host=bus.host,
         port=bus.port or 502,
         serial=bus.serial,
@@ -75,6 +75,7 @@ def link_for_bus(bus: Bus) -> ModbusLink:
         parity=bus.parity,
         stopbits=bus.stopbits,
         timeout=bus.timeout,
+        bytesize=bus.bytesize,
     )
 
 

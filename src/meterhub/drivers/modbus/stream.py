@@ -1,5 +1,5 @@
-"""One TCP connection carrying Modbus frames — Modbus TCP (MBAP) or RTU frames through a transparent
-RS485-to-Ethernet converter — one request at a time, on asyncio streams.
+"""One TCP connection carrying Modbus frames — Modbus TCP (MBAP), or RTU or ASCII frames through a
+transparent RS485-to-Ethernet converter — one request at a time, on asyncio streams.
 
 What arrives is matched to the request in flight, never taken on trust:
 
@@ -8,7 +8,7 @@ What arrives is matched to the request in flight, never taken on trust:
 * on Modbus TCP an answer must carry the request's transaction id; frames with another id are
   dropped and counted, and the wait goes on for the right one (Modbus Messaging on TCP/IP
   Implementation Guide V1.0b §3.1.3: the client matches answers by transaction id);
-* on RTU a frame from another unit is dropped the same way (on a shared line: a collision, or a
+* on RTU and ASCII a frame from another unit is dropped the same way (on a shared line: a collision, or a
   device answering late);
 * a frame that cannot be cut out of the stream (a bad MBAP header, an RTU function code without a
   known length, a CRC error, a frame cut off at the timeout) is a :class:`~.errors.ModbusFrameError`;
@@ -24,6 +24,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from meterhub.drivers.modbus.ascii import ascii_adu, cut_ascii
 from meterhub.drivers.modbus.errors import (
     LineStats,
     ModbusConnectionError,
@@ -47,6 +48,7 @@ class StreamChannel:
     ----------
     host, port : the endpoint.
     rtu : True for RTU frames (RTU over TCP), False for Modbus TCP.
+    ascii : True for Modbus ASCII frames (ASCII over TCP, Modbus over Serial Line V1.02 §2.5.2).
     timeout : how long to wait for an answer and for the connection. [s]
     stats : the line's counters (shared with the link).
     trace : called with (sending, bytes) for everything sent and received.
@@ -58,11 +60,13 @@ class StreamChannel:
         port: int,
         *,
         rtu: bool,
+        ascii: bool = False,
         timeout: float,
         stats: LineStats,
         trace: Callable[[bool, bytes], object],
     ) -> None:
         self.host, self.port, self.rtu, self.timeout = host, port, rtu, timeout
+        self.ascii = ascii
         self.stats = stats
         self.trace = trace
         self._reader: asyncio.StreamReader | None = None
@@ -75,7 +79,8 @@ class StreamChannel:
 
     @property
     def endpoint(self) -> str:
-        return f"{'rtu+tcp' if self.rtu else 'tcp'}://{self.host}:{self.port}"
+        scheme = "ascii+tcp" if self.ascii else "rtu+tcp" if self.rtu else "tcp"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def connected(self) -> bool:
@@ -140,7 +145,7 @@ class StreamChannel:
     async def _resync(self) -> None:
         """After a bad frame: RTU waits for the line to fall silent and drops what came; TCP, whose
         framing cannot be recovered inside the stream, starts again on a new connection."""
-        if self.rtu:
+        if self.rtu or self.ascii:
             loop = asyncio.get_running_loop()
             quiet_until = loop.time() + _RESYNC_SILENCE
             while await self._wait(quiet_until):
@@ -163,7 +168,9 @@ class StreamChannel:
             )
             self._buf.clear()
         pdu = req.pdu()
-        if self.rtu:
+        if self.ascii:
+            adu = ascii_adu(req.unit, pdu)
+        elif self.rtu:
             adu = rtu_adu(req.unit, pdu)
         else:
             self._tid = self._tid % 0xFFFF + 1
@@ -205,7 +212,16 @@ class StreamChannel:
         """The PDU answering ``req`` from the bytes received so far, dropping frames that answer
         something else; None while it has not arrived."""
         while True:
-            if self.rtu:
+            if self.ascii:  # delimited frames: any length, cut without knowing the function code
+                acut = cut_ascii(self._buf)
+                if acut is None:
+                    return None
+                unit, pdu, n = acut
+                del self._buf[:n]
+                if unit == req.unit:
+                    return pdu
+                strays.append(f"a frame from unit {unit} dropped")
+            elif self.rtu:
                 buf = self._buf
                 if len(buf) >= 3 and buf[0] == req.unit and buf[1] == req.function and req.function in READS:
                     # RTU has no length field: a wrong byte count would make us wait for bytes that

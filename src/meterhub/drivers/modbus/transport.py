@@ -1,9 +1,9 @@
-"""Transports: one Modbus line — Modbus TCP, RTU over TCP, RTU on a local serial port.
+"""Transports: one Modbus line — Modbus TCP, RTU or ASCII over TCP, RTU or ASCII on a local serial port.
 
-The two TCP framings run on meterhub's own framer (:mod:`.framing`, :mod:`.stream`): it matches every
+The TCP framings run on meterhub's own framer (:mod:`.framing`, :mod:`.ascii`, :mod:`.stream`): it matches every
 answer to the request in flight (transaction id, unit, function, byte count), drops stray and
 duplicated frames, and resynchronises after a bad one. A local serial port uses pymodbus' serial
-client (``retries=0``, its "close after N silent requests" off: the scheduler decides about retries,
+client (its RTU or ASCII framer) (``retries=0``, its "close after N silent requests" off: the scheduler decides about retries,
 and a silent device must not take its whole line down).
 
 Library and socket errors become our own typed errors at this boundary (STYLE.md §7,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -51,9 +51,11 @@ __all__ = [
     "ModbusLink",
     "ModbusTimeout",
     "RegisterLink",
+    "SERIAL_KINDS",
     "TransportKind",
     "exception_response",
     "no_response",
+    "with_framing",
 ]
 
 log = logging.getLogger("meterhub.modbus")
@@ -68,6 +70,18 @@ class TransportKind(StrEnum):
     TCP = "tcp"  # Modbus TCP (MBAP header, Modbus Messaging on TCP/IP Implementation Guide V1.0b)
     RTU = "rtu"  # RTU frames on a local serial port (Modbus over Serial Line V1.02 §2.5.1)
     RTU_OVER_TCP = "rtu-over-tcp"  # RTU frames through a transparent RS485-to-Ethernet converter
+    ASCII = "ascii"  # ASCII frames on a local serial port (Modbus over Serial Line V1.02 §2.5.2)
+    ASCII_OVER_TCP = "ascii-over-tcp"  # ASCII frames through a transparent serial-to-Ethernet converter
+
+
+#: The kinds on a local serial port (pymodbus' serial client); the others run on :mod:`.stream`.
+SERIAL_KINDS = frozenset((TransportKind.RTU, TransportKind.ASCII))
+_ASCII_OF = {TransportKind.RTU: TransportKind.ASCII, TransportKind.RTU_OVER_TCP: TransportKind.ASCII_OVER_TCP}
+
+
+def with_framing(kind: TransportKind, framing: str) -> TransportKind:
+    """The transport of a serial line (RTU, RTU over TCP) with the bus's ``framing`` (``rtu`` or ``ascii``)."""
+    return _ASCII_OF.get(kind, kind) if framing == "ascii" else kind
 
 
 class RegisterLink(Protocol):
@@ -132,9 +146,14 @@ class ModbusLink:
     parity: str = "N"
     stopbits: int = 1
     timeout: float = 1.0
+    #: data bits of a serial line; None: 8 for RTU, 7 for ASCII (Modbus over Serial Line V1.02 §2.5)
+    bytesize: int | None = None
     stats: LineStats = field(default_factory=LineStats)
 
     def __post_init__(self) -> None:
+        #: called with (function, unit, start, values) after every successful read — polling's and
+        #: anyone else's on this line (the Modbus gateway keeps its answer cache with it)
+        self.observers: list[Callable[[Function, int, int, list[int]], None]] = []
         self._client: AsyncModbusSerialClient | None = None
         self._stream: StreamChannel | None = None
         self._lock = asyncio.Lock()
@@ -148,9 +167,12 @@ class ModbusLink:
 
     @property
     def endpoint(self) -> str:
-        if self.kind is TransportKind.RTU:
-            return f"serial://{self.serial}?{self.baud}{self.parity}{self.stopbits}"
-        scheme = "tcp" if self.kind is TransportKind.TCP else "rtu+tcp"
+        if self.kind in SERIAL_KINDS:
+            ascii = "&ascii" if self.kind is TransportKind.ASCII else ""
+            return f"serial://{self.serial}?{self.baud}{self.parity}{self.stopbits}{ascii}"
+        scheme = {TransportKind.TCP: "tcp", TransportKind.ASCII_OVER_TCP: "ascii+tcp"}.get(
+            self.kind, "rtu+tcp"
+        )
         return f"{scheme}://{self.host}:{self.port}"
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
@@ -169,6 +191,7 @@ class ModbusLink:
                 self.host,
                 self.port,
                 rtu=self.kind is TransportKind.RTU_OVER_TCP,
+                ascii=self.kind is TransportKind.ASCII_OVER_TCP,
                 timeout=self.timeout,
                 stats=self.stats,
                 trace=self._trace,
@@ -197,13 +220,14 @@ class ModbusLink:
     def _make_client(self) -> AsyncModbusSerialClient:
         if not self.serial:
             raise ModbusConnectionError("a serial line needs a device path")
+        ascii = self.kind is TransportKind.ASCII
         return AsyncModbusSerialClient(
             self.serial,
-            framer=FramerType.RTU,
+            framer=FramerType.ASCII if ascii else FramerType.RTU,
             baudrate=self.baud,
             parity=self.parity,
             stopbits=self.stopbits,
-            bytesize=8,
+            bytesize=self.bytesize or (7 if ascii else 8),
             reconnect_delay=0,
             timeout=self.timeout,
             retries=0,
@@ -212,7 +236,7 @@ class ModbusLink:
 
     async def connect(self) -> None:
         """Open the line now (otherwise the first request does)."""
-        if self.kind is not TransportKind.RTU:
+        if self.kind not in SERIAL_KINDS:
             await self._channel().open()
             return
         if self._client is not None and self._client.connected:
@@ -250,8 +274,10 @@ class ModbusLink:
         Raises one of the :class:`ModbusError` subclasses; never a library exception.
         """
         async with self._lock:
-            if self.kind is not TransportKind.RTU:
-                return await self._exchange(Request(unit, _READ_CODE[function], start, count))
+            if self.kind not in SERIAL_KINDS:
+                values = await self._exchange(Request(unit, _READ_CODE[function], start, count))
+                self._observed(function, unit, start, values)
+                return values
             client = await self._serial_client()
             if function is Function.INPUT:
                 call = client.read_input_registers
@@ -288,12 +314,20 @@ class ModbusLink:
             if len(values) < count:
                 self.stats.errors += 1
                 raise ModbusFrameError(f"unit {unit}: short answer: {len(values)} of {count} values")
+            self._observed(function, unit, start, values)
             return values
+
+    def _observed(self, function: Function, unit: int, start: int, values: list[int]) -> None:
+        for observe in self.observers:
+            try:
+                observe(function, unit, start, values)
+            except Exception:  # an observer's bug must not fail the read
+                log.exception("%s: a read observer failed", self.endpoint)
 
     async def write(self, function: Function, unit: int, address: int, values: Sequence[int]) -> None:
         """Write registers (FC 16, or FC 06 for one) or one/more coils (FC 05/15)."""
         async with self._lock:
-            if self.kind is not TransportKind.RTU:
+            if self.kind not in SERIAL_KINDS:
                 await self._exchange(_write_request(function, unit, address, values))
                 return
             client = await self._serial_client()

@@ -11,6 +11,7 @@ const PAGES = {
   circuit: { module: "./pages/circuit.js", nav: false },
   history: { module: "./pages/history.js", nav: true },
   reports: { module: "./pages/reports.js", nav: true, signedIn: true },
+  publish: { module: "./pages/publish.js", nav: true, signedIn: true },
   display: { module: "./pages/display.js", nav: true },
   config: { module: "./pages/config.js", nav: true, admin: true },
   users: { module: "./pages/users.js", nav: true, admin: true },

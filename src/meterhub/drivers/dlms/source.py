@@ -1,0 +1,314 @@
+"""The DLMS/COSEM :class:`~meterhub.drivers.base.Source`: one per ``kind: dlms`` bus (one meter).
+
+The bus says how APDUs travel (:attr:`~meterhub.config.schema.Bus.dlms_framing`: the TCP wrapper,
+HDLC on TCP or a serial port, or the optical port's mode E switch then HDLC), the client SAP and the
+LLS password (``password_env`` / ``password_file``); the device's ``unit`` is the server's logical
+address (1, the management logical device, when omitted) and its OBIS profile
+(:mod:`meterhub.profiles.obis`) the registers to read.
+
+Each poll reads every mapped register's value (attribute 2) in one GET-with-list; their scaler_unit
+(attribute 3) is read once per association, so value × 10^scaler arrives with the unit the meter
+states and the profile checks it against the catalogue (as for IEC 62056-21 readouts). The serial
+number (Data 0.0.96.1.0.255) is read at each association and handed to ``SourceContext.device_serial``.
+A register the meter does not have (object-undefined, read denied) is dropped from the polls with one
+log line; a failed poll closes the association, and the next poll opens a new one. When the last good
+poll is more than :data:`GAP_FILL_AFTER` ago (an outage of the link or of the meter), the gap is filled
+with the meter's own load-profile entries (1.0.99.1.0.255, read by range): one batch per entry, at its
+interval end, emitted before the poll's own batch, so registers and intervals across the gap are the
+meter's exact values (counted as ``profile_entries_filled``; the readings carry no mark of their origin
+yet — there is no quality for "meter-sourced"). A gateway restart is not an outage to the source: what
+storage already holds is not known to it. Readings become
+circuit readings exactly as the IEC 62056-21 source's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from meterhub.config.schema import Bus, Device
+from meterhub.config.secrets import SecretError, read_secret
+from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
+from meterhub.drivers.dlms.client import CLOCK, REGISTER, DlmsClient, decode_datetime, scale, unit_of
+from meterhub.drivers.dlms.errors import DlmsAccessError, DlmsError, DlmsTimeout
+from meterhub.drivers.dlms.transport import WRAPPER_PORT, ApduTransport, HdlcTransport, WrapperTransport
+from meterhub.drivers.iec62056.client import switch_to_mode_e
+from meterhub.drivers.iec62056.errors import Iec62056Error
+from meterhub.drivers.iec62056.link import Link, SerialLink, TcpLink
+from meterhub.drivers.iec62056.source import readings_of
+from meterhub.model.readings import Reading
+from meterhub.profiles.obis import ObisCode, ObisProfile, ObisValue, get_obis_profile
+from meterhub.profiles.schema import ProfileError
+
+__all__ = ["DlmsSource", "dlms_sources", "full_name"]
+
+log = logging.getLogger("meterhub.dlms")
+
+SERIAL_NUMBER = "0.0.96.1.0.255"
+#: The load profile (IEC 62056-6-1: 1.0.99.1.0.255) a gap is filled from.
+LOAD_PROFILE = "1.0.99.1.0.255"
+#: A gap longer than this since the last good poll is filled from the load profile [s].
+GAP_FILL_AFTER = 900.0
+#: Extended register (class 4) for maximum demand codes (D = 6, IEC 62056-61 Table 9), else Register.
+_EXTENDED_REGISTER_D = 6
+
+
+def full_name(code: ObisCode) -> str:
+    """A profile code as a logical name: the reduced form of an electricity code is ``1-0:C.D.E*255``."""
+    a = 1 if code.a is None else code.a
+    b = 0 if code.b is None else code.b
+    f = 255 if code.f is None else code.f
+    return f"{a}.{b}.{code.c}.{code.d}.{code.e}.{f}"
+
+
+class DlmsSource(Source):
+    """Reads the registers of the meter on one dlms bus (``connect`` builds a fresh association)."""
+
+    def __init__(
+        self,
+        ctx: SourceContext,
+        *,
+        connect: Callable[[], DlmsClient] | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        bus = ctx.bus
+        self.name = f"dlms:{bus.id}"
+        self.ctx, self.bus, self.wall = ctx, bus, wall
+        self.device: Device | None = None
+        self.profile: ObisProfile | None = None
+        self.status: DeviceStatus | None = None
+        self.client: DlmsClient | None = None
+        self._scalers: dict[str, object] = {}
+        self._last_ok: float | None = None  # time of the last good poll [s]
+        self.backfill: list[list[Reading]] = []  # load-profile entries of a gap, emitted before the poll
+        self.filled = 0  # load-profile entries emitted to fill gaps [count]
+        self.clock_drift: float | None = None  # meter clock − gateway clock at the last association [s]
+        self._dropped: set[str] = set()
+        self.refused = 0
+        enabled = [d for d in ctx.devices if d.enabled]
+        for i, d in enumerate(enabled):
+            st = ctx.status.get(d.id)
+            if st is None:
+                st = ctx.status[d.id] = DeviceStatus(d.id, d.name or d.id, d.profile, bus.id)
+            if i > 0:
+                st.last_error = f"bus {bus.id} already reads {enabled[0].id}: one meter per dlms bus"
+                log.error("device %s: %s", d.id, st.last_error)
+                continue
+            try:
+                self.profile = get_obis_profile(d.profile)
+            except ProfileError as exc:
+                st.last_error = str(exc)
+                log.error("device %s: %s; it stays offline", d.id, exc)
+                continue
+            self.device, self.status = d, st
+            st.extra_counters = self._counters
+        self.circuits = [c for c in ctx.config.circuits if self.device and c.device == self.device.id]
+        self._connect = connect or self._default_connect
+        self.codes: dict[str, ObisCode] = {}
+        if self.profile is not None:
+            for code in self.profile.codes():
+                self.codes.setdefault(full_name(code), code)
+
+    def _counters(self) -> dict[str, int]:
+        out = {"refused_values": self.refused, "profile_entries_filled": self.filled}
+        if self.clock_drift is not None:
+            out["clock_offset_ms"] = round(self.clock_drift * 1000)  # meter − gateway, at association
+        return out
+
+    def _password(self) -> bytes | None:
+        try:
+            pw = read_secret(
+                f"dlms bus {self.bus.id}", "password", self.bus.password_env, self.bus.password_file
+            )
+        except SecretError as exc:
+            raise DlmsError(str(exc)) from None
+        return None if pw is None else pw.encode("ascii", errors="replace")
+
+    def _default_connect(self) -> DlmsClient:
+        return DlmsClient(transport_for(self.bus, self.device), password=self._password())
+
+    async def _associate(self) -> DlmsClient:
+        client = self._connect()
+        transport = client.transport
+        if self.bus.dlms_framing == "mode-e" and isinstance(transport, HdlcTransport):
+            try:
+                await switch_to_mode_e(transport.link, max_baud=self.bus.baud, timeout=self.bus.timeout)
+            except Iec62056Error as exc:
+                await transport.link.close()
+                raise DlmsError(f"mode E switch: {exc}") from None
+        await client.associate()
+        self._scalers.clear()
+        names = [n for n in self.codes if n not in self._dropped]
+        results = await client.get_with_list([(_class_of(self.codes[n]), n, 3) for n in names])
+        refused: list[DlmsAccessError] = []
+        for n, r in zip(names, results, strict=True):
+            if isinstance(r, DlmsAccessError):
+                self._drop(n, r)
+                refused.append(r)
+            else:
+                self._scalers[n] = r
+        if not self._scalers:
+            await client.release()
+            why = f" ({refused[0]})" if refused else ""
+            self._dropped.clear()  # a new password or SAP may read them: ask again next time
+            raise DlmsError(
+                f"{client.transport.endpoint}: the meter gives client SAP {self.bus.client_sap or 0x10} none of the "
+                f"{len(self.codes)} registers of profile {self.profile.id if self.profile else '?'}{why}"
+            )
+        try:
+            serial = await client.get(1, SERIAL_NUMBER, 2)
+        except DlmsAccessError:
+            serial = None
+        try:
+            meter_time = await client.read_clock()
+        except DlmsAccessError:
+            meter_time = None
+        if meter_time is not None:  # seed 002: ≤ 0.5 s/day; shown, the admin decides on a sync
+            self.clock_drift = meter_time.timestamp() - self.wall()
+        if isinstance(serial, bytes | str) and self.device is not None and self.ctx.device_serial is not None:
+            text = serial.decode("ascii", errors="replace") if isinstance(serial, bytes) else serial
+            self.ctx.device_serial(self.device.id, text.strip())
+        return client
+
+    def _drop(self, name: str, exc: DlmsAccessError) -> None:
+        self._dropped.add(name)
+        log.warning(
+            "device %s: %s is not read any more: %s", self.device.id if self.device else "?", name, exc
+        )
+
+    async def poll_once(self) -> list[Reading]:
+        """One poll: (re)associate when needed, read every register, map to readings."""
+        if self.device is None or self.profile is None or self.status is None:
+            return []
+        self.status.requests += 1
+        try:
+            if self.client is None:
+                self.client = await self._associate()
+            names = [n for n in self._scalers if n not in self._dropped]
+            results = await self.client.get_with_list([(_class_of(self.codes[n]), n, 2) for n in names])
+        except Exception:
+            await self._close_client()
+            raise
+        values: list[ObisValue] = []
+        for n, r in zip(names, results, strict=True):
+            if isinstance(r, DlmsAccessError):
+                self._drop(n, r)
+                continue
+            su = self._scalers[n]
+            if not isinstance(r, int | float) or isinstance(r, bool):
+                self.refused += 1
+                continue
+            values.append(ObisValue(self.codes[n], repr(scale(r, su)), unit_of(su)))
+        mapped, problems = self.profile.decode(values)
+        self.refused += len(problems)
+        ts = self.wall()
+        if self._last_ok is not None and ts - self._last_ok > GAP_FILL_AFTER:
+            try:
+                self.backfill = await self._fill_gap(self.client, self._last_ok, ts)
+            except DlmsError as exc:  # the registers were read: the poll stands without the gap
+                log.warning(
+                    "device %s: the load profile of the gap could not be read: %s", self.device.id, exc
+                )
+        self._last_ok = ts
+        self.status.ok(ts)
+        if problems:
+            self.status.last_error = f"value refused: {problems[0]}"
+        return readings_of(ts, self.device, self.circuits, mapped)
+
+    async def _fill_gap(self, client: DlmsClient, since: float, until: float) -> list[list[Reading]]:
+        """The meter's own load-profile entries between the last good poll and now, one batch per
+        entry in time order, each mapped like a poll (register columns of the profile's codes)."""
+        if self.device is None or self.profile is None:  # pragma: no cover - guarded by poll_once
+            return []
+        try:
+            columns = await client.capture_objects(LOAD_PROFILE)
+            rows = await client.read_profile(
+                LOAD_PROFILE, datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(until, UTC)
+            )
+        except DlmsAccessError as exc:
+            log.info("device %s: no load profile to fill gaps from: %s", self.device.id, exc)
+            return []
+        clock = next((i for i, c in enumerate(columns) if c.class_id == CLOCK), None)
+        if clock is None:
+            return []
+        batches: list[list[Reading]] = []
+        for row in rows:
+            t = decode_datetime(row[clock]) if isinstance(row[clock], bytes) else None
+            if t is None or not since < t.timestamp() < until:
+                continue
+            values = []
+            for col, v in zip(columns, row, strict=False):
+                su = self._scalers.get(col.obis)
+                if col.attribute != 2 or su is None or not isinstance(v, int | float) or isinstance(v, bool):
+                    continue
+                values.append(ObisValue(self.codes[col.obis], repr(scale(v, su)), unit_of(su)))
+            mapped, problems = self.profile.decode(values)
+            self.refused += len(problems)
+            if mapped:
+                batches.append(readings_of(t.timestamp(), self.device, self.circuits, mapped))
+        self.filled += len(batches)
+        return batches
+
+    async def _close_client(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await client.transport.disconnect()
+            link = getattr(client.transport, "link", None)
+            if isinstance(link, Link):
+                await link.close()
+
+    async def run(self, emit: Emit) -> None:
+        if self.device is None or self.status is None:
+            await asyncio.Event().wait()
+            return
+        interval = self.device.poll_interval
+        loop = asyncio.get_running_loop()
+        while True:
+            start = loop.time()
+            try:
+                batch = await self.poll_once()
+            except DlmsError as exc:
+                self.status.failed(str(exc), timeout=isinstance(exc, DlmsTimeout))
+                log.warning("device %s: %s", self.device.id, exc)
+            else:
+                for past in self.backfill:  # the meter's own intervals of a gap, oldest first
+                    emit(past)
+                self.backfill = []
+                if batch:
+                    emit(batch)
+            await asyncio.sleep(max(0.0, start + interval - loop.time()))
+
+    async def close(self) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            await client.release()
+            link = getattr(client.transport, "link", None)
+            if isinstance(link, Link):
+                await link.close()
+
+
+def _class_of(code: ObisCode) -> int:
+    return 4 if code.d == _EXTENDED_REGISTER_D else REGISTER
+
+
+def transport_for(bus: Bus, device: Device | None) -> ApduTransport:
+    """The transport a configured dlms bus describes."""
+    logical = device.unit if device is not None and device.unit else 1
+    sap = bus.client_sap or 0x10
+    framing = bus.dlms_framing
+    link: Link
+    if bus.serial:
+        link = SerialLink(bus.serial, binary=framing == "hdlc", baud=bus.baud if framing == "hdlc" else 300)
+    else:
+        link = TcpLink(bus.host, bus.port or WRAPPER_PORT)
+    if framing == "wrapper":
+        return WrapperTransport(link, client_sap=sap, server_sap=logical, timeout=bus.timeout)
+    return HdlcTransport(link, client_sap=sap, server_logical=logical, timeout=bus.timeout)
+
+
+def dlms_sources(ctx: SourceContext) -> list[Source]:
+    """Source factory for ``kind: dlms`` buses."""
+    return [DlmsSource(ctx)]
