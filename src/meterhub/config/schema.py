@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from meterhub.config.alarms import AlarmsConfig
+from meterhub.config.control import ControlConfig
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
 from meterhub.config.faults import check_faults, parse_fault
@@ -376,6 +377,10 @@ class LoadSpec(StrictModel):
     power_factor: float = Field(default=0.95, ge=-1, le=1)
     period: float = Field(default=600, ge=1, le=86400 * 366, description="cycle period for cycling loads [s]")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    enable: Identifier | None = Field(
+        default=None,
+        description="relay point (io section) whose contactor feeds this load: it runs only while energised",
+    )
 
 
 class Simulation(StrictModel):
@@ -439,6 +444,7 @@ class SiteConfig(StrictModel):
     energy: EnergyConfig | None = None
     io: IOSection | None = None
     alarms: AlarmsConfig | None = None
+    control: ControlConfig | None = None
     publish: list[PublishInstance] | None = Field(default=None, max_length=32)
     modbus_server: ModbusServerConfig | None = None
     modbus_gateway: ModbusGatewayConfig | None = None

@@ -26,6 +26,8 @@ import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
+from meterhub.alarms.control import ControlService, ControlSink, ExternalSwitch
+from meterhub.alarms.demand_limit import DemandLimiter
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
@@ -53,6 +55,8 @@ __all__ = ["Gateway"]
 log = logging.getLogger("meterhub.runtime")
 
 _S = TypeVar("_S")
+#: The actor of relay switches by a Modbus client of the Modbus server, in the audit log.
+MODBUS_CLIENT_ACTOR = "modbus-client"
 
 #: How long shutdown waits for a source or sink task to end, and for a source to close [s]; what does
 #: not stop in time is logged and left behind, so the data is still flushed.
@@ -115,10 +119,15 @@ class Gateway:
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
         modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
-        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the output control
-            modbus.set_control(partial(OutputControl.for_gateway, self))
+        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the audited control path
+            modbus.set_control(lambda: ExternalSwitch(self.control, MODBUS_CLIENT_ACTOR))
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
         self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
+        # every output change goes through this one audited path (API, linkage, programs, demand limit)
+        self._control_sink: ControlSink = self._sink(SinkKind.CONTROL, ControlSink)
+        self.control: ControlService = self._control_sink.service
+        self.control.outputs = lambda: OutputControl.for_gateway(self)
+        self.alarms.add_listener(self.control)  # linkage: alarm raised / cleared → an output
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
@@ -132,6 +141,7 @@ class Gateway:
         self.auditor = StorageAuditor(self.event_log)
         self.alarms.add_listener(AlarmLogListener(self.event_log))  # every alarm transition is logged
         self.alarms.auditor = self.auditor  # acknowledge, shelve, service changes, rule edits
+        self.control.auditor = self.auditor  # every output change: API, linkage, programs, demand limit
         #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
         self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
         self._reset_status()
@@ -198,6 +208,15 @@ class Gateway:
         """The link each running Modbus source polls its line with (bus id → link)."""
         return {s.ctx.bus.id: s.link for s in self.sources if isinstance(s, ModbusSource)}
 
+    @property
+    def control_limiter(self) -> DemandLimiter | None:
+        """The demand limiter of ``control.demand_limit`` (None when the site has none)."""
+        return self._control_sink.limiter
+
+    def control_health(self) -> Health:
+        """Health of the control path (its queue, failures, the demand limiter)."""
+        return self._supervised(f"sink:{self._control_sink.name}", self._control_sink.health())
+
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)
         if rec is None or rec.running or rec.failures == 0:
@@ -256,6 +275,8 @@ class Gateway:
 
     async def _start(self) -> None:
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
+        if self.control_limiter is not None:  # the month's peak so far survives a restart
+            self.control_limiter.seed_maxima(self.energy.max_demand())
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
@@ -372,6 +393,7 @@ class Gateway:
         if self.energy is not None:
             self.energy.reconfigure(validated)
         self.alarms.reconfigure(validated)
+        self._control_sink.reconfigure(validated)
         for listener in self.config_listeners:
             listener(validated)
         self._start_sources()

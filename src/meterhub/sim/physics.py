@@ -46,7 +46,7 @@ from meterhub.config.faults import Fault, check_faults
 from meterhub.config.schema import Bus, BusKind, Circuit, Device, LoadSpec, Simulation, SiteConfig, SiteInfo
 from meterhub.model.quantities import FOUR_QUADRANT_ENERGY, Q
 from meterhub.model.topology import Phase, Wiring
-from meterhub.sim.loads import LoadModel, make_load
+from meterhub.sim.loads import LoadModel, LoadPoint, make_load
 
 __all__ = [
     "CATCHUP_FINE",
@@ -145,6 +145,8 @@ class SiteModel:
             self._loads[c.id] = make_load(spec, len(c.supply_phases), seed=i + 1)
         self._supply_circuits = [cid for cid in self._loads if self._loads[cid].spec.model == "supply"]
         self._wiring = _Wiring(config, self.faults)
+        #: circuit → whether its supply is switched on (a load whose ``enable`` relay is released draws nothing)
+        self._gates: dict[str, Callable[[], bool]] = {}
         # (device, channel) → (circuit id, index of the phase in the circuit)
         self._channels: dict[tuple[str, int], tuple[str, int]] = {}
         for c in config.circuits:
@@ -186,6 +188,13 @@ class SiteModel:
             ),
         )
         return cls(cfg, clock=clock, state_file=state_file)
+
+    def gate(self, circuit_id: str, energised: Callable[[], bool]) -> None:
+        """Switch ``circuit_id``'s load by a relay: it draws its model's power only while
+        ``energised()`` (``simulation.loads.<id>.enable``, e.g. an EV charger's enable contact)."""
+        if circuit_id not in self._loads:
+            raise KeyError(f"no circuit {circuit_id!r} in the simulated site")
+        self._gates[circuit_id] = energised
 
     # -- time ----------------------------------------------------------------------------------
     def local_hour(self, t: float) -> float:
@@ -232,7 +241,11 @@ class SiteModel:
                 continue
             c = self._circuits[cid]
             out = []
-            for k, pt in enumerate(load.points(t, hour)):
+            points = load.points(t, hour)
+            gate = self._gates.get(cid)
+            if gate is not None and not gate():  # its contactor is open: no current at all
+                points = [LoadPoint(p=0.0, q=0.0, thd_i=0.0, harmonics=np.eye(51)[1]) for _ in points]
+            for k, pt in enumerate(points):
                 ph = c.supply_phases[k]
                 i = _PHASES.index(ph)
                 out.append(

@@ -46,6 +46,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.alarms.control import ControlService
+from meterhub.alarms.demand_limit import DemandLimiter
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import SinkKind
 from meterhub.config.publish import PublishInstance
@@ -323,6 +325,17 @@ class Control:
     def outputs(self) -> OutputControl:
         """The outputs of the site, written through the Modbus lines its running sources poll."""
         return OutputControl.for_gateway(self._gateway)
+
+    def service(self) -> ControlService:
+        """The gateway's one audited control path (interlocks, minimum times, override, audit log)."""
+        return self._gateway.control
+
+    def limiter(self) -> DemandLimiter | None:
+        """The gateway's demand limiter (None without ``control.demand_limit``)."""
+        return self._gateway.control_limiter
+
+    def control_health(self) -> Health:
+        return self._gateway.control_health()
 
     async def scan(self, bus_id: str, units: list[int], *, timeout: float) -> tuple[Bus, ScanResult]:
         """Probe ``units`` on bus ``bus_id`` over a link of its own (``timeout`` per request [s]).
