@@ -34,6 +34,7 @@ from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.supervision import BusWatch
 from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
@@ -114,6 +115,7 @@ class Gateway:
             modbus.set_control(partial(OutputControl.for_gateway, self))
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
         self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
+        self.alarms.set_bus_state(self.bus_watches)  # bus supervision alarms (issue 13)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
@@ -173,6 +175,10 @@ class Gateway:
     def modbus_links(self) -> dict[str, RegisterLink]:
         """The link each running Modbus source polls its line with (bus id → link)."""
         return {s.ctx.bus.id: s.link for s in self.sources if isinstance(s, ModbusSource)}
+
+    def bus_watches(self) -> dict[str, BusWatch]:
+        """The supervision state of each running Modbus line (bus id → watch; drivers/modbus/supervision.py)."""
+        return {s.ctx.bus.id: s.watch for s in self.sources if isinstance(s, ModbusSource)}
 
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)

@@ -50,6 +50,7 @@ from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.scan import ScanResult, scan_line
+from meterhub.drivers.modbus.supervision import BusWatch
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind, with_framing
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
@@ -65,6 +66,7 @@ from meterhub.storage.base import Storage
 
 __all__ = [
     "Alarms",
+    "BusWatches",
     "Config",
     "ConfigView",
     "Control",
@@ -197,6 +199,11 @@ def get_alarms(conn: HTTPConnection) -> AlarmSink:
 
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
     return _StatusView(_gateway(conn))
+
+
+def get_bus_watches(conn: HTTPConnection) -> Mapping[str, BusWatch]:
+    """Bus supervision of each running Modbus line (bus id → watch)."""
+    return _gateway(conn).bus_watches()
 
 
 # -- monitoring ---------------------------------------------------------------------------------------
@@ -374,6 +381,7 @@ Store = Annotated[Storage, Depends(get_storage)]
 Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+BusWatches = Annotated[Mapping[str, BusWatch], Depends(get_bus_watches)]
 Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
