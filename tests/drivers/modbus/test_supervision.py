@@ -97,7 +97,8 @@ def test_a_module_added_to_a_running_bus_appears_as_an_event_and_a_bus_alarm(tmp
             mon.tick(time.time())
             eng.tick()
             assert ev.events == []
-            devices[3] = _sdm(model, "plugged-in")  # a module plugged into the running line at address 3
+            # a seed-000 current module plugged into the running line at address 3 (it has a model code)
+            devices[3] = ProfileDevice("plugged-in", get_profile("enertrek-m20"), model)
             await _until(lambda: 3 in src.watch.new)
             mon.tick(time.time())
             eng.tick()
@@ -115,7 +116,9 @@ def test_a_module_added_to_a_running_bus_appears_as_an_event_and_a_bus_alarm(tmp
     src, ev, status = asyncio.run(go())
     kinds = [(e.kind, e.unit) for e in src.watch.events]
     assert kinds == [(BusEventKind.NEW_DEVICE, 3), (BusEventKind.GONE, 3)]
-    assert src.watch.events[0].message == "a device that is not configured answers at address 3"
+    assert src.watch.events[0].message == (
+        "a device that is not configured answers at address 3: enertrek-m20 (sure: its model code matches)"
+    )
     assert [(e.kind, e.alarm_id) for e in ev.events] == [
         (EventKind.RAISED, "system:bus_new_device/line"),
         (EventKind.CLEARED, "system:bus_new_device/line"),
@@ -161,6 +164,29 @@ def test_a_configured_device_that_stops_answering_vanishes_and_comes_back(tmp_pa
     ]
     assert [e.alarm_id for e in ev.events] == ["system:bus_vanished/line"]
     assert "address 1 of bus line" in ev.events[0].message
+
+
+def test_a_found_device_without_a_model_code_is_only_likely(tmp_path: Path) -> None:
+    model = SiteModel.single_meter("main", rated_power=3000.0)
+
+    async def go() -> str:
+        srv = await serve_devices({5: _sdm(model)}, kind=Framing.RTU_OVER_TCP, port=0)
+        cfg = parse_config(SITE.format(port=srv.port))
+        link = link_for_bus(cfg.buses[0])
+        scanner = BusScanner(
+            link,
+            BusWatch("line", {}),
+            [5],
+            share=1.0,
+            profiles=[get_profile("eastron-sdm630"), get_profile("enertrek-m20")],
+        )
+        try:
+            return await scanner.identify(5)
+        finally:
+            await link.close()
+            await srv.close()
+
+    assert asyncio.run(go()) == "likely eastron-sdm630 (plausible values, no model code to be sure)"
 
 
 class _Collided(DictTable):

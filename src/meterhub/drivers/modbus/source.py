@@ -46,7 +46,7 @@ from meterhub.drivers.modbus.supervision import BusScanner, BusWatch, WatchedLin
 from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind, with_framing
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
-from meterhub.profiles import get_profile
+from meterhub.profiles import all_profiles, get_profile
 from meterhub.profiles.schema import IdentEntry, Point, ProfileError, ProfileKind
 from meterhub.profiles.transformers import circuit_ratios
 
@@ -132,7 +132,7 @@ class ModbusSource(Source):
         self._watched = WatchedLink(self.link, self.watch)
         scan = bus.scan
         self.scanner = (
-            BusScanner(self.link, self.watch, scan.units, share=scan.share)
+            BusScanner(self.link, self.watch, scan.units, share=scan.share, profiles=all_profiles())
             if scan is not None and scan.enabled
             else None
         )

@@ -37,8 +37,9 @@ from meterhub.drivers.modbus.errors import (
     ModbusFrameError,
     ModbusTimeout,
 )
+from meterhub.drivers.modbus.scan import ScanHit, scan_line
 from meterhub.drivers.modbus.transport import LineStats, RegisterLink
-from meterhub.profiles.schema import Function
+from meterhub.profiles.schema import Function, Profile
 
 __all__ = [
     "CONFLICT_FRAMES",
@@ -127,15 +128,15 @@ class BusWatch:
         dev = self.configured.get(unit)
         return f"address {unit} ({dev})" if dev else f"address {unit}"
 
-    def answered(self, unit: int, ts: float | None = None) -> None:
-        """``unit`` gave a readable answer (data or a Modbus exception)."""
+    def answered(self, unit: int, ts: float | None = None, what: str = "") -> None:
+        """``unit`` gave a readable answer (data or a Modbus exception); ``what`` it seems to be."""
         ts = self.clock() if ts is None else ts
         self.seen.add(unit)
         if unit in self.vanished:
             del self.vanished[unit]
             self._event(BusEventKind.BACK, unit, f"{self._name(unit)} answers again", ts)
         if unit not in self.configured and unit not in self.new:
-            msg = f"a device that is not configured answers at address {unit}"
+            msg = f"a device that is not configured answers at address {unit}{': ' + what if what else ''}"
             self.new[unit] = (ts, msg)
             self._event(BusEventKind.NEW_DEVICE, unit, msg, ts)
 
@@ -238,8 +239,10 @@ class BusScanner:
 
     It probes each unconfigured address of ``units`` in turn with a read of one holding register at 0:
     any readable answer (values or a Modbus exception) means a device is there, silence that nobody is,
-    a garbled answer a device (or two) is. After each probe it waits so that its own requests take at
-    most ``share`` of the time: a probe that took *t* seconds is followed by a pause of
+    a garbled answer a device (or two) is. A device found anew is identified against ``profiles``
+    (:func:`meterhub.drivers.modbus.scan.scan_line`: "sure" only where a model-code register matched,
+    else "likely"). After each probe it waits so that its own requests take at most ``share`` of the
+    time: a probe (with its identification) that took *t* seconds is followed by a pause of
     *t* · (1 − share) / share. It never ends by itself; cancel it.
     """
 
@@ -252,6 +255,7 @@ class BusScanner:
         share: float,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] = asyncio.sleep,
+        profiles: Sequence[Profile] = (),
     ) -> None:
         if not 0 < share <= 1:
             raise ValueError(f"scan share {share} must be within (0, 1]")
@@ -259,6 +263,7 @@ class BusScanner:
         self.watch = watch
         self.units = [u for u in units if u not in watch.configured]
         self.share = share
+        self.profiles = list(profiles)
         self.monotonic = monotonic
         self._sleep = sleep
         self.busy = 0.0  # time spent in probes [s]
@@ -282,6 +287,19 @@ class BusScanner:
             return True
         return True
 
+    async def identify(self, unit: int) -> str:
+        """What the device at ``unit`` seems to be, in words ("" when nothing matched)."""
+        try:
+            result = await scan_line(self.link, [unit], self.profiles)
+        except ModbusError as exc:
+            return f"not identified ({exc})"
+        hit: ScanHit | None = result.hits[0] if result.hits else None
+        if hit is None or not hit.profiles:
+            return "no known profile matches"
+        if hit.sure:
+            return f"{', '.join(hit.sure)} (sure: its model code matches)"
+        return f"likely {' or '.join(hit.likely)} (plausible values, no model code to be sure)"
+
     async def step(self, unit: int) -> None:
         """Probe one address, tell the watch, then pause for the share."""
         t0 = self.monotonic()
@@ -290,7 +308,9 @@ class BusScanner:
         self.busy += spent
         self.probes += 1
         if found is True:
-            self.watch.answered(unit)
+            what = await self.identify(unit) if unit not in self.watch.new and self.profiles else ""
+            spent = max(0.0, self.monotonic() - t0)
+            self.watch.answered(unit, what=what)
         elif found is False:
             self.watch.silent(unit, why="no answer to the background scan")
         pause = spent * (1.0 - self.share) / self.share if found is not None else 1.0
