@@ -144,9 +144,9 @@ function rows(seriesId, label, phases, cls = "") {
 // bus supervision (issue 13): new, vanished and doubly used addresses of each Modbus line
 function busHtml(buses) {
   const kinds = [
-    ["new", "devices.bus_new", "warning"],
-    ["vanished", "devices.bus_vanished", "offline"],
-    ["conflicts", "devices.bus_conflict", "offline"],
+    ["new", "devices.bus_new", "data-warning"],
+    ["vanished", "devices.bus_vanished", "data-error"],
+    ["conflicts", "devices.bus_conflict", "data-error"],
   ];
   return buses
     .map((b) => {
