@@ -384,7 +384,7 @@ def bus_supervision(cfg: Config, watches: BusWatches, _: LIVE) -> list[BusSuperv
 
         scan = None
         if bus.scan is not None and bus.scan.enabled:
-            scan = {"share": bus.scan.share, "addresses": float(len(bus.scan.units))}
+            scan = {"share": bus.scan.share, "addresses": float(len(bus.scan.units)), **w.scan}
         out.append(
             BusSupervisionOut(
                 bus=bus.id,

@@ -287,6 +287,7 @@ def test_the_scan_keeps_to_its_share_of_the_line_time() -> None:
     assert pauses == pytest.approx([1.9] * 9)
     assert scanner.busy / t[0] == pytest.approx(0.05)
     assert list(watch.new) == [7, 9]  # a garbled answer is somebody too
+    assert watch.scan == {"probes": 9, "sweeps": 0, "busy_s": 0.9}
     assert watch.conflicts == {}  # one garbled answer is noise
 
 

@@ -57,7 +57,7 @@ def test_the_devices_page_api_lists_new_vanished_and_conflicting_addresses(tmp_p
         gw.storage.close()
     (panel,) = body
     assert panel["bus"] == "panel"
-    assert panel["scan"] == {"share": 0.05, "addresses": 10.0}
+    assert panel["scan"] == {"share": 0.05, "addresses": 10.0}  # no probe yet: nothing started
     assert panel["new"] == [
         {
             "unit": 7,

@@ -114,6 +114,8 @@ class BusWatch:
     events: deque[BusEvent] = field(default_factory=lambda: deque(maxlen=HISTORY))
     #: units that answered at least once since the start
     seen: set[int] = field(default_factory=set)
+    #: the background scan's counters (probes, sweeps, busy_s: its time on the line [s]); empty: no scan
+    scan: dict[str, float] = field(default_factory=dict)
     _frames: dict[int, deque[float]] = field(default_factory=dict)
 
     def _event(self, kind: BusEventKind, unit: int, message: str, ts: float) -> None:
@@ -307,6 +309,7 @@ class BusScanner:
         spent = max(0.0, self.monotonic() - t0)
         self.busy += spent
         self.probes += 1
+        self.watch.scan.update(probes=self.probes, sweeps=self.sweeps, busy_s=round(self.busy, 3))
         if found is True:
             what = await self.identify(unit) if unit not in self.watch.new and self.profiles else ""
             spent = max(0.0, self.monotonic() - t0)
