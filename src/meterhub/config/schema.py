@@ -37,6 +37,7 @@ __all__ = [
     "AlarmsConfig",
     "Bus",
     "BusKind",
+    "BusScan",
     "CTKind",
     "CTSpec",
     "Circuit",
@@ -79,6 +80,48 @@ class BusKind(StrEnum):
     IO = "io"  # local pulse / digital / analog / 1-wire inputs
 
 
+def unit_ranges(text: str) -> list[int]:
+    """``"1-10,20"`` → [1…10, 20]: Modbus unit ids, each 1…247 (Modbus over Serial Line V1.02 §2.2)."""
+    out: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo_s, _, hi_s = part.partition("-")
+        try:
+            lo = int(lo_s)
+            hi = int(hi_s) if hi_s else lo
+        except ValueError:
+            raise ValueError(f"unit range {part!r} is not N or N-M") from None
+        if not 1 <= lo <= hi <= 247:
+            raise ValueError(f"unit range {part!r} must lie within 1-247")
+        out.update(range(lo, hi + 1))
+    if not out:
+        raise ValueError("an empty unit range")
+    return sorted(out)
+
+
+class BusScan(StrictModel):
+    """``scan:`` of a Modbus bus: the background scan for devices that are not configured (issue 13,
+    :mod:`meterhub.drivers.modbus.supervision`)."""
+
+    enabled: bool = False
+    share: float = Field(
+        default=0.02, gt=0, le=0.5, description="fraction of the line's time the scan may use [-]"
+    )
+    range: str = Field(default="1-247", max_length=1000, description="unit ids to probe, e.g. 1-32,100")
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: str) -> str:
+        unit_ranges(v)
+        return v
+
+    @property
+    def units(self) -> list[int]:
+        return unit_ranges(self.range)
+
+
 class Bus(StrictModel):
     """A line or endpoint that carries one or more devices; one master at a time per bus."""
 
@@ -113,6 +156,8 @@ class Bus(StrictModel):
     client_sap: int | None = Field(
         default=None, ge=1, le=127, description="dlms: the client SAP (16 public client, the default)"
     )
+    # Modbus buses: bus supervision's background scan (drivers/modbus/supervision.py)
+    scan: BusScan | None = None
 
     @field_validator("kind")
     @classmethod
@@ -152,6 +197,9 @@ class Bus(StrictModel):
                 raise ValueError(
                     "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): stopbits must be 1 or omitted"
                 )
+        modbus = (BusKind.MODBUS_TCP, BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP)
+        if self.scan is not None and self.kind not in modbus:
+            raise ValueError(f"scan: only a Modbus bus has a background scan, not {self.kind.value}")
         if self.client_sap is not None and self.kind is not BusKind.DLMS:
             raise ValueError("client_sap: only a bus of kind dlms has it")
         if self.kind is BusKind.DLMS:

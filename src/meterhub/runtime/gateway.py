@@ -36,6 +36,7 @@ from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.supervision import BusWatch
 from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
@@ -128,6 +129,7 @@ class Gateway:
         self.control: ControlService = self._control_sink.service
         self.control.outputs = lambda: OutputControl.for_gateway(self)
         self.alarms.add_listener(self.control)  # linkage: alarm raised / cleared → an output
+        self.alarms.set_bus_state(self.bus_watches)  # bus supervision alarms (issue 13)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
@@ -216,6 +218,10 @@ class Gateway:
     def control_health(self) -> Health:
         """Health of the control path (its queue, failures, the demand limiter)."""
         return self._supervised(f"sink:{self._control_sink.name}", self._control_sink.health())
+
+    def bus_watches(self) -> dict[str, BusWatch]:
+        """The supervision state of each running Modbus line (bus id → watch; drivers/modbus/supervision.py)."""
+        return {s.ctx.bus.id: s.watch for s in self.sources if isinstance(s, ModbusSource)}
 
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)

@@ -55,6 +55,7 @@ from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.scan import ScanResult, scan_line
+from meterhub.drivers.modbus.supervision import BusWatch
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind, with_framing
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
@@ -75,6 +76,7 @@ from meterhub.web.config_audit import audit_config_write
 __all__ = [
     "Alarms",
     "Auditing",
+    "BusWatches",
     "Config",
     "ConfigView",
     "Control",
@@ -236,6 +238,11 @@ def get_logs(conn: HTTPConnection) -> EventStore:
     if not isinstance(storage, EventStore):
         raise HTTPException(503, f"the {type(storage).__name__} storage keeps no event logs")
     return storage
+
+
+def get_bus_watches(conn: HTTPConnection) -> Mapping[str, BusWatch]:
+    """Bus supervision of each running Modbus line (bus id → watch)."""
+    return _gateway(conn).bus_watches()
 
 
 # -- monitoring ---------------------------------------------------------------------------------------
@@ -424,6 +431,7 @@ Store = Annotated[Storage, Depends(get_storage)]
 Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+BusWatches = Annotated[Mapping[str, BusWatch], Depends(get_bus_watches)]
 Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
