@@ -169,6 +169,11 @@ def _block(event: AlarmEvent, site: str, tz: ZoneInfo, base_url: str | None) -> 
     return lines
 
 
+def _one_line(text: str) -> str:
+    """Header-safe: line breaks and runs of blanks become one blank (a header must not break)."""
+    return " ".join(text.split())[:300]
+
+
 def _domain(sender: str) -> str:
     addr = parseaddr(sender)[1]
     return addr.rpartition("@")[2] or "meterhub.invalid"
@@ -226,8 +231,8 @@ def render_mail(
     msg["Date"] = formatdate(date if date is not None else time.time(), usegmt=True)
     msg["Message-ID"] = message_id(events, recipient, settings.from_)
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834 §5: no auto-replies to this
-    msg["X-Meterhub-Site"] = site
-    msg["X-Meterhub-Alarm"] = first.alarm_id if len(events) == 1 else f"{len(events)} alarms"
+    msg["X-Meterhub-Site"] = _one_line(site)
+    msg["X-Meterhub-Alarm"] = _one_line(first.alarm_id) if len(events) == 1 else f"{len(events)} alarms"
     msg["X-Meterhub-Seq"] = ",".join(str(e.seq) for e in events)[:900]
     msg.set_content("\n".join(body) + "\n")
     return msg
@@ -392,31 +397,39 @@ class EmailChannel:
                 later(st.refused_until)
                 continue
             st.sent = [t for t in st.sent if t > now - RATE_WINDOW]
-            first = min(items, key=lambda r: (r.release, r.id))
-            if first.release > now:  # everything is held by quiet hours
-                later(first.release)
+            budget = len(items) if limit is None else limit - len(st.sent)  # mails this round at most
+            if budget <= 0:
+                if any(r.release <= now for r in items):
+                    st.limited = True
+                oldest = st.sent[0] if st.sent else now
+                later(oldest + RATE_WINDOW)
                 continue
-            if limit is not None and len(st.sent) >= limit:
-                st.limited = True
-                later(st.sent[0] + RATE_WINDOW)
+            if st.limited:  # one summary of everything the rate limit held back
+                group = [r for r in items if r.release <= now][:MAX_EVENTS_PER_MAIL]
+                if group:
+                    note = f"summary: rate limit of {limit} mails per hour reached"
+                    plans.append(MailPlan(rcpt, [r.id for r in group], [r.event for r in group], note))
+                else:
+                    later(min(r.release for r in items))
                 continue
-            if st.limited:  # the summary of everything held back by the rate limit
-                group = [r for r in items if r.release <= now]
-                note: str | None = f"summary: rate limit of {limit} mails per hour reached"
-            else:
+            waiting = sorted(items, key=lambda r: (r.release, r.id))
+            while waiting and budget > 0:
+                first = waiting[0]
                 due = first.release + window
-                if due > now:
+                if due > now:  # held by quiet hours, or its group window is still open
                     later(due)
-                    continue
+                    break
                 if window > 0:
-                    group = [r for r in items if r.release <= due]
+                    group = [r for r in waiting if r.release <= due]
                 elif first.held:  # released together at the end of the quiet hours: one mail
-                    group = [r for r in items if r.held and r.release == first.release]
+                    group = [r for r in waiting if r.held and r.release == first.release]
                 else:
                     group = [first]
-                note = None
-            group = group[:MAX_EVENTS_PER_MAIL]
-            plans.append(MailPlan(rcpt, [r.id for r in group], [r.event for r in group], note))
+                group = group[:MAX_EVENTS_PER_MAIL]
+                plans.append(MailPlan(rcpt, [r.id for r in group], [r.event for r in group]))
+                taken = {r.id for r in group}
+                waiting = [r for r in waiting if r.id not in taken]
+                budget -= 1
         plans.sort(key=lambda p: p.ids[0])
         return plans, next_due, damaged
 
@@ -441,7 +454,11 @@ class EmailChannel:
                 if damaged:
                     await asyncio.to_thread(self.outbox.ack, damaged)
                 if plans:
-                    await self._deliver(plans)
+                    try:
+                        await self._deliver(plans)
+                    except Exception as exc:  # a bug must not end delivery: log it, back off, try again
+                        log.exception("notify email: delivery failed unexpectedly")
+                        self._fail_transient(f"internal error: {type(exc).__name__}: {exc}")
                     continue
                 wait = None if next_due is None else max(0.0, next_due - now)
             self._wake.clear()
@@ -499,7 +516,8 @@ class EmailChannel:
                 await asyncio.to_thread(self.outbox.ack, plan.ids)
                 st = self._state(plan.recipient)
                 st.sent.append(now)
-                st.limited = False
+                if plan.note is not None:
+                    st.limited = False
                 st.refused, st.refused_until = None, 0.0
                 self.mails += 1
                 self.last_sent = now
