@@ -436,3 +436,28 @@ def test_message_id_is_the_same_for_a_resend(tmp_path: Path) -> None:
     b = render_mail([event(5)], date=TS + 60, **kw)
     c = render_mail([event(5)], date=TS, **{**kw, "recipient": "b@example.net"})
     assert a["Message-ID"] == b["Message-ID"] != c["Message-ID"]
+
+
+def test_a_refused_recipient_waits_without_holding_up_the_others(tmp_path: Path, server: SmtpServer) -> None:
+    server.mailbox.refuse.add("gone@example.net")
+    cfg = config(server, email={"to": ["gone@example.net", "facility@example.net"]})
+
+    async def go() -> Any:
+        n = notifier(cfg, tmp_path)
+        await n.start()
+        n.on_event(event(1))
+        n.on_event(event(2))
+        mails = await mails_after(server.mailbox, 2)
+        await asyncio.sleep(0.2)
+        health = n.health()
+        await n.stop()
+        return mails, health
+
+    mails, health = asyncio.run(go())
+    assert [(m[0], m[1]["X-Meterhub-Seq"]) for m in mails] == [
+        (["facility@example.net"], "1"),
+        (["facility@example.net"], "2"),
+    ]
+    assert health.state is HealthState.DEGRADED
+    assert "refused recipient gone@example.net: 550 5.1.1 no such user here" in health.message
+    assert health.counters["backlog"] == 2  # kept for gone@example.net
