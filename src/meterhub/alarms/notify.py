@@ -41,6 +41,8 @@ __all__ = ["Notifier"]
 log = logging.getLogger("meterhub.notify")
 
 _DAY = 86400.0
+#: How long :meth:`Notifier.stop` lets a mail or POST in flight finish before cancelling it [s].
+STOP_GRACE = 2.0
 
 
 class _Broken:
@@ -190,12 +192,33 @@ class Notifier:
         return self.backlog() == 0
 
     async def stop(self) -> None:
-        """Stop delivering; what was not accepted yet stays in the outboxes for the next start."""
+        """Stop delivering; what was not accepted yet stays in the outboxes for the next start.
+
+        The loops are asked to end after the mail or POST in flight (at most ``STOP_GRACE`` [s]), then
+        cancelled; a task that does not end is cancelled again every 0.5 s and given up after 10 s with
+        an error naming it, so a stuck server never holds up the gateway's shutdown."""
+        if self.email is not None:
+            self.email.halt()
+        for hook in self.webhooks:
+            hook.halt()
+        tasks = [t for t in self._tasks if not t.done()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=STOP_GRACE)
+            deadline = time.monotonic() + 10.0
+            while pending and time.monotonic() < deadline:
+                for task in pending:
+                    task.cancel()
+                _, pending = await asyncio.wait(pending, timeout=0.5)
+            for task in pending:
+                log.error("notify: task %s did not stop within 10 s; left behind", task.get_name())
         for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            if task.done() and not task.cancelled():
+                with contextlib.suppress(asyncio.CancelledError):
+                    exc = task.exception()
+                    if exc is not None:
+                        log.error(
+                            "notify: task %s ended with %s: %s", task.get_name(), type(exc).__name__, exc
+                        )
         self._tasks.clear()
         if self.email is not None:
             self.email.outbox.close()

@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import meterhub
 from meterhub.alarms.model import AlarmEvent
+from meterhub.alarms.smtp import idle
 from meterhub.config.notify import NotificationsConfig, WebhookSettings
 from meterhub.model.health import Health, HealthState
 from meterhub.storage.outbox import Message, Outbox, OutboxError, StoredMessage
@@ -107,6 +108,8 @@ class WebhookChannel:
         self._backoff_min, self._backoff_max = backoff
         self._clock = clock
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()  # set by halt(): ends a backoff wait at once
+        self.stopping = False
         self._failures = 0
         self._context: ssl.SSLContext | None = None
         self.error = error
@@ -144,8 +147,9 @@ class WebhookChannel:
         self._wake.set()
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
-        while self.error is None:
+        """Deliver until cancelled or :meth:`halt`."""
+        while self.error is None and not self.stopping:
+            self._wake.clear()  # before reading: an event queued from here on wakes the wait below
             try:
                 rows = await asyncio.to_thread(self.outbox.peek, 0, 1)
             except OutboxError as exc:
@@ -153,15 +157,18 @@ class WebhookChannel:
                 log.error("%s: %s; delivery stopped", self.name, exc)
                 return
             if not rows:
-                self._wake.clear()
-                try:
-                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
-                except TimeoutError:
-                    pass
+                await idle(self._wake, 1.0)
                 continue
             wait = await self._send(rows[0])
             if wait > 0:
-                await asyncio.sleep(wait)
+                self._stop.clear()
+                await idle(self._stop, wait)
+
+    def halt(self) -> None:
+        """Stop after the POST in flight (the loop ends; what waits stays in the outbox)."""
+        self.stopping = True
+        self._wake.set()
+        self._stop.set()
 
     async def _send(self, row: StoredMessage) -> float:
         body = webhook_body(row, self.hook.id, self.site)
