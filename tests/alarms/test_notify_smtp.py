@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from meterhub.alarms.model import EventKind, Severity
-from meterhub.alarms.notify import Notifier
+from meterhub.alarms.notify import STOP_GRACE, Notifier
 from meterhub.alarms.smtp import render_mail
 from meterhub.config.notify import NotificationsConfig
 from meterhub.model.health import HealthState
@@ -471,3 +472,33 @@ def test_a_refused_recipient_waits_without_holding_up_the_others(tmp_path: Path,
     assert health.state is HealthState.DEGRADED
     assert "refused recipient gone@example.net: 550 5.1.1 no such user here" in health.message
     assert health.counters["backlog"] == 2  # kept for gone@example.net
+
+
+def test_a_server_that_never_answers_does_not_hold_up_stop(tmp_path: Path) -> None:
+    """A listener that accepts and stays silent (no SMTP greeting): the mail waits, stop() returns after the
+    grace period instead of the 30 s SMTP timeout, and the event is still in the outbox."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        srv = SmtpServer(tmp_path, port=silent.getsockname()[1])  # configuration only, never started
+        cfg = config(srv)
+
+        async def go() -> Any:
+            n = notifier(cfg, tmp_path)
+            await n.start()
+            n.on_event(event(1))
+            await asyncio.sleep(0.3)
+            t0 = time.monotonic()
+            await n.stop()
+            return time.monotonic() - t0
+
+        took = asyncio.run(go())
+
+    async def count() -> int:
+        n = notifier(cfg, tmp_path)
+        backlog = n.backlog()
+        await n.stop()
+        return backlog
+
+    assert took < STOP_GRACE + 1.5
+    assert asyncio.run(count()) == 1

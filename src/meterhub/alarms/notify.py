@@ -36,7 +36,7 @@ from meterhub.config.secrets import SecretError, read_secret
 from meterhub.model.health import Health, HealthState, worst
 from meterhub.storage.outbox import Outbox, OutboxError
 
-__all__ = ["Notifier"]
+__all__ = ["STOP_GRACE", "Notifier"]
 
 log = logging.getLogger("meterhub.notify")
 
