@@ -9,14 +9,16 @@ It never evaluates rules: which events exist is the engine's business; which of 
 how often is the ``alarms.notifications`` section's (:mod:`meterhub.config.notify`,
 docs/alarms-notifications.md).
 
-Wiring (the runtime)::
+Wiring (the runtime, ``runtime/gateway.py``)::
 
-    notifier = Notifier(cfg.alarms.notifications, data_dir=DATA, site=cfg.site.name,
-                        timezone=cfg.site.timezone, base_url=None)
-    engine.add_listener(notifier)         # on_event(AlarmEvent)
-    await notifier.start()                # delivery tasks
-    ...                                   # gateway health: notifier.components() / notifier.health()
-    await notifier.stop()                 # what is not delivered stays in the outboxes
+    notifier = Notifier(config.alarms.notifications, data_dir=data_dir, site=config.site.name,
+                        timezone=config.site.timezone, base_url=None)
+    self.alarms.add_listener(notifier)    # AlarmSink: on_event(AlarmEvent) for every event
+    await notifier.start()                # in Gateway.start(): the delivery tasks
+    out.update({f"service:{k}": h for k, h in notifier.components().items()})   # in Gateway.health()
+    await notifier.stop()                 # in Gateway.stop(), after the alarm sink: undelivered stays queued
+
+Events handed over before ``start()`` are queued and go once it runs.
 """
 
 from __future__ import annotations
