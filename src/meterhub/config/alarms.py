@@ -344,6 +344,24 @@ class ClockDriftRule(SystemRule):
     on_delay: Seconds = 60.0
 
 
+class BusNewDeviceRule(SystemRule):
+    """``bus_new_device``: an address that is not configured answers on a Modbus bus (found by its
+    background scan, ``scan:`` on the bus)."""
+
+    severity: Annotated[RuleSeverity, LAX] = RuleSeverity.LOW
+
+
+class BusVanishedRule(SystemRule):
+    """``bus_vanished``: a configured device on a Modbus bus that answered stopped answering."""
+
+    severity: Annotated[RuleSeverity, LAX] = RuleSeverity.MEDIUM
+
+
+class BusConflictRule(SystemRule):
+    """``bus_conflict``: two devices seem to share an address on a Modbus bus (repeated garbled answers,
+    two identities)."""
+
+
 class SystemRules(StrictModel):
     """``alarms.system``: the built-in rules."""
 
@@ -354,6 +372,9 @@ class SystemRules(StrictModel):
     register_quarantine: RegisterQuarantineRule = Field(default_factory=RegisterQuarantineRule)
     storage_spool: SpoolRule = Field(default_factory=SpoolRule)
     clock_drift: ClockDriftRule = Field(default_factory=ClockDriftRule)
+    bus_new_device: BusNewDeviceRule = Field(default_factory=BusNewDeviceRule)
+    bus_vanished: BusVanishedRule = Field(default_factory=BusVanishedRule)
+    bus_conflict: BusConflictRule = Field(default_factory=BusConflictRule)
 
 
 class AlarmsConfig(StrictModel):

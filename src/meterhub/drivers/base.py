@@ -46,12 +46,14 @@ from typing import Protocol, runtime_checkable
 
 from meterhub.config.schema import Bus, BusKind, Device, SiteConfig
 from meterhub.model.health import Health, HealthState
+from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 
 __all__ = [
     "ComputesRegisters",
     "DeviceStatus",
     "Emit",
+    "PqEmit",
     "Source",
     "SourceContext",
     "SourceFactory",
@@ -65,6 +67,9 @@ __all__ = [
 Emit = Callable[[Sequence[Reading]], None]
 #: Where a source that measures harmonic spectra hands them (the live cache; never the bus or storage).
 SpectrumEmit = Callable[[Sequence[Spectrum]], None]
+#: Where a source that detects power-quality events (dips, swells …) hands each ended event (the
+#: gateway's ``emit_pq_events``: the power-quality log and whoever listens, e.g. the alarm engine).
+PqEmit = Callable[[Sequence[PqEvent]], None]
 
 
 @dataclass
@@ -133,6 +138,8 @@ class SourceContext:
     ``device_serial(device_id, serial_number)`` takes the serial number a source reads from a device
     when it identifies it (the energy stage: a changed serial means a new meter whose registers start
     elsewhere); None: nobody wants it.
+    ``publish_pq_events`` takes the power-quality events a source detects, once each has ended
+    (:class:`~meterhub.model.pq.PqEvent`); None: nobody wants them.
     """
 
     config: SiteConfig
@@ -143,6 +150,7 @@ class SourceContext:
     extra: dict[str, object] = field(default_factory=dict)
     publish_spectra: SpectrumEmit | None = None
     device_serial: Callable[[str, str], object] | None = None
+    publish_pq_events: PqEmit | None = None
 
 
 class Source(abc.ABC):

@@ -26,6 +26,8 @@ import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
+from meterhub.alarms.control import ControlService, ControlSink, ExternalSwitch
+from meterhub.alarms.demand_limit import DemandLimiter
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
@@ -34,23 +36,28 @@ from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.supervision import BusWatch
 from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
+from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.publish.modbus_gateway import ModbusGatewayServer
 from meterhub.publish.modbus_server import ModbusServerSink
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
-from meterhub.storage.base import Storage
+from meterhub.storage.base import Storage, StorageError
+from meterhub.storage.events import AlarmLogListener, EventStore, EventWriter, StorageAuditor
 
 __all__ = ["Gateway"]
 
 log = logging.getLogger("meterhub.runtime")
 
 _S = TypeVar("_S")
+#: The actor of relay switches by a Modbus client of the Modbus server, in the audit log.
+MODBUS_CLIENT_ACTOR = "modbus-client"
 
 #: How long shutdown waits for a source or sink task to end, and for a source to close [s]; what does
 #: not stop in time is logged and left behind, so the data is still flushed.
@@ -97,6 +104,9 @@ class Gateway:
         self._source_tasks: list[asyncio.Task[None]] = []
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._records: dict[str, TaskRecord] = {}
+        #: called with the configuration in force after every :meth:`update_config` (the demo's simulated
+        #: devices follow it; commissioning re-checks)
+        self.config_listeners: list[Callable[[SiteConfig], None]] = []
         ctx = SinkContext(
             config=config,
             bus=self.bus,
@@ -110,13 +120,32 @@ class Gateway:
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
         modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
-        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the output control
-            modbus.set_control(partial(OutputControl.for_gateway, self))
+        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the audited control path
+            modbus.set_control(lambda: ExternalSwitch(self.control, MODBUS_CLIENT_ACTOR))
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
         self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
+        # every output change goes through this one audited path (API, linkage, programs, demand limit)
+        self._control_sink: ControlSink = self._sink(SinkKind.CONTROL, ControlSink)
+        self.control: ControlService = self._control_sink.service
+        self.control.outputs = lambda: OutputControl.for_gateway(self)
+        self.alarms.add_listener(self.control)  # linkage: alarm raised / cleared → an output
+        self.alarms.set_bus_state(self.bus_watches)  # bus supervision alarms (issue 13)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
+        # The alarm, audit and power-quality logs, written in a thread of their own
+        # (meterhub.storage.events); alarm listeners and auditors of every layer hand records to it.
+        # PostgreSQL may be away: what meets an outage waits in a spool file in the data folder.
+        remote = config.storage.backend == "postgres"
+        self.event_log = EventWriter(
+            self._event_store, spool=self.data_dir / "event-log-spool.sqlite" if remote else None
+        )
+        self.auditor = StorageAuditor(self.event_log)
+        self.alarms.add_listener(AlarmLogListener(self.event_log))  # every alarm transition is logged
+        self.alarms.auditor = self.auditor  # acknowledge, shelve, service changes, rule edits
+        self.control.auditor = self.auditor  # every output change: API, linkage, programs, demand limit
+        #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
+        self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
         self._reset_status()
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
@@ -134,6 +163,12 @@ class Gateway:
                 self.config.storage, self.data_dir, timezone=self.config.site.timezone
             )
         return self._storage
+
+    def _event_store(self) -> EventStore:
+        storage = self.storage
+        if not isinstance(storage, EventStore):
+            raise StorageError(f"the {type(storage).__name__} storage keeps no event logs")
+        return storage
 
     def _registers(self) -> Mapping[SeriesKey, float]:
         return self.energy.registers() if self.energy is not None else {}
@@ -166,6 +201,7 @@ class Gateway:
         for sink in self.sinks.values():
             key = f"sink:{sink.name}"
             out[key] = self._supervised(key, sink.health())
+        out["sink:event-log"] = self.event_log.health()
         if self.modbus_gateway is not None:
             out["service:modbus_gateway"] = self.modbus_gateway.health()
         return out
@@ -173,6 +209,19 @@ class Gateway:
     def modbus_links(self) -> dict[str, RegisterLink]:
         """The link each running Modbus source polls its line with (bus id → link)."""
         return {s.ctx.bus.id: s.link for s in self.sources if isinstance(s, ModbusSource)}
+
+    @property
+    def control_limiter(self) -> DemandLimiter | None:
+        """The demand limiter of ``control.demand_limit`` (None when the site has none)."""
+        return self._control_sink.limiter
+
+    def control_health(self) -> Health:
+        """Health of the control path (its queue, failures, the demand limiter)."""
+        return self._supervised(f"sink:{self._control_sink.name}", self._control_sink.health())
+
+    def bus_watches(self) -> dict[str, BusWatch]:
+        """The supervision state of each running Modbus line (bus id → watch; drivers/modbus/supervision.py)."""
+        return {s.ctx.bus.id: s.watch for s in self.sources if isinstance(s, ModbusSource)}
 
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)
@@ -202,6 +251,16 @@ class Gateway:
         """Entry point for harmonic spectra: the live cache only (not stored, not on the bus)."""
         self.live.update_spectra(batch)
 
+    def emit_pq_events(self, events: Sequence[PqEvent]) -> None:
+        """Entry point for power-quality events a source detected: the power-quality log, then every
+        listener in :attr:`pq_listeners` (one failing does not keep the events from the others)."""
+        self.event_log.pq(events)
+        for listener in self.pq_listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("a power-quality listener failed on %d events", len(events))
+
     # -- lifecycle --------------------------------------------------------------------------------
     def _spawn(self, key: str, factory: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
         rec = self._records[key] = TaskRecord(key)
@@ -222,6 +281,8 @@ class Gateway:
 
     async def _start(self) -> None:
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
+        if self.control_limiter is not None:  # the month's peak so far survives a restart
+            self.control_limiter.seed_maxima(self.energy.max_demand())
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
@@ -248,6 +309,7 @@ class Gateway:
                 self.data_dir,
                 publish_spectra=self.emit_spectra,
                 device_serial=self.device_serial,
+                publish_pq_events=self.emit_pq_events,
             )
             try:
                 sources = list(factory(ctx))
@@ -309,6 +371,7 @@ class Gateway:
         finally:
             if self.energy is not None:
                 self.energy.close()
+            await asyncio.to_thread(self.event_log.close)  # the logs' last records, before storage closes
             await asyncio.to_thread(self.storage.close)
         if failure is not None:
             raise failure
@@ -336,6 +399,9 @@ class Gateway:
         if self.energy is not None:
             self.energy.reconfigure(validated)
         self.alarms.reconfigure(validated)
+        self._control_sink.reconfigure(validated)
+        for listener in self.config_listeners:
+            listener(validated)
         self._start_sources()
         modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
         if isinstance(modbus, ModbusServerSink):
