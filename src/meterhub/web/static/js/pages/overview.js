@@ -95,7 +95,7 @@ export async function render(root, { live, app }) {
 async function loadToday(root, app, circuits) {
   try {
     const s = await get("/site/today");
-    if (root.dataset.page !== "overview") return true; // the page was left meanwhile
+    if (!root.isConnected) return true; // the page was left meanwhile (its box is detached)
     root.querySelector("#ov-energy").textContent = withUnit(s.energy_consumed, "Wh", 1);
     root.querySelector("#ov-cost").textContent = money(s.cost, s.currency);
     root.querySelector("#ov-co2").textContent = s.co2 === null ? "–" : withUnit(s.co2, "kg", 1);
