@@ -165,8 +165,14 @@ def test_every_page_fits_a_phone_and_the_desktop(browser: Browser, server: LiveS
         page.wait_for_selector('#view[data-page="login"] h1')
         assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth"), f"login at {width} px"
         sign_in(page, server.url)
-        for name in all_pages(page):
+        queue = all_pages(page)
+        for name in queue:
             open_page(page, server.url, name)
+            # a page's tabs are pages too (config, alarms …)
+            tabs = page.eval_on_selector_all(
+                "#view nav.tabs a[href^='#/']", "els => els.map(a => a.getAttribute('href').slice(2))"
+            )
+            queue += [x for x in tabs if x not in queue]
             scroll = page.evaluate("document.scrollingElement.scrollWidth")
             inner = page.evaluate("innerWidth")
             assert scroll <= inner, f"{name} at {width} px is {scroll} px wide: {page.evaluate(WIDEST)}"
