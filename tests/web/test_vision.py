@@ -509,3 +509,28 @@ def test_first_run_pages_fit_a_phone(browser: Browser, tmp_path: Path) -> None:
                 page.screenshot(path=str(SHOTS / "setup-first-run-390.png"), full_page=True)
             assert console.errors == [], (width, console.errors)
             ctx.close()
+
+
+def test_display_settings_round_trip_and_refusals(client, admin) -> None:  # type: ignore[no-untyped-def]
+    """PUT /api/v1/display keeps the new fields; a bad one is refused naming the field."""
+    body = {
+        "mode": "rotate",
+        "page_every": 5,
+        "show_cost": False,
+        "messages": [{"title": "Fire drill", "text": "", "after": 0, "duration": 20}],
+        "renewable": {"source": "wind", "colour": "#2563eb", "max_production": 50000},
+    }
+    r = client.put("/api/v1/display", json=body, headers=admin)
+    assert r.status_code == 200, r.text
+    got = client.get("/api/v1/display").json()
+    assert got["renewable"] == {"source": "wind", "colour": "#2563eb", "max_production": 50000.0}
+    assert got["messages"] == [{"title": "Fire drill", "text": "", "after": 0.0, "duration": 20.0}]
+    assert (got["page_every"], got["show_cost"]) == (5.0, False)
+    for bad, field in (
+        ({"renewable": {"colour": "green"}}, "colour"),
+        ({"renewable": {"source": "coal"}}, "source"),
+        ({"messages": [{"title": "x", "duration": 0}]}, "duration"),
+        ({"page_every": 0}, "page_every"),
+    ):
+        r = client.put("/api/v1/display", json={"mode": "realtime", **bad}, headers=admin)
+        assert r.status_code == 422 and field in r.text, (bad, r.text)
