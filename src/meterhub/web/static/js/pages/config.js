@@ -208,7 +208,7 @@ async function tariffs(root, { app }) {
       <td><input class="r-id" value="${esc(r.id)}" size="10"></td><td><input class="r-name" value="${esc(r.name || "")}"></td>
       <td><input class="r-price" type="number" step="0.0001" min="0" value="${r.price}"></td>
       <td><input class="r-export" type="number" step="0.0001" min="0" value="${r.export_price || 0}"></td>
-      <td><button type="button" class="secondary r-del">×</button></td></tr>`;
+      <td><button type="button" class="secondary r-del" aria-label="${esc(t("common.remove"))}" title="${esc(t("common.remove"))}">×</button></td></tr>`;
   root.innerHTML = `<form class="panel" id="tariff-form">
     <h2>${esc(t("config.rates"))}</h2>
     <table><thead><tr><th class="l">${esc(t("common.id"))}</th><th class="l">${esc(t("common.name"))}</th><th class="l">${esc(t("config.price"))} [/kWh]</th><th class="l">${esc(t("config.export_price"))} [/kWh]</th><th></th></tr></thead>
