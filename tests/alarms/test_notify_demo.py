@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from tests.alarms.notify_peers import SmtpServer, free_port
 
 pytestmark = pytest.mark.slow
