@@ -67,7 +67,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def compressor_mails(server: SmtpServer) -> list[str]:
     with server.mailbox.lock:
         return [
-            str(m["Subject"]) for _, m in server.mailbox.mails if "compressor" in str(m["Subject"]).lower()
+            str(m["Subject"]).strip()
+            for _, m in server.mailbox.mails
+            if "compressor" in str(m["Subject"]).lower()
         ]
 
 
