@@ -89,6 +89,11 @@ class AlarmSink:
         """Hand every future event to ``listener`` (in ``seq`` order, on the event loop)."""
         self.engine.listeners.append(listener)
 
+    def remove_listener(self, listener: AlarmListener) -> None:
+        """Stop handing events to ``listener`` (no error when it was not added)."""
+        if listener in self.engine.listeners:
+            self.engine.listeners.remove(listener)
+
     def set_bus_state(self, bus_state: Callable[[], Mapping[str, Any]]) -> None:
         """Where the bus supervision alarms read each Modbus bus's state (bus id → ``BusWatch``)."""
         self._bus_state = bus_state

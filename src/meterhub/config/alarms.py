@@ -41,6 +41,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
+from meterhub.config.notify import NotificationsConfig, notification_reference_issues
 from meterhub.config.reader import Loc
 from meterhub.config.types import LAX, Identifier, StrictModel
 from meterhub.model.quantities import CATALOGUE, Kind, Q, UnknownQuantityError
@@ -383,6 +384,9 @@ class AlarmsConfig(StrictModel):
     reader_can_ack: bool = Field(default=False, description="readers may acknowledge alarms, not only admins")
     rules: list[AlarmRule] = Field(default_factory=list, max_length=100_000)
     system: SystemRules = Field(default_factory=SystemRules)
+    notifications: NotificationsConfig | None = Field(
+        default=None, description="email and webhooks for alarm events (docs/alarms-notifications.md)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -458,3 +462,5 @@ def alarm_reference_issues(cfg: Any) -> Iterable[tuple[Loc, str]]:
             resolve_target(rule.target, **known)
         except ValueError as exc:
             yield (*loc, "target"), str(exc)
+    if alarms.notifications is not None:
+        yield from notification_reference_issues(alarms.notifications, [r.id for r in alarms.rules])

@@ -28,6 +28,7 @@ import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
 from meterhub.alarms.control import ControlService, ControlSink, ExternalSwitch
 from meterhub.alarms.demand_limit import DemandLimiter
+from meterhub.alarms.notify import Notifier
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
@@ -144,9 +145,35 @@ class Gateway:
         self.alarms.add_listener(AlarmLogListener(self.event_log))  # every alarm transition is logged
         self.alarms.auditor = self.auditor  # acknowledge, shelve, service changes, rule edits
         self.control.auditor = self.auditor  # every output change: API, linkage, programs, demand limit
+        #: email and webhooks for alarm events (alarms.notifications), each through a durable outbox
+        self.notifier: Notifier | None = self._make_notifier(config)
+        if self.notifier is not None:
+            self.alarms.add_listener(self.notifier)
         #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
         self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
         self._reset_status()
+
+    def _make_notifier(self, config: SiteConfig) -> Notifier | None:
+        section = config.alarms.notifications if config.alarms is not None else None
+        if section is None:
+            return None
+        return Notifier(section, data_dir=self.data_dir, site=config.site.name, timezone=config.site.timezone)
+
+    async def _renew_notifier(self, config: SiteConfig) -> None:
+        """A changed ``alarms.notifications`` section: the old notifier stops (what it has not delivered
+        stays in its outboxes, which the new one opens again) and the new one takes over."""
+        old_section = self.config.alarms.notifications if self.config.alarms is not None else None
+        new_section = config.alarms.notifications if config.alarms is not None else None
+        if old_section == new_section:
+            return
+        if self.notifier is not None:
+            self.alarms.remove_listener(self.notifier)
+            await self.notifier.stop()
+        self.notifier = self._make_notifier(config)
+        if self.notifier is not None:
+            self.alarms.add_listener(self.notifier)
+            if self._sink_tasks:  # running
+                await self.notifier.start()
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
         sink = self.sinks[kind]
@@ -204,6 +231,8 @@ class Gateway:
         out["sink:event-log"] = self.event_log.health()
         if self.modbus_gateway is not None:
             out["service:modbus_gateway"] = self.modbus_gateway.health()
+        if self.notifier is not None:
+            out.update({f"service:{k}": h for k, h in self.notifier.components().items()})
         return out
 
     def modbus_links(self) -> dict[str, RegisterLink]:
@@ -283,6 +312,8 @@ class Gateway:
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
         if self.control_limiter is not None:  # the month's peak so far survives a restart
             self.control_limiter.seed_maxima(self.energy.max_demand())
+        if self.notifier is not None:  # before the alarm sink: events of the first poll are delivered
+            await self.notifier.start()
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
@@ -369,6 +400,11 @@ class Gateway:
                     log.exception("sink %s did not stop cleanly", sink.name)
                     failure = failure or exc
         finally:
+            if self.notifier is not None:  # what is not delivered stays in its outboxes
+                try:
+                    await self.notifier.stop()
+                except Exception:
+                    log.exception("the alarm notifier did not stop cleanly")
             if self.energy is not None:
                 self.energy.close()
             await asyncio.to_thread(self.event_log.close)  # the logs' last records, before storage closes
@@ -393,6 +429,7 @@ class Gateway:
         else:
             validated = parse_site(render_site_file(None, new_config), "<api>")  # cross-reference checks too
         await self._stop_sources()
+        await self._renew_notifier(validated)
         self.config = validated
         self._reset_status()
         self.live.clear_spectra()  # a circuit may have moved to a device that measures none
