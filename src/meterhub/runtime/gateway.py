@@ -150,7 +150,7 @@ class Gateway:
         if self.notifier is not None:
             self.alarms.add_listener(self.notifier)
         #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
-        self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
+        self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = [self.alarms.pq_events]
         self._reset_status()
 
     def _make_notifier(self, config: SiteConfig) -> Notifier | None:
