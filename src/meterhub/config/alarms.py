@@ -491,4 +491,7 @@ def alarm_reference_issues(cfg: Any) -> Iterable[tuple[Loc, str]]:
         except ValueError as exc:
             yield (*loc, "target"), str(exc)
     if alarms.notifications is not None:
-        yield from notification_reference_issues(alarms.notifications, [r.id for r in alarms.rules])
+        publishers = {p.id: (p.transport.value, p.enabled) for p in (getattr(cfg, "publish", None) or [])}
+        yield from notification_reference_issues(
+            alarms.notifications, [r.id for r in alarms.rules], publishers=publishers
+        )
