@@ -37,16 +37,19 @@ from meterhub.alarms import smtp, webhook
 from meterhub.alarms.model import AlarmEvent
 from meterhub.alarms.mqtt_channel import MqttChannel
 from meterhub.alarms.mqtt_channel import outbox_path as mqtt_outbox_path
+from meterhub.alarms.statefile import StateFile
 from meterhub.config.notify import NotificationsConfig
 from meterhub.config.secrets import SecretError, read_secret
 from meterhub.model.health import Health, HealthState, worst
 from meterhub.storage.outbox import Outbox, OutboxError
 
-__all__ = ["STOP_GRACE", "Notifier"]
+__all__ = ["STATE_FILE", "STOP_GRACE", "Notifier"]
 
 log = logging.getLogger("meterhub.notify")
 
 _DAY = 86400.0
+#: The rate limit's counts in the data folder (:mod:`meterhub.alarms.statefile`).
+STATE_FILE = "notify-state.sqlite"
 #: How long :meth:`Notifier.stop` lets a mail or POST in flight finish before cancelling it [s].
 STOP_GRACE = 2.0
 
@@ -100,6 +103,8 @@ class Notifier:
         #: MQTT through a publish instance (``notifications.mqtt``); the runtime attaches it
         self.mqtt: MqttChannel | None = None
         self._broken: list[_Broken] = []
+        #: the email rate limit's counts across restarts (``DATA/notify-state.sqlite``), with email only
+        self.state: StateFile | None = None
         self.lost = 0  # events a channel could not queue (outbox write failed), logged each
         max_age = cfg.outbox.max_days * _DAY
         tz = ZoneInfo(timezone)
@@ -126,6 +131,7 @@ class Notifier:
                 log.error("notify email: %s", exc)
                 self._broken.append(_Broken("notify email", str(exc)))
             else:
+                self.state = StateFile(self.data_dir / STATE_FILE, "notify state")
                 self.email = smtp.EmailChannel(
                     cfg,
                     box,
@@ -136,6 +142,7 @@ class Notifier:
                     error=error,
                     backoff=backoff,
                     clock=clock,
+                    state=self.state,
                 )
         for hook in cfg.webhooks:
             name = f"notify webhook {hook.id}"
@@ -243,6 +250,8 @@ class Notifier:
         self._tasks.clear()
         if self.email is not None:
             self.email.outbox.close()
+        if self.state is not None:
+            self.state.close()
         for hook in self.webhooks:
             hook.outbox.close()
         if self.mqtt is not None:
@@ -267,6 +276,10 @@ class Notifier:
             out[self.mqtt.name] = self.mqtt.health()
         for b in self._broken:
             out[b.name] = b.health()
+        if self.state is not None and self.state.error is not None:
+            out["notify state"] = Health(
+                HealthState.DEGRADED, f"notify state: {self.state.error}; rate-limit counts not kept"
+            )
         return out
 
     def health(self) -> Health:
