@@ -16,7 +16,9 @@ from meterhub.checks import parse_site
 from meterhub.config.faults import parse_fault
 from meterhub.config.loader import ConfigError
 from meterhub.runtime import Gateway
-from meterhub.runtime.demo import start_simulators
+from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
+from meterhub.profiles.schema import Function
+from meterhub.runtime.demo import demo_site, start_simulators
 from meterhub.storage import open_storage
 
 SITE = """\
@@ -112,3 +114,34 @@ def test_offline_fault_syntax_and_its_checks():
     site = SITE.replace("PORT", "5020")
     with pytest.raises(ConfigError, match="no device 'd9'"):
         parse_site(site.replace("d2:offline:4-9", "d9:offline:4-9"), "site.yaml")
+
+
+def test_the_demo_site_module_stops_answering_in_its_window_on_the_module_bus(tmp_path: Path):
+    """``meterhub demo --fault m-heater:offline:…`` as docs/alarms.md shows it: the demo site's water-heater
+    module (unit 11 on the module bus) answers exception 0B in the window, its neighbours go on."""
+    text = (Path(__file__).parents[2] / "examples" / "demo-site.yaml").read_text()
+    cfg = demo_site(parse_site(text, "demo-site.yaml"))
+    panel = next(b for b in cfg.buses if b.id == "panel")
+
+    async def read(link: ModbusLink, unit: int) -> str:
+        try:
+            await link.read(Function.HOLDING, unit, 0, 2)
+        except Exception as exc:  # an exception answer: 02 is still the module answering
+            return "silent" if "exception 0B" in str(exc) else "answered"
+        return "answered"
+
+    async def go() -> list[tuple[str, str]]:
+        sims, _ = await start_simulators(cfg, tmp_path, ["m-heater:offline:0-2"])
+        link = ModbusLink(TransportKind.TCP, port=panel.port, timeout=2.0)
+        try:
+            inside = (await read(link, 11), await read(link, 10))
+            await asyncio.sleep(2.2)
+            after = (await read(link, 11), await read(link, 10))
+        finally:
+            await link.close()
+            for s in sims:
+                await s.close()
+        return [inside, after]
+
+    (heater, lift), (heater_after, lift_after) = asyncio.run(go())
+    assert (heater, lift, heater_after, lift_after) == ("silent", "answered", "answered", "answered")
