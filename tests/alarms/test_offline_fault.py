@@ -15,9 +15,9 @@ from meterhub.alarms.model import AlarmEvent
 from meterhub.checks import parse_site
 from meterhub.config.faults import parse_fault
 from meterhub.config.loader import ConfigError
-from meterhub.runtime import Gateway
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind
 from meterhub.profiles.schema import Function
+from meterhub.runtime import Gateway
 from meterhub.runtime.demo import demo_site, start_simulators
 from meterhub.storage import open_storage
 
