@@ -21,6 +21,10 @@ to the :class:`~meterhub.model.audit.Auditor`: actor, ``relay.switch`` / ``relay
 the state before and after, and in ``extra`` whether the device confirmed it by read-back
 (``confirmed``), and why it was refused or failed (``result``: ``done``, ``refused``, ``failed``).
 
+What a restart must not forget — each output's last change (so minimum on/off times hold across a
+restart) and a user's manual override — is kept in ``DATA/control-state.sqlite``
+(:mod:`meterhub.alarms.statefile`), one value per point, written when it changes.
+
 Automatic actions are queued (:meth:`ControlService.submit`) and carried out one at a time by
 :meth:`ControlService.run`, so an alarm listener or a bus sink never waits for a Modbus round trip.
 :class:`ControlSink` is the bus sink that feeds the service (input edges for linkage, confirmed relay
@@ -44,6 +48,7 @@ from zoneinfo import ZoneInfo
 
 from meterhub.alarms.demand_limit import DEMAND_LIMIT_ACTOR, DemandLimiter
 from meterhub.alarms.model import AlarmEvent, EventKind
+from meterhub.alarms.statefile import StateFile
 from meterhub.bus import Batch, Overflow, ReadingBus, SinkContext, Subscription
 from meterhub.config.control import (
     WEEKDAYS,
@@ -73,6 +78,7 @@ __all__ = [
     "OutputDriver",
     "ProgramClock",
     "ProgramRunner",
+    "STATE_FILE",
     "control_sink",
     "limiter_for",
     "program_state",
@@ -81,6 +87,8 @@ __all__ = [
 
 log = logging.getLogger("meterhub.control")
 
+#: The points' last changes and overrides in the data folder (:mod:`meterhub.alarms.statefile`).
+STATE_FILE = "control-state.sqlite"
 #: An automatic action that failed on the device is retried no sooner than this [s].
 RETRY_AFTER = 30.0
 
@@ -169,6 +177,7 @@ class ControlService:
         restart, so their links are looked up when needed).
     auditor : where audit entries go (the durable audit log; :class:`LoggingAuditor` until it is wired).
     clock : time [s since the epoch]; injectable for tests.
+    state : where the points' last changes and overrides are kept across restarts (None: in memory).
     """
 
     def __init__(
@@ -178,6 +187,7 @@ class ControlService:
         auditor: Auditor,
         *,
         clock: Callable[[], float] = time.time,
+        state: StateFile | None = None,
     ) -> None:
         self.config = config
         self.section = config.control or ControlConfig()
@@ -191,6 +201,36 @@ class ControlService:
         self.counters = {"done": 0, "refused": 0, "failed": 0, "skipped": 0, "events": 0}
         self.programs = ProgramRunner(self)
         self.last_error: str | None = None
+        self.state_file = state
+        if state is not None:
+            for key, kept in state.items("point:"):
+                self._restore(key.removeprefix("point:"), kept)
+
+    def _restore(self, point: str, kept: Any) -> None:
+        """A point's state, last change and override as the last run left them."""
+        if not isinstance(kept, dict):
+            return
+        p = self._pt(point)
+        try:
+            p.state = None if kept.get("state") is None else float(kept["state"])
+            p.changed = None if kept.get("changed") is None else float(kept["changed"])
+            until = kept.get("override_until")
+            p.override_until = -math.inf if until is None else float(until)
+            p.override_by = kept.get("override_by")
+        except (TypeError, ValueError):
+            log.error("control: the kept state of %s cannot be read (%r); ignored", point, kept)
+            self._points[point] = _Point()
+
+    def _keep(self, point: str) -> None:
+        """Persist ``point``'s state, last change and override (see the module docstring)."""
+        if self.state_file is None:
+            return
+        p = self._pt(point)
+        until = p.override_until if math.isfinite(p.override_until) else None
+        self.state_file.set(
+            f"point:{point}",
+            {"state": p.state, "changed": p.changed, "override_until": until, "override_by": p.override_by},
+        )
 
     def reconfigure(self, config: SiteConfig) -> None:
         """Take a changed site (known states, overrides and programs' last actions are kept)."""
@@ -228,8 +268,11 @@ class ControlService:
     def _set_state(self, point: str, value: float, ts: float) -> None:
         p = self._pt(point)
         if p.state is None or p.state != value:
-            # the first state seen has no known start: count it from then (a restart holds min times)
+            # the first state seen has no known start: count it from then (a restart holds min times;
+            # with the state file the last run's change is known and the first equal state keeps it)
             p.changed = ts
+            p.state = value
+            self._keep(point)
         p.state = value
 
     def observe(self, readings: Sequence[Reading]) -> list[tuple[str, bool]]:
@@ -495,6 +538,7 @@ class ControlService:
             if not automatic and self.section.override > 0:
                 st.override_until = self.clock() + self.section.override
                 st.override_by = actor
+                self._keep(point)
             res = ControlResult(point, action.value, "done", before, after, confirmed=True)
             self.counters["done"] += 1
             self._audit(actor, verb, point, res, comment)
@@ -505,6 +549,12 @@ class ControlService:
         c["pending"] = self.pending()
         if self.last_error is not None and c["failed"]:
             return Health(HealthState.DEGRADED, f"last failure: {self.last_error}", c)
+        if self.state_file is not None and self.state_file.error is not None:
+            return Health(
+                HealthState.DEGRADED,
+                f"{self.state_file.error}: overrides and minimum times are not kept across a restart",
+                c,
+            )
         return Health(HealthState.OK, f"{c['done']} actions, {c['refused']} refused", c)
 
 
@@ -683,6 +733,8 @@ class ControlSink:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks = []
+        if self.service.state_file is not None:
+            self.service.state_file.close()
 
     def health(self) -> Health:
         h = self.service.health()
@@ -746,5 +798,6 @@ def control_sink(ctx: SinkContext) -> ControlSink:
     nothing until the runtime sets ``service.outputs`` (the gateway's
     :class:`~meterhub.drivers.io.control.OutputControl`) and audits to a :class:`LoggingAuditor` until the
     durable audit log replaces ``service.auditor``."""
-    service = ControlService(ctx.config, _not_wired, LoggingAuditor(), clock=ctx.clock)
+    state = StateFile(ctx.data_dir / STATE_FILE, "control state")
+    service = ControlService(ctx.config, _not_wired, LoggingAuditor(), clock=ctx.clock, state=state)
     return ControlSink(service, ctx.bus, limiter=limiter_for(ctx.config, service))

@@ -1,8 +1,10 @@
-"""Alarm notifications: the :class:`Notifier` listens to alarm events and delivers them by email and webhooks.
+"""Alarm notifications: the :class:`Notifier` listens to alarm events and delivers them by email, webhooks and
+MQTT.
 
 The notifier is an :class:`~meterhub.alarms.model.AlarmListener`: ``on_event`` commits the event to each
 channel's durable outbox (:mod:`meterhub.storage.outbox`) and returns; delivery tasks send it from there
-(:mod:`meterhub.alarms.smtp`, :mod:`meterhub.alarms.webhook`). An SMTP or webhook outage therefore delays
+(:mod:`meterhub.alarms.smtp`, :mod:`meterhub.alarms.webhook`); MQTT events go through a publish
+instance's outbox (:mod:`meterhub.alarms.mqtt_channel`, attached by the runtime). An SMTP or webhook outage therefore delays
 a notification but never loses it, a restart sends what waited, and the order is kept (oldest first).
 
 It never evaluates rules: which events exist is the engine's business; which of them notify, whom and
@@ -33,16 +35,21 @@ from zoneinfo import ZoneInfo
 
 from meterhub.alarms import smtp, webhook
 from meterhub.alarms.model import AlarmEvent
+from meterhub.alarms.mqtt_channel import MqttChannel
+from meterhub.alarms.mqtt_channel import outbox_path as mqtt_outbox_path
+from meterhub.alarms.statefile import StateFile
 from meterhub.config.notify import NotificationsConfig
 from meterhub.config.secrets import SecretError, read_secret
 from meterhub.model.health import Health, HealthState, worst
 from meterhub.storage.outbox import Outbox, OutboxError
 
-__all__ = ["STOP_GRACE", "Notifier"]
+__all__ = ["STATE_FILE", "STOP_GRACE", "Notifier"]
 
 log = logging.getLogger("meterhub.notify")
 
 _DAY = 86400.0
+#: The rate limit's counts in the data folder (:mod:`meterhub.alarms.statefile`).
+STATE_FILE = "notify-state.sqlite"
 #: How long :meth:`Notifier.stop` lets a mail or POST in flight finish before cancelling it [s].
 STOP_GRACE = 2.0
 
@@ -93,7 +100,11 @@ class Notifier:
         self._tasks: list[asyncio.Task[None]] = []
         self.email: smtp.EmailChannel | None = None
         self.webhooks: list[webhook.WebhookChannel] = []
+        #: MQTT through a publish instance (``notifications.mqtt``); the runtime attaches it
+        self.mqtt: MqttChannel | None = None
         self._broken: list[_Broken] = []
+        #: the email rate limit's counts across restarts (``DATA/notify-state.sqlite``), with email only
+        self.state: StateFile | None = None
         self.lost = 0  # events a channel could not queue (outbox write failed), logged each
         max_age = cfg.outbox.max_days * _DAY
         tz = ZoneInfo(timezone)
@@ -120,6 +131,7 @@ class Notifier:
                 log.error("notify email: %s", exc)
                 self._broken.append(_Broken("notify email", str(exc)))
             else:
+                self.state = StateFile(self.data_dir / STATE_FILE, "notify state")
                 self.email = smtp.EmailChannel(
                     cfg,
                     box,
@@ -130,6 +142,7 @@ class Notifier:
                     error=error,
                     backoff=backoff,
                     clock=clock,
+                    state=self.state,
                 )
         for hook in cfg.webhooks:
             name = f"notify webhook {hook.id}"
@@ -156,12 +169,25 @@ class Notifier:
                 )
             )
 
+        if cfg.mqtt is not None:
+            try:
+                box = Outbox(
+                    mqtt_outbox_path(self.data_dir), name="notify mqtt", max_age=max_age, clock=clock
+                )
+            except OutboxError as exc:
+                log.error("notify mqtt: %s", exc)
+                self._broken.append(_Broken("notify mqtt", str(exc)))
+            else:
+                self.mqtt = MqttChannel(cfg, cfg.mqtt, box, site=site, clock=clock)
+
     # -- AlarmListener ---------------------------------------------------------------------------
     def on_event(self, event: AlarmEvent) -> None:
         """Commit ``event`` to every channel that wants it; returns once it is durable (never raises)."""
-        channels: list[smtp.EmailChannel | webhook.WebhookChannel] = [*self.webhooks]
+        channels: list[smtp.EmailChannel | webhook.WebhookChannel | MqttChannel] = [*self.webhooks]
         if self.email is not None:
             channels.insert(0, self.email)
+        if self.mqtt is not None:
+            channels.append(self.mqtt)
         for ch in channels:
             try:
                 ch.put(event)
@@ -224,13 +250,19 @@ class Notifier:
         self._tasks.clear()
         if self.email is not None:
             self.email.outbox.close()
+        if self.state is not None:
+            self.state.close()
         for hook in self.webhooks:
             hook.outbox.close()
+        if self.mqtt is not None:
+            self.mqtt.detach()
+            self.mqtt.outbox.close()
 
     # -- health ----------------------------------------------------------------------------------
     def backlog(self) -> int:
         """Rows waiting in all outboxes (an email row is one event for one recipient)."""
         n = self.email.outbox.stats().backlog if self.email is not None else 0
+        n += self.mqtt.outbox.stats().backlog if self.mqtt is not None else 0
         return n + sum(h.outbox.stats().backlog for h in self.webhooks)
 
     def components(self) -> dict[str, Health]:
@@ -240,8 +272,14 @@ class Notifier:
             out["notify email"] = self.email.health()
         for hook in self.webhooks:
             out[hook.name] = hook.health()
+        if self.mqtt is not None:
+            out[self.mqtt.name] = self.mqtt.health()
         for b in self._broken:
             out[b.name] = b.health()
+        if self.state is not None and self.state.error is not None:
+            out["notify state"] = Health(
+                HealthState.DEGRADED, f"notify state: {self.state.error}; rate-limit counts not kept"
+            )
         return out
 
     def health(self) -> Health:

@@ -37,9 +37,11 @@ __all__ = [
     "AlarmDef",
     "Code",
     "Mode",
+    "PQ_PHASES",
     "Slot",
     "SystemKind",
     "expand_rules",
+    "pq_alarm_id",
     "system_alarms",
 ]
 
@@ -73,6 +75,8 @@ class SystemKind(enum.StrEnum):
     BUS_NEW_DEVICE = "bus_new_device"
     BUS_VANISHED = "bus_vanished"
     BUS_CONFLICT = "bus_conflict"
+    # power-quality events (model/pq.py), per device and phase
+    PQ = "pq"
 
 
 _SYSTEM_TEXT: dict[SystemKind, tuple[str, str]] = {
@@ -117,7 +121,24 @@ _SYSTEM_TEXT: dict[SystemKind, tuple[str, str]] = {
         "two devices seem to answer at address {value} of bus {target} (garbled answers or two identities) "
         "since {time}",
     ),
+    SystemKind.PQ: (
+        "Power-quality event: {target} {phase}",
+        "a voltage dip, swell or interruption on {target} {phase} ended at {time}, extreme {value} {unit}; "
+        "see the power-quality log (GET /api/v1/events/pq)",
+    ),
 }
+
+#: The phases of the power-quality alarms of a device; an event on a line-to-line voltage counts on the
+#: phase it starts from (L1-L2 on L1), one without a phase on the device's alarm without a phase.
+PQ_PHASES: tuple[str | None, ...] = ("L1", "L2", "L3", None)
+
+
+def pq_alarm_id(device: str, phase: str | None) -> str:
+    """The id of the power-quality alarm of ``device`` for an event on ``phase`` (``L1``, ``L1-L2`` …,
+    None when the device does not say)."""
+    p = (phase or "").split("-")[0].strip().upper()
+    suffix = f"/{p}" if p in ("L1", "L2", "L3") else ""
+    return f"system:{SystemKind.PQ.value}/{device}{suffix}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,15 +281,22 @@ def expand_rules(cfg: SiteConfig) -> list[AlarmDef]:
     return out
 
 
-def _system(kind: SystemKind, target: str, settings: SystemRule, device: str | None, unit: str) -> AlarmDef:
+def _system(
+    kind: SystemKind,
+    target: str,
+    settings: SystemRule,
+    device: str | None,
+    unit: str,
+    phase: str | None = None,
+) -> AlarmDef:
     title, message = _SYSTEM_TEXT[kind]
     return AlarmDef(
-        alarm_id=f"system:{kind.value}/{target}",
+        alarm_id=f"system:{kind.value}/{target}" + (f"/{phase}" if phase else ""),
         rule=f"system:{kind.value}",
         title=title,
         message=message,
         target=target,
-        phase=None,
+        phase=phase,
         quantity=None,
         unit=unit,
         factor=1.0,
@@ -284,7 +312,8 @@ def _system(kind: SystemKind, target: str, settings: SystemRule, device: str | N
 
 
 def system_alarms(cfg: SiteConfig) -> list[AlarmDef]:
-    """The built-in rules' alarms: per enabled device (offline, no valid data, clock drift), per circuit and
+    """The built-in rules' alarms: per enabled device (offline, no valid data, clock drift; power-quality
+    events per phase, see :data:`PQ_PHASES`), per circuit and
     IO point (quarantined register step), and once for the site (outage, unmetered load, storage spool).
 
     A device's offline alarm is suppressed by the site-level outage, not by itself (``device`` None)."""
@@ -295,6 +324,8 @@ def system_alarms(cfg: SiteConfig) -> list[AlarmDef]:
         out.append(_system(SystemKind.DEVICE_OFFLINE, d.id, system.device_offline, None, ""))
         out.append(_system(SystemKind.NO_VALID_DATA, d.id, system.no_valid_data, d.id, "s"))
         out.append(_system(SystemKind.CLOCK_DRIFT, d.id, system.clock_drift, d.id, "s"))
+        for ph in PQ_PHASES:  # not suppressed by the device's outage: an interruption is news
+            out.append(_system(SystemKind.PQ, d.id, system.pq, None, "V", ph))
     points = [(p.id, p.device) for p in cfg.io.points] if cfg.io is not None else []
     for circuit, device in [(c.id, c.device) for c in cfg.circuits] + points:
         out.append(_system(SystemKind.REGISTER_QUARANTINE, circuit, system.register_quarantine, device, ""))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from meterhub.config.schema import SiteConfig
 from meterhub.errors import StorageError
 from meterhub.model.audit import Auditor
 from meterhub.model.health import Health, HealthState
+from meterhub.model.pq import PqEvent
 
 __all__ = ["ALARM_QUEUE", "STATE_FILE", "TICK", "AlarmSink"]
 
@@ -93,6 +94,10 @@ class AlarmSink:
         """Stop handing events to ``listener`` (no error when it was not added)."""
         if listener in self.engine.listeners:
             self.engine.listeners.remove(listener)
+
+    def pq_events(self, events: Sequence[PqEvent]) -> None:
+        """Hand power-quality events to the ``system:pq`` rule (a :attr:`Gateway.pq_listeners` entry)."""
+        self.monitor.pq_events(events)
 
     def set_bus_state(self, bus_state: Callable[[], Mapping[str, Any]]) -> None:
         """Where the bus supervision alarms read each Modbus bus's state (bus id → ``BusWatch``)."""

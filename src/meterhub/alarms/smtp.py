@@ -12,8 +12,10 @@ Which rows go in one mail (docs/alarms-notifications.md, "Grouping, rate limit, 
 * **grouping**: the recipient's oldest waiting event opens a group of ``group_window`` seconds (by the time
   it was queued); when the window has passed, every event of that recipient queued within it goes in one
   mail. ``group_window: 0`` sends one mail per event.
-* **rate limit**: at most ``rate_limit`` mails per recipient in any hour (counted since the gateway
-  started). Events beyond it wait, and the next mail the hour allows is one summary of all of them.
+* **rate limit**: at most ``rate_limit`` mails per recipient in any hour. Events beyond it wait, and the
+  next mail the hour allows is one summary of all of them. The times of the last hour's mails (and
+  whether a summary is owed) are kept in ``DATA/notify-state.sqlite`` (:mod:`meterhub.alarms.statefile`),
+  so a restart does not grant a fresh hour.
 * **quiet hours**: in the daily quiet period (site time) events wait unless their severity is exempt;
   those released at its end go in one mail.
 
@@ -51,6 +53,7 @@ import aiosmtplib
 
 import meterhub
 from meterhub.alarms.model import AlarmEvent, AlarmState, EventKind, Severity
+from meterhub.alarms.statefile import StateFile
 from meterhub.config.notify import EmailSettings, NotificationsConfig, QuietHours, SmtpSecurity
 from meterhub.model.health import Health, HealthState
 from meterhub.storage.outbox import Message, Outbox, OutboxError, StoredMessage
@@ -309,6 +312,7 @@ class EmailChannel:
     base_url : the web UI's address, for a link to the alarms page (None: no link).
     error : why the channel cannot deliver at all (a secret that cannot be read): health DOWN, rows kept.
     backoff : first and largest wait after a failure [s] (tests shorten them); clock [s since the epoch].
+    state : where each recipient's mails of the last hour are kept across restarts (None: in memory).
     """
 
     def __init__(
@@ -323,6 +327,7 @@ class EmailChannel:
         error: str | None = None,
         backoff: tuple[float, float] = (BACKOFF_MIN, BACKOFF_MAX),
         clock: Callable[[], float] = time.time,
+        state: StateFile | None = None,
     ) -> None:
         if cfg.email is None:
             raise ValueError("notifications without email settings")
@@ -339,6 +344,7 @@ class EmailChannel:
         self._sender = parseaddr(self.settings.from_)[1]
         self._kinds = {k.value for k in (self.settings.kinds or cfg.kinds)}
         self._recipients: dict[str, _RecipientState] = {}
+        self.state = state
         self._wake = asyncio.Event()
         self.stopping = False
         self._retry_at = 0.0
@@ -370,7 +376,26 @@ class EmailChannel:
 
     # -- planning --------------------------------------------------------------------------------
     def _state(self, recipient: str) -> _RecipientState:
-        return self._recipients.setdefault(recipient.lower(), _RecipientState())
+        key = recipient.lower()
+        st = self._recipients.get(key)
+        if st is None:
+            st = self._recipients[key] = _RecipientState()
+            kept = self.state.get(f"rate:{key}") if self.state is not None else None
+            if isinstance(kept, dict):  # what the last run sent within the hour still counts
+                st.sent = sorted(float(t) for t in kept.get("sent", []))
+                st.limited = bool(kept.get("limited", False))
+        return st
+
+    def _keep(self, recipient: str, st: _RecipientState) -> None:
+        """Persist a recipient's rate-limit state (the mails of the last hour, a summary owed)."""
+        if self.state is None:
+            return
+        now = self._clock()
+        sent = [t for t in st.sent if t > now - RATE_WINDOW]
+        if sent or st.limited:
+            self.state.set(f"rate:{recipient.lower()}", {"sent": sent, "limited": st.limited})
+        else:
+            self.state.delete(f"rate:{recipient.lower()}")
 
     def plan(
         self, rows: Sequence[StoredMessage], now: float
@@ -411,8 +436,9 @@ class EmailChannel:
             st.sent = [t for t in st.sent if t > now - RATE_WINDOW]
             budget = len(items) if limit is None else limit - len(st.sent)  # mails this round at most
             if budget <= 0:
-                if any(r.release <= now for r in items):
+                if any(r.release <= now for r in items) and not st.limited:
                     st.limited = True
+                    self._keep(rcpt, st)
                 oldest = st.sent[0] if st.sent else now
                 later(oldest + RATE_WINDOW)
                 continue
@@ -535,6 +561,7 @@ class EmailChannel:
                 if plan.note is not None:
                     st.limited = False
                 st.refused, st.refused_until = None, 0.0
+                self._keep(plan.recipient, st)
                 self.mails += 1
                 self.last_sent = now
                 log.debug(

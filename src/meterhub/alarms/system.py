@@ -26,6 +26,10 @@ bus_new_device/<bus>     bus supervision (drivers/modbus/supervision.py): an add
                          configured answers on the Modbus bus (value: the lowest such address)
 bus_vanished/<bus>       ... a configured device that answered no longer does (value: its address)
 bus_conflict/<bus>       ... two devices seem to answer at one address (value: the address)
+pq/<dev>/<phase>         a power-quality event of a kind in ``kinds`` (dip, swell, interruption) on that
+                         phase of the device ended (value: its extreme [V]); present in the second it
+                         arrives, ``recovery`` (300 s) holds the alarm. ``pq/<dev>``: an event without a
+                         phase
 =======================  ============================================================================
 """
 
@@ -37,9 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from meterhub.alarms.engine import AlarmEngine
-from meterhub.alarms.rules import SystemKind
+from meterhub.alarms.rules import SystemKind, pq_alarm_id
 from meterhub.config.alarms import SITE_TARGET, AlarmsConfig
 from meterhub.config.schema import SiteConfig
+from meterhub.model.pq import PqEvent
 from meterhub.model.quantities import CATALOGUE, Kind, Q
 from meterhub.model.readings import Quality, Reading
 from meterhub.model.topology import Phase, Purpose
@@ -104,6 +109,24 @@ class SystemMonitor:
         #: bus id → its supervision state (an object with ``new``, ``vanished`` and ``conflicts``: unit →
         #: …, :class:`meterhub.drivers.modbus.supervision.BusWatch`); set by whoever composes the gateway
         self.bus_state: Callable[[], Mapping[str, Any]] = dict
+        #: power-quality alarm id → the extreme [V] of the events since the last tick (the furthest
+        #: from the declared voltage: lowest for dips and interruptions, highest for swells)
+        self.pq_seen: dict[str, float] = {}
+        self._pq_on: set[str] = set()
+        self._pq_kinds = frozenset(self.settings.pq.kinds)
+        self._pq_devices = {d.id for d in self.devices}
+
+    def pq_events(self, events: Sequence[PqEvent]) -> None:
+        """Take power-quality events a source reported (each once it has ended); the next tick raises
+        the alarm of each device and phase that had one."""
+        for e in events:
+            if e.kind not in self._pq_kinds or e.device not in self._pq_devices:
+                continue
+            aid = pq_alarm_id(e.device, e.phase)
+            old = self.pq_seen.get(aid)
+            # the extreme that matters most: a swell's highest voltage, else the lowest residual voltage
+            if old is None or (e.extreme > old if e.kind.value == "swell" else e.extreme < old):
+                self.pq_seen[aid] = e.extreme
 
     def observe(self, batch: Sequence[Reading], now: float) -> None:
         """Take what the system rules need from a batch (every quality)."""
@@ -159,6 +182,10 @@ class SystemMonitor:
         for c in seen | self._quarantine_on:
             eng.set_condition(_aid(SystemKind.REGISTER_QUARANTINE, c), c in seen)
         self._quarantine_on = seen
+        pq, self.pq_seen = self.pq_seen, {}
+        for aid in pq.keys() | self._pq_on:
+            eng.set_condition(aid, aid in pq, pq.get(aid))
+        self._pq_on = set(pq)
         try:
             size = self.spool.stat().st_size / 2**20
         except OSError:

@@ -44,6 +44,7 @@ from pydantic import Field, field_validator, model_validator
 from meterhub.config.notify import NotificationsConfig, notification_reference_issues
 from meterhub.config.reader import Loc
 from meterhub.config.types import LAX, Identifier, StrictModel
+from meterhub.model.pq import PqKind
 from meterhub.model.quantities import CATALOGUE, Kind, Q, UnknownQuantityError
 from meterhub.model.topology import Phase
 from meterhub.model.units import accepted_units, unit_factor
@@ -58,6 +59,7 @@ __all__ = [
     "Condition",
     "DeviceOfflineRule",
     "NoValidDataRule",
+    "PqRule",
     "RegisterQuarantineRule",
     "RulePhase",
     "RuleSeverity",
@@ -363,6 +365,31 @@ class BusConflictRule(SystemRule):
     two identities)."""
 
 
+class PqRule(SystemRule):
+    """``pq``: a power-quality event (a voltage dip, swell or interruption, IEC 61000-4-30 §5.4; a frequency
+    deviation has a limit rule of its own: quantity ``frequency``) that a device reported, one alarm per device and phase. An event
+    is reported once it has ended, so the alarm is raised when it arrives and clears ``recovery`` [s]
+    later unless another event on that phase arrives meanwhile (then it stays, as one alarm)."""
+
+    severity: Annotated[RuleSeverity, LAX] = RuleSeverity.MEDIUM
+    recovery: Seconds = 300.0
+    kinds: list[Annotated[PqKind, LAX]] = Field(
+        default_factory=lambda: [PqKind.DIP, PqKind.SWELL, PqKind.INTERRUPTION],
+        min_length=1,
+        description="the event kinds that raise the alarm: dip, swell, interruption",
+    )
+
+    @field_validator("kinds")
+    @classmethod
+    def _voltage_events(cls, v: list[PqKind]) -> list[PqKind]:
+        if PqKind.FREQUENCY in v:
+            raise ValueError(
+                "frequency-deviation: the pq alarm is about voltage events; watch the frequency with a band "
+                "rule (quantity frequency, condition band) instead"
+            )
+        return v
+
+
 class SystemRules(StrictModel):
     """``alarms.system``: the built-in rules."""
 
@@ -376,6 +403,7 @@ class SystemRules(StrictModel):
     bus_new_device: BusNewDeviceRule = Field(default_factory=BusNewDeviceRule)
     bus_vanished: BusVanishedRule = Field(default_factory=BusVanishedRule)
     bus_conflict: BusConflictRule = Field(default_factory=BusConflictRule)
+    pq: PqRule = Field(default_factory=PqRule)
 
 
 class AlarmsConfig(StrictModel):
@@ -463,4 +491,7 @@ def alarm_reference_issues(cfg: Any) -> Iterable[tuple[Loc, str]]:
         except ValueError as exc:
             yield (*loc, "target"), str(exc)
     if alarms.notifications is not None:
-        yield from notification_reference_issues(alarms.notifications, [r.id for r in alarms.rules])
+        publishers = {p.id: (p.transport.value, p.enabled) for p in (getattr(cfg, "publish", None) or [])}
+        yield from notification_reference_issues(
+            alarms.notifications, [r.id for r in alarms.rules], publishers=publishers
+        )

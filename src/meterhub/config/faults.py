@@ -7,8 +7,11 @@ wrongly on purpose. A fault is one text, as on the command line:
 ``CIRCUIT:swap:PHASE,PHASE``   the CTs of two phases sit on each other's conductors
 ``CIRCUIT:ratio:FACTOR``       the configured CT ratio is FACTOR × the true one (readings FACTOR × too high)
 ``DEVICE:drop:PHASE``          the voltage input PHASE of a voltage unit, meter or ADC board is missing
+``DEVICE:offline:START-END``   the Modbus device stops answering from START to END seconds after the
+                               simulator started (a power cut at the meter, a broken RS485 line); the
+                               gateway marks it offline and the ``device_offline`` alarm follows
 
-Faults are physical: they stay what they are when the configuration changes, so a fix applied to the
+Faults are physical (``offline`` is a scenario in time): they stay what they are when the configuration changes, so a fix applied to the
 configuration makes the readings right while the simulated wiring stays wrong (as on a real site).
 """
 
@@ -22,23 +25,35 @@ from meterhub.model.topology import Phase
 
 __all__ = ["FAULT_KINDS", "Fault", "check_faults", "parse_fault"]
 
-FAULT_KINDS = ("reverse", "swap", "ratio", "drop")
+FAULT_KINDS = ("reverse", "swap", "ratio", "drop", "offline")
 _LINES = (Phase.L1, Phase.L2, Phase.L3)
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: ``target`` (a circuit id; a device id for ``drop``), ``kind``, ``phases`` it concerns and
-    ``factor`` (``ratio`` only) [-]."""
+    """One fault: ``target`` (a circuit id; a device id for ``drop`` and ``offline``), ``kind``, ``phases``
+    it concerns, ``factor`` (``ratio`` only) [-] and the window ``start`` … ``end`` (``offline`` only) [s
+    after the simulator started]."""
 
     target: str
     kind: str
     phases: tuple[Phase, ...] = ()
     factor: float = 1.0
+    start: float = 0.0
+    end: float = 0.0
 
     def __str__(self) -> str:
-        arg = f"{self.factor:g}" if self.kind == "ratio" else ",".join(p.value for p in self.phases)
+        if self.kind == "offline":
+            arg = f"{self.start:g}-{self.end:g}"
+        elif self.kind == "ratio":
+            arg = f"{self.factor:g}"
+        else:
+            arg = ",".join(p.value for p in self.phases)
         return f"{self.target}:{self.kind}:{arg}"
+
+    def down(self, elapsed: float) -> bool:
+        """``offline``: the device does not answer ``elapsed`` [s] after the simulator started."""
+        return self.kind == "offline" and self.start <= elapsed < self.end
 
 
 def _phase(text: str, fault: str) -> Phase:
@@ -57,7 +72,7 @@ def parse_fault(text: str) -> Fault:
     if len(parts) != 3 or not parts[0]:
         raise ValueError(
             f"fault {text!r} is not TARGET:KIND:ARG, e.g. hvac:reverse:L2, kitchen:swap:L1,L3, "
-            f"pv:ratio:10, vu:drop:L2"
+            f"pv:ratio:10, vu:drop:L2, m-ev:offline:60-180"
         )
     target, kind, arg = parts
     if kind == "reverse" or kind == "drop":
@@ -80,6 +95,18 @@ def parse_fault(text: str) -> Fault:
                 f"fault {text!r}: ratio takes a factor between 0.001 and 1000 other than 1, e.g. 10"
             )
         return Fault(target, kind, factor=factor)
+    if kind == "offline":
+        first, sep, second = arg.partition("-")
+        try:
+            start, end = float(first), float(second)
+        except ValueError:
+            start = end = math.nan
+        if not sep or not (math.isfinite(start) and math.isfinite(end) and 0 <= start < end <= 366 * 86400):
+            raise ValueError(
+                f"fault {text!r}: offline takes START-END, seconds after the simulator started with START "
+                "below END, e.g. offline:60-180"
+            )
+        return Fault(target, kind, start=start, end=end)
     raise ValueError(f"fault {text!r}: unknown kind {kind!r}; one of {', '.join(FAULT_KINDS)}")
 
 
@@ -89,13 +116,23 @@ def check_faults(config: Any, faults: list[str]) -> list[Fault]:
     the first that does not."""
     out = []
     circuits = {c.id: c for c in config.circuits}
-    devices = {d.id for d in config.devices}
+    kinds = {b.id: b.kind.value for b in config.buses}
+    devices = {d.id: kinds.get(d.bus, "") for d in config.devices}
     for text in faults:
         fault = parse_fault(text)
         if fault.kind == "drop":
             if fault.target not in devices:
                 raise ValueError(
                     f"fault {text!r}: no device {fault.target!r} (drop names a voltage unit or meter)"
+                )
+        elif fault.kind == "offline":
+            bus = devices.get(fault.target)
+            if bus is None:
+                raise ValueError(f"fault {text!r}: no device {fault.target!r}")
+            if not bus.startswith("modbus"):
+                raise ValueError(
+                    f"fault {text!r}: offline is simulated for devices on a Modbus bus only; "
+                    f"{fault.target!r} is on a {bus} bus"
                 )
         else:
             circuit = circuits.get(fault.target)

@@ -29,6 +29,9 @@ Example (docs/alarms-notifications.md describes every setting)::
             secret_env: METERHUB_WEBHOOK_SECRET   # HMAC-SHA256 signature (X-Meterhub-Signature)
             timeout: 10
             headers: {X-Team: facility}
+        mqtt:                                     # through a publish: instance's broker and outbox
+          publish: cloud                          # the id of a publish instance with transport mqtt
+          topic: "meterhub/site-1/alarms"         # default: <its topic_prefix>/alarms
 
 Passwords and webhook secrets are never written in the site file: they are read from the environment or a
 file when the notifier starts (:func:`meterhub.config.secrets.read_secret`), so neither the file nor an API
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import time as dtime
 from enum import StrEnum
 from typing import Annotated
@@ -54,6 +57,7 @@ __all__ = [
     "DEFAULT_SUBJECT",
     "EmailRoute",
     "EmailSettings",
+    "MqttNotifySettings",
     "NotificationsConfig",
     "NotifyKind",
     "NotifySeverity",
@@ -359,6 +363,37 @@ class WebhookSettings(StrictModel):
         return self
 
 
+class MqttNotifySettings(StrictModel):
+    """``notifications.mqtt``: every notifying event as a JSON message (``AlarmEvent.as_dict()`` plus
+    ``site``) to ``topic``, through the broker connection and durable outbox of the ``publish:`` instance
+    ``publish`` (docs/alarms-notifications.md, "MQTT")."""
+
+    publish: Identifier = Field(description="id of a publish: instance with transport mqtt")
+    topic: str | None = Field(
+        default=None, min_length=1, max_length=500, description="default: <its topic_prefix>/alarms"
+    )
+    qos: int = Field(default=1, ge=0, le=1, description="MQTT QoS 0 or 1")
+    retain: bool = Field(default=False, description="the broker keeps the last event for new subscribers")
+    kinds: list[Annotated[NotifyKind, LAX]] | None = Field(
+        default=None, max_length=len(NotifyKind), description="default: notifications.kinds"
+    )
+    severities: list[Annotated[NotifySeverity, LAX]] = Field(
+        default_factory=list, max_length=5, description="only these severities; empty: all"
+    )
+
+    @field_validator("topic")
+    @classmethod
+    def _topic(cls, v: str | None) -> str | None:
+        if v is not None and (
+            any(c in v for c in "#+\x00") or v.startswith(("/", "$")) or v.endswith("/") or "//" in v
+        ):
+            raise ValueError(
+                f"{v[:60]!r} is not a topic to publish to (no '#', '+', leading '$', empty level, "
+                "leading or trailing '/')"
+            )
+        return v
+
+
 class QuietHours(StrictModel):
     """A daily period (site time zone) in which mails wait; they go, grouped, when it ends. Severities in
     ``except`` go at once. ``start`` after ``end`` spans midnight (22:00–06:30)."""
@@ -420,6 +455,7 @@ class NotificationsConfig(StrictModel):
     quiet_hours: QuietHours | None = None
     email: EmailSettings | None = None
     webhooks: list[WebhookSettings] = Field(default_factory=list, max_length=20)
+    mqtt: MqttNotifySettings | None = None
     outbox: NotifyOutbox = Field(default_factory=NotifyOutbox)
 
     @field_validator("kinds")
@@ -431,8 +467,8 @@ class NotificationsConfig(StrictModel):
 
     @model_validator(mode="after")
     def _channels(self) -> NotificationsConfig:
-        if self.email is None and not self.webhooks:
-            raise ValueError("notifications need 'email' or 'webhooks'")
+        if self.email is None and not self.webhooks and self.mqtt is None:
+            raise ValueError("notifications need 'email' or 'webhooks' or 'mqtt'")
         seen: set[str] = set()
         for hook in self.webhooks:
             if hook.id in seen:
@@ -442,10 +478,28 @@ class NotificationsConfig(StrictModel):
 
 
 def notification_reference_issues(
-    cfg: NotificationsConfig, rules: Iterable[str], loc: tuple[str | int, ...] = ("alarms", "notifications")
+    cfg: NotificationsConfig,
+    rules: Iterable[str],
+    loc: tuple[str | int, ...] = ("alarms", "notifications"),
+    publishers: Mapping[str, tuple[str, bool]] | None = None,
 ) -> Iterable[tuple[tuple[str | int, ...], str]]:
     """Cross-check against the site's alarm rules: every rule a route names exists (``system:…`` rules are
-    built in and always accepted). Yields ``(location, message)`` like every site check."""
+    built in and always accepted); ``publishers`` (publish instance id → its transport, ``mqtt`` or
+    ``http``, and whether it is enabled), when given: ``mqtt.publish`` names an enabled MQTT instance.
+    Yields ``(location, message)`` like every site check."""
+    if cfg.mqtt is not None and publishers is not None:
+        found = publishers.get(cfg.mqtt.publish)
+        where = (*loc, "mqtt", "publish")
+        if found is None:
+            names = ", ".join(sorted(publishers)) or "none"
+            yield where, f"unknown publish instance {cfg.mqtt.publish!r}; known: {names}"
+        elif found[0] != "mqtt":
+            yield (
+                where,
+                f"publish instance {cfg.mqtt.publish!r} uploads by {found[0]}; MQTT notifications need transport mqtt",
+            )
+        elif not found[1]:
+            yield where, f"publish instance {cfg.mqtt.publish!r} is disabled; enable it or name another"
     known = set(rules)
     if cfg.email is None:
         return

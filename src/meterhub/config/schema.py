@@ -448,7 +448,7 @@ class Simulation(StrictModel):
         default_factory=list,
         max_length=100,
         description="installation faults to simulate (config/faults.py): CIRCUIT:reverse:PHASE, "
-        "CIRCUIT:swap:PHASE,PHASE, CIRCUIT:ratio:FACTOR, DEVICE:drop:PHASE",
+        "CIRCUIT:swap:PHASE,PHASE, CIRCUIT:ratio:FACTOR, DEVICE:drop:PHASE, DEVICE:offline:START-END",
     )
 
     @field_validator("faults")

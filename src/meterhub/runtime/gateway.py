@@ -46,11 +46,13 @@ from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.publish.modbus_gateway import ModbusGatewayServer
 from meterhub.publish.modbus_server import ModbusServerSink
+from meterhub.publish.sink import PublishSink
 from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
 from meterhub.storage.base import Storage, StorageError
 from meterhub.storage.events import AlarmLogListener, EventStore, EventWriter, StorageAuditor
+from meterhub.storage.outbox import Message
 
 __all__ = ["Gateway"]
 
@@ -150,7 +152,7 @@ class Gateway:
         if self.notifier is not None:
             self.alarms.add_listener(self.notifier)
         #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
-        self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
+        self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = [self.alarms.pq_events]
         self._reset_status()
 
     def _make_notifier(self, config: SiteConfig) -> Notifier | None:
@@ -174,6 +176,37 @@ class Gateway:
             self.alarms.add_listener(self.notifier)
             if self._sink_tasks:  # running
                 await self.notifier.start()
+                self._attach_mqtt_notifications()
+
+    def _attach_mqtt_notifications(self) -> None:
+        """``alarms.notifications.mqtt``: hand the notifier's MQTT channel the outbox of the publish
+        instance it names (alarms and publish are siblings: only the runtime knows both). An instance that
+        is not running leaves the events waiting in the channel's own outbox, with the reason in health."""
+        channel = self.notifier.mqtt if self.notifier is not None else None
+        if channel is None:
+            return
+        wanted = channel.settings.publish
+        sink = self.sinks.get(SinkKind.PUBLISH)
+        runners = sink.runners if isinstance(sink, PublishSink) else []
+        runner = next((r for r in runners if r.inst.id == wanted), None)
+        if runner is None:
+            why = f"publish instance {wanted!r} is not running (added since the start? restart meterhub)"
+            log.error("notify mqtt: %s; alarm events wait in its outbox", why)
+            channel.detach(why)
+            return
+        outbox = runner.outbox
+        if outbox is None:
+            why = f"publish instance {wanted!r} cannot run: {runner.error or 'its outbox is not open'}"
+            log.error("notify mqtt: %s; alarm events wait in its outbox", why)
+            channel.detach(why)
+            return
+
+        def forward(messages: Sequence[Message]) -> None:
+            outbox.put(messages)
+            if runner.link is not None:
+                runner.link.wake()
+
+        channel.attach(forward, runner.prefix)
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
         sink = self.sinks[kind]
@@ -317,6 +350,7 @@ class Gateway:
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
+        self._attach_mqtt_notifications()  # the publish instances run now
         self._start_sources()
         section = self.config.modbus_gateway
         if section is not None and section.enabled:
@@ -390,6 +424,10 @@ class Gateway:
         await self._stop_sources()
         await cancel_and_wait(self._sink_tasks, timeout=STOP_TIMEOUT)
         self._sink_tasks = []
+        if self.notifier is not None and self.notifier.mqtt is not None:
+            # the publish sink stops before the alarm sink: alarm events of the last batches wait in the
+            # MQTT channel's own outbox for the next start
+            self.notifier.mqtt.detach("the gateway is stopping")
         failure: BaseException | None = None
         try:
             for sink in self.sinks.values():

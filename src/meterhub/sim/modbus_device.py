@@ -135,6 +135,11 @@ class ProfileDevice:
     #: every 200 ms); reads in between see the same image, and the model is not asked again
     refresh: float = 0.2
 
+    def faulted_offline(self) -> bool:
+        """An ``offline`` fault of the site model keeps the device from answering now."""
+        offline = getattr(self.model, "device_offline", None)
+        return bool(offline(self.device_id)) if offline is not None else False
+
     def __post_init__(self) -> None:
         self._points: dict[Function, list[Point]] = {}
         for p in self.profile.points():

@@ -122,7 +122,7 @@ class SimBusContext:
 
     def _device(self, unit: int) -> ProfileDevice:
         dev = self.table.get(unit)
-        if dev is None or not dev.alive:
+        if dev is None or not dev.alive or dev.faulted_offline():
             raise NoSuchIdException(f"no device at unit {unit}")
         if self.table.collided(unit):
             self._corrupt += 1

@@ -134,6 +134,10 @@ class SiteModel:
         self._lock = threading.Lock()
         self._tz = ZoneInfo(config.site.timezone)
         self._t0 = clock()
+        #: when this simulator started [s, clock]: ``offline`` faults count from here (not from the
+        #: restored simulated time)
+        self.started = self._t0
+        self._offline = [f for f in self.faults if f.kind == "offline"]
         self._circuits: dict[str, Circuit] = {c.id: c for c in config.circuits}
         # device → its circuits: value() is asked for every register of every simulated request
         self._device_circuits: dict[str, list[Circuit]] = {}
@@ -163,6 +167,14 @@ class SiteModel:
         self._cache_supply: SupplyState | None = None
         if state_file is not None and state_file.exists():
             self._load(state_file)
+
+    def device_offline(self, device_id: str) -> bool:
+        """True while an ``offline`` fault (:mod:`meterhub.config.faults`) keeps ``device_id`` from
+        answering: from its START to its END [s] after this simulator started."""
+        if not self._offline:
+            return False
+        elapsed = self.clock() - self.started
+        return any(f.target == device_id and f.down(elapsed) for f in self._offline)
 
     # -- construction helpers ------------------------------------------------------------------
     @classmethod
@@ -559,6 +571,8 @@ class _Wiring:
         self.dropped: dict[str, set[Phase]] = {}
         circuits = {c.id: c for c in config.circuits}
         for f in faults:
+            if f.kind == "offline":  # a scenario in time (SiteModel.device_offline), not wiring
+                continue
             if f.kind == "drop":
                 self.dropped.setdefault(f.target, set()).update(f.phases)
                 continue
