@@ -78,7 +78,11 @@ NET_AND_ABSOLUTE: dict[str, tuple[str, str, str]] = {
     Q.ENERGY_REACTIVE_IMPORT: (Q.ENERGY_REACTIVE_EXPORT, Q.ENERGY_REACTIVE_NET, Q.ENERGY_REACTIVE_ABSOLUTE),
 }
 _PAIRED = {imp: imp for imp in NET_AND_ABSOLUTE} | {exp: imp for imp, (exp, _, _) in NET_AND_ABSOLUTE.items()}
-_COMPUTED = frozenset(q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute))
+_COMPUTED = frozenset(
+    q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute)
+) | frozenset(
+    m for _, m in DEMAND_OF.values() if m is not None
+)  # a meter's own net/absolute registers and maximum demands (DLMS class 4 with its capture time)
 #: register → its predicted demand (seed 003 "predictive power"): active P, reactive Q and apparent S.
 PREDICTED_OF: dict[str, str] = {
     Q.ENERGY_ACTIVE_IMPORT: Q.DEMAND_ACTIVE_IMPORT_PREDICTED,
@@ -428,7 +432,7 @@ class EnergyPipeline:
                 continue
             quality = Quality.ESTIMATED if w.estimated else Quality.GOOD
             out.append(Reading(w.end, r.circuit, demand_q, Phase.TOTAL, w.demand, quality))
-            if max_q is not None:
+            if max_q is not None and SeriesKey(r.circuit, max_q, Phase.TOTAL) not in self._reported:
                 best = max(meter.maxima.values(), key=lambda m: m.value)
                 out.append(Reading(w.end, r.circuit, max_q, Phase.TOTAL, best.value, quality))
             self._collect_virtual_demand(r.circuit, demand_q, w)

@@ -90,6 +90,9 @@ EVENT_LOGS: dict[str, tuple[str, int, tuple[int, ...]]] = {
 }
 ASSOCIATION_LN = "0.0.40.0.0.255"
 MAX_DEMAND = "1.0.1.6.0.255"
+#: Demand register (class 5) of active energy import: current average D = 4 (IEC 62056-6-1), block
+#: demand over one period of PROFILE_PERIOD (number_of_periods 1).
+DEMAND = "1.0.1.4.0.255"
 BILLING = "0.0.98.1.0.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
 CLOCK_LN = "0.0.1.0.0.255"
@@ -390,6 +393,8 @@ class DlmsMeter:
                 4: _u16(0),
                 5: _octets(_datetime(at)),
             }.get(attr, 4)
+        if class_id == 5 and ln == DEMAND:
+            return self._demand_register(attr)
         if class_id == 7 and ln in EVENT_LOGS:
             code_ln, _, _ = EVENT_LOGS[ln]
             if attr == 3:
@@ -470,6 +475,30 @@ class DlmsMeter:
             return 4
         return 4  # object-undefined
 
+    def demand(self, t: float | None = None) -> tuple[float, float, float, float]:
+        """The demand register at ``t`` (now): (current average [W], last average [W], capture time
+        [s], start of the current period [s]). Blue Book §4.3.4 (class 5): the current average is the
+        energy since the period's start over number_of_periods × period (so it rises through the
+        period); the last average is the whole of the last closed period, captured at its end."""
+        t = self.wall() if t is None else t
+        start = math.floor(t / PROFILE_PERIOD) * PROFILE_PERIOD
+        current = (self.energy_at(t) - self.energy_at(start)) * 3600.0 / PROFILE_PERIOD
+        last = (self.energy_at(start) - self.energy_at(start - PROFILE_PERIOD)) * 3600.0 / PROFILE_PERIOD
+        return current, last, start, start
+
+    def _demand_register(self, attr: int) -> bytes | int:
+        current, last, capture, start = self.demand()
+        return {
+            2: _u32(round(current)),
+            3: _u32(round(last)),
+            4: _struct(_i8(0), _enum(27)),  # W
+            5: b"\x11\x00",  # status: unsigned 0 (no flags)
+            6: _octets(_datetime(capture)),
+            7: _octets(_datetime(start)),
+            8: _u32(PROFILE_PERIOD),
+            9: _u16(1),
+        }.get(attr, 4)
+
     def events(self, log: str, start: float | None, end: float | None) -> list[tuple[float, int]]:
         """(time, code) of the simulated events of ``log`` within [start, end] (all when None)."""
         _, period, codes = EVENT_LOGS[log]
@@ -492,6 +521,7 @@ class DlmsMeter:
             (7, LOAD_PROFILE),
             (7, BILLING),
             (4, MAX_DEMAND),
+            (5, DEMAND),
             (15, ASSOCIATION_LN),
         }
         objs |= {(7, ln) for ln in EVENT_LOGS} | {(3, ln) for ln in self.REGISTERS}

@@ -32,7 +32,15 @@ from datetime import UTC, datetime
 from meterhub.config.schema import Bus, Device
 from meterhub.config.secrets import SecretError, read_secret
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
-from meterhub.drivers.dlms.client import CLOCK, REGISTER, DlmsClient, decode_datetime, scale, unit_of
+from meterhub.drivers.dlms.client import (
+    CLOCK,
+    EXTENDED_REGISTER,
+    REGISTER,
+    DlmsClient,
+    decode_datetime,
+    scale,
+    unit_of,
+)
 from meterhub.drivers.dlms.errors import DlmsAccessError, DlmsError, DlmsTimeout
 from meterhub.drivers.dlms.transport import WRAPPER_PORT, ApduTransport, HdlcTransport, WrapperTransport
 from meterhub.drivers.iec62056.client import switch_to_mode_e
@@ -86,6 +94,7 @@ class DlmsSource(Source):
         self.backfill: list[list[Reading]] = []  # load-profile entries of a gap, emitted before the poll
         self.filled = 0  # load-profile entries emitted to fill gaps [count]
         self.clock_drift: float | None = None  # meter clock − gateway clock at the last association [s]
+        self._maxima: dict[str, tuple[float, str]] = {}  # maximum demand → (capture time [s], value) emitted
         self._dropped: set[str] = set()
         self.refused = 0
         enabled = [d for d in ctx.devices if d.enabled]
@@ -188,10 +197,15 @@ class DlmsSource(Source):
             if self.client is None:
                 self.client = await self._associate()
             names = [n for n in self._scalers if n not in self._dropped]
-            results = await self.client.get_with_list([(_class_of(self.codes[n]), n, 2) for n in names])
+            refs = [(_class_of(self.codes[n]), n, 2) for n in names]
+            maxima = [n for n in names if _class_of(self.codes[n]) == EXTENDED_REGISTER]
+            refs += [(EXTENDED_REGISTER, n, 5) for n in maxima]  # capture_time (Blue Book §4.3.3)
+            results = await self.client.get_with_list(refs)
         except Exception:
             await self._close_client()
             raise
+        captured = dict(zip(maxima, results[len(names) :], strict=True))
+        results = results[: len(names)]
         values: list[ObisValue] = []
         for n, r in zip(names, results, strict=True):
             if isinstance(r, DlmsAccessError):
@@ -201,13 +215,17 @@ class DlmsSource(Source):
             if not isinstance(r, int | float) or isinstance(r, bool):
                 self.refused += 1
                 continue
-            values.append(ObisValue(self.codes[n], repr(scale(r, su)), unit_of(su)))
+            value = ObisValue(self.codes[n], repr(scale(r, su)), unit_of(su))
+            if n in captured:
+                self._captured(n, value, captured[n])
+                continue
+            values.append(value)
         mapped, problems = self.profile.decode(values)
         self.refused += len(problems)
         ts = self.wall()
         if self._last_ok is not None and ts - self._last_ok > GAP_FILL_AFTER:
             try:
-                self.backfill = await self._fill_gap(self.client, self._last_ok, ts)
+                self.backfill += await self._fill_gap(self.client, self._last_ok, ts)
             except DlmsError as exc:  # the registers were read: the poll stands without the gap
                 log.warning(
                     "device %s: the load profile of the gap could not be read: %s", self.device.id, exc
@@ -217,6 +235,22 @@ class DlmsSource(Source):
         if problems:
             self.status.last_error = f"value refused: {problems[0]}"
         return readings_of(ts, self.device, self.circuits, mapped)
+
+    def _captured(self, name: str, value: ObisValue, raw_time: object) -> None:
+        """A maximum demand (Extended register) with its capture time: one batch at the capture time,
+        only when value or time changed since the last poll (the meter repeats it until a new maximum
+        or a reset); without a usable capture time the value is not emitted (its time is unknown)."""
+        t = decode_datetime(raw_time) if isinstance(raw_time, bytes) and len(raw_time) == 12 else None
+        if t is None or self.device is None or self.profile is None:
+            return
+        key = (t.timestamp(), value.value)
+        if self._maxima.get(name) == key:
+            return
+        self._maxima[name] = key
+        mapped, problems = self.profile.decode([value])
+        self.refused += len(problems)
+        if mapped:
+            self.backfill.append(readings_of(t.timestamp(), self.device, self.circuits, mapped))
 
     async def _fill_gap(self, client: DlmsClient, since: float, until: float) -> list[list[Reading]]:
         """The meter's own load-profile entries between the last good poll and now, one batch per
@@ -274,7 +308,8 @@ class DlmsSource(Source):
                 self.status.failed(str(exc), timeout=isinstance(exc, DlmsTimeout))
                 log.warning("device %s: %s", self.device.id, exc)
             else:
-                for past in self.backfill:  # the meter's own intervals of a gap, oldest first
+                # the meter's own intervals of a gap and its maximum demands, at their times, oldest first
+                for past in sorted((b for b in self.backfill if b), key=lambda b: b[0].ts):
                     emit(past)
                 self.backfill = []
                 if batch:
@@ -291,7 +326,7 @@ class DlmsSource(Source):
 
 
 def _class_of(code: ObisCode) -> int:
-    return 4 if code.d == _EXTENDED_REGISTER_D else REGISTER
+    return EXTENDED_REGISTER if code.d == _EXTENDED_REGISTER_D else REGISTER
 
 
 def transport_for(bus: Bus, device: Device | None) -> ApduTransport:
