@@ -52,6 +52,7 @@ __all__ = [
     "ComputesRegisters",
     "DeviceStatus",
     "Emit",
+    "FillsGaps",
     "Source",
     "SourceContext",
     "SourceFactory",
@@ -163,6 +164,23 @@ class Source(abc.ABC):
     def health(self) -> Health:
         """How acquisition goes; by default from the statuses of :attr:`monitored` devices."""
         return device_health(self.monitored)
+
+
+@runtime_checkable
+class FillsGaps(Protocol):
+    """A source that can fill a gap in storage from the device's own memory (a meter's load profile).
+
+    Before :meth:`Source.run`, the runtime hands it the time of the last stored value of each of its
+    :meth:`gap_series` (a gateway restart is a gap too: what was not polled while the gateway was down
+    is in the meter, not in storage)."""
+
+    def gap_series(self) -> Collection[SeriesKey]:
+        """The series whose last stored time says where the gap starts (known from the configuration)."""
+        ...
+
+    def seed_last_stored(self, last: Mapping[SeriesKey, float]) -> None:
+        """``last``: series → time of its last valid stored value [s]; series without any are absent."""
+        ...
 
 
 @runtime_checkable

@@ -41,7 +41,14 @@ from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.publish.modbus_gateway import ModbusGatewayServer
 from meterhub.publish.modbus_server import ModbusServerSink
-from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
+from meterhub.runtime.sinks import (
+    CORE_SINKS,
+    SINK_FACTORIES,
+    StorageSink,
+    computed_registers,
+    seed_computed,
+    seed_gap_fill,
+)
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
 from meterhub.storage.base import Storage
@@ -257,6 +264,7 @@ class Gateway:
             # before they run: registers the sources compute never go back
             accepted = {k: b[0] for k, b in self.energy.guard.raw_baselines().items()} if self.energy else {}
             seed_computed(sources, self.storage, self.clock(), accepted)
+            seed_gap_fill(sources, self.storage, self.clock())  # a restart is a gap a meter can fill
             monitored = tuple(self.status[d.id] for d in devices if d.id in self.status)
             for source in sources:
                 source.monitored = monitored

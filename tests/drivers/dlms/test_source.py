@@ -4,6 +4,7 @@ wrapper, over HDLC on TCP, and through the optical port's mode E switch on a soc
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import subprocess
 import time
@@ -421,3 +422,52 @@ def test_a_meters_own_maximum_demand_replaces_the_gateways_second_series(tmp_pat
         (t0 + 100.0, 4321.0)
     ]
     assert [(r.ts, r.value) for r in after if r.quantity == Q.DEMAND_ACTIVE_IMPORT] == [(t0 + 1800.0, 1000.0)]
+
+
+def test_a_gateway_restart_is_filled_from_the_last_stored_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage holds the import register up to two hours ago (the gateway was down since): at start
+    the runtime hands the source that last stored time, and the first poll brings the meter's own
+    15-min entries of the two hours, each at its interval end with the meter's exact register."""
+    meter = DlmsMeter()
+    monkeypatch.setenv("METER_READER_PW", "22222222")
+    key = SeriesKey("home", Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL)
+    t_prev = math.floor((time.time() - 7200.0) / 900.0) * 900.0 + 60.0  # 60 s after a quarter hour
+    data = tmp_path / "data"
+
+    async def go() -> float:
+        srv = await serve_dlms_tcp(meter, framing="wrapper")
+        cfg = parse_site(
+            _site(f"host: 127.0.0.1, port: {srv.port}, client_sap: 17, password_env: METER_READER_PW"),
+            "site.yaml",
+        )
+        before = open_storage(cfg.storage, data, timezone="UTC")
+        before.write(
+            [Reading(t_prev, "home", Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL, round(meter.energy_at(t_prev)))]
+        )
+        before.flush()
+        before.close()
+        gw = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="UTC"))
+        started = time.time()
+        await gw.start()
+        try:
+            deadline = time.monotonic() + 10
+            while gw.live.get(key) is None:
+                assert time.monotonic() < deadline, gw.status["m002"]
+                await asyncio.sleep(0.05)
+        finally:
+            await gw.stop()
+            await srv.close()
+        return started
+
+    started = asyncio.run(go())
+    storage = open_storage(parse_site(_site("port: 4059"), "site.yaml").storage, data, timezone="UTC")
+    try:
+        points = storage.history(key, t_prev, started + 60.0)
+    finally:
+        storage.close()
+    filled = [p for p in points if p.ts % 900.0 == 0.0]
+    ends = [t_prev - 60.0 + 900.0 * k for k in range(1, 10) if t_prev - 60.0 + 900.0 * k < started]
+    assert [p.ts for p in filled] == ends and len(ends) >= 8
+    assert [p.last for p in filled] == [round(meter.energy_at(t)) for t in ends]  # the meter's own Wh

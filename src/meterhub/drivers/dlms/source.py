@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from meterhub.config.schema import Bus, Device
@@ -47,7 +47,9 @@ from meterhub.drivers.iec62056.client import switch_to_mode_e
 from meterhub.drivers.iec62056.errors import Iec62056Error
 from meterhub.drivers.iec62056.link import Link, SerialLink, TcpLink
 from meterhub.drivers.iec62056.source import readings_of
-from meterhub.model.readings import Reading
+from meterhub.model.quantities import Q
+from meterhub.model.readings import Reading, SeriesKey, iso_utc
+from meterhub.model.topology import Phase
 from meterhub.profiles.obis import ObisCode, ObisProfile, ObisValue, get_obis_profile
 from meterhub.profiles.schema import ProfileError
 
@@ -120,6 +122,21 @@ class DlmsSource(Source):
         if self.profile is not None:
             for code in self.profile.codes():
                 self.codes.setdefault(full_name(code), code)
+
+    # -- FillsGaps: a gateway restart is a gap the meter's load profile fills ---------------------
+    def gap_series(self) -> list[SeriesKey]:
+        """The import register of each circuit of the meter (of the device when no circuit uses it)."""
+        if self.device is None or self.profile is None:
+            return []
+        owners = [c.id for c in self.circuits] or [self.device.id]
+        return [SeriesKey(o, Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL) for o in owners]
+
+    def seed_last_stored(self, last: Mapping[SeriesKey, float]) -> None:
+        """Start from the earliest last stored time [s] of :meth:`gap_series`: the first poll then
+        fills what the gateway missed while it was down (when longer than :data:`GAP_FILL_AFTER`)."""
+        times = [t for k, t in last.items() if k in set(self.gap_series())]
+        if times and self._last_ok is None:
+            self._last_ok = min(times)
 
     def _counters(self) -> dict[str, int]:
         out = {"refused_values": self.refused, "profile_entries_filled": self.filled}
@@ -284,6 +301,14 @@ class DlmsSource(Source):
             if mapped:
                 batches.append(readings_of(t.timestamp(), self.device, self.circuits, mapped))
         self.filled += len(batches)
+        if batches:
+            log.warning(
+                "device %s: %d load-profile entries %s … %s filled from the meter's memory (meter-sourced)",
+                self.device.id,
+                len(batches),
+                iso_utc(batches[0][0].ts, "seconds"),
+                iso_utc(batches[-1][0].ts, "seconds"),
+            )
         return batches
 
     async def _close_client(self) -> None:
