@@ -53,6 +53,7 @@ __all__ = [
     "DeviceStatus",
     "Emit",
     "FillsGaps",
+    "MeterBilling",
     "Source",
     "SourceContext",
     "SourceFactory",
@@ -134,6 +135,8 @@ class SourceContext:
     ``device_serial(device_id, serial_number)`` takes the serial number a source reads from a device
     when it identifies it (the energy stage: a changed serial means a new meter whose registers start
     elsewhere); None: nobody wants it.
+    ``meter_billing`` takes the billing snapshots a meter took itself (:class:`MeterBilling`); None:
+    nobody keeps them.
     """
 
     config: SiteConfig
@@ -144,6 +147,7 @@ class SourceContext:
     extra: dict[str, object] = field(default_factory=dict)
     publish_spectra: SpectrumEmit | None = None
     device_serial: Callable[[str, str], object] | None = None
+    meter_billing: MeterBilling | None = None
 
 
 class Source(abc.ABC):
@@ -164,6 +168,26 @@ class Source(abc.ABC):
     def health(self) -> Health:
         """How acquisition goes; by default from the statuses of :attr:`monitored` devices."""
         return device_health(self.monitored)
+
+
+class MeterBilling(Protocol):
+    """Where the billing snapshots a meter took itself go (the energy stage's billing history)."""
+
+    def meter_billing(
+        self,
+        device: str,
+        ts: float,
+        registers: dict[str, float],
+        max_demand: dict[str, dict[str, list[float | None]]],
+    ) -> bool:
+        """Keep the snapshot of ``device`` taken at ``ts`` [s]: ``registers`` ``"circuit/quantity/phase"``
+        → value [Wh, varh]; ``max_demand`` ``"circuit/quantity"`` → {rate: [value [W], time [s]]}.
+        False when it was already kept."""
+        ...
+
+    def last_meter_billing(self, device: str) -> float | None:
+        """Time of the newest snapshot of ``device`` kept [s], None when there is none."""
+        ...
 
 
 @runtime_checkable

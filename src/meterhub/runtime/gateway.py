@@ -255,6 +255,7 @@ class Gateway:
                 self.data_dir,
                 publish_spectra=self.emit_spectra,
                 device_serial=self.device_serial,
+                meter_billing=self.energy,  # meters' own billing snapshots into the billing history
             )
             try:
                 sources = list(factory(ctx))

@@ -249,11 +249,15 @@ class DlmsMeter:
             out.append(month.timestamp())
         return sorted(out)
 
-    def billing_entries(self) -> list[bytes]:
-        """Billing history: clock, A+, A−, maximum demand of the billing period and its time."""
+    def billing_entries(self, start: float | None = None, end: float | None = None) -> list[bytes]:
+        """Billing history: clock, A+, A−, maximum demand of the billing period and its time (entries
+        captured within [start, end] when given)."""
         out = []
         prev: float = self.t_start
         for t in self.billing_times():
+            if (start is not None and t < start) or (end is not None and t > end):
+                prev = t
+                continue
             md, at = self.max_demand(prev, t)
             out.append(
                 _struct(
@@ -429,7 +433,12 @@ class DlmsMeter:
             )
         if class_id == 7 and ln == BILLING:
             if attr == 2:
-                return _array(self.billing_entries())
+                if access is None:
+                    return _array(self.billing_entries())
+                rng = self._range(access)
+                if isinstance(rng, int):
+                    return rng
+                return _array(self.billing_entries(*rng))
             if attr == 3:
                 cols = [
                     (8, CLOCK_LN, 2),
@@ -498,6 +507,23 @@ class DlmsMeter:
             8: _u32(PROFILE_PERIOD),
             9: _u16(1),
         }.get(attr, 4)
+
+    @staticmethod
+    def _range(access: tuple[int, bytes]) -> tuple[float | None, float | None] | int:
+        """(from, to) [s] of a selective access by range (selector 1), or a data-access-result."""
+        if access[0] != 1:
+            return 13  # scope-of-access-violated: only range access is offered
+        try:
+            parsed, _ = _decode(access[1], 0)
+        except (ValueError, IndexError):
+            return 12  # type-unmatched
+        if not isinstance(parsed, list) or len(parsed) != 4:
+            return 12
+        frm, to = parsed[1], parsed[2]
+        return (
+            _parse_datetime(frm) if isinstance(frm, bytes) else None,
+            _parse_datetime(to) if isinstance(to, bytes) else None,
+        )
 
     def events(self, log: str, start: float | None, end: float | None) -> list[tuple[float, int]]:
         """(time, code) of the simulated events of ``log`` within [start, end] (all when None)."""

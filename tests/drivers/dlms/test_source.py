@@ -124,6 +124,7 @@ def test_the_source_reads_over_hdlc_on_tcp_and_the_public_client_gets_nothing(
             assert set(reader.status.extra_counters()) == {
                 "refused_values",
                 "profile_entries_filled",
+                "billing_snapshots_read",
                 "clock_offset_ms",
             }
             await reader.close()

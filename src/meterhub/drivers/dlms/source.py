@@ -35,7 +35,9 @@ from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.dlms.client import (
     CLOCK,
     EXTENDED_REGISTER,
+    PROFILE_GENERIC,
     REGISTER,
+    CaptureObject,
     DlmsClient,
     decode_datetime,
     scale,
@@ -60,6 +62,8 @@ log = logging.getLogger("meterhub.dlms")
 SERIAL_NUMBER = "0.0.96.1.0.255"
 #: The load profile (IEC 62056-6-1: 1.0.99.1.0.255) a gap is filled from.
 LOAD_PROFILE = "1.0.99.1.0.255"
+#: The billing profile (IEC 62056-6-1: 0.0.98.1.0.255): the meter's own billing snapshots.
+BILLING = "0.0.98.1.0.255"
 #: A gap longer than this since the last good poll is filled from the load profile [s].
 GAP_FILL_AFTER = 900.0
 #: Extended register (class 4) for maximum demand codes (D = 6, IEC 62056-61 Table 9), else Register.
@@ -96,6 +100,9 @@ class DlmsSource(Source):
         self.backfill: list[list[Reading]] = []  # load-profile entries of a gap, emitted before the poll
         self.filled = 0  # load-profile entries emitted to fill gaps [count]
         self.clock_drift: float | None = None  # meter clock − gateway clock at the last association [s]
+        self._billing_seen: int | None = None  # the billing profile's entries_in_use at the last read
+        self._billing_off = ctx.meter_billing is None  # nobody keeps them, or the meter has none
+        self.billed = 0  # the meter's billing snapshots handed to the billing history [count]
         self._maxima: dict[str, tuple[float, str]] = {}  # maximum demand → (capture time [s], value) emitted
         self._dropped: set[str] = set()
         self.refused = 0
@@ -139,7 +146,11 @@ class DlmsSource(Source):
             self._last_ok = min(times)
 
     def _counters(self) -> dict[str, int]:
-        out = {"refused_values": self.refused, "profile_entries_filled": self.filled}
+        out = {
+            "refused_values": self.refused,
+            "profile_entries_filled": self.filled,
+            "billing_snapshots_read": self.billed,
+        }
         if self.clock_drift is not None:
             out["clock_offset_ms"] = round(self.clock_drift * 1000)  # meter − gateway, at association
         return out
@@ -217,10 +228,15 @@ class DlmsSource(Source):
             refs = [(_class_of(self.codes[n]), n, 2) for n in names]
             maxima = [n for n in names if _class_of(self.codes[n]) == EXTENDED_REGISTER]
             refs += [(EXTENDED_REGISTER, n, 5) for n in maxima]  # capture_time (Blue Book §4.3.3)
+            billing = not self._billing_off
+            if billing:  # entries_in_use: a new billing snapshot shows as a new count
+                refs.append((PROFILE_GENERIC, BILLING, 7))
             results = await self.client.get_with_list(refs)
         except Exception:
             await self._close_client()
             raise
+        if billing:
+            await self._billing(self.client, results.pop())
         captured = dict(zip(maxima, results[len(names) :], strict=True))
         results = results[: len(names)]
         values: list[ObisValue] = []
@@ -252,6 +268,73 @@ class DlmsSource(Source):
         if problems:
             self.status.last_error = f"value refused: {problems[0]}"
         return readings_of(ts, self.device, self.circuits, mapped)
+
+    async def _billing(self, client: DlmsClient, entries: object) -> None:
+        """Read the meter's billing snapshots that are new since the newest one kept (the first poll
+        after a start or an outage, and whenever entries_in_use changes: after each billing date or
+        billing command) and hand them to the billing history. A meter without a billing profile
+        for this client is asked no more; a failed read is retried at the next poll."""
+        sink, device = self.ctx.meter_billing, self.device
+        if sink is None or device is None or self.profile is None:
+            return
+        if isinstance(entries, DlmsAccessError) or not isinstance(entries, int):
+            self._billing_off = True
+            log.info("device %s: no billing profile %s to read: %s", device.id, BILLING, entries)
+            return
+        if entries == self._billing_seen:
+            return
+        since = sink.last_meter_billing(device.id)
+        try:
+            columns = await client.capture_objects(BILLING)
+            if since is None:
+                rows = await client.read_profile(BILLING)
+            else:
+                rows = await client.read_profile(
+                    BILLING,
+                    datetime.fromtimestamp(since + 1.0, UTC),
+                    datetime.fromtimestamp(self.wall(), UTC),
+                )
+        except DlmsError as exc:
+            log.warning("device %s: the billing profile could not be read: %s", device.id, exc)
+            return
+        for row in rows:
+            snapshot = self._snapshot(columns, row)
+            if snapshot is not None and (since is None or snapshot[0] > since):
+                self.billed += sink.meter_billing(device.id, *snapshot)
+        self._billing_seen = entries
+
+    def _snapshot(
+        self, columns: list[CaptureObject], row: tuple[object, ...]
+    ) -> tuple[float, dict[str, float], dict[str, dict[str, list[float | None]]]] | None:
+        """One billing entry → (its time [s], registers, maximum demands with their times)."""
+        if self.device is None or self.profile is None:  # pragma: no cover - guarded by the caller
+            return None
+        when: float | None = None
+        times: dict[str, float] = {}  # maximum demand logical name → its capture time [s]
+        for col, v in zip(columns, row, strict=False):
+            t = decode_datetime(v) if isinstance(v, bytes) and len(v) == 12 else None
+            if col.class_id == CLOCK and t is not None:
+                when = t.timestamp()
+            elif col.class_id == EXTENDED_REGISTER and col.attribute == 5 and t is not None:
+                times[col.obis] = t.timestamp()
+        if when is None:
+            return None
+        registers: dict[str, float] = {}
+        max_demand: dict[str, dict[str, list[float | None]]] = {}
+        for col, v in zip(columns, row, strict=False):
+            su = self._scalers.get(col.obis)
+            if col.attribute != 2 or su is None or not isinstance(v, int | float) or isinstance(v, bool):
+                continue
+            mapped, problems = self.profile.decode(
+                [ObisValue(self.codes[col.obis], repr(scale(v, su)), unit_of(su))]
+            )
+            self.refused += len(problems)
+            for r in readings_of(when, self.device, self.circuits, mapped):
+                if col.class_id == EXTENDED_REGISTER:
+                    max_demand[f"{r.circuit}/{r.quantity}"] = {"meter": [r.value, times.get(col.obis)]}
+                else:
+                    registers[str(r.key)] = r.value
+        return when, registers, max_demand
 
     def _captured(self, name: str, value: ObisValue, raw_time: object) -> None:
         """A maximum demand (Extended register) with its capture time: one batch at the capture time,
