@@ -291,6 +291,12 @@ class StorageConfig(StrictModel):
     minute_rollup_retention_days: float | None = Field(
         default=None, gt=0, le=36500, description="how long 1-minute rollups are kept [d]; unset keeps them"
     )
+    event_retention_days: float = Field(
+        default=730, gt=0, le=36500, description="how long the alarm and power-quality logs are kept [d]"
+    )
+    audit_retention_days: float = Field(
+        default=3650, gt=0, le=36500, description="how long the audit log is kept [d]"
+    )
     spool_max_mb: float | None = Field(
         default=None,
         gt=0,

@@ -46,6 +46,7 @@ from typing import Protocol, runtime_checkable
 
 from meterhub.config.schema import Bus, BusKind, Device, SiteConfig
 from meterhub.model.health import Health, HealthState
+from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "Emit",
     "FillsGaps",
     "MeterBilling",
+    "PqEmit",
     "Source",
     "SourceContext",
     "SourceFactory",
@@ -67,6 +69,9 @@ __all__ = [
 Emit = Callable[[Sequence[Reading]], None]
 #: Where a source that measures harmonic spectra hands them (the live cache; never the bus or storage).
 SpectrumEmit = Callable[[Sequence[Spectrum]], None]
+#: Where a source that detects power-quality events (dips, swells …) hands each ended event (the
+#: gateway's ``emit_pq_events``: the power-quality log and whoever listens, e.g. the alarm engine).
+PqEmit = Callable[[Sequence[PqEvent]], None]
 
 
 @dataclass
@@ -137,6 +142,8 @@ class SourceContext:
     elsewhere); None: nobody wants it.
     ``meter_billing`` takes the billing snapshots a meter took itself (:class:`MeterBilling`); None:
     nobody keeps them.
+    ``publish_pq_events`` takes the power-quality events a source detects, once each has ended
+    (:class:`~meterhub.model.pq.PqEvent`); None: nobody wants them.
     """
 
     config: SiteConfig
@@ -148,6 +155,7 @@ class SourceContext:
     publish_spectra: SpectrumEmit | None = None
     device_serial: Callable[[str, str], object] | None = None
     meter_billing: MeterBilling | None = None
+    publish_pq_events: PqEmit | None = None
 
 
 class Source(abc.ABC):

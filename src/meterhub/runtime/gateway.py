@@ -38,6 +38,7 @@ from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
 from meterhub.model.health import Health, HealthState
+from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.publish.modbus_gateway import ModbusGatewayServer
 from meterhub.publish.modbus_server import ModbusServerSink
@@ -51,7 +52,8 @@ from meterhub.runtime.sinks import (
 )
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
-from meterhub.storage.base import Storage
+from meterhub.storage.base import Storage, StorageError
+from meterhub.storage.events import AlarmLogListener, EventStore, EventWriter, StorageAuditor
 
 __all__ = ["Gateway"]
 
@@ -124,6 +126,18 @@ class Gateway:
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
+        # The alarm, audit and power-quality logs, written in a thread of their own
+        # (meterhub.storage.events); alarm listeners and auditors of every layer hand records to it.
+        # PostgreSQL may be away: what meets an outage waits in a spool file in the data folder.
+        remote = config.storage.backend == "postgres"
+        self.event_log = EventWriter(
+            self._event_store, spool=self.data_dir / "event-log-spool.sqlite" if remote else None
+        )
+        self.auditor = StorageAuditor(self.event_log)
+        self.alarms.add_listener(AlarmLogListener(self.event_log))  # every alarm transition is logged
+        self.alarms.auditor = self.auditor  # acknowledge, shelve, service changes, rule edits
+        #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
+        self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
         self._reset_status()
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
@@ -141,6 +155,12 @@ class Gateway:
                 self.config.storage, self.data_dir, timezone=self.config.site.timezone
             )
         return self._storage
+
+    def _event_store(self) -> EventStore:
+        storage = self.storage
+        if not isinstance(storage, EventStore):
+            raise StorageError(f"the {type(storage).__name__} storage keeps no event logs")
+        return storage
 
     def _registers(self) -> Mapping[SeriesKey, float]:
         return self.energy.registers() if self.energy is not None else {}
@@ -173,6 +193,7 @@ class Gateway:
         for sink in self.sinks.values():
             key = f"sink:{sink.name}"
             out[key] = self._supervised(key, sink.health())
+        out["sink:event-log"] = self.event_log.health()
         if self.modbus_gateway is not None:
             out["service:modbus_gateway"] = self.modbus_gateway.health()
         return out
@@ -208,6 +229,16 @@ class Gateway:
     def emit_spectra(self, batch: Sequence[Spectrum]) -> None:
         """Entry point for harmonic spectra: the live cache only (not stored, not on the bus)."""
         self.live.update_spectra(batch)
+
+    def emit_pq_events(self, events: Sequence[PqEvent]) -> None:
+        """Entry point for power-quality events a source detected: the power-quality log, then every
+        listener in :attr:`pq_listeners` (one failing does not keep the events from the others)."""
+        self.event_log.pq(events)
+        for listener in self.pq_listeners:
+            try:
+                listener(events)
+            except Exception:
+                log.exception("a power-quality listener failed on %d events", len(events))
 
     # -- lifecycle --------------------------------------------------------------------------------
     def _spawn(self, key: str, factory: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
@@ -256,6 +287,7 @@ class Gateway:
                 publish_spectra=self.emit_spectra,
                 device_serial=self.device_serial,
                 meter_billing=self.energy,  # meters' own billing snapshots into the billing history
+                publish_pq_events=self.emit_pq_events,
             )
             try:
                 sources = list(factory(ctx))
@@ -318,6 +350,7 @@ class Gateway:
         finally:
             if self.energy is not None:
                 self.energy.close()
+            await asyncio.to_thread(self.event_log.close)  # the logs' last records, before storage closes
             await asyncio.to_thread(self.storage.close)
         if failure is not None:
             raise failure

@@ -12,6 +12,8 @@ Tables (same names and columns in both backends):
                (:mod:`meterhub.storage.ingest`).
 ``registers``  persisted cumulative registers (series, value, ts), written in the flush transaction.
 ``meta``       key/value: schema version, time zone of the day buckets, retention horizons.
+``alarm_log`` ``audit_log`` ``pq_log``
+               the event logs (:mod:`meterhub.storage.events`), with their own retention.
 
 :meth:`SqlStorage.write` only buffers; :meth:`SqlStorage.flush` writes the buffer and the registers
 in one transaction (:mod:`meterhub.storage.ingest`). Retention deletes raw values (monthly partitions
@@ -41,7 +43,8 @@ from meterhub.storage.base import (
     StorageHealth,
     StorageState,
 )
-from meterhub.storage.ingest import COARSE, INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES, SqlIngest
+from meterhub.storage.events import SqlEvents
+from meterhub.storage.ingest import COARSE, INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES
 from meterhub.storage.rollup import DayCalendar, aggregates_from_rows, auto_resolution, merge_aggregates
 
 __all__ = ["ROLLUP_COLUMNS", "ROLLUP_TABLES", "SCHEMA_VERSION", "SqlStorage", "is_cumulative"]
@@ -68,7 +71,7 @@ def is_cumulative(quantity: str) -> bool:
     return q is not None and q.kind is Kind.CUMULATIVE
 
 
-class SqlStorage(SqlIngest):
+class SqlStorage(SqlEvents):
     """Storage on a DB-API connection; subclasses supply the connection and dialect details."""
 
     # ----------------------------------------------------------------- setup
@@ -483,6 +486,7 @@ class SqlStorage(SqlIngest):
                         self._minute_horizon = horizon
                         if gone:
                             log.info("retention removed %d 1-minute rollups", gone)
+                self._delete_expired_events(now)  # the alarm, audit and power-quality logs
                 self._commit()
             except BaseException:
                 self._rollback()

@@ -15,6 +15,7 @@ from typing import Any
 
 from meterhub.config.schema import StorageConfig
 from meterhub.storage.base import StorageError
+from meterhub.storage.events import SQLITE_DDL as _EVENTS_DDL
 from meterhub.storage.relational import ROLLUP_TABLES, SqlStorage
 
 __all__ = ["SqliteStorage", "DB_FILE"]
@@ -37,7 +38,8 @@ CREATE TABLE IF NOT EXISTS {table} (
 ) WITHOUT ROWID;
 """
 
-_DDL = """
+_DDL = (
+    """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS series (
     id INTEGER PRIMARY KEY,
@@ -65,7 +67,10 @@ CREATE TABLE IF NOT EXISTS computed_registers (
     value REAL NOT NULL,
     PRIMARY KEY (circuit, quantity, phase)
 );
-""" + "".join(_ROLLUP_DDL.format(table=t) for t in ROLLUP_TABLES.values())
+"""
+    + "".join(_ROLLUP_DDL.format(table=t) for t in ROLLUP_TABLES.values())
+    + _EVENTS_DDL
+)
 
 
 class SqliteStorage(SqlStorage):

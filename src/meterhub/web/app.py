@@ -34,7 +34,7 @@ from meterhub.web import (
 )
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
-from meterhub.web.routers import alarms, io_points, outputs, publish, registers, reports
+from meterhub.web.routers import alarms, events, io_points, outputs, publish, registers, reports
 from meterhub.web.stream import StreamHub
 
 __all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
@@ -72,6 +72,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     outputs.router,
     reports.router,
     registers.router,
+    events.router,  # the alarm, power-quality and audit logs (before any /alarms/{id} route)
     alarms.router,  # alarms, acknowledge, shelve; alarm rules
     ingest.router,  # POST /api/v1/ingest: uploads of other gateways
     publish.router,  # GET /api/v1/publish, POST /api/v1/publish/{id}/test

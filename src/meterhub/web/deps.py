@@ -20,6 +20,9 @@ parameter type     what                                                         
                    its states, acknowledge, shelve, audit
 :data:`Controls`   :class:`Control`: relay outputs and Modbus bus scans           ``sources``, ``emit``
 :data:`Receiver`   :class:`IngestTarget`: readings received by ``/ingest``        ``storage``, ``flush_async``
+:data:`Auditing`   :class:`~meterhub.model.audit.Auditor`: the audit log             ``auditor``
+:data:`Logs`       :class:`~meterhub.storage.events.EventStore`: the alarm, audit   ``storage``
+                   and power-quality logs (503 when the storage keeps none)
 :class:`Monitor`   read-through view for ``/metrics``: component health,          ``health()``, ``sinks``
                    storage flushes, and the views above at scrape time
 :data:`Publishing` :class:`PublishView`: the running publish sink and the site's   ``sinks``, ``config``
@@ -55,6 +58,7 @@ from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
 from meterhub.live import LiveCache
 from meterhub.model import quantities
+from meterhub.model.audit import Auditor
 from meterhub.model.health import Health
 from meterhub.model.readings import Reading, SeriesKey, iso_utc
 from meterhub.profiles import all_profiles
@@ -62,9 +66,13 @@ from meterhub.publish.sink import PublishSink
 from meterhub.runtime import Gateway
 from meterhub.runtime.sinks import StorageSink
 from meterhub.storage.base import Storage
+from meterhub.storage.events import EventStore
+from meterhub.web.auth import principal_of
+from meterhub.web.config_audit import audit_config_write
 
 __all__ = [
     "Alarms",
+    "Auditing",
     "Config",
     "ConfigView",
     "Control",
@@ -73,6 +81,7 @@ __all__ = [
     "FlushStats",
     "IngestTarget",
     "Live",
+    "Logs",
     "Monitor",
     "Monitored",
     "Pipeline",
@@ -112,7 +121,9 @@ class ConfigView:
     path : the site file it was read from (None: none, e.g. a test or an in-memory demo).
     apply : ``await apply(new)`` validates ``new`` with every cross-reference check, writes the site file
         and restarts acquisition with it; returns the configuration now in force. Refusals are
-        :class:`~meterhub.config.loader.ConfigError` naming each field.
+        :class:`~meterhub.config.loader.ConfigError` naming each field. Every applied change is in the
+        audit log: one ``config.write`` entry per changed section, with the requesting user, before and
+        after (:mod:`meterhub.web.config_audit`).
     """
 
     config: SiteConfig
@@ -124,7 +135,18 @@ def get_config(conn: HTTPConnection) -> ConfigView:
     gw = _gateway(conn)
 
     async def apply(new: SiteConfig) -> SiteConfig:
+        before = gw.config
         await gw.update_config(new)
+        # Only routes that required a user get here; their CSRF token was checked then.
+        who = principal_of(conn, check_csrf=False)
+        audit_config_write(
+            get_auditor(conn),
+            actor=(who.username if who is not None else None) or "anonymous",
+            before=before,
+            after=gw.config,
+            ts=gw.clock(),
+            where=f"{conn.scope.get('method', 'GET')} {conn.url.path}",
+        )
         return gw.config
 
     return ConfigView(config=gw.config, path=gw.config_path, apply=apply)
@@ -197,6 +219,21 @@ def get_alarms(conn: HTTPConnection) -> AlarmSink:
 
 def get_status(conn: HTTPConnection) -> Mapping[str, DeviceStatus]:
     return _StatusView(_gateway(conn))
+
+
+# -- logs ---------------------------------------------------------------------------------------------
+def get_auditor(conn: HTTPConnection) -> Auditor:
+    """The gateway's auditor: every entry goes to the audit log."""
+    auditor: Auditor = _gateway(conn).auditor
+    return auditor
+
+
+def get_logs(conn: HTTPConnection) -> EventStore:
+    """The storage's alarm, audit and power-quality logs; 503 when the storage keeps none."""
+    storage = _gateway(conn).storage
+    if not isinstance(storage, EventStore):
+        raise HTTPException(503, f"the {type(storage).__name__} storage keeps no event logs")
+    return storage
 
 
 # -- monitoring ---------------------------------------------------------------------------------------
@@ -377,6 +414,8 @@ Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
 Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]
+Auditing = Annotated[Auditor, Depends(get_auditor)]
+Logs = Annotated[EventStore, Depends(get_logs)]
 Publishing = Annotated[PublishView, Depends(get_publish)]
 
 

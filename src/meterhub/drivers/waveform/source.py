@@ -48,9 +48,11 @@ from meterhub.drivers.waveform.protocol import Frame, FrameError, FrameReader, e
 from meterhub.metering.aggregation import aggregate
 from meterhub.metering.energy import ENERGY_IDS, REGISTER_IDS, named_registers
 from meterhub.metering.engine import Analyzer, Batch, CircuitSpec, EngineConfig
+from meterhub.metering.events import FrequencyDeviationDetector
 from meterhub.metering.power import Quantities
 from meterhub.metering.sensors import Sensor, sensor_for
 from meterhub.metering.sync import cycles_per_window
+from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.model.quantities import CATALOGUE, Kind, Q
 from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
 from meterhub.model.topology import Phase, Wiring
@@ -175,6 +177,8 @@ class WaveformSource(Source):
         self._writer: asyncio.StreamWriter | None = None
         self.frames = 0
         self.events: list[dict[str, Any]] = []
+        #: Frequency deviations over 10-s intervals (EN 50160 §4.2.1: nominal ± 1 %).
+        self.frequency_detector = FrequencyDeviationDetector(float(ctx.config.site.nominal_frequency))
 
     # -- energy persistence -------------------------------------------------------------------
     def _load_energy(self) -> dict[str, dict[str, dict[str, float]]]:
@@ -362,6 +366,23 @@ class WaveformSource(Source):
             del self.events[:-100]
             log.info("%s: voltage %s on channel %d for %.0f ms, extreme %.1f V", self.name, e.kind, e.channel + 1,
                      e.duration * 1e3, e.extreme)  # fmt: skip
+        pq = [
+            self._pq_event(e.kind, e.channel, self._t_base + e.start, e.duration, e.extreme)
+            for e in batch.events
+        ]
+        if batch.windows:
+            for f in self.frequency_detector.process(self._t_base + batch.t, batch.duration, batch.frequency):
+                log.info(
+                    "%s: frequency %.3f Hz beyond %.2f Hz for %.0f s",
+                    self.name,
+                    f.extreme,
+                    f.limit,
+                    f.duration,
+                )
+                pq.append(PqEvent(PqKind.FREQUENCY, f.start, f.duration, f.extreme, "Hz", self.device.id,
+                                  PqSource.WAVEFORM, flagged=False, threshold=f.limit))  # fmt: skip
+        if pq and self.ctx.publish_pq_events is not None:
+            self.ctx.publish_pq_events(pq)
         if batch.windows:
             self._pending.append(batch)
             self._pending_s += float(batch.duration.sum())
@@ -369,6 +390,34 @@ class WaveformSource(Source):
                 self._flush(emit)
         if time.monotonic() - self._last_save >= self.save_interval:
             self._save_energy()
+
+    def _pq_event(self, kind: str, channel: int, start: float, duration: float, extreme: float) -> PqEvent:
+        """The power-quality log's record of an event of the engine (IEC 61000-4-30 §5.4, §5.5): start
+        [s, Unix], duration [s], extreme Urms(½) [V] on voltage input ``channel`` (0 = L1)."""
+        th = self._analyzer.detector.thresholds if self._analyzer is not None else None
+        # The engine watches line-to-line voltages (declared × √3) when the board measures them.
+        line = th is not None and th.declared > 1.5 * float(self.ctx.config.site.nominal_voltage)
+        phases = ("L1-L2", "L2-L3", "L3-L1") if line else ("L1", "L2", "L3")
+        pk = PqKind(kind)
+        threshold = None
+        if th is not None:
+            threshold = {
+                PqKind.DIP: th.dip,
+                PqKind.SWELL: th.swell,
+                PqKind.INTERRUPTION: th.interruption,
+            }.get(pk)
+        return PqEvent(
+            kind=pk,
+            start=start,
+            duration=duration,
+            extreme=extreme,
+            unit="V",
+            device=self.device.id,
+            source=PqSource.WAVEFORM,
+            phase=phases[channel] if 0 <= channel < len(phases) else None,
+            flagged=True,  # a dip, swell or interruption flags the values of its time (§4.7)
+            threshold=threshold,
+        )
 
     def _end_segment(self, emit: Emit) -> None:
         """The stream segment ended: analyse the windows held back, meter the tail, emit the readings."""

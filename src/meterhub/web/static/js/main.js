@@ -4,6 +4,7 @@ import { api, ApiError, get, setCsrf } from "./api.js";
 import { LANGUAGES, lang, setLanguage, t } from "./i18n.js";
 import * as live from "./live.js";
 import { esc, setTimeZone } from "./format.js";
+import { paintBadge, startBadge, stopBadge } from "./pages/alarms.js";
 
 const PAGES = {
   overview: { module: "./pages/overview.js", nav: true },
@@ -11,6 +12,7 @@ const PAGES = {
   circuit: { module: "./pages/circuit.js", nav: false },
   history: { module: "./pages/history.js", nav: true },
   reports: { module: "./pages/reports.js", nav: true, signedIn: true },
+  alarms: { module: "./pages/alarms.js", nav: true, signedIn: true },
   publish: { module: "./pages/publish.js", nav: true, signedIn: true },
   display: { module: "./pages/display.js", nav: true },
   config: { module: "./pages/config.js", nav: true, admin: true },
@@ -77,6 +79,7 @@ function renderChrome() {
     .filter(([name, p]) => p.nav && allowed(name))
     .map(([name]) => `<a href="#/${name}" data-page="${name}" class="${name === page ? "active" : ""}">${esc(t(`nav.${name}`))}</a>`)
     .join("");
+  paintBadge(); // the count of unacknowledged alarms on the Alarms link
   const who = document.getElementById("who");
   const picker = `<select id="lang-pick" aria-label="Language">${Object.entries(LANGUAGES)
     .map(([code, name]) => `<option value="${code}" ${code === lang() ? "selected" : ""}>${esc(name)}</option>`)
@@ -87,6 +90,7 @@ function renderChrome() {
     document.getElementById("logout").onclick = async () => {
       await api("POST", "/auth/logout");
       setCsrf(null);
+      stopBadge();
       await refreshMe();
       app.navigate("#/login");
     };
@@ -159,8 +163,11 @@ async function route() {
   try {
     const mod = await import(PAGES[name].module);
     if (seq !== renderSeq) return;
-    view.innerHTML = "";
-    const done = (await mod.render(view, { app, args, live })) || null;
+    // Each page renders into a box of its own: a page still awaiting its data when the next route
+    // starts then fills its detached box, never the next page's view.
+    const box = document.createElement("div");
+    view.replaceChildren(box);
+    const done = (await mod.render(box, { app, args, live })) || null;
     if (seq !== renderSeq) {
       // another route started while this page was rendering: stop this page's timers now, or they
       // would run on the next page's elements (and never be cleaned up)
@@ -191,6 +198,7 @@ async function boot() {
     live.start();
     await live.ready();
   }
+  if (app.signedIn) startBadge();
   window.addEventListener("hashchange", route);
   await route();
 }
@@ -200,6 +208,7 @@ export async function afterSignIn() {
   live.stop();
   live.start();
   await live.ready();
+  startBadge();
   const page = currentPage().name;
   if (page === "login" || page === "setup") app.navigate("#/overview");
   else await route();

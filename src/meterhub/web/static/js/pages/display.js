@@ -1,8 +1,9 @@
 // Display mode for a lobby screen: full-screen real-time values, the renewable display
 // (generation vs consumption), and a custom message shown after a delay for a duration.
 
-import { get } from "../api.js";
-import { esc, kw, num, withUnit } from "../format.js";
+import { ApiError, get, post } from "../api.js";
+import { esc, kw, num, time, withUnit } from "../format.js";
+import { activeAlarms, severityText, stateText, unacknowledged } from "./alarms.js";
 import { lang, t } from "../i18n.js";
 import { siteTotals } from "../livebind.js";
 import { chartsAvailable, lineChart } from "../charts.js";
@@ -18,6 +19,7 @@ export async function render(root, { args, live, app }) {
       <span class="clock" id="d-clock"></span>
       <h1>${esc(title)} <button class="secondary" id="d-full" style="font-size:2vh">${esc(t("display.fullscreen"))}</button>
         <a href="#/overview" style="font-size:2vh" id="d-exit">${esc(t("display.exit"))}</a></h1>
+      <section id="d-alarms" class="d-alarms" hidden></section>
       <section id="d-realtime">
         <div class="cards">
           <div class="card"><div class="label">${esc(t("overview.consumption"))}</div><div class="big" id="d-cons">–</div></div>
@@ -87,6 +89,44 @@ export async function render(root, { args, live, app }) {
   loadToday();
   const todayTimer = setInterval(loadToday, 60000);
 
+  // active alarms (D10): every alarm that is active or waits for acknowledgement, most severe first
+  const loadAlarms = async () => {
+    let alarms = null;
+    try {
+      if (app.signedIn) alarms = await activeAlarms(); // the active list needs a user
+    } catch (e) {
+      console.warn(e);
+    }
+    const shown = (alarms || []).filter((a) => a.state === "unack-active" || a.state === "ack-active" || a.state === "rtn-unack");
+    const box = $("#d-alarms");
+    box.hidden = !shown.length;
+    box.innerHTML = shown.length
+      ? `<h2>${esc(t("alarms.active_n", { n: shown.length }))}</h2>${shown
+          .slice(0, 6)
+          .map(
+            (a) => `<div class="d-alarm sev-${esc(a.severity)} ${unacknowledged(a) ? "unack" : ""}">
+              <span class="badge sev-${esc(a.severity)}">${esc(severityText(a.severity))}</span>
+              <strong>${esc(a.title || a.rule)}</strong> — ${esc(a.target)}${a.phase ? ` ${esc(a.phase)}` : ""}${a.value !== null && a.value !== undefined ? `: ${withUnit(a.value, a.unit ?? "", a.unit ? undefined : 3)}` : ""}${a.limit !== null && a.limit !== undefined ? ` (${esc(t("alarms.limit"))} ${withUnit(a.limit, a.unit ?? "", a.unit ? undefined : 3)})` : ""}
+              <span class="muted">${esc(stateText(a.state))} · ${esc(time(a.since))}</span>
+              ${app.signedIn && unacknowledged(a) ? `<button class="secondary d-ack" data-id="${esc(a.id)}">${esc(t("alarms.ack"))}</button>` : ""}</div>`,
+          )
+          .join("")}`
+      : "";
+    for (const b of box.querySelectorAll(".d-ack")) {
+      b.onclick = async () => {
+        try {
+          await post(`/alarms/${encodeURIComponent(b.dataset.id)}/ack`, { comment: t("alarms.from_display") });
+          await loadAlarms();
+        } catch (e) {
+          if (!(e instanceof ApiError)) throw e;
+          app.toast(e.message, true);
+        }
+      };
+    }
+  };
+  loadAlarms();
+  const alarmTimer = setInterval(loadAlarms, 10000);
+
   let rotateTimer = null;
   if (mode === "rotate") rotateTimer = setInterval(() => show(current === "realtime" ? "renewable" : "realtime"), settings.rotate_every * 1000);
 
@@ -109,6 +149,7 @@ export async function render(root, { args, live, app }) {
   return () => {
     clearInterval(timer);
     clearInterval(todayTimer);
+    clearInterval(alarmTimer);
     clearInterval(rotateTimer);
     clearTimeout(msgTimer);
     overlay.hidden = true;
