@@ -83,11 +83,18 @@ _CONFORMANCE = sum(1 << (23 - bit) for bit in (11, 14, 19, 20, 21, 23))
 #: Event logs (Profile generic, IEC 62056-6-1 group 99.98): log → (event code object, period between
 #: simulated events [s], codes cycled). The codes are this emulator's own (seed 002 lists its logs'
 #: capture objects but not its codes): power quality 1 sag begin, 2 sag end, 3 swell begin, 4 swell
-#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low.
+#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low. The power-quality log has events
+#: in pairs (a sag, then a swell one period later), each ending PQ_DURATION after it began, and captures
+#: the voltage 1.0.32.7.0.255 with each entry: at a begin the level that started it (90 % / 110 % of
+#: 230 V), at an end the event's extreme (residual 138.0 V of a sag, 264.5 V peak of a swell).
 EVENT_LOGS: dict[str, tuple[str, int, tuple[int, ...]]] = {
     "0.0.99.98.4.255": ("0.0.96.11.4.255", 2 * 86400 + 3600, (1, 2, 3, 4)),
     "0.0.99.98.1.255": ("0.0.96.11.1.255", 9 * 86400 + 7200, (1, 2, 3)),
 }
+PQ_LOG = "0.0.99.98.4.255"
+PQ_DURATION = 0.5  # [s]
+#: event code → voltage captured with it [V] (see EVENT_LOGS)
+PQ_VOLTAGE = {1: 207.0, 2: 138.0, 3: 253.0, 4: 264.5}
 ASSOCIATION_LN = "0.0.40.0.0.255"
 MAX_DEMAND = "1.0.1.6.0.255"
 #: Demand register (class 5) of active energy import: current average D = 4 (IEC 62056-6-1), block
@@ -403,9 +410,13 @@ class DlmsMeter:
             code_ln, _, _ = EVENT_LOGS[ln]
             if attr == 3:
                 cols = [(8, CLOCK_LN, 2), (1, code_ln, 2)]
+                if ln == PQ_LOG:
+                    cols.append((3, "1.0.32.7.0.255", 2))
                 return _array([_struct(_u16(c), _octets(_ln(o)), _i8(a), _u16(0)) for c, o, a in cols])
             if attr == 4:
                 return _u32(0)  # captured when an event happens
+            if attr == 7:
+                return _u32(len(self.events(ln, None, None)))
             if attr == 2:
                 start = end = None
                 if access is not None:
@@ -419,7 +430,11 @@ class DlmsMeter:
                     end = _parse_datetime(parsed[2]) if isinstance(parsed[2], bytes) else None
                 return _array(
                     [
-                        _struct(_octets(_datetime(t)), b"\x11" + bytes([c]))
+                        _struct(
+                            _octets(_datetime(t)),
+                            b"\x11" + bytes([c]),
+                            *([_u16(round(PQ_VOLTAGE[c] * 10))] if ln == PQ_LOG else []),
+                        )
                         for t, c in self.events(ln, start, end)
                     ]
                 )
@@ -530,10 +545,15 @@ class DlmsMeter:
         _, period, codes = EVENT_LOGS[log]
         lo = self.t_start if start is None else max(start, self.t_start)
         hi = self.wall() if end is None else min(end, self.wall())
-        k = max(0, math.ceil((lo - self.t_start) / period))
+        k = max(0, math.ceil((lo - self.t_start - (PQ_DURATION if log == PQ_LOG else 0.0)) / period))
         out = []
         while self.t_start + k * period <= hi:
-            out.append((self.t_start + k * period, codes[k % len(codes)]))
+            t = self.t_start + k * period
+            if log == PQ_LOG:  # a begin, and its end PQ_DURATION later
+                begin = 1 if k % 2 == 0 else 3
+                out += [e for e in ((t, begin), (t + PQ_DURATION, begin + 1)) if lo <= e[0] <= hi]
+            else:
+                out.append((t, codes[k % len(codes)]))
             k += 1
         return out
 

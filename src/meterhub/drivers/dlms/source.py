@@ -34,6 +34,7 @@ from meterhub.config.secrets import SecretError, read_secret
 from meterhub.drivers.base import DeviceStatus, Emit, Source, SourceContext
 from meterhub.drivers.dlms.client import (
     CLOCK,
+    DATA,
     EXTENDED_REGISTER,
     PROFILE_GENERIC,
     REGISTER,
@@ -49,6 +50,7 @@ from meterhub.drivers.iec62056.client import switch_to_mode_e
 from meterhub.drivers.iec62056.errors import Iec62056Error
 from meterhub.drivers.iec62056.link import Link, SerialLink, TcpLink
 from meterhub.drivers.iec62056.source import readings_of
+from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading, SeriesKey, iso_utc
 from meterhub.model.topology import Phase
@@ -64,6 +66,18 @@ SERIAL_NUMBER = "0.0.96.1.0.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
 #: The billing profile (IEC 62056-6-1: 0.0.98.1.0.255): the meter's own billing snapshots.
 BILLING = "0.0.98.1.0.255"
+#: The power-quality event log (IEC 62056-6-1 group 99.98, E = 4).
+PQ_LOG = "0.0.99.98.4.255"
+#: Event codes of the power-quality log → (kind, begin or end, threshold [% of the declared voltage]).
+#: Meters choose their own codes; these are the seed 002 emulator's (seed 002 names its logs but no
+#: codes), so the log is read only for profiles listed in :data:`PQ_CODES_OF`.
+_SEED002_PQ = {
+    1: (PqKind.DIP, True, 90.0),
+    2: (PqKind.DIP, False, 90.0),
+    3: (PqKind.SWELL, True, 110.0),
+    4: (PqKind.SWELL, False, 110.0),
+}
+PQ_CODES_OF: dict[str, dict[int, tuple[PqKind, bool, float]]] = {"seed002-1p-dlms": _SEED002_PQ}
 #: A gap longer than this since the last good poll is filled from the load profile [s].
 GAP_FILL_AFTER = 900.0
 #: Extended register (class 4) for maximum demand codes (D = 6, IEC 62056-61 Table 9), else Register.
@@ -103,7 +117,12 @@ class DlmsSource(Source):
         self._billing_seen: int | None = None  # the billing profile's entries_in_use at the last read
         self._billing_off = ctx.meter_billing is None  # nobody keeps them, or the meter has none
         self.billed = 0  # the meter's billing snapshots handed to the billing history [count]
-        self._maxima: dict[str, tuple[float, str]] = {}  # maximum demand → (capture time [s], value) emitted
+        self._maxima: dict[str, tuple[float, str]] = {}
+        self._pq_seen: int | None = None  # the power-quality log's entries_in_use at the last read
+        self._pq_from: float | None = (
+            None  # read the log from here [s] (an unpaired begin, or after the last)
+        )
+        self.pq_events = 0  # power-quality events handed to the log [count]  # maximum demand → (capture time [s], value) emitted
         self._dropped: set[str] = set()
         self.refused = 0
         enabled = [d for d in ctx.devices if d.enabled]
@@ -150,6 +169,7 @@ class DlmsSource(Source):
             "refused_values": self.refused,
             "profile_entries_filled": self.filled,
             "billing_snapshots_read": self.billed,
+            "pq_events_read": self.pq_events,
         }
         if self.clock_drift is not None:
             out["clock_offset_ms"] = round(self.clock_drift * 1000)  # meter − gateway, at association
@@ -231,10 +251,15 @@ class DlmsSource(Source):
             billing = not self._billing_off
             if billing:  # entries_in_use: a new billing snapshot shows as a new count
                 refs.append((PROFILE_GENERIC, BILLING, 7))
+            pq = self._pq_codes() is not None
+            if pq:  # entries_in_use of the power-quality log: a new event shows as a new count
+                refs.append((PROFILE_GENERIC, PQ_LOG, 7))
             results = await self.client.get_with_list(refs)
         except Exception:
             await self._close_client()
             raise
+        if pq:
+            await self._pq_log(self.client, results.pop())
         if billing:
             await self._billing(self.client, results.pop())
         captured = dict(zip(maxima, results[len(names) :], strict=True))
@@ -302,6 +327,92 @@ class DlmsSource(Source):
             if snapshot is not None and (since is None or snapshot[0] > since):
                 self.billed += sink.meter_billing(device.id, *snapshot)
         self._billing_seen = entries
+
+    def _pq_codes(self) -> dict[int, tuple[PqKind, bool, float]] | None:
+        if self.ctx.publish_pq_events is None or self.profile is None or self.device is None:
+            return None
+        return PQ_CODES_OF.get(self.profile.id)
+
+    async def _pq_log(self, client: DlmsClient, entries: object) -> None:
+        """Read the meter's power-quality log from where the last read ended (the whole log after a
+        start: the log keeps each event once, see :mod:`meterhub.storage.events`) when its
+        entries_in_use changed; each begin and its end become one :class:`PqEvent` (source device,
+        flagged per IEC 61000-4-30 §4.7, extreme = the voltage the meter captured with the end). An
+        event without a captured voltage is not logged (its extreme is unknown), and counted as refused."""
+        codes, device, emit = self._pq_codes(), self.device, self.ctx.publish_pq_events
+        if codes is None or device is None or emit is None:
+            return
+        if isinstance(entries, DlmsAccessError) or not isinstance(entries, int):
+            self.ctx.publish_pq_events = None
+            log.info("device %s: no power-quality log %s to read: %s", device.id, PQ_LOG, entries)
+            return
+        if entries == self._pq_seen:
+            return
+        now = self.wall()
+        try:
+            columns = await client.capture_objects(PQ_LOG)
+            if self._pq_from is None:
+                rows = await client.read_profile(PQ_LOG)
+            else:
+                rows = await client.read_profile(
+                    PQ_LOG, datetime.fromtimestamp(self._pq_from, UTC), datetime.fromtimestamp(now, UTC)
+                )
+        except DlmsError as exc:
+            log.warning("device %s: the power-quality log could not be read: %s", device.id, exc)
+            return
+        clock = next((i for i, c in enumerate(columns) if c.class_id == CLOCK), None)
+        code_at = next((i for i, c in enumerate(columns) if c.class_id == DATA), None)
+        volts = next(
+            (i for i, c in enumerate(columns) if c.obis == "1.0.32.7.0.255" and c.attribute == 2), None
+        )
+        if clock is None or code_at is None:
+            log.warning("device %s: power-quality log without clock or event code columns", device.id)
+            self._pq_seen = entries
+            return
+        su = self._scalers.get("1.0.32.7.0.255")  # the voltage's scaler_unit, read at association
+        circuit = self.circuits[0].id if self.circuits else None
+        out: list[PqEvent] = []
+        open_: dict[PqKind, float] = {}  # kind → begin time [s] of an event not ended yet
+        last = self._pq_from
+        for row in rows:
+            raw_t = row[clock]
+            t = decode_datetime(raw_t) if isinstance(raw_t, bytes) and len(raw_t) == 12 else None
+            code = row[code_at]
+            if t is None or not isinstance(code, int) or code not in codes:
+                continue
+            kind, begin, threshold = codes[code]
+            ts = t.timestamp()
+            last = ts if last is None else max(last, ts)
+            if begin:
+                open_[kind] = ts
+                continue
+            start = open_.pop(kind, None)
+            v = row[volts] if volts is not None and su is not None else None
+            if start is None:
+                continue  # its begin was before what was read
+            if not isinstance(v, int | float) or isinstance(v, bool):
+                self.refused += 1
+                continue
+            out.append(
+                PqEvent(
+                    kind=kind,
+                    start=start,
+                    duration=round(ts - start, 3),
+                    extreme=scale(v, su),
+                    unit="V",
+                    device=device.id,
+                    source=PqSource.DEVICE,
+                    phase="L1",
+                    circuit=circuit,
+                    flagged=True,
+                    threshold=threshold,
+                )
+            )
+        self._pq_from = min(open_.values()) if open_ else (None if last is None else last + 0.01)
+        self._pq_seen = entries
+        if out:
+            self.pq_events += len(out)
+            emit(out)
 
     def _snapshot(
         self, columns: list[CaptureObject], row: tuple[object, ...]
