@@ -9,8 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from meterhub.checks import parse_site
+from meterhub.drivers.base import SourceContext
+from meterhub.drivers.dlms.axdr import Enum
+from meterhub.drivers.dlms.client import CaptureObject
+from meterhub.drivers.dlms.source import DlmsSource
 from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.runtime import Gateway
 from meterhub.sim.dlms import PQ_LOG, DlmsMeter, serve_dlms_tcp
@@ -92,3 +98,69 @@ def test_the_meters_power_quality_log_reaches_the_gateways_log_once(
         )  # fmt: skip
         assert got.flagged and got.threshold == want.threshold
     assert again == first  # kept once
+
+
+class _OddMeter:
+    """A client stub whose logs answer rows of any shape: what a faulty or hostile meter might send."""
+
+    def __init__(self, rows: object) -> None:
+        self.rows = rows
+
+    async def capture_objects(self, obis: str) -> list[CaptureObject]:
+        return [
+            CaptureObject(8, "0.0.1.0.0.255", 2, 0),
+            CaptureObject(1, "0.0.96.11.4.255", 2, 0),
+            CaptureObject(3, "1.0.32.7.0.255", 2, 0),
+            CaptureObject(3, "1.0.1.8.0.255", 2, 0),
+            CaptureObject(4, "1.0.1.6.0.255", 5, 0),
+        ]
+
+    async def read_profile(self, obis: str, start: object = None, end: object = None) -> object:
+        return self.rows
+
+
+class _Book:
+    def __init__(self) -> None:
+        self.kept: list[tuple[object, ...]] = []
+
+    def meter_billing(self, device: str, ts: float, registers: object, max_demand: object) -> bool:
+        self.kept.append((device, ts, registers, max_demand))
+        return True
+
+    def last_meter_billing(self, device: str) -> float | None:
+        return None
+
+
+_ATOMS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**40),
+    st.floats(allow_nan=True),
+    st.binary(max_size=14),
+    st.text(max_size=4),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.one_of(
+        _ATOMS,
+        st.lists(st.one_of(_ATOMS, st.lists(_ATOMS, max_size=6)), max_size=6),
+    )
+)
+def test_odd_log_rows_never_stop_the_source(rows: object) -> None:
+    cfg = parse_site(SITE.replace("BUS", "host: 127.0.0.1, port: 1"), "site.yaml")
+    book, heard = _Book(), []
+    ctx = SourceContext(
+        cfg, cfg.buses[0], cfg.devices, {}, Path("."), meter_billing=book, publish_pq_events=heard.extend
+    )
+    src = DlmsSource(ctx)
+    src._scalers = {"1.0.32.7.0.255": (-1, Enum(35)), "1.0.1.8.0.255": (0, Enum(30))}
+    stub = _OddMeter(rows)
+
+    async def go() -> None:
+        await src._guard("power-quality log", src._pq_log(stub, 3))  # type: ignore[arg-type]
+        await src._guard("billing profile", src._billing(stub, 3))  # type: ignore[arg-type]
+
+    asyncio.run(go())
+    assert all(isinstance(e, PqEvent) for e in heard)

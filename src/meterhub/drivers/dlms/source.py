@@ -26,8 +26,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from meterhub.config.schema import Bus, Device
 from meterhub.config.secrets import SecretError, read_secret
@@ -259,9 +260,9 @@ class DlmsSource(Source):
             await self._close_client()
             raise
         if pq:
-            await self._pq_log(self.client, results.pop())
+            await self._guard("power-quality log", self._pq_log(self.client, results.pop()))
         if billing:
-            await self._billing(self.client, results.pop())
+            await self._guard("billing profile", self._billing(self.client, results.pop()))
         captured = dict(zip(maxima, results[len(names) :], strict=True))
         results = results[: len(names)]
         values: list[ObisValue] = []
@@ -284,7 +285,7 @@ class DlmsSource(Source):
         if self._last_ok is not None and ts - self._last_ok > GAP_FILL_AFTER:
             try:
                 self.backfill += await self._fill_gap(self.client, self._last_ok, ts)
-            except DlmsError as exc:  # the registers were read: the poll stands without the gap
+            except _MALFORMED as exc:  # the registers were read: the poll stands without the gap
                 log.warning(
                     "device %s: the load profile of the gap could not be read: %s", self.device.id, exc
                 )
@@ -293,6 +294,16 @@ class DlmsSource(Source):
         if problems:
             self.status.last_error = f"value refused: {problems[0]}"
         return readings_of(ts, self.device, self.circuits, mapped)
+
+    async def _guard(self, what: str, job: Coroutine[Any, Any, None]) -> None:
+        """Run a log read; a failure or a malformed answer is logged naming the device and the log, and
+        the poll stands (a meter's odd log must not stop its registers being read)."""
+        try:
+            await job
+        except _MALFORMED as exc:
+            log.warning(
+                "device %s: the %s could not be read: %s", self.device.id if self.device else "?", what, exc
+            )
 
     async def _billing(self, client: DlmsClient, entries: object) -> None:
         """Read the meter's billing snapshots that are new since the newest one kept (the first poll
@@ -542,6 +553,10 @@ class DlmsSource(Source):
             link = getattr(client.transport, "link", None)
             if isinstance(link, Link):
                 await link.close()
+
+
+#: What a malformed answer of a meter raises in the log readers (rows of another shape or type).
+_MALFORMED = (DlmsError, TypeError, ValueError, IndexError, KeyError, AttributeError)
 
 
 def _class_of(code: ObisCode) -> int:
