@@ -67,6 +67,9 @@ SERIAL_NUMBER = "0.0.96.1.0.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
 #: The billing profile (IEC 62056-6-1: 0.0.98.1.0.255): the meter's own billing snapshots.
 BILLING = "0.0.98.1.0.255"
+#: Log reads by range end this far after the gateway's clock [s]: the meter's clock may run ahead,
+#: and an entry it stamped "in the future" must not be skipped (its count has changed already).
+CLOCK_AHEAD = 86400.0
 #: The power-quality event log (IEC 62056-6-1 group 99.98, E = 4).
 PQ_LOG = "0.0.99.98.4.255"
 #: Event codes of the power-quality log → (kind, begin or end, threshold [% of the declared voltage]).
@@ -328,7 +331,7 @@ class DlmsSource(Source):
                 rows = await client.read_profile(
                     BILLING,
                     datetime.fromtimestamp(since + 1.0, UTC),
-                    datetime.fromtimestamp(self.wall(), UTC),
+                    datetime.fromtimestamp(self.wall() + CLOCK_AHEAD, UTC),
                 )
         except DlmsError as exc:
             log.warning("device %s: the billing profile could not be read: %s", device.id, exc)
@@ -366,7 +369,9 @@ class DlmsSource(Source):
                 rows = await client.read_profile(PQ_LOG)
             else:
                 rows = await client.read_profile(
-                    PQ_LOG, datetime.fromtimestamp(self._pq_from, UTC), datetime.fromtimestamp(now, UTC)
+                    PQ_LOG,
+                    datetime.fromtimestamp(self._pq_from, UTC),
+                    datetime.fromtimestamp(now + CLOCK_AHEAD, UTC),
                 )
         except DlmsError as exc:
             log.warning("device %s: the power-quality log could not be read: %s", device.id, exc)
