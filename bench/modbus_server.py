@@ -18,6 +18,11 @@ straight from the device and, alternately, through the gateway. Medians and 95th
 and of their difference [ms]; the poll requests done meanwhile (an SDM630 poll is several block reads) show that polling kept its share. Target: added
 median ≤ 5 ms.
 
+Third figure, ``share_under_load`` (``--share-seconds``, default 10): four clients flood the gateway
+while meterhub polls a simulated 19 200-baud line every 50 ms (it wants the whole line), once with
+``modbus_gateway.share: 1.0`` (no limit: the baseline) and once with 0.25: the share of the line's time
+each side held [-]. Target: the gateway ≤ its share (plus a 0.25 s burst), polling the rest.
+
 ``--soak 600`` adds the issue's "done when": a SCADA reading through the gateway (5 requests/s) for 10
 minutes while meterhub polls the same simulated 19 200-baud RS485 line; collisions (poll errors and
 timeouts, wrong gateway answers) must be 0.
@@ -307,6 +312,9 @@ async def _gateway_soak(seconds: float, rate: float) -> dict[str, float]:
                 await asyncio.sleep(max(0.0, (ok + bad) / rate - (time.perf_counter() - began)))
             client.close()
             st = gw.status["m"]
+            link = gw.modbus_links()["line"]
+            assert gw.modbus_gateway is not None
+            gw_time = gw.modbus_gateway.stats.wire_time
             result = {
                 "seconds": round(elapsed, 1),
                 "gateway_requests_ok": ok,
@@ -316,11 +324,80 @@ async def _gateway_soak(seconds: float, rate: float) -> dict[str, float]:
                 "poll_timeouts": st.timeouts,
                 "collisions": bad + st.errors + st.timeouts,
                 "line_busy_share": round((sim.context.wire_busy - busy) / elapsed, 3),
+                "gateway_line_share": round(gw_time / elapsed, 3),
+                "polling_line_share": round((link.stats.busy - gw_time) / elapsed, 3),
+                "configured_share": cfg.modbus_gateway.share if cfg.modbus_gateway else 1.0,
             }
         finally:
             await gw.stop()
             await sim.close()
     return result
+
+
+async def _gateway_share(seconds: float, share: float, clients: int = 4) -> dict[str, float]:
+    """``clients`` SCADA clients asking the gateway as fast as they are answered for ``seconds`` while
+    meterhub polls the same simulated 19 200-baud line every 0.05 s (it wants the whole line): the share
+    of the line each side held [-], with ``modbus_gateway.share`` = ``share``."""
+    import tempfile  # lazy: only this figure needs a data folder
+
+    from meterhub.profiles import get_profile  # lazy: the simulator and runtime, for this figure only
+    from meterhub.profiles.schema import Function
+    from meterhub.runtime import Gateway
+    from meterhub.sim.modbus_server import Framing, ProfileDevice, serve_devices
+    from meterhub.sim.physics import SiteModel
+    from meterhub.storage import open_storage
+
+    line, gw_port = _free_port(), _free_port()
+    model = SiteModel.single_meter("m", rated_power=6000.0, clock=lambda: 1_790_000_030.0)
+    model.advance()
+    device = ProfileDevice("m", get_profile("eastron-sdm630"), model)
+    expected = device.registers(Function.INPUT, 0, 60)
+    sim = await serve_devices({3: device}, kind=Framing.RTU_OVER_TCP, port=line, line_baud=19200)
+    text = (
+        _soak_site(line, gw_port).replace("poll_interval: 1.0", "poll_interval: 0.05") + f"  share: {share}\n"
+    )
+    cfg = parse_config(text, "share.yaml")
+    counts = {"ok": 0, "busy": 0, "wrong": 0}
+    with tempfile.TemporaryDirectory() as data:
+        gw = Gateway(cfg, data_dir=Path(data), storage=open_storage(cfg.storage, Path(data), timezone="UTC"))
+        await gw.start()
+        try:
+            await asyncio.sleep(0.5)
+            link = gw.modbus_links()["line"]
+            assert gw.modbus_gateway is not None
+            stats = gw.modbus_gateway.stats
+            busy0, gw0, polls0 = link.stats.busy, stats.wire_time, gw.status["m"].requests
+            began = time.perf_counter()
+
+            async def client() -> None:
+                c = AsyncModbusTcpClient("127.0.0.1", port=gw_port, timeout=5)
+                await c.connect()
+                while time.perf_counter() - began < seconds:
+                    rr = await c.read_input_registers(0, count=60, device_id=13)
+                    if rr.isError():
+                        counts["busy" if rr.exception_code == 6 else "wrong"] += 1
+                    else:
+                        counts["ok" if list(rr.registers) == expected else "wrong"] += 1
+                c.close()
+
+            await asyncio.gather(*(client() for _ in range(clients)))
+            elapsed = time.perf_counter() - began
+            gateway = stats.wire_time - gw0
+            st = gw.status["m"]
+            return {
+                "configured_share": share,
+                "seconds": round(elapsed, 1),
+                "gateway_line_share": round(gateway / elapsed, 3),
+                "polling_line_share": round((link.stats.busy - busy0 - gateway) / elapsed, 3),
+                "poll_requests_per_s": round((st.requests - polls0) / elapsed, 1),
+                "gateway_answers_ok": counts["ok"],
+                "gateway_answers_busy_06": counts["busy"],
+                "gateway_answers_wrong": counts["wrong"],
+                "poll_failures": st.errors + st.timeouts,
+            }
+        finally:
+            await gw.stop()
+            await sim.close()
 
 
 def main(argv: list[str]) -> None:
@@ -333,6 +410,12 @@ def main(argv: list[str]) -> None:
         "--soak", type=float, default=0.0, help="also run the gateway soak this long [s] (e.g. 600)"
     )
     ap.add_argument("--soak-rate", type=float, default=5.0, help="gateway requests per second in the soak")
+    ap.add_argument(
+        "--share-seconds",
+        type=float,
+        default=10.0,
+        help="gateway flooded by 4 clients this long [s], with share 1.0 (baseline) and 0.25; 0: skip",
+    )
     args = ap.parse_args(argv)
     ctx = mp.get_context("spawn")
     ours_port, bare_port = _free_port(), _free_port()
@@ -366,6 +449,10 @@ def main(argv: list[str]) -> None:
     finally:
         stop2.set()
         meter.join(10)
+    if args.share_seconds > 0:
+        gateway["share_under_load"] = [
+            asyncio.run(_gateway_share(args.share_seconds, share)) for share in (1.0, 0.25)
+        ]
     if args.soak > 0:
         gateway["soak"] = asyncio.run(_gateway_soak(args.soak, args.soak_rate))
     print(

@@ -232,6 +232,8 @@ class SinkKind(StrEnum):
     ALARMS = "alarms"
     #: the site file's modbus_server: SunSpec meters and the flat map for a BMS/SCADA (Modbus TCP/RTU)
     MODBUS_SERVER = "modbus_server"
+    #: the one audited control path: remote control, linkage, time programs, demand limiting
+    CONTROL = "control"
 
 
 class Sink(Protocol):

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from meterhub.config.alarms import alarm_reference_issues
+from meterhub.config.control_checks import check_control
 from meterhub.config.io import RelayMode, RelayPoint
 from meterhub.config.loader import CrossCheck, Loc, load_config, parse_config
 from meterhub.config.modbus_gateway import modbus_gateway_issues
@@ -87,6 +88,7 @@ SITE_CHECKS: tuple[CrossCheck, ...] = (
     alarm_reference_issues,
     check_modbus_server,
     check_modbus_gateway,
+    check_control,
     check_meter_buses,
 )
 

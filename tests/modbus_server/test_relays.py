@@ -93,8 +93,10 @@ def test_a_bms_switches_a_configured_relay_and_nothing_else(
         "module coil 2 off": 0,
     }
     audit = [r.getMessage() for r in caplog.records if r.name == "meterhub.audit"]
-    assert audit == [
+    assert audit == [  # the audit log's line (meterhub.storage.events), then the server's own
+        "modbus-client relay.switch fan",
         "modbus_server: relay fan energised by a Modbus client (unit 247, coil 0); confirmed by read-back",
+        "modbus-client relay.switch fan",
         "modbus_server: relay fan released by a Modbus client (unit 247, coil 0); confirmed by read-back",
     ]
 

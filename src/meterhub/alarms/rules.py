@@ -69,6 +69,10 @@ class SystemKind(enum.StrEnum):
     REGISTER_QUARANTINE = "register_quarantine"
     STORAGE_SPOOL = "storage_spool"
     CLOCK_DRIFT = "clock_drift"
+    # bus supervision (drivers/modbus/supervision.py), per Modbus bus
+    BUS_NEW_DEVICE = "bus_new_device"
+    BUS_VANISHED = "bus_vanished"
+    BUS_CONFLICT = "bus_conflict"
 
 
 _SYSTEM_TEXT: dict[SystemKind, tuple[str, str]] = {
@@ -97,6 +101,21 @@ _SYSTEM_TEXT: dict[SystemKind, tuple[str, str]] = {
     SystemKind.CLOCK_DRIFT: (
         "Clock drift: {target}",
         "readings of {target} are {value} s away from the gateway's clock (limit {limit} s)",
+    ),
+    SystemKind.BUS_NEW_DEVICE: (
+        "bus: new device on {target}",
+        "a device that is not configured answers at address {value} of bus {target} (since {time}); "
+        "see the devices page",
+    ),
+    SystemKind.BUS_VANISHED: (
+        "bus: device vanished on {target}",
+        "the configured device at address {value} of bus {target} answered before and no longer does "
+        "(since {time})",
+    ),
+    SystemKind.BUS_CONFLICT: (
+        "bus: address conflict on {target}",
+        "two devices seem to answer at address {value} of bus {target} (garbled answers or two identities) "
+        "since {time}",
     ),
 }
 
@@ -282,4 +301,9 @@ def system_alarms(cfg: SiteConfig) -> list[AlarmDef]:
     out.append(_system(SystemKind.SITE_OUTAGE, SITE_TARGET, system.site_outage, None, ""))
     out.append(_system(SystemKind.UNMETERED, SITE_TARGET, system.unmetered, None, "%"))
     out.append(_system(SystemKind.STORAGE_SPOOL, SITE_TARGET, system.storage_spool, None, "MiB"))
+    for b in cfg.buses:
+        if b.kind.value.startswith("modbus"):  # bus supervision, per Modbus line
+            out.append(_system(SystemKind.BUS_NEW_DEVICE, b.id, system.bus_new_device, None, ""))
+            out.append(_system(SystemKind.BUS_VANISHED, b.id, system.bus_vanished, None, ""))
+            out.append(_system(SystemKind.BUS_CONFLICT, b.id, system.bus_conflict, None, ""))
     return out

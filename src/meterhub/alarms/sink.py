@@ -76,6 +76,7 @@ class AlarmSink:
             timezone=config.site.timezone,
         )
         self.monitor = SystemMonitor(config, self.engine, device_status, self.data_dir, clock())
+        self._bus_state: Callable[[], Mapping[str, Any]] = dict
         self._ticker: asyncio.Task[None] | None = None
         self.ticks = 0
 
@@ -87,6 +88,16 @@ class AlarmSink:
     def add_listener(self, listener: AlarmListener) -> None:
         """Hand every future event to ``listener`` (in ``seq`` order, on the event loop)."""
         self.engine.listeners.append(listener)
+
+    def remove_listener(self, listener: AlarmListener) -> None:
+        """Stop handing events to ``listener`` (no error when it was not added)."""
+        if listener in self.engine.listeners:
+            self.engine.listeners.remove(listener)
+
+    def set_bus_state(self, bus_state: Callable[[], Mapping[str, Any]]) -> None:
+        """Where the bus supervision alarms read each Modbus bus's state (bus id → ``BusWatch``)."""
+        self._bus_state = bus_state
+        self.monitor.bus_state = bus_state
 
     @property
     def auditor(self) -> Auditor:
@@ -106,6 +117,7 @@ class AlarmSink:
         self.config = config
         self.engine.reconfigure(expand_rules(config) + system_alarms(config))
         self.monitor = SystemMonitor(config, self.engine, self._device_status, self.data_dir, self._clock())
+        self.monitor.bus_state = self._bus_state
 
     # -- the Sink contract -------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -22,6 +22,10 @@ unmetered/site           Σ grid − Σ renewable − Σ consumable active power
                          ``min_power``
 storage_spool/site       ``DATA/storage-spool.jsonl`` (batches waiting for the database) > ``max_mb``
 clock_drift/<dev>        the device's newest reading is more than ``max_s`` away from the gateway's clock
+bus_new_device/<bus>     bus supervision (drivers/modbus/supervision.py): an address that is not
+                         configured answers on the Modbus bus (value: the lowest such address)
+bus_vanished/<bus>       ... a configured device that answered no longer does (value: its address)
+bus_conflict/<bus>       ... two devices seem to answer at one address (value: the address)
 =======================  ============================================================================
 """
 
@@ -96,6 +100,10 @@ class SystemMonitor:
         self.consumable = {c.id for c in config.circuits if c.purpose is Purpose.CONSUMABLE}
         self.power: dict[str, float] = {}
         self._balance = self.main | self.renewable | self.consumable
+        self.modbus_buses = [b.id for b in config.buses if b.kind.value.startswith("modbus")]
+        #: bus id → its supervision state (an object with ``new``, ``vanished`` and ``conflicts``: unit →
+        #: …, :class:`meterhub.drivers.modbus.supervision.BusWatch`); set by whoever composes the gateway
+        self.bus_state: Callable[[], Mapping[str, Any]] = dict
 
     def observe(self, batch: Sequence[Reading], now: float) -> None:
         """Take what the system rules need from a batch (every quality)."""
@@ -162,6 +170,23 @@ class SystemMonitor:
             s.storage_spool.max_mb,
         )
         self._unmetered()
+        self._buses(now)
+
+    def _buses(self, now: float) -> None:
+        """The bus supervision alarms: present while the bus's set is not empty; value the lowest address."""
+        states = self.bus_state()
+        for bus in self.modbus_buses:
+            st = states.get(bus)
+            expire = getattr(st, "expire", None)
+            if callable(expire):
+                expire(now)
+            for kind, attr in (
+                (SystemKind.BUS_NEW_DEVICE, "new"),
+                (SystemKind.BUS_VANISHED, "vanished"),
+                (SystemKind.BUS_CONFLICT, "conflicts"),
+            ):
+                units = getattr(st, attr, None) or {}
+                self.engine.set_condition(_aid(kind, bus), bool(units), float(min(units)) if units else None)
 
     def _offline(self, status: Any, device: str, now: float) -> bool:
         """Offline: the status says so, and the device was asked and failed, or had time to answer since

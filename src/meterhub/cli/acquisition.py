@@ -363,13 +363,15 @@ def scan_command(
             )
         )
         return
-    t = Table("unit", "profile", "info", "note")
+    t = Table("unit", "profile", "certainty", "info", "note")
     for h in result.hits:
         prof = ", ".join(h.profiles) or "unknown device"
         if h.likely and not h.sure and len(h.likely) > 1:
             prof = "one of: " + prof
+        # "sure" only when a model-code register matched; a plausible value is a guess
+        certainty = "sure (model code)" if h.sure else "likely (plausible values)" if h.likely else "-"
         info = ", ".join(f"{k}={v:.0f}" if v == int(v) else f"{k}={v:g}" for k, v in h.info.items())
-        t.add_row(str(h.unit), prof, info, f"[red]{h.duplicate}[/]" if h.duplicate else "")
+        t.add_row(str(h.unit), prof, certainty, info, f"[red]{h.duplicate}[/]" if h.duplicate else "")
     out.print(t)
     for vu, table in result.module_bus.items():
         out.print(

@@ -7,6 +7,7 @@ These only parse arguments: the process itself (signals, web server, simulators,
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +20,7 @@ from rich.table import Table
 from meterhub import __version__
 from meterhub.checks import load_site
 from meterhub.cli._app import app
+from meterhub.config.faults import check_faults
 from meterhub.config.loader import ConfigError
 from meterhub.config.modbus_server import ModbusServerConfig, TcpEndpoint
 from meterhub.config.publish import PublishInstance, demo_instance
@@ -105,7 +107,16 @@ def _banner(serving: Serving) -> None:
     console.print("[green]running[/] — press Ctrl+C to stop")
 
 
-def _run(cfg: SiteConfig, *, config_path: Path | None, data: Path, host: str, port: int, demo: bool) -> None:
+def _run(
+    cfg: SiteConfig,
+    *,
+    config_path: Path | None,
+    data: Path,
+    host: str,
+    port: int,
+    demo: bool,
+    faults: Sequence[str] = (),
+) -> None:
     # Lazy: the runtime (every driver, the simulators) and the web app double the CLI's start-up time
     # (0.9 s → 2 s of imports); only run and demo need them.
     from meterhub.runtime import run_gateway
@@ -120,6 +131,7 @@ def _run(cfg: SiteConfig, *, config_path: Path | None, data: Path, host: str, po
         demo=demo,
         app_factory=create_app,
         on_ready=_banner,
+        faults=faults,
     )
     if code == 0:
         console.print("[green]stopped[/]; registers and data are saved.")
@@ -171,6 +183,14 @@ def demo(
             "TCP port of --host (0: a free port; the address is printed at start).",
         ),
     ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fault",
+            help="Simulate a wiring fault (repeatable): CIRCUIT:reverse:PHASE, CIRCUIT:swap:PHASE,PHASE, "
+            "CIRCUIT:ratio:FACTOR, DEVICE:drop:PHASE (docs/commissioning.md).",
+        ),
+    ] = None,
 ) -> None:
     """Run a simulated site (devices served over their real protocols on loopback) with the gateway and web UI.
 
@@ -183,7 +203,12 @@ def demo(
         cfg = cfg.model_copy(update={"publish": [*(cfg.publish or []), _demo_publisher(mqtt, site_id)]})
     if modbus_server is not None:
         cfg = cfg.model_copy(update={"modbus_server": _demo_modbus_server(cfg, host, modbus_server)})
-    _run(cfg, config_path=site, data=data, host=host, port=port, demo=True)
+    faults = list(fault or [])
+    try:
+        check_faults(cfg, faults)
+    except ValueError as exc:
+        raise InputError(f"--fault: {exc}") from None
+    _run(cfg, config_path=site, data=data, host=host, port=port, demo=True, faults=faults)
 
 
 def _demo_modbus_server(cfg: SiteConfig, host: str, port: int) -> ModbusServerConfig:

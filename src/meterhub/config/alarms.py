@@ -41,6 +41,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, field_validator, model_validator
 
+from meterhub.config.notify import NotificationsConfig, notification_reference_issues
 from meterhub.config.reader import Loc
 from meterhub.config.types import LAX, Identifier, StrictModel
 from meterhub.model.quantities import CATALOGUE, Kind, Q, UnknownQuantityError
@@ -344,6 +345,24 @@ class ClockDriftRule(SystemRule):
     on_delay: Seconds = 60.0
 
 
+class BusNewDeviceRule(SystemRule):
+    """``bus_new_device``: an address that is not configured answers on a Modbus bus (found by its
+    background scan, ``scan:`` on the bus)."""
+
+    severity: Annotated[RuleSeverity, LAX] = RuleSeverity.LOW
+
+
+class BusVanishedRule(SystemRule):
+    """``bus_vanished``: a configured device on a Modbus bus that answered stopped answering."""
+
+    severity: Annotated[RuleSeverity, LAX] = RuleSeverity.MEDIUM
+
+
+class BusConflictRule(SystemRule):
+    """``bus_conflict``: two devices seem to share an address on a Modbus bus (repeated garbled answers,
+    two identities)."""
+
+
 class SystemRules(StrictModel):
     """``alarms.system``: the built-in rules."""
 
@@ -354,6 +373,9 @@ class SystemRules(StrictModel):
     register_quarantine: RegisterQuarantineRule = Field(default_factory=RegisterQuarantineRule)
     storage_spool: SpoolRule = Field(default_factory=SpoolRule)
     clock_drift: ClockDriftRule = Field(default_factory=ClockDriftRule)
+    bus_new_device: BusNewDeviceRule = Field(default_factory=BusNewDeviceRule)
+    bus_vanished: BusVanishedRule = Field(default_factory=BusVanishedRule)
+    bus_conflict: BusConflictRule = Field(default_factory=BusConflictRule)
 
 
 class AlarmsConfig(StrictModel):
@@ -362,6 +384,9 @@ class AlarmsConfig(StrictModel):
     reader_can_ack: bool = Field(default=False, description="readers may acknowledge alarms, not only admins")
     rules: list[AlarmRule] = Field(default_factory=list, max_length=100_000)
     system: SystemRules = Field(default_factory=SystemRules)
+    notifications: NotificationsConfig | None = Field(
+        default=None, description="email and webhooks for alarm events (docs/alarms-notifications.md)"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -437,3 +462,5 @@ def alarm_reference_issues(cfg: Any) -> Iterable[tuple[Loc, str]]:
             resolve_target(rule.target, **known)
         except ValueError as exc:
             yield (*loc, "target"), str(exc)
+    if alarms.notifications is not None:
+        yield from notification_reference_issues(alarms.notifications, [r.id for r in alarms.rules])

@@ -10,6 +10,7 @@ Example::
         - {unit: 21, bus: incomer}            # address: the unit id itself
       timeout: null                           # [s] per request, queueing included; default 3 × the bus's
       cache_max_age: 2.0                      # [s] answer from what was read on the line this recently
+      share: 0.5                              # fraction of each line's time forwarded requests may use
 
 A forwarded request waits its turn on the line with meterhub's own polling (one master at a time: the
 line's single request-in-flight lock, first come first served), so a SCADA and the gateway never talk
@@ -18,6 +19,14 @@ exception 01, since outputs are driven through meterhub's audited control path. 
 Application Protocol V1.1b3 §7): the device's own exception codes as they come, 0A (gateway path
 unavailable) for a unit without a route or a bus that is not running, 0B (gateway target device failed
 to respond) when the device is silent within the timeout, 04 for an answer that could not be read.
+
+Time-sharing: forwarded requests may hold a line for at most ``share`` of its time (0.5 by default;
+polling keeps the rest). The gateway keeps, per line, a credit of line time that grows by ``share``
+seconds each second up to 0.25 s (so a short burst goes at once) and is spent by the time each
+forwarded request held the line; a request that finds the credit spent waits for it, in arrival order.
+One that could not get the line within its ``timeout`` (waiting for the credit, for polling's request in
+flight and for the answer) gets 06 (server device busy: retry later) if it never reached the line, 0B
+if the device did not answer in time.
 
 With ``cache_max_age``, a read whose every register was read on the line (by meterhub's polling or an
 earlier gateway request) at most that long ago is answered at once from those values, without taking
@@ -63,6 +72,12 @@ class ModbusGatewayConfig(StrictModel):
         gt=0,
         le=60,
         description="per request, waiting for the line included [s]; default 3 × the bus's",
+    )
+    share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="fraction of each line's time forwarded requests may hold it [-]; polling keeps the rest",
     )
     cache_max_age: float | None = Field(
         default=None,

@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, field_validator, model_validator
 
 from meterhub.config.alarms import AlarmsConfig
+from meterhub.config.control import ControlConfig
 from meterhub.config.ct import CTKind, CTSpec
 from meterhub.config.energy import EnergyConfig
+from meterhub.config.faults import check_faults, parse_fault
 from meterhub.config.io import IOSection
 from meterhub.config.modbus_gateway import ModbusGatewayConfig
 from meterhub.config.modbus_server import ModbusServerConfig
@@ -35,6 +37,7 @@ __all__ = [
     "AlarmsConfig",
     "Bus",
     "BusKind",
+    "BusScan",
     "CTKind",
     "CTSpec",
     "Circuit",
@@ -77,6 +80,48 @@ class BusKind(StrEnum):
     IO = "io"  # local pulse / digital / analog / 1-wire inputs
 
 
+def unit_ranges(text: str) -> list[int]:
+    """``"1-10,20"`` → [1…10, 20]: Modbus unit ids, each 1…247 (Modbus over Serial Line V1.02 §2.2)."""
+    out: set[int] = set()
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        lo_s, _, hi_s = part.partition("-")
+        try:
+            lo = int(lo_s)
+            hi = int(hi_s) if hi_s else lo
+        except ValueError:
+            raise ValueError(f"unit range {part!r} is not N or N-M") from None
+        if not 1 <= lo <= hi <= 247:
+            raise ValueError(f"unit range {part!r} must lie within 1-247")
+        out.update(range(lo, hi + 1))
+    if not out:
+        raise ValueError("an empty unit range")
+    return sorted(out)
+
+
+class BusScan(StrictModel):
+    """``scan:`` of a Modbus bus: the background scan for devices that are not configured (issue 13,
+    :mod:`meterhub.drivers.modbus.supervision`)."""
+
+    enabled: bool = False
+    share: float = Field(
+        default=0.02, gt=0, le=0.5, description="fraction of the line's time the scan may use [-]"
+    )
+    range: str = Field(default="1-247", max_length=1000, description="unit ids to probe, e.g. 1-32,100")
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: str) -> str:
+        unit_ranges(v)
+        return v
+
+    @property
+    def units(self) -> list[int]:
+        return unit_ranges(self.range)
+
+
 class Bus(StrictModel):
     """A line or endpoint that carries one or more devices; one master at a time per bus."""
 
@@ -111,6 +156,8 @@ class Bus(StrictModel):
     client_sap: int | None = Field(
         default=None, ge=1, le=127, description="dlms: the client SAP (16 public client, the default)"
     )
+    # Modbus buses: bus supervision's background scan (drivers/modbus/supervision.py)
+    scan: BusScan | None = None
 
     @field_validator("kind")
     @classmethod
@@ -150,6 +197,9 @@ class Bus(StrictModel):
                 raise ValueError(
                     "an iec62056-21 line is 7E1 (IEC 62056-21 §6.3.14): stopbits must be 1 or omitted"
                 )
+        modbus = (BusKind.MODBUS_TCP, BusKind.MODBUS_RTU, BusKind.MODBUS_RTU_OVER_TCP)
+        if self.scan is not None and self.kind not in modbus:
+            raise ValueError(f"scan: only a Modbus bus has a background scan, not {self.kind.value}")
         if self.client_sap is not None and self.kind is not BusKind.DLMS:
             raise ValueError("client_sap: only a bus of kind dlms has it")
         if self.kind is BusKind.DLMS:
@@ -375,6 +425,10 @@ class LoadSpec(StrictModel):
     power_factor: float = Field(default=0.95, ge=-1, le=1)
     period: float = Field(default=600, ge=1, le=86400 * 366, description="cycle period for cycling loads [s]")
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    enable: Identifier | None = Field(
+        default=None,
+        description="relay point (io section) whose contactor feeds this load: it runs only while energised",
+    )
 
 
 class Simulation(StrictModel):
@@ -390,6 +444,19 @@ class Simulation(StrictModel):
         default=None, ge=0, lt=24, description="simulated local hour at start [h]; default: the site's clock"
     )
     loads: dict[str, LoadSpec] = Field(default_factory=dict)
+    faults: list[str] = Field(
+        default_factory=list,
+        max_length=100,
+        description="installation faults to simulate (config/faults.py): CIRCUIT:reverse:PHASE, "
+        "CIRCUIT:swap:PHASE,PHASE, CIRCUIT:ratio:FACTOR, DEVICE:drop:PHASE",
+    )
+
+    @field_validator("faults")
+    @classmethod
+    def _faults_parse(cls, v: list[str]) -> list[str]:
+        for text in v:
+            parse_fault(text)
+        return v
 
 
 class SiteInfo(StrictModel):
@@ -406,7 +473,7 @@ class SiteInfo(StrictModel):
     def _tz(cls, v: str) -> str:
         try:
             ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder such as "Europe"
             raise ValueError(f"unknown time zone {v!r}; use an IANA name such as 'Europe/Berlin'") from None
         return v
 
@@ -425,10 +492,17 @@ class SiteConfig(StrictModel):
     energy: EnergyConfig | None = None
     io: IOSection | None = None
     alarms: AlarmsConfig | None = None
+    control: ControlConfig | None = None
     publish: list[PublishInstance] | None = Field(default=None, max_length=32)
     modbus_server: ModbusServerConfig | None = None
     modbus_gateway: ModbusGatewayConfig | None = None
     fleet: FleetConfig | None = None
+
+    @model_validator(mode="after")
+    def _faults_known(self) -> SiteConfig:
+        if self.simulation is not None and self.simulation.faults:
+            check_faults(self, self.simulation.faults)
+        return self
 
     def bus(self, bus_id: str) -> Bus:
         return next(b for b in self.buses if b.id == bus_id)

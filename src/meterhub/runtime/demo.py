@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Sequence
 from pathlib import Path
 
 import meterhub.sim.adc
@@ -56,9 +57,14 @@ def demo_site(cfg: SiteConfig) -> SiteConfig:
     return cfg.model_copy(update={"buses": buses, "web": web})
 
 
-async def start_simulators(cfg: SiteConfig, data_dir: Path) -> tuple[list[SimServer], SiteModel]:
-    """Serve every bus of ``cfg`` with its protocol simulator, from one physical model of the site."""
-    model = SiteModel(cfg, state_file=data_dir / "sim-state.json")
+async def start_simulators(
+    cfg: SiteConfig, data_dir: Path, faults: Sequence[str] = ()
+) -> tuple[list[SimServer], SiteModel]:
+    """Serve every bus of ``cfg`` with its protocol simulator, from one physical model of the site
+    (wired with ``simulation.faults`` and ``faults``, :mod:`meterhub.config.faults`)."""
+    model = SiteModel(cfg, state_file=data_dir / "sim-state.json", faults=faults)
+    if model.faults:
+        log.warning("simulated wiring faults: %s", ", ".join(str(f) for f in model.faults))
     servers: list[SimServer] = []
     try:
         for bus in cfg.buses:

@@ -26,6 +26,9 @@ import meterhub.drivers.io
 import meterhub.drivers.modbus
 import meterhub.drivers.mqtt
 import meterhub.drivers.waveform  # noqa: F401 - importing the driver packages registers their sources
+from meterhub.alarms.control import ControlService, ControlSink, ExternalSwitch
+from meterhub.alarms.demand_limit import DemandLimiter
+from meterhub.alarms.notify import Notifier
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import ReadingBus, Sink, SinkContext, SinkKind, drain_into, pump
 from meterhub.checks import SITE_CHECKS, parse_site
@@ -34,6 +37,7 @@ from meterhub.config.store import render_site_file, write_site_file
 from meterhub.drivers.base import DeviceStatus, Source, SourceContext, source_factory
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.source import ModbusSource
+from meterhub.drivers.modbus.supervision import BusWatch
 from meterhub.drivers.modbus.transport import RegisterLink
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.live import LiveCache
@@ -60,6 +64,8 @@ __all__ = ["Gateway"]
 log = logging.getLogger("meterhub.runtime")
 
 _S = TypeVar("_S")
+#: The actor of relay switches by a Modbus client of the Modbus server, in the audit log.
+MODBUS_CLIENT_ACTOR = "modbus-client"
 
 #: How long shutdown waits for a source or sink task to end, and for a source to close [s]; what does
 #: not stop in time is logged and left behind, so the data is still flushed.
@@ -106,6 +112,9 @@ class Gateway:
         self._source_tasks: list[asyncio.Task[None]] = []
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._records: dict[str, TaskRecord] = {}
+        #: called with the configuration in force after every :meth:`update_config` (the demo's simulated
+        #: devices follow it; commissioning re-checks)
+        self.config_listeners: list[Callable[[SiteConfig], None]] = []
         ctx = SinkContext(
             config=config,
             bus=self.bus,
@@ -119,10 +128,16 @@ class Gateway:
         self.sinks: dict[SinkKind, Sink] = {kind: SINK_FACTORIES[kind](ctx) for kind in CORE_SINKS}
         self.live: LiveCache = self._sink(SinkKind.LIVE, LiveCache)
         modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
-        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the output control
-            modbus.set_control(partial(OutputControl.for_gateway, self))
+        if isinstance(modbus, ModbusServerSink):  # relays a BMS may switch: through the audited control path
+            modbus.set_control(lambda: ExternalSwitch(self.control, MODBUS_CLIENT_ACTOR))
         self._storage_sink: StorageSink = self._sink(SinkKind.STORAGE, StorageSink)
         self.alarms: AlarmSink = self._sink(SinkKind.ALARMS, AlarmSink)
+        # every output change goes through this one audited path (API, linkage, programs, demand limit)
+        self._control_sink: ControlSink = self._sink(SinkKind.CONTROL, ControlSink)
+        self.control: ControlService = self._control_sink.service
+        self.control.outputs = lambda: OutputControl.for_gateway(self)
+        self.alarms.add_listener(self.control)  # linkage: alarm raised / cleared → an output
+        self.alarms.set_bus_state(self.bus_watches)  # bus supervision alarms (issue 13)
         # registers the sources compute, stored with every flush; those of stopped sources are kept
         self._computed_kept: dict[SeriesKey, float] = {}
         self._storage_sink.computed = self._computed_registers
@@ -136,9 +151,36 @@ class Gateway:
         self.auditor = StorageAuditor(self.event_log)
         self.alarms.add_listener(AlarmLogListener(self.event_log))  # every alarm transition is logged
         self.alarms.auditor = self.auditor  # acknowledge, shelve, service changes, rule edits
+        self.control.auditor = self.auditor  # every output change: API, linkage, programs, demand limit
+        #: email and webhooks for alarm events (alarms.notifications), each through a durable outbox
+        self.notifier: Notifier | None = self._make_notifier(config)
+        if self.notifier is not None:
+            self.alarms.add_listener(self.notifier)
         #: Who else takes power-quality events besides the log (e.g. the alarm engine's PQ rule).
         self.pq_listeners: list[Callable[[Sequence[PqEvent]], None]] = []
         self._reset_status()
+
+    def _make_notifier(self, config: SiteConfig) -> Notifier | None:
+        section = config.alarms.notifications if config.alarms is not None else None
+        if section is None:
+            return None
+        return Notifier(section, data_dir=self.data_dir, site=config.site.name, timezone=config.site.timezone)
+
+    async def _renew_notifier(self, config: SiteConfig) -> None:
+        """A changed ``alarms.notifications`` section: the old notifier stops (what it has not delivered
+        stays in its outboxes, which the new one opens again) and the new one takes over."""
+        old_section = self.config.alarms.notifications if self.config.alarms is not None else None
+        new_section = config.alarms.notifications if config.alarms is not None else None
+        if old_section == new_section:
+            return
+        if self.notifier is not None:
+            self.alarms.remove_listener(self.notifier)
+            await self.notifier.stop()
+        self.notifier = self._make_notifier(config)
+        if self.notifier is not None:
+            self.alarms.add_listener(self.notifier)
+            if self._sink_tasks:  # running
+                await self.notifier.start()
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
         sink = self.sinks[kind]
@@ -196,11 +238,26 @@ class Gateway:
         out["sink:event-log"] = self.event_log.health()
         if self.modbus_gateway is not None:
             out["service:modbus_gateway"] = self.modbus_gateway.health()
+        if self.notifier is not None:
+            out.update({f"service:{k}": h for k, h in self.notifier.components().items()})
         return out
 
     def modbus_links(self) -> dict[str, RegisterLink]:
         """The link each running Modbus source polls its line with (bus id → link)."""
         return {s.ctx.bus.id: s.link for s in self.sources if isinstance(s, ModbusSource)}
+
+    @property
+    def control_limiter(self) -> DemandLimiter | None:
+        """The demand limiter of ``control.demand_limit`` (None when the site has none)."""
+        return self._control_sink.limiter
+
+    def control_health(self) -> Health:
+        """Health of the control path (its queue, failures, the demand limiter)."""
+        return self._supervised(f"sink:{self._control_sink.name}", self._control_sink.health())
+
+    def bus_watches(self) -> dict[str, BusWatch]:
+        """The supervision state of each running Modbus line (bus id → watch; drivers/modbus/supervision.py)."""
+        return {s.ctx.bus.id: s.watch for s in self.sources if isinstance(s, ModbusSource)}
 
     def _supervised(self, key: str, health: Health) -> Health:
         rec = self._records.get(key)
@@ -260,6 +317,10 @@ class Gateway:
 
     async def _start(self) -> None:
         self.energy = EnergyPipeline(self.config, self.storage, clock=self.clock)
+        if self.control_limiter is not None:  # the month's peak so far survives a restart
+            self.control_limiter.seed_maxima(self.energy.max_demand())
+        if self.notifier is not None:  # before the alarm sink: events of the first poll are delivered
+            await self.notifier.start()
         for sink in self.sinks.values():
             await sink.start()
             self._sink_tasks.append(self._spawn(f"sink:{sink.name}", partial(pump, sink)))
@@ -348,6 +409,11 @@ class Gateway:
                     log.exception("sink %s did not stop cleanly", sink.name)
                     failure = failure or exc
         finally:
+            if self.notifier is not None:  # what is not delivered stays in its outboxes
+                try:
+                    await self.notifier.stop()
+                except Exception:
+                    log.exception("the alarm notifier did not stop cleanly")
             if self.energy is not None:
                 self.energy.close()
             await asyncio.to_thread(self.event_log.close)  # the logs' last records, before storage closes
@@ -372,12 +438,16 @@ class Gateway:
         else:
             validated = parse_site(render_site_file(None, new_config), "<api>")  # cross-reference checks too
         await self._stop_sources()
+        await self._renew_notifier(validated)
         self.config = validated
         self._reset_status()
         self.live.clear_spectra()  # a circuit may have moved to a device that measures none
         if self.energy is not None:
             self.energy.reconfigure(validated)
         self.alarms.reconfigure(validated)
+        self._control_sink.reconfigure(validated)
+        for listener in self.config_listeners:
+            listener(validated)
         self._start_sources()
         modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
         if isinstance(modbus, ModbusServerSink):

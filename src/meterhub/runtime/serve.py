@@ -16,7 +16,7 @@ import errno
 import logging
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -87,6 +87,7 @@ async def serve(
     demo: bool = False,
     app_factory: AppFactory | None = None,
     on_ready: Callable[[Serving], None] | None = None,
+    faults: Sequence[str] = (),
 ) -> int:
     """Run the gateway (and, for ``demo``, its simulators) and the web app until SIGINT/SIGTERM.
 
@@ -114,10 +115,12 @@ async def serve(
     code = 0
     try:
         if demo:
-            sims, model = await start_simulators(config, data_dir)
+            sims, model = await start_simulators(config, data_dir, faults)
             saver = save_periodically(model, config.storage.flush_interval)
             tasks.append(asyncio.create_task(saver, name="simulated site state"))
         gw = Gateway(config, data_dir=data_dir, config_path=config_path, demo=demo)
+        if model is not None:
+            gw.config_listeners.append(model.reconfigure)
         await gw.start()
         gateway = gw
         if app_factory is None:
@@ -191,6 +194,7 @@ def run_gateway(
     app_factory: AppFactory | None = None,
     on_ready: Callable[[Serving], None] | None = None,
     log_level: int = logging.INFO,
+    faults: Sequence[str] = (),
 ) -> int:
     """The whole process: logging to the console and ``DATA_DIR/meterhub.log``, then :func:`serve` in
     a new event loop. Returns the exit code."""
@@ -205,5 +209,6 @@ def run_gateway(
             demo=demo,
             app_factory=app_factory,
             on_ready=on_ready,
+            faults=faults,
         )
     )

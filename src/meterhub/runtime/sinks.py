@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+from meterhub.alarms.control import control_sink
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
 from meterhub.drivers.base import ComputesRegisters, FillsGaps
@@ -294,6 +295,7 @@ SINK_FACTORIES: Mapping[SinkKind, SinkFactory] = {
     SinkKind.PUBLISH: publish_sink,  # subscribes only when the site has an enabled publish: instance
     SinkKind.ALARMS: alarm_sink,
     SinkKind.MODBUS_SERVER: modbus_server_sink,  # subscribes only when the site has a modbus_server: section
+    SinkKind.CONTROL: control_sink,  # the outputs' audited path; the gateway wires its output driver
 }
 _missing = set(SinkKind) - set(SINK_FACTORIES)
 if _missing:  # pragma: no cover - a programming error, caught by the first import in the tests
@@ -310,4 +312,5 @@ CORE_SINKS: tuple[SinkKind, ...] = (
     SinkKind.PUBLISH,
     SinkKind.MODBUS_SERVER,
     SinkKind.ALARMS,
+    SinkKind.CONTROL,
 )

@@ -157,12 +157,14 @@ class AdcBoard:
         """The next ``n`` samples of every channel (27, n) [V or A at the terminals]."""
         model = self.model
         supply = model.supply()  # type: ignore[attr-defined]
+        seen = model.supply_for(self.device.id) if hasattr(model, "supply_for") else supply
         th = self.clock.advance(n, float(supply.frequency))
         out = np.zeros((VOLTAGE_CHANNELS + CT_INPUTS, n))
         envelope = self._dip_envelope(n)
         for k in range(3):
             ph = th + math.radians(float(supply.angle_voltage[k]))
-            u1 = float(supply.voltage[k]) / math.sqrt(float(np.sum(supply.harmonics_voltage[k, 1:] ** 2)))
+            # a voltage input that is not connected (a simulated fault) reads 0 V
+            u1 = float(seen.voltage[k]) / math.sqrt(float(np.sum(supply.harmonics_voltage[k, 1:] ** 2)))
             out[k] = _synth(ph, u1, supply.harmonics_voltage[k]) * envelope[k] / self.vt_ratio
         for ch, (_, sensor) in self.inputs.items():
             st = model.channel(self.device.id, ch)  # type: ignore[attr-defined]

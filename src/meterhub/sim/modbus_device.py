@@ -265,6 +265,13 @@ class ProfileDevice:
             return True
         return any(p.address <= address < p.end for p in self._points.get(function, []))
 
+    def coil(self, quantity: str, channel: int) -> int:
+        """The value last written to the writable ``quantity`` of ``channel`` (0 before any write)."""
+        for w in self.profile.writable:
+            if w.quantity == quantity and w.channel == channel:
+                return self.written.get((w.function, w.address), 0)
+        raise KeyError(f"{self.profile.id} has no writable {quantity} on channel {channel}")
+
     def write(self, function: Function, address: int, values: list[int]) -> ExcCodes | None:
         for k in range(len(values)):
             if (function, address + k) not in self._writable_addr:

@@ -24,7 +24,9 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import SimData, SimDevice
 
+from meterhub.config.io import RelayPoint
 from meterhub.config.schema import BusKind
+from meterhub.model.quantities import Q
 from meterhub.profiles import ProfileError, get_profile
 from meterhub.profiles.schema import Function, ProfileKind
 from meterhub.sim.base import SimContext, SimServer, register_simulator
@@ -293,7 +295,27 @@ def devices_for(ctx: SimContext) -> dict[int, ProfileDevice]:
                 io_sim = _io_simulation(ctx)
             model = io_sim
         out[unit] = ProfileDevice(d.id, profile, model)
+    _gate_loads(ctx, {d.device_id: d for d in out.values()})
     return out
+
+
+def _gate_loads(ctx: SimContext, devices: dict[str, ProfileDevice]) -> None:
+    """Loads with ``enable: <relay point>`` draw power only while that relay (on this bus) is energised."""
+    sim, points = ctx.config.simulation, {p.id: p for p in (ctx.config.io.points if ctx.config.io else [])}
+    for circuit, spec in sim.loads.items() if sim is not None else ():
+        p = points.get(spec.enable) if spec.enable is not None else None
+        dev = devices.get(p.device) if isinstance(p, RelayPoint) else None
+        if not isinstance(p, RelayPoint) or dev is None:
+            continue
+
+        def energised(dev: ProfileDevice = dev, p: RelayPoint = p) -> bool:
+            coil = dev.coil(Q.RELAY_OUTPUT, p.channel)
+            return (coil == 0) if p.inverted else (coil != 0)
+
+        try:
+            ctx.model.gate(circuit, energised)
+        except KeyError as exc:
+            log.error("simulator: load %s: %s", circuit, exc)
 
 
 def _io_simulation(ctx: SimContext) -> ValueModel:

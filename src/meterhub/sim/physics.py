@@ -34,7 +34,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,10 +42,11 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from meterhub.config.faults import Fault, check_faults
 from meterhub.config.schema import Bus, BusKind, Circuit, Device, LoadSpec, Simulation, SiteConfig, SiteInfo
 from meterhub.model.quantities import FOUR_QUADRANT_ENERGY, Q
 from meterhub.model.topology import Phase, Wiring
-from meterhub.sim.loads import LoadModel, make_load
+from meterhub.sim.loads import LoadModel, LoadPoint, make_load
 
 __all__ = [
     "CATCHUP_FINE",
@@ -123,9 +124,11 @@ class SiteModel:
         *,
         clock: Callable[[], float] = time.time,
         state_file: Path | None = None,
+        faults: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.sim: Simulation = config.simulation or Simulation()
+        self.faults: list[Fault] = check_faults(config, [*self.sim.faults, *faults])
         self.clock = clock
         self.state_file = state_file
         self._lock = threading.Lock()
@@ -141,6 +144,9 @@ class SiteModel:
             spec = self.sim.loads.get(c.id) or LoadSpec(model="constant", rated_power=500.0)
             self._loads[c.id] = make_load(spec, len(c.supply_phases), seed=i + 1)
         self._supply_circuits = [cid for cid in self._loads if self._loads[cid].spec.model == "supply"]
+        self._wiring = _Wiring(config, self.faults)
+        #: circuit → whether its supply is switched on (a load whose ``enable`` relay is released draws nothing)
+        self._gates: dict[str, Callable[[], bool]] = {}
         # (device, channel) → (circuit id, index of the phase in the circuit)
         self._channels: dict[tuple[str, int], tuple[str, int]] = {}
         for c in config.circuits:
@@ -182,6 +188,13 @@ class SiteModel:
             ),
         )
         return cls(cfg, clock=clock, state_file=state_file)
+
+    def gate(self, circuit_id: str, energised: Callable[[], bool]) -> None:
+        """Switch ``circuit_id``'s load by a relay: it draws its model's power only while
+        ``energised()`` (``simulation.loads.<id>.enable``, e.g. an EV charger's enable contact)."""
+        if circuit_id not in self._loads:
+            raise KeyError(f"no circuit {circuit_id!r} in the simulated site")
+        self._gates[circuit_id] = energised
 
     # -- time ----------------------------------------------------------------------------------
     def local_hour(self, t: float) -> float:
@@ -228,7 +241,11 @@ class SiteModel:
                 continue
             c = self._circuits[cid]
             out = []
-            for k, pt in enumerate(load.points(t, hour)):
+            points = load.points(t, hour)
+            gate = self._gates.get(cid)
+            if gate is not None and not gate():  # its contactor is open: no current at all
+                points = [LoadPoint(p=0.0, q=0.0, thd_i=0.0, harmonics=np.eye(51)[1]) for _ in points]
+            for k, pt in enumerate(points):
                 ph = c.supply_phases[k]
                 i = _PHASES.index(ph)
                 out.append(
@@ -237,7 +254,7 @@ class SiteModel:
                 per_phase_p[i] += pt.p
                 per_phase_q[i] += pt.q
                 per_phase_h[i] += pt.harmonics * out[-1].current / math.sqrt(1 + (pt.thd_i**2))
-            states[cid] = out
+            states[cid] = self._wiring.measured(c, out, supply) if self._wiring.active else out
         for cid in self._supply_circuits:
             c = self._circuits[cid]
             out = []
@@ -321,6 +338,20 @@ class SiteModel:
             raise RuntimeError("supply state not computed")
         return self._cache_supply
 
+    def supply_for(self, device_id: str) -> SupplyState:
+        """The supply as the voltage inputs of ``device_id`` see it (a dropped phase reads 0 V)."""
+        return self._wiring.supply_seen(device_id, self.supply())
+
+    def reconfigure(self, config: SiteConfig) -> None:
+        """Follow a changed configuration where a device follows it: a current module computes each
+        channel's power with the voltage of the phase it is configured on (seed 001: "phase type" per
+        meter point). The wiring itself (which conductor each CT clamps, and how) does not change."""
+        with self._lock:
+            self._wiring.reconfigure(config)
+            self._cache_t = -1.0
+            self._cell = None
+            self._refresh(self._t_last)
+
     def circuit(self, circuit_id: str) -> list[ChannelState]:
         """States of every phase of a circuit, with their energy registers."""
         self._fresh()
@@ -347,7 +378,7 @@ class SiteModel:
         self, device_id: str, quantity: str, phase: Phase | None, channel: int | None = None
     ) -> float | None:
         """The value a register of ``device_id`` shows for a catalogue quantity, or None."""
-        supply = self.supply()
+        supply = self.supply_for(device_id)
         if quantity in _SUPPLY_QUANTITIES:
             return _supply_value(supply, quantity, phase)
         if channel is not None:
@@ -509,3 +540,102 @@ def _total_value(chans: list[ChannelState], quantity: str, energy: dict[str, flo
         Q.CURRENT: sum(c.current for c in chans) / len(chans),
     }
     return totals.get(quantity)
+
+
+class _Wiring:
+    """The simulated installation's faults (:mod:`meterhub.config.faults`) and what each channel measures.
+
+    Per circuit channel k: the conductor its CT clamps (index into the circuit's load points), whether
+    the CT is the other way round, the ratio factor, and the voltage phase the measuring device uses for
+    it (the configured phase; :meth:`SiteModel.reconfigure` follows changes). Voltage phases dropped at a
+    device read 0 V there, and a channel measured against one shows no power (its current stays)."""
+
+    def __init__(self, config: SiteConfig, faults: Sequence[Fault]) -> None:
+        self.active = bool(faults)
+        self.source: dict[str, str] = {c.id: c.voltage_reference or c.device for c in config.circuits}
+        self.conductor: dict[str, list[int]] = {c.id: list(range(len(c.channels))) for c in config.circuits}
+        self.flipped: dict[str, list[bool]] = {c.id: [False] * len(c.channels) for c in config.circuits}
+        self.scale: dict[str, float] = {c.id: 1.0 for c in config.circuits}
+        self.dropped: dict[str, set[Phase]] = {}
+        circuits = {c.id: c for c in config.circuits}
+        for f in faults:
+            if f.kind == "drop":
+                self.dropped.setdefault(f.target, set()).update(f.phases)
+                continue
+            c = circuits[f.target]
+            idx = [c.supply_phases.index(p) for p in f.phases]
+            if f.kind == "reverse":
+                self.flipped[c.id][idx[0]] = not self.flipped[c.id][idx[0]]
+            elif f.kind == "swap":
+                a, b = idx
+                cond = self.conductor[c.id]
+                cond[a], cond[b] = cond[b], cond[a]
+            elif f.kind == "ratio":
+                self.scale[c.id] *= f.factor
+        self._original = {
+            c.id: (c.device, tuple(c.channels), tuple(c.supply_phases)) for c in config.circuits
+        }
+        self.phases: dict[str, list[Phase]] = {c.id: list(c.supply_phases) for c in config.circuits}
+
+    def reconfigure(self, config: SiteConfig) -> None:
+        where = {
+            (c.device, ch): ph
+            for c in config.circuits
+            for ch, ph in zip(c.channels, c.supply_phases, strict=True)
+        }
+        for cid, (device, channels, phases) in self._original.items():
+            self.phases[cid] = [where.get((device, ch), ph) for ch, ph in zip(channels, phases, strict=True)]
+        self.active = True
+
+    def supply_seen(self, device_id: str, supply: SupplyState) -> SupplyState:
+        dropped = self.dropped.get(device_id)
+        if not dropped:
+            return supply
+        u = supply.voltage.copy()
+        ang = supply.angle_voltage.copy()
+        for ph in dropped:
+            u[_PHASES.index(ph)] = 0.0
+            ang[_PHASES.index(ph)] = 0.0
+        ph_ = np.exp(1j * np.radians(ang)) * u
+        ul = np.abs(np.array([ph_[0] - ph_[1], ph_[1] - ph_[2], ph_[2] - ph_[0]]))
+        return SupplyState(u, ul, ang, supply.frequency, supply.thd_voltage, supply.harmonics_voltage)
+
+    def measured(self, c: Circuit, true: list[ChannelState], supply: SupplyState) -> list[ChannelState]:
+        """What the channels of ``c`` measure given the true states of its conductors (``true``)."""
+        seen = self.supply_seen(self.source[c.id], supply)
+        out = []
+        for k, ph in enumerate(self.phases[c.id]):
+            src = true[self.conductor[c.id][k]]
+            sign = -1.0 if self.flipped[c.id][k] else 1.0
+            scale = self.scale[c.id]
+            i1 = src.current / math.sqrt(1.0 + (src.thd_current / 100.0) ** 2)
+            i_ang = src.angle_current + (180.0 if sign < 0 else 0.0)
+            current = complex(
+                scale * i1 * math.cos(math.radians(i_ang)), scale * i1 * math.sin(math.radians(i_ang))
+            )
+            j = _PHASES.index(ph)
+            u = float(seen.voltage[j])
+            v = u * complex(
+                math.cos(math.radians(float(seen.angle_voltage[j]))),
+                math.sin(math.radians(float(seen.angle_voltage[j]))),
+            )
+            s1 = v * current.conjugate()
+            i_rms = scale * src.current
+            s = u * i_rms
+            p, q = s1.real, s1.imag
+            out.append(
+                ChannelState(
+                    ph,
+                    u,
+                    i_rms,
+                    p,
+                    q,
+                    s,
+                    p / s if s > 0 else 1.0,
+                    p / abs(s1) if abs(s1) > 0 else 1.0,
+                    src.thd_current,
+                    (i_ang + 180.0) % 360.0 - 180.0,
+                    src.harmonics_current,
+                )
+            )
+        return out

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 import meterhub
 from meterhub.runtime import Gateway
+from meterhub.runtime.commissioning import Commissioning
 from meterhub.web import (
     auth,
     auth_api,
@@ -34,7 +35,16 @@ from meterhub.web import (
 )
 from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
-from meterhub.web.routers import alarms, events, io_points, outputs, publish, registers, reports
+from meterhub.web.routers import (
+    alarms,
+    commissioning,
+    events,
+    io_points,
+    outputs,
+    publish,
+    registers,
+    reports,
+)
 from meterhub.web.stream import StreamHub
 
 __all__ = ["ROUTERS", "STATIC_DIR", "create_app", "echarts_path"]
@@ -74,6 +84,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     registers.router,
     events.router,  # the alarm, power-quality and audit logs (before any /alarms/{id} route)
     alarms.router,  # alarms, acknowledge, shelve; alarm rules
+    commissioning.router,
     ingest.router,  # POST /api/v1/ingest: uploads of other gateways
     publish.router,  # GET /api/v1/publish, POST /api/v1/publish/{id}/test
     metrics.router,  # GET /metrics for Prometheus
@@ -92,6 +103,7 @@ def create_app(gateway: Gateway) -> FastAPI:
             yield
         finally:
             await hub.stop()
+            await app.state.commissioning.stop()
 
     app = FastAPI(
         title="meterhub API",
@@ -109,6 +121,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     deps.attach(app, gateway)
     app.state.hub = hub
+    app.state.commissioning = Commissioning(gateway)  # samples only once asked (GET /commissioning)
     web = gateway.config.web
     app.state.auth = AuthState.for_data_dir(
         gateway.data_dir, session_idle=web.session_idle, session_lifetime=web.session_lifetime

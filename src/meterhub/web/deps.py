@@ -46,6 +46,8 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException
 from starlette.requests import HTTPConnection
 
+from meterhub.alarms.control import ControlService
+from meterhub.alarms.demand_limit import DemandLimiter
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import SinkKind
 from meterhub.config.publish import PublishInstance
@@ -53,6 +55,7 @@ from meterhub.config.schema import Bus, BusKind, SiteConfig
 from meterhub.drivers.base import DeviceStatus
 from meterhub.drivers.io.control import OutputControl
 from meterhub.drivers.modbus.scan import ScanResult, scan_line
+from meterhub.drivers.modbus.supervision import BusWatch
 from meterhub.drivers.modbus.transport import ModbusLink, TransportKind, with_framing
 from meterhub.energy.pipeline import EnergyPipeline
 from meterhub.errors import ConflictError, NotFoundError
@@ -73,6 +76,7 @@ from meterhub.web.config_audit import audit_config_write
 __all__ = [
     "Alarms",
     "Auditing",
+    "BusWatches",
     "Config",
     "ConfigView",
     "Control",
@@ -236,6 +240,11 @@ def get_logs(conn: HTTPConnection) -> EventStore:
     return storage
 
 
+def get_bus_watches(conn: HTTPConnection) -> Mapping[str, BusWatch]:
+    """Bus supervision of each running Modbus line (bus id → watch)."""
+    return _gateway(conn).bus_watches()
+
+
 # -- monitoring ---------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class FlushStats:
@@ -324,6 +333,17 @@ class Control:
         """The outputs of the site, written through the Modbus lines its running sources poll."""
         return OutputControl.for_gateway(self._gateway)
 
+    def service(self) -> ControlService:
+        """The gateway's one audited control path (interlocks, minimum times, override, audit log)."""
+        return self._gateway.control
+
+    def limiter(self) -> DemandLimiter | None:
+        """The gateway's demand limiter (None without ``control.demand_limit``)."""
+        return self._gateway.control_limiter
+
+    def control_health(self) -> Health:
+        return self._gateway.control_health()
+
     async def scan(self, bus_id: str, units: list[int], *, timeout: float) -> tuple[Bus, ScanResult]:
         """Probe ``units`` on bus ``bus_id`` over a link of its own (``timeout`` per request [s]).
 
@@ -411,6 +431,7 @@ Store = Annotated[Storage, Depends(get_storage)]
 Energy = Annotated[EnergyPipeline | None, Depends(get_energy)]
 Pipeline = Annotated[EnergyPipeline, Depends(require_energy)]
 Status = Annotated[Mapping[str, DeviceStatus], Depends(get_status)]
+BusWatches = Annotated[Mapping[str, BusWatch], Depends(get_bus_watches)]
 Alarms = Annotated[AlarmSink, Depends(get_alarms)]
 Controls = Annotated[Control, Depends(get_control)]
 Receiver = Annotated[IngestTarget, Depends(get_ingest_target)]

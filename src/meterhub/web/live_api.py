@@ -33,6 +33,7 @@ from meterhub.storage import StorageState
 from meterhub.storage.rollup import auto_resolution
 from meterhub.web.auth import Principal, require_live
 from meterhub.web.deps import (
+    BusWatches,
     Config,
     Energy,
     Live,
@@ -326,6 +327,80 @@ def health(cfg: Config, rt: Runtime, live: Live, status: Status, store: Store, m
 def devices(cfg: Config, status: Status, energy: Energy, _: LIVE) -> list[DeviceOut]:
     data = energy.data_status() if energy is not None else {}
     return [device_out(cfg.config, status, d.id, energy, data) for d in cfg.config.devices]
+
+
+class BusAddressOut(BaseModel):
+    """An address in one of bus supervision's sets: since when (UTC), and why."""
+
+    unit: int
+    device: str | None
+    since: str
+    message: str
+
+
+class BusEventOut(BaseModel):
+    """One change bus supervision saw (``kind``: new_device, gone, vanished, back, conflict,
+    conflict_cleared)."""
+
+    ts: str
+    kind: str
+    unit: int
+    device: str | None
+    message: str
+
+
+class BusSupervisionOut(BaseModel):
+    """One running Modbus line: addresses that are new, vanished or in conflict now, its background scan
+    (null: off) and the recent events, newest first."""
+
+    bus: str
+    new: list[BusAddressOut]
+    vanished: list[BusAddressOut]
+    conflicts: list[BusAddressOut]
+    scan: dict[str, float] | None
+    events: list[BusEventOut]
+
+
+@router.get(
+    "/bus-supervision",
+    response_model=list[BusSupervisionOut],
+    summary="Bus supervision: new, vanished and doubly used addresses of each Modbus line",
+)
+def bus_supervision(cfg: Config, watches: BusWatches, _: LIVE) -> list[BusSupervisionOut]:
+    out: list[BusSupervisionOut] = []
+    for bus in cfg.config.buses:
+        w = watches.get(bus.id)
+        if w is None:
+            continue
+        w.expire()
+
+        conf = w.configured
+
+        def rows(d: Mapping[int, tuple[float, str]], conf: Mapping[int, str] = conf) -> list[BusAddressOut]:
+            return [
+                BusAddressOut(unit=u, device=conf.get(u), since=iso_utc(ts), message=m)
+                for u, (ts, m) in sorted(d.items())
+            ]
+
+        scan = None
+        if bus.scan is not None and bus.scan.enabled:
+            scan = {"share": bus.scan.share, "addresses": float(len(bus.scan.units)), **w.scan}
+        out.append(
+            BusSupervisionOut(
+                bus=bus.id,
+                new=rows(w.new),
+                vanished=rows(w.vanished),
+                conflicts=rows(w.conflicts),
+                scan=scan,
+                events=[
+                    BusEventOut(
+                        ts=iso_utc(e.ts), kind=e.kind.value, unit=e.unit, device=e.device, message=e.message
+                    )
+                    for e in reversed(w.events)
+                ],
+            )
+        )
+    return out
 
 
 @router.get("/circuits", response_model=list[CircuitOut], summary="Circuits (metering points)")

@@ -105,6 +105,8 @@ class LineStats:
     #: frames (or stray bytes) received that answered no request in flight and were dropped:
     #: duplicates, late answers, wrong transaction ids
     discarded: int = 0
+    #: time the line was held by requests, from taking the line to the answer or timeout [s]
+    busy: float = 0.0
 
     @property
     def bytes(self) -> int:

@@ -26,6 +26,7 @@ the device looking plainly online.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -41,10 +42,11 @@ from meterhub.drivers.modbus.mapping import DeviceValues, circuit_readings, devi
 from meterhub.drivers.modbus.reader import DeviceRead, DeviceReader
 from meterhub.drivers.modbus.scheduler import LineScheduler, PolledDevice
 from meterhub.drivers.modbus.spectra import circuit_spectra
+from meterhub.drivers.modbus.supervision import BusScanner, BusWatch, WatchedLink
 from meterhub.drivers.modbus.transport import ModbusLink, RegisterLink, TransportKind, with_framing
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Quality, Reading, SeriesKey, Spectrum
-from meterhub.profiles import get_profile
+from meterhub.profiles import all_profiles, get_profile
 from meterhub.profiles.schema import IdentEntry, Point, ProfileError, ProfileKind
 from meterhub.profiles.transformers import circuit_ratios
 
@@ -124,10 +126,20 @@ class ModbusSource(Source):
                 self._serial_entry[d.id] = serial
             for c in self.circuits[d.id]:
                 self._ratios[c.id] = circuit_ratios(profile, c)
+        #: bus supervision (drivers/modbus/supervision.py): polling and serial reads go through
+        #: ``_watched`` so that garbled answers reach the watch; the optional background scan
+        self.watch = BusWatch(bus.id, {p.reader.unit: p.id for p in self.polled}, clock=wall)
+        self._watched = WatchedLink(self.link, self.watch)
+        scan = bus.scan
+        self.scanner = (
+            BusScanner(self.link, self.watch, scan.units, share=scan.share, profiles=all_profiles())
+            if scan is not None and scan.enabled
+            else None
+        )
         self.io = _io_devices(ctx, [p.id for p in self.polled])
         self._vu_on_bus = [p.id for p in self.polled if p.reader.profile.kind is ProfileKind.VOLTAGE_UNIT]
         self.scheduler = LineScheduler(
-            self.link, self.polled, retries=bus.retries, on_result=self._on_result, wall=wall
+            self._watched, self.polled, retries=bus.retries, on_result=self._on_result, wall=wall
         )
 
     # -- fan out ------------------------------------------------------------------------------
@@ -206,6 +218,10 @@ class ModbusSource(Source):
 
     def _on_result(self, dev: PolledDevice, result: DeviceRead, ts: float) -> Awaitable[None] | None:
         self._fan_out_later(dev, result, ts)
+        if result.any_ok:
+            self.watch.answered(dev.reader.unit, ts)
+        elif not dev.status.online and dev.failures == self.scheduler.retries + 1:
+            self.watch.silent(dev.reader.unit, ts, dev.status.last_error or "")
         if not dev.status.online:
             self._identified.pop(dev.id, None)  # read the serial number again when it is back
             return None
@@ -238,6 +254,8 @@ class ModbusSource(Source):
                 again,
             )
             self._identified[dev.id] = ts - IDENTIFY_EVERY + IDENTIFY_RETRY  # try again in a minute
+            if serial is not None and again is not None:  # two identities answer at this address
+                self.watch.conflict(dev.reader.unit, f"serial number read as {serial}, then as {again}", ts)
             return
         self._serials[dev.id] = serial
         callback = self.ctx.device_serial
@@ -253,7 +271,7 @@ class ModbusSource(Source):
         count = 1 if entry.function.is_bit else register_count(entry.type)
         dev.status.requests += 1
         try:
-            regs = await self.link.read(entry.function, dev.reader.unit, entry.address, count)
+            regs = await self._watched.read(entry.function, dev.reader.unit, entry.address, count)
             value = decode(regs, entry.type, word_order=entry.word_order or profile.defaults.word_order)
         except (ModbusError, CodecError) as exc:
             log.warning(
@@ -294,11 +312,27 @@ class ModbusSource(Source):
         if not self.polled:
             log.warning("bus %s has no readable device", self.ctx.bus.id)
         self._pending = deque()
+        scan = asyncio.create_task(self._scan(), name=f"scan:{self.ctx.bus.id}") if self.scanner else None
         try:
             await self.scheduler.run_forever()
         finally:
+            if scan is not None:
+                scan.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scan
             self._drain()  # what was read is not lost
             self._pending = None
+
+    async def _scan(self) -> None:
+        """The background scan; a failure of it is logged and ends it, never the polling."""
+        if self.scanner is None:
+            return
+        try:
+            await self.scanner.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("bus %s: the background scan failed; polling goes on without it", self.ctx.bus.id)
 
     # -- registers computed by the IO devices (ComputesRegisters) -------------------------------
     def computed_series(self) -> list[SeriesKey]:

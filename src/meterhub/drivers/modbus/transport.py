@@ -15,7 +15,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import time
 from collections.abc import Callable, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -53,6 +55,7 @@ __all__ = [
     "RegisterLink",
     "SERIAL_KINDS",
     "TransportKind",
+    "WIRE_TIME",
     "exception_response",
     "no_response",
     "with_framing",
@@ -132,6 +135,11 @@ def _write_request(function: Function, unit: int, address: int, values: Sequence
             return Request(unit, 6, address, 1, data)
         return Request(unit, 16, address, len(values), data)
     raise ModbusFrameError(f"{function.value} points cannot be written")
+
+
+#: Set to a list in a task (and the tasks it starts) to have the time each request of it held the line
+#: appended to it [s] (the Modbus gateway measures its share of the line's time with it).
+WIRE_TIME: ContextVar[list[float] | None] = ContextVar("modbus_wire_time", default=None)
 
 
 @dataclass
@@ -274,48 +282,62 @@ class ModbusLink:
         Raises one of the :class:`ModbusError` subclasses; never a library exception.
         """
         async with self._lock:
-            if self.kind not in SERIAL_KINDS:
-                values = await self._exchange(Request(unit, _READ_CODE[function], start, count))
-                self._observed(function, unit, start, values)
-                return values
-            client = await self._serial_client()
-            if function is Function.INPUT:
-                call = client.read_input_registers
-            elif function is Function.HOLDING:
-                call = client.read_holding_registers
-            elif function is Function.COIL:
-                call = client.read_coils
-            else:
-                call = client.read_discrete_inputs
-            self.stats.requests += 1
-            self._rx.clear()
+            t0 = time.monotonic()
             try:
-                rr = await call(start, count=count, device_id=unit)
-            except ModbusIOException:
-                if self._rx:
-                    # bytes came back but no valid frame: a CRC error, a cut-off frame or a collision
-                    self.stats.errors += 1
-                    raise ModbusFrameError(
-                        f"unit {unit}: unreadable answer (bad CRC or cut-off frame): {bytes(self._rx[:32]).hex(' ')}"
-                    ) from None
-                self.stats.timeouts += 1
-                raise no_response(unit, self.timeout) from None
-            except ConnectionException as exc:
-                self.stats.errors += 1
-                await self.close()
-                raise ModbusConnectionError(f"{self.endpoint}: {exc}") from None
-            except (ModbusException, OSError, ValueError, struct.error) as exc:
-                self.stats.errors += 1
-                raise ModbusFrameError(f"unit {unit}: {type(exc).__name__}: {exc}") from None
-            if rr.isError():
-                self.stats.errors += 1
-                raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))
-            values = [int(b) for b in rr.bits[:count]] if function.is_bit else list(rr.registers)
-            if len(values) < count:
-                self.stats.errors += 1
-                raise ModbusFrameError(f"unit {unit}: short answer: {len(values)} of {count} values")
+                return await self._read_locked(function, unit, start, count)
+            finally:
+                self._held(time.monotonic() - t0)
+
+    async def _read_locked(self, function: Function, unit: int, start: int, count: int) -> list[int]:
+        if self.kind not in SERIAL_KINDS:
+            values = await self._exchange(Request(unit, _READ_CODE[function], start, count))
             self._observed(function, unit, start, values)
             return values
+        client = await self._serial_client()
+        if function is Function.INPUT:
+            call = client.read_input_registers
+        elif function is Function.HOLDING:
+            call = client.read_holding_registers
+        elif function is Function.COIL:
+            call = client.read_coils
+        else:
+            call = client.read_discrete_inputs
+        self.stats.requests += 1
+        self._rx.clear()
+        try:
+            rr = await call(start, count=count, device_id=unit)
+        except ModbusIOException:
+            if self._rx:
+                # bytes came back but no valid frame: a CRC error, a cut-off frame or a collision
+                self.stats.errors += 1
+                raise ModbusFrameError(
+                    f"unit {unit}: unreadable answer (bad CRC or cut-off frame): {bytes(self._rx[:32]).hex(' ')}"
+                ) from None
+            self.stats.timeouts += 1
+            raise no_response(unit, self.timeout) from None
+        except ConnectionException as exc:
+            self.stats.errors += 1
+            await self.close()
+            raise ModbusConnectionError(f"{self.endpoint}: {exc}") from None
+        except (ModbusException, OSError, ValueError, struct.error) as exc:
+            self.stats.errors += 1
+            raise ModbusFrameError(f"unit {unit}: {type(exc).__name__}: {exc}") from None
+        if rr.isError():
+            self.stats.errors += 1
+            raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))
+        values = [int(b) for b in rr.bits[:count]] if function.is_bit else list(rr.registers)
+        if len(values) < count:
+            self.stats.errors += 1
+            raise ModbusFrameError(f"unit {unit}: short answer: {len(values)} of {count} values")
+        self._observed(function, unit, start, values)
+        return values
+
+    def _held(self, seconds: float) -> None:
+        """Count ``seconds`` the line was held by one request (and tell :data:`WIRE_TIME`'s list)."""
+        self.stats.busy += seconds
+        spent = WIRE_TIME.get()
+        if spent is not None:
+            spent.append(seconds)
 
     def _observed(self, function: Function, unit: int, start: int, values: list[int]) -> None:
         for observe in self.observers:
@@ -327,32 +349,39 @@ class ModbusLink:
     async def write(self, function: Function, unit: int, address: int, values: Sequence[int]) -> None:
         """Write registers (FC 16, or FC 06 for one) or one/more coils (FC 05/15)."""
         async with self._lock:
-            if self.kind not in SERIAL_KINDS:
-                await self._exchange(_write_request(function, unit, address, values))
-                return
-            client = await self._serial_client()
-            self.stats.requests += 1
+            t0 = time.monotonic()
             try:
-                if function is Function.COIL:
-                    if len(values) == 1:
-                        rr = await client.write_coil(address, bool(values[0]), device_id=unit)
-                    else:
-                        rr = await client.write_coils(address, [bool(v) for v in values], device_id=unit)
-                elif function is Function.HOLDING:
-                    if len(values) == 1:
-                        rr = await client.write_register(address, int(values[0]), device_id=unit)
-                    else:
-                        rr = await client.write_registers(address, [int(v) for v in values], device_id=unit)
+                return await self._write_locked(function, unit, address, values)
+            finally:
+                self._held(time.monotonic() - t0)
+
+    async def _write_locked(self, function: Function, unit: int, address: int, values: Sequence[int]) -> None:
+        if self.kind not in SERIAL_KINDS:
+            await self._exchange(_write_request(function, unit, address, values))
+            return
+        client = await self._serial_client()
+        self.stats.requests += 1
+        try:
+            if function is Function.COIL:
+                if len(values) == 1:
+                    rr = await client.write_coil(address, bool(values[0]), device_id=unit)
                 else:
-                    raise ModbusFrameError(f"{function.value} points cannot be written")
-            except ModbusIOException:
-                self.stats.timeouts += 1
-                raise no_response(unit, self.timeout) from None
-            except ConnectionException as exc:
-                await self.close()
-                raise ModbusConnectionError(f"{self.endpoint}: {exc}") from None
-            except (ModbusException, OSError, ValueError, struct.error) as exc:
-                self.stats.errors += 1
-                raise ModbusFrameError(f"unit {unit}: {type(exc).__name__}: {exc}") from None
-            if rr.isError():
-                raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))
+                    rr = await client.write_coils(address, [bool(v) for v in values], device_id=unit)
+            elif function is Function.HOLDING:
+                if len(values) == 1:
+                    rr = await client.write_register(address, int(values[0]), device_id=unit)
+                else:
+                    rr = await client.write_registers(address, [int(v) for v in values], device_id=unit)
+            else:
+                raise ModbusFrameError(f"{function.value} points cannot be written")
+        except ModbusIOException:
+            self.stats.timeouts += 1
+            raise no_response(unit, self.timeout) from None
+        except ConnectionException as exc:
+            await self.close()
+            raise ModbusConnectionError(f"{self.endpoint}: {exc}") from None
+        except (ModbusException, OSError, ValueError, struct.error) as exc:
+            self.stats.errors += 1
+            raise ModbusFrameError(f"unit {unit}: {type(exc).__name__}: {exc}") from None
+        if rr.isError():
+            raise exception_response(unit, int(getattr(rr, "exception_code", 0) or 0))

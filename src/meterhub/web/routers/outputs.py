@@ -13,13 +13,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from meterhub.config.control import Action
 from meterhub.config.schema import SiteConfig
 from meterhub.drivers.io.config import AnalogOutPoint, RelayMode, RelayPoint, io_section
 from meterhub.drivers.io.errors import IOPointError, OutputWriteError, ReadbackMismatch
@@ -65,15 +65,39 @@ class OutputsOut(BaseModel):
 
 
 class SwitchIn(BaseModel):
+    """One command: ``state`` (latch a relay), ``pulse`` (a pulse-mode relay) or ``value`` (an analog output)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    state: bool = Field(description="true: energise the relay, false: release it")
+    state: bool | None = Field(None, description="true: energise the relay, false: release it")
+    pulse: bool | float | None = Field(
+        None, description="true: pulse a relay for its pulse_duration; a number: for that many seconds"
+    )
+    value: float | None = Field(None, description="drive an analog output to this value [its unit]")
+    force: bool = Field(False, description="switch even inside the output's minimum on/off time")
+    comment: str | None = Field(None, max_length=500, description="why (kept in the audit log)")
+
+    @model_validator(mode="after")
+    def _one_command(self) -> SwitchIn:
+        given = [k for k in ("state", "pulse", "value") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'state', 'pulse' or 'value'")
+        if (
+            isinstance(self.pulse, float | int)
+            and not isinstance(self.pulse, bool)
+            and not 0 < self.pulse <= 3600
+        ):
+            raise ValueError("'pulse' is a duration in seconds, 0 < pulse <= 3600")
+        if self.pulse is False:
+            raise ValueError("'pulse' is true or a duration [s]")
+        return self
 
 
 class SwitchOut(BaseModel):
     device: str
     point: str
-    state: bool = Field(description="the state the device holds after the command")
+    state: bool | None = Field(None, description="the relay state the device holds after the command")
+    value: float | None = Field(None, description="the analog value the device holds after the command")
     confirmed: bool = Field(description="the state was read back from the device")
 
 
@@ -134,14 +158,6 @@ def list_outputs(device_id: str, cfg: Config, live: Live, status: Status, _: REA
     )
 
 
-def _lock(request: Request, point: str) -> asyncio.Lock:
-    """One command per output at a time: a write and its read-back must not interleave with another's."""
-    locks: dict[str, asyncio.Lock] | None = getattr(request.app.state, "output_locks", None)
-    if locks is None:
-        locks = request.app.state.output_locks = {}
-    return locks.setdefault(point, asyncio.Lock())
-
-
 def _write_failed(device_id: str, point: str, exc: OutputWriteError) -> HTTPException:
     where = f"device {device_id!r} output {point!r}"
     if isinstance(exc, ReadbackMismatch):
@@ -157,40 +173,117 @@ def _write_failed(device_id: str, point: str, exc: OutputWriteError) -> HTTPExce
 @router.post(
     "/devices/{device_id}/outputs/{point}",
     response_model=SwitchOut,
-    summary="Switch a relay output (admin); confirmed by reading it back",
+    response_model_exclude_none=True,
+    summary="Switch or pulse a relay, or set an analog output (admin); confirmed by reading it back",
     responses={
         **_ERRORS,
-        409: {"description": "the point is not a latched relay (pulse-mode relay or analog output)"},
+        409: {
+            "description": "the command does not fit the point (a pulse-mode relay latched, a relay set to a "
+            "value), or an interlock or a minimum on/off time refuses it"
+        },
+        422: {"description": "not exactly one of state, pulse, value"},
         502: {"description": "the device refused the write or holds another state after it"},
         503: {"description": "the device's bus is not running"},
         504: {"description": "the device did not answer"},
     },
 )
 async def switch_output(
-    device_id: str, point: str, body: SwitchIn, request: Request, cfg: Config, control: Controls, who: ADMIN
+    device_id: str, point: str, body: SwitchIn, cfg: Config, control: Controls, who: ADMIN
 ) -> SwitchOut:
     outputs = {p.id: p for p in _outputs_of(cfg.config, device_id)}
     p = outputs.get(point)
     if p is None:
         known = ", ".join(outputs) or "none configured"
         raise NotFoundError(f"device {device_id!r} has no output point {point!r}; its outputs: {known}")
-    if not isinstance(p, RelayPoint):
-        raise ConflictError(f"output {point!r} is an analog output; only relays take a state")
-    if p.mode is RelayMode.PULSE:
-        raise ConflictError(f"relay {point!r} is a pulse-mode output; it cannot be latched on or off")
-    async with _lock(request, point):
-        try:
-            change = await control.outputs().switch(point, body.state)
-        except OutputWriteError as exc:
-            log.warning("%s: switching %s to %s failed: %s", who.username, point, body.state, exc)
-            raise _write_failed(device_id, point, exc) from None
-        except IOPointError as exc:  # the bus is not running, the profile cannot load
-            raise HTTPException(503, f"device {device_id!r} output {point!r}: {exc}") from None
-    log.info(
-        "%s switched %s of %s %s (confirmed)",
-        who.username,
-        point,
-        device_id,
-        "on" if change.energised else "off",
+    duration: float | None = None
+    if body.value is not None:
+        if not isinstance(p, AnalogOutPoint):
+            raise ConflictError(
+                f"output {point!r} is a relay; switch it with 'state' or 'pulse', not 'value'"
+            )
+        action = Action.SET
+    elif not isinstance(p, RelayPoint):
+        raise ConflictError(f"output {point!r} is an analog output; set it with 'value'")
+    elif body.pulse is not None:
+        action = Action.PULSE
+        duration = None if body.pulse is True else float(body.pulse)
+    elif p.mode is RelayMode.PULSE:
+        raise ConflictError(
+            f"relay {point!r} is a pulse-mode output; it cannot be latched on or off (use 'pulse')"
+        )
+    else:
+        action = Action.ON if body.state else Action.OFF
+    try:
+        res = await control.service().command(
+            point,
+            action,
+            body.value,
+            actor=who.username or who.via,
+            automatic=False,
+            duration=duration,
+            comment=body.comment,
+            force=body.force,
+        )
+    except OutputWriteError as exc:
+        raise _write_failed(device_id, point, exc) from None
+    except IOPointError as exc:  # the bus is not running, the profile cannot load
+        raise HTTPException(503, f"device {device_id!r} output {point!r}: {exc}") from None
+    if res.result == "refused":
+        raise ConflictError(f"device {device_id!r} output {point!r}: {res.reason}")
+    log.info("%s: %s %s of %s → %s (confirmed)", who.username, action.value, point, device_id, res.after)
+    if action is Action.SET:
+        return SwitchOut(device=device_id, point=point, value=res.after, confirmed=res.confirmed)
+    state = bool(res.after) if isinstance(res.after, bool) else False  # a pulse ends released
+    return SwitchOut(device=device_id, point=point, state=state, confirmed=res.confirmed)
+
+
+class ControlPointOut(BaseModel):
+    """What the control path knows of one output point."""
+
+    point: str
+    state: float | None = Field(
+        None, description="1/0 for a relay (energised), the value of an analog output"
     )
-    return SwitchOut(device=device_id, point=point, state=change.energised, confirmed=True)
+    since: str | None = Field(
+        None, description="when the state last changed, as far as the gateway saw (UTC)"
+    )
+    override_by: str | None = Field(None, description="the user whose switch holds it against automation")
+    override_until: str | None = Field(None, description="until when (UTC)")
+
+
+class ControlOut(BaseModel):
+    outputs: list[ControlPointOut]
+    demand_limit: dict[str, Any] | None = Field(
+        None, description="target, predicted demand [W], the month's peak, each load's state; null when off"
+    )
+    health: dict[str, Any]
+
+
+@router.get(
+    "/control",
+    response_model=ControlOut,
+    summary="The control path: output states and overrides, the demand limiter's state",
+    responses={401: _ERRORS[401]},
+)
+def control_status(cfg: Config, control: Controls, _: READER) -> ControlOut:
+    service = control.service()
+    points = []
+    for p in cfg.config.io.points if cfg.config.io is not None else []:
+        if not isinstance(p, RelayPoint | AnalogOutPoint):
+            continue
+        since, held = service.since(p.id), service.override(p.id)
+        points.append(
+            ControlPointOut(
+                point=p.id,
+                state=service.state(p.id),
+                since=iso_utc(since) if since is not None else None,
+                override_by=held[0] if held else None,
+                override_until=iso_utc(held[1]) if held else None,
+            )
+        )
+    limiter = control.limiter()
+    return ControlOut(
+        outputs=points,
+        demand_limit=limiter.status() if limiter is not None else None,
+        health=control.control_health().as_dict(),
+    )

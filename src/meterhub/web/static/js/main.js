@@ -14,6 +14,7 @@ const PAGES = {
   reports: { module: "./pages/reports.js", nav: true, signedIn: true },
   alarms: { module: "./pages/alarms.js", nav: true, signedIn: true },
   publish: { module: "./pages/publish.js", nav: true, signedIn: true },
+  commissioning: { module: "./pages/commissioning.js", nav: true, signedIn: true },
   display: { module: "./pages/display.js", nav: true },
   config: { module: "./pages/config.js", nav: true, admin: true },
   users: { module: "./pages/users.js", nav: true, admin: true },

@@ -141,6 +141,27 @@ function rows(seriesId, label, phases, cls = "") {
     .join("");
 }
 
+// bus supervision (issue 13): new, vanished and doubly used addresses of each Modbus line
+function busHtml(buses) {
+  const kinds = [
+    ["new", "devices.bus_new", "data-warning"],
+    ["vanished", "devices.bus_vanished", "data-error"],
+    ["conflicts", "devices.bus_conflict", "data-error"],
+  ];
+  return buses
+    .map((b) => {
+      const now = kinds.flatMap(([key, label, cls]) =>
+        b[key].map((r) => `<li data-bus-row="${esc(key)}" data-unit="${r.unit}"><span class="badge ${cls}">${esc(t(label))}</span> ${esc(r.message)} <span class="muted">(${esc(time(r.since))})</span></li>`),
+      );
+      const scan = b.scan ? ` · ${esc(t("devices.bus_scan", { share: Math.round(b.scan.share * 1000) / 10, n: b.scan.addresses }))}` : "";
+      const events = b.events.slice(0, 10).map((e) => `<li data-bus-event="${esc(e.kind)}"><span class="muted">${esc(time(e.ts))}</span> ${esc(e.message)}</li>`);
+      return `<div data-bus="${esc(b.bus)}"><h3>${esc(t("common.bus"))} ${esc(b.bus)}<span class="muted">${scan}</span></h3>
+        ${now.length ? `<ul>${now.join("")}</ul>` : `<p class="muted">${esc(t("devices.bus_quiet"))}</p>`}
+        ${events.length ? `<details><summary>${esc(t("devices.bus_events"))}</summary><ul>${events.join("")}</ul></details>` : ""}</div>`;
+    })
+    .join("");
+}
+
 export async function render(root, { live, app }) {
   const [devices, circuits, io] = await Promise.all([get("/devices"), get("/circuits"), get("/io")]);
   const canSwitch = app.isAdmin;
@@ -149,6 +170,7 @@ export async function render(root, { live, app }) {
   const deviceIds = new Set(devices.map((d) => d.id));
   const devicePoints = new Set([...live.all()].map((r) => r.circuit).filter((c) => deviceIds.has(c)));
   root.innerHTML = `<h1>${esc(t("devices.title"))}</h1>
+    <section class="panel" data-bus-supervision hidden><h2>${esc(t("devices.bus_title"))}</h2><div data-bus-body></div></section>
     ${devices
       .map((d) => {
         const mine = circuits.filter((c) => c.device === d.id);
@@ -168,6 +190,20 @@ export async function render(root, { live, app }) {
       })
       .join("")}`;
   const unbind = bindLive(root, live);
+  const paintBuses = async () => {
+    let buses;
+    try {
+      buses = await get("/bus-supervision");
+    } catch {
+      return; // keep what is shown; the next tick retries
+    }
+    const box = root.querySelector("[data-bus-supervision]");
+    if (!box) return;
+    box.hidden = !buses.length;
+    const body = box.querySelector("[data-bus-body]");
+    if (!body.contains(document.activeElement)) body.innerHTML = busHtml(buses);
+  };
+  paintBuses();
 
   // registers awaiting confirmation: listed under their device (readers see them, admins confirm)
   const deviceOf = new Map([...devices.map((d) => [d.id, d.id]), ...circuits.map((c) => [c.id, c.device])]);
@@ -272,6 +308,7 @@ export async function render(root, { live, app }) {
     try {
       const list = await get("/devices");
       paintPending(list);
+      paintBuses();
       for (const d of list) {
         const badge = root.querySelector(`[data-status="${CSS.escape(d.id)}"]`);
         if (badge) {
