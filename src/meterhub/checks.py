@@ -24,6 +24,7 @@ from meterhub.config.modbus_server import modbus_server_issues
 from meterhub.config.mqtt_checks import mqtt_reference_issues
 from meterhub.config.publish import publish_reference_issues
 from meterhub.config.schema import BusKind, SiteConfig
+from meterhub.drivers.dlms.checks import check_meter_buses
 from meterhub.drivers.io.config import check_io
 from meterhub.drivers.modbus.budget import check_module_buses
 from meterhub.drivers.modbus.profile import Profile, ProfileError
@@ -88,6 +89,7 @@ SITE_CHECKS: tuple[CrossCheck, ...] = (
     check_modbus_server,
     check_modbus_gateway,
     check_control,
+    check_meter_buses,
 )
 
 

@@ -53,6 +53,8 @@ __all__ = [
     "ComputesRegisters",
     "DeviceStatus",
     "Emit",
+    "FillsGaps",
+    "MeterBilling",
     "PqEmit",
     "Source",
     "SourceContext",
@@ -138,6 +140,8 @@ class SourceContext:
     ``device_serial(device_id, serial_number)`` takes the serial number a source reads from a device
     when it identifies it (the energy stage: a changed serial means a new meter whose registers start
     elsewhere); None: nobody wants it.
+    ``meter_billing`` takes the billing snapshots a meter took itself (:class:`MeterBilling`); None:
+    nobody keeps them.
     ``publish_pq_events`` takes the power-quality events a source detects, once each has ended
     (:class:`~meterhub.model.pq.PqEvent`); None: nobody wants them.
     """
@@ -150,6 +154,7 @@ class SourceContext:
     extra: dict[str, object] = field(default_factory=dict)
     publish_spectra: SpectrumEmit | None = None
     device_serial: Callable[[str, str], object] | None = None
+    meter_billing: MeterBilling | None = None
     publish_pq_events: PqEmit | None = None
 
 
@@ -171,6 +176,43 @@ class Source(abc.ABC):
     def health(self) -> Health:
         """How acquisition goes; by default from the statuses of :attr:`monitored` devices."""
         return device_health(self.monitored)
+
+
+class MeterBilling(Protocol):
+    """Where the billing snapshots a meter took itself go (the energy stage's billing history)."""
+
+    def meter_billing(
+        self,
+        device: str,
+        ts: float,
+        registers: dict[str, float],
+        max_demand: dict[str, dict[str, list[float | None]]],
+    ) -> bool:
+        """Keep the snapshot of ``device`` taken at ``ts`` [s]: ``registers`` ``"circuit/quantity/phase"``
+        → value [Wh, varh]; ``max_demand`` ``"circuit/quantity"`` → {rate: [value [W], time [s]]}.
+        False when it was already kept."""
+        ...
+
+    def last_meter_billing(self, device: str) -> float | None:
+        """Time of the newest snapshot of ``device`` kept [s], None when there is none."""
+        ...
+
+
+@runtime_checkable
+class FillsGaps(Protocol):
+    """A source that can fill a gap in storage from the device's own memory (a meter's load profile).
+
+    Before :meth:`Source.run`, the runtime hands it the time of the last stored value of each of its
+    :meth:`gap_series` (a gateway restart is a gap too: what was not polled while the gateway was down
+    is in the meter, not in storage)."""
+
+    def gap_series(self) -> Collection[SeriesKey]:
+        """The series whose last stored time says where the gap starts (known from the configuration)."""
+        ...
+
+    def seed_last_stored(self, last: Mapping[SeriesKey, float]) -> None:
+        """``last``: series → time of its last valid stored value [s]; series without any are absent."""
+        ...
 
 
 @runtime_checkable

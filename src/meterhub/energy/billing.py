@@ -4,6 +4,11 @@ On a set day (1–28, so every month has it) at a set local hour (00–23) the r
 demands are captured as one billing period; the maximum demands are then reset. Billing is
 automatic at that time, or manual / by API command at any time; each snapshot increments the billing
 count. The last ``history`` periods are kept ("last 1 month …" values of seed 002 appendix 8).
+
+Meters that bill themselves (a DLMS meter's billing profile 0.0.98.1.0.255) have their own snapshots,
+read by their driver: they are kept beside the gateway's, per meter (the last ``history`` of each),
+marked with the device (``device``) and reason ``meter``; their time is the meter's capture time, and a
+snapshot read twice is kept once (device and time are its key).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ class BillingReason(StrEnum):
     AUTOMATIC = "automatic"
     MANUAL = "manual"
     API = "api"
+    METER = "meter"  # a snapshot the meter took itself, read from its billing profile
 
 
 def next_billing_time(after: float, day: int, hour: int, tz: str) -> float:
@@ -49,6 +55,9 @@ class BillingSnapshot:
     max_demand : ``"circuit/quantity"`` → {rate id: [value [W], time [s]]}.
     cumulative_max_demand : the sum of the maximum demands of all periods so far [W] (seed 002
         "cumulation maximum demand": a reset cannot hide a peak, it stays in this sum).
+    device : the meter whose own snapshot this is (reason ``meter``; its registers and maximum
+        demands are the meter's values, the rate id ``meter``, count 0 as the meter's own billing count
+        is not read); None for the gateway's snapshots.
     """
 
     count: int
@@ -58,6 +67,7 @@ class BillingSnapshot:
     registers: dict[str, float] = field(default_factory=dict)
     max_demand: dict[str, dict[str, list[float | None]]] = field(default_factory=dict)
     cumulative_max_demand: dict[str, dict[str, float]] = field(default_factory=dict)
+    device: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -76,6 +86,7 @@ class BillingBook:
     next_ts: float | None = None  # next automatic billing time [s]
     history: list[BillingSnapshot] = field(default_factory=list)
     cumulative: dict[str, dict[str, float]] = field(default_factory=dict)  # cumulated maximum demand [W]
+    meter_history: list[BillingSnapshot] = field(default_factory=list)  # meters' own, by device and time
 
     def due(self, now: float) -> bool:
         """True when the automatic billing time has passed (the schedule starts at the first call)."""
@@ -109,6 +120,32 @@ class BillingBook:
         self.next_ts = next_billing_time(ts, self.settings.day, self.settings.hour, self.tz)
         return snap
 
+    def add_meter(
+        self,
+        device: str,
+        ts: float,
+        registers: dict[str, float],
+        max_demand: dict[str, dict[str, list[float | None]]],
+    ) -> bool:
+        """Keep a meter's own snapshot taken at ``ts`` [s]; False when it is already kept."""
+        mine = [s for s in self.meter_history if s.device == device]
+        if any(s.ts == ts for s in mine):
+            return False
+        start = max((s.ts for s in mine if s.ts < ts), default=None)
+        snap = BillingSnapshot(
+            0, ts, BillingReason.METER.value, start, dict(registers), max_demand, {}, device
+        )
+        self.meter_history.append(snap)
+        self.meter_history.sort(key=lambda s: s.ts)
+        mine = [s for s in self.meter_history if s.device == device]
+        for old in mine[: max(0, len(mine) - self.settings.history)]:
+            self.meter_history.remove(old)
+        return True
+
+    def last_meter_ts(self, device: str) -> float | None:
+        """Time of the newest kept snapshot of ``device`` [s], None when there is none."""
+        return max((s.ts for s in self.meter_history if s.device == device), default=None)
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "count": self.count,
@@ -116,6 +153,7 @@ class BillingBook:
             "next_ts": self.next_ts,
             "history": [asdict(s) for s in self.history],
             "cumulative": self.cumulative,
+            "meter_history": [asdict(s) for s in self.meter_history],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -126,3 +164,4 @@ class BillingBook:
         self.cumulative = {
             k: {r: float(v) for r, v in d.items()} for k, d in state.get("cumulative", {}).items()
         }
+        self.meter_history = [BillingSnapshot(**s) for s in state.get("meter_history", [])]

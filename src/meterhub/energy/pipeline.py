@@ -78,7 +78,11 @@ NET_AND_ABSOLUTE: dict[str, tuple[str, str, str]] = {
     Q.ENERGY_REACTIVE_IMPORT: (Q.ENERGY_REACTIVE_EXPORT, Q.ENERGY_REACTIVE_NET, Q.ENERGY_REACTIVE_ABSOLUTE),
 }
 _PAIRED = {imp: imp for imp in NET_AND_ABSOLUTE} | {exp: imp for imp, (exp, _, _) in NET_AND_ABSOLUTE.items()}
-_COMPUTED = frozenset(q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute))
+_COMPUTED = frozenset(
+    q for _, net, absolute in NET_AND_ABSOLUTE.values() for q in (net, absolute)
+) | frozenset(
+    m for _, m in DEMAND_OF.values() if m is not None
+)  # a meter's own net/absolute registers and maximum demands (DLMS class 4 with its capture time)
 #: register → its predicted demand (seed 003 "predictive power"): active P, reactive Q and apparent S.
 PREDICTED_OF: dict[str, str] = {
     Q.ENERGY_ACTIVE_IMPORT: Q.DEMAND_ACTIVE_IMPORT_PREDICTED,
@@ -230,6 +234,7 @@ class EnergyPipeline:
         if book is not None:
             self.billing.count, self.billing.last_ts = book.count, book.last_ts
             self.billing.history, self.billing.cumulative = book.history, book.cumulative
+            self.billing.meter_history = book.meter_history
 
     def _rate_limit(self, key: SeriesKey) -> float:
         """Largest plausible rate of a register series [unit per hour]: the circuit's rated power for
@@ -428,7 +433,7 @@ class EnergyPipeline:
                 continue
             quality = Quality.ESTIMATED if w.estimated else Quality.GOOD
             out.append(Reading(w.end, r.circuit, demand_q, Phase.TOTAL, w.demand, quality))
-            if max_q is not None:
+            if max_q is not None and SeriesKey(r.circuit, max_q, Phase.TOTAL) not in self._reported:
                 best = max(meter.maxima.values(), key=lambda m: m.value)
                 out.append(Reading(w.end, r.circuit, max_q, Phase.TOTAL, best.value, quality))
             self._collect_virtual_demand(r.circuit, demand_q, w)
@@ -658,7 +663,30 @@ class EnergyPipeline:
                 "automatic": book.settings.automatic,
                 "next": iso_utc(book.next_ts, "seconds") if book.next_ts is not None else None,
                 "history": [s.as_json() for s in reversed(book.history)],
+                # the meters' own snapshots (DLMS billing profile), newest first
+                "meter": [s.as_json() for s in reversed(book.meter_history)],
             }
+
+    def meter_billing(
+        self,
+        device: str,
+        ts: float,
+        registers: dict[str, float],
+        max_demand: dict[str, dict[str, list[float | None]]],
+    ) -> bool:
+        """A meter's own billing snapshot taken at ``ts`` [s] (read from the meter by its driver): kept
+        in the billing history, marked with the device; False when it was already kept."""
+        with self._lock:
+            new = self.billing.add_meter(device, ts, registers, max_demand)
+            if new:
+                log.info("billing snapshot of meter %s at %s kept", device, iso_utc(ts, "seconds"))
+                self._write_state_file(billing=True)
+            return new
+
+    def last_meter_billing(self, device: str) -> float | None:
+        """Time of the newest kept billing snapshot of the meter ``device`` [s]."""
+        with self._lock:
+            return self.billing.last_meter_ts(device)
 
     def _check_billing(self) -> None:
         now = self.clock()

@@ -47,7 +47,14 @@ from meterhub.model.readings import Reading, SeriesKey, Spectrum
 from meterhub.publish.modbus_gateway import ModbusGatewayServer
 from meterhub.publish.modbus_server import ModbusServerSink
 from meterhub.publish.sink import PublishSink
-from meterhub.runtime.sinks import CORE_SINKS, SINK_FACTORIES, StorageSink, computed_registers, seed_computed
+from meterhub.runtime.sinks import (
+    CORE_SINKS,
+    SINK_FACTORIES,
+    StorageSink,
+    computed_registers,
+    seed_computed,
+    seed_gap_fill,
+)
 from meterhub.runtime.supervise import TaskRecord, cancel_and_wait, supervise
 from meterhub.storage import open_storage
 from meterhub.storage.base import Storage, StorageError
@@ -374,6 +381,7 @@ class Gateway:
                 self.data_dir,
                 publish_spectra=self.emit_spectra,
                 device_serial=self.device_serial,
+                meter_billing=self.energy,  # meters' own billing snapshots into the billing history
                 publish_pq_events=self.emit_pq_events,
             )
             try:
@@ -384,6 +392,7 @@ class Gateway:
             # before they run: registers the sources compute never go back
             accepted = {k: b[0] for k, b in self.energy.guard.raw_baselines().items()} if self.energy else {}
             seed_computed(sources, self.storage, self.clock(), accepted)
+            seed_gap_fill(sources, self.storage, self.clock())  # a restart is a gap a meter can fill
             monitored = tuple(self.status[d.id] for d in devices if d.id in self.status)
             for source in sources:
                 source.monitored = monitored

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from meterhub.alarms.control import control_sink
 from meterhub.alarms.sink import AlarmSink
 from meterhub.bus import Batch, Overflow, Sink, SinkContext, SinkFactory, SinkKind, Subscription
-from meterhub.drivers.base import ComputesRegisters
+from meterhub.drivers.base import ComputesRegisters, FillsGaps
 from meterhub.live import live_cache
 from meterhub.model.health import Health, HealthState
 from meterhub.model.readings import SeriesKey
@@ -40,6 +40,7 @@ __all__ = [
     "computed_registers",
     "live_sink",
     "seed_computed",
+    "seed_gap_fill",
     "storage_sink",
 ]
 
@@ -244,6 +245,29 @@ def seed_computed(
                 log.exception("%s: cannot continue from its stored registers", name)
                 continue
             handed += len(seeds)
+    return handed
+
+
+def seed_gap_fill(sources: Iterable[object], storage: Storage, now: float) -> int:
+    """Hand every source that fills gaps (:class:`~meterhub.drivers.base.FillsGaps`) the time of the
+    last valid stored value of each of its series at or before ``now`` [s]; return how many series
+    had one. A storage that cannot be read is logged: the source then fills only outages it sees."""
+    handed = 0
+    for source in sources:
+        if not isinstance(source, FillsGaps):
+            continue
+        name = getattr(source, "name", type(source).__name__)
+        last: dict[SeriesKey, float] = {}
+        try:
+            for key in source.gap_series():
+                found = storage.value_at(key, now)
+                if found is not None:
+                    last[key] = found[0]
+            source.seed_last_stored(last)
+        except Exception as exc:
+            log.error("%s: cannot read the last stored times (%s); a restart gap is not filled", name, exc)
+            continue
+        handed += len(last)
     return handed
 
 

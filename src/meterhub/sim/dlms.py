@@ -83,13 +83,23 @@ _CONFORMANCE = sum(1 << (23 - bit) for bit in (11, 14, 19, 20, 21, 23))
 #: Event logs (Profile generic, IEC 62056-6-1 group 99.98): log → (event code object, period between
 #: simulated events [s], codes cycled). The codes are this emulator's own (seed 002 lists its logs'
 #: capture objects but not its codes): power quality 1 sag begin, 2 sag end, 3 swell begin, 4 swell
-#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low.
+#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low. The power-quality log has events
+#: in pairs (a sag, then a swell one period later), each ending PQ_DURATION after it began, and captures
+#: the voltage 1.0.32.7.0.255 with each entry: at a begin the level that started it (90 % / 110 % of
+#: 230 V), at an end the event's extreme (residual 138.0 V of a sag, 264.5 V peak of a swell).
 EVENT_LOGS: dict[str, tuple[str, int, tuple[int, ...]]] = {
     "0.0.99.98.4.255": ("0.0.96.11.4.255", 2 * 86400 + 3600, (1, 2, 3, 4)),
     "0.0.99.98.1.255": ("0.0.96.11.1.255", 9 * 86400 + 7200, (1, 2, 3)),
 }
+PQ_LOG = "0.0.99.98.4.255"
+PQ_DURATION = 0.5  # [s]
+#: event code → voltage captured with it [V] (see EVENT_LOGS)
+PQ_VOLTAGE = {1: 207.0, 2: 138.0, 3: 253.0, 4: 264.5}
 ASSOCIATION_LN = "0.0.40.0.0.255"
 MAX_DEMAND = "1.0.1.6.0.255"
+#: Demand register (class 5) of active energy import: current average D = 4 (IEC 62056-6-1), block
+#: demand over one period of PROFILE_PERIOD (number_of_periods 1).
+DEMAND = "1.0.1.4.0.255"
 BILLING = "0.0.98.1.0.255"
 LOAD_PROFILE = "1.0.99.1.0.255"
 CLOCK_LN = "0.0.1.0.0.255"
@@ -246,11 +256,15 @@ class DlmsMeter:
             out.append(month.timestamp())
         return sorted(out)
 
-    def billing_entries(self) -> list[bytes]:
-        """Billing history: clock, A+, A−, maximum demand of the billing period and its time."""
+    def billing_entries(self, start: float | None = None, end: float | None = None) -> list[bytes]:
+        """Billing history: clock, A+, A−, maximum demand of the billing period and its time (entries
+        captured within [start, end] when given)."""
         out = []
         prev: float = self.t_start
         for t in self.billing_times():
+            if (start is not None and t < start) or (end is not None and t > end):
+                prev = t
+                continue
             md, at = self.max_demand(prev, t)
             out.append(
                 _struct(
@@ -390,13 +404,19 @@ class DlmsMeter:
                 4: _u16(0),
                 5: _octets(_datetime(at)),
             }.get(attr, 4)
+        if class_id == 5 and ln == DEMAND:
+            return self._demand_register(attr)
         if class_id == 7 and ln in EVENT_LOGS:
             code_ln, _, _ = EVENT_LOGS[ln]
             if attr == 3:
                 cols = [(8, CLOCK_LN, 2), (1, code_ln, 2)]
+                if ln == PQ_LOG:
+                    cols.append((3, "1.0.32.7.0.255", 2))
                 return _array([_struct(_u16(c), _octets(_ln(o)), _i8(a), _u16(0)) for c, o, a in cols])
             if attr == 4:
                 return _u32(0)  # captured when an event happens
+            if attr == 7:
+                return _u32(len(self.events(ln, None, None)))
             if attr == 2:
                 start = end = None
                 if access is not None:
@@ -410,7 +430,11 @@ class DlmsMeter:
                     end = _parse_datetime(parsed[2]) if isinstance(parsed[2], bytes) else None
                 return _array(
                     [
-                        _struct(_octets(_datetime(t)), b"\x11" + bytes([c]))
+                        _struct(
+                            _octets(_datetime(t)),
+                            b"\x11" + bytes([c]),
+                            *([_u16(round(PQ_VOLTAGE[c] * 10))] if ln == PQ_LOG else []),
+                        )
                         for t, c in self.events(ln, start, end)
                     ]
                 )
@@ -424,7 +448,12 @@ class DlmsMeter:
             )
         if class_id == 7 and ln == BILLING:
             if attr == 2:
-                return _array(self.billing_entries())
+                if access is None:
+                    return _array(self.billing_entries())
+                rng = self._range(access)
+                if isinstance(rng, int):
+                    return rng
+                return _array(self.billing_entries(*rng))
             if attr == 3:
                 cols = [
                     (8, CLOCK_LN, 2),
@@ -470,15 +499,61 @@ class DlmsMeter:
             return 4
         return 4  # object-undefined
 
+    def demand(self, t: float | None = None) -> tuple[float, float, float, float]:
+        """The demand register at ``t`` (now): (current average [W], last average [W], capture time
+        [s], start of the current period [s]). Blue Book §4.3.4 (class 5): the current average is the
+        energy since the period's start over number_of_periods × period (so it rises through the
+        period); the last average is the whole of the last closed period, captured at its end."""
+        t = self.wall() if t is None else t
+        start = math.floor(t / PROFILE_PERIOD) * PROFILE_PERIOD
+        current = (self.energy_at(t) - self.energy_at(start)) * 3600.0 / PROFILE_PERIOD
+        last = (self.energy_at(start) - self.energy_at(start - PROFILE_PERIOD)) * 3600.0 / PROFILE_PERIOD
+        return current, last, start, start
+
+    def _demand_register(self, attr: int) -> bytes | int:
+        current, last, capture, start = self.demand()
+        return {
+            2: _u32(round(current)),
+            3: _u32(round(last)),
+            4: _struct(_i8(0), _enum(27)),  # W
+            5: b"\x11\x00",  # status: unsigned 0 (no flags)
+            6: _octets(_datetime(capture)),
+            7: _octets(_datetime(start)),
+            8: _u32(PROFILE_PERIOD),
+            9: _u16(1),
+        }.get(attr, 4)
+
+    @staticmethod
+    def _range(access: tuple[int, bytes]) -> tuple[float | None, float | None] | int:
+        """(from, to) [s] of a selective access by range (selector 1), or a data-access-result."""
+        if access[0] != 1:
+            return 13  # scope-of-access-violated: only range access is offered
+        try:
+            parsed, _ = _decode(access[1], 0)
+        except (ValueError, IndexError):
+            return 12  # type-unmatched
+        if not isinstance(parsed, list) or len(parsed) != 4:
+            return 12
+        frm, to = parsed[1], parsed[2]
+        return (
+            _parse_datetime(frm) if isinstance(frm, bytes) else None,
+            _parse_datetime(to) if isinstance(to, bytes) else None,
+        )
+
     def events(self, log: str, start: float | None, end: float | None) -> list[tuple[float, int]]:
         """(time, code) of the simulated events of ``log`` within [start, end] (all when None)."""
         _, period, codes = EVENT_LOGS[log]
         lo = self.t_start if start is None else max(start, self.t_start)
         hi = self.wall() if end is None else min(end, self.wall())
-        k = max(0, math.ceil((lo - self.t_start) / period))
+        k = max(0, math.ceil((lo - self.t_start - (PQ_DURATION if log == PQ_LOG else 0.0)) / period))
         out = []
         while self.t_start + k * period <= hi:
-            out.append((self.t_start + k * period, codes[k % len(codes)]))
+            t = self.t_start + k * period
+            if log == PQ_LOG:  # a begin, and its end PQ_DURATION later
+                begin = 1 if k % 2 == 0 else 3
+                out += [e for e in ((t, begin), (t + PQ_DURATION, begin + 1)) if lo <= e[0] <= hi]
+            else:
+                out.append((t, codes[k % len(codes)]))
             k += 1
         return out
 
@@ -492,6 +567,7 @@ class DlmsMeter:
             (7, LOAD_PROFILE),
             (7, BILLING),
             (4, MAX_DEMAND),
+            (5, DEMAND),
             (15, ASSOCIATION_LN),
         }
         objs |= {(7, ln) for ln in EVENT_LOGS} | {(3, ln) for ln in self.REGISTERS}

@@ -221,3 +221,48 @@ def test_selective_access_across_the_autumn_dst_change() -> None:
     last = datetime(*_ymdhms(rows[-1][0]), tzinfo=UTC)  # type: ignore[arg-type]
     assert first.isoformat() == "2026-10-24T23:00:00+00:00"  # 01:00 CEST
     assert last.isoformat() == "2026-10-25T03:00:00+00:00"  # 04:00 CET
+
+
+def test_the_demand_register_gives_both_averages_with_its_times() -> None:
+    """Class 5 (Blue Book §4.3.4) of the emulator, 1.0.1.4.0.255: block demand over 15 min. Half-way
+    through a period the current average is half the period's mean power (energy so far over the
+    whole period); the last average is the closed period's ΔE · 3600 / 900 s, captured at its end."""
+    start = 1_789_999_200.0  # 2026-09-21 14:00:00 UTC, a period start
+    now = start + 450.0
+    meter = DlmsMeter(wall=lambda: now)
+
+    async def go() -> object:
+        srv = await serve_dlms_tcp(meter, framing="wrapper")
+        c = _client("wrapper", srv.port, 0x11, READER_PASSWORD)
+        try:
+            await c.associate()
+            return await c.read_demand_register("1.0.1.4.0.255")
+        finally:
+            await c.release()
+            await srv.close()
+
+    got = asyncio.run(go())
+    assert start % 900 == 0
+    last_w = (meter.energy_at(start) - meter.energy_at(start - 900)) * 3600 / 900
+    assert got.unit == "W" and got.period == 900 and got.periods == 1  # type: ignore[attr-defined]
+    assert got.current == pytest.approx(meter.power(start + 450) / 2, abs=1.0)  # type: ignore[attr-defined]
+    assert got.last == pytest.approx(last_w, abs=1.0)  # type: ignore[attr-defined]
+    assert got.capture_time == got.start == datetime.fromtimestamp(start, UTC)  # type: ignore[attr-defined]
+    assert got.status == 0  # type: ignore[attr-defined]
+
+
+def test_the_public_client_cannot_read_the_demand_register() -> None:
+    meter = DlmsMeter()
+
+    async def go() -> None:
+        srv = await serve_dlms_tcp(meter, framing="wrapper")
+        c = _client("wrapper", srv.port, 0x10, None)
+        try:
+            await c.associate()
+            await c.read_demand_register("1.0.1.4.0.255")
+        finally:
+            await c.release()
+            await srv.close()
+
+    with pytest.raises(DlmsAccessError, match="1.0.1.4.0.255 attribute 2: read-write-denied"):
+        asyncio.run(go())

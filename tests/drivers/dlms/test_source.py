@@ -4,6 +4,7 @@ wrapper, over HDLC on TCP, and through the optical port's mode E switch on a soc
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import subprocess
 import time
@@ -123,6 +124,8 @@ def test_the_source_reads_over_hdlc_on_tcp_and_the_public_client_gets_nothing(
             assert set(reader.status.extra_counters()) == {
                 "refused_values",
                 "profile_entries_filled",
+                "billing_snapshots_read",
+                "pq_events_read",
                 "clock_offset_ms",
             }
             await reader.close()
@@ -303,7 +306,7 @@ def test_noise_on_the_hdlc_pty_is_survived(
             noise.close()
             await sim.close()
         assert src.status is not None
-        return src.status, len(batches)
+        return src.status, sum(1 for n in batches if n > 1)  # polls (a maximum demand is a batch of 1)
 
     status, delivered = asyncio.run(go())
     assert delivered >= 3 and status.last_seen is not None
@@ -327,7 +330,9 @@ def test_an_outage_is_filled_from_the_meters_load_profile(
         src.wall = lambda: clock[0]
         try:
             await src.poll_once()
-            assert src.backfill == []
+            # the maximum demand at its capture time only (see the test below)
+            assert [[r.quantity for r in b] for b in src.backfill] == [[Q.MAX_DEMAND_ACTIVE_IMPORT]]
+            src.backfill = []
             clock[0] += 7200.0  # the link was down for two hours
             batch = await src.poll_once()
             return src.backfill, batch, src.filled
@@ -358,3 +363,113 @@ def test_an_outage_is_filled_from_the_meters_load_profile(
     )
     registers = [r for b in out for r in b if r.quantity == Q.ENERGY_ACTIVE_IMPORT and r.phase is Phase.TOTAL]
     assert [r.quality for r in registers] == [Quality.GOOD] * 10
+
+
+def test_the_maximum_demand_arrives_at_its_capture_time_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Extended register 1.0.1.6.0.255 (class 4): the value with its capture_time (attribute 5) as one
+    reading at that time; the meter repeats it at every poll, the gateway emits it again only when
+    value or time change (a new maximum, a reset)."""
+    monkeypatch.setenv("METER_READER_PW", "22222222")
+    clock = [1_796_000_460.0]
+    meter = DlmsMeter(wall=lambda: clock[0])
+
+    async def go() -> list[list[list[Reading]]]:
+        srv = await serve_dlms_tcp(meter, framing="wrapper")
+        src, _ = _source(
+            _site(f"host: 127.0.0.1, port: {srv.port}, client_sap: 17, password_env: METER_READER_PW")
+        )
+        src.wall = lambda: clock[0]
+        seen = []
+        try:
+            for step in (0.0, 10.0, 0.0):
+                clock[0] += step
+                if len(seen) == 2:
+                    meter.md_reset_at = clock[0] - 3 * 900.0  # as if reset 45 min ago: a smaller maximum
+                await src.poll_once()
+                seen.append(src.backfill)
+                src.backfill = []
+        finally:
+            await src.close()
+            await srv.close()
+        return seen
+
+    seen = asyncio.run(go())
+    first, second, after_reset = seen
+    md, at = meter.max_demand(meter.t_start, 1_796_000_460.0)
+    (r,) = first[0]
+    assert (r.ts, r.circuit, r.quantity, r.phase) == (at, "home", Q.MAX_DEMAND_ACTIVE_IMPORT, Phase.TOTAL)
+    assert r.value == round(md)  # W: the meter's raw value, scaler 0, unit W
+    assert second == []  # the same maximum at the same time: nothing new
+    md2, at2 = meter.max_demand(1_796_000_470.0 - 3 * 900.0, 1_796_000_470.0)
+    assert [(x.ts, x.value) for b in after_reset for x in b] == [(at2, round(md2))]
+    assert at2 > 1_796_000_470.0 - 3 * 900.0
+
+
+def test_a_meters_own_maximum_demand_replaces_the_gateways_second_series(tmp_path: Path) -> None:
+    """The energy stage computes maximum demand from the import register; once a device reports its
+    own (DLMS class 4), the stage keeps computing demand but emits no second maximum-demand series."""
+    cfg = parse_site(_site("port: 4059"), "site.yaml")
+    t0 = 1_796_000_400.0  # a quarter hour
+    pipeline = EnergyPipeline(cfg, None, clock=lambda: t0 + 3600.0, state_file=tmp_path / "energy.json")
+
+    def reg(t: float, wh: float) -> Reading:
+        return Reading(t, "home", Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL, wh)
+
+    before = pipeline.process([reg(t0, 1000.0)]) + pipeline.process([reg(t0 + 900.0, 1250.0)])
+    computed = [(r.ts, r.value) for r in before if r.quantity == Q.MAX_DEMAND_ACTIVE_IMPORT]
+    assert computed == [(t0 + 900.0, 1000.0)]  # 250 Wh in 15 min = 1000 W
+    meters = Reading(t0 + 100.0, "home", Q.MAX_DEMAND_ACTIVE_IMPORT, Phase.TOTAL, 4321.0)
+    after = pipeline.process([meters]) + pipeline.process([reg(t0 + 1800.0, 1500.0)])
+    assert [(r.ts, r.value) for r in after if r.quantity == Q.MAX_DEMAND_ACTIVE_IMPORT] == [
+        (t0 + 100.0, 4321.0)
+    ]
+    assert [(r.ts, r.value) for r in after if r.quantity == Q.DEMAND_ACTIVE_IMPORT] == [(t0 + 1800.0, 1000.0)]
+
+
+def test_a_gateway_restart_is_filled_from_the_last_stored_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Storage holds the import register up to two hours ago (the gateway was down since): at start
+    the runtime hands the source that last stored time, and the first poll brings the meter's own
+    15-min entries of the two hours, each at its interval end with the meter's exact register."""
+    meter = DlmsMeter()
+    monkeypatch.setenv("METER_READER_PW", "22222222")
+    key = SeriesKey("home", Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL)
+    t_prev = math.floor((time.time() - 7200.0) / 900.0) * 900.0 + 60.0  # 60 s after a quarter hour
+    data = tmp_path / "data"
+
+    async def go() -> float:
+        srv = await serve_dlms_tcp(meter, framing="wrapper")
+        cfg = parse_site(
+            _site(f"host: 127.0.0.1, port: {srv.port}, client_sap: 17, password_env: METER_READER_PW"),
+            "site.yaml",
+        )
+        before = open_storage(cfg.storage, data, timezone="UTC")
+        before.write(
+            [Reading(t_prev, "home", Q.ENERGY_ACTIVE_IMPORT, Phase.TOTAL, round(meter.energy_at(t_prev)))]
+        )
+        before.flush()
+        before.close()
+        gw = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="UTC"))
+        started = time.time()
+        await gw.start()
+        try:
+            deadline = time.monotonic() + 10
+            while gw.live.get(key) is None:
+                assert time.monotonic() < deadline, gw.status["m002"]
+                await asyncio.sleep(0.05)
+        finally:
+            await gw.stop()
+            await srv.close()
+        return started
+
+    started = asyncio.run(go())
+    storage = open_storage(parse_site(_site("port: 4059"), "site.yaml").storage, data, timezone="UTC")
+    try:
+        points = storage.history(key, t_prev, started + 60.0)
+    finally:
+        storage.close()
+    filled = [p for p in points if p.ts % 900.0 == 0.0]
+    ends = [t_prev - 60.0 + 900.0 * k for k in range(1, 10) if t_prev - 60.0 + 900.0 * k < started]
+    assert [p.ts for p in filled] == ends and len(ends) >= 8
+    assert [p.last for p in filled] == [round(meter.energy_at(t)) for t in ends]  # the meter's own Wh

@@ -4,6 +4,8 @@ the interface classes a meter reader needs (Blue Book, DLMS UA 1000-1 Ed. 14):
 * Data (class 1): attribute 2 value;
 * Register (class 3): attribute 2 value, attribute 3 scaler_unit ``{scaler: integer, unit: enum}``,
   value × 10^scaler in the unit (Blue Book §4.3.2, units Table 4);
+* Demand register (class 5): current and last average value, scaler_unit, status, capture time, start
+  of the current period, period [s] and number of periods (Blue Book §4.3.4);
 * Clock (class 8): attribute 2 time, a date-time octet string of 12 bytes (Blue Book §4.1.6.1);
 * Profile generic (class 7): attribute 3 capture_objects, attribute 4 capture_period [s], attribute 2
   buffer, read whole or with selective access by range (selector 1: restricting object, from, to,
@@ -43,7 +45,9 @@ __all__ = [
     "PROFILE_GENERIC",
     "REGISTER",
     "UNITS",
+    "DEMAND_REGISTER",
     "CaptureObject",
+    "DemandRegister",
     "DlmsClient",
     "decode_datetime",
     "encode_datetime",
@@ -130,6 +134,29 @@ def encode_datetime(t: datetime, *, status: int = 0) -> bytes:
         + struct.pack(">h", dev)
         + bytes([status])
     )
+
+
+@dataclass(frozen=True, slots=True)
+class DemandRegister:
+    """A Demand register (class 5, Blue Book §4.3.4) as read at one time.
+
+    current : current_average_value × 10^scaler: the energy since ``start`` over
+        number_of_periods × period, in ``unit`` (rises through the period). last : last_average_value,
+        the demand of the last closed period, in ``unit``. unit : symbol (``W`` …). status : the
+        meter's status of the value (its meaning is the meter's own). capture_time : when ``last``
+        was computed (the end of that period). start : start_time_current, the current period's
+        start. period : [s]. periods : number_of_periods (1: block demand, > 1: sliding over that many
+        periods).
+    """
+
+    current: float
+    last: float
+    unit: str
+    status: Any
+    capture_time: datetime | None
+    start: datetime | None
+    period: int
+    periods: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +343,32 @@ class DlmsClient:
             if isinstance(v, DlmsAccessError):
                 raise v
         return scale(value, scaler_unit), unit_of(scaler_unit)
+
+    async def read_demand_register(self, obis: str) -> DemandRegister:
+        """Every attribute of a Demand register (class 5) in one GET-with-list (Blue Book §4.3.4:
+        2 current_average_value, 3 last_average_value, 4 scaler_unit, 5 status, 6 capture_time,
+        7 start_time_current, 8 period, 9 number_of_periods)."""
+        values = await self.get_with_list([(DEMAND_REGISTER, obis, a) for a in range(2, 10)])
+        for v in values:
+            if isinstance(v, DlmsAccessError):
+                raise v
+        current, last, su, status, capture, start, period, periods = values
+
+        def when(raw: Any) -> datetime | None:
+            return decode_datetime(raw) if isinstance(raw, bytes) and len(raw) == 12 else None
+
+        if not isinstance(period, int) or not isinstance(periods, int):
+            raise DlmsApduError(f"{obis}: period {period!r} / number_of_periods {periods!r} are not integers")
+        return DemandRegister(
+            scale(current, su),
+            scale(last, su),
+            unit_of(su),
+            status,
+            when(capture),
+            when(start),
+            period,
+            periods,
+        )
 
     async def read_clock(self, obis: str = "0.0.1.0.0.255") -> datetime | None:
         raw = await self.get(CLOCK, obis, 2)
