@@ -80,22 +80,26 @@ def local(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=BERLIN).timestamp()
 
 
-def readings(first: str, last: str, scale: float = 1.0) -> list[Reading]:
-    """Registers read every 15 min from ``first`` to ``last`` (local, inclusive), loads × ``scale``;
-    the registers start at 0 at ``first`` (so begin an hour before the first day to have it whole)."""
+def readings(first: str, last: str, scale: float = 1.0, start: float = 0.0) -> list[Reading]:
+    """Registers read every 15 min from ``first`` to ``last`` (local, inclusive), loads × ``scale``,
+    counting up from ``start`` kWh × load [kW] (begin an hour before the first day to have it whole)."""
     t0, t1 = local(first), local(last)
     out = []
     for k in range(int((t1 - t0) // 900) + 1):
         for (c, q), kw in LOADS.items():
-            out.append(Reading(t0 + 900 * k, c, q, Phase.TOTAL, kw * scale * 250.0 * k))
+            out.append(Reading(t0 + 900 * k, c, q, Phase.TOTAL, kw * (1000.0 * start + scale * 250.0 * k)))
     return out
 
 
 def store(tmp_path: Path, *spans: tuple[str, str, float]) -> Any:
+    """Spans of readings in time order; each register goes on from where the previous span left it
+    (standing still in between, as a meter does when nothing is used)."""
     cfg = site()
     s = open_storage(cfg.storage, tmp_path, timezone="Europe/Berlin")
-    for first, last, scale in spans:
-        s.write(readings(first, last, scale))
+    reached = 0.0  # [h at 1 kW]
+    for first, last, scale in sorted(spans):
+        s.write(readings(first, last, scale, reached))
+        reached += scale * (local(last) - local(first)) / 3600
     s.flush()
     return s
 
@@ -158,9 +162,16 @@ def test_ranking_by_energy_cost_and_peak(june: Any) -> None:
         ("circuit", "rest", 4),
     ]
     by_id = {r["id"]: r for r in rep["rows"]}
-    assert by_id["light"]["kwh"] == 24.0 and by_id["light"]["peak_kw"] == pytest.approx(1.0)
+    assert by_id["light"]["kwh"] == 24.0 and by_id["light"]["peak_kw"] is None  # only for by=peak
     assert by_id["hvac"]["cost"] == pytest.approx(3.05) and by_id["hvac"]["co2"] == pytest.approx(4.8)
-    assert by_id["office"]["peak_kw"] == pytest.approx(1.5)
+    peaks = ranking(june, site(), start=date(2026, 6, 3), end=date(2026, 6, 4), by="peak")["rows"]
+    assert [(r["id"], r["peak_kw"]) for r in peaks] == [
+        ("office", 1.5),
+        ("light", 1.0),
+        ("hvac", 0.5),
+        ("pump", 0.25),
+        ("rest", 0.25),
+    ]
     assert by_id["rest"]["kwh"] == pytest.approx(6.0)  # 0.25 kW × 24 h
     with pytest.raises(ReportError, match="by='watts' is not one of energy, cost, co2, peak"):
         ranking(june, site(), start=date(2026, 6, 3), end=date(2026, 6, 4), by="watts")
@@ -169,8 +180,9 @@ def test_ranking_by_energy_cost_and_peak(june: Any) -> None:
 def test_compare_day_with_previous_and_last_year(tmp_path: Path) -> None:
     s = store(
         tmp_path,
-        ("2026-06-02T23:00", "2026-06-04T01:00", 1.0),  # 2026-06-03 (Wed): loads × 1
-        ("2026-06-01T23:00", "2026-06-03T00:00", 2.0),  # 2026-06-02 (Tue): loads × 2
+        # a day holds the 15-min steps that end in it (00:00 … 23:45): the load changes at 23:45
+        ("2026-06-02T23:45", "2026-06-04T01:00", 1.0),  # 2026-06-03 (Wed): loads × 1
+        ("2026-06-01T23:00", "2026-06-02T23:45", 2.0),  # 2026-06-02 (Tue): loads × 2
         ("2025-06-02T23:00", "2025-06-04T01:00", 0.5),  # 2025-06-03 (Tue): loads × 0.5
     )
     try:
@@ -196,6 +208,23 @@ def test_compare_day_with_previous_and_last_year(tmp_path: Path) -> None:
     assert light["this"]["cost"] == pytest.approx(6.10) and light["change_last_year"] == pytest.approx(3.05)
     assert rep["bucket"] == "hour" and len(rep["series"]["this"]) == 24
     assert rep["series"]["this"][0] == 2.5 and rep["series"]["last_year"][12] == 1.25
+
+
+def test_flat_tariff_reads_day_rollups_with_the_same_answer(june: Any) -> None:
+    from meterhub.energy.analysis import Analysis
+
+    flat = parse_config(SITE.split("energy:")[0] + "energy:\n  tariffs: {rates: [{id: flat, price: 0.25}]}\n")
+    a = Analysis(june, flat, date(2026, 6, 1), date(2026, 6, 8))
+    assert a.resolution == "1d" and len(a.starts) == 7
+    rep = flow(june, flat, start=date(2026, 6, 3), end=date(2026, 6, 4))
+    light = next(x for x in rep["links"] if x["target"] == "circuit:light")
+    assert light["kwh"] == 24.0 and light["cost"] == pytest.approx(24 * 0.25)
+    # the week: 06-03 and 06-06 whole and the hour either side of each: 2 × (24 + 2) h at 1 kW
+    week = flow(june, flat, start=date(2026, 6, 1), end=date(2026, 6, 8))
+    light = next(x for x in week["links"] if x["target"] == "circuit:light")
+    assert light["kwh"] == 2 * 26.0 - 0.0
+    tou = Analysis(june, site(), date(2026, 6, 1), date(2026, 6, 8))
+    assert tou.resolution == "1h" and len(tou.starts) == 7 * 24
 
 
 def test_compare_month_bounds_and_leap_day() -> None:

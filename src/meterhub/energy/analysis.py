@@ -35,7 +35,14 @@ import numpy as np
 from meterhub.energy.config import HistoryError, energy_of
 from meterhub.energy.reports import ReportError, UnknownTargetError
 from meterhub.energy.tariffs import Co2Factor, SwitchInput, TariffTimeline
-from meterhub.energy.timeutil import Interval, interval_edges, local_date, local_datetime, local_iso
+from meterhub.energy.timeutil import (
+    Interval,
+    interval_edges,
+    local_date,
+    local_datetime,
+    local_iso,
+    local_midnight,
+)
 from meterhub.energy.virtual import FormulaError, expand
 from meterhub.model.quantities import Q
 from meterhub.model.readings import SeriesKey
@@ -88,6 +95,7 @@ class Analysis:
     end: date
     base_dirs: list[Path | None] = field(default_factory=list)
     tz: str = ""
+    hourly: bool = False
     edges: np.ndarray = field(init=False)
     resolution: str = field(init=False)
     _cache: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, init=False)
@@ -97,13 +105,6 @@ class Analysis:
             raise ReportError(f"'to' ({self.end}) must be after 'from' ({self.start}); 'to' is exclusive")
         self.tz = self.tz or self.config.site.timezone
         self.energy = energy_of(self.config)
-        hours = interval_edges(self.start, self.end, Interval.HOUR, self.tz)
-        if np.all(np.mod(hours, 3600.0) == 0.0):
-            self.edges, self.resolution = hours, "1h"
-        else:
-            self.edges = interval_edges(self.start, self.end, Interval.MIN15, self.tz)
-            self.resolution = "15min"
-        self.starts = self.edges[:-1]
         try:
             self.timeline = TariffTimeline.of(self.energy, self.tz)
         except HistoryError as exc:
@@ -116,14 +117,44 @@ class Analysis:
             raise ReportError(f"energy.co2.{'.'.join(map(str, exc.loc))}: {exc}") from None
         except (OSError, ValueError) as exc:
             raise ReportError(f"energy.co2.file: {exc}") from None
-        self.factor = co2.at(self.starts)
         switch: dict[str, SwitchInput] = {}
         for point in self.timeline.switch_inputs:
             key = SeriesKey(point, Q.DIGITAL_INPUT, Phase.TOTAL)
-            cols = self.storage.history_columns(key, self.starts[0] - 86400.0 * 31, self.edges[-1], "raw")
+            t0 = local_midnight(self.start, self.tz)
+            cols = self.storage.history_columns(
+                key, t0 - 86400.0 * 31, local_midnight(self.end, self.tz), "raw"
+            )
             switch[point] = (cols.ts, cols.last)
+        hours = interval_edges(self.start, self.end, Interval.HOUR, self.tz)
+        if np.all(np.mod(hours, 3600.0) == 0.0):
+            self._grid(hours, "1h", co2, switch)
+        else:
+            self._grid(interval_edges(self.start, self.end, Interval.MIN15, self.tz), "15min", co2, switch)
+        if not self.hourly and not switch and getattr(self.storage, "timezone", None) == self.tz:
+            # Prices and CO2 factor constant within every local day (a flat tariff, changes at
+            # midnight): the day rollups give the same cost from 24 × fewer rows.
+            days = interval_edges(self.start, self.end, Interval.DAY, self.tz)
+            g = np.searchsorted(days, self.starts, side="right") - 1
+            flat = True
+            for arr in (self.price_import, self.price_export, self.factor):
+                lo = np.full(len(days) - 1, np.inf)
+                hi = np.full(len(days) - 1, -np.inf)
+                np.minimum.at(lo, g, arr)
+                np.maximum.at(hi, g, arr)
+                flat = flat and bool(np.all(lo == hi))
+            if flat:
+                self._grid(days, "1d", co2, switch)
+
+    def _grid(
+        self, edges: np.ndarray, resolution: str, co2: Co2Factor, switch: dict[str, SwitchInput]
+    ) -> None:
+        """Use buckets ``edges`` [s] of rollup ``resolution``; rates, prices and CO2 at bucket starts."""
+        self.edges, self.resolution = edges, resolution
+        self.starts = edges[:-1]
+        self.factor = co2.at(self.starts)
         self.rate = self.timeline.rate_index(self.starts, switch)
         self.price_import, self.price_export = self.timeline.prices(self.starts, self.rate)
+        self._cache.clear()
 
     # -- energies -------------------------------------------------------------------------------
     def leaf(self, circuit: str, quantity: str) -> np.ndarray:
@@ -132,18 +163,23 @@ class Analysis:
         if hit is not None:
             return hit
         out = np.zeros(len(self.starts))
-        points = self.storage.history(
-            SeriesKey(circuit, quantity, Phase.TOTAL),
-            float(self.edges[0]),
-            float(self.edges[-1]),
-            self.resolution,
-        )
-        if points:
-            ts = np.fromiter((p.ts for p in points), dtype=np.float64, count=len(points))
-            d = np.fromiter((p.delta or 0.0 for p in points), dtype=np.float64, count=len(points))
-            i = np.searchsorted(self.edges, ts, side="right") - 1
+        key = SeriesKey(circuit, quantity, Phase.TOTAL)
+        t0, t1 = float(self.edges[0]), float(self.edges[-1])
+        cols = self.storage.history_columns(key, t0, t1, self.resolution)
+        if len(cols):
+            before = self.storage.value_at(key, t0 - 1e-3)
+            if before is not None:
+                base = float(before[1])
+            else:  # the series begins in the period: count from its first value
+                first = int(np.searchsorted(self.edges, cols.ts[0], side="right"))
+                end = float(self.edges[min(first, len(self.edges) - 1)])
+                raw = self.storage.history_columns(key, float(cols.ts[0]), end, "raw")
+                base = float(raw.last[0]) if len(raw) else np.nan
+            step = np.diff(np.concatenate([[base], cols.last]))
+            step = np.where(np.isfinite(step), np.maximum(step, 0.0), 0.0)  # a reset adds 0, never < 0
+            i = np.searchsorted(self.edges, cols.ts, side="right") - 1
             ok = (i >= 0) & (i < len(out))
-            np.add.at(out, i[ok], d[ok])
+            np.add.at(out, i[ok], step[ok])
         self._cache[(circuit, quantity)] = out
         return out
 
@@ -350,7 +386,7 @@ def compare(
     series: dict[str, list[float]] = {}
     total: dict[str, Any] = {}
     for name, (s, e) in (("this", cur), ("previous", prev), ("last_year", ly)):
-        a = Analysis(storage, config, s, e, base_dirs or [])
+        a = Analysis(storage, config, s, e, base_dirs or [], hourly=period == "day")
         out_periods[name] = {"from": s.isoformat(), "to": e.isoformat()}
         site = a.site()
         total[name] = {"kwh": _r(site["consumption"].sum() / 1000.0), Q.COST: _r(a.net_cost(site).sum())}
@@ -400,35 +436,42 @@ def ranking(
     base_dirs: list[Path | None] | None = None,
 ) -> dict[str, Any]:
     """Consumable and virtual circuits and zones ranked by energy [kWh], cost, CO2 [kg] or peak demand
-    (the highest 15-minute mean power [kW], from the 15-minute rollups), highest first; ``share`` is
-    the part of the total of its kind [0 … 1]."""
+    (the highest 15-minute mean power [kW], from the 15-minute rollups: meaningful for registers read
+    at least every 15 min; computed only for ``by="peak"``, else ``None``), highest first; ``share`` is
+    the part of the total of its kind [0 … 1] (None for peaks, which do not add up)."""
     if by not in RANK_BY:
         raise ReportError(f"by={by!r} is not one of {', '.join(RANK_BY)}")
     a = Analysis(storage, config, start, end, base_dirs or [])
-    q = Analysis(storage, config, start, end, base_dirs or [])
-    if a.resolution != "15min":
+    q = Analysis(storage, config, start, end, base_dirs or [], hourly=True) if by == "peak" else None
+    if q is not None and q.resolution != "15min":
         q.edges = interval_edges(start, end, Interval.MIN15, a.tz)
         q.starts = q.edges[:-1]
         q.resolution = "15min"
+        q._cache.clear()
     key = {"energy": "kwh", Q.COST: Q.COST, Q.CO2: Q.CO2, "peak": "peak_kw"}[by]
+
+    def peak(quarter_hours: np.ndarray) -> float | None:
+        """The highest 15-min mean power [kW] of quarter-hour energies [Wh]."""
+        return None if q is None else _r(quarter_hours.max(initial=0) * 4 / 1000.0)
+
     items: list[dict[str, Any]] = []
     zone_sum: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     ids = [(c.id, c.name or c.id, c.zone or "") for c in a.by_purpose(Purpose.CONSUMABLE)]
     ids += [(v.id, getattr(v, "name", "") or v.id, "") for v in a.energy.virtual]
     for cid, name, zone in ids:
         imp, _ = a.circuit(cid)
-        imp15, _ = q.circuit(cid)
+        imp15 = q.circuit(cid)[0] if q is not None else np.zeros(1)
         items.append(
             {
                 "id": cid,
                 "name": name,
                 "kind": "circuit",
                 **a.summary(imp),
-                "peak_kw": _r(imp15.max(initial=0) * 4 / 1000.0),
+                "peak_kw": peak(imp15),
             }
         )
         if zone:
-            h, f = zone_sum.get(zone, (np.zeros(len(a.starts)), np.zeros(len(q.starts))))
+            h, f = zone_sum.get(zone, (np.zeros(len(a.starts)), np.zeros(len(imp15))))
             zone_sum[zone] = (h + imp, f + imp15)
     for zone, (h, f) in zone_sum.items():
         items.append(
@@ -437,7 +480,7 @@ def ranking(
                 "name": zone,
                 "kind": "zone",
                 **a.summary(h),
-                "peak_kw": _r(f.max(initial=0) * 4 / 1000.0),
+                "peak_kw": peak(f),
             }
         )
     for kind in ("circuit", "zone"):
@@ -467,7 +510,7 @@ def heatmap(storage: Any, config: Any, *, circuit: str, start: date, end: date) 
     """
     if (end - start).days > 800:
         raise ReportError(f"a heat map spans at most 800 days; {start} … {end} is {(end - start).days}")
-    a = Analysis(storage, config, start, end)
+    a = Analysis(storage, config, start, end, hourly=True)
     imp, _ = a.circuit(circuit)
     days = [(start + timedelta(days=i)).isoformat() for i in range((end - start).days)]
     values: list[list[float | None]] = [[None] * 24 for _ in days]
