@@ -8,12 +8,13 @@ rollups are the storage's own). Circuit i draws (i + 1) × 10 W, PV gives 1 kW, 
 A real uvicorn server on loopback serves the app; after one cold request, each endpoint is asked
 ``--repeat`` times (median and worst reported) with the response size:
 
-* ``flow_year`` — ``GET /api/v1/analysis/flow`` over the whole span (target ≤ 1 s, issue 16);
+* ``flow_year`` — ``GET /api/v1/analysis/flow`` over the whole span (target ≤ 1 s, issue 16); with a
+  time-of-use tariff (default) the flow reads hour rollups, with ``--flat`` the day rollups;
 * ``flow_csv_year``, ``ranking_year`` (energy, with the 15-minute peak), ``compare_month``, ``heatmap_month``;
 * baseline in the same run: ``balance_year`` — the existing ``/api/v1/reports/balance`` by day over the
   same span (3 series from raw values), and ``site`` — ``GET /api/v1/site`` (the request round trip).
 
-Usage: ``PYTHONPATH=src .venv/bin/python bench/analysis.py [--circuits 100] [--days 365] [--repeat 5]``.
+Usage: ``PYTHONPATH=src .venv/bin/python bench/analysis.py [--circuits 100] [--days 365] [--repeat 5] [--flat]``.
 Prints one JSON object.
 """
 
@@ -51,20 +52,25 @@ def local(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=BERLIN).timestamp()
 
 
-def site_yaml(n: int) -> str:
+def site_yaml(n: int, flat: bool = False) -> str:
     devices = [
         f"  - {{id: d{i}, bus: b1, unit: {i % 240 + 1}, profile: eastron-sdm630}}" for i in range(n + 2)
     ]
     circuits = ["  - {id: grid, device: d0, purpose: grid}", "  - {id: pv, device: d1, purpose: renewable}"]
     circuits += [f"  - {{id: c{i:03d}, device: d{i + 2}, zone: z{i % 10}}}" for i in range(n)]
+    tariff = (
+        "energy:\n  tariffs: {rates: [{id: flat, price: 0.25}]}\n"
+        if flat
+        else "energy:\n  tariffs:\n    rates: [{id: peak, price: 0.30}, {id: offpeak, price: 0.20}]\n"
+        '    seasons:\n      - start: "01-01"\n'
+        '        weekday: [{from: "00:00", rate: offpeak}, {from: "07:00", rate: peak},'
+        ' {from: "20:00", rate: offpeak}]\n'
+        '        weekend: [{from: "00:00", rate: offpeak}]\n'
+    )
     return (
         "site: {name: Bench, timezone: Europe/Berlin, currency: EUR, co2_factor: 0.4}\n"
         "buses: [{id: b1, kind: modbus-tcp, port: 5020}]\n"
-        "devices:\n" + "\n".join(devices) + "\ncircuits:\n" + "\n".join(circuits) + "\n"
-        "energy:\n  tariffs:\n    rates: [{id: peak, price: 0.30}, {id: offpeak, price: 0.20}]\n"
-        '    seasons:\n      - start: "01-01"\n'
-        '        weekday: [{from: "00:00", rate: offpeak}, {from: "07:00", rate: peak}, {from: "20:00", rate: offpeak}]\n'
-        '        weekend: [{from: "00:00", rate: offpeak}]\n'
+        "devices:\n" + "\n".join(devices) + "\ncircuits:\n" + "\n".join(circuits) + "\n" + tariff
     )
 
 
@@ -120,9 +126,10 @@ def main() -> None:
     ap.add_argument("--circuits", type=int, default=100)
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--flat", action="store_true", help="a flat tariff (day rollups) instead of time of use")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="mh-bench-analysis-") as tmp:
-        cfg = parse_config(site_yaml(args.circuits))
+        cfg = parse_config(site_yaml(args.circuits, args.flat))
         data = Path(tmp) / "data"
         gw = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="Europe/Berlin"))
         ingest_s, n_readings = load(gw, args.circuits, args.days)
@@ -139,6 +146,7 @@ def main() -> None:
         out: dict[str, Any] = {
             "circuits": args.circuits,
             "days": args.days,
+            "tariff": "flat" if args.flat else "time of use (peak 07-20 on weekdays)",
             "readings": n_readings,
             "ingest_s": round(ingest_s, 2),
         }

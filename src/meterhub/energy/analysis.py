@@ -3,11 +3,17 @@
 Everything here is computed from the **rollups** (:mod:`meterhub.storage.rollup`), not from raw values,
 so a year of 100 circuits is a few hundred thousand buckets:
 
-* energy per bucket is the rollup ``delta`` of the cumulative registers (``energy_active_import`` /
-  ``energy_active_export``) [Wh] — the sum of the non-negative increments whose later reading falls in the
-  bucket (a register read every 15 min puts the step 23:45 → 00:00 into the 00:00 bucket);
+* energy per bucket [Wh] is the increase of the cumulative register (``energy_active_import`` /
+  ``energy_active_export``) from the last value of the previous bucket to the last value of this one
+  (the rollup columns ``last``; before the period, the last value before it, or the first value when the
+  series begins inside the period). A step belongs to the bucket of its later reading: a register read
+  every 15 min puts the step 23:45 → 00:00 into the 00:00 bucket. A register going backwards (reset,
+  replacement) adds 0, never a negative amount, as the rollup ``delta`` does;
 * buckets are hours (UTC-aligned 1 h rollups, which are local hours in every zone whose offset is a
-  whole number of hours), or quarter hours in zones such as Asia/Kolkata (+05:30);
+  whole number of hours), or quarter hours in zones such as Asia/Kolkata (+05:30); when the prices and
+  the CO2 factor are the same all through every local day of the period (a flat tariff, changes at
+  midnight) the day rollups give the same totals from 24 × fewer rows and are used instead (not for the
+  heat map and the hourly series of a day comparison, which need hours);
 * cost is each bucket's energy at the rate and price in force at the bucket's start
   (:class:`~meterhub.energy.tariffs.TariffTimeline`, effective-dated), CO2 the energy times the CO2
   factor then (``site.co2_factor`` / ``energy.co2``) [kg]. Standing and demand charges are not
