@@ -54,9 +54,12 @@ def _bad(name: str, message: str) -> HTTPException:
 
 def _day(name: str, text: str) -> date:
     try:
-        return parse_date(text)
+        day = parse_date(text)
     except ValueError as exc:
         raise _bad(name, str(exc)) from None
+    if not 1971 <= day.year <= 2199:
+        raise _bad(name, f"{day} is outside the years 1971 … 2199 an analysis covers")
+    return day
 
 
 def _span(start: str, end: str) -> tuple[date, date]:
