@@ -97,12 +97,13 @@ def test_analysis_answers_last_month_against_last_year(
         / 3600
     )
     this_card = page.locator('#a-summary .card[data-period="this"]')
-    expect(this_card).to_contain_text(f"{last} … {days}")
+    expect(this_card).to_contain_text(f"This period: {last:%Y-%m}")
     cost = f"{compare['total']['this']['cost']:,.2f}"
     expect(this_card.locator(".big")).to_have_text(f"{cost} EUR")
     rows = page.locator("#compare-table tbody tr")
     expect(rows).to_have_count(4)  # the zone office, light, hvac, pump (most expensive first)
     expect(rows.first).to_contain_text("office")
+    assert page.locator("#compare-table").evaluate("t => t.scrollWidth <= t.parentElement.clientWidth + 1")
     assert no_sideways_scroll(page)
     page.screenshot(path=str(SHOTS / f"analysis-compare-{size}.png"), full_page=True)
 

@@ -25,6 +25,16 @@ function monthStart(day, delta = 0) {
   return `${y}-${String(m + 1).padStart(2, "0")}-01`;
 }
 
+/** A short name of a comparison period: 2026-11-30, 2026-11-23 … 2026-11-29, 2026-11 or 2026. */
+function periodName(period, { from, to }) {
+  if (period === "month") return from.slice(0, 7);
+  if (period === "year") return from.slice(0, 4);
+  if (period === "day") return from;
+  const last = new Date(`${to}T00:00:00Z`);
+  last.setUTCDate(last.getUTCDate() - 1);
+  return `${from} … ${last.toISOString().slice(0, 10)}`;
+}
+
 function download(url, name) {
   const a = document.createElement("a");
   a.href = url;
@@ -82,7 +92,8 @@ export async function render(root, { app, args }) {
   const show = {
     compare(rep) {
       const P = ["this", "previous", "last_year"];
-      const label = (p) => `${t(`analysis.${p}`)} (${rep.periods[p].from} … ${rep.periods[p].to})`;
+      const short = (p) => periodName(rep.period, rep.periods[p]);
+      const label = (p) => `${t(`analysis.${p}`)}: ${short(p)}`;
       const diff = (a, b) => (b ? `${a >= b ? "+" : ""}${num(((a - b) / b) * 100, 1)} %` : "–");
       $("#a-summary").innerHTML = `<div class="cards">${P.map(
         (p) => `<div class="card" data-period="${p}"><div class="label">${esc(label(p))}</div>
@@ -90,7 +101,7 @@ export async function render(root, { app, args }) {
           ${p === "this" ? "" : `<div class="muted">${esc(t("analysis.change"))}: ${diff(rep.total.this.cost, rep.total[p].cost)}</div>`}</div>`,
       ).join("")}</div>`;
       const n = Math.max(...P.map((p) => rep.series[p].length));
-      const x = Array.from({ length: n }, (_, i) => (rep.bucket === "hour" ? `${i}:00` : rep.bucket === "month" ? String(i + 1) : String(i + 1)));
+      const x = Array.from({ length: n }, (_, i) => (rep.bucket === "hour" ? `${i}:00` : String(i + 1)));
       chart?.setOption(
         {
           color: COLORS,
@@ -109,8 +120,8 @@ export async function render(root, { app, args }) {
         { notMerge: true },
       );
       const rows = [...rep.rows].sort((a, b) => b.this.cost - a.this.cost);
-      $("#a-table").innerHTML = `<h2>${esc(t("analysis.cost_breakdown"))}</h2><table id="compare-table"><thead><tr><th class="l">${esc(t("analysis.name"))}</th>
-        <th>${esc(t("analysis.this"))} [${esc(currency)}]</th><th>${esc(t("analysis.last_year"))} [${esc(currency)}]</th><th>${esc(t("analysis.change"))}</th></tr></thead><tbody>
+      $("#a-table").innerHTML = `<h2>${esc(t("analysis.cost_breakdown"))} [${esc(currency)}]</h2><table id="compare-table"><thead><tr><th class="l">${esc(t("analysis.name"))}</th>
+        <th>${esc(short("this"))}</th><th>${esc(short("last_year"))}</th><th>${esc(t("analysis.change"))}</th></tr></thead><tbody>
         ${rows.map((r) => `<tr${r.kind === "zone" ? ' class="zone"' : ""}><td class="l">${r.kind === "zone" ? "<b>" : ""}${esc(r.name)}${r.kind === "zone" ? "</b>" : ""}</td><td>${num(r.this.cost, 2)}</td><td>${num(r.last_year.cost, 2)}</td><td>${diff(r.this.cost, r.last_year.cost)}</td></tr>`).join("")}
         </tbody></table>`;
     },
