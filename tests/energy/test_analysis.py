@@ -80,13 +80,15 @@ def local(text: str) -> float:
     return datetime.fromisoformat(text).replace(tzinfo=BERLIN).timestamp()
 
 
-def readings(first: str, last: str, scale: float = 1.0, start: float = 0.0) -> list[Reading]:
+def readings(
+    first: str, last: str, scale: float = 1.0, start: float = 0.0, loads: dict[tuple[str, str], float] = LOADS
+) -> list[Reading]:
     """Registers read every 15 min from ``first`` to ``last`` (local, inclusive), loads × ``scale``,
     counting up from ``start`` kWh × load [kW] (begin an hour before the first day to have it whole)."""
     t0, t1 = local(first), local(last)
     out = []
     for k in range(int((t1 - t0) // 900) + 1):
-        for (c, q), kw in LOADS.items():
+        for (c, q), kw in loads.items():
             out.append(Reading(t0 + 900 * k, c, q, Phase.TOTAL, kw * (1000.0 * start + scale * 250.0 * k)))
     return out
 
@@ -148,6 +150,30 @@ def test_flow_of_a_weekend_day_is_all_offpeak(june: Any) -> None:
     rep = flow(june, site(), start=date(2026, 6, 6), end=date(2026, 6, 7))
     light = next(x for x in rep["links"] if x["target"] == "circuit:light")
     assert light["kwh"] == 24.0 and light["cost"] == pytest.approx(24 * 0.20)
+
+
+def test_flow_with_export_and_sub_meters_adding_up_to_more_than_the_site(tmp_path: Path) -> None:
+    # PV 2 kW, grid imports 0.2 kW and exports 0.5 kW: the site uses 0.2 − 0.5 + 2 = 1.7 kW, the
+    # sub-meters say 1.75 kW, so the unmetered rest is −0.05 kW (−1.2 kWh a day): drawn as 0
+    loads = {**LOADS, ("main", "energy_active_import"): 0.2, ("main", "energy_active_export"): 0.5}
+    loads[("pv", "energy_active_export")] = 2.0
+    cfg = parse_config(
+        SITE.replace("{id: offpeak, price: 0.20}", "{id: offpeak, price: 0.20, export_price: 0.08}")
+    )
+    s = open_storage(cfg.storage, tmp_path, timezone="Europe/Berlin")
+    s.write(readings("2026-06-05T23:00", "2026-06-07T01:00", loads=loads))  # Saturday: offpeak all day
+    s.flush()
+    try:
+        rep = flow(s, cfg, start=date(2026, 6, 6), end=date(2026, 6, 7))
+    finally:
+        s.close()
+    links = {(x["source"], x["target"]): x for x in rep["links"]}
+    assert links[("site", "export")]["kwh"] == 12.0
+    assert links[("site", "export")]["cost"] == pytest.approx(12 * 0.08)  # the feed-in credit
+    assert ("site", "unmetered") not in links
+    assert rep["balance"]["unmetered_kwh"] == pytest.approx(-1.2)
+    assert rep["balance"]["consumption_kwh"] == pytest.approx(40.8)
+    assert rep["balance"]["grid_cost"] == pytest.approx(4.8 * 0.20 - 12 * 0.08)
 
 
 def test_ranking_by_energy_cost_and_peak(june: Any) -> None:

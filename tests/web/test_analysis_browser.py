@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -119,6 +120,12 @@ def test_analysis_answers_last_month_against_last_year(
     assert flow["balance"]["unmetered_kwh"] == pytest.approx(0.75 * compare["total"]["this"]["kwh"] / 2.5)
     assert no_sideways_scroll(page)
     page.screenshot(path=str(SHOTS / f"analysis-flow-{size}.png"), full_page=True)
+    with page.expect_download() as png:
+        page.click("#a-png")
+    assert png.value.suggested_filename == "flow.png"
+    assert Path(png.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    csv = page.request.get(server.url + str(page.locator("#a-csv").get_attribute("href")))
+    assert csv.text().splitlines()[0] == "source,target,kwh,cost,co2_kg"
 
     page.click("#tab-ranking")
     expect(page.locator("#ranking-table tbody tr").first).to_contain_text("office")
