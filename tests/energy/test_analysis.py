@@ -332,3 +332,22 @@ def test_api_refuses_bad_input_by_name(client: Any) -> None:
     assert r.status_code == 422 and "YYYY-MM-DD" in r.text
     client.post("/api/v1/auth/logout")
     assert client.get("/api/v1/analysis/flow?from=2026-06-03&to=2026-06-04").status_code == 401
+
+
+def test_sqlite_and_postgresql_give_the_same_flow(both_backends: tuple[Any, Any]) -> None:
+    """The same readings in SQLite and in the PostgreSQL server: the same flow, hour and day rollups."""
+    flat = parse_config(SITE.split("energy:")[0] + "energy:\n  tariffs: {rates: [{id: flat, price: 0.25}]}\n")
+    answers = []
+    for s in both_backends:
+        s.write(readings("2026-06-02T23:00", "2026-06-04T01:00"))
+        s.flush()
+        answers.append(
+            (
+                flow(s, site(), start=date(2026, 6, 3), end=date(2026, 6, 4)),
+                flow(s, flat, start=date(2026, 6, 3), end=date(2026, 6, 4)),
+            )
+        )
+    assert answers[0] == answers[1]
+    tou, day = answers[0]
+    assert tou["balance"]["unmetered_kwh"] == 18.0 and day["balance"]["unmetered_kwh"] == 18.0
+    assert day["balance"]["grid_cost"] == pytest.approx(48 * 0.25)
