@@ -250,7 +250,9 @@ export async function render(root, { app, args }) {
   };
   $("#a-png").onclick = () => {
     if (!chart) return;
-    download(chart.getDataURL({ type: "png", pixelRatio: 2, backgroundColor: "#fff" }), `${request()[0]}.png`);
+    // the page's own background, so the image reads the same in a light and a dark colour scheme
+    const backgroundColor = getComputedStyle(document.body).backgroundColor || "#fff";
+    download(chart.getDataURL({ type: "png", pixelRatio: 2, backgroundColor }), `${request()[0]}.png`);
   };
   await selectTab(tab);
   return () => holder?.dispose();
