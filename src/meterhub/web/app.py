@@ -37,6 +37,7 @@ from meterhub.web.auth import AuthState
 from meterhub.web.limits import BodyLimit, ForwardedClient
 from meterhub.web.routers import (
     alarms,
+    analysis,
     commissioning,
     events,
     io_points,
@@ -81,6 +82,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     io_points.router,
     outputs.router,
     reports.router,
+    analysis.router,  # GET /api/v1/analysis/{flow,compare,ranking,heatmap} (issue 16)
     registers.router,
     events.router,  # the alarm, power-quality and audit logs (before any /alarms/{id} route)
     alarms.router,  # alarms, acknowledge, shelve; alarm rules

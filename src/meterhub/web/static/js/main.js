@@ -13,6 +13,7 @@ const PAGES = {
   circuit: { module: "./pages/circuit.js", nav: false },
   history: { module: "./pages/history.js", nav: true },
   reports: { module: "./pages/reports.js", nav: true, signedIn: true },
+  analysis: { module: "./pages/analysis.js", nav: true, signedIn: true },
   alarms: { module: "./pages/alarms.js", nav: true, signedIn: true },
   publish: { module: "./pages/publish.js", nav: true, signedIn: true },
   commissioning: { module: "./pages/commissioning.js", nav: true, signedIn: true },

@@ -1,0 +1,197 @@
+"""Analysis benchmark (issue 16): time to a one-year Sankey of 100 circuits with a warm server.
+
+A site of ``--circuits`` consumable circuits in 10 zones, a grid and a PV circuit, SQLite storage, every
+register read once an hour for ``--days`` days (ingested through ``write()`` / ``flush()``, so the
+rollups are the storage's own). Circuit i draws (i + 1) × 10 W, PV gives 1 kW, the grid the rest plus
+2 kW of unmetered load, so the flow's answer is checked against hand-computed totals.
+
+A real uvicorn server on loopback serves the app; after one cold request, each endpoint is asked
+``--repeat`` times (median and worst reported) with the response size:
+
+* ``flow_year`` — ``GET /api/v1/analysis/flow`` over the whole span (target ≤ 1 s, issue 16); with a
+  time-of-use tariff (default) the flow reads hour rollups, with ``--flat`` the day rollups;
+* ``flow_csv_year``, ``ranking_year`` (energy, with the 15-minute peak), ``compare_month``, ``heatmap_month``;
+* baseline in the same run: ``balance_year`` — the existing ``/api/v1/reports/balance`` by day over the
+  same span (3 series from raw values), and ``site`` — ``GET /api/v1/site`` (the request round trip).
+
+Usage: ``PYTHONPATH=src .venv/bin/python bench/analysis.py [--circuits 100] [--days 365] [--repeat 5] [--flat]``.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import statistics
+import tempfile
+import threading
+import time
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import uvicorn
+
+from meterhub.config import parse_config
+from meterhub.model.readings import Reading
+from meterhub.model.topology import Phase
+from meterhub.runtime import Gateway
+from meterhub.storage import open_storage
+from meterhub.web.app import create_app
+
+START = date(2026, 1, 1)
+TARGET_S = 1.0
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def local(day: date) -> float:
+    """Berlin midnight of ``day`` [s, UTC]."""
+    return datetime(day.year, day.month, day.day, tzinfo=BERLIN).timestamp()
+
+
+def site_yaml(n: int, flat: bool = False) -> str:
+    devices = [
+        f"  - {{id: d{i}, bus: b1, unit: {i % 240 + 1}, profile: eastron-sdm630}}" for i in range(n + 2)
+    ]
+    circuits = ["  - {id: grid, device: d0, purpose: grid}", "  - {id: pv, device: d1, purpose: renewable}"]
+    circuits += [f"  - {{id: c{i:03d}, device: d{i + 2}, zone: z{i % 10}}}" for i in range(n)]
+    tariff = (
+        "energy:\n  tariffs: {rates: [{id: flat, price: 0.25}]}\n"
+        if flat
+        else "energy:\n  tariffs:\n    rates: [{id: peak, price: 0.30}, {id: offpeak, price: 0.20}]\n"
+        '    seasons:\n      - start: "01-01"\n'
+        '        weekday: [{from: "00:00", rate: offpeak}, {from: "07:00", rate: peak},'
+        ' {from: "20:00", rate: offpeak}]\n'
+        '        weekend: [{from: "00:00", rate: offpeak}]\n'
+    )
+    return (
+        "site: {name: Bench, timezone: Europe/Berlin, currency: EUR, co2_factor: 0.4}\n"
+        "buses: [{id: b1, kind: modbus-tcp, port: 5020}]\n"
+        "devices:\n" + "\n".join(devices) + "\ncircuits:\n" + "\n".join(circuits) + "\n" + tariff
+    )
+
+
+def load(gw: Gateway, n: int, days: int) -> tuple[float, int]:
+    """Hourly register readings from an hour before START to an hour after the span; returns the ingest
+    time [s] and the number of readings."""
+    loads = {f"c{i:03d}": (i + 1) * 10.0 for i in range(n)}  # [W]
+    metered = sum(loads.values())
+    t0 = time.perf_counter()
+    first = local(START) - 3 * 3600
+    count = 0
+    hours = days * 24 + 6
+    batch: list[Reading] = []
+    for k in range(hours):
+        t = first + 3600 * k
+        batch.append(Reading(t, "grid", "energy_active_import", Phase.TOTAL, (metered + 2000.0 - 1000.0) * k))
+        batch.append(Reading(t, "grid", "energy_active_export", Phase.TOTAL, 0.0))
+        batch.append(Reading(t, "pv", "energy_active_export", Phase.TOTAL, 1000.0 * k))
+        batch += [Reading(t, c, "energy_active_import", Phase.TOTAL, w * k) for c, w in loads.items()]
+        if len(batch) > 50_000:
+            gw.storage.write(batch)
+            gw.storage.flush()
+            count += len(batch)
+            batch = []
+    gw.storage.write(batch)
+    gw.storage.flush()
+    count += len(batch)
+    return time.perf_counter() - t0, count
+
+
+def timed(client: httpx.Client, path: str, repeat: int) -> dict[str, Any]:
+    t = time.perf_counter()
+    r = client.get(path)
+    cold = time.perf_counter() - t
+    r.raise_for_status()
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = client.get(path)
+        runs.append(time.perf_counter() - t)
+        r.raise_for_status()
+    return {
+        "cold_s": round(cold, 4),
+        "median_s": round(statistics.median(runs), 4),
+        "max_s": round(max(runs), 4),
+        "bytes": len(r.content),
+        "_json": r.json() if r.headers["content-type"].startswith("application/json") else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--circuits", type=int, default=100)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--flat", action="store_true", help="a flat tariff (day rollups) instead of time of use")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mh-bench-analysis-") as tmp:
+        cfg = parse_config(site_yaml(args.circuits, args.flat))
+        data = Path(tmp) / "data"
+        gw = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="Europe/Berlin"))
+        ingest_s, n_readings = load(gw, args.circuits, args.days)
+        app = create_app(gw)
+        app.state.auth.store.add("bench", "correct horse battery", "reader")
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        th = threading.Thread(target=server.run, daemon=True)
+        th.start()
+        while not server.started:
+            time.sleep(0.05)
+        end = START + timedelta(days=args.days)
+        month_end = START + timedelta(days=31)
+        out: dict[str, Any] = {
+            "circuits": args.circuits,
+            "days": args.days,
+            "tariff": "flat" if args.flat else "time of use (peak 07-20 on weekdays)",
+            "readings": n_readings,
+            "ingest_s": round(ingest_s, 2),
+        }
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
+                c.post("/api/v1/auth/login", json={"username": "bench", "password": "correct horse battery"})
+                paths = {
+                    "site": "/api/v1/site",
+                    "flow_year": f"/api/v1/analysis/flow?from={START}&to={end}",
+                    "flow_csv_year": f"/api/v1/analysis/flow?from={START}&to={end}&format=csv",
+                    "ranking_year": f"/api/v1/analysis/ranking?from={START}&to={end}&by=energy",
+                    "compare_month": f"/api/v1/analysis/compare?period=month&at={START}",
+                    "heatmap_month": f"/api/v1/analysis/heatmap?circuit=c000&from={START}&to={month_end}",
+                    "balance_year": f"/api/v1/reports/balance?from={START}&to={end}&interval=day",
+                }
+                for name, path in paths.items():
+                    out[name] = timed(c, path, args.repeat)
+        finally:
+            server.should_exit = True
+            th.join(30)
+            gw.storage.close()
+        flow = out["flow_year"].pop("_json")
+        for v in out.values():
+            if isinstance(v, dict):
+                v.pop("_json", None)
+        hours = (local(end) - local(START)) / 3600  # hours of the span in Berlin (DST days 23 and 25 h)
+        metered_kwh = sum((i + 1) * 10.0 for i in range(args.circuits)) * hours / 1000
+        out["check"] = {
+            "metered_kwh": flow["balance"]["metered_kwh"],
+            "expected_metered_kwh": round(metered_kwh, 3),
+            "unmetered_kwh": flow["balance"]["unmetered_kwh"],
+            "expected_unmetered_kwh": round(2.0 * hours, 3),
+            "nodes": len(flow["nodes"]),
+            "links": len(flow["links"]),
+        }
+        out["target_flow_year_s"] = TARGET_S
+        out["flow_year_within_target"] = out["flow_year"]["median_s"] <= TARGET_S
+        print(json.dumps(out, indent=1))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    main()
