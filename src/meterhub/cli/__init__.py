@@ -1,8 +1,9 @@
-"""Command line: ``meterhub demo | run | check-config | analyze | read | scan | simulate | profiles |
+"""Command line: ``meterhub demo | run | check-config | analyze | read | scan | simulate | profiles | central |
 import | report | user``. Each area adds its commands to the one typer app in its own module."""
 
 import meterhub.cli.acquisition
 import meterhub.cli.analyze
+import meterhub.cli.central
 import meterhub.cli.core
 import meterhub.cli.energy
 import meterhub.cli.storage
