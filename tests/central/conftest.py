@@ -122,8 +122,12 @@ def dsn(central_db: str) -> Iterator[str]:
 
 
 def count(dsn: str, sql: str) -> int:
+    """The integer the query gives; -1 for NULL or a table that does not exist yet."""
     with psycopg.connect(dsn) as db:
-        row = db.execute(sql).fetchone()
+        try:
+            row = db.execute(sql).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return -1
         return int(row[0]) if row and row[0] is not None else -1
 
 

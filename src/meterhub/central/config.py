@@ -72,7 +72,10 @@ class CentralConfig(StrictModel):
     """Folder for logs and the worker's state."""
     worker_id: Identifier = "central-1"
     """MQTT client id of this worker; its session (and the messages queued for it) survives a restart."""
-    share_group: Identifier = "central"
+    share_group: Identifier | None = "central"
+    """MQTT v5 shared-subscription group of the workers (``$share/<group>/…``); null: a plain subscription,
+    for a single worker on a broker that does not keep shared subscriptions over its own restart
+    (Mosquitto 2.0.11 does not: docs/fleet.md)."""
     topic_root: Identifier = "meterhub"
     batch_messages: int = Field(default=500, ge=1, le=100_000)
     """Messages written in one transaction at most."""

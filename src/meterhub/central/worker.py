@@ -67,7 +67,8 @@ FUTURE_TOLERANCE = 86400
 
 def subscriptions(cfg: CentralConfig) -> list[str]:
     """The shared subscriptions of every worker."""
-    base = f"$share/{cfg.share_group}/{cfg.topic_root}/+"
+    share = f"$share/{cfg.share_group}/" if cfg.share_group else ""
+    base = f"{share}{cfg.topic_root}/+"
     return [f"{base}/circuits/+", f"{base}/ha/_gateway/state", f"{base}/status"]
 
 
@@ -147,7 +148,7 @@ class CentralWorker:
         )
         if cfg.username:
             client.username_pw_set(cfg.username, password)
-        client.reconnect_delay_set(1, 30)
+        client.reconnect_delay_set(0.2, 5)  # back soon after a broker restart
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message

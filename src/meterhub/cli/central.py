@@ -35,6 +35,7 @@ def _config(
     port: int | None = None,
     data: Path | None = None,
     worker_id: str | None = None,
+    no_share: bool = False,
 ) -> CentralConfig:
     cfg = load_central_config(config)
     update: dict[str, object] = {}
@@ -47,6 +48,8 @@ def _config(
     for key, value in (("dsn", dsn), ("port", port), ("data", data), ("worker_id", worker_id)):
         if value is not None:
             update[key] = value
+    if no_share:
+        update["share_group"] = None
     if not update:
         return cfg
     try:
@@ -66,12 +69,16 @@ def central(
     worker_id: Annotated[
         str | None, typer.Option("--worker-id", help="MQTT client id of this worker (one per process).")
     ] = None,
+    no_share: Annotated[
+        bool,
+        typer.Option("--no-share", help="Plain subscription instead of $share/GROUP/… (a single worker)."),
+    ] = False,
 ) -> None:
     """Run one central worker (and the fleet API on --port) until Ctrl-C / SIGTERM."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = (config, mqtt, dsn)
         return
-    cfg = _config(config, mqtt=mqtt, dsn=dsn, port=port, data=data, worker_id=worker_id)
+    cfg = _config(config, mqtt=mqtt, dsn=dsn, port=port, data=data, worker_id=worker_id, no_share=no_share)
     from meterhub.central.serve import run_central  # lazy: uvicorn and the web app, 2x CLI start
 
     raise typer.Exit(run_central(cfg))
