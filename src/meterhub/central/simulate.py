@@ -189,7 +189,7 @@ def _worker(spec: FleetSpec, numbers: list[int], start_ts: int, out: Any) -> Non
     acks = _Acks()
     client.on_publish = acks.on_publish
     client.max_queued_messages_set(0)
-    client.reconnect_delay_set(0.2, 2)
+    client.reconnect_delay_set(1, 2)
     client.connect(addr.host, addr.port, keepalive=30)
     client.loop_start()
     sent = 0

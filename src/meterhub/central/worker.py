@@ -148,7 +148,7 @@ class CentralWorker:
         )
         if cfg.username:
             client.username_pw_set(cfg.username, password)
-        client.reconnect_delay_set(0.2, 5)  # back soon after a broker restart
+        client.reconnect_delay_set(1, 5)  # back soon after a broker restart
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
