@@ -14,7 +14,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from meterhub.config.publish import parse_broker
 from meterhub.config.reader import ReadError, read_yaml
-from meterhub.config.types import Identifier, StrictModel
+from meterhub.config.types import LAX, Identifier, StrictModel
 from meterhub.errors import ConfigurationError
 
 __all__ = [
@@ -51,8 +51,8 @@ class BrokerFiles(StrictModel):
     """Mosquitto files that ``meterhub central provision`` maintains (mosquitto.conf ``password_file`` and
     ``acl_file`` point at them)."""
 
-    password_file: Path
-    acl_file: Path
+    password_file: Annotated[Path, LAX]
+    acl_file: Annotated[Path, LAX]
 
 
 class CentralConfig(StrictModel):
@@ -68,7 +68,7 @@ class CentralConfig(StrictModel):
     port: int = Field(default=8090, ge=0, le=65535)
     """Web API port [TCP] (0: no web server in this worker)."""
     host: str = "127.0.0.1"
-    data: Path = Path("central-data")
+    data: Annotated[Path, LAX] = Path("central-data")
     """Folder for logs and the worker's state."""
     worker_id: Identifier = "central-1"
     """MQTT client id of this worker; its session (and the messages queued for it) survives a restart."""
