@@ -188,6 +188,8 @@ def parse_circuit_message(payload: bytes, topic_site: str, topic_circuit: str) -
         raise PayloadError(f"key {key[:80]!r} is not {site}/{circuit}/{ts}")
     name = _need(msg, "name", str, "")
     zone = _need(msg, "zone", (str, type(None)), "")
+    if "\x00" in name or (zone is not None and "\x00" in zone):
+        raise PayloadError("name/zone: a NUL character (PostgreSQL text cannot hold it)")
     _need(msg, "start", str, "")
     _need(msg, "end", str, "")
     values = _need(msg, "values", list, "")
@@ -209,6 +211,8 @@ def parse_circuit_message(payload: bytes, topic_site: str, topic_circuit: str) -
         if not math.isfinite(value):
             raise PayloadError(f"{where}value: not a finite number")
         unit = _need(v, "unit", str, where)
+        if "\x00" in unit or len(unit) > 32:
+            raise PayloadError(f"{where}unit: at most 32 characters, no NUL")
         if _need(v, "kind", str, where) not in _KINDS:
             raise PayloadError(f"{where}kind: one of {', '.join(sorted(_KINDS))}")
         _need(v, "obis", (str, type(None)), where)

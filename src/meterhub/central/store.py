@@ -113,6 +113,9 @@ class CentralStore:
         self.layout = "partitioned"
         self._partitions: set[str] = set()
         self._series: dict[tuple[str, str, str, str], int] = {}
+        #: series ids and partitions learnt in the open transaction: forgotten if it rolls back
+        self._uncommitted: list[tuple[str, str, str, str]] = []
+        self._new_partitions: list[str] = []
 
     # -- connection -------------------------------------------------------------------------------
     def connect(self) -> None:
@@ -206,17 +209,23 @@ class CentralStore:
         the next call reconnects); nothing of the batch is then committed."""
         now = time.time() if now is None else now
         for attempt in range(3):
+            self._uncommitted.clear()
+            self._new_partitions.clear()
             try:
                 return self._write(batch, now)
-            except psycopg.errors.DeadlockDetected:  # two workers touching the same sites: retry
-                if attempt == 2:
+            except BaseException as exc:
+                # the transaction rolled back: the series ids and partitions it created do not exist
+                for k in self._uncommitted:
+                    self._series.pop(k, None)
+                self._partitions.difference_update(self._new_partitions)
+                if isinstance(exc, psycopg.errors.DeadlockDetected):  # two workers, same sites: retry
+                    if attempt < 2:
+                        continue
                     raise CentralStoreError("PostgreSQL: deadlock three times in a row") from None
-            except psycopg.OperationalError as exc:
-                self.close()
-                raise CentralStoreError(f"PostgreSQL ({_safe(self.dsn)}): {str(exc).strip()}") from exc
-            except psycopg.Error as exc:
-                self.close()
-                raise CentralStoreError(f"PostgreSQL ({_safe(self.dsn)}): {exc}") from exc
+                if isinstance(exc, psycopg.Error):
+                    self.close()
+                    raise CentralStoreError(f"PostgreSQL ({_safe(self.dsn)}): {str(exc).strip()}") from exc
+                raise
         raise AssertionError("unreachable")
 
     def _series_ids(self, db: psycopg.Connection, keys: Iterable[tuple[str, str, str, str, str]]) -> None:
@@ -237,7 +246,9 @@ class CentralStore:
             cols[:4],
         ).fetchall()
         for sid, *key in rows:
-            self._series[(key[0], key[1], key[2], key[3])] = int(sid)
+            k = (key[0], key[1], key[2], key[3])
+            self._series[k] = int(sid)
+            self._uncommitted.append(k)
 
     def _prepare_partitions(self, db: psycopg.Connection, stamps: set[int]) -> None:
         if self.layout != "partitioned":
@@ -250,6 +261,7 @@ class CentralStore:
                 f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF fleet_points FOR VALUES FROM ({lo}) TO ({hi})"
             )
             self._partitions.add(name)
+            self._new_partitions.append(name)
 
     def _write(self, batch: Batch, now: float) -> WriteResult:
         db = self.db

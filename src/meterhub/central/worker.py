@@ -284,7 +284,7 @@ class CentralWorker:
             except PayloadError as exc:
                 self.stats.refused += 1
                 n, _ = batch.refused.get(site, (0, ""))
-                reason = f"{it.topic}: {exc}"
+                reason = f"{it.topic}: {exc}".replace("\x00", "\\0")
                 batch.refused[site] = (n + 1, reason[:500])
                 if site not in self._logged_refusals:
                     self._logged_refusals.add(site)
