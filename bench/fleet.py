@@ -196,7 +196,9 @@ def main() -> None:
     ap.add_argument("--series", type=int, default=50)
     ap.add_argument("--circuits", type=int, default=5)
     ap.add_argument("--interval", type=int, default=10)
-    ap.add_argument("--burst", type=int, default=6, help="past intervals per site in the burst")
+    ap.add_argument(
+        "--burst", type=int, default=6, help="past intervals per site in the burst (0: live only)"
+    )
     ap.add_argument("--live", type=int, default=60, help="seconds of live sending")
     ap.add_argument("--live-workers", type=int, default=1)
     ap.add_argument("--processes", type=int, default=2, help="simulator processes")
@@ -224,10 +226,10 @@ def main() -> None:
         )
         now = int(time.time()) // args.interval * args.interval
         stamps = [now - args.interval * k for k in range(args.burst, 0, -1)]
-        out["raw_copy"] = raw_copy(f"{base} dbname={name}", spec, stamps)
+        out["raw_copy"] = raw_copy(f"{base} dbname={name}", spec, stamps) if args.burst else None
         note("raw copy", out["raw_copy"])
         burst = {}
-        for n in (1, 2):
+        for n in (1, 2) if args.burst else ():
             schema = f"burst{n}"
             with psycopg.connect(f"{base} dbname={name}", autocommit=True) as db:
                 db.execute(f"CREATE SCHEMA {schema}")

@@ -4,9 +4,10 @@ Tables (in the first schema of the connection's ``search_path``):
 
 ``fleet_points (series, ts, value, quality, samples)``
     one value per series and interval end ``ts`` [Unix s], primary key ``(series, ts)``. Written with a
-    binary COPY into a temporary table and one ``INSERT … SELECT … ON CONFLICT DO NOTHING``, so a message
-    delivered twice (MQTT QoS 1 is at-least-once) or a gateway replaying its outbox never duplicates a
-    row. Monthly range partitions ``fleet_points_YYYYMM`` (created on demand,
+    binary COPY straight into the table inside a savepoint; when the batch holds a point already stored,
+    the savepoint is rolled back and the batch goes through a temporary table and one
+    ``INSERT … SELECT … ON CONFLICT DO NOTHING``, so a message delivered twice (MQTT QoS 1 is
+    at-least-once) or a gateway replaying its outbox never duplicates a row. Monthly range partitions ``fleet_points_YYYYMM`` (created on demand,
     https://www.postgresql.org/docs/15/ddl-partitioning.html), or a TimescaleDB hypertable with 30-day
     chunks when that extension is available; the choice is in ``fleet_meta.points_layout``.
 ``fleet_series (id, site, circuit, quantity, phase, unit)``
@@ -100,6 +101,14 @@ class WriteResult:
     new_messages: int  # of them, not stored before
     points: int  # points in the batch
     new_points: int  # of them, not stored before
+
+
+def _copy(cur: psycopg.Cursor[Any], table: str, rows: list[tuple[int, int, float, int, int]]) -> None:
+    """Binary COPY of point rows (series, ts, value, quality, samples) into ``table``."""
+    with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(["int8", "int8", "float8", "int2", "int4"])
+        for row in rows:
+            copy.write_row(row)
 
 
 class CentralStore:
@@ -276,25 +285,27 @@ class CentralStore:
                 )
                 self._prepare_partitions(db, {m.ts for m in msgs})
                 series = self._series
+                point_rows = [
+                    (series[(m.site, m.circuit, p.quantity, p.phase)], m.ts, p.value, p.quality, p.samples)
+                    for m in msgs
+                    for p in m.points
+                ]
                 with db.cursor() as cur:
-                    with cur.copy("COPY fleet_in FROM STDIN (FORMAT BINARY)") as copy:
-                        copy.set_types(["int8", "int8", "float8", "int2", "int4"])
-                        for m in msgs:
-                            for p in m.points:
-                                copy.write_row(
-                                    (
-                                        series[(m.site, m.circuit, p.quantity, p.phase)],
-                                        m.ts,
-                                        p.value,
-                                        p.quality,
-                                        p.samples,
-                                    )
-                                )
-                    cur.execute(
-                        "INSERT INTO fleet_points SELECT * FROM fleet_in ORDER BY series, ts "
-                        "ON CONFLICT (series, ts) DO NOTHING"
-                    )
-                    new_points = max(cur.rowcount, 0)
+                    try:
+                        # fast path: COPY straight into fleet_points, in a savepoint; a point already
+                        # stored (a redelivery, a replay) fails it with a unique violation …
+                        with db.transaction():
+                            _copy(cur, "fleet_points", point_rows)
+                        new_points = len(point_rows)
+                    except psycopg.errors.UniqueViolation:
+                        # … and the batch goes the idempotent way: COPY into a temporary table, then
+                        # INSERT … ON CONFLICT DO NOTHING (sorted, so two workers lock in one order)
+                        _copy(cur, "fleet_in", point_rows)
+                        cur.execute(
+                            "INSERT INTO fleet_points SELECT * FROM fleet_in ORDER BY series, ts "
+                            "ON CONFLICT (series, ts) DO NOTHING"
+                        )
+                        new_points = max(cur.rowcount, 0)
                     keys = sorted({(m.site, m.circuit, m.ts) for m in msgs})
                     cur.execute(
                         "INSERT INTO fleet_messages SELECT k.site, k.circuit, k.ts, %s "
