@@ -230,8 +230,11 @@ class CentralWorker:
                 try:
                     res = self.store.write(batch)
                     break
-                except CentralStoreError as exc:
+                except Exception as exc:  # the database, or a bug: the batch stays unacknowledged
                     self.stats.db_errors += 1
+                    if not isinstance(exc, CentralStoreError):
+                        log.error("central worker %s: cannot write a batch", self.cfg.worker_id, exc_info=exc)
+                        exc = CentralStoreError(f"internal error: {type(exc).__name__}: {exc}")
                     if self.stats.last_error != str(exc):
                         log.warning(
                             "central worker %s: %s; retrying every %.0f s",
