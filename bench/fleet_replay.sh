@@ -1,8 +1,10 @@
 #!/bin/bash
 # One-off check of docs/fleet.md: a 1-hour outage of 100 sites replayed twice into one central worker.
 # Run from the repository root: bash bench/fleet_replay.sh (needs mosquitto and PostgreSQL on 127.0.0.1).
+set -e
 T=$(mktemp -d); PORT=$(python3 -c "import socket;s=socket.socket();s.bind(('127.0.0.1',0));print(s.getsockname()[1])")
-printf "listener $PORT 127.0.0.1\nallow_anonymous true\nuser root\nmax_queued_messages 0\nmax_inflight_messages 0\n" > $T/m.conf
+printf "listener $PORT 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nmax_inflight_messages 0\n" > $T/m.conf
+[ "$(id -u)" = 0 ] && echo "user root" >> $T/m.conf
 mosquitto -c $T/m.conf > $T/m.log 2>&1 & MP=$!
 psql -h 127.0.0.1 -U postgres -qc "create database mh_replay"
 DSN="host=127.0.0.1 user=postgres dbname=mh_replay"
