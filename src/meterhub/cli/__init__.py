@@ -1,8 +1,9 @@
 """Command line: ``meterhub demo | run | check-config | commission | analyze | read | scan | simulate | profiles |
-import | report | user``. Each area adds its commands to the one typer app in its own module."""
+central | simulate-fleet | import | report | user``. Each area adds its commands to the one typer app in its own module."""
 
 import meterhub.cli.acquisition
 import meterhub.cli.analyze
+import meterhub.cli.central
 import meterhub.cli.commission
 import meterhub.cli.core
 import meterhub.cli.energy

@@ -1,0 +1,308 @@
+"""Fleet benchmark (issue 15): prints one JSON object.
+
+Everything runs here, on loopback: a private Mosquitto (persistence off, no queue or inflight bounds) on a
+free port, a private PostgreSQL database (created and dropped), central workers as separate processes
+(``meterhub central --port 0 --worker-id wN``) and ``meterhub.central.simulate`` publishing the
+meterhub-json messages of ``--sites`` sites × ``--series`` series (``--circuits`` circuits per site).
+
+1. ``raw_copy`` — the rows of the burst below (series, ts, value, quality, samples), binary-COPYed
+   straight into a table shaped as ``fleet_points`` (same primary key, same monthly partition), in one
+   transaction: the database's own ceiling for these rows, in the same run.
+2. ``burst`` — for 1 and for 2 running workers: the simulator publishes ``--burst`` past intervals of
+   every site as fast as it can (a fleet replaying its outboxes) and the workers store them. Points/s = points stored / (last commit − start of publishing),
+   the commit times from ``fleet_messages.stored_at`` (``publish_seconds``: how long the simulator took to
+   publish, the bound when it is the slower side); ``per_worker`` = that / workers; ``ratio`` = per_worker / raw_copy
+   (target ≥ 0.5).
+3. ``live`` — with ``--live-workers`` workers running, the simulator sends one message per circuit every
+   ``--interval`` s for ``--live`` s (all sites at the same Unix-aligned instant, as real gateways do);
+   lag = commit time − interval end per message: p50, p99, max (target p99 ≤ 2 s). Worker RSS at the end.
+
+Usage: ``PYTHONPATH=src .venv/bin/python bench/fleet.py [--sites 1000] [--series 50] [--burst 6] [--live 60]``
+The machine's load is printed with the figures (2 cores, shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from meterhub.central.payload import parse_circuit_message
+from meterhub.central.simulate import FleetSpec, _messages, run_fleet
+
+ADMIN = os.environ.get("METERHUB_BENCH_PG_ADMIN", "host=127.0.0.1 user=postgres dbname=postgres")
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_broker(folder: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    conf = folder / "mosquitto.conf"
+    lines = [
+        f"listener {port} 127.0.0.1",
+        "persistence false",
+        "allow_anonymous true",
+        "max_queued_messages 0",
+        "max_queued_bytes 0",
+        "max_inflight_messages 0",
+    ]
+    if os.geteuid() == 0:
+        lines.append("user root")
+    conf.write_text("\n".join(lines) + "\n")
+    proc = subprocess.Popen(
+        ["/usr/sbin/mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    return proc, f"mqtt://127.0.0.1:{port}"
+
+
+def worker(url: str, dsn: str, data: Path, wid: str, group: str) -> subprocess.Popen[bytes]:
+    # each phase has its own share group: a stopped worker's persistent session would keep taking its
+    # share of the group's messages (docs/fleet.md, "Workers")
+    conf = data / f"{group}.yaml"
+    conf.write_text(f"share_group: {group}\n")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "meterhub",
+            "central",
+            "--config",
+            str(conf),
+            "--mqtt",
+            url,
+            "--dsn",
+            dsn,
+            "--port",
+            "0",
+            "--data",
+            str(data),
+            "--worker-id",
+            wid,
+        ],
+        env={**os.environ, "PYTHONPATH": SRC},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_started(data: Path, ids: list[str], timeout: float = 60) -> None:
+    """Until every worker logged its start (then 1.5 s for the SUBACK): a message published before the
+    subscription exists reaches nobody. Starting takes seconds on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    log = data / "meterhub.log"
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if all(f"central worker {w}:" in text for w in ids):
+            break
+        time.sleep(0.2)
+    time.sleep(1.5)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def note(*a: object) -> None:
+    print(*a, file=sys.stderr, flush=True)
+
+
+def q(dsn: str, sql: str) -> list[tuple]:
+    with psycopg.connect(dsn) as db:
+        return db.execute(sql).fetchall()
+
+
+def wait_count(dsn: str, n: int, timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    got = 0
+    while time.monotonic() < deadline:
+        try:
+            got = q(dsn, "SELECT count(*) FROM fleet_messages")[0][0]
+        except psycopg.errors.UndefinedTable:
+            got = 0
+        if got >= n:
+            break
+        time.sleep(0.2)
+    return got
+
+
+def raw_copy(dsn: str, spec: FleetSpec, stamps: list[int]) -> dict[str, float]:
+    rows = []
+    ids: dict[tuple[str, str, str, str], int] = {}
+    numbers = list(range(spec.sites))
+    for ts in stamps:
+        for topic, payload in _messages(spec, numbers, ts):
+            _, site, _, circuit = topic.split("/")
+            m = parse_circuit_message(payload, site, circuit)
+            for p in m.points:
+                sid = ids.setdefault((m.site, m.circuit, p.quantity, p.phase), len(ids) + 1)
+                rows.append((sid, m.ts, p.value, p.quality, p.samples))
+    with psycopg.connect(dsn) as db:
+        db.execute("CREATE SCHEMA rawcopy")
+        db.execute(
+            "CREATE TABLE rawcopy.points (series BIGINT NOT NULL, ts BIGINT NOT NULL, value DOUBLE PRECISION "
+            "NOT NULL, quality SMALLINT NOT NULL, samples INTEGER NOT NULL, PRIMARY KEY (series, ts)) "
+            "PARTITION BY RANGE (ts)"
+        )
+        db.execute("CREATE TABLE rawcopy.p PARTITION OF rawcopy.points FOR VALUES FROM (0) TO (9999999999)")
+        db.commit()
+        t0 = time.perf_counter()
+        with db.cursor() as cur, cur.copy("COPY rawcopy.points FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["int8", "int8", "float8", "int2", "int4"])
+            for r in rows:
+                copy.write_row(r)
+        db.commit()
+        dt = time.perf_counter() - t0
+    return {"points": len(rows), "seconds": round(dt, 3), "points_per_s": round(len(rows) / dt)}
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sites", type=int, default=1000)
+    ap.add_argument("--series", type=int, default=50)
+    ap.add_argument("--circuits", type=int, default=5)
+    ap.add_argument("--interval", type=int, default=10)
+    ap.add_argument(
+        "--burst", type=int, default=6, help="past intervals per site in the burst (0: live only)"
+    )
+    ap.add_argument("--live", type=int, default=60, help="seconds of live sending")
+    ap.add_argument("--live-workers", type=int, default=1)
+    ap.add_argument("--processes", type=int, default=2, help="simulator processes")
+    args = ap.parse_args()
+    out: dict[str, object] = {
+        "sites": args.sites,
+        "series_per_site": args.series,
+        "interval_s": args.interval,
+        "load_before": os.getloadavg(),
+    }
+    tmp = Path(tempfile.mkdtemp(prefix="bench-fleet-"))
+    broker, url = start_broker(tmp)
+    name = f"mh_bench_fleet_{os.getpid()}"
+    admin = psycopg.connect(ADMIN, autocommit=True)
+    admin.execute(f"CREATE DATABASE {name}")
+    base = " ".join(p for p in ADMIN.split() if not p.startswith("dbname="))
+    try:
+        spec = FleetSpec(
+            broker=url,
+            sites=args.sites,
+            series=args.series,
+            circuits=args.circuits,
+            interval=args.interval,
+            processes=args.processes,
+        )
+        now = int(time.time()) // args.interval * args.interval
+        stamps = [now - args.interval * k for k in range(args.burst, 0, -1)]
+        out["raw_copy"] = raw_copy(f"{base} dbname={name}", spec, stamps) if args.burst else None
+        note("raw copy", out["raw_copy"])
+        burst = {}
+        for n in (1, 2) if args.burst else ():
+            schema = f"burst{n}"
+            with psycopg.connect(f"{base} dbname={name}", autocommit=True) as db:
+                db.execute(f"CREATE SCHEMA {schema}")
+            dsn = f"{base} dbname={name} options='-c search_path={schema}'"
+            ids = [f"b{n}w{i}" for i in range(n)]
+            # the workers run; the burst is published as fast as the simulator can (Mosquitto 2.0.11 did not
+            # queue a burst for two offline members of a shared subscription in our trials)
+            procs = [worker(url, dsn, tmp, w, f"burst{n}") for w in ids]
+            wait_started(tmp, ids)
+            t_pub = time.time()
+            sent = run_fleet(
+                FleetSpec(
+                    **{
+                        **spec.__dict__,
+                        "backfill": args.interval * args.burst,
+                        "count": 0,
+                        "prefix": f"b{n}-",
+                    }
+                )
+            )
+            t_sent = time.time()
+            expected = int(sent["messages"])
+            note(f"burst {n}: sent {sent}")
+            got = wait_count(dsn, expected, 300)
+            note(f"burst {n}: stored {got}")
+            stop(procs)
+            last = q(dsn, "SELECT max(stored_at) FROM fleet_messages")[0][0]
+            points = q(dsn, "SELECT count(*) FROM fleet_points")[0][0]
+            span = max(float(last) - t_pub, 1e-3)
+            pps = points / span
+            burst[f"workers_{n}"] = {
+                "messages_sent": expected,
+                "messages_stored": got,
+                "points_stored": points,
+                "publish_seconds": round(t_sent - t_pub, 2),
+                "seconds": round(span, 2),
+                "points_per_s": round(pps),
+                "per_worker_points_per_s": round(pps / n),
+                "ratio_per_worker_to_raw_copy": round(pps / n / out["raw_copy"]["points_per_s"], 3),  # type: ignore[index]
+            }
+        out["burst"] = burst
+        # live
+        with psycopg.connect(f"{base} dbname={name}", autocommit=True) as db:
+            db.execute("CREATE SCHEMA live")
+        dsn = f"{base} dbname={name} options='-c search_path=live'"
+        live_ids = [f"lw{i}" for i in range(args.live_workers)]
+        procs = [worker(url, dsn, tmp, w, "live") for w in live_ids]
+        wait_started(tmp, live_ids)
+        count = max(1, args.live // args.interval)
+        sent = run_fleet(FleetSpec(**{**spec.__dict__, "count": count, "prefix": "live-"}))
+        got = wait_count(dsn, int(sent["messages"]), 60)
+        rss = [rss_mb(p.pid) for p in procs]
+        stop(procs)
+        lags = sorted(r[0] for r in q(dsn, "SELECT stored_at - ts FROM fleet_messages"))
+        pct = lambda p: round(lags[min(len(lags) - 1, int(p * len(lags)))], 3) if lags else None  # noqa: E731
+        out["live"] = {
+            "workers": args.live_workers,
+            "intervals": count,
+            "messages_sent": sent["messages"],
+            "messages_stored": got,
+            "lag_p50_s": pct(0.5),
+            "lag_p99_s": pct(0.99),
+            "lag_max_s": round(lags[-1], 3) if lags else None,
+            "worker_rss_mb": rss,
+        }
+        out["load_after"] = os.getloadavg()
+    finally:
+        broker.send_signal(signal.SIGTERM)
+        broker.wait(10)
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+    print(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
