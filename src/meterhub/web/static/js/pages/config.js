@@ -34,9 +34,33 @@ function showError(el, e) {
   el.className = "error";
 }
 
+// A refused save (422) names each bad field by its path (`loc`: ["body", "ct", "ratio"]); the message is
+// shown next to the input marked data-loc="ct.ratio" (or "ratio"), and the whole answer in `msgEl`.
+function fieldErrors(form, e, msgEl) {
+  form.querySelectorAll(".field-error").forEach((x) => x.remove());
+  form.querySelectorAll("[aria-invalid]").forEach((x) => x.removeAttribute("aria-invalid"));
+  if (!(e instanceof ApiError)) throw e;
+  for (const d of Array.isArray(e.detail) ? e.detail : []) {
+    const path = (d.loc || []).filter((x) => x !== "body" && !/^\d+$/.test(String(x))).map(String);
+    for (let i = 0; i < path.length; i++) {
+      const input = form.querySelector(`[data-loc="${CSS.escape(path.slice(i).join("."))}"]`);
+      if (!input) continue;
+      input.setAttribute("aria-invalid", "true");
+      input.insertAdjacentHTML("afterend", `<span class="field-error error" role="alert">${esc(d.msg)}</span>`);
+      break;
+    }
+  }
+  showError(msgEl, e);
+}
+
+function clearFieldErrors(form) {
+  form.querySelectorAll(".field-error").forEach((x) => x.remove());
+  form.querySelectorAll("[aria-invalid]").forEach((x) => x.removeAttribute("aria-invalid"));
+}
+
 // -- circuits -------------------------------------------------------------------------------------
 async function circuits(root, { args, app }) {
-  const [all, presets] = await Promise.all([get("/circuits"), get("/config/ct-presets")]);
+  const [all, presets, devs] = await Promise.all([get("/circuits"), get("/config/ct-presets"), get("/devices")]);
   const list = all.filter((c) => !c.virtual); // virtual circuits (energy section) have no CT or device to edit
   root.innerHTML = `<div class="table-wrap panel"><table id="circuit-table"><thead><tr>
       <th>${esc(t("common.id"))}</th><th class="l">${esc(t("common.name"))}</th><th class="l">${esc(t("common.device"))}</th><th class="l">${esc(t("config.wiring"))}</th>
@@ -48,7 +72,8 @@ async function circuits(root, { args, app }) {
           <td class="l"><span class="badge ${esc(c.purpose)}">${esc(t(`purpose.${c.purpose}`))}</span> ${esc(c.zone || "")}</td>
           <td><a href="#/config/circuits/${encodeURIComponent(c.id)}" data-edit="${esc(c.id)}">${esc(t("config.edit"))}</a></td></tr>`,
         )
-        .join("")}</tbody></table></div><div id="circuit-form"></div>`;
+        .join("")}</tbody></table></div><div id="circuit-form"></div>${addCircuitForm(devs, presets)}`;
+  wireAddCircuit(root, presets, app, args);
   const id = args[1];
   const c = list.find((x) => x.id === id);
   if (!c) return;
@@ -67,6 +92,7 @@ async function circuits(root, { args, app }) {
       ${field("c-zone", t("circuit.zone"), `<input id="c-zone" value="${esc(c.zone || "")}">`)}
     </div>
     <div class="actions"><button type="submit" id="c-save">${esc(t("common.save"))}</button>
+      <button type="button" class="danger" id="c-delete">${esc(t("common.delete"))}</button>
       <a href="#/config/circuits">${esc(t("common.cancel"))}</a><span id="c-msg"></span></div></form>`;
   const $ = (s) => form.querySelector(s);
   $("#c-preset").onchange = () => {
@@ -74,6 +100,16 @@ async function circuits(root, { args, app }) {
     if (!p) return;
     $("#c-ct-kind").value = p.kind;
     $("#c-ct-ratio").value = p.ratio;
+  };
+  $("#c-delete").onclick = async () => {
+    if (!confirm(t("config.confirm_delete", { id: c.id }))) return;
+    try {
+      await del(`/circuits/${encodeURIComponent(c.id)}`);
+      app.toast(t("config.removed", { id: c.id }));
+      location.hash = "#/config/circuits";
+    } catch (e) {
+      showError($("#c-msg"), e);
+    }
   };
   $("#edit-circuit").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -105,6 +141,60 @@ async function circuits(root, { args, app }) {
   };
 }
 
+// Add a circuit: the device and its channels, wiring, CT (picker or kind and ratio), zone, panel, purpose.
+function addCircuitForm(devs, presets) {
+  const f = (id, loc, label, input) => field(id, label, input.replace(/^<(\w+)/, `<$1 data-loc="${loc}"`));
+  return `<form class="panel" id="add-circuit"><h2>${esc(t("config.add_circuit"))}</h2><div class="form-grid">
+      ${f("n-id", "id", t("common.id"), `<input id="n-id" required placeholder="kitchen">`)}
+      ${f("n-name", "name", t("common.name"), `<input id="n-name">`)}
+      ${f("n-device", "device", t("common.device"), `<select id="n-device">${opt(devs.map((d) => d.id), devs[0]?.id, (id) => `${devs.find((d) => d.id === id).name} (${id})`)}</select>`)}
+      ${f("n-channels", "channels", t("config.channels"), `<input id="n-channels" value="1" placeholder="1, 2, 3" inputmode="numeric">`)}
+      ${f("n-wiring", "wiring", t("config.wiring"), `<select id="n-wiring">${opt(WIRINGS, "1P2W")}</select>`)}
+      ${f("n-preset", "preset", t("config.ct_picker"), `<select id="n-preset"><option value="">${esc(t("config.ct_custom"))}</option>${presets.map((p) => `<option value="${esc(p.id)}">${esc(p.label)}</option>`).join("")}</select>`)}
+      ${f("n-ct-kind", "ct.kind", t("config.ct_kind"), `<select id="n-ct-kind">${opt(CT_KINDS, "current-output")}</select>`)}
+      ${f("n-ct-ratio", "ct.ratio", t("config.ct_ratio"), `<input id="n-ct-ratio" placeholder="100/0.1">`)}
+      ${f("n-zone", "zone", t("circuit.zone"), `<input id="n-zone">`)}
+      ${f("n-panel", "panel", t("config.panel"), `<input id="n-panel">`)}
+      ${f("n-purpose", "purpose", t("config.purpose"), `<select id="n-purpose">${opt(PURPOSES, "consumable", (p) => t(`purpose.${p}`))}</select>`)}
+    </div><div class="actions"><button type="submit" id="n-add">${esc(t("common.add"))}</button><span id="n-msg"></span></div></form>`;
+}
+
+function wireAddCircuit(root, presets, app, args) {
+  const form = root.querySelector("#add-circuit");
+  const $ = (s) => form.querySelector(s);
+  $("#n-preset").onchange = () => {
+    const p = presets.find((x) => x.id === $("#n-preset").value);
+    if (!p) return;
+    $("#n-ct-kind").value = p.kind;
+    $("#n-ct-ratio").value = p.ratio;
+  };
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const msg = $("#n-msg");
+    msg.textContent = "";
+    const channels = $("#n-channels").value.split(/[ ,;]+/).filter(Boolean).map(Number);
+    if (!channels.length || channels.some((n) => !Number.isInteger(n))) {
+      fieldErrors(form, new ApiError(422, t("config.channels_hint"), [{ loc: ["body", "channels"], msg: t("config.channels_hint") }]), msg);
+      return;
+    }
+    const ct = { kind: $("#n-ct-kind").value };
+    if ($("#n-ct-ratio").value.trim()) ct.ratio = $("#n-ct-ratio").value.trim();
+    const preset = presets.find((x) => x.id === $("#n-preset").value);
+    if (preset && preset.rated_current) ct.rated_current = preset.rated_current;
+    const body = { id: $("#n-id").value.trim(), device: $("#n-device").value, channels, wiring: $("#n-wiring").value, ct, purpose: $("#n-purpose").value };
+    for (const [k, sel] of [["name", "#n-name"], ["zone", "#n-zone"], ["panel", "#n-panel"]]) if ($(sel).value.trim()) body[k] = $(sel).value.trim();
+    try {
+      await post("/circuits", body);
+      app.toast(t("config.applied"));
+      if (location.hash === `#/config/circuits/${encodeURIComponent(body.id)}`) await circuits(root, { args, app });
+      else location.hash = `#/config/circuits/${encodeURIComponent(body.id)}`;
+    } catch (e) {
+      fieldErrors(form, e, msg);
+    }
+  };
+}
+
 // -- devices --------------------------------------------------------------------------------------
 async function devices(root, { args, app }) {
   const [list, profiles, buses] = await Promise.all([get("/devices"), get("/config/profiles"), get("/config/buses")]);
@@ -130,11 +220,11 @@ async function devices(root, { args, app }) {
         <div><button type="submit" id="s-go">${esc(t("config.scan_go"))}</button></div><span id="s-msg"></span>
       </form><div id="scan-result"></div></div>
     <form class="panel" id="add-device"><h2>${esc(t("config.add_device"))}</h2><div class="form-grid">
-      ${field("a-id", t("common.id"), `<input id="a-id" required pattern="[a-z0-9][a-z0-9_.\\-]*">`)}
-      ${field("a-name", t("common.name"), `<input id="a-name">`)}
-      ${field("a-bus", t("common.bus"), `<select id="a-bus">${opt(buses.map((b) => b.id), buses[0]?.id)}</select>`)}
-      ${field("a-unit", t("common.unit"), `<input id="a-unit" type="number" min="1" max="247">`)}
-      ${field("a-profile", t("common.profile"), `<select id="a-profile">${opt(profileIds, profileIds[0], profileLabel)}</select>`)}
+      ${field("a-id", t("common.id"), `<input id="a-id" data-loc="id" required pattern="[a-z0-9][a-z0-9_.\\-]*">`)}
+      ${field("a-name", t("common.name"), `<input id="a-name" data-loc="name">`)}
+      ${field("a-bus", t("common.bus"), `<select id="a-bus" data-loc="bus">${opt(buses.map((b) => b.id), buses[0]?.id)}</select>`)}
+      ${field("a-unit", t("common.unit"), `<input id="a-unit" data-loc="unit" type="number" min="1" max="247">`)}
+      ${field("a-profile", t("common.profile"), `<select id="a-profile" data-loc="profile">${opt(profileIds, profileIds[0], profileLabel)}</select>`)}
     </div><div class="actions"><button type="submit">${esc(t("common.add"))}</button><span id="a-msg"></span></div></form>`;
   const $ = (s) => root.querySelector(s);
   $("#add-device").onsubmit = async (ev) => {
@@ -145,7 +235,7 @@ async function devices(root, { args, app }) {
       app.toast(t("config.applied"));
       await devices(root, { args: [], app });
     } catch (e) {
-      showError($("#a-msg"), e);
+      fieldErrors($("#add-device"), e, $("#a-msg"));
     }
   };
   $("#scan-form").onsubmit = async (ev) => {
@@ -165,10 +255,10 @@ async function devices(root, { args, app }) {
   const d = list.find((x) => x.id === id);
   if (!d) return;
   $("#device-form").innerHTML = `<form class="panel" id="edit-device"><h2>${esc(t("config.edit"))}: ${esc(d.name)} <span class="muted">(${esc(d.id)})</span></h2><div class="form-grid">
-      ${field("d-name", t("common.name"), `<input id="d-name" value="${esc(d.name)}">`)}
-      ${field("d-profile", t("common.profile"), `<select id="d-profile">${opt(profileIds.includes(d.profile) ? profileIds : [d.profile, ...profileIds], d.profile, profileLabel)}</select>`)}
-      ${field("d-unit", t("common.unit"), `<input id="d-unit" type="number" min="1" max="247" value="${d.unit ?? ""}">`)}
-      ${field("d-poll", t("common.poll"), `<input id="d-poll" type="number" step="0.1" min="0.1" value="${d.poll_interval}">`)}
+      ${field("d-name", t("common.name"), `<input id="d-name" data-loc="name" value="${esc(d.name)}">`)}
+      ${field("d-profile", t("common.profile"), `<select id="d-profile" data-loc="profile">${opt(profileIds.includes(d.profile) ? profileIds : [d.profile, ...profileIds], d.profile, profileLabel)}</select>`)}
+      ${field("d-unit", t("common.unit"), `<input id="d-unit" data-loc="unit" type="number" min="1" max="247" value="${d.unit ?? ""}">`)}
+      ${field("d-poll", t("common.poll"), `<input id="d-poll" data-loc="poll_interval" type="number" step="0.1" min="0.1" value="${d.poll_interval}">`)}
       ${field("d-enabled", t("common.enabled"), `<input id="d-enabled" type="checkbox" ${d.enabled ? "checked" : ""}>`)}
     </div><div class="actions"><button type="submit">${esc(t("common.save"))}</button>
       <button type="button" class="danger" id="d-delete">${esc(t("common.delete"))}</button>
@@ -187,7 +277,7 @@ async function devices(root, { args, app }) {
       app.toast(t("config.applied"));
       location.hash = "#/config/devices";
     } catch (e) {
-      showError($("#d-msg"), e);
+      fieldErrors($("#edit-device"), e, $("#d-msg"));
     }
   };
   $("#d-delete").onclick = async () => {
