@@ -176,7 +176,6 @@ def test_admin_changes_a_price_from_a_date_and_the_old_price_is_kept(
     expect(page.locator("#t-since")).to_have_text("In force since: 2026-11-01")
     page.locator(".r-id").first.fill("flat")
     page.locator(".r-price").first.fill("0.3125")
-    page.fill("#t-seasons", "[]")
     page.fill("#t-from", "2026-12-01")
     page.click("#tariff-form button[type=submit]")
     expect(page.locator("#t-msg")).to_have_text("Saved and applied.")

@@ -140,3 +140,77 @@ def test_admin_adds_and_removes_a_device(
     assert did not in devices(page, server)
     assert [e for e in console.errors if "422" not in e and "409" not in e] == []
     ctx.close()
+
+
+NIGHT_DAY = {
+    "rates": [{"id": "day", "name": "Day", "price": 0.3}, {"id": "night", "name": "Night", "price": 0.15}],
+    "seasons": [
+        {
+            "name": "Year",
+            "start": "01-01",
+            "weekday": [
+                {"from": "00:00", "rate": "night"},
+                {"from": "07:00", "rate": "day"},
+                {"from": "22:00", "rate": "night"},
+            ],
+        }
+    ],
+}
+
+
+def csrf(page: Page) -> dict[str, str]:
+    token = next(c["value"] for c in page.context.cookies() if c["name"] == "mh_csrf")
+    return {"X-CSRF-Token": token}
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "390px"])
+def test_admin_edits_time_of_use_seasons_and_day_types_in_a_form(
+    browser: Browser, server: LiveServer, viewport: dict[str, int]
+) -> None:
+    ctx, page, console = open_page(browser, viewport)
+    sign_in(page, server.url, "admin", ADMIN_PW)
+    assert page.request.put(f"{server.url}/api/v1/config/tariffs", data=NIGHT_DAY, headers=csrf(page)).ok
+    page.goto(f"{server.url}/#/config/tariffs")
+    seasons = page.locator("#seasons [data-season]")
+    expect(seasons).to_have_count(1)
+    weekday = seasons.first.locator('[data-dt="weekday"] [data-band]')
+    expect(weekday).to_have_count(3)
+    assert [weekday.nth(i).locator(".b-from").input_value() for i in range(3)] == ["00:00", "07:00", "22:00"]
+    assert [weekday.nth(i).locator(".b-rate").input_value() for i in range(3)] == ["night", "day", "night"]
+    expect(seasons.first.locator('[data-dt="saturday"] [data-own]')).not_to_be_checked()
+    assert no_sideways_scroll(page)
+    # a summer season from a day that does not exist: refused, the message next to its start field
+    page.click("#add-season")
+    summer = seasons.nth(1)
+    summer.locator('[data-k="name"]').fill("Summer")
+    summer.locator('[data-k="start"]').fill("13-01")
+    summer.locator('[data-dt="weekday"] .b-rate').select_option("day")
+    summer.locator('[data-dt="saturday"] [data-own]').check()
+    summer.locator('[data-dt="saturday"] .b-rate').select_option("night")
+    page.click("#tariff-form button[type=submit]")
+    expect(summer.locator('[data-k="start"] + .field-error')).to_contain_text("13-01")
+    assert len(page.request.get(f"{server.url}/api/v1/config/tariffs").json()["seasons"]) == 1
+    summer.locator('[data-k="start"]').fill("04-01")
+    page.click("#tariff-form button[type=submit]")
+    expect(page.locator("#t-msg")).to_have_text("Saved and applied.")
+    api = page.request.get(f"{server.url}/api/v1/config/tariffs").json()
+    assert [(s["name"], s["start"]) for s in api["seasons"]] == [("Year", "01-01"), ("Summer", "04-01")]
+    assert api["seasons"][0]["weekday"] == NIGHT_DAY["seasons"][0]["weekday"]  # type: ignore[index]
+    assert api["seasons"][1]["weekday"] == [{"from": "00:00", "rate": "day"}]
+    assert api["seasons"][1]["saturday"] == [{"from": "00:00", "rate": "night"}]
+    assert api["seasons"][1].get("weekend") is None and api["seasons"][1].get("holiday") is None
+    # what was saved is what the form shows again
+    page.reload()
+    expect(seasons).to_have_count(2)
+    expect(seasons.nth(1).locator('[data-dt="saturday"] [data-own]')).to_be_checked()
+    expect(seasons.nth(1).locator('[data-dt="weekend"] [data-own]')).not_to_be_checked()
+    assert no_sideways_scroll(page)
+    page.screenshot(path=str(SHOTS / f"config-tariff-seasons-{viewport['width']}.png"), full_page=True)
+    seasons.nth(1).locator("[data-remove-season]").click()
+    page.click("#tariff-form button[type=submit]")
+    expect(page.locator("#t-msg")).to_have_text("Saved and applied.")
+    assert [s["name"] for s in page.request.get(f"{server.url}/api/v1/config/tariffs").json()["seasons"]] == [
+        "Year"
+    ]
+    assert [e for e in console.errors if "422" not in e] == []
+    ctx.close()

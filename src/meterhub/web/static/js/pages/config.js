@@ -41,9 +41,11 @@ function fieldErrors(form, e, msgEl) {
   form.querySelectorAll("[aria-invalid]").forEach((x) => x.removeAttribute("aria-invalid"));
   if (!(e instanceof ApiError)) throw e;
   for (const d of Array.isArray(e.detail) ? e.detail : []) {
-    const path = (d.loc || []).filter((x) => x !== "body" && !/^\d+$/.test(String(x))).map(String);
-    for (let i = 0; i < path.length; i++) {
-      const input = form.querySelector(`[data-loc="${CSS.escape(path.slice(i).join("."))}"]`);
+    const full = (d.loc || []).filter((x) => x !== "body").map(String);
+    const named = full.filter((x) => !/^\d+$/.test(x));
+    const keys = [...full.map((_, i) => full.slice(i).join(".")), ...named.map((_, i) => named.slice(i).join("."))];
+    for (const key of keys) {
+      const input = key && form.querySelector(`[data-loc="${CSS.escape(key)}"]`);
       if (!input) continue;
       input.setAttribute("aria-invalid", "true");
       input.insertAdjacentHTML("afterend", `<span class="field-error error" role="alert">${esc(d.msg)}</span>`);
@@ -311,27 +313,48 @@ async function tariffs(root, { app }) {
       ${field("t-from", t("config.effective_from"), `<input id="t-from" type="date">`)}
     </div>
     ${tar.effective_from ? `<p class="muted" id="t-since">${esc(t("config.in_force_since"))}: ${esc(tar.effective_from)}</p>` : ""}
-    <label for="t-seasons">${esc(t("config.seasons"))}</label>
-    <textarea id="t-seasons" rows="8" style="width:100%;font-family:monospace">${esc(JSON.stringify(tar.seasons || [], null, 1))}</textarea>
+    <h2>${esc(t("config.seasons"))}</h2><p class="muted">${esc(t("config.seasons_hint"))}</p>
+    <div id="seasons">${(tar.seasons || []).map((x) => seasonBlock(x, rateIds(tar.rates))).join("")}</div>
+    <div class="actions"><button type="button" class="secondary" id="add-season">${esc(t("config.add_season"))}</button></div>
     <label for="t-holidays">${esc(t("config.holidays"))}</label>
     <input id="t-holidays" style="width:100%" value="${esc((tar.holidays || []).join(", "))}" placeholder="2026-12-25, 2026-12-26">
     <div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="t-msg"></span></div></form>`;
   const $ = (s) => root.querySelector(s);
   $("#add-rate").onclick = () => $("#rates").insertAdjacentHTML("beforeend", rateRow());
+  const currentRates = () => [...$("#rates").querySelectorAll(".r-id")].map((i) => i.value.trim()).filter(Boolean);
+  // the bands' rate pickers follow the rate table (ids typed, added or removed)
+  const syncRates = () => {
+    const ids = currentRates();
+    for (const sel of root.querySelectorAll("#seasons .b-rate")) {
+      const v = sel.value;
+      sel.innerHTML = opt(ids.includes(v) || !v ? ids : [v, ...ids], v);
+    }
+  };
+  $("#rates").addEventListener("change", syncRates);
+  $("#add-season").onclick = () => {
+    const n = root.querySelectorAll("#seasons [data-season]").length;
+    const ids = currentRates();
+    $("#seasons").insertAdjacentHTML("beforeend", seasonBlock({ name: "", start: n ? "" : "01-01", weekday: [{ from: "00:00", rate: ids[0] || "" }] }, ids));
+  };
+  $("#seasons").onclick = (ev) => {
+    const b = ev.target.closest("button");
+    if (!b) return;
+    if (b.dataset.removeSeason !== undefined) b.closest("[data-season]").remove();
+    else if (b.dataset.removeBand !== undefined) b.closest("[data-band]").remove();
+    else if (b.dataset.addBand !== undefined) b.closest("[data-dt]").querySelector(".bands").insertAdjacentHTML("beforeend", bandRow({ from: "", rate: currentRates()[0] || "" }, currentRates()));
+  };
+  $("#seasons").onchange = (ev) => {
+    if (ev.target.dataset.own === undefined) return;
+    ev.target.closest("[data-dt]").querySelector(".bands-wrap").hidden = !ev.target.checked;
+  };
   $("#rates").onclick = (ev) => {
     if (ev.target.classList.contains("r-del")) ev.target.closest("tr").remove();
   };
   $("#tariff-form").onsubmit = async (ev) => {
     ev.preventDefault();
     const msg = $("#t-msg");
-    let seasons;
-    try {
-      seasons = JSON.parse($("#t-seasons").value || "[]");
-    } catch (e) {
-      msg.className = "error";
-      msg.textContent = `${t("config.seasons")}: ${e.message}`;
-      return;
-    }
+    clearFieldErrors($("#tariff-form"));
+    const seasons = collectSeasons(root);
     const rates = [...$("#rates").querySelectorAll("tr")]
       .map((tr) => ({ id: tr.querySelector(".r-id").value.trim(), name: tr.querySelector(".r-name").value, price: Number(tr.querySelector(".r-price").value), export_price: Number(tr.querySelector(".r-export").value) }))
       .filter((r) => r.id);
@@ -351,9 +374,61 @@ async function tariffs(root, { app }) {
       msg.className = "";
       msg.textContent = t("config.applied");
     } catch (e) {
-      showError(msg, e);
+      fieldErrors($("#tariff-form"), e, msg);
     }
   };
+}
+
+// Time-of-use seasons (energy.tariffs.seasons): each from its start day (MM-DD) until the next season's,
+// with bands per day type. Saturday, Sunday and holidays are optional: without their own bands Saturday
+// follows Sunday, Sunday follows the weekdays and holidays follow Sunday (meterhub.config.energy.Season).
+const DAY_TYPES = ["weekday", "saturday", "weekend", "holiday"];
+const rateIds = (rates) => (rates || []).map((r) => r.id);
+
+function bandRow(b, ids) {
+  return `<div class="band" data-band><input type="time" class="b-from" value="${esc(b.from || "")}" aria-label="${esc(t("config.band_from"))}" required>
+    <select class="b-rate" aria-label="${esc(t("config.band_rate"))}">${opt(ids.includes(b.rate) || !b.rate ? ids : [b.rate, ...ids], b.rate)}</select>
+    <button type="button" class="secondary" data-remove-band aria-label="${esc(t("common.remove"))}" title="${esc(t("common.remove"))}">×</button></div>`;
+}
+
+function seasonBlock(x, ids) {
+  const dayType = (dt) => {
+    const own = dt === "weekday" || Boolean(x[dt]);
+    const bands = x[dt] || [{ from: "00:00", rate: ids[0] || "" }];
+    return `<div class="day-type" data-dt="${dt}"><h3>${esc(t(`config.day_${dt}`))}</h3>
+      ${dt === "weekday" ? "" : `<label class="check"><input type="checkbox" data-own ${own ? "checked" : ""}> ${esc(t(`config.own_${dt}`))}</label>`}
+      <div class="bands-wrap" ${own ? "" : "hidden"}><div class="bands">${bands.map((b) => bandRow(b, ids)).join("")}</div>
+      <button type="button" class="secondary" data-add-band>${esc(t("config.add_band"))}</button></div></div>`;
+  };
+  return `<fieldset class="panel season" data-season><div class="form-grid">
+      <div><label>${esc(t("common.name"))}<input data-k="name" value="${esc(x.name || "")}"></label></div>
+      <div><label>${esc(t("config.season_start"))}<input data-k="start" value="${esc(x.start || "")}" placeholder="04-01" pattern="\\d\\d-\\d\\d" required></label></div>
+    </div>${DAY_TYPES.map(dayType).join("")}
+    <div class="actions"><button type="button" class="danger" data-remove-season>${esc(t("config.remove_season"))}</button></div></fieldset>`;
+}
+
+/** The seasons as the API takes them; every input gets the data-loc a 422 names it by. */
+function collectSeasons(root) {
+  return [...root.querySelectorAll("#seasons [data-season]")].map((fs, i) => {
+    const season = {};
+    for (const k of ["name", "start"]) {
+      const input = fs.querySelector(`[data-k="${k}"]`);
+      input.dataset.loc = `seasons.${i}.${k}`;
+      season[k] = input.value.trim();
+    }
+    for (const dt of DAY_TYPES) {
+      const box = fs.querySelector(`[data-dt="${dt}"]`);
+      const own = box.querySelector("[data-own]");
+      box.querySelector("h3").dataset.loc = `seasons.${i}.${dt}`;
+      if (own && !own.checked) continue;
+      season[dt] = [...box.querySelectorAll("[data-band]")].map((row, j) => {
+        row.querySelector(".b-from").dataset.loc = `seasons.${i}.${dt}.${j}.from`;
+        row.querySelector(".b-rate").dataset.loc = `seasons.${i}.${dt}.${j}.rate`;
+        return { from: row.querySelector(".b-from").value, rate: row.querySelector(".b-rate").value };
+      });
+    }
+    return season;
+  });
 }
 
 // -- interface options ----------------------------------------------------------------------------
