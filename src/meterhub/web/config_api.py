@@ -34,7 +34,7 @@ from meterhub.config.types import Ratio
 from meterhub.drivers.modbus.ratio_write import write_ratio
 from meterhub.drivers.modbus.scan import parse_units
 from meterhub.drivers.modbus.transport import ModbusError
-from meterhub.energy.config import Rate, TariffSettings
+from meterhub.energy.config import BillingSettings, EnergyConfig, Rate, TariffSettings
 from meterhub.errors import ConflictError
 from meterhub.metering.ct_presets import ct_presets
 from meterhub.profiles import get_profile, profile_ids
@@ -439,3 +439,31 @@ async def put_tariffs(body: TariffsIn, cfg: Config, rt: Runtime, _: ADMIN) -> Ta
     changes = body.model_dump(mode="json", exclude_unset=True)
     now = await cfg.apply(edit.replace_tariffs(cfg.config, changes, now=rt.clock()))
     return now.energy.tariffs if now.energy is not None else TariffSettings()
+
+
+# -- billing ------------------------------------------------------------------------------------------
+@router.get(
+    "/config/billing",
+    response_model=BillingSettings,
+    summary="Monthly billing: day, hour, automatic, demand reset, periods kept (admin)",
+)
+def get_billing(cfg: Config, _: ADMIN) -> BillingSettings:
+    energy = cfg.config.energy
+    return energy.billing if energy is not None else BillingSettings()
+
+
+@router.put(
+    "/config/billing",
+    response_model=BillingSettings,
+    summary="Change the monthly billing schedule (admin)",
+    description="Day 1–28 and hour 0–23 of the site's local time (seed 002 appendix 4). The billing count "
+    "and the periods already closed are kept; the next automatic billing follows the new schedule.",
+    responses={422: {"description": "day, hour or history out of range, or an unknown key"}},
+)
+async def put_billing(body: BillingSettings, cfg: Config, _: ADMIN) -> BillingSettings:
+    new = cfg.config.model_copy(deep=True)
+    energy = new.energy if new.energy is not None else EnergyConfig()
+    new.energy = energy.model_copy(update={"billing": body})
+    now = await cfg.apply(new)
+    log.info("billing schedule changed: day %d, hour %d", body.day, body.hour)
+    return now.energy.billing if now.energy is not None else body

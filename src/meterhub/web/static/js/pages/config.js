@@ -3,10 +3,10 @@
 // the public REST API (PATCH /circuits/{id}, PATCH /devices/{id}, PUT /config/tariffs, PATCH /site …).
 
 import { ApiError, api, del, get, patch, post, put } from "../api.js";
-import { esc } from "../format.js";
-import { LANGUAGES, t } from "../i18n.js";
+import { esc, time, withUnit } from "../format.js";
+import { LANGUAGES, has, t } from "../i18n.js";
 
-const TABS = ["circuits", "devices", "tariffs", "interface", "display"];
+const TABS = ["circuits", "devices", "tariffs", "billing", "interface", "display"];
 const WIRINGS = ["1P2W", "1P3W", "3P4W", "3P3W", "DC"];
 const CT_KINDS = ["built-in", "direct", "current-output", "voltage-output", "rogowski", "adapter-5a"];
 const PURPOSES = ["grid", "consumable", "renewable"];
@@ -24,7 +24,7 @@ export async function render(root, ctx) {
     <nav class="tabs">${TABS.map((x) => `<a href="#/config/${x}" class="${x === tab ? "active" : ""}" data-tab="${x}">${esc(t(`config.${x}`))}</a>`).join("")}</nav>
     <div id="cfg"></div>`;
   const body = root.querySelector("#cfg");
-  const renderers = { circuits, devices, tariffs, interfaceTab, display };
+  const renderers = { circuits, devices, tariffs, billing, interfaceTab, display };
   await renderers[tab === "interface" ? "interfaceTab" : tab](body, ctx);
 }
 
@@ -429,6 +429,80 @@ function collectSeasons(root) {
     }
     return season;
   });
+}
+
+// -- billing and maximum demand -------------------------------------------------------------------
+// Monthly billing day and hour (PUT /config/billing), closing a period now and the periods closed
+// (/energy/billing), and the maximum demands since the last reset with their reset (/energy/demand).
+async function billing(root, ctx) {
+  const [b, st, md, list] = await Promise.all([get("/config/billing"), get("/energy/billing"), get("/energy/demand"), get("/circuits")]);
+  const names = Object.fromEntries(list.map((c) => [c.id, c.name]));
+  const peaks = Object.entries(md.max_demand)
+    .map(([key, rates]) => {
+      const [circuit, quantity] = key.split("/");
+      return Object.entries(rates).map(([rate, v]) => ({ circuit, quantity, rate, ...v }));
+    })
+    .flat()
+    .filter((r) => r.value !== null);
+  // demand of a register: active → kW, reactive → kvar, apparent → kVA (values in W, var, VA)
+  const demandUnit = (q) => (/reactive/.test(q) ? "kvar" : /apparent/.test(q) ? "kVA" : "kW");
+  const qLabel = (q) => (has(`q.${q}`) ? t(`q.${q}`) : q);
+  root.innerHTML = `<form class="panel" id="billing-form" novalidate><h2>${esc(t("config.billing_schedule"))}</h2><div class="form-grid">
+      ${field("b-day", t("config.billing_day"), `<input id="b-day" data-loc="day" type="number" min="1" max="28" value="${b.day}">`)}
+      ${field("b-hour", t("config.billing_hour"), `<input id="b-hour" data-loc="hour" type="number" min="0" max="23" value="${b.hour}">`)}
+      ${field("b-history", t("config.billing_keep"), `<input id="b-history" data-loc="history" type="number" min="1" max="240" value="${b.history}">`)}
+      <div><label class="check"><input id="b-auto" type="checkbox" ${b.automatic ? "checked" : ""}> ${esc(t("config.billing_automatic"))}</label></div>
+      <div><label class="check"><input id="b-reset" type="checkbox" ${b.reset_max_demand ? "checked" : ""}> ${esc(t("config.billing_reset_md"))}</label></div>
+    </div>
+    <p class="muted" id="b-next">${esc(t("config.billing_count"))}: <b id="b-count">${st.count}</b> · ${esc(t("config.billing_next"))}: <span id="b-next-time">${st.next ? esc(time(st.next)) : "–"}</span></p>
+    <div class="actions"><button type="submit">${esc(t("common.save"))}</button>
+      <button type="button" class="secondary" id="b-close">${esc(t("config.billing_close"))}</button><span id="b-msg"></span></div></form>
+    <div class="panel"><h2>${esc(t("config.billing_history"))}</h2>
+      ${st.history.length ? `<div class="table-wrap"><table id="billing-history"><thead><tr><th>${esc(t("config.billing_count"))}</th><th class="l">${esc(t("config.billing_from"))}</th><th class="l">${esc(t("config.billing_until"))}</th><th class="l">${esc(t("config.billing_reason"))}</th></tr></thead><tbody>
+        ${st.history.map((h) => `<tr data-count="${h.count}"><td>${h.count}</td><td class="l">${h.start ? esc(time(new Date(h.start * 1000).toISOString())) : "–"}</td><td class="l">${esc(time(h.time))}</td><td class="l">${esc(h.reason)}</td></tr>`).join("")}</tbody></table></div>` : `<p class="muted" id="billing-none">${esc(t("config.billing_none"))}</p>`}
+    </div>
+    <div class="panel"><h2>${esc(t("config.max_demand"))}</h2>
+      ${peaks.length ? `<div class="table-wrap"><table id="md-table"><thead><tr><th class="l">${esc(t("common.circuit"))}</th><th class="l">${esc(t("config.md_register"))}</th><th class="l">${esc(t("config.band_rate"))}</th><th>${esc(t("config.max_demand"))}</th><th class="l">${esc(t("config.md_time"))}</th><th></th></tr></thead><tbody>
+        ${peaks.map((r) => `<tr data-md="${esc(r.circuit)}"><td class="l">${esc(names[r.circuit] || r.circuit)}</td><td class="l">${esc(qLabel(r.quantity))}</td><td class="l">${esc(r.rate)}</td><td>${esc(withUnit(r.value / 1000, demandUnit(r.quantity), 2))}</td><td class="l">${esc(time(r.time))}</td>
+          <td><button type="button" class="secondary" data-reset="${esc(r.circuit)}">${esc(t("config.md_reset"))}</button></td></tr>`).join("")}</tbody></table></div>` : `<p class="muted" id="md-none">${esc(t("config.md_none"))}</p>`}
+      <div class="actions"><button type="button" class="danger" id="md-reset-all">${esc(t("config.md_reset_all"))}</button><span id="md-msg"></span></div></div>`;
+  const $ = (x) => root.querySelector(x);
+  $("#billing-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors($("#billing-form"));
+    const body = { day: Number($("#b-day").value), hour: Number($("#b-hour").value), history: Number($("#b-history").value), automatic: $("#b-auto").checked, reset_max_demand: $("#b-reset").checked };
+    try {
+      await put("/config/billing", body);
+      const now = await get("/energy/billing");
+      $("#b-next-time").textContent = now.next ? time(now.next) : "–";
+      $("#b-msg").className = "";
+      $("#b-msg").textContent = t("config.applied");
+    } catch (e) {
+      fieldErrors($("#billing-form"), e, $("#b-msg"));
+    }
+  };
+  $("#b-close").onclick = async () => {
+    if (!confirm(t("config.billing_close_confirm"))) return;
+    try {
+      await post("/energy/billing", {});
+      ctx.app.toast(t("config.applied"));
+      await billing(root, ctx);
+    } catch (e) {
+      showError($("#b-msg"), e);
+    }
+  };
+  const reset = async (body, label) => {
+    if (!confirm(t("config.md_reset_confirm", { what: label }))) return;
+    try {
+      await post("/energy/demand/reset", body);
+      ctx.app.toast(t("config.applied"));
+      await billing(root, ctx);
+    } catch (e) {
+      showError($("#md-msg"), e);
+    }
+  };
+  $("#md-reset-all").onclick = () => reset({ all: true }, t("config.md_all"));
+  for (const btn of root.querySelectorAll("[data-reset]")) btn.onclick = () => reset({ circuit: btn.dataset.reset }, names[btn.dataset.reset] || btn.dataset.reset);
 }
 
 // -- interface options ----------------------------------------------------------------------------

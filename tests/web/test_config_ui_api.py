@@ -1,0 +1,46 @@
+"""``/api/v1/config/billing``, added for the configuration page's billing tab (issue 16): the monthly
+billing schedule of seed 002 appendix 4 (day 1–28, hour 0–23 local time), changed through the same
+validated, written-back, audited path as every other configuration change."""
+
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from meterhub.runtime import Gateway
+
+
+def test_admin_changes_the_billing_schedule_and_it_is_written_back(
+    client: TestClient, gateway: Gateway, admin: dict[str, str]
+) -> None:
+    assert client.get("/api/v1/config/billing").json() == {
+        "day": 1,
+        "hour": 0,
+        "automatic": True,
+        "reset_max_demand": True,
+        "history": 24,
+    }
+    body = {"day": 28, "hour": 23, "automatic": False, "reset_max_demand": False, "history": 12}
+    r = client.put("/api/v1/config/billing", json=body, headers=admin)
+    assert r.status_code == 200, r.text
+    assert r.json() == body
+    assert gateway.config.energy is not None and gateway.config.energy.billing.day == 28
+    assert gateway.config_path is not None
+    text = gateway.config_path.read_text(encoding="utf-8")
+    assert "day: 28" in text and "hour: 23" in text
+
+
+def test_a_billing_day_that_not_every_month_has_is_refused_by_field(
+    client: TestClient, gateway: Gateway, admin: dict[str, str]
+) -> None:
+    for bad, loc in (({"day": 29}, ["body", "day"]), ({"hour": 24}, ["body", "hour"])):
+        r = client.put("/api/v1/config/billing", json=bad, headers=admin)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == loc
+    r = client.put("/api/v1/config/billing", json={"month": 3}, headers=admin)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "month"]
+    assert client.get("/api/v1/config/billing").json()["day"] == 1
+
+
+def test_a_reader_cannot_change_billing(client: TestClient, reader: dict[str, str]) -> None:
+    r = client.put("/api/v1/config/billing", json={"day": 5}, headers=reader)
+    assert r.status_code == 403
