@@ -9,12 +9,16 @@ scroll sideways at 390 px. Screenshots go to ``test-artifacts/screenshots/``.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
 pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from meterhub.model.readings import Reading
+from meterhub.model.topology import Phase
 from meterhub.web.auth import UserStore
 
 from .liveserver import LiveServer
@@ -22,6 +26,7 @@ from .test_browser import ADMIN_PW, SHOTS, Console, sign_in
 
 pytestmark = pytest.mark.browser
 
+BERLIN = ZoneInfo("Europe/Berlin")  # the test site's time zone
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
 
@@ -31,7 +36,26 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("config-ui")
     with LiveServer(tmp) as srv:
         UserStore(srv.data).add("admin", ADMIN_PW, "admin")
+        srv.gateway.storage.write(last_month_import())
+        srv.gateway.storage.flush()
         yield srv
+
+
+def last_month() -> date:
+    """The 10th of last month (site time zone)."""
+    today = datetime.now(BERLIN).date()
+    return (today.replace(day=1) - timedelta(days=1)).replace(day=10)
+
+
+def last_month_import() -> list[Reading]:
+    """The grid incomer's import register on the 10th of last month, 10:00–13:00 Berlin time, once a
+    minute: 4 kW, but 10 kW from 11:00 to 11:15 — a 15-min peak of 10 kW [Wh]."""
+    t0 = datetime.combine(last_month(), time(10, 0), BERLIN).timestamp()
+    out, wh = [], 1_000_000.0
+    for i in range(181):
+        out.append(Reading(t0 + 60 * i, "grid", "energy_active_import", Phase.TOTAL, wh))
+        wh += (10_000.0 if 60 <= i < 75 else 4_000.0) / 60
+    return out
 
 
 def open_page(browser: Browser, viewport: dict[str, int]) -> tuple[BrowserContext, Page, Console]:
@@ -257,5 +281,36 @@ def test_admin_sets_the_billing_day_closes_a_period_and_resets_demand(
     assert all(v["value"] is None for rates in md.values() for v in rates.values())
     assert no_sideways_scroll(page)
     page.screenshot(path=str(SHOTS / f"config-billing-{viewport['width']}.png"), full_page=True)
+    assert [e for e in console.errors if "422" not in e] == []
+    ctx.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "390px"])
+def test_admin_sets_the_capacity_floor_and_sees_the_monthly_peaks(
+    browser: Browser, server: LiveServer, viewport: dict[str, int]
+) -> None:
+    ctx, page, console = open_page(browser, viewport)
+    sign_in(page, server.url, "admin", ADMIN_PW)
+    page.goto(f"{server.url}/#/config/billing")
+    expect(page.locator("#k-circuit")).to_have_value("grid")  # the grid incomer by default
+    month = last_month().strftime("%Y-%m")
+    row = page.locator(f'#capacity-table tr[data-month="{month}"]')
+    expect(row.locator("td").nth(1)).to_have_text("10.00 kW")  # the 11:00–11:15 peak
+    expect(row.locator("td").nth(2)).to_contain_text("11:15")  # its end, in the site's time
+    page.fill("#k-min", "-1")
+    page.click("#capacity-form button[type=submit]")
+    expect(page.locator("#k-min + .field-error")).to_contain_text("greater than or equal to 0")
+    page.fill("#k-min", "12.5")
+    page.click("#capacity-form button[type=submit]")
+    expect(page.locator("#k-msg")).to_have_text("Saved and applied.")
+    assert page.request.get(f"{server.url}/api/v1/config/capacity").json() == {"minimum": 12500.0}
+    assert "capacity_minimum: 12500" in server.config_path.read_text(encoding="utf-8")
+    # the 10 kW peak counts as the 12.5 kW floor in the rolling mean, as in the API's report
+    expect(row.locator("td").nth(3)).to_have_text("12.50 kW")
+    rep = page.request.get(
+        f"{server.url}/api/v1/reports/capacity?from={month}-01&to={month}-28&circuit=grid"
+    ).json()["months"]
+    assert [(r["month"], round(r["peak"], 3), r["rolling_mean"]) for r in rep] == [(month, 10000.0, 12500.0)]
+    assert no_sideways_scroll(page)
     assert [e for e in console.errors if "422" not in e] == []
     ctx.close()

@@ -44,3 +44,14 @@ def test_a_billing_day_that_not_every_month_has_is_refused_by_field(
 def test_a_reader_cannot_change_billing(client: TestClient, reader: dict[str, str]) -> None:
     r = client.put("/api/v1/config/billing", json={"day": 5}, headers=reader)
     assert r.status_code == 403
+
+
+def test_admin_sets_the_capacity_floor(client: TestClient, gateway: Gateway, admin: dict[str, str]) -> None:
+    assert client.get("/api/v1/config/capacity").json() == {"minimum": 0.0}
+    r = client.put("/api/v1/config/capacity", json={"minimum": 2500.0}, headers=admin)
+    assert r.status_code == 200 and r.json() == {"minimum": 2500.0}
+    assert gateway.config.energy is not None and gateway.config.energy.capacity_minimum == 2500.0
+    for bad, loc in (({"minimum": -1}, ["body", "minimum"]), ({"floor": 1}, ["body", "floor"])):
+        r = client.put("/api/v1/config/capacity", json=bad, headers=admin)
+        assert r.status_code == 422 and loc in [d["loc"] for d in r.json()["detail"]]
+    assert client.get("/api/v1/config/capacity").json() == {"minimum": 2500.0}

@@ -467,3 +467,35 @@ async def put_billing(body: BillingSettings, cfg: Config, _: ADMIN) -> BillingSe
     now = await cfg.apply(new)
     log.info("billing schedule changed: day %d, hour %d", body.day, body.hour)
     return now.energy.billing if now.energy is not None else body
+
+
+# -- capacity tariff ----------------------------------------------------------------------------------
+class CapacityIn(BaseModel):
+    """The capacity tariff's settings (``energy.capacity_minimum``): the floor each monthly 15-min peak is
+    raised to before the rolling 12-month mean is taken (e.g. 2.5 kW in the Flemish capaciteitstarief)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    minimum: float = Field(ge=0, le=1e10, description="floor of each monthly peak [W]")
+
+
+@router.get("/config/capacity", response_model=CapacityIn, summary="Capacity tariff settings (admin)")
+def get_capacity(cfg: Config, _: ADMIN) -> CapacityIn:
+    energy = cfg.config.energy
+    return CapacityIn(minimum=energy.capacity_minimum if energy is not None else 0.0)
+
+
+@router.put(
+    "/config/capacity",
+    response_model=CapacityIn,
+    summary="Change the capacity tariff's floor of the monthly peaks (admin)",
+    description="Used by `GET /reports/capacity` for the rolling 12-month mean from then on (it is a "
+    "report setting: stored readings are not changed).",
+    responses={422: {"description": "negative or unknown key"}},
+)
+async def put_capacity(body: CapacityIn, cfg: Config, _: ADMIN) -> CapacityIn:
+    new = cfg.config.model_copy(deep=True)
+    energy = new.energy if new.energy is not None else EnergyConfig()
+    new.energy = energy.model_copy(update={"capacity_minimum": body.minimum})
+    now = await cfg.apply(new)
+    return CapacityIn(minimum=now.energy.capacity_minimum if now.energy is not None else body.minimum)

@@ -435,7 +435,7 @@ function collectSeasons(root) {
 // Monthly billing day and hour (PUT /config/billing), closing a period now and the periods closed
 // (/energy/billing), and the maximum demands since the last reset with their reset (/energy/demand).
 async function billing(root, ctx) {
-  const [b, st, md, list] = await Promise.all([get("/config/billing"), get("/energy/billing"), get("/energy/demand"), get("/circuits")]);
+  const [b, st, md, list, cap] = await Promise.all([get("/config/billing"), get("/energy/billing"), get("/energy/demand"), get("/circuits"), get("/config/capacity")]);
   const names = Object.fromEntries(list.map((c) => [c.id, c.name]));
   const peaks = Object.entries(md.max_demand)
     .map(([key, rates]) => {
@@ -465,7 +465,11 @@ async function billing(root, ctx) {
       ${peaks.length ? `<div class="table-wrap"><table id="md-table"><thead><tr><th class="l">${esc(t("common.circuit"))}</th><th class="l">${esc(t("config.md_register"))}</th><th class="l">${esc(t("config.band_rate"))}</th><th>${esc(t("config.max_demand"))}</th><th class="l">${esc(t("config.md_time"))}</th><th></th></tr></thead><tbody>
         ${peaks.map((r) => `<tr data-md="${esc(r.circuit)}"><td class="l">${esc(names[r.circuit] || r.circuit)}</td><td class="l">${esc(qLabel(r.quantity))}</td><td class="l">${esc(r.rate)}</td><td>${esc(withUnit(r.value / 1000, demandUnit(r.quantity), 2))}</td><td class="l">${esc(time(r.time))}</td>
           <td><button type="button" class="secondary" data-reset="${esc(r.circuit)}">${esc(t("config.md_reset"))}</button></td></tr>`).join("")}</tbody></table></div>` : `<p class="muted" id="md-none">${esc(t("config.md_none"))}</p>`}
-      <div class="actions"><button type="button" class="danger" id="md-reset-all">${esc(t("config.md_reset_all"))}</button><span id="md-msg"></span></div></div>`;
+      <div class="actions"><button type="button" class="danger" id="md-reset-all">${esc(t("config.md_reset_all"))}</button><span id="md-msg"></span></div></div>
+    <form class="panel" id="capacity-form" novalidate><h2>${esc(t("config.capacity"))}</h2><p class="muted">${esc(t("config.capacity_hint"))}</p><div class="form-grid">
+      ${field("k-min", t("config.capacity_minimum"), `<input id="k-min" data-loc="minimum" type="number" min="0" step="0.1" value="${cap.minimum / 1000}">`)}
+      ${field("k-circuit", t("common.circuit"), `<select id="k-circuit">${opt(list.map((c) => c.id), (list.find((c) => c.purpose === "grid") || list[0])?.id, (id) => names[id])}</select>`)}
+    </div><div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="k-msg"></span></div><div id="capacity-report"></div></form>`;
   const $ = (x) => root.querySelector(x);
   $("#billing-form").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -502,6 +506,38 @@ async function billing(root, ctx) {
     }
   };
   $("#md-reset-all").onclick = () => reset({ all: true }, t("config.md_all"));
+  // the last 12 months' 15-min peaks and their rolling mean (GET /reports/capacity), site-local months
+  const capacityReport = async () => {
+    const el = $("#capacity-report");
+    const today = new Date().toLocaleDateString("en-CA", { timeZone: ctx.app.site?.timezone });
+    const [y, m] = today.split("-").map(Number);
+    const from = `${m === 12 ? y : y - 1}-${String((m % 12) + 1).padStart(2, "0")}-01`;
+    try {
+      const rep = await get(`/reports/capacity?from=${from}&to=${today}&circuit=${encodeURIComponent($("#k-circuit").value)}`);
+      if (!rep.months.length) {
+        el.innerHTML = `<p class="muted" id="capacity-none">${esc(t("config.capacity_none"))}</p>`;
+        return;
+      }
+      el.innerHTML = `<div class="table-wrap"><table id="capacity-table"><thead><tr><th class="l">${esc(t("config.capacity_month"))}</th><th>${esc(t("config.capacity_peak"))}</th><th class="l">${esc(t("config.md_time"))}</th><th>${esc(t("config.capacity_mean"))}</th></tr></thead><tbody>
+        ${rep.months.map((r) => `<tr data-month="${esc(r.month)}"><td class="l">${esc(r.month)}</td><td>${esc(withUnit(r.peak === null ? null : r.peak / 1000, "kW", 2))}</td><td class="l">${r.time ? esc(time(r.time)) : "–"}</td><td>${esc(withUnit(r.rolling_mean === null ? null : r.rolling_mean / 1000, "kW", 2))}</td></tr>`).join("")}</tbody></table></div>`;
+    } catch (e) {
+      showError(el, e);
+    }
+  };
+  $("#k-circuit").onchange = capacityReport;
+  $("#capacity-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors($("#capacity-form"));
+    try {
+      await put("/config/capacity", { minimum: Number($("#k-min").value) * 1000 });
+      $("#k-msg").className = "";
+      $("#k-msg").textContent = t("config.applied");
+      await capacityReport();
+    } catch (e) {
+      fieldErrors($("#capacity-form"), e, $("#k-msg"));
+    }
+  };
+  await capacityReport();
   for (const btn of root.querySelectorAll("[data-reset]")) btn.onclick = () => reset({ circuit: btn.dataset.reset }, names[btn.dataset.reset] || btn.dataset.reset);
 }
 
