@@ -314,3 +314,51 @@ def test_admin_sets_the_capacity_floor_and_sees_the_monthly_peaks(
     assert no_sideways_scroll(page)
     assert [e for e in console.errors if "422" not in e] == []
     ctx.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "390px"])
+def test_admin_sets_a_load_profile_and_downloads_it_as_csv(
+    browser: Browser, server: LiveServer, viewport: dict[str, int]
+) -> None:
+    ctx, page, console = open_page(browser, viewport)
+    sign_in(page, server.url, "admin", ADMIN_PW)
+    assert page.request.put(
+        f"{server.url}/api/v1/config/load-profiles", data={"profiles": []}, headers=csrf(page)
+    ).ok
+    page.goto(f"{server.url}/#/config/billing")
+    expect(page.locator("#lp-form")).to_be_visible()
+    # two profiles for the same circuit: refused, the message next to the second one's circuit
+    page.click("#lp-add")
+    page.click("#lp-add")
+    rows = page.locator("#lp-rows [data-lp]")
+    rows.nth(0).locator(".lp-circuit").select_option("grid")
+    rows.nth(1).locator(".lp-circuit").select_option("grid")
+    page.click("#lp-form button[type=submit]")
+    expect(rows.nth(1).locator(".lp-circuit + .field-error")).to_contain_text("has a load profile already")
+    rows.nth(1).locator("[data-lp-remove]").click()
+    rows.nth(0).locator(".lp-interval").select_option("60")
+    rows.nth(0).locator(".lp-quantities").select_option(["energy_active_import"])
+    page.click("#lp-form button[type=submit]")
+    expect(page.locator("#lp-msg")).to_have_text("Saved and applied.")
+    assert page.request.get(f"{server.url}/api/v1/config/load-profiles").json() == {
+        "profiles": [{"circuit": "grid", "interval": 60, "quantities": ["energy_active_import"]}]
+    }
+    # the CSV of last month's 10th: hourly, the register at each hour's end (10:00 … 13:00 seeded)
+    day = last_month().isoformat()
+    page.select_option("#lp-d-circuit", "grid")
+    page.fill("#lp-d-from", day)
+    page.fill("#lp-d-to", day)
+    with page.expect_download() as dl:
+        page.click("#lp-d-go")
+    path = dl.value.path()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "end,energy_active_import"
+    values = dict(line.split(",") for line in lines[1:])
+    # 11:00 → 12:00: 15 min at 10 kW and 45 min at 4 kW = 5.5 kWh
+    at11 = next(v for k, v in values.items() if k.startswith(f"{day}T11:00"))
+    at12 = next(v for k, v in values.items() if k.startswith(f"{day}T12:00"))
+    assert float(at12) - float(at11) == pytest.approx(5500.0, abs=1.0)
+    assert no_sideways_scroll(page)
+    page.screenshot(path=str(SHOTS / f"config-billing-profiles-{viewport['width']}.png"), full_page=True)
+    assert [e for e in console.errors if "422" not in e] == []
+    ctx.close()

@@ -55,3 +55,25 @@ def test_admin_sets_the_capacity_floor(client: TestClient, gateway: Gateway, adm
         r = client.put("/api/v1/config/capacity", json=bad, headers=admin)
         assert r.status_code == 422 and loc in [d["loc"] for d in r.json()["detail"]]
     assert client.get("/api/v1/config/capacity").json() == {"minimum": 2500.0}
+
+
+def test_admin_sets_load_profiles_and_a_bad_one_is_refused_by_field(
+    client: TestClient, gateway: Gateway, admin: dict[str, str]
+) -> None:
+    assert client.get("/api/v1/config/load-profiles").json() == {"profiles": []}
+    good = {"profiles": [{"circuit": "hvac", "interval": 5, "quantities": ["active_power"]}]}
+    r = client.put("/api/v1/config/load-profiles", json=good, headers=admin)
+    assert r.status_code == 200 and r.json() == good
+    assert gateway.config.energy is not None and gateway.config.energy.profiles[0].interval == 5
+    for bad, loc in (
+        ({"circuit": "nowhere"}, ["body", "energy", "profiles", "0", "circuit"]),
+        ({"circuit": "hvac", "interval": 7}, ["body", "profiles", 0, "interval"]),
+        ({"circuit": "hvac", "quantities": ["watts"]}, ["body", "profiles", 0, "quantities"]),
+    ):
+        r = client.put("/api/v1/config/load-profiles", json={"profiles": [bad]}, headers=admin)
+        assert r.status_code == 422, r.text
+        assert loc in [d["loc"] for d in r.json()["detail"]], r.text
+    twice = {"profiles": [{"circuit": "hvac"}, {"circuit": "hvac"}]}
+    r = client.put("/api/v1/config/load-profiles", json=twice, headers=admin)
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "profiles", 1, "circuit"]
+    assert client.get("/api/v1/config/load-profiles").json() == good

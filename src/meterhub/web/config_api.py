@@ -34,7 +34,7 @@ from meterhub.config.types import Ratio
 from meterhub.drivers.modbus.ratio_write import write_ratio
 from meterhub.drivers.modbus.scan import parse_units
 from meterhub.drivers.modbus.transport import ModbusError
-from meterhub.energy.config import BillingSettings, EnergyConfig, Rate, TariffSettings
+from meterhub.energy.config import BillingSettings, EnergyConfig, ProfileSpec, Rate, TariffSettings
 from meterhub.errors import ConflictError
 from meterhub.metering.ct_presets import ct_presets
 from meterhub.profiles import get_profile, profile_ids
@@ -499,3 +499,48 @@ async def put_capacity(body: CapacityIn, cfg: Config, _: ADMIN) -> CapacityIn:
     new.energy = energy.model_copy(update={"capacity_minimum": body.minimum})
     now = await cfg.apply(new)
     return CapacityIn(minimum=now.energy.capacity_minimum if now.energy is not None else body.minimum)
+
+
+# -- load profiles ------------------------------------------------------------------------------------
+class LoadProfilesIn(BaseModel):
+    """The configured load profiles (``energy.profiles``, seed 002 appendix 5): per circuit the capture
+    interval and quantities that ``GET /reports/profile`` uses when the request names none. A circuit
+    without one gets 15 min of import and export energy and active power."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    profiles: list[ProfileSpec] = Field(max_length=1000)
+
+
+@router.get("/config/load-profiles", response_model=LoadProfilesIn, summary="Load-profile settings (admin)")
+def get_load_profiles(cfg: Config, _: ADMIN) -> LoadProfilesIn:
+    energy = cfg.config.energy
+    return LoadProfilesIn(profiles=list(energy.profiles) if energy is not None else [])
+
+
+@router.put(
+    "/config/load-profiles",
+    response_model=LoadProfilesIn,
+    summary="Replace the load-profile settings (admin)",
+    responses={422: {"description": "unknown circuit or quantity, interval not 1, 5, 10, 15, 30 or 60 min"}},
+)
+async def put_load_profiles(body: LoadProfilesIn, cfg: Config, _: ADMIN) -> LoadProfilesIn:
+    circuits = [p.circuit for p in body.profiles]
+    twice = sorted({c for c in circuits if circuits.count(c) > 1})
+    if twice:
+        i = circuits.index(twice[0], circuits.index(twice[0]) + 1)
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "profiles", i, "circuit"],
+                    "msg": f"circuit {twice[0]!r} has a load profile already",
+                    "type": "value_error",
+                }
+            ],
+        )
+    new = cfg.config.model_copy(deep=True)
+    energy = new.energy if new.energy is not None else EnergyConfig()
+    new.energy = energy.model_copy(update={"profiles": body.profiles})
+    now = await cfg.apply(new)
+    return LoadProfilesIn(profiles=list(now.energy.profiles) if now.energy is not None else [])

@@ -2,8 +2,8 @@
 // CT and VT ratio, purpose, zone; tariffs; interface options; display mode. Everything goes through
 // the public REST API (PATCH /circuits/{id}, PATCH /devices/{id}, PUT /config/tariffs, PATCH /site …).
 
-import { ApiError, api, del, get, patch, post, put } from "../api.js";
-import { esc, time, withUnit } from "../format.js";
+import { ApiError, api, del, get, patch, post, put, qs } from "../api.js";
+import { esc, time, timeZone, withUnit } from "../format.js";
 import { LANGUAGES, has, t } from "../i18n.js";
 
 const TABS = ["circuits", "devices", "tariffs", "billing", "interface", "display"];
@@ -435,7 +435,7 @@ function collectSeasons(root) {
 // Monthly billing day and hour (PUT /config/billing), closing a period now and the periods closed
 // (/energy/billing), and the maximum demands since the last reset with their reset (/energy/demand).
 async function billing(root, ctx) {
-  const [b, st, md, list, cap] = await Promise.all([get("/config/billing"), get("/energy/billing"), get("/energy/demand"), get("/circuits"), get("/config/capacity")]);
+  const [b, st, md, list, cap, lp, quantities] = await Promise.all([get("/config/billing"), get("/energy/billing"), get("/energy/demand"), get("/circuits"), get("/config/capacity"), get("/config/load-profiles"), get("/quantities")]);
   const names = Object.fromEntries(list.map((c) => [c.id, c.name]));
   const peaks = Object.entries(md.max_demand)
     .map(([key, rates]) => {
@@ -469,7 +469,8 @@ async function billing(root, ctx) {
     <form class="panel" id="capacity-form" novalidate><h2>${esc(t("config.capacity"))}</h2><p class="muted">${esc(t("config.capacity_hint"))}</p><div class="form-grid">
       ${field("k-min", t("config.capacity_minimum"), `<input id="k-min" data-loc="minimum" type="number" min="0" step="0.1" value="${cap.minimum / 1000}">`)}
       ${field("k-circuit", t("common.circuit"), `<select id="k-circuit">${opt(list.map((c) => c.id), (list.find((c) => c.purpose === "grid") || list[0])?.id, (id) => names[id])}</select>`)}
-    </div><div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="k-msg"></span></div><div id="capacity-report"></div></form>`;
+    </div><div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="k-msg"></span></div><div id="capacity-report"></div></form>
+    ${loadProfilePanel(lp.profiles, list, quantities)}`;
   const $ = (x) => root.querySelector(x);
   $("#billing-form").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -532,13 +533,102 @@ async function billing(root, ctx) {
       await put("/config/capacity", { minimum: Number($("#k-min").value) * 1000 });
       $("#k-msg").className = "";
       $("#k-msg").textContent = t("config.applied");
-      await capacityReport();
+      wireLoadProfiles(root, list, quantities);
+  await capacityReport();
     } catch (e) {
       fieldErrors($("#capacity-form"), e, $("#k-msg"));
     }
   };
+  wireLoadProfiles(root, list, quantities);
   await capacityReport();
   for (const btn of root.querySelectorAll("[data-reset]")) btn.onclick = () => reset({ circuit: btn.dataset.reset }, names[btn.dataset.reset] || btn.dataset.reset);
+}
+
+// Load profiles (energy.profiles, seed 002 appendix 5): per circuit the capture interval and quantities,
+// and a download of the profile as CSV (GET /reports/profile, times in the site's zone).
+const PROFILE_INTERVALS = [1, 5, 10, 15, 30, 60];
+
+function quantityPicker(quantities, selected, attrs) {
+  const kinds = [...new Set(quantities.map((q) => q.kind))];
+  const label = (q) => `${has(`q.${q.id}`) ? t(`q.${q.id}`) : q.id}${q.unit ? ` [${q.unit}]` : ""}`;
+  return `<select multiple size="4" ${attrs}>${kinds
+    .map((k) => `<optgroup label="${esc(k)}">${quantities.filter((q) => q.kind === k).map((q) => `<option value="${esc(q.id)}" ${selected.includes(q.id) ? "selected" : ""}>${esc(label(q))}</option>`).join("")}</optgroup>`)
+    .join("")}</select>`;
+}
+
+function profileRow(p, list, quantities) {
+  return `<div class="form-grid lp-row" data-lp>
+    <div><label>${esc(t("common.circuit"))}<select class="lp-circuit">${opt(list.map((c) => c.id), p.circuit, (id) => list.find((c) => c.id === id)?.name || id)}</select></label></div>
+    <div><label>${esc(t("config.lp_interval"))}<select class="lp-interval">${opt(PROFILE_INTERVALS.map(String), String(p.interval))}</select></label></div>
+    <div><label>${esc(t("config.lp_quantities"))}${quantityPicker(quantities, p.quantities, 'class="lp-quantities"')}</label></div>
+    <div><button type="button" class="secondary" data-lp-remove>${esc(t("common.remove"))}</button></div></div>`;
+}
+
+function loadProfilePanel(profiles, list, quantities) {
+  const today = new Date().toLocaleDateString("en-CA", { timeZone: timeZone() || undefined });
+  return `<form class="panel" id="lp-form" novalidate><h2>${esc(t("config.load_profiles"))}</h2><p class="muted">${esc(t("config.lp_hint"))}</p>
+    <div id="lp-rows">${profiles.map((p) => profileRow(p, list, quantities)).join("")}</div>
+    <div class="actions"><button type="button" class="secondary" id="lp-add">${esc(t("config.lp_add"))}</button><button type="submit">${esc(t("common.save"))}</button><span id="lp-msg"></span></div>
+    <h3>${esc(t("config.lp_download"))}</h3><div class="form-grid">
+      ${field("lp-d-circuit", t("common.circuit"), `<select id="lp-d-circuit">${opt(list.map((c) => c.id), list[0]?.id, (id) => list.find((c) => c.id === id)?.name || id)}</select>`)}
+      ${field("lp-d-from", t("config.billing_from"), `<input id="lp-d-from" type="date" value="${today.slice(0, 8)}01">`)}
+      ${field("lp-d-to", t("config.billing_until"), `<input id="lp-d-to" type="date" value="${today}">`)}
+    </div><div class="actions"><button type="button" id="lp-d-go">${esc(t("config.lp_csv"))}</button><span id="lp-d-msg"></span></div></form>`;
+}
+
+function wireLoadProfiles(root, list, quantities) {
+  const form = root.querySelector("#lp-form");
+  const $ = (x) => form.querySelector(x);
+  $("#lp-add").onclick = () => {
+    const used = new Set([...form.querySelectorAll(".lp-circuit")].map((x) => x.value));
+    const circuit = (list.find((c) => !used.has(c.id)) || list[0]).id;
+    $("#lp-rows").insertAdjacentHTML("beforeend", profileRow({ circuit, interval: 15, quantities: [] }, list, quantities));
+  };
+  $("#lp-rows").onclick = (ev) => {
+    if (ev.target.dataset.lpRemove !== undefined) ev.target.closest("[data-lp]").remove();
+  };
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const profiles = [...form.querySelectorAll("[data-lp]")].map((row, i) => {
+      for (const [cls, k] of [["lp-circuit", "circuit"], ["lp-interval", "interval"], ["lp-quantities", "quantities"]]) row.querySelector(`.${cls}`).dataset.loc = `profiles.${i}.${k}`;
+      const p = { circuit: row.querySelector(".lp-circuit").value, interval: Number(row.querySelector(".lp-interval").value) };
+      const chosen = [...row.querySelector(".lp-quantities").selectedOptions].map((o) => o.value);
+      if (chosen.length) p.quantities = chosen; // none chosen: the default (±energy, active power)
+      return p;
+    });
+    try {
+      await put("/config/load-profiles", { profiles });
+      $("#lp-msg").className = "";
+      $("#lp-msg").textContent = t("config.applied");
+    } catch (e) {
+      fieldErrors(form, e, $("#lp-msg"));
+    }
+  };
+  $("#lp-d-go").onclick = async () => {
+    const msg = $("#lp-d-msg");
+    msg.textContent = "";
+    try {
+      const circuit = $("#lp-d-circuit").value;
+      if (!$("#lp-d-from").value || !$("#lp-d-to").value) {
+        msg.className = "error";
+        msg.textContent = t("config.lp_dates");
+        return;
+      }
+      // the last day is included: the API's `to` is exclusive (the next day's midnight)
+      const to = new Date(Date.parse(`${$("#lp-d-to").value}T00:00:00Z`) + 86400000).toISOString().slice(0, 10);
+      const rep = await get(`/reports/profile${qs({ from: $("#lp-d-from").value, to, circuit })}`);
+      const lines = [["end", ...rep.quantities].join(","), ...rep.rows.map((r) => [r.end, ...rep.quantities.map((q) => (r[q] === null ? "" : r[q]))].join(","))];
+      const a = document.createElement("a");
+      a.href = URL.createObjectURL(new Blob([`${lines.join("\r\n")}\r\n`], { type: "text/csv" }));
+      a.download = `load-profile-${circuit}-${$("#lp-d-from").value}-${$("#lp-d-to").value}.csv`;
+      document.body.append(a);
+      a.click();
+      a.remove();
+    } catch (e) {
+      showError(msg, e);
+    }
+  };
 }
 
 // -- interface options ----------------------------------------------------------------------------
