@@ -362,3 +362,32 @@ def test_admin_sets_a_load_profile_and_downloads_it_as_csv(
     page.screenshot(path=str(SHOTS / f"config-billing-profiles-{viewport['width']}.png"), full_page=True)
     assert [e for e in console.errors if "422" not in e] == []
     ctx.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["desktop", "390px"])
+def test_admin_adds_and_removes_a_bus(browser: Browser, server: LiveServer, viewport: dict[str, int]) -> None:
+    ctx, page, console = open_page(browser, viewport)
+    sign_in(page, server.url, "admin", ADMIN_PW)
+    bid = "tcp2" if viewport is DESKTOP else "tcp3"
+    page.goto(f"{server.url}/#/config/devices")
+    expect(page.locator('#bus-table tr[data-bus="panel"]')).to_contain_text("meter, m1, vu, m2")
+    page.fill("#bus-id", bid)
+    page.fill("#bus-host", "192.0.2.10")
+    page.fill("#bus-port", "0")
+    page.click("#add-bus button[type=submit]")
+    expect(page.locator("#bus-port + .field-error")).to_contain_text("greater than or equal to 1")
+    page.fill("#bus-port", "502")
+    page.click("#add-bus button[type=submit]")
+    expect(page.locator(f'#bus-table tr[data-bus="{bid}"]')).to_contain_text("192.0.2.10:502")
+    buses = {b["id"]: b for b in page.request.get(f"{server.url}/api/v1/config/buses").json()}
+    assert (buses[bid]["kind"], buses[bid]["host"], buses[bid]["port"]) == ("modbus-tcp", "192.0.2.10", 502)
+    assert f"id: {bid}" in server.config_path.read_text(encoding="utf-8")
+    assert no_sideways_scroll(page)
+    # the bus the meters are on cannot go: the refusal names them
+    page.click('[data-bus-remove="panel"]')
+    expect(page.locator("#bus-msg")).to_contain_text("devices meter, m1, vu, m2 use bus 'panel'")
+    page.click(f'[data-bus-remove="{bid}"]')
+    expect(page.locator(f'#bus-table tr[data-bus="{bid}"]')).to_have_count(0)
+    assert bid not in {b["id"] for b in page.request.get(f"{server.url}/api/v1/config/buses").json()}
+    assert [e for e in console.errors if "422" not in e and "409" not in e] == []
+    ctx.close()

@@ -77,3 +77,19 @@ def test_admin_sets_load_profiles_and_a_bad_one_is_refused_by_field(
     r = client.put("/api/v1/config/load-profiles", json=twice, headers=admin)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "profiles", 1, "circuit"]
     assert client.get("/api/v1/config/load-profiles").json() == good
+
+
+def test_admin_adds_and_removes_a_bus(client: TestClient, gateway: Gateway, admin: dict[str, str]) -> None:
+    body = {"id": "rs485", "kind": "modbus-rtu", "serial": "/dev/ttyUSB0", "baud": 19200, "parity": "E"}
+    r = client.post("/api/v1/config/buses", json=body, headers=admin)
+    assert r.status_code == 201, r.text
+    bus = next(b for b in gateway.config.buses if b.id == "rs485")
+    assert (bus.serial, bus.baud, bus.parity) == ("/dev/ttyUSB0", 19200, "E")
+    assert client.post("/api/v1/config/buses", json=body, headers=admin).status_code == 409
+    r = client.post("/api/v1/config/buses", json={**body, "id": "x", "baud": 12}, headers=admin)
+    assert r.status_code == 422 and ["body", "baud"] in [d["loc"] for d in r.json()["detail"]]
+    r = client.delete("/api/v1/config/buses/panel", headers=admin)
+    assert r.status_code == 409 and "devices meter, m1, vu, m2" in r.text
+    assert client.delete("/api/v1/config/buses/nowhere", headers=admin).status_code == 404
+    assert client.delete("/api/v1/config/buses/rs485", headers=admin).status_code == 204
+    assert [b.id for b in gateway.config.buses] == ["panel"]

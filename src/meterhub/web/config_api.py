@@ -29,7 +29,7 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from meterhub.config import edit
-from meterhub.config.schema import Circuit, SiteConfig
+from meterhub.config.schema import Bus, Circuit, SiteConfig
 from meterhub.config.types import Ratio
 from meterhub.drivers.modbus.ratio_write import write_ratio
 from meterhub.drivers.modbus.scan import parse_units
@@ -544,3 +544,39 @@ async def put_load_profiles(body: LoadProfilesIn, cfg: Config, _: ADMIN) -> Load
     new.energy = energy.model_copy(update={"profiles": body.profiles})
     now = await cfg.apply(new)
     return LoadProfilesIn(profiles=list(now.energy.profiles) if now.energy is not None else [])
+
+
+# -- buses --------------------------------------------------------------------------------------------
+@router.post(
+    "/config/buses",
+    response_model=BusOut,
+    status_code=201,
+    summary="Add a bus: a Modbus TCP endpoint, an RS485 line, a DLMS or MQTT connection … (admin)",
+    responses={409: {"description": "the id exists"}, 422: {"description": "invalid field"}},
+)
+async def add_bus(body: Bus, cfg: Config, _: ADMIN) -> BusOut:
+    if any(b.id == body.id for b in cfg.config.buses):
+        raise ConflictError(f"bus {body.id!r} exists")
+    new = cfg.config.model_copy(deep=True)
+    new.buses.append(body)
+    await cfg.apply(new)
+    log.info("bus %s (%s) added", body.id, body.kind.value)
+    return BusOut(
+        id=body.id, kind=body.kind.value, host=body.host, port=body.port, serial=body.serial, devices=[]
+    )
+
+
+@router.delete(
+    "/config/buses/{bus_id}",
+    status_code=204,
+    summary="Remove a bus (admin)",
+    responses={404: {"description": "unknown bus"}, 409: {"description": "devices still use the bus"}},
+)
+async def delete_bus(bus_id: str, cfg: Config, _: ADMIN) -> None:
+    i = edit.index_of(cfg.config.buses, bus_id, "bus")
+    users = [d.id for d in cfg.config.devices if d.bus == bus_id]
+    if users:
+        raise ConflictError(f"devices {', '.join(users)} use bus {bus_id!r}; move or remove them first")
+    new = cfg.config.model_copy(deep=True)
+    del new.buses[i]
+    await cfg.apply(new)

@@ -227,7 +227,8 @@ async function devices(root, { args, app }) {
       ${field("a-bus", t("common.bus"), `<select id="a-bus" data-loc="bus">${opt(buses.map((b) => b.id), buses[0]?.id)}</select>`)}
       ${field("a-unit", t("common.unit"), `<input id="a-unit" data-loc="unit" type="number" min="1" max="247">`)}
       ${field("a-profile", t("common.profile"), `<select id="a-profile" data-loc="profile">${opt(profileIds, profileIds[0], profileLabel)}</select>`)}
-    </div><div class="actions"><button type="submit">${esc(t("common.add"))}</button><span id="a-msg"></span></div></form>`;
+    </div><div class="actions"><button type="submit">${esc(t("common.add"))}</button><span id="a-msg"></span></div></form>
+    ${busPanel(buses)}`;
   const $ = (s) => root.querySelector(s);
   $("#add-device").onsubmit = async (ev) => {
     ev.preventDefault();
@@ -240,6 +241,7 @@ async function devices(root, { args, app }) {
       fieldErrors($("#add-device"), e, $("#a-msg"));
     }
   };
+  wireBuses(root, app);
   $("#scan-form").onsubmit = async (ev) => {
     ev.preventDefault();
     $("#s-msg").textContent = t("config.scanning");
@@ -291,6 +293,62 @@ async function devices(root, { args, app }) {
       showError($("#d-msg"), e);
     }
   };
+}
+
+// Buses: the lines and endpoints devices are reached through (POST/DELETE /config/buses). A bus in use
+// by devices cannot be removed (409 naming them).
+const BUS_KINDS = ["modbus-tcp", "modbus-rtu", "modbus-rtu-over-tcp", "dlms", "iec62056-21", "mqtt", "io", "waveform"];
+
+function busPanel(buses) {
+  return `<div class="panel" id="buses"><h2>${esc(t("config.buses"))}</h2>
+    <div class="table-wrap"><table id="bus-table"><thead><tr><th class="l">${esc(t("common.id"))}</th><th class="l">${esc(t("config.bus_kind"))}</th><th class="l">${esc(t("config.bus_address"))}</th><th class="l">${esc(t("nav.devices"))}</th><th></th></tr></thead><tbody>
+      ${buses.map((b) => `<tr data-bus="${esc(b.id)}"><td class="l">${esc(b.id)}</td><td class="l">${esc(b.kind)}</td><td class="l">${esc(b.serial || `${b.host}${b.port ? `:${b.port}` : ""}`)}</td><td class="l">${esc(b.devices.join(", ") || "–")}</td>
+        <td><button type="button" class="secondary" data-bus-remove="${esc(b.id)}">${esc(t("common.delete"))}</button></td></tr>`).join("")}</tbody></table></div>
+    <span id="bus-msg"></span>
+    <form id="add-bus" novalidate><h3>${esc(t("config.add_bus"))}</h3><div class="form-grid">
+      ${field("bus-id", t("common.id"), `<input id="bus-id" data-loc="id" placeholder="rs485">`)}
+      ${field("bus-kind", t("config.bus_kind"), `<select id="bus-kind" data-loc="kind">${opt(BUS_KINDS, "modbus-tcp")}</select>`)}
+      ${field("bus-host", t("config.bus_host"), `<input id="bus-host" data-loc="host" placeholder="192.168.1.50">`)}
+      ${field("bus-port", t("config.bus_port"), `<input id="bus-port" data-loc="port" type="number" min="1" max="65535" placeholder="502">`)}
+      ${field("bus-serial", t("config.bus_serial"), `<input id="bus-serial" data-loc="serial" placeholder="/dev/ttyUSB0">`)}
+      ${field("bus-baud", t("config.bus_baud"), `<select id="bus-baud" data-loc="baud">${opt(["1200", "2400", "4800", "9600", "19200", "38400", "57600", "115200"], "9600")}</select>`)}
+      ${field("bus-parity", t("config.bus_parity"), `<select id="bus-parity" data-loc="parity">${opt(["N", "E", "O"], "N")}</select>`)}
+    </div><div class="actions"><button type="submit">${esc(t("common.add"))}</button><span id="bus-add-msg"></span></div></form></div>`;
+}
+
+function wireBuses(root, app) {
+  const form = root.querySelector("#add-bus");
+  const $ = (x) => root.querySelector(x);
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const body = { id: $("#bus-id").value.trim(), kind: $("#bus-kind").value };
+    if ($("#bus-host").value.trim()) body.host = $("#bus-host").value.trim();
+    if ($("#bus-port").value) body.port = Number($("#bus-port").value);
+    if ($("#bus-serial").value.trim()) {
+      body.serial = $("#bus-serial").value.trim();
+      body.baud = Number($("#bus-baud").value);
+      body.parity = $("#bus-parity").value;
+    }
+    try {
+      await post("/config/buses", body);
+      app.toast(t("config.applied"));
+      await devices(root, { args: [], app });
+    } catch (e) {
+      fieldErrors(form, e, $("#bus-add-msg"));
+    }
+  };
+  for (const btn of root.querySelectorAll("[data-bus-remove]"))
+    btn.onclick = async () => {
+      if (!confirm(t("config.confirm_delete", { id: btn.dataset.busRemove }))) return;
+      try {
+        await del(`/config/buses/${encodeURIComponent(btn.dataset.busRemove)}`);
+        app.toast(t("config.removed", { id: btn.dataset.busRemove }));
+        await devices(root, { args: [], app });
+      } catch (e) {
+        showError($("#bus-msg"), e);
+      }
+    };
 }
 
 // -- tariffs --------------------------------------------------------------------------------------
