@@ -83,13 +83,15 @@ _CONFORMANCE = sum(1 << (23 - bit) for bit in (11, 14, 19, 20, 21, 23))
 #: Event logs (Profile generic, IEC 62056-6-1 group 99.98): log → (event code object, period between
 #: simulated events [s], codes cycled). The codes are this emulator's own (seed 002 lists its logs'
 #: capture objects but not its codes): power quality 1 sag begin, 2 sag end, 3 swell begin, 4 swell
-#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low. The power-quality log has events
+#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low; standard events 1 power down,
+#: 2 power up, 3 clock adjusted, 4 parameters changed. The power-quality log has events
 #: in pairs (a sag, then a swell one period later), each ending PQ_DURATION after it began, and captures
 #: the voltage 1.0.32.7.0.255 with each entry: at a begin the level that started it (90 % / 110 % of
 #: 230 V), at an end the event's extreme (residual 138.0 V of a sag, 264.5 V peak of a swell).
 EVENT_LOGS: dict[str, tuple[str, int, tuple[int, ...]]] = {
     "0.0.99.98.4.255": ("0.0.96.11.4.255", 2 * 86400 + 3600, (1, 2, 3, 4)),
     "0.0.99.98.1.255": ("0.0.96.11.1.255", 9 * 86400 + 7200, (1, 2, 3)),
+    "0.0.99.98.0.255": ("0.0.96.11.0.255", 5 * 86400 + 5400, (1, 2, 3, 4)),
 }
 PQ_LOG = "0.0.99.98.4.255"
 PQ_DURATION = 0.5  # [s]

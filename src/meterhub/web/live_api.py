@@ -32,6 +32,7 @@ from meterhub.model.quantities import SPECTRUM_QUANTITIES, Q
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.storage import StorageState
+from meterhub.storage.events import EventStore
 from meterhub.storage.rollup import auto_resolution
 from meterhub.web.auth import Principal, require_live
 from meterhub.web.deps import (
@@ -184,6 +185,13 @@ class HistoryPointOut(BaseModel):
     delta: float | None = Field(description="cumulative quantities: increase within the bucket")
 
 
+class FilledOut(BaseModel):
+    from_: str = Field(alias="from", description="first filled value, ISO 8601 UTC")
+    to: str = Field(description="last filled value, ISO 8601 UTC (included)")
+    source: str = Field(description="meter-profile: the meter's own load profile")
+    device: str
+
+
 class HistoryOut(BaseModel):
     circuit: str
     quantity: str
@@ -193,6 +201,11 @@ class HistoryOut(BaseModel):
     start: str
     end: str
     points: list[HistoryPointOut]
+    filled: list[FilledOut] = Field(
+        default=[],
+        description="ranges of this series within start…end whose values were filled from a device's "
+        "memory (a meter's load profile after an outage or a restart), oldest first",
+    )
 
 
 class QuantityOut(BaseModel):
@@ -552,7 +565,18 @@ def history(
     if len(points) > MAX_POINTS:  # keep answers bounded: thin evenly, always keeping the last point
         step = -(-len(points) // MAX_POINTS)
         points = points[::step] if (len(points) - 1) % step == 0 else [*points[::step], points[-1]]
+    filled = (
+        storage.filled_ranges(str(SeriesKey(circuit_id, q.id, ph)), t_start, t_end)
+        if isinstance(storage, EventStore)
+        else []
+    )
     return HistoryOut(
+        filled=[
+            FilledOut.model_validate(
+                {"from": iso_utc(f.start), "to": iso_utc(f.end), "source": f.source, "device": f.device}
+            )
+            for f in filled
+        ],
         circuit=circuit_id,
         quantity=q.id,
         phase=ph.value if ph else None,
