@@ -32,6 +32,7 @@ from meterhub.model.quantities import SPECTRUM_QUANTITIES, Q
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.storage import StorageState
+from meterhub.storage.base import HistoryPoint
 from meterhub.storage.events import EventStore
 from meterhub.storage.rollup import auto_resolution
 from meterhub.web.auth import Principal, require_live
@@ -183,6 +184,20 @@ class HistoryPointOut(BaseModel):
     count: int
     quality: int = Field(description="worst quality aggregated: 0 good, 1 estimated, 2 flagged")
     delta: float | None = Field(description="cumulative quantities: increase within the bucket")
+
+    @classmethod
+    def of(cls, p: HistoryPoint) -> HistoryPointOut:
+        """One stored history point as the API shows it."""
+        return cls(
+            ts=iso_utc(p.ts),
+            mean=p.mean,
+            min=p.min,
+            max=p.max,
+            last=p.last,
+            count=p.count,
+            quality=p.quality,
+            delta=p.delta,
+        )
 
 
 class FilledOut(BaseModel):
@@ -584,19 +599,7 @@ def history(
         resolution=res,
         start=iso_utc(t_start),
         end=iso_utc(t_end),
-        points=[
-            HistoryPointOut(
-                ts=iso_utc(p.ts),
-                mean=p.mean,
-                min=p.min,
-                max=p.max,
-                last=p.last,
-                count=p.count,
-                quality=p.quality,
-                delta=p.delta,
-            )
-            for p in points
-        ],
+        points=[HistoryPointOut.of(p) for p in points],
     )
 
 
