@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from meterhub.config.schema import BusKind, LoadSpec
-from meterhub.sim.base import SimContext, SimServer, register_simulator
+from meterhub.sim.base import SimContext, SimServer, TcpSessionServer, register_simulator
 from meterhub.sim.iec62056 import IecMeter, serve_iec_serial, serve_iec_tcp
 from meterhub.sim.loads import LoadModel, make_load
 
@@ -922,32 +922,16 @@ async def wrapper_session(meter: DlmsMeter, read: Reader, write: Writer, *, idle
         )
 
 
-class DlmsTcpServer(SimServer):
+class DlmsTcpServer(TcpSessionServer):
     """The meter on a TCP port, speaking HDLC (``framing="hdlc"``) or the wrapper (``"wrapper"``)."""
 
     def __init__(self, meter: DlmsMeter, framing: str = "wrapper") -> None:
         if framing not in ("hdlc", "wrapper"):
             raise ValueError(f"framing {framing!r}: hdlc or wrapper")
+        super().__init__()
         self.meter, self.framing = meter, framing
-        self.endpoint = ""
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> DlmsTcpServer:
-        self._server = await asyncio.start_server(self._client, host, port)
-        h, p = self._server.sockets[0].getsockname()[:2]
-        self.endpoint = f"tcp://{h}:{p}"
-        return self
-
-    @property
-    def port(self) -> int:
-        return int(self.endpoint.rsplit(":", 1)[1])
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async def read(timeout: float) -> bytes:
             return await asyncio.wait_for(reader.read(4096), timeout)
 
@@ -960,19 +944,6 @@ class DlmsTcpServer(SimServer):
             await session(self.meter, read, write)
         except (OSError, TimeoutError, IndexError, ValueError) as exc:
             log.info("%s: session ended: %s", self.endpoint, exc)
-        finally:
-            writer.close()
-            if task is not None:
-                self._tasks.discard(task)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for t in list(self._tasks):
-                t.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
-            self._server = None
 
 
 class DlmsSerialServer(SimServer):
