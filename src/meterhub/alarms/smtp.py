@@ -660,16 +660,9 @@ class EmailChannel:
             "dropped": stats.dropped,
         }
         where = f"notify email ({self.endpoint})"
-        if self.error is not None:
-            return Health(HealthState.DOWN, f"{where}: {self.error}; {stats.backlog} event(s) kept", counters)
-        if self.refused is not None:
-            return Health(
-                HealthState.DOWN, f"{where}: {self.refused}; {stats.backlog} event(s) kept", counters
-            )
-        if self.last_error is not None:
-            return Health(
-                HealthState.DEGRADED, f"{where}: {self.last_error}; {stats.backlog} event(s) wait", counters
-            )
+        failing = failure_health(where, counters, self.error, self.refused, self.last_error)
+        if failing is not None:
+            return failing
         refused = [st.refused for st in self._recipients.values() if st.refused]
         if refused:
             return Health(HealthState.DEGRADED, f"{where}: {refused[0]}", counters)
@@ -678,6 +671,22 @@ class EmailChannel:
         return Health(
             HealthState.OK, f"{where}: {self.mails} mail(s) sent, {stats.backlog} event(s) waiting", counters
         )
+
+
+def failure_health(
+    where: str, counters: dict[str, int], error: str | None, refused: str | None, last_error: str | None
+) -> Health | None:
+    """A channel's health while something holds its events (``counters["backlog"]`` of them): DOWN for a
+    configuration error or a refusal that waits for a person, DEGRADED while it retries; None when
+    nothing does."""
+    backlog = counters["backlog"]
+    if error is not None:
+        return Health(HealthState.DOWN, f"{where}: {error}; {backlog} event(s) kept", counters)
+    if refused is not None:
+        return Health(HealthState.DOWN, f"{where}: {refused}; {backlog} event(s) kept", counters)
+    if last_error is not None:
+        return Health(HealthState.DEGRADED, f"{where}: {last_error}; {backlog} event(s) wait", counters)
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import meterhub
 from meterhub.alarms.model import AlarmEvent
-from meterhub.alarms.smtp import idle
+from meterhub.alarms.smtp import failure_health, idle
 from meterhub.config.notify import NotificationsConfig, WebhookSettings
 from meterhub.model.health import Health, HealthState
 from meterhub.storage.outbox import Message, Outbox, OutboxError, StoredMessage
@@ -270,16 +270,9 @@ class WebhookChannel:
             "dropped": stats.dropped,
         }
         where = f"{self.name} ({self.endpoint})"
-        if self.error is not None:
-            return Health(HealthState.DOWN, f"{where}: {self.error}; {stats.backlog} event(s) kept", counters)
-        if self.refused is not None:
-            return Health(
-                HealthState.DOWN, f"{where}: {self.refused}; {stats.backlog} event(s) kept", counters
-            )
-        if self.last_error is not None:
-            return Health(
-                HealthState.DEGRADED, f"{where}: {self.last_error}; {stats.backlog} event(s) wait", counters
-            )
+        failing = failure_health(where, counters, self.error, self.refused, self.last_error)
+        if failing is not None:
+            return failing
         if stats.dropped and self.outbox.last_drop_warning:
             return Health(HealthState.DEGRADED, self.outbox.last_drop_warning, counters)
         return Health(

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from meterhub.config.schema import Bus, BusKind, Device, SiteConfig
+from meterhub.model.device_log import DeviceEvent, FilledRange
 from meterhub.model.health import Health, HealthState
 from meterhub.model.pq import PqEvent
 from meterhub.model.readings import Reading, SeriesKey, Spectrum
@@ -144,6 +145,10 @@ class SourceContext:
     nobody keeps them.
     ``publish_pq_events`` takes the power-quality events a source detects, once each has ended
     (:class:`~meterhub.model.pq.PqEvent`); None: nobody wants them.
+    ``publish_device_events`` takes the entries of a device's own event logs
+    (:class:`~meterhub.model.device_log.DeviceEvent`); ``publish_filled`` the ranges of series a
+    source filled from a device's memory (:class:`~meterhub.model.device_log.FilledRange`); None:
+    nobody keeps them.
     """
 
     config: SiteConfig
@@ -156,6 +161,8 @@ class SourceContext:
     device_serial: Callable[[str, str], object] | None = None
     meter_billing: MeterBilling | None = None
     publish_pq_events: PqEmit | None = None
+    publish_device_events: Callable[[Sequence[DeviceEvent]], None] | None = None
+    publish_filled: Callable[[Sequence[FilledRange]], None] | None = None
 
 
 class Source(abc.ABC):

@@ -383,6 +383,8 @@ class Gateway:
                 device_serial=self.device_serial,
                 meter_billing=self.energy,  # meters' own billing snapshots into the billing history
                 publish_pq_events=self.emit_pq_events,
+                publish_device_events=self.event_log.device,  # a meter's own event logs
+                publish_filled=self.event_log.filled,  # ranges filled from a meter's load profile
             )
             try:
                 sources = list(factory(ctx))

@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from meterhub.config.schema import BusKind, LoadSpec
-from meterhub.sim.base import SimContext, SimServer, register_simulator
+from meterhub.sim.base import SimContext, SimServer, TcpSessionServer, register_simulator
 from meterhub.sim.iec62056 import IecMeter, serve_iec_serial, serve_iec_tcp
 from meterhub.sim.loads import LoadModel, make_load
 
@@ -83,13 +83,15 @@ _CONFORMANCE = sum(1 << (23 - bit) for bit in (11, 14, 19, 20, 21, 23))
 #: Event logs (Profile generic, IEC 62056-6-1 group 99.98): log → (event code object, period between
 #: simulated events [s], codes cycled). The codes are this emulator's own (seed 002 lists its logs'
 #: capture objects but not its codes): power quality 1 sag begin, 2 sag end, 3 swell begin, 4 swell
-#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low. The power-quality log has events
+#: end; alarms 1 cover opened, 2 magnetic field, 3 clock battery low; standard events 1 power down,
+#: 2 power up, 3 clock adjusted, 4 parameters changed. The power-quality log has events
 #: in pairs (a sag, then a swell one period later), each ending PQ_DURATION after it began, and captures
 #: the voltage 1.0.32.7.0.255 with each entry: at a begin the level that started it (90 % / 110 % of
 #: 230 V), at an end the event's extreme (residual 138.0 V of a sag, 264.5 V peak of a swell).
 EVENT_LOGS: dict[str, tuple[str, int, tuple[int, ...]]] = {
     "0.0.99.98.4.255": ("0.0.96.11.4.255", 2 * 86400 + 3600, (1, 2, 3, 4)),
     "0.0.99.98.1.255": ("0.0.96.11.1.255", 9 * 86400 + 7200, (1, 2, 3)),
+    "0.0.99.98.0.255": ("0.0.96.11.0.255", 5 * 86400 + 5400, (1, 2, 3, 4)),
 }
 PQ_LOG = "0.0.99.98.4.255"
 PQ_DURATION = 0.5  # [s]
@@ -920,32 +922,16 @@ async def wrapper_session(meter: DlmsMeter, read: Reader, write: Writer, *, idle
         )
 
 
-class DlmsTcpServer(SimServer):
+class DlmsTcpServer(TcpSessionServer):
     """The meter on a TCP port, speaking HDLC (``framing="hdlc"``) or the wrapper (``"wrapper"``)."""
 
     def __init__(self, meter: DlmsMeter, framing: str = "wrapper") -> None:
         if framing not in ("hdlc", "wrapper"):
             raise ValueError(f"framing {framing!r}: hdlc or wrapper")
+        super().__init__()
         self.meter, self.framing = meter, framing
-        self.endpoint = ""
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> DlmsTcpServer:
-        self._server = await asyncio.start_server(self._client, host, port)
-        h, p = self._server.sockets[0].getsockname()[:2]
-        self.endpoint = f"tcp://{h}:{p}"
-        return self
-
-    @property
-    def port(self) -> int:
-        return int(self.endpoint.rsplit(":", 1)[1])
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async def read(timeout: float) -> bytes:
             return await asyncio.wait_for(reader.read(4096), timeout)
 
@@ -958,19 +944,6 @@ class DlmsTcpServer(SimServer):
             await session(self.meter, read, write)
         except (OSError, TimeoutError, IndexError, ValueError) as exc:
             log.info("%s: session ended: %s", self.endpoint, exc)
-        finally:
-            writer.close()
-            if task is not None:
-                self._tasks.discard(task)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for t in list(self._tasks):
-                t.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
-            self._server = None
 
 
 class DlmsSerialServer(SimServer):

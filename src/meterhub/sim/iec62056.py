@@ -32,7 +32,7 @@ from typing import Any
 from meterhub.config.schema import BusKind
 from meterhub.model.quantities import Q
 from meterhub.model.topology import Phase, Wiring
-from meterhub.sim.base import SimContext, SimServer, register_simulator
+from meterhub.sim.base import SimContext, SimServer, TcpSessionServer, register_simulator
 from meterhub.sim.physics import SiteModel
 
 __all__ = [
@@ -241,30 +241,14 @@ class _Session:
         return await self.read(timeout)
 
 
-class IecTcpServer(SimServer):
+class IecTcpServer(TcpSessionServer):
     """The optical port on a TCP endpoint (one session per connection)."""
 
     def __init__(self, meter: IecMeter, hdlc: HdlcHandler | None = None) -> None:
+        super().__init__()
         self.meter, self.hdlc = meter, hdlc
-        self.endpoint = ""
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, host: str, port: int) -> IecTcpServer:
-        self._server = await asyncio.start_server(self._client, host, port)
-        h, p = self._server.sockets[0].getsockname()[:2]
-        self.endpoint = f"tcp://{h}:{p}"
-        return self
-
-    @property
-    def port(self) -> int:
-        return int(self.endpoint.rsplit(":", 1)[1])
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-
+    async def session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         async def read(timeout: float) -> bytes:
             try:
                 return await asyncio.wait_for(reader.read(4096), timeout)
@@ -284,19 +268,6 @@ class IecTcpServer(SimServer):
             await _Session(self.meter, read, write, set_baud, self.hdlc).run()
         except (OSError, TimeoutError):
             pass
-        finally:
-            writer.close()
-            if task is not None:
-                self._tasks.discard(task)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            for t in list(self._tasks):
-                t.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 2.0)
-            self._server = None
 
 
 class IecSerialServer(SimServer):

@@ -1,4 +1,5 @@
-"""The event logs in the storage backend: the alarm log, the audit log and the power-quality log.
+"""The event logs in the storage backend: the alarm log, the audit log, the power-quality log, the
+devices' own event logs and the ranges filled from devices' memory.
 
 Tables (same names and columns in SQLite and PostgreSQL; times in ms since the epoch, UTC):
 
@@ -11,8 +12,16 @@ Tables (same names and columns in SQLite and PostgreSQL; times in ms since the e
 ``pq_log``     power-quality events (:class:`meterhub.model.pq.PqEvent`): start, duration, extreme,
                phase, the IEC 61000-4-30 §4.7 flag, the source; unique on (source, device, kind,
                phase, start), so an event reported twice is stored once.
+``device_events`` the entries of the devices' own event logs (:class:`meterhub.model.device_log.DeviceEvent`):
+               device, ts (the device's capture time), log (``standard``, ``alarm`` …), code, text;
+               unique on (device, log, ts, code), so a log read again stores nothing twice.
+``filled_ranges`` ranges of a series filled from a device's memory
+               (:class:`meterhub.model.device_log.FilledRange`): series (``circuit/quantity/phase``),
+               from_ts, to_ts (both included), device, source (``meter-profile``); unique on (series,
+               from_ts, to_ts, source).
 
-Retention (``storage.event_retention_days`` for the alarm and power-quality logs,
+Retention (``storage.event_retention_days`` for the alarm, power-quality and device event logs and
+the filled ranges,
 ``storage.audit_retention_days`` for the audit log) runs with the raw-value retention
 (:meth:`meterhub.storage.relational.SqlStorage.apply_retention`).
 
@@ -43,6 +52,7 @@ from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
 from meterhub.model.audit import AuditEntry
+from meterhub.model.device_log import DeviceEvent, FilledRange
 from meterhub.model.health import Health, HealthState
 from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.storage.base import StorageError
@@ -120,15 +130,38 @@ CREATE TABLE IF NOT EXISTS pq_log (
     threshold {real},
     UNIQUE (source, device, kind, phase, start_ts)
 )"""
+_DEVICE_TABLE = """
+CREATE TABLE IF NOT EXISTS device_events (
+    id {serial},
+    device TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    log TEXT NOT NULL,
+    code BIGINT NOT NULL,
+    text TEXT NOT NULL,
+    UNIQUE (device, log, ts, code)
+)"""
+_FILLED_TABLE = """
+CREATE TABLE IF NOT EXISTS filled_ranges (
+    id {serial},
+    series TEXT NOT NULL,
+    from_ts BIGINT NOT NULL,
+    to_ts BIGINT NOT NULL,
+    device TEXT NOT NULL,
+    source TEXT NOT NULL,
+    UNIQUE (series, from_ts, to_ts, source)
+)"""
 _INDEXES = [
     "CREATE INDEX IF NOT EXISTS alarm_log_ts ON alarm_log (ts)",
     "CREATE INDEX IF NOT EXISTS audit_log_ts ON audit_log (ts)",
     "CREATE INDEX IF NOT EXISTS pq_log_start ON pq_log (start_ts)",
+    "CREATE INDEX IF NOT EXISTS device_events_ts ON device_events (ts)",
+    "CREATE INDEX IF NOT EXISTS filled_ranges_series ON filled_ranges (series, to_ts)",
 ]
+_TABLES = (_ALARM_TABLE, _AUDIT_TABLE, _PQ_TABLE, _DEVICE_TABLE, _FILLED_TABLE)
 
 
 def _ddl(real: str, serial: str) -> list[str]:
-    return [t.format(real=real, serial=serial) for t in (_ALARM_TABLE, _AUDIT_TABLE, _PQ_TABLE)] + _INDEXES
+    return [t.format(real=real, serial=serial) for t in _TABLES] + _INDEXES
 
 
 #: The event tables in SQLite (executed with ``executescript``).
@@ -241,10 +274,12 @@ class EventStore(abc.ABC):
         alarms: Sequence[AlarmRecord] = (),
         audit: Sequence[AuditEntry] = (),
         pq: Sequence[PqEvent] = (),
+        device: Sequence[DeviceEvent] = (),
+        filled: Sequence[FilledRange] = (),
     ) -> None:
-        """Store alarm transitions, audit entries and power-quality events in one transaction;
-        an alarm event whose ``seq`` is stored already, or a power-quality event stored already,
-        is skipped (idempotent)."""
+        """Store alarm transitions, audit entries, power-quality events, device log entries and filled
+        ranges in one transaction; an alarm event whose ``seq`` is stored already, or a power-quality
+        event, device log entry or filled range stored already, is skipped (idempotent)."""
 
     @abc.abstractmethod
     def alarm_log(
@@ -290,6 +325,25 @@ class EventStore(abc.ABC):
         newest_first: bool = True,
     ) -> LogPage[StoredPqEvent]:
         """Power-quality events that began at start ≤ start < end [s], filtered as :meth:`alarm_log`."""
+
+    def device_events(
+        self,
+        start: float,
+        end: float,
+        *,
+        device: Sequence[str] = (),
+        log: Sequence[str] = (),
+        limit: int = 1000,
+        newest_first: bool = True,
+    ) -> LogPage[DeviceEvent]:
+        """Entries of the devices' own event logs with start ≤ ts < end [s], filtered as
+        :meth:`alarm_log`."""
+        raise NotImplementedError
+
+    def filled_ranges(self, series: str, start: float, end: float) -> list[FilledRange]:
+        """Ranges of ``series`` (``circuit/quantity/phase``) filled from a device's memory that overlap
+        [start, end] [s], oldest first."""
+        raise NotImplementedError
 
     @abc.abstractmethod
     def apply_event_retention(self, now: float) -> dict[str, int]:
@@ -357,10 +411,12 @@ class SqlEvents(SqlIngest, EventStore):
         alarms: Sequence[AlarmRecord] = (),
         audit: Sequence[AuditEntry] = (),
         pq: Sequence[PqEvent] = (),
+        device: Sequence[DeviceEvent] = (),
+        filled: Sequence[FilledRange] = (),
     ) -> None:
         if self.read_only:
             raise StorageError("the storage was opened read-only; events cannot be logged")
-        if not (alarms or audit or pq):
+        if not (alarms or audit or pq or device or filled):
             return
         with self._lock:
             self._begin()
@@ -410,6 +466,18 @@ class SqlEvents(SqlIngest, EventStore):
                             )
                             for p in pq
                         ],
+                    )
+                if device:
+                    self._executemany(
+                        "INSERT INTO device_events (device, ts, log, code, text) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (device, log, ts, code) DO NOTHING",
+                        [(d.device, _ms(d.ts), d.log, int(d.code), d.text) for d in device],
+                    )
+                if filled:
+                    self._executemany(
+                        "INSERT INTO filled_ranges (series, from_ts, to_ts, device, source) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (series, from_ts, to_ts, source) DO NOTHING",
+                        [(f.series, _ms(f.start), _ms(f.end), f.device, f.source) for f in filled],
                     )
                 self._commit()
             except BaseException:
@@ -536,6 +604,35 @@ class SqlEvents(SqlIngest, EventStore):
         ]
         return LogPage(out, more)
 
+    def device_events(
+        self,
+        start: float,
+        end: float,
+        *,
+        device: Sequence[str] = (),
+        log: Sequence[str] = (),
+        limit: int = 1000,
+        newest_first: bool = True,
+    ) -> LogPage[DeviceEvent]:
+        where, params = _where("ts", start, end, [("device", device), ("log", log)])
+        direction = "DESC" if newest_first else "ASC"
+        rows, more = self._page(
+            f"SELECT device, ts, log, code, text FROM device_events WHERE {where}",
+            params,
+            f"ts {direction}, id {direction}",
+            limit,
+        )
+        return LogPage([DeviceEvent(r[0], r[1] / 1000, r[2], int(r[3]), r[4]) for r in rows], more)
+
+    def filled_ranges(self, series: str, start: float, end: float) -> list[FilledRange]:
+        with self._lock:
+            rows = self._execute(
+                "SELECT series, from_ts, to_ts, device, source FROM filled_ranges "
+                "WHERE series = ? AND to_ts >= ? AND from_ts <= ? ORDER BY from_ts, to_ts LIMIT ?",
+                (series, math.floor(start * 1000), math.ceil(end * 1000), MAX_ROWS),
+            )
+        return [FilledRange(r[0], r[1] / 1000, r[2] / 1000, r[3], r[4]) for r in rows]
+
     def apply_event_retention(self, now: float) -> dict[str, int]:
         if self.read_only:
             raise StorageError("the storage was opened read-only; retention cannot delete anything")
@@ -558,6 +655,10 @@ class SqlEvents(SqlIngest, EventStore):
             "pq_log": len(self._execute("DELETE FROM pq_log WHERE start_ts < ? RETURNING 1", (events_cut,))),
             "audit_log": len(self._execute("DELETE FROM audit_log WHERE ts < ? RETURNING 1", (audit_cut,))),
         }
+        for table, column in (("device_events", "ts"), ("filled_ranges", "to_ts")):  # named when any went
+            n = len(self._execute(f"DELETE FROM {table} WHERE {column} < ? RETURNING 1", (events_cut,)))
+            if n:
+                removed[table] = n
         if any(removed.values()):
             log.info("retention removed %s", ", ".join(f"{n} rows of {t}" for t, n in removed.items() if n))
         return removed
@@ -583,7 +684,7 @@ def _encode(kind: str, record: Any) -> Message:
             "ts": record.ts, "actor": record.actor, "action": record.action, "target": record.target,
             "before": record.before, "after": record.after, "comment": record.comment, "extra": record.extra,
         }  # fmt: skip
-    else:
+    else:  # pq, device, filled
         data = record.as_dict()
     return Message(kind, json.dumps(data, default=str, ensure_ascii=False).encode())
 
@@ -594,6 +695,10 @@ def _decode(kind: str, payload: bytes) -> tuple[str, Any]:
         return kind, AlarmLogRow(**data)
     if kind == "audit":
         return kind, AuditEntry(**data)
+    if kind == "device":
+        return kind, DeviceEvent(**data)
+    if kind == "filled":
+        return kind, FilledRange(**data)
     data["kind"], data["source"] = PqKind(data["kind"]), PqSource(data["source"])
     return kind, PqEvent(**data)
 
@@ -652,6 +757,16 @@ class EventWriter:
         """Log power-quality events."""
         for e in events:
             self._put("pq", e)
+
+    def device(self, events: Sequence[DeviceEvent]) -> None:
+        """Log entries of devices' own event logs."""
+        for e in events:
+            self._put("device", e)
+
+    def filled(self, ranges: Sequence[FilledRange]) -> None:
+        """Log ranges of series filled from a device's memory."""
+        for r in ranges:
+            self._put("filled", r)
 
     def _put(self, kind: str, record: Any) -> None:
         with self._cond:
@@ -735,10 +850,16 @@ class EventWriter:
 
     # -- the thread ------------------------------------------------------------------------------------
     def _write(self, batch: list[tuple[str, Any]]) -> None:
+        more: dict[str, Any] = {}  # only when there are any: stores of earlier versions take three kinds
+        if device := [r for k, r in batch if k == "device"]:
+            more["device"] = device
+        if filled := [r for k, r in batch if k == "filled"]:
+            more["filled"] = filled
         self._store().write_events(
             alarms=[r for k, r in batch if k == "alarm"],
             audit=[r for k, r in batch if k == "audit"],
             pq=[r for k, r in batch if k == "pq"],
+            **more,
         )
 
     def _failed(self, exc: Exception, n: int) -> None:

@@ -434,19 +434,7 @@ def uploaded_history(
         resolution=res,
         start=iso_utc(t_start),
         end=iso_utc(t_end),
-        points=[
-            HistoryPointOut(
-                ts=iso_utc(p.ts),
-                mean=p.mean,
-                min=p.min,
-                max=p.max,
-                last=p.last,
-                count=p.count,
-                quality=p.quality,
-                delta=p.delta,
-            )
-            for p in points
-        ],
+        points=[HistoryPointOut.of(p) for p in points],
     )
 
 

@@ -32,6 +32,8 @@ from meterhub.model.quantities import SPECTRUM_QUANTITIES, Q
 from meterhub.model.readings import SeriesKey, iso_utc
 from meterhub.model.topology import Phase
 from meterhub.storage import StorageState
+from meterhub.storage.base import HistoryPoint
+from meterhub.storage.events import EventStore
 from meterhub.storage.rollup import auto_resolution
 from meterhub.web.auth import Principal, require_live
 from meterhub.web.deps import (
@@ -183,6 +185,27 @@ class HistoryPointOut(BaseModel):
     quality: int = Field(description="worst quality aggregated: 0 good, 1 estimated, 2 flagged")
     delta: float | None = Field(description="cumulative quantities: increase within the bucket")
 
+    @classmethod
+    def of(cls, p: HistoryPoint) -> HistoryPointOut:
+        """One stored history point as the API shows it."""
+        return cls(
+            ts=iso_utc(p.ts),
+            mean=p.mean,
+            min=p.min,
+            max=p.max,
+            last=p.last,
+            count=p.count,
+            quality=p.quality,
+            delta=p.delta,
+        )
+
+
+class FilledOut(BaseModel):
+    from_: str = Field(alias="from", description="first filled value, ISO 8601 UTC")
+    to: str = Field(description="last filled value, ISO 8601 UTC (included)")
+    source: str = Field(description="meter-profile: the meter's own load profile")
+    device: str
+
 
 class HistoryOut(BaseModel):
     circuit: str
@@ -193,6 +216,11 @@ class HistoryOut(BaseModel):
     start: str
     end: str
     points: list[HistoryPointOut]
+    filled: list[FilledOut] = Field(
+        default=[],
+        description="ranges of this series within start…end whose values were filled from a device's "
+        "memory (a meter's load profile after an outage or a restart), oldest first",
+    )
 
 
 class QuantityOut(BaseModel):
@@ -552,7 +580,18 @@ def history(
     if len(points) > MAX_POINTS:  # keep answers bounded: thin evenly, always keeping the last point
         step = -(-len(points) // MAX_POINTS)
         points = points[::step] if (len(points) - 1) % step == 0 else [*points[::step], points[-1]]
+    filled = (
+        storage.filled_ranges(str(SeriesKey(circuit_id, q.id, ph)), t_start, t_end)
+        if isinstance(storage, EventStore)
+        else []
+    )
     return HistoryOut(
+        filled=[
+            FilledOut.model_validate(
+                {"from": iso_utc(f.start), "to": iso_utc(f.end), "source": f.source, "device": f.device}
+            )
+            for f in filled
+        ],
         circuit=circuit_id,
         quantity=q.id,
         phase=ph.value if ph else None,
@@ -560,19 +599,7 @@ def history(
         resolution=res,
         start=iso_utc(t_start),
         end=iso_utc(t_end),
-        points=[
-            HistoryPointOut(
-                ts=iso_utc(p.ts),
-                mean=p.mean,
-                min=p.min,
-                max=p.max,
-                last=p.last,
-                count=p.count,
-                quality=p.quality,
-                delta=p.delta,
-            )
-            for p in points
-        ],
+        points=[HistoryPointOut.of(p) for p in points],
     )
 
 

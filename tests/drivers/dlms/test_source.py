@@ -126,6 +126,7 @@ def test_the_source_reads_over_hdlc_on_tcp_and_the_public_client_gets_nothing(
                 "profile_entries_filled",
                 "billing_snapshots_read",
                 "pq_events_read",
+                "device_events_read",
                 "clock_offset_ms",
             }
             await reader.close()

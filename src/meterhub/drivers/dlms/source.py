@@ -15,9 +15,12 @@ log line; a failed poll closes the association, and the next poll opens a new on
 poll is more than :data:`GAP_FILL_AFTER` ago (an outage of the link or of the meter), the gap is filled
 with the meter's own load-profile entries (1.0.99.1.0.255, read by range): one batch per entry, at its
 interval end, emitted before the poll's own batch, so registers and intervals across the gap are the
-meter's exact values (counted as ``profile_entries_filled``; the readings carry no mark of their origin
-yet — there is no quality for "meter-sourced"). A gateway restart is not an outage to the source: what
-storage already holds is not known to it. Readings become
+meter's exact values (counted as ``profile_entries_filled``); each filled range of each series is
+handed to ``SourceContext.publish_filled`` (the storage's ``filled_ranges``, shown as ``filled`` by the
+history API), the mark that these values are meter-sourced. A gateway restart is a gap too
+(:class:`~meterhub.drivers.base.FillsGaps`). The meter's standard and alarm event logs
+(:data:`DEVICE_LOGS`) go to ``SourceContext.publish_device_events`` whenever their entry count
+changes. Readings become
 circuit readings exactly as the IEC 62056-21 source's do.
 """
 
@@ -51,6 +54,7 @@ from meterhub.drivers.iec62056.client import switch_to_mode_e
 from meterhub.drivers.iec62056.errors import Iec62056Error
 from meterhub.drivers.iec62056.link import Link, SerialLink, TcpLink
 from meterhub.drivers.iec62056.source import readings_of
+from meterhub.model.device_log import DeviceEvent, FilledRange
 from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading, SeriesKey, iso_utc
@@ -82,6 +86,19 @@ _SEED002_PQ = {
     4: (PqKind.SWELL, False, 110.0),
 }
 PQ_CODES_OF: dict[str, dict[int, tuple[PqKind, bool, float]]] = {"seed002-1p-dlms": _SEED002_PQ}
+#: The meter's own event logs (IEC 62056-6-1 group 99.98: E = 0 standard, E = 1 alarm … ) read into
+#: the gateway's device event log (``GET /api/v1/events/device``): logical name → ``log`` name there.
+DEVICE_LOGS: dict[str, str] = {"0.0.99.98.0.255": "standard", "0.0.99.98.1.255": "alarm"}
+#: The texts of the event codes of each log, per OBIS profile. Meters choose their own codes (the
+#: DLMS UA's Blue Book leaves them to the manufacturer; seed 002 names its logs but no codes), so these
+#: are the seed 002 emulator's (:data:`meterhub.sim.dlms.EVENT_LOGS`) and the logs are read only for
+#: profiles listed here; a code not listed is stored as ``event code N``.
+EVENT_TEXTS_OF: dict[str, dict[str, dict[int, str]]] = {
+    "seed002-1p-dlms": {
+        "standard": {1: "power down", 2: "power up", 3: "clock adjusted", 4: "parameters changed"},
+        "alarm": {1: "cover opened", 2: "magnetic field", 3: "clock battery low"},
+    }
+}
 #: A gap longer than this since the last good poll is filled from the load profile [s].
 GAP_FILL_AFTER = 900.0
 #: Extended register (class 4) for maximum demand codes (D = 6, IEC 62056-61 Table 9), else Register.
@@ -127,6 +144,10 @@ class DlmsSource(Source):
             None  # read the log from here [s] (an unpaired begin, or after the last)
         )
         self.pq_events = 0  # power-quality events handed to the log [count]  # maximum demand → (capture time [s], value) emitted
+        self._log_seen: dict[str, int] = {}  # event log → its entries_in_use at the last read
+        self._log_from: dict[str, float] = {}  # event log → read it from here [s] (after the last entry)
+        self._logs_off: set[str] = set()  # event logs this client may not read (asked no more)
+        self.device_events = 0  # entries of the meter's event logs handed to the log [count]
         self._dropped: set[str] = set()
         self.refused = 0
         enabled = [d for d in ctx.devices if d.enabled]
@@ -174,6 +195,7 @@ class DlmsSource(Source):
             "profile_entries_filled": self.filled,
             "billing_snapshots_read": self.billed,
             "pq_events_read": self.pq_events,
+            "device_events_read": self.device_events,
         }
         if self.clock_drift is not None:
             out["clock_offset_ms"] = round(self.clock_drift * 1000)  # meter − gateway, at association
@@ -258,10 +280,16 @@ class DlmsSource(Source):
             pq = self._pq_codes() is not None
             if pq:  # entries_in_use of the power-quality log: a new event shows as a new count
                 refs.append((PROFILE_GENERIC, PQ_LOG, 7))
+            logs = self._device_logs()  # their entries_in_use: a new entry shows as a new count
+            refs += [(PROFILE_GENERIC, ln, 7) for ln in logs]
             results = await self.client.get_with_list(refs)
         except Exception:
             await self._close_client()
             raise
+        counts = results[len(results) - len(logs) :]
+        del results[len(results) - len(logs) :]
+        for ln, n in zip(logs, counts, strict=True):
+            await self._guard(f"event log {ln}", self._device_log(self.client, ln, n))
         if pq:
             await self._guard("power-quality log", self._pq_log(self.client, results.pop()))
         if billing:
@@ -341,6 +369,69 @@ class DlmsSource(Source):
             if snapshot is not None and (since is None or snapshot[0] > since):
                 self.billed += sink.meter_billing(device.id, *snapshot)
         self._billing_seen = entries
+
+    def _device_logs(self) -> list[str]:
+        """The meter's event logs to watch: those of :data:`DEVICE_LOGS` its profile has texts for, when
+        somebody keeps them, and not refused to this client."""
+        if self.ctx.publish_device_events is None or self.profile is None or self.device is None:
+            return []
+        texts = EVENT_TEXTS_OF.get(self.profile.id, {})
+        return [ln for ln, name in DEVICE_LOGS.items() if name in texts and ln not in self._logs_off]
+
+    async def _device_log(self, client: DlmsClient, ln: str, entries: object) -> None:
+        """Read the meter's event log ``ln`` when its entries_in_use changed (the whole log after a
+        start, then from after the last entry read) and hand its entries to the device event log, each
+        with the meter's capture time and the code's text (:data:`EVENT_TEXTS_OF`). The log keeps an
+        entry once (device, log, time, code), so reading the whole log again after a restart stores
+        nothing twice. A log this client may not read is asked no more."""
+        device, emit, profile = self.device, self.ctx.publish_device_events, self.profile
+        if device is None or emit is None or profile is None:
+            return
+        name = DEVICE_LOGS[ln]
+        if isinstance(entries, DlmsAccessError) or not isinstance(entries, int):
+            self._logs_off.add(ln)
+            log.info("device %s: no %s event log %s to read: %s", device.id, name, ln, entries)
+            return
+        if entries == self._log_seen.get(ln):
+            return
+        since = self._log_from.get(ln)
+        try:
+            columns = await client.capture_objects(ln)
+            if since is None:
+                rows = await client.read_profile(ln)
+            else:
+                rows = await client.read_profile(
+                    ln,
+                    datetime.fromtimestamp(since, UTC),
+                    datetime.fromtimestamp(self.wall() + CLOCK_AHEAD, UTC),
+                )
+        except DlmsError as exc:
+            log.warning("device %s: the %s event log %s could not be read: %s", device.id, name, ln, exc)
+            return
+        clock = next((i for i, c in enumerate(columns) if c.class_id == CLOCK), None)
+        code_at = next((i for i, c in enumerate(columns) if c.class_id == DATA), None)
+        if clock is None or code_at is None:
+            log.warning("device %s: event log %s without clock or event code columns", device.id, ln)
+            self._log_seen[ln] = entries
+            return
+        texts = EVENT_TEXTS_OF.get(profile.id, {}).get(name, {})
+        out: list[DeviceEvent] = []
+        last = since
+        for row in rows:
+            raw_t, code = row[clock], row[code_at]
+            t = decode_datetime(raw_t) if isinstance(raw_t, bytes) and len(raw_t) == 12 else None
+            if t is None or not isinstance(code, int) or isinstance(code, bool):
+                self.refused += 1
+                continue
+            ts = t.timestamp()
+            last = ts if last is None else max(last, ts)
+            out.append(DeviceEvent(device.id, ts, name, code, texts.get(code, f"event code {code}")))
+        if last is not None:
+            self._log_from[ln] = last + 0.01
+        self._log_seen[ln] = entries
+        if out:
+            self.device_events += len(out)
+            emit(out)
 
     def _pq_codes(self) -> dict[int, tuple[PqKind, bool, float]] | None:
         if self.ctx.publish_pq_events is None or self.profile is None or self.device is None:
@@ -511,6 +602,15 @@ class DlmsSource(Source):
             if mapped:
                 batches.append(readings_of(t.timestamp(), self.device, self.circuits, mapped))
         self.filled += len(batches)
+        if batches and self.ctx.publish_filled is not None:
+            spans: dict[str, tuple[float, float]] = {}  # series → (first, last filled time [s])
+            for b in batches:
+                for r in b:
+                    lo, hi = spans.get(str(r.key), (r.ts, r.ts))
+                    spans[str(r.key)] = (min(lo, r.ts), max(hi, r.ts))
+            self.ctx.publish_filled(
+                [FilledRange(k, lo, hi, self.device.id) for k, (lo, hi) in sorted(spans.items())]
+            )
         if batches:
             log.warning(
                 "device %s: %d load-profile entries %s … %s filled from the meter's memory (meter-sourced)",

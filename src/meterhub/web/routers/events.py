@@ -6,6 +6,9 @@
 * ``GET /api/v1/events/pq`` (reader) — power-quality events (dips, swells, interruptions, frequency
   deviations): start, duration, extreme, phase, IEC 61000-4-30 §4.7 flag, source; filters ``kind``,
   ``device``, ``phase``;
+* ``GET /api/v1/events/device`` (reader) — the entries of the meters' own event logs (a DLMS meter's
+  standard and alarm logs): the meter's capture time, device, log, event code and its text; filters
+  ``device``, ``log``;
 * ``GET /api/v1/audit`` (admin) — every action on the plant or the configuration: who, when, action,
   target, before and after; filters ``actor``, ``action``, ``target``.
 
@@ -105,6 +108,19 @@ class PqOut(BaseModel):
 
 class PqPage(BaseModel):
     events: list[PqOut]
+    truncated: bool
+
+
+class DeviceEventOut(BaseModel):
+    ts: str = Field(description="the meter's capture time, ISO 8601 UTC")
+    device: str
+    log: str = Field(description="which of the meter's logs: standard, alarm")
+    code: int = Field(description="the meter's event code")
+    text: str = Field(description="what the code means (docs/logs.md lists the codes)")
+
+
+class DeviceEventPage(BaseModel):
+    events: list[DeviceEventOut]
     truncated: bool
 
 
@@ -263,6 +279,42 @@ def alarm_log(
     if format == "csv":
         return _csv(rows, list(AlarmLogOut.model_fields), f"alarm-log_{_stamp(t0, t1)}.csv")
     return AlarmLogPage.model_validate({"events": rows, "truncated": page.truncated})
+
+
+@router.get(
+    "/events/device",
+    summary="The meters' own event logs (standard and alarm logs of DLMS meters)",
+    response_model=DeviceEventPage,
+    responses={200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"}},
+)
+def device_events(
+    logs: Logs,
+    rt: Runtime,
+    _: READER,
+    start: From = None,
+    end: To = None,
+    device: Filter = [],  # noqa: B006
+    log: Filter = [],  # noqa: B006
+    limit: Limit = 1000,
+    order: Order = "desc",
+    format: Format = "json",
+) -> Any:
+    t0, t1 = _span(rt, start, end)
+    page = logs.device_events(
+        t0,
+        t1,
+        device=_values("device", device),
+        log=_values("log", log),
+        limit=limit,
+        newest_first=order == "desc",
+    )
+    rows = [
+        {"ts": iso_utc(e.ts), "device": e.device, "log": e.log, "code": e.code, "text": e.text}
+        for e in page.rows
+    ]
+    if format == "csv":
+        return _csv(rows, list(DeviceEventOut.model_fields), f"device-events_{_stamp(t0, t1)}.csv")
+    return DeviceEventPage.model_validate({"events": rows, "truncated": page.truncated})
 
 
 @router.get(
