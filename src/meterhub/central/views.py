@@ -135,6 +135,36 @@ class FleetViews:
             return "offline"
         return "online" if now - last_seen <= self.cfg.silent_after else "silent"
 
+    def _alarms(
+        self, last_seen: float | None, gateway_status: str | None, now: float
+    ) -> list[dict[str, Any]]:
+        """The fleet alarms of one site, each ``{"kind", "since", "message"}``:
+
+        * ``site_silent`` — no message for longer than ``silent_after`` [s] (``since``: when it became
+          silent, the last message plus ``silent_after``);
+        * ``gateway_offline`` — the gateway's status topic ``<root>/<site>/status`` says ``offline`` (a clean
+          stop, or the broker published its last will when its connection broke; docs/publish.md).
+        """
+        out: list[dict[str, Any]] = []
+        if gateway_status == "offline":
+            out.append(
+                {
+                    "kind": "gateway_offline",
+                    "since": None,
+                    "message": "the gateway reported offline on its status topic (stopped, or its connection "
+                    f"to the broker broke); last message {_iso(last_seen) or 'never'}",
+                }
+            )
+        if last_seen is not None and now - last_seen > self.cfg.silent_after:
+            out.append(
+                {
+                    "kind": "site_silent",
+                    "since": _iso(last_seen + self.cfg.silent_after),
+                    "message": f"no message for {now - last_seen:.0f} s (silent_after {self.cfg.silent_after:g} s)",
+                }
+            )
+        return out
+
     # -- views ----------------------------------------------------------------------------------
     def sites(self, search: str | None = None) -> list[dict[str, Any]]:
         """Every site central has heard of or is configured with, sorted by id."""
@@ -162,6 +192,7 @@ class FleetViews:
                     "id": sid,
                     "name": name,
                     "status": self._status(last_seen, r[10] if r else None, now),
+                    "alarms": self._alarms(last_seen, r[10] if r else None, now),
                     "last_seen": _iso(last_seen),
                     "age_s": round(now - last_seen, 1) if last_seen is not None else None,
                     "last_data": _iso(r[4]) if r and r[4] is not None else None,
@@ -249,17 +280,20 @@ class FleetViews:
         }
 
     def totals(self) -> dict[str, Any]:
-        """Portfolio totals: sites by status, energy today [kWh], power now [W]."""
+        """Portfolio totals: sites by status, energy today [kWh], power now [W], open fleet alarms."""
         sites = self.sites()
+        alarms = 0
         by_status: dict[str, int] = defaultdict(int)
         for s in sites:
             by_status[s["status"]] += 1
+            alarms += len(s["alarms"])
         return {
             "sites": len(sites),
             "by_status": dict(by_status),
             "energy_today_kwh": round(sum(s["energy_today_kwh"] or 0.0 for s in sites), 3),
             "power_w": round(sum(s["power_w"] or 0.0 for s in sites), 1),
             "backlog": sum(s["backlog"] or 0 for s in sites),
+            "alarms": alarms,
         }
 
     def compare(self, start: int | None, end: int | None) -> dict[str, Any]:
