@@ -18,7 +18,7 @@ static UI files): ``create_central_app(views, stats)``.
 
 Sign-in is the gateway's (:mod:`meterhub.web.auth`): users, roles, sessions and API tokens live in
 central's data folder (``DATA/users.json``, ``DATA/sessions.sqlite``) and are managed with
-``meterhub user add NAME --role reader --data DATA`` (and ``meterhub token``). Every ``/api/v1`` read
+``meterhub user add NAME --role reader --data DATA`` (and ``meterhub user token``). Every ``/api/v1`` read
 needs a signed-in user or ``Authorization: Bearer mh_…`` token of either role (401 otherwise); the API
 changes nothing, and provisioning a site (``meterhub central provision``) needs the machine's broker files,
 so it stays an administrator's command.
