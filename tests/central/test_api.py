@@ -162,6 +162,11 @@ def test_site_silent_and_gateway_offline_alarms(dsn: str, tmp_path: Path) -> Non
     assert fresh["sim-00000"]["status"] == "online" and fresh["sim-00000"]["alarms"] == []
     assert fresh["sim-00001"]["status"] == "offline"
     assert [a["kind"] for a in fresh["sim-00001"]["alarms"]] == ["gateway_offline"]
+    assert fresh["sim-00001"]["alarms"][0]["since"] == "2026-12-06T00:10:01Z"  # when central stored it
+    # the retained "offline" again (a worker resubscribing) keeps the time; "online" ends the alarm
+    store.write(Batch(statuses={"sim-00001": "offline"}), now=DAY0 + 620)
+    again = _app(dsn, tmp_path / "a2", DAY0 + 630, cfg).get("/api/v1/sites/sim-00001").json()
+    assert again["alarms"][0]["since"] == "2026-12-06T00:10:01Z"
     # 61 s after: both silent since DAY0 + 660 (last message + silent_after 60 s)
     late = _app(dsn, tmp_path / "b", DAY0 + 661, cfg)
     sites = {s["id"]: s for s in late.get("/api/v1/sites").json()["sites"]}
@@ -172,3 +177,6 @@ def test_site_silent_and_gateway_offline_alarms(dsn: str, tmp_path: Path) -> Non
     assert [a["kind"] for a in sites["sim-00001"]["alarms"]] == ["gateway_offline", "site_silent"]
     assert late.get("/api/v1/fleet/totals").json()["alarms"] == 3
     assert late.get("/api/v1/sites/sim-00000").json()["alarms"][0]["kind"] == "site_silent"
+    store.write(Batch(statuses={"sim-00001": "online"}), now=DAY0 + 662)
+    back = _app(dsn, tmp_path / "c", DAY0 + 663, cfg).get("/api/v1/sites/sim-00001").json()
+    assert back["status"] == "silent" and [a["kind"] for a in back["alarms"]] == ["site_silent"]

@@ -136,21 +136,22 @@ class FleetViews:
         return "online" if now - last_seen <= self.cfg.silent_after else "silent"
 
     def _alarms(
-        self, last_seen: float | None, gateway_status: str | None, now: float
+        self, last_seen: float | None, gateway_status: str | None, status_at: float | None, now: float
     ) -> list[dict[str, Any]]:
         """The fleet alarms of one site, each ``{"kind", "since", "message"}``:
 
         * ``site_silent`` — no message for longer than ``silent_after`` [s] (``since``: when it became
           silent, the last message plus ``silent_after``);
         * ``gateway_offline`` — the gateway's status topic ``<root>/<site>/status`` says ``offline`` (a clean
-          stop, or the broker published its last will when its connection broke; docs/publish.md).
+          stop, or the broker published its last will when its connection broke; docs/publish.md);
+          ``since``: when central stored that change (``status_at``, Unix s).
         """
         out: list[dict[str, Any]] = []
         if gateway_status == "offline":
             out.append(
                 {
                     "kind": "gateway_offline",
-                    "since": None,
+                    "since": _iso(status_at),
                     "message": "the gateway reported offline on its status topic (stopped, or its connection "
                     f"to the broker broke); last message {_iso(last_seen) or 'never'}",
                 }
@@ -175,7 +176,7 @@ class FleetViews:
         rows = self.store.query(
             "SELECT s.id, s.name, s.first_seen, s.last_seen, s.last_ts, s.messages, s.refused, s.last_refusal, "
             "s.backlog, s.backlog_at, s.gateway_status, "
-            "(SELECT count(*) FROM fleet_circuits c WHERE c.site = s.id) FROM fleet_sites s"
+            "(SELECT count(*) FROM fleet_circuits c WHERE c.site = s.id), s.gateway_status_at FROM fleet_sites s"
         )
         known = {r[0]: r for r in rows}
         ids = sorted(set(known) | {s.id for s in self.cfg.sites})
@@ -192,7 +193,7 @@ class FleetViews:
                     "id": sid,
                     "name": name,
                     "status": self._status(last_seen, r[10] if r else None, now),
-                    "alarms": self._alarms(last_seen, r[10] if r else None, now),
+                    "alarms": self._alarms(last_seen, r[10] if r else None, r[12] if r else None, now),
                     "last_seen": _iso(last_seen),
                     "age_s": round(now - last_seen, 1) if last_seen is not None else None,
                     "last_data": _iso(r[4]) if r and r[4] is not None else None,
