@@ -10,11 +10,18 @@ static UI files): ``create_central_app(views, stats)``.
 ``GET /api/v1/fleet/totals``                  portfolio totals
 ``GET /api/v1/fleet/compare?start=&end=``     kWh, kWh/m², peak demand per site (default: today)
 ``GET /api/v1/central``                       this worker's counters (received, stored, lag p50/p99 …)
-``GET /``                                     the fleet page (list and compare)
+``POST /api/v1/auth/login``                   sign in (``{"username", "password"}``): session cookies
+``POST /api/v1/auth/logout``                  sign out
+``GET /api/v1/auth/me``                       who is signed in
+``GET /``                                     the fleet page (list and compare; a sign-in form first)
 ===========================================  =============================================================
 
-The API is read-only. It has no sign-in yet: it listens on 127.0.0.1 unless ``host`` says otherwise
-(docs/fleet.md); put it behind a reverse proxy with authentication to expose it.
+Sign-in is the gateway's (:mod:`meterhub.web.auth`): users, roles, sessions and API tokens live in
+central's data folder (``DATA/users.json``, ``DATA/sessions.sqlite``) and are managed with
+``meterhub user add NAME --role reader --data DATA`` (and ``meterhub user token``). Every ``/api/v1`` read
+needs a signed-in user or ``Authorization: Bearer mh_…`` token of either role (401 otherwise); the API
+changes nothing, and provisioning a site (``meterhub central provision``) needs the machine's broker files,
+so it stays an administrator's command.
 """
 
 from __future__ import annotations
@@ -25,15 +32,24 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from fastapi import FastAPI, Query
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
 
 import meterhub
 from meterhub.central.views import FleetViews
 from meterhub.errors import InputError
 from meterhub.web import errors
 from meterhub.web.app import STATIC_DIR
+from meterhub.web.auth import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    AuthState,
+    Principal,
+    principal_of,
+    require_reader,
+)
 
 __all__ = ["FLEET_PAGE", "create_central_app", "parse_time"]
 
@@ -81,8 +97,25 @@ def parse_time(value: str | None, name: str) -> int | None:
     return int(dt.timestamp())
 
 
-def create_central_app(views: FleetViews, stats: Callable[[], dict[str, Any]]) -> FastAPI:
-    """The central web app over ``views``; ``stats()`` gives this worker's counters."""
+class LoginIn(BaseModel):
+    username: str = Field(max_length=64)
+    password: str = Field(max_length=1024)
+
+
+def _me(p: Principal | None, auth: AuthState, csrf: str | None = None) -> dict[str, Any]:
+    return {
+        "authenticated": p is not None,
+        "username": p.username if p else None,
+        "role": p.role.value if p and p.role else None,
+        "via": p.via if p else None,
+        "users": len(auth.store),
+        "csrf": csrf,
+    }
+
+
+def create_central_app(views: FleetViews, stats: Callable[[], dict[str, Any]], auth: AuthState) -> FastAPI:
+    """The central web app over ``views``; ``stats()`` gives this worker's counters; ``auth``: the users,
+    sessions and tokens of central's data folder (every API read needs one of them)."""
     app = FastAPI(
         title="meterhub central API",
         version=meterhub.__version__,
@@ -91,6 +124,8 @@ def create_central_app(views: FleetViews, stats: Callable[[], dict[str, Any]]) -
         redoc_url=None,
     )
     errors.install(app)
+    app.state.auth = auth
+    reader = [Depends(require_reader)]
     lock = threading.Lock()  # one database connection for the API: one query at a time
 
     @app.middleware("http")
@@ -102,17 +137,17 @@ def create_central_app(views: FleetViews, stats: Callable[[], dict[str, Any]]) -
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    @app.get("/api/v1/sites")
+    @app.get("/api/v1/sites", dependencies=reader)
     def sites(search: str | None = Query(default=None, max_length=100)) -> dict[str, Any]:
         with lock:
             return {"sites": views.sites(search), "generated": time.time()}
 
-    @app.get("/api/v1/sites/{site_id}")
+    @app.get("/api/v1/sites/{site_id}", dependencies=reader)
     def site(site_id: str) -> dict[str, Any]:
         with lock:
             return views.site(site_id)
 
-    @app.get("/api/v1/sites/{site_id}/history")
+    @app.get("/api/v1/sites/{site_id}/history", dependencies=reader)
     def history(
         site_id: str,
         circuit: str,
@@ -127,20 +162,70 @@ def create_central_app(views: FleetViews, stats: Callable[[], dict[str, Any]]) -
         with lock:
             return views.history(site_id, circuit, quantity, phase, s, e)
 
-    @app.get("/api/v1/fleet/totals")
+    @app.get("/api/v1/fleet/totals", dependencies=reader)
     def totals() -> dict[str, Any]:
         with lock:
             return views.totals()
 
-    @app.get("/api/v1/fleet/compare")
+    @app.get("/api/v1/fleet/compare", dependencies=reader)
     def compare(start: str | None = None, end: str | None = None) -> dict[str, Any]:
         s, e = parse_time(start, "start"), parse_time(end, "end")
         with lock:
             return views.compare(s, e)
 
-    @app.get("/api/v1/central")
+    @app.get("/api/v1/central", dependencies=reader)
     def central() -> dict[str, Any]:
         return {"worker": stats(), "layout": views.store.layout}
+
+    @app.get("/api/v1/auth/me")
+    def me(request: Request) -> dict[str, Any]:
+        p = principal_of(request, check_csrf=False)
+        csrf = None
+        if p is not None and p.via == "session":
+            session = auth.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+            csrf = session.csrf if session else None
+        return _me(p, auth, csrf)
+
+    @app.post("/api/v1/auth/login")
+    def login(body: LoginIn, request: Request, response: Response) -> dict[str, Any]:
+        address = request.client.host if request.client else "unknown"
+        wait = auth.limiter.attempt(address, body.username)
+        if wait > 0:
+            seconds = max(int(wait + 0.999), 1)
+            raise HTTPException(
+                429,
+                f"too many failed sign-ins for this account from your address; try again in {seconds} s",
+                headers={"Retry-After": str(seconds)},
+            )
+        user = auth.store.verify(body.username, body.password)
+        if user is None:
+            detail = "wrong user name or password"
+            if not len(auth.store):
+                detail = (
+                    f"no user yet: add one with `meterhub user add NAME --role admin --data {auth.data_dir}`"
+                )
+            raise HTTPException(401, detail)
+        auth.limiter.succeeded(address, body.username)
+        session = auth.sessions.create(user.username)
+        age = int(auth.sessions.lifetime)
+        secure = request.url.scheme == "https"
+        response.set_cookie(
+            SESSION_COOKIE, session.id, max_age=age, path="/", httponly=True, samesite="strict", secure=secure
+        )
+        response.set_cookie(
+            CSRF_COOKIE, session.csrf, max_age=age, path="/", httponly=False, samesite="strict", secure=secure
+        )
+        return _me(Principal(user.username, user.role, "session"), auth, session.csrf)
+
+    @app.post("/api/v1/auth/logout", status_code=204)
+    def logout(request: Request) -> Response:
+        sid = request.cookies.get(SESSION_COOKIE)
+        if sid:
+            auth.sessions.end(sid)
+        out = Response(status_code=204)
+        out.delete_cookie(SESSION_COOKIE, path="/")
+        out.delete_cookie(CSRF_COOKIE, path="/")
+        return out
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 

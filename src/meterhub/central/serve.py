@@ -18,6 +18,7 @@ from meterhub.central.views import FleetViews
 from meterhub.central.worker import CentralWorker
 from meterhub.errors import ConfigurationError
 from meterhub.logs import setup_logging
+from meterhub.web.auth import AuthState
 
 __all__ = ["run_central"]
 
@@ -46,7 +47,14 @@ def run_central(cfg: CentralConfig) -> int:
     try:
         if cfg.port:
             views = FleetViews(cfg, CentralStore(cfg.dsn))
-            app = create_central_app(views, worker.stats.as_dict)
+            auth = AuthState.for_data_dir(cfg.data)
+            if not len(auth.store):
+                log.warning(
+                    "central has no user yet: the fleet API and page answer 401 until one is added with "
+                    "`meterhub user add NAME --role admin --data %s`",
+                    cfg.data,
+                )
+            app = create_central_app(views, worker.stats.as_dict, auth)
             log.info("central fleet API on http://%s:%d/", cfg.host, cfg.port)
             uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
         else:

@@ -65,6 +65,8 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS fleet_messages (
         site TEXT NOT NULL, circuit TEXT NOT NULL, ts BIGINT NOT NULL, stored_at DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (site, circuit, ts))""",
+    # when central saw the gateway's status change [Unix s] (the fleet alarm's "since"); added later
+    "ALTER TABLE fleet_sites ADD COLUMN IF NOT EXISTS gateway_status_at DOUBLE PRECISION",
 ]
 #: Serialises DDL between workers (partition creation): pg_advisory_xact_lock key.
 _DDL_LOCK = 0x6D68_666C  # "mhfl"
@@ -375,7 +377,11 @@ class CentralStore:
                         (st.backlog, now, st.site),
                     )
                 for site, status in sorted(batch.statuses.items()):
-                    db.execute("UPDATE fleet_sites SET gateway_status = %s WHERE id = %s", (status, site))
+                    db.execute(
+                        "UPDATE fleet_sites SET gateway_status_at = CASE WHEN gateway_status IS DISTINCT "
+                        "FROM %s THEN %s ELSE gateway_status_at END, gateway_status = %s WHERE id = %s",
+                        (status, now, status, site),
+                    )
         return WriteResult(len(msgs), new_msgs, npoints, new_points)
 
     # -- reading ----------------------------------------------------------------------------------

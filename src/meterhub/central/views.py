@@ -135,6 +135,37 @@ class FleetViews:
             return "offline"
         return "online" if now - last_seen <= self.cfg.silent_after else "silent"
 
+    def _alarms(
+        self, last_seen: float | None, gateway_status: str | None, status_at: float | None, now: float
+    ) -> list[dict[str, Any]]:
+        """The fleet alarms of one site, each ``{"kind", "since", "message"}``:
+
+        * ``site_silent`` — no message for longer than ``silent_after`` [s] (``since``: when it became
+          silent, the last message plus ``silent_after``);
+        * ``gateway_offline`` — the gateway's status topic ``<root>/<site>/status`` says ``offline`` (a clean
+          stop, or the broker published its last will when its connection broke; docs/publish.md);
+          ``since``: when central stored that change (``status_at``, Unix s).
+        """
+        out: list[dict[str, Any]] = []
+        if gateway_status == "offline":
+            out.append(
+                {
+                    "kind": "gateway_offline",
+                    "since": _iso(status_at),
+                    "message": "the gateway reported offline on its status topic (stopped, or its connection "
+                    f"to the broker broke); last message {_iso(last_seen) or 'never'}",
+                }
+            )
+        if last_seen is not None and now - last_seen > self.cfg.silent_after:
+            out.append(
+                {
+                    "kind": "site_silent",
+                    "since": _iso(last_seen + self.cfg.silent_after),
+                    "message": f"no message for {now - last_seen:.0f} s (silent_after {self.cfg.silent_after:g} s)",
+                }
+            )
+        return out
+
     # -- views ----------------------------------------------------------------------------------
     def sites(self, search: str | None = None) -> list[dict[str, Any]]:
         """Every site central has heard of or is configured with, sorted by id."""
@@ -145,7 +176,7 @@ class FleetViews:
         rows = self.store.query(
             "SELECT s.id, s.name, s.first_seen, s.last_seen, s.last_ts, s.messages, s.refused, s.last_refusal, "
             "s.backlog, s.backlog_at, s.gateway_status, "
-            "(SELECT count(*) FROM fleet_circuits c WHERE c.site = s.id) FROM fleet_sites s"
+            "(SELECT count(*) FROM fleet_circuits c WHERE c.site = s.id), s.gateway_status_at FROM fleet_sites s"
         )
         known = {r[0]: r for r in rows}
         ids = sorted(set(known) | {s.id for s in self.cfg.sites})
@@ -162,6 +193,7 @@ class FleetViews:
                     "id": sid,
                     "name": name,
                     "status": self._status(last_seen, r[10] if r else None, now),
+                    "alarms": self._alarms(last_seen, r[10] if r else None, r[12] if r else None, now),
                     "last_seen": _iso(last_seen),
                     "age_s": round(now - last_seen, 1) if last_seen is not None else None,
                     "last_data": _iso(r[4]) if r and r[4] is not None else None,
@@ -249,17 +281,20 @@ class FleetViews:
         }
 
     def totals(self) -> dict[str, Any]:
-        """Portfolio totals: sites by status, energy today [kWh], power now [W]."""
+        """Portfolio totals: sites by status, energy today [kWh], power now [W], open fleet alarms."""
         sites = self.sites()
+        alarms = 0
         by_status: dict[str, int] = defaultdict(int)
         for s in sites:
             by_status[s["status"]] += 1
+            alarms += len(s["alarms"])
         return {
             "sites": len(sites),
             "by_status": dict(by_status),
             "energy_today_kwh": round(sum(s["energy_today_kwh"] or 0.0 for s in sites), 3),
             "power_w": round(sum(s["power_w"] or 0.0 for s in sites), 1),
             "backlog": sum(s["backlog"] or 0 for s in sites),
+            "alarms": alarms,
         }
 
     def compare(self, start: int | None, end: int | None) -> dict[str, Any]:

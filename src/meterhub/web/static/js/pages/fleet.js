@@ -2,6 +2,8 @@
 // today, power), a comparison (kWh, kWh/m², peak demand) over today or the last 7 days, and a site's
 // circuits with their latest values. Served by `meterhub central` at "/"; reads GET /api/v1/sites,
 // /api/v1/fleet/totals, /api/v1/fleet/compare and /api/v1/sites/{id}. Refreshes every 10 s.
+// Signed-in only: on 401 it shows a sign-in form (POST /api/v1/auth/login, central's users: `meterhub user
+// add NAME --role reader --data CENTRAL_DATA`). Fleet alarms (site silent, gateway offline) show per site.
 
 const TONE = { online: "online", silent: "data-warning", offline: "offline", never_seen: "data-ok" };
 const view = document.getElementById("view");
@@ -25,11 +27,50 @@ function age(s) {
   return `${Math.round(s / 86400)} d ago`;
 }
 
+class SignInNeeded extends Error {}
+
 async function get(path) {
   const r = await fetch(`/api/v1${path}`, { headers: { Accept: "application/json" } });
   const body = await r.json().catch(() => ({}));
+  if (r.status === 401) throw new SignInNeeded(body.detail || "sign in");
   if (!r.ok) throw new Error(body.detail || body.message || `HTTP ${r.status}`);
   return body;
+}
+
+function signInForm(message) {
+  view.innerHTML = `<h1>Fleet</h1><form id="fleet-login" class="card">
+    <p>Sign in to see the fleet.</p>
+    <label>User name <input name="username" autocomplete="username" required></label>
+    <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
+    <button type="submit">Sign in</button>
+    <p class="error" id="fleet-login-error">${esc(message)}</p></form>`;
+  const form = view.querySelector("#fleet-login");
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const r = await fetch("/api/v1/auth/login", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ username: form.username.value, password: form.password.value }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (!r.ok) {
+      view.querySelector("#fleet-login-error").textContent = body.detail || `HTTP ${r.status}`;
+      return;
+    }
+    render();
+  });
+}
+
+async function signOut() {
+  const csrf = document.cookie.split("; ").find((c) => c.startsWith("mh_csrf="))?.slice(8) || "";
+  await fetch("/api/v1/auth/logout", { method: "POST", headers: { "X-CSRF-Token": csrf } });
+  signInForm("");
+}
+
+function alarmsCell(alarms) {
+  return (alarms || [])
+    .map((a) => `<span class="badge data-warning" data-alarm="${esc(a.kind)}" title="${esc(a.message)}">${esc(a.kind.replace("_", " "))}</span>`)
+    .join(" ");
 }
 
 function bar(value, max, label) {
@@ -45,12 +86,12 @@ function sitesTable(sites) {
         <td><span class="badge ${TONE[s.status] || "data-ok"}" data-status="${esc(s.status)}">${esc(s.status.replace("_", " "))}</span></td>
         <td>${esc(age(s.age_s))}</td><td class="num">${esc(num(s.backlog, 0))}</td>
         <td class="num" data-col="energy">${esc(num(s.energy_today_kwh, 2))}</td><td class="num">${esc(num(s.power_w, 0))}</td>
-        <td class="num">${esc(String(s.refused))}</td></tr>`,
+        <td class="num">${esc(String(s.refused))}</td><td>${alarmsCell(s.alarms)}</td></tr>`,
     )
     .join("");
   return `<div class="table-wrap"><table id="fleet-sites"><thead><tr><th>Site</th><th>Name</th><th>Status</th>
-    <th>Last seen</th><th>Backlog [messages]</th><th>Energy today [kWh]</th><th>Power [W]</th><th>Refused</th></tr></thead>
-    <tbody>${rows || `<tr><td colspan="8">No site has published yet.</td></tr>`}</tbody></table></div>`;
+    <th>Last seen</th><th>Backlog [messages]</th><th>Energy today [kWh]</th><th>Power [W]</th><th>Refused</th><th>Alarms</th></tr></thead>
+    <tbody>${rows || `<tr><td colspan="9">No site has published yet.</td></tr>`}</tbody></table></div>`;
 }
 
 function compareTable(cmp) {
@@ -80,7 +121,8 @@ function siteDetail(site) {
     .join("");
   return `<section id="fleet-site"><h2>${esc(site.name)} <button class="secondary" id="fleet-close">Close</button></h2>
     <p>Status ${esc(site.status)}, last seen ${esc(age(site.age_s))}, ${esc(String(site.messages))} messages,
-    ${esc(String(site.refused))} refused${site.last_refusal ? ` (last: ${esc(site.last_refusal)})` : ""}.</p>${circuits}</section>`;
+    ${esc(String(site.refused))} refused${site.last_refusal ? ` (last: ${esc(site.last_refusal)})` : ""}.</p>
+    ${(site.alarms || []).map((a) => `<p class="error" data-alarm="${esc(a.kind)}">${esc(a.kind.replace("_", " "))}: ${esc(a.message)}</p>`).join("")}${circuits}</section>`;
 }
 
 async function render() {
@@ -91,9 +133,10 @@ async function render() {
     const [sites, totals, cmp] = await Promise.all([get(`/sites${q}`), get("/fleet/totals"), get(`/fleet/compare${cq}`)]);
     const detail = selected ? siteDetail(await get(`/sites/${encodeURIComponent(selected)}`)) : "";
     const status = Object.entries(totals.by_status).map(([k, v]) => `${v} ${k.replace("_", " ")}`).join(", ");
-    view.innerHTML = `<h1>Fleet</h1>
+    view.innerHTML = `<h1>Fleet <button class="secondary" id="fleet-logout">Sign out</button></h1>
       <p id="fleet-totals">${esc(String(totals.sites))} sites (${esc(status)}) · ${esc(num(totals.energy_today_kwh, 1, "kWh"))} today ·
-      ${esc(num(totals.power_w / 1000, 1, "kW"))} now · backlog ${esc(String(totals.backlog))} messages</p>
+      ${esc(num(totals.power_w / 1000, 1, "kW"))} now · backlog ${esc(String(totals.backlog))} messages ·
+      <span id="fleet-alarms">${esc(String(totals.alarms ?? 0))} alarms</span></p>
       <label>Search <input id="fleet-search" value="${esc(search)}" placeholder="site id or name"></label>
       ${sitesTable(sites.sites)}
       ${detail}
@@ -116,11 +159,16 @@ async function render() {
         render();
       }),
     );
+    view.querySelector("#fleet-logout").addEventListener("click", signOut);
     view.querySelector("#fleet-close")?.addEventListener("click", () => {
       selected = null;
       render();
     });
   } catch (e) {
+    if (e instanceof SignInNeeded) {
+      if (!view.querySelector("#fleet-login")) signInForm("");
+      return;
+    }
     view.innerHTML = `<h1>Fleet</h1><p class="error" id="fleet-error">Central's API did not answer: ${esc(e.message)}</p>`;
   }
 }
