@@ -195,6 +195,11 @@ def test_tables_keep_their_values_on_a_phone(browser: Browser, server: LiveServe
         (r["circuit"], r["quantity"], r["phase"] or "-"): r["value"]
         for r in api(page, server.url, "/live?circuit=hvac")["readings"]  # type: ignore[index]
     }
+    # a table drawn after the first values (e.g. demand) is labelled on the next animation frame
+    page.wait_for_function(
+        "[...document.querySelectorAll('tr:not(.empty) td[data-live]')].every(td => td.dataset.label)",
+        timeout=5000,
+    )
     cells = page.eval_on_selector_all(
         "tr:not(.empty) td[data-live]",
         """els => els.map(td => { const r = td.getBoundingClientRect();
