@@ -5,9 +5,6 @@ one schema per test."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,74 +13,25 @@ from pathlib import Path
 import psycopg
 import pytest
 
-MOSQUITTO = "/usr/sbin/mosquitto"
+from ..publish.conftest import Broker as PublishBroker
+from ..publish.conftest import free_port
+
+__all__ = ["Broker", "free_port"]
+
 PG_ADMIN = os.environ.get("METERHUB_TEST_PG_ADMIN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-class Broker:
-    """A Mosquitto of our own on ``port`` with persistence (sessions survive ``stop()``/``start()``) and
-    no queue bounds; ``password_file``/``acl_file``: the files ``meterhub central provision`` writes."""
+class Broker(PublishBroker):
+    """The publish tests' Mosquitto, persistent (sessions survive ``stop()``/``start()``, no queue bounds)
+    and with no bound on messages in flight to a worker; ``password_file``/``acl_file``: the files
+    ``meterhub central provision`` writes."""
 
     def __init__(
         self, folder: Path, port: int, *, password_file: Path | None = None, acl_file: Path | None = None
     ) -> None:
-        self.folder = folder
-        self.port = port
-        self.url = f"mqtt://127.0.0.1:{port}"
-        lines = [
-            f"listener {port} 127.0.0.1",
-            "persistence true",
-            f"persistence_location {folder}/",
-            "autosave_interval 1",
-            "max_queued_messages 0",
-            "max_queued_bytes 0",
-            "max_inflight_messages 0",
-            "log_type error",
-            "log_type warning",
-            "log_type notice",
-        ]
-        if os.geteuid() == 0:
-            lines.append("user root")
-        if password_file is not None:
-            lines += ["allow_anonymous false", f"password_file {password_file}"]
-        else:
-            lines.append("allow_anonymous true")
-        if acl_file is not None:
-            lines.append(f"acl_file {acl_file}")
-        self.conf = folder / "mosquitto.conf"
-        self.conf.write_text("\n".join(lines) + "\n")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = (self.folder / "mosquitto.log").open("ab")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=log, stderr=log)
-        deadline = time.monotonic() + 5
-        while not _listening(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start: {self.folder}/mosquitto.log")
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
+        super().__init__(folder, port, persistent=True, password_file=password_file, acl_file=acl_file)
+        with self.conf.open("a") as conf:
+            conf.write("max_inflight_messages 0\n")
 
 
 @pytest.fixture

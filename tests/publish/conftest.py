@@ -37,6 +37,8 @@ class Broker:
     persistent : keep sessions (and the messages queued for an offline persistent subscriber) across a
         restart, in a file in the test's folder; off unless a test needs the subscriber's session to
         survive the outage.
+    users : only these users (a password file made with ``mosquitto_passwd``); password_file, acl_file :
+        ready-made files instead (e.g. the ones ``meterhub central provision`` writes).
     tls : ``(ca, cert, key, require_certificate)`` PEM paths: a second listener on ``tls_port`` speaks
         TLS (``url_tls`` = ``mqtts://127.0.0.1:<tls_port>``) and, with require_certificate, wants a client
         certificate signed by ``ca``; the plain listener on ``port`` stays for ``mosquitto_sub``."""
@@ -48,6 +50,8 @@ class Broker:
         *,
         persistent: bool = False,
         users: dict[str, str] | None = None,
+        password_file: Path | None = None,
+        acl_file: Path | None = None,
         tls: tuple[Path, Path, Path, bool] | None = None,
     ) -> None:
         self.folder = folder
@@ -76,9 +80,13 @@ class Broker:
             pw.write_text("")
             for user, password in users.items():
                 subprocess.run(["mosquitto_passwd", "-b", str(pw), user, password], check=True)
-            lines += ["allow_anonymous false", f"password_file {pw}"]
+            password_file = pw
+        if password_file is not None:  # Mosquitto's own password file (users, or one given ready-made)
+            lines += ["allow_anonymous false", f"password_file {password_file}"]
         else:
             lines.append("allow_anonymous true")
+        if acl_file is not None:
+            lines.append(f"acl_file {acl_file}")
         if persistent:
             # queue everything for an offline persistent subscriber (mosquitto's default keeps 1000)
             lines += ["persistence true", f"persistence_location {folder}/", "autosave_interval 1"]
