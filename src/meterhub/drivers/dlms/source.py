@@ -53,14 +53,13 @@ from meterhub.drivers.dlms.transport import WRAPPER_PORT, ApduTransport, HdlcTra
 from meterhub.drivers.iec62056.client import switch_to_mode_e
 from meterhub.drivers.iec62056.errors import Iec62056Error
 from meterhub.drivers.iec62056.link import Link, SerialLink, TcpLink
-from meterhub.drivers.iec62056.source import readings_of
+from meterhub.drivers.iec62056.source import readings_of, the_meter
 from meterhub.model.device_log import DeviceEvent, FilledRange
 from meterhub.model.pq import PqEvent, PqKind, PqSource
 from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading, SeriesKey, iso_utc
 from meterhub.model.topology import Phase
-from meterhub.profiles.obis import ObisCode, ObisProfile, ObisValue, get_obis_profile
-from meterhub.profiles.schema import ProfileError
+from meterhub.profiles.obis import ObisCode, ObisProfile, ObisValue
 
 __all__ = ["DlmsSource", "dlms_sources", "full_name"]
 
@@ -150,23 +149,9 @@ class DlmsSource(Source):
         self.device_events = 0  # entries of the meter's event logs handed to the log [count]
         self._dropped: set[str] = set()
         self.refused = 0
-        enabled = [d for d in ctx.devices if d.enabled]
-        for i, d in enumerate(enabled):
-            st = ctx.status.get(d.id)
-            if st is None:
-                st = ctx.status[d.id] = DeviceStatus(d.id, d.name or d.id, d.profile, bus.id)
-            if i > 0:
-                st.last_error = f"bus {bus.id} already reads {enabled[0].id}: one meter per dlms bus"
-                log.error("device %s: %s", d.id, st.last_error)
-                continue
-            try:
-                self.profile = get_obis_profile(d.profile)
-            except ProfileError as exc:
-                st.last_error = str(exc)
-                log.error("device %s: %s; it stays offline", d.id, exc)
-                continue
-            self.device, self.status = d, st
-            st.extra_counters = self._counters
+        self.device, self.status, self.profile = the_meter(ctx, "one meter per dlms bus")
+        if self.status is not None:
+            self.status.extra_counters = self._counters
         self.circuits = [c for c in ctx.config.circuits if self.device and c.device == self.device.id]
         self._connect = connect or self._default_connect
         self.codes: dict[str, ObisCode] = {}

@@ -79,6 +79,31 @@ def readings_of(ts: float, device: Device, circuits: list[Circuit], mapped: list
     return out
 
 
+def the_meter(
+    ctx: SourceContext, one_per_bus: str
+) -> tuple[Device | None, DeviceStatus | None, ObisProfile | None]:
+    """The one enabled meter of an IEC 62056-21 or DLMS bus, its status and its OBIS profile (Nones when
+    there is none or its profile is unknown). A second meter on the bus, or an unknown profile, is put
+    in that device's status and logged; ``one_per_bus`` says why only one meter is read."""
+    bus = ctx.bus
+    chosen: tuple[Device | None, DeviceStatus | None, ObisProfile | None] = (None, None, None)
+    enabled = [d for d in ctx.devices if d.enabled]
+    for i, d in enumerate(enabled):
+        st = ctx.status.get(d.id)
+        if st is None:
+            st = ctx.status[d.id] = DeviceStatus(d.id, d.name or d.id, d.profile, bus.id)
+        if i > 0:
+            st.last_error = f"bus {bus.id} already reads {enabled[0].id}: {one_per_bus}"
+            log.error("device %s: %s", d.id, st.last_error)
+            continue
+        try:
+            chosen = (d, st, get_obis_profile(d.profile))
+        except ProfileError as exc:
+            st.last_error = str(exc)
+            log.error("device %s: %s; it stays offline", d.id, exc)
+    return chosen
+
+
 class Iec62056Source(Source):
     """Reads the meter of one IEC 62056-21 bus over ``link`` (injected: tests pass any Link)."""
 
@@ -101,26 +126,11 @@ class Iec62056Source(Source):
         self.refused = 0
         self.last: Readout | None = None
         self._logged: set[str] = set()
-        enabled = [d for d in ctx.devices if d.enabled]
-        for i, d in enumerate(enabled):
-            st = ctx.status.get(d.id)
-            if st is None:
-                st = ctx.status[d.id] = DeviceStatus(d.id, d.name or d.id, d.profile, bus.id)
-            if i > 0:
-                st.last_error = (
-                    f"bus {bus.id} already reads {enabled[0].id}: an IEC 62056-21 optical port is point to "
-                    "point (one meter per bus)"
-                )
-                log.error("device %s: %s", d.id, st.last_error)
-                continue
-            try:
-                self.profile = get_obis_profile(d.profile)
-            except ProfileError as exc:
-                st.last_error = str(exc)
-                log.error("device %s: %s; it stays offline", d.id, exc)
-                continue
-            self.device, self.status = d, st
-            st.extra_counters = self._counters
+        self.device, self.status, self.profile = the_meter(
+            ctx, "an IEC 62056-21 optical port is point to point (one meter per bus)"
+        )
+        if self.status is not None:
+            self.status.extra_counters = self._counters
         self.circuits = [c for c in ctx.config.circuits if self.device and c.device == self.device.id]
 
     def _counters(self) -> Mapping[str, int]:
