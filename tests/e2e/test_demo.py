@@ -243,7 +243,8 @@ def test_sigterm_then_restart_continues_the_registers(tmp_path):
             rated = rating.get(key[0], sum(rating.values()))
             if e > 1:
                 grown = after[key] - e
-                assert grown <= rated * elapsed / 3600.0 + 1.0, (key, e, after[key], rated, elapsed)
+                # (the load models wobble up to 15 % above their rated power: sim/loads.py, kitchen)
+                assert grown <= 1.15 * rated * elapsed / 3600.0 + 1.0, (key, e, after[key], rated, elapsed)
                 compared += 1
     assert compared >= 8
 

@@ -196,10 +196,15 @@ def test_tables_keep_their_values_on_a_phone(browser: Browser, server: LiveServe
         for r in api(page, server.url, "/live?circuit=hvac")["readings"]  # type: ignore[index]
     }
     # a table drawn after the first values (e.g. demand) is labelled on the next animation frame
-    page.wait_for_function(
-        "[...document.querySelectorAll('tr:not(.empty) td[data-live]')].every(td => td.dataset.label)",
-        timeout=5000,
-    )
+    # (polled from here: the page's CSP forbids the string evaluation wait_for_function would use)
+    deadline = time.monotonic() + 5
+    while (
+        not page.eval_on_selector_all(
+            "tr:not(.empty) td[data-live]", "els => els.every(td => td.dataset.label)"
+        )
+        and time.monotonic() < deadline
+    ):
+        page.wait_for_timeout(50)
     cells = page.eval_on_selector_all(
         "tr:not(.empty) td[data-live]",
         """els => els.map(td => { const r = td.getBoundingClientRect();
