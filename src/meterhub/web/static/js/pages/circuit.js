@@ -93,7 +93,7 @@ export async function render(root, { args, live, app }) {
       <div class="panel"><h2>${esc(t("circuit.energy"))}</h2>
         <div class="table-wrap"><table><thead><tr><th></th>${cols.map((p) => `<th>${p === "total" ? esc(t("common.total")) : p}</th>`).join("")}</tr></thead><tbody>${energyRows}</tbody></table></div></div>
       <div class="panel"><h2>${esc(t("circuit.demand"))}</h2>
-        <div class="table-wrap"><table id="demand-table"><tbody>${demandRows}</tbody></table></div><p class="muted" id="demand-none">${esc(t("circuit.no_data"))}</p>
+        <div class="table-wrap"><table id="demand-table"><thead><tr><th></th><th>${esc(t("common.total"))}</th></tr></thead><tbody>${demandRows}</tbody></table></div><p class="muted" id="demand-none">${esc(t("circuit.no_data"))}</p>
         <div id="max-demand"></div></div>
     </div>`;
 
