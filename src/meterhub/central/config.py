@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator
 
@@ -22,6 +23,7 @@ __all__ = [
     "CentralConfig",
     "CentralConfigError",
     "FleetSite",
+    "Tariff",
     "load_central_config",
     "parse_central_config",
 ]
@@ -32,6 +34,19 @@ DEFAULT_MAIN_CIRCUITS = ("main", "grid", "incomer")
 
 class CentralConfigError(ConfigurationError):
     """A central.yaml that cannot be used; the message lists every problem as ``file:line: field: what``."""
+
+
+class Tariff(StrictModel):
+    """A flat energy price for cost comparisons (one price per kWh imported; no time-of-use bands)."""
+
+    price_per_kwh: Annotated[float, Field(ge=0, le=100)]
+    """Price of one kWh imported [currency/kWh]."""
+    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    """ISO 4217 code, e.g. EUR, CHF, GBP."""
+
+
+#: An emission factor [g CO2(e)/kWh]: 0 (renewable supply) up to 2000 (above any grid's average).
+Co2Factor = Annotated[float, Field(ge=0, le=2000)]
 
 
 class FleetSite(StrictModel):
@@ -45,6 +60,10 @@ class FleetSite(StrictModel):
     main_circuit: str | None = None
     """The circuit whose ``energy_active_import`` and ``active_power`` stand for the whole site
     (default: the first of main, grid, incomer that the site publishes)."""
+    tariff: Tariff | None = None
+    """This site's energy price (default: the fleet's ``tariff``)."""
+    co2_g_per_kwh: Co2Factor | None = None
+    """This site's emission factor [g/kWh] (default: the fleet's ``co2_g_per_kwh``)."""
 
 
 class BrokerFiles(StrictModel):
@@ -87,6 +106,12 @@ class CentralConfig(StrictModel):
     """A site with no message for this long is ``silent`` [s]."""
     timezone: str = "UTC"
     """IANA zone of 'today' in the fleet views."""
+    tariff: Tariff | None = None
+    """The fleet's energy price for cost comparisons; a site's own ``tariff`` wins."""
+    co2_g_per_kwh: Co2Factor | None = None
+    """The fleet's emission factor for CO2 comparisons [g/kWh]; a site's own wins."""
+    rollup_every: float = Field(default=30, ge=1, le=3600)
+    """Period of the rollup pass [s]: how soon late data shows in the rollup-based views."""
     sites: list[FleetSite] = Field(default_factory=list)
     broker_files: BrokerFiles | None = None
 
@@ -98,11 +123,31 @@ class CentralConfig(StrictModel):
             raise ValueError("central speaks plain mqtt:// on the broker's local listener for now")
         return v
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+        return v
+
     def site(self, site_id: str) -> FleetSite | None:
         for s in self.sites:
             if s.id == site_id:
                 return s
         return None
+
+    def tariff_of(self, site_id: str) -> Tariff | None:
+        """The price that applies to ``site_id``: its own, else the fleet's, else None."""
+        conf = self.site(site_id)
+        return (conf.tariff if conf else None) or self.tariff
+
+    def co2_of(self, site_id: str) -> float | None:
+        """The emission factor [g/kWh] of ``site_id``: its own, else the fleet's, else None."""
+        conf = self.site(site_id)
+        own = conf.co2_g_per_kwh if conf else None
+        return own if own is not None else self.co2_g_per_kwh
 
 
 def _line(lines: dict[Any, int], loc: tuple[Any, ...]) -> int | None:

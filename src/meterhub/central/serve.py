@@ -1,6 +1,7 @@
 """``meterhub central``: one worker process — the MQTT → PostgreSQL worker and, with a port, the fleet
 API — until SIGINT/SIGTERM. Run N of them (each with its own ``worker_id``, one with a port) to split
-the load: the broker's shared subscription spreads the messages over them."""
+the load: the broker's shared subscription spreads the messages over them. Each also runs the rollup pass
+every ``rollup_every`` seconds (:mod:`meterhub.central.rollups`; one worker's pass at a time)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import uvicorn
 
 from meterhub.central.api import create_central_app
 from meterhub.central.config import CentralConfig
+from meterhub.central.rollups import RollupTask
 from meterhub.central.store import CentralStore
 from meterhub.central.views import FleetViews
 from meterhub.central.worker import CentralWorker
@@ -44,6 +46,8 @@ def run_central(cfg: CentralConfig) -> int:
         _check_port(cfg.host, cfg.port)
     worker = CentralWorker(cfg)
     worker.start()
+    rollups = RollupTask(CentralStore(cfg.dsn), cfg.rollup_every)
+    rollups.start()
     try:
         if cfg.port:
             views = FleetViews(cfg, CentralStore(cfg.dsn))
@@ -54,7 +58,9 @@ def run_central(cfg: CentralConfig) -> int:
                     "`meterhub user add NAME --role admin --data %s`",
                     cfg.data,
                 )
-            app = create_central_app(views, worker.stats.as_dict, auth)
+            app = create_central_app(
+                views, lambda: {**worker.stats.as_dict(), "rollups": rollups.status()}, auth
+            )
             log.info("central fleet API on http://%s:%d/", cfg.host, cfg.port)
             uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
         else:
@@ -64,5 +70,6 @@ def run_central(cfg: CentralConfig) -> int:
             while not stop.wait(1):
                 pass
     finally:
+        rollups.stop()
         worker.stop()
     return 0

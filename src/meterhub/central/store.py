@@ -36,6 +36,7 @@ from typing import Any
 import psycopg
 
 from meterhub.central.payload import CircuitMessage, GatewayState
+from meterhub.central.rollups import install as install_rollups
 from meterhub.errors import StorageError
 
 __all__ = ["Batch", "CentralStore", "CentralStoreError", "WriteResult"]
@@ -122,6 +123,7 @@ class CentralStore:
         self.dsn = dsn
         self._db: psycopg.Connection | None = None
         self.layout = "partitioned"
+        self.rollups = False  # rollup tables and trigger installed (meterhub.central.rollups)
         self._partitions: set[str] = set()
         self._series: dict[tuple[str, str, str, str], int] = {}
         #: series ids and partitions learnt in the open transaction: forgotten if it rolls back
@@ -153,6 +155,7 @@ class CentralStore:
                 for stmt in _DDL:
                     db.execute(stmt)
                 self.layout = self._create_points(db)
+                self.rollups = install_rollups(db, self.layout)
             db.execute(
                 "CREATE TEMP TABLE IF NOT EXISTS fleet_in (series BIGINT, ts BIGINT, value DOUBLE PRECISION, "
                 "quality SMALLINT, samples INTEGER) ON COMMIT DELETE ROWS"
