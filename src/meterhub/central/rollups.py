@@ -102,10 +102,11 @@ _DDL = [
       END IF;
       RETURN NULL;
     END $$""",
-    "DROP TRIGGER IF EXISTS fleet_rollup_mark ON fleet_points",
-    "CREATE TRIGGER fleet_rollup_mark AFTER INSERT ON fleet_points REFERENCING NEW TABLE AS fleet_new_points "
-    "FOR EACH STATEMENT EXECUTE FUNCTION fleet_rollup_mark()",
 ]
+_TRIGGER = (
+    "CREATE TRIGGER fleet_rollup_mark AFTER INSERT ON fleet_points REFERENCING NEW TABLE AS fleet_new_points "
+    "FOR EACH STATEMENT EXECUTE FUNCTION fleet_rollup_mark()"
+)
 
 #: Recompute hourly rows for the (series, bucket) pairs in ``fleet_rollup_work``; empty hours are deleted.
 _HOURS_SQL = f"""
@@ -167,6 +168,11 @@ def install(db: psycopg.Connection, layout: str) -> bool:
         return False
     for stmt in _DDL:
         db.execute(stmt)
+    # created once: re-creating it at every connect would lock fleet_points against the other workers
+    if not db.execute(
+        "SELECT 1 FROM pg_trigger WHERE tgname = 'fleet_rollup_mark' AND tgrelid = 'fleet_points'::regclass"
+    ).fetchone():
+        db.execute(_TRIGGER)
     return True
 
 
