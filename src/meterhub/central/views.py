@@ -467,7 +467,9 @@ class FleetViews:
                     "floor_area_m2": area,
                     "kwh_per_m2": round(kwh / area, 4) if kwh is not None and area else None,
                     "peak_demand_w": peak.get(s["id"]),
-                    Q.COST.value: round(kwh * tariff.price_per_kwh, 2) if kwh is not None and tariff else None,
+                    Q.COST.value: round(kwh * tariff.price_per_kwh, 2)
+                    if kwh is not None and tariff
+                    else None,
                     "currency": tariff.currency if tariff else None,
                     "price_per_kwh": tariff.price_per_kwh if tariff else None,
                     "co2_kg": round(kwh * co2 / 1000.0, 3) if kwh is not None and co2 is not None else None,
