@@ -175,7 +175,7 @@ def ingest(dsn: str, batches: int, repeat: int, now: int) -> dict[str, Any]:
             store.connect()
             with psycopg.connect(d, autocommit=True) as db:
                 if mode == "no_trigger":
-                    db.execute("DROP TRIGGER fleet_rollup_mark ON fleet_points")
+                    db.execute("DROP TRIGGER fleet_rollup_mark ON fleet_messages")
                 # the boundary: before every point (live) or after every point (late)
                 w = now - 2 * 86400 if mode == "trigger_live" else now
                 db.execute("INSERT INTO fleet_meta VALUES ('rollup_dirty_through', %s)", (str(w),))
