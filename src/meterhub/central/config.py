@@ -8,9 +8,9 @@ PostgreSQL; this file says where both are, how the web API listens, and what the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 
 from meterhub.config.publish import parse_broker
 from meterhub.config.reader import ReadError, read_yaml
@@ -24,6 +24,7 @@ __all__ = [
     "FleetSite",
     "load_central_config",
     "parse_central_config",
+    "protocol_problem",
 ]
 
 #: Circuit ids taken as a site's main incomer when ``main_circuit`` is not set, first match wins.
@@ -55,11 +56,26 @@ class BrokerFiles(StrictModel):
     acl_file: Annotated[Path, LAX]
 
 
+def _version_text(value: Any) -> Any:
+    # YAML reads `mqtt_version: 5` as an integer and `3.1.1` as text; both name a protocol version.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: MQTT protocol versions a worker speaks: "5" (shared subscriptions, Session Expiry, Receive Maximum) or
+#: "3.1.1" (a broker without MQTT 5, such as RabbitMQ's MQTT plugin before 3.13: docs/fleet.md).
+MqttVersion = Annotated[Literal["5", "3.1.1"], BeforeValidator(_version_text)]
+
+
 class CentralConfig(StrictModel):
     """The whole ``central.yaml``."""
 
     mqtt: str = "mqtt://127.0.0.1:1883"
     """Broker URL, mqtt://HOST[:PORT]."""
+    mqtt_version: MqttVersion = "5"
+    """MQTT protocol version of the worker's connection: 5, or 3.1.1 for a broker without MQTT 5 (no
+    shared subscriptions there: ``share_group`` must be null; a persistent session, Clean Session 0)."""
     username: str | None = None
     password_env: str | None = None
     """Environment variable holding the broker password of the central user."""
@@ -105,6 +121,16 @@ class CentralConfig(StrictModel):
         return None
 
 
+def protocol_problem(cfg: CentralConfig) -> str | None:
+    """Why ``cfg``'s MQTT version cannot work with its other settings (None: it can)."""
+    if cfg.mqtt_version == "3.1.1" and cfg.share_group is not None:
+        return (
+            f"MQTT 3.1.1 has no shared subscriptions ($share/{cfg.share_group}/…, MQTT 5 §4.8.2): set "
+            "share_group: null (one worker, a plain subscription), or use an MQTT 5 broker"
+        )
+    return None
+
+
 def _line(lines: dict[Any, int], loc: tuple[Any, ...]) -> int | None:
     for n in range(len(loc), -1, -1):
         if loc[:n] in lines:
@@ -123,7 +149,7 @@ def parse_central_config(text: str | bytes, filename: str = "<string>") -> Centr
     if not isinstance(data, dict):
         raise CentralConfigError(f"{filename}:1: central.yaml is a YAML mapping")
     try:
-        return CentralConfig.model_validate(data)
+        cfg = CentralConfig.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -131,6 +157,12 @@ def parse_central_config(text: str | bytes, filename: str = "<string>") -> Centr
             field = ".".join(str(p) for p in loc) or "(file)"
             problems.append(f"{filename}:{_line(lines, loc) or 1}: {field}: {err['msg']}")
         raise CentralConfigError("; ".join(problems)) from None
+    problem = protocol_problem(cfg)
+    if problem:
+        # share_group's default is "central": point at the key the file does set
+        key = "share_group" if ("share_group",) in lines else "mqtt_version"
+        raise CentralConfigError(f"{filename}:{lines.get((key,), 1)}: {key}: {problem}")
+    return cfg
 
 
 def load_central_config(path: Path | None) -> CentralConfig:
