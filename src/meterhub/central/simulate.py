@@ -268,6 +268,7 @@ def run_fleet(spec: FleetSpec) -> dict[str, Any]:
     fleet: NetnsFleet | None = None
     broker = spec.broker
     previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
         if spec.netns:
             addr = parse_broker(spec.broker)
@@ -284,7 +285,7 @@ def run_fleet(spec: FleetSpec) -> dict[str, Any]:
                 fleet.close()
         finally:
             signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGINT, previous_int)
     if errors and not sent:
         raise RuntimeError("; ".join(errors))
     last = start_ts + spec.interval * ((spec.count or 1) - 1)
