@@ -17,6 +17,7 @@ with ``mqtt_version: 3.1.1`` and ``share_group: null`` (one worker), and the gat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -34,6 +35,8 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from meterhub.central.config import CentralConfig
 from meterhub.central.worker import CentralWorker
 
+from ..publish.helpers import aligned_past, feed, make_sink, site, three_phase
+from ..publish.helpers import wait_until as async_wait_until
 from .conftest import count, free_port, wait_until
 
 RABBIT_BIN = Path(os.environ.get("METERHUB_TEST_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
@@ -210,6 +213,60 @@ def test_simulated_gateways_through_rabbitmq_stored_once_over_a_central_kill_9(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # the private node takes 15–30 s to start (module fixture)
+def test_a_gateway_publisher_on_mqtt_3_1_1_reaches_central_through_rabbitmq(
+    rabbit_url: str, dsn: str, tmp_path: Path
+) -> None:
+    """The gateway's own publisher (``publish:`` with ``mqtt_version: 3.1.1``) through RabbitMQ into a
+    3.1.1 central worker: one interval of circuit ``main`` of site ``site-1``."""
+    worker = CentralWorker(
+        CentralConfig(
+            mqtt=rabbit_url,
+            mqtt_version="3.1.1",
+            dsn=dsn,
+            worker_id=f"rabbit-gw-{os.getpid()}",
+            share_group=None,
+            batch_delay=0.05,
+            data=tmp_path,
+        )
+    )
+    worker.start()
+    try:
+        assert wait_until(lambda: worker.stats.connected, 20)
+        time.sleep(0.5)  # subscribed
+        cfg = site(rabbit_url, formats="[meterhub-json]", extra="    mqtt_version: 3.1.1")
+        t0 = aligned_past()
+
+        async def go() -> None:
+            sink, bus = make_sink(cfg, tmp_path / "gateway")
+            await sink.start()
+            runner = sink.runners[0]
+            assert await async_wait_until(lambda: runner.link is not None and runner.link.state().connected)
+            # two polls of one interval: instantaneous values ×1.0 and ×1.1 → ×1.05
+            await feed(sink, bus, [[*three_phase(t0 + 0.2)], [*three_phase(t0 + 0.6, scale=1.1)]])
+            assert await async_wait_until(
+                lambda: runner.published_intervals == 1 and runner.outbox.stats().backlog == 0
+            )
+            await sink.stop()
+
+        asyncio.run(go())
+        assert wait_until(lambda: count(dsn, "SELECT count(*) FROM fleet_messages") == 1, 20)
+        # P = (2200 + 2400 + 2600 W) × 1.05 = 7560 W over the interval ending at t0 + 1
+        assert (
+            count(
+                dsn,
+                "SELECT p.value FROM fleet_points p JOIN fleet_series s ON s.id = p.series WHERE "
+                "s.site = 'site-1' AND s.circuit = 'main' AND s.quantity = 'active_power' AND "
+                f"s.phase = 'total' AND p.ts = {int(t0) + 1}",
+            )
+            == 7560
+        )
+    finally:
+        worker.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
 def test_rabbitmq_3_10_refuses_mqtt_5_and_has_no_shared_subscriptions(
     rabbit_url: str, dsn: str, tmp_path: Path
 ) -> None:

@@ -8,11 +8,11 @@ PostgreSQL; this file says where both are, how the web API listens, and what the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from meterhub.config.publish import parse_broker
+from meterhub.config.publish import MqttVersion, parse_broker
 from meterhub.config.reader import ReadError, read_yaml
 from meterhub.config.types import LAX, Identifier, StrictModel
 from meterhub.errors import ConfigurationError
@@ -54,18 +54,6 @@ class BrokerFiles(StrictModel):
 
     password_file: Annotated[Path, LAX]
     acl_file: Annotated[Path, LAX]
-
-
-def _version_text(value: Any) -> Any:
-    # YAML reads `mqtt_version: 5` as an integer and `3.1.1` as text; both name a protocol version.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-#: MQTT protocol versions a worker speaks: "5" (shared subscriptions, Session Expiry, Receive Maximum) or
-#: "3.1.1" (a broker without MQTT 5, such as RabbitMQ's MQTT plugin before 3.13: docs/fleet.md).
-MqttVersion = Annotated[Literal["5", "3.1.1"], BeforeValidator(_version_text)]
 
 
 class CentralConfig(StrictModel):
