@@ -187,6 +187,13 @@ class _Acks:
             self.cond.wait_for(lambda: self.count >= n, timeout)
 
 
+def _set_signal(sig: signal.Signals, handler: Any) -> Any:
+    """``signal.signal`` in the main thread (the only one allowed to); elsewhere nothing (None)."""
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        return None
+    return signal.signal(sig, handler)
+
+
 def _interrupt(*_: Any) -> None:
     """SIGTERM (and a second signal) as Ctrl-C: once, so the clean-up is not interrupted in its turn."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -267,7 +274,7 @@ def run_fleet(spec: FleetSpec) -> dict[str, Any]:
     slices = [numbers[i::nproc] for i in range(nproc)]
     fleet: NetnsFleet | None = None
     broker = spec.broker
-    previous = signal.signal(signal.SIGTERM, _interrupt)
+    previous_term = _set_signal(signal.SIGTERM, _interrupt)
     previous_int = signal.getsignal(signal.SIGINT)
     try:
         if spec.netns:
@@ -279,13 +286,13 @@ def run_fleet(spec: FleetSpec) -> dict[str, Any]:
         start_ts = (int(now + 1) // spec.interval + 1) * spec.interval
         sent, points, errors = _run_processes(spec, slices, start_ts, fleet, broker)
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the namespaces are deleted, whatever comes
+        _set_signal(signal.SIGINT, signal.SIG_IGN)  # the namespaces are deleted, whatever comes
         try:
             if fleet is not None:
                 fleet.close()
         finally:
-            signal.signal(signal.SIGTERM, previous)
-            signal.signal(signal.SIGINT, previous_int)
+            _set_signal(signal.SIGTERM, previous_term)
+            _set_signal(signal.SIGINT, previous_int)
     if errors and not sent:
         raise RuntimeError("; ".join(errors))
     last = start_ts + spec.interval * ((spec.count or 1) - 1)
@@ -338,7 +345,7 @@ def _run_processes(
         while reported < len(procs):
             collect(None)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _set_signal(signal.SIGINT, signal.SIG_IGN)
         for p in procs:  # SIGTERM reached only this process; Ctrl-C reached them all
             if p.is_alive() and p.pid:
                 os.kill(p.pid, signal.SIGTERM)
