@@ -38,6 +38,8 @@ def _config(
     no_share: bool = False,
     mqtt_version: str | None = None,
 ) -> CentralConfig:
+    if mqtt_version is not None and mqtt_version not in ("5", "3.1.1"):
+        raise InputError(f"--mqtt-version: 5 or 3.1.1, not {mqtt_version!r}")
     cfg = load_central_config(config)
     update: dict[str, object] = {}
     if mqtt is not None:
