@@ -1,0 +1,323 @@
+"""Fleet alarms that notify (issue 15): a private Mosquitto, a private PostgreSQL schema and a real SMTP
+server (aiosmtpd). Two simulated gateways go silent together → one mail naming both; central restarted →
+no second mail; the SMTP server down while they come back → the clear mail waits and then arrives once; a
+gateway reports a device offline → ``device_offline`` raised, then cleared; the API lists and acknowledges.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from tests.alarms.notify_peers import SmtpServer
+
+from meterhub.central.alarms import FleetAlarms, paho_publisher, site_conditions
+from meterhub.central.config import CentralConfig, parse_central_config
+from meterhub.central.payload import GatewayState, PayloadError, parse_gateway_state
+from meterhub.central.simulate import circuit_message
+from meterhub.central.worker import CentralWorker
+from meterhub.drivers.base import DeviceStatus
+from meterhub.publish import homeassistant
+
+from .conftest import Broker, count, wait_until
+
+SILENT_AFTER = 3.0  # [s]
+GROUP_WINDOW = 1.0  # [s]
+
+
+def _config(broker: Broker, dsn: str, data: Path, smtp_port: int) -> CentralConfig:
+    text = f"""
+mqtt: {broker.url}
+dsn: "{dsn}"
+data: {data}
+worker_id: w1
+batch_delay: 0.05
+silent_after: {SILENT_AFTER}
+alarm_interval: 1
+notifications:
+  group_window: {GROUP_WINDOW}
+  email:
+    host: 127.0.0.1
+    port: {smtp_port}
+    security: none
+    from: "meterhub central <fleet@central.invalid>"
+    to: [ops@central.invalid]
+"""
+    return parse_central_config(text, "central.yaml")
+
+
+class Gateways:
+    """Simulated gateways on one MQTT connection: ``beat(site)`` publishes one meterhub-json message of
+    circuit c0 now; ``state(site, devices)`` the diagnostic state with ``devices_offline``."""
+
+    def __init__(self, url: str) -> None:
+        host, port = url.removeprefix("mqtt://").split(":")
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+        self.client.connect(host, int(port))
+        self.client.loop_start()
+        self.numbers = {"sim-a": 0, "sim-b": 1, "sim-c": 2}
+
+    def beat(self, *sites: str) -> None:
+        ts = int(time.time())
+        for site in sites:
+            self.client.publish(
+                f"meterhub/{site}/circuits/c0", circuit_message(site, self.numbers[site], 0, 4, ts, 1), qos=1
+            ).wait_for_publish(5)
+
+    def state(self, site: str, devices: list[str]) -> None:
+        payload = homeassistant.gateway_state(
+            "up", connected=True, backlog=0, oldest_age=0.0, dropped=0, devices_offline=devices
+        )
+        self.client.publish(f"meterhub/{site}/ha/_gateway/state", payload, qos=1).wait_for_publish(5)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+class Central:
+    """One central process's worker and alarm evaluator, in this process."""
+
+    def __init__(self, cfg: CentralConfig) -> None:
+        self.worker = CentralWorker(cfg)
+        self.worker.start()
+        assert wait_until(lambda: self.worker.stats.connected, 10)
+        time.sleep(0.3)  # subscribed
+        self.alarms = FleetAlarms(cfg, publish=paho_publisher(self.worker.client))
+        self.alarms.start()
+
+    def stop(self) -> None:
+        self.alarms.stop()
+        self.worker.stop()
+
+
+def _subjects(server: SmtpServer) -> list[str]:
+    with server.mailbox.lock:
+        return [str(m["Subject"]) for _, m in server.mailbox.mails]
+
+
+def _bodies(server: SmtpServer) -> list[str]:
+    with server.mailbox.lock:
+        return [str(m.get_content()) for _, m in server.mailbox.mails]
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_silent_sites_mail_once_across_a_restart_and_an_smtp_outage(
+    broker: Broker, dsn: str, tmp_path: Path
+) -> None:
+    server = SmtpServer(tmp_path)
+    server.start()
+    cfg = _config(broker, dsn, tmp_path / "central", server.port)
+    gw = Gateways(broker.url)
+    central = Central(cfg)
+    stop_c = threading.Event()
+    alive = {"sim-c"}  # the sites that publish every 0.5 s (sim-c throughout)
+
+    def keep_alive() -> None:
+        while not stop_c.wait(0.5):
+            gw.beat(*sorted(alive))
+
+    beat = threading.Thread(target=keep_alive, daemon=True)
+    try:
+        gw.beat("sim-a", "sim-b", "sim-c")
+        beat.start()
+        assert wait_until(lambda: count(dsn, "SELECT count(*) FROM fleet_sites") == 3, 10)
+        # sim-a and sim-b fall silent together (a broker outage on their side): one mail for both
+        assert wait_until(lambda: len(_subjects(server)) >= 1, 30), _subjects(server)
+        time.sleep(GROUP_WINDOW + 2.5)  # two more evaluations: nothing else to say
+        assert _subjects(server) == ["[high] meterhub central: 2 sites silent (raised)"]
+        body = _bodies(server)[0]
+        assert "sim-a: no message since" in body and "sim-b: no message since" in body
+        assert "sim-c" not in body
+        assert (
+            count(
+                dsn, "SELECT count(*) FROM fleet_alarm_log WHERE kind = 'site_silent' AND cleared_at IS NULL"
+            )
+            == 2
+        )
+
+        # central restarts while both stay silent: the active alarms are in PostgreSQL, no second mail
+        central.stop()
+        central = Central(cfg)
+        time.sleep(SILENT_AFTER + 3)  # past the start grace, three evaluations
+        assert len(_subjects(server)) == 1
+        assert count(dsn, "SELECT count(*) FROM fleet_alarm_log") == 2
+        assert count(dsn, "SELECT count(*) FROM fleet_alarm_notices") == 1
+
+        # the SMTP server is down when they come back: the clear notification waits in the outbox
+        server.stop()
+        alive.update({"sim-a", "sim-b"})
+        assert wait_until(
+            lambda: (
+                count(dsn, "SELECT count(*) FROM fleet_alarm_notices WHERE event = 'cleared' AND queued") == 1
+            ),
+            15,
+        )
+        time.sleep(1.5)
+        assert len(_subjects(server)) == 1
+        assert central.alarms.notifier is not None and central.alarms.notifier.backlog() == 1
+        server.start()
+        assert wait_until(lambda: len(_subjects(server)) == 2, 40), _subjects(server)
+        assert _subjects(server)[1] == "[high] meterhub central: 2 sites publish again (cleared)"
+        assert count(dsn, "SELECT count(*) FROM fleet_alarm_log WHERE cleared_at IS NOT NULL") == 2
+
+        # sim-c's gateway reports device m2 offline, then back: raised and cleared, one mail each
+        gw.state("sim-c", ["m2"])
+        assert wait_until(lambda: len(_subjects(server)) == 3, 15), _subjects(server)
+        assert _subjects(server)[2] == "[medium] meterhub central: device m2 at sim-c offline (raised)"
+        gw.state("sim-c", [])
+        assert wait_until(lambda: len(_subjects(server)) == 4, 15), _subjects(server)
+        assert _subjects(server)[3] == "[medium] meterhub central: device m2 at sim-c answers again (cleared)"
+        rows = count(
+            dsn,
+            "SELECT count(*) FROM fleet_alarm_log WHERE kind = 'device_offline' AND subject = 'm2' "
+            "AND site = 'sim-c' AND cleared_at IS NOT NULL",
+        )
+        assert rows == 1
+        time.sleep(2)
+        assert len(_subjects(server)) == 4  # every site publishes: nothing else happened
+    finally:
+        stop_c.set()
+        central.stop()
+        gw.close()
+        server.stop()
+
+
+def _api(cfg: CentralConfig, tmp_path: Path) -> tuple[Any, dict[str, str], dict[str, str]]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient  # lazy: its httpx warning is filtered here
+
+    from meterhub.central.api import create_central_app
+    from meterhub.central.store import CentralStore
+    from meterhub.central.views import FleetViews
+    from meterhub.web.auth import AuthState, UserStore
+
+    users = UserStore(cfg.data)
+    users.add("ada", "correct horse", "admin")
+    users.add("rex", "battery staple", "reader")
+    _, admin = users.create_token("ada", "test")
+    _, reader = users.create_token("rex", "test")
+    app = create_central_app(FleetViews(cfg, CentralStore(cfg.dsn)), dict, AuthState.for_data_dir(cfg.data))
+    return (
+        TestClient(app),
+        {"Authorization": f"Bearer {admin}"},
+        {"Authorization": f"Bearer {reader}"},
+    )
+
+
+@pytest.mark.postgres
+def test_api_lists_fleet_alarms_and_an_admin_acknowledges_them(dsn: str, tmp_path: Path) -> None:
+    from meterhub.central.payload import GatewayState as GS
+    from meterhub.central.store import Batch, CentralStore
+
+    cfg = CentralConfig(dsn=dsn, data=tmp_path / "central", silent_after=60)
+    store = CentralStore(dsn)
+    store.write(Batch(states=[GS("lab-a", 0, ("m1", "m2"))], statuses={"lab-b": "offline"}), now=1000.0)
+    store.close()
+    clock = [1000.0]
+    alarms = FleetAlarms(cfg, clock=lambda: clock[0])
+    assert alarms.evaluate() == []  # no notifications: configured, so nothing to send
+    alarms.stop()
+    client, admin, reader = _api(cfg, tmp_path)
+    answer = client.get("/api/v1/fleet/alarms", headers=reader).json()
+    assert sorted((a["site"], a["kind"], a["device"]) for a in answer["active"]) == [
+        ("lab-a", "device_offline", "m1"),
+        ("lab-a", "device_offline", "m2"),
+        ("lab-b", "gateway_offline", None),
+    ]
+    assert all(a["notified"] == {"raised": False, "cleared": False} for a in answer["active"])
+    only = client.get("/api/v1/fleet/alarms?site=lab-a&kind=device_offline", headers=reader).json()
+    assert [a["device"] for a in only["log"]] == ["m2", "m1"]  # newest first; raised together, by id
+    bad = client.get("/api/v1/fleet/alarms?kind=nonsense", headers=reader)
+    assert bad.status_code == 422 and "one of site_silent, gateway_offline, device_offline" in bad.text
+    # the sites list shows the same conditions
+    sites = {s["id"]: s for s in client.get("/api/v1/sites", headers=reader).json()["sites"]}
+    assert [(a["kind"], a.get("device")) for a in sites["lab-a"]["alarms"]] == [
+        ("device_offline", "m1"),
+        ("device_offline", "m2"),
+    ]
+    target = next(a["id"] for a in answer["active"] if a["kind"] == "gateway_offline")
+    assert (
+        client.post(f"/api/v1/fleet/alarms/{target}/ack", json={"comment": "x"}, headers=reader).status_code
+        == 403
+    )
+    acked = client.post(
+        f"/api/v1/fleet/alarms/{target}/ack", json={"comment": "site closed for the holidays"}, headers=admin
+    )
+    assert acked.status_code == 200, acked.text
+    assert acked.json()["acked_by"] == "ada" and acked.json()["ack_comment"] == "site closed for the holidays"
+    assert client.post("/api/v1/fleet/alarms/999999/ack", json={}, headers=admin).status_code == 404
+
+
+def test_gateway_state_lists_the_devices_that_stopped_answering() -> None:
+    from meterhub.publish.sink import InstanceRunner
+
+    m1 = DeviceStatus("m1", "Meter 1", "eastron-sdm630", "b", online=True, last_seen=10.0)
+    m2 = DeviceStatus("m2", "Meter 2", "eastron-sdm630", "b")
+    m2.failed("timeout", timeout=True)  # asked and did not answer
+    m3 = DeviceStatus("m3", "Meter 3", "eastron-sdm630", "b")  # not asked yet: not offline
+    runner = InstanceRunner.__new__(InstanceRunner)  # only the status part is exercised
+    runner._device_status = lambda: {"m1": m1, "m2": m2, "m3": m3}
+    assert runner._devices_offline() == ["m2"]
+    payload = homeassistant.gateway_state(
+        "up", connected=True, backlog=3, oldest_age=0, dropped=0, devices_offline=runner._devices_offline()
+    )
+    assert json.loads(payload)["devices_offline"] == ["m2"]
+    assert parse_gateway_state(payload, "lab-a") == GatewayState("lab-a", 3, ("m2",))
+    # an older gateway without the list: backlog only; a list of non-ids is refused
+    assert parse_gateway_state(b'{"publish_x_backlog": 2}', "s") == GatewayState("s", 2, None)
+    assert parse_gateway_state(b'{"devices_offline": []}', "s") == GatewayState("s", None, ())
+    with pytest.raises(PayloadError, match="devices_offline\\[0\\]"):
+        parse_gateway_state(b'{"devices_offline": ["Bad/Id"]}', "s")
+
+
+def test_site_conditions_by_hand() -> None:
+    conds = site_conditions(
+        last_seen=1000.0,
+        gateway_status="offline",
+        status_at=1005.0,
+        devices_offline=["m9"],
+        devices_at=990.0,
+        now=1200.0,
+        silent_after=120.0,
+    )
+    assert [(c.kind, c.subject, c.since) for c in conds] == [
+        ("gateway_offline", "", 1005.0),
+        ("site_silent", "", 1120.0),  # last message + silent_after
+        ("device_offline", "m9", 990.0),
+    ]
+    assert "no message for 200 s" in conds[1].message
+    assert (
+        site_conditions(
+            last_seen=1100.0,
+            gateway_status="online",
+            status_at=None,
+            devices_offline=None,
+            devices_at=None,
+            now=1200.0,
+            silent_after=120.0,
+        )
+        == []
+    )
+
+
+def test_central_notifications_refuse_what_central_cannot_do() -> None:
+    from meterhub.central.config import CentralConfigError
+
+    with pytest.raises(CentralConfigError, match="central.yaml:2: notifications.kinds: .*not reminder"):
+        parse_central_config("notifications:\n  kinds: [raised, reminder]\n  mqtt: {}\n", "central.yaml")
+    with pytest.raises(CentralConfigError, match="remove 'publish'"):
+        parse_central_config("notifications:\n  mqtt: {publish: up}\n", "central.yaml")
+    cfg = parse_central_config("notifications:\n  mqtt: {topic: ops/fleet}\n", "central.yaml")
+    assert cfg.notifications is not None and cfg.notifications.mqtt is not None
+    assert cfg.notifications.mqtt.topic == "ops/fleet"
