@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,23 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from tests.alarms.notify_peers import SmtpServer
 
 from meterhub.central.alarms import FleetAlarms, paho_publisher, site_conditions
-from meterhub.central.config import CentralConfig, parse_central_config
+from meterhub.central.api import create_central_app
+from meterhub.central.config import CentralConfig, CentralConfigError, parse_central_config
 from meterhub.central.payload import GatewayState, PayloadError, parse_gateway_state
 from meterhub.central.simulate import circuit_message
+from meterhub.central.store import Batch, CentralStore
+from meterhub.central.views import FleetViews
 from meterhub.central.worker import CentralWorker
 from meterhub.drivers.base import DeviceStatus
 from meterhub.publish import homeassistant
+from meterhub.publish.sink import InstanceRunner
+from meterhub.web.auth import AuthState, UserStore
 
 from .conftest import Broker, count, wait_until
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from fastapi.testclient import TestClient
 
 SILENT_AFTER = 3.0  # [s]
 GROUP_WINDOW = 1.0  # [s]
@@ -48,6 +58,7 @@ notifications:
     security: none
     from: "meterhub central <fleet@central.invalid>"
     to: [ops@central.invalid]
+  mqtt: {{topic: ops/fleet-alarms}}
 """
     return parse_central_config(text, "central.yaml")
 
@@ -75,6 +86,14 @@ class Gateways:
             "up", connected=True, backlog=0, oldest_age=0.0, dropped=0, devices_offline=devices
         )
         self.client.publish(f"meterhub/{site}/ha/_gateway/state", payload, qos=1).wait_for_publish(5)
+
+    def collect(self, topic: str) -> list[dict[str, Any]]:
+        """Every JSON message on ``topic`` from now on (filled by paho's thread)."""
+        got: list[dict[str, Any]] = []
+        self.client.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
+        self.client.subscribe(topic, qos=1)
+        time.sleep(0.3)
+        return got
 
     def close(self) -> None:
         self.client.disconnect()
@@ -116,6 +135,7 @@ def test_silent_sites_mail_once_across_a_restart_and_an_smtp_outage(
     server.start()
     cfg = _config(broker, dsn, tmp_path / "central", server.port)
     gw = Gateways(broker.url)
+    on_mqtt = gw.collect("ops/fleet-alarms")
     central = Central(cfg)
     stop_c = threading.Event()
     alive = {"sim-c"}  # the sites that publish every 0.5 s (sim-c throughout)
@@ -183,6 +203,14 @@ def test_silent_sites_mail_once_across_a_restart_and_an_smtp_outage(
         assert rows == 1
         time.sleep(2)
         assert len(_subjects(server)) == 4  # every site publishes: nothing else happened
+        # the same four notifications on MQTT, over central's own broker connection
+        assert [(m["title"], m["kind"], m["site"]) for m in on_mqtt] == [
+            ("2 sites silent", "raised", "meterhub central"),
+            ("2 sites publish again", "cleared", "meterhub central"),
+            ("device m2 at sim-c offline", "raised", "meterhub central"),
+            ("device m2 at sim-c answers again", "cleared", "meterhub central"),
+        ]
+        assert on_mqtt[0]["target"] == "sim-a,sim-b" and on_mqtt[0]["value"] == 2
     finally:
         stop_c.set()
         central.stop()
@@ -190,18 +218,7 @@ def test_silent_sites_mail_once_across_a_restart_and_an_smtp_outage(
         server.stop()
 
 
-def _api(cfg: CentralConfig, tmp_path: Path) -> tuple[Any, dict[str, str], dict[str, str]]:
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
-        from fastapi.testclient import TestClient  # lazy: its httpx warning is filtered here
-
-    from meterhub.central.api import create_central_app
-    from meterhub.central.store import CentralStore
-    from meterhub.central.views import FleetViews
-    from meterhub.web.auth import AuthState, UserStore
-
+def _api(cfg: CentralConfig) -> tuple[TestClient, dict[str, str], dict[str, str]]:
     users = UserStore(cfg.data)
     users.add("ada", "correct horse", "admin")
     users.add("rex", "battery staple", "reader")
@@ -217,18 +234,17 @@ def _api(cfg: CentralConfig, tmp_path: Path) -> tuple[Any, dict[str, str], dict[
 
 @pytest.mark.postgres
 def test_api_lists_fleet_alarms_and_an_admin_acknowledges_them(dsn: str, tmp_path: Path) -> None:
-    from meterhub.central.payload import GatewayState as GS
-    from meterhub.central.store import Batch, CentralStore
-
     cfg = CentralConfig(dsn=dsn, data=tmp_path / "central", silent_after=60)
     store = CentralStore(dsn)
-    store.write(Batch(states=[GS("lab-a", 0, ("m1", "m2"))], statuses={"lab-b": "offline"}), now=1000.0)
+    store.write(
+        Batch(states=[GatewayState("lab-a", 0, ("m1", "m2"))], statuses={"lab-b": "offline"}), now=1000.0
+    )
     store.close()
     clock = [1000.0]
     alarms = FleetAlarms(cfg, clock=lambda: clock[0])
     assert alarms.evaluate() == []  # no notifications: configured, so nothing to send
     alarms.stop()
-    client, admin, reader = _api(cfg, tmp_path)
+    client, admin, reader = _api(cfg)
     answer = client.get("/api/v1/fleet/alarms", headers=reader).json()
     assert sorted((a["site"], a["kind"], a["device"]) for a in answer["active"]) == [
         ("lab-a", "device_offline", "m1"),
@@ -260,8 +276,6 @@ def test_api_lists_fleet_alarms_and_an_admin_acknowledges_them(dsn: str, tmp_pat
 
 
 def test_gateway_state_lists_the_devices_that_stopped_answering() -> None:
-    from meterhub.publish.sink import InstanceRunner
-
     m1 = DeviceStatus("m1", "Meter 1", "eastron-sdm630", "b", online=True, last_seen=10.0)
     m2 = DeviceStatus("m2", "Meter 2", "eastron-sdm630", "b")
     m2.failed("timeout", timeout=True)  # asked and did not answer
@@ -312,8 +326,6 @@ def test_site_conditions_by_hand() -> None:
 
 
 def test_central_notifications_refuse_what_central_cannot_do() -> None:
-    from meterhub.central.config import CentralConfigError
-
     with pytest.raises(CentralConfigError, match="central.yaml:2: notifications.kinds: .*not reminder"):
         parse_central_config("notifications:\n  kinds: [raised, reminder]\n  mqtt: {}\n", "central.yaml")
     with pytest.raises(CentralConfigError, match="remove 'publish'"):
