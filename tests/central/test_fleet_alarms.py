@@ -7,6 +7,10 @@ gateway reports a device offline → ``device_offline`` raised, then cleared; th
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -14,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import psycopg
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from tests.alarms.notify_peers import SmtpServer
@@ -31,7 +36,7 @@ from meterhub.publish import homeassistant
 from meterhub.publish.sink import InstanceRunner
 from meterhub.web.auth import AuthState, UserStore
 
-from .conftest import Broker, count, wait_until
+from .conftest import Broker, count, free_port, wait_until
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
@@ -110,6 +115,7 @@ class Central:
         time.sleep(0.3)  # subscribed
         self.alarms = FleetAlarms(cfg, publish=paho_publisher(self.worker.client))
         self.alarms.start()
+        assert wait_until(lambda: self.alarms.evaluations >= 1, 10)  # its tables exist
 
     def stop(self) -> None:
         self.alarms.stop()
@@ -333,3 +339,63 @@ def test_central_notifications_refuse_what_central_cannot_do() -> None:
     cfg = parse_central_config("notifications:\n  mqtt: {topic: ops/fleet}\n", "central.yaml")
     assert cfg.notifications is not None and cfg.notifications.mqtt is not None
     assert cfg.notifications.mqtt.topic == "ops/fleet"
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_a_demo_gateway_device_offline_is_raised_and_cleared_at_central(
+    broker: Broker, dsn: str, tmp_path: Path
+) -> None:
+    """``meterhub demo --fault m-ev:offline:5-15``: the EV charger's meter stops answering 5 s after the
+    simulator started and answers again at 15 s; the gateway's diagnostic state lists it meanwhile and
+    central raises ``device_offline`` (lab-f, m-ev), then clears it."""
+    cfg = CentralConfig(
+        mqtt=broker.url,
+        dsn=dsn,
+        data=tmp_path / "central",
+        worker_id="w1",
+        batch_delay=0.05,
+        alarm_interval=1,
+    )
+    central = Central(cfg)
+    data = tmp_path / "lab-f"
+    demo = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "meterhub",
+            "demo",
+            "--port",
+            str(free_port()),
+            "--data",
+            str(data),
+            "--mqtt",
+            broker.url,
+            "--site-id",
+            "lab-f",
+            "--fault",
+            "m-ev:offline:5-15",
+        ],
+        env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+        stdout=(tmp_path / "demo.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+    def rows() -> list[tuple[Any, ...]]:
+        with psycopg.connect(dsn) as db:
+            return db.execute(
+                "SELECT site, kind, subject, cleared_at IS NOT NULL FROM fleet_alarm_log ORDER BY id"
+            ).fetchall()
+
+    try:
+        raised = wait_until(lambda: ("lab-f", "device_offline", "m-ev", False) in rows(), 90, 1)
+        assert raised, (rows(), (tmp_path / "demo.log").read_text()[-2000:])
+        assert wait_until(lambda: rows() == [("lab-f", "device_offline", "m-ev", True)], 60, 1), rows()
+        assert count(dsn, "SELECT cardinality(devices_offline) FROM fleet_sites WHERE id = 'lab-f'") == 0
+    finally:
+        demo.send_signal(signal.SIGTERM)
+        try:
+            demo.wait(30)
+        except subprocess.TimeoutExpired:
+            demo.kill()
+        central.stop()
