@@ -34,6 +34,7 @@ from meterhub.central.worker import CentralWorker
 from meterhub.drivers.base import DeviceStatus
 from meterhub.publish import homeassistant
 from meterhub.publish.sink import InstanceRunner
+from meterhub.storage.outbox import Message
 from meterhub.web.auth import AuthState, UserStore
 
 from .conftest import Broker, count, free_port, wait_until
@@ -399,3 +400,25 @@ def test_a_demo_gateway_device_offline_is_raised_and_cleared_at_central(
         except subprocess.TimeoutExpired:
             demo.kill()
         central.stop()
+
+
+def test_an_mqtt_notification_the_broker_refuses_stays_queued(tmp_path: Path) -> None:
+    """A broker ACL without write access on the notification topic: Mosquitto answers PUBACK 0x87 and
+    the publisher raises (the notification stays in its outbox), where a permitted topic goes."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic read #\ntopic write ops/allowed\n")  # anonymous clients
+    b = Broker(tmp_path, free_port(), acl_file=acl)
+    b.start()
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    try:
+        client.connect("127.0.0.1", b.port)
+        client.loop_start()
+        assert wait_until(client.is_connected, 5)
+        publish = paho_publisher(client)
+        publish(Message("ops/allowed", b"{}", 1, False))
+        with pytest.raises(ConnectionError, match="refused 'ops/denied': Not authorized"):
+            publish(Message("ops/denied", b"{}", 1, False))
+    finally:
+        client.disconnect()
+        client.loop_stop()
+        b.stop()

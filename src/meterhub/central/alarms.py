@@ -107,8 +107,17 @@ NOT_NOTIFIED = 0
 
 def paho_publisher(client: Any) -> Callable[[Message], None]:
     """Publishes one message on a connected paho client (central's worker) and returns once the broker
-    acknowledged it (QoS 1) or it was written (QoS 0); raises ``ConnectionError`` otherwise (the message
-    stays in the notify outbox and is tried again)."""
+    accepted it (QoS 1: a PUBACK without a refusal code; QoS 0: written); raises ``ConnectionError``
+    otherwise — not connected, no PUBACK within :data:`MQTT_TIMEOUT`, or a refusal such as 0x87 Not
+    authorized (an ACL without write access) — and the message stays in the notify outbox."""
+    refusals: dict[int, str] = {}
+
+    def on_publish(_c: Any, _u: Any, mid: int, reason: Any, _p: Any) -> None:
+        if getattr(reason, "is_failure", False):
+            refusals[mid] = str(reason)
+
+    if client.on_publish is None:  # the worker sets none; its PUBACKs carry the reason code (MQTT v5)
+        client.on_publish = on_publish
 
     def publish(m: Message) -> None:
         if not client.is_connected():
@@ -117,6 +126,9 @@ def paho_publisher(client: Any) -> Callable[[Message], None]:
         info.wait_for_publish(MQTT_TIMEOUT)
         if not info.is_published():
             raise ConnectionError(f"the broker did not acknowledge within {MQTT_TIMEOUT:g} s")
+        refused = refusals.pop(info.mid, None)
+        if refused is not None:
+            raise ConnectionError(f"the broker refused {m.topic!r}: {refused}")
 
     return publish
 
