@@ -20,6 +20,7 @@ from typing import Any
 import paho.mqtt.client as paho
 import psycopg
 import pytest
+import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from tests.alarms.notify_peers import SmtpServer
 
@@ -43,6 +44,7 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
     from fastapi.testclient import TestClient
 
+CHROMIUM = "/usr/bin/chromium"
 SILENT_AFTER = 3.0  # [s]
 GROUP_WINDOW = 1.0  # [s]
 
@@ -422,3 +424,57 @@ def test_an_mqtt_notification_the_broker_refuses_stays_queued(tmp_path: Path) ->
         client.disconnect()
         client.loop_stop()
         b.stop()
+
+
+@pytest.mark.postgres
+@pytest.mark.browser
+def test_the_fleet_page_shows_active_alarms_and_an_admin_acknowledges_one(dsn: str, tmp_path: Path) -> None:
+    """In Debian chromium at 360 px: the section lists the three active alarms (German labels with the
+    browser language de), an admin acknowledges the gateway's with a comment, and it shows who did."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed")
+    cfg = CentralConfig(dsn=dsn, data=tmp_path / "central", silent_after=60)
+    store = CentralStore(dsn)
+    store.write(Batch(states=[GatewayState("lab-a", 0, ("m1", "m2"))], statuses={"lab-b": "offline"}))
+    store.close()
+    alarms = FleetAlarms(cfg)
+    alarms.evaluate()
+    alarms.stop()
+    UserStore(cfg.data).add("ada", "correct horse", "admin")
+    app = create_central_app(FleetViews(cfg, CentralStore(dsn)), dict, AuthState.for_data_dir(cfg.data))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        assert wait_until(lambda: server.started, 10)
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 360, "height": 800}, locale="de-DE")
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.fill("#fleet-login [name=username]", "ada")
+            page.fill("#fleet-login [name=password]", "correct horse")
+            page.click("#fleet-login button")
+            page.wait_for_selector("#fleet-active-alarms tr[data-fleet-alarm]", timeout=15000)
+            assert page.locator("#fleet-active-alarms tr[data-fleet-alarm]").count() == 3
+            assert page.locator("#fleet-alarm-list h2").inner_text().startswith("Aktive Flottenalarme")
+            assert (
+                page.locator("tr[data-kind='device_offline']").first.inner_text().count("Gerät offline") == 1
+            )
+            width = page.evaluate("document.getElementById('fleet-alarm-list').scrollWidth")
+            assert width <= 360, width
+            row = page.locator("tr[data-kind='gateway_offline']")
+            row.locator("input[name=comment]").fill("Standort geschlossen")
+            row.locator("button").click()
+            page.wait_for_selector("tr[data-kind='gateway_offline'] [data-acked]", timeout=10000)
+            assert "ada" in row.inner_text() and "Standort geschlossen" in row.inner_text()
+            browser.close()
+        with psycopg.connect(dsn) as db:
+            got = db.execute(
+                "SELECT acked_by, ack_comment FROM fleet_alarm_log WHERE kind = 'gateway_offline'"
+            ).fetchone()
+        assert got == ("ada", "Standort geschlossen")
+    finally:
+        server.should_exit = True
+        thread.join(10)

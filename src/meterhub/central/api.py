@@ -67,9 +67,11 @@ FLEET_PAGE = """<!doctype html>
   <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/static/css/app.css">
   <script src="/static/js/pages/fleet.js" type="module"></script>
+  <script src="/static/js/pages/fleet_alarms.js" type="module"></script>
 </head>
 <body>
   <header class="topbar"><a class="brand" href="/"><img src="/static/favicon.svg" alt=""><span>meterhub central</span></a></header>
+  <section id="fleet-alarm-list" class="view" aria-live="polite"></section>
   <main id="view" class="view" aria-live="polite"></main>
 </body>
 </html>
