@@ -33,6 +33,7 @@ from meterhub.central.store import Batch, CentralStore
 from meterhub.central.views import FleetViews
 from meterhub.central.worker import CentralWorker
 from meterhub.drivers.base import DeviceStatus
+from meterhub.model.health import HealthState
 from meterhub.publish import homeassistant
 from meterhub.publish.sink import InstanceRunner
 from meterhub.storage.outbox import Message
@@ -192,6 +193,10 @@ def test_silent_sites_mail_once_across_a_restart_and_an_smtp_outage(
         time.sleep(1.5)
         assert len(_subjects(server)) == 1
         assert central.alarms.notifier is not None and central.alarms.notifier.backlog() == 1
+        # the outage is visible (GET /api/v1/central → alarms)
+        assert wait_until(lambda: central.alarms.health().state is HealthState.DEGRADED, 10)
+        assert "cannot deliver to 127.0.0.1" in central.alarms.health().message
+        assert "evaluating" in central.alarms.health().message
         server.start()
         assert wait_until(lambda: len(_subjects(server)) == 2, 40), _subjects(server)
         assert _subjects(server)[1] == "[high] meterhub central: 2 sites publish again (cleared)"

@@ -605,8 +605,8 @@ class FleetAlarms:
             await asyncio.to_thread(self.mark_queued, [e.seq for e in events])
         except CentralStoreError as exc:
             log.warning("%s (the notifications may be queued again)", exc)
-        if notifier.mqtt is not None and events == []:
-            notifier.mqtt.move()  # what waited for the broker
+        if notifier.mqtt is not None and notifier.mqtt.outbox.stats().backlog:
+            notifier.mqtt.move()  # what waited for the broker (or for an ACL that allows it)
 
     def _forward(self, messages: Sequence[Message]) -> None:
         assert self._publish is not None  # attached only with a publish function
