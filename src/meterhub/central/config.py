@@ -12,8 +12,6 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-
 from meterhub.config.notify import (
     EmailSettings,
     MqttNotifySettings,
