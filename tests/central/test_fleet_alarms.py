@@ -354,8 +354,8 @@ def test_central_notifications_refuse_what_central_cannot_do() -> None:
 def test_a_demo_gateway_device_offline_is_raised_and_cleared_at_central(
     broker: Broker, dsn: str, tmp_path: Path
 ) -> None:
-    """``meterhub demo --fault m-ev:offline:5-15``: the EV charger's meter stops answering 5 s after the
-    simulator started and answers again at 15 s; the gateway's diagnostic state lists it meanwhile and
+    """``meterhub demo --fault m-ev:offline:5-25``: the EV charger's meter stops answering 5 s after the
+    simulator started and answers again at 25 s; the gateway's diagnostic state lists it meanwhile and
     central raises ``device_offline`` (lab-f, m-ev), then clears it."""
     cfg = CentralConfig(
         mqtt=broker.url,
@@ -382,7 +382,7 @@ def test_a_demo_gateway_device_offline_is_raised_and_cleared_at_central(
             "--site-id",
             "lab-f",
             "--fault",
-            "m-ev:offline:5-15",
+            "m-ev:offline:5-25",
         ],
         env={**os.environ, "NO_COLOR": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
         stdout=(tmp_path / "demo.log").open("wb"),
