@@ -10,17 +10,27 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from meterhub.config.notify import (
+    EmailSettings,
+    MqttNotifySettings,
+    NotificationsConfig,
+    NotifyKind,
+    WebhookSettings,
+)
 from meterhub.config.publish import MqttVersion, parse_broker
 from meterhub.config.reader import ReadError, read_yaml
 from meterhub.config.types import LAX, Identifier, StrictModel
 from meterhub.errors import ConfigurationError
 
 __all__ = [
+    "FLEET_ALARM_KINDS",
     "BrokerFiles",
     "CentralConfig",
     "CentralConfigError",
+    "CentralMqttNotify",
+    "CentralNotifications",
     "FleetSite",
     "load_central_config",
     "parse_central_config",
@@ -54,6 +64,84 @@ class BrokerFiles(StrictModel):
 
     password_file: Annotated[Path, LAX]
     acl_file: Annotated[Path, LAX]
+
+
+#: The fleet alarms central raises (docs/fleet.md, "Alarms"); an email route's ``rules`` name these.
+FLEET_ALARM_KINDS = ("site_silent", "gateway_offline", "device_offline")
+#: The notification kinds central produces: a fleet alarm is raised, and cleared.
+CENTRAL_NOTIFY_KINDS = (NotifyKind.RAISED, NotifyKind.CLEARED)
+
+
+def _central_kinds(kinds: list[NotifyKind] | None, where: str) -> None:
+    bad = [k.value for k in kinds or () if k not in CENTRAL_NOTIFY_KINDS]
+    if bad:
+        raise ValueError(
+            f"{where}: central notifies only 'raised' and 'cleared' fleet alarms, not {', '.join(bad)}"
+        )
+
+
+class CentralMqttNotify(MqttNotifySettings):
+    """``notifications.mqtt`` of central: every notification as JSON on central's own broker connection
+    (``mqtt:``) to ``topic`` (default ``<topic_root>/central/alarms``). A gateway names a ``publish:``
+    instance here; central has none, so ``publish`` is refused."""
+
+    publish: Identifier = "central"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_publish(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "publish" in data:
+            raise ValueError(
+                "central publishes notifications on its own broker connection (mqtt:); remove 'publish'"
+            )
+        return data
+
+
+class CentralNotifications(NotificationsConfig):
+    """``notifications:`` of central.yaml: the gateway's ``alarms.notifications`` schema
+    (docs/alarms-notifications.md) for fleet alarms. ``kinds`` are ``raised`` and ``cleared``;
+    ``group_window`` [s] gathers the fleet alarms of one kind raised (or cleared) within it into one
+    notification ("37 sites silent" and the list); an email route's ``rules`` are fleet alarm kinds;
+    ``quiet_hours`` are in central's ``timezone``; ``mqtt`` goes over central's own broker connection."""
+
+    kinds: list[Annotated[NotifyKind, LAX]] = Field(
+        default_factory=lambda: list(CENTRAL_NOTIFY_KINDS), min_length=1, max_length=len(NotifyKind)
+    )
+    mqtt: CentralMqttNotify | None = None  # central's own connection
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: list[NotifyKind]) -> list[NotifyKind]:
+        _central_kinds(v, "kinds")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: EmailSettings | None) -> EmailSettings | None:
+        if v is not None:
+            _central_kinds(v.kinds, "email.kinds")
+            for i, route in enumerate(v.routes):
+                bad = [r for r in route.rules if r not in FLEET_ALARM_KINDS]
+                if bad:
+                    raise ValueError(
+                        f"routes[{i}].rules: {', '.join(bad)} is not a fleet alarm; "
+                        f"use {', '.join(FLEET_ALARM_KINDS)}"
+                    )
+        return v
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks(cls, v: list[WebhookSettings]) -> list[WebhookSettings]:
+        for hook in v:
+            _central_kinds(hook.kinds, f"webhook {hook.id} kinds")
+        return v
+
+    @field_validator("mqtt")
+    @classmethod
+    def _mqtt(cls, v: CentralMqttNotify | None) -> CentralMqttNotify | None:
+        if v is not None:
+            _central_kinds(v.kinds, "mqtt.kinds")
+        return v
 
 
 class CentralConfig(StrictModel):
@@ -93,6 +181,10 @@ class CentralConfig(StrictModel):
     """IANA zone of 'today' in the fleet views."""
     sites: list[FleetSite] = Field(default_factory=list)
     broker_files: BrokerFiles | None = None
+    alarm_interval: float = Field(default=10, ge=1, le=600)
+    """How often the fleet alarms are evaluated [s] (by one central process: docs/fleet.md, "Alarms")."""
+    notifications: CentralNotifications | None = None
+    """Email, webhooks and MQTT for fleet alarms (None: the alarms are logged and shown, not sent)."""
 
     @field_validator("mqtt")
     @classmethod
