@@ -276,10 +276,13 @@ class IOSimulation:
 
 
 async def w1_simulator(ctx: SimContext) -> SimServer:
-    """Simulator factory for buses of kind ``io``: the probes of the bus's devices, under ``io.w1_root``."""
+    """Simulator factory for buses of kind ``io``: the probes of the bus's devices and the unnamed ones of
+    ``simulation.w1_probes``, under ``io.w1_root``."""
     section = ctx.config.io or IOSection()
     ids = {d.id for d in ctx.devices}
     sensors = [p.sensor for p in section.points if isinstance(p, TemperaturePoint) and p.device in ids]
+    # probes wired to the bus but not named yet (simulation.w1_probes): what 1-wire discovery finds
+    sensors += ctx.config.simulation.w1_probes if ctx.config.simulation is not None else []
     sim = W1Simulator(section.w1_folder(ctx.data_dir), sensors)
     sim.start()
     log.info("simulating %d 1-wire probe(s) in %s", len(sensors), sim.root)
