@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field, ValidationError
@@ -54,14 +54,10 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1", tags=["configuration"])
 ADMIN = Annotated[Principal, Depends(require_admin)]
 
-#: The schema of each point kind (``kind`` is the discriminator of ``io.points``).
+#: The schema of each point kind, by its ``kind`` (the discriminator of ``io.points``).
 _MODELS: dict[str, type[Any]] = {
-    "pulse": PulsePoint,
-    "digital": DigitalPoint,
-    "relay": RelayPoint,
-    "analog-in": AnalogInPoint,
-    "analog-out": AnalogOutPoint,
-    "temperature": TemperaturePoint,
+    get_args(m.model_fields["kind"].annotation)[0]: m
+    for m in (PulsePoint, DigitalPoint, RelayPoint, AnalogInPoint, AnalogOutPoint, TemperaturePoint)
 }
 #: What the answer of a change says about when it takes effect.
 APPLIED = "applied now: acquisition restarted with it, read from the next poll (no restart needed)"
@@ -155,9 +151,9 @@ def point_users(config: SiteConfig, point_id: str) -> list[str]:
             users.append(f"alarm rule {rule.id!r}")
     control = config.control
     if control is not None:
-        for rule in control.linkage:
-            if rule.when.input == point_id or rule.then.point == point_id:
-                users.append(f"linkage rule {rule.id!r}")
+        for link in control.linkage:
+            if link.when.input == point_id or link.then.point == point_id:
+                users.append(f"linkage rule {link.id!r}")
         for lock in control.interlocks:
             if point_id in (lock.point, lock.requires):
                 users.append(f"interlock of {lock.point!r}")
