@@ -381,3 +381,32 @@ def test_demand_settings_are_changed_through_the_audited_path(
         "/api/v1/config/demand", json={"interval": 15, "method": "sliding", "subintervals": 7}, headers=admin
     )
     assert r.status_code == 422 and "whole-second subintervals" in r.json()["detail"][0]["msg"]
+
+
+def test_the_demo_1wire_bus_carries_its_named_and_its_unnamed_probes(tmp_path: Path) -> None:
+    import asyncio  # lazy: only this test runs a simulator
+
+    from meterhub.cli.core import DEMO_SITE  # lazy: only this test reads the demo site
+    from meterhub.drivers.io.onewire import discover  # lazy: as above
+    from meterhub.sim.base import SimContext  # lazy: as above
+    from meterhub.sim.io import w1_simulator  # lazy: as above
+
+    demo = parse_config(DEMO_SITE.read_text(encoding="utf-8"), str(DEMO_SITE))
+    assert demo.simulation is not None and demo.simulation.w1_probes == ["28-0516a1b2c3d4", "28-0617e5f6a7b8"]
+    bus = next(b for b in demo.buses if b.id == "onewire")
+    devices = [d for d in demo.devices if d.bus == bus.id]
+
+    async def found() -> list[str]:
+        sim = await w1_simulator(SimContext(demo, bus, devices, model=None, data_dir=tmp_path))  # type: ignore[arg-type]
+        try:
+            return discover(tmp_path / "w1")
+        finally:
+            await sim.close()
+
+    # the two points of the demo's io section and the two probes nobody has named yet
+    assert asyncio.run(found()) == [
+        "28-0316a2795bff",
+        "28-0416b1a9c2ee",
+        "28-0516a1b2c3d4",
+        "28-0617e5f6a7b8",
+    ]
