@@ -410,3 +410,34 @@ def test_the_demo_1wire_bus_carries_its_named_and_its_unnamed_probes(tmp_path: P
         "28-0516a1b2c3d4",
         "28-0617e5f6a7b8",
     ]
+
+
+def test_the_simulated_pulse_concentrator_counts_on_an_input_added_later() -> None:
+    from meterhub.config.io import PulsePoint  # lazy: only this test builds a point
+    from meterhub.model.quantities import Q  # lazy: as above
+    from meterhub.sim.io import IOSimulation  # lazy: as above
+    from meterhub.sim.physics import SiteModel  # lazy: as above
+
+    cfg = parse_config(IO_SITE, "site.yaml")
+    model = SiteModel(cfg, clock=lambda: T_SIM)
+    sim = IOSimulation(cfg, clock=lambda: T_SIM)
+    model.followers.append(sim.reconfigure)  # as the Modbus simulator does (sim/modbus_server.py)
+    assert sim.value("pulses", Q.PULSE_COUNT, channel=2) is None  # nothing wired to input 2 yet
+    water = PulsePoint(
+        kind="pulse", id="water", device="pulses", channel=2, medium="water", unit="l", weight=10
+    )
+    assert cfg.io is not None
+    model.reconfigure(
+        cfg.model_copy(update={"io": cfg.io.model_copy(update={"points": [*cfg.io.points, water]})})
+    )
+    # whole 10-l pulses of the simulated consumption since the simulators' epoch
+    assert (
+        sim.value("pulses", Q.PULSE_COUNT, channel=2) == IOSimulation.consumption(water, T_SIM) * 1000 // 10
+    )
+    # the meter on the input stays what it is: a weight corrected in the site file does not change its counter
+    heavier = water.model_copy(update={"weight": 100.0})
+    before = sim.value("pulses", Q.PULSE_COUNT, channel=2)
+    model.reconfigure(
+        cfg.model_copy(update={"io": cfg.io.model_copy(update={"points": [*cfg.io.points, heavier]})})
+    )
+    assert sim.value("pulses", Q.PULSE_COUNT, channel=2) == before

@@ -204,6 +204,13 @@ class IOSimulation:
         self.config = config  # the site, as SiteModel has it (a simulator may look at its circuits)
         self.clock = clock
         self._points: dict[tuple[str, str, int], IOPoint] = {}
+        self.reconfigure(config)
+
+    def reconfigure(self, config: SiteConfig) -> None:
+        """Serve the points of ``config``'s io section: a meter wired to an input the site file now names
+        counts there. What is wired to an input already stays (a changed pulse weight in the site file
+        does not change the meter on the input, nor its counter)."""
+        points: dict[tuple[str, str, int], IOPoint] = {}
         raw_of = {
             "pulse": Q.PULSE_COUNT,
             "digital": Q.DIGITAL_INPUT,
@@ -212,7 +219,9 @@ class IOSimulation:
         }
         for p in (config.io or IOSection()).points:
             if isinstance(p, PulsePoint | DigitalPoint | AnalogInPoint | AnalogOutPoint):
-                self._points[(p.device, raw_of[p.kind], p.channel)] = p
+                key = (p.device, raw_of[p.kind], p.channel)
+                points[key] = self._points.get(key, p)
+        self._points = points
 
     def value(
         self, device_id: str, quantity: str, phase: object = None, channel: int | None = None
