@@ -50,6 +50,8 @@ SITE = (
         " sensor: 28-0316a2795bff}\n",
     )
     + f"simulation:\n  w1_probes: [{', '.join(DEMO.simulation.w1_probes)}]\n"
+    + "alarms:\n  rules:\n"
+    + "    - {id: door-open, target: door-main, quantity: digital_input, condition: high, high: 0.5}\n"
 )
 
 
@@ -102,6 +104,17 @@ def test_admin_adds_a_pulse_input_and_names_a_probe_then_sees_both_on_the_device
     page.fill("#w1-name", "Heating return")
     page.click("#w1-go")
     expect(page.locator(f'#w1-table tr[data-probe="{SPARE}"]')).to_contain_text("Heating return")
+    # edit: the pulse weight corrected in the edit form
+    page.click('#io-config-table tr[data-point="heat-water"] a[href="#/config/io/heat-water"]')
+    expect(page.locator("#ie-id")).to_have_value("heat-water")
+    page.fill("#ie-weight", "1")
+    page.click("#io-edit button[type=submit]")
+    expect(page.locator('#io-config-table tr[data-point="heat-water"]')).to_contain_text("1 l/pulse")
+    # a point an alarm rule watches is not removed, and the page says which rule
+    page.on("dialog", lambda d: d.accept())
+    page.click('button[data-point-remove="door-main"]')
+    expect(page.locator("#io-msg")).to_contain_text("alarm rule 'door-open'")
+    expect(page.locator('#io-config-table tr[data-point="door-main"]')).to_have_count(1)
     page.set_viewport_size({"width": 390, "height": 800})
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
     page.screenshot(path=str(SHOTS / "config-io-390.png"), full_page=True)
@@ -118,7 +131,7 @@ def test_admin_adds_a_pulse_input_and_names_a_probe_then_sees_both_on_the_device
     point = next(p for p in io["points"] if p["id"] == "return-temp")
     assert point["sensor"] == SPARE and 15.0 <= point["value"] <= 68.0  # sim/io.py: 15…65 °C ± 3 K
     page.screenshot(path=str(SHOTS / "config-io-devices.png"), full_page=True)
-    # the one refused save is the only request that failed (chromium logs it)
-    assert [e for e in console.errors if "status of 422" not in e] == []
-    assert len(console.errors) == 1
+    # the refused save and the refused removal are the only requests that failed (chromium logs them)
+    assert [e for e in console.errors if "status of 422" not in e and "status of 409" not in e] == []
+    assert len(console.errors) == 2
     ctx.close()
