@@ -97,6 +97,12 @@ def test_the_io_section_lists_every_point_with_its_settings_and_the_devices(
         "NO",
         0.1,
     )
+    channels = {d["id"]: d["channels"] for d in body["devices"]}
+    # the profiles' inputs and outputs: DIO-4/2 four inputs (also counting pulses) and two relays,
+    # AIO-2/2 two analog inputs and outputs, the pulse concentrator seven pulse inputs
+    assert channels["dio"] == {"pulse": [1, 2, 3, 4], "digital": [1, 2, 3, 4], "relay": [1, 2]}
+    assert channels["aio"] == {"analog-in": [1, 2], "analog-out": [1, 2]}
+    assert channels["pulses"] == {"pulse": [1, 2, 3, 4, 5, 6, 7]} and channels["w1"] == channels["vu"] == {}
     assert [(d["id"], d["onewire"]) for d in body["devices"]] == [
         ("vu", False),
         ("dio", False),

@@ -78,7 +78,9 @@ def test_admin_adds_a_pulse_input_and_names_a_probe_then_sees_both_on_the_device
     page.fill("#ia-id", "heat-water")
     page.fill("#ia-name", "Heating make-up water")
     page.select_option("#ia-device", "pulses")
-    page.fill("#ia-channel", "4")
+    # input 1 is the gas meter's: offered, marked as used; input 4 is free
+    expect(page.locator('#ia-channel option[value="1"]')).to_have_text("1 (used by gas-main)")
+    page.select_option("#ia-channel", "4")
     page.select_option("#ia-medium", "water")
     page.select_option("#ia-unit", "l")
     page.fill("#ia-weight", "0")

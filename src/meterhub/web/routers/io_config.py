@@ -41,10 +41,12 @@ from meterhub.config.io import (
 )
 from meterhub.config.loader import ConfigError, ConfigIssue
 from meterhub.config.schema import BusKind, SiteConfig
-from meterhub.drivers.io.config import IOPoint, io_section
+from meterhub.drivers.io.config import RAW_QUANTITY, IOPoint, io_section
 from meterhub.drivers.io.errors import OneWireError
 from meterhub.drivers.io.onewire import FAMILIES, ONEWIRE_PROFILE, discover, read_probe
 from meterhub.errors import ConflictError, NotFoundError
+from meterhub.profiles import get_profile
+from meterhub.profiles.schema import ProfileError
 from meterhub.web.auth import Principal, require_admin
 from meterhub.web.deps import Config, Runtime
 
@@ -69,6 +71,11 @@ class IODeviceOut(BaseModel):
     profile: str
     bus: str
     onewire: bool = Field(description="the 1-wire master (profile linux-w1 on a bus of kind io)")
+    channels: dict[str, list[int]] = Field(
+        default_factory=dict,
+        description="per point kind (pulse, digital, relay, analog-in, analog-out) the 1-based inputs or "
+        "outputs the device's profile has (outputs: writable ones); empty for a device without IO",
+    )
 
 
 class IOConfigOut(BaseModel):
@@ -172,13 +179,38 @@ def point_users(config: SiteConfig, point_id: str) -> list[str]:
     return users
 
 
+def _channels(profile_id: str) -> dict[str, list[int]]:
+    """The IO channels of a device profile per point kind, as :func:`check_io` accepts them."""
+    try:
+        profile = get_profile(profile_id)
+    except ProfileError:  # not a Modbus profile (the 1-wire master, the ADC board) or a broken one
+        return {}
+    out: dict[str, list[int]] = {}
+    for kind, raw in RAW_QUANTITY.items():
+        channels = {e.channel for e in profile.registers if e.quantity == raw and e.channel is not None}
+        if kind in ("relay", "analog-out"):  # an output must be writable
+            channels &= {w.channel for w in profile.writable if w.quantity == raw}
+        if channels:
+            out[kind] = sorted(channels)
+    return out
+
+
 def _devices(config: SiteConfig) -> list[IODeviceOut]:
     buses = {b.id: b for b in config.buses}
     out = []
     for d in config.devices:
         bus = buses.get(d.bus)
         onewire = d.profile == ONEWIRE_PROFILE and bus is not None and bus.kind is BusKind.IO
-        out.append(IODeviceOut(id=d.id, name=d.name or d.id, profile=d.profile, bus=d.bus, onewire=onewire))
+        out.append(
+            IODeviceOut(
+                id=d.id,
+                name=d.name or d.id,
+                profile=d.profile,
+                bus=d.bus,
+                onewire=onewire,
+                channels={} if onewire else _channels(d.profile),
+            )
+        )
     return out
 
 

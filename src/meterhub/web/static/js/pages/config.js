@@ -374,15 +374,17 @@ function pointFields(kind, p, devices, pre, points = []) {
   const check = (k, label, on) =>
     `<div><label class="check"><input type="checkbox" id="${pre}-${k}" data-k="${k}" data-loc="${k}" ${on ? "checked" : ""}> ${esc(label)}</label></div>`;
   const w1 = kind === "temperature";
-  const devs = devices.filter((d) => d.onewire === w1);
+  // the devices whose profile has this kind of input or output (the 1-wire master for a probe)
+  const devs = devices.filter((d) => (w1 ? d.onewire : (d.channels[kind] || []).length));
+  const device = devs.find((d) => d.id === p.device) || devs.find((d) => points.some((x) => x.kind === kind && x.device === d.id)) || devs[0];
   const out = [
     f("id", t("common.id"), `<input ${p.id ? `value="${esc(p.id)}" readonly` : 'placeholder="gas-main"'}>`),
     f("name", t("common.name"), `<input value="${esc(p.name || "")}">`),
     devs.length
-      ? sel("device", t("common.device"), devs.map((d) => d.id), p.device || points.find((x) => x.kind === kind)?.device, (id) => `${devs.find((d) => d.id === id).name} (${id})`)
+      ? sel("device", t("common.device"), devs.map((d) => d.id), device.id, (id) => `${devs.find((d) => d.id === id).name} (${id})`)
       : `<p class="error" id="${pre}-nodevice">${esc(t(w1 ? "config.io_no_master" : "config.io_no_module"))}</p>`,
   ];
-  if (!w1) out.push(num("channel", t("config.io_channel"), p.channel ?? 1, 'min="1" max="64" step="1"'));
+  if (!w1 && device) out.push(f("channel", t("config.io_channel"), `<select>${channelOptions(device, kind, points, p)}</select>`));
   if (kind === "pulse") {
     const medium = p.medium || "electricity";
     out.push(
@@ -424,6 +426,26 @@ function pointFields(kind, p, devices, pre, points = []) {
   return out.join("");
 }
 
+// The inputs or outputs of `device` for a point of `kind`, those other points use marked with their id;
+// the first free one chosen for a new point.
+function channelOptions(device, kind, points, p) {
+  // (an input may carry a digital and a pulse point at once: only points of the same kind compete)
+  const user = (ch) => points.find((x) => x.device === device.id && x.kind === kind && x.channel === ch && x.id !== p.id);
+  const channels = device.channels[kind] || [];
+  const chosen = p.channel ?? channels.find((ch) => !user(ch)) ?? channels[0];
+  return channels
+    .map((ch) => `<option value="${ch}" ${ch === chosen ? "selected" : ""}>${esc(user(ch) ? t("config.io_channel_used", { n: ch, id: user(ch).id }) : String(ch))}</option>`)
+    .join("");
+}
+
+// A point form's channel list follows its device.
+function wireChannels(form, kind, devices, points, p) {
+  const dev = form.querySelector('[data-k="device"]');
+  const ch = form.querySelector('[data-k="channel"]');
+  if (!dev || !ch) return;
+  dev.onchange = () => (ch.innerHTML = channelOptions(devices.find((d) => d.id === dev.value), kind, points, { ...p, channel: undefined }));
+}
+
 // The body of a point form: every [data-k] input, numbers as numbers, empty ones left out.
 function pointBody(form, kind) {
   const body = { kind };
@@ -431,7 +453,7 @@ function pointBody(form, kind) {
     const k = el.dataset.k;
     if (el.type === "checkbox") body[k] = el.checked;
     else if (el.value.trim() === "") continue;
-    else body[k] = el.type === "number" ? Number(el.value) : el.value.trim();
+    else body[k] = el.type === "number" || k === "channel" ? Number(el.value) : el.value.trim();
   }
   if ("range.0" in body || "range.1" in body) {
     body.range = [body["range.0"], body["range.1"]];
@@ -464,7 +486,7 @@ async function ioTab(root, ctx) {
         : `<p class="muted" id="io-none">${esc(t("config.io_none"))}</p>`}
       <span id="io-msg" role="status"></span></div>
     ${editing ? `<form class="panel" id="io-edit" novalidate><h2>${esc(t("config.edit"))}: ${esc(editing.name || editing.id)} <span class="muted">(${esc(kindLabel(editing.kind))})</span></h2>
-      <div class="form-grid">${pointFields(editing.kind, editing, cfg.devices, "ie")}</div>
+      <div class="form-grid">${pointFields(editing.kind, editing, cfg.devices, "ie", cfg.points)}</div>
       <div class="actions"><button type="submit">${esc(t("common.save"))}</button><a href="#/config/io">${esc(t("common.cancel"))}</a><span id="ie-msg" role="status"></span></div></form>` : ""}
     <form class="panel" id="io-add" novalidate><h2>${esc(t("config.io_add"))}</h2><div class="form-grid">
       ${field("ia-kind", t("io.type"), `<select id="ia-kind">${opt(IO_KINDS, "pulse", kindLabel)}</select>`)}</div>
@@ -494,6 +516,7 @@ async function ioTab(root, ctx) {
   const fillAdd = () => {
     // a new point goes on the device that carries this kind of point already, if one does
     $("#ia-fields").innerHTML = pointFields($("#ia-kind").value, {}, cfg.devices, "ia", cfg.points);
+    wireChannels($("#ia-fields"), $("#ia-kind").value, cfg.devices, cfg.points, {});
     const medium = $("#ia-medium");
     if (medium) medium.onchange = () => ($("#ia-unit").innerHTML = opt(PULSE_UNITS[medium.value], PULSE_UNITS[medium.value][0], unitText));
   };
@@ -513,6 +536,7 @@ async function ioTab(root, ctx) {
   };
   if (editing) {
     const form = $("#io-edit");
+    wireChannels(form, editing.kind, cfg.devices, cfg.points, editing);
     const medium = form.querySelector("#ie-medium");
     if (medium) medium.onchange = () => (form.querySelector("#ie-unit").innerHTML = opt(PULSE_UNITS[medium.value], PULSE_UNITS[medium.value][0], unitText));
     form.onsubmit = async (ev) => {
