@@ -517,6 +517,7 @@ async function ioTab(root, ctx) {
     // a new point goes on the device that carries this kind of point already, if one does
     $("#ia-fields").innerHTML = pointFields($("#ia-kind").value, {}, cfg.devices, "ia", cfg.points);
     wireChannels($("#ia-fields"), $("#ia-kind").value, cfg.devices, cfg.points, {});
+    $("#ia-go").disabled = !!$("#ia-nodevice"); // no device can carry this kind: said above the button
     const medium = $("#ia-medium");
     if (medium) medium.onchange = () => ($("#ia-unit").innerHTML = opt(PULSE_UNITS[medium.value], PULSE_UNITS[medium.value][0], unitText));
   };
