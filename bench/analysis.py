@@ -14,8 +14,13 @@ A real uvicorn server on loopback serves the app; after one cold request, each e
 * baseline in the same run: ``balance_year`` — the existing ``/api/v1/reports/balance`` by day over the
   same span (3 series from raw values), and ``site`` — ``GET /api/v1/site`` (the request round trip).
 
-Usage: ``PYTHONPATH=src .venv/bin/python bench/analysis.py [--circuits 100] [--days 365] [--repeat 5] [--flat]``.
-Prints one JSON object.
+With a time-of-use tariff the flow, the comparison and the ranking's cost add up energy per local day
+and tariff band in the database (``Storage.delta_sums``: a few rows per day and series instead of 24).
+``--postgres`` runs the same on the PostgreSQL server of this machine, in a database created for the
+run and dropped after it.
+
+Usage: ``PYTHONPATH=src .venv/bin/python bench/analysis.py [--circuits 100] [--days 365] [--repeat 5]
+[--flat] [--postgres [--pg-dsn DSN]]``. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,7 +60,21 @@ def local(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=BERLIN).timestamp()
 
 
-def site_yaml(n: int, flat: bool = False) -> str:
+@contextmanager
+def postgres_database(admin_dsn: str) -> Iterator[str]:
+    """A PostgreSQL database for this run (its DSN), dropped afterwards."""
+    import psycopg  # lazy: only --postgres needs the driver
+
+    name = f"mh_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+        finally:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def site_yaml(n: int, flat: bool = False, dsn: str | None = None) -> str:
     devices = [
         f"  - {{id: d{i}, bus: b1, unit: {i % 240 + 1}, profile: eastron-sdm630}}" for i in range(n + 2)
     ]
@@ -67,8 +89,9 @@ def site_yaml(n: int, flat: bool = False) -> str:
         ' {from: "20:00", rate: offpeak}]\n'
         '        weekend: [{from: "00:00", rate: offpeak}]\n'
     )
+    storage = f'storage: {{backend: postgres, dsn: "{dsn}"}}\n' if dsn else ""
     return (
-        "site: {name: Bench, timezone: Europe/Berlin, currency: EUR, co2_factor: 0.4}\n"
+        storage + "site: {name: Bench, timezone: Europe/Berlin, currency: EUR, co2_factor: 0.4}\n"
         "buses: [{id: b1, kind: modbus-tcp, port: 5020}]\n"
         "devices:\n" + "\n".join(devices) + "\ncircuits:\n" + "\n".join(circuits) + "\n" + tariff
     )
@@ -127,9 +150,19 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--flat", action="store_true", help="a flat tariff (day rollups) instead of time of use")
+    ap.add_argument("--postgres", action="store_true", help="PostgreSQL storage (a database of its own)")
+    ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     args = ap.parse_args()
+    if args.postgres:
+        with postgres_database(args.pg_dsn) as dsn:
+            run(args, dsn)
+    else:
+        run(args, None)
+
+
+def run(args: argparse.Namespace, dsn: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="mh-bench-analysis-") as tmp:
-        cfg = parse_config(site_yaml(args.circuits, args.flat))
+        cfg = parse_config(site_yaml(args.circuits, args.flat, dsn))
         data = Path(tmp) / "data"
         gw = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="Europe/Berlin"))
         ingest_s, n_readings = load(gw, args.circuits, args.days)
@@ -147,6 +180,7 @@ def main() -> None:
             "circuits": args.circuits,
             "days": args.days,
             "tariff": "flat" if args.flat else "time of use (peak 07-20 on weekdays)",
+            "backend": "postgres" if dsn else "sqlite",
             "readings": n_readings,
             "ingest_s": round(ingest_s, 2),
         }

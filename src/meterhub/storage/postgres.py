@@ -530,15 +530,13 @@ class PostgresStorage(SqlStorage):
         except psycopg.Error as exc:
             raise self._error(exc) from exc
 
-    def _span_sums_sql(self, table: str, sids: Sequence[int], edges: np.ndarray) -> str:
-        """PostgreSQL: one range scan per series, each bucket's span found by binary search in the
-        edges (``width_bucket`` over an array of thresholds, 1 for the first span)."""
-        bounds = ", ".join(str(int(x)) for x in edges.tolist())
-        series = ", ".join(str(int(s)) for s in sids)
-        return (
-            f"SELECT series, width_bucket(bucket, ARRAY[{bounds}]::int8[]) - 1 AS k, SUM(delta) "
-            f"FROM {table} WHERE series IN ({series}) AND bucket >= {int(edges[0])} "
-            f"AND bucket < {int(edges[-1])} GROUP BY series, k"
+    def _span_sums(self, table: str, sids: Sequence[int], edges: np.ndarray) -> list[tuple]:
+        """PostgreSQL: one statement, a range scan per series, each bucket's span found by binary
+        search in the edges (``width_bucket`` over an array of thresholds, 1 for the first span)."""
+        return self._execute(
+            f"SELECT series, width_bucket(bucket, ?::int8[]) - 1 AS k, SUM(delta) FROM {table} "
+            "WHERE series = ANY(?) AND bucket >= ? AND bucket < ? GROUP BY series, k",
+            ([int(x) for x in edges.tolist()], [int(s) for s in sids], int(edges[0]), int(edges[-1])),
         )
 
     def _prepare_raw_range(self, ts_ms: np.ndarray) -> None:

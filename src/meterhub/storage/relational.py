@@ -343,9 +343,9 @@ class SqlStorage(SqlEvents):
         ``edges[k + 1]`` [unit of the quantity], added up in the database (see
         :meth:`Storage.delta_sums <meterhub.storage.base.Storage.delta_sums>`).
 
-        One statement per 500 series returns one row per (series, span) instead of one per bucket;
-        the open bucket of a coarse resolution is corrected with its computed row, as
-        :meth:`history` does."""
+        The database returns one row per (series, span) instead of one per bucket (a year of 100
+        circuits at time-of-use: ~90 000 sums instead of ~900 000 hour rows); the open bucket of a
+        coarse resolution is corrected with its computed row, as :meth:`history` does."""
         e = check_span_edges(edges, resolution)
         out = {key: np.zeros(len(e) - 1) for key in keys}
         if len(e) < 2 or not keys:
@@ -357,25 +357,29 @@ class SqlStorage(SqlEvents):
             sids = sorted(by_sid)
             for at in range(0, len(sids), 500):
                 part = sids[at : at + 500]
-                for sid, k, total in self._execute(self._span_sums_sql(table, part, e)):
+                for sid, k, total in self._span_sums(table, part, e):
                     out[by_sid[int(sid)]][int(k)] += float(total)
                 if resolution in COARSE:
                     self._correct_open_buckets(resolution, part, e, by_sid, out)
         return out
 
-    def _span_sums_sql(self, table: str, sids: Sequence[int], edges: np.ndarray) -> str:
-        """SELECT series, span number, SUM(delta) of ``table`` per span of ``edges`` [s] (SQLite: the
-        spans as a VALUES list joined on the primary key, spans first — a range seek per span and
-        series). Every number is an integer formatted here, so nothing user-supplied reaches the SQL."""
+    def _span_sums(self, table: str, sids: Sequence[int], edges: np.ndarray) -> list[tuple]:
+        """(series, span number, Σ delta) of ``table`` per span of ``edges`` [s].
+
+        SQLite: per series, the spans as a VALUES list, each summed by a correlated subquery (a
+        primary-key range seek; no sort of the rows for a GROUP BY — about twice as fast as a join).
+        Every number is an integer formatted here, so nothing user-supplied reaches the SQL.
+        """
         bounds = edges.tolist()
         spans = ", ".join(f"({k}, {lo}, {hi})" for k, (lo, hi) in enumerate(itertools.pairwise(bounds)))
-        series = ", ".join(str(int(s)) for s in sids)
-        return (
-            f"WITH span(k, lo, hi) AS (VALUES {spans}) "
-            f"SELECT r.series, span.k, SUM(r.delta) FROM span CROSS JOIN {table} r "
-            f"WHERE r.series IN ({series}) AND r.bucket >= span.lo AND r.bucket < span.hi "
-            "GROUP BY r.series, span.k"
+        sql = (
+            f"WITH span(k, lo, hi) AS (VALUES {spans}) SELECT span.k, (SELECT SUM(r.delta) FROM {table} r "
+            "WHERE r.series = ? AND r.bucket >= span.lo AND r.bucket < span.hi) FROM span"
         )
+        out: list[tuple] = []
+        for sid in sids:
+            out += [(sid, k, total) for k, total in self._execute(sql, (int(sid),)) if total is not None]
+        return out
 
     def _correct_open_buckets(
         self,
