@@ -11,6 +11,9 @@ A real uvicorn server on loopback serves the app; after one cold request, each e
 * ``flow_year`` — ``GET /api/v1/analysis/flow`` over the whole span (target ≤ 1 s, issue 16); with a
   time-of-use tariff (default) the flow reads hour rollups, with ``--flat`` the day rollups;
 * ``flow_csv_year``, ``ranking_year`` (energy, with the 15-minute peak), ``compare_month``, ``heatmap_month``;
+* ``energies_year``: in process, the year's site and circuit energies and cost through the hourly
+  path (the baseline, as before bands were summed in the database) and through the band sums,
+  alternating, with the speed-up and whether both give the same cost;
 * baseline in the same run: ``balance_year`` — the existing ``/api/v1/reports/balance`` by day over the
   same span (3 series from raw values), and ``site`` — ``GET /api/v1/site`` (the request round trip).
 
@@ -44,8 +47,10 @@ import httpx
 import uvicorn
 
 from meterhub.config import parse_config
+from meterhub.energy.analysis import Analysis
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading
-from meterhub.model.topology import Phase
+from meterhub.model.topology import Phase, Purpose
 from meterhub.runtime import Gateway
 from meterhub.storage import open_storage
 from meterhub.web.app import create_app
@@ -198,6 +203,7 @@ def run(args: argparse.Namespace, dsn: str | None) -> None:
                 }
                 for name, path in paths.items():
                     out[name] = timed(c, path, args.repeat)
+            out["energies_year"] = hourly_vs_bands(gw.storage, cfg, end, args.repeat)  # the server idles
         finally:
             server.should_exit = True
             th.join(30)
@@ -219,6 +225,31 @@ def run(args: argparse.Namespace, dsn: str | None) -> None:
         out["target_flow_year_s"] = TARGET_S
         out["flow_year_within_target"] = out["flow_year"]["median_s"] <= TARGET_S
         print(json.dumps(out, indent=1))
+
+
+def hourly_vs_bands(storage: Any, cfg: Any, end: date, repeat: int) -> dict[str, Any]:
+    """The year's energies and cost of the site and every circuit, in process, both ways, alternating
+    so that both see the same machine load: ``hourly`` (the baseline: one rollup row per hour and
+    series, priced per hour) and ``bands`` (the database sums per local day and tariff band)."""
+    runs: dict[str, list[float]] = {"hourly": [], "bands": []}
+    totals: dict[str, dict[str, float]] = {}
+    for _ in range(repeat):
+        for name in runs:
+            t = time.perf_counter()
+            a = Analysis(storage, cfg, START, end, hourly=name == "hourly")
+            site = a.site()
+            rows = {c.id: a.summary(a.circuit(c.id)[0]) for c in a.by_purpose(Purpose.CONSUMABLE)}
+            runs[name].append(time.perf_counter() - t)
+            totals[name] = {
+                "grid_cost": round(float(a.net_cost(site).sum()), 6),
+                "metered_cost": round(sum(r[Q.COST] for r in rows.values()), 6),
+            }
+    return {
+        **{f"{k}_median_s": round(statistics.median(v), 4) for k, v in runs.items()},
+        "speedup": round(statistics.median(runs["hourly"]) / statistics.median(runs["bands"]), 2),
+        "same_answer": totals["hourly"] == totals["bands"],
+        **{f"{k}_{q}": v for k, t in totals.items() for q, v in t.items()},
+    }
 
 
 def free_port() -> int:
