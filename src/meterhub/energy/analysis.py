@@ -12,8 +12,12 @@ so a year of 100 circuits is a few hundred thousand buckets:
 * buckets are hours (UTC-aligned 1 h rollups, which are local hours in every zone whose offset is a
   whole number of hours), or quarter hours in zones such as Asia/Kolkata (+05:30); when the prices and
   the CO2 factor are the same all through every local day of the period (a flat tariff, changes at
-  midnight) the day rollups give the same totals from 24 × fewer rows and are used instead (not for the
-  heat map and the hourly series of a day comparison, which need hours);
+  midnight) the day rollups give the same totals from 24 × fewer rows and are used instead; otherwise
+  (time of use) the hours of each local day are grouped into runs at the same prices and CO2 factor —
+  a day and tariff band, 23 or 25 hours on DST days — whose energy the database adds up from the
+  rollup ``delta`` (:meth:`~meterhub.storage.base.Storage.delta_sums`: a few sums per day and series
+  instead of 24 rows; equal to the hourly differences for a register that never goes backwards). Not
+  for the heat map, the hourly series of a day comparison and the 15-minute peaks, which need buckets;
 * cost is each bucket's energy at the rate and price in force at the bucket's start
   (:class:`~meterhub.energy.tariffs.TariffTimeline`, effective-dated), CO2 the energy times the CO2
   factor then (``site.co2_factor`` / ``energy.co2``) [kg]. Standing and demand charges are not
@@ -141,6 +145,17 @@ class Analysis:
         if not self.hourly:
             self._coarsen(co2, switch)
 
+    def _grid(
+        self, edges: np.ndarray, resolution: str, co2: Co2Factor, switch: dict[str, SwitchInput]
+    ) -> None:
+        """Use buckets ``edges`` [s] of rollup ``resolution``; rates, prices and CO2 at bucket starts."""
+        self.edges, self.resolution = edges, resolution
+        self.starts = edges[:-1]
+        self.factor = co2.at(self.starts)
+        self.rate = self.timeline.rate_index(self.starts, switch)
+        self.price_import, self.price_export = self.timeline.prices(self.starts, self.rate)
+        self._cache.clear()
+
     def _coarsen(self, co2: Co2Factor, switch: dict[str, SwitchInput]) -> None:
         """Fewer, longer buckets with the same totals: runs of buckets within one local day whose
         import and export price and CO2 factor are the same (a day and tariff band). Where every local
@@ -148,10 +163,10 @@ class Analysis:
         rows; otherwise the database sums the bucket deltas per run (:meth:`Storage.delta_sums`)."""
         days = interval_edges(self.start, self.end, Interval.DAY, self.tz)
         day = np.searchsorted(days, self.starts, side="right") - 1
-        change = np.ones(len(self.starts), dtype=bool)
+        change = np.ones(len(self.starts), dtype=np.bool_)
         change[1:] = day[1:] != day[:-1]
         for arr in (self.price_import, self.price_export, self.factor):
-            change[1:] |= arr[1:] != arr[:-1]
+            change[1:] = change[1:] | (arr[1:] != arr[:-1])
         first = np.flatnonzero(change)
         if len(first) == len(days) - 1 and not switch and self.storage.timezone == self.tz:
             self._grid(days, "1d", co2, switch)
@@ -162,17 +177,6 @@ class Analysis:
         self.factor, self.rate = self.factor[first], self.rate[first]
         self.price_import, self.price_export = self.price_import[first], self.price_export[first]
         self.summed = True
-        self._cache.clear()
-
-    def _grid(
-        self, edges: np.ndarray, resolution: str, co2: Co2Factor, switch: dict[str, SwitchInput]
-    ) -> None:
-        """Use buckets ``edges`` [s] of rollup ``resolution``; rates, prices and CO2 at bucket starts."""
-        self.edges, self.resolution = edges, resolution
-        self.starts = edges[:-1]
-        self.factor = co2.at(self.starts)
-        self.rate = self.timeline.rate_index(self.starts, switch)
-        self.price_import, self.price_export = self.timeline.prices(self.starts, self.rate)
         self._cache.clear()
 
     # -- energies -------------------------------------------------------------------------------

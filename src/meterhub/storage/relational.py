@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Reading, SeriesKey
@@ -337,8 +338,8 @@ class SqlStorage(SqlEvents):
         )
 
     def delta_sums(
-        self, keys: Sequence[SeriesKey], edges: np.ndarray, resolution: Resolution = "1h"
-    ) -> dict[SeriesKey, np.ndarray]:
+        self, keys: Sequence[SeriesKey], edges: npt.ArrayLike, resolution: Resolution = "1h"
+    ) -> dict[SeriesKey, npt.NDArray[np.float64]]:
         """Sum of the rollup ``delta`` of each series over each span ``edges[k]`` ≤ bucket <
         ``edges[k + 1]`` [unit of the quantity], added up in the database (see
         :meth:`Storage.delta_sums <meterhub.storage.base.Storage.delta_sums>`).
