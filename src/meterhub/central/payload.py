@@ -8,7 +8,8 @@ Topics (docs/publish.md, "Topics"; ``<root>`` is ``meterhub``):
     is not the one in its topic is refused — a gateway may publish only under its own site.
 ``<root>/<site>/ha/_gateway/state``
     the gateway's diagnostic state (``publish_<id>_backlog`` …, docs/publish.md "The gateway device"):
-    central takes the backlog [messages] from it.
+    central takes the backlog [messages] and ``devices_offline`` (the ids of the gateway's devices that
+    stopped answering; the fleet alarm ``device_offline``) from it.
 ``<root>/<site>/status``
     ``online`` / ``offline`` (retained, the gateway's last will).
 
@@ -102,10 +103,13 @@ class CircuitMessage:
 
 @dataclass(frozen=True, slots=True)
 class GatewayState:
-    """The backlog a gateway reported: the sum over its publish instances [messages]."""
+    """What a gateway's diagnostic state said: its backlog, the sum over its publish instances
+    [messages] (None: not reported), and its offline devices (device ids, sorted; None: the gateway does
+    not report them — an older gateway — which is not the same as ``()``, none offline)."""
 
     site: str
-    backlog: int
+    backlog: int | None
+    devices_offline: tuple[str, ...] | None = None
 
 
 def _need(obj: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
@@ -226,9 +230,13 @@ def parse_circuit_message(payload: bytes, topic_site: str, topic_circuit: str) -
     return CircuitMessage(site, circuit, name[:200], zone, ts, float(interval), tuple(points))
 
 
+#: Device ids a gateway may list as offline at most (a larger list is refused) [count].
+MAX_DEVICES_OFFLINE = 1000
+
+
 def parse_gateway_state(payload: bytes, site: str) -> GatewayState | None:
-    """The backlog in a gateway's diagnostic state (sum of every ``publish_<id>_backlog``); None when
-    the message has none."""
+    """The backlog in a gateway's diagnostic state (sum of every ``publish_<id>_backlog``) and its
+    ``devices_offline`` list; None when the message has neither."""
     try:
         data = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError):
@@ -245,6 +253,20 @@ def parse_gateway_state(payload: bytes, site: str) -> GatewayState | None:
         and not isinstance(v, bool)
         and math.isfinite(v)
     ]
-    if not backlogs:
+    devices: tuple[str, ...] | None = None
+    if "devices_offline" in data:
+        raw = data["devices_offline"]
+        if not isinstance(raw, list) or len(raw) > MAX_DEVICES_OFFLINE:
+            raise PayloadError(
+                f"gateway state: devices_offline is a list of at most {MAX_DEVICES_OFFLINE} device ids"
+            )
+        for i, d in enumerate(raw):
+            if not isinstance(d, str) or not _ID.match(d):
+                raise PayloadError(
+                    f"gateway state: devices_offline[{i}] {str(d)[:40]!r} is not a device id "
+                    "([a-z0-9][a-z0-9_.-]{0,63})"
+                )
+        devices = tuple(sorted(set(raw)))
+    if not backlogs and devices is None:
         return None
-    return GatewayState(site, int(sum(backlogs)))
+    return GatewayState(site, int(sum(backlogs)) if backlogs else None, devices)

@@ -1,7 +1,9 @@
 """``meterhub central``: one worker process — the MQTT → PostgreSQL worker and, with a port, the fleet
 API — until SIGINT/SIGTERM. Run N of them (each with its own ``worker_id``, one with a port) to split
-the load: the broker's shared subscription spreads the messages over them. Each also runs the rollup pass
-every ``rollup_every`` seconds (:mod:`meterhub.central.rollups`; one worker's pass at a time)."""
+the load: the broker's shared subscription spreads the messages over them. Every process also runs a
+fleet alarm evaluator (:mod:`meterhub.central.alarms`); one of them, chosen by a PostgreSQL advisory lock,
+evaluates and notifies. Each also runs the rollup pass every ``rollup_every`` seconds
+(:mod:`meterhub.central.rollups`; one worker's pass at a time)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import threading
 
 import uvicorn
 
+from meterhub.central.alarms import FleetAlarms, paho_publisher
 from meterhub.central.api import create_central_app
 from meterhub.central.config import CentralConfig
 from meterhub.central.rollups import RollupTask
@@ -46,6 +49,8 @@ def run_central(cfg: CentralConfig) -> int:
         _check_port(cfg.host, cfg.port)
     worker = CentralWorker(cfg)
     worker.start()
+    alarms = FleetAlarms(cfg, publish=paho_publisher(worker.client))
+    alarms.start()
     rollups = RollupTask(CentralStore(cfg.dsn), cfg.rollup_every)
     rollups.start()
     try:
@@ -59,7 +64,13 @@ def run_central(cfg: CentralConfig) -> int:
                     cfg.data,
                 )
             app = create_central_app(
-                views, lambda: {**worker.stats.as_dict(), "rollups": rollups.status()}, auth
+                views,
+                lambda: {
+                    **worker.stats.as_dict(),
+                    "alarms": alarms.health().as_dict(),
+                    "rollups": rollups.status(),
+                },
+                auth,
             )
             log.info("central fleet API on http://%s:%d/", cfg.host, cfg.port)
             uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
@@ -71,5 +82,6 @@ def run_central(cfg: CentralConfig) -> int:
                 pass
     finally:
         rollups.stop()
+        alarms.stop()
         worker.stop()
     return 0

@@ -17,7 +17,7 @@ Tables (in the first schema of the connection's ``search_path``):
     counts and end-to-end lag come from here.
 ``fleet_circuits``, ``fleet_sites``
     names, zones, and per site: first/last seen, messages received (duplicates included), refused,
-    the gateway's reported backlog and its online/offline status.
+    the gateway's reported backlog, its offline devices and its online/offline status.
 
 A batch of messages is one transaction; the worker acknowledges the messages to the broker only after
 it committed (:mod:`meterhub.central.worker`).
@@ -68,6 +68,9 @@ _DDL = [
         PRIMARY KEY (site, circuit, ts))""",
     # when central saw the gateway's status change [Unix s] (the fleet alarm's "since"); added later
     "ALTER TABLE fleet_sites ADD COLUMN IF NOT EXISTS gateway_status_at DOUBLE PRECISION",
+    # the gateway's offline devices (its diagnostic state; NULL: not reported) and when central stored them
+    "ALTER TABLE fleet_sites ADD COLUMN IF NOT EXISTS devices_offline TEXT[]",
+    "ALTER TABLE fleet_sites ADD COLUMN IF NOT EXISTS devices_at DOUBLE PRECISION",
 ]
 #: Serialises DDL between workers (partition creation): pg_advisory_xact_lock key.
 _DDL_LOCK = 0x6D68_666C  # "mhfl"
@@ -375,10 +378,16 @@ class CentralStore:
                     ],
                 )
                 for st in sorted(batch.states, key=lambda s: s.site):
-                    db.execute(
-                        "UPDATE fleet_sites SET backlog = %s, backlog_at = %s WHERE id = %s",
-                        (st.backlog, now, st.site),
-                    )
+                    if st.backlog is not None:
+                        db.execute(
+                            "UPDATE fleet_sites SET backlog = %s, backlog_at = %s WHERE id = %s",
+                            (st.backlog, now, st.site),
+                        )
+                    if st.devices_offline is not None:  # None: the gateway does not report its devices
+                        db.execute(
+                            "UPDATE fleet_sites SET devices_offline = %s, devices_at = %s WHERE id = %s",
+                            (list(st.devices_offline), now, st.site),
+                        )
                 for site, status in sorted(batch.statuses.items()):
                     db.execute(
                         "UPDATE fleet_sites SET gateway_status_at = CASE WHEN gateway_status IS DISTINCT "
