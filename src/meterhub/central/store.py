@@ -265,18 +265,25 @@ class CentralStore:
         if not missing:
             return
         cols = [list(c) for c in zip(*missing, strict=True)]
-        db.execute(
+        # the new ones come back from the INSERT; only series that existed already (another worker, an
+        # earlier run) are looked up
+        rows = db.execute(
             "INSERT INTO fleet_series (site, circuit, quantity, phase, unit) "
             "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-            "ON CONFLICT (site, circuit, quantity, phase) DO NOTHING",
+            "ON CONFLICT (site, circuit, quantity, phase) DO NOTHING "
+            "RETURNING id, site, circuit, quantity, phase",
             cols,
-        )
-        rows = db.execute(
-            "SELECT s.id, s.site, s.circuit, s.quantity, s.phase FROM fleet_series s "
-            "JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(site, circuit, quantity, phase) "
-            "USING (site, circuit, quantity, phase)",
-            cols[:4],
         ).fetchall()
+        if len(rows) < len(missing):
+            returned = {(r[1], r[2], r[3], r[4]) for r in rows}
+            rest = [list(c) for c in zip(*(k[:4] for k in missing if k[:4] not in returned), strict=True)]
+            if rest:
+                rows += db.execute(
+                    "SELECT s.id, s.site, s.circuit, s.quantity, s.phase FROM fleet_series s JOIN "
+                    "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(site, circuit, quantity, phase) "
+                    "USING (site, circuit, quantity, phase)",
+                    rest,
+                ).fetchall()
         for sid, *key in rows:
             k = (key[0], key[1], key[2], key[3])
             self._series[k] = int(sid)
