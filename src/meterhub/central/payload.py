@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -61,6 +62,8 @@ _CACHE_MAX = 65536
 #: (quantity, phase, unit, kind, obis) of a value already checked field by field → its series shape
 #: entry (quantity, phase or "", unit): later messages with the same description skip those checks.
 _KNOWN_DESCRIPTIONS: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+_DESCRIPTION_OF = operator.itemgetter("quantity", "phase", "unit", "kind", "obis")
+_NUMBERS_OF = operator.itemgetter("value", "quality", "samples")
 _SHAPES: dict[tuple[tuple[str, str, str], ...], tuple[tuple[str, str, str], ...]] = {}
 
 
@@ -239,18 +242,19 @@ def parse_circuit_message(payload: bytes, topic_site: str, topic_circuit: str) -
     qualities: list[int] = []
     samples: list[int] = []
     known = _KNOWN_DESCRIPTIONS
+    description_of = _DESCRIPTION_OF
+    numbers_of = _NUMBERS_OF
     for i, v in enumerate(values):
         # fast path: a value whose description (quantity, phase, unit, kind, obis) was checked before and
         # whose number, quality and samples are plainly valid; anything else is checked field by field
         # by _check_value, which raises the first error in the schema's order
         if type(v) is dict and v.keys() == _VALUE_KEYS:
             try:
-                desc = known.get((v["quantity"], v["phase"], v["unit"], v["kind"], v["obis"]))
+                desc = known.get(description_of(v))
             except TypeError:  # a list or an object where a string belongs
                 desc = None
-            x = v["value"]
-            n = v["samples"]
-            code = _QUALITY_OF.get(v["quality"]) if type(v["quality"]) is str else None
+            x, quality, n = numbers_of(v)
+            code = _QUALITY_OF.get(quality) if type(quality) is str else None
             if (
                 desc is not None
                 and code is not None
