@@ -23,7 +23,9 @@ at most ``--window`` unacknowledged messages (or the broker's Receive Maximum if
    then the link starts; timed until the outbox is empty. Messages/s of the replay (target ≥ 10 000).
    The count is stated; nothing is extrapolated.
 4. ``disk`` — one day of ``--circuits`` circuits at 1-minute intervals in all three formats, rendered and
-   committed to an outbox: its file size (payloads are stored zlib-compressed), and 90 times that.
+   committed to an outbox: its file size (payloads are stored zlib-compressed), and 90 times that; and
+   the CPU time of the rendering (per interval in all three formats, per meterhub-json message), the
+   part of the sink's path the figures above leave out (both sides there send the same ready payloads).
 
 Usage: ``PYTHONPATH=src .venv/bin/python bench/publish.py [--messages 20000] [--backlog 200000]``
 """
@@ -258,21 +260,23 @@ def disk_per_day(folder: Path, circuits: int) -> dict[str, float]:
     day0 = 1_800_000_000
     t0 = time.perf_counter()
     count = 0
+    render_cpu = json_cpu = 0.0
     for minute in range(1440):
         ivs = _intervals(circuits, day0 + 60 * (minute + 1), shift=minute)
+        c0 = time.process_time()
         msgs = [Message("meterhub/bench/rtdata", formats.rtdata(ivs, "bench"))]
         for ci in ivs:
-            msgs.append(
-                Message(
-                    f"meterhub/bench/circuits/{ci.circuit.id}", formats.meterhub_json(ci, site_id="bench")
-                )
-            )
+            c1 = time.process_time()
+            payload = formats.meterhub_json(ci, site_id="bench")
+            json_cpu += time.process_time() - c1
+            msgs.append(Message(f"meterhub/bench/circuits/{ci.circuit.id}", payload))
             msgs.append(
                 Message(
                     homeassistant.state_topic("meterhub/bench", ci.circuit.id),
                     homeassistant.state_payload(ci),
                 )
             )
+        render_cpu += time.process_time() - c0
         box.put(msgs)
         count += len(msgs)
     seconds = time.perf_counter() - t0
@@ -285,6 +289,9 @@ def disk_per_day(folder: Path, circuits: int) -> dict[str, float]:
         "circuits": circuits,
         "messages_per_day": count,
         "render_and_commit_seconds": round(seconds, 1),
+        # CPU time of rendering (process time: includes other threads' — none run here)
+        "render_cpu_us_per_interval_all_formats": round(render_cpu / 1440 * 1e6),
+        "render_cpu_us_per_meterhub_json_message": round(json_cpu / (1440 * circuits) * 1e6, 1),
         "outbox_mib_per_day_all_formats": round(size / 2**20, 1),
         "outbox_gib_for_90_days": round(90 * size / 2**30, 2),
     }

@@ -134,7 +134,5 @@ def meterhub_json(ci: CircuitInterval, *, site_id: str) -> bytes:
     parts = []
     for (q, ph), v in sorted(ci.values.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")):
         series_head, series_mid = _series_parts(q, ph)
-        parts.append(
-            f"{series_head}{_number(v.value)}{series_mid}{_QUALITY_PART[v.quality]}{v.samples}}}"
-        )
+        parts.append(f"{series_head}{_number(v.value)}{series_mid}{_QUALITY_PART[v.quality]}{v.samples}}}")
     return f'{_json(head)[:-1]},"values":[{",".join(parts)}]}}'.encode()
