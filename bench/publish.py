@@ -17,6 +17,8 @@ at most ``--window`` unacknowledged messages (or the broker's Receive Maximum if
    committed messages are sent) while :class:`~meterhub.publish.mqtt.MqttLink` drains it, timed from the
    first hand-over until the outbox is empty (every message committed, its PUBACK received and its row
    deleted). ``ratio`` = outbox_path / raw_paho messages/s (target ≥ 0.8).
+   ``cpu_ratio``: raw paho's CPU time per message over the full path's (medians of the rounds; every
+   thread of this process) — the steadier figure on a machine shared with other work.
    ``outbox_path_commit_each``: the same with :meth:`~meterhub.storage.outbox.Outbox.put`, which waits
    for each interval's own fsync'd commit (the sink's behaviour before group commit).
 3. ``replay`` — ``--backlog`` messages already in the outbox (a long outage: filled first, not timed),
@@ -37,6 +39,7 @@ import json
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -166,17 +169,18 @@ def raw_paho(port: int, msgs: list[Message], *, inflight: int) -> dict[str, floa
     client.connect("127.0.0.1", port)
     client.loop_start()
     connected.wait(5)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i, m in enumerate(msgs):
         client.publish(m.topic, m.payload, qos=1, properties=MessageIdProperty(i + 1))
     done.wait(300)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     client.disconnect()
     client.loop_stop()
     return {
         "messages": len(msgs),
         "seconds": round(dt, 3),
         "messages_per_s": round(len(msgs) / dt),
+        "cpu_us_per_message": round(cpu / len(msgs) * 1e6, 1),
         "inflight_limit": inflight,
     }
 
@@ -207,13 +211,13 @@ def outbox_path(
     link.start()
     _wait_connected(link)
     hand_over = box.put if wait_each else box.stage
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for k in range(0, len(msgs), per_commit):
         hand_over(msgs[k : k + per_commit])
         link.wake()
     while box.stats().backlog:
         time.sleep(0.002)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     link.stop()
     commits = box.commits
     box.close()
@@ -221,6 +225,7 @@ def outbox_path(
         "messages": len(msgs),
         "seconds": round(dt, 3),
         "messages_per_s": round(len(msgs) / dt),
+        "cpu_us_per_message": round(cpu / len(msgs) * 1e6, 1),
         "commits": commits,
     }
 
@@ -354,6 +359,18 @@ def main() -> None:
         "outbox_path_commit_each": best_each,
         "ratio_commit_each": round(best_each["messages_per_s"] / best_raw["messages_per_s"], 2),
         "replay_ratio": round(rep["messages_per_s"] / best_raw["messages_per_s"], 2),
+        # On a shared machine the wall-clock rates swing with other load; CPU time per message (every
+        # thread of this process; the broker's is the same for both) is steadier. Medians of the rounds.
+        "cpu_us_per_message_median": {
+            "raw_paho": statistics.median(x["cpu_us_per_message"] for x in raws),
+            "outbox_path": statistics.median(x["cpu_us_per_message"] for x in paths),
+            "outbox_path_commit_each": statistics.median(x["cpu_us_per_message"] for x in each),
+        },
+        "cpu_ratio": round(
+            statistics.median(x["cpu_us_per_message"] for x in raws)
+            / statistics.median(x["cpu_us_per_message"] for x in paths),
+            2,
+        ),
         "rounds_messages_per_s": {
             "raw_paho": [x["messages_per_s"] for x in raws],
             "raw_paho_beyond_receive_maximum": [x["messages_per_s"] for x in unlimited],
