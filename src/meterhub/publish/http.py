@@ -149,6 +149,7 @@ class HttpLink:
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        self.outbox.on_commit = self.wake  # staged messages are sent as soon as they are committed
         self._thread = threading.Thread(target=self._run, name=f"publish-{self.inst.id}", daemon=True)
         self._thread.start()
 
@@ -170,6 +171,7 @@ class HttpLink:
             self.flush(timeout)
         self._stopping.set()
         self._wake.set()
+        self.outbox.on_commit = None
         if self._thread is not None:
             self._thread.join(timeout=self.inst.timeout + 1)
         self._connected = False

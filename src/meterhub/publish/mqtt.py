@@ -295,6 +295,7 @@ class MqttLink:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background (a broker that is away is retried with backoff) and start draining."""
+        self.outbox.on_commit = self.wake  # staged messages are sent as soon as they are committed
         addr = self.inst.address
         try:
             self._client.connect_async(addr.host, addr.port, keepalive=30)
@@ -319,6 +320,7 @@ class MqttLink:
             self.flush(timeout)
         self._stopping.set()
         self._wake.set()
+        self.outbox.on_commit = None
         if self._drainer is not None:
             self._drainer.join(timeout=5)
         if self._connected:

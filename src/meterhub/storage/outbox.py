@@ -194,6 +194,8 @@ class Outbox:
         self._closing = False
         self.commits = 0  # transactions that wrote messages [count since open]
         self.failed: str | None = None  # the last write error while staged messages wait; None when fine
+        #: called (in the writer thread) after each commit: the link that drains the outbox wakes up
+        self.on_commit: Callable[[], None] | None = None
         self._committer = threading.Thread(target=self._commit_loop, name=f"outbox {name}", daemon=True)
         self._committer.start()
 
@@ -254,6 +256,8 @@ class Outbox:
             except Exception as exc:  # never let the writer thread die: put() would wait forever
                 log.exception("%s: writing the outbox failed", self.name)
                 error = OutboxError(f"outbox {self.path}: cannot write: {exc!r}")
+            if error is None and self.on_commit is not None:
+                self.on_commit()  # the link: new messages to send (before put() returns, too)
             with self._cv:
                 self._committing = []
                 if error is None:
