@@ -76,6 +76,8 @@ ROW_OVERHEAD = 32
 #: Messages committed in one transaction of the writer thread at most (whole put/stage calls; a
 #: larger call is one transaction of its own) [count].
 ROUND = 500
+#: stage() waits at most this long for its commit when the link lags [s].
+STAGE_WAIT = 10.0
 #: A failed write of staged messages is tried again after this long [s].
 RETRY_WRITE = 1.0
 
@@ -117,6 +119,10 @@ class _Pending:
     ids: list[int] = field(default_factory=list)
     error: OutboxError | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    size: int = 0  # the payloads [B]
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(m.payload) for m in self.messages)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +197,7 @@ class Outbox:
         self._pending: list[_Pending] = []
         self._committing: list[_Pending] = []
         self._staged = 0  # messages queued or being written, not yet committed
+        self._staged_bytes = 0  # their payloads [B]
         self._closing = False
         self.commits = 0  # transactions that wrote messages [count since open]
         self.failed: str | None = None  # the last write error while staged messages wait; None when fine
@@ -214,9 +221,20 @@ class Outbox:
         """Append messages in order without waiting for the commit (see the module docstring: group
         commit). They count in the backlog at once, are committed by the outbox's writer thread — with
         whatever else was staged meanwhile, in one fsync'd transaction — and only then become visible to
-        :meth:`peek`, so nothing is sent before it is durable. :meth:`sync` waits for the commit."""
-        if messages:
-            self._enqueue(messages, wait=False)
+        :meth:`peek`, so nothing is sent before it is durable. :meth:`sync` waits for the commit. While
+        the messages staged, or committed and not yet delivered, fill most of the memory window
+        (:data:`FRESH_BYTES`)
+        this waits for its commit (at most :data:`STAGE_WAIT`), so the writer stays within reach of the
+        link."""
+        if not messages:
+            return
+        entry = self._enqueue(messages, wait=False)
+        if self._fresh_bytes + self._staged_bytes > FRESH_BYTES * 3 // 4:
+            # The link lags (or is away): committed messages it has not taken fill the memory window.
+            # Running further ahead would only make it read them back from the file and decompress them
+            # (bench/publish.py: more CPU per message than the commit saves), so wait for this commit,
+            # as put() does — bounded, since a failing write keeps staged messages and retries.
+            entry.done.wait(STAGE_WAIT)
 
     def sync(self, timeout: float | None = None) -> bool:
         """Wait until everything staged is committed (or ``timeout`` [s]); True if so."""
@@ -230,6 +248,7 @@ class Outbox:
                 raise OutboxError(f"outbox {self.path}: closed; cannot write {len(messages)} message(s)")
             self._pending.append(entry)
             self._staged += len(entry.messages)
+            self._staged_bytes += entry.size
             self._cv.notify_all()
         return entry
 
@@ -262,6 +281,7 @@ class Outbox:
                 self._committing = []
                 if error is None:
                     self._staged -= sum(len(e.messages) for e in batch)
+                    self._staged_bytes -= sum(e.size for e in batch)
                     self.failed = None
                     for e in batch:
                         e.done.set()
@@ -273,6 +293,7 @@ class Outbox:
                         if e.wait:
                             e.error = error
                             self._staged -= len(e.messages)
+                            self._staged_bytes -= e.size
                             e.done.set()
                     if str(error) != self.failed:
                         log.error(
@@ -293,6 +314,7 @@ class Outbox:
                             error,
                         )
                         self._staged -= lost
+                        self._staged_bytes -= sum(e.size for e in retry)
                         self._pending = []
                     elif retry:
                         self._cv.notify_all()
