@@ -11,11 +11,19 @@ A real uvicorn server on loopback serves the app; after one cold request, each e
 * ``flow_year`` — ``GET /api/v1/analysis/flow`` over the whole span (target ≤ 1 s, issue 16); with a
   time-of-use tariff (default) the flow reads hour rollups, with ``--flat`` the day rollups;
 * ``flow_csv_year``, ``ranking_year`` (energy, with the 15-minute peak), ``compare_month``, ``heatmap_month``;
+* ``energies_year``: in process, the year's site and circuit energies and cost through the hourly
+  path (the baseline, as before bands were summed in the database) and through the band sums,
+  alternating, with the speed-up and whether both give the same cost;
 * baseline in the same run: ``balance_year`` — the existing ``/api/v1/reports/balance`` by day over the
   same span (3 series from raw values), and ``site`` — ``GET /api/v1/site`` (the request round trip).
 
-Usage: ``PYTHONPATH=src .venv/bin/python bench/analysis.py [--circuits 100] [--days 365] [--repeat 5] [--flat]``.
-Prints one JSON object.
+With a time-of-use tariff the flow, the comparison and the ranking's cost add up energy per local day
+and tariff band in the database (``Storage.delta_sums``: a few rows per day and series instead of 24).
+``--postgres`` runs the same on the PostgreSQL server of this machine, in a database created for the
+run and dropped after it.
+
+Usage: ``PYTHONPATH=src .venv/bin/python bench/analysis.py [--circuits 100] [--days 365] [--repeat 5]
+[--flat] [--postgres [--pg-dsn DSN]]``. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,8 +47,10 @@ import httpx
 import uvicorn
 
 from meterhub.config import parse_config
+from meterhub.energy.analysis import Analysis
+from meterhub.model.quantities import Q
 from meterhub.model.readings import Reading
-from meterhub.model.topology import Phase
+from meterhub.model.topology import Phase, Purpose
 from meterhub.runtime import Gateway
 from meterhub.storage import open_storage
 from meterhub.web.app import create_app
@@ -52,7 +65,21 @@ def local(day: date) -> float:
     return datetime(day.year, day.month, day.day, tzinfo=BERLIN).timestamp()
 
 
-def site_yaml(n: int, flat: bool = False) -> str:
+@contextmanager
+def postgres_database(admin_dsn: str) -> Iterator[str]:
+    """A PostgreSQL database for this run (its DSN), dropped afterwards."""
+    import psycopg  # lazy: only --postgres needs the driver
+
+    name = f"mh_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name}")
+        try:
+            yield f"host=127.0.0.1 port=5432 user=postgres dbname={name}"
+        finally:
+            admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def site_yaml(n: int, flat: bool = False, dsn: str | None = None) -> str:
     devices = [
         f"  - {{id: d{i}, bus: b1, unit: {i % 240 + 1}, profile: eastron-sdm630}}" for i in range(n + 2)
     ]
@@ -67,8 +94,9 @@ def site_yaml(n: int, flat: bool = False) -> str:
         ' {from: "20:00", rate: offpeak}]\n'
         '        weekend: [{from: "00:00", rate: offpeak}]\n'
     )
+    storage = f'storage: {{backend: postgres, dsn: "{dsn}"}}\n' if dsn else ""
     return (
-        "site: {name: Bench, timezone: Europe/Berlin, currency: EUR, co2_factor: 0.4}\n"
+        storage + "site: {name: Bench, timezone: Europe/Berlin, currency: EUR, co2_factor: 0.4}\n"
         "buses: [{id: b1, kind: modbus-tcp, port: 5020}]\n"
         "devices:\n" + "\n".join(devices) + "\ncircuits:\n" + "\n".join(circuits) + "\n" + tariff
     )
@@ -127,9 +155,19 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=365)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--flat", action="store_true", help="a flat tariff (day rollups) instead of time of use")
+    ap.add_argument("--postgres", action="store_true", help="PostgreSQL storage (a database of its own)")
+    ap.add_argument("--pg-dsn", default="host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     args = ap.parse_args()
+    if args.postgres:
+        with postgres_database(args.pg_dsn) as dsn:
+            run(args, dsn)
+    else:
+        run(args, None)
+
+
+def run(args: argparse.Namespace, dsn: str | None) -> None:
     with tempfile.TemporaryDirectory(prefix="mh-bench-analysis-") as tmp:
-        cfg = parse_config(site_yaml(args.circuits, args.flat))
+        cfg = parse_config(site_yaml(args.circuits, args.flat, dsn))
         data = Path(tmp) / "data"
         gw = Gateway(cfg, data_dir=data, storage=open_storage(cfg.storage, data, timezone="Europe/Berlin"))
         ingest_s, n_readings = load(gw, args.circuits, args.days)
@@ -147,6 +185,7 @@ def main() -> None:
             "circuits": args.circuits,
             "days": args.days,
             "tariff": "flat" if args.flat else "time of use (peak 07-20 on weekdays)",
+            "backend": "postgres" if dsn else "sqlite",
             "readings": n_readings,
             "ingest_s": round(ingest_s, 2),
         }
@@ -164,6 +203,7 @@ def main() -> None:
                 }
                 for name, path in paths.items():
                     out[name] = timed(c, path, args.repeat)
+            out["energies_year"] = hourly_vs_bands(gw.storage, cfg, end, args.repeat)  # the server idles
         finally:
             server.should_exit = True
             th.join(30)
@@ -185,6 +225,31 @@ def main() -> None:
         out["target_flow_year_s"] = TARGET_S
         out["flow_year_within_target"] = out["flow_year"]["median_s"] <= TARGET_S
         print(json.dumps(out, indent=1))
+
+
+def hourly_vs_bands(storage: Any, cfg: Any, end: date, repeat: int) -> dict[str, Any]:
+    """The year's energies and cost of the site and every circuit, in process, both ways, alternating
+    so that both see the same machine load: ``hourly`` (the baseline: one rollup row per hour and
+    series, priced per hour) and ``bands`` (the database sums per local day and tariff band)."""
+    runs: dict[str, list[float]] = {"hourly": [], "bands": []}
+    totals: dict[str, dict[str, float]] = {}
+    for _ in range(repeat):
+        for name in runs:
+            t = time.perf_counter()
+            a = Analysis(storage, cfg, START, end, hourly=name == "hourly")
+            site = a.site()
+            rows = {c.id: a.summary(a.circuit(c.id)[0]) for c in a.by_purpose(Purpose.CONSUMABLE)}
+            runs[name].append(time.perf_counter() - t)
+            totals[name] = {
+                "grid_cost": round(float(a.net_cost(site).sum()), 6),
+                "metered_cost": round(sum(r[Q.COST] for r in rows.values()), 6),
+            }
+    return {
+        **{f"{k}_median_s": round(statistics.median(v), 4) for k, v in runs.items()},
+        "speedup": round(statistics.median(runs["hourly"]) / statistics.median(runs["bands"]), 2),
+        "same_answer": totals["hourly"] == totals["bands"],
+        **{f"{k}_{q}": v for k, t in totals.items() for q, v in t.items()},
+    }
 
 
 def free_port() -> int:

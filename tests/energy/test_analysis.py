@@ -250,7 +250,9 @@ def test_flat_tariff_reads_day_rollups_with_the_same_answer(june: Any) -> None:
     light = next(x for x in week["links"] if x["target"] == "circuit:light")
     assert light["kwh"] == 2 * 26.0 - 0.0
     tou = Analysis(june, site(), date(2026, 6, 1), date(2026, 6, 8))
-    assert tou.resolution == "1h" and len(tou.starts) == 7 * 24
+    # time of use: hour rollups summed in the database per day and band — 3 bands on each of the 5
+    # weekdays (00–07, 07–20, 20–24), 1 on Saturday and Sunday
+    assert tou.resolution == "1h" and tou.summed and len(tou.starts) == 5 * 3 + 2
 
 
 def test_compare_month_bounds_and_leap_day() -> None:

@@ -273,7 +273,17 @@ def test_admin_sets_the_billing_day_closes_a_period_and_resets_demand(
     count = st["count"]
     page.click("#b-close")
     expect(page.locator("#b-count")).to_have_text(str(count + 1))
-    expect(page.locator(f'#billing-history tr[data-count="{count + 1}"]')).to_contain_text("api")
+    # its reason in words, not the raw id `api`
+    reason = page.locator(f'#billing-history tr[data-count="{count + 1}"] td[data-reason="api"]')
+    expect(reason).to_have_text("by command (API)")
+    # the demand measurement: 30-min sliding window of 3 subintervals, applied and said so
+    page.select_option("#dm-interval", "30")
+    page.select_option("#dm-method", "sliding")
+    page.fill("#dm-subs", "3")
+    page.click("#demand-form button[type=submit]")
+    expect(page.locator("#dm-msg")).to_contain_text("maximum demands are kept")
+    dm = page.request.get(f"{server.url}/api/v1/config/demand").json()
+    assert (dm["interval"], dm["method"], dm["subintervals"]) == (30, "sliding", 3)
     # reset every maximum demand
     page.click("#md-reset-all")
     expect(page.locator("#md-none")).to_be_visible()

@@ -10,6 +10,8 @@ static UI files): ``create_central_app(views, stats)``.
 ``GET /api/v1/fleet/totals``                  portfolio totals
 ``GET /api/v1/fleet/compare?start=&end=``     kWh, kWh/m², peak demand per site (default: today)
 ``GET /api/v1/central``                       this worker's counters (received, stored, lag p50/p99 …)
+``GET /api/v1/fleet/alarms?site=&kind=``      fleet alarms: the active ones and the recent log
+``POST /api/v1/fleet/alarms/{id}/ack``        acknowledge one (admin; ``{"comment"}``)
 ``POST /api/v1/auth/login``                   sign in (``{"username", "password"}``): session cookies
 ``POST /api/v1/auth/logout``                  sign out
 ``GET /api/v1/auth/me``                       who is signed in
@@ -20,7 +22,7 @@ Sign-in is the gateway's (:mod:`meterhub.web.auth`): users, roles, sessions and 
 central's data folder (``DATA/users.json``, ``DATA/sessions.sqlite``) and are managed with
 ``meterhub user add NAME --role reader --data DATA`` (and ``meterhub user token``). Every ``/api/v1`` read
 needs a signed-in user or ``Authorization: Bearer mh_…`` token of either role (401 otherwise); the API
-changes nothing, and provisioning a site (``meterhub central provision``) needs the machine's broker files,
+changes nothing but the acknowledgement of a fleet alarm (admin), and provisioning a site (``meterhub central provision``) needs the machine's broker files,
 so it stays an administrator's command.
 """
 
@@ -38,6 +40,8 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 import meterhub
+from meterhub.central.alarms import FleetAlarmLog, ensure_schema
+from meterhub.central.store import CentralStoreError
 from meterhub.central.views import FleetViews
 from meterhub.errors import InputError
 from meterhub.web import errors
@@ -48,6 +52,7 @@ from meterhub.web.auth import (
     AuthState,
     Principal,
     principal_of,
+    require_admin,
     require_reader,
 )
 
@@ -62,9 +67,11 @@ FLEET_PAGE = """<!doctype html>
   <link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
   <link rel="stylesheet" href="/static/css/app.css">
   <script src="/static/js/pages/fleet.js" type="module"></script>
+  <script src="/static/js/pages/fleet_alarms.js" type="module"></script>
 </head>
 <body>
   <header class="topbar"><a class="brand" href="/"><img src="/static/favicon.svg" alt=""><span>meterhub central</span></a></header>
+  <section id="fleet-alarm-list" class="view" aria-live="polite"></section>
   <main id="view" class="view" aria-live="polite"></main>
 </body>
 </html>
@@ -100,6 +107,10 @@ def parse_time(value: str | None, name: str) -> int | None:
 class LoginIn(BaseModel):
     username: str = Field(max_length=64)
     password: str = Field(max_length=1024)
+
+
+class AckIn(BaseModel):
+    comment: str | None = Field(default=None, max_length=2000)
 
 
 def _me(p: Principal | None, auth: AuthState, csrf: str | None = None) -> dict[str, Any]:
@@ -172,6 +183,35 @@ def create_central_app(views: FleetViews, stats: Callable[[], dict[str, Any]], a
         s, e = parse_time(start, "start"), parse_time(end, "end")
         with lock:
             return views.compare(s, e)
+
+    alarm_log = FleetAlarmLog(views.store.query, views.clock)
+    schema_ready: list[bool] = []
+
+    def alarms_ready() -> FleetAlarmLog:
+        if not schema_ready:  # the evaluator creates the tables too; the API may be asked first
+            try:
+                ensure_schema(views.store.db)
+            except Exception as exc:
+                views.store.close()
+                raise CentralStoreError(f"fleet alarms: cannot create their tables: {exc}") from exc
+            schema_ready.append(True)
+        return alarm_log
+
+    @app.get("/api/v1/fleet/alarms", dependencies=reader)
+    def fleet_alarms(
+        site: str | None = Query(default=None, max_length=128),
+        kind: str | None = Query(default=None, max_length=40),
+        limit: int = Query(default=200, ge=1, le=5000),
+    ) -> dict[str, Any]:
+        with lock:
+            return alarms_ready().listing(site=site, kind=kind, limit=limit)
+
+    @app.post("/api/v1/fleet/alarms/{alarm_id}/ack")
+    def fleet_alarm_ack(
+        alarm_id: int, body: AckIn, who: Principal = Depends(require_admin)
+    ) -> dict[str, Any]:
+        with lock:
+            return alarms_ready().acknowledge(alarm_id, who.username or f"({who.via})", body.comment)
 
     @app.get("/api/v1/central", dependencies=reader)
     def central() -> dict[str, Any]:

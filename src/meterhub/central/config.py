@@ -10,20 +10,31 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
-from meterhub.config.publish import parse_broker
+from meterhub.config.notify import (
+    EmailSettings,
+    MqttNotifySettings,
+    NotificationsConfig,
+    NotifyKind,
+    WebhookSettings,
+)
+from meterhub.config.publish import MqttVersion, parse_broker
 from meterhub.config.reader import ReadError, read_yaml
 from meterhub.config.types import LAX, Identifier, StrictModel
 from meterhub.errors import ConfigurationError
 
 __all__ = [
+    "FLEET_ALARM_KINDS",
     "BrokerFiles",
     "CentralConfig",
     "CentralConfigError",
+    "CentralMqttNotify",
+    "CentralNotifications",
     "FleetSite",
     "load_central_config",
     "parse_central_config",
+    "protocol_problem",
 ]
 
 #: Circuit ids taken as a site's main incomer when ``main_circuit`` is not set, first match wins.
@@ -55,11 +66,92 @@ class BrokerFiles(StrictModel):
     acl_file: Annotated[Path, LAX]
 
 
+#: The fleet alarms central raises (docs/fleet.md, "Alarms"); an email route's ``rules`` name these.
+FLEET_ALARM_KINDS = ("site_silent", "gateway_offline", "device_offline")
+#: The notification kinds central produces: a fleet alarm is raised, and cleared.
+CENTRAL_NOTIFY_KINDS = (NotifyKind.RAISED, NotifyKind.CLEARED)
+
+
+def _central_kinds(kinds: list[NotifyKind] | None, where: str) -> None:
+    bad = [k.value for k in kinds or () if k not in CENTRAL_NOTIFY_KINDS]
+    if bad:
+        raise ValueError(
+            f"{where}: central notifies only 'raised' and 'cleared' fleet alarms, not {', '.join(bad)}"
+        )
+
+
+class CentralMqttNotify(MqttNotifySettings):
+    """``notifications.mqtt`` of central: every notification as JSON on central's own broker connection
+    (``mqtt:``) to ``topic`` (default ``<topic_root>/central/alarms``). A gateway names a ``publish:``
+    instance here; central has none, so ``publish`` is refused."""
+
+    publish: Identifier = "central"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_publish(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "publish" in data:
+            raise ValueError(
+                "central publishes notifications on its own broker connection (mqtt:); remove 'publish'"
+            )
+        return data
+
+
+class CentralNotifications(NotificationsConfig):
+    """``notifications:`` of central.yaml: the gateway's ``alarms.notifications`` schema
+    (docs/alarms-notifications.md) for fleet alarms. ``kinds`` are ``raised`` and ``cleared``;
+    ``group_window`` [s] gathers the fleet alarms of one kind raised (or cleared) within it into one
+    notification ("37 sites silent" and the list); an email route's ``rules`` are fleet alarm kinds;
+    ``quiet_hours`` are in central's ``timezone``; ``mqtt`` goes over central's own broker connection."""
+
+    kinds: list[Annotated[NotifyKind, LAX]] = Field(
+        default_factory=lambda: list(CENTRAL_NOTIFY_KINDS), min_length=1, max_length=len(NotifyKind)
+    )
+    mqtt: CentralMqttNotify | None = None  # central's own connection
+
+    @field_validator("kinds")
+    @classmethod
+    def _kinds(cls, v: list[NotifyKind]) -> list[NotifyKind]:
+        _central_kinds(v, "kinds")
+        return v
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: EmailSettings | None) -> EmailSettings | None:
+        if v is not None:
+            _central_kinds(v.kinds, "email.kinds")
+            for i, route in enumerate(v.routes):
+                bad = [r for r in route.rules if r not in FLEET_ALARM_KINDS]
+                if bad:
+                    raise ValueError(
+                        f"routes[{i}].rules: {', '.join(bad)} is not a fleet alarm; "
+                        f"use {', '.join(FLEET_ALARM_KINDS)}"
+                    )
+        return v
+
+    @field_validator("webhooks")
+    @classmethod
+    def _webhooks(cls, v: list[WebhookSettings]) -> list[WebhookSettings]:
+        for hook in v:
+            _central_kinds(hook.kinds, f"webhook {hook.id} kinds")
+        return v
+
+    @field_validator("mqtt")
+    @classmethod
+    def _mqtt(cls, v: CentralMqttNotify | None) -> CentralMqttNotify | None:
+        if v is not None:
+            _central_kinds(v.kinds, "mqtt.kinds")
+        return v
+
+
 class CentralConfig(StrictModel):
     """The whole ``central.yaml``."""
 
     mqtt: str = "mqtt://127.0.0.1:1883"
     """Broker URL, mqtt://HOST[:PORT]."""
+    mqtt_version: MqttVersion = "5"
+    """MQTT protocol version of the worker's connection: 5, or 3.1.1 for a broker without MQTT 5 (no
+    shared subscriptions there: ``share_group`` must be null; a persistent session, Clean Session 0)."""
     username: str | None = None
     password_env: str | None = None
     """Environment variable holding the broker password of the central user."""
@@ -89,6 +181,10 @@ class CentralConfig(StrictModel):
     """IANA zone of 'today' in the fleet views."""
     sites: list[FleetSite] = Field(default_factory=list)
     broker_files: BrokerFiles | None = None
+    alarm_interval: float = Field(default=10, ge=1, le=600)
+    """How often the fleet alarms are evaluated [s] (by one central process: docs/fleet.md, "Alarms")."""
+    notifications: CentralNotifications | None = None
+    """Email, webhooks and MQTT for fleet alarms (None: the alarms are logged and shown, not sent)."""
 
     @field_validator("mqtt")
     @classmethod
@@ -103,6 +199,16 @@ class CentralConfig(StrictModel):
             if s.id == site_id:
                 return s
         return None
+
+
+def protocol_problem(cfg: CentralConfig) -> str | None:
+    """Why ``cfg``'s MQTT version cannot work with its other settings (None: it can)."""
+    if cfg.mqtt_version == "3.1.1" and cfg.share_group is not None:
+        return (
+            f"MQTT 3.1.1 has no shared subscriptions ($share/{cfg.share_group}/…, MQTT 5 §4.8.2): set "
+            "share_group: null (one worker, a plain subscription), or use an MQTT 5 broker"
+        )
+    return None
 
 
 def _line(lines: dict[Any, int], loc: tuple[Any, ...]) -> int | None:
@@ -123,7 +229,7 @@ def parse_central_config(text: str | bytes, filename: str = "<string>") -> Centr
     if not isinstance(data, dict):
         raise CentralConfigError(f"{filename}:1: central.yaml is a YAML mapping")
     try:
-        return CentralConfig.model_validate(data)
+        cfg = CentralConfig.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
@@ -131,6 +237,12 @@ def parse_central_config(text: str | bytes, filename: str = "<string>") -> Centr
             field = ".".join(str(p) for p in loc) or "(file)"
             problems.append(f"{filename}:{_line(lines, loc) or 1}: {field}: {err['msg']}")
         raise CentralConfigError("; ".join(problems)) from None
+    problem = protocol_problem(cfg)
+    if problem:
+        # share_group's default is "central": point at the key the file does set
+        key = "share_group" if ("share_group",) in lines else "mqtt_version"
+        raise CentralConfigError(f"{filename}:{lines.get((key,), 1)}: {key}: {problem}")
+    return cfg
 
 
 def load_central_config(path: Path | None) -> CentralConfig:

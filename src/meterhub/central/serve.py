@@ -1,6 +1,8 @@
 """``meterhub central``: one worker process — the MQTT → PostgreSQL worker and, with a port, the fleet
 API — until SIGINT/SIGTERM. Run N of them (each with its own ``worker_id``, one with a port) to split
-the load: the broker's shared subscription spreads the messages over them."""
+the load: the broker's shared subscription spreads the messages over them. Every process also runs a
+fleet alarm evaluator (:mod:`meterhub.central.alarms`); one of them, chosen by a PostgreSQL advisory lock,
+evaluates and notifies."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import threading
 
 import uvicorn
 
+from meterhub.central.alarms import FleetAlarms, paho_publisher
 from meterhub.central.api import create_central_app
 from meterhub.central.config import CentralConfig
 from meterhub.central.store import CentralStore
@@ -44,6 +47,8 @@ def run_central(cfg: CentralConfig) -> int:
         _check_port(cfg.host, cfg.port)
     worker = CentralWorker(cfg)
     worker.start()
+    alarms = FleetAlarms(cfg, publish=paho_publisher(worker.client))
+    alarms.start()
     try:
         if cfg.port:
             views = FleetViews(cfg, CentralStore(cfg.dsn))
@@ -54,7 +59,9 @@ def run_central(cfg: CentralConfig) -> int:
                     "`meterhub user add NAME --role admin --data %s`",
                     cfg.data,
                 )
-            app = create_central_app(views, worker.stats.as_dict, auth)
+            app = create_central_app(
+                views, lambda: {**worker.stats.as_dict(), "alarms": alarms.health().as_dict()}, auth
+            )
             log.info("central fleet API on http://%s:%d/", cfg.host, cfg.port)
             uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
         else:
@@ -64,5 +71,6 @@ def run_central(cfg: CentralConfig) -> int:
             while not stop.wait(1):
                 pass
     finally:
+        alarms.stop()
         worker.stop()
     return 0

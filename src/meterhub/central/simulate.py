@@ -4,7 +4,9 @@ No web, no metering engine: each simulated site has ``circuits`` circuits with `
 all, and at every ``interval`` boundary (Unix-aligned, as a real gateway's publish instance) sends one
 ``meterhub-json/1`` message per circuit to ``meterhub/<site>/circuits/<circuit>`` with QoS 1 — the
 exact shape :func:`meterhub.publish.formats.meterhub_json` produces. The sites are split over a few
-processes, one MQTT connection each.
+processes, one MQTT connection each (MQTT 5, or 3.1.1 for a broker without MQTT 5). With ``netns``, each
+process runs in its own network namespace and reaches the broker through the broker namespace's address
+(:mod:`meterhub.central.netns`).
 
 Values are deterministic, so a test can check them by hand: circuit ``c<k>`` of site number ``i`` draws
 ``P = 1000·(1 + i mod 10)·(k + 1)`` W on its total ``active_power`` (each phase a third); its
@@ -14,8 +16,12 @@ currents ``P / 3 / 230`` A, frequency 50 Hz.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
+import os
+import queue
+import signal
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +32,7 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from meterhub.central.netns import NetnsFleet, enter
 from meterhub.config.publish import parse_broker
 from meterhub.model.formats import METERHUB_JSON_SCHEMA
 from meterhub.model.quantities import CATALOGUE, Q, obis_code
@@ -67,7 +74,8 @@ SERIES: tuple[tuple[Q, Phase], ...] = (
 class FleetSpec:
     """What to simulate. ``interval`` [s]; ``backfill`` [s]: intervals of the past sent first, as a
     gateway back from an outage replays its outbox; ``count``: live intervals, then stop (None: run
-    until interrupted)."""
+    until interrupted); ``mqtt_version``: "5" or "3.1.1"; ``netns``: each process in its own network
+    namespace (root only)."""
 
     broker: str
     sites: int
@@ -82,6 +90,8 @@ class FleetSpec:
     topic_root: str = "meterhub"
     username: str | None = None
     password: str | None = None
+    mqtt_version: str = "5"
+    netns: bool = False
 
 
 def site_ids(spec: FleetSpec) -> list[str]:
@@ -177,11 +187,39 @@ class _Acks:
             self.cond.wait_for(lambda: self.count >= n, timeout)
 
 
-def _worker(spec: FleetSpec, numbers: list[int], start_ts: int, out: Any) -> None:
-    addr = parse_broker(spec.broker)
+def _set_signal(sig: signal.Signals, handler: Any) -> Any:
+    """``signal.signal`` in the main thread (the only one allowed to); elsewhere nothing (None)."""
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        return None
+    return signal.signal(sig, handler)
+
+
+def _interrupt(*_: Any) -> None:
+    """SIGTERM (and a second signal) as Ctrl-C: once, so the clean-up is not interrupted in its turn."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _worker(
+    spec: FleetSpec, numbers: list[int], start_ts: int, out: Any, netns: str | None, broker: str
+) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    # prctl(PR_SET_PDEATHSIG, SIGTERM): stop with the parent, even one killed with SIGKILL
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    if os.getppid() == 1:  # the parent died before that
+        return
+    if netns:
+        try:
+            enter(netns)  # before any socket or thread: paho's network thread follows
+        except Exception as exc:
+            out.put((0, 0, f"{netns}: {exc}"))
+            return
+    addr = parse_broker(broker)
     client = paho.Client(
         CallbackAPIVersion.VERSION2,
-        protocol=MQTTProtocolVersion.MQTTv5,
+        protocol=MQTTProtocolVersion.MQTTv5 if spec.mqtt_version == "5" else MQTTProtocolVersion.MQTTv311,
         client_id=f"simfleet-{numbers[0]}-{time.time_ns() % 10**9}",
     )
     if spec.username:
@@ -190,7 +228,11 @@ def _worker(spec: FleetSpec, numbers: list[int], start_ts: int, out: Any) -> Non
     client.on_publish = acks.on_publish
     client.max_queued_messages_set(0)
     client.reconnect_delay_set(1, 2)
-    client.connect(addr.host, addr.port, keepalive=30)
+    try:
+        client.connect(addr.host, addr.port, keepalive=30)
+    except (OSError, KeyboardInterrupt) as exc:
+        out.put((0, 0, f"cannot connect to {broker}: {exc}" if isinstance(exc, OSError) else None))
+        return
     client.loop_start()
     sent = 0
     per = _per_circuit(spec)
@@ -218,40 +260,102 @@ def _worker(spec: FleetSpec, numbers: list[int], start_ts: int, out: Any) -> Non
     finally:
         client.disconnect()
         client.loop_stop()
-        out.put((acks.count, acks.count * per))
+        out.put((acks.count, acks.count * per, None))
 
 
 def run_fleet(spec: FleetSpec) -> dict[str, Any]:
-    """Run the simulation (blocking); the counts sent: ``{"sites", "messages", "points", "first_ts",
-    "last_ts"}``. The first live interval is the next boundary at least 1 s away."""
-    now = time.time()
-    start_ts = (int(now + 1) // spec.interval + 1) * spec.interval
+    """Run the simulation (blocking) until ``count`` intervals are sent, or Ctrl-C / SIGTERM; the counts
+    the broker acknowledged: ``{"sites", "messages", "points", "first_ts", "last_ts"}`` (with ``netns``
+    also ``"netns"``: the namespaces used, all deleted again). The first live interval is the next
+    boundary at least 1 s away. :class:`~meterhub.central.netns.NetnsError` when the namespaces cannot
+    be made; :class:`RuntimeError` naming the cause when a process could not publish at all."""
     numbers = list(range(spec.first, spec.first + spec.sites))
     nproc = max(1, min(spec.processes, len(numbers)))
     slices = [numbers[i::nproc] for i in range(nproc)]
-    ctx = multiprocessing.get_context("fork")
-    out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(spec, s, start_ts, out), daemon=True) for s in slices]
-    for p in procs:
-        p.start()
-    sent = points = 0
+    fleet: NetnsFleet | None = None
+    broker = spec.broker
+    previous_term = _set_signal(signal.SIGTERM, _interrupt)
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
-        for _ in procs:
-            s, n = out.get()
-            sent += s
-            points += n
-    except KeyboardInterrupt:
-        for _ in procs:
-            s, n = out.get(timeout=10)
-            sent += s
-            points += n
-    for p in procs:
-        p.join(10)
+        if spec.netns:
+            addr = parse_broker(spec.broker)
+            fleet = NetnsFleet(nproc, (addr.host, addr.port))
+            fleet.open()
+            broker = fleet.broker_url
+        now = time.time()
+        start_ts = (int(now + 1) // spec.interval + 1) * spec.interval
+        sent, points, errors = _run_processes(spec, slices, start_ts, fleet, broker)
+    finally:
+        _set_signal(signal.SIGINT, signal.SIG_IGN)  # the namespaces are deleted, whatever comes
+        try:
+            if fleet is not None:
+                fleet.close()
+        finally:
+            _set_signal(signal.SIGTERM, previous_term)
+            _set_signal(signal.SIGINT, previous_int)
+    if errors and not sent:
+        raise RuntimeError("; ".join(errors))
     last = start_ts + spec.interval * ((spec.count or 1) - 1)
-    return {
+    result: dict[str, Any] = {
         "sites": spec.sites,
         "messages": sent,
         "points": points,
         "first_ts": start_ts - spec.backfill,
         "last_ts": last,
     }
+    if fleet is not None:
+        result["netns"] = {
+            "broker": f"{fleet.broker_ns} {fleet.broker_url}",
+            "gateways": [f"{g} {fleet.gateway_address(k)}" for k, g in enumerate(fleet.gateway_ns)],
+        }
+    if errors:
+        result["errors"] = errors
+    return result
+
+
+def _run_processes(
+    spec: FleetSpec, slices: list[list[int]], start_ts: int, fleet: NetnsFleet | None, broker: str
+) -> tuple[int, int, list[str]]:
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_worker,
+            args=(spec, s, start_ts, out, fleet.gateway_ns[i] if fleet else None, broker),
+            daemon=True,
+        )
+        for i, s in enumerate(slices)
+    ]
+    for p in procs:
+        p.start()
+    sent = points = 0
+    errors: list[str] = []
+    reported = 0
+
+    def collect(timeout: float | None) -> None:
+        nonlocal sent, points, reported
+        s, n, err = out.get(timeout=timeout)
+        sent += s
+        points += n
+        reported += 1
+        if err:
+            errors.append(err)
+
+    try:
+        while reported < len(procs):
+            collect(None)
+    except KeyboardInterrupt:
+        _set_signal(signal.SIGINT, signal.SIG_IGN)
+        for p in procs:  # SIGTERM reached only this process; Ctrl-C reached them all
+            if p.is_alive() and p.pid:
+                os.kill(p.pid, signal.SIGTERM)
+        try:
+            while reported < len(procs):
+                collect(10)
+        except queue.Empty:
+            errors.append(f"{len(procs) - reported} process(es) did not report their counts")
+    for p in procs:
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+    return sent, points, errors

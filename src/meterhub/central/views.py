@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from meterhub.central.alarms import site_conditions
 from meterhub.central.config import DEFAULT_MAIN_CIRCUITS, CentralConfig
 from meterhub.central.store import CentralStore
 from meterhub.errors import InputError, NotFoundError
@@ -136,34 +137,40 @@ class FleetViews:
         return "online" if now - last_seen <= self.cfg.silent_after else "silent"
 
     def _alarms(
-        self, last_seen: float | None, gateway_status: str | None, status_at: float | None, now: float
+        self,
+        last_seen: float | None,
+        gateway_status: str | None,
+        status_at: float | None,
+        now: float,
+        devices_offline: list[str] | None = None,
+        devices_at: float | None = None,
     ) -> list[dict[str, Any]]:
-        """The fleet alarms of one site, each ``{"kind", "since", "message"}``:
+        """The fleet alarms of one site now, each ``{"kind", "since", "message"}`` (and ``"device"`` for
+        ``device_offline``), by :func:`meterhub.central.alarms.site_conditions` — the conditions the
+        evaluator raises and clears (docs/fleet.md, "Alarms"):
 
-        * ``site_silent`` — no message for longer than ``silent_after`` [s] (``since``: when it became
-          silent, the last message plus ``silent_after``);
         * ``gateway_offline`` — the gateway's status topic ``<root>/<site>/status`` says ``offline`` (a clean
           stop, or the broker published its last will when its connection broke; docs/publish.md);
-          ``since``: when central stored that change (``status_at``, Unix s).
+          ``since``: when central stored that change (``status_at``, Unix s);
+        * ``site_silent`` — no message for longer than ``silent_after`` [s] (``since``: when it became
+          silent, the last message plus ``silent_after``);
+        * ``device_offline`` — the gateway's diagnostic state lists the device as offline (``since``: when
+          central stored that list).
         """
         out: list[dict[str, Any]] = []
-        if gateway_status == "offline":
-            out.append(
-                {
-                    "kind": "gateway_offline",
-                    "since": _iso(status_at),
-                    "message": "the gateway reported offline on its status topic (stopped, or its connection "
-                    f"to the broker broke); last message {_iso(last_seen) or 'never'}",
-                }
-            )
-        if last_seen is not None and now - last_seen > self.cfg.silent_after:
-            out.append(
-                {
-                    "kind": "site_silent",
-                    "since": _iso(last_seen + self.cfg.silent_after),
-                    "message": f"no message for {now - last_seen:.0f} s (silent_after {self.cfg.silent_after:g} s)",
-                }
-            )
+        for c in site_conditions(
+            last_seen=last_seen,
+            gateway_status=gateway_status,
+            status_at=status_at,
+            devices_offline=devices_offline,
+            devices_at=devices_at,
+            now=now,
+            silent_after=self.cfg.silent_after,
+        ):
+            item: dict[str, Any] = {"kind": c.kind, "since": _iso(c.since), "message": c.message}
+            if c.subject:
+                item["device"] = c.subject
+            out.append(item)
         return out
 
     # -- views ----------------------------------------------------------------------------------
@@ -176,7 +183,8 @@ class FleetViews:
         rows = self.store.query(
             "SELECT s.id, s.name, s.first_seen, s.last_seen, s.last_ts, s.messages, s.refused, s.last_refusal, "
             "s.backlog, s.backlog_at, s.gateway_status, "
-            "(SELECT count(*) FROM fleet_circuits c WHERE c.site = s.id), s.gateway_status_at FROM fleet_sites s"
+            "(SELECT count(*) FROM fleet_circuits c WHERE c.site = s.id), s.gateway_status_at, "
+            "s.devices_offline, s.devices_at FROM fleet_sites s"
         )
         known = {r[0]: r for r in rows}
         ids = sorted(set(known) | {s.id for s in self.cfg.sites})
@@ -193,7 +201,9 @@ class FleetViews:
                     "id": sid,
                     "name": name,
                     "status": self._status(last_seen, r[10] if r else None, now),
-                    "alarms": self._alarms(last_seen, r[10] if r else None, r[12] if r else None, now),
+                    "alarms": self._alarms(
+                        last_seen, r[10] if r else None, r[12] if r else None, now, *(r[13:15] if r else ())
+                    ),
                     "last_seen": _iso(last_seen),
                     "age_s": round(now - last_seen, 1) if last_seen is not None else None,
                     "last_data": _iso(r[4]) if r and r[4] is not None else None,

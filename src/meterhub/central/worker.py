@@ -38,7 +38,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from meterhub.central.config import CentralConfig
+from meterhub.central.config import CentralConfig, protocol_problem
 from meterhub.central.payload import (
     PayloadError,
     TopicKind,
@@ -134,18 +134,33 @@ class CentralWorker:
         self._ack_lock = threading.Lock()
         self._logged_refusals: set[str] = set()
         self._writer = threading.Thread(target=self._write_loop, name=f"central-{cfg.worker_id}", daemon=True)
+        problem = protocol_problem(cfg)
+        if problem:
+            raise ConfigurationError(f"central.yaml share_group: {problem}")
+        self._v5 = cfg.mqtt_version == "5"
         password = None
         if cfg.password_env:
             try:
                 password = read_secret("central", "password", cfg.password_env, None)
             except SecretError as exc:
                 raise ConfigurationError(f"central.yaml password_env: {exc}") from None
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=cfg.worker_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-            manual_ack=True,
-        )
+        if self._v5:
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=cfg.worker_id,
+                protocol=MQTTProtocolVersion.MQTTv5,
+                manual_ack=True,
+            )
+        else:
+            # MQTT 3.1.1 §3.1.2.4: Clean Session 0 keeps the subscriptions and queues the QoS 1 messages
+            # of a stopped worker (no expiry to set: the broker keeps the session until it is cleaned).
+            client = paho.Client(
+                CallbackAPIVersion.VERSION2,
+                client_id=cfg.worker_id,
+                protocol=MQTTProtocolVersion.MQTTv311,
+                clean_session=False,
+                manual_ack=True,
+            )
         if cfg.username:
             client.username_pw_set(cfg.username, password)
         client.reconnect_delay_set(1, 5)  # back soon after a broker restart
@@ -159,13 +174,22 @@ class CentralWorker:
         """Connect to the database (the schema is created), then to the broker, and start writing."""
         self.store.connect()
         addr = parse_broker(self.cfg.mqtt)
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_EXPIRY
-        props.ReceiveMaximum = self.cfg.receive_maximum
-        self.client.connect_async(addr.host, addr.port, keepalive=30, clean_start=False, properties=props)
+        if self._v5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = SESSION_EXPIRY
+            props.ReceiveMaximum = self.cfg.receive_maximum
+            self.client.connect_async(addr.host, addr.port, keepalive=30, clean_start=False, properties=props)
+        else:  # 3.1.1: the broker's own bound on unacknowledged messages applies (RabbitMQ: mqtt.prefetch)
+            self.client.connect_async(addr.host, addr.port, keepalive=30)
         self.client.loop_start()
         self._writer.start()
-        log.info("central worker %s: %s → %s", self.cfg.worker_id, self.cfg.mqtt, self.store.layout)
+        log.info(
+            "central worker %s: %s (MQTT %s) → %s",
+            self.cfg.worker_id,
+            self.cfg.mqtt,
+            self.cfg.mqtt_version,
+            self.store.layout,
+        )
 
     def stop(self) -> None:
         """Write and acknowledge what was received, then disconnect (the session stays on the broker)."""
@@ -185,8 +209,11 @@ class CentralWorker:
         with self._ack_lock:
             self._generation += 1
         self.stats.connected = True
-        opts = SubscribeOptions(qos=1)
-        client.subscribe([(t, opts) for t in subscriptions(self.cfg)])
+        if self._v5:
+            opts = SubscribeOptions(qos=1)
+            client.subscribe([(t, opts) for t in subscriptions(self.cfg)])
+        else:
+            client.subscribe([(t, 1) for t in subscriptions(self.cfg)])
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, rc: ReasonCode, _p: Any) -> None:
         self.stats.connected = False

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from meterhub.central.config import CentralConfig, load_central_config
+from meterhub.central.config import CentralConfig, load_central_config, protocol_problem
 from meterhub.central.provision import provision_site, publish_settings
 from meterhub.cli._app import app
 from meterhub.config.publish import parse_broker
@@ -36,7 +36,10 @@ def _config(
     data: Path | None = None,
     worker_id: str | None = None,
     no_share: bool = False,
+    mqtt_version: str | None = None,
 ) -> CentralConfig:
+    if mqtt_version is not None and mqtt_version not in ("5", "3.1.1"):
+        raise InputError(f"--mqtt-version: 5 or 3.1.1, not {mqtt_version!r}")
     cfg = load_central_config(config)
     update: dict[str, object] = {}
     if mqtt is not None:
@@ -45,7 +48,13 @@ def _config(
         except ValueError as exc:
             raise InputError(f"--mqtt: {exc}") from None
         update["mqtt"] = mqtt
-    for key, value in (("dsn", dsn), ("port", port), ("data", data), ("worker_id", worker_id)):
+    for key, value in (
+        ("dsn", dsn),
+        ("port", port),
+        ("data", data),
+        ("worker_id", worker_id),
+        ("mqtt_version", mqtt_version),
+    ):
         if value is not None:
             update[key] = value
     if no_share:
@@ -53,9 +62,13 @@ def _config(
     if not update:
         return cfg
     try:
-        return CentralConfig.model_validate({**cfg.model_dump(), **update})
+        cfg = CentralConfig.model_validate({**cfg.model_dump(), **update})
     except ValueError as exc:
         raise InputError(f"command-line options: {exc}") from None
+    problem = protocol_problem(cfg)
+    if problem:
+        raise InputError(f"--mqtt-version {cfg.mqtt_version}: {problem} (--no-share)")
+    return cfg
 
 
 @central_app.callback()
@@ -73,12 +86,28 @@ def central(
         bool,
         typer.Option("--no-share", help="Plain subscription instead of $share/GROUP/… (a single worker)."),
     ] = False,
+    mqtt_version: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt-version",
+            help="MQTT protocol: 5 (default) or 3.1.1 (no shared subscriptions: with --no-share).",
+        ),
+    ] = None,
 ) -> None:
     """Run one central worker (and the fleet API on --port) until Ctrl-C / SIGTERM."""
     if ctx.invoked_subcommand is not None:
         ctx.obj = (config, mqtt, dsn)
         return
-    cfg = _config(config, mqtt=mqtt, dsn=dsn, port=port, data=data, worker_id=worker_id, no_share=no_share)
+    cfg = _config(
+        config,
+        mqtt=mqtt,
+        dsn=dsn,
+        port=port,
+        data=data,
+        worker_id=worker_id,
+        no_share=no_share,
+        mqtt_version=mqtt_version,
+    )
     from meterhub.central.serve import run_central  # lazy: uvicorn and the web app, 2x CLI start
 
     raise typer.Exit(run_central(cfg))
@@ -139,12 +168,25 @@ def simulate_fleet(
         int, typer.Option("--backfill", min=0, help="Seconds of past intervals to replay first [s].")
     ] = 0,
     prefix: Annotated[str, typer.Option("--prefix", help="Site ids are PREFIX00000, PREFIX00001 …")] = "sim-",
+    mqtt_version: Annotated[
+        str, typer.Option("--mqtt-version", help="MQTT protocol of the gateways: 5 or 3.1.1.")
+    ] = "5",
+    netns: Annotated[
+        bool,
+        typer.Option(
+            "--netns",
+            help="Each process in its own network namespace (root): gateways 198.18.0.10…, the broker "
+            "reached at 198.18.0.1:1883 in a namespace of its own; all deleted at the end.",
+        ),
+    ] = False,
 ) -> None:
     """Run N lightweight simulated gateways publishing meterhub-json (no web); prints what was sent."""
     try:
         parse_broker(mqtt)
     except ValueError as exc:
         raise InputError(f"--mqtt: {exc}") from None
+    if mqtt_version not in ("5", "3.1.1"):
+        raise InputError(f"--mqtt-version: 5 or 3.1.1, not {mqtt_version!r}")
     from meterhub.central.simulate import FleetSpec, run_fleet  # lazy: paho, only for this command
 
     spec = FleetSpec(
@@ -157,5 +199,11 @@ def simulate_fleet(
         count=count,
         backfill=backfill,
         prefix=prefix,
+        mqtt_version=mqtt_version,
+        netns=netns,
     )
-    typer.echo(json.dumps(run_fleet(spec)))
+    try:
+        result = run_fleet(spec)
+    except RuntimeError as exc:
+        raise InputError(f"simulate-fleet: nothing was sent: {exc}") from None
+    typer.echo(json.dumps(result))

@@ -39,7 +39,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from meterhub.config.types import LAX, Identifier, NoBool, StrictModel
 from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
@@ -47,6 +47,7 @@ from meterhub.model.quantities import CATALOGUE, UnknownQuantityError
 __all__ = [
     "DEFAULT_TOPIC_PREFIX",
     "BrokerAddress",
+    "MqttVersion",
     "OutboxSettings",
     "PublishFormat",
     "PublishInstance",
@@ -177,6 +178,17 @@ class OutboxSettings(StrictModel):
     )
 
 
+def _version_text(value: object) -> object:
+    # YAML reads `mqtt_version: 5` as an integer and `3.1.1` as text; both name a protocol version.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+#: An MQTT protocol version: "5" or "3.1.1" (written 5 or 3.1.1 in YAML).
+MqttVersion = Annotated[Literal["5", "3.1.1"], BeforeValidator(_version_text)]
+
+
 class PublishInstance(StrictModel):
     """One ``publish:`` entry."""
 
@@ -205,6 +217,11 @@ class PublishInstance(StrictModel):
         default=None, min_length=1, max_length=4096, description="file holding the password"
     )
     client_id: str | None = Field(default=None, min_length=1, max_length=128)
+    mqtt_version: MqttVersion | None = Field(
+        default=None,
+        description="MQTT protocol (mqtt): 5 (unset) or 3.1.1 for a broker without MQTT 5, such as "
+        "RabbitMQ's MQTT plugin before 3.13 (no message-id property then)",
+    )
     qos: Annotated[Literal[0, 1], NoBool] = 1
     retain: bool = Field(default=False, description="retain state topics (discovery configs always are)")
     site_id: Identifier | None = Field(default=None, description="default: the instance id")
@@ -275,7 +292,7 @@ class PublishInstance(StrictModel):
     def _consistent_http(self) -> PublishInstance:
         if self.url is None:
             raise ValueError("transport 'http' needs a url (http://… or https://…)")
-        for name in ("broker", "username", "password_env", "password_file", "client_id"):
+        for name in ("broker", "username", "password_env", "password_file", "client_id", "mqtt_version"):
             if getattr(self, name) is not None:
                 raise ValueError(
                     f"'{name}' belongs to transport 'mqtt'; HTTP upload takes url and token_env/token_file"

@@ -444,6 +444,12 @@ class Simulation(StrictModel):
         default=None, ge=0, lt=24, description="simulated local hour at start [h]; default: the site's clock"
     )
     loads: dict[str, LoadSpec] = Field(default_factory=dict)
+    w1_probes: list[Annotated[str, Field(pattern=r"^(10|22|28|3b)-[0-9a-f]{12}$")]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="1-wire probes on the simulated bus beside the configured ones (not yet named: found by "
+        "GET /api/v1/config/onewire), w1 ids such as 28-0516a1b2c3d4",
+    )
     faults: list[str] = Field(
         default_factory=list,
         max_length=100,

@@ -12,8 +12,12 @@ so a year of 100 circuits is a few hundred thousand buckets:
 * buckets are hours (UTC-aligned 1 h rollups, which are local hours in every zone whose offset is a
   whole number of hours), or quarter hours in zones such as Asia/Kolkata (+05:30); when the prices and
   the CO2 factor are the same all through every local day of the period (a flat tariff, changes at
-  midnight) the day rollups give the same totals from 24 × fewer rows and are used instead (not for the
-  heat map and the hourly series of a day comparison, which need hours);
+  midnight) the day rollups give the same totals from 24 × fewer rows and are used instead; otherwise
+  (time of use) the hours of each local day are grouped into runs at the same prices and CO2 factor —
+  a day and tariff band, 23 or 25 hours on DST days — whose energy the database adds up from the
+  rollup ``delta`` (:meth:`~meterhub.storage.base.Storage.delta_sums`: a few sums per day and series
+  instead of 24 rows; equal to the hourly differences for a register that never goes backwards). Not
+  for the heat map, the hourly series of a day comparison and the 15-minute peaks, which need buckets;
 * cost is each bucket's energy at the rate and price in force at the bucket's start
   (:class:`~meterhub.energy.tariffs.TariffTimeline`, effective-dated), CO2 the energy times the CO2
   factor then (``site.co2_factor`` / ``energy.co2``) [kg]. Standing and demand charges are not
@@ -104,6 +108,8 @@ class Analysis:
     hourly: bool = False
     edges: np.ndarray = field(init=False)
     resolution: str = field(init=False)
+    #: buckets are runs of rollup buckets summed in the database (:meth:`_coarsen`)
+    summed: bool = field(default=False, init=False)
     _cache: dict[tuple[str, str], np.ndarray] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
@@ -136,20 +142,8 @@ class Analysis:
             self._grid(hours, "1h", co2, switch)
         else:
             self._grid(interval_edges(self.start, self.end, Interval.MIN15, self.tz), "15min", co2, switch)
-        if not self.hourly and not switch and getattr(self.storage, "timezone", None) == self.tz:
-            # Prices and CO2 factor constant within every local day (a flat tariff, changes at
-            # midnight): the day rollups give the same cost from 24 × fewer rows.
-            days = interval_edges(self.start, self.end, Interval.DAY, self.tz)
-            g = np.searchsorted(days, self.starts, side="right") - 1
-            flat = True
-            for arr in (self.price_import, self.price_export, self.factor):
-                lo = np.full(len(days) - 1, np.inf)
-                hi = np.full(len(days) - 1, -np.inf)
-                np.minimum.at(lo, g, arr)
-                np.maximum.at(hi, g, arr)
-                flat = flat and bool(np.all(lo == hi))
-            if flat:
-                self._grid(days, "1d", co2, switch)
+        if not self.hourly:
+            self._coarsen(co2, switch)
 
     def _grid(
         self, edges: np.ndarray, resolution: str, co2: Co2Factor, switch: dict[str, SwitchInput]
@@ -162,12 +156,37 @@ class Analysis:
         self.price_import, self.price_export = self.timeline.prices(self.starts, self.rate)
         self._cache.clear()
 
+    def _coarsen(self, co2: Co2Factor, switch: dict[str, SwitchInput]) -> None:
+        """Fewer, longer buckets with the same totals: runs of buckets within one local day whose
+        import and export price and CO2 factor are the same (a day and tariff band). Where every local
+        day is one run (a flat tariff, changes at midnight) the day rollups give them from 24 × fewer
+        rows; otherwise the database sums the bucket deltas per run (:meth:`Storage.delta_sums`)."""
+        days = interval_edges(self.start, self.end, Interval.DAY, self.tz)
+        day = np.searchsorted(days, self.starts, side="right") - 1
+        change = np.ones(len(self.starts), dtype=np.bool_)
+        change[1:] = day[1:] != day[:-1]
+        for arr in (self.price_import, self.price_export, self.factor):
+            change[1:] = change[1:] | (arr[1:] != arr[:-1])
+        first = np.flatnonzero(change)
+        if len(first) == len(days) - 1 and not switch and self.storage.timezone == self.tz:
+            self._grid(days, "1d", co2, switch)
+            return
+        # Constant within each run: the values at its first bucket hold for all of it.
+        self.edges = np.append(self.edges[first], self.edges[-1])
+        self.starts = self.edges[:-1]
+        self.factor, self.rate = self.factor[first], self.rate[first]
+        self.price_import, self.price_export = self.price_import[first], self.price_export[first]
+        self.summed = True
+        self._cache.clear()
+
     # -- energies -------------------------------------------------------------------------------
     def leaf(self, circuit: str, quantity: str) -> np.ndarray:
         """Energy per bucket of one metered register [Wh] (0 where no rollup bucket exists)."""
         hit = self._cache.get((circuit, quantity))
         if hit is not None:
             return hit
+        if self.summed:
+            return self._summed_leaf(circuit, quantity)
         out = np.zeros(len(self.starts))
         key = SeriesKey(circuit, quantity, Phase.TOTAL)
         t0, t1 = float(self.edges[0]), float(self.edges[-1])
@@ -188,6 +207,24 @@ class Analysis:
             np.add.at(out, i[ok], step[ok])
         self._cache[(circuit, quantity)] = out
         return out
+
+    def _summed_leaf(self, circuit: str, quantity: str) -> np.ndarray:
+        """Energy per run of buckets [Wh]: the rollup deltas summed in the database, fetched for the
+        import and export registers of every circuit of the site in one call (a flow or a ranking
+        needs nearly all of them). For a register that never goes backwards this equals the hourly
+        difference of ``last`` values; at a reset it keeps the increase after the reset in its
+        bucket, as the rollup ``delta`` does."""
+        keys = [
+            SeriesKey(c.id, q, Phase.TOTAL)
+            for c in self.config.circuits
+            for q in (Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT)
+        ]
+        key = SeriesKey(circuit, quantity, Phase.TOTAL)
+        if key not in keys:
+            keys.append(key)
+        for k, wh in self.storage.delta_sums(keys, self.edges, self.resolution).items():
+            self._cache[(k.circuit, k.quantity)] = wh
+        return self._cache[(circuit, quantity)]
 
     def circuit(self, cid: str) -> tuple[np.ndarray, np.ndarray]:
         """Import and export per bucket [Wh] of a metered or virtual circuit (a difference is formed on

@@ -12,7 +12,7 @@ its entities from Home Assistant.
 The gateway itself is a device too (:func:`gateway_device`, identifiers ``meterhub_<site_id>``), so the
 circuits' ``via_device`` names a device that exists. It carries diagnostic entities of the publishing
 instance (:data:`GATEWAY_SENSORS`: broker connectivity, outbox backlog, age of the oldest pending message,
-messages dropped), under node ``<site_id>__gateway`` (a circuit id never starts with ``_``, so no circuit's
+messages dropped; and the list of offline devices, which central reads), under node ``<site_id>__gateway`` (a circuit id never starts with ``_``, so no circuit's
 node can be the same) with the state topic ``<prefix>/ha/_gateway/state``. Home Assistant's MQTT sensor
 documentation (``source/_integrations/sensor.mqtt.markdown``) says a sensor's ``entity_category`` "must be
 ``diagnostic``", ``via_device`` is the "identifier of a device that routes messages between this device and
@@ -253,14 +253,27 @@ def gateway_configs(
     return out
 
 
-def gateway_state(instance: str, *, connected: bool, backlog: int, oldest_age: float, dropped: int) -> bytes:
+def gateway_state(
+    instance: str,
+    *,
+    connected: bool,
+    backlog: int,
+    oldest_age: float,
+    dropped: int,
+    devices_offline: Iterable[str] | None = None,
+) -> bytes:
     """The gateway's state message for instance ``instance``: connectivity ``ON``/``OFF``, backlog
-    [messages], age of the oldest pending message [s], messages dropped [count]."""
+    [messages], age of the oldest pending message [s], messages dropped [count], and — when given —
+    ``devices_offline``: the ids of the gateway's devices that stopped answering, sorted (``[]`` when all
+    answer). Home Assistant has no entity for the list (no discovery config names it); ``meterhub
+    central`` raises its fleet alarm ``device_offline`` from it (docs/fleet.md, "Alarms")."""
     values: dict[str, object] = {}
     for sensor, value in zip(
         GATEWAY_SENSORS, ("ON" if connected else "OFF", backlog, round(oldest_age), dropped), strict=True
     ):
         values[_gateway_object(instance, sensor)] = value
+    if devices_offline is not None:
+        values["devices_offline"] = sorted(set(devices_offline))
     return json.dumps(values, separators=(",", ":")).encode()
 
 

@@ -190,9 +190,12 @@ class MqttLink:
         self._clock = clock
         addr = inst.address
         self.endpoint = f"{addr.scheme}://{addr.host}:{addr.port}"
-        client = _Client(
-            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        # MQTT 3.1.1 (a broker without MQTT 5): paho leaves out the message-id property and the broker
+        # names no Receive Maximum (_on_connect then takes 65 535)
+        protocol = (
+            MQTTProtocolVersion.MQTTv311 if inst.mqtt_version == "3.1.1" else MQTTProtocolVersion.MQTTv5
         )
+        client = _Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         if inst.username is not None:
             client.username_pw_set(inst.username, password)
         if addr.scheme == "mqtts":

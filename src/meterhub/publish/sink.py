@@ -24,9 +24,10 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from itertools import groupby
 from pathlib import Path
+from typing import Any
 
 from meterhub.bus import Batch, Overflow, ReadingBus, SinkContext, Subscription
 from meterhub.config.publish import PublishFormat, PublishInstance, PublishTransport
@@ -51,8 +52,17 @@ SIZE_HEADROOM = 1.25
 class InstanceRunner:
     """One publish instance: aggregation, rendering, outbox and MQTT link."""
 
-    def __init__(self, config: SiteConfig, inst: PublishInstance, data_dir: Path, clock: Callable[[], float]):
+    def __init__(
+        self,
+        config: SiteConfig,
+        inst: PublishInstance,
+        data_dir: Path,
+        clock: Callable[[], float],
+        device_status: Callable[[], Mapping[str, Any]] = dict,
+    ):
         self.inst = inst
+        #: the devices' statuses now (id → DeviceStatus): the gateway state's ``devices_offline``
+        self._device_status = device_status
         self.site_id = inst.effective_site_id
         self.site_name = config.site.name
         self.prefix = inst.prefix
@@ -227,6 +237,7 @@ class InstanceRunner:
             backlog=st.backlog if st is not None else 0,
             oldest_age=max(0.0, self._clock() - oldest) if oldest is not None else 0.0,
             dropped=st.dropped if st is not None else 0,
+            devices_offline=self._devices_offline(),
         )
         out.append(
             Message(
@@ -234,6 +245,21 @@ class InstanceRunner:
             )
         )
         return new
+
+    def _devices_offline(self) -> list[str]:
+        """Ids of the devices that were asked and do not answer (a device not polled yet is not listed;
+        the same test as the alarm sink's ``device_offline``, without its start grace)."""
+        try:
+            statuses = self._device_status()
+        except Exception as exc:  # a status source that fails must not stop publishing
+            log.warning("publish %s: cannot read the devices' status: %s", self.inst.id, exc)
+            return []
+        return sorted(
+            dev
+            for dev, st in statuses.items()
+            if getattr(st, "online", True) is False
+            and (int(getattr(st, "errors", 0)) > 0 or getattr(st, "last_seen", None) is not None)
+        )
 
     def _retire_discovery(self) -> None:
         """Remove the discovery configs of circuits this instance no longer publishes (an empty retained
@@ -378,12 +404,14 @@ class PublishSink:
         *,
         bus: ReadingBus | None = None,
         data_dir: Path | None = None,
+        device_status: Callable[[], Mapping[str, Any]] = dict,
     ):
         self._sub = subscription
         self.runners = runners
         self._clock = clock
         self._bus = bus
         self._data_dir = data_dir
+        self._device_status = device_status  # for the runners of instances started by reconfigure()
         self._ticker: asyncio.Task[None] | None = None
         self._halt = asyncio.Event()  # stops the ticker between two rounds
         self._running = False
@@ -430,7 +458,7 @@ class PublishSink:
         for inst in (i for i in (config.publish or []) if i.enabled):
             r = current.get(inst.id)
             if r is None or not r.runs_as(config, inst):
-                r = InstanceRunner(config, inst, self._data_dir, self._clock)
+                r = InstanceRunner(config, inst, self._data_dir, self._clock, self._device_status)
                 added.append(r)
             runners.append(r)
         gone = [r for r in self.runners if r not in runners]
@@ -521,5 +549,7 @@ def publish_sink(ctx: SinkContext) -> PublishSink:
     sub = PublishSink._subscribe(ctx.bus, ctx.data_dir)
     if not instances:
         ctx.bus.unsubscribe(sub)
-    runners = [InstanceRunner(ctx.config, i, ctx.data_dir, ctx.clock) for i in instances]
-    return PublishSink(sub, runners, ctx.clock, bus=ctx.bus, data_dir=ctx.data_dir)
+    runners = [InstanceRunner(ctx.config, i, ctx.data_dir, ctx.clock, ctx.device_status) for i in instances]
+    return PublishSink(
+        sub, runners, ctx.clock, bus=ctx.bus, data_dir=ctx.data_dir, device_status=ctx.device_status
+    )

@@ -204,6 +204,13 @@ class IOSimulation:
         self.config = config  # the site, as SiteModel has it (a simulator may look at its circuits)
         self.clock = clock
         self._points: dict[tuple[str, str, int], IOPoint] = {}
+        self.reconfigure(config)
+
+    def reconfigure(self, config: SiteConfig) -> None:
+        """Serve the points of ``config``'s io section: a meter wired to an input the site file now names
+        counts there. What is wired to an input already stays (a changed pulse weight in the site file
+        does not change the meter on the input, nor its counter)."""
+        points: dict[tuple[str, str, int], IOPoint] = {}
         raw_of = {
             "pulse": Q.PULSE_COUNT,
             "digital": Q.DIGITAL_INPUT,
@@ -212,7 +219,9 @@ class IOSimulation:
         }
         for p in (config.io or IOSection()).points:
             if isinstance(p, PulsePoint | DigitalPoint | AnalogInPoint | AnalogOutPoint):
-                self._points[(p.device, raw_of[p.kind], p.channel)] = p
+                key = (p.device, raw_of[p.kind], p.channel)
+                points[key] = self._points.get(key, p)
+        self._points = points
 
     def value(
         self, device_id: str, quantity: str, phase: object = None, channel: int | None = None
@@ -276,10 +285,13 @@ class IOSimulation:
 
 
 async def w1_simulator(ctx: SimContext) -> SimServer:
-    """Simulator factory for buses of kind ``io``: the probes of the bus's devices, under ``io.w1_root``."""
+    """Simulator factory for buses of kind ``io``: the probes of the bus's devices and the unnamed ones of
+    ``simulation.w1_probes``, under ``io.w1_root``."""
     section = ctx.config.io or IOSection()
     ids = {d.id for d in ctx.devices}
     sensors = [p.sensor for p in section.points if isinstance(p, TemperaturePoint) and p.device in ids]
+    # probes wired to the bus but not named yet (simulation.w1_probes): what 1-wire discovery finds
+    sensors += ctx.config.simulation.w1_probes if ctx.config.simulation is not None else []
     sim = W1Simulator(section.w1_folder(ctx.data_dir), sensors)
     sim.start()
     log.info("simulating %d 1-wire probe(s) in %s", len(sensors), sim.root)

@@ -320,7 +320,9 @@ def _gate_loads(ctx: SimContext, devices: dict[str, ProfileDevice]) -> None:
 
 def _io_simulation(ctx: SimContext) -> ValueModel:
     try:
-        return IOSimulation(ctx.config, clock=ctx.model.clock)
+        sim = IOSimulation(ctx.config, clock=ctx.model.clock)
+        ctx.model.followers.append(sim.reconfigure)  # points added in the UI are served at once
+        return sim
     except ValueError as exc:  # an invalid io section (pydantic): the site check reports where
         log.error("simulator: the io section is invalid; IO modules serve no inputs: %s", exc)
         return IOSimulation(ctx.config.model_copy(update={"io": None}), clock=ctx.model.clock)

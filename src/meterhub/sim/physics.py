@@ -151,6 +151,8 @@ class SiteModel:
         self._wiring = _Wiring(config, self.faults)
         #: circuit → whether its supply is switched on (a load whose ``enable`` relay is released draws nothing)
         self._gates: dict[str, Callable[[], bool]] = {}
+        #: other simulated parts that follow a changed configuration too (the IO modules' points)
+        self.followers: list[Callable[[SiteConfig], None]] = []
         # (device, channel) → (circuit id, index of the phase in the circuit)
         self._channels: dict[tuple[str, int], tuple[str, int]] = {}
         for c in config.circuits:
@@ -357,12 +359,15 @@ class SiteModel:
     def reconfigure(self, config: SiteConfig) -> None:
         """Follow a changed configuration where a device follows it: a current module computes each
         channel's power with the voltage of the phase it is configured on (seed 001: "phase type" per
-        meter point). The wiring itself (which conductor each CT clamps, and how) does not change."""
+        meter point). The wiring itself (which conductor each CT clamps, and how) does not change.
+        :attr:`followers` are told too (an IO module serves a point added to its inputs)."""
         with self._lock:
             self._wiring.reconfigure(config)
             self._cache_t = -1.0
             self._cell = None
             self._refresh(self._t_last)
+        for follow in self.followers:
+            follow(config)
 
     def circuit(self, circuit_id: str) -> list[ChannelState]:
         """States of every phase of a circuit, with their energy registers."""

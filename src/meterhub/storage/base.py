@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from meterhub import errors
 from meterhub.model.readings import Reading, SeriesKey
-from meterhub.storage.rollup import RESOLUTIONS
+from meterhub.storage.rollup import RESOLUTIONS, check_span_edges
 
 __all__ = [
     "HistoryColumns",
@@ -171,6 +171,31 @@ class Storage(abc.ABC):
         building a point object per value."""
         width = 0.0 if resolution == "raw" else float(RESOLUTIONS.get(resolution, 0))
         return HistoryColumns.from_points(self.history(key, start, end, resolution), width)
+
+    def delta_sums(
+        self, keys: Sequence[SeriesKey], edges: npt.ArrayLike, resolution: Resolution = "1h"
+    ) -> dict[SeriesKey, npt.NDArray[np.float64]]:
+        """The increase of cumulative series per span: Σ rollup ``delta`` of the ``resolution``
+        buckets with ``edges[k]`` ≤ bucket start < ``edges[k + 1]``, for every k [unit of each
+        quantity, e.g. Wh]. Energy per local day and tariff band is one call: the edges are the
+        local midnights and band changes (a 23- or 25-hour day is simply a longer or shorter span).
+
+        edges : increasing span boundaries [s, UTC], each the start of a ``resolution`` bucket
+            ("1min", "15min" or "1h"; ValueError otherwise).
+        Returns per key an array of ``len(edges) − 1`` sums, zeros for a series not stored.
+        This generic version sums :meth:`history`; the SQL backends add up in the database.
+        """
+        e = check_span_edges(edges, resolution).astype(np.float64)
+        out: dict[SeriesKey, npt.NDArray[np.float64]] = {}
+        for key in keys:
+            sums = np.zeros(max(len(e) - 1, 0))
+            if len(e) > 1:
+                points = self.history(key, float(e[0]), float(e[-1]), resolution)
+                ts = np.array([p.ts for p in points], dtype=np.float64)
+                delta = np.array([p.delta or 0.0 for p in points], dtype=np.float64)
+                np.add.at(sums, np.searchsorted(e, ts, side="right") - 1, delta)
+            out[key] = sums
+        return out
 
     def value_at(self, key: SeriesKey, ts: float) -> tuple[float, float] | None:
         """The last valid value at or before ``ts`` [s] as (its timestamp [s], value), or None."""

@@ -530,6 +530,22 @@ class PostgresStorage(SqlStorage):
         except psycopg.Error as exc:
             raise self._error(exc) from exc
 
+    def _span_sums(self, table: str, sids: Sequence[int], edges: np.ndarray) -> list[tuple]:
+        """PostgreSQL: one statement, a range scan per series, each bucket's span found by binary
+        search in the edges (``width_bucket`` over an array of thresholds, 1 for the first span).
+
+        The edges are written into the statement as a constant, not bound: psycopg prepares a
+        statement run five times, and a generic plan would convert a bound array (sent as int4[])
+        to int8[] for every row — 15 s instead of 0.2 s for a year of 100 circuits. Every number is
+        an integer formatted here, so nothing user-supplied reaches the SQL."""
+        bounds = ", ".join(str(int(x)) for x in edges.tolist())
+        series = ", ".join(str(int(s)) for s in sids)
+        return self._execute(
+            f"SELECT series, width_bucket(bucket, ARRAY[{bounds}]::int8[]) - 1 AS k, SUM(delta) "
+            f"FROM {table} WHERE series IN ({series}) AND bucket >= {int(edges[0])} "
+            f"AND bucket < {int(edges[-1])} GROUP BY series, k"
+        )
+
     def _prepare_raw_range(self, ts_ms: np.ndarray) -> None:
         if self.layout != "partitioned" or not len(ts_ms):
             return

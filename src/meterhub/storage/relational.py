@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.model.readings import Reading, SeriesKey
@@ -45,7 +46,14 @@ from meterhub.storage.base import (
 )
 from meterhub.storage.events import SqlEvents
 from meterhub.storage.ingest import COARSE, INVALID, ROLLUP_COLUMNS, ROLLUP_TABLES
-from meterhub.storage.rollup import DayCalendar, aggregates_from_rows, auto_resolution, merge_aggregates
+from meterhub.storage.rollup import (
+    DayCalendar,
+    aggregates_from_rows,
+    auto_resolution,
+    bucket_starts,
+    check_span_edges,
+    merge_aggregates,
+)
 
 __all__ = ["ROLLUP_COLUMNS", "ROLLUP_TABLES", "SCHEMA_VERSION", "SqlStorage", "is_cumulative"]
 
@@ -328,6 +336,83 @@ class SqlStorage(SqlEvents):
         return HistoryColumns(
             cols[0], cols[1], cols[2] / 1000.0, cols[3].astype(np.int64), cols[4].astype(np.int64)
         )
+
+    def delta_sums(
+        self, keys: Sequence[SeriesKey], edges: npt.ArrayLike, resolution: Resolution = "1h"
+    ) -> dict[SeriesKey, npt.NDArray[np.float64]]:
+        """Sum of the rollup ``delta`` of each series over each span ``edges[k]`` ≤ bucket <
+        ``edges[k + 1]`` [unit of the quantity], added up in the database (see
+        :meth:`Storage.delta_sums <meterhub.storage.base.Storage.delta_sums>`).
+
+        The database returns one row per (series, span) instead of one per bucket (a year of 100
+        circuits at time-of-use: ~90 000 sums instead of ~900 000 hour rows); the open bucket of a
+        coarse resolution is corrected with its computed row, as :meth:`history` does."""
+        e = check_span_edges(edges, resolution)
+        out = {key: np.zeros(len(e) - 1) for key in keys}
+        if len(e) < 2 or not keys:
+            return out
+        table = ROLLUP_TABLES[resolution]
+        with self._lock:
+            ids = {key: self._lookup_series(key) for key in keys}
+            by_sid = {sid: key for key, sid in ids.items() if sid is not None}
+            sids = sorted(by_sid)
+            for at in range(0, len(sids), 500):
+                part = sids[at : at + 500]
+                for sid, k, total in self._span_sums(table, part, e):
+                    out[by_sid[int(sid)]][int(k)] += float(total)
+                if resolution in COARSE:
+                    self._correct_open_buckets(resolution, part, e, by_sid, out)
+        return out
+
+    def _span_sums(self, table: str, sids: Sequence[int], edges: np.ndarray) -> list[tuple]:
+        """(series, span number, Σ delta) of ``table`` per span of ``edges`` [s].
+
+        SQLite: per series, the spans as a VALUES list, each summed by a correlated subquery (a
+        primary-key range seek; no sort of the rows for a GROUP BY — about twice as fast as a join).
+        Every number is an integer formatted here, so nothing user-supplied reaches the SQL.
+        """
+        bounds = edges.tolist()
+        spans = ", ".join(f"({k}, {lo}, {hi})" for k, (lo, hi) in enumerate(itertools.pairwise(bounds)))
+        sql = (
+            f"WITH span(k, lo, hi) AS (VALUES {spans}) SELECT span.k, (SELECT SUM(r.delta) FROM {table} r "
+            "WHERE r.series = ? AND r.bucket >= span.lo AND r.bucket < span.hi) FROM span"
+        )
+        out: list[tuple] = []
+        for sid in sids:
+            out += [(sid, k, total) for k, total in self._execute(sql, (int(sid),)) if total is not None]
+        return out
+
+    def _correct_open_buckets(
+        self,
+        resolution: str,
+        sids: Sequence[int],
+        edges: np.ndarray,
+        by_sid: dict[int, SeriesKey],
+        out: dict[SeriesKey, np.ndarray],
+    ) -> None:
+        """Replace the stored (missing or stale) row of each series' open ``resolution`` bucket by the
+        row computed from the finer rollups, where that bucket lies within ``edges`` [s]."""
+        series = ", ".join(str(int(s)) for s in sids)
+        newest = self._execute(
+            f"SELECT s.id, (SELECT MAX(m.bucket) FROM r_1min m WHERE m.series = s.id) FROM series s "
+            f"WHERE s.id IN ({series})"
+        )
+        lo, hi = int(edges[0]), int(edges[-1])
+        for sid, minute in newest:
+            if minute is None:
+                continue
+            b = int(bucket_starts(resolution, np.asarray([int(minute)], dtype=np.int64), self.calendar)[0])
+            if not lo <= b < hi:
+                continue
+            row = self._open_rollup(int(sid), resolution)
+            if row is None:  # before the 1-minute retention: the stored row is kept up to date
+                continue
+            stored = self._execute(
+                f"SELECT delta FROM {ROLLUP_TABLES[resolution]} WHERE series = ? AND bucket = ?",
+                (int(sid), int(row[1])),
+            )
+            k = int(np.searchsorted(edges, row[1], side="right")) - 1
+            out[by_sid[int(sid)]][k] += float(row[9]) - (float(stored[0][0]) if stored else 0.0)
 
     def _rollup_rows(
         self,

@@ -32,6 +32,7 @@ __all__ = [
     "DayCalendar",
     "aggregate_raw",
     "auto_resolution",
+    "check_span_edges",
     "merge_aggregates",
     "RAW_MAX_POINTS",
 ]
@@ -84,6 +85,31 @@ class DayCalendar:
         uniq, inverse = np.unique(q, return_inverse=True)
         starts = np.fromiter((self.day_start(int(u)) for u in uniq), dtype=np.int64, count=len(uniq))
         return starts[inverse.reshape(-1)]
+
+
+#: Resolutions whose buckets :func:`check_span_edges` can group into spans (fixed, UTC-aligned widths).
+SPAN_RESOLUTIONS = ("1min", "15min", "1h")
+
+
+def check_span_edges(edges: npt.ArrayLike, resolution: str) -> I64:
+    """Span boundaries [s] as integers, checked: increasing and on bucket starts of ``resolution``
+    (a bucket lies wholly in one span), so summing bucket deltas per span is exact.
+
+    Raises ValueError naming the first bad edge (as UTC time) or the resolution.
+    """
+    if resolution not in SPAN_RESOLUTIONS:
+        raise ValueError(f"spans group buckets of {', '.join(SPAN_RESOLUTIONS)}, not {resolution!r}")
+    e = np.asarray(edges, dtype=np.float64)
+    width = RESOLUTIONS[resolution]
+    whole = np.isfinite(e) & (np.mod(e, width) == 0.0)
+    if not whole.all():
+        bad = float(e[np.flatnonzero(~whole)[0]])
+        when = datetime.fromtimestamp(bad, UTC).isoformat() if np.isfinite(bad) else repr(bad)
+        raise ValueError(f"span edge {when} is not the start of a {resolution} bucket")
+    if len(e) > 1 and not (np.diff(e) > 0).all():
+        at = int(np.flatnonzero(np.diff(e) <= 0)[0]) + 1
+        raise ValueError(f"span edges must increase; edge {at} ({e[at]:.0f} s) does not")
+    return e.astype(np.int64)
 
 
 def bucket_starts(resolution: str, ts_s: I64, calendar: DayCalendar) -> I64:

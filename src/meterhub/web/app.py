@@ -40,6 +40,7 @@ from meterhub.web.routers import (
     analysis,
     commissioning,
     events,
+    io_config,
     io_points,
     outputs,
     publish,
@@ -80,6 +81,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     config_api.router,
     auth_api.router,
     io_points.router,
+    io_config.router,  # IO points and 1-wire probes configured (issue 16)
     outputs.router,
     reports.router,
     analysis.router,  # GET /api/v1/analysis/{flow,compare,ranking,heatmap} (issue 16)

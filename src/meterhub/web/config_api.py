@@ -34,9 +34,17 @@ from meterhub.config.types import Ratio
 from meterhub.drivers.modbus.ratio_write import write_ratio
 from meterhub.drivers.modbus.scan import parse_units
 from meterhub.drivers.modbus.transport import ModbusError
-from meterhub.energy.config import BillingSettings, EnergyConfig, ProfileSpec, Rate, TariffSettings
+from meterhub.energy.config import (
+    BillingSettings,
+    DemandSettings,
+    EnergyConfig,
+    ProfileSpec,
+    Rate,
+    TariffSettings,
+)
 from meterhub.errors import ConflictError
 from meterhub.metering.ct_presets import ct_presets
+from meterhub.model.quantities import CATALOGUE, Kind
 from meterhub.profiles import get_profile, profile_ids
 from meterhub.profiles.schema import ProfileError
 from meterhub.profiles.transformers import fixed_ratio_reason
@@ -467,6 +475,59 @@ async def put_billing(body: BillingSettings, cfg: Config, _: ADMIN) -> BillingSe
     now = await cfg.apply(new)
     log.info("billing schedule changed: day %d, hour %d", body.day, body.hour)
     return now.energy.billing if now.energy is not None else body
+
+
+# -- demand -------------------------------------------------------------------------------------------
+#: What a demand change does, said with every answer (energy/pipeline.py ``_apply_config``).
+DEMAND_EFFECT = (
+    "applied now: the demand windows open at the change start anew with the new interval and method; "
+    "the maximum demands measured so far are kept until they are reset"
+)
+
+
+class DemandOut(DemandSettings):
+    """The demand settings (``energy.demand``), the registers demand can be measured for, and what a
+    change does."""
+
+    registers: list[str] = Field(description="registers that have a demand quantity (for `quantities`)")
+    effect: str = Field(description="when and how a change takes effect")
+
+
+def _demand_out(settings: DemandSettings) -> DemandOut:
+    registers = sorted(k for k, e in CATALOGUE.items() if e.kind is Kind.CUMULATIVE and e.demand)
+    return DemandOut(**settings.model_dump(), registers=registers, effect=DEMAND_EFFECT)
+
+
+@router.get(
+    "/config/demand",
+    response_model=DemandOut,
+    summary="Demand measurement: interval, block/sliding/thermal, subintervals, registers (admin)",
+)
+def get_demand(cfg: Config, _: ADMIN) -> DemandOut:
+    energy = cfg.config.energy
+    return _demand_out(energy.demand if energy is not None else DemandSettings())
+
+
+@router.put(
+    "/config/demand",
+    response_model=DemandOut,
+    summary="Change the demand measurement (admin)",
+    description="Interval 1, 5, 10, 15, 30 or 60 min; method block, sliding (with `subintervals` that "
+    "divide the interval into whole seconds) or thermal. "
+    + DEMAND_EFFECT[0].upper()
+    + DEMAND_EFFECT[1:]
+    + ".",
+    responses={422: {"description": "interval, subintervals or a register refused (`loc` names it)"}},
+)
+async def put_demand(body: DemandSettings, cfg: Config, _: ADMIN) -> DemandOut:
+    new = cfg.config.model_copy(deep=True)
+    energy = new.energy if new.energy is not None else EnergyConfig()
+    new.energy = energy.model_copy(update={"demand": body})
+    now = await cfg.apply(new)
+    log.info(
+        "demand settings changed: %d min %s, %d subintervals", body.interval, body.method, body.subintervals
+    )
+    return _demand_out(now.energy.demand if now.energy is not None else body)
 
 
 # -- capacity tariff ----------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-// Bind DOM elements to live series: <td data-live="circuit/quantity/phase" data-unit="W">.
+// Bind DOM elements to live series: <td data-live="circuit/quantity/phase" data-unit="W">
+// (data-abs: show the magnitude; data-digits: decimals).
 // Only the elements of changed series are touched on each message.
 
 import { get, qs } from "./api.js";
@@ -17,7 +18,9 @@ export function bindLive(root, live, { flash = false } = {}) {
     const [c, q, p] = k.split("/");
     const r = live.reading(c, q, p === "-" ? null : p);
     for (const el of els) {
-      const text = r ? withUnit(r.value, el.dataset.unit ?? r.unit, el.dataset.digits ? Number(el.dataset.digits) : undefined) : "–";
+      // data-abs: the magnitude (production shown positive whatever sign the meter reads)
+      const value = r && el.dataset.abs !== undefined ? Math.abs(r.value) : r?.value;
+      const text = r ? withUnit(value, el.dataset.unit ?? r.unit, el.dataset.digits ? Number(el.dataset.digits) : undefined) : "–";
       if (el.textContent !== text) {
         el.textContent = text;
         if (flash) {

@@ -71,12 +71,44 @@ export function installTheme() {
   }
 }
 
-/** Labels every cell of the tables under `root` with its column header (data-label), which the phone
- * layout shows in front of the value; keeps doing so as pages render new tables and rows. */
+/** Labels every cell of the tables under `root` with its column header (data-label), which the card
+ * layout shows in front of the value, and turns a table into cards (table.card-rows) on a phone and
+ * wherever its columns do not fit its box (a desktop window 641–900 px wide, a narrow panel) — no table
+ * scrolls sideways. Keeps doing so as pages render new tables and rows and as boxes change size. */
 export function installCardTables(root) {
+  const phone = matchMedia("(max-width: 640px)");
   let pending = false;
+  const fit = (table) => {
+    const box = table.parentElement;
+    if (!box) return;
+    let cards = phone.matches;
+    if (!cards) {
+      const was = table.classList.contains("card-rows");
+      table.classList.remove("card-rows"); // measure the table laid out as a table
+      const css = getComputedStyle(box);
+      const room = box.clientWidth - parseFloat(css.paddingLeft) - parseFloat(css.paddingRight);
+      // back to a table only with some room to spare: a page scroll bar appearing with the taller
+      // table must not make it flip back and forth
+      cards = table.offsetWidth > room - (was ? 24 : 0) + 1;
+    }
+    table.classList.toggle("card-rows", cards);
+  };
+  const fitAll = () => {
+    for (const table of root.querySelectorAll("table")) fit(table);
+  };
+  // box or table size changes (window resized, values widen a column): refit on the next frame
+  let refit = false;
+  const sizes = new ResizeObserver(() => {
+    if (refit) return;
+    refit = true;
+    requestAnimationFrame(() => {
+      refit = false;
+      fitAll();
+    });
+  });
   const label = () => {
     pending = false;
+    sizes.disconnect();
     for (const table of root.querySelectorAll("table")) {
       const head = table.tHead?.rows[0];
       const names = head ? [...head.cells].map((c) => c.textContent.trim()) : [];
@@ -93,6 +125,9 @@ export function installCardTables(root) {
           tr.dataset.labelled = String(names.length);
         }
       }
+      fit(table);
+      sizes.observe(table);
+      if (table.parentElement) sizes.observe(table.parentElement);
     }
   };
   const obs = new MutationObserver((records) => {
@@ -104,5 +139,8 @@ export function installCardTables(root) {
   });
   obs.observe(root, { childList: true, subtree: true });
   label();
-  return () => obs.disconnect();
+  return () => {
+    obs.disconnect();
+    sizes.disconnect();
+  };
 }

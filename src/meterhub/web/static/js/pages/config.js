@@ -6,7 +6,7 @@ import { ApiError, api, del, get, patch, post, put, qs } from "../api.js";
 import { esc, time, timeZone, withUnit } from "../format.js";
 import { LANGUAGES, has, t } from "../i18n.js";
 
-const TABS = ["circuits", "devices", "tariffs", "billing", "interface", "display"];
+const TABS = ["circuits", "devices", "io", "tariffs", "billing", "interface", "display"];
 const WIRINGS = ["1P2W", "1P3W", "3P4W", "3P3W", "DC"];
 const CT_KINDS = ["built-in", "direct", "current-output", "voltage-output", "rogowski", "adapter-5a"];
 const PURPOSES = ["grid", "consumable", "renewable"];
@@ -24,8 +24,8 @@ export async function render(root, ctx) {
     <nav class="tabs">${TABS.map((x) => `<a href="#/config/${x}" class="${x === tab ? "active" : ""}" data-tab="${x}">${esc(t(`config.${x}`))}</a>`).join("")}</nav>
     <div id="cfg"></div>`;
   const body = root.querySelector("#cfg");
-  const renderers = { circuits, devices, tariffs, billing, interfaceTab, display };
-  await renderers[tab === "interface" ? "interfaceTab" : tab](body, ctx);
+  const renderers = { circuits, devices, io: ioTab, tariffs, billing, interface: interfaceTab, display };
+  await renderers[tab](body, ctx);
 }
 
 function showError(el, e) {
@@ -351,6 +351,241 @@ function wireBuses(root, app) {
     };
 }
 
+// -- IO points and 1-wire probes -------------------------------------------------------------------
+// Every kind of point of the site file's io section (GET/POST/PUT/DELETE /config/io…), through the
+// same audited path as circuits: a refused field is marked, a point that rules use is not removed (the
+// answer names them). Probes found on the 1-wire bus (GET /config/onewire) are named here: that adds a
+// temperature point for the probe.
+const IO_KINDS = ["pulse", "digital", "relay", "analog-in", "analog-out", "temperature"];
+const MEDIA = ["electricity", "gas", "water", "oil"];
+const PULSE_UNITS = { electricity: ["kWh", "Wh"], gas: ["m3", "l"], water: ["m3", "l"], oil: ["m3", "l"] };
+const FUNCTIONS = ["breaker-of", "breaker-sd", "door", "run", "fault", "generic"];
+const SIGNALS = ["4-20mA", "0-20mA", "0-10V", "0-30V"];
+const kindLabel = (k) => t(`io.kind_${k.replace("-", "_")}`);
+const unitText = (u) => (u === "m3" ? "m³" : u);
+const signalText = (s) => s.replace(/^(\d+)-(\d+)(mA|V)$/, "$1–$2 $3");
+
+// The fields of a point of `kind` (p: its settings, or {} for a new one), each with data-k (the key
+// sent) and data-loc (where a refusal is shown).
+function pointFields(kind, p, devices, pre, points = []) {
+  const f = (k, label, input) => field(`${pre}-${k}`, label, input.replace(/^<(\w+)/, `<$1 id="${pre}-${k}" data-k="${k}" data-loc="${k}"`));
+  const num = (k, label, value, attrs = "") => f(k, label, `<input type="number" step="any" ${attrs} value="${value ?? ""}">`);
+  const sel = (k, label, values, selected, text) => f(k, label, `<select>${opt(values, selected, text)}</select>`);
+  const check = (k, label, on) =>
+    `<div><label class="check"><input type="checkbox" id="${pre}-${k}" data-k="${k}" data-loc="${k}" ${on ? "checked" : ""}> ${esc(label)}</label></div>`;
+  const w1 = kind === "temperature";
+  // the devices whose profile has this kind of input or output (the 1-wire master for a probe)
+  const devs = devices.filter((d) => (w1 ? d.onewire : (d.channels[kind] || []).length));
+  const device = devs.find((d) => d.id === p.device) || devs.find((d) => points.some((x) => x.kind === kind && x.device === d.id)) || devs[0];
+  const out = [
+    f("id", t("common.id"), `<input ${p.id ? `value="${esc(p.id)}" readonly` : 'placeholder="gas-main"'}>`),
+    f("name", t("common.name"), `<input value="${esc(p.name || "")}">`),
+    devs.length
+      ? sel("device", t("common.device"), devs.map((d) => d.id), device.id, (id) => `${devs.find((d) => d.id === id).name} (${id})`)
+      : `<p class="error" id="${pre}-nodevice">${esc(t(w1 ? "config.io_no_master" : "config.io_no_module"))}</p>`,
+  ];
+  if (!w1 && device) out.push(f("channel", t("config.io_channel"), `<select>${channelOptions(device, kind, points, p)}</select>`));
+  if (kind === "pulse") {
+    const medium = p.medium || "electricity";
+    out.push(
+      sel("medium", t("config.io_medium"), MEDIA, medium, (m) => t(`io.medium_${m}`)),
+      sel("unit", t("config.io_pulse_unit"), PULSE_UNITS[medium], p.unit || PULSE_UNITS[medium][0], unitText),
+      num("weight", t("config.io_weight"), p.weight, 'min="0"'),
+      sel("contact", t("config.io_contact"), ["NO", "NC"], p.contact || "NO", (c) => t(`config.io_contact_${c.toLowerCase()}`)),
+      num("debounce", t("config.io_debounce"), p.debounce ?? 0.1, 'min="0.1" max="10"'),
+      num("initial", t("config.io_initial"), p.initial ?? 0, 'min="0"'),
+    );
+  } else if (kind === "digital") {
+    out.push(
+      sel("function", t("config.io_function"), FUNCTIONS, p.function || "generic", (x) => t(`io.fn_${x.replace("-", "_")}`)),
+      sel("contact", t("config.io_contact"), ["NO", "NC"], p.contact || "NO", (c) => t(`config.io_contact_${c.toLowerCase()}`)),
+      num("debounce", t("config.io_debounce"), p.debounce ?? 0, 'min="0" max="60"'),
+    );
+  } else if (kind === "relay") {
+    out.push(
+      sel("mode", t("config.io_mode"), ["latched", "pulse"], p.mode || "latched", (m) => t(`config.io_mode_${m}`)),
+      num("pulse_duration", t("config.io_pulse_duration"), p.pulse_duration ?? 1, 'min="0.1" max="3600"'),
+      check("inverted", t("config.io_inverted"), p.inverted),
+    );
+  } else if (kind === "analog-in" || kind === "analog-out") {
+    const range = p.range || [0, 10];
+    out.push(
+      sel("signal", t("config.io_signal"), SIGNALS, p.signal || "4-20mA", signalText),
+      num("range.0", t("config.io_range_low"), range[0]),
+      num("range.1", t("config.io_range_high"), range[1]),
+      f("unit", t("config.io_unit"), `<input maxlength="16" value="${esc(p.unit || "")}" placeholder="bar">`),
+    );
+    if (kind === "analog-in") out.push(check("clamp", t("config.io_clamp"), p.clamp ?? true));
+  } else {
+    out.push(
+      f("sensor", t("config.io_sensor"), `<input value="${esc(p.sensor || "")}" placeholder="28-0316a2795bff">`),
+      num("offset", t("config.io_offset"), p.offset ?? 0, 'min="-10" max="10"'),
+      num("poll_interval", t("config.io_poll"), p.poll_interval, 'min="0.1"'),
+    );
+  }
+  return out.join("");
+}
+
+// The inputs or outputs of `device` for a point of `kind`, those other points use marked with their id;
+// the first free one chosen for a new point.
+function channelOptions(device, kind, points, p) {
+  // (an input may carry a digital and a pulse point at once: only points of the same kind compete)
+  const user = (ch) => points.find((x) => x.device === device.id && x.kind === kind && x.channel === ch && x.id !== p.id);
+  const channels = device.channels[kind] || [];
+  const chosen = p.channel ?? channels.find((ch) => !user(ch)) ?? channels[0];
+  return channels
+    .map((ch) => `<option value="${ch}" ${ch === chosen ? "selected" : ""}>${esc(user(ch) ? t("config.io_channel_used", { n: ch, id: user(ch).id }) : String(ch))}</option>`)
+    .join("");
+}
+
+// A point form's channel list follows its device.
+function wireChannels(form, kind, devices, points, p) {
+  const dev = form.querySelector('[data-k="device"]');
+  const ch = form.querySelector('[data-k="channel"]');
+  if (!dev || !ch) return;
+  dev.onchange = () => (ch.innerHTML = channelOptions(devices.find((d) => d.id === dev.value), kind, points, { ...p, channel: undefined }));
+}
+
+// The body of a point form: every [data-k] input, numbers as numbers, empty ones left out.
+function pointBody(form, kind) {
+  const body = { kind };
+  for (const el of form.querySelectorAll("[data-k]")) {
+    const k = el.dataset.k;
+    if (el.type === "checkbox") body[k] = el.checked;
+    else if (el.value.trim() === "") continue;
+    else body[k] = el.type === "number" || k === "channel" ? Number(el.value) : el.value.trim();
+  }
+  if ("range.0" in body || "range.1" in body) {
+    body.range = [body["range.0"], body["range.1"]];
+    delete body["range.0"];
+    delete body["range.1"];
+  }
+  return body;
+}
+
+function pointDetail(p) {
+  if (p.kind === "pulse") return `${t(`io.medium_${p.medium}`)} · ${p.weight} ${unitText(p.unit)}/${t("config.io_per_pulse")} · ${p.contact}`;
+  if (p.kind === "digital") return `${t(`io.fn_${p.function.replace("-", "_")}`)} · ${p.contact}`;
+  if (p.kind === "relay") return `${t(`config.io_mode_${p.mode}`)}${p.inverted ? ` · ${t("config.io_inverted")}` : ""}`;
+  if (p.kind === "temperature") return p.sensor;
+  return `${signalText(p.signal)} → ${p.range[0]} … ${p.range[1]}${p.unit ? ` ${p.unit}` : ""}`;
+}
+
+async function ioTab(root, ctx) {
+  const { args, app } = ctx;
+  const [cfg, w1] = await Promise.all([get("/config/io"), get("/config/onewire")]);
+  const devName = Object.fromEntries(cfg.devices.map((d) => [d.id, d.name]));
+  const editing = cfg.points.find((p) => p.id === args[1]);
+  const free = w1.probes.filter((p) => p.present && !p.point);
+  root.innerHTML = `<div class="panel"><h2>${esc(t("config.io_points"))}</h2><p class="muted">${esc(t("config.io_hint"))}</p>
+      ${cfg.points.length ? `<div class="table-wrap"><table id="io-config-table"><thead><tr><th class="l">${esc(t("common.id"))}</th><th class="l">${esc(t("common.name"))}</th><th class="l">${esc(t("io.type"))}</th>
+        <th class="l">${esc(t("common.device"))}</th><th>${esc(t("config.io_channel"))}</th><th class="l">${esc(t("io.detail"))}</th><th></th></tr></thead><tbody>
+        ${cfg.points.map((p) => `<tr data-point="${esc(p.id)}"><td class="l">${esc(p.id)}</td><td class="l">${esc(p.name || p.id)}</td><td class="l">${esc(kindLabel(p.kind))}</td>
+          <td class="l">${esc(devName[p.device] || p.device)}</td><td>${p.channel ?? "–"}</td><td class="l">${esc(pointDetail(p))}</td>
+          <td><a href="#/config/io/${encodeURIComponent(p.id)}">${esc(t("config.edit"))}</a> <button type="button" class="secondary" data-point-remove="${esc(p.id)}">${esc(t("common.delete"))}</button></td></tr>`).join("")}</tbody></table></div>`
+        : `<p class="muted" id="io-none">${esc(t("config.io_none"))}</p>`}
+      <span id="io-msg" role="status"></span></div>
+    ${editing ? `<form class="panel" id="io-edit" novalidate><h2>${esc(t("config.edit"))}: ${esc(editing.name || editing.id)} <span class="muted">(${esc(kindLabel(editing.kind))})</span></h2>
+      <div class="form-grid">${pointFields(editing.kind, editing, cfg.devices, "ie", cfg.points)}</div>
+      <div class="actions"><button type="submit">${esc(t("common.save"))}</button><a href="#/config/io">${esc(t("common.cancel"))}</a><span id="ie-msg" role="status"></span></div></form>` : ""}
+    <form class="panel" id="io-add" novalidate><h2>${esc(t("config.io_add"))}</h2><div class="form-grid">
+      ${field("ia-kind", t("io.type"), `<select id="ia-kind">${opt(IO_KINDS, "pulse", kindLabel)}</select>`)}</div>
+      <div class="form-grid" id="ia-fields"></div>
+      <div class="actions"><button type="submit" id="ia-go">${esc(t("common.add"))}</button><span id="ia-msg" role="status"></span></div></form>
+    <div class="panel" id="onewire"><h2>${esc(t("config.w1_probes"))}</h2><p class="muted">${esc(t("config.w1_hint"))}</p>
+      ${w1.error ? `<p class="error" id="w1-error">${esc(t("config.w1_no_bus"))}</p>` : ""}
+      ${w1.probes.length ? `<div class="table-wrap"><table id="w1-table"><thead><tr><th class="l">${esc(t("config.io_sensor"))}</th><th class="l">${esc(t("io.type"))}</th><th>${esc(t("io.value"))}</th><th class="l">${esc(t("io.point"))}</th></tr></thead><tbody>
+        ${w1.probes.map((p) => `<tr data-probe="${esc(p.sensor)}"><td class="l">${esc(p.sensor)}</td><td class="l">${esc(p.family)}</td>
+          <td>${p.temperature === null ? `<span class="muted">${esc(t(p.present ? "config.w1_unreadable" : "config.w1_missing"))}</span>` : esc(withUnit(p.temperature, "°C", 2))}</td>
+          <td class="l">${p.point ? esc(p.point_name) : `<button type="button" data-name-probe="${esc(p.sensor)}">${esc(t("config.w1_name_it"))}</button>`}</td></tr>`).join("")}</tbody></table></div>`
+        : w1.error ? "" : `<p class="muted" id="w1-none">${esc(t("config.w1_none"))}</p>`}
+      ${free.length && w1.masters.length ? `<form id="w1-form" novalidate><h3>${esc(t("config.w1_name_title"))}</h3><div class="form-grid">
+        ${field("w1-sensor", t("config.io_sensor"), `<select id="w1-sensor" data-loc="sensor">${opt(free.map((p) => p.sensor), free[0].sensor)}</select>`)}
+        ${field("w1-id", t("common.id"), `<input id="w1-id" data-loc="id" placeholder="boiler-temp">`)}
+        ${field("w1-name", t("common.name"), `<input id="w1-name" data-loc="name">`)}
+        ${field("w1-master", t("common.device"), `<select id="w1-master" data-loc="device">${opt(w1.masters.map((m) => m.id), w1.masters[0].id, (id) => `${w1.masters.find((m) => m.id === id).name} (${id})`)}</select>`)}
+      </div><div class="actions"><button type="submit" id="w1-go">${esc(t("config.w1_save"))}</button><span id="w1-msg" role="status"></span></div></form>` : ""}
+      ${free.length && !w1.masters.length ? `<p class="error">${esc(t("config.io_no_master"))}</p>` : ""}</div>`;
+  const $ = (x) => root.querySelector(x);
+  const again = async () => {
+    if (location.hash === "#/config/io") await ioTab(root, { ...ctx, args: ["io"] });
+    else location.hash = "#/config/io";
+  };
+  const applied = () => app.toast(t("config.io_applied"));
+  // add: the fields follow the kind; a pulse meter's units follow its medium
+  const fillAdd = () => {
+    // a new point goes on the device that carries this kind of point already, if one does
+    $("#ia-fields").innerHTML = pointFields($("#ia-kind").value, {}, cfg.devices, "ia", cfg.points);
+    wireChannels($("#ia-fields"), $("#ia-kind").value, cfg.devices, cfg.points, {});
+    $("#ia-go").disabled = !!$("#ia-nodevice"); // no device can carry this kind: said above the button
+    const medium = $("#ia-medium");
+    if (medium) medium.onchange = () => ($("#ia-unit").innerHTML = opt(PULSE_UNITS[medium.value], PULSE_UNITS[medium.value][0], unitText));
+  };
+  $("#ia-kind").onchange = fillAdd;
+  fillAdd();
+  $("#io-add").onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors($("#io-add"));
+    $("#ia-msg").textContent = "";
+    try {
+      await post("/config/io/points", pointBody($("#ia-fields"), $("#ia-kind").value));
+      applied();
+      await again();
+    } catch (e) {
+      fieldErrors($("#io-add"), e, $("#ia-msg"));
+    }
+  };
+  if (editing) {
+    const form = $("#io-edit");
+    wireChannels(form, editing.kind, cfg.devices, cfg.points, editing);
+    const medium = form.querySelector("#ie-medium");
+    if (medium) medium.onchange = () => (form.querySelector("#ie-unit").innerHTML = opt(PULSE_UNITS[medium.value], PULSE_UNITS[medium.value][0], unitText));
+    form.onsubmit = async (ev) => {
+      ev.preventDefault();
+      clearFieldErrors(form);
+      try {
+        await put(`/config/io/points/${encodeURIComponent(editing.id)}`, pointBody(form, editing.kind));
+        applied();
+        location.hash = "#/config/io";
+      } catch (e) {
+        fieldErrors(form, e, $("#ie-msg"));
+      }
+    };
+  }
+  for (const btn of root.querySelectorAll("[data-point-remove]"))
+    btn.onclick = async () => {
+      const id = btn.dataset.pointRemove;
+      if (!confirm(t("config.confirm_delete", { id }))) return;
+      try {
+        await del(`/config/io/points/${encodeURIComponent(id)}`);
+        app.toast(t("config.removed", { id }));
+        await again();
+      } catch (e) {
+        showError($("#io-msg"), e);
+      }
+    };
+  const w1form = $("#w1-form");
+  if (!w1form) return;
+  for (const btn of root.querySelectorAll("[data-name-probe]"))
+    btn.onclick = () => {
+      $("#w1-sensor").value = btn.dataset.nameProbe;
+      $("#w1-id").focus();
+    };
+  w1form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(w1form);
+    const body = { kind: "temperature", id: $("#w1-id").value.trim(), device: $("#w1-master").value, sensor: $("#w1-sensor").value };
+    if ($("#w1-name").value.trim()) body.name = $("#w1-name").value.trim();
+    try {
+      await post("/config/io/points", body);
+      applied();
+      await again();
+    } catch (e) {
+      fieldErrors(w1form, e, $("#w1-msg"));
+    }
+  };
+}
+
 // -- tariffs --------------------------------------------------------------------------------------
 async function tariffs(root, { app }) {
   const tar = await get("/config/tariffs");
@@ -493,7 +728,7 @@ function collectSeasons(root) {
 // Monthly billing day and hour (PUT /config/billing), closing a period now and the periods closed
 // (/energy/billing), and the maximum demands since the last reset with their reset (/energy/demand).
 async function billing(root, ctx) {
-  const [b, st, md, list, cap, lp, quantities] = await Promise.all([get("/config/billing"), get("/energy/billing"), get("/energy/demand"), get("/circuits"), get("/config/capacity"), get("/config/load-profiles"), get("/quantities")]);
+  const [b, st, md, list, cap, lp, quantities, dm] = await Promise.all([get("/config/billing"), get("/energy/billing"), get("/energy/demand"), get("/circuits"), get("/config/capacity"), get("/config/load-profiles"), get("/quantities"), get("/config/demand")]);
   const names = Object.fromEntries(list.map((c) => [c.id, c.name]));
   const peaks = Object.entries(md.max_demand)
     .map(([key, rates]) => {
@@ -517,8 +752,9 @@ async function billing(root, ctx) {
       <button type="button" class="secondary" id="b-close">${esc(t("config.billing_close"))}</button><span id="b-msg"></span></div></form>
     <div class="panel"><h2>${esc(t("config.billing_history"))}</h2>
       ${st.history.length ? `<div class="table-wrap"><table id="billing-history"><thead><tr><th>${esc(t("config.billing_count"))}</th><th class="l">${esc(t("config.billing_from"))}</th><th class="l">${esc(t("config.billing_until"))}</th><th class="l">${esc(t("config.billing_reason"))}</th></tr></thead><tbody>
-        ${st.history.map((h) => `<tr data-count="${h.count}"><td>${h.count}</td><td class="l">${h.start ? esc(time(new Date(h.start * 1000).toISOString())) : "–"}</td><td class="l">${esc(time(h.time))}</td><td class="l">${esc(h.reason)}</td></tr>`).join("")}</tbody></table></div>` : `<p class="muted" id="billing-none">${esc(t("config.billing_none"))}</p>`}
+        ${st.history.map((h) => `<tr data-count="${h.count}"><td>${h.count}</td><td class="l">${h.start ? esc(time(new Date(h.start * 1000).toISOString())) : "–"}</td><td class="l">${esc(time(h.time))}</td><td class="l" data-reason="${esc(h.reason)}">${esc(has(`config.billing_reason_${h.reason}`) ? t(`config.billing_reason_${h.reason}`) : h.reason)}</td></tr>`).join("")}</tbody></table></div>` : `<p class="muted" id="billing-none">${esc(t("config.billing_none"))}</p>`}
     </div>
+    ${demandPanel(dm, qLabel)}
     <div class="panel"><h2>${esc(t("config.max_demand"))}</h2>
       ${peaks.length ? `<div class="table-wrap"><table id="md-table"><thead><tr><th class="l">${esc(t("common.circuit"))}</th><th class="l">${esc(t("config.md_register"))}</th><th class="l">${esc(t("config.band_rate"))}</th><th>${esc(t("config.max_demand"))}</th><th class="l">${esc(t("config.md_time"))}</th><th></th></tr></thead><tbody>
         ${peaks.map((r) => `<tr data-md="${esc(r.circuit)}"><td class="l">${esc(names[r.circuit] || r.circuit)}</td><td class="l">${esc(qLabel(r.quantity))}</td><td class="l">${esc(r.rate)}</td><td>${esc(withUnit(r.value / 1000, demandUnit(r.quantity), 2))}</td><td class="l">${esc(time(r.time))}</td>
@@ -565,6 +801,7 @@ async function billing(root, ctx) {
     }
   };
   $("#md-reset-all").onclick = () => reset({ all: true }, t("config.md_all"));
+  wireDemand(root);
   // the last 12 months' 15-min peaks and their rolling mean (GET /reports/capacity), site-local months
   const capacityReport = async () => {
     const el = $("#capacity-report");
@@ -600,6 +837,47 @@ async function billing(root, ctx) {
   wireLoadProfiles(root, list, quantities);
   await capacityReport();
   for (const btn of root.querySelectorAll("[data-reset]")) btn.onclick = () => reset({ circuit: btn.dataset.reset }, names[btn.dataset.reset] || btn.dataset.reset);
+}
+
+// Demand measurement (energy.demand: PUT /config/demand): interval, block/sliding/thermal, subintervals
+// of a sliding window, the registers measured. Applied at once: open windows start anew, maximum
+// demands are kept until reset (the reset is in the next panel).
+const DEMAND_INTERVALS = [1, 5, 10, 15, 30, 60];
+
+function demandPanel(dm, qLabel) {
+  return `<form class="panel" id="demand-form" novalidate><h2>${esc(t("config.demand_settings"))}</h2><div class="form-grid">
+      ${field("dm-interval", t("config.demand_interval"), `<select id="dm-interval" data-loc="interval">${opt(DEMAND_INTERVALS.map(String), String(dm.interval), (m) => t("config.demand_minutes", { n: m }))}</select>`)}
+      ${field("dm-method", t("config.demand_method"), `<select id="dm-method" data-loc="method">${opt(["block", "sliding", "thermal"], dm.method, (m) => t(`config.demand_${m}`))}</select>`)}
+      ${field("dm-subs", t("config.demand_subintervals"), `<input id="dm-subs" data-loc="subintervals" type="number" min="1" max="60" step="1" value="${dm.subintervals}">`)}
+      ${field("dm-quantities", t("config.demand_registers"), `<select id="dm-quantities" data-loc="quantities" multiple size="5">${dm.registers.map((q) => `<option value="${esc(q)}" ${dm.quantities.includes(q) ? "selected" : ""}>${esc(qLabel(q))}</option>`).join("")}</select>`)}
+    </div><p class="muted" id="dm-effect">${esc(t("config.demand_effect"))}</p>
+    <div class="actions"><button type="submit">${esc(t("common.save"))}</button><span id="dm-msg" role="status"></span></div></form>`;
+}
+
+function wireDemand(root) {
+  const form = root.querySelector("#demand-form");
+  const $ = (x) => form.querySelector(x);
+  const subs = () => ($("#dm-subs").disabled = $("#dm-method").value !== "sliding");
+  $("#dm-method").onchange = subs;
+  subs();
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    clearFieldErrors(form);
+    const sliding = $("#dm-method").value === "sliding";
+    const body = {
+      interval: Number($("#dm-interval").value),
+      method: $("#dm-method").value,
+      subintervals: sliding ? Number($("#dm-subs").value) : 1,
+      quantities: [...$("#dm-quantities").selectedOptions].map((o) => o.value),
+    };
+    try {
+      await put("/config/demand", body);
+      $("#dm-msg").className = "";
+      $("#dm-msg").textContent = t("config.demand_applied");
+    } catch (e) {
+      fieldErrors(form, e, $("#dm-msg"));
+    }
+  };
 }
 
 // Load profiles (energy.profiles, seed 002 appendix 5): per circuit the capture interval and quantities,

@@ -17,6 +17,18 @@ const COLUMNS = [
   ["energy_active_import", "total", "Wh"],
 ];
 
+const renewable = (c) => c.purpose === "renewable" && !c.virtual;
+
+/** A live cell; a renewable circuit's active power is its production, shown positive (the meter
+ * reads it negative) and labelled so, as on the display page. The API's values keep their sign. */
+function cell(c, q, p, u) {
+  const live = `data-live="${esc(c.id)}/${q}/${p}" data-unit="${u}"`;
+  if (q === "active_power" && renewable(c)) {
+    return `<td ${live} data-abs class="production" title="${esc(t("display.production"))}">–</td>`;
+  }
+  return `<td ${live}>–</td>`;
+}
+
 export async function render(root, { live, app }) {
   const circuits = await get("/circuits");
   root.innerHTML = `
@@ -41,9 +53,9 @@ export async function render(root, { live, app }) {
         ${COLUMNS.map(([q]) => `<th>${esc(t(`q.${q}`))}</th>`).join("")}</tr></thead>
         <tbody>${circuits
           .map(
-            (c) => `<tr data-circuit="${esc(c.id)}"><td><a href="#/${c.virtual ? "history" : "circuit"}/${encodeURIComponent(c.id)}">${esc(c.name)}</a></td>
+            (c) => `<tr data-circuit="${esc(c.id)}"${renewable(c) ? ' class="renewable"' : ""}><td><a href="#/${c.virtual ? "history" : "circuit"}/${encodeURIComponent(c.id)}">${esc(c.name)}</a></td>
             <td class="l"><span class="badge ${esc(c.purpose)}">${esc(t(`purpose.${c.purpose}`))}</span> <span class="muted">${esc(c.zone || "")}</span></td>
-            ${COLUMNS.map(([q, p, u]) => (c.virtual && q !== "active_power" ? "<td></td>" : `<td data-live="${esc(c.id)}/${q}/${p}" data-unit="${u}">–</td>`)).join("")}</tr>`,
+            ${COLUMNS.map(([q, p, u]) => (c.virtual && q !== "active_power" ? "<td></td>" : cell(c, q, p, u))).join("")}</tr>`,
           )
           .join("")}</tbody>
       </table></div>
