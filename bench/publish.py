@@ -10,16 +10,24 @@ at most ``--window`` unacknowledged messages (or the broker's Receive Maximum if
    timed until the last PUBACK, with at most the broker's Receive Maximum unacknowledged (MQTT v5 §3.3.4;
    paho's inflight limit), as the outbox path does. ``raw_paho_beyond_receive_maximum``: the same without
    that limit — faster, but outside the protocol (a broker that enforces it disconnects the client).
-2. ``outbox_path`` — the full path: the payloads committed to the SQLite outbox (one fsync'd transaction
-   per ``--per-commit`` messages, by default the 2·n + 1 messages of one interval of n circuits in all
-   three formats) while :class:`~meterhub.publish.mqtt.MqttLink` drains it,
-   timed from the first commit until the outbox is empty (every PUBACK received and the row deleted).
-   ``ratio`` = outbox_path / raw_paho messages/s (target ≥ 0.8).
+2. ``outbox_path`` — the full path: the payloads handed to the SQLite outbox as the publish sink does
+   (:meth:`~meterhub.storage.outbox.Outbox.stage`, ``--per-commit`` messages at a time, by default the
+   2·n + 1 messages of one interval of n circuits in all three formats; the outbox's writer thread
+   commits what waits in one fsync'd transaction — ``commits`` says how many there were — and only
+   committed messages are sent) while :class:`~meterhub.publish.mqtt.MqttLink` drains it, timed from the
+   first hand-over until the outbox is empty (every message committed, its PUBACK received and its row
+   deleted). ``ratio`` = outbox_path / raw_paho messages/s (target ≥ 0.8).
+   ``cpu_ratio``: raw paho's CPU time per message over the full path's (medians of the rounds; every
+   thread of this process) — the steadier figure on a machine shared with other work.
+   ``outbox_path_commit_each``: the same with :meth:`~meterhub.storage.outbox.Outbox.put`, which waits
+   for each interval's own fsync'd commit (the sink's behaviour before group commit).
 3. ``replay`` — ``--backlog`` messages already in the outbox (a long outage: filled first, not timed),
    then the link starts; timed until the outbox is empty. Messages/s of the replay (target ≥ 10 000).
    The count is stated; nothing is extrapolated.
 4. ``disk`` — one day of ``--circuits`` circuits at 1-minute intervals in all three formats, rendered and
-   committed to an outbox: its file size (payloads are stored zlib-compressed), and 90 times that.
+   committed to an outbox: its file size (payloads are stored zlib-compressed), and 90 times that; and
+   the CPU time of the rendering (per interval in all three formats, per meterhub-json message), the
+   part of the sink's path the figures above leave out (both sides there send the same ready payloads).
 
 Usage: ``PYTHONPATH=src .venv/bin/python bench/publish.py [--messages 20000] [--backlog 200000]``
 """
@@ -31,6 +39,7 @@ import json
 import signal
 import socket
 import sqlite3
+import statistics
 import subprocess
 import tempfile
 import threading
@@ -160,17 +169,18 @@ def raw_paho(port: int, msgs: list[Message], *, inflight: int) -> dict[str, floa
     client.connect("127.0.0.1", port)
     client.loop_start()
     connected.wait(5)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for i, m in enumerate(msgs):
         client.publish(m.topic, m.payload, qos=1, properties=MessageIdProperty(i + 1))
     done.wait(300)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     client.disconnect()
     client.loop_stop()
     return {
         "messages": len(msgs),
         "seconds": round(dt, 3),
         "messages_per_s": round(len(msgs) / dt),
+        "cpu_us_per_message": round(cpu / len(msgs) * 1e6, 1),
         "inflight_limit": inflight,
     }
 
@@ -194,26 +204,29 @@ def _wait_connected(link: MqttLink) -> None:
 
 
 def outbox_path(
-    port: int, folder: Path, msgs: list[Message], per_commit: int, window: int
+    port: int, folder: Path, msgs: list[Message], per_commit: int, window: int, *, wait_each: bool = False
 ) -> dict[str, float]:
-    box = Outbox(folder / "path.sqlite", name="bench")
+    box = Outbox(folder / ("put.sqlite" if wait_each else "path.sqlite"), name="bench")
     link = _link(port, box, window)
     link.start()
     _wait_connected(link)
-    t0 = time.perf_counter()
+    hand_over = box.put if wait_each else box.stage
+    t0, c0 = time.perf_counter(), time.process_time()
     for k in range(0, len(msgs), per_commit):
-        box.put(msgs[k : k + per_commit])
+        hand_over(msgs[k : k + per_commit])
         link.wake()
     while box.stats().backlog:
         time.sleep(0.002)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     link.stop()
+    commits = box.commits
     box.close()
     return {
         "messages": len(msgs),
         "seconds": round(dt, 3),
         "messages_per_s": round(len(msgs) / dt),
-        "commits": -(-len(msgs) // per_commit),
+        "cpu_us_per_message": round(cpu / len(msgs) * 1e6, 1),
+        "commits": commits,
     }
 
 
@@ -252,21 +265,23 @@ def disk_per_day(folder: Path, circuits: int) -> dict[str, float]:
     day0 = 1_800_000_000
     t0 = time.perf_counter()
     count = 0
+    render_cpu = json_cpu = 0.0
     for minute in range(1440):
         ivs = _intervals(circuits, day0 + 60 * (minute + 1), shift=minute)
+        c0 = time.process_time()
         msgs = [Message("meterhub/bench/rtdata", formats.rtdata(ivs, "bench"))]
         for ci in ivs:
-            msgs.append(
-                Message(
-                    f"meterhub/bench/circuits/{ci.circuit.id}", formats.meterhub_json(ci, site_id="bench")
-                )
-            )
+            c1 = time.process_time()
+            payload = formats.meterhub_json(ci, site_id="bench")
+            json_cpu += time.process_time() - c1
+            msgs.append(Message(f"meterhub/bench/circuits/{ci.circuit.id}", payload))
             msgs.append(
                 Message(
                     homeassistant.state_topic("meterhub/bench", ci.circuit.id),
                     homeassistant.state_payload(ci),
                 )
             )
+        render_cpu += time.process_time() - c0
         box.put(msgs)
         count += len(msgs)
     seconds = time.perf_counter() - t0
@@ -279,6 +294,9 @@ def disk_per_day(folder: Path, circuits: int) -> dict[str, float]:
         "circuits": circuits,
         "messages_per_day": count,
         "render_and_commit_seconds": round(seconds, 1),
+        # CPU time of rendering (process time: includes other threads' — none run here)
+        "render_cpu_us_per_interval_all_formats": round(render_cpu / 1440 * 1e6),
+        "render_cpu_us_per_meterhub_json_message": round(json_cpu / (1440 * circuits) * 1e6, 1),
         "outbox_mib_per_day_all_formats": round(size / 2**20, 1),
         "outbox_gib_for_90_days": round(90 * size / 2**30, 2),
     }
@@ -309,7 +327,7 @@ def main() -> None:
         folder = Path(tmp)
         proc, port = _start_broker(folder)
         try:
-            raws, paths, unlimited = [], [], []
+            raws, paths, unlimited, each = [], [], [], []
             # MQTT v5 §3.3.4 allows at most Receive Maximum unacknowledged QoS 1 messages (Mosquitto: 20);
             # paho does not apply it by itself. Without it (0 = no limit) is faster, and outside the protocol.
             limit = receive_maximum(port)
@@ -318,12 +336,13 @@ def main() -> None:
                 unlimited.append(raw_paho(port, msgs, inflight=0))
                 sub = folder / f"r{r}"
                 sub.mkdir()
-                paths.append(
-                    outbox_path(port, sub, msgs, args.per_commit or 2 * args.circuits + 1, args.window)
-                )
+                per_commit = args.per_commit or 2 * args.circuits + 1
+                paths.append(outbox_path(port, sub, msgs, per_commit, args.window))
+                each.append(outbox_path(port, sub, msgs, per_commit, args.window, wait_each=True))
             best_raw = max(raws, key=lambda x: x["messages_per_s"])
             best_unlimited = max(unlimited, key=lambda x: x["messages_per_s"])
             best_path = max(paths, key=lambda x: x["messages_per_s"])
+            best_each = max(each, key=lambda x: x["messages_per_s"])
             rep = replay(port, folder, msgs, args.backlog, args.window)
             day = disk_per_day(folder, args.circuits)
         finally:
@@ -337,11 +356,26 @@ def main() -> None:
         "raw_paho_beyond_receive_maximum": best_unlimited,
         "outbox_path": best_path,
         "ratio": round(best_path["messages_per_s"] / best_raw["messages_per_s"], 2),
+        "outbox_path_commit_each": best_each,
+        "ratio_commit_each": round(best_each["messages_per_s"] / best_raw["messages_per_s"], 2),
         "replay_ratio": round(rep["messages_per_s"] / best_raw["messages_per_s"], 2),
+        # On a shared machine the wall-clock rates swing with other load; CPU time per message (every
+        # thread of this process; the broker's is the same for both) is steadier. Medians of the rounds.
+        "cpu_us_per_message_median": {
+            "raw_paho": statistics.median(x["cpu_us_per_message"] for x in raws),
+            "outbox_path": statistics.median(x["cpu_us_per_message"] for x in paths),
+            "outbox_path_commit_each": statistics.median(x["cpu_us_per_message"] for x in each),
+        },
+        "cpu_ratio": round(
+            statistics.median(x["cpu_us_per_message"] for x in raws)
+            / statistics.median(x["cpu_us_per_message"] for x in paths),
+            2,
+        ),
         "rounds_messages_per_s": {
             "raw_paho": [x["messages_per_s"] for x in raws],
             "raw_paho_beyond_receive_maximum": [x["messages_per_s"] for x in unlimited],
             "outbox_path": [x["messages_per_s"] for x in paths],
+            "outbox_path_commit_each": [x["messages_per_s"] for x in each],
         },
         "replay": rep,
         "disk": day,

@@ -66,3 +66,60 @@ def test_topics_and_gateway_state() -> None:
     )
     assert state is not None and state.backlog == 7
     assert parse_gateway_state(b'{"x": 1}', "s1") is None
+
+
+def _value_with(i: int = 0, **changes: object) -> bytes:
+    msg = json.loads(GOOD)
+    msg["values"][i].update(changes)
+    return json.dumps(msg).encode()
+
+
+def test_a_message_reads_the_same_the_first_time_and_from_the_checked_descriptions() -> None:
+    # the first parse checks every field; later ones take the fast path for known descriptions
+    first = parse_circuit_message(GOOD, "site-1", "c0")
+    again = parse_circuit_message(GOOD, "site-1", "c0")
+    assert first == again
+    assert again.shape is first.shape  # one shape object per circuit: one series-id lookup
+    assert len(again.values) == len(again.qualities) == len(again.samples) == 12
+    assert set(again.samples) == {60} and set(again.qualities) == {0}
+
+
+@pytest.mark.parametrize(
+    ("payload", "words"),
+    [
+        # the standard decoder reads NaN and Infinity; they are refused field by field, as before
+        (GOOD.replace(b'"value":2000.0', b'"value":NaN', 1), "values[3].value: not a finite number"),
+        (GOOD.replace(b'"value":2000.0', b'"value":-Infinity', 1), "values[3].value: not a finite number"),
+        (GOOD.replace(b'"value":2000.0', b'"value":1e999', 1), "values[3].value: not a finite number"),
+        # an integer beyond a double: refused, not an OverflowError in the worker
+        (
+            GOOD.replace(b'"value":2000.0', b'"value":' + b"9" * 400, 1),
+            "values[3].value: not a finite number",
+        ),
+        (_value_with(3, samples=2**31), "values[3].samples: 2147483648 is more than 2147483647"),
+        (_value_with(3, samples=0), "values[3].samples: at least 1"),
+        (_value_with(3, value=True), "values[3].value: bool 'True' is not an integer or a number"),
+        (_value_with(3, quality="bad"), "values[3].quality 'bad': one of good estimated flagged"),
+        (_value_with(3, unit=["W"]), "values[3].unit: list"),
+        (_value_with(3, phase="L4"), "values[3].phase 'L4': one of L1 L2 L3 N total null"),
+    ],
+)
+def test_a_known_description_with_a_bad_field_is_still_refused_with_its_words(
+    payload: bytes, words: str
+) -> None:
+    parse_circuit_message(GOOD, "site-1", "c0")  # every description of GOOD is known now
+    # values[3] is active_power/total, 2000 W (sorted by quantity and phase: L1 L2 L3 total)
+    assert json.loads(GOOD)["values"][3]["value"] == 2000.0 and GOOD.count(b'"value":2000.0') == 1
+    with pytest.raises(PayloadError) as err:
+        parse_circuit_message(payload, "site-1", "c0")
+    assert words in str(err.value)
+
+
+def test_a_message_without_values_is_accepted_with_no_points() -> None:
+    m = parse_circuit_message(_with(values=[]), "site-1", "c0")
+    assert (m.shape, m.values, m.points, m.ts) == ((), (), (), 1_796_572_560)
+
+
+def test_an_integer_value_is_stored_as_a_float() -> None:
+    m = parse_circuit_message(_value_with(3, value=2000), "site-1", "c0")
+    assert m.values[3] == 2000.0 and type(m.values[3]) is float

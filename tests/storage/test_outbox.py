@@ -6,14 +6,16 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from meterhub.storage.outbox import ROW_OVERHEAD, Message, Outbox
+from meterhub.storage.outbox import ROW_OVERHEAD, Message, Outbox, OutboxError
 
 
 def test_messages_come_back_oldest_first_and_ids_are_never_reused(tmp_path: Path) -> None:
@@ -66,6 +68,7 @@ def test_messages_older_than_max_age_are_dropped(tmp_path: Path) -> None:
 
 _WRITER = """
 import sys
+import threading
 from pathlib import Path
 from meterhub.storage.outbox import Message, Outbox
 box = Outbox(Path(sys.argv[1]), name="k")
@@ -137,3 +140,70 @@ def test_messages_read_from_memory_are_those_in_the_file(tmp_path: Path) -> None
     fresh = Outbox(tmp_path / "o.sqlite", name="t")
     assert in_memory == [fresh.peek(after, limit=3) for after in (0, 5, 9, 30)]
     fresh.close()
+
+
+def test_staged_messages_count_at_once_and_are_committed_together_in_order(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", name="t")
+    for k in range(100):  # 100 intervals of 5 messages, handed over as the publish sink does
+        box.stage([Message(f"t/{k}/{i}", b"x") for i in range(5)])
+    assert box.stats().backlog == 500  # counted at once, committed or not
+    assert box.sync(timeout=30)
+    assert box.commits < 50  # group commit: the writer took what waited in each round, not 100 rounds
+    got = box.peek(limit=1000)
+    assert [m.id for m in got] == list(range(1, 501))
+    assert [m.topic for m in got] == [f"t/{k}/{i}" for k in range(100) for i in range(5)]
+    assert box.put([Message("after", b"y")]) == [501]  # put() queues behind what was staged
+    box.close()
+
+
+def test_a_staged_message_is_read_only_once_its_row_is_committed(tmp_path: Path) -> None:
+    """The link may send only what is durable: every message peek() hands out is already visible to
+    another connection, which sees committed rows only."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, name="t")
+    other = sqlite3.connect(path)
+
+    def produce() -> None:
+        for k in range(40):
+            box.stage([Message(f"t/{k}", os.urandom(300)) for _ in range(50)])
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    seen: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(seen) < 2000 and time.monotonic() < deadline:
+        for m in box.peek(after=seen[-1] if seen else 0, limit=500):
+            assert other.execute("SELECT 1 FROM outbox WHERE id = ?", (m.id,)).fetchone() is not None
+            seen.append(m.id)
+    producer.join()
+    assert seen == list(range(1, 2001))
+    other.close()
+    box.close()
+
+
+def test_close_commits_what_is_staged(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "o.sqlite", name="t")
+    box.stage([Message(f"t/{i}", b"p") for i in range(300)])
+    box.close()
+    reopened = Outbox(tmp_path / "o.sqlite", name="t")
+    assert [m.topic for m in reopened.peek(limit=1000)] == [f"t/{i}" for i in range(300)]
+    reopened.close()
+
+
+def test_a_failed_write_keeps_staged_messages_in_memory_and_retries_them(tmp_path: Path) -> None:
+    """Another process holds the file's write lock longer than SQLite waits (5 s): the writer fails,
+    says why, keeps the staged messages and commits them once the lock is gone; a put() gets the error."""
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, name="publish cloud")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    box.stage([Message("a", b"1"), Message("b", b"2")])
+    with pytest.raises(OutboxError, match="cannot write 3 message"):  # this round holds a, b and c
+        box.put([Message("c", b"3")])
+    assert box.failed is not None and "database is locked" in box.failed
+    assert box.stats().backlog == 2  # a and b wait in memory
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert box.sync(timeout=15) and box.failed is None
+    assert [m.topic for m in box.peek()] == ["a", "b"]
+    box.close()

@@ -6,6 +6,7 @@ the devices page with values, as a gateway reading simulated modules over Modbus
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -118,6 +119,13 @@ def test_admin_adds_a_pulse_input_and_names_a_probe_then_sees_both_on_the_device
     expect(page.locator("#io-msg")).to_contain_text("alarm rule 'door-open'")
     expect(page.locator('#io-config-table tr[data-point="door-main"]')).to_have_count(1)
     page.set_viewport_size({"width": 390, "height": 800})
+    # tables that no longer fit turn into cards when the page sees the new size (ui.js installCardTables)
+    deadline = time.monotonic() + 5
+    while (
+        not page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
+        and time.monotonic() < deadline
+    ):
+        page.wait_for_timeout(50)
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
     page.screenshot(path=str(SHOTS / "config-io-390.png"), full_page=True)
     page.set_viewport_size({"width": 1280, "height": 900})

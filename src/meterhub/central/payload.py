@@ -20,10 +20,13 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 from meterhub.model.formats import METERHUB_JSON_SCHEMA
 from meterhub.model.quantities import CATALOGUE
@@ -49,6 +52,19 @@ _SITE = re.compile(r"^[^/+#\x00]{1,128}$")
 _QTY = re.compile(r"^[a-z][a-z0-9_]*$")
 #: Largest payload looked at [B]: a circuit with every catalogue series is about 20 kB.
 MAX_PAYLOAD = 256 * 1024
+#: Largest ``samples`` stored (PostgreSQL ``integer``).
+_INT4_MAX = 2**31 - 1
+#: An integer ``value`` below this in magnitude is a finite double.
+_BIG = 2**1023
+_QUALITY_OF = QUALITY_CODE
+#: Bound of the caches below [entries].
+_CACHE_MAX = 65536
+#: (quantity, phase, unit, kind, obis) of a value already checked field by field → its series shape
+#: entry (quantity, phase or "", unit): later messages with the same description skip those checks.
+_KNOWN_DESCRIPTIONS: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+_DESCRIPTION_OF = operator.itemgetter("quantity", "phase", "unit", "kind", "obis")
+_NUMBERS_OF = operator.itemgetter("value", "quality", "samples")
+_SHAPES: dict[tuple[tuple[str, str, str], ...], tuple[tuple[str, str, str], ...]] = {}
 
 
 class PayloadError(ValueError):
@@ -90,7 +106,11 @@ class Point:
 
 @dataclass(frozen=True, slots=True)
 class CircuitMessage:
-    """A checked meterhub-json message. ``ts``: interval end [Unix s]; ``interval`` [s]."""
+    """A checked meterhub-json message. ``ts``: interval end [Unix s]; ``interval`` [s].
+
+    Columnar: value ``i`` is series ``shape[i]`` = (quantity, phase or "", unit) with ``values[i]`` [unit],
+    ``qualities[i]`` (:data:`QUALITY_CODE`) and ``samples[i]`` [readings]. Messages of one circuit share
+    one ``shape`` tuple (the same object), so the store looks their series ids up once per shape."""
 
     site: str
     circuit: str
@@ -98,7 +118,20 @@ class CircuitMessage:
     zone: str | None
     ts: int
     interval: float
-    points: tuple[Point, ...]
+    shape: tuple[tuple[str, str, str], ...]
+    values: tuple[float, ...]
+    qualities: tuple[int, ...]
+    samples: tuple[int, ...]
+
+    @property
+    def points(self) -> tuple[Point, ...]:
+        """The values as :class:`Point` objects (for readers; the store uses the columns)."""
+        return tuple(
+            Point(q, ph, unit, x, code, n)
+            for (q, ph, unit), x, code, n in zip(
+                self.shape, self.values, self.qualities, self.samples, strict=True
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,18 +191,25 @@ def parse_circuit_message(payload: bytes, topic_site: str, topic_circuit: str) -
     """Check one ``meterhub-json/1`` payload received on ``<root>/<topic_site>/circuits/<topic_circuit>``.
 
     Raises :class:`PayloadError` for anything the schema does not allow, for a quantity not in the
-    catalogue, and for a site or circuit that disagrees with the topic."""
+    catalogue, for a site or circuit that disagrees with the topic, and for numbers PostgreSQL cannot
+    hold (``samples`` above 2³¹ − 1)."""
     if len(payload) > MAX_PAYLOAD:
         raise PayloadError(f"payload of {len(payload)} bytes is larger than {MAX_PAYLOAD}")
     try:
-        msg = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PayloadError(f"not JSON: {exc}") from None
-    if not isinstance(msg, dict):
+        msg = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        # orjson is strict JSON; the standard decoder also reads NaN/Infinity and integers beyond 64 bits
+        # (refused below, field by field) and gives the error messages central has always given
+        try:
+            msg = json.loads(payload)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise PayloadError(f"not JSON: {exc}") from None
+    if type(msg) is not dict:
         raise PayloadError("not a JSON object")
-    extra = set(msg) - _MESSAGE_KEYS
-    if extra:
-        raise PayloadError(f"unknown field(s) {', '.join(sorted(extra))}")
+    if msg.keys() != _MESSAGE_KEYS:  # all required and no other (schema: additionalProperties false)
+        extra = set(msg) - _MESSAGE_KEYS
+        if extra:
+            raise PayloadError(f"unknown field(s) {', '.join(sorted(extra))}")
     schema = _need(msg, "schema", str, "")
     if schema != METERHUB_JSON_SCHEMA:
         raise PayloadError(f"schema {schema[:40]!r}: central reads {METERHUB_JSON_SCHEMA}")
@@ -185,7 +225,7 @@ def parse_circuit_message(payload: bytes, topic_site: str, topic_circuit: str) -
         raise PayloadError(f"circuit {circuit[:64]!r}: [a-z0-9][a-z0-9_.-]{{0,63}}")
     ts = _need(msg, "ts", int, "")
     interval = _need(msg, "interval", (int, float), "")
-    if ts < 0 or not math.isfinite(interval) or interval < 1:
+    if ts < 0 or not _finite(interval) or interval < 1:
         raise PayloadError(f"ts {ts} / interval {interval}: ts ≥ 0 and interval ≥ 1 s")
     key = _need(msg, "key", str, "")
     if key != f"{site}/{circuit}/{ts}":
@@ -197,37 +237,112 @@ def parse_circuit_message(payload: bytes, topic_site: str, topic_circuit: str) -
     _need(msg, "start", str, "")
     _need(msg, "end", str, "")
     values = _need(msg, "values", list, "")
-    points = []
+    shape: list[tuple[str, str, str]] = []
+    numbers: list[float] = []
+    qualities: list[int] = []
+    samples: list[int] = []
+    known = _KNOWN_DESCRIPTIONS
+    description_of = _DESCRIPTION_OF
+    numbers_of = _NUMBERS_OF
     for i, v in enumerate(values):
-        where = f"values[{i}]."
-        if not isinstance(v, dict):
-            raise PayloadError(f"values[{i}]: not an object")
-        extra = set(v) - _VALUE_KEYS
-        if extra:
-            raise PayloadError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
-        q = _need(v, "quantity", str, where)
-        if not _QTY.match(q) or q not in CATALOGUE:
-            raise PayloadError(f"{where}quantity {q[:40]!r} is not in meterhub's catalogue")
-        ph = _need(v, "phase", (str, type(None)), where)
-        if ph not in _PHASES:
-            raise PayloadError(f"{where}phase {str(ph)[:10]!r}: one of L1 L2 L3 N total null")
-        value = _need(v, "value", (int, float), where)
-        if not math.isfinite(value):
-            raise PayloadError(f"{where}value: not a finite number")
-        unit = _need(v, "unit", str, where)
-        if "\x00" in unit or len(unit) > 32:
-            raise PayloadError(f"{where}unit: at most 32 characters, no NUL")
-        if _need(v, "kind", str, where) not in _KINDS:
-            raise PayloadError(f"{where}kind: one of {', '.join(sorted(_KINDS))}")
-        _need(v, "obis", (str, type(None)), where)
-        quality = _need(v, "quality", str, where)
-        if quality not in QUALITY_CODE:
-            raise PayloadError(f"{where}quality {quality[:20]!r}: one of good estimated flagged")
-        samples = _need(v, "samples", int, where)
-        if samples < 1:
-            raise PayloadError(f"{where}samples: at least 1")
-        points.append(Point(q, ph or "", unit, float(value), QUALITY_CODE[quality], samples))
-    return CircuitMessage(site, circuit, name[:200], zone, ts, float(interval), tuple(points))
+        # fast path: a value whose description (quantity, phase, unit, kind, obis) was checked before and
+        # whose number, quality and samples are plainly valid; anything else is checked field by field
+        # by _check_value, which raises the first error in the schema's order
+        if type(v) is dict and v.keys() == _VALUE_KEYS:
+            try:
+                desc = known.get(description_of(v))
+            except TypeError:  # a list or an object where a string belongs
+                desc = None
+            x, quality, n = numbers_of(v)
+            code = _QUALITY_OF.get(quality) if type(quality) is str else None
+            if (
+                desc is not None
+                and code is not None
+                and ((type(x) is float and x - x == 0.0) or (type(x) is int and -_BIG < x < _BIG))
+                and type(n) is int
+                and 1 <= n <= _INT4_MAX
+            ):
+                shape.append(desc)
+                numbers.append(float(x))
+                qualities.append(code)
+                samples.append(n)
+                continue
+        desc, x, code, n = _check_value(v, i)
+        shape.append(desc)
+        numbers.append(x)
+        qualities.append(code)
+        samples.append(n)
+    return CircuitMessage(
+        site,
+        circuit,
+        name[:200],
+        zone,
+        ts,
+        float(interval),
+        _intern_shape(tuple(shape)),
+        tuple(numbers),
+        tuple(qualities),
+        tuple(samples),
+    )
+
+
+def _finite(x: float) -> bool:
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer beyond a double
+        return False
+
+
+def _check_value(v: Any, i: int) -> tuple[tuple[str, str, str], float, int, int]:
+    """One entry of ``values``, field by field: ``((quantity, phase or "", unit), value, quality code,
+    samples)``, or :class:`PayloadError` naming the first field at fault."""
+    where = f"values[{i}]."
+    if not isinstance(v, dict):
+        raise PayloadError(f"values[{i}]: not an object")
+    extra = set(v) - _VALUE_KEYS
+    if extra:
+        raise PayloadError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+    q = _need(v, "quantity", str, where)
+    if not _QTY.match(q) or q not in CATALOGUE:
+        raise PayloadError(f"{where}quantity {q[:40]!r} is not in meterhub's catalogue")
+    ph = _need(v, "phase", (str, type(None)), where)
+    if ph not in _PHASES:
+        raise PayloadError(f"{where}phase {str(ph)[:10]!r}: one of L1 L2 L3 N total null")
+    value = _need(v, "value", (int, float), where)
+    if not _finite(value):
+        raise PayloadError(f"{where}value: not a finite number")
+    unit = _need(v, "unit", str, where)
+    if "\x00" in unit or len(unit) > 32:
+        raise PayloadError(f"{where}unit: at most 32 characters, no NUL")
+    kind = _need(v, "kind", str, where)
+    if kind not in _KINDS:
+        raise PayloadError(f"{where}kind: one of {', '.join(sorted(_KINDS))}")
+    obis = _need(v, "obis", (str, type(None)), where)
+    quality = _need(v, "quality", str, where)
+    if quality not in QUALITY_CODE:
+        raise PayloadError(f"{where}quality {quality[:20]!r}: one of good estimated flagged")
+    samples = _need(v, "samples", int, where)
+    if samples < 1:
+        raise PayloadError(f"{where}samples: at least 1")
+    if samples > _INT4_MAX:
+        raise PayloadError(f"{where}samples: {samples} is more than {_INT4_MAX}")
+    desc = (q, ph or "", unit)
+    if len(_KNOWN_DESCRIPTIONS) >= _CACHE_MAX:  # a gateway inventing units cannot grow it without bound
+        _KNOWN_DESCRIPTIONS.clear()
+    _KNOWN_DESCRIPTIONS[(q, ph, unit, kind, obis)] = desc
+    return desc, float(value), QUALITY_CODE[quality], samples
+
+
+def _intern_shape(shape: tuple[tuple[str, str, str], ...]) -> tuple[tuple[str, str, str], ...]:
+    """The one tuple of this shape: messages of a circuit share it, so a series-id lookup per shape
+    compares by identity."""
+    known = _SHAPES.get(shape)
+    if known is not None:
+        return known
+    if len(_SHAPES) >= _CACHE_MAX:
+        _SHAPES.clear()
+    _SHAPES[shape] = shape
+    return shape
 
 
 #: Device ids a gateway may list as offline at most (a larger list is refused) [count].

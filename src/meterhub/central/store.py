@@ -26,6 +26,7 @@ it committed (:mod:`meterhub.central.worker`).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import time
 from collections.abc import Iterable, Sequence
@@ -33,9 +34,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from meterhub.central.payload import CircuitMessage, GatewayState
+from meterhub.central.pgcopy import point_rows
 from meterhub.central.rollups import install as install_rollups
 from meterhub.errors import StorageError
 
@@ -109,12 +112,22 @@ class WriteResult:
     new_points: int  # of them, not stored before
 
 
-def _copy(cur: psycopg.Cursor[Any], table: str, rows: list[tuple[int, int, float, int, int]]) -> None:
-    """Binary COPY of point rows (series, ts, value, quality, samples) into ``table``."""
+def _copy(cur: psycopg.Cursor[Any], table: str, stream: bytes) -> None:
+    """Binary COPY into ``table`` of a whole COPY stream of point rows (:func:`pgcopy.point_rows`)."""
     with cur.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(["int8", "int8", "float8", "int2", "int4"])
-        for row in rows:
-            copy.write_row(row)
+        copy.write(stream)
+
+
+def _rows_of(msgs: Sequence[CircuitMessage], ids: Sequence[Sequence[int]]) -> bytes:
+    """The binary COPY stream of the points of ``msgs``; ``ids[i]``: the series ids of message i's shape."""
+    chain = itertools.chain.from_iterable
+    return point_rows(
+        list(chain(ids)),
+        np.repeat(np.array([m.ts for m in msgs], dtype=np.int64), [len(m.values) for m in msgs]),
+        list(chain(m.values for m in msgs)),
+        list(chain(m.qualities for m in msgs)),
+        list(chain(m.samples for m in msgs)),
+    )
 
 
 class CentralStore:
@@ -129,6 +142,8 @@ class CentralStore:
         self.rollups = False  # rollup tables and trigger installed (meterhub.central.rollups)
         self._partitions: set[str] = set()
         self._series: dict[tuple[str, str, str, str], int] = {}
+        #: (site, circuit, message shape) → the series id of each value: one dict get per message
+        self._shape_ids: dict[tuple[str, str, tuple[tuple[str, str, str], ...]], list[int]] = {}
         #: series ids and partitions learnt in the open transaction: forgotten if it rolls back
         self._uncommitted: list[tuple[str, str, str, str]] = []
         self._new_partitions: list[str] = []
@@ -177,6 +192,7 @@ class CentralStore:
             ) from exc
         self._db = db
         self._series.clear()
+        self._shape_ids.clear()
 
     def _create_points(self, db: psycopg.Connection) -> str:
         row = db.execute("SELECT value FROM fleet_meta WHERE key = 'points_layout'").fetchone()
@@ -234,6 +250,8 @@ class CentralStore:
                 # the transaction rolled back: the series ids and partitions it created do not exist
                 for k in self._uncommitted:
                     self._series.pop(k, None)
+                if self._uncommitted:
+                    self._shape_ids.clear()
                 self._partitions.difference_update(self._new_partitions)
                 if isinstance(exc, psycopg.errors.DeadlockDetected):  # two workers, same sites: retry
                     if attempt < 2:
@@ -250,22 +268,45 @@ class CentralStore:
         if not missing:
             return
         cols = [list(c) for c in zip(*missing, strict=True)]
-        db.execute(
+        # the new ones come back from the INSERT; only series that existed already (another worker, an
+        # earlier run) are looked up
+        rows = db.execute(
             "INSERT INTO fleet_series (site, circuit, quantity, phase, unit) "
             "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
-            "ON CONFLICT (site, circuit, quantity, phase) DO NOTHING",
+            "ON CONFLICT (site, circuit, quantity, phase) DO NOTHING "
+            "RETURNING id, site, circuit, quantity, phase",
             cols,
-        )
-        rows = db.execute(
-            "SELECT s.id, s.site, s.circuit, s.quantity, s.phase FROM fleet_series s "
-            "JOIN unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(site, circuit, quantity, phase) "
-            "USING (site, circuit, quantity, phase)",
-            cols[:4],
         ).fetchall()
+        if len(rows) < len(missing):
+            returned = {(r[1], r[2], r[3], r[4]) for r in rows}
+            rest = [list(c) for c in zip(*(k[:4] for k in missing if k[:4] not in returned), strict=True)]
+            if rest:
+                rows += db.execute(
+                    "SELECT s.id, s.site, s.circuit, s.quantity, s.phase FROM fleet_series s JOIN "
+                    "unnest(%s::text[], %s::text[], %s::text[], %s::text[]) AS k(site, circuit, quantity, phase) "
+                    "USING (site, circuit, quantity, phase)",
+                    rest,
+                ).fetchall()
         for sid, *key in rows:
             k = (key[0], key[1], key[2], key[3])
             self._series[k] = int(sid)
             self._uncommitted.append(k)
+
+    def _ids_by_shape(self, db: psycopg.Connection, msgs: Sequence[CircuitMessage]) -> list[list[int]]:
+        """The series ids of each message's values, in order (new series are created)."""
+        cache = self._shape_ids
+        missing = {(m.site, m.circuit, m.shape) for m in msgs} - cache.keys()
+        if missing:
+            self._series_ids(
+                db,
+                ((site, circuit, q, ph, unit) for site, circuit, shape in missing for q, ph, unit in shape),
+            )
+            if len(cache) > 1_000_000:  # circuits that keep changing shape: start over
+                cache.clear()
+            series = self._series
+            for site, circuit, shape in missing:
+                cache[(site, circuit, shape)] = [series[(site, circuit, q, ph)] for q, ph, _ in shape]
+        return [cache[(m.site, m.circuit, m.shape)] for m in msgs]
 
     def _prepare_partitions(self, db: psycopg.Connection, stamps: set[int]) -> None:
         if self.layout != "partitioned":
@@ -283,32 +324,25 @@ class CentralStore:
     def _write(self, batch: Batch, now: float) -> WriteResult:
         db = self.db
         msgs = batch.messages
-        npoints = sum(len(m.points) for m in msgs)
+        npoints = sum(len(m.values) for m in msgs)
         new_msgs = new_points = 0
         with db.transaction():
             if msgs:
                 # new series and partitions first, in their own sub-transaction's order: sorted keys
-                self._series_ids(
-                    db, ((m.site, m.circuit, p.quantity, p.phase, p.unit) for m in msgs for p in m.points)
-                )
+                ids = self._ids_by_shape(db, msgs)
                 self._prepare_partitions(db, {m.ts for m in msgs})
-                series = self._series
-                point_rows = [
-                    (series[(m.site, m.circuit, p.quantity, p.phase)], m.ts, p.value, p.quality, p.samples)
-                    for m in msgs
-                    for p in m.points
-                ]
+                rows = _rows_of(msgs, ids)
                 with db.cursor() as cur:
                     try:
                         # fast path: COPY straight into fleet_points, in a savepoint; a point already
                         # stored (a redelivery, a replay) fails it with a unique violation …
                         with db.transaction():
-                            _copy(cur, "fleet_points", point_rows)
-                        new_points = len(point_rows)
+                            _copy(cur, "fleet_points", rows)
+                        new_points = npoints
                     except psycopg.errors.UniqueViolation:
                         # … and the batch goes the idempotent way: COPY into a temporary table, then
                         # INSERT … ON CONFLICT DO NOTHING (sorted, so two workers lock in one order)
-                        _copy(cur, "fleet_in", point_rows)
+                        _copy(cur, "fleet_in", rows)
                         cur.execute(
                             "INSERT INTO fleet_points SELECT * FROM fleet_in ORDER BY series, ts "
                             "ON CONFLICT (series, ts) DO NOTHING"
@@ -327,19 +361,23 @@ class CentralStore:
                     prev = circuits.get((m.site, m.circuit))
                     if prev is None or m.ts >= prev.ts:
                         circuits[(m.site, m.circuit)] = m
-                rows = [circuits[k] for k in sorted(circuits)]
+                latest = [circuits[k] for k in sorted(circuits)]
                 db.execute(
                     "INSERT INTO fleet_circuits SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
                     "%s::text[], %s::float8[], %s::int8[]) ON CONFLICT (site, circuit) DO UPDATE SET "
                     "name = EXCLUDED.name, zone = EXCLUDED.zone, interval = EXCLUDED.interval, "
-                    "last_ts = GREATEST(fleet_circuits.last_ts, EXCLUDED.last_ts)",
+                    "last_ts = GREATEST(fleet_circuits.last_ts, EXCLUDED.last_ts) "
+                    # a replayed interval changes nothing: no new row version to write
+                    "WHERE EXCLUDED.last_ts > fleet_circuits.last_ts OR (fleet_circuits.name, "
+                    "fleet_circuits.zone, fleet_circuits.interval) IS DISTINCT FROM "
+                    "(EXCLUDED.name, EXCLUDED.zone, EXCLUDED.interval)",
                     [
-                        [m.site for m in rows],
-                        [m.circuit for m in rows],
-                        [m.name for m in rows],
-                        [m.zone for m in rows],
-                        [m.interval for m in rows],
-                        [m.ts for m in rows],
+                        [m.site for m in latest],
+                        [m.circuit for m in latest],
+                        [m.name for m in latest],
+                        [m.zone for m in latest],
+                        [m.interval for m in latest],
+                        [m.ts for m in latest],
                     ],
                 )
             per_site: dict[str, list[Any]] = {}  # site → [messages, last_ts, refused, reason]

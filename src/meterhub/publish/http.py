@@ -9,7 +9,8 @@ meterhub-json messages, gzip-compressed (``Content-Encoding: gzip``), with
   that saw the batch already can answer it without storing it twice,
 
 and deletes the batch from the outbox only when the server answered 2xx. The link counts as connected
-until a POST fails and again once one succeeds (HTTP has no connection to watch). Then:
+once a POST was answered 2xx, until one fails, and again once one succeeds (HTTP has no connection to
+watch); before the first answer it is "connecting" — nothing is known about the server yet. Then:
 
 * **4xx other than 408 and 429** (a wrong token, a URL that is not a receiver, a batch the server refuses):
   the batch stays, the server's answer is logged once (a WARNING naming the instance, the status and the
@@ -44,7 +45,7 @@ from urllib.parse import urlsplit
 import meterhub
 from meterhub.config.publish import PublishInstance
 from meterhub.config.secrets import SecretError, read_secret
-from meterhub.publish.mqtt import LinkState, PublishCredentialsError
+from meterhub.publish.mqtt import CONNECTING, LinkState, PublishCredentialsError
 from meterhub.storage.outbox import Outbox, OutboxError, StoredMessage, wait_drained
 
 __all__ = ["BACKOFF_MAX", "BACKOFF_MIN", "HttpLink", "batch_body", "idempotency_key", "read_token"]
@@ -134,18 +135,21 @@ class HttpLink:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._connected = True  # "the last POST succeeded, or none was needed yet"
+        # Connected once a POST was answered 2xx, until one fails; before the first answer the link is
+        # "connecting" (last_error CONNECTING): nothing is known about the server yet.
+        self._connected = False
         self._failures = 0
         self._batch = inst.batch  # halved when the server answers 413
         self.sent = 0
         self.acked = 0
         self.posts = 0
         self.last_publish: float | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = CONNECTING
         self.failed: str | None = None  # a refusal (4xx) or an outbox that cannot be used: health DOWN
 
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
+        self.outbox.on_commit = self.wake  # staged messages are sent as soon as they are committed
         self._thread = threading.Thread(target=self._run, name=f"publish-{self.inst.id}", daemon=True)
         self._thread.start()
 
@@ -155,20 +159,32 @@ class HttpLink:
 
     def flush(self, timeout: float) -> bool:
         """Wait until the outbox is empty (or ``timeout`` [s]); True if so."""
-        return wait_drained(self.outbox, lambda: self._connected, timeout)
+        return wait_drained(self.outbox, self._trying, timeout)
+
+    def _trying(self) -> bool:
+        """Connected, or the first POST is still to be answered (no failure yet)."""
+        return self._connected or self.last_error == CONNECTING
 
     def stop(self, timeout: float = 2.0) -> None:
         """Stop sending; what was not acknowledged stays in the outbox for the next start."""
-        if self._connected:
+        if self._trying():
             self.flush(timeout)
         self._stopping.set()
         self._wake.set()
+        self.outbox.on_commit = None
         if self._thread is not None:
             self._thread.join(timeout=self.inst.timeout + 1)
         self._connected = False
 
     def state(self) -> LinkState:
-        return LinkState(self._connected, self.last_publish, self.sent, self.acked, self.last_error)
+        return LinkState(
+            self._connected,
+            self.last_publish,
+            self.sent,
+            self.acked,
+            self.last_error,
+            connecting=not self._connected and self.last_error == CONNECTING,
+        )
 
     # -- the sender thread -----------------------------------------------------------------------
     def _run(self) -> None:

@@ -37,6 +37,7 @@ from meterhub.config.secrets import SecretError, read_secret
 from meterhub.storage.outbox import Outbox, OutboxError, StoredMessage, wait_drained
 
 __all__ = [
+    "CONNECTING",
     "MESSAGE_ID_PROPERTY",
     "LinkState",
     "MessageIdProperty",
@@ -55,6 +56,8 @@ SETTLE_TICK = 0.05
 DELETE_BATCH = 2000
 #: Messages read from the outbox at a time [count].
 READ_AHEAD = 500
+#: ``last_error`` of a link whose first attempt since start is under way.
+CONNECTING = "connecting"
 #: Reconnect backoff of the client: first and largest wait [s].
 BACKOFF_MIN, BACKOFF_MAX = 1, 30
 
@@ -145,13 +148,16 @@ def read_password(inst: PublishInstance, environ: dict[str, str] | None = None) 
 @dataclass(frozen=True, slots=True)
 class LinkState:
     """connected; last_publish [s since the epoch] of the last acknowledged message or None; sent and
-    acknowledged [messages since start]; last_error: the last connection problem, None when connected."""
+    acknowledged [messages since start]; last_error: the last connection problem, None when connected;
+    connecting: not connected yet, and no attempt has failed since start (MQTT: the first connection
+    is being made; HTTP: no POST was answered yet)."""
 
     connected: bool
     last_publish: float | None
     sent: int
     acked: int
     last_error: str | None
+    connecting: bool = False
 
 
 class MqttLink:
@@ -227,7 +233,7 @@ class MqttLink:
         self.sent = 0
         self.acked = 0
         self.last_publish: float | None = None
-        self.last_error: str | None = "connecting"
+        self.last_error: str | None = CONNECTING
         self.failed: str | None = None  # the drainer's fatal error (the outbox cannot be used)
 
     # -- paho callbacks (paho's network thread) --------------------------------------------------
@@ -292,6 +298,7 @@ class MqttLink:
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         """Connect in the background (a broker that is away is retried with backoff) and start draining."""
+        self.outbox.on_commit = self.wake  # staged messages are sent as soon as they are committed
         addr = self.inst.address
         try:
             self._client.connect_async(addr.host, addr.port, keepalive=30)
@@ -316,6 +323,7 @@ class MqttLink:
             self.flush(timeout)
         self._stopping.set()
         self._wake.set()
+        self.outbox.on_commit = None
         if self._drainer is not None:
             self._drainer.join(timeout=5)
         if self._connected:
@@ -329,7 +337,14 @@ class MqttLink:
         self._connected = False
 
     def state(self) -> LinkState:
-        return LinkState(self._connected, self.last_publish, self.sent, self.acked, self.last_error)
+        return LinkState(
+            self._connected,
+            self.last_publish,
+            self.sent,
+            self.acked,
+            self.last_error,
+            connecting=not self._connected and self.last_error == CONNECTING,
+        )
 
     # -- the drainer thread ----------------------------------------------------------------------
     def _drain(self) -> None:

@@ -7,7 +7,8 @@ For each enabled instance it aggregates the valid readings of every interval
 :class:`~meterhub.publish.mqtt.MqttLink` drain it to the broker in its own threads (for ``transport: http``
 the :class:`~meterhub.publish.http.HttpLink` POSTs it in batches). The sink's subscription
 spills to ``DATA/publish-spool.jsonl``, so a slow sink loses no batch either. A site without enabled
-instances subscribes to nothing.
+instances subscribes to nothing until a configuration change enables one (:meth:`PublishSink.reconfigure`
+starts, stops and restarts instances while the gateway runs).
 
 Topics (``<prefix>`` = the instance's ``topic_prefix``, default ``meterhub/<site_id>``):
 
@@ -28,7 +29,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any
 
-from meterhub.bus import Batch, Overflow, SinkContext, Subscription
+from meterhub.bus import Batch, Overflow, ReadingBus, SinkContext, Subscription
 from meterhub.config.publish import PublishFormat, PublishInstance, PublishTransport
 from meterhub.config.schema import SiteConfig
 from meterhub.model.health import Health, HealthState, worst
@@ -80,6 +81,18 @@ class InstanceRunner:
         self._sized = max_mb is not None
         self._max_bytes = int(max_mb * 1024 * 1024) if max_mb is not None else None
 
+    def runs_as(self, config: SiteConfig, inst: PublishInstance) -> bool:
+        """True if this runner already publishes ``inst`` of ``config`` as configured: the same instance
+        settings, the same circuits and quantities selected (a changed circuit list changes the selection
+        of an instance that selects all of them) and the same site name."""
+        sel = Selection(config, inst)
+        return (
+            inst == self.inst
+            and config.site.name == self.site_name
+            and sel.circuits == self.selection.circuits
+            and sel.quantities == self.selection.quantities
+        )
+
     # -- lifecycle -------------------------------------------------------------------------------
     def start(self) -> None:
         inst = self.inst
@@ -128,8 +141,9 @@ class InstanceRunner:
         return self.write(self.aggregator.close(now))
 
     def write(self, done: list[CircuitInterval]) -> int:
-        """Render closed intervals into the outbox (blocking: one committed transaction for all of them —
-        usually one interval; several when the sink catches up, e.g. after its spool was replayed)."""
+        """Render closed intervals and stage them in the outbox (usually one interval; several when the
+        sink catches up, e.g. after its spool was replayed). The outbox's writer thread commits them
+        (fsync) — with whatever else waits, in one transaction — before the link can send them."""
         if not done or self.outbox is None:
             return 0
         messages: list[Message] = []
@@ -140,7 +154,7 @@ class InstanceRunner:
             intervals += 1
             if not self._sized:
                 self._size_outbox(sum(len(m.topic) + len(m.payload) for m in rendered))
-        self.outbox.put(messages)
+        self.outbox.stage(messages)
         self.published_intervals += intervals
         if self.link is not None:
             self.link.wake()
@@ -344,6 +358,19 @@ class InstanceRunner:
         }
         if self.link.failed is not None:
             return Health(HealthState.DOWN, f"publish {inst.id}: {self.link.failed}", counters)
+        if self.outbox.failed is not None:
+            return Health(
+                HealthState.DOWN,
+                f"publish {inst.id}: {self.outbox.failed}; {st.backlog} message(s) wait, "
+                f"those not yet written in memory only",
+                counters,
+            )
+        if link.connecting and st.backlog == 0 and isinstance(self.link, HttpLink):
+            return Health(
+                HealthState.OK,
+                f"publish {inst.id}: no POST answered by {self.link.endpoint} yet (nothing to send so far)",
+                counters,
+            )
         if not link.connected:
             return Health(
                 HealthState.DEGRADED,
@@ -369,32 +396,109 @@ class PublishSink:
 
     name = "publish"
 
-    def __init__(self, subscription: Subscription, runners: list[InstanceRunner], clock: Callable[[], float]):
+    def __init__(
+        self,
+        subscription: Subscription,
+        runners: list[InstanceRunner],
+        clock: Callable[[], float],
+        *,
+        bus: ReadingBus | None = None,
+        data_dir: Path | None = None,
+        device_status: Callable[[], Mapping[str, Any]] = dict,
+    ):
         self._sub = subscription
         self.runners = runners
         self._clock = clock
+        self._bus = bus
+        self._data_dir = data_dir
+        self._device_status = device_status  # for the runners of instances started by reconfigure()
         self._ticker: asyncio.Task[None] | None = None
+        self._halt = asyncio.Event()  # stops the ticker between two rounds
+        self._running = False
 
     @property
     def subscription(self) -> Subscription:
         return self._sub
 
     async def start(self) -> None:
+        self._running = True
         for r in self.runners:
             await asyncio.to_thread(r.start)
-        if self.runners:
-            self._ticker = asyncio.create_task(self._tick(), name="publish-ticker")
+        self._start_ticker()
+
+    def _start_ticker(self) -> None:
+        if self.runners and self._running and self._ticker is None:
+            self._halt = asyncio.Event()
+            self._ticker = asyncio.create_task(self._tick(self._halt), name="publish-ticker")
+
+    async def _stop_ticker(self) -> None:
+        if self._ticker is not None:
+            self._halt.set()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                if not self._ticker.cancelled():  # we are being cancelled ourselves
+                    raise
+            except Exception:  # pragma: no cover - _tick handles the outbox's errors
+                log.exception("publish: the ticker failed")
+            self._ticker = None
+
+    async def reconfigure(self, config: SiteConfig) -> bool:
+        """Apply a changed site file while running: start instances added or enabled, stop those removed
+        or disabled, restart those whose settings or selection changed (each runner keeps its outbox
+        file, so what waits in it is sent by the new link); unchanged ones run on undisturbed. A stopped
+        instance first renders the intervals that are over; a partial one is not published, as at a
+        stop. Return True if the sink's subscription was replaced (its pump must follow it: the
+        runtime's job) — a sink built without enabled instances subscribed to nothing."""
+        if self._data_dir is None or self._bus is None:
+            raise RuntimeError("publish sink: reconfigure needs the bus and the data folder (publish_sink())")
+        current = {r.inst.id: r for r in self.runners}
+        runners: list[InstanceRunner] = []
+        added: list[InstanceRunner] = []
+        for inst in (i for i in (config.publish or []) if i.enabled):
+            r = current.get(inst.id)
+            if r is None or not r.runs_as(config, inst):
+                r = InstanceRunner(config, inst, self._data_dir, self._clock, self._device_status)
+                added.append(r)
+            runners.append(r)
+        gone = [r for r in self.runners if r not in runners]
+        if not gone and not added:
+            return False
+        await self._stop_ticker()
+        now = self._clock()
+        for r in gone:
+            if self._running:
+                try:
+                    r.publish_due(now)
+                except OutboxError as exc:
+                    log.error("%s", exc)
+                await asyncio.to_thread(r.stop)
+            why = "changed" if any(n.inst.id == r.inst.id for n in added) else "removed or disabled"
+            log.info("publish %s: stopped (%s in the site file)", r.inst.id, why)
+        self.runners = runners
+        replaced = False
+        if runners and self._sub not in self._bus.subscriptions:
+            self._sub = self._subscribe(self._bus, self._data_dir)
+            replaced = True
+        if self._running:
+            for r in added:
+                await asyncio.to_thread(r.start)
+            self._start_ticker()
+        return replaced
+
+    @staticmethod
+    def _subscribe(bus: ReadingBus, data_dir: Path) -> Subscription:
+        return bus.subscribe(
+            "publish", maxsize=PUBLISH_QUEUE, overflow=Overflow.SPILL, spool=data_dir / "publish-spool.jsonl"
+        )
 
     async def deliver(self, batch: Batch) -> None:
         for r in self.runners:
             r.aggregator.add(batch)
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
-            self._ticker = None
+        await self._stop_ticker()
+        self._running = False
         now = self._clock()
         for r in self.runners:
             try:
@@ -403,14 +507,17 @@ class PublishSink:
                 log.error("%s", exc)
             await asyncio.to_thread(r.stop)
 
-    async def _tick(self) -> None:
+    async def _tick(self, halt: asyncio.Event) -> None:
         period = min(1.0, min(r.inst.interval for r in self.runners) / 4)
         while True:
-            await asyncio.sleep(period)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(halt.wait(), period)
+            if halt.is_set():  # stopped between two rounds, never inside one: no write is cut off
+                return
             now = self._clock()
             for r in self.runners:
                 # Closing the intervals stays on the loop (deliver() feeds the same aggregator); the
-                # commit with its fsync runs in a worker thread so acquisition never waits for the disk.
+                # rendering runs in a worker thread; the outbox's writer thread commits (fsync).
                 done = r.aggregator.close(now)
                 try:
                     await asyncio.to_thread(r.write, done)
@@ -439,10 +546,10 @@ class PublishSink:
 def publish_sink(ctx: SinkContext) -> PublishSink:
     """The sink of the site's enabled ``publish:`` instances, MQTT and HTTP (subscribed only if there is one)."""
     instances = [i for i in (ctx.config.publish or []) if i.enabled]
-    sub = ctx.bus.subscribe(
-        "publish", maxsize=PUBLISH_QUEUE, overflow=Overflow.SPILL, spool=ctx.data_dir / "publish-spool.jsonl"
-    )
+    sub = PublishSink._subscribe(ctx.bus, ctx.data_dir)
     if not instances:
         ctx.bus.unsubscribe(sub)
     runners = [InstanceRunner(ctx.config, i, ctx.data_dir, ctx.clock, ctx.device_status) for i in instances]
-    return PublishSink(sub, runners, ctx.clock)
+    return PublishSink(
+        sub, runners, ctx.clock, bus=ctx.bus, data_dir=ctx.data_dir, device_status=ctx.device_status
+    )

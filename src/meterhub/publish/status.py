@@ -4,11 +4,11 @@ message of ``POST /api/v1/publish/{id}/test``.
 :func:`instance_status` reads the running sink (:class:`~meterhub.publish.sink.PublishSink`) without
 blocking: the link's state and counters and the outbox's in-memory statistics. The state is one of
 
-* ``connected`` — the MQTT client is connected to the broker, or the last HTTP POST was answered 2xx
-  (or none was needed yet);
-* ``connecting`` — the first connection attempt since start is still under way;
+* ``connected`` — the MQTT client is connected to the broker, or the last HTTP POST was answered 2xx;
+* ``connecting`` — the first connection attempt since start is still under way (HTTP: no POST was
+  answered yet), or an instance enabled by a configuration change is being started;
 * ``down`` — the instance could not start (a password or token variable missing, TLS files unusable,
-  the outbox file unusable), the broker refused or cannot be reached, the connection was lost and is
+  the outbox file unusable), its outbox cannot be written, the broker refused or cannot be reached, the connection was lost and is
   retried, a TLS handshake failed (``certificate verify failed …``) or an HTTP server refuses the batches;
   ``message`` says which, naming the instance;
 * ``disabled`` — ``enabled: false`` in the site file.
@@ -137,11 +137,16 @@ def instance_status(inst: PublishInstance, runner: InstanceRunner | None, now: f
     outbox, link = runner.outbox, runner.link
     st = outbox.stats() if outbox is not None else None
     ls = link.state() if link is not None else None
-    if runner.error is not None or link is None or link.failed is not None:
+    if (
+        runner.error is not None
+        or link is None
+        or link.failed is not None
+        or (outbox is not None and outbox.failed is not None)
+    ):
         state = LinkStateName.DOWN
     elif ls is not None and ls.connected:
         state = LinkStateName.CONNECTED
-    elif ls is None or ls.last_error in (None, "connecting"):
+    elif ls is None or ls.connecting:
         state = LinkStateName.CONNECTING
     else:
         state = LinkStateName.DOWN
@@ -166,20 +171,15 @@ def instance_status(inst: PublishInstance, runner: InstanceRunner | None, now: f
 
 def statuses(sink: PublishSink | None, instances: list[PublishInstance], now: float) -> list[InstanceStatus]:
     """Every configured instance, in the site file's order: running ones from ``sink``, the others
-    disabled. An instance enabled in a configuration applied after start shows as down until the
-    gateway restarts (the sink is built at start)."""
+    disabled. An instance enabled by a configuration change starts with it
+    (:meth:`~meterhub.publish.sink.PublishSink.reconfigure`); until its runner exists it shows as
+    connecting."""
     runners = {r.inst.id: r for r in sink.runners} if sink is not None else {}
     out = []
     for inst in instances:
         runner = runners.get(inst.id)
         if runner is None and inst.enabled:
-            out.append(
-                _idle(
-                    inst,
-                    LinkStateName.DOWN,
-                    f"publish {inst.id}: not running (enabled after the gateway started; restart it)",
-                )
-            )
+            out.append(_idle(inst, LinkStateName.CONNECTING, f"publish {inst.id}: starting"))
         else:
             out.append(instance_status(inst, runner, now))
     return out

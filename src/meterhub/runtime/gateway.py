@@ -197,7 +197,7 @@ class Gateway:
         runners = sink.runners if isinstance(sink, PublishSink) else []
         runner = next((r for r in runners if r.inst.id == wanted), None)
         if runner is None:
-            why = f"publish instance {wanted!r} is not running (added since the start? restart meterhub)"
+            why = f"publish instance {wanted!r} is not running (not in the site file, or disabled)"
             log.error("notify mqtt: %s; alarm events wait in its outbox", why)
             channel.detach(why)
             return
@@ -214,6 +214,24 @@ class Gateway:
                 runner.link.wake()
 
         channel.attach(forward, runner.prefix)
+
+    async def _reconfigure_publish(self, config: SiteConfig) -> None:
+        """Publish instances added, enabled, changed, disabled or removed take effect now: the sink starts
+        and stops them; a sink that subscribed to nothing (no instance at start) gets its subscription
+        and a pump for it; the alarm notifier's MQTT channel follows a restarted instance's outbox."""
+        sink = self.sinks.get(SinkKind.PUBLISH)
+        if not isinstance(sink, PublishSink):
+            return
+        replaced = await sink.reconfigure(config)
+        if not self._sink_tasks:  # not running: start() spawns the pumps and attaches the channel
+            return
+        if replaced:
+            key = f"sink:{sink.name}"
+            old = [t for t in self._sink_tasks if t.get_name() == key]
+            await cancel_and_wait(old, timeout=STOP_TIMEOUT)  # it waited on the old, empty subscription
+            self._sink_tasks = [t for t in self._sink_tasks if t not in old]
+            self._sink_tasks.append(self._spawn(key, partial(pump, sink)))
+        self._attach_mqtt_notifications()
 
     def _sink(self, kind: SinkKind, cls: type[_S]) -> _S:
         sink = self.sinks[kind]
@@ -492,6 +510,7 @@ class Gateway:
         modbus = self.sinks.get(SinkKind.MODBUS_SERVER)
         if isinstance(modbus, ModbusServerSink):
             modbus.reconfigure(validated)
+        await self._reconfigure_publish(validated)
         if self.modbus_gateway is not None and validated.modbus_gateway is not None:
             self.modbus_gateway.reconfigure(
                 validated.modbus_gateway, {b.id: b.timeout for b in validated.buses}

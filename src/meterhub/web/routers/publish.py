@@ -7,19 +7,26 @@
 * ``POST /api/v1/publish/{id}/test`` (admin) — queue a test message through the instance's outbox and
   wait up to 10 s for the broker's PUBACK or the server's 2xx; the answer says whether it came. 404 for an
   unknown instance, 409 for a disabled one or one that could not start.
+* ``PUT /api/v1/config/publish/{id}`` (admin) — add an instance or replace the one with that id (the body
+  is one ``publish:`` entry of the site file, as docs/publish.md describes it; secrets only by
+  variable name or file path); ``DELETE /api/v1/config/publish/{id}`` removes one. Like every
+  configuration change the site file is written back and the change applies at once: an instance added
+  or enabled starts, one disabled or removed stops (``GET /api/v1/publish`` shows it).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
+from meterhub.config.publish import PublishInstance
+from meterhub.errors import NotFoundError
 from meterhub.model.readings import iso_utc
 from meterhub.publish.status import InstanceStatus, send_test, statuses
 from meterhub.web.auth import Principal, require_admin, require_reader
-from meterhub.web.deps import Publishing
+from meterhub.web.deps import Config, Publishing
 
 __all__ = ["router"]
 
@@ -112,3 +119,54 @@ async def publish_test(instance_id: str, who: ADMIN, pub: Publishing) -> TestOut
         seconds=r.seconds,
         message=r.message,
     )
+
+
+@router.put(
+    "/config/publish/{instance_id}",
+    response_model=InstanceOut,
+    summary="Add a publish instance or replace the one with this id; it applies at once (admin)",
+    responses={422: {"description": "invalid field, or the body's id is not the one of the path"}},
+)
+async def put_publish_instance(
+    instance_id: str, body: PublishInstance, cfg: Config, pub: Publishing, _: ADMIN
+) -> InstanceOut:
+    if body.id != instance_id:
+        raise HTTPException(
+            422,
+            [
+                {
+                    "loc": ["body", "id"],
+                    "msg": f"the body's id {body.id!r} is not the path's {instance_id!r}",
+                    "type": "value_error",
+                }
+            ],
+        )
+    new = cfg.config.model_copy(deep=True)
+    instances = list(new.publish or [])
+    at = next((i for i, inst in enumerate(instances) if inst.id == instance_id), None)
+    if at is None:
+        instances.append(body)
+    else:
+        instances[at] = body
+    new.publish = instances
+    applied = await cfg.apply(new)
+    (status,) = [
+        s for s in statuses(pub.sink, list(applied.publish or []), pub.clock()) if s.id == instance_id
+    ]
+    return _out(status)
+
+
+@router.delete(
+    "/config/publish/{instance_id}",
+    status_code=204,
+    summary="Remove a publish instance; it stops at once (admin)",
+    responses={404: {"description": "no publish instance with that id"}},
+)
+async def delete_publish_instance(instance_id: str, cfg: Config, _: ADMIN) -> None:
+    instances = list(cfg.config.publish or [])
+    if not any(i.id == instance_id for i in instances):
+        known = ", ".join(i.id for i in instances) or "none"
+        raise NotFoundError(f"no publish instance {instance_id!r} (known: {known})")
+    new = cfg.config.model_copy(deep=True)
+    new.publish = [i for i in instances if i.id != instance_id] or None
+    await cfg.apply(new)

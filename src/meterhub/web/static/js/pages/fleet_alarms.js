@@ -7,6 +7,7 @@
 // a comment is being typed. Kept apart from fleet.js so the two evolve without touching each other.
 
 import { setLanguage, t } from "../i18n.js";
+import { installCardTables } from "../ui.js";
 
 let ready = null;
 
@@ -100,6 +101,8 @@ export async function renderFleetAlarms(container) {
 }
 
 const section = document.getElementById("fleet-alarm-list");
+// the page's tables (this section's and fleet.js's) become labelled cards where their columns do not fit
+for (const root of [section, document.getElementById("view")]) if (root) installCardTables(root);
 async function tick() {
   const typing = section && section.contains(document.activeElement) && document.activeElement.tagName === "INPUT";
   const signedIn = typing ? true : await renderFleetAlarms(section);
