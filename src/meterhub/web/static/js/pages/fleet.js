@@ -7,7 +7,6 @@
 // Strings through i18n (fleet.* keys; the language: this browser's choice on a gateway page, else its own).
 
 import { has, setLanguage, t } from "../i18n.js";
-import { installCardTables } from "../ui.js";
 
 const TONE = { online: "online", silent: "data-warning", offline: "offline", never_seen: "data-ok" };
 const view = document.getElementById("view");
@@ -204,7 +203,6 @@ async function render() {
 }
 
 await setLanguage(localStorage.getItem("meterhub.lang") || navigator.language.slice(0, 2));
-installCardTables(view); // on a phone each cell shows its column name
 render();
 setInterval(() => {
   if (document.activeElement?.id !== "fleet-search") render();
