@@ -36,13 +36,15 @@ from typing import Any
 import psycopg
 
 from meterhub.central.config import CentralConfig
-from meterhub.central.payload import CircuitMessage, Point, parse_circuit_message
+from meterhub.central.payload import CircuitMessage, parse_circuit_message
 from meterhub.central.rollups import rollup_pass
 from meterhub.central.simulate import circuit_message
 from meterhub.central.store import Batch, CentralStore
 from meterhub.central.views import FleetViews
 from meterhub.model.quantities import Q
 
+#: the message shape of circuit main: (quantity, phase, unit) per value
+SHAPE = ((Q.ENERGY_ACTIVE_IMPORT.value, "total", "Wh"), (Q.ACTIVE_POWER.value, "total", "W"))
 ADMIN = os.environ.get("METERHUB_BENCH_PG_ADMIN", "host=127.0.0.1 user=postgres dbname=postgres")
 
 
@@ -79,12 +81,10 @@ def build_data(dsn: str, sites: int, days: int, interval: int, now: int) -> dict
                     None,
                     ts,
                     interval,
-                    (
-                        Point(Q.ENERGY_ACTIVE_IMPORT.value, "total", "Wh", p * ts / 3600, 0, 1),
-                        Point(
-                            Q.ACTIVE_POWER.value, "total", "W", p * (1 + 0.2 * math.sin(ts / 5000 + n)), 0, 1
-                        ),
-                    ),
+                    SHAPE,
+                    (p * ts / 3600, p * (1 + 0.2 * math.sin(ts / 5000 + n))),
+                    (0, 0),
+                    (1, 1),
                 )
             )
     store.write(Batch(messages=seeds), now=now)

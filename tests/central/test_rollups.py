@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from meterhub.central.config import CentralConfig, CentralConfigError, parse_central_config
-from meterhub.central.payload import CircuitMessage, Point
+from meterhub.central.payload import CircuitMessage
 from meterhub.central.rollups import PassResult, RollupTask, install, rollup_pass
 from meterhub.central.store import Batch, CentralStore
 from meterhub.central.views import FleetViews
@@ -28,6 +28,10 @@ T0 = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp())  # a UTC midnight
 H, D, STEP = 3600, 86400, 900
 
 
+#: the message shape of circuit main: (quantity, phase, unit) per value
+SHAPE = ((Q.ENERGY_ACTIVE_IMPORT.value, "total", "Wh"), (Q.ACTIVE_POWER.value, "total", "W"))
+
+
 def _msg(k: int, site: str = "s1", offset: float = 0.0) -> CircuitMessage:
     """Point number ``k`` of ``site`` (``offset`` [Wh] added to its register)."""
     return CircuitMessage(
@@ -37,10 +41,10 @@ def _msg(k: int, site: str = "s1", offset: float = 0.0) -> CircuitMessage:
         zone=None,
         ts=T0 + STEP * k,
         interval=STEP,
-        points=(
-            Point(Q.ENERGY_ACTIVE_IMPORT.value, "total", "Wh", 1000.0 * k + offset, 0, 1),
-            Point(Q.ACTIVE_POWER.value, "total", "W", 4000.0 + 100 * (k % 4), 0, 1),
-        ),
+        shape=SHAPE,
+        values=(1000.0 * k + offset, 4000.0 + 100 * (k % 4)),
+        qualities=(0, 0),
+        samples=(1, 1),
     )
 
 
