@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import tempfile
@@ -188,6 +189,7 @@ def run(args: argparse.Namespace, dsn: str | None) -> None:
             "backend": "postgres" if dsn else "sqlite",
             "readings": n_readings,
             "ingest_s": round(ingest_s, 2),
+            "load_avg_before": [round(x, 2) for x in os.getloadavg()],  # 1, 5, 15 min: a shared machine
         }
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
@@ -222,6 +224,7 @@ def run(args: argparse.Namespace, dsn: str | None) -> None:
             "nodes": len(flow["nodes"]),
             "links": len(flow["links"]),
         }
+        out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
         out["target_flow_year_s"] = TARGET_S
         out["flow_year_within_target"] = out["flow_year"]["median_s"] <= TARGET_S
         print(json.dumps(out, indent=1))
