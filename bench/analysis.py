@@ -14,6 +14,8 @@ A real uvicorn server on loopback serves the app; after one cold request, each e
 * ``energies_year``: in process, the year's site and circuit energies and cost through the hourly
   path (the baseline, as before bands were summed in the database) and through the band sums,
   alternating, with the speed-up and whether both give the same cost;
+* ``band_sums_year`` (``--postgres``): in process, the flow's one ``delta_sums`` call against the same
+  statement at the server's default ``work_mem`` (the baseline, as before), alternating;
 * baseline in the same run: ``balance_year`` — the existing ``/api/v1/reports/balance`` by day over the
   same span (3 series from raw values), and ``site`` — ``GET /api/v1/site`` (the request round trip).
 
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import statistics
 import tempfile
@@ -44,12 +47,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+import numpy as np
 import uvicorn
 
 from meterhub.config import parse_config
 from meterhub.energy.analysis import Analysis
 from meterhub.model.quantities import Q
-from meterhub.model.readings import Reading
+from meterhub.model.readings import Reading, SeriesKey
 from meterhub.model.topology import Phase, Purpose
 from meterhub.runtime import Gateway
 from meterhub.storage import open_storage
@@ -188,6 +192,7 @@ def run(args: argparse.Namespace, dsn: str | None) -> None:
             "backend": "postgres" if dsn else "sqlite",
             "readings": n_readings,
             "ingest_s": round(ingest_s, 2),
+            "load_avg_before": [round(x, 2) for x in os.getloadavg()],  # 1, 5, 15 min: a shared machine
         }
         try:
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as c:
@@ -204,6 +209,8 @@ def run(args: argparse.Namespace, dsn: str | None) -> None:
                 for name, path in paths.items():
                     out[name] = timed(c, path, args.repeat)
             out["energies_year"] = hourly_vs_bands(gw.storage, cfg, end, args.repeat)  # the server idles
+            if dsn:
+                out["band_sums_year"] = band_sums_vs_default_memory(gw.storage, cfg, end, args.repeat)
         finally:
             server.should_exit = True
             th.join(30)
@@ -222,6 +229,7 @@ def run(args: argparse.Namespace, dsn: str | None) -> None:
             "nodes": len(flow["nodes"]),
             "links": len(flow["links"]),
         }
+        out["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
         out["target_flow_year_s"] = TARGET_S
         out["flow_year_within_target"] = out["flow_year"]["median_s"] <= TARGET_S
         print(json.dumps(out, indent=1))
@@ -249,6 +257,52 @@ def hourly_vs_bands(storage: Any, cfg: Any, end: date, repeat: int) -> dict[str,
         "speedup": round(statistics.median(runs["hourly"]) / statistics.median(runs["bands"]), 2),
         "same_answer": totals["hourly"] == totals["bands"],
         **{f"{k}_{q}": v for k, t in totals.items() for q, v in t.items()},
+    }
+
+
+def band_sums_vs_default_memory(storage: Any, cfg: Any, end: date, repeat: int) -> dict[str, Any]:
+    """PostgreSQL, in process: the year's sums per local day and tariff band of every import and
+    export register (the flow's one ``delta_sums`` call), alternating with the baseline: the same
+    statement at the server's default ``work_mem`` (as before, the hash table may spill to disk)
+    with the rows added up one by one in Python (and without the open-hour check delta_sums makes)."""
+    a = Analysis(storage, cfg, START, end)
+    keys = [
+        SeriesKey(c.id, q, Phase.TOTAL)
+        for c in cfg.circuits
+        for q in (Q.ENERGY_ACTIVE_IMPORT, Q.ENERGY_ACTIVE_EXPORT)
+    ]
+    e = a.edges.astype(np.int64)
+
+    def baseline() -> dict[SeriesKey, np.ndarray]:
+        ids = {k: storage._lookup_series(k) for k in keys}
+        by_sid = {sid: k for k, sid in ids.items() if sid is not None}
+        out = {k: np.zeros(len(e) - 1) for k in keys}
+        bounds = ", ".join(str(int(x)) for x in e.tolist())
+        rows = storage._execute(
+            f"SELECT series, width_bucket(bucket, ARRAY[{bounds}]::int8[]) - 1 AS k, SUM(delta) FROM r_1h "
+            f"WHERE series IN ({', '.join(map(str, sorted(by_sid)))}) AND bucket >= {int(e[0])} "
+            f"AND bucket < {int(e[-1])} GROUP BY series, k"
+        )
+        for sid, k, total in rows:
+            out[by_sid[int(sid)]][int(k)] += float(total)
+        return out
+
+    runs: dict[str, list[float]] = {"default_memory": [], "delta_sums": []}
+    answers: dict[str, dict[SeriesKey, np.ndarray]] = {}
+    for _ in range(repeat):
+        for name, f in (("default_memory", baseline), ("delta_sums", lambda: storage.delta_sums(keys, e))):
+            t = time.perf_counter()
+            answers[name] = f()
+            runs[name].append(time.perf_counter() - t)
+    same = all(np.array_equal(answers["default_memory"][k], answers["delta_sums"][k]) for k in keys)
+    return {
+        "spans": len(e) - 1,
+        "registers": len(keys),
+        **{f"{k}_median_s": round(statistics.median(v), 4) for k, v in runs.items()},
+        "speedup": round(
+            statistics.median(runs["default_memory"]) / statistics.median(runs["delta_sums"]), 2
+        ),
+        "same_answer": same,
     }
 
 

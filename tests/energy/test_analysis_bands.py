@@ -211,3 +211,29 @@ def test_sqlite_and_postgresql_sum_the_same_bands(lite: Storage, pg: Storage) ->
     assert a[LIGHT].tolist() == [5000.0, 18000.0, 2000.0, 7000.0, 18000.0]
     for d0, d1 in ((date(2026, 3, 29), date(2026, 3, 30)), (date(2026, 10, 25), date(2026, 10, 26))):
         assert flow(lite, site(), start=d0, end=d1) == flow(pg, site(), start=d0, end=d1)
+
+
+@pytest.mark.postgres
+def test_postgresql_band_sums_leave_the_session_as_it_was(pg: Storage, tmp_path: Path) -> None:
+    # the sums run in a transaction of their own with a larger work_mem for that statement only
+    before = pg._execute("SHOW work_mem")  # type: ignore[attr-defined]
+    assert pg.delta_sums([LIGHT], bands("2026-03-29", "2026-03-30"))[LIGHT].tolist() == [5000.0, 18000.0]
+    assert pg._execute("SHOW work_mem") == before  # type: ignore[attr-defined]
+    assert pg._conn().info.transaction_status.name == "IDLE"  # type: ignore[attr-defined]
+    # the next flush still commits (no transaction left open), and a read-only session (``meterhub
+    # report``) sums the same
+    fill(pg, (("2026-11-04T00:00", "2026-11-04T01:00"),))
+    dsn = pg.dsn  # type: ignore[attr-defined]
+    cfg = StorageConfig(backend="postgres", dsn=dsn)
+    reader = open_storage(cfg, tmp_path / "reader", spool=False, read_only=True)
+    try:
+        edges = [local("2026-11-04T00:00"), local("2026-11-04T01:00"), local("2026-11-05T00:00")]
+        # [Wh]: the register starts again from 0 (a drop adds nothing); the steps ending 00:15 …
+        # 00:45 in the first hour, the one ending 01:00 in the open hour after it
+        assert reader.delta_sums([LIGHT], edges)[LIGHT].tolist() == [750.0, 250.0]
+        assert reader.delta_sums([LIGHT], bands("2026-10-25", "2026-10-26"))[LIGHT].tolist() == [
+            7000.0,
+            18000.0,
+        ]
+    finally:
+        reader.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from meterhub.storage import outbox as outbox_module
 from meterhub.storage.outbox import ROW_OVERHEAD, Message, Outbox, OutboxError
 
 
@@ -206,4 +207,27 @@ def test_a_failed_write_keeps_staged_messages_in_memory_and_retries_them(tmp_pat
     blocker.close()
     assert box.sync(timeout=15) and box.failed is None
     assert [m.topic for m in box.peek()] == ["a", "b"]
+    box.close()
+
+
+def test_staged_messages_held_through_a_failing_write_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While writes keep failing, stage() holds messages only up to STAGED_CAP, then refuses more with a
+    message naming the file and the reason; what it holds is committed once writing works again."""
+    monkeypatch.setattr(outbox_module, "STAGED_CAP", 1000)
+    path = tmp_path / "o.sqlite"
+    box = Outbox(path, name="publish cloud")
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    box.stage([Message("a", b"x" * 600)])
+    with pytest.raises(OutboxError, match="cannot write"):  # this round fails: the lock is held
+        box.put([Message("b", b"y")])
+    box.stage([Message("c", b"x" * 600)])  # held: 600 B + overhead so far, under the cap
+    with pytest.raises(OutboxError, match=r"o\.sqlite: writing fails .*2 message\(s\) already wait"):
+        box.stage([Message("d", b"z")])
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert box.sync(timeout=15) and box.failed is None
+    assert [m.topic for m in box.peek()] == ["a", "c"]
     box.close()

@@ -80,6 +80,9 @@ ROUND = 500
 STAGE_WAIT = 10.0
 #: A failed write of staged messages is tried again after this long [s].
 RETRY_WRITE = 1.0
+#: While writes fail (a full or read-only disk), staged messages are held in memory up to this many
+#: bytes; stage() refuses more with an :class:`OutboxError` instead of growing without bound [B].
+STAGED_CAP = 64 * 2**20
 
 
 class OutboxError(Exception):
@@ -228,6 +231,12 @@ class Outbox:
         link."""
         if not messages:
             return
+        with self._cv:
+            if self.failed is not None and self._staged_bytes >= STAGED_CAP:
+                raise OutboxError(
+                    f"outbox {self.path}: writing fails ({self.failed}); {self._staged} message(s) already "
+                    f"wait in memory ({self._staged_bytes // 2**20} MiB), {len(messages)} more not kept"
+                )
         entry = self._enqueue(messages, wait=False)
         if self._fresh_bytes + self._staged_bytes > FRESH_BYTES * 3 // 4:
             # The link lags (or is away): committed messages it has not taken fill the memory window.

@@ -530,21 +530,46 @@ class PostgresStorage(SqlStorage):
         except psycopg.Error as exc:
             raise self._error(exc) from exc
 
-    def _span_sums(self, table: str, sids: Sequence[int], edges: np.ndarray) -> list[tuple]:
-        """PostgreSQL: one statement, a range scan per series, each bucket's span found by binary
-        search in the edges (``width_bucket`` over an array of thresholds, 1 for the first span).
+    def _span_arrays(self, resolution: str, sids: Sequence[int], edges: np.ndarray) -> dict[int, np.ndarray]:
+        """PostgreSQL: one statement, a scan of the series' rows, each bucket's span found by binary
+        search in the edges (``width_bucket`` over an array of thresholds, 1 for the first span),
+        summed per series and span in a hash table; the sums placed into arrays with numpy.
+
+        The hash table gets the memory it needs (about 130 B per series and span, ``work_mem`` for
+        this statement only; a larger setting is kept): with the default 4 MB a year of 100 circuits
+        (~90 000 sums) spills to disk in five batches — about twice as slow, and the plan chosen on
+        a table not yet analysed (right after a bulk import).
 
         The edges are written into the statement as a constant, not bound: psycopg prepares a
         statement run five times, and a generic plan would convert a bound array (sent as int4[])
         to int8[] for every row — 15 s instead of 0.2 s for a year of 100 circuits. Every number is
         an integer formatted here, so nothing user-supplied reaches the SQL."""
+        n = len(edges) - 1
         bounds = ", ".join(str(int(x)) for x in edges.tolist())
         series = ", ".join(str(int(s)) for s in sids)
-        return self._execute(
-            f"SELECT series, width_bucket(bucket, ARRAY[{bounds}]::int8[]) - 1 AS k, SUM(delta) "
-            f"FROM {table} WHERE series IN ({series}) AND bucket >= {int(edges[0])} "
-            f"AND bucket < {int(edges[-1])} GROUP BY series, k"
-        )
+        memory = min(max(len(sids) * n // 4, 4096), 262144)  # [kB]: 256 B per sum, 4 MB … 256 MB
+        self._execute("BEGIN")
+        try:
+            self._execute(
+                f"SELECT set_config('work_mem', GREATEST({memory}, "
+                "(SELECT setting::int8 FROM pg_settings WHERE name = 'work_mem')) || 'kB', true)"
+            )
+            rows = self._execute(
+                f"SELECT series, width_bucket(bucket, ARRAY[{bounds}]::int8[]) - 1 AS k, SUM(delta) "
+                f"FROM {ROLLUP_TABLES[resolution]} WHERE series IN ({series}) AND bucket >= {int(edges[0])} "
+                f"AND bucket < {int(edges[-1])} GROUP BY series, k"
+            )
+            self._execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
+        if not rows:
+            return {}
+        cols = np.array(rows, dtype=np.float64)  # series ids and span numbers are exact as float64
+        ids, at = np.unique(cols[:, 0].astype(np.int64), return_inverse=True)
+        sums = np.zeros((len(ids), n))
+        sums[at.reshape(-1), cols[:, 1].astype(np.int64)] += cols[:, 2]  # one row per (series, span)
+        return {int(sid): sums[i] for i, sid in enumerate(ids.tolist())}
 
     def _prepare_raw_range(self, ts_ms: np.ndarray) -> None:
         if self.layout != "partitioned" or not len(ts_ms):

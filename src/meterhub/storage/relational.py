@@ -351,17 +351,24 @@ class SqlStorage(SqlEvents):
         out = {key: np.zeros(len(e) - 1) for key in keys}
         if len(e) < 2 or not keys:
             return out
-        table = ROLLUP_TABLES[resolution]
         with self._lock:
             ids = {key: self._lookup_series(key) for key in keys}
             by_sid = {sid: key for key, sid in ids.items() if sid is not None}
             sids = sorted(by_sid)
             for at in range(0, len(sids), 500):
                 part = sids[at : at + 500]
-                for sid, k, total in self._span_sums(table, part, e):
-                    out[by_sid[int(sid)]][int(k)] += float(total)
+                for sid, sums in self._span_arrays(resolution, part, e).items():
+                    out[by_sid[sid]] += sums
                 if resolution in COARSE:
                     self._correct_open_buckets(resolution, part, e, by_sid, out)
+        return out
+
+    def _span_arrays(self, resolution: str, sids: Sequence[int], edges: np.ndarray) -> dict[int, np.ndarray]:
+        """Σ delta of the ``resolution`` rollups per span of ``edges`` [s] for each series id that
+        has rows there (an array of ``len(edges) − 1`` sums), from :meth:`_span_sums`."""
+        out: dict[int, np.ndarray] = {}
+        for sid, k, total in self._span_sums(ROLLUP_TABLES[resolution], sids, edges):
+            out.setdefault(int(sid), np.zeros(len(edges) - 1))[int(k)] += float(total)
         return out
 
     def _span_sums(self, table: str, sids: Sequence[int], edges: np.ndarray) -> list[tuple]:
