@@ -298,12 +298,6 @@ class Outbox:
                     # put() callers get the error at once (as before); staged messages stay in memory,
                     # in front of anything newer, and are tried again.
                     retry = [e for e in batch if not e.wait]
-                    for e in batch:
-                        if e.wait:
-                            e.error = error
-                            self._staged -= len(e.messages)
-                            self._staged_bytes -= e.size
-                            e.done.set()
                     if str(error) != self.failed:
                         log.error(
                             "%s: %s (%d message(s) held in memory, retried every %g s)",
@@ -312,7 +306,13 @@ class Outbox:
                             sum(len(e.messages) for e in retry),
                             RETRY_WRITE,
                         )
-                    self.failed = str(error)
+                    self.failed = str(error)  # before put() returns its error: a caller sees both
+                    for e in batch:
+                        if e.wait:
+                            e.error = error
+                            self._staged -= len(e.messages)
+                            self._staged_bytes -= e.size
+                            e.done.set()
                     self._pending[:0] = retry
                     if self._closing and retry:
                         lost = sum(len(e.messages) for e in retry)
