@@ -14,7 +14,6 @@ from meterhub.config.loader import parse_config
 from meterhub.runtime import Gateway
 from meterhub.sim.io import W1Simulator, probe_temperature
 from meterhub.storage import open_storage
-from meterhub.web.app import create_app
 
 from .conftest import add_user, login
 
@@ -62,12 +61,6 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     gw = Gateway(cfg, data_dir=data, config_path=path, storage=storage)
     yield gw
     gw.storage.close()
-
-
-@pytest.fixture
-def client(gateway: Gateway) -> Iterator[TestClient]:
-    with TestClient(create_app(gateway)) as c:
-        yield c
 
 
 @pytest.fixture

@@ -177,14 +177,7 @@ class HttpLink:
         self._connected = False
 
     def state(self) -> LinkState:
-        return LinkState(
-            self._connected,
-            self.last_publish,
-            self.sent,
-            self.acked,
-            self.last_error,
-            connecting=not self._connected and self.last_error == CONNECTING,
-        )
+        return LinkState.of(self._connected, self.last_publish, self.sent, self.acked, self.last_error)
 
     # -- the sender thread -----------------------------------------------------------------------
     def _run(self) -> None:

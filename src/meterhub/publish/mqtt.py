@@ -159,6 +159,14 @@ class LinkState:
     last_error: str | None
     connecting: bool = False
 
+    @classmethod
+    def of(
+        cls, connected: bool, last_publish: float | None, sent: int, acked: int, last_error: str | None
+    ) -> LinkState:
+        """A link's state; connecting while not connected and nothing has failed since start."""
+        connecting = not connected and last_error == CONNECTING
+        return cls(connected, last_publish, sent, acked, last_error, connecting=connecting)
+
 
 class MqttLink:
     """Drain one outbox to one broker (see the module docstring).
@@ -337,14 +345,7 @@ class MqttLink:
         self._connected = False
 
     def state(self) -> LinkState:
-        return LinkState(
-            self._connected,
-            self.last_publish,
-            self.sent,
-            self.acked,
-            self.last_error,
-            connecting=not self._connected and self.last_error == CONNECTING,
-        )
+        return LinkState.of(self._connected, self.last_publish, self.sent, self.acked, self.last_error)
 
     # -- the drainer thread ----------------------------------------------------------------------
     def _drain(self) -> None:
