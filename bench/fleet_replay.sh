@@ -9,12 +9,12 @@ mosquitto -c $T/m.conf > $T/m.log 2>&1 & MP=$!
 psql -h 127.0.0.1 -U postgres -qc "create database mh_replay"
 DSN="host=127.0.0.1 user=postgres dbname=mh_replay"
 export PYTHONPATH=$PWD/src
-/work/main/.venv/bin/meterhub central --mqtt mqtt://127.0.0.1:$PORT --dsn "$DSN" --port 0 --data $T/c > $T/c.log 2>&1 & CP=$!
+.venv/bin/meterhub central --mqtt mqtt://127.0.0.1:$PORT --dsn "$DSN" --port 0 --data $T/c > $T/c.log 2>&1 & CP=$!
 sleep 6
-/work/main/.venv/bin/meterhub simulate-fleet --sites 100 --mqtt mqtt://127.0.0.1:$PORT --interval 60 --backfill 3600 --count 1
+.venv/bin/meterhub simulate-fleet --sites 100 --mqtt mqtt://127.0.0.1:$PORT --interval 60 --backfill 3600 --count 1
 sleep 8
 psql "$DSN" -Atc "select 'after first replay', count(*), (select count(*) from fleet_points) from fleet_messages"
-/work/main/.venv/bin/meterhub simulate-fleet --sites 100 --mqtt mqtt://127.0.0.1:$PORT --interval 60 --backfill 3600 --count 1
+.venv/bin/meterhub simulate-fleet --sites 100 --mqtt mqtt://127.0.0.1:$PORT --interval 60 --backfill 3600 --count 1
 sleep 8
 psql "$DSN" -Atc "select 'after second replay', count(*), (select count(*) from fleet_points), (select sum(messages) from fleet_sites), (select count(distinct ts) from fleet_messages) from fleet_messages"
 kill $CP; wait $CP || true; kill $MP; wait $MP || true
