@@ -77,7 +77,6 @@ export function installTheme() {
  * scrolls sideways. Keeps doing so as pages render new tables and rows and as boxes change size. */
 export function installCardTables(root) {
   const phone = matchMedia("(max-width: 640px)");
-  let pending = false;
   const fit = (table) => {
     const box = table.parentElement;
     if (!box) return;
@@ -107,7 +106,6 @@ export function installCardTables(root) {
     });
   });
   const label = () => {
-    pending = false;
     sizes.disconnect();
     for (const table of root.querySelectorAll("table")) {
       const head = table.tHead?.rows[0];
@@ -131,11 +129,11 @@ export function installCardTables(root) {
     }
   };
   const obs = new MutationObserver((records) => {
-    if (pending) return;
-    // text updates of live values change nothing here; only new elements need labels
+    // text updates of live values change nothing here; only new elements need labels. Labelled and
+    // fitted at once (the observer runs right after the script that drew the table, before anything
+    // else can lay the page out), so a new table never shows, or measures, wider than its box.
     if (!records.some((r) => [...r.addedNodes].some((n) => n.nodeType === 1))) return;
-    pending = true;
-    requestAnimationFrame(label);
+    label();
   });
   obs.observe(root, { childList: true, subtree: true });
   label();
