@@ -195,7 +195,7 @@ def test_tables_keep_their_values_on_a_phone(browser: Browser, server: LiveServe
         (r["circuit"], r["quantity"], r["phase"] or "-"): r["value"]
         for r in api(page, server.url, "/live?circuit=hvac")["readings"]  # type: ignore[index]
     }
-    # a table drawn after the first values (e.g. demand) is labelled on the next animation frame
+    # rows drawn after the first values (e.g. demand) are labelled as they are drawn; waited for anyway
     # (polled from here: the page's CSP forbids the string evaluation wait_for_function would use)
     deadline = time.monotonic() + 5
     while (
